@@ -1,0 +1,51 @@
+/* app/app.h — app-internal declarations (the composition root; prefix app_).
+ *
+ * Subcommands are listed in app/subcommands.def as
+ *   SUBCOMMAND(name, "one-line summary")
+ * and each is implemented in app/cmd_NAME.c by
+ *   int  app_cmd_NAME(int argc, char **argv);   argv[0] is "NAME"; returns
+ *                                               the exit status, never exits
+ *   void app_help_NAME(FILE *out);              full usage text
+ * Only app/main.c may call exit().
+ */
+#ifndef TERN_APP_APP_H
+#define TERN_APP_APP_H
+
+#include <stdio.h>
+
+#define SUBCOMMAND(name, summary)             \
+	int app_cmd_##name(int argc, char **argv); \
+	void app_help_##name(FILE *out);
+#include "app/subcommands.def"
+#undef SUBCOMMAND
+
+/* Exit statuses shared by subcommands. */
+enum app_status {
+	APP_STATUS_OK = 0,
+	APP_STATUS_ERROR = 1,  /* runtime failure (file, model, ...) */
+	APP_STATUS_USAGE = 2,  /* bad command line */
+	APP_STATUS_RAISED = 3, /* a chat template raised an exception */
+};
+
+/* Print "tern: " + message to stderr (for subcommands; libraries never
+ * print). */
+void app_error(const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 1, 2)))
+#endif
+	;
+
+/* Parse a whitespace-separated list of token ids ("1 2 3") into a fresh
+ * array (*ids, free() it).  Returns 0, or -1 with a message in err (a bad
+ * number or an id outside [0, INT32_MAX]). */
+int app_parse_ids(const char *s, int **ids, size_t *n, char *err, size_t err_len);
+
+/* Directory of the bundled default model: the installed copy under
+ * $(pkgdatadir)/models/stories260k, else the source tree's (running from a
+ * build tree).  Returns a static string. */
+const char *app_default_model_dir(void);
+
+/* The interactive chat (tern with no subcommand). */
+int app_chat_main(int argc, char **argv);
+
+#endif

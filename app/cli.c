@@ -1,0 +1,79 @@
+/* app/cli.c — small helpers shared by the subcommands. */
+#include "config.h"
+
+#include "app/app.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/file.h"
+
+void app_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("tern: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int app_parse_ids(const char *s, int **ids, size_t *n, char *err, size_t err_len)
+{
+	size_t cap = 16, cnt = 0;
+	int *v = malloc(cap * sizeof *v);
+
+	if (!v) {
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	for (;;) {
+		char *end;
+		long long x;
+
+		while (*s == ' ' || *s == '\t' || *s == '\n' || *s == ',')
+			s++;
+		if (!*s)
+			break;
+		errno = 0;
+		x = strtoll(s, &end, 10);
+		if (end == s || errno || x < 0 || x > INT32_MAX ||
+		    (*end && *end != ' ' && *end != '\t' && *end != '\n' && *end != ',')) {
+			snprintf(err, err_len, "bad token id near '%.20s'", s);
+			free(v);
+			return -1;
+		}
+		if (cnt == cap) {
+			int *nv = realloc(v, 2 * cap * sizeof *v);
+
+			if (!nv) {
+				snprintf(err, err_len, "out of memory");
+				free(v);
+				return -1;
+			}
+			v = nv;
+			cap *= 2;
+		}
+		v[cnt++] = (int)x;
+		s = end;
+	}
+	*ids = v;
+	*n = cnt;
+	return 0;
+}
+
+const char *app_default_model_dir(void)
+{
+	static const char *installed = TERN_PKGDATADIR "/models/stories260k";
+	static const char *source = TERN_SRCDIR "/models/stories260k";
+
+	if (file_is_dir(installed))
+		return installed;
+	return source;
+}

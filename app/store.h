@@ -1,0 +1,89 @@
+/* app/store.h — conversations and their persistence (ARCHITECTURE.md §3).
+ *
+ * A conversation is a tree of messages: each message has a parent (-1 for a
+ * root), so editing an earlier user message or regenerating a reply adds a
+ * sibling instead of overwriting, and every branch can be browsed again.
+ * Each node remembers which child was chosen last (`sel`); the active path
+ * is the walk from the roots following those choices.
+ *
+ * On disk: one JSON file per conversation in DIR/conversations/ID.json,
+ * written atomically (temp file, fsync, rename) after every change; a file
+ * that cannot be read is renamed to ID.json.corrupt-UNIXTIME and reported,
+ * never deleted.  Ownership: a struct app_conv owns all its strings.
+ */
+#ifndef TERN_APP_STORE_H
+#define TERN_APP_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/diag.h"
+
+enum app_role { APP_ROLE_SYSTEM, APP_ROLE_USER, APP_ROLE_ASSISTANT };
+
+struct app_msg {
+	int parent;          /* index of the parent message, -1 for a root */
+	enum app_role role;
+	char *content;       /* UTF-8 */
+	int sel;             /* index of the chosen child, -1 when none */
+	int64_t time;        /* unix seconds */
+	char **images;       /* attached image file names (content hashes) */
+	size_t n_images;
+	int partial;         /* 1: an interrupted reply (kept, marked) */
+};
+
+struct app_conv {
+	char *id;            /* file name stem, unique */
+	char *title;
+	char *system;        /* system prompt ("" for none) */
+	char *model;         /* model name used last (may be NULL) */
+	int64_t created, updated;
+	struct app_msg *msgs;
+	size_t n_msgs, cap_msgs;
+	int root_sel;        /* chosen root, -1 when empty */
+};
+
+/* A fresh empty conversation with a new unique id. */
+struct app_conv *app_conv_new(const char *title);
+void app_conv_free(struct app_conv *c);
+
+/* Append a message under PARENT (-1: a new root) and make it the chosen
+ * child; returns its index. */
+int app_conv_add(struct app_conv *c, int parent, enum app_role role,
+		 const char *content);
+/* Replace the content of message I (while a reply streams in). */
+void app_conv_set_content(struct app_conv *c, int i, const char *content);
+void app_conv_append_content(struct app_conv *c, int i, const char *text, size_t len);
+
+/* The active path: message indices from the root to the leaf into out
+ * (at most cap); returns the path length (may exceed cap). */
+size_t app_conv_path(const struct app_conv *c, int *out, size_t cap);
+/* Index of the last message on the active path, -1 when empty. */
+int app_conv_leaf(const struct app_conv *c);
+/* Position of message I among its siblings: *idx of *n (1-based idx). */
+void app_conv_siblings(const struct app_conv *c, int i, int *idx, int *n);
+/* Choose the previous (delta -1) or next (+1) sibling of message I; the
+ * active path then follows that sibling's last choices.  Returns the index
+ * of the newly chosen sibling (I when there is none in that direction). */
+int app_conv_switch(struct app_conv *c, int i, int delta);
+
+/* JSON text of the conversation (fresh string, free() it). */
+char *app_conv_to_json(const struct app_conv *c);
+/* Parse; 0 or -1 with the reason in d (bad JSON, missing fields, a parent
+ * index out of range or a cycle). */
+int app_conv_from_json(const char *text, size_t len, struct app_conv **out,
+		       struct diag *d);
+
+/* Save C into DIR (created if needed) atomically. */
+int app_conv_save(const struct app_conv *c, const char *dir, struct diag *d);
+/* Remove C's file from DIR. */
+int app_conv_delete(const struct app_conv *c, const char *dir, struct diag *d);
+
+/* Load every *.json conversation in DIR, newest first, into *out (array
+ * of n pointers; free each with app_conv_free and the array with free).
+ * Corrupt files are renamed aside; their names and reasons are appended to
+ * *warnings (fresh string or NULL, free() it). */
+int app_store_load_all(const char *dir, struct app_conv ***out, size_t *n,
+		       char **warnings, struct diag *d);
+
+#endif

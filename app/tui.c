@@ -1,0 +1,857 @@
+/* app/tui.c — the interactive chat: the event loop and the controller.
+ *
+ * The main thread owns the UI, the configuration and the conversations;
+ * the worker thread (app/worker.c) owns the model and the engine.  The loop
+ * polls stdin and the worker's wake pipe: keys go to the UI, UI events are
+ * turned into conversation changes and worker commands, worker events into
+ * transcript and status updates.  Key handling never waits on the engine.
+ *
+ * Persistence: a conversation is saved (atomically) when a message is sent,
+ * when a reply finishes, and on every edit, rename or branch switch; a reply
+ * interrupted by a crash is kept as far as it was last saved and marked
+ * partial.
+ *
+ * Conversation ids shown to the UI are stable small integers (`uid`);
+ * message ids are indices into the conversation's message array.
+ */
+#include "config.h"
+
+#include "app/tui.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "app/app.h"
+#include "app/config.h"
+#include "app/image.h"
+#include "app/store.h"
+#include "app/worker.h"
+#include "common/clock.h"
+#include "common/file.h"
+#include "common/strbuf.h"
+#include "common/xalloc.h"
+#include "themes/theme.h"
+#include "ui/ui.h"
+
+struct conv_slot {
+	struct app_conv *conv;
+	int uid;
+	int gen_tag;   /* running generation's tag, 0 when idle */
+	int gen_msg;   /* message receiving the reply */
+	int dirty;     /* unsaved streamed text */
+};
+
+struct tui {
+	struct app_config cfg;
+	struct ui *ui;
+	struct app_worker *worker;
+	int wake[2];
+	char *conv_dir, *image_dir;
+	struct conv_slot *convs;
+	size_t n_convs;
+	int active;           /* index into convs */
+	int next_uid, next_tag;
+	struct app_preset preset; /* settings for the next generation */
+	char *model_name;     /* loaded model (NULL while none) */
+	struct app_model_info info;
+	int loading;
+	struct theme_set themes;
+	char **attach;        /* pending image paths */
+	size_t n_attach;
+	double gen_t0;
+	size_t gen_tokens;
+	size_t ctx_used;
+	int quit;
+};
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+	got_signal = sig;
+}
+
+static struct conv_slot *active(struct tui *t)
+{
+	return t->n_convs ? &t->convs[t->active] : NULL;
+}
+
+static void save_conv(struct tui *t, struct conv_slot *s)
+{
+	struct diag d;
+
+	if (app_conv_save(s->conv, t->conv_dir, &d) < 0) {
+		char msg[DIAG_MSG_MAX + 32];
+
+		snprintf(msg, sizeof msg, "could not save: %s", d.msg);
+		ui_notice_set(t->ui, UI_NOTICE_ERROR, msg);
+	}
+	s->dirty = 0;
+}
+
+static void push_conversations(struct tui *t)
+{
+	struct ui_conv_item *items = xcalloc(t->n_convs + 1, sizeof *items);
+	size_t i;
+
+	for (i = 0; i < t->n_convs; i++) {
+		items[i].id = t->convs[i].uid;
+		items[i].title = t->convs[i].conv->title;
+	}
+	ui_conversations_set(t->ui, items, (int)t->n_convs,
+			     t->n_convs ? t->convs[t->active].uid : -1);
+	free(items);
+}
+
+static enum ui_role ui_role_of(enum app_role r)
+{
+	switch (r) {
+	case APP_ROLE_USER: return UI_ROLE_USER;
+	case APP_ROLE_ASSISTANT: return UI_ROLE_ASSISTANT;
+	default: return UI_ROLE_SYSTEM;
+	}
+}
+
+static void push_transcript(struct tui *t)
+{
+	struct conv_slot *s = active(t);
+	int path[4096];
+	size_t n, i;
+
+	ui_transcript_clear(t->ui);
+	if (!s)
+		return;
+	n = app_conv_path(s->conv, path, 4096);
+	if (n > 4096)
+		n = 4096;
+	for (i = 0; i < n; i++) {
+		const struct app_msg *m = &s->conv->msgs[path[i]];
+		int bi, bn;
+
+		app_conv_siblings(s->conv, path[i], &bi, &bn);
+		ui_transcript_add(t->ui, path[i], ui_role_of(m->role), m->content, bi, bn);
+	}
+	ui_system_prompt_set(t->ui, s->conv->system);
+	ui_generating_set(t->ui, s->gen_tag != 0);
+}
+
+static void push_status(struct tui *t, double tps)
+{
+	struct ui_status st;
+	char model[160];
+
+	memset(&st, 0, sizeof st);
+	if (t->model_name) {
+		snprintf(model, sizeof model, "%s%s", t->model_name,
+			 t->info.has_template ? "" : " (completion)");
+		st.model = model;
+		st.backend = t->info.backend;
+		st.ctx_total = (long)t->info.n_ctx;
+		st.mem_bytes = t->info.bytes;
+	} else {
+		st.model = t->loading ? "loading..." : NULL;
+	}
+	st.ctx_used = (long)t->ctx_used;
+	st.tokens_per_s = tps;
+	ui_status_set(t->ui, &st);
+}
+
+static void push_sampler(struct tui *t)
+{
+	const struct app_sampler_field *f;
+	struct ui_field fields[64];
+	char values[64][48];
+	const char *names[256];
+	int n = 0;
+	size_t i;
+
+	for (f = app_sampler_fields; f->name && n < 64; f++, n++) {
+		app_preset_get(&t->preset, f, values[n], sizeof values[n]);
+		fields[n].name = f->name;
+		fields[n].type = f->type == APP_FIELD_FLOAT ? UI_FIELD_FLOAT :
+				 f->type == APP_FIELD_INT ? UI_FIELD_INT : UI_FIELD_STRING;
+		fields[n].min = f->min;
+		fields[n].max = f->max;
+		fields[n].value = values[n];
+		fields[n].help = f->help;
+	}
+	ui_sampler_set(t->ui, fields, n);
+	for (i = 0; i < t->cfg.n_presets && i < 256; i++)
+		names[i] = t->cfg.presets[i].name;
+	ui_presets_set(t->ui, names, (int)i);
+}
+
+static void push_models(struct tui *t)
+{
+	struct ui_model_item *items = xcalloc(t->cfg.n_models + 1, sizeof *items);
+	char (*details)[128] = xcalloc(t->cfg.n_models + 1, sizeof *details);
+	size_t i;
+
+	for (i = 0; i < t->cfg.n_models; i++) {
+		const struct app_model_entry *m = &t->cfg.models[i];
+
+		snprintf(details[i], sizeof details[i], "ctx %ld%s, kv %d/%d bits%s%s",
+			 m->context, m->context ? "" : " (model's)", m->k_bits,
+			 m->v_bits, m->draft ? ", draft " : "", m->draft ? m->draft : "");
+		items[i].name = m->name;
+		items[i].path = m->path;
+		items[i].details = details[i];
+	}
+	ui_models_set(t->ui, items, (int)t->cfg.n_models);
+	free(items);
+	free(details);
+}
+
+static void push_themes(struct tui *t)
+{
+	const char *names[128];
+	int i;
+
+	for (i = 0; i < t->themes.n_items && i < 128; i++)
+		names[i] = t->themes.items[i].name;
+	ui_themes_set(t->ui, names, i);
+}
+
+static void load_model(struct tui *t, const char *name, const char *path,
+		       size_t n_ctx)
+{
+	size_t i;
+
+	/* Stop replies in flight: the old model is unloaded completely. */
+	for (i = 0; i < t->n_convs; i++)
+		if (t->convs[i].gen_tag)
+			app_worker_cancel(t->worker, t->convs[i].gen_tag);
+	free(t->model_name);
+	t->model_name = NULL;
+	t->loading = 1;
+	ui_model_error(t->ui, NULL);
+	ui_model_progress(t->ui, 0.0, "unloading");
+	ui_notice_set(t->ui, UI_NOTICE_INFO, "loading model...");
+	app_worker_load(t->worker, name, path, n_ctx, t->cfg.backend, t->cfg.threads);
+	push_status(t, 0);
+}
+
+static struct conv_slot *new_conv(struct tui *t)
+{
+	struct conv_slot *s;
+
+	t->convs = xrealloc(t->convs, (t->n_convs + 1) * sizeof *t->convs);
+	memmove(t->convs + 1, t->convs, t->n_convs * sizeof *t->convs);
+	t->n_convs++;
+	s = &t->convs[0];
+	memset(s, 0, sizeof *s);
+	s->conv = app_conv_new(NULL);
+	s->uid = ++t->next_uid;
+	t->active = 0;
+	save_conv(t, s);
+	return s;
+}
+
+static int find_uid(struct tui *t, int uid)
+{
+	size_t i;
+
+	for (i = 0; i < t->n_convs; i++)
+		if (t->convs[i].uid == uid)
+			return (int)i;
+	return -1;
+}
+
+static struct conv_slot *find_tag(struct tui *t, int tag)
+{
+	size_t i;
+
+	for (i = 0; i < t->n_convs; i++)
+		if (t->convs[i].gen_tag == tag)
+			return &t->convs[i];
+	return NULL;
+}
+
+/* Start a reply to the active path of S, into a new assistant message
+ * under PARENT. */
+static void start_reply(struct tui *t, struct conv_slot *s, int parent)
+{
+	struct app_wmsg *msgs;
+	int path[4096];
+	size_t n, i, k = 0;
+
+	if (!t->model_name) {
+		ui_notice_set(t->ui, UI_NOTICE_ERROR,
+			      t->loading ? "the model is still loading" : "no model loaded (F3 opens the model menu)");
+		return;
+	}
+	s->gen_msg = app_conv_add(s->conv, parent, APP_ROLE_ASSISTANT, "");
+	s->conv->msgs[s->gen_msg].partial = 1;
+	s->gen_tag = ++t->next_tag;
+	free(s->conv->model);
+	s->conv->model = xstrdup(t->model_name);
+	n = app_conv_path(s->conv, path, 4096);
+	if (n > 4096)
+		n = 4096;
+	msgs = xcalloc(n + 1, sizeof *msgs);
+	for (i = 0; i < n; i++) {
+		const struct app_msg *m = &s->conv->msgs[path[i]];
+
+		if (path[i] == s->gen_msg)
+			break;
+		msgs[k].role = m->role == APP_ROLE_USER ? "user" :
+			       m->role == APP_ROLE_ASSISTANT ? "assistant" : "system";
+		msgs[k++].content = m->content;
+	}
+	app_worker_generate(t->worker, s->gen_tag, s->conv->system, msgs, k,
+			    &t->preset.params, t->preset.max_tokens);
+	free(msgs);
+	save_conv(t, s);
+	t->gen_t0 = clock_now_s();
+	t->gen_tokens = 0;
+	if (s == active(t))
+		push_transcript(t);
+	ui_generating_set(t->ui, 1);
+}
+
+static void store_images(struct tui *t, struct app_msg *m)
+{
+	size_t i;
+
+	for (i = 0; i < t->n_attach; i++) {
+		struct diag d;
+		char *name = NULL;
+
+		if (app_image_store(t->attach[i], t->image_dir, &name, &d) < 0) {
+			ui_notice_set(t->ui, UI_NOTICE_ERROR, d.msg);
+			continue;
+		}
+		m->images = xrealloc(m->images, (m->n_images + 1) * sizeof *m->images);
+		m->images[m->n_images++] = name;
+	}
+}
+
+static void clear_attachments(struct tui *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n_attach; i++)
+		free(t->attach[i]);
+	free(t->attach);
+	t->attach = NULL;
+	t->n_attach = 0;
+	ui_attachments_set(t->ui, NULL, 0);
+	ui_image_preview_set(t->ui, NULL, 0, 0);
+}
+
+static void on_submit(struct tui *t, const char *text)
+{
+	struct conv_slot *s = active(t);
+	int u;
+
+	if (!s)
+		s = new_conv(t);
+	if (s->gen_tag) {
+		ui_notice_set(t->ui, UI_NOTICE_ERROR, "a reply is still being written (Esc stops it)");
+		return;
+	}
+	if (!text[0] && !t->n_attach)
+		return;
+	u = app_conv_add(s->conv, app_conv_leaf(s->conv), APP_ROLE_USER, text);
+	if (t->n_attach) {
+		store_images(t, &s->conv->msgs[u]);
+		ui_notice_set(t->ui, UI_NOTICE_INFO,
+			      "this model reads text only: the images are kept with the message but not sent");
+		clear_attachments(t);
+	} else {
+		ui_notice_set(t->ui, UI_NOTICE_INFO, NULL);
+	}
+	/* The first message names the conversation. */
+	if (s->conv->n_msgs == 1) {
+		char title[48];
+		size_t n = 0, i;
+
+		for (i = 0; text[i] && text[i] != '\n' && n < sizeof title - 1; i++)
+			title[n++] = text[i];
+		while (n && (title[n - 1] & 0xC0) == 0x80)
+			n--; /* never cut a UTF-8 sequence */
+		if (n && (unsigned char)title[n - 1] >= 0xC0)
+			n--;
+		title[n] = '\0';
+		if (n) {
+			free(s->conv->title);
+			s->conv->title = xstrdup(title);
+			push_conversations(t);
+		}
+	}
+	start_reply(t, s, u);
+}
+
+static void on_worker_event(struct tui *t, struct app_wev *ev)
+{
+	struct conv_slot *s;
+
+	switch (ev->type) {
+	case APP_WEV_PROGRESS:
+		ui_model_progress(t->ui, ev->value, ev->text);
+		break;
+	case APP_WEV_LOADED:
+		t->loading = 0;
+		free(t->model_name);
+		t->model_name = xstrdup(ev->text);
+		t->info = ev->info;
+		ui_model_progress(t->ui, -1, NULL);
+		ui_notice_set(t->ui, UI_NOTICE_INFO, ev->info.has_template ? NULL :
+			      "completion mode: this model has no chat template, so your text is continued as a story");
+		push_status(t, 0);
+		break;
+	case APP_WEV_LOAD_FAILED: {
+		char msg[DIAG_MSG_MAX + 64];
+
+		t->loading = 0;
+		snprintf(msg, sizeof msg, "model failed to load: %s", ev->text);
+		ui_model_progress(t->ui, -1, NULL);
+		ui_model_error(t->ui, msg);
+		ui_notice_set(t->ui, UI_NOTICE_ERROR, msg);
+		push_status(t, 0);
+		break;
+	}
+	case APP_WEV_TEXT:
+		s = find_tag(t, ev->tag);
+		if (!s)
+			break;
+		app_conv_append_content(s->conv, s->gen_msg, ev->text, ev->len);
+		s->dirty = 1;
+		t->gen_tokens++;
+		if (s == active(t)) {
+			double dt = clock_now_s() - t->gen_t0;
+
+			ui_transcript_append(t->ui, s->gen_msg, ev->text, ev->len);
+			push_status(t, dt > 0 ? (double)t->gen_tokens / dt : 0);
+		}
+		break;
+	case APP_WEV_DONE:
+		s = find_tag(t, ev->tag);
+		if (!s)
+			break;
+		s->gen_tag = 0;
+		s->conv->msgs[s->gen_msg].partial = ev->finish == LLM_FINISH_CANCELLED ||
+						     ev->finish == LLM_FINISH_ERROR;
+		save_conv(t, s);
+		t->ctx_used = ev->ctx_used;
+		if (ev->finish == LLM_FINISH_ERROR && ev->text && ev->text[0]) {
+			char msg[DIAG_MSG_MAX + 32];
+
+			snprintf(msg, sizeof msg, "generation failed: %s", ev->text);
+			ui_notice_set(t->ui, UI_NOTICE_ERROR, msg);
+		}
+		if (s == active(t)) {
+			ui_generating_set(t->ui, 0);
+			push_status(t, ev->stats.decode_tps);
+		}
+		break;
+	}
+}
+
+static void apply_theme(struct tui *t, const char *name)
+{
+	int i = theme_set_find(&t->themes, name);
+
+	if (i < 0) {
+		char msg[160];
+
+		snprintf(msg, sizeof msg, "no theme called '%s'", name);
+		ui_notice_set(t->ui, UI_NOTICE_ERROR, msg);
+		return;
+	}
+	ui_theme_apply(t->ui, &t->themes.items[i]);
+}
+
+static void on_ui_event(struct tui *t, const struct ui_event *ev)
+{
+	struct conv_slot *s = active(t);
+	struct diag d;
+	int i;
+
+	switch (ev->type) {
+	case UI_EVENT_NONE:
+	case UI_EVENT_RESIZE:
+	case UI_EVENT_COPY:
+		break;
+	case UI_EVENT_QUIT:
+		t->quit = 1;
+		break;
+	case UI_EVENT_SUBMIT:
+		on_submit(t, ev->text ? ev->text : "");
+		break;
+	case UI_EVENT_CANCEL:
+		if (s && s->gen_tag)
+			app_worker_cancel(t->worker, s->gen_tag);
+		break;
+	case UI_EVENT_CONV_NEW:
+		new_conv(t);
+		push_conversations(t);
+		push_transcript(t);
+		break;
+	case UI_EVENT_CONV_SELECT:
+		i = find_uid(t, ev->id);
+		if (i >= 0) {
+			t->active = i;
+			push_conversations(t);
+			push_transcript(t);
+		}
+		break;
+	case UI_EVENT_CONV_RENAME:
+		i = find_uid(t, ev->id);
+		if (i >= 0 && ev->text && ev->text[0]) {
+			free(t->convs[i].conv->title);
+			t->convs[i].conv->title = xstrdup(ev->text);
+			save_conv(t, &t->convs[i]);
+			push_conversations(t);
+		}
+		break;
+	case UI_EVENT_CONV_DELETE:
+		i = find_uid(t, ev->id);
+		if (i >= 0) {
+			if (t->convs[i].gen_tag)
+				app_worker_cancel(t->worker, t->convs[i].gen_tag);
+			if (app_conv_delete(t->convs[i].conv, t->conv_dir, &d) < 0)
+				ui_notice_set(t->ui, UI_NOTICE_ERROR, d.msg);
+			app_conv_free(t->convs[i].conv);
+			memmove(t->convs + i, t->convs + i + 1,
+				(t->n_convs - (size_t)i - 1) * sizeof *t->convs);
+			t->n_convs--;
+			if (t->active >= (int)t->n_convs)
+				t->active = t->n_convs ? (int)t->n_convs - 1 : 0;
+			if (!t->n_convs)
+				new_conv(t);
+			push_conversations(t);
+			push_transcript(t);
+		}
+		break;
+	case UI_EVENT_MESSAGE_EDIT:
+		if (s && !s->gen_tag && ev->id >= 0 && ev->id < (int)s->conv->n_msgs &&
+		    s->conv->msgs[ev->id].role == APP_ROLE_USER) {
+			int u = app_conv_add(s->conv, s->conv->msgs[ev->id].parent,
+					     APP_ROLE_USER, ev->text ? ev->text : "");
+			start_reply(t, s, u);
+		}
+		break;
+	case UI_EVENT_REGENERATE:
+		if (s && !s->gen_tag) {
+			int m = ev->id;
+
+			if (m < 0 || m >= (int)s->conv->n_msgs)
+				m = app_conv_leaf(s->conv);
+			if (m >= 0 && s->conv->msgs[m].role == APP_ROLE_ASSISTANT)
+				start_reply(t, s, s->conv->msgs[m].parent);
+			else if (m >= 0 && s->conv->msgs[m].role == APP_ROLE_USER)
+				start_reply(t, s, m);
+		}
+		break;
+	case UI_EVENT_BRANCH_PREV:
+	case UI_EVENT_BRANCH_NEXT:
+		if (s && !s->gen_tag && ev->id >= 0 && ev->id < (int)s->conv->n_msgs) {
+			app_conv_switch(s->conv, ev->id,
+					ev->type == UI_EVENT_BRANCH_PREV ? -1 : 1);
+			save_conv(t, s);
+			push_transcript(t);
+		}
+		break;
+	case UI_EVENT_SYSTEM_PROMPT:
+		if (s) {
+			free(s->conv->system);
+			s->conv->system = xstrdup(ev->text ? ev->text : "");
+			save_conv(t, s);
+			ui_system_prompt_set(t->ui, s->conv->system);
+		}
+		break;
+	case UI_EVENT_SAMPLER_FIELD:
+		if (ev->index >= 0 && app_sampler_fields[ev->index].name) {
+			if (app_preset_set(&t->preset, &app_sampler_fields[ev->index],
+					   ev->text ? ev->text : "", &d) < 0)
+				ui_notice_set(t->ui, UI_NOTICE_ERROR, d.msg);
+			push_sampler(t);
+		}
+		break;
+	case UI_EVENT_PRESET_LOAD: {
+		const struct app_preset *p = app_config_find_preset(&t->cfg, ev->text ? ev->text : "");
+
+		if (p) {
+			char *keep = t->preset.name;
+
+			t->preset = *p;
+			t->preset.name = keep;
+			push_sampler(t);
+			ui_notice_set(t->ui, UI_NOTICE_INFO, "preset applies to the next reply");
+		}
+		break;
+	}
+	case UI_EVENT_PRESET_SAVE:
+		if (ev->text && ev->text[0]) {
+			if (app_preset_save(&t->cfg, ev->text, &t->preset, &d) < 0)
+				ui_notice_set(t->ui, UI_NOTICE_ERROR, d.msg);
+			else
+				ui_notice_set(t->ui, UI_NOTICE_INFO, "preset saved");
+			push_sampler(t);
+		}
+		break;
+	case UI_EVENT_MODEL_SELECT:
+		if (ev->index >= 0 && ev->index < (int)t->cfg.n_models) {
+			const struct app_model_entry *m = &t->cfg.models[ev->index];
+
+			load_model(t, m->name, m->path, (size_t)m->context);
+		}
+		break;
+	case UI_EVENT_MODEL_PATH:
+		if (ev->text && ev->text[0])
+			load_model(t, ev->text, ev->text, 0);
+		break;
+	case UI_EVENT_ATTACH_PREVIEW:
+		if (ev->text && ev->text[0]) {
+			uint8_t *rgb = NULL;
+			int w, h;
+
+			if (app_image_thumbnail(ev->text, 48, 24, &rgb, &w, &h, &d) == 0) {
+				ui_image_preview_set(t->ui, rgb, w, h);
+				free(rgb);
+			} else {
+				ui_image_preview_set(t->ui, NULL, 0, 0);
+				ui_notice_set(t->ui, UI_NOTICE_ERROR, d.msg);
+			}
+		} else {
+			ui_image_preview_set(t->ui, NULL, 0, 0);
+		}
+		break;
+	case UI_EVENT_ATTACH:
+		if (ev->text && ev->text[0]) {
+			uint8_t *rgb = NULL;
+			int w, h;
+			const char **names;
+			size_t k;
+
+			/* Only images we can decode are attached. */
+			if (app_image_thumbnail(ev->text, 48, 24, &rgb, &w, &h, &d) < 0) {
+				ui_notice_set(t->ui, UI_NOTICE_ERROR, d.msg);
+				break;
+			}
+			ui_image_preview_set(t->ui, rgb, w, h);
+			free(rgb);
+			t->attach = xrealloc(t->attach, (t->n_attach + 1) * sizeof *t->attach);
+			t->attach[t->n_attach++] = xstrdup(ev->text);
+			names = xcalloc(t->n_attach, sizeof *names);
+			for (k = 0; k < t->n_attach; k++) {
+				const char *slash = strrchr(t->attach[k], '/');
+
+				names[k] = slash ? slash + 1 : t->attach[k];
+			}
+			ui_attachments_set(t->ui, names, (int)t->n_attach);
+			free(names);
+		}
+		break;
+	case UI_EVENT_ATTACH_REMOVE:
+		if (ev->index >= 0 && ev->index < (int)t->n_attach) {
+			const char **names;
+			size_t k;
+
+			free(t->attach[ev->index]);
+			memmove(t->attach + ev->index, t->attach + ev->index + 1,
+				(t->n_attach - (size_t)ev->index - 1) * sizeof *t->attach);
+			t->n_attach--;
+			names = xcalloc(t->n_attach + 1, sizeof *names);
+			for (k = 0; k < t->n_attach; k++) {
+				const char *slash = strrchr(t->attach[k], '/');
+
+				names[k] = slash ? slash + 1 : t->attach[k];
+			}
+			ui_attachments_set(t->ui, names, (int)t->n_attach);
+			free(names);
+		}
+		break;
+	case UI_EVENT_THEME_SELECT:
+		if (ev->text)
+			apply_theme(t, ev->text);
+		break;
+	}
+}
+
+static void bind_keys(struct tui *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->cfg.n_keys; i++) {
+		struct diag d;
+
+		if (ui_keymap_bind(t->ui, t->cfg.keys[i].key, t->cfg.keys[i].action, &d) < 0) {
+			char msg[DIAG_MSG_MAX + 128];
+
+			snprintf(msg, sizeof msg, "%s:%d:%d: %s", t->cfg.path ? t->cfg.path : "config",
+				 t->cfg.keys[i].line, t->cfg.keys[i].col, d.msg);
+			ui_notice_set(t->ui, UI_NOTICE_ERROR, msg);
+		}
+	}
+}
+
+static void load_conversations(struct tui *t)
+{
+	struct app_conv **all = NULL;
+	char *warn = NULL;
+	struct diag d;
+	size_t n = 0, i;
+
+	if (app_store_load_all(t->conv_dir, &all, &n, &warn, &d) < 0)
+		ui_notice_set(t->ui, UI_NOTICE_ERROR, d.msg);
+	t->convs = xcalloc(n + 1, sizeof *t->convs);
+	for (i = 0; i < n; i++) {
+		t->convs[i].conv = all[i];
+		t->convs[i].uid = ++t->next_uid;
+	}
+	t->n_convs = n;
+	free(all);
+	if (warn) {
+		char msg[512];
+
+		snprintf(msg, sizeof msg, "damaged conversation set aside: %.400s", warn);
+		for (i = 0; msg[i]; i++)
+			if (msg[i] == '\n')
+				msg[i] = ' ';
+		ui_notice_set(t->ui, UI_NOTICE_ERROR, msg);
+		free(warn);
+	}
+	if (!t->n_convs)
+		new_conv(t);
+	t->active = 0;
+}
+
+int app_tui_run(const char *model_override, const char *config_path)
+{
+	struct tui t;
+	struct diag d;
+	char *cfg_path = config_path ? xstrdup(config_path) : app_config_default_path();
+	char *data = app_data_dir();
+	const struct app_model_entry *me;
+	const struct app_preset *pre;
+	int rc = APP_STATUS_OK, cfg_rc;
+	struct sigaction sa;
+	char *themes_dir;
+
+	memset(&t, 0, sizeof t);
+	cfg_rc = app_config_load(&t.cfg, cfg_path, app_default_model_dir(), &d);
+	free(cfg_path);
+	theme_set_init(&t.themes);
+	themes_dir = file_join(TERN_PKGDATADIR, "themes");
+	if (!file_is_dir(themes_dir)) {
+		free(themes_dir);
+		themes_dir = file_join(TERN_SRCDIR, "themes");
+	}
+	theme_set_load_dir(&t.themes, themes_dir, NULL);
+	free(themes_dir);
+	{
+		int ti = theme_set_find(&t.themes, t.cfg.theme);
+
+		t.ui = ui_new(ti >= 0 ? &t.themes.items[ti] : NULL);
+	}
+	if (cfg_rc < 0)
+		ui_notice_set(t.ui, UI_NOTICE_ERROR, d.msg);
+	t.conv_dir = file_join(data, "conversations");
+	t.image_dir = file_join(data, "images");
+	free(data);
+	if (pipe(t.wake) < 0) {
+		app_error("pipe: %s", strerror(errno));
+		rc = APP_STATUS_ERROR;
+		goto out;
+	}
+	fcntl(t.wake[0], F_SETFL, O_NONBLOCK);
+	fcntl(t.wake[1], F_SETFL, O_NONBLOCK);
+	if (ui_term_open(t.ui, &d) < 0) {
+		app_error("%s", d.msg);
+		rc = APP_STATUS_ERROR;
+		goto out;
+	}
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	t.worker = app_worker_start(t.wake[1], &d);
+	if (!t.worker) {
+		ui_term_close(t.ui);
+		app_error("%s", d.msg);
+		rc = APP_STATUS_ERROR;
+		goto out;
+	}
+	bind_keys(&t);
+	pre = app_config_find_preset(&t.cfg, t.cfg.preset);
+	t.preset = *pre;
+	t.preset.name = NULL;
+	load_conversations(&t);
+	push_conversations(&t);
+	push_transcript(&t);
+	push_sampler(&t);
+	push_models(&t);
+	push_themes(&t);
+	if (model_override && !app_config_find_model(&t.cfg, model_override))
+		load_model(&t, model_override, model_override, 0);
+	else if ((me = app_config_find_model(&t.cfg, model_override ? model_override : t.cfg.model)))
+		load_model(&t, me->name, me->path, (size_t)me->context);
+	push_status(&t, 0);
+
+	while (!t.quit && !got_signal) {
+		struct pollfd pfd[2];
+		struct ui_event ev;
+		struct app_wev wev;
+		char buf[256];
+
+		ui_draw(t.ui);
+		pfd[0].fd = ui_input_fd(t.ui);
+		pfd[0].events = POLLIN;
+		pfd[1].fd = t.wake[0];
+		pfd[1].events = POLLIN;
+		if (poll(pfd, 2, 1000) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents & POLLIN)
+			while (read(t.wake[0], buf, sizeof buf) > 0)
+				;
+		while (app_worker_poll(t.worker, &wev)) {
+			on_worker_event(&t, &wev);
+			app_worker_event_fini(&wev);
+		}
+		if (pfd[0].revents & (POLLIN | POLLHUP))
+			ui_process_input(t.ui);
+		while (!t.quit && ui_poll_event(t.ui, &ev))
+			on_ui_event(&t, &ev);
+	}
+	/* Keep what was streamed so far, marked partial. */
+	{
+		size_t i;
+
+		for (i = 0; i < t.n_convs; i++)
+			if (t.convs[i].gen_tag || t.convs[i].dirty)
+				save_conv(&t, &t.convs[i]);
+	}
+	app_worker_stop(t.worker);
+	ui_term_close(t.ui);
+out:
+	{
+		size_t i;
+
+		for (i = 0; i < t.n_convs; i++)
+			app_conv_free(t.convs[i].conv);
+		free(t.convs);
+	}
+	clear_attachments(&t);
+	if (t.wake[0] > 0) {
+		close(t.wake[0]);
+		close(t.wake[1]);
+	}
+	ui_free(t.ui);
+	theme_set_fini(&t.themes);
+	free(t.model_name);
+	free(t.conv_dir);
+	free(t.image_dir);
+	app_config_fini(&t.cfg);
+	return rc;
+}

@@ -1,0 +1,561 @@
+/* app/worker.c — see worker.h.
+ *
+ * Threading: one mutex guards both queues.  The worker sleeps on `cond`
+ * while it has no command and the engine has no work; the main thread is
+ * woken through the wake pipe.  Jobs are tracked in a small table by tag;
+ * llm_job_cancel is the only engine call made for the main thread's sake,
+ * and it is made on the worker too (the command carries the tag). */
+#include "config.h"
+
+#include "app/worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/file.h"
+#include "common/strbuf.h"
+#include "common/xalloc.h"
+
+enum cmd_type { CMD_LOAD, CMD_GENERATE, CMD_CANCEL, CMD_QUIT };
+
+struct cmd {
+	enum cmd_type type;
+	int tag;
+	char *name, *dir, *backend;
+	size_t n_ctx;
+	int threads;
+	char *system;
+	char **roles, **contents;
+	size_t n_msgs;
+	struct llm_sampler_params sp;
+	int max_tokens;
+	struct cmd *next;
+};
+
+struct evnode {
+	struct app_wev ev;
+	struct evnode *next;
+};
+
+#define MAX_JOBS 64
+
+struct jobslot {
+	struct llm_job *job;
+	int tag;
+	int done;
+	size_t n_prompt;
+};
+
+struct app_worker {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct cmd *cmd_head, *cmd_tail;
+	struct evnode *ev_head, *ev_tail;
+	int wake_fd;
+	/* worker-thread state */
+	struct llm_model *model;
+	struct llm_tokenizer *tok;
+	struct llm_template *tmpl;
+	char *bos, *eos;
+	struct llm_engine *engine;
+	size_t n_ctx;
+	struct jobslot jobs[MAX_JOBS];
+};
+
+static void post(struct app_worker *w, const struct app_wev *ev)
+{
+	struct evnode *n = xcalloc(1, sizeof *n);
+	char b = 1;
+
+	n->ev = *ev;
+	pthread_mutex_lock(&w->mu);
+	if (w->ev_tail)
+		w->ev_tail->next = n;
+	else
+		w->ev_head = n;
+	w->ev_tail = n;
+	pthread_mutex_unlock(&w->mu);
+	/* A full pipe already means "wake up": ignore EAGAIN. */
+	if (write(w->wake_fd, &b, 1) < 0 && errno != EAGAIN)
+		(void)0;
+}
+
+static void post_text(struct app_worker *w, enum app_wev_type t, int tag,
+		      const char *text, size_t len)
+{
+	struct app_wev ev;
+
+	memset(&ev, 0, sizeof ev);
+	ev.type = t;
+	ev.tag = tag;
+	ev.text = xstrndup(text ? text : "", text ? len : 0);
+	ev.len = text ? len : 0;
+	post(w, &ev);
+}
+
+static void free_cmd(struct cmd *c)
+{
+	size_t i;
+
+	free(c->name);
+	free(c->dir);
+	free(c->backend);
+	free(c->system);
+	for (i = 0; i < c->n_msgs; i++) {
+		free(c->roles[i]);
+		free(c->contents[i]);
+	}
+	free(c->roles);
+	free(c->contents);
+	free(c);
+}
+
+static void send_cmd(struct app_worker *w, struct cmd *c)
+{
+	pthread_mutex_lock(&w->mu);
+	if (w->cmd_tail)
+		w->cmd_tail->next = c;
+	else
+		w->cmd_head = c;
+	w->cmd_tail = c;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void unload(struct app_worker *w)
+{
+	int i;
+
+	for (i = 0; i < MAX_JOBS; i++) {
+		if (w->jobs[i].job) {
+			if (!w->jobs[i].done) {
+				struct app_wev ev;
+
+				memset(&ev, 0, sizeof ev);
+				ev.type = APP_WEV_DONE;
+				ev.tag = w->jobs[i].tag;
+				ev.finish = LLM_FINISH_CANCELLED;
+				ev.text = xstrdup("");
+				post(w, &ev);
+			}
+			llm_job_free(w->jobs[i].job);
+			w->jobs[i].job = NULL;
+		}
+	}
+	llm_engine_free(w->engine);
+	w->engine = NULL;
+	llm_template_free(w->tmpl);
+	w->tmpl = NULL;
+	free(w->bos);
+	free(w->eos);
+	w->bos = w->eos = NULL;
+	llm_tokenizer_free(w->tok);
+	w->tok = NULL;
+	llm_model_free(w->model);
+	w->model = NULL;
+}
+
+static void do_load(struct app_worker *w, struct cmd *c)
+{
+	struct llm_model_params mp = llm_model_default_params();
+	struct llm_engine_params ep = llm_engine_default_params();
+	struct app_wev ev;
+	struct diag d;
+	char *src = NULL;
+
+	diag_clear(&d);
+	unload(w); /* the old model goes completely before the new one loads */
+	post_text(w, APP_WEV_PROGRESS, 0, "loading weights", 15);
+	if (strcmp(c->backend, "cpu") == 0)
+		mp.backend = LLM_BACKEND_CPU;
+	else if (strcmp(c->backend, "cuda") == 0)
+		mp.backend = LLM_BACKEND_CUDA;
+	mp.n_threads = c->threads;
+	if (llm_model_open(c->dir, &mp, &w->model, &d) < 0)
+		goto fail;
+	post_text(w, APP_WEV_PROGRESS, 0, "loading tokenizer", 17);
+	if (llm_tokenizer_open(c->dir, &w->tok, &d) < 0)
+		goto fail;
+	/* No chat template is fine: completion mode. */
+	if (llm_chat_template_load(c->dir, &src, &w->bos, &w->eos, NULL) == 0 && src) {
+		if (llm_template_compile(src, strlen(src), "chat_template", &w->tmpl, &d) < 0) {
+			free(src);
+			goto fail;
+		}
+		free(src);
+	}
+	w->n_ctx = c->n_ctx;
+	if (!w->n_ctx) {
+		int64_t t = llm_model_n_ctx_train(w->model);
+
+		w->n_ctx = t > 0 && t < 8192 ? (size_t)t : 8192;
+	}
+	ep.n_ctx = w->n_ctx;
+	ep.n_slots = 4;
+	if (llm_engine_new(w->model, NULL, &ep, w->tok, &w->engine, &d) < 0)
+		goto fail;
+	memset(&ev, 0, sizeof ev);
+	ev.type = APP_WEV_LOADED;
+	ev.text = xstrdup(c->name);
+	snprintf(ev.info.arch, sizeof ev.info.arch, "%s", llm_model_arch(w->model));
+	snprintf(ev.info.backend, sizeof ev.info.backend, "%s", llm_model_backend(w->model));
+	ev.info.n_ctx = w->n_ctx;
+	ev.info.has_template = w->tmpl != NULL;
+	ev.info.bytes = llm_model_bytes(w->model);
+	post(w, &ev);
+	return;
+fail:
+	{
+		char msg[DIAG_MSG_MAX + 64];
+
+		snprintf(msg, sizeof msg, "%s", diag_message(&d, "unknown error"));
+		unload(w);
+		post_text(w, APP_WEV_LOAD_FAILED, 0, msg, strlen(msg));
+	}
+}
+
+static struct jobslot *find_slot(struct app_worker *w, int tag)
+{
+	int i;
+
+	for (i = 0; i < MAX_JOBS; i++)
+		if (w->jobs[i].job && w->jobs[i].tag == tag)
+			return &w->jobs[i];
+	return NULL;
+}
+
+/* The callback needs the worker and the slot; carry both. */
+struct cbctx {
+	struct app_worker *w;
+	struct jobslot *slot;
+};
+static struct cbctx cbctx_table[MAX_JOBS];
+
+static void job_cb(struct llm_job *job, const struct llm_job_event *e, void *user)
+{
+	struct cbctx *cb = user;
+	struct app_worker *w = cb->w;
+	struct jobslot *s = cb->slot;
+	struct app_wev ev;
+
+	(void)job;
+	if (e->type == LLM_JOB_EVENT_TOKEN) {
+		if (e->text_len)
+			post_text(w, APP_WEV_TEXT, s->tag, e->text, e->text_len);
+		return;
+	}
+	if (e->type != LLM_JOB_EVENT_FINISH)
+		return;
+	if (e->text_len)
+		post_text(w, APP_WEV_TEXT, s->tag, e->text, e->text_len);
+	memset(&ev, 0, sizeof ev);
+	ev.type = APP_WEV_DONE;
+	ev.tag = s->tag;
+	ev.finish = e->finish;
+	if (e->stats) {
+		ev.stats = *e->stats;
+		ev.ctx_used = e->stats->n_prompt + e->stats->n_generated;
+	}
+	ev.text = xstrdup(e->finish == LLM_FINISH_ERROR && e->error_msg ? e->error_msg : "");
+	post(w, &ev);
+	s->done = 1;
+}
+
+static int render_prompt(struct app_worker *w, struct cmd *c, int32_t **ids,
+			 size_t *n, struct diag *d)
+{
+	char *text = NULL;
+	size_t len = 0, i;
+	int rc;
+
+	if (w->tmpl) {
+		struct llm_chat_msg *msgs = xcalloc(c->n_msgs + 1, sizeof *msgs);
+		size_t k = 0;
+
+		if (c->system && c->system[0]) {
+			msgs[k].role = "system";
+			msgs[k++].content = c->system;
+		}
+		for (i = 0; i < c->n_msgs; i++) {
+			msgs[k].role = c->roles[i];
+			msgs[k++].content = c->contents[i];
+		}
+		rc = llm_chat_render(w->tmpl, msgs, k, true, w->bos, w->eos, NULL,
+				     &text, &len, d);
+		free(msgs);
+		if (rc < 0)
+			return rc;
+		/* The template writes BOS itself, as transformers' apply_chat_template. */
+		rc = llm_tokenizer_encode(w->tok, text, len, false, ids, n, d);
+	} else {
+		struct strbuf sb;
+
+		/* Completion mode: the transcript is one text, continued. */
+		strbuf_init(&sb, 0);
+		if (c->system && c->system[0])
+			strbuf_puts(&sb, c->system);
+		for (i = 0; i < c->n_msgs; i++)
+			strbuf_puts(&sb, c->contents[i]);
+		text = strbuf_take(&sb, &len);
+		rc = llm_tokenizer_encode(w->tok, text, len, true, ids, n, d);
+	}
+	free(text);
+	return rc;
+}
+
+static void do_generate(struct app_worker *w, struct cmd *c)
+{
+	struct llm_job_params jp = llm_job_default_params();
+	struct jobslot *s = NULL;
+	int32_t *ids = NULL;
+	size_t n = 0;
+	struct diag d;
+	int i;
+
+	diag_clear(&d);
+	if (!w->engine) {
+		struct app_wev ev;
+
+		memset(&ev, 0, sizeof ev);
+		ev.type = APP_WEV_DONE;
+		ev.tag = c->tag;
+		ev.finish = LLM_FINISH_ERROR;
+		ev.text = xstrdup("no model is loaded");
+		post(w, &ev);
+		return;
+	}
+	for (i = 0; i < MAX_JOBS; i++)
+		if (!w->jobs[i].job) {
+			s = &w->jobs[i];
+			break;
+		}
+	if (!s || render_prompt(w, c, &ids, &n, &d) < 0 || n == 0) {
+		struct app_wev ev;
+
+		memset(&ev, 0, sizeof ev);
+		ev.type = APP_WEV_DONE;
+		ev.tag = c->tag;
+		ev.finish = LLM_FINISH_ERROR;
+		ev.text = xstrdup(!s ? "too many replies in progress" :
+				  n == 0 && !d.msg[0] ? "empty prompt" : d.msg);
+		post(w, &ev);
+		free(ids);
+		return;
+	}
+	/* Keep the newest tokens when the conversation outgrows the context
+	 * (leaving room for the reply). */
+	{
+		size_t room = c->max_tokens > 0 ? (size_t)c->max_tokens : w->n_ctx / 4;
+
+		if (room >= w->n_ctx)
+			room = w->n_ctx / 2;
+		if (n + room > w->n_ctx) {
+			size_t keep = w->n_ctx - room, drop = n - keep;
+
+			memmove(ids, ids + drop, keep * sizeof *ids);
+			n = keep;
+		}
+	}
+	s->tag = c->tag;
+	s->done = 0;
+	s->n_prompt = n;
+	cbctx_table[s - w->jobs].w = w;
+	cbctx_table[s - w->jobs].slot = s;
+	jp.prompt = ids;
+	jp.n_prompt = n;
+	jp.sampler = &c->sp;
+	jp.max_tokens = c->max_tokens;
+	jp.callback = job_cb;
+	jp.user = &cbctx_table[s - w->jobs];
+	if (llm_job_submit(w->engine, &jp, &s->job, &d) < 0) {
+		struct app_wev ev;
+
+		memset(&ev, 0, sizeof ev);
+		ev.type = APP_WEV_DONE;
+		ev.tag = c->tag;
+		ev.finish = LLM_FINISH_ERROR;
+		ev.text = xstrdup(d.msg);
+		post(w, &ev);
+		s->job = NULL;
+	}
+	free(ids);
+}
+
+static void *worker_main(void *arg)
+{
+	struct app_worker *w = arg;
+	int quit = 0;
+
+	while (!quit) {
+		struct cmd *c, *next;
+		int i;
+
+		pthread_mutex_lock(&w->mu);
+		while (!w->cmd_head && !(w->engine && llm_engine_has_work(w->engine)))
+			pthread_cond_wait(&w->cond, &w->mu);
+		c = w->cmd_head;
+		w->cmd_head = w->cmd_tail = NULL;
+		pthread_mutex_unlock(&w->mu);
+		for (; c; c = next) {
+			next = c->next;
+			switch (c->type) {
+			case CMD_LOAD:
+				do_load(w, c);
+				break;
+			case CMD_GENERATE:
+				do_generate(w, c);
+				break;
+			case CMD_CANCEL: {
+				struct jobslot *s = find_slot(w, c->tag);
+
+				if (s && !s->done)
+					llm_job_cancel(s->job);
+				break;
+			}
+			case CMD_QUIT:
+				quit = 1;
+				break;
+			}
+			free_cmd(c);
+		}
+		if (quit)
+			break;
+		if (w->engine && llm_engine_has_work(w->engine)) {
+			struct diag d;
+
+			/* A failing job reports itself through its FINISH
+			 * event; the others go on. */
+			llm_engine_step(w->engine, &d);
+		}
+		for (i = 0; i < MAX_JOBS; i++)
+			if (w->jobs[i].job && w->jobs[i].done) {
+				llm_job_free(w->jobs[i].job);
+				w->jobs[i].job = NULL;
+			}
+	}
+	unload(w);
+	return NULL;
+}
+
+struct app_worker *app_worker_start(int wake_fd, struct diag *d)
+{
+	struct app_worker *w = xcalloc(1, sizeof *w);
+	int rc;
+
+	w->wake_fd = wake_fd;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	rc = pthread_create(&w->thread, NULL, worker_main, w);
+	if (rc) {
+		diag_fail(d, -1, "cannot start the engine thread: %s", strerror(rc));
+		pthread_mutex_destroy(&w->mu);
+		pthread_cond_destroy(&w->cond);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void app_worker_stop(struct app_worker *w)
+{
+	struct cmd *c;
+	struct evnode *e, *n;
+
+	if (!w)
+		return;
+	c = xcalloc(1, sizeof *c);
+	c->type = CMD_QUIT;
+	/* The worker handles QUIT after at most one engine step, then frees
+	 * its jobs and the model. */
+	send_cmd(w, c);
+	pthread_join(w->thread, NULL);
+	for (e = w->ev_head; e; e = n) {
+		n = e->next;
+		app_worker_event_fini(&e->ev);
+		free(e);
+	}
+	for (c = w->cmd_head; c; c = w->cmd_head) {
+		w->cmd_head = c->next;
+		free_cmd(c);
+	}
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cond);
+	free(w);
+}
+
+void app_worker_load(struct app_worker *w, const char *name, const char *dir,
+		     size_t n_ctx, const char *backend, int threads)
+{
+	struct cmd *c = xcalloc(1, sizeof *c);
+
+	c->type = CMD_LOAD;
+	c->name = xstrdup(name);
+	c->dir = xstrdup(dir);
+	c->backend = xstrdup(backend ? backend : "auto");
+	c->n_ctx = n_ctx;
+	c->threads = threads;
+	send_cmd(w, c);
+}
+
+void app_worker_generate(struct app_worker *w, int tag, const char *system,
+			 const struct app_wmsg *msgs, size_t n_msgs,
+			 const struct llm_sampler_params *sp, int max_tokens)
+{
+	struct cmd *c = xcalloc(1, sizeof *c);
+	size_t i;
+
+	c->type = CMD_GENERATE;
+	c->tag = tag;
+	c->system = xstrdup(system ? system : "");
+	c->roles = xcalloc(n_msgs + 1, sizeof *c->roles);
+	c->contents = xcalloc(n_msgs + 1, sizeof *c->contents);
+	for (i = 0; i < n_msgs; i++) {
+		c->roles[i] = xstrdup(msgs[i].role);
+		c->contents[i] = xstrdup(msgs[i].content);
+	}
+	c->n_msgs = n_msgs;
+	/* Presets hold no arrays of their own: any pointers are the static
+	 * defaults of llm_sampler_default_params, safe to share. */
+	c->sp = *sp;
+	c->max_tokens = max_tokens;
+	send_cmd(w, c);
+}
+
+void app_worker_cancel(struct app_worker *w, int tag)
+{
+	struct cmd *c = xcalloc(1, sizeof *c);
+
+	c->type = CMD_CANCEL;
+	c->tag = tag;
+	send_cmd(w, c);
+}
+
+int app_worker_poll(struct app_worker *w, struct app_wev *ev)
+{
+	struct evnode *n;
+
+	pthread_mutex_lock(&w->mu);
+	n = w->ev_head;
+	if (n) {
+		w->ev_head = n->next;
+		if (!w->ev_head)
+			w->ev_tail = NULL;
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (!n)
+		return 0;
+	*ev = n->ev;
+	free(n);
+	return 1;
+}
+
+void app_worker_event_fini(struct app_wev *ev)
+{
+	free(ev->text);
+	ev->text = NULL;
+}

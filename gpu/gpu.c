@@ -1,0 +1,654 @@
+/* gpu/gpu.c — the public gpu_* entry points: names, handle and buffer
+ * lifecycle, and one-time validation of every op before it is dispatched to
+ * the backend vtable (gpu/gpu_impl.h).
+ *
+ * Invariant: a backend op is only called with dtypes and element counts
+ * that satisfy the shape contract written in gpu.h; sizes are checked in
+ * 64-bit arithmetic without overflow (products go through mul_ok).
+ */
+#include "config.h"
+
+#include "gpu/gpu_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *gpu_strerror(int err)
+{
+	switch (err) {
+	case GPU_OK: return "success";
+	case GPU_E_NOMEM: return "out of memory";
+	case GPU_E_INVALID: return "invalid argument";
+	case GPU_E_UNSUPPORTED: return "not supported by this backend";
+	case GPU_E_DEVICE: return "device error";
+	case GPU_E_NODEVICE: return "backend not available";
+	}
+	return "unknown error";
+}
+
+const char *gpu_kind_name(enum gpu_kind kind)
+{
+	switch (kind) {
+	case GPU_KIND_AUTO: return "auto";
+	case GPU_KIND_CPU: return "cpu";
+	case GPU_KIND_CUDA: return "cuda";
+	}
+	return "?";
+}
+
+int gpu_kind_parse(const char *s, enum gpu_kind *out)
+{
+	if (!s)
+		return GPU_E_INVALID;
+	if (!strcmp(s, "auto"))
+		*out = GPU_KIND_AUTO;
+	else if (!strcmp(s, "cpu"))
+		*out = GPU_KIND_CPU;
+	else if (!strcmp(s, "cuda"))
+		*out = GPU_KIND_CUDA;
+	else
+		return GPU_E_INVALID;
+	return 0;
+}
+
+int gpu_kind_compiled(enum gpu_kind kind)
+{
+	if (kind == GPU_KIND_AUTO)
+		return 1;
+	return gpu_backend_find(kind) != NULL;
+}
+
+size_t gpu_dtype_size(enum gpu_dtype t)
+{
+	switch (t) {
+	case GPU_DTYPE_F32: return 4;
+	case GPU_DTYPE_F16: return 2;
+	case GPU_DTYPE_BF16: return 2;
+	case GPU_DTYPE_I32: return 4;
+	case GPU_DTYPE_COUNT: break;
+	}
+	return 0;
+}
+
+const char *gpu_dtype_name(enum gpu_dtype t)
+{
+	switch (t) {
+	case GPU_DTYPE_F32: return "f32";
+	case GPU_DTYPE_F16: return "f16";
+	case GPU_DTYPE_BF16: return "bf16";
+	case GPU_DTYPE_I32: return "i32";
+	case GPU_DTYPE_COUNT: break;
+	}
+	return "?";
+}
+
+struct gpu_params gpu_default_params(void)
+{
+	struct gpu_params p;
+
+	memset(&p, 0, sizeof p);
+	return p;
+}
+
+/* ---- handle ------------------------------------------------------------ */
+
+int gpu_open(enum gpu_kind kind, const struct gpu_params *params,
+	     struct gpu **out, struct diag *d)
+{
+	struct gpu_params def = gpu_default_params();
+	const struct gpu_backend *be = NULL;
+	struct gpu *g;
+	int rc;
+
+	*out = NULL;
+	if (!params)
+		params = &def;
+	if (kind == GPU_KIND_AUTO) {
+		/* Prefer CUDA; fall back to the CPU when it is absent or has
+		 * no device. */
+		be = gpu_backend_find(GPU_KIND_CUDA);
+		if (be) {
+			rc = gpu_open(GPU_KIND_CUDA, params, out, NULL);
+			if (rc == 0)
+				return 0;
+		}
+		kind = GPU_KIND_CPU;
+	}
+	be = gpu_backend_find(kind);
+	if (!be)
+		return diag_fail(d, GPU_E_NODEVICE,
+				 "backend '%s' is not compiled into this build",
+				 gpu_kind_name(kind));
+	g = calloc(1, sizeof *g);
+	if (!g)
+		return diag_fail(d, GPU_E_NOMEM, "gpu_open: out of memory");
+	g->be = be;
+	g->kind = kind;
+	g->n_threads = 1;
+	rc = be->open(g, params, d);
+	if (rc < 0) {
+		free(g);
+		return rc;
+	}
+	*out = g;
+	return 0;
+}
+
+void gpu_close(struct gpu *g)
+{
+	if (!g)
+		return;
+	g->be->close(g);
+	free(g);
+}
+
+enum gpu_kind gpu_get_kind(const struct gpu *g)
+{
+	return g->kind;
+}
+
+const char *gpu_describe(const struct gpu *g)
+{
+	return g->desc;
+}
+
+int gpu_n_threads(const struct gpu *g)
+{
+	return g->n_threads;
+}
+
+static int check_live(struct gpu *g, struct diag *d)
+{
+	if (g->poisoned)
+		return diag_fail(d, GPU_E_DEVICE,
+				 "backend unusable after an earlier device error");
+	return 0;
+}
+
+/* A backend error of kind DEVICE poisons the handle. */
+static int note(struct gpu *g, int rc)
+{
+	if (rc == GPU_E_DEVICE)
+		g->poisoned = 1;
+	return rc;
+}
+
+int gpu_sync(struct gpu *g, struct diag *d)
+{
+	int rc = check_live(g, d);
+
+	if (rc < 0)
+		return rc;
+	if (!g->be->sync)
+		return 0;
+	return note(g, g->be->sync(g, d));
+}
+
+/* ---- buffers ----------------------------------------------------------- */
+
+/* a * b without overflow into *r; 0 on overflow. */
+static int mul_ok(size_t a, size_t b, size_t *r)
+{
+	if (a && b > SIZE_MAX / a)
+		return 0;
+	*r = a * b;
+	return 1;
+}
+
+int gpu_buf_new(struct gpu *g, enum gpu_dtype dtype, size_t n_elems,
+		struct gpu_buf **out, struct diag *d)
+{
+	struct gpu_buf *b;
+	size_t bytes;
+	int rc;
+
+	*out = NULL;
+	rc = check_live(g, d);
+	if (rc < 0)
+		return rc;
+	if (gpu_dtype_size(dtype) == 0)
+		return diag_fail(d, GPU_E_INVALID, "gpu_buf_new: bad dtype %d",
+				 (int)dtype);
+	if (!mul_ok(n_elems, gpu_dtype_size(dtype), &bytes))
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_buf_new: %zu elements overflow", n_elems);
+	b = calloc(1, sizeof *b);
+	if (!b)
+		return diag_fail(d, GPU_E_NOMEM, "gpu_buf_new: out of memory");
+	b->g = g;
+	b->dtype = dtype;
+	b->n_elems = n_elems;
+	b->bytes = bytes;
+	rc = g->be->buf_alloc(g, b, d);
+	if (rc < 0) {
+		free(b);
+		return note(g, rc);
+	}
+	*out = b;
+	return 0;
+}
+
+void gpu_buf_free(struct gpu_buf *b)
+{
+	if (!b)
+		return;
+	b->g->be->buf_release(b->g, b);
+	free(b);
+}
+
+enum gpu_dtype gpu_buf_dtype(const struct gpu_buf *b)
+{
+	return b->dtype;
+}
+
+size_t gpu_buf_n_elems(const struct gpu_buf *b)
+{
+	return b->n_elems;
+}
+
+size_t gpu_buf_bytes(const struct gpu_buf *b)
+{
+	return b->bytes;
+}
+
+static int range_ok(const struct gpu_buf *b, size_t off, size_t n)
+{
+	return off <= b->n_elems && n <= b->n_elems - off;
+}
+
+int gpu_buf_write(struct gpu_buf *b, size_t offset, const void *src,
+		  size_t n_elems, struct diag *d)
+{
+	size_t es = gpu_dtype_size(b->dtype);
+	int rc = check_live(b->g, d);
+
+	if (rc < 0)
+		return rc;
+	if (!range_ok(b, offset, n_elems))
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_buf_write: [%zu, +%zu) outside a buffer of %zu",
+				 offset, n_elems, b->n_elems);
+	if (n_elems == 0)
+		return 0;
+	return note(b->g, b->g->be->buf_write(b->g, b, offset * es, src,
+					      n_elems * es, d));
+}
+
+int gpu_buf_read(const struct gpu_buf *b, size_t offset, void *dst,
+		 size_t n_elems, struct diag *d)
+{
+	size_t es = gpu_dtype_size(b->dtype);
+	int rc = check_live(b->g, d);
+
+	if (rc < 0)
+		return rc;
+	if (!range_ok(b, offset, n_elems))
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_buf_read: [%zu, +%zu) outside a buffer of %zu",
+				 offset, n_elems, b->n_elems);
+	if (n_elems == 0)
+		return 0;
+	return note(b->g, b->g->be->buf_read(b->g, b, offset * es, dst,
+					     n_elems * es, d));
+}
+
+int gpu_buf_zero(struct gpu_buf *b, struct diag *d)
+{
+	int rc = check_live(b->g, d);
+
+	if (rc < 0)
+		return rc;
+	return note(b->g, b->g->be->buf_zero(b->g, b, d));
+}
+
+/* ---- op validation ----------------------------------------------------- */
+
+static int is_float(enum gpu_dtype t)
+{
+	return t == GPU_DTYPE_F32 || t == GPU_DTYPE_F16 || t == GPU_DTYPE_BF16;
+}
+
+/* Buffer NAME of OP must belong to g, have dtype WANT (or any float when
+ * want_any_float), and hold at least off + a*b*c elements. */
+static int need(struct gpu *g, const char *op, const char *name,
+		const struct gpu_buf *buf, int want, size_t off, size_t a,
+		size_t b, size_t c, struct diag *d)
+{
+	size_t n, n2;
+
+	if (!buf)
+		return diag_fail(d, GPU_E_INVALID, "%s: %s is NULL", op, name);
+	if (buf->g != g)
+		return diag_fail(d, GPU_E_INVALID,
+				 "%s: %s belongs to another backend", op, name);
+	if (want < 0) {
+		if (!is_float(buf->dtype))
+			return diag_fail(d, GPU_E_INVALID,
+					 "%s: %s has dtype %s, expected a float type",
+					 op, name, gpu_dtype_name(buf->dtype));
+	} else if ((int)buf->dtype != want) {
+		return diag_fail(d, GPU_E_INVALID,
+				 "%s: %s has dtype %s, expected %s", op, name,
+				 gpu_dtype_name(buf->dtype),
+				 gpu_dtype_name((enum gpu_dtype)want));
+	}
+	if (!mul_ok(a, b, &n) || !mul_ok(n, c, &n2) || n2 > SIZE_MAX - off)
+		return diag_fail(d, GPU_E_INVALID, "%s: %s shape overflows",
+				 op, name);
+	if (buf->n_elems < off + n2)
+		return diag_fail(d, GPU_E_INVALID,
+				 "%s: %s has %zu elements, needs %zu", op, name,
+				 buf->n_elems, off + n2);
+	return 0;
+}
+
+#define ANY_FLOAT (-1)
+#define F32 ((int)GPU_DTYPE_F32)
+#define I32 ((int)GPU_DTYPE_I32)
+
+/* Run the backend's op after validation; NULL slot = unsupported. */
+#define DISPATCH(g, slot, ...)                                              \
+	do {                                                                \
+		if (!(g)->be->slot)                                         \
+			return diag_fail(d, GPU_E_UNSUPPORTED,              \
+					 "%s backend has no %s op",         \
+					 (g)->be->name, #slot);             \
+		return note((g), (g)->be->slot(g, __VA_ARGS__));            \
+	} while (0)
+
+#define TRY(x)                                                              \
+	do {                                                                \
+		int rc_ = (x);                                              \
+		if (rc_ < 0)                                                \
+			return rc_;                                         \
+	} while (0)
+
+int gpu_get_rows(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *table,
+		 size_t n_rows_table, const struct gpu_buf *ids, size_t ids_offset,
+		 size_t n, size_t dim, struct diag *d)
+{
+	const char *op = "gpu_get_rows";
+
+	TRY(check_live(g, d));
+	TRY(need(g, op, "out", out, F32, 0, n, dim, 1, d));
+	TRY(need(g, op, "table", table, ANY_FLOAT, 0, n_rows_table, dim, 1, d));
+	TRY(need(g, op, "ids", ids, I32, ids_offset, n, 1, 1, d));
+	if (n == 0)
+		return 0;
+	DISPATCH(g, get_rows, out, table, n_rows_table, ids, ids_offset, n,
+		 dim, d);
+}
+
+int gpu_matmul(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
+	       const struct gpu_buf *w, const struct gpu_buf *bias, size_t n,
+	       size_t k, size_t rows, struct diag *d)
+{
+	const char *op = "gpu_matmul";
+
+	TRY(check_live(g, d));
+	TRY(need(g, op, "out", out, F32, 0, n, rows, 1, d));
+	TRY(need(g, op, "x", x, F32, 0, n, k, 1, d));
+	TRY(need(g, op, "W", w, ANY_FLOAT, 0, rows, k, 1, d));
+	if (bias)
+		TRY(need(g, op, "bias", bias, ANY_FLOAT, 0, rows, 1, 1, d));
+	if (out == x)
+		return diag_fail(d, GPU_E_INVALID, "%s: out aliases x", op);
+	if (n == 0 || rows == 0)
+		return 0;
+	DISPATCH(g, matmul, out, x, w, bias, n, k, rows, d);
+}
+
+int gpu_rmsnorm(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
+		const struct gpu_buf *w, size_t n, size_t dim, float eps,
+		struct diag *d)
+{
+	const char *op = "gpu_rmsnorm";
+
+	TRY(check_live(g, d));
+	TRY(need(g, op, "out", out, F32, 0, n, dim, 1, d));
+	TRY(need(g, op, "x", x, F32, 0, n, dim, 1, d));
+	TRY(need(g, op, "w", w, ANY_FLOAT, 0, dim, 1, 1, d));
+	if (dim == 0)
+		return diag_fail(d, GPU_E_INVALID, "%s: dim is 0", op);
+	if (n == 0)
+		return 0;
+	DISPATCH(g, rmsnorm, out, x, w, n, dim, eps, d);
+}
+
+int gpu_rope(struct gpu *g, struct gpu_buf *x, size_t n, size_t n_head,
+	     size_t head_dim, const struct gpu_buf *pos,
+	     const struct gpu_buf *inv_freq, const struct gpu_rope *rp,
+	     struct diag *d)
+{
+	const char *op = "gpu_rope";
+	size_t n_comp = 1;
+
+	TRY(check_live(g, d));
+	if (!rp)
+		return diag_fail(d, GPU_E_INVALID, "%s: no parameters", op);
+	if (rp->n_rot == 0 || rp->n_rot % 2 || rp->n_rot > head_dim ||
+	    head_dim > GPU_MAX_HEAD_DIM)
+		return diag_fail(d, GPU_E_INVALID,
+				 "%s: n_rot %zu with head_dim %zu", op, rp->n_rot,
+				 head_dim);
+	if (rp->mrope_section) {
+		const int *s = rp->mrope_section;
+
+		if (s[0] < 0 || s[1] < 0 || s[2] < 0 ||
+		    (size_t)s[0] + (size_t)s[1] + (size_t)s[2] != rp->n_rot / 2)
+			return diag_fail(d, GPU_E_INVALID,
+					 "%s: mrope sections %d+%d+%d != n_rot/2 = %zu",
+					 op, s[0], s[1], s[2], rp->n_rot / 2);
+		n_comp = 3;
+	}
+	TRY(need(g, op, "x", x, F32, 0, n, n_head, head_dim, d));
+	TRY(need(g, op, "pos", pos, I32, 0, n_comp, n, 1, d));
+	TRY(need(g, op, "inv_freq", inv_freq, F32, 0, rp->n_rot / 2, 1, 1, d));
+	if (n == 0 || n_head == 0)
+		return 0;
+	DISPATCH(g, rope, x, n, n_head, head_dim, pos, inv_freq, rp, d);
+}
+
+static int check_kv(struct gpu *g, const char *op, const struct gpu_kv_pool *pool,
+		    const struct gpu_kv_batch *b, struct diag *d)
+{
+	if (!pool || !b)
+		return diag_fail(d, GPU_E_INVALID, "%s: NULL pool or batch", op);
+	if (pool->page_size == 0 || pool->page_size > GPU_MAX_PAGE_SIZE ||
+	    pool->head_dim == 0 || pool->head_dim > GPU_MAX_HEAD_DIM ||
+	    pool->n_head_kv == 0)
+		return diag_fail(d, GPU_E_INVALID,
+				 "%s: bad pool geometry (page %zu, kv heads %zu, head_dim %zu)",
+				 op, pool->page_size, pool->n_head_kv,
+				 pool->head_dim);
+	if (!pool->k || !pool->v || pool->k->dtype != pool->v->dtype ||
+	    (pool->k->dtype != GPU_DTYPE_F32 && pool->k->dtype != GPU_DTYPE_F16))
+		return diag_fail(d, GPU_E_INVALID,
+				 "%s: K and V pools must both be f32 or both f16", op);
+	TRY(need(g, op, "K pool", pool->k, (int)pool->k->dtype, 0,
+		 pool->n_pages, pool->page_size, pool->n_head_kv * pool->head_dim,
+		 d));
+	TRY(need(g, op, "V pool", pool->v, (int)pool->v->dtype, 0,
+		 pool->n_pages, pool->page_size, pool->n_head_kv * pool->head_dim,
+		 d));
+	if (b->n_seq == 0 || b->max_pages == 0)
+		return diag_fail(d, GPU_E_INVALID, "%s: empty page table", op);
+	TRY(need(g, op, "row_seq", b->row_seq, I32, 0, b->n_rows, 1, 1, d));
+	TRY(need(g, op, "row_pos", b->row_pos, I32, 0, b->n_rows, 1, 1, d));
+	TRY(need(g, op, "page_table", b->page_table, I32, 0, b->n_seq,
+		 b->max_pages, 1, d));
+	return 0;
+}
+
+int gpu_kv_store(struct gpu *g, const struct gpu_kv_pool *pool,
+		 const struct gpu_kv_batch *b, const struct gpu_buf *k,
+		 const struct gpu_buf *v, struct diag *d)
+{
+	const char *op = "gpu_kv_store";
+
+	TRY(check_live(g, d));
+	TRY(check_kv(g, op, pool, b, d));
+	TRY(need(g, op, "k", k, F32, 0, b->n_rows, pool->n_head_kv,
+		 pool->head_dim, d));
+	TRY(need(g, op, "v", v, F32, 0, b->n_rows, pool->n_head_kv,
+		 pool->head_dim, d));
+	if (b->n_rows == 0)
+		return 0;
+	DISPATCH(g, kv_store, pool, b, k, v, d);
+}
+
+int gpu_attention(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *q,
+		  const struct gpu_kv_pool *pool, const struct gpu_kv_batch *b,
+		  size_t n_head, float scale, size_t window, struct diag *d)
+{
+	const char *op = "gpu_attention";
+
+	TRY(check_live(g, d));
+	TRY(check_kv(g, op, pool, b, d));
+	if (n_head == 0 || n_head % pool->n_head_kv)
+		return diag_fail(d, GPU_E_INVALID,
+				 "%s: %zu heads is not a multiple of %zu kv heads",
+				 op, n_head, pool->n_head_kv);
+	TRY(need(g, op, "out", out, F32, 0, b->n_rows, n_head, pool->head_dim, d));
+	TRY(need(g, op, "q", q, F32, 0, b->n_rows, n_head, pool->head_dim, d));
+	if (out == q)
+		return diag_fail(d, GPU_E_INVALID, "%s: out aliases q", op);
+	if (b->n_rows == 0)
+		return 0;
+	DISPATCH(g, attention, out, q, pool, b, n_head, scale, window, d);
+}
+
+int gpu_swiglu(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *gate,
+	       const struct gpu_buf *up, size_t n, struct diag *d)
+{
+	const char *op = "gpu_swiglu";
+
+	TRY(check_live(g, d));
+	TRY(need(g, op, "out", out, F32, 0, n, 1, 1, d));
+	TRY(need(g, op, "gate", gate, F32, 0, n, 1, 1, d));
+	TRY(need(g, op, "up", up, F32, 0, n, 1, 1, d));
+	if (n == 0)
+		return 0;
+	DISPATCH(g, swiglu, out, gate, up, n, d);
+}
+
+int gpu_add(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *a,
+	    const struct gpu_buf *b, size_t n, struct diag *d)
+{
+	const char *op = "gpu_add";
+
+	TRY(check_live(g, d));
+	TRY(need(g, op, "out", out, F32, 0, n, 1, 1, d));
+	TRY(need(g, op, "a", a, F32, 0, n, 1, 1, d));
+	TRY(need(g, op, "b", b, F32, 0, n, 1, 1, d));
+	if (n == 0)
+		return 0;
+	DISPATCH(g, add, out, a, b, n, d);
+}
+
+int gpu_add_gated(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *y,
+		  const struct gpu_buf *gate, size_t n, size_t dim,
+		  struct diag *d)
+{
+	const char *op = "gpu_add_gated";
+
+	TRY(check_live(g, d));
+	TRY(need(g, op, "out", out, F32, 0, n, dim, 1, d));
+	TRY(need(g, op, "y", y, F32, 0, n, dim, 1, d));
+	TRY(need(g, op, "gate", gate, F32, 0, n, 1, 1, d));
+	if (out == y || out == gate)
+		return diag_fail(d, GPU_E_INVALID, "%s: out aliases an input", op);
+	if (n == 0)
+		return 0;
+	DISPATCH(g, add_gated, out, y, gate, n, dim, d);
+}
+
+int gpu_softmax(struct gpu *g, struct gpu_buf *x, size_t n, size_t cols,
+		struct diag *d)
+{
+	TRY(check_live(g, d));
+	TRY(need(g, "gpu_softmax", "x", x, F32, 0, n, cols, 1, d));
+	if (n == 0 || cols == 0)
+		return 0;
+	DISPATCH(g, softmax, x, n, cols, d);
+}
+
+int gpu_copy(struct gpu *g, struct gpu_buf *dst, size_t dst_off,
+	     const struct gpu_buf *src, size_t src_off, size_t n,
+	     struct diag *d)
+{
+	const char *op = "gpu_copy";
+	size_t es;
+
+	TRY(check_live(g, d));
+	if (!src || !dst)
+		return diag_fail(d, GPU_E_INVALID, "%s: NULL buffer", op);
+	TRY(need(g, op, "dst", dst, (int)dst->dtype, dst_off, n, 1, 1, d));
+	TRY(need(g, op, "src", src, (int)dst->dtype, src_off, n, 1, 1, d));
+	if (dst == src && dst_off < src_off + n && src_off < dst_off + n)
+		return diag_fail(d, GPU_E_INVALID, "%s: overlapping ranges", op);
+	if (n == 0)
+		return 0;
+	es = gpu_dtype_size(dst->dtype);
+	DISPATCH(g, copy, dst, dst_off * es, src, src_off * es, n * es, d);
+}
+
+int gpu_moe_route(struct gpu *g, const struct gpu_buf *logits,
+		  struct gpu_buf *ids, struct gpu_buf *weights, size_t n,
+		  size_t n_expert, size_t top_k, bool renorm, struct diag *d)
+{
+	const char *op = "gpu_moe_route";
+
+	TRY(check_live(g, d));
+	if (top_k == 0 || top_k > n_expert)
+		return diag_fail(d, GPU_E_INVALID, "%s: top_k %zu of %zu experts",
+				 op, top_k, n_expert);
+	TRY(need(g, op, "logits", logits, F32, 0, n, n_expert, 1, d));
+	TRY(need(g, op, "ids", ids, I32, 0, n, top_k, 1, d));
+	TRY(need(g, op, "weights", weights, F32, 0, n, top_k, 1, d));
+	if (n == 0)
+		return 0;
+	DISPATCH(g, moe_route, logits, ids, weights, n, n_expert, top_k,
+		 renorm, d);
+}
+
+size_t gpu_moe_scratch_elems(size_t n, size_t dim, size_t n_ff, size_t top_k)
+{
+	/* gathered x [n, dim], gate and up [n, n_ff], expert output [n, dim],
+	 * and two i32/f32 row lists of n * top_k (see gpu/cpu/moe.c). */
+	return n * (2 * dim + 2 * n_ff + 2 * top_k);
+}
+
+int gpu_moe_ffn(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
+		const struct gpu_buf *ids, const struct gpu_buf *weights,
+		const struct gpu_moe_experts *ex, size_t n, size_t dim,
+		size_t top_k, struct gpu_buf *scratch, struct diag *d)
+{
+	const char *op = "gpu_moe_ffn";
+	size_t e;
+
+	TRY(check_live(g, d));
+	if (!ex || ex->n_expert == 0 || top_k == 0 || top_k > ex->n_expert ||
+	    !ex->gate || !ex->up || !ex->down)
+		return diag_fail(d, GPU_E_INVALID, "%s: bad expert set", op);
+	TRY(need(g, op, "out", out, F32, 0, n, dim, 1, d));
+	TRY(need(g, op, "x", x, F32, 0, n, dim, 1, d));
+	TRY(need(g, op, "ids", ids, I32, 0, n, top_k, 1, d));
+	TRY(need(g, op, "weights", weights, F32, 0, n, top_k, 1, d));
+	TRY(need(g, op, "scratch", scratch, F32, 0,
+		 gpu_moe_scratch_elems(n, dim, ex->n_ff, top_k), 1, 1, d));
+	if (out == x)
+		return diag_fail(d, GPU_E_INVALID, "%s: out aliases x", op);
+	for (e = 0; e < ex->n_expert; e++) {
+		TRY(need(g, op, "expert gate", ex->gate[e], ANY_FLOAT, 0,
+			 ex->n_ff, dim, 1, d));
+		TRY(need(g, op, "expert up", ex->up[e], ANY_FLOAT, 0, ex->n_ff,
+			 dim, 1, d));
+		TRY(need(g, op, "expert down", ex->down[e], ANY_FLOAT, 0, dim,
+			 ex->n_ff, 1, d));
+	}
+	if (n == 0)
+		return 0;
+	DISPATCH(g, moe_ffn, out, x, ids, weights, ex, n, dim, top_k, scratch,
+		 d);
+}

@@ -1,0 +1,316 @@
+/* gpu/gpu.h — the one public header of the compute layer (prefix gpu_).
+ *
+ * Device memory and numeric ops; knows nothing about models.  Implemented
+ * twice behind a vtable (gpu/gpu_impl.h): gpu/cpu/ (plain multithreaded C, the
+ * oracle and the fallback) and gpu/cuda/ (kernels + cuBLAS).  The backend is
+ * chosen at run time (gpu/registry.c holds the only #ifdef HAVE_CUDA).
+ *
+ * Errors: 0 or a negative GPU_E_* code, context in an optional struct diag.
+ * After a device error a handle is poisoned: every later call returns
+ * GPU_E_DEVICE.
+ */
+#ifndef TERN_GPU_GPU_H
+#define TERN_GPU_GPU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/diag.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum gpu_err {
+	GPU_OK = 0,
+	GPU_E_NOMEM = -1,      /* host or device allocation failed */
+	GPU_E_INVALID = -2,    /* bad shape, dtype or argument */
+	GPU_E_UNSUPPORTED = -3, /* op/dtype not implemented by this backend */
+	GPU_E_DEVICE = -4,     /* driver/runtime/library error (see diag) */
+	GPU_E_NODEVICE = -5,   /* requested backend not available here */
+};
+
+enum gpu_kind {
+	GPU_KIND_AUTO = 0, /* CUDA when compiled in and a device exists, else CPU */
+	GPU_KIND_CPU,
+	GPU_KIND_CUDA,
+};
+
+/* Static English text for a GPU_E_* code; never NULL. */
+const char *gpu_strerror(int err);
+
+/* Name of a kind ("auto", "cpu", "cuda"); parse with gpu_kind_parse, which
+ * returns 0 or GPU_E_INVALID. */
+const char *gpu_kind_name(enum gpu_kind kind);
+int gpu_kind_parse(const char *s, enum gpu_kind *out);
+
+/* 1 when this build includes the backend (not whether a device exists). */
+int gpu_kind_compiled(enum gpu_kind kind);
+
+
+/* ==== Backend handle ==================================================== */
+
+/* Element types of device buffers.  Activations are F32; weights may be
+ * F32, F16 or BF16 (matmul and row lookups convert on the fly); I32 holds
+ * token ids, positions and page tables. */
+enum gpu_dtype {
+	GPU_DTYPE_F32 = 0,
+	GPU_DTYPE_F16,
+	GPU_DTYPE_BF16,
+	GPU_DTYPE_I32,
+	GPU_DTYPE_COUNT
+};
+
+/* Bytes per element (0 for an out-of-range value) and name ("f32", ...). */
+size_t gpu_dtype_size(enum gpu_dtype t);
+const char *gpu_dtype_name(enum gpu_dtype t);
+
+struct gpu_params {
+	int n_threads; /* CPU worker threads incl. the caller; <= 0: all cores */
+	int device;    /* CUDA device ordinal (ignored by the CPU backend) */
+};
+
+/* Defaults: n_threads 0 (all cores), device 0. */
+struct gpu_params gpu_default_params(void);
+
+struct gpu; /* opaque backend handle */
+
+/* Open a backend.  GPU_KIND_AUTO picks CUDA when compiled in and a device
+ * answers, else the CPU.  params may be NULL (defaults).  On success *out
+ * owns the backend (threads, device context); release with gpu_close after
+ * every buffer made from it was freed.
+ * Errors: GPU_E_NODEVICE (kind not compiled in / no device), GPU_E_NOMEM,
+ * GPU_E_DEVICE.  Thread-safety: one handle is used by one thread at a time
+ * (ops on a handle are serialised by the caller); distinct handles are
+ * independent. */
+int gpu_open(enum gpu_kind kind, const struct gpu_params *params,
+	     struct gpu **out, struct diag *d);
+/* Join threads and free the handle.  NULL is a no-op. */
+void gpu_close(struct gpu *g);
+
+/* The backend actually opened (never GPU_KIND_AUTO). */
+enum gpu_kind gpu_get_kind(const struct gpu *g);
+/* Human-readable description ("cpu, 8 threads"); owned by g. */
+const char *gpu_describe(const struct gpu *g);
+/* Worker threads used by the CPU backend (1 for other backends). */
+int gpu_n_threads(const struct gpu *g);
+
+/* Wait until every op issued so far has finished (a no-op on the CPU, where
+ * ops are synchronous).  Errors: GPU_E_DEVICE. */
+int gpu_sync(struct gpu *g, struct diag *d);
+
+/* ==== Buffers =========================================================== */
+
+/* A device buffer of n_elems elements of one dtype.  Opaque; its memory is
+ * on the backend (host memory for the CPU, device memory for CUDA). */
+struct gpu_buf;
+
+/* Allocate an uninitialised buffer (n_elems may be 0).  Owned by the caller;
+ * release with gpu_buf_free before gpu_close.  Errors: GPU_E_NOMEM,
+ * GPU_E_INVALID (bad dtype, size overflow). */
+int gpu_buf_new(struct gpu *g, enum gpu_dtype dtype, size_t n_elems,
+		struct gpu_buf **out, struct diag *d);
+/* NULL is a no-op. */
+void gpu_buf_free(struct gpu_buf *b);
+
+enum gpu_dtype gpu_buf_dtype(const struct gpu_buf *b);
+size_t gpu_buf_n_elems(const struct gpu_buf *b);
+size_t gpu_buf_bytes(const struct gpu_buf *b);
+
+/* Copy n_elems elements between host memory (in the buffer's dtype, host
+ * byte order) and elements [offset, offset + n_elems) of the buffer.
+ * Synchronous.  Errors: GPU_E_INVALID (range outside the buffer),
+ * GPU_E_DEVICE. */
+int gpu_buf_write(struct gpu_buf *b, size_t offset, const void *src,
+		  size_t n_elems, struct diag *d);
+int gpu_buf_read(const struct gpu_buf *b, size_t offset, void *dst,
+		 size_t n_elems, struct diag *d);
+/* Set every element of b to zero bits. */
+int gpu_buf_zero(struct gpu_buf *b, struct diag *d);
+
+/* ==== Ops =============================================================== */
+/*
+ * Conventions for every op below:
+ *   - shapes are row-major, written [outer, ..., inner]; counts are explicit
+ *     arguments and gpu.c checks once that every buffer has the dtype and at
+ *     least the elements the shape needs (offsets included) before the
+ *     backend runs;
+ *   - activations (x, out, q, k, v, logits...) are F32 buffers;
+ *   - "W any float" means F32, F16 or BF16; the op converts to f32 on the
+ *     fly, accumulating in f32;
+ *   - an output buffer may not alias an input unless the op says so;
+ *   - ops are issued in order on the handle; results are visible to the
+ *     next op and to gpu_buf_read.
+ * Errors (all ops): GPU_E_INVALID (shape/dtype/size mismatch, named in the
+ * diag), GPU_E_UNSUPPORTED (dtype combination not implemented by this
+ * backend), GPU_E_DEVICE.
+ */
+
+/* Largest head_dim attention and RoPE accept. */
+#define GPU_MAX_HEAD_DIM 512
+/* Largest KV page (tokens) attention accepts. */
+#define GPU_MAX_PAGE_SIZE 1024
+
+/* Row lookup (embedding, and gathering activation rows):
+ *   out[i, :] = table[ids[i], :]      out f32 [n, dim], table any float
+ *   [n_rows_table, dim], ids i32 [n] (from element ids_offset).
+ * An id outside [0, n_rows_table) yields a zero row (callers validate ids;
+ * this keeps a bad id from reading outside the table). */
+int gpu_get_rows(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *table,
+		 size_t n_rows_table, const struct gpu_buf *ids, size_t ids_offset,
+		 size_t n, size_t dim, struct diag *d);
+
+/* Linear layer:
+ *   out[i, r] = sum_j x[i, j] * W[r, j] (+ bias[r])
+ *   out f32 [n, rows], x f32 [n, k], W any float [rows, k], bias any float
+ *   [rows] or NULL. */
+int gpu_matmul(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
+	       const struct gpu_buf *w, const struct gpu_buf *bias, size_t n,
+	       size_t k, size_t rows, struct diag *d);
+
+/* RMSNorm over the last dim (HF LlamaRMSNorm, computed in f32):
+ *   out[i, :] = x[i, :] / sqrt(mean_j(x[i, j]^2) + eps) * w[:]
+ *   out, x f32 [n, dim] (out may equal x), w any float [dim].
+ * Per-head q/k norm is the same op with n = tokens * heads, dim = head_dim. */
+int gpu_rmsnorm(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
+		const struct gpu_buf *w, size_t n, size_t dim, float eps,
+		struct diag *d);
+
+/* Rotary position embedding, rotate-half convention (HF): for each row i,
+ * head h, and 0 <= f < n_rot/2, with half = n_rot/2,
+ *   a = x[i,h,f], b = x[i,h,f+half],
+ *   theta = (float)pos_c(f)[i] * inv_freq[f]   (product in f32, as HF)
+ *   x[i,h,f]      = (a*cos(theta) - b*sin(theta)) * attn_factor
+ *   x[i,h,f+half] = (b*cos(theta) + a*sin(theta)) * attn_factor
+ * Dims n_rot..head_dim-1 are left alone (partial rotary).  x f32
+ * [n, n_head, head_dim] is rotated in place; inv_freq f32 [n_rot/2] carries
+ * any frequency scaling (llama3, yarn...); attn_factor is 1 except yarn.
+ * Positions: pos i32.  Plain RoPE (mrope_section NULL): pos [n], pos_c = pos.
+ * MRoPE (Qwen2-VL): pos [3][n] (temporal, height, width rows, each n long)
+ * and frequency f uses component c where section boundaries are the running
+ * sums of mrope_section[0..2] (which must add up to n_rot/2); for text all
+ * three rows are the token position and this equals plain RoPE. */
+struct gpu_rope {
+	size_t n_rot;             /* rotated dims per head (even, <= head_dim) */
+	float attn_factor;        /* multiplies cos and sin (1.0f normally) */
+	const int *mrope_section; /* int[3] or NULL */
+};
+int gpu_rope(struct gpu *g, struct gpu_buf *x, size_t n, size_t n_head,
+	     size_t head_dim, const struct gpu_buf *pos,
+	     const struct gpu_buf *inv_freq, const struct gpu_rope *rp,
+	     struct diag *d);
+
+/* A batch of rows (tokens) of one or more sequences over a paged KV cache.
+ * Sequence s owns page_table[s * max_pages + p] = the pool page holding its
+ * positions [p * page_size, (p + 1) * page_size).  Row i belongs to sequence
+ * row_seq[i] at position row_pos[i].  The buffers live on the device; the
+ * caller fills them with gpu_buf_write.  Page tables need not be contiguous
+ * or ordered (pages may be shared between sequences, read-only). */
+struct gpu_kv_batch {
+	size_t n_rows;
+	const struct gpu_buf *row_seq;    /* i32 [n_rows] */
+	const struct gpu_buf *row_pos;    /* i32 [n_rows] */
+	const struct gpu_buf *page_table; /* i32 [n_seq, max_pages] */
+	size_t n_seq;
+	size_t max_pages;
+};
+
+/* The paged K or V pool of one layer: f32 or f16
+ * [n_pages, page_size, n_head_kv, head_dim]. */
+struct gpu_kv_pool {
+	struct gpu_buf *k;
+	struct gpu_buf *v;
+	size_t n_pages;
+	size_t page_size;
+	size_t n_head_kv;
+	size_t head_dim;
+};
+
+/* Store each row's key and value at its position:
+ *   pool.k[page_table[s, p / page_size], p % page_size, :, :] = k[i, :, :]
+ *   (same for v), s = row_seq[i], p = row_pos[i];
+ *   k, v f32 [n_rows, n_head_kv, head_dim].
+ * A row whose page entry is outside [0, n_pages) makes the op fail with
+ * GPU_E_INVALID and store nothing (the CPU backend checks; CUDA may skip). */
+int gpu_kv_store(struct gpu *g, const struct gpu_kv_pool *pool,
+		 const struct gpu_kv_batch *b, const struct gpu_buf *k,
+		 const struct gpu_buf *v, struct diag *d);
+
+/* Causal grouped-query attention over the paged cache.  For row i (sequence
+ * s, position p) and head h (kv head hk = h / (n_head / n_head_kv)):
+ *   score[t] = scale * q[i,h,:] . K_s[t,hk,:]   for lo <= t <= p,
+ *   lo = window ? max(0, p - window + 1) : 0
+ *   out[i,h,:] = sum_t softmax(score)[t] * V_s[t,hk,:]
+ * where K_s[t] is pool.k[page_table[s, t / page_size], t % page_size].
+ * Every position lo..p of s must have been stored (gpu_kv_store), including
+ * those of rows in this same batch.  q, out f32 [n_rows, n_head, head_dim]. */
+int gpu_attention(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *q,
+		  const struct gpu_kv_pool *pool, const struct gpu_kv_batch *b,
+		  size_t n_head, float scale, size_t window, struct diag *d);
+
+/* SwiGLU: out[i] = silu(gate[i]) * up[i], silu(z) = z / (1 + exp(-z));
+ * out, gate, up f32 [n] (out may equal gate or up). */
+int gpu_swiglu(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *gate,
+	       const struct gpu_buf *up, size_t n, struct diag *d);
+
+/* Elementwise sum: out[i] = a[i] + b[i]; f32 [n]; out may equal a or b. */
+int gpu_add(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *a,
+	    const struct gpu_buf *b, size_t n, struct diag *d);
+
+/* Sigmoid-gated residual (Qwen2-MoE shared expert):
+ *   out[i, :] += sigmoid(gate[i]) * y[i, :]
+ *   out, y f32 [n, dim]; gate f32 [n]. */
+int gpu_add_gated(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *y,
+		  const struct gpu_buf *gate, size_t n, size_t dim,
+		  struct diag *d);
+
+/* Row softmax in place: x[i, :] = exp(x[i,:] - max) / sum; f32 [n, cols]. */
+int gpu_softmax(struct gpu *g, struct gpu_buf *x, size_t n, size_t cols,
+		struct diag *d);
+
+/* Copy n f32/i32 elements src[src_off..] -> dst[dst_off..] (same dtype,
+ * non-overlapping unless dst == src and the ranges are disjoint). */
+int gpu_copy(struct gpu *g, struct gpu_buf *dst, size_t dst_off,
+	     const struct gpu_buf *src, size_t src_off, size_t n,
+	     struct diag *d);
+
+/* MoE routing (Mixtral / Qwen-MoE): p = softmax(logits[i, :]) over all
+ * n_expert, then the top_k largest (ties: lower expert index first) in
+ * descending order:
+ *   ids[i, j] = expert index, weights[i, j] = p[expert]
+ *   and when renorm: weights[i, j] /= sum_j weights[i, j].
+ * logits f32 [n, n_expert]; ids i32 [n, top_k]; weights f32 [n, top_k]. */
+int gpu_moe_route(struct gpu *g, const struct gpu_buf *logits,
+		  struct gpu_buf *ids, struct gpu_buf *weights, size_t n,
+		  size_t n_expert, size_t top_k, bool renorm, struct diag *d);
+
+/* The experts of one MoE layer: n_expert SwiGLU MLPs, each
+ *   gate[e], up[e]: any float [n_ff, dim]; down[e]: any float [dim, n_ff]. */
+struct gpu_moe_experts {
+	size_t n_expert;
+	size_t n_ff;
+	const struct gpu_buf *const *gate;
+	const struct gpu_buf *const *up;
+	const struct gpu_buf *const *down;
+};
+
+/* Scratch elements (f32) gpu_moe_ffn needs for n rows. */
+size_t gpu_moe_scratch_elems(size_t n, size_t dim, size_t n_ff, size_t top_k);
+
+/* Expert dispatch (after gpu_moe_route):
+ *   out[i, :] = sum_j weights[i, j] * down[e] (silu(gate[e] x[i]) * up[e] x[i]),
+ *   e = ids[i, j].
+ * out, x f32 [n, dim] (no aliasing); ids/weights as gpu_moe_route wrote
+ * them; scratch f32 with at least gpu_moe_scratch_elems(...) elements (so
+ * that the op allocates nothing).  An expert id outside [0, n_expert) fails
+ * with GPU_E_INVALID. */
+int gpu_moe_ffn(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
+		const struct gpu_buf *ids, const struct gpu_buf *weights,
+		const struct gpu_moe_experts *ex, size_t n, size_t dim,
+		size_t top_k, struct gpu_buf *scratch, struct diag *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

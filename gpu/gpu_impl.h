@@ -1,0 +1,117 @@
+/* gpu/gpu_impl.h — the backend vtable behind gpu/gpu.h (internal to gpu/).
+ *
+ * gpu.c validates every public call once (dtypes, element counts including
+ * offsets, shape relations) and then calls the backend through `struct
+ * gpu_backend`; a backend may therefore assume its arguments are consistent
+ * and only checks what lives in device memory (ids, page entries) where it
+ * can do so cheaply.  Backends register in gpu/registry.c.
+ *
+ * Invariants: a `struct gpu_buf` belongs to exactly one `struct gpu` (its
+ * `g`), which outlives it; `bytes == n_elems * gpu_dtype_size(dtype)`.
+ */
+#ifndef TERN_GPU_GPU_IMPL_H
+#define TERN_GPU_GPU_IMPL_H
+
+#include "gpu/gpu.h"
+
+struct gpu_backend;
+
+struct gpu {
+	const struct gpu_backend *be;
+	enum gpu_kind kind;
+	int n_threads;     /* CPU worker count incl. caller; 1 elsewhere */
+	int poisoned;      /* set after GPU_E_DEVICE: every later call fails */
+	char desc[96];     /* gpu_describe() */
+	void *priv;        /* backend state */
+};
+
+struct gpu_buf {
+	struct gpu *g;
+	enum gpu_dtype dtype;
+	size_t n_elems;
+	size_t bytes;
+	void *data;        /* host pointer (CPU) or device pointer (CUDA) */
+};
+
+/* One backend.  Every member documents whether it is required; an optional
+ * member left NULL makes the matching op return GPU_E_UNSUPPORTED unless a
+ * default is named.  Ops receive validated arguments (see gpu.h for the
+ * formulas) and return 0 or a negative GPU_E_* with context in d. */
+struct gpu_backend {
+	enum gpu_kind kind;
+	const char *name;
+
+	/* required: fill g->priv, g->n_threads, g->desc from params */
+	int (*open)(struct gpu *g, const struct gpu_params *p, struct diag *d);
+	/* required: release g->priv (all buffers are already freed) */
+	void (*close)(struct gpu *g);
+	/* optional, default: no-op (synchronous backend) */
+	int (*sync)(struct gpu *g, struct diag *d);
+
+	/* required: allocate b->bytes into b->data (bytes may be 0) */
+	int (*buf_alloc)(struct gpu *g, struct gpu_buf *b, struct diag *d);
+	/* required: release b->data */
+	void (*buf_release)(struct gpu *g, struct gpu_buf *b);
+	/* required: host <-> device copies of byte ranges */
+	int (*buf_write)(struct gpu *g, struct gpu_buf *b, size_t byte_off,
+			 const void *src, size_t n_bytes, struct diag *d);
+	int (*buf_read)(struct gpu *g, const struct gpu_buf *b, size_t byte_off,
+			void *dst, size_t n_bytes, struct diag *d);
+	/* required */
+	int (*buf_zero)(struct gpu *g, struct gpu_buf *b, struct diag *d);
+
+	/* ops: all required for a backend that runs models */
+	int (*get_rows)(struct gpu *g, struct gpu_buf *out,
+			const struct gpu_buf *table, size_t n_rows_table,
+			const struct gpu_buf *ids, size_t ids_offset, size_t n,
+			size_t dim, struct diag *d);
+	int (*matmul)(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
+		      const struct gpu_buf *w, const struct gpu_buf *bias,
+		      size_t n, size_t k, size_t rows, struct diag *d);
+	int (*rmsnorm)(struct gpu *g, struct gpu_buf *out,
+		       const struct gpu_buf *x, const struct gpu_buf *w,
+		       size_t n, size_t dim, float eps, struct diag *d);
+	int (*rope)(struct gpu *g, struct gpu_buf *x, size_t n, size_t n_head,
+		    size_t head_dim, const struct gpu_buf *pos,
+		    const struct gpu_buf *inv_freq, const struct gpu_rope *rp,
+		    struct diag *d);
+	int (*kv_store)(struct gpu *g, const struct gpu_kv_pool *pool,
+			const struct gpu_kv_batch *b, const struct gpu_buf *k,
+			const struct gpu_buf *v, struct diag *d);
+	int (*attention)(struct gpu *g, struct gpu_buf *out,
+			 const struct gpu_buf *q, const struct gpu_kv_pool *pool,
+			 const struct gpu_kv_batch *b, size_t n_head,
+			 float scale, size_t window, struct diag *d);
+	int (*swiglu)(struct gpu *g, struct gpu_buf *out,
+		      const struct gpu_buf *gate, const struct gpu_buf *up,
+		      size_t n, struct diag *d);
+	int (*add)(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *a,
+		   const struct gpu_buf *b, size_t n, struct diag *d);
+	int (*add_gated)(struct gpu *g, struct gpu_buf *out,
+			 const struct gpu_buf *y, const struct gpu_buf *gate,
+			 size_t n, size_t dim, struct diag *d);
+	int (*softmax)(struct gpu *g, struct gpu_buf *x, size_t n, size_t cols,
+		       struct diag *d);
+	/* required: device-to-device copy of a byte range */
+	int (*copy)(struct gpu *g, struct gpu_buf *dst, size_t dst_byte_off,
+		    const struct gpu_buf *src, size_t src_byte_off,
+		    size_t n_bytes, struct diag *d);
+	int (*moe_route)(struct gpu *g, const struct gpu_buf *logits,
+			 struct gpu_buf *ids, struct gpu_buf *weights, size_t n,
+			 size_t n_expert, size_t top_k, bool renorm,
+			 struct diag *d);
+	int (*moe_ffn)(struct gpu *g, struct gpu_buf *out,
+		       const struct gpu_buf *x, const struct gpu_buf *ids,
+		       const struct gpu_buf *weights,
+		       const struct gpu_moe_experts *ex, size_t n, size_t dim,
+		       size_t top_k, struct gpu_buf *scratch, struct diag *d);
+};
+
+/* Registry (gpu/registry.c): the backend for KIND, or NULL when not
+ * compiled in.  KIND is never GPU_KIND_AUTO here. */
+const struct gpu_backend *gpu_backend_find(enum gpu_kind kind);
+
+/* Backends. */
+extern const struct gpu_backend gpu_cpu_backend;
+
+#endif

@@ -1,0 +1,929 @@
+/* inference/engine.c — the job scheduler with continuous batching over one
+ * multi-slot context (llm_context_new_slots), using the paged KV cache of
+ * inference/kvcache.c for prefix reuse.  Public API: inference/llm.h,
+ * section "Engine and jobs"; internals in inference/engine_impl.h.
+ *
+ * A job moves WAITING -> PREFILL -> DECODE -> DONE.  Admission (FIFO)
+ * gives it a sequence slot, maps the cached pages of its longest cached
+ * prompt prefix into the slot's page table, and reserves every further
+ * page its longest run can need, so a running job never runs out of KV
+ * space and never has to be preempted.  Each step builds ONE llm_batch:
+ * first one row per decoding job (its last token), then prefill rows of
+ * admitted prompts up to prefill_chunk, and calls llm_forward once.
+ *
+ * Invariants:
+ *   - a running job's slot row of ctx->page_table maps pages covering
+ *     [0, n_kv) (and any page taken for the current batch); every mapped
+ *     page holds a reference of this job; ctx->pt_dirty is set whenever a
+ *     row changes;
+ *   - a job never writes a position inside a hashed (shared) page: reuse
+ *     stops at the last full page ending before the last prompt token
+ *     (whose logits are needed, so it is always recomputed), prompt pages
+ *     are published only below that bound, and other pages only when the
+ *     job ends (a banned-string back-off may rewrite positions >=
+ *     n_prompt - 1 while running);
+ *   - in DECODE, n_kv == n_tokens - 1: the next row feeds tokens[n_kv];
+ *   - a step allocates nothing (batch buffers are sized at creation, job
+ *     buffers at submit), except on rare paths (banned-string back-off
+ *     re-priming the detokenizer, an unusually long final text).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "inference/engine_impl.h"
+
+struct llm_engine_params llm_engine_default_params(void)
+{
+	struct llm_engine_params p;
+
+	memset(&p, 0, sizeof p);
+	p.n_ctx = 0;
+	p.n_slots = 4;
+	p.n_pages = 0;
+	p.prefill_chunk = 512;
+	return p;
+}
+
+struct llm_job_params llm_job_default_params(void)
+{
+	struct llm_job_params p;
+
+	memset(&p, 0, sizeof p);
+	return p;
+}
+
+const char *llm_finish_reason_name(enum llm_finish_reason r)
+{
+	switch (r) {
+	case LLM_FINISH_NONE: return "none";
+	case LLM_FINISH_EOS: return "eos";
+	case LLM_FINISH_STOP: return "stop";
+	case LLM_FINISH_MAX_TOKENS: return "max_tokens";
+	case LLM_FINISH_CONTEXT: return "context";
+	case LLM_FINISH_CANCELLED: return "cancelled";
+	case LLM_FINISH_ERROR: return "error";
+	}
+	return "?";
+}
+
+static size_t pages_for(size_t n_pos)
+{
+	return (n_pos + LLM_KV_PAGE - 1) / LLM_KV_PAGE;
+}
+
+/* ---- engine ---------------------------------------------------------------- */
+
+int llm_engine_new(struct llm_model *model, struct llm_model *draft,
+		   const struct llm_engine_params *params,
+		   const struct llm_tokenizer *tok, struct llm_engine **out,
+		   struct diag *d)
+{
+	struct llm_engine_params p = params ? *params : llm_engine_default_params();
+	struct llm_engine *e;
+	size_t n_ctx, V;
+	int rc;
+
+	if (!out || !model)
+		return diag_fail(d, LLM_E_INVALID, "llm_engine_new: bad arguments");
+	*out = NULL;
+	if (draft)
+		return diag_fail(d, LLM_E_UNSUPPORTED,
+				 "speculative decoding (a draft model) is not supported yet");
+	if (p.n_slots == 0 || p.n_slots > 256)
+		return diag_fail(d, LLM_E_INVALID, "%zu job slots (1..256)", p.n_slots);
+	n_ctx = p.n_ctx ? p.n_ctx :
+		model->cfg.max_pos > 0 ? (size_t)model->cfg.max_pos : 4096;
+	if (n_ctx < 2)
+		return diag_fail(d, LLM_E_INVALID, "context of %zu positions", n_ctx);
+	p.n_ctx = n_ctx;
+	if (p.n_pages == 0)
+		p.n_pages = p.n_slots * pages_for(n_ctx);
+	if (p.prefill_chunk == 0)
+		p.prefill_chunk = LLM_MAX_BATCH;
+	V = (size_t)model->cfg.n_vocab;
+
+	e = calloc(1, sizeof *e);
+	if (!e)
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	e->model = model;
+	e->tok = tok;
+	e->n_vocab = V;
+	rc = llm_context_new_slots(model, n_ctx, p.n_slots, p.n_pages, &e->ctx, d);
+	if (rc < 0) {
+		free(e);
+		diag_prefix(d, "engine");
+		return rc;
+	}
+	if (p.prefill_chunk > e->ctx->n_batch)
+		p.prefill_chunk = e->ctx->n_batch;
+	e->par = p;
+	rc = llm_kvc_init(&e->kc, p.n_pages, d);
+	if (rc < 0)
+		goto fail;
+	e->slots = calloc(p.n_slots, sizeof *e->slots);
+	e->b_ids = malloc(e->ctx->n_batch * sizeof *e->b_ids);
+	e->b_seq = malloc(e->ctx->n_batch * sizeof *e->b_seq);
+	e->b_pos = malloc(e->ctx->n_batch * sizeof *e->b_pos);
+	e->b_want = malloc(e->ctx->n_batch * sizeof *e->b_want);
+	e->b_logits = malloc(p.n_slots * V * sizeof *e->b_logits);
+	e->b_jobs = calloc(p.n_slots, sizeof *e->b_jobs);
+	if (!e->slots || !e->b_ids || !e->b_seq || !e->b_pos || !e->b_want ||
+	    !e->b_logits || !e->b_jobs) {
+		rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	*out = e;
+	return 0;
+fail:
+	llm_engine_free(e);
+	return rc;
+}
+
+static void detach_list(struct llm_job *j)
+{
+	while (j) {
+		struct llm_job *next = j->next;
+
+		j->engine = NULL;
+		j->next = NULL;
+		j->phase = LLM_JOB_DONE;
+		j->slot = -1;
+		if (j->finish == LLM_FINISH_NONE)
+			j->finish = LLM_FINISH_CANCELLED;
+		j = next;
+	}
+}
+
+void llm_engine_free(struct llm_engine *e)
+{
+	size_t i;
+
+	if (!e)
+		return;
+	detach_list(e->wait_head);
+	detach_list(e->run_head);
+	llm_context_free(e->ctx);
+	llm_kvc_fini(&e->kc);
+	if (e->pieces) {
+		for (i = 0; i < e->n_vocab; i++)
+			free(e->pieces[i]);
+	}
+	free(e->pieces);
+	free(e->piece_lens);
+	free(e->slots);
+	free(e->b_ids);
+	free(e->b_seq);
+	free(e->b_pos);
+	free(e->b_want);
+	free(e->b_logits);
+	free(e->b_jobs);
+	free(e);
+}
+
+bool llm_engine_has_work(const struct llm_engine *e)
+{
+	return e && (e->wait_head || e->run_head);
+}
+
+void llm_engine_get_stats(const struct llm_engine *e, struct llm_engine_stats *out)
+{
+	memset(out, 0, sizeof *out);
+	if (!e)
+		return;
+	out->n_reused = e->n_reused;
+	out->n_computed = e->n_computed;
+	out->n_steps = e->n_steps;
+	out->n_pages = e->kc.n_pages;
+	out->n_pages_used = llm_kvc_n_used(&e->kc);
+	out->n_pages_cached = e->kc.n_cached;
+	out->n_pages_free = e->kc.n_free;
+	out->n_running = e->n_running;
+	out->n_waiting = e->n_waiting;
+}
+
+/* DRY needs every token's text; built once, on the first job using DRY. */
+static int build_pieces(struct llm_engine *e, struct diag *d)
+{
+	int32_t tn;
+	size_t i;
+
+	if (e->pieces || !e->tok)
+		return 0;
+	e->pieces = calloc(e->n_vocab, sizeof *e->pieces);
+	e->piece_lens = calloc(e->n_vocab, sizeof *e->piece_lens);
+	if (!e->pieces || !e->piece_lens)
+		goto nomem;
+	tn = llm_tokenizer_n_vocab(e->tok);
+	for (i = 0; i < e->n_vocab; i++) {
+		int32_t id = (int32_t)i;
+		char *s = NULL;
+		size_t n = 0;
+
+		if (id < tn && llm_tokenizer_decode(e->tok, &id, 1, false, &s, &n, NULL) == 0) {
+			e->pieces[i] = s;
+			e->piece_lens[i] = n;
+		} else {
+			free(s);
+			e->pieces[i] = calloc(1, 1);
+			if (!e->pieces[i])
+				goto nomem;
+		}
+	}
+	return 0;
+nomem:
+	if (e->pieces)
+		for (i = 0; i < e->n_vocab; i++)
+			free(e->pieces[i]);
+	free(e->pieces);
+	free(e->piece_lens);
+	e->pieces = NULL;
+	e->piece_lens = NULL;
+	return diag_fail(d, LLM_E_NOMEM, "out of memory");
+}
+
+/* ---- jobs ------------------------------------------------------------------- */
+
+static void job_destroy(struct llm_job *j)
+{
+	llm_sampler_free(j->smp);
+	llm_stop_free(j->stop);
+	llm_detok_free(j->detok);
+	free(j->tokens);
+	free(j->evtext);
+	free(j);
+}
+
+int llm_job_submit(struct llm_engine *e, const struct llm_job_params *p,
+		   struct llm_job **out, struct diag *d)
+{
+	struct llm_sampler_params sp;
+	struct llm_stop_params stp;
+	struct llm_job *j;
+	size_t n_ctx, i, max_gen, n_pos;
+	int rc;
+
+	if (!e || !p || !out)
+		return diag_fail(d, LLM_E_INVALID, "llm_job_submit: bad arguments");
+	*out = NULL;
+	n_ctx = e->par.n_ctx;
+	if (p->n_prompt == 0 || !p->prompt)
+		return diag_fail(d, LLM_E_INVALID,
+				 "empty prompt (start with at least the BOS token)");
+	for (i = 0; i < p->n_prompt; i++)
+		if (p->prompt[i] < 0 || (size_t)p->prompt[i] >= e->n_vocab)
+			return diag_fail(d, LLM_E_INVALID,
+					 "prompt token %zu: id %ld outside the vocabulary of %zu",
+					 i, (long)p->prompt[i], e->n_vocab);
+	if (!e->tok && (p->n_stop_strings || p->n_banned_strings))
+		return diag_fail(d, LLM_E_INVALID,
+				 "stop or banned strings need an engine with a tokenizer");
+	/* the last generated token is never fed back, so a run of n_prompt
+	 * + max_gen tokens needs n_prompt + max_gen - 1 cache positions */
+	if (p->max_tokens > 0) {
+		if ((uint64_t)p->max_tokens > (uint64_t)n_ctx ||
+		    p->n_prompt + (size_t)p->max_tokens > n_ctx)
+			return diag_fail(d, LLM_E_NOSPACE,
+					 "prompt of %zu tokens + max_tokens %lld exceed the context of %zu",
+					 p->n_prompt, (long long)p->max_tokens, n_ctx);
+		max_gen = (size_t)p->max_tokens;
+	} else {
+		if (p->n_prompt >= n_ctx)
+			return diag_fail(d, LLM_E_NOSPACE,
+					 "prompt of %zu tokens leaves no room in the context of %zu",
+					 p->n_prompt, n_ctx);
+		max_gen = n_ctx - p->n_prompt;
+	}
+	n_pos = p->n_prompt + max_gen - 1;
+	if (pages_for(n_pos) > e->kc.n_pages)
+		return diag_fail(d, LLM_E_NOSPACE,
+				 "a job of %zu positions needs %zu KV pages; the pool has %zu",
+				 n_pos, pages_for(n_pos), e->kc.n_pages);
+
+	j = calloc(1, sizeof *j);
+	if (!j)
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	atomic_init(&j->cancel, false);
+	j->slot = -1;
+	j->logit_idx = -1;
+	j->n_prompt = p->n_prompt;
+	j->max_gen = max_gen;
+	j->to_ctx = p->max_tokens <= 0;
+	j->cap = p->n_prompt + max_gen;
+	j->n_pages_total = pages_for(n_pos);
+	j->cb = p->callback;
+	j->user = p->user;
+	j->tokens = malloc(j->cap * sizeof *j->tokens);
+	j->evtext_cap = 256;
+	j->evtext = malloc(j->evtext_cap);
+	if (!j->tokens || !j->evtext) {
+		rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	memcpy(j->tokens, p->prompt, p->n_prompt * sizeof *j->tokens);
+	j->n_tokens = p->n_prompt;
+
+	sp = p->sampler ? *p->sampler : llm_sampler_default_params();
+	rc = llm_sampler_new(&sp, (int32_t)e->n_vocab, &j->smp, d);
+	if (rc < 0) {
+		diag_prefix(d, "sampler");
+		goto fail;
+	}
+	if (sp.dry_multiplier > 0.0f && e->tok) {
+		rc = build_pieces(e, d);
+		if (rc < 0)
+			goto fail;
+		llm_sampler_set_pieces(j->smp, (const char *const *)e->pieces,
+				       e->piece_lens);
+	}
+	memset(&stp, 0, sizeof stp);
+	stp.stop_strings = p->stop_strings;
+	stp.n_stop_strings = p->n_stop_strings;
+	stp.banned_strings = p->banned_strings;
+	stp.n_banned_strings = p->n_banned_strings;
+	if (!p->ignore_eos) {
+		stp.eos_tokens = e->model->cfg.eos_ids;
+		stp.n_eos_tokens = (size_t)e->model->cfg.n_eos;
+	}
+	stp.max_tokens = (int64_t)max_gen;
+	rc = llm_stop_new(&stp, &j->stop, d);
+	if (rc < 0) {
+		diag_prefix(d, "stop strings");
+		goto fail;
+	}
+	if (e->tok) {
+		rc = llm_detok_new(e->tok, true, &j->detok, d);
+		if (rc < 0)
+			goto fail;
+	}
+
+	j->engine = e;
+	j->phase = LLM_JOB_WAITING;
+	j->t_submit = clock_now_s();
+	j->st.n_prompt = p->n_prompt;
+	if (e->wait_tail)
+		e->wait_tail->next = j;
+	else
+		e->wait_head = j;
+	e->wait_tail = j;
+	e->n_waiting++;
+	*out = j;
+	return 0;
+fail:
+	job_destroy(j);
+	return rc;
+}
+
+void llm_job_cancel(struct llm_job *job)
+{
+	if (job)
+		atomic_store(&job->cancel, true);
+}
+
+enum llm_finish_reason llm_job_finish_reason(const struct llm_job *job)
+{
+	return job ? job->finish : LLM_FINISH_NONE;
+}
+
+const int32_t *llm_job_tokens(const struct llm_job *job, size_t *n)
+{
+	*n = job->n_tokens - job->n_prompt;
+	return job->tokens + job->n_prompt;
+}
+
+void llm_job_get_stats(const struct llm_job *job, struct llm_job_stats *out)
+{
+	*out = job->st;
+}
+
+/* ---- page tables ------------------------------------------------------------- */
+
+static int32_t *pt_row(struct llm_engine *e, int32_t slot)
+{
+	return e->ctx->page_table + (size_t)slot * e->ctx->max_pages;
+}
+
+/* Publish the job's full pages below position LIMIT that are not hashed
+ * yet, keyed by the chain over its tokens. */
+static void publish_pages(struct llm_engine *e, struct llm_job *j, size_t limit)
+{
+	const int32_t *row = pt_row(e, j->slot);
+	uint64_t parent = LLM_KVC_SEED;
+	size_t p;
+
+	for (p = 0; (p + 1) * LLM_KV_PAGE <= limit; p++) {
+		const int32_t *ids = j->tokens + p * LLM_KV_PAGE;
+		uint64_t key = llm_kvc_key(parent, ids);
+
+		if (row[p] < 0)
+			break;
+		llm_kvc_publish(&e->kc, row[p], key, parent, ids);
+		parent = key;
+	}
+}
+
+/* Give back the job's slot, pages and unused reservation. */
+static void release_job(struct llm_engine *e, struct llm_job *j)
+{
+	size_t p;
+
+	if (j->slot >= 0) {
+		int32_t *row = pt_row(e, j->slot);
+
+		for (p = 0; p < e->ctx->max_pages; p++) {
+			if (row[p] < 0)
+				continue;
+			llm_kvc_unref(&e->kc, row[p]);
+			row[p] = -1;
+			e->ctx->pt_dirty = true;
+		}
+		e->ctx->n_past[j->slot] = 0;
+		e->slots[j->slot] = NULL;
+		j->slot = -1;
+	}
+	llm_kvc_unreserve(&e->kc, j->n_pages_reserved);
+	j->n_pages_reserved = 0;
+}
+
+/* Try to admit J: a free slot, its cached prefix, a reservation for the
+ * rest.  Returns true when admitted. */
+static bool admit(struct llm_engine *e, struct llm_job *j)
+{
+	size_t s, p, matched = 0, reuse_limit;
+	uint64_t parent = LLM_KVC_SEED;
+	int32_t *row;
+
+	for (s = 0; s < e->par.n_slots; s++)
+		if (!e->slots[s])
+			break;
+	if (s == e->par.n_slots)
+		return false;
+	row = pt_row(e, (int32_t)s);
+	/* reuse only full pages ending at or before n_prompt - 1: the last
+	 * prompt token is always recomputed for its logits */
+	reuse_limit = j->n_prompt - 1;
+	for (p = 0; (p + 1) * LLM_KV_PAGE <= reuse_limit; p++) {
+		const int32_t *ids = j->tokens + p * LLM_KV_PAGE;
+		uint64_t key = llm_kvc_key(parent, ids);
+		int32_t pg = llm_kvc_find(&e->kc, key, parent, ids);
+
+		if (pg < 0 || llm_kvc_ref(&e->kc, pg) < 0)
+			break;
+		row[p] = pg;
+		matched++;
+		parent = key;
+	}
+	if (llm_kvc_reserve(&e->kc, j->n_pages_total - matched) < 0) {
+		for (p = 0; p < matched; p++) {
+			llm_kvc_unref(&e->kc, row[p]);
+			row[p] = -1;
+		}
+		return false;
+	}
+	if (matched)
+		e->ctx->pt_dirty = true;
+	j->n_pages_reserved = j->n_pages_total - matched;
+	j->slot = (int32_t)s;
+	e->slots[s] = j;
+	j->n_kv = matched * LLM_KV_PAGE;
+	j->st.n_reused = j->n_kv;
+	e->n_reused += j->n_kv;
+	j->phase = LLM_JOB_PREFILL;
+	j->t_admit = clock_now_s();
+	j->st.t_queued = j->t_admit - j->t_submit;
+	return true;
+}
+
+/* Prime the sampler's history and the detokenizer with the prompt (the
+ * detokenizer must know what precedes the first generated token, e.g.
+ * SentencePiece strips a leading space only at the start of the text). */
+static int prime(struct llm_engine *e, struct llm_job *j, struct diag *d)
+{
+	int32_t tn = e->tok ? llm_tokenizer_n_vocab(e->tok) : 0;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < j->n_prompt; i++) {
+		rc = llm_sampler_accept(j->smp, j->tokens[i]);
+		if (rc < 0)
+			return diag_fail(d, rc, "sampler: prompt token %zu", i);
+	}
+	if (j->detok) {
+		llm_detok_reset(j->detok);
+		for (i = 0; i < j->n_tokens; i++) {
+			const char *t;
+			size_t n;
+
+			if (j->tokens[i] >= tn)
+				continue;
+			rc = llm_detok_push(j->detok, j->tokens[i], &t, &n, d);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static void emit(struct llm_job *j, const struct llm_job_event *ev)
+{
+	if (j->cb)
+		j->cb(j, ev, j->user);
+}
+
+static void event_init(struct llm_job *j, struct llm_job_event *ev,
+		       enum llm_job_event_type type)
+{
+	memset(ev, 0, sizeof *ev);
+	ev->type = type;
+	ev->token = -1;
+	ev->pos = -1;
+	ev->text = "";
+	ev->stop_index = -1;
+	ev->stats = &j->st;
+}
+
+/* Fill the end-of-job timing stats. */
+static void finish_stats(struct llm_job *j)
+{
+	double now = clock_now_s();
+
+	if (j->t_admit <= 0.0) {
+		j->st.t_queued = now - j->t_submit;
+	} else if (j->t_first <= 0.0) {
+		j->st.t_prefill = now - j->t_admit;
+	} else {
+		j->st.t_decode = now - j->t_first;
+	}
+	j->st.decode_tps = j->st.t_decode > 0 && j->st.n_generated > 1 ?
+		(double)(j->st.n_generated - 1) / j->st.t_decode : 0.0;
+}
+
+/* End job J: publish its pages (unless failed), give back everything and
+ * deliver FINISH with TEXT (may be empty).  The job stays on the running /
+ * waiting list until the sweep. */
+static void finish_job(struct llm_engine *e, struct llm_job *j,
+		       enum llm_finish_reason why, int32_t token, int32_t which,
+		       const char *text, size_t len, int err, const char *msg)
+{
+	struct llm_job_event ev;
+	const char *tail = "";
+	size_t tail_len = 0;
+
+	if (j->detok && why != LLM_FINISH_ERROR && why != LLM_FINISH_STOP &&
+	    llm_detok_flush(j->detok, &tail, &tail_len) != 0)
+		tail_len = 0;
+	if (tail_len) {
+		/* the detokenizer's held bytes (an unfinished character,
+		 * now U+FFFD) follow the stop matcher's text */
+		if (len + tail_len > j->evtext_cap) {
+			char *nb = realloc(j->evtext, len + tail_len);
+
+			if (nb) {
+				j->evtext = nb;
+				j->evtext_cap = len + tail_len;
+			} else {
+				tail_len = 0;
+			}
+		}
+		if (tail_len) {
+			memmove(j->evtext, text, len);
+			memcpy(j->evtext + len, tail, tail_len);
+			text = j->evtext;
+			len += tail_len;
+		}
+	}
+	if (why != LLM_FINISH_ERROR && j->slot >= 0)
+		publish_pages(e, j, j->n_kv);
+	release_job(e, j);
+	j->phase = LLM_JOB_DONE;
+	j->finish = why;
+	j->err = err;
+	if (msg)
+		snprintf(j->errmsg, sizeof j->errmsg, "%s", msg);
+	finish_stats(j);
+	event_init(j, &ev, LLM_JOB_EVENT_FINISH);
+	ev.token = token;
+	ev.text = text;
+	ev.text_len = len;
+	ev.finish = why;
+	ev.stop_index = which;
+	ev.error = err;
+	ev.error_msg = msg ? j->errmsg : NULL;
+	emit(j, &ev);
+}
+
+/* Finish with the text the stop matcher still holds (cancel). */
+static void finish_flush(struct llm_engine *e, struct llm_job *j,
+			 enum llm_finish_reason why)
+{
+	struct llm_stop_result res;
+
+	llm_stop_flush(j->stop, &res);
+	finish_job(e, j, why, -1, -1, res.emit, res.emit_len, 0, NULL);
+}
+
+static void fail_job(struct llm_engine *e, struct llm_job *j, int err,
+		     const struct diag *d)
+{
+	finish_job(e, j, LLM_FINISH_ERROR, -1, -1, "", 0, err,
+		   diag_message(d, llm_strerror(err)));
+}
+
+/* Remove finished jobs from both lists. */
+static void sweep(struct llm_engine *e)
+{
+	struct llm_job **link, *tail = NULL;
+
+	for (link = &e->run_head; *link;) {
+		if ((*link)->phase == LLM_JOB_DONE) {
+			struct llm_job *x = *link;
+
+			*link = x->next;
+			x->next = NULL;
+			e->n_running--;
+		} else {
+			link = &(*link)->next;
+		}
+	}
+	for (link = &e->wait_head; *link;) {
+		if ((*link)->phase == LLM_JOB_DONE) {
+			struct llm_job *x = *link;
+
+			*link = x->next;
+			x->next = NULL;
+			e->n_waiting--;
+		} else {
+			tail = *link;
+			link = &(*link)->next;
+		}
+	}
+	e->wait_tail = tail;
+}
+
+/* Sample the next token of J from LOGITS and deliver its events.  Returns
+ * a negative error only for failures that end the job (already finished). */
+static void take_token(struct llm_engine *e, struct llm_job *j, const float *logits)
+{
+	struct llm_stop_result res;
+	struct llm_job_event ev;
+	struct diag d;
+	const char *piece = "";
+	size_t plen = 0, gen;
+	int32_t id;
+	int rc;
+
+	diag_clear(&d);
+	if (e->logits_hook)
+		e->logits_hook(j, logits, e->n_vocab, e->logits_hook_user);
+	id = llm_sampler_sample(j->smp, logits, &d);
+	if (id < 0) {
+		fail_job(e, j, id, &d);
+		return;
+	}
+	if (j->t_first <= 0.0) {
+		j->t_first = clock_now_s();
+		j->st.t_prefill = j->t_first - j->t_admit;
+		j->st.prefill_tps = j->st.t_prefill > 0 ?
+			(double)(j->n_prompt - j->st.n_reused) / j->st.t_prefill : 0.0;
+	}
+	rc = llm_sampler_accept(j->smp, id);
+	if (rc < 0) {
+		fail_job(e, j, rc, &d);
+		return;
+	}
+	gen = j->n_tokens - j->n_prompt; /* index of this token */
+	if (j->detok && id < llm_tokenizer_n_vocab(e->tok)) {
+		rc = llm_detok_push(j->detok, id, &piece, &plen, &d);
+		if (rc < 0) {
+			fail_job(e, j, rc, &d);
+			return;
+		}
+	}
+	rc = llm_stop_feed(j->stop, id, piece, plen, &res, &d);
+	if (rc < 0) {
+		fail_job(e, j, rc, &d);
+		return;
+	}
+	if (res.status == LLM_STOP_EOS) {
+		/* the EOS id is not part of the output; its KV is not needed */
+		finish_job(e, j, LLM_FINISH_EOS, id, -1, res.emit, res.emit_len, 0, NULL);
+		return;
+	}
+	if (res.status == LLM_STOP_BANNED) {
+		/* back off: forget tokens from rollback_pos on, recompute the
+		 * logits of the position before, never pick ban_token there */
+		size_t r = (size_t)res.rollback_pos;
+
+		llm_sampler_rollback(j->smp, (int32_t)(gen + 1 - r));
+		j->n_tokens = j->n_prompt + r;
+		j->st.n_generated = r;
+		j->n_kv = j->n_tokens - 1;
+		rc = llm_sampler_ban_here(j->smp, res.ban_token, &d);
+		if (rc == 0 && j->detok) {
+			/* the detokenizer cannot go back: replay what is kept */
+			size_t i;
+			int32_t tn = llm_tokenizer_n_vocab(e->tok);
+
+			llm_detok_reset(j->detok);
+			for (i = 0; i < j->n_tokens && rc == 0; i++) {
+				const char *t;
+				size_t n;
+
+				if (j->tokens[i] < tn)
+					rc = llm_detok_push(j->detok, j->tokens[i], &t, &n, &d);
+			}
+		}
+		if (rc < 0) {
+			fail_job(e, j, rc, &d);
+			return;
+		}
+		if (r < gen) {
+			event_init(j, &ev, LLM_JOB_EVENT_ROLLBACK);
+			ev.pos = (int64_t)r;
+			emit(j, &ev);
+		}
+		j->phase = LLM_JOB_DECODE;
+		return;
+	}
+	j->tokens[j->n_tokens++] = id;
+	j->st.n_generated = j->n_tokens - j->n_prompt;
+	event_init(j, &ev, LLM_JOB_EVENT_TOKEN);
+	ev.token = id;
+	ev.pos = (int64_t)gen;
+	ev.text = res.emit_len ? res.emit : "";
+	ev.text_len = res.emit_len;
+	emit(j, &ev);
+	if (res.status == LLM_STOP_HIT) {
+		finish_job(e, j, LLM_FINISH_STOP, -1, res.which, "", 0, 0, NULL);
+		return;
+	}
+	if (res.status == LLM_STOP_MAX_TOKENS) {
+		finish_job(e, j, j->to_ctx ? LLM_FINISH_CONTEXT : LLM_FINISH_MAX_TOKENS,
+			   -1, -1, "", 0, 0, NULL);
+		return;
+	}
+	j->phase = LLM_JOB_DECODE;
+}
+
+/* Map the page holding POS in J's slot, taking a reserved page if needed. */
+static void map_pos(struct llm_engine *e, struct llm_job *j, size_t pos)
+{
+	int32_t *row = pt_row(e, j->slot);
+	size_t p = pos / LLM_KV_PAGE;
+
+	if (row[p] >= 0)
+		return;
+	/* admission reserved every page of the longest run (asserted in
+	 * llm_kvc_take) */
+	row[p] = llm_kvc_take(&e->kc);
+	j->n_pages_reserved--;
+	e->ctx->pt_dirty = true;
+}
+
+int llm_engine_step(struct llm_engine *e, struct diag *d)
+{
+	struct llm_job *j, **link;
+	struct llm_batch b;
+	size_t n = 0, n_logit = 0, budget, i;
+	int rc, ret = 0;
+
+	if (!e)
+		return diag_fail(d, LLM_E_INVALID, "llm_engine_step: no engine");
+
+	/* cancellations */
+	for (j = e->wait_head; j; j = j->next)
+		if (atomic_load(&j->cancel))
+			finish_flush(e, j, LLM_FINISH_CANCELLED);
+	for (j = e->run_head; j; j = j->next)
+		if (atomic_load(&j->cancel))
+			finish_flush(e, j, LLM_FINISH_CANCELLED);
+	sweep(e);
+
+	/* admission, first come first served (a job that does not fit keeps
+	 * the ones behind it waiting, so a big job is not starved) */
+	while (e->wait_head && admit(e, e->wait_head)) {
+		struct diag pd;
+
+		j = e->wait_head;
+		e->wait_head = j->next;
+		if (!e->wait_head)
+			e->wait_tail = NULL;
+		e->n_waiting--;
+		j->next = NULL;
+		for (link = &e->run_head; *link; link = &(*link)->next)
+			;
+		*link = j;
+		e->n_running++;
+		diag_clear(&pd);
+		rc = prime(e, j, &pd);
+		if (rc < 0) {
+			fail_job(e, j, rc, &pd);
+			ret = diag_fail(d, rc, "%s", diag_message(&pd, llm_strerror(rc)));
+		}
+	}
+	sweep(e);
+
+	/* the batch: one row per decoding job, then prefill chunks */
+	for (j = e->run_head; j; j = j->next) {
+		j->logit_idx = -1;
+		j->step_rows = 0;
+		if (j->phase != LLM_JOB_DECODE)
+			continue;
+		map_pos(e, j, j->n_kv);
+		e->b_ids[n] = j->tokens[j->n_kv];
+		e->b_seq[n] = j->slot;
+		e->b_pos[n] = (int32_t)j->n_kv;
+		e->b_want[n] = 1;
+		e->b_jobs[n_logit] = j;
+		j->logit_idx = (int32_t)n_logit++;
+		j->step_rows = 1;
+		n++;
+	}
+	budget = e->ctx->n_batch - n;
+	if (budget > e->par.prefill_chunk)
+		budget = e->par.prefill_chunk;
+	for (j = e->run_head; j && budget > 0; j = j->next) {
+		size_t m;
+
+		if (j->phase != LLM_JOB_PREFILL)
+			continue;
+		m = j->n_prompt - j->n_kv;
+		if (m > budget)
+			m = budget;
+		for (i = 0; i < m; i++) {
+			size_t pos = j->n_kv + i;
+
+			map_pos(e, j, pos);
+			e->b_ids[n] = j->tokens[pos];
+			e->b_seq[n] = j->slot;
+			e->b_pos[n] = (int32_t)pos;
+			e->b_want[n] = pos == j->n_prompt - 1;
+			n++;
+		}
+		if (j->n_kv + m == j->n_prompt) {
+			e->b_jobs[n_logit] = j;
+			j->logit_idx = (int32_t)n_logit++;
+		}
+		j->step_rows = m;
+		budget -= m;
+	}
+	if (n == 0)
+		return ret;
+
+	memset(&b, 0, sizeof b);
+	b.n = n;
+	b.ids = e->b_ids;
+	b.seq = e->b_seq;
+	b.pos = e->b_pos;
+	b.logits = e->b_want;
+	b.logits_out = e->b_logits;
+	{
+		struct diag fd;
+
+		diag_clear(&fd);
+		rc = llm_forward(e->ctx, &b, &fd);
+		e->n_steps++;
+		if (rc < 0) {
+			/* the rows' K/V may be half written: their jobs end */
+			for (j = e->run_head; j; j = j->next)
+				if (j->step_rows > 0)
+					fail_job(e, j, rc, &fd);
+			sweep(e);
+			return diag_fail(d, rc, "%s", diag_message(&fd, llm_strerror(rc)));
+		}
+	}
+	e->n_computed += n;
+
+	for (j = e->run_head; j; j = j->next) {
+		if (j->step_rows == 0)
+			continue;
+		j->n_kv += j->step_rows;
+		j->st.n_computed += j->step_rows;
+		e->ctx->n_past[j->slot] = j->n_kv;
+		if (j->phase == LLM_JOB_PREFILL && j->n_kv == j->n_prompt)
+			publish_pages(e, j, j->n_prompt - 1);
+		if (j->logit_idx >= 0)
+			take_token(e, j, e->b_logits + (size_t)j->logit_idx * e->n_vocab);
+	}
+	sweep(e);
+	return ret;
+}
+
+void llm_job_free(struct llm_job *job)
+{
+	struct llm_engine *e;
+
+	if (!job)
+		return;
+	e = job->engine;
+	if (e && job->phase != LLM_JOB_DONE) {
+		/* still queued or running: leave quietly */
+		release_job(e, job);
+		job->phase = LLM_JOB_DONE;
+		sweep(e);
+	}
+	job_destroy(job);
+}

@@ -1,0 +1,275 @@
+/* inference/forward.c — the decoder forward pass as a sequence of backend
+ * ops, one family function for every supported text architecture (Llama,
+ * Mistral, Qwen2/3, Mixtral, Qwen2/3-MoE, Qwen2.5-VL text): they differ only
+ * in flags (qkv bias, q/k norm, MoE block, shared expert, MRoPE).
+ *
+ * Shapes, with n rows (tokens) in the batch, E = n_embd, H / Hk heads /
+ * kv heads, hd = head_dim, F = n_ff, V = n_vocab:
+ *   x   [n, E]      = embed[ids]                       (residual stream)
+ *   per layer:
+ *     xn  [n, E]    = rmsnorm(x) * attn_norm
+ *     q   [n, H, hd]  = xn Wq^T (+ bq);  k, v [n, Hk, hd] likewise
+ *     q, k          = rmsnorm per head * q_norm / k_norm   (Qwen3)
+ *     q, k          = rope(q, k, pos)                      (rotate-half)
+ *     cache[seq, pos] <- k, v                             (paged pool)
+ *     att [n, H, hd]  = softmax(q K^T / sqrt(hd), causal) V
+ *     x  += att Wo^T
+ *     xn            = rmsnorm(x) * ffn_norm
+ *     dense: x += Wd (silu(Wg xn) * (Wu xn))
+ *     MoE:   p = softmax(router xn) over experts, top-k (renormalised for
+ *            Mixtral / norm_topk_prob), x += sum_j p_j expert_j(xn)
+ *            (+ sigmoid(w_sg . xn) * shared_expert(xn) for Qwen2-MoE)
+ *   logits [m, V] = rmsnorm(x[rows wanting logits]) * norm  lm_head^T
+ *
+ * Everything runs in f32 on the activations; weights are converted inside
+ * matmul.  The function allocates nothing: every buffer was sized by
+ * llm_context_new for n_batch rows.
+ */
+#include "config.h"
+
+#include "inference/model_impl.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Wrap a backend call: on failure, say where and map to LLM_E_BACKEND. */
+#define OP(call, ...)                                                       \
+	do {                                                                \
+		int rc_ = (call);                                           \
+		if (rc_ < 0) {                                              \
+			diag_prefix(d, __VA_ARGS__);                        \
+			return rc_ == GPU_E_NOMEM ? LLM_E_NOMEM : LLM_E_BACKEND; \
+		}                                                           \
+	} while (0)
+
+static int ffn_dense(struct llm_context *c, const struct llm_layer *ly,
+		     size_t n, int64_t l, struct diag *d)
+{
+	const struct llm_config *cf = &c->model->cfg;
+	const size_t E = (size_t)cf->n_embd, F = (size_t)cf->n_ff;
+
+	/* o [n, E] = Wd (silu(Wg xn) * (Wu xn)) */
+	OP(gpu_matmul(c->g, c->ff_gate, c->xn, ly->w_gate, NULL, n, E, F, d),
+	   "layer %lld gate_proj", (long long)l);
+	OP(gpu_matmul(c->g, c->ff_up, c->xn, ly->w_up, NULL, n, E, F, d),
+	   "layer %lld up_proj", (long long)l);
+	OP(gpu_swiglu(c->g, c->ff_gate, c->ff_gate, c->ff_up, n * F, d),
+	   "layer %lld swiglu", (long long)l);
+	OP(gpu_matmul(c->g, c->o, c->ff_gate, ly->w_down, NULL, n, F, E, d),
+	   "layer %lld down_proj", (long long)l);
+	return 0;
+}
+
+static int ffn_moe(struct llm_context *c, const struct llm_layer *ly, size_t n,
+		   int64_t l, struct diag *d)
+{
+	const struct llm_model *m = c->model;
+	const struct llm_config *cf = &m->cfg;
+	const size_t E = (size_t)cf->n_embd, ne = (size_t)cf->n_expert;
+	const size_t k = (size_t)cf->n_expert_used;
+	struct gpu_moe_experts ex;
+
+	/* router: r [n, ne] = xn R^T; top-k of softmax(r) */
+	OP(gpu_matmul(c->g, c->r_logits, c->xn, ly->router, NULL, n, E, ne, d),
+	   "layer %lld router", (long long)l);
+	OP(gpu_moe_route(c->g, c->r_logits, c->r_ids, c->r_wts, n, ne, k,
+			 m->moe_renorm, d),
+	   "layer %lld routing", (long long)l);
+	ex.n_expert = ne;
+	ex.n_ff = (size_t)cf->n_ff_expert;
+	ex.gate = (const struct gpu_buf *const *)ly->e_gate;
+	ex.up = (const struct gpu_buf *const *)ly->e_up;
+	ex.down = (const struct gpu_buf *const *)ly->e_down;
+	OP(gpu_moe_ffn(c->g, c->o, c->xn, c->r_ids, c->r_wts, &ex, n, E, k,
+		       c->moe_scratch, d),
+	   "layer %lld experts", (long long)l);
+	if (ly->s_gate) {
+		const size_t Fs = (size_t)cf->n_ff_shared;
+
+		/* o += sigmoid(xn . w_sg) * Wd_s (silu(Wg_s xn) * (Wu_s xn)) */
+		OP(gpu_matmul(c->g, c->ff_gate, c->xn, ly->s_gate, NULL, n, E, Fs, d),
+		   "layer %lld shared gate_proj", (long long)l);
+		OP(gpu_matmul(c->g, c->ff_up, c->xn, ly->s_up, NULL, n, E, Fs, d),
+		   "layer %lld shared up_proj", (long long)l);
+		OP(gpu_swiglu(c->g, c->ff_gate, c->ff_gate, c->ff_up, n * Fs, d),
+		   "layer %lld shared swiglu", (long long)l);
+		OP(gpu_matmul(c->g, c->sh_out, c->ff_gate, ly->s_down, NULL, n, Fs,
+			      E, d),
+		   "layer %lld shared down_proj", (long long)l);
+		OP(gpu_matmul(c->g, c->sh_gate, c->xn, ly->s_gate_inp, NULL, n, E,
+			      1, d),
+		   "layer %lld shared_expert_gate", (long long)l);
+		OP(gpu_add_gated(c->g, c->o, c->sh_out, c->sh_gate, n, E, d),
+		   "layer %lld shared expert", (long long)l);
+	}
+	return 0;
+}
+
+/* Upload the batch description: ids, positions ([3][n] for MRoPE),
+ * sequence slots and (if changed) the page table. */
+static int upload_batch(struct llm_context *c, const struct llm_batch *b,
+			struct diag *d)
+{
+	const size_t n = b->n;
+	size_t i, r;
+	int32_t *ids = c->h_rows;
+
+	for (i = 0; i < n; i++)
+		ids[i] = b->ids[i] < 0 ? -1 : b->ids[i];
+	OP(gpu_buf_write(c->ids, 0, ids, n, d), "batch ids");
+	OP(gpu_buf_write(c->seq, 0, b->seq, n, d), "batch slots");
+	if (c->model->mrope) {
+		for (r = 0; r < 3; r++)
+			for (i = 0; i < n; i++)
+				c->h_pos[r * n + i] =
+					b->mpos ? b->mpos[r * n + i] : b->pos[i];
+		OP(gpu_buf_write(c->pos, 0, c->h_pos, 3 * n, d), "batch positions");
+	} else
+		OP(gpu_buf_write(c->pos, 0, b->pos, n, d), "batch positions");
+	if (c->pt_dirty) {
+		OP(gpu_buf_write(c->page_table_dev, 0, c->page_table,
+				 c->n_seq * c->max_pages, d),
+		   "page table");
+		c->pt_dirty = false;
+	}
+	return 0;
+}
+
+int llm_forward(struct llm_context *c, const struct llm_batch *b,
+		struct diag *d)
+{
+	const struct llm_model *m = c->model;
+	const struct llm_config *cf = &m->cfg;
+	const size_t n = b->n, E = (size_t)cf->n_embd, H = (size_t)cf->n_head;
+	const size_t Hk = (size_t)cf->n_head_kv, hd = (size_t)cf->head_dim;
+	const size_t V = (size_t)cf->n_vocab;
+	const float scale = 1.0f / sqrtf((float)hd);
+	struct gpu_kv_batch kb;
+	struct gpu_rope rp;
+	struct gpu_buf *kvpos;
+	size_t i, n_logit, l0;
+	int64_t l;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	if (n > c->n_batch)
+		return diag_fail(d, LLM_E_INVALID, "batch of %zu rows > %zu", n,
+				 c->n_batch);
+	for (i = 0; i < n; i++) {
+		if (b->seq[i] < 0 || (size_t)b->seq[i] >= c->n_seq ||
+		    b->pos[i] < 0 || (size_t)b->pos[i] >= c->n_ctx)
+			return diag_fail(d, LLM_E_INVALID,
+					 "row %zu: slot %d position %d", i,
+					 (int)b->seq[i], (int)b->pos[i]);
+		if (b->ids[i] < 0 && !b->embd)
+			return diag_fail(d, LLM_E_INVALID,
+					 "row %zu: no token and no embedding", i);
+		if (b->ids[i] >= (int32_t)V)
+			return diag_fail(d, LLM_E_INVALID, "row %zu: id %d", i,
+					 (int)b->ids[i]);
+	}
+	rc = upload_batch(c, b, d);
+	if (rc < 0)
+		return rc;
+	/* The KV cache is indexed by sequence position.  The pos buffer's
+	 * first n entries are those positions, except with explicit MRoPE
+	 * positions (images), whose temporal row differs: then the sequence
+	 * positions go to `lrows`, which is free until the logits step. */
+	kvpos = c->pos;
+	if (m->mrope && b->mpos) {
+		OP(gpu_buf_write(c->lrows, 0, b->pos, n, d), "cache positions");
+		kvpos = c->lrows;
+	}
+
+	/* x [n, E] = embed[ids]; injected rows overwrite theirs */
+	OP(gpu_get_rows(c->g, c->x, m->tok_embd, V, c->ids, 0, n, E, d),
+	   "embedding");
+	if (b->embd)
+		for (i = 0; i < n; i++)
+			if (b->ids[i] < 0)
+				OP(gpu_buf_write(c->x, i * E, b->embd + i * E, E, d),
+				   "injected embedding row %zu", i);
+
+	kb.n_rows = n;
+	kb.row_seq = c->seq;
+	kb.row_pos = kvpos;
+	kb.page_table = c->page_table_dev;
+	kb.n_seq = c->n_seq;
+	kb.max_pages = c->max_pages;
+	rp.n_rot = hd;
+	rp.attn_factor = 1.0f;
+	rp.mrope_section = m->mrope ? m->mrope_section : NULL;
+
+	for (l = 0; l < cf->n_layer; l++) {
+		const struct llm_layer *ly = &m->layers[l];
+
+		/* attention block */
+		OP(gpu_rmsnorm(c->g, c->xn, c->x, ly->attn_norm, n, E, cf->rms_eps, d),
+		   "layer %lld input_layernorm", (long long)l);
+		OP(gpu_matmul(c->g, c->q, c->xn, ly->wq, ly->bq, n, E, H * hd, d),
+		   "layer %lld q_proj", (long long)l);
+		OP(gpu_matmul(c->g, c->k, c->xn, ly->wk, ly->bk, n, E, Hk * hd, d),
+		   "layer %lld k_proj", (long long)l);
+		OP(gpu_matmul(c->g, c->v, c->xn, ly->wv, ly->bv, n, E, Hk * hd, d),
+		   "layer %lld v_proj", (long long)l);
+		if (ly->q_norm) {
+			/* Qwen3: RMSNorm over each head's hd values */
+			OP(gpu_rmsnorm(c->g, c->q, c->q, ly->q_norm, n * H, hd,
+				       cf->rms_eps, d),
+			   "layer %lld q_norm", (long long)l);
+			OP(gpu_rmsnorm(c->g, c->k, c->k, ly->k_norm, n * Hk, hd,
+				       cf->rms_eps, d),
+			   "layer %lld k_norm", (long long)l);
+		}
+		OP(gpu_rope(c->g, c->q, n, H, hd, c->pos, m->inv_freq, &rp, d),
+		   "layer %lld rope q", (long long)l);
+		OP(gpu_rope(c->g, c->k, n, Hk, hd, c->pos, m->inv_freq, &rp, d),
+		   "layer %lld rope k", (long long)l);
+		OP(gpu_kv_store(c->g, &c->kv[l], &kb, c->k, c->v, d),
+		   "layer %lld kv store", (long long)l);
+		OP(gpu_attention(c->g, c->att, c->q, &c->kv[l], &kb, H, scale,
+				 (size_t)cf->sliding_window, d),
+		   "layer %lld attention", (long long)l);
+		OP(gpu_matmul(c->g, c->o, c->att, ly->wo, NULL, n, H * hd, E, d),
+		   "layer %lld o_proj", (long long)l);
+		OP(gpu_add(c->g, c->x, c->x, c->o, n * E, d),
+		   "layer %lld residual", (long long)l);
+
+		/* feed-forward block */
+		OP(gpu_rmsnorm(c->g, c->xn, c->x, ly->ffn_norm, n, E, cf->rms_eps, d),
+		   "layer %lld post_attention_layernorm", (long long)l);
+		rc = ly->moe ? ffn_moe(c, ly, n, l, d) : ffn_dense(c, ly, n, l, d);
+		if (rc < 0)
+			return rc;
+		OP(gpu_add(c->g, c->x, c->x, c->o, n * E, d),
+		   "layer %lld residual", (long long)l);
+	}
+
+	/* logits for the rows that want them, LLM_LOGIT_ROWS at a time:
+	 * xl = rmsnorm(x[rows]) * norm; lg = xl lm_head^T */
+	if (!b->logits)
+		return 0;
+	n_logit = 0;
+	for (i = 0; i < n; i++)
+		if (b->logits[i])
+			c->h_rows[n_logit++] = (int32_t)i;
+	if (n_logit == 0)
+		return 0;
+	OP(gpu_buf_write(c->lrows, 0, c->h_rows, n_logit, d), "logit rows");
+	for (l0 = 0; l0 < n_logit; l0 += LLM_LOGIT_ROWS) {
+		size_t mr = n_logit - l0 < LLM_LOGIT_ROWS ? n_logit - l0 :
+			    LLM_LOGIT_ROWS;
+
+		OP(gpu_get_rows(c->g, c->xl, c->x, n, c->lrows, l0, mr, E, d),
+		   "gather logit rows");
+		OP(gpu_rmsnorm(c->g, c->xl, c->xl, m->out_norm, mr, E, cf->rms_eps,
+			       d),
+		   "final norm");
+		OP(gpu_matmul(c->g, c->lg, c->xl, m->lm_head, NULL, mr, E, V, d),
+		   "lm_head");
+		OP(gpu_buf_read(c->lg, 0, b->logits_out + l0 * V, mr * V, d),
+		   "reading logits");
+	}
+	return 0;
+}

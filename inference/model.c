@@ -1,0 +1,745 @@
+/* inference/model.c — loading a Hugging Face model directory onto a
+ * backend, the evaluation context (paged KV cache + activations) and the
+ * public llm_model_* / llm_context_* functions.
+ *
+ * Loading: config.json (inference/config.c) decides the architecture and
+ * every tensor's expected shape; each tensor is looked up by its HF name,
+ * checked (shape, and dtype F32/F16/BF16), and uploaded in its own dtype.
+ * The safetensors mapping is closed once everything is on the backend.
+ * Qwen2.5-VL keeps its text tensors under "model.language_model." in the
+ * transformers-5 layout and under "model." in the classic one: both are
+ * tried.
+ *
+ * Invariants: a loaded model has every buffer the forward pass of its
+ * architecture reads (NULL only for optional parts: biases, q/k norm,
+ * shared expert); ownership of each buffer is in exactly one field
+ * (lm_head may alias tok_embd: then it is not freed twice).
+ */
+#include "config.h"
+
+#include "inference/model_impl.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inference/safetensors_impl.h"
+
+struct llm_model_params llm_model_default_params(void)
+{
+	struct llm_model_params p;
+
+	memset(&p, 0, sizeof p);
+	p.backend = LLM_BACKEND_AUTO;
+	p.n_threads = 0;
+	return p;
+}
+
+/* ---- RoPE frequencies ---------------------------------------------------- */
+
+int llm_rope_inv_freq(const struct llm_config *cfg, float *inv, struct diag *d)
+{
+	const int64_t hd = cfg->head_dim;
+	int64_t i;
+
+	/* inv_freq[i] = theta^(-2i / hd), as HF computes it */
+	for (i = 0; i < hd / 2; i++)
+		inv[i] = (float)(1.0 / pow(cfg->rope_theta, (double)(2 * i) / (double)hd));
+	switch (cfg->rope.type) {
+	case LLM_ROPE_DEFAULT:
+	case LLM_ROPE_MROPE:
+		return 0;
+	case LLM_ROPE_LINEAR:
+		for (i = 0; i < hd / 2; i++)
+			inv[i] = (float)(inv[i] / cfg->rope.factor);
+		return 0;
+	case LLM_ROPE_LLAMA3: {
+		/* HF _compute_llama3_parameters: wavelengths longer than
+		 * old_ctx / low_freq_factor are slowed by `factor`, shorter
+		 * than old_ctx / high_freq_factor kept, and the band between
+		 * interpolated smoothly:
+		 *   smooth = (old_ctx / wavelen - low) / (high - low)
+		 *   inv' = (1 - smooth) * inv / factor + smooth * inv */
+		double factor = cfg->rope.factor, lo = cfg->rope.low_freq_factor;
+		double hi = cfg->rope.high_freq_factor;
+		double old = (double)cfg->rope.original_max_pos;
+		double lo_wl = old / lo, hi_wl = old / hi;
+
+		if (old <= 0 || factor <= 0 || hi == lo)
+			return diag_fail(d, LLM_E_FORMAT,
+					 "llama3 rope_scaling needs factor, "
+					 "original_max_position_embeddings and "
+					 "distinct low/high_freq_factor");
+		for (i = 0; i < hd / 2; i++) {
+			double f = inv[i], wl = 2.0 * M_PI / f;
+
+			if (wl < hi_wl) {
+				/* high frequency: unchanged */
+			} else if (wl > lo_wl) {
+				f = f / factor;
+			} else {
+				double sm = (old / wl - lo) / (hi - lo);
+
+				f = (1.0 - sm) * f / factor + sm * f;
+			}
+			inv[i] = (float)f;
+		}
+		return 0;
+	}
+	case LLM_ROPE_YARN:
+	case LLM_ROPE_DYNAMIC:
+		break;
+	}
+	return diag_fail(d, LLM_E_UNSUPPORTED,
+			 "rope_scaling type %s is not supported yet",
+			 cfg->rope.type == LLM_ROPE_YARN ? "yarn" : "dynamic");
+}
+
+/* ---- loading ------------------------------------------------------------- */
+
+struct loader {
+	struct llm_model *m;
+	const struct llm_st_set *st;
+	char prefix[64]; /* "model." or "model.language_model." */
+};
+
+static enum gpu_dtype to_gpu_dtype(enum llm_dtype t, int *ok)
+{
+	*ok = 1;
+	switch (t) {
+	case LLM_DTYPE_F32: return GPU_DTYPE_F32;
+	case LLM_DTYPE_F16: return GPU_DTYPE_F16;
+	case LLM_DTYPE_BF16: return GPU_DTYPE_BF16;
+	default: break;
+	}
+	*ok = 0;
+	return GPU_DTYPE_F32;
+}
+
+static int backend_err(int rc, struct diag *d)
+{
+	if (rc == GPU_E_NOMEM)
+		return LLM_E_NOMEM;
+	(void)d;
+	return LLM_E_BACKEND;
+}
+
+/* Upload tensor NAME (full name) checked against SHAPE[n_dims] into *out.
+ * Optional tensors (required == 0) that are absent leave *out NULL. */
+static int load_full(struct loader *L, const char *name, int n_dims,
+		     const int64_t *shape, int required, struct gpu_buf **out,
+		     struct diag *d)
+{
+	const struct llm_tensor_info *t;
+	enum gpu_dtype gt;
+	int ok, rc;
+
+	*out = NULL;
+	if (!required && !llm_st_find(L->st, name))
+		return 0;
+	rc = llm_st_expect(L->st, name, n_dims, shape, &t, d);
+	if (rc < 0)
+		return rc;
+	gt = to_gpu_dtype(t->dtype, &ok);
+	if (!ok)
+		return diag_fail(d, LLM_E_UNSUPPORTED,
+				 "tensor '%s' has dtype %s; weights must be F32, F16 or BF16",
+				 name, llm_dtype_name(t->dtype));
+	rc = gpu_buf_new(L->m->g, gt, (size_t)t->n_elems, out, d);
+	if (rc == 0)
+		rc = gpu_buf_write(*out, 0, t->data, (size_t)t->n_elems, d);
+	if (rc < 0) {
+		diag_prefix(d, "uploading '%s'", name);
+		return backend_err(rc, d);
+	}
+	L->m->n_params += (uint64_t)t->n_elems;
+	L->m->n_bytes += t->n_bytes;
+	return 0;
+}
+
+/* Same with the text-model prefix and a printf-formatted rest. */
+static int load(struct loader *L, int required, struct gpu_buf **out,
+		struct diag *d, int n_dims, int64_t d0, int64_t d1,
+		const char *fmt, ...) DIAG_PRINTF(8, 9);
+
+static int load(struct loader *L, int required, struct gpu_buf **out,
+		struct diag *d, int n_dims, int64_t d0, int64_t d1,
+		const char *fmt, ...)
+{
+	char name[256];
+	int64_t shape[2] = { d0, d1 };
+	size_t pl = strlen(L->prefix);
+	va_list ap;
+
+	memcpy(name, L->prefix, pl);
+	va_start(ap, fmt);
+	vsnprintf(name + pl, sizeof name - pl, fmt, ap);
+	va_end(ap);
+	return load_full(L, name, n_dims, shape, required, out, d);
+}
+
+static int load_layer(struct loader *L, int64_t l, struct diag *d)
+{
+	const struct llm_config *c = &L->m->cfg;
+	struct llm_layer *ly = &L->m->layers[l];
+	const int64_t E = c->n_embd, H = c->n_head, Hk = c->n_head_kv;
+	const int64_t hd = c->head_dim;
+	const char *mp; /* MoE block name */
+	int64_t e;
+	int rc;
+
+#define TRYL(x)                                                             \
+	do {                                                                \
+		rc = (x);                                                   \
+		if (rc < 0)                                                 \
+			return rc;                                          \
+	} while (0)
+	TRYL(load(L, 1, &ly->attn_norm, d, 1, E, 0, "layers.%" PRId64 ".input_layernorm.weight", l));
+	TRYL(load(L, 1, &ly->ffn_norm, d, 1, E, 0, "layers.%" PRId64 ".post_attention_layernorm.weight", l));
+	TRYL(load(L, 1, &ly->wq, d, 2, H * hd, E, "layers.%" PRId64 ".self_attn.q_proj.weight", l));
+	TRYL(load(L, 1, &ly->wk, d, 2, Hk * hd, E, "layers.%" PRId64 ".self_attn.k_proj.weight", l));
+	TRYL(load(L, 1, &ly->wv, d, 2, Hk * hd, E, "layers.%" PRId64 ".self_attn.v_proj.weight", l));
+	TRYL(load(L, 1, &ly->wo, d, 2, E, H * hd, "layers.%" PRId64 ".self_attn.o_proj.weight", l));
+	if (c->attn_bias) {
+		TRYL(load(L, 1, &ly->bq, d, 1, H * hd, 0, "layers.%" PRId64 ".self_attn.q_proj.bias", l));
+		TRYL(load(L, 1, &ly->bk, d, 1, Hk * hd, 0, "layers.%" PRId64 ".self_attn.k_proj.bias", l));
+		TRYL(load(L, 1, &ly->bv, d, 1, Hk * hd, 0, "layers.%" PRId64 ".self_attn.v_proj.bias", l));
+	}
+	if (c->qk_norm) {
+		TRYL(load(L, 1, &ly->q_norm, d, 1, hd, 0, "layers.%" PRId64 ".self_attn.q_norm.weight", l));
+		TRYL(load(L, 1, &ly->k_norm, d, 1, hd, 0, "layers.%" PRId64 ".self_attn.k_norm.weight", l));
+	}
+	ly->moe = llm_config_layer_is_moe(c, l);
+	if (!ly->moe) {
+		TRYL(load(L, 1, &ly->w_gate, d, 2, c->n_ff, E, "layers.%" PRId64 ".mlp.gate_proj.weight", l));
+		TRYL(load(L, 1, &ly->w_up, d, 2, c->n_ff, E, "layers.%" PRId64 ".mlp.up_proj.weight", l));
+		TRYL(load(L, 1, &ly->w_down, d, 2, E, c->n_ff, "layers.%" PRId64 ".mlp.down_proj.weight", l));
+		return 0;
+	}
+	ly->e_gate = calloc((size_t)c->n_expert, sizeof *ly->e_gate);
+	ly->e_up = calloc((size_t)c->n_expert, sizeof *ly->e_up);
+	ly->e_down = calloc((size_t)c->n_expert, sizeof *ly->e_down);
+	if (!ly->e_gate || !ly->e_up || !ly->e_down)
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	if (c->arch == LLM_ARCH_MIXTRAL) {
+		/* block_sparse_moe.experts.E.{w1 = gate, w3 = up, w2 = down} */
+		mp = "block_sparse_moe";
+		TRYL(load(L, 1, &ly->router, d, 2, c->n_expert, E, "layers.%" PRId64 ".%s.gate.weight", l, mp));
+		for (e = 0; e < c->n_expert; e++) {
+			TRYL(load(L, 1, &ly->e_gate[e], d, 2, c->n_ff_expert, E, "layers.%" PRId64 ".%s.experts.%" PRId64 ".w1.weight", l, mp, e));
+			TRYL(load(L, 1, &ly->e_up[e], d, 2, c->n_ff_expert, E, "layers.%" PRId64 ".%s.experts.%" PRId64 ".w3.weight", l, mp, e));
+			TRYL(load(L, 1, &ly->e_down[e], d, 2, E, c->n_ff_expert, "layers.%" PRId64 ".%s.experts.%" PRId64 ".w2.weight", l, mp, e));
+		}
+		return 0;
+	}
+	mp = "mlp";
+	TRYL(load(L, 1, &ly->router, d, 2, c->n_expert, E, "layers.%" PRId64 ".%s.gate.weight", l, mp));
+	for (e = 0; e < c->n_expert; e++) {
+		TRYL(load(L, 1, &ly->e_gate[e], d, 2, c->n_ff_expert, E, "layers.%" PRId64 ".%s.experts.%" PRId64 ".gate_proj.weight", l, mp, e));
+		TRYL(load(L, 1, &ly->e_up[e], d, 2, c->n_ff_expert, E, "layers.%" PRId64 ".%s.experts.%" PRId64 ".up_proj.weight", l, mp, e));
+		TRYL(load(L, 1, &ly->e_down[e], d, 2, E, c->n_ff_expert, "layers.%" PRId64 ".%s.experts.%" PRId64 ".down_proj.weight", l, mp, e));
+	}
+	if (c->has_shared_expert) {
+		const int64_t Fs = c->n_ff_shared;
+
+		TRYL(load(L, 1, &ly->s_gate, d, 2, Fs, E, "layers.%" PRId64 ".mlp.shared_expert.gate_proj.weight", l));
+		TRYL(load(L, 1, &ly->s_up, d, 2, Fs, E, "layers.%" PRId64 ".mlp.shared_expert.up_proj.weight", l));
+		TRYL(load(L, 1, &ly->s_down, d, 2, E, Fs, "layers.%" PRId64 ".mlp.shared_expert.down_proj.weight", l));
+		TRYL(load(L, 1, &ly->s_gate_inp, d, 2, 1, E, "layers.%" PRId64 ".mlp.shared_expert_gate.weight", l));
+	}
+	return 0;
+#undef TRYL
+}
+
+static void free_layer(const struct llm_config *c, struct llm_layer *ly)
+{
+	int64_t e;
+
+	gpu_buf_free(ly->attn_norm);
+	gpu_buf_free(ly->ffn_norm);
+	gpu_buf_free(ly->wq);
+	gpu_buf_free(ly->wk);
+	gpu_buf_free(ly->wv);
+	gpu_buf_free(ly->wo);
+	gpu_buf_free(ly->bq);
+	gpu_buf_free(ly->bk);
+	gpu_buf_free(ly->bv);
+	gpu_buf_free(ly->q_norm);
+	gpu_buf_free(ly->k_norm);
+	gpu_buf_free(ly->w_gate);
+	gpu_buf_free(ly->w_up);
+	gpu_buf_free(ly->w_down);
+	gpu_buf_free(ly->router);
+	for (e = 0; e < c->n_expert; e++) {
+		if (ly->e_gate)
+			gpu_buf_free(ly->e_gate[e]);
+		if (ly->e_up)
+			gpu_buf_free(ly->e_up[e]);
+		if (ly->e_down)
+			gpu_buf_free(ly->e_down[e]);
+	}
+	free(ly->e_gate);
+	free(ly->e_up);
+	free(ly->e_down);
+	gpu_buf_free(ly->s_gate);
+	gpu_buf_free(ly->s_up);
+	gpu_buf_free(ly->s_down);
+	gpu_buf_free(ly->s_gate_inp);
+}
+
+void llm_model_free(struct llm_model *m)
+{
+	int64_t l;
+
+	if (!m)
+		return;
+	if (m->layers)
+		for (l = 0; l < m->cfg.n_layer; l++)
+			free_layer(&m->cfg, &m->layers[l]);
+	free(m->layers);
+	if (m->lm_head != m->tok_embd)
+		gpu_buf_free(m->lm_head);
+	gpu_buf_free(m->tok_embd);
+	gpu_buf_free(m->out_norm);
+	gpu_buf_free(m->inv_freq);
+	gpu_close(m->g);
+	free(m);
+}
+
+static int load_weights(struct loader *L, struct diag *d)
+{
+	struct llm_model *m = L->m;
+	const struct llm_config *c = &m->cfg;
+	const int64_t V = c->n_vocab, E = c->n_embd;
+	int64_t l;
+	int rc;
+
+	rc = load(L, 1, &m->tok_embd, d, 2, V, E, "embed_tokens.weight");
+	if (rc == 0)
+		rc = load(L, 1, &m->out_norm, d, 1, E, 0, "norm.weight");
+	if (rc < 0)
+		return rc;
+	if (c->tie_embeddings) {
+		m->lm_head = m->tok_embd;
+	} else {
+		int64_t shape[2] = { V, E };
+
+		rc = load_full(L, "lm_head.weight", 2, shape, 1, &m->lm_head, d);
+		if (rc < 0)
+			return rc;
+	}
+	m->layers = calloc((size_t)c->n_layer, sizeof *m->layers);
+	if (!m->layers)
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	for (l = 0; l < c->n_layer; l++) {
+		rc = load_layer(L, l, d);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int llm_model_open(const char *dir, const struct llm_model_params *params,
+		   struct llm_model **out, struct diag *d)
+{
+	struct llm_model_params def = llm_model_default_params();
+	struct gpu_params gp = gpu_default_params();
+	struct llm_st_set *st = NULL;
+	struct llm_model *m;
+	struct loader L;
+	enum gpu_kind kind;
+	float *inv = NULL;
+	int rc;
+
+	*out = NULL;
+	if (!params)
+		params = &def;
+	m = calloc(1, sizeof *m);
+	if (!m)
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	rc = llm_config_load(dir, &m->cfg, d);
+	if (rc < 0)
+		goto fail;
+	snprintf(m->arch, sizeof m->arch, "%s", m->cfg.arch_name);
+	if (m->cfg.exl3) {
+		rc = diag_fail(d, LLM_E_UNSUPPORTED,
+			       "%s: EXL3-quantized models are not supported yet", dir);
+		goto fail;
+	}
+	if (m->cfg.head_dim % 2 || m->cfg.head_dim > GPU_MAX_HEAD_DIM) {
+		rc = diag_fail(d, LLM_E_UNSUPPORTED, "%s: head_dim %" PRId64,
+			       dir, m->cfg.head_dim);
+		goto fail;
+	}
+	/* Mixtral always renormalises its top-k weights; Qwen MoE only with
+	 * norm_topk_prob. */
+	m->moe_renorm = m->cfg.arch == LLM_ARCH_MIXTRAL || m->cfg.norm_topk_prob;
+	if (m->cfg.rope.type == LLM_ROPE_MROPE) {
+		m->mrope = true;
+		memcpy(m->mrope_section, m->cfg.rope.mrope_section,
+		       sizeof m->mrope_section);
+		if ((int64_t)m->mrope_section[0] + m->mrope_section[1] +
+		    m->mrope_section[2] != m->cfg.head_dim / 2) {
+			rc = diag_fail(d, LLM_E_FORMAT,
+				       "%s: mrope_section [%d, %d, %d] does not add up "
+				       "to head_dim / 2 = %" PRId64, dir,
+				       m->mrope_section[0], m->mrope_section[1],
+				       m->mrope_section[2], m->cfg.head_dim / 2);
+			goto fail;
+		}
+	}
+
+	switch (params->backend) {
+	case LLM_BACKEND_CPU: kind = GPU_KIND_CPU; break;
+	case LLM_BACKEND_CUDA: kind = GPU_KIND_CUDA; break;
+	default: kind = GPU_KIND_AUTO; break;
+	}
+	gp.n_threads = params->n_threads;
+	rc = gpu_open(kind, &gp, &m->g, d);
+	if (rc < 0) {
+		rc = backend_err(rc, d);
+		goto fail;
+	}
+
+	inv = malloc((size_t)(m->cfg.head_dim / 2) * sizeof *inv);
+	if (!inv) {
+		rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	rc = llm_rope_inv_freq(&m->cfg, inv, d);
+	if (rc < 0)
+		goto fail;
+	rc = gpu_buf_new(m->g, GPU_DTYPE_F32, (size_t)(m->cfg.head_dim / 2),
+			 &m->inv_freq, d);
+	if (rc == 0)
+		rc = gpu_buf_write(m->inv_freq, 0, inv,
+				   (size_t)(m->cfg.head_dim / 2), d);
+	if (rc < 0) {
+		rc = backend_err(rc, d);
+		goto fail;
+	}
+
+	rc = llm_st_open(dir, &st, d);
+	if (rc < 0)
+		goto fail;
+	memset(&L, 0, sizeof L);
+	L.m = m;
+	L.st = st;
+	snprintf(L.prefix, sizeof L.prefix, "%s",
+		 llm_st_find(st, "model.language_model.embed_tokens.weight") ?
+		 "model.language_model." : "model.");
+	rc = load_weights(&L, d);
+	if (rc < 0) {
+		diag_prefix(d, "%s", dir);
+		goto fail;
+	}
+	llm_st_close(st);
+	free(inv);
+	*out = m;
+	return 0;
+fail:
+	llm_st_close(st);
+	free(inv);
+	llm_model_free(m);
+	return rc;
+}
+
+int64_t llm_model_n_vocab(const struct llm_model *m) { return m->cfg.n_vocab; }
+int64_t llm_model_n_embd(const struct llm_model *m) { return m->cfg.n_embd; }
+int64_t llm_model_n_layer(const struct llm_model *m) { return m->cfg.n_layer; }
+int64_t llm_model_n_ctx_train(const struct llm_model *m) { return m->cfg.max_pos; }
+const char *llm_model_arch(const struct llm_model *m) { return m->arch; }
+uint64_t llm_model_n_params(const struct llm_model *m) { return m->n_params; }
+uint64_t llm_model_bytes(const struct llm_model *m) { return m->n_bytes; }
+const char *llm_model_backend(const struct llm_model *m) { return gpu_describe(m->g); }
+int32_t llm_model_bos(const struct llm_model *m) { return m->cfg.bos_id; }
+
+bool llm_model_is_eos(const struct llm_model *m, int32_t id)
+{
+	int i;
+
+	for (i = 0; i < m->cfg.n_eos; i++)
+		if (m->cfg.eos_ids[i] == id)
+			return true;
+	return false;
+}
+
+/* ---- KV pages -------------------------------------------------------------- */
+
+int llm_kv_reserve(struct llm_context *c, size_t seq, size_t n, struct diag *d)
+{
+	size_t need = (n + LLM_KV_PAGE - 1) / LLM_KV_PAGE, p;
+	int32_t *row = c->page_table + seq * c->max_pages;
+
+	if (n > c->n_ctx || need > c->max_pages)
+		return diag_fail(d, LLM_E_NOSPACE,
+				 "%zu positions exceed the context of %zu", n,
+				 c->n_ctx);
+	for (p = 0; p < need; p++) {
+		if (row[p] >= 0)
+			continue;
+		if (c->n_free == 0)
+			return diag_fail(d, LLM_E_NOSPACE, "KV cache pool is full");
+		row[p] = c->free_pages[--c->n_free];
+		c->pt_dirty = true;
+	}
+	return 0;
+}
+
+void llm_kv_release(struct llm_context *c, size_t seq, size_t n)
+{
+	size_t keep = (n + LLM_KV_PAGE - 1) / LLM_KV_PAGE, p;
+	int32_t *row = c->page_table + seq * c->max_pages;
+
+	for (p = keep; p < c->max_pages; p++) {
+		if (row[p] < 0)
+			continue;
+		c->free_pages[c->n_free++] = row[p];
+		row[p] = -1;
+		c->pt_dirty = true;
+	}
+}
+
+/* ---- context ------------------------------------------------------------- */
+
+void llm_context_free(struct llm_context *c)
+{
+	size_t l;
+
+	if (!c)
+		return;
+	if (c->kv) {
+		for (l = 0; l < (size_t)c->model->cfg.n_layer; l++) {
+			gpu_buf_free(c->kv[l].k);
+			gpu_buf_free(c->kv[l].v);
+		}
+	}
+	free(c->kv);
+	gpu_buf_free(c->x);
+	gpu_buf_free(c->xn);
+	gpu_buf_free(c->q);
+	gpu_buf_free(c->k);
+	gpu_buf_free(c->v);
+	gpu_buf_free(c->att);
+	gpu_buf_free(c->o);
+	gpu_buf_free(c->ff_gate);
+	gpu_buf_free(c->ff_up);
+	gpu_buf_free(c->ids);
+	gpu_buf_free(c->pos);
+	gpu_buf_free(c->seq);
+	gpu_buf_free(c->page_table_dev);
+	gpu_buf_free(c->r_logits);
+	gpu_buf_free(c->r_ids);
+	gpu_buf_free(c->r_wts);
+	gpu_buf_free(c->moe_scratch);
+	gpu_buf_free(c->sh_out);
+	gpu_buf_free(c->sh_gate);
+	gpu_buf_free(c->lrows);
+	gpu_buf_free(c->xl);
+	gpu_buf_free(c->lg);
+	free(c->page_table);
+	free(c->free_pages);
+	free(c->n_past);
+	free(c->h_pos);
+	free(c->h_rows);
+	free(c);
+}
+
+static int newbuf(struct llm_context *c, struct gpu_buf **b, enum gpu_dtype t,
+		  size_t n, struct diag *d)
+{
+	int rc = gpu_buf_new(c->g, t, n ? n : 1, b, d);
+
+	if (rc < 0) {
+		diag_prefix(d, "context");
+		return backend_err(rc, d);
+	}
+	return 0;
+}
+
+int llm_context_new(struct llm_model *m, size_t n_ctx, struct llm_context **out,
+		    struct diag *d)
+{
+	return llm_context_new_slots(m, n_ctx, 1, 0, out, d);
+}
+
+int llm_context_new_slots(struct llm_model *m, size_t n_ctx, size_t n_seq,
+			  size_t n_pages, struct llm_context **out,
+			  struct diag *d)
+{
+	const struct llm_config *cf = &m->cfg;
+	struct llm_context *c;
+	size_t B, E = (size_t)cf->n_embd, H = (size_t)cf->n_head;
+	size_t Hk = (size_t)cf->n_head_kv, hd = (size_t)cf->head_dim;
+	size_t F = (size_t)cf->n_ff, l, i;
+	int rc;
+
+	*out = NULL;
+	if (n_ctx == 0)
+		n_ctx = cf->max_pos > 0 ? (size_t)cf->max_pos : 4096;
+	if (n_ctx > ((size_t)1 << 24))
+		return diag_fail(d, LLM_E_INVALID, "context of %zu positions", n_ctx);
+	if ((size_t)cf->n_ff_shared > F)
+		F = (size_t)cf->n_ff_shared;
+	c = calloc(1, sizeof *c);
+	if (!c)
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	c->model = m;
+	c->g = m->g;
+	c->n_ctx = n_ctx;
+	if (n_seq == 0 || n_seq > 4096)
+		return free(c), diag_fail(d, LLM_E_INVALID, "%zu sequence slots", n_seq);
+	c->n_seq = n_seq;
+	c->n_batch = B = n_ctx * n_seq < LLM_MAX_BATCH ? n_ctx * n_seq : LLM_MAX_BATCH;
+	c->max_pages = (n_ctx + LLM_KV_PAGE - 1) / LLM_KV_PAGE;
+	/* n_pages 0: enough for every slot to fill its context */
+	c->n_pages = n_pages ? n_pages : c->max_pages * c->n_seq;
+	c->page_table = malloc(c->n_seq * c->max_pages * sizeof *c->page_table);
+	c->free_pages = malloc(c->n_pages * sizeof *c->free_pages);
+	c->n_past = calloc(c->n_seq, sizeof *c->n_past);
+	c->h_pos = malloc(3 * B * sizeof *c->h_pos);
+	c->h_rows = malloc(B * sizeof *c->h_rows);
+	c->kv = calloc((size_t)cf->n_layer, sizeof *c->kv);
+	if (!c->page_table || !c->free_pages || !c->n_past || !c->h_pos ||
+	    !c->h_rows || !c->kv) {
+		llm_context_free(c);
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	}
+	for (i = 0; i < c->n_seq * c->max_pages; i++)
+		c->page_table[i] = -1;
+	/* the free stack hands out high pages first: page tables are then
+	 * not the identity, so attention really goes through them */
+	for (i = 0; i < c->n_pages; i++)
+		c->free_pages[i] = (int32_t)i;
+	c->n_free = c->n_pages;
+	c->pt_dirty = true;
+
+#define NB(field, type, count)                                              \
+	do {                                                                \
+		rc = newbuf(c, &c->field, type, count, d);                  \
+		if (rc < 0)                                                 \
+			goto fail;                                          \
+	} while (0)
+	for (l = 0; l < (size_t)cf->n_layer; l++) {
+		size_t n = c->n_pages * LLM_KV_PAGE * Hk * hd;
+
+		NB(kv[l].k, GPU_DTYPE_F32, n);
+		NB(kv[l].v, GPU_DTYPE_F32, n);
+		c->kv[l].n_pages = c->n_pages;
+		c->kv[l].page_size = LLM_KV_PAGE;
+		c->kv[l].n_head_kv = Hk;
+		c->kv[l].head_dim = hd;
+	}
+	NB(x, GPU_DTYPE_F32, B * E);
+	NB(xn, GPU_DTYPE_F32, B * E);
+	NB(q, GPU_DTYPE_F32, B * H * hd);
+	NB(k, GPU_DTYPE_F32, B * Hk * hd);
+	NB(v, GPU_DTYPE_F32, B * Hk * hd);
+	NB(att, GPU_DTYPE_F32, B * H * hd);
+	NB(o, GPU_DTYPE_F32, B * E);
+	NB(ff_gate, GPU_DTYPE_F32, B * F);
+	NB(ff_up, GPU_DTYPE_F32, B * F);
+	NB(ids, GPU_DTYPE_I32, B);
+	NB(pos, GPU_DTYPE_I32, 3 * B);
+	NB(seq, GPU_DTYPE_I32, B);
+	NB(page_table_dev, GPU_DTYPE_I32, c->n_seq * c->max_pages);
+	if (cf->n_expert > 0) {
+		size_t ne = (size_t)cf->n_expert, k = (size_t)cf->n_expert_used;
+
+		NB(r_logits, GPU_DTYPE_F32, B * ne);
+		NB(r_ids, GPU_DTYPE_I32, B * k);
+		NB(r_wts, GPU_DTYPE_F32, B * k);
+		NB(moe_scratch, GPU_DTYPE_F32,
+		   gpu_moe_scratch_elems(B, E, (size_t)cf->n_ff_expert, k));
+		NB(sh_out, GPU_DTYPE_F32, B * E);
+		NB(sh_gate, GPU_DTYPE_F32, B);
+	}
+	NB(lrows, GPU_DTYPE_I32, B);
+	NB(xl, GPU_DTYPE_F32, LLM_LOGIT_ROWS * E);
+	NB(lg, GPU_DTYPE_F32, LLM_LOGIT_ROWS * (size_t)cf->n_vocab);
+#undef NB
+	*out = c;
+	return 0;
+fail:
+	llm_context_free(c);
+	return rc;
+}
+
+size_t llm_context_n_past(const struct llm_context *c) { return c->n_past[0]; }
+size_t llm_context_n_ctx(const struct llm_context *c) { return c->n_ctx; }
+
+void llm_context_reset(struct llm_context *c)
+{
+	llm_kv_release(c, 0, 0);
+	c->n_past[0] = 0;
+}
+
+int llm_context_truncate(struct llm_context *c, size_t n, struct diag *d)
+{
+	if (n > c->n_past[0])
+		return diag_fail(d, LLM_E_INVALID,
+				 "cannot truncate %zu positions to %zu", c->n_past[0],
+				 n);
+	/* stale K/V beyond n stay in the kept pages; they are overwritten
+	 * before anything reads them (attention reads only <= position) */
+	llm_kv_release(c, 0, n);
+	c->n_past[0] = n;
+	return 0;
+}
+
+int llm_context_eval(struct llm_context *c, const int32_t *ids, size_t n,
+		     enum llm_logits which, float *logits, struct diag *d)
+{
+	const size_t V = (size_t)c->model->cfg.n_vocab;
+	const size_t start = c->n_past[0];
+	int32_t seq[LLM_MAX_BATCH], pos[LLM_MAX_BATCH];
+	uint8_t want[LLM_MAX_BATCH];
+	size_t i, done;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	if (which != LLM_LOGITS_NONE && !logits)
+		return diag_fail(d, LLM_E_INVALID, "llm_context_eval: no logits buffer");
+	for (i = 0; i < n; i++)
+		if (ids[i] < 0 || (size_t)ids[i] >= V)
+			return diag_fail(d, LLM_E_INVALID,
+					 "token %zu: id %d outside the vocabulary of %zu",
+					 i, (int)ids[i], V);
+	if (n > c->n_ctx - start)
+		return diag_fail(d, LLM_E_NOSPACE,
+				 "%zu + %zu tokens exceed the context of %zu", start,
+				 n, c->n_ctx);
+	rc = llm_kv_reserve(c, 0, start + n, d);
+	if (rc < 0)
+		return rc;
+	for (done = 0; done < n;) {
+		struct llm_batch b;
+		size_t m = n - done < c->n_batch ? n - done : c->n_batch;
+
+		for (i = 0; i < m; i++) {
+			seq[i] = 0;
+			pos[i] = (int32_t)(start + done + i);
+			want[i] = which == LLM_LOGITS_ALL ||
+				  (which == LLM_LOGITS_LAST && done + i == n - 1);
+		}
+		memset(&b, 0, sizeof b);
+		b.n = m;
+		b.ids = ids + done;
+		b.seq = seq;
+		b.pos = pos;
+		b.logits = which == LLM_LOGITS_NONE ? NULL : want;
+		b.logits_out = which == LLM_LOGITS_ALL ? logits + done * V : logits;
+		rc = llm_forward(c, &b, d);
+		if (rc < 0) {
+			llm_kv_release(c, 0, start);
+			c->n_past[0] = start;
+			return rc;
+		}
+		done += m;
+		c->n_past[0] = start + done;
+	}
+	return 0;
+}

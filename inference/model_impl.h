@@ -1,0 +1,137 @@
+/* inference/model_impl.h — internals of the model (inference/model.c) and
+ * the forward pass (inference/forward.c).  Engine-internal.
+ *
+ * A model is its config, a backend handle and every weight uploaded to that
+ * backend (dtypes kept: f32 stays f32, bf16/f16 stay half and are converted
+ * inside matmul).  A context owns a paged KV cache (one K and one V pool per
+ * layer, pages of LLM_KV_PAGE tokens), the activation buffers for up to
+ * n_batch rows, and the page table of its sequence slots.
+ *
+ * The forward pass takes a batch description (struct llm_batch): tokens,
+ * the sequence slot and position of each, optional injected embeddings and
+ * MRoPE positions, and which rows want logits.  The public llm_context_eval
+ * drives it for one sequence; the scheduler (continuous batching) will
+ * build batches over several slots with the same function.
+ *
+ * Invariants: every gpu_buf in a model/context belongs to model->g; a
+ * context's page table covers positions [0, n_past) of each slot with
+ * distinct pool pages; activations are sized at llm_context_new (decoding
+ * allocates nothing).
+ */
+#ifndef TERN_INFERENCE_MODEL_IMPL_H
+#define TERN_INFERENCE_MODEL_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/diag.h"
+#include "gpu/gpu.h"
+#include "inference/config_impl.h"
+#include "inference/llm.h"
+
+/* Tokens per KV page (the paged pool's granularity; ARCHITECTURE §2.2). */
+#define LLM_KV_PAGE 256
+/* Largest number of rows one forward call processes (longer inputs are
+ * split into chunks by the caller). */
+#define LLM_MAX_BATCH 512
+/* lm_head rows computed per step (bounds the logits buffer). */
+#define LLM_LOGIT_ROWS 32
+
+struct llm_layer {
+	bool moe;
+	struct gpu_buf *attn_norm;           /* [E] */
+	struct gpu_buf *wq, *wk, *wv, *wo;   /* [H*hd, E], [Hkv*hd, E] x2, [E, H*hd] */
+	struct gpu_buf *bq, *bk, *bv;        /* qkv bias or NULL */
+	struct gpu_buf *q_norm, *k_norm;     /* [hd] (qwen3) or NULL */
+	struct gpu_buf *ffn_norm;            /* [E] */
+	struct gpu_buf *w_gate, *w_up;       /* dense: [F, E] */
+	struct gpu_buf *w_down;              /* dense: [E, F] */
+	struct gpu_buf *router;              /* moe: [n_expert, E] */
+	struct gpu_buf **e_gate, **e_up, **e_down; /* moe: n_expert each */
+	struct gpu_buf *s_gate, *s_up, *s_down;    /* shared expert [Fs, E].. */
+	struct gpu_buf *s_gate_inp;          /* shared expert gate [1, E] */
+};
+
+struct llm_model {
+	struct llm_config cfg;
+	struct gpu *g;
+	struct gpu_buf *tok_embd;  /* [V, E] */
+	struct gpu_buf *out_norm;  /* [E] */
+	struct gpu_buf *lm_head;   /* [V, E]; == tok_embd when tied */
+	struct gpu_buf *inv_freq;  /* f32 [hd/2], rope scaling applied */
+	struct llm_layer *layers;  /* [n_layer] */
+	bool moe_renorm;           /* top-k weights renormalised */
+	int mrope_section[3];
+	bool mrope;
+	uint64_t n_params;         /* elements of all weights (tied counted once) */
+	uint64_t n_bytes;          /* bytes of all weight buffers */
+	char arch[64];
+};
+
+/* One forward call.  Rows are tokens; all arrays have n entries unless
+ * said otherwise.  Positions of a slot in one batch must be increasing and
+ * follow what the cache already holds for that slot (the caller keeps the
+ * page table covering them). */
+struct llm_batch {
+	size_t n;
+	const int32_t *ids;        /* token ids; a negative id takes embd's row */
+	const int32_t *seq;        /* sequence slot of each row */
+	const int32_t *pos;        /* position of each row in its sequence */
+	const int32_t *mpos;       /* MRoPE positions [3][n] (t, h, w), or NULL:
+				    * all three = pos */
+	const float *embd;         /* [n, E] injected embeddings, or NULL */
+	const uint8_t *logits;     /* nonzero: this row wants logits; NULL: none */
+	float *logits_out;         /* [rows wanting logits, V], in row order */
+};
+
+struct llm_context {
+	struct llm_model *model;
+	struct gpu *g;
+	size_t n_ctx;              /* positions per sequence slot */
+	size_t n_batch;            /* rows per forward call */
+	size_t n_seq;              /* sequence slots */
+	/* KV cache */
+	size_t n_pages, max_pages; /* pool pages; page-table row length */
+	struct gpu_kv_pool *kv;    /* [n_layer] */
+	int32_t *page_table;       /* host copy [n_seq, max_pages], -1 = none */
+	int32_t *free_pages;       /* stack of free page indices */
+	size_t n_free;
+	size_t *n_past;            /* [n_seq] */
+	bool pt_dirty;             /* device page table out of date */
+	/* activations [n_batch, ...] */
+	struct gpu_buf *x, *xn, *q, *k, *v, *att, *o, *ff_gate, *ff_up;
+	struct gpu_buf *ids, *pos, *seq, *page_table_dev;
+	struct gpu_buf *r_logits, *r_ids, *r_wts, *moe_scratch, *sh_out, *sh_gate;
+	struct gpu_buf *lrows, *xl, *lg; /* logits rows, their states, logits */
+	/* host staging for one batch */
+	int32_t *h_pos, *h_rows;
+};
+
+/* A context with N_SEQ sequence slots of up to N_CTX positions each,
+ * sharing a pool of N_PAGES KV pages (0: n_seq * pages(n_ctx)).  The
+ * scheduler uses this for continuous batching; llm_context_new is
+ * (n_ctx, 1, 0).  Errors as llm_context_new. */
+int llm_context_new_slots(struct llm_model *m, size_t n_ctx, size_t n_seq,
+			  size_t n_pages, struct llm_context **out,
+			  struct diag *d);
+
+/* Run one batch (b->n <= ctx->n_batch) through the model.  The page table
+ * must already map every position in the batch.  Errors: LLM_E_INVALID
+ * (bad row), LLM_E_BACKEND (backend op failed; message names the layer). */
+int llm_forward(struct llm_context *ctx, const struct llm_batch *b,
+		struct diag *d);
+
+/* Make slot SEQ's page table cover positions [0, n): take pages from the
+ * free stack.  LLM_E_NOSPACE when the pool or n_ctx is exhausted. */
+int llm_kv_reserve(struct llm_context *ctx, size_t seq, size_t n,
+		   struct diag *d);
+/* Give back slot SEQ's pages beyond those covering [0, n). */
+void llm_kv_release(struct llm_context *ctx, size_t seq, size_t n);
+
+/* Fill inv_freq[0 .. hd/2) for CFG's rope settings (default, linear,
+ * llama3, mrope).  LLM_E_UNSUPPORTED for yarn/dynamic. */
+int llm_rope_inv_freq(const struct llm_config *cfg, float *inv_freq,
+		      struct diag *d);
+
+#endif

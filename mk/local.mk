@@ -1,0 +1,11 @@
+# mk/ — one fragment per feature (see HACKING.md).  Each appends to the layer
+# archives, the test programs, tern and EXTRA_DIST.
+include mk/tokenizer.mk
+include mk/template.mk
+include mk/modelfile.mk
+include mk/sampler.mk
+include mk/cpu.mk
+include mk/model.mk
+include mk/themes.mk
+include mk/ui.mk
+include mk/engine.mk

@@ -1,0 +1,110 @@
+/* tests/app/test_cli.c — the tern binary's command line: --version, --help,
+ * help SUBCOMMAND, and clear errors with a non-zero status for unknown
+ * options and subcommands. */
+#include "config.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "app/app.h"
+
+/* Run the tern binary with ARGS; capture stdout+stderr (truncated to cap). */
+static int run_tern(const char *args, char *out, size_t cap)
+{
+	char cmd[1024];
+	FILE *p;
+	size_t n;
+	int st;
+
+	snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", TERN_BINARY, args);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	n = fread(out, 1, cap - 1, p);
+	out[n] = '\0';
+	st = pclose(p);
+	ck_assert(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+START_TEST(test_version)
+{
+	char out[4096];
+
+	ck_assert_int_eq(run_tern("--version", out, sizeof out), 0);
+	ck_assert_str_eq(out, "tern " PACKAGE_VERSION "\n");
+}
+END_TEST
+
+START_TEST(test_help_lists_subcommands)
+{
+	char out[8192];
+
+	ck_assert_int_eq(run_tern("--help", out, sizeof out), 0);
+	ck_assert_ptr_nonnull(strstr(out, "Usage: tern"));
+#define SUBCOMMAND(n, s) ck_assert_ptr_nonnull(strstr(out, "  " #n " "));
+#include "app/subcommands.def"
+#undef SUBCOMMAND
+	ck_assert_int_eq(run_tern("help", out, sizeof out), 0);
+	ck_assert_ptr_nonnull(strstr(out, "Usage: tern"));
+}
+END_TEST
+
+START_TEST(test_help_subcommand)
+{
+	char out[16384], args[128];
+
+#define SUBCOMMAND(n, s)                                                  \
+	snprintf(args, sizeof args, "help %s", #n);                      \
+	ck_assert_int_eq(run_tern(args, out, sizeof out), 0);             \
+	ck_assert_msg(strstr(out, "tern " #n) != NULL,                    \
+		      "help for " #n " does not show its usage: %s", out);
+#include "app/subcommands.def"
+#undef SUBCOMMAND
+	ck_assert_int_eq(run_tern("help nosuchthing", out, sizeof out), 2);
+	ck_assert_ptr_nonnull(strstr(out, "no such subcommand 'nosuchthing'"));
+}
+END_TEST
+
+START_TEST(test_unknown_option_and_subcommand)
+{
+	char out[4096];
+
+	ck_assert_int_eq(run_tern("--frobnicate", out, sizeof out), 2);
+	ck_assert_ptr_nonnull(strstr(out, "unknown option '--frobnicate'"));
+	ck_assert_int_eq(run_tern("frobnicate", out, sizeof out), 2);
+	ck_assert_ptr_nonnull(strstr(out, "unknown subcommand 'frobnicate'"));
+}
+END_TEST
+
+START_TEST(test_parse_ids)
+{
+	char err[128];
+	size_t n;
+	int *ids;
+
+	ck_assert_int_eq(app_parse_ids(" 1 2\t30000 ", &ids, &n, err, sizeof err), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_int_eq(ids[2], 30000);
+	free(ids);
+	ck_assert_int_eq(app_parse_ids("1 x", &ids, &n, err, sizeof err), -1);
+	ck_assert_int_eq(app_parse_ids("-4", &ids, &n, err, sizeof err), -1);
+	ck_assert_int_eq(app_parse_ids("99999999999", &ids, &n, err, sizeof err), -1);
+}
+END_TEST
+
+Suite *cli_suite(void)
+{
+	Suite *s = suite_create("cli");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_version);
+	tcase_add_test(tc, test_help_lists_subcommands);
+	tcase_add_test(tc, test_help_subcommand);
+	tcase_add_test(tc, test_unknown_option_and_subcommand);
+	tcase_add_test(tc, test_parse_ids);
+	suite_add_tcase(s, tc);
+	return s;
+}

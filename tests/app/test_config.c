@@ -1,0 +1,153 @@
+/* tests/app/test_config.c — config.yaml: defaults, a full file, and errors
+ * that name file:line:col for unknown keys and bad values; first start writes
+ * a commented default file that parses back to the defaults. */
+#include "config.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app/config.h"
+#include "common/file.h"
+
+static int parse(struct app_config *c, const char *text, struct diag *d)
+{
+	return app_config_parse(c, "cfg.yaml", text, strlen(text), "/bundled", d);
+}
+
+START_TEST(test_defaults)
+{
+	struct app_config c;
+	struct diag d;
+
+	ck_assert_int_eq(parse(&c, "", &d), 0);
+	ck_assert_str_eq(c.model, "stories260k");
+	ck_assert_str_eq(app_config_find_model(&c, "stories260k")->path, "/bundled");
+	ck_assert_ptr_nonnull(app_config_find_preset(&c, "greedy"));
+	ck_assert(app_config_find_preset(&c, "greedy")->params.temperature == 0.0f);
+	app_config_fini(&c);
+}
+END_TEST
+
+START_TEST(test_full_file)
+{
+	static const char text[] =
+		"model: big\n"
+		"preset: mine\n"
+		"backend: cpu\n"
+		"threads: 3\n"
+		"models:\n"
+		"  - name: big\n"
+		"    path: /m/big\n"
+		"    draft: /m/small\n"
+		"    context: 8192\n"
+		"    k_bits: 4\n"
+		"    v_bits: 6\n"
+		"presets:\n"
+		"  - name: mine\n"
+		"    temperature: 0.5\n"
+		"    top_k: 7\n"
+		"    seed: 42\n"
+		"keys:\n"
+		"  quit: C-q\n";
+	struct app_config c;
+	const struct app_model_entry *m;
+	const struct app_preset *p;
+	struct diag d;
+
+	ck_assert_msg(parse(&c, text, &d) == 0, "%s", d.msg);
+	m = app_config_find_model(&c, "big");
+	ck_assert_ptr_nonnull(m);
+	ck_assert_str_eq(m->draft, "/m/small");
+	ck_assert_int_eq(m->context, 8192);
+	ck_assert_int_eq(m->k_bits, 4);
+	ck_assert_int_eq(m->v_bits, 6);
+	p = app_config_find_preset(&c, "mine");
+	ck_assert(p->params.temperature == 0.5f);
+	ck_assert_int_eq(p->params.top_k, 7);
+	ck_assert_uint_eq(p->params.seed, 42);
+	ck_assert_int_eq(c.threads, 3);
+	ck_assert_str_eq(c.backend, "cpu");
+	ck_assert_uint_eq(c.n_keys, 1);
+	ck_assert_str_eq(c.keys[0].key, "C-q");
+	ck_assert_int_eq(c.keys[0].line, 18);
+	/* The bundled model is still there. */
+	ck_assert_ptr_nonnull(app_config_find_model(&c, "stories260k"));
+	app_config_fini(&c);
+}
+END_TEST
+
+START_TEST(test_errors_have_positions)
+{
+	struct app_config c;
+	struct diag d;
+
+	ck_assert_int_eq(parse(&c, "model: stories260k\nfrobnicate: 1\n", &d), -1);
+	ck_assert_str_eq(d.msg, "cfg.yaml:2:1: unknown key 'frobnicate' (model, preset, theme, backend, threads, models, presets, keys)");
+	app_config_fini(&c);
+
+	ck_assert_int_eq(parse(&c, "presets:\n  - name: x\n    temperature: hot\n", &d), -1);
+	ck_assert_str_eq(d.msg, "cfg.yaml:3:18: temperature: 'hot' is not a number");
+	app_config_fini(&c);
+
+	ck_assert_int_eq(parse(&c, "presets:\n  - name: x\n    top_p: 1.5\n", &d), -1);
+	ck_assert_ptr_nonnull(strstr(d.msg, "cfg.yaml:3:12: top_p: 1.5 is outside [0, 1]"));
+	app_config_fini(&c);
+
+	ck_assert_int_eq(parse(&c, "models:\n  - name: a\n    path: /x\n    kv_bits: 12\n", &d), -1);
+	ck_assert_ptr_nonnull(strstr(d.msg, "cfg.yaml:4:14:"));
+	app_config_fini(&c);
+
+	ck_assert_int_eq(parse(&c, "model: nope\n", &d), -1);
+	ck_assert_ptr_nonnull(strstr(d.msg, "'nope' is not in the models list"));
+	app_config_fini(&c);
+
+	ck_assert_int_eq(parse(&c, "a: [1, 2\n", &d), -1); /* YAML syntax */
+	ck_assert_ptr_nonnull(strstr(d.msg, "cfg.yaml:"));
+	/* A failed parse leaves usable defaults. */
+	ck_assert_str_eq(c.model, "stories260k");
+	app_config_fini(&c);
+}
+END_TEST
+
+START_TEST(test_first_start_writes_default)
+{
+	char dir[] = "/tmp/tern-cfg-XXXXXX", cmd[128];
+	struct app_config c, c2;
+	struct diag d;
+	char *path, *text;
+	size_t len;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	path = file_join(dir, "sub/config.yaml");
+	ck_assert_msg(app_config_load(&c, path, "/bundled/model", &d) == 0, "%s", d.msg);
+	ck_assert(file_is_file(path));
+	ck_assert_int_eq(file_read_all(path, 0, &text, &len, &d), 0);
+	ck_assert_ptr_nonnull(strstr(text, "path: /bundled/model"));
+	ck_assert_ptr_nonnull(strstr(text, "# "));
+	free(text);
+	/* Loading again reads the file and gives the same result. */
+	ck_assert_int_eq(app_config_load(&c2, path, "/bundled/model", &d), 0);
+	ck_assert_str_eq(c2.models[0].path, c.models[0].path);
+	app_config_fini(&c);
+	app_config_fini(&c2);
+	free(path);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+Suite *config_app_suite(void)
+{
+	Suite *s = suite_create("config_app");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_full_file);
+	tcase_add_test(tc, test_errors_have_positions);
+	tcase_add_test(tc, test_first_start_writes_default);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,142 @@
+/* tests/app/test_store.c — conversation trees (edit/regenerate keep the old
+ * branch), JSON round trips, atomic saves, and corrupt files set aside. */
+#include "config.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app/store.h"
+#include "common/file.h"
+
+START_TEST(test_branches)
+{
+	struct app_conv *c = app_conv_new("t");
+	int u1, a1, u2, a2, a2b, u1b, path[16], idx, n;
+
+	u1 = app_conv_add(c, -1, APP_ROLE_USER, "hi");
+	a1 = app_conv_add(c, u1, APP_ROLE_ASSISTANT, "hello");
+	u2 = app_conv_add(c, a1, APP_ROLE_USER, "how are you");
+	a2 = app_conv_add(c, u2, APP_ROLE_ASSISTANT, "fine");
+	ck_assert_uint_eq(app_conv_path(c, path, 16), 4);
+	ck_assert_int_eq(path[3], a2);
+	/* Regenerate the last reply: a sibling of a2. */
+	a2b = app_conv_add(c, u2, APP_ROLE_ASSISTANT, "great");
+	ck_assert_int_eq(app_conv_leaf(c), a2b);
+	app_conv_siblings(c, a2b, &idx, &n);
+	ck_assert_int_eq(idx, 2);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(app_conv_switch(c, a2b, -1), a2);
+	ck_assert_int_eq(app_conv_leaf(c), a2);
+	ck_assert_int_eq(app_conv_switch(c, a2, -1), a2); /* no earlier one */
+	/* Edit the first user message: a new root branch; the old one stays. */
+	u1b = app_conv_add(c, -1, APP_ROLE_USER, "hey");
+	ck_assert_uint_eq(app_conv_path(c, path, 16), 1);
+	ck_assert_int_eq(path[0], u1b);
+	ck_assert_int_eq(app_conv_switch(c, u1b, -1), u1);
+	/* Back on the old branch, its last choices are remembered. */
+	ck_assert_uint_eq(app_conv_path(c, path, 16), 4);
+	ck_assert_int_eq(path[3], a2);
+	app_conv_free(c);
+}
+END_TEST
+
+START_TEST(test_json_roundtrip)
+{
+	struct app_conv *c = app_conv_new("Ünïcode \"title\""), *r;
+	struct diag d;
+	char *a, *b;
+	int u;
+
+	app_conv_set_content(c, app_conv_add(c, -1, APP_ROLE_USER, "x"), "line1\nline2 \xe2\x82\xac");
+	u = app_conv_add(c, 0, APP_ROLE_ASSISTANT, "part");
+	app_conv_append_content(c, u, "ial", 3);
+	c->msgs[u].partial = 1;
+	free(c->system);
+	c->system = strdup("be brief");
+	a = app_conv_to_json(c);
+	ck_assert_msg(app_conv_from_json(a, strlen(a), &r, &d) == 0, "%s", d.msg);
+	b = app_conv_to_json(r);
+	ck_assert_str_eq(a, b);
+	ck_assert_str_eq(r->msgs[1].content, "partial");
+	ck_assert_int_eq(r->msgs[1].partial, 1);
+	ck_assert_str_eq(r->system, "be brief");
+	free(a);
+	free(b);
+	app_conv_free(r);
+	app_conv_free(c);
+}
+END_TEST
+
+START_TEST(test_rejects_bad_structure)
+{
+	struct app_conv *c;
+	struct diag d;
+	const char *cyc = "{\"id\":\"x\",\"messages\":[{\"parent\":0,\"role\":\"user\",\"content\":\"a\"}]}";
+	const char *role = "{\"id\":\"x\",\"messages\":[{\"parent\":-1,\"role\":\"robot\",\"content\":\"a\"}]}";
+
+	ck_assert_int_eq(app_conv_from_json(cyc, strlen(cyc), &c, &d), -1);
+	ck_assert_int_eq(app_conv_from_json(role, strlen(role), &c, &d), -1);
+	ck_assert_int_eq(app_conv_from_json("{", 1, &c, &d), -1);
+	ck_assert_ptr_nonnull(strstr(d.msg, "line 1"));
+}
+END_TEST
+
+START_TEST(test_save_load_and_corrupt)
+{
+	char dir[] = "/tmp/tern-store-XXXXXX", cmd[256], *warn, *bad;
+	struct app_conv *a, *b, **all;
+	struct diag d;
+	size_t n;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	a = app_conv_new("first");
+	app_conv_add(a, -1, APP_ROLE_USER, "one");
+	a->updated = 100;
+	b = app_conv_new("second");
+	app_conv_add(b, -1, APP_ROLE_USER, "two");
+	b->updated = 200;
+	ck_assert_int_eq(app_conv_save(a, dir, &d), 0);
+	ck_assert_int_eq(app_conv_save(b, dir, &d), 0);
+	bad = file_join(dir, "broken.json");
+	ck_assert_int_eq(file_write_atomic(bad, "{\"id\": tru", 10, &d), 0);
+	ck_assert_int_eq(app_store_load_all(dir, &all, &n, &warn, &d), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(all[0]->title, "second"); /* newest first */
+	ck_assert_str_eq(all[1]->msgs[0].content, "one");
+	ck_assert_ptr_nonnull(warn);
+	ck_assert_ptr_nonnull(strstr(warn, "broken.json"));
+	ck_assert(!file_is_file(bad)); /* moved aside, not deleted: */
+	snprintf(cmd, sizeof cmd, "ls '%s' | grep -q 'broken.json.corrupt-'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	free(warn);
+	ck_assert_int_eq(app_conv_delete(all[0], dir, &d), 0);
+	app_conv_free(all[0]);
+	app_conv_free(all[1]);
+	free(all);
+	ck_assert_int_eq(app_store_load_all(dir, &all, &n, &warn, &d), 0);
+	ck_assert_uint_eq(n, 1);
+	app_conv_free(all[0]);
+	free(all);
+	app_conv_free(a);
+	app_conv_free(b);
+	free(bad);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+Suite *store_suite(void)
+{
+	Suite *s = suite_create("store");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_branches);
+	tcase_add_test(tc, test_json_roundtrip);
+	tcase_add_test(tc, test_rejects_bad_structure);
+	tcase_add_test(tc, test_save_load_and_corrupt);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,737 @@
+/* tests/gpu/test_cpu_ops.c — suite cpu_ops: every CPU backend op against a
+ * straightforward formula (double precision where it matters) on small
+ * random inputs, with shapes chosen to hit the kernels' edges (k not a
+ * multiple of the lane count, rows not a multiple of the row block, x
+ * blocks, attention across page boundaries through shuffled page tables),
+ * plus argument validation.  Threads: 3, so that splits are uneven.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu/gpu.h"
+#include "testutil.h"
+
+static uint64_t rng_state;
+
+static float frand(void)
+{
+	rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+	return (float)((rng_state >> 40) & 0xffffff) / 16777216.0f * 2.0f - 1.0f;
+}
+
+static struct gpu *open_cpu(int threads)
+{
+	struct gpu_params p = gpu_default_params();
+	struct gpu *g = NULL;
+	struct diag d;
+
+	p.n_threads = threads;
+	ck_assert_int_eq(gpu_open(GPU_KIND_CPU, &p, &g, &d), 0);
+	ck_assert_ptr_nonnull(g);
+	return g;
+}
+
+static struct gpu_buf *buf_f32(struct gpu *g, const float *v, size_t n)
+{
+	struct gpu_buf *b = NULL;
+
+	ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_F32, n, &b, NULL), 0);
+	if (v)
+		ck_assert_int_eq(gpu_buf_write(b, 0, v, n, NULL), 0);
+	return b;
+}
+
+static struct gpu_buf *buf_i32(struct gpu *g, const int32_t *v, size_t n)
+{
+	struct gpu_buf *b = NULL;
+
+	ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_I32, n, &b, NULL), 0);
+	if (v)
+		ck_assert_int_eq(gpu_buf_write(b, 0, v, n, NULL), 0);
+	return b;
+}
+
+/* Round f32 to bf16 (nearest even) and back: the value the op must use. */
+static uint16_t to_bf16(float f)
+{
+	uint32_t u;
+
+	memcpy(&u, &f, 4);
+	u += 0x7fff + ((u >> 16) & 1);
+	return (uint16_t)(u >> 16);
+}
+
+static float from_bf16(uint16_t h)
+{
+	uint32_t u = (uint32_t)h << 16;
+	float f;
+
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+/* f32 -> f16 by a slow but obvious route (normal range only, as used). */
+static uint16_t to_f16(float f)
+{
+	int e;
+	double m = frexp(fabs((double)f), &e); /* f = m 2^e, m in [0.5, 1) */
+	uint16_t sign = f < 0 ? 0x8000 : 0;
+	long mant;
+
+	if (fabs((double)f) < 1.0 / 16384.0) /* below the normal range: 0 */
+		return sign;
+	/* half: 1.mmmmmmmmmm * 2^(E-15) ; here m*2 = 1.x, exponent e-1 */
+	mant = lrint((m * 2.0 - 1.0) * 1024.0);
+	if (mant == 1024) {
+		mant = 0;
+		e++;
+	}
+	return (uint16_t)(sign | (uint16_t)((e - 1 + 15) << 10) | (uint16_t)mant);
+}
+
+static float from_f16(uint16_t h)
+{
+	int e = (h >> 10) & 31;
+	double m = (double)(h & 1023) / 1024.0;
+	double v = e ? ldexp(1.0 + m, e - 15) : ldexp(m, -14);
+
+	return (float)((h & 0x8000) ? -v : v);
+}
+
+/* ---- matmul ------------------------------------------------------------ */
+
+static void check_matmul(enum gpu_dtype wt, size_t n, size_t k, size_t rows,
+			 int with_bias, int threads)
+{
+	struct gpu *g = open_cpu(threads);
+	float *x = malloc(n * k * sizeof *x), *wf = malloc(rows * k * sizeof *wf);
+	float *bias = malloc(rows * sizeof *bias), *out = malloc(n * rows * sizeof *out);
+	uint16_t *wh = malloc(rows * k * sizeof *wh);
+	struct gpu_buf *bx, *bw = NULL, *bb = NULL, *bo;
+	size_t i, j, r;
+
+	for (i = 0; i < n * k; i++)
+		x[i] = frand();
+	for (i = 0; i < rows; i++)
+		bias[i] = frand();
+	for (i = 0; i < rows * k; i++) {
+		float v = frand();
+
+		if (wt == GPU_DTYPE_BF16) {
+			wh[i] = to_bf16(v);
+			wf[i] = from_bf16(wh[i]);
+		} else if (wt == GPU_DTYPE_F16) {
+			wh[i] = to_f16(v);
+			wf[i] = from_f16(wh[i]);
+		} else {
+			wf[i] = v;
+		}
+	}
+	bx = buf_f32(g, x, n * k);
+	ck_assert_int_eq(gpu_buf_new(g, wt, rows * k, &bw, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bw, 0, wt == GPU_DTYPE_F32 ? (void *)wf :
+				       (void *)wh, rows * k, NULL), 0);
+	if (with_bias)
+		bb = buf_f32(g, bias, rows);
+	bo = buf_f32(g, NULL, n * rows);
+	ck_assert_int_eq(gpu_matmul(g, bo, bx, bw, bb, n, k, rows, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(bo, 0, out, n * rows, NULL), 0);
+	for (i = 0; i < n; i++) {
+		for (r = 0; r < rows; r++) {
+			double ref = with_bias ? bias[r] : 0.0, mag = 1.0;
+
+			for (j = 0; j < k; j++) {
+				ref += (double)x[i * k + j] * wf[r * k + j];
+				mag += fabs((double)x[i * k + j] * wf[r * k + j]);
+			}
+			ck_assert_msg(fabs(out[i * rows + r] - ref) <= 1e-5 * mag,
+				      "%s n=%zu k=%zu rows=%zu: out[%zu,%zu]=%g ref %g",
+				      gpu_dtype_name(wt), n, k, rows, i, r,
+				      (double)out[i * rows + r], ref);
+		}
+	}
+	gpu_buf_free(bx);
+	gpu_buf_free(bw);
+	gpu_buf_free(bb);
+	gpu_buf_free(bo);
+	gpu_close(g);
+	free(x);
+	free(wf);
+	free(bias);
+	free(out);
+	free(wh);
+}
+
+START_TEST(test_matmul)
+{
+	static const enum gpu_dtype types[] = { GPU_DTYPE_F32, GPU_DTYPE_F16,
+						GPU_DTYPE_BF16 };
+	size_t t;
+
+	rng_state = 1;
+	for (t = 0; t < 3; t++) {
+		check_matmul(types[t], 1, 37, 13, 1, 3);   /* decode, odd sizes */
+		check_matmul(types[t], 1, 256, 300, 0, 3); /* decode, threaded */
+		check_matmul(types[t], 7, 64, 33, 1, 3);   /* 4x2 tiles + tail */
+		check_matmul(types[t], 70, 40, 9, 0, 2);   /* x blocks of 64 */
+		check_matmul(types[t], 9, 129, 2, 1, 3);   /* split over x */
+		check_matmul(types[t], 130, 96, 200, 1, 3);
+	}
+}
+END_TEST
+
+/* ---- rmsnorm, elementwise, softmax -------------------------------------- */
+
+START_TEST(test_rmsnorm)
+{
+	struct gpu *g = open_cpu(3);
+	enum { N = 5, D = 67 };
+	float x[N * D], w[D], out[N * D];
+	struct gpu_buf *bx, *bw, *bo;
+	size_t i, j;
+
+	rng_state = 2;
+	for (i = 0; i < N * D; i++)
+		x[i] = frand() * 3.0f;
+	for (i = 0; i < D; i++)
+		w[i] = frand();
+	bx = buf_f32(g, x, N * D);
+	bw = buf_f32(g, w, D);
+	bo = buf_f32(g, NULL, N * D);
+	ck_assert_int_eq(gpu_rmsnorm(g, bo, bx, bw, N, D, 1e-5f, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(bo, 0, out, N * D, NULL), 0);
+	for (i = 0; i < N; i++) {
+		double ss = 0;
+
+		for (j = 0; j < D; j++)
+			ss += (double)x[i * D + j] * x[i * D + j];
+		for (j = 0; j < D; j++) {
+			double ref = x[i * D + j] / sqrt(ss / D + 1e-5) * w[j];
+
+			ck_assert(fabs(out[i * D + j] - ref) < 1e-5);
+		}
+	}
+	/* in place gives the same */
+	ck_assert_int_eq(gpu_rmsnorm(g, bx, bx, bw, N, D, 1e-5f, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(bx, 0, x, N * D, NULL), 0);
+	ck_assert(memcmp(x, out, sizeof x) == 0);
+	gpu_buf_free(bx);
+	gpu_buf_free(bw);
+	gpu_buf_free(bo);
+	gpu_close(g);
+}
+END_TEST
+
+START_TEST(test_elementwise)
+{
+	struct gpu *g = open_cpu(3);
+	enum { N = 50000, R = 3, D = 5 };
+	float *a = malloc(N * sizeof *a), *b = malloc(N * sizeof *b);
+	float *o = malloc(N * sizeof *o);
+	float sm[R * D], smo[R * D], gate[R], y[R * D], acc[R * D], acco[R * D];
+	struct gpu_buf *ba, *bb, *bo, *bs, *bg, *by, *bacc;
+	size_t i, j;
+
+	rng_state = 3;
+	for (i = 0; i < N; i++) {
+		a[i] = frand() * 8.0f;
+		b[i] = frand();
+	}
+	ba = buf_f32(g, a, N);
+	bb = buf_f32(g, b, N);
+	bo = buf_f32(g, NULL, N);
+	ck_assert_int_eq(gpu_swiglu(g, bo, ba, bb, N, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(bo, 0, o, N, NULL), 0);
+	for (i = 0; i < N; i++) {
+		double ref = a[i] / (1.0 + exp(-(double)a[i])) * b[i];
+
+		ck_assert(fabs(o[i] - ref) <= 1e-6 * (1 + fabs(ref)));
+	}
+	ck_assert_int_eq(gpu_add(g, bo, ba, bb, N, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(bo, 0, o, N, NULL), 0);
+	for (i = 0; i < N; i++)
+		ck_assert(o[i] == a[i] + b[i]);
+
+	for (i = 0; i < R * D; i++) {
+		sm[i] = frand() * 20.0f;
+		y[i] = frand();
+		acc[i] = frand();
+	}
+	for (i = 0; i < R; i++)
+		gate[i] = frand() * 4.0f;
+	bs = buf_f32(g, sm, R * D);
+	ck_assert_int_eq(gpu_softmax(g, bs, R, D, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(bs, 0, smo, R * D, NULL), 0);
+	for (i = 0; i < R; i++) {
+		double mx = -1e30, sum = 0;
+
+		for (j = 0; j < D; j++)
+			mx = fmax(mx, sm[i * D + j]);
+		for (j = 0; j < D; j++)
+			sum += exp(sm[i * D + j] - mx);
+		for (j = 0; j < D; j++)
+			ck_assert(fabs(smo[i * D + j] - exp(sm[i * D + j] - mx) / sum) <
+				  1e-6);
+	}
+	bg = buf_f32(g, gate, R);
+	by = buf_f32(g, y, R * D);
+	bacc = buf_f32(g, acc, R * D);
+	ck_assert_int_eq(gpu_add_gated(g, bacc, by, bg, R, D, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(bacc, 0, acco, R * D, NULL), 0);
+	for (i = 0; i < R; i++)
+		for (j = 0; j < D; j++) {
+			double ref = acc[i * D + j] +
+				     y[i * D + j] / (1.0 + exp(-(double)gate[i]));
+
+			ck_assert(fabs(acco[i * D + j] - ref) < 1e-6);
+		}
+	gpu_buf_free(ba);
+	gpu_buf_free(bb);
+	gpu_buf_free(bo);
+	gpu_buf_free(bs);
+	gpu_buf_free(bg);
+	gpu_buf_free(by);
+	gpu_buf_free(bacc);
+	gpu_close(g);
+	free(a);
+	free(b);
+	free(o);
+}
+END_TEST
+
+START_TEST(test_get_rows)
+{
+	struct gpu *g = open_cpu(2);
+	enum { V = 10, D = 12 };
+	uint16_t tab[V * D];
+	int32_t ids[4] = { 3, 0, 9, 12 }; /* 12: out of range -> zeros */
+	float out[4 * D];
+	struct gpu_buf *bt = NULL, *bi, *bo;
+	size_t i, j;
+
+	rng_state = 4;
+	for (i = 0; i < V * D; i++)
+		tab[i] = to_bf16(frand());
+	ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_BF16, V * D, &bt, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bt, 0, tab, V * D, NULL), 0);
+	bi = buf_i32(g, ids, 4);
+	bo = buf_f32(g, NULL, 4 * D);
+	ck_assert_int_eq(gpu_get_rows(g, bo, bt, V, bi, 1, 3, D, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(bo, 0, out, 3 * D, NULL), 0);
+	for (i = 0; i < 3; i++)
+		for (j = 0; j < D; j++) {
+			float ref = ids[i + 1] < V ?
+				from_bf16(tab[ids[i + 1] * D + j]) : 0.0f;
+
+			ck_assert(out[i * D + j] == ref);
+		}
+	gpu_buf_free(bt);
+	gpu_buf_free(bi);
+	gpu_buf_free(bo);
+	gpu_close(g);
+}
+END_TEST
+
+/* ---- rope ---------------------------------------------------------------- */
+
+START_TEST(test_rope)
+{
+	struct gpu *g = open_cpu(2);
+	enum { N = 3, H = 2, HD = 8, HALF = HD / 2 };
+	float x[N * H * HD], y[N * H * HD], inv[HALF];
+	int32_t pos[N] = { 0, 1, 1000 };
+	int32_t mpos[3 * N] = { 0, 1, 1000, 0, 1, 1000, 0, 1, 1000 };
+	int32_t mpos2[3 * N] = { 5, 5, 5, 7, 7, 7, 9, 9, 9 };
+	int sec[3] = { 1, 1, 2 };
+	struct gpu_rope rp = { HD, 1.0f, NULL };
+	struct gpu_buf *bx, *bp, *bi, *bm;
+	size_t i, h, f;
+
+	rng_state = 5;
+	for (f = 0; f < HALF; f++)
+		inv[f] = (float)(1.0 / pow(10000.0, 2.0 * (double)f / HD));
+	for (i = 0; i < N * H * HD; i++)
+		x[i] = frand();
+	bx = buf_f32(g, x, N * H * HD);
+	bp = buf_i32(g, pos, N);
+	bi = buf_f32(g, inv, HALF);
+	ck_assert_int_eq(gpu_rope(g, bx, N, H, HD, bp, bi, &rp, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(bx, 0, y, N * H * HD, NULL), 0);
+	for (i = 0; i < N; i++)
+		for (h = 0; h < H; h++)
+			for (f = 0; f < HALF; f++) {
+				size_t o = (i * H + h) * HD;
+				double th = (double)(float)((float)pos[i] * inv[f]);
+				double a = x[o + f], b = x[o + f + HALF];
+
+				/* rotate-half pairs (f, f + HD/2) */
+				ck_assert(fabs(y[o + f] - (a * cos(th) - b * sin(th))) < 1e-5);
+				ck_assert(fabs(y[o + f + HALF] - (b * cos(th) + a * sin(th))) <
+					  1e-5);
+			}
+	/* position 0 is the identity */
+	for (i = 0; i < H * HD; i++)
+		ck_assert(y[i] == x[i]);
+	/* position 1, frequency 0 (inv_freq 1): a known rotation by 1 rad */
+	ck_assert(fabs(y[H * HD] - (x[H * HD] * cos(1.0) - x[H * HD + HALF] * sin(1.0))) <
+		  1e-6);
+
+	/* MRoPE with equal components equals plain RoPE */
+	rp.mrope_section = sec;
+	ck_assert_int_eq(gpu_buf_write(bx, 0, x, N * H * HD, NULL), 0);
+	bm = buf_i32(g, mpos, 3 * N);
+	ck_assert_int_eq(gpu_rope(g, bx, N, H, HD, bm, bi, &rp, NULL), 0);
+	{
+		float z[N * H * HD];
+
+		ck_assert_int_eq(gpu_buf_read(bx, 0, z, N * H * HD, NULL), 0);
+		ck_assert(memcmp(z, y, sizeof z) == 0);
+	}
+	/* distinct components: frequency f uses t (f<1), h (f<2), w (else) */
+	ck_assert_int_eq(gpu_buf_write(bx, 0, x, N * H * HD, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bm, 0, mpos2, 3 * N, NULL), 0);
+	ck_assert_int_eq(gpu_rope(g, bx, N, H, HD, bm, bi, &rp, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(bx, 0, y, N * H * HD, NULL), 0);
+	for (i = 0; i < N; i++)
+		for (h = 0; h < H; h++)
+			for (f = 0; f < HALF; f++) {
+				size_t o = (i * H + h) * HD;
+				int p = f < 1 ? 5 : f < 2 ? 7 : 9;
+				double th = (double)(float)((float)p * inv[f]);
+				double a = x[o + f], b = x[o + f + HALF];
+
+				ck_assert(fabs(y[o + f] - (a * cos(th) - b * sin(th))) < 1e-5);
+			}
+	/* sections must add up to n_rot / 2 */
+	sec[2] = 3;
+	ck_assert_int_eq(gpu_rope(g, bx, N, H, HD, bm, bi, &rp, NULL),
+			 GPU_E_INVALID);
+	gpu_buf_free(bx);
+	gpu_buf_free(bp);
+	gpu_buf_free(bi);
+	gpu_buf_free(bm);
+	gpu_close(g);
+}
+END_TEST
+
+/* ---- paged attention ------------------------------------------------------ */
+
+/* Two sequences of lengths L0, L1 over a pool of 4-token pages with
+ * shuffled page tables; the batch holds the last few rows of each sequence
+ * (a "prefill chunk" after earlier tokens). */
+static void check_attention(enum gpu_dtype kvt, size_t window)
+{
+	enum { PS = 4, NP = 12, HKV = 2, NH = 6, HD = 16, MAXP = 5 };
+	enum { L0 = 13, L1 = 7, NROWS = 5 };
+	struct gpu *g = open_cpu(3);
+	int32_t pt[2 * MAXP] = { 7, 2, 10, 0, -1, 3, 11, -1, -1, -1 };
+	/* rows: seq0 positions 10, 11, 12; seq1 positions 5, 6 */
+	int32_t rseq[NROWS] = { 0, 0, 0, 1, 1 }, rpos[NROWS] = { 10, 11, 12, 5, 6 };
+	static float K[2][L0][HKV * HD], V[2][L0][HKV * HD];
+	float q[NROWS * NH * HD], out[NROWS * NH * HD];
+	int32_t allseq[L0 + L1], allpos[L0 + L1];
+	struct gpu_buf *bk, *bv, *bpt, *brs, *brp, *bq, *bo, *bks, *bvs, *bas, *bap;
+	struct gpu_kv_pool pool;
+	struct gpu_kv_batch b;
+	const float scale = 0.25f;
+	size_t s, t, i, h, c, n = 0;
+	float kk[(L0 + L1) * HKV * HD], vv[(L0 + L1) * HKV * HD];
+
+	rng_state = 6;
+	for (s = 0; s < 2; s++)
+		for (t = 0; t < (s ? L1 : L0); t++) {
+			for (c = 0; c < HKV * HD; c++) {
+				K[s][t][c] = frand();
+				V[s][t][c] = frand();
+				if (kvt == GPU_DTYPE_F16) {
+					K[s][t][c] = from_f16(to_f16(K[s][t][c]));
+					V[s][t][c] = from_f16(to_f16(V[s][t][c]));
+				}
+				kk[n * HKV * HD + c] = K[s][t][c];
+				vv[n * HKV * HD + c] = V[s][t][c];
+			}
+			allseq[n] = (int32_t)s;
+			allpos[n] = (int32_t)t;
+			n++;
+		}
+	for (i = 0; i < NROWS * NH * HD; i++)
+		q[i] = frand() * 2.0f;
+	ck_assert_int_eq(gpu_buf_new(g, kvt, NP * PS * HKV * HD, &bk, NULL), 0);
+	ck_assert_int_eq(gpu_buf_new(g, kvt, NP * PS * HKV * HD, &bv, NULL), 0);
+	ck_assert_int_eq(gpu_buf_zero(bk, NULL), 0);
+	ck_assert_int_eq(gpu_buf_zero(bv, NULL), 0);
+	pool.k = bk;
+	pool.v = bv;
+	pool.n_pages = NP;
+	pool.page_size = PS;
+	pool.n_head_kv = HKV;
+	pool.head_dim = HD;
+	bpt = buf_i32(g, pt, 2 * MAXP);
+	/* store every token of both sequences in one kv_store call */
+	bas = buf_i32(g, allseq, L0 + L1);
+	bap = buf_i32(g, allpos, L0 + L1);
+	bks = buf_f32(g, kk, (L0 + L1) * HKV * HD);
+	bvs = buf_f32(g, vv, (L0 + L1) * HKV * HD);
+	b.n_rows = L0 + L1;
+	b.row_seq = bas;
+	b.row_pos = bap;
+	b.page_table = bpt;
+	b.n_seq = 2;
+	b.max_pages = MAXP;
+	ck_assert_int_eq(gpu_kv_store(g, &pool, &b, bks, bvs, NULL), 0);
+
+	brs = buf_i32(g, rseq, NROWS);
+	brp = buf_i32(g, rpos, NROWS);
+	bq = buf_f32(g, q, NROWS * NH * HD);
+	bo = buf_f32(g, NULL, NROWS * NH * HD);
+	b.n_rows = NROWS;
+	b.row_seq = brs;
+	b.row_pos = brp;
+	ck_assert_int_eq(gpu_attention(g, bo, bq, &pool, &b, NH, scale, window, NULL),
+			 0);
+	ck_assert_int_eq(gpu_buf_read(bo, 0, out, NROWS * NH * HD, NULL), 0);
+	for (i = 0; i < NROWS; i++) {
+		for (h = 0; h < NH; h++) {
+			size_t hk = h / (NH / HKV), sq = (size_t)rseq[i];
+			size_t p = (size_t)rpos[i];
+			size_t lo = window && p + 1 > window ? p + 1 - window : 0;
+			double sc[L0], mx = -1e30, sum = 0;
+			const float *qq = q + (i * NH + h) * HD;
+
+			for (t = lo; t <= p; t++) {
+				double dd = 0;
+
+				for (c = 0; c < HD; c++)
+					dd += (double)qq[c] * K[sq][t][hk * HD + c];
+				sc[t] = dd * scale;
+				mx = fmax(mx, sc[t]);
+			}
+			for (t = lo; t <= p; t++)
+				sum += exp(sc[t] - mx);
+			for (c = 0; c < HD; c++) {
+				double ref = 0;
+
+				for (t = lo; t <= p; t++)
+					ref += exp(sc[t] - mx) / sum *
+					       V[sq][t][hk * HD + c];
+				ck_assert_msg(fabs(out[(i * NH + h) * HD + c] - ref) < 1e-5,
+					      "row %zu head %zu dim %zu: %g vs %g", i, h,
+					      c, (double)out[(i * NH + h) * HD + c], ref);
+			}
+		}
+	}
+	/* a page entry outside the pool is refused */
+	pt[1] = NP;
+	ck_assert_int_eq(gpu_buf_write(bpt, 0, pt, 2 * MAXP, NULL), 0);
+	ck_assert_int_eq(gpu_attention(g, bo, bq, &pool, &b, NH, scale, window, NULL),
+			 GPU_E_INVALID);
+	ck_assert_int_eq(gpu_kv_store(g, &pool, &b, bks, bvs, NULL), 0);
+	pt[2] = -1;
+	ck_assert_int_eq(gpu_buf_write(bpt, 0, pt, 2 * MAXP, NULL), 0);
+	ck_assert_int_eq(gpu_kv_store(g, &pool, &b, bks, bvs, NULL), GPU_E_INVALID);
+	gpu_buf_free(bk);
+	gpu_buf_free(bv);
+	gpu_buf_free(bpt);
+	gpu_buf_free(brs);
+	gpu_buf_free(brp);
+	gpu_buf_free(bq);
+	gpu_buf_free(bo);
+	gpu_buf_free(bks);
+	gpu_buf_free(bvs);
+	gpu_buf_free(bas);
+	gpu_buf_free(bap);
+	gpu_close(g);
+}
+
+START_TEST(test_attention)
+{
+	check_attention(GPU_DTYPE_F32, 0);
+	check_attention(GPU_DTYPE_F16, 0);
+	check_attention(GPU_DTYPE_F32, 6); /* sliding window */
+}
+END_TEST
+
+/* ---- MoE ----------------------------------------------------------------- */
+
+START_TEST(test_moe)
+{
+	enum { N = 6, E = 5, K = 2, D = 12, F = 9 };
+	struct gpu *g = open_cpu(3);
+	float lg[N * E], wts[N * K], x[N * D], out[N * D];
+	float wg[E][F * D], wu[E][F * D], wd[E][D * F];
+	int32_t ids[N * K];
+	struct gpu_buf *bl, *bi, *bw, *bx, *bo, *bs;
+	struct gpu_buf *eg[E], *eu[E], *ed[E];
+	struct gpu_moe_experts ex;
+	size_t i, j, e, c, f;
+	int renorm;
+
+	rng_state = 7;
+	for (i = 0; i < N * E; i++)
+		lg[i] = frand() * 3.0f;
+	lg[0] = lg[1] = 2.5f; /* a tie: the lower index comes first */
+	for (i = 0; i < N * D; i++)
+		x[i] = frand();
+	for (e = 0; e < E; e++) {
+		for (i = 0; i < F * D; i++) {
+			wg[e][i] = frand();
+			wu[e][i] = frand();
+			wd[e][i] = frand();
+		}
+		eg[e] = buf_f32(g, wg[e], F * D);
+		eu[e] = buf_f32(g, wu[e], F * D);
+		ed[e] = buf_f32(g, wd[e], D * F);
+	}
+	bl = buf_f32(g, lg, N * E);
+	bi = buf_i32(g, NULL, N * K);
+	bw = buf_f32(g, NULL, N * K);
+	for (renorm = 0; renorm < 2; renorm++) {
+		ck_assert_int_eq(gpu_moe_route(g, bl, bi, bw, N, E, K, renorm, NULL), 0);
+		ck_assert_int_eq(gpu_buf_read(bi, 0, ids, N * K, NULL), 0);
+		ck_assert_int_eq(gpu_buf_read(bw, 0, wts, N * K, NULL), 0);
+		for (i = 0; i < N; i++) {
+			double sum = 0, ks = 0, p[E];
+			int order[E];
+
+			for (e = 0; e < E; e++)
+				sum += exp(lg[i * E + e]);
+			for (e = 0; e < E; e++) {
+				p[e] = exp(lg[i * E + e]) / sum;
+				order[e] = (int)e;
+			}
+			/* stable selection sort, descending */
+			for (e = 0; e < E; e++)
+				for (c = e + 1; c < E; c++)
+					if (p[order[c]] > p[order[e]]) {
+						int tmp = order[e];
+
+						order[e] = order[c];
+						order[c] = tmp;
+					}
+			for (j = 0; j < K; j++)
+				ks += p[order[j]];
+			for (j = 0; j < K; j++) {
+				ck_assert_int_eq(ids[i * K + j], order[j]);
+				ck_assert(fabs(wts[i * K + j] -
+					       p[order[j]] / (renorm ? ks : 1.0)) < 1e-6);
+			}
+		}
+	}
+	ck_assert_int_eq(ids[0], 0);
+	ck_assert_int_eq(ids[1], 1);
+
+	ex.n_expert = E;
+	ex.n_ff = F;
+	ex.gate = (const struct gpu_buf *const *)eg;
+	ex.up = (const struct gpu_buf *const *)eu;
+	ex.down = (const struct gpu_buf *const *)ed;
+	bx = buf_f32(g, x, N * D);
+	bo = buf_f32(g, NULL, N * D);
+	bs = buf_f32(g, NULL, gpu_moe_scratch_elems(N, D, F, K));
+	ck_assert_int_eq(gpu_moe_ffn(g, bo, bx, bi, bw, &ex, N, D, K, bs, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(bo, 0, out, N * D, NULL), 0);
+	for (i = 0; i < N; i++) {
+		double ref[D] = { 0 };
+
+		for (j = 0; j < K; j++) {
+			double h[F];
+
+			e = (size_t)ids[i * K + j];
+			for (f = 0; f < F; f++) {
+				double a = 0, b = 0;
+
+				for (c = 0; c < D; c++) {
+					a += (double)wg[e][f * D + c] * x[i * D + c];
+					b += (double)wu[e][f * D + c] * x[i * D + c];
+				}
+				h[f] = a / (1 + exp(-a)) * b;
+			}
+			for (c = 0; c < D; c++) {
+				double y = 0;
+
+				for (f = 0; f < F; f++)
+					y += wd[e][c * F + f] * h[f];
+				ref[c] += wts[i * K + j] * y;
+			}
+		}
+		for (c = 0; c < D; c++)
+			ck_assert(fabs(out[i * D + c] - ref[c]) < 1e-5);
+	}
+	/* a bad expert id is refused */
+	ids[3] = E;
+	ck_assert_int_eq(gpu_buf_write(bi, 0, ids, N * K, NULL), 0);
+	ck_assert_int_eq(gpu_moe_ffn(g, bo, bx, bi, bw, &ex, N, D, K, bs, NULL),
+			 GPU_E_INVALID);
+	for (e = 0; e < E; e++) {
+		gpu_buf_free(eg[e]);
+		gpu_buf_free(eu[e]);
+		gpu_buf_free(ed[e]);
+	}
+	gpu_buf_free(bl);
+	gpu_buf_free(bi);
+	gpu_buf_free(bw);
+	gpu_buf_free(bx);
+	gpu_buf_free(bo);
+	gpu_buf_free(bs);
+	gpu_close(g);
+}
+END_TEST
+
+/* ---- validation ------------------------------------------------------------ */
+
+START_TEST(test_validation)
+{
+	struct gpu *g = open_cpu(1);
+	struct gpu_buf *x = buf_f32(g, NULL, 10), *w = buf_f32(g, NULL, 12);
+	struct gpu_buf *o = buf_f32(g, NULL, 6), *ids = buf_i32(g, NULL, 2);
+	struct diag d;
+	float tmp[3];
+
+	diag_clear(&d);
+	/* x needs 2 * 5 = 10, W 3 * 5 = 15 > 12 */
+	ck_assert_int_eq(gpu_matmul(g, o, x, w, NULL, 2, 5, 3, &d), GPU_E_INVALID);
+	ck_assert_ptr_nonnull(strstr(d.msg, "W"));
+	ck_assert_int_eq(gpu_matmul(g, o, x, w, NULL, 2, 3, 4, &d), GPU_E_INVALID);
+	ck_assert_ptr_nonnull(strstr(d.msg, "out"));
+	ck_assert_int_eq(gpu_matmul(g, o, ids, w, NULL, 2, 4, 3, &d), GPU_E_INVALID);
+	ck_assert_ptr_nonnull(strstr(d.msg, "i32"));
+	ck_assert_int_eq(gpu_matmul(g, o, x, w, NULL, 2, 3, 4, NULL), GPU_E_INVALID);
+	ck_assert_int_eq(gpu_matmul(g, o, x, w, NULL, 2, 5, 2, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(o, 5, tmp, 3, &d), GPU_E_INVALID);
+	ck_assert_int_eq(gpu_buf_write(o, 0, tmp, 3, &d), 0);
+	ck_assert_int_eq(gpu_copy(g, x, 0, x, 2, 3, &d), GPU_E_INVALID);
+	ck_assert_int_eq(gpu_copy(g, x, 0, x, 5, 3, &d), 0);
+	ck_assert_str_eq(gpu_kind_name(gpu_get_kind(g)), "cpu");
+	ck_assert(gpu_kind_compiled(GPU_KIND_CPU));
+	gpu_buf_free(x);
+	gpu_buf_free(w);
+	gpu_buf_free(o);
+	gpu_buf_free(ids);
+	gpu_buf_free(NULL);
+	gpu_close(g);
+	gpu_close(NULL);
+}
+END_TEST
+
+Suite *cpu_ops_suite(void)
+{
+	Suite *s = suite_create("cpu_ops");
+	TCase *tc = tcase_create("ops");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_matmul);
+	tcase_add_test(tc, test_rmsnorm);
+	tcase_add_test(tc, test_elementwise);
+	tcase_add_test(tc, test_get_rows);
+	tcase_add_test(tc, test_rope);
+	tcase_add_test(tc, test_attention);
+	tcase_add_test(tc, test_moe);
+	tcase_add_test(tc, test_validation);
+	suite_add_tcase(s, tc);
+	return s;
+}

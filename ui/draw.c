@@ -1,0 +1,109 @@
+/* ui/draw.c — copy the off-screen frame to curses, once per dirty frame.
+ *
+ * Cells unchanged since the previous frame are skipped (curses diffs too,
+ * but this saves building cchar_t's for a 300x80 screen on every token);
+ * then one wnoutrefresh + doupdate sends the frame.  The only other file
+ * calling curses is term.c.
+ */
+#include "config.h"
+
+#define NCURSES_WIDECHAR 1
+#include <curses.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wchar.h>
+
+#include "common/utf8.h"
+#include "common/xalloc.h"
+#include "ui/term_impl.h"
+#include "ui/ui_impl.h"
+
+void ui_draw_invalidate(struct ui *ui)
+{
+	struct ui_term *t = ui->term;
+
+	ui->dirty = 1;
+	if (!t)
+		return;
+	free(t->prev);
+	t->prev = NULL;
+	t->prev_cols = t->prev_rows = 0;
+	clearok(curscr, TRUE);
+}
+
+static int cell_eq(const struct ui_cell *a, const struct ui_cell *b)
+{
+	return a->width == b->width && a->role == b->role && !strcmp(a->g, b->g) &&
+	       (a->role != UI_CELL_RGB || (a->fg == b->fg && a->bg == b->bg));
+}
+
+static void put_cell(struct ui_term *t, int x, int y, const struct ui_cell *c)
+{
+	wchar_t wbuf[UI_CELL_BYTES + 1];
+	cchar_t cc;
+	size_t n = 0, len = strlen(c->g);
+	int pair;
+	attr_t attr = 0;
+
+	for (size_t p = 0; p < len && n < UI_CELL_BYTES;) {
+		uint32_t cp;
+		int l = utf8_decode(c->g + p, len - p, &cp);
+		if (l < 0) {
+			cp = 0xfffd;
+			l = 1;
+		}
+		wbuf[n++] = (wchar_t)cp;
+		p += (size_t)l;
+	}
+	if (n == 0)
+		wbuf[n++] = L' ';
+	wbuf[n] = L'\0';
+	if (c->role == UI_CELL_RGB) {
+		pair = alloc_pair(ui_term_color(t, c->fg, 1), ui_term_color(t, c->bg, 0));
+		if (pair < 0)
+			pair = 0;
+	} else {
+		int r = c->role >= 0 && c->role < THEME_ROLE_COUNT ? c->role : 0;
+		pair = t->role_pair[r];
+		attr = (attr_t)t->role_attr[r];
+	}
+	setcchar(&cc, wbuf, attr, 0, &pair);
+	mvwadd_wch(stdscr, y, x, &cc);
+}
+
+void ui_draw_frame(struct ui *ui)
+{
+	struct ui_term *t = ui->term;
+	struct ui_screen *s = &ui->screen;
+	size_t ncell = (size_t)s->cols * (size_t)s->rows;
+
+	if (!t)
+		return;
+	if (t->prev_cols != s->cols || t->prev_rows != s->rows || !t->prev) {
+		free(t->prev);
+		t->prev = xcalloc(ncell + 1, sizeof *t->prev);
+		for (size_t i = 0; i < ncell; i++)
+			t->prev[i].width = -1; /* never equal: paint everything */
+		t->prev_cols = s->cols;
+		t->prev_rows = s->rows;
+		werase(stdscr);
+	}
+	for (int y = 0; y < s->rows; y++) {
+		for (int x = 0; x < s->cols; x++) {
+			const struct ui_cell *c = &s->cells[y * s->cols + x];
+			struct ui_cell *p = &t->prev[y * s->cols + x];
+			if (c->width == 0 || cell_eq(c, p))
+				continue;
+			put_cell(t, x, y, c);
+			*p = *c;
+		}
+	}
+	if (s->cur_visible) {
+		curs_set(1);
+		wmove(stdscr, s->cur_y, s->cur_x);
+	} else {
+		curs_set(0);
+	}
+	wnoutrefresh(stdscr);
+	doupdate();
+}
