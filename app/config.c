@@ -556,7 +556,7 @@ char *app_config_default_text(const char *bundled)
 		"# Key bindings (ACTION: KEY); F1 in the chat lists every action.\n"
 		"# keys:\n"
 		"#   quit: C-q\n"
-		"#   new_conversation: C-n\n",
+		"#   new-conversation: C-n\n",
 		bundled);
 	return strbuf_take(&sb, NULL);
 }

@@ -310,6 +310,67 @@ int gpu_moe_ffn(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 		const struct gpu_moe_experts *ex, size_t n, size_t dim,
 		size_t top_k, struct gpu_buf *scratch, struct diag *d);
 
+/* ==== EXL3 (gpu/cpu/exl3.c) ============================================= */
+/*
+ * EXL3-quantized linear layers (docs/exl3-format.md): the weight stays in
+ * its trellis form on the backend and is decoded on the fly inside the op;
+ * W is never materialised.
+ */
+
+/* Trellis codebooks (§2); the file selects one per tensor by the presence
+ * of a `.mcg` or `.mul1` flag tensor. */
+enum gpu_exl3_cb {
+	GPU_EXL3_CB_3INST = 0,
+	GPU_EXL3_CB_MCG = 1,
+	GPU_EXL3_CB_MUL1 = 2,
+};
+
+/* Host-side description of one EXL3 linear, as stored in the file.
+ * Pointers may have any alignment (they may point into a file mapping);
+ * the data is copied by gpu_exl3_weight_new and need not outlive it. */
+struct gpu_exl3_desc {
+	size_t k;              /* in_features (padded), multiple of 128 */
+	size_t n;              /* out_features (padded), multiple of 128 */
+	int bits;              /* K, bits per weight, 1..8 */
+	enum gpu_exl3_cb cb;
+	const void *trellis;   /* int16 [k/16, n/16, 16*K] */
+	const void *suh;       /* f16 [k] input sign/scale vector */
+	const void *svh;       /* f16 [n] output sign/scale vector */
+	const void *bias;      /* f16 [n], or NULL */
+};
+
+struct gpu_exl3_weight; /* opaque, owned by the caller */
+
+/* Upload an EXL3 linear.  On success *out owns backend memory; release with
+ * gpu_exl3_weight_free before gpu_close.  Errors: GPU_E_INVALID (k or n not
+ * a positive multiple of 128, bits outside 1..8, bad codebook, NULL data;
+ * the diag says which), GPU_E_NOMEM, GPU_E_UNSUPPORTED (backend without
+ * EXL3), GPU_E_DEVICE. */
+int gpu_exl3_weight_new(struct gpu *g, const struct gpu_exl3_desc *desc,
+			struct gpu_exl3_weight **out, struct diag *d);
+/* NULL is a no-op. */
+void gpu_exl3_weight_free(struct gpu_exl3_weight *w);
+/* Padded dims, bits, and backend bytes held (for model statistics). */
+size_t gpu_exl3_weight_k(const struct gpu_exl3_weight *w);
+size_t gpu_exl3_weight_n(const struct gpu_exl3_weight *w);
+int gpu_exl3_weight_bits(const struct gpu_exl3_weight *w);
+size_t gpu_exl3_weight_bytes(const struct gpu_exl3_weight *w);
+
+/* EXL3 linear layer (§3.3), for each row i, with k = w's k, n = w's n:
+ *   xz [k]  = x[i, 0..k_in) zero-extended to k
+ *   xh [k]  = H128_blk(xz * suh)                       (input rotation)
+ *   yh [n]  = xh . W_hat                               (trellis decode)
+ *   y  [n]  = H128_blk(yh) * svh (+ bias)              (output rotation)
+ *   out[i, 0..n_out) = y[0..n_out)                     (padding trimmed)
+ * which equals x . W (+ b) with W = diag(suh) H W_hat H diag(svh) in
+ * [k, n] (input-major) orientation.  out f32 [n_rows, n_out], x f32
+ * [n_rows, k_in], 0 < k_in <= k, 0 < n_out <= n; out may not alias x.
+ * Computed in f32.  The CPU backend grows its per-thread scratch on the
+ * first call of a given size (later calls allocate nothing). */
+int gpu_exl3_matmul(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
+		    const struct gpu_exl3_weight *w, size_t n_rows, size_t k_in,
+		    size_t n_out, struct diag *d);
+
 #ifdef __cplusplus
 }
 #endif

@@ -33,6 +33,18 @@ struct gpu_buf {
 	void *data;        /* host pointer (CPU) or device pointer (CUDA) */
 };
 
+/* An EXL3 linear (gpu.h): dims and format, backend representation in
+ * priv (the CPU keeps an aligned copy of the trellis and f32 scales). */
+struct gpu_exl3_weight {
+	struct gpu *g;
+	size_t k, n;
+	int bits;
+	enum gpu_exl3_cb cb;
+	int has_bias;
+	size_t bytes;      /* backend memory held */
+	void *priv;
+};
+
 /* One backend.  Every member documents whether it is required; an optional
  * member left NULL makes the matching op return GPU_E_UNSUPPORTED unless a
  * default is named.  Ops receive validated arguments (see gpu.h for the
@@ -105,6 +117,15 @@ struct gpu_backend {
 		       const struct gpu_buf *weights,
 		       const struct gpu_moe_experts *ex, size_t n, size_t dim,
 		       size_t top_k, struct gpu_buf *scratch, struct diag *d);
+	/* EXL3 (optional, all three or none; gpu/exl3.c validates):
+	 * upload fills w->priv and w->bytes from desc (w's other fields are
+	 * set); release frees w->priv; matmul as gpu_exl3_matmul. */
+	int (*exl3_upload)(struct gpu *g, struct gpu_exl3_weight *w,
+			   const struct gpu_exl3_desc *desc, struct diag *d);
+	void (*exl3_release)(struct gpu *g, struct gpu_exl3_weight *w);
+	int (*exl3_matmul)(struct gpu *g, struct gpu_buf *out,
+			   const struct gpu_buf *x, const struct gpu_exl3_weight *w,
+			   size_t n_rows, size_t k_in, size_t n_out, struct diag *d);
 };
 
 /* Registry (gpu/registry.c): the backend for KIND, or NULL when not

@@ -22,11 +22,14 @@
  *   logits [m, V] = rmsnorm(x[rows wanting logits]) * norm  lm_head^T
  *
  * Everything runs in f32 on the activations; weights are converted inside
- * matmul.  The function allocates nothing: every buffer was sized by
+ * matmul.  Linears go through llm_linear (inference/exl3.c): dense weights
+ * to gpu_matmul, EXL3 ones to gpu_exl3_matmul (same formula, the weight
+ * decoded on the fly).  The function allocates nothing: every buffer was sized by
  * llm_context_new for n_batch rows.
  */
 #include "config.h"
 
+#include "inference/exl3_impl.h"
 #include "inference/model_impl.h"
 
 #include <math.h>
@@ -49,13 +52,16 @@ static int ffn_dense(struct llm_context *c, const struct llm_layer *ly,
 	const size_t E = (size_t)cf->n_embd, F = (size_t)cf->n_ff;
 
 	/* o [n, E] = Wd (silu(Wg xn) * (Wu xn)) */
-	OP(gpu_matmul(c->g, c->ff_gate, c->xn, ly->w_gate, NULL, n, E, F, d),
+	OP(llm_linear(c->g, c->ff_gate, c->xn, ly->w_gate, ly->x_gate, NULL, n,
+		      E, F, d),
 	   "layer %lld gate_proj", (long long)l);
-	OP(gpu_matmul(c->g, c->ff_up, c->xn, ly->w_up, NULL, n, E, F, d),
+	OP(llm_linear(c->g, c->ff_up, c->xn, ly->w_up, ly->x_up, NULL, n, E, F,
+		      d),
 	   "layer %lld up_proj", (long long)l);
 	OP(gpu_swiglu(c->g, c->ff_gate, c->ff_gate, c->ff_up, n * F, d),
 	   "layer %lld swiglu", (long long)l);
-	OP(gpu_matmul(c->g, c->o, c->ff_gate, ly->w_down, NULL, n, F, E, d),
+	OP(llm_linear(c->g, c->o, c->ff_gate, ly->w_down, ly->x_down, NULL, n, F,
+		      E, d),
 	   "layer %lld down_proj", (long long)l);
 	return 0;
 }
@@ -207,11 +213,14 @@ int llm_forward(struct llm_context *c, const struct llm_batch *b,
 		/* attention block */
 		OP(gpu_rmsnorm(c->g, c->xn, c->x, ly->attn_norm, n, E, cf->rms_eps, d),
 		   "layer %lld input_layernorm", (long long)l);
-		OP(gpu_matmul(c->g, c->q, c->xn, ly->wq, ly->bq, n, E, H * hd, d),
+		OP(llm_linear(c->g, c->q, c->xn, ly->wq, ly->xq, ly->bq, n, E,
+			      H * hd, d),
 		   "layer %lld q_proj", (long long)l);
-		OP(gpu_matmul(c->g, c->k, c->xn, ly->wk, ly->bk, n, E, Hk * hd, d),
+		OP(llm_linear(c->g, c->k, c->xn, ly->wk, ly->xk, ly->bk, n, E,
+			      Hk * hd, d),
 		   "layer %lld k_proj", (long long)l);
-		OP(gpu_matmul(c->g, c->v, c->xn, ly->wv, ly->bv, n, E, Hk * hd, d),
+		OP(llm_linear(c->g, c->v, c->xn, ly->wv, ly->xv, ly->bv, n, E,
+			      Hk * hd, d),
 		   "layer %lld v_proj", (long long)l);
 		if (ly->q_norm) {
 			/* Qwen3: RMSNorm over each head's hd values */
@@ -231,7 +240,8 @@ int llm_forward(struct llm_context *c, const struct llm_batch *b,
 		OP(gpu_attention(c->g, c->att, c->q, &c->kv[l], &kb, H, scale,
 				 (size_t)cf->sliding_window, d),
 		   "layer %lld attention", (long long)l);
-		OP(gpu_matmul(c->g, c->o, c->att, ly->wo, NULL, n, H * hd, E, d),
+		OP(llm_linear(c->g, c->o, c->att, ly->wo, ly->xo, NULL, n, H * hd,
+			      E, d),
 		   "layer %lld o_proj", (long long)l);
 		OP(gpu_add(c->g, c->x, c->x, c->o, n * E, d),
 		   "layer %lld residual", (long long)l);
@@ -266,7 +276,8 @@ int llm_forward(struct llm_context *c, const struct llm_batch *b,
 		OP(gpu_rmsnorm(c->g, c->xl, c->xl, m->out_norm, mr, E, cf->rms_eps,
 			       d),
 		   "final norm");
-		OP(gpu_matmul(c->g, c->lg, c->xl, m->lm_head, NULL, mr, E, V, d),
+		OP(llm_linear(c->g, c->lg, c->xl, m->lm_head, m->x_lm_head, NULL,
+			      mr, E, V, d),
 		   "lm_head");
 		OP(gpu_buf_read(c->lg, 0, b->logits_out + l0 * V, mr * V, d),
 		   "reading logits");

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inference/exl3_impl.h"
 #include "inference/safetensors_impl.h"
 
 struct llm_model_params llm_model_default_params(void)
@@ -180,6 +181,35 @@ static int load(struct loader *L, int required, struct gpu_buf **out,
 	return load_full(L, name, n_dims, shape, required, out, d);
 }
 
+/* A linear `<prefix><fmt>` with IN inputs and OUT outputs: EXL3 when
+ * `<key>.trellis` exists (inference/exl3.c validates the group), else the
+ * dense `<key>.weight` [OUT, IN].  Exactly one of *w, *q is set. */
+static int load_lin(struct loader *L, struct gpu_buf **w,
+		    struct gpu_exl3_weight **q, struct diag *d, int64_t out,
+		    int64_t in, const char *fmt, ...) DIAG_PRINTF(7, 8);
+
+static int load_lin(struct loader *L, struct gpu_buf **w,
+		    struct gpu_exl3_weight **q, struct diag *d, int64_t out,
+		    int64_t in, const char *fmt, ...)
+{
+	char key[256], name[272];
+	int64_t shape[2] = { out, in };
+	size_t pl = strlen(L->prefix);
+	va_list ap;
+
+	*w = NULL;
+	*q = NULL;
+	memcpy(key, L->prefix, pl);
+	va_start(ap, fmt);
+	vsnprintf(key + pl, sizeof key - pl, fmt, ap);
+	va_end(ap);
+	if (llm_exl3_has(L->st, key))
+		return llm_exl3_load(L->m->g, L->st, key, in, out, 0, q,
+				     &L->m->n_params, &L->m->n_bytes, d);
+	snprintf(name, sizeof name, "%s.weight", key);
+	return load_full(L, name, 2, shape, 1, w, d);
+}
+
 static int load_layer(struct loader *L, int64_t l, struct diag *d)
 {
 	const struct llm_config *c = &L->m->cfg;
@@ -198,11 +228,12 @@ static int load_layer(struct loader *L, int64_t l, struct diag *d)
 	} while (0)
 	TRYL(load(L, 1, &ly->attn_norm, d, 1, E, 0, "layers.%" PRId64 ".input_layernorm.weight", l));
 	TRYL(load(L, 1, &ly->ffn_norm, d, 1, E, 0, "layers.%" PRId64 ".post_attention_layernorm.weight", l));
-	TRYL(load(L, 1, &ly->wq, d, 2, H * hd, E, "layers.%" PRId64 ".self_attn.q_proj.weight", l));
-	TRYL(load(L, 1, &ly->wk, d, 2, Hk * hd, E, "layers.%" PRId64 ".self_attn.k_proj.weight", l));
-	TRYL(load(L, 1, &ly->wv, d, 2, Hk * hd, E, "layers.%" PRId64 ".self_attn.v_proj.weight", l));
-	TRYL(load(L, 1, &ly->wo, d, 2, E, H * hd, "layers.%" PRId64 ".self_attn.o_proj.weight", l));
-	if (c->attn_bias) {
+	TRYL(load_lin(L, &ly->wq, &ly->xq, d, H * hd, E, "layers.%" PRId64 ".self_attn.q_proj", l));
+	TRYL(load_lin(L, &ly->wk, &ly->xk, d, Hk * hd, E, "layers.%" PRId64 ".self_attn.k_proj", l));
+	TRYL(load_lin(L, &ly->wv, &ly->xv, d, Hk * hd, E, "layers.%" PRId64 ".self_attn.v_proj", l));
+	TRYL(load_lin(L, &ly->wo, &ly->xo, d, E, H * hd, "layers.%" PRId64 ".self_attn.o_proj", l));
+	/* an EXL3 linear carries its own .bias (f16, padded) */
+	if (c->attn_bias && !ly->xq) {
 		TRYL(load(L, 1, &ly->bq, d, 1, H * hd, 0, "layers.%" PRId64 ".self_attn.q_proj.bias", l));
 		TRYL(load(L, 1, &ly->bk, d, 1, Hk * hd, 0, "layers.%" PRId64 ".self_attn.k_proj.bias", l));
 		TRYL(load(L, 1, &ly->bv, d, 1, Hk * hd, 0, "layers.%" PRId64 ".self_attn.v_proj.bias", l));
@@ -213,11 +244,14 @@ static int load_layer(struct loader *L, int64_t l, struct diag *d)
 	}
 	ly->moe = llm_config_layer_is_moe(c, l);
 	if (!ly->moe) {
-		TRYL(load(L, 1, &ly->w_gate, d, 2, c->n_ff, E, "layers.%" PRId64 ".mlp.gate_proj.weight", l));
-		TRYL(load(L, 1, &ly->w_up, d, 2, c->n_ff, E, "layers.%" PRId64 ".mlp.up_proj.weight", l));
-		TRYL(load(L, 1, &ly->w_down, d, 2, E, c->n_ff, "layers.%" PRId64 ".mlp.down_proj.weight", l));
+		TRYL(load_lin(L, &ly->w_gate, &ly->x_gate, d, c->n_ff, E, "layers.%" PRId64 ".mlp.gate_proj", l));
+		TRYL(load_lin(L, &ly->w_up, &ly->x_up, d, c->n_ff, E, "layers.%" PRId64 ".mlp.up_proj", l));
+		TRYL(load_lin(L, &ly->w_down, &ly->x_down, d, E, c->n_ff, "layers.%" PRId64 ".mlp.down_proj", l));
 		return 0;
 	}
+	if (c->exl3)
+		return diag_fail(d, LLM_E_UNSUPPORTED,
+				 "layer %" PRId64 ": EXL3 MoE experts are not supported yet", l);
 	ly->e_gate = calloc((size_t)c->n_expert, sizeof *ly->e_gate);
 	ly->e_up = calloc((size_t)c->n_expert, sizeof *ly->e_up);
 	ly->e_down = calloc((size_t)c->n_expert, sizeof *ly->e_down);
@@ -287,6 +321,13 @@ static void free_layer(const struct llm_config *c, struct llm_layer *ly)
 	gpu_buf_free(ly->s_up);
 	gpu_buf_free(ly->s_down);
 	gpu_buf_free(ly->s_gate_inp);
+	gpu_exl3_weight_free(ly->xq);
+	gpu_exl3_weight_free(ly->xk);
+	gpu_exl3_weight_free(ly->xv);
+	gpu_exl3_weight_free(ly->xo);
+	gpu_exl3_weight_free(ly->x_gate);
+	gpu_exl3_weight_free(ly->x_up);
+	gpu_exl3_weight_free(ly->x_down);
 }
 
 void llm_model_free(struct llm_model *m)
@@ -301,6 +342,7 @@ void llm_model_free(struct llm_model *m)
 	free(m->layers);
 	if (m->lm_head != m->tok_embd)
 		gpu_buf_free(m->lm_head);
+	gpu_exl3_weight_free(m->x_lm_head);
 	gpu_buf_free(m->tok_embd);
 	gpu_buf_free(m->out_norm);
 	gpu_buf_free(m->inv_freq);
@@ -321,7 +363,17 @@ static int load_weights(struct loader *L, struct diag *d)
 		rc = load(L, 1, &m->out_norm, d, 1, E, 0, "norm.weight");
 	if (rc < 0)
 		return rc;
-	if (c->tie_embeddings) {
+	if (llm_exl3_has(L->st, "lm_head")) {
+		/* EXL3 conversion always writes its own head, at exactly
+		 * quantization_config.head_bits (exl3-format.md §1.10) */
+		double hb = c->exl3_head_bits;
+		int want = hb >= 1 && hb <= 8 && hb == (double)(int)hb ? (int)hb : 0;
+
+		rc = llm_exl3_load(m->g, L->st, "lm_head", E, V, want,
+				   &m->x_lm_head, &m->n_params, &m->n_bytes, d);
+		if (rc < 0)
+			return rc;
+	} else if (c->tie_embeddings) {
 		m->lm_head = m->tok_embd;
 	} else {
 		int64_t shape[2] = { V, E };
@@ -363,11 +415,6 @@ int llm_model_open(const char *dir, const struct llm_model_params *params,
 	if (rc < 0)
 		goto fail;
 	snprintf(m->arch, sizeof m->arch, "%s", m->cfg.arch_name);
-	if (m->cfg.exl3) {
-		rc = diag_fail(d, LLM_E_UNSUPPORTED,
-			       "%s: EXL3-quantized models are not supported yet", dir);
-		goto fail;
-	}
 	if (m->cfg.head_dim % 2 || m->cfg.head_dim > GPU_MAX_HEAD_DIM) {
 		rc = diag_fail(d, LLM_E_UNSUPPORTED, "%s: head_dim %" PRId64,
 			       dir, m->cfg.head_dim);

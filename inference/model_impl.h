@@ -51,6 +51,9 @@ struct llm_layer {
 	struct gpu_buf **e_gate, **e_up, **e_down; /* moe: n_expert each */
 	struct gpu_buf *s_gate, *s_up, *s_down;    /* shared expert [Fs, E].. */
 	struct gpu_buf *s_gate_inp;          /* shared expert gate [1, E] */
+	/* EXL3 forms of the dense linears above (inference/exl3.c): when
+	 * one is set, its gpu_buf twin (and q/k/v bias) is NULL */
+	struct gpu_exl3_weight *xq, *xk, *xv, *xo, *x_gate, *x_up, *x_down;
 };
 
 struct llm_model {
@@ -59,6 +62,7 @@ struct llm_model {
 	struct gpu_buf *tok_embd;  /* [V, E] */
 	struct gpu_buf *out_norm;  /* [E] */
 	struct gpu_buf *lm_head;   /* [V, E]; == tok_embd when tied */
+	struct gpu_exl3_weight *x_lm_head; /* EXL3 head (then lm_head NULL) */
 	struct gpu_buf *inv_freq;  /* f32 [hd/2], rope scaling applied */
 	struct llm_layer *layers;  /* [n_layer] */
 	bool moe_renorm;           /* top-k weights renormalised */

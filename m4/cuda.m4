@@ -2,9 +2,9 @@
 # --with-cuda-arch="80 86 89 90".
 #
 # auto (default): use CUDA when nvcc is found in /usr/local/cuda/bin or on
-# PATH; a CUDA build then requires the runtime and cuBLAS.  An explicit
-# --with-cuda=yes|DIR is a hard error when anything is missing; auto quietly
-# falls back to a CPU-only build.  Host code is C compiled by $(CC) against
+# PATH; a CUDA build then requires the runtime and cuBLAS (an error names
+# what is missing).  No nvcc: a CPU-only build under auto, an error under an
+# explicit --with-cuda=yes|DIR.  Host code is C compiled by $(CC) against
 # the runtime API; only .cu files go through nvcc (one suffix rule in
 # Makefile.am).
 AC_DEFUN([TERN_CHECK_CUDA], [
@@ -29,14 +29,15 @@ AC_DEFUN([TERN_CHECK_CUDA], [
     for d in $tern_cuda_dirs; do
       AS_IF([test -x "$d/bin/nvcc"], [NVCC="$d/bin/nvcc"; CUDA_HOME="$d"; break])
     done
-    AS_IF([test -z "$NVCC" && test "x$with_cuda" != xyes -o "x$with_cuda" = xyes],
-      [AS_IF([test "x$with_cuda" = xauto || test "x$with_cuda" = xyes],
+    dnl auto/yes also look on PATH; an explicit DIR does not.
+    AS_IF([test -z "$NVCC"],
+      [AS_CASE([$with_cuda], [auto|yes],
         [AC_PATH_PROG([NVCC], [nvcc], [])
          AS_IF([test -n "$NVCC"], [CUDA_HOME=`AS_DIRNAME([AS_DIRNAME(["$NVCC"])])`])])])
     AS_IF([test -n "$NVCC"], [
       CUDA_CPPFLAGS="-I$CUDA_HOME/include"
       tern_cuda_libdir="$CUDA_HOME/lib64"
-      AS_IF([test -d "$CUDA_HOME/targets/x86_64-linux/lib"] && test ! -e "$tern_cuda_libdir/libcudart.so",
+      AS_IF([test -d "$CUDA_HOME/targets/x86_64-linux/lib" && test ! -e "$tern_cuda_libdir/libcudart.so"],
             [tern_cuda_libdir="$CUDA_HOME/targets/x86_64-linux/lib"])
       CUDA_LDFLAGS="-L$tern_cuda_libdir -Wl,-rpath,$tern_cuda_libdir"
       tern_save_CPPFLAGS="$CPPFLAGS"; tern_save_LDFLAGS="$LDFLAGS"; tern_save_LIBS="$LIBS"
@@ -49,9 +50,7 @@ AC_DEFUN([TERN_CHECK_CUDA], [
       CPPFLAGS="$tern_save_CPPFLAGS"; LDFLAGS="$tern_save_LDFLAGS"; LIBS="$tern_save_LIBS"
       AS_IF([test "x$tern_cuda_ok" = xyes],
         [tern_have_cuda=yes],
-        [AS_IF([test "x$with_cuda" = xauto],
-          [AC_MSG_WARN([CUDA found at $CUDA_HOME but unusable: $tern_cuda_ok; building CPU only])],
-          [AC_MSG_ERROR([CUDA requested but $tern_cuda_ok under $CUDA_HOME])])])
+        [AC_MSG_ERROR([CUDA found at $CUDA_HOME but $tern_cuda_ok: install the CUDA runtime and cuBLAS, or configure --with-cuda=no for a CPU-only build])])
     ], [
       AS_IF([test "x$with_cuda" != xauto],
         [AC_MSG_ERROR([CUDA requested (--with-cuda=$with_cuda) but nvcc was not found])])

@@ -3,7 +3,7 @@
 # inference/llm.h "Engine and jobs"), `tern run`, and their tests.
 inference_libllm_a_SOURCES += inference/engine.c inference/kvcache.c \
 	inference/engine_impl.h
-#app_libapp_a_SOURCES += app/cmd_run.c
+app_libapp_a_SOURCES += app/cmd_run.c
 tests_check_inference_SOURCES += tests/inference/test_engine.c \
 	tests/inference/test_kvcache.c
 #tests_check_app_SOURCES += tests/app/test_run.c

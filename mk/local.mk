@@ -9,3 +9,4 @@ include mk/model.mk
 include mk/themes.mk
 include mk/ui.mk
 include mk/engine.mk
+include mk/exl3.mk

@@ -12,7 +12,7 @@ check_PROGRAMS += tests/check_common tests/check_gpu tests/check_inference \
 	tests/check_themes tests/check_ui tests/check_app
 TESTS += scripts/check-layers.sh tests/check_common tests/check_gpu \
 	tests/check_inference tests/check_themes tests/check_ui tests/check_app
-EXTRA_DIST += scripts/check-layers.sh tests/data/README.md \
+EXTRA_DIST += scripts/check-layers.sh tests/data/README.md tests/data/images \
 	tests/common/suites.def tests/gpu/suites.def tests/inference/suites.def \
 	tests/themes/suites.def tests/ui/suites.def tests/app/suites.def
 
@@ -41,7 +41,7 @@ tests_check_ui_CPPFLAGS = $(TESTS_CPPFLAGS) -DTERN_SUITES='"ui/suites.def"'
 tests_check_ui_CFLAGS = $(TESTS_CFLAGS) $(NCURSES_CFLAGS) $(UTF8PROC_CFLAGS)
 tests_check_ui_LDADD = $(UI_LIBS) $(THEMES_LIBS) common/libcommon.a $(CHECK_LIBS) $(LIBS)
 
-tests_check_app_SOURCES = $(TEST_COMMON) tests/app/test_cli.c tests/app/test_config.c tests/app/test_store.c
+tests_check_app_SOURCES = $(TEST_COMMON) tests/app/test_cli.c tests/app/test_config.c tests/app/test_store.c tests/app/test_image.c
 tests_check_app_CPPFLAGS = $(TESTS_CPPFLAGS) -DTERN_SUITES='"app/suites.def"' \
 	-DTERN_BINARY='"$(abs_top_builddir)/tern$(EXEEXT)"'
 tests_check_app_CFLAGS = $(TESTS_CFLAGS) $(YAML_CFLAGS)

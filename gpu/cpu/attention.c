@@ -10,8 +10,10 @@
  *   m' = max(m, max_t s_t), l' = l e^(m - m') + sum_t e^(s_t - m'),
  *   o' = o e^(m - m') + sum_t e^(s_t - m') v_t,   out = o / l,
  * which equals softmax(s) . V up to rounding and needs no scratch that grows
- * with the context.  Rows x heads are spread over the threads round-robin
- * (causal rows have unequal lengths).
+ * with the context.  The query heads that share a KV head (GQA) are
+ * processed together, up to ATT_GROUP at a time, so each K and V row is
+ * loaded once for all of them; each (row, kv head, sub-group) is one chunk
+ * for the pool (causal rows have unequal lengths; claiming balances them).
  *
  * Every row's sequence, position and page entries are checked serially
  * before any work is done, so a bad page table fails cleanly
@@ -103,12 +105,16 @@ int cpu_kv_store(struct gpu *g, const struct gpu_kv_pool *pool,
 	return 0;
 }
 
+/* Heads of one GQA group processed together (they share K/V rows). */
+#define ATT_GROUP 8
+
 struct attn_ctx {
 	float *out;
 	const float *q;
 	const struct gpu_kv_pool *pool;
 	const struct gpu_kv_batch *b;
 	size_t n_head, window;
+	size_t n_sub;      /* head sub-groups per kv head: ceil(n_rep / ATT_GROUP) */
 	float scale;
 };
 
@@ -129,102 +135,124 @@ CPU_HOT static float dot(const float *a, const float *b, size_t n)
 	return s;
 }
 
-/* o[0..n) = o * c + p * v */
-CPU_HOT static void scale_axpy(float *restrict o, float c, float p,
-			       const float *restrict v, size_t n)
+/* o[0..n) += p * v */
+CPU_HOT static void axpy(float *restrict o, float p, const float *restrict v,
+			 size_t n)
 {
 	size_t j;
 
 	for (j = 0; j < n; j++)
-		o[j] = o[j] * c + p * v[j];
+		o[j] += p * v[j];
 }
 
-static void to_f32(float *dst, const void *src, int f16, size_t n)
+static void to_f32(float *dst, const void *src, size_t n)
 {
 	size_t j;
 
-	if (!f16) {
-		memcpy(dst, src, n * sizeof(float));
-		return;
-	}
 	for (j = 0; j < n; j++)
 		dst[j] = cpu_f16_to_f32(((const uint16_t *)src)[j]);
 }
 
-static void attn_one(const struct attn_ctx *c, size_t i, size_t h)
+/* Row i, kv head hk, query heads h0 .. h0 + ng - 1 (all mapped to hk):
+ * each K and V row is loaded once for the ng heads. */
+static void attn_group(const struct attn_ctx *c, size_t i, size_t hk,
+		       size_t h0, size_t ng)
 {
 	const struct gpu_kv_pool *pool = c->pool;
 	const struct gpu_kv_batch *b = c->b;
 	const size_t hd = pool->head_dim, ps = pool->page_size;
-	const size_t n_rep = c->n_head / pool->n_head_kv, hk = h / n_rep;
 	const size_t row = pool->n_head_kv * hd;
 	const int f16 = pool->k->dtype == GPU_DTYPE_F16;
 	const size_t es = f16 ? 2 : 4;
 	const size_t s = (size_t)((const int32_t *)b->row_seq->data)[i];
 	const size_t p = (size_t)((const int32_t *)b->row_pos->data)[i];
 	const int32_t *pt = (const int32_t *)b->page_table->data + s * b->max_pages;
-	const float *q = c->q + (i * c->n_head + h) * hd;
-	float *out = c->out + (i * c->n_head + h) * hd;
-	float o[GPU_MAX_HEAD_DIM], sc[GPU_MAX_PAGE_SIZE];
+	const float *q = c->q + (i * c->n_head + h0) * hd; /* [ng, hd] */
+	float o[ATT_GROUP][GPU_MAX_HEAD_DIM], sc[ATT_GROUP][GPU_MAX_PAGE_SIZE];
 	float kbuf[GPU_MAX_HEAD_DIM], vbuf[GPU_MAX_HEAD_DIM];
-	float m = -INFINITY, l = 0.0f;
+	float m[ATT_GROUP], l[ATT_GROUP];
 	size_t lo = c->window && p + 1 > c->window ? p + 1 - c->window : 0;
-	size_t t0, t, j;
+	size_t t0, t, g, j;
 
-	memset(o, 0, hd * sizeof *o);
+	for (g = 0; g < ng; g++) {
+		memset(o[g], 0, hd * sizeof(float));
+		m[g] = -INFINITY;
+		l[g] = 0.0f;
+	}
 	for (t0 = lo - lo % ps; t0 <= p; t0 += ps) {
 		size_t page = (size_t)pt[t0 / ps];
 		const char *kb = (const char *)pool->k->data + page * ps * row * es;
 		const char *vb = (const char *)pool->v->data + page * ps * row * es;
 		size_t ta = t0 < lo ? lo : t0;
 		size_t tb = t0 + ps - 1 < p ? t0 + ps - 1 : p;
-		float mx = m, corr;
+		float mx[ATT_GROUP];
 
-		/* scores s_t = scale * q . k_t */
+		/* scores s_t = scale * q . k_t for every head of the group */
+		for (g = 0; g < ng; g++)
+			mx[g] = m[g];
 		for (t = ta; t <= tb; t++) {
-			const char *kp = kb + ((t - t0) * row + hk * hd) * es;
-			float sv;
+			const void *kp = kb + ((t - t0) * row + hk * hd) * es;
+			const float *kv = kp;
 
 			if (f16) {
-				to_f32(kbuf, kp, 1, hd);
-				sv = dot(q, kbuf, hd);
-			} else {
-				sv = dot(q, (const float *)(const void *)kp, hd);
+				to_f32(kbuf, kp, hd);
+				kv = kbuf;
 			}
-			sv *= c->scale;
-			sc[t - ta] = sv;
-			if (sv > mx)
-				mx = sv;
+			for (g = 0; g < ng; g++) {
+				float sv = dot(q + g * hd, kv, hd) * c->scale;
+
+				sc[g][t - ta] = sv;
+				if (sv > mx[g])
+					mx[g] = sv;
+			}
 		}
-		corr = expf(m - mx); /* 0 on the first page (m = -inf) */
-		l *= corr;
+		/* rescale what was accumulated under the old maximum
+		 * (e^-inf = 0 on the first page), then add this page */
+		for (g = 0; g < ng; g++) {
+			float corr = expf(m[g] - mx[g]);
+
+			l[g] *= corr;
+			for (j = 0; j < hd; j++)
+				o[g][j] *= corr;
+			for (t = ta; t <= tb; t++) {
+				sc[g][t - ta] = expf(sc[g][t - ta] - mx[g]);
+				l[g] += sc[g][t - ta];
+			}
+			m[g] = mx[g];
+		}
 		for (t = ta; t <= tb; t++) {
-			const char *vp = vb + ((t - t0) * row + hk * hd) * es;
-			float pw = expf(sc[t - ta] - mx);
-			const float *vv;
+			const void *vp = vb + ((t - t0) * row + hk * hd) * es;
+			const float *vv = vp;
 
 			if (f16) {
-				to_f32(vbuf, vp, 1, hd);
+				to_f32(vbuf, vp, hd);
 				vv = vbuf;
-			} else {
-				vv = (const float *)(const void *)vp;
 			}
-			l += pw;
-			scale_axpy(o, t == ta ? corr : 1.0f, pw, vv, hd);
+			for (g = 0; g < ng; g++)
+				axpy(o[g], sc[g][t - ta], vv, hd);
 		}
-		m = mx;
 	}
-	for (j = 0; j < hd; j++)
-		out[j] = o[j] / l;
+	for (g = 0; g < ng; g++) {
+		float *out = c->out + (i * c->n_head + h0 + g) * hd;
+
+		for (j = 0; j < hd; j++)
+			out[j] = o[g][j] / l[g];
+	}
 }
 
-static void attn_thread(void *ctx, int tid, int nt)
+/* Chunk c = (row, kv head, head sub-group), in that order. */
+static void attn_chunk(void *ctx, size_t c, int tid)
 {
-	const struct attn_ctx *c = ctx;
-	size_t n_task = c->b->n_rows * c->n_head, task;
+	const struct attn_ctx *a = ctx;
+	const size_t hkv = a->pool->n_head_kv, n_rep = a->n_head / hkv;
+	size_t sub = c % a->n_sub, hk = (c / a->n_sub) % hkv;
+	size_t i = c / a->n_sub / hkv;
+	size_t h0 = hk * n_rep + sub * ATT_GROUP;
+	size_t ng = n_rep - sub * ATT_GROUP < ATT_GROUP ? n_rep - sub * ATT_GROUP :
+		    ATT_GROUP;
 
-	for (task = (size_t)tid; task < n_task; task += (size_t)nt)
-		attn_one(c, task / c->n_head, task % c->n_head);
+	(void)tid;
+	attn_group(a, i, hk, h0, ng);
 }
 
 int cpu_attention(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *q,
@@ -254,9 +282,8 @@ int cpu_attention(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *q,
 	c.n_head = n_head;
 	c.window = window;
 	c.scale = scale;
-	if (b->n_rows * n_head < 2)
-		attn_thread(&c, 0, 1);
-	else
-		cpu_pool_run(cpu_state(g)->pool, attn_thread, &c);
+	c.n_sub = (n_head / pool->n_head_kv + ATT_GROUP - 1) / ATT_GROUP;
+	cpu_pool_for(cpu_state(g)->pool, b->n_rows * pool->n_head_kv * c.n_sub,
+		     attn_chunk, &c);
 	return 0;
 }

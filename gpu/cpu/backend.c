@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include "gpu/cpu/cpu_impl.h"
+#include "gpu/exl3_ref.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,4 +168,7 @@ const struct gpu_backend gpu_cpu_backend = {
 	.copy = cpu_copy,
 	.moe_route = cpu_moe_route,
 	.moe_ffn = cpu_moe_ffn,
+	.exl3_upload = cpu_exl3_upload,
+	.exl3_release = cpu_exl3_release,
+	.exl3_matmul = cpu_exl3_matmul,
 };

@@ -1,9 +1,11 @@
 /* gpu/cpu/cpu_impl.h — internals of the CPU backend (only the gpu/cpu sources).
  *
  * The CPU backend is the oracle: plain loops in f32, shapes in comments.
- * Work is spread over a persistent thread pool (pool.c): an op calls
- * cpu_pool_run(fn, ctx) and every thread (the caller is thread 0) runs
- * fn(ctx, tid, n_threads) once; each op partitions its own work by tid.
+ * Work is spread over a persistent thread pool (pool.c): an op cuts its
+ * work into chunks and calls cpu_pool_for(n_chunks, fn, ctx); the threads
+ * (the caller is thread 0) claim chunks until none are left, so a thread
+ * the OS does not schedule in time simply does less.  `tid` only selects
+ * per-thread scratch.
  * Hot loops are written with fixed-width lane arrays so that gcc vectorizes
  * them without intrinsics; CPU_HOT additionally builds an AVX2+FMA clone
  * picked at run time (ifunc), so the default x86-64 binary still runs
@@ -30,7 +32,7 @@
 
 struct cpu_pool;
 
-typedef void (*cpu_job_fn)(void *ctx, int tid, int n_threads);
+typedef void (*cpu_chunk_fn)(void *ctx, size_t chunk, int tid);
 
 /* Start n_threads - 1 workers (the caller is the n-th). */
 int cpu_pool_new(int n_threads, struct cpu_pool **out);
@@ -38,8 +40,22 @@ void cpu_pool_free(struct cpu_pool *p);
 /* Threads actually running (may be fewer than asked if pthread_create
  * failed part way). */
 int cpu_pool_size(const struct cpu_pool *p);
-/* Run fn on every thread and wait for all of them. Not reentrant. */
-void cpu_pool_run(struct cpu_pool *p, cpu_job_fn fn, void *ctx);
+/* Run fn(ctx, c, tid) for every chunk c in [0, n_chunks), spread over the
+ * threads, and return when all are done.  Not reentrant. */
+void cpu_pool_for(struct cpu_pool *p, size_t n_chunks, cpu_chunk_fn fn,
+		  void *ctx);
+
+/* Chunk size for n items over nt threads: about 4 chunks per thread (for
+ * balance when threads are delayed), a multiple of align, at least min. */
+static inline size_t cpu_chunk_size(size_t n, int nt, size_t align, size_t min)
+{
+	size_t c = n / ((size_t)nt * 4);
+
+	if (c < min)
+		c = min;
+	c = (c + align - 1) / align * align;
+	return c ? c : 1;
+}
 
 struct cpu_state {
 	struct cpu_pool *pool;
@@ -55,25 +71,6 @@ static inline struct cpu_state *cpu_state(struct gpu *g)
 
 /* Ensure every thread has at least n floats of scratch. GPU_E_NOMEM. */
 int cpu_scratch_reserve(struct gpu *g, size_t n, struct diag *d);
-
-/* [lo, hi) of n items for thread tid of nt, in contiguous chunks that are
- * multiples of `align` (except the last). */
-static inline void cpu_split(size_t n, size_t align, int tid, int nt,
-			     size_t *lo, size_t *hi)
-{
-	size_t blocks = (n + align - 1) / align;
-	size_t per = blocks / (size_t)nt, rem = blocks % (size_t)nt;
-	size_t t = (size_t)tid;
-	size_t b0 = t * per + (t < rem ? t : rem);
-	size_t b1 = b0 + per + (t < rem ? 1 : 0);
-
-	*lo = b0 * align;
-	*hi = b1 * align;
-	if (*lo > n)
-		*lo = n;
-	if (*hi > n)
-		*hi = n;
-}
 
 /* bf16 -> f32 is the top half of an f32: a shift. */
 static inline float cpu_bf16_to_f32(uint16_t h)

@@ -221,6 +221,7 @@ struct mm_job {
 	const struct gpu_buf *bias;
 	size_t n, k, rows;
 	int split_x; /* divide x rows between threads instead of W rows */
+	size_t chunk; /* rows (of x or W) per chunk */
 	struct cpu_state *st;
 };
 
@@ -291,21 +292,21 @@ static void mm_range(const struct mm_job *jb, float *scratch, size_t r_lo,
 	}
 }
 
-static void mm_thread(void *ctx, int tid, int nt)
+/* Chunk c: x rows [c*chunk, ..) against all of W (split_x), or W rows
+ * [c*chunk, ..) against all x rows. */
+static void mm_chunk(void *ctx, size_t c, int tid)
 {
 	const struct mm_job *jb = ctx;
 	float *scratch = jb->st->scratch[tid];
-	size_t lo, hi;
+	size_t total = jb->split_x ? jb->n : jb->rows;
+	size_t lo = c * jb->chunk, hi = lo + jb->chunk;
 
-	if (jb->split_x) {
-		cpu_split(jb->n, 1, tid, nt, &lo, &hi);
-		if (lo < hi)
-			mm_range(jb, scratch, 0, jb->rows, lo, hi);
-	} else {
-		cpu_split(jb->rows, MM_RB, tid, nt, &lo, &hi);
-		if (lo < hi)
-			mm_range(jb, scratch, lo, hi, 0, jb->n);
-	}
+	if (hi > total)
+		hi = total;
+	if (jb->split_x)
+		mm_range(jb, scratch, 0, jb->rows, lo, hi);
+	else
+		mm_range(jb, scratch, lo, hi, 0, jb->n);
 }
 
 int cpu_matmul_host(struct gpu *g, float *out, const float *x,
@@ -331,11 +332,13 @@ int cpu_matmul_host(struct gpu *g, float *out, const float *x,
 	jb.st = st;
 	jb.split_x = rows < (size_t)st->n_threads * MM_RB * 2 &&
 		     n >= (size_t)st->n_threads;
+	jb.chunk = jb.split_x ? cpu_chunk_size(n, st->n_threads, 1, 1) :
+		   cpu_chunk_size(rows, st->n_threads, MM_RB, MM_RB);
 	/* tiny problems: threads would cost more than they save */
 	if (n * rows * k < 16384)
-		mm_thread(&jb, 0, 1);
-	else
-		cpu_pool_run(st->pool, mm_thread, &jb);
+		jb.chunk = jb.split_x ? n : rows;
+	cpu_pool_for(st->pool, ((jb.split_x ? n : rows) + jb.chunk - 1) / jb.chunk,
+		     mm_chunk, &jb);
 	return 0;
 }
 

@@ -18,17 +18,16 @@
 struct rows_job {
 	void (*row_fn)(const void *ctx, size_t lo, size_t hi);
 	const void *ctx;
-	size_t n;
+	size_t n, chunk;
 };
 
-static void rows_thread(void *ctx, int tid, int nt)
+static void rows_chunk(void *ctx, size_t c, int tid)
 {
 	const struct rows_job *j = ctx;
-	size_t lo, hi;
+	size_t lo = c * j->chunk, hi = lo + j->chunk;
 
-	cpu_split(j->n, 1, tid, nt, &lo, &hi);
-	if (lo < hi)
-		j->row_fn(j->ctx, lo, hi);
+	(void)tid;
+	j->row_fn(j->ctx, lo, hi < j->n ? hi : j->n);
 }
 
 /* Run row_fn over [0, n) rows, split between threads when the op touches
@@ -37,16 +36,18 @@ static void par_rows(struct gpu *g, size_t n, size_t row_elems,
 		     void (*row_fn)(const void *, size_t, size_t),
 		     const void *ctx)
 {
+	struct cpu_state *st = cpu_state(g);
 	struct rows_job j;
 
-	if (n * row_elems < PAR_MIN || n == 1 || cpu_state(g)->n_threads == 1) {
+	if (n * row_elems < PAR_MIN || n == 1 || st->n_threads == 1) {
 		row_fn(ctx, 0, n);
 		return;
 	}
 	j.row_fn = row_fn;
 	j.ctx = ctx;
 	j.n = n;
-	cpu_pool_run(cpu_state(g)->pool, rows_thread, &j);
+	j.chunk = cpu_chunk_size(n, st->n_threads, 1, 1);
+	cpu_pool_for(st->pool, (n + j.chunk - 1) / j.chunk, rows_chunk, &j);
 }
 
 /* ---- get_rows: out[i, :] = table[ids[i], :] ------------------------------- */

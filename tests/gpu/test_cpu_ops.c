@@ -424,16 +424,16 @@ END_TEST
 /* Two sequences of lengths L0, L1 over a pool of 4-token pages with
  * shuffled page tables; the batch holds the last few rows of each sequence
  * (a "prefill chunk" after earlier tokens). */
-static void check_attention(enum gpu_dtype kvt, size_t window)
+static void check_attention(enum gpu_dtype kvt, size_t window, size_t nh)
 {
-	enum { PS = 4, NP = 12, HKV = 2, NH = 6, HD = 16, MAXP = 5 };
+	enum { PS = 4, NP = 12, HKV = 2, MAXH = 20, HD = 16, MAXP = 5 };
 	enum { L0 = 13, L1 = 7, NROWS = 5 };
 	struct gpu *g = open_cpu(3);
 	int32_t pt[2 * MAXP] = { 7, 2, 10, 0, -1, 3, 11, -1, -1, -1 };
 	/* rows: seq0 positions 10, 11, 12; seq1 positions 5, 6 */
 	int32_t rseq[NROWS] = { 0, 0, 0, 1, 1 }, rpos[NROWS] = { 10, 11, 12, 5, 6 };
 	static float K[2][L0][HKV * HD], V[2][L0][HKV * HD];
-	float q[NROWS * NH * HD], out[NROWS * NH * HD];
+	float q[NROWS * MAXH * HD], out[NROWS * MAXH * HD];
 	int32_t allseq[L0 + L1], allpos[L0 + L1];
 	struct gpu_buf *bk, *bv, *bpt, *brs, *brp, *bq, *bo, *bks, *bvs, *bas, *bap;
 	struct gpu_kv_pool pool;
@@ -459,7 +459,7 @@ static void check_attention(enum gpu_dtype kvt, size_t window)
 			allpos[n] = (int32_t)t;
 			n++;
 		}
-	for (i = 0; i < NROWS * NH * HD; i++)
+	for (i = 0; i < NROWS * nh * HD; i++)
 		q[i] = frand() * 2.0f;
 	ck_assert_int_eq(gpu_buf_new(g, kvt, NP * PS * HKV * HD, &bk, NULL), 0);
 	ck_assert_int_eq(gpu_buf_new(g, kvt, NP * PS * HKV * HD, &bv, NULL), 0);
@@ -487,21 +487,21 @@ static void check_attention(enum gpu_dtype kvt, size_t window)
 
 	brs = buf_i32(g, rseq, NROWS);
 	brp = buf_i32(g, rpos, NROWS);
-	bq = buf_f32(g, q, NROWS * NH * HD);
-	bo = buf_f32(g, NULL, NROWS * NH * HD);
+	bq = buf_f32(g, q, NROWS * nh * HD);
+	bo = buf_f32(g, NULL, NROWS * nh * HD);
 	b.n_rows = NROWS;
 	b.row_seq = brs;
 	b.row_pos = brp;
-	ck_assert_int_eq(gpu_attention(g, bo, bq, &pool, &b, NH, scale, window, NULL),
+	ck_assert_int_eq(gpu_attention(g, bo, bq, &pool, &b, nh, scale, window, NULL),
 			 0);
-	ck_assert_int_eq(gpu_buf_read(bo, 0, out, NROWS * NH * HD, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(bo, 0, out, NROWS * nh * HD, NULL), 0);
 	for (i = 0; i < NROWS; i++) {
-		for (h = 0; h < NH; h++) {
-			size_t hk = h / (NH / HKV), sq = (size_t)rseq[i];
+		for (h = 0; h < nh; h++) {
+			size_t hk = h / (nh / HKV), sq = (size_t)rseq[i];
 			size_t p = (size_t)rpos[i];
 			size_t lo = window && p + 1 > window ? p + 1 - window : 0;
 			double sc[L0], mx = -1e30, sum = 0;
-			const float *qq = q + (i * NH + h) * HD;
+			const float *qq = q + (i * nh + h) * HD;
 
 			for (t = lo; t <= p; t++) {
 				double dd = 0;
@@ -519,16 +519,16 @@ static void check_attention(enum gpu_dtype kvt, size_t window)
 				for (t = lo; t <= p; t++)
 					ref += exp(sc[t] - mx) / sum *
 					       V[sq][t][hk * HD + c];
-				ck_assert_msg(fabs(out[(i * NH + h) * HD + c] - ref) < 1e-5,
+				ck_assert_msg(fabs(out[(i * nh + h) * HD + c] - ref) < 1e-5,
 					      "row %zu head %zu dim %zu: %g vs %g", i, h,
-					      c, (double)out[(i * NH + h) * HD + c], ref);
+					      c, (double)out[(i * nh + h) * HD + c], ref);
 			}
 		}
 	}
 	/* a page entry outside the pool is refused */
 	pt[1] = NP;
 	ck_assert_int_eq(gpu_buf_write(bpt, 0, pt, 2 * MAXP, NULL), 0);
-	ck_assert_int_eq(gpu_attention(g, bo, bq, &pool, &b, NH, scale, window, NULL),
+	ck_assert_int_eq(gpu_attention(g, bo, bq, &pool, &b, nh, scale, window, NULL),
 			 GPU_E_INVALID);
 	ck_assert_int_eq(gpu_kv_store(g, &pool, &b, bks, bvs, NULL), 0);
 	pt[2] = -1;
@@ -550,9 +550,11 @@ static void check_attention(enum gpu_dtype kvt, size_t window)
 
 START_TEST(test_attention)
 {
-	check_attention(GPU_DTYPE_F32, 0);
-	check_attention(GPU_DTYPE_F16, 0);
-	check_attention(GPU_DTYPE_F32, 6); /* sliding window */
+	check_attention(GPU_DTYPE_F32, 0, 6);
+	check_attention(GPU_DTYPE_F16, 0, 6);
+	check_attention(GPU_DTYPE_F32, 6, 6);  /* sliding window */
+	check_attention(GPU_DTYPE_F32, 0, 20); /* 10 heads per kv head: 8 + 2 */
+	check_attention(GPU_DTYPE_F32, 0, 2);  /* MHA */
 }
 END_TEST
 

@@ -11,6 +11,8 @@
  * qwen2_5_vl: the reference sequence contains an image; the test injects
  * the reference image embeddings at the image tokens (internal batch API)
  * and runs the MRoPE path (positions: see the test).
+ * Two sequences batched together through the internal forward (the path
+ * continuous batching will use) must each match their reference.
  * trained-target (shared fixture, skipped when absent): its two logit
  * sequences and the first greedy continuation.
  */
@@ -20,6 +22,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "inference/llm.h"
 #include "inference/model_impl.h"
@@ -350,6 +353,44 @@ START_TEST(test_stories260k)
 		free(prompt);
 		free(gr);
 	}
+	/* Across a page boundary (positions 0..299 span two 256-token pages,
+	 * handed out non-contiguously) and in small chunks: a prefill split
+	 * into batches of 7 rows must agree with one-token decoding, and its
+	 * first 64 rows with the reference. */
+	{
+		size_t nn = 300, i2, n1, ng0, ng1;
+		int32_t *seq2 = malloc(nn * sizeof *seq2);
+		int32_t *g0 = ref_ids(ref, "greedy.0", &ng0);
+		int32_t *g1 = ref_ids(ref, "greedy.1", &ng1);
+		int32_t *in1 = ref_ids(ref, "input_ids.1", &n1);
+		float *lg1 = ref_f32(ref, "logits.1", &nr);
+		float *pa = malloc(nn * V * sizeof *pa);
+		float *pb = malloc(nn * V * sizeof *pb);
+		size_t saved = c->n_batch;
+
+		for (i2 = 0; i2 < nn; i2++)
+			seq2[i2] = i2 < n1 ? in1[i2] :
+				   i2 - n1 < ng0 ? g0[i2 - n1] : g1[i2 - n1 - ng0];
+		c->n_batch = 7; /* buffers are sized for more: only chunking changes */
+		llm_context_reset(c);
+		ck_assert_int_eq(llm_context_eval(c, seq2, nn, LLM_LOGITS_ALL, pa, &d), 0);
+		c->n_batch = saved;
+		expect_rows("stories260k chunked prefill", pa, lg1, n1, V);
+		llm_context_reset(c);
+		for (i2 = 0; i2 < nn; i2++)
+			ck_assert_int_eq(llm_context_eval(c, seq2 + i2, 1, LLM_LOGITS_LAST,
+							  pb + i2 * V, &d), 0);
+		for (i2 = 0; i2 < nn * V; i2++)
+			ck_assert_msg(fabsf(pa[i2] - pb[i2]) <= 1e-4f * (1.0f + fabsf(pb[i2])),
+				      "chunked vs incremental at row %zu", i2 / V);
+		free(seq2);
+		free(g0);
+		free(g1);
+		free(in1);
+		free(lg1);
+		free(pa);
+		free(pb);
+	}
 	/* truncate rolls back: redo the last token and get the same logits */
 	{
 		int32_t t[3] = { 1, 403, 407 };
@@ -370,6 +411,100 @@ START_TEST(test_stories260k)
 	llm_context_free(c);
 	llm_model_free(m);
 	llm_st_close(ref);
+	free(dir);
+	free(refp);
+}
+END_TEST
+
+/* Two sequences in one batch (the continuous-batching path): rows of
+ * both interleaved in two forward calls, each slot with its own positions
+ * and page table; both must match their references. */
+START_TEST(test_two_sequences)
+{
+	char *dir = test_data_path("../../models/stories260k");
+	char *refp = test_data_path("models/stories260k/reference.safetensors");
+	struct llm_st_set *ref = NULL;
+	struct llm_model *m;
+	struct llm_context *c = NULL;
+	struct diag d;
+	int32_t *a, *b, ids[80], seq[80], pos[80];
+	uint8_t want[80];
+	float *la, *lb, *out, *ra, *rb;
+	size_t na, nb, nr, V, i, ia = 0, ib = 0, rows, call, k;
+
+	diag_clear(&d);
+	ck_assert_int_eq(llm_st_open(refp, &ref, &d), 0);
+	m = open_model(dir);
+	V = (size_t)llm_model_n_vocab(m);
+	a = ref_ids(ref, "input_ids.0", &na);
+	b = ref_ids(ref, "input_ids.1", &nb);
+	ra = ref_f32(ref, "logits.0", &nr);
+	rb = ref_f32(ref, "logits.1", &nr);
+	la = malloc(na * V * sizeof *la);
+	lb = malloc(nb * V * sizeof *lb);
+	out = malloc(80 * V * sizeof *out);
+	ck_assert_int_eq(llm_context_new_slots(m, 300, 2, 0, &c, &d), 0);
+	ck_assert_int_eq(llm_kv_reserve(c, 0, na, &d), 0);
+	ck_assert_int_eq(llm_kv_reserve(c, 1, nb, &d), 0);
+	for (call = 0; call < 2; call++) {
+		struct llm_batch bt;
+
+		/* first call: 3 of a and 30 of b interleaved; second: the rest */
+		size_t ea = call ? na : 3, eb = call ? nb : 30;
+
+		rows = 0;
+		while (ia < ea || ib < eb) {
+			if (ib < eb) {
+				ids[rows] = b[ib];
+				seq[rows] = 1;
+				pos[rows] = (int32_t)ib++;
+				want[rows++] = 1;
+			}
+			if (ia < ea) {
+				ids[rows] = a[ia];
+				seq[rows] = 0;
+				pos[rows] = (int32_t)ia++;
+				want[rows++] = 1;
+			}
+		}
+		memset(&bt, 0, sizeof bt);
+		bt.n = rows;
+		bt.ids = ids;
+		bt.seq = seq;
+		bt.pos = pos;
+		bt.logits = want;
+		bt.logits_out = out;
+		ck_assert_msg(llm_forward(c, &bt, &d) == 0, "%s", d.msg);
+		for (k = 0; k < rows; k++)
+			memcpy((seq[k] ? lb : la) + (size_t)pos[k] * V, out + k * V,
+			       V * sizeof *out);
+	}
+	expect_rows("slot 0 (input_ids.0)", la, ra, na, V);
+	expect_rows("slot 1 (input_ids.1)", lb, rb, nb, V);
+	/* a row outside the slots is refused */
+	{
+		struct llm_batch bt;
+		int32_t s3 = 2, p0 = 0, t1 = 1;
+
+		memset(&bt, 0, sizeof bt);
+		bt.n = 1;
+		bt.ids = &t1;
+		bt.seq = &s3;
+		bt.pos = &p0;
+		ck_assert_int_eq(llm_forward(c, &bt, &d), LLM_E_INVALID);
+	}
+	for (i = 0; i < 2; i++)
+		llm_kv_release(c, i, 0);
+	llm_context_free(c);
+	llm_model_free(m);
+	llm_st_close(ref);
+	free(a);
+	free(b);
+	free(ra);
+	free(rb);
+	free(la);
+	free(lb);
+	free(out);
 	free(dir);
 	free(refp);
 }
@@ -431,23 +566,64 @@ START_TEST(test_trained_target)
 }
 END_TEST
 
+/* Write TEXT to DIR/NAME. */
+static void put_file(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
 START_TEST(test_errors)
 {
-	char *dir = test_data_path("models/exl3-llama3");
 	char *nodir = test_data_path("models/no-such-model");
+	char *st_src = test_data_path("../../models/stories260k/model.safetensors");
+	char tmp[] = "/tmp/tern-conf-XXXXXX", path[512];
 	struct llm_model *m = NULL;
 	struct diag d;
 
 	diag_clear(&d);
 	ck_assert_int_lt(llm_model_open(nodir, NULL, &m, &d), 0);
 	ck_assert_ptr_null(m);
-	/* EXL3 is another module's work: refused with a clear message */
-	ck_assert_int_eq(llm_model_open(dir, NULL, &m, &d), LLM_E_UNSUPPORTED);
+
+	/* an unknown architecture: the message lists the supported ones */
+	ck_assert_ptr_nonnull(mkdtemp(tmp));
+	put_file(tmp, "config.json",
+		 "{\"architectures\": [\"GPT2LMHeadModel\"], \"vocab_size\": 512}");
+	ck_assert_int_eq(llm_model_open(tmp, NULL, &m, &d), LLM_E_UNSUPPORTED);
+	ck_assert_ptr_nonnull(strstr(d.msg, "LlamaForCausalLM"));
+	ck_assert_ptr_nonnull(strstr(d.msg, "Qwen3MoeForCausalLM"));
+
+	/* stories260k's weights under a config that says hidden_size 32:
+	 * the first tensor checked is named with both shapes */
+	snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+	ck_assert_int_eq(symlink(st_src, path), 0);
+	put_file(tmp, "config.json",
+		 "{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 512,"
+		 " \"hidden_size\": 32, \"intermediate_size\": 172,"
+		 " \"num_hidden_layers\": 5, \"num_attention_heads\": 4,"
+		 " \"num_key_value_heads\": 4, \"rms_norm_eps\": 1e-5,"
+		 " \"max_position_embeddings\": 512, \"tie_word_embeddings\": true}");
+	diag_clear(&d);
+	ck_assert_int_eq(llm_model_open(tmp, NULL, &m, &d), LLM_E_FORMAT);
 	ck_assert_ptr_null(m);
+	ck_assert_msg(strstr(d.msg, "model.embed_tokens.weight") &&
+		      strstr(d.msg, "[512, 64]") && strstr(d.msg, "[512, 32]"),
+		      "message: %s", d.msg);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/config.json", tmp);
+	unlink(path);
+	rmdir(tmp);
+
 	llm_model_free(NULL);
 	llm_context_free(NULL);
-	free(dir);
 	free(nodir);
+	free(st_src);
 }
 END_TEST
 
@@ -471,6 +647,7 @@ Suite *conformance_suite(void)
 	tc = tcase_create("stories260k");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_stories260k);
+	tcase_add_test(tc, test_two_sequences);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("trained_target");
 	tcase_set_timeout(tc, 300);

@@ -1,0 +1,563 @@
+/* app/cmd_run.c — `tern run`: generate text from a prompt with the engine
+ * (inference/llm.h "Engine and jobs") and stream it to stdout.
+ *
+ * Output, like llama2.c's run.c: the prompt's text (its tokens decoded,
+ * special tokens dropped; not with --chat), the generated text as it
+ * comes, then one newline.  Statistics go to stderr.  With --parallel N,
+ * N sampled continuations (seeds S, S+1, ...) run as concurrent jobs of
+ * one engine (continuous batching) and are printed after completion as
+ * "--- [i] ---" blocks.  Errors go to stderr with a non-zero status; this
+ * never exits.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/app.h"
+#include "common/file.h"
+#include "common/strbuf.h"
+#include "common/xalloc.h"
+#include "inference/llm.h"
+
+void app_help_run(FILE *out)
+{
+	fprintf(out,
+		"Usage: tern run [-m MODEL] [-p TEXT | -f FILE] [--chat] [--system TEXT]\n"
+		"                [-n N] [--seed S] [sampler options] [--parallel N]\n"
+		"                [-t THREADS] [--ctx N]\n"
+		"\n"
+		"Generate text and stream it to stdout (the prompt's text, the output,\n"
+		"then a newline).  Without -p/-f (and without --chat) generation starts\n"
+		"from BOS alone.  The prompt gets the special tokens the tokenizer adds\n"
+		"(BOS).\n"
+		"\n"
+		"Options:\n"
+		"  -m, --model DIR          model directory (default: the bundled model)\n"
+		"  -p, --prompt TEXT        the prompt\n"
+		"  -f, --file FILE          read the prompt from FILE\n"
+		"      --chat               wrap the prompt as a user message in the\n"
+		"                           model's chat template (print only the reply)\n"
+		"      --system TEXT        with --chat, a system message first\n"
+		"  -n, --max-tokens N       generate at most N tokens (default: until EOS\n"
+		"                           or the context is full)\n"
+		"  -s, --seed S             sampler seed (default: from the clock)\n"
+		"      --parallel N         N continuations at once (seeds S, S+1, ...)\n"
+		"  -t, --threads N          CPU threads (default: all cores)\n"
+		"  -c, --ctx N              context positions per job (default: the\n"
+		"                           model's, at most 8192)\n"
+		"      --stop STR           stop before STR (repeatable)\n"
+		"      --ban STR            never output STR (repeatable)\n"
+		"      --ignore-eos         keep going after end-of-sequence\n"
+		"      --stats              print per-job statistics to stderr\n"
+		"\n"
+		"Sampler options (defaults as llama.cpp):\n"
+		"  --temp T (0.8; <= 0 greedy)   --top-k K (40)      --top-p P (0.95)\n"
+		"  --min-p P (0.05)              --typical P (1)     --top-n-sigma N (-1)\n"
+		"  --xtc-probability P (0)       --xtc-threshold T (0.1)\n"
+		"  --dry-multiplier M (0)        --dry-base B (1.75) --dry-allowed-length N (2)\n"
+		"  --repeat-penalty R (1)        --frequency-penalty F (0)\n"
+		"  --presence-penalty P (0)      --penalty-last-n N (64)\n"
+		"  --mirostat 0|2 (0)            --mirostat-tau T (5) --mirostat-eta E (0.1)\n"
+		"  --logit-bias ID=BIAS          add BIAS to token ID's logit (-inf bans;\n"
+		"                                repeatable)\n"
+		"  -h, --help                    show this help\n");
+}
+
+enum {
+	OPT_CHAT = 256, OPT_SYSTEM, OPT_PARALLEL, OPT_STOP, OPT_BAN, OPT_IGNORE_EOS,
+	OPT_STATS, OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P, OPT_TYPICAL,
+	OPT_TOP_N_SIGMA, OPT_XTC_P, OPT_XTC_T, OPT_DRY_MULT, OPT_DRY_BASE,
+	OPT_DRY_LEN, OPT_REPEAT, OPT_FREQ, OPT_PRESENCE, OPT_PEN_LAST_N,
+	OPT_MIROSTAT, OPT_MIRO_TAU, OPT_MIRO_ETA, OPT_LOGIT_BIAS,
+};
+
+static const struct option run_opts[] = {
+	{ "model", required_argument, NULL, 'm' },
+	{ "prompt", required_argument, NULL, 'p' },
+	{ "file", required_argument, NULL, 'f' },
+	{ "chat", no_argument, NULL, OPT_CHAT },
+	{ "system", required_argument, NULL, OPT_SYSTEM },
+	{ "max-tokens", required_argument, NULL, 'n' },
+	{ "seed", required_argument, NULL, 's' },
+	{ "parallel", required_argument, NULL, OPT_PARALLEL },
+	{ "threads", required_argument, NULL, 't' },
+	{ "ctx", required_argument, NULL, 'c' },
+	{ "stop", required_argument, NULL, OPT_STOP },
+	{ "ban", required_argument, NULL, OPT_BAN },
+	{ "ignore-eos", no_argument, NULL, OPT_IGNORE_EOS },
+	{ "stats", no_argument, NULL, OPT_STATS },
+	{ "temp", required_argument, NULL, OPT_TEMP },
+	{ "temperature", required_argument, NULL, OPT_TEMP },
+	{ "top-k", required_argument, NULL, OPT_TOP_K },
+	{ "top-p", required_argument, NULL, OPT_TOP_P },
+	{ "min-p", required_argument, NULL, OPT_MIN_P },
+	{ "typical", required_argument, NULL, OPT_TYPICAL },
+	{ "top-n-sigma", required_argument, NULL, OPT_TOP_N_SIGMA },
+	{ "xtc-probability", required_argument, NULL, OPT_XTC_P },
+	{ "xtc-threshold", required_argument, NULL, OPT_XTC_T },
+	{ "dry-multiplier", required_argument, NULL, OPT_DRY_MULT },
+	{ "dry-base", required_argument, NULL, OPT_DRY_BASE },
+	{ "dry-allowed-length", required_argument, NULL, OPT_DRY_LEN },
+	{ "repeat-penalty", required_argument, NULL, OPT_REPEAT },
+	{ "frequency-penalty", required_argument, NULL, OPT_FREQ },
+	{ "presence-penalty", required_argument, NULL, OPT_PRESENCE },
+	{ "penalty-last-n", required_argument, NULL, OPT_PEN_LAST_N },
+	{ "mirostat", required_argument, NULL, OPT_MIROSTAT },
+	{ "mirostat-tau", required_argument, NULL, OPT_MIRO_TAU },
+	{ "mirostat-eta", required_argument, NULL, OPT_MIRO_ETA },
+	{ "logit-bias", required_argument, NULL, OPT_LOGIT_BIAS },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_float(const char *opt, const char *s, float *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || *end || errno == ERANGE || isnan(v)) {
+		app_error("run: %s: '%s' is not a number", opt, s);
+		return -1;
+	}
+	*out = (float)v;
+	return 0;
+}
+
+static int parse_long(const char *opt, const char *s, long long lo, long long hi,
+		      long long *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (end == s || *end || errno == ERANGE || v < lo || v > hi) {
+		app_error("run: %s: '%s' is not an integer in [%lld, %lld]", opt, s, lo, hi);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* One job's output. */
+struct run_out {
+	struct strbuf text;
+	bool stream;               /* write text to stdout as it comes */
+	enum llm_finish_reason finish;
+	struct llm_job_stats stats;
+	char err[DIAG_MSG_MAX];
+};
+
+/* Called on this thread inside llm_engine_step. */
+static void on_event(struct llm_job *job, const struct llm_job_event *ev, void *user)
+{
+	struct run_out *o = user;
+
+	(void)job;
+	if (ev->text_len) {
+		if (o->stream) {
+			fwrite(ev->text, 1, ev->text_len, stdout);
+			fflush(stdout);
+		} else if (strbuf_append(&o->text, ev->text, ev->text_len) != 0) {
+			app_error("run: out of memory");
+		}
+	}
+	if (ev->type == LLM_JOB_EVENT_FINISH) {
+		o->finish = ev->finish;
+		if (ev->stats)
+			o->stats = *ev->stats;
+		if (ev->error_msg)
+			snprintf(o->err, sizeof o->err, "%s", ev->error_msg);
+	}
+}
+
+struct run_args {
+	const char *model, *prompt, *file, *system;
+	bool chat, ignore_eos, stats;
+	long long max_tokens, parallel, threads, n_ctx;
+	struct llm_sampler_params sp;
+	const char **stops, **bans;
+	size_t n_stops, n_bans;
+	struct llm_logit_bias *bias;
+	size_t n_bias;
+};
+
+static int parse_bias(struct run_args *a, const char *s)
+{
+	const char *eq = strchr(s, '=');
+	char idbuf[32];
+	long long id;
+	float b;
+
+	if (!eq || eq == s || (size_t)(eq - s) >= sizeof idbuf) {
+		app_error("run: --logit-bias: expected ID=BIAS, got '%s'", s);
+		return -1;
+	}
+	memcpy(idbuf, s, (size_t)(eq - s));
+	idbuf[eq - s] = '\0';
+	if (parse_long("--logit-bias", idbuf, 0, INT32_MAX, &id) < 0)
+		return -1;
+	if (strcmp(eq + 1, "-inf") == 0 || strcmp(eq + 1, "-INF") == 0)
+		b = -INFINITY;
+	else if (parse_float("--logit-bias", eq + 1, &b) < 0)
+		return -1;
+	a->bias = xrealloc(a->bias, (a->n_bias + 1) * sizeof *a->bias);
+	a->bias[a->n_bias].token = (int32_t)id;
+	a->bias[a->n_bias].bias = b;
+	a->n_bias++;
+	return 0;
+}
+
+/* 0, 1 (help printed) or -1 (error printed). */
+static int parse_args(int argc, char **argv, struct run_args *a)
+{
+	struct llm_sampler_params *sp = &a->sp;
+	long long v;
+	int c;
+
+	optind = 0; /* other subcommands may have used getopt */
+	while ((c = getopt_long(argc, argv, "m:p:f:n:s:t:c:h", run_opts, NULL)) != -1) {
+		int rc = 0;
+
+		switch (c) {
+		case 'm': a->model = optarg; break;
+		case 'p': a->prompt = optarg; break;
+		case 'f': a->file = optarg; break;
+		case OPT_CHAT: a->chat = true; break;
+		case OPT_SYSTEM: a->system = optarg; break;
+		case OPT_IGNORE_EOS: a->ignore_eos = true; break;
+		case OPT_STATS: a->stats = true; break;
+		case 'n': rc = parse_long("-n", optarg, 0, INT32_MAX, &a->max_tokens); break;
+		case 's':
+			rc = parse_long("--seed", optarg, 0, INT64_MAX, &v);
+			sp->seed = (uint64_t)v;
+			break;
+		case OPT_PARALLEL: rc = parse_long("--parallel", optarg, 1, 256, &a->parallel); break;
+		case 't': rc = parse_long("-t", optarg, 1, 4096, &a->threads); break;
+		case 'c': rc = parse_long("--ctx", optarg, 2, 1 << 24, &a->n_ctx); break;
+		case OPT_STOP:
+			a->stops = xrealloc(a->stops, (a->n_stops + 1) * sizeof *a->stops);
+			a->stops[a->n_stops++] = optarg;
+			break;
+		case OPT_BAN:
+			a->bans = xrealloc(a->bans, (a->n_bans + 1) * sizeof *a->bans);
+			a->bans[a->n_bans++] = optarg;
+			break;
+		case OPT_TEMP: rc = parse_float("--temp", optarg, &sp->temperature); break;
+		case OPT_TOP_K:
+			rc = parse_long("--top-k", optarg, INT32_MIN, INT32_MAX, &v);
+			sp->top_k = (int32_t)v;
+			break;
+		case OPT_TOP_P: rc = parse_float("--top-p", optarg, &sp->top_p); break;
+		case OPT_MIN_P: rc = parse_float("--min-p", optarg, &sp->min_p); break;
+		case OPT_TYPICAL: rc = parse_float("--typical", optarg, &sp->typical_p); break;
+		case OPT_TOP_N_SIGMA:
+			rc = parse_float("--top-n-sigma", optarg, &sp->top_n_sigma);
+			break;
+		case OPT_XTC_P:
+			rc = parse_float("--xtc-probability", optarg, &sp->xtc_probability);
+			break;
+		case OPT_XTC_T:
+			rc = parse_float("--xtc-threshold", optarg, &sp->xtc_threshold);
+			break;
+		case OPT_DRY_MULT:
+			rc = parse_float("--dry-multiplier", optarg, &sp->dry_multiplier);
+			break;
+		case OPT_DRY_BASE: rc = parse_float("--dry-base", optarg, &sp->dry_base); break;
+		case OPT_DRY_LEN:
+			rc = parse_long("--dry-allowed-length", optarg, 0, INT32_MAX, &v);
+			sp->dry_allowed_length = (int32_t)v;
+			break;
+		case OPT_REPEAT:
+			rc = parse_float("--repeat-penalty", optarg, &sp->repeat_penalty);
+			break;
+		case OPT_FREQ:
+			rc = parse_float("--frequency-penalty", optarg, &sp->frequency_penalty);
+			break;
+		case OPT_PRESENCE:
+			rc = parse_float("--presence-penalty", optarg, &sp->presence_penalty);
+			break;
+		case OPT_PEN_LAST_N:
+			rc = parse_long("--penalty-last-n", optarg, -1, INT32_MAX, &v);
+			sp->penalty_last_n = (int32_t)v;
+			break;
+		case OPT_MIROSTAT:
+			rc = parse_long("--mirostat", optarg, 0, 2, &v);
+			sp->mirostat = (int32_t)v;
+			break;
+		case OPT_MIRO_TAU:
+			rc = parse_float("--mirostat-tau", optarg, &sp->mirostat_tau);
+			break;
+		case OPT_MIRO_ETA:
+			rc = parse_float("--mirostat-eta", optarg, &sp->mirostat_eta);
+			break;
+		case OPT_LOGIT_BIAS: rc = parse_bias(a, optarg); break;
+		case 'h':
+			app_help_run(stdout);
+			return 1;
+		default:
+			return -1; /* getopt printed the message */
+		}
+		if (rc < 0)
+			return -1;
+	}
+	if (optind < argc) {
+		app_error("run: unexpected argument '%s' (the prompt goes after -p)",
+			  argv[optind]);
+		return -1;
+	}
+	if (a->prompt && a->file) {
+		app_error("run: give -p or -f, not both");
+		return -1;
+	}
+	if (a->system && !a->chat) {
+		app_error("run: --system needs --chat");
+		return -1;
+	}
+	return 0;
+}
+
+/* The prompt text: -p, -f, or empty.  A fresh string. */
+static int prompt_text(const struct run_args *a, char **text, size_t *len)
+{
+	struct diag d;
+
+	if (a->file) {
+		diag_clear(&d);
+		if (file_read_all(a->file, 0, text, len, &d) != 0) {
+			app_error("run: %s", diag_message(&d, a->file));
+			return -1;
+		}
+		return 0;
+	}
+	*text = xstrdup(a->prompt ? a->prompt : "");
+	*len = strlen(*text);
+	return 0;
+}
+
+/* Render the chat template around the prompt; a fresh string. */
+static int chat_text(const struct run_args *a, const char *user, char **out,
+		     size_t *out_len)
+{
+	struct llm_chat_msg msgs[2];
+	struct llm_template *t = NULL;
+	char *src = NULL, *bos = NULL, *eos = NULL;
+	size_t n = 0;
+	struct diag d;
+	int rc;
+
+	diag_clear(&d);
+	rc = llm_chat_template_load(a->model, &src, &bos, &eos, &d);
+	if (rc < 0) {
+		app_error("run: --chat: the model has no usable chat template (%s)",
+			  diag_message(&d, llm_strerror(rc)));
+		return -1;
+	}
+	rc = llm_template_compile(src, strlen(src), "chat_template", &t, &d);
+	if (rc == 0) {
+		if (a->system) {
+			msgs[n].role = "system";
+			msgs[n++].content = a->system;
+		}
+		msgs[n].role = "user";
+		msgs[n++].content = user;
+		rc = llm_chat_render(t, msgs, n, true, bos, eos, NULL, out, out_len, &d);
+	}
+	llm_template_free(t);
+	free(src);
+	free(bos);
+	free(eos);
+	if (rc < 0) {
+		app_error("run: chat template: %s", diag_message(&d, llm_strerror(rc)));
+		return -1;
+	}
+	return 0;
+}
+
+static void print_stats(int idx, const struct run_out *o)
+{
+	const struct llm_job_stats *s = &o->stats;
+
+	fprintf(stderr,
+		"[%d] %s: prompt %zu tokens (%zu reused, %zu computed) in %.3f s; "
+		"%zu generated in %.3f s (%.1f tok/s)\n",
+		idx, llm_finish_reason_name(o->finish), s->n_prompt, s->n_reused,
+		s->n_prompt - s->n_reused, s->t_prefill, s->n_generated, s->t_decode,
+		s->decode_tps);
+}
+
+int app_cmd_run(int argc, char **argv)
+{
+	struct run_args a;
+	struct llm_model_params mp = llm_model_default_params();
+	struct llm_engine_params ep = llm_engine_default_params();
+	struct llm_model *model = NULL;
+	struct llm_tokenizer *tok = NULL;
+	struct llm_engine *eng = NULL;
+	struct llm_job **jobs = NULL;
+	struct run_out *outs = NULL;
+	char *text = NULL, *rendered = NULL, *echo = NULL;
+	size_t len = 0, n_ids = 0, echo_len = 0, i, n_jobs;
+	int32_t *ids = NULL;
+	struct diag d;
+	int status = APP_STATUS_ERROR, rc;
+
+	memset(&a, 0, sizeof a);
+	a.sp = llm_sampler_default_params();
+	a.parallel = 1;
+	rc = parse_args(argc, argv, &a);
+	if (rc != 0) {
+		status = rc > 0 ? APP_STATUS_OK : APP_STATUS_USAGE;
+		goto out;
+	}
+	if (!a.model)
+		a.model = app_default_model_dir();
+	a.sp.logit_bias = a.bias;
+	a.sp.n_logit_bias = a.n_bias;
+	n_jobs = (size_t)a.parallel;
+
+	diag_clear(&d);
+	if (a.threads)
+		mp.n_threads = (int)a.threads;
+	if (llm_model_open(a.model, &mp, &model, &d) < 0) {
+		app_error("run: %s: %s", a.model, diag_message(&d, "cannot load model"));
+		goto out;
+	}
+	if (llm_tokenizer_open(a.model, &tok, &d) < 0) {
+		app_error("run: %s: %s", a.model, diag_message(&d, "cannot load tokenizer"));
+		goto out;
+	}
+	if (prompt_text(&a, &text, &len) < 0)
+		goto out;
+	if (a.chat) {
+		size_t rl = 0;
+
+		if (chat_text(&a, text, &rendered, &rl) < 0)
+			goto out;
+		/* the template writes BOS and the other special tokens itself */
+		rc = llm_tokenizer_encode(tok, rendered, rl, false, &ids, &n_ids, &d);
+	} else {
+		rc = llm_tokenizer_encode(tok, text, len, true, &ids, &n_ids, &d);
+	}
+	if (rc < 0) {
+		app_error("run: encoding the prompt: %s", diag_message(&d, llm_strerror(rc)));
+		goto out;
+	}
+	if (n_ids == 0) {
+		/* an empty prompt means "start from BOS" */
+		int32_t bos = llm_model_bos(model);
+
+		if (bos < 0)
+			bos = llm_tokenizer_bos(tok);
+		if (bos < 0) {
+			app_error("run: empty prompt and the model has no BOS token");
+			goto out;
+		}
+		free(ids);
+		ids = xmalloc(sizeof *ids);
+		ids[0] = bos;
+		n_ids = 1;
+	}
+	if (!a.chat &&
+	    llm_tokenizer_decode(tok, ids, n_ids, true, &echo, &echo_len, &d) < 0) {
+		app_error("run: decoding the prompt: %s", diag_message(&d, "failed"));
+		goto out;
+	}
+
+	ep.n_slots = n_jobs;
+	if (a.n_ctx) {
+		ep.n_ctx = (size_t)a.n_ctx;
+	} else {
+		int64_t t = llm_model_n_ctx_train(model);
+
+		ep.n_ctx = t > 0 && t < 8192 ? (size_t)t : 8192;
+	}
+	if (llm_engine_new(model, NULL, &ep, tok, &eng, &d) < 0) {
+		app_error("run: %s", diag_message(&d, "cannot create the engine"));
+		goto out;
+	}
+	jobs = xcalloc(n_jobs, sizeof *jobs);
+	outs = xcalloc(n_jobs, sizeof *outs);
+	for (i = 0; i < n_jobs; i++) {
+		struct llm_job_params jp = llm_job_default_params();
+		struct llm_sampler_params sp = a.sp;
+
+		strbuf_init(&outs[i].text, 0);
+		outs[i].stream = n_jobs == 1;
+		if (sp.seed != LLM_SAMPLER_SEED_RANDOM)
+			sp.seed += i;
+		jp.prompt = ids;
+		jp.n_prompt = n_ids;
+		jp.sampler = &sp;
+		jp.stop_strings = a.stops;
+		jp.n_stop_strings = a.n_stops;
+		jp.banned_strings = a.bans;
+		jp.n_banned_strings = a.n_bans;
+		jp.ignore_eos = a.ignore_eos;
+		jp.max_tokens = a.max_tokens;
+		jp.callback = on_event;
+		jp.user = &outs[i];
+		if (llm_job_submit(eng, &jp, &jobs[i], &d) < 0) {
+			app_error("run: %s", diag_message(&d, "cannot start"));
+			goto out;
+		}
+	}
+	if (n_jobs == 1 && echo) {
+		fwrite(echo, 1, echo_len, stdout);
+		fflush(stdout);
+	}
+	while (llm_engine_has_work(eng)) {
+		if (llm_engine_step(eng, &d) < 0) {
+			app_error("run: %s", diag_message(&d, "generation failed"));
+			break;
+		}
+	}
+	status = APP_STATUS_OK;
+	if (n_jobs == 1)
+		fputc('\n', stdout);
+	for (i = 0; i < n_jobs; i++) {
+		if (n_jobs > 1) {
+			printf("--- [%zu] ---\n", i + 1);
+			if (echo)
+				fwrite(echo, 1, echo_len, stdout);
+			if (outs[i].text.len)
+				fwrite(outs[i].text.data, 1, outs[i].text.len, stdout);
+			fputc('\n', stdout);
+		}
+		if (outs[i].finish == LLM_FINISH_ERROR) {
+			app_error("run: job %zu: %s", i + 1, outs[i].err);
+			status = APP_STATUS_ERROR;
+		}
+		if (a.stats)
+			print_stats((int)i + 1, &outs[i]);
+	}
+	fflush(stdout);
+out:
+	if (jobs)
+		for (i = 0; i < n_jobs; i++)
+			llm_job_free(jobs[i]);
+	if (outs)
+		for (i = 0; i < n_jobs; i++)
+			strbuf_fini(&outs[i].text);
+	free(jobs);
+	free(outs);
+	llm_engine_free(eng);
+	llm_tokenizer_free(tok);
+	llm_model_free(model);
+	free(ids);
+	free(text);
+	free(rendered);
+	free(echo);
+	free(a.stops);
+	free(a.bans);
+	free(a.bias);
+	return status;
+}

@@ -1,0 +1,149 @@
+/* gpu/exl3.c — the public gpu_exl3_* entry points (gpu/gpu.h, "EXL3"
+ * block): weight lifecycle and one-time validation of the EXL3 linear
+ * before it is dispatched to the backend vtable (exl3_upload,
+ * exl3_release, exl3_matmul in gpu/gpu_impl.h).
+ *
+ * Invariant: a backend sees only descriptions with k, n positive multiples
+ * of 128, bits in 1..8, a known codebook and non-NULL data, and a matmul
+ * whose buffers hold the elements its shape needs (sizes checked in 64-bit
+ * arithmetic without overflow).
+ */
+#include "config.h"
+
+#include "gpu/gpu_impl.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+static int live(struct gpu *g, struct diag *d)
+{
+	if (g->poisoned)
+		return diag_fail(d, GPU_E_DEVICE,
+				 "backend unusable after an earlier device error");
+	return 0;
+}
+
+/* A device error poisons the handle (as in gpu/gpu.c). */
+static int noted(struct gpu *g, int rc)
+{
+	if (rc == GPU_E_DEVICE)
+		g->poisoned = 1;
+	return rc;
+}
+
+int gpu_exl3_weight_new(struct gpu *g, const struct gpu_exl3_desc *desc,
+			struct gpu_exl3_weight **out, struct diag *d)
+{
+	struct gpu_exl3_weight *w;
+	size_t tiles;
+	int rc;
+
+	*out = NULL;
+	rc = live(g, d);
+	if (rc < 0)
+		return rc;
+	if (!desc)
+		return diag_fail(d, GPU_E_INVALID, "gpu_exl3_weight_new: no description");
+	if (desc->k == 0 || desc->k % 128 || desc->n == 0 || desc->n % 128)
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_exl3_weight_new: shape %zu x %zu is not a "
+				 "multiple of 128 on both sides", desc->k, desc->n);
+	if (desc->bits < 1 || desc->bits > 8)
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_exl3_weight_new: %d bits per weight (1..8)",
+				 desc->bits);
+	if ((int)desc->cb < 0 || (int)desc->cb > 2)
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_exl3_weight_new: codebook %d", (int)desc->cb);
+	if (!desc->trellis || !desc->suh || !desc->svh)
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_exl3_weight_new: trellis, suh and svh are required");
+	tiles = (desc->k / 16) * (desc->n / 16);
+	if (tiles / (desc->n / 16) != desc->k / 16 ||
+	    tiles > SIZE_MAX / (32 * (size_t)desc->bits))
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_exl3_weight_new: %zu x %zu overflows", desc->k,
+				 desc->n);
+	if (!g->be->exl3_upload || !g->be->exl3_release || !g->be->exl3_matmul)
+		return diag_fail(d, GPU_E_UNSUPPORTED, "%s backend has no EXL3 ops",
+				 g->be->name);
+	w = calloc(1, sizeof *w);
+	if (!w)
+		return diag_fail(d, GPU_E_NOMEM, "gpu_exl3_weight_new: out of memory");
+	w->g = g;
+	w->k = desc->k;
+	w->n = desc->n;
+	w->bits = desc->bits;
+	w->cb = desc->cb;
+	w->has_bias = desc->bias != NULL;
+	rc = noted(g, g->be->exl3_upload(g, w, desc, d));
+	if (rc < 0) {
+		free(w);
+		return rc;
+	}
+	*out = w;
+	return 0;
+}
+
+void gpu_exl3_weight_free(struct gpu_exl3_weight *w)
+{
+	if (!w)
+		return;
+	w->g->be->exl3_release(w->g, w);
+	free(w);
+}
+
+size_t gpu_exl3_weight_k(const struct gpu_exl3_weight *w) { return w->k; }
+size_t gpu_exl3_weight_n(const struct gpu_exl3_weight *w) { return w->n; }
+int gpu_exl3_weight_bits(const struct gpu_exl3_weight *w) { return w->bits; }
+size_t gpu_exl3_weight_bytes(const struct gpu_exl3_weight *w) { return w->bytes; }
+
+/* BUF must be an F32 buffer of g with at least a * b elements. */
+static int need_f32(struct gpu *g, const char *name, const struct gpu_buf *buf,
+		    size_t a, size_t b, struct diag *d)
+{
+	if (!buf)
+		return diag_fail(d, GPU_E_INVALID, "gpu_exl3_matmul: %s is NULL", name);
+	if (buf->g != g)
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_exl3_matmul: %s belongs to another backend", name);
+	if (buf->dtype != GPU_DTYPE_F32)
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_exl3_matmul: %s has dtype %s, expected f32", name,
+				 gpu_dtype_name(buf->dtype));
+	if (b != 0 && a > SIZE_MAX / b)
+		return diag_fail(d, GPU_E_INVALID, "gpu_exl3_matmul: %s shape overflows",
+				 name);
+	if (buf->n_elems < a * b)
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_exl3_matmul: %s has %zu elements, needs %zu", name,
+				 buf->n_elems, a * b);
+	return 0;
+}
+
+int gpu_exl3_matmul(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
+		    const struct gpu_exl3_weight *w, size_t n_rows, size_t k_in,
+		    size_t n_out, struct diag *d)
+{
+	int rc = live(g, d);
+
+	if (rc < 0)
+		return rc;
+	if (!w || w->g != g)
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_exl3_matmul: weight missing or from another backend");
+	if (k_in == 0 || k_in > w->k || n_out == 0 || n_out > w->n)
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_exl3_matmul: %zu inputs / %zu outputs for a "
+				 "%zu x %zu weight", k_in, n_out, w->k, w->n);
+	rc = need_f32(g, "out", out, n_rows, n_out, d);
+	if (rc == 0)
+		rc = need_f32(g, "x", x, n_rows, k_in, d);
+	if (rc < 0)
+		return rc;
+	if (out == x)
+		return diag_fail(d, GPU_E_INVALID, "gpu_exl3_matmul: out aliases x");
+	if (n_rows == 0)
+		return 0;
+	return noted(g, g->be->exl3_matmul(g, out, x, w, n_rows, k_in, n_out, d));
+}

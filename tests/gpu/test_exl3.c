@@ -1,0 +1,695 @@
+/* tests/gpu/test_exl3.c — suite exl3: the EXL3 trellis decode, Hadamard
+ * un-rotation and the on-the-fly EXL3 linear of the CPU backend against
+ * ExLlamaV3's own CUDA kernels' outputs (tests/data/exl3/
+ * dequant_vectors.safetensors: for codebooks cb0/cb1/cb2 (3INST, MCG, MUL1)
+ * and K = 1..8 a 128 x 256 weight: trellis, suh, svh, the kernels' tile
+ * decode w_hat and their fp16 reconstruction w).
+ *
+ *   - every tile of every w_hat reproduced bit-exactly, both by the fast
+ *     tile decoder the linear uses and by the scalar reference formula
+ *     (gpu_exl3_state + gpu_exl3_codebook);
+ *   - the codebook values of exl3-format.md §2.4;
+ *   - W = diag(suh) H w_hat H diag(svh) (our Hadamard) against the kernels'
+ *     w within fp16 rounding (the kernel rounds its fp16 intermediates);
+ *   - gpu_exl3_matmul: identity rows give W (vs the kernels' w), random rows
+ *     give x.W (vs double precision on the kernels' w_hat), bias, padding
+ *     (k_in < k zero-extends, n_out < n trims), results independent of the
+ *     thread count, and argument validation.
+ * gpu-layer tests cannot link the engine's safetensors reader, so the
+ * fixture is read by the small reader below (u64 header length, JSON header
+ * via jansson, raw little-endian data).
+ */
+#include "config.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu/exl3_ref.h"
+#include "gpu/gpu.h"
+#include "testutil.h"
+
+/* ---- a tiny safetensors reader ------------------------------------------- */
+
+struct st {
+	char *buf;
+	size_t len;
+	json_t *hdr;
+	size_t data; /* offset of the data section */
+};
+
+static void st_open(struct st *s, const char *rel)
+{
+	char *path = test_data_path(rel);
+	uint64_t hl = 0;
+	json_error_t je;
+	int i;
+
+	s->buf = test_read_file(path, &s->len);
+	ck_assert_msg(s->len >= 8, "%s: too short", path);
+	for (i = 7; i >= 0; i--)
+		hl = (hl << 8) | (unsigned char)s->buf[i];
+	ck_assert_msg(hl <= s->len - 8, "%s: header length", path);
+	s->hdr = json_loadb(s->buf + 8, (size_t)hl, 0, &je);
+	ck_assert_msg(s->hdr != NULL, "%s: %s", path, je.text);
+	s->data = 8 + (size_t)hl;
+	free(path);
+}
+
+static void st_close(struct st *s)
+{
+	json_decref(s->hdr);
+	free(s->buf);
+}
+
+/* Tensor NAME with DTYPE and N_DIMS dims; its shape into shape[], a pointer
+ * to its bytes returned (any alignment). */
+static const void *st_get(const struct st *s, const char *name,
+			  const char *dtype, int n_dims, long long *shape)
+{
+	json_t *t = json_object_get(s->hdr, name), *sh, *off;
+	size_t i, b, e;
+
+	ck_assert_msg(t != NULL, "fixture tensor %s missing", name);
+	ck_assert_str_eq(json_string_value(json_object_get(t, "dtype")), dtype);
+	sh = json_object_get(t, "shape");
+	ck_assert_int_eq((int)json_array_size(sh), n_dims);
+	for (i = 0; i < (size_t)n_dims; i++)
+		shape[i] = json_integer_value(json_array_get(sh, i));
+	off = json_object_get(t, "data_offsets");
+	b = (size_t)json_integer_value(json_array_get(off, 0));
+	e = (size_t)json_integer_value(json_array_get(off, 1));
+	ck_assert(b <= e && e <= s->len - s->data);
+	return s->buf + s->data + b;
+}
+
+static uint16_t rd16(const void *p, size_t i)
+{
+	uint16_t v;
+
+	memcpy(&v, (const char *)p + 2 * i, 2);
+	return v;
+}
+
+/* IEEE half -> double, written independently of the backend's helper. */
+static double h2d(uint16_t h)
+{
+	int e = (h >> 10) & 31;
+	double m = (double)(h & 1023);
+	double v = e ? ldexp(1024.0 + m, e - 25) : ldexp(m, -24);
+
+	return (h & 0x8000) ? -v : v;
+}
+
+/* float holding an exact half value -> its bits (normal/subnormal/zero) */
+static uint16_t f2h_exact(float f)
+{
+	double a = fabs((double)f);
+	uint16_t sign = signbit(f) ? 0x8000 : 0;
+	int e;
+
+	if (a == 0)
+		return sign;
+	if (a < ldexp(1.0, -14))
+		return (uint16_t)(sign | (uint16_t)lrint(ldexp(a, 24)));
+	frexp(a, &e); /* a = m 2^e, m in [0.5, 1) */
+	return (uint16_t)(sign | (uint16_t)((e - 1 + 15) << 10) |
+			  (uint16_t)(lrint(ldexp(a, 11 - e)) - 1024));
+}
+
+/* One fixture case: cb C, K bits. */
+struct fx {
+	const void *trellis, *suh, *svh, *w_hat, *w;
+	int bits, cb;
+};
+
+#define FK 128
+#define FN 256
+
+static void fx_get(const struct st *s, int cb, int bits, struct fx *f)
+{
+	char name[64];
+	long long sh[3];
+
+	f->cb = cb;
+	f->bits = bits;
+	snprintf(name, sizeof name, "cb%d.k%d.trellis", cb, bits);
+	f->trellis = st_get(s, name, "I16", 3, sh);
+	ck_assert(sh[0] == FK / 16 && sh[1] == FN / 16 && sh[2] == 16 * bits);
+	snprintf(name, sizeof name, "cb%d.k%d.suh", cb, bits);
+	f->suh = st_get(s, name, "F16", 1, sh);
+	ck_assert(sh[0] == FK);
+	snprintf(name, sizeof name, "cb%d.k%d.svh", cb, bits);
+	f->svh = st_get(s, name, "F16", 1, sh);
+	ck_assert(sh[0] == FN);
+	snprintf(name, sizeof name, "cb%d.k%d.w_hat", cb, bits);
+	f->w_hat = st_get(s, name, "F16", 2, sh);
+	ck_assert(sh[0] == FK && sh[1] == FN);
+	snprintf(name, sizeof name, "cb%d.k%d.w", cb, bits);
+	f->w = st_get(s, name, "F16", 2, sh);
+	ck_assert(sh[0] == FK && sh[1] == FN);
+}
+
+/* W_ref [FK, FN] = diag(suh) H w_hat H diag(svh) in double, H = the
+ * normalised 128-point Sylvester matrix built from its definition
+ * H[i][j] = (-1)^popcount(i & j) / sqrt(128) (not from the code under
+ * test). */
+static void reconstruct_ref(const struct fx *f, double *W)
+{
+	double *t = malloc(FK * FN * sizeof *t);
+	double hs = 1.0 / sqrt(128.0);
+	size_t a, b, i;
+
+	/* t = H_k w_hat (blockwise over rows; FK = one block) */
+	for (a = 0; a < FK; a++)
+		for (b = 0; b < FN; b++) {
+			double s = 0;
+
+			for (i = 0; i < 128; i++)
+				s += (__builtin_popcount((unsigned)(a & i)) & 1 ? -1 : 1) *
+				     h2d(rd16(f->w_hat, i * FN + b));
+			t[a * FN + b] = s * hs;
+		}
+	/* W = diag(suh) t H_n diag(svh), H_n blockwise over 128 columns */
+	for (a = 0; a < FK; a++)
+		for (b = 0; b < FN; b++) {
+			size_t blk = b / 128 * 128, bb = b % 128;
+			double s = 0;
+
+			for (i = 0; i < 128; i++)
+				s += (__builtin_popcount((unsigned)(i & bb)) & 1 ? -1 : 1) *
+				     t[a * FN + blk + i];
+			W[a * FN + b] = s * hs * h2d(rd16(f->suh, a)) *
+					h2d(rd16(f->svh, b));
+		}
+	free(t);
+}
+
+/* Within fp16 rounding of the kernel's fp16 arithmetic: each element within
+ * 4 half-ulps of its own magnitude plus 2^-10 of the matrix's largest value
+ * (the kernel's fp16 intermediates lose absolute, not relative, precision
+ * on small results). */
+static void expect_fp16_close(const char *what, const double *ours,
+			      const void *ref_f16, size_t n)
+{
+	double mx = 0, worst = 0;
+	size_t i, bad = 0, first = n;
+
+	for (i = 0; i < n; i++)
+		mx = fmax(mx, fabs(h2d(rd16(ref_f16, i))));
+	ck_assert_msg(mx > 0, "%s: reference is all zero", what);
+	for (i = 0; i < n; i++) {
+		double r = h2d(rd16(ref_f16, i)), df = fabs(ours[i] - r);
+		double tol = 4.0 * ldexp(fabs(r), -11) + ldexp(mx, -10);
+
+		worst = fmax(worst, df / mx);
+		if (df > tol && bad++ == 0)
+			first = i;
+	}
+	ck_assert_msg(bad == 0,
+		      "%s: %zu of %zu elements off (first at %zu: %g vs %g); "
+		      "worst |diff| / max = %g", what, bad, n, first,
+		      first < n ? ours[first] : 0.0,
+		      first < n ? h2d(rd16(ref_f16, first)) : 0.0, worst);
+}
+
+static struct gpu *open_cpu(int threads)
+{
+	struct gpu_params p = gpu_default_params();
+	struct gpu *g = NULL;
+	struct diag d;
+
+	diag_clear(&d);
+	p.n_threads = threads;
+	ck_assert_msg(gpu_open(GPU_KIND_CPU, &p, &g, &d) == 0, "%s", d.msg);
+	return g;
+}
+
+static struct gpu_exl3_weight *upload(struct gpu *g, const struct fx *f,
+				      const void *bias)
+{
+	struct gpu_exl3_desc desc;
+	struct gpu_exl3_weight *w = NULL;
+	struct diag d;
+
+	diag_clear(&d);
+	memset(&desc, 0, sizeof desc);
+	desc.k = FK;
+	desc.n = FN;
+	desc.bits = f->bits;
+	desc.cb = (enum gpu_exl3_cb)f->cb;
+	desc.trellis = f->trellis;
+	desc.suh = f->suh;
+	desc.svh = f->svh;
+	desc.bias = bias;
+	ck_assert_msg(gpu_exl3_weight_new(g, &desc, &w, &d) == 0, "%s", d.msg);
+	ck_assert_uint_eq(gpu_exl3_weight_k(w), FK);
+	ck_assert_uint_eq(gpu_exl3_weight_n(w), FN);
+	ck_assert_int_eq(gpu_exl3_weight_bits(w), f->bits);
+	ck_assert_uint_ge(gpu_exl3_weight_bytes(w), FK * FN * (size_t)f->bits / 8);
+	return w;
+}
+
+/* out [rows, n_out] = gpu_exl3_matmul(x [rows, k_in]) */
+static float *run_linear(struct gpu *g, const struct gpu_exl3_weight *w,
+			 const float *x, size_t rows, size_t k_in, size_t n_out)
+{
+	struct gpu_buf *bx = NULL, *bo = NULL;
+	float *out = malloc(rows * n_out * sizeof *out);
+	struct diag d;
+
+	diag_clear(&d);
+	ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_F32, rows * k_in, &bx, NULL), 0);
+	ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_F32, rows * n_out, &bo, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bx, 0, x, rows * k_in, NULL), 0);
+	ck_assert_msg(gpu_exl3_matmul(g, bo, bx, w, rows, k_in, n_out, &d) == 0,
+		      "%s", d.msg);
+	ck_assert_int_eq(gpu_buf_read(bo, 0, out, rows * n_out, NULL), 0);
+	gpu_buf_free(bx);
+	gpu_buf_free(bo);
+	return out;
+}
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+
+static float frand(void)
+{
+	rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+	return (float)((rng >> 40) & 0xffffff) / 16777216.0f * 2.0f - 1.0f;
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+/* exl3-format.md §2.4: fp16 bits of each codebook for eight states. */
+START_TEST(test_codebook_values)
+{
+	static const struct {
+		uint32_t s;
+		uint16_t v[3];
+	} tv[] = {
+		{ 0x0000, { 0x3a25, 0x3f60, 0xc2e8 } },
+		{ 0x0001, { 0xbb5b, 0x304e, 0x3921 } },
+		{ 0x0002, { 0x3b74, 0xba13, 0xb72d } },
+		{ 0x0003, { 0x34b6, 0x3ab8, 0x3239 } },
+		{ 0x1234, { 0xc066, 0x3e0f, 0xb89e } },
+		{ 0x8000, { 0xb7f8, 0xb915, 0xbaf2 } },
+		{ 0xABCD, { 0xb98e, 0x35e7, 0xbd42 } },
+		{ 0xFFFF, { 0xb110, 0x3acd, 0xb936 } },
+	};
+	size_t i;
+	int cb;
+
+	for (i = 0; i < sizeof tv / sizeof tv[0]; i++)
+		for (cb = 0; cb < 3; cb++) {
+			const float *lut = gpu_exl3_lut(cb);
+
+			ck_assert_msg(gpu_exl3_codebook(tv[i].s, cb) == tv[i].v[cb],
+				      "cb%d state 0x%04x: 0x%04x, expected 0x%04x",
+				      cb, (unsigned)tv[i].s,
+				      gpu_exl3_codebook(tv[i].s, cb), tv[i].v[cb]);
+			ck_assert(lut != NULL);
+			ck_assert(lut[tv[i].s] == (float)h2d(tv[i].v[cb]));
+		}
+	ck_assert_ptr_null(gpu_exl3_lut(3));
+}
+END_TEST
+
+/* Every tile of w_hat, cb = _i / 8, K = _i % 8 + 1, bit for bit. */
+START_TEST(test_tiles_bit_exact)
+{
+	const int cb = _i / 8, bits = _i % 8 + 1;
+	const size_t rec = 16 * (size_t)bits; /* int16 per tile */
+	float *dec = malloc(FK * FN * sizeof *dec);
+	struct st s;
+	struct fx f;
+	size_t tk, tn, r, c, bad_fast = 0, bad_ref = 0;
+	int e;
+
+	st_open(&s, "exl3/dequant_vectors.safetensors");
+	fx_get(&s, cb, bits, &f);
+	for (tk = 0; tk < FK / 16; tk++)
+		for (tn = 0; tn < FN / 16; tn++) {
+			const char *t16 = (const char *)f.trellis +
+					  2 * (tk * (FN / 16) + tn) * rec;
+
+			gpu_exl3_tile_decode(t16, bits, gpu_exl3_lut(cb),
+					     dec + tk * 16 * FN + tn * 16, FN);
+			/* the scalar reference: state formula + codebook */
+			for (e = 0; e < 256; e++) {
+				int l = e >> 3, j = e & 7;
+				size_t rr = (size_t)(2 * (l & 3) + (j & 1) + 8 * ((j >> 1) & 1));
+				size_t cc = (size_t)((l >> 2) + 8 * ((j >> 2) & 1));
+				uint16_t v = gpu_exl3_codebook(gpu_exl3_state(t16, bits, e), cb);
+
+				if (v != rd16(f.w_hat, (16 * tk + rr) * FN + 16 * tn + cc))
+					bad_ref++;
+			}
+		}
+	for (r = 0; r < FK; r++)
+		for (c = 0; c < FN; c++)
+			if (f2h_exact(dec[r * FN + c]) != rd16(f.w_hat, r * FN + c)) {
+				if (bad_fast == 0)
+					fprintf(stderr, "cb%d k%d: first mismatch at "
+						"[%zu][%zu]: 0x%04x vs 0x%04x\n", cb, bits,
+						r, c, f2h_exact(dec[r * FN + c]),
+						rd16(f.w_hat, r * FN + c));
+				bad_fast++;
+			}
+	ck_assert_msg(bad_fast == 0 && bad_ref == 0,
+		      "cb%d k%d: %zu (decoder) / %zu (reference) of %d values differ "
+		      "from the kernels' w_hat", cb, bits, bad_fast, bad_ref, FK * FN);
+	st_close(&s);
+	free(dec);
+}
+END_TEST
+
+/* Our Hadamard un-rotation vs the kernels' w, and vs an independent
+ * double-precision H; then the same through gpu_exl3_matmul on identity
+ * rows (x = e_a gives row a of W). */
+START_TEST(test_reconstruct)
+{
+	const int cb = _i / 8, bits = _i % 8 + 1;
+	double *W = malloc(FK * FN * sizeof *W), *Wl = malloc(FK * FN * sizeof *Wl);
+	float *x = calloc(FK * FK, sizeof *x), *out, v[128];
+	struct gpu *g = open_cpu(3);
+	struct gpu_exl3_weight *w;
+	char what[64];
+	struct st s;
+	struct fx f;
+	size_t i, a, b;
+	double mx = 0, md = 0;
+
+	st_open(&s, "exl3/dequant_vectors.safetensors");
+	fx_get(&s, cb, bits, &f);
+	/* gpu_exl3_fwht128 against the matrix definition on a random vector */
+	for (i = 0; i < 128; i++)
+		v[i] = frand();
+	{
+		float u[128];
+
+		memcpy(u, v, sizeof u);
+		gpu_exl3_fwht128(u);
+		for (a = 0; a < 128; a++) {
+			double sum = 0;
+
+			for (i = 0; i < 128; i++)
+				sum += (__builtin_popcount((unsigned)(a & i)) & 1 ? -1 : 1) *
+				       (double)v[i];
+			ck_assert_msg(fabs(sum / sqrt(128.0) - u[a]) < 1e-5,
+				      "fwht128[%zu]: %g vs %g", a, (double)u[a],
+				      sum / sqrt(128.0));
+		}
+	}
+	reconstruct_ref(&f, W);
+	snprintf(what, sizeof what, "cb%d k%d reconstruction", cb, bits);
+	expect_fp16_close(what, W, f.w, FK * FN);
+
+	w = upload(g, &f, NULL);
+	for (a = 0; a < FK; a++)
+		x[a * FK + a] = 1.0f;
+	out = run_linear(g, w, x, FK, FK, FN);
+	for (i = 0; i < FK * FN; i++) {
+		Wl[i] = out[i];
+		mx = fmax(mx, fabs(W[i]));
+		md = fmax(md, fabs(W[i] - Wl[i]));
+	}
+	snprintf(what, sizeof what, "cb%d k%d linear on identity", cb, bits);
+	expect_fp16_close(what, Wl, f.w, FK * FN);
+	/* against our own double reconstruction: f32 rounding only */
+	ck_assert_msg(md <= 1e-5 * mx, "%s: max |diff| %g vs double (max %g)", what,
+		      md, mx);
+	(void)b;
+	free(out);
+	gpu_exl3_weight_free(w);
+	gpu_close(g);
+	st_close(&s);
+	free(W);
+	free(Wl);
+	free(x);
+}
+END_TEST
+
+/* Random rows, bias, padding and thread independence (cb1, K = 3 and cb2,
+ * K = 5 exercise windows that straddle words). */
+START_TEST(test_linear)
+{
+	const int cases[2][2] = { { 1, 3 }, { 2, 5 } };
+	const int cb = cases[_i][0], bits = cases[_i][1];
+	const size_t R = 7;
+	double *W = malloc(FK * FN * sizeof *W);
+	float *x = malloc(R * FK * sizeof *x), *xs = malloc(R * 100 * sizeof *xs);
+	uint16_t bias[FN];
+	struct gpu *g1 = open_cpu(1), *g3 = open_cpu(3);
+	struct gpu_exl3_weight *w1, *w3, *wb;
+	float *o1, *o3, *ob, *ot, *op;
+	struct st s;
+	struct fx f;
+	size_t i, a, b;
+	double mx = 0, md = 0;
+
+	st_open(&s, "exl3/dequant_vectors.safetensors");
+	fx_get(&s, cb, bits, &f);
+	reconstruct_ref(&f, W);
+	for (i = 0; i < R * FK; i++)
+		x[i] = frand();
+	for (b = 0; b < FN; b++)
+		bias[b] = (uint16_t)(0x3800 + (b * 37) % 512) | (b & 1 ? 0x8000 : 0);
+	w1 = upload(g1, &f, NULL);
+	w3 = upload(g3, &f, NULL);
+	wb = upload(g3, &f, bias);
+	o1 = run_linear(g1, w1, x, R, FK, FN);
+	o3 = run_linear(g3, w3, x, R, FK, FN);
+	ob = run_linear(g3, wb, x, R, FK, FN);
+	/* x . W in double */
+	for (i = 0; i < R; i++)
+		for (b = 0; b < FN; b++) {
+			double y = 0;
+
+			for (a = 0; a < FK; a++)
+				y += (double)x[i * FK + a] * W[a * FN + b];
+			mx = fmax(mx, fabs(y));
+			md = fmax(md, fabs(y - o3[i * FN + b]));
+			ck_assert_msg(fabs((double)ob[i * FN + b] -
+					   (y + h2d(bias[b]))) <= 1e-5 * (fabs(y) + 4),
+				      "bias row %zu col %zu", i, b);
+		}
+	ck_assert_msg(md <= 1e-5 * mx, "x.W: max |diff| %g (max %g)", md, mx);
+	ck_assert_msg(memcmp(o1, o3, R * FN * sizeof *o1) == 0,
+		      "1 and 3 threads differ");
+	/* padding: k_in = 100 zero-extends, n_out = 200 trims */
+	for (i = 0; i < R; i++)
+		for (a = 0; a < 100; a++)
+			xs[i * 100 + a] = x[i * FK + a];
+	{
+		float *xz = calloc(R * FK, sizeof *xz);
+
+		for (i = 0; i < R; i++)
+			memcpy(xz + i * FK, xs + i * 100, 100 * sizeof *xz);
+		op = run_linear(g3, w3, xz, R, FK, FN);
+		ot = run_linear(g3, w3, xs, R, 100, 200);
+		for (i = 0; i < R; i++)
+			ck_assert_msg(memcmp(ot + i * 200, op + i * FN,
+					     200 * sizeof *ot) == 0,
+				      "padded row %zu differs", i);
+		free(xz);
+	}
+	free(o1);
+	free(o3);
+	free(ob);
+	free(ot);
+	free(op);
+	gpu_exl3_weight_free(w1);
+	gpu_exl3_weight_free(w3);
+	gpu_exl3_weight_free(wb);
+	gpu_close(g1);
+	gpu_close(g3);
+	st_close(&s);
+	free(W);
+	free(x);
+	free(xs);
+}
+END_TEST
+
+/* A larger random weight (k 384, n 512) through the threaded path must
+ * equal a straightforward dequantize-then-multiply built from the scalar
+ * reference (state + codebook + Hadamard definition). */
+START_TEST(test_linear_large)
+{
+	const size_t k = 384, n = 512, R = 3;
+	const int bits = 6, cb = 0;
+	size_t n16 = (k / 16) * (n / 16) * 16 * (size_t)bits, i, a, b, r;
+	int16_t *tr = malloc(n16 * sizeof *tr);
+	uint16_t *suh = malloc(k * 2), *svh = malloc(n * 2);
+	double *what = calloc(k * n, sizeof *what), *t = calloc(k * n, sizeof *t);
+	double *W = calloc(k * n, sizeof *W), hs = 1.0 / sqrt(128.0), mx = 0, md = 0;
+	float *x = malloc(R * k * sizeof *x), *out;
+	struct gpu *g = open_cpu(4);
+	struct gpu_exl3_weight *w = NULL;
+	struct gpu_exl3_desc desc;
+	struct diag dg;
+	int e;
+
+	for (i = 0; i < n16; i++)
+		tr[i] = (int16_t)(frand() * 32767);
+	for (i = 0; i < k; i++)
+		suh[i] = (uint16_t)(0x2c00 + (i * 13) % 1024) | (i % 3 ? 0 : 0x8000);
+	for (i = 0; i < n; i++)
+		svh[i] = (uint16_t)(0x3400 + (i * 7) % 1024) | (i % 5 ? 0x8000 : 0);
+	for (i = 0; i < R * k; i++)
+		x[i] = frand();
+	/* W_hat from the scalar reference */
+	for (a = 0; a < k / 16; a++)
+		for (b = 0; b < n / 16; b++) {
+			const int16_t *t16 = tr + (a * (n / 16) + b) * 16 * (size_t)bits;
+
+			for (e = 0; e < 256; e++) {
+				int l = e >> 3, j = e & 7;
+				size_t rr = (size_t)(2 * (l & 3) + (j & 1) + 8 * ((j >> 1) & 1));
+				size_t cc = (size_t)((l >> 2) + 8 * ((j >> 2) & 1));
+
+				what[(16 * a + rr) * n + 16 * b + cc] =
+					h2d(gpu_exl3_codebook(gpu_exl3_state(t16, bits, e), cb));
+			}
+		}
+	/* W = diag(suh) H_k W_hat H_n diag(svh), blockwise */
+	for (a = 0; a < k; a++)
+		for (b = 0; b < n; b++) {
+			double s = 0;
+
+			for (r = 0; r < 128; r++)
+				s += (__builtin_popcount((unsigned)((a % 128) & r)) & 1 ? -1 : 1) *
+				     what[(a / 128 * 128 + r) * n + b];
+			t[a * n + b] = s * hs;
+		}
+	for (a = 0; a < k; a++)
+		for (b = 0; b < n; b++) {
+			double s = 0;
+
+			for (r = 0; r < 128; r++)
+				s += (__builtin_popcount((unsigned)((b % 128) & r)) & 1 ? -1 : 1) *
+				     t[a * n + b / 128 * 128 + r];
+			W[a * n + b] = s * hs * h2d(suh[a]) * h2d(svh[b]);
+		}
+	memset(&desc, 0, sizeof desc);
+	desc.k = k;
+	desc.n = n;
+	desc.bits = bits;
+	desc.cb = GPU_EXL3_CB_3INST;
+	desc.trellis = tr;
+	desc.suh = suh;
+	desc.svh = svh;
+	diag_clear(&dg);
+	ck_assert_msg(gpu_exl3_weight_new(g, &desc, &w, &dg) == 0, "%s", dg.msg);
+	{
+		struct gpu_buf *bx = NULL, *bo = NULL;
+
+		ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_F32, R * k, &bx, NULL), 0);
+		ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_F32, R * n, &bo, NULL), 0);
+		ck_assert_int_eq(gpu_buf_write(bx, 0, x, R * k, NULL), 0);
+		ck_assert_int_eq(gpu_exl3_matmul(g, bo, bx, w, R, k, n, &dg), 0);
+		out = malloc(R * n * sizeof *out);
+		ck_assert_int_eq(gpu_buf_read(bo, 0, out, R * n, NULL), 0);
+		gpu_buf_free(bx);
+		gpu_buf_free(bo);
+	}
+	for (i = 0; i < R; i++)
+		for (b = 0; b < n; b++) {
+			double y = 0;
+
+			for (a = 0; a < k; a++)
+				y += (double)x[i * k + a] * W[a * n + b];
+			mx = fmax(mx, fabs(y));
+			md = fmax(md, fabs(y - out[i * n + b]));
+		}
+	ck_assert_msg(md <= 1e-5 * mx, "max |diff| %g (max %g)", md, mx);
+	gpu_exl3_weight_free(w);
+	gpu_close(g);
+	free(out);
+	free(tr);
+	free(suh);
+	free(svh);
+	free(what);
+	free(t);
+	free(W);
+	free(x);
+}
+END_TEST
+
+START_TEST(test_validation)
+{
+	struct gpu *g = open_cpu(2);
+	int16_t tr[16 * 8 * 8 * 2];
+	uint16_t sv[256];
+	struct gpu_exl3_desc desc;
+	struct gpu_exl3_weight *w = NULL;
+	struct gpu_buf *bx = NULL, *bo = NULL, *bi = NULL;
+	struct diag d;
+
+	memset(tr, 0, sizeof tr);
+	memset(sv, 0, sizeof sv);
+	memset(&desc, 0, sizeof desc);
+	desc.k = 128;
+	desc.n = 128;
+	desc.bits = 2;
+	desc.trellis = tr;
+	desc.suh = sv;
+	desc.svh = sv;
+	diag_clear(&d);
+	desc.bits = 0;
+	ck_assert_int_eq(gpu_exl3_weight_new(g, &desc, &w, &d), GPU_E_INVALID);
+	ck_assert_ptr_nonnull(strstr(d.msg, "bits"));
+	desc.bits = 9;
+	ck_assert_int_eq(gpu_exl3_weight_new(g, &desc, &w, &d), GPU_E_INVALID);
+	desc.bits = 2;
+	desc.k = 100;
+	ck_assert_int_eq(gpu_exl3_weight_new(g, &desc, &w, &d), GPU_E_INVALID);
+	ck_assert_ptr_nonnull(strstr(d.msg, "128"));
+	desc.k = 128;
+	desc.cb = (enum gpu_exl3_cb)3;
+	ck_assert_int_eq(gpu_exl3_weight_new(g, &desc, &w, &d), GPU_E_INVALID);
+	desc.cb = GPU_EXL3_CB_MUL1;
+	desc.suh = NULL;
+	ck_assert_int_eq(gpu_exl3_weight_new(g, &desc, &w, &d), GPU_E_INVALID);
+	ck_assert_ptr_null(w);
+	desc.suh = sv;
+	ck_assert_int_eq(gpu_exl3_weight_new(g, &desc, &w, &d), 0);
+
+	ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_F32, 2 * 128, &bx, NULL), 0);
+	ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_F32, 2 * 128, &bo, NULL), 0);
+	ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_I32, 2 * 128, &bi, NULL), 0);
+	ck_assert_int_eq(gpu_exl3_matmul(g, bo, bx, w, 2, 129, 128, &d), GPU_E_INVALID);
+	ck_assert_int_eq(gpu_exl3_matmul(g, bo, bx, w, 2, 128, 0, &d), GPU_E_INVALID);
+	ck_assert_int_eq(gpu_exl3_matmul(g, bo, bx, w, 3, 128, 128, &d), GPU_E_INVALID);
+	ck_assert_ptr_nonnull(strstr(d.msg, "elements"));
+	ck_assert_int_eq(gpu_exl3_matmul(g, bi, bx, w, 2, 128, 128, &d), GPU_E_INVALID);
+	ck_assert_int_eq(gpu_exl3_matmul(g, bx, bx, w, 2, 128, 128, &d), GPU_E_INVALID);
+	ck_assert_int_eq(gpu_exl3_matmul(g, bo, bx, NULL, 2, 128, 128, &d), GPU_E_INVALID);
+	ck_assert_int_eq(gpu_exl3_matmul(g, bo, bx, w, 0, 128, 128, &d), 0);
+	ck_assert_int_eq(gpu_exl3_matmul(g, bo, bx, w, 2, 128, 128, &d), 0);
+	gpu_exl3_weight_free(NULL);
+	gpu_exl3_weight_free(w);
+	gpu_buf_free(bx);
+	gpu_buf_free(bo);
+	gpu_buf_free(bi);
+	gpu_close(g);
+}
+END_TEST
+
+Suite *exl3_suite(void)
+{
+	Suite *s = suite_create("exl3");
+	TCase *tc = tcase_create("exl3");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_codebook_values);
+	tcase_add_loop_test(tc, test_tiles_bit_exact, 0, 24);
+	tcase_add_loop_test(tc, test_reconstruct, 0, 24);
+	tcase_add_loop_test(tc, test_linear, 0, 2);
+	tcase_add_test(tc, test_linear_large);
+	tcase_add_test(tc, test_validation);
+	suite_add_tcase(s, tc);
+	return s;
+}
