@@ -1,12 +1,13 @@
-/* app/cmd_bench.c — `tern bench`: prompt-processing and generation speed
- * of a model on a backend (figures for docs/PERFORMANCE.md).
+/* app/cmd_bench.c — `tern bench`: prefill and decode speed of a model on a
+ * backend, the memory it takes, and decode's fraction of the memory-
+ * bandwidth roofline (figures for docs/PERFORMANCE.md).
  *
- * Prompt processing: one prefill of --prompt random ids (fixed seed, ids
- * >= 3 to avoid special tokens), logits of the last row only, as a real
- * prompt is evaluated.  Generation: --gen single-token steps after it, each
- * returning one row of logits (sampling is not timed).  Each phase runs
- * --reps times after one warm-up; the best time is reported (least
- * disturbed by other load).  Never exits.
+ * The model is a directory or a synthetic random-weight model of a real
+ * shape (`-m synthetic:llama3-8b`, llm_model_new_synthetic), so speed can
+ * be measured without downloading weights.  The measuring is
+ * llm_bench_run (inference/bench.c: what is timed and how the roofline is
+ * counted); this file parses the command line and prints a table or, with
+ * --json, one JSON object.  Never exits.
  */
 #include "config.h"
 
@@ -17,24 +18,38 @@
 #include <string.h>
 
 #include "app/app.h"
-#include "common/clock.h"
 #include "inference/llm.h"
 
 void app_help_bench(FILE *out)
 {
 	fprintf(out,
-		"Usage: tern bench [-m MODEL] [--prompt N] [--gen N] [-t THREADS]\n"
+		"Usage: tern bench [-m DIR|synthetic:NAME] [--prompt N] [--gen N]\n"
+		"                  [--batch B] [--ctx C] [--json] [options]\n"
 		"\n"
-		"Measure prompt processing (one prefill of N random ids) and generation\n"
-		"(N single-token steps) in tokens per second.\n"
+		"Measure prefill (one sequence of N random ids) and batched decode\n"
+		"(B sequences stepped together at positions C-gen..C-1 over zeroed\n"
+		"K/V) in tokens per second, the memory used, and decode's fraction of\n"
+		"the memory-bandwidth roofline (weight + K/V bytes read per step over\n"
+		"the backend's measured copy bandwidth).\n"
 		"\n"
 		"Options:\n"
-		"  -m, --model DIR      model directory (default: the bundled stories260k)\n"
-		"  -p, --prompt N       prompt length (default 128)\n"
-		"  -g, --gen N          generated tokens (default 64)\n"
-		"  -r, --reps N         timed repetitions, best reported (default 3)\n"
+		"  -m, --model M        model directory, or synthetic:NAME for random\n"
+		"                       weights of a real shape (llama3-8b, llama3-1b,\n"
+		"                       llama3-3b, llama3-70b, llama2-7b, mistral-7b,\n"
+		"                       qwen2.5-0.5b, qwen2.5-7b, qwen3-8b, mixtral-8x7b,\n"
+		"                       qwen3-30b-a3b; NAME@exl3:BITS for EXL3)\n"
+		"                       (default: the bundled stories260k)\n"
+		"  -p, --prompt N       prefill length, 0 to skip (default 512)\n"
+		"  -g, --gen N          timed decode steps, 0 to skip (default 128)\n"
+		"  -B, --batch B        sequences decoded together (default 1)\n"
+		"  -c, --ctx C          context position of the decode steps\n"
+		"                       (default prompt + gen)\n"
+		"  -r, --reps N         prefill repetitions, median reported (default 3)\n"
+		"  -w, --warmup N       untimed decode steps first (default 3)\n"
 		"  -t, --threads N      CPU threads (default: all cores)\n"
 		"  -b, --backend NAME   auto, cpu or cuda (default auto)\n"
+		"      --no-bandwidth   skip the copy-bandwidth measurement\n"
+		"  -j, --json           print one JSON object instead of the table\n"
 		"  -h, --help           show this help\n");
 }
 
@@ -49,51 +64,156 @@ static int parse_count(const char *s, long lo, long hi, long *out)
 	return 0;
 }
 
+/* Bytes as "12.3 GiB" / "45.6 MiB" / "7.8 KiB". */
+static const char *fmt_bytes(char *buf, size_t cap, double b)
+{
+	if (b >= 1024.0 * 1024 * 1024)
+		snprintf(buf, cap, "%.2f GiB", b / (1024.0 * 1024 * 1024));
+	else if (b >= 1024.0 * 1024)
+		snprintf(buf, cap, "%.1f MiB", b / (1024.0 * 1024));
+	else
+		snprintf(buf, cap, "%.1f KiB", b / 1024.0);
+	return buf;
+}
+
+/* S as a JSON string (quotes, backslashes and controls escaped). */
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+static void print_json(const char *model, const struct llm_model *m,
+		       const struct llm_bench_params *p,
+		       const struct llm_bench_result *r)
+{
+	printf("{\"model\": ");
+	json_str(model);
+	printf(", \"arch\": ");
+	json_str(llm_model_arch(m));
+	printf(", \"backend\": ");
+	json_str(r->backend);
+	printf(", \"n_params\": %llu, \"prompt\": %zu, \"gen\": %zu, "
+	       "\"batch\": %zu, \"ctx\": %zu,\n",
+	       (unsigned long long)llm_model_n_params(m), p->n_prompt, p->n_gen,
+	       p->n_batch, r->n_ctx);
+	printf(" \"prefill_s\": %.6g, \"prefill_tok_s\": %.6g,\n", r->prefill_s,
+	       r->prefill_tok_s);
+	printf(" \"decode_step_s\": %.6g, \"decode_step_min_s\": %.6g, "
+	       "\"decode_step_mean_s\": %.6g, \"decode_tok_s\": %.6g,\n",
+	       r->step_s, r->step_min_s, r->step_mean_s, r->decode_tok_s);
+	printf(" \"weight_bytes\": %llu, \"kv_bytes\": %llu, "
+	       "\"activation_bytes\": %llu, \"memory_bytes\": %llu,\n",
+	       (unsigned long long)r->weight_bytes, (unsigned long long)r->kv_bytes,
+	       (unsigned long long)r->act_bytes, (unsigned long long)r->mem_bytes);
+	printf(" \"step_weight_bytes\": %.6g, \"step_kv_bytes\": %.6g, "
+	       "\"bandwidth_bytes_s\": %.6g, \"roofline_fraction\": %.4f}\n",
+	       r->step_weight_bytes, r->step_kv_bytes, r->bw_bytes_s, r->roofline);
+}
+
+static void print_table(const char *model, const struct llm_model *m,
+			const struct llm_bench_params *p,
+			const struct llm_bench_result *r)
+{
+	char a[32], b[32], c[32], e[32];
+
+	double np = (double)llm_model_n_params(m);
+
+	printf("model     %s (%s, %.3g %s params, %s)\n", model, llm_model_arch(m),
+	       np >= 1e9 ? np / 1e9 : np / 1e6, np >= 1e9 ? "B" : "M",
+	       fmt_bytes(a, sizeof a, (double)r->weight_bytes));
+	printf("backend   %s\n", r->backend);
+	if (p->n_prompt > 0)
+		printf("prefill   %zu tokens in %.3f s            %10.1f tok/s\n",
+		       p->n_prompt, r->prefill_s, r->prefill_tok_s);
+	if (p->n_gen > 0)
+		printf("decode    batch %zu at ctx %zu: %.2f ms/step "
+		       "(min %.2f)   %10.1f tok/s\n",
+		       p->n_batch, r->n_ctx, 1e3 * r->step_s, 1e3 * r->step_min_s,
+		       r->decode_tok_s);
+	printf("memory    %s = weights %s + KV %s (%zu-byte) + activations %s\n",
+	       fmt_bytes(a, sizeof a, (double)r->mem_bytes),
+	       fmt_bytes(b, sizeof b, (double)r->weight_bytes),
+	       fmt_bytes(c, sizeof c, (double)r->kv_bytes), r->kv_elem_bytes,
+	       fmt_bytes(e, sizeof e, (double)r->act_bytes));
+	if (p->n_gen > 0 && r->bw_bytes_s > 0)
+		printf("roofline  %s/step (weights %s + KV %s) at %.1f GB/s copy "
+		       "bandwidth: %.1f%%\n",
+		       fmt_bytes(a, sizeof a, r->step_weight_bytes + r->step_kv_bytes),
+		       fmt_bytes(b, sizeof b, r->step_weight_bytes),
+		       fmt_bytes(c, sizeof c, r->step_kv_bytes), r->bw_bytes_s / 1e9,
+		       100.0 * r->roofline);
+	else if (r->bw_bytes_s > 0)
+		printf("bandwidth %.1f GB/s (copy, read + write)\n", r->bw_bytes_s / 1e9);
+}
+
 int app_cmd_bench(int argc, char **argv)
 {
+	enum { OPT_NO_BW = 256 };
 	static const struct option opts[] = {
 		{ "model", required_argument, NULL, 'm' },
 		{ "prompt", required_argument, NULL, 'p' },
 		{ "gen", required_argument, NULL, 'g' },
+		{ "batch", required_argument, NULL, 'B' },
+		{ "ctx", required_argument, NULL, 'c' },
 		{ "reps", required_argument, NULL, 'r' },
+		{ "warmup", required_argument, NULL, 'w' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "backend", required_argument, NULL, 'b' },
+		{ "no-bandwidth", no_argument, NULL, OPT_NO_BW },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct llm_model_params mp = llm_model_default_params();
+	struct llm_bench_params bp = llm_bench_default_params();
+	struct llm_bench_result r;
 	const char *model = NULL;
-	long n_prompt = 128, n_gen = 64, reps = 3, v;
 	struct llm_model *m = NULL;
-	struct llm_context *ctx = NULL;
-	int32_t *ids = NULL;
-	float *lg = NULL;
-	double best_pp = 1e30, best_tg = 1e30;
-	uint64_t rng = 0x9e3779b97f4a7c15ull;
-	size_t V, i;
-	long r;
-	int c, rc, status = APP_STATUS_ERROR;
+	bool json = false;
+	long v;
+	int c, rc;
 	struct diag d;
 
 	optind = 0;
 	opterr = 1;
-	while ((c = getopt_long(argc, argv, "m:p:g:r:t:b:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:p:g:B:c:r:w:t:b:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': model = optarg; break;
 		case 'p':
 		case 'g':
+		case 'B':
+		case 'c':
 		case 'r':
+		case 'w':
 		case 't':
-			if (parse_count(optarg, c == 'r' ? 1 : 0, 1 << 20, &v) != 0) {
+			if (parse_count(optarg, c == 'r' || c == 'B' ? 1 : 0,
+					c == 'B' ? 512 : 1 << 24, &v) != 0) {
 				app_error("bench: bad number '%s'", optarg);
 				return APP_STATUS_USAGE;
 			}
 			if (c == 'p')
-				n_prompt = v;
+				bp.n_prompt = (size_t)v;
 			else if (c == 'g')
-				n_gen = v;
+				bp.n_gen = (size_t)v;
+			else if (c == 'B')
+				bp.n_batch = (size_t)v;
+			else if (c == 'c')
+				bp.n_ctx = (size_t)v;
 			else if (c == 'r')
-				reps = v;
+				bp.n_reps = (int)v;
+			else if (c == 'w')
+				bp.n_warmup = (int)v;
 			else
 				mp.n_threads = (int)v;
 			break;
@@ -109,75 +229,34 @@ int app_cmd_bench(int argc, char **argv)
 				return APP_STATUS_USAGE;
 			}
 			break;
+		case OPT_NO_BW: bp.measure_bw = false; break;
+		case 'j': json = true; break;
 		case 'h': app_help_bench(stdout); return APP_STATUS_OK;
 		default: app_help_bench(stderr); return APP_STATUS_USAGE;
 		}
 	}
-	if (optind != argc || n_prompt + n_gen < 1) {
+	if (optind != argc || bp.n_prompt + bp.n_gen < 1) {
 		app_help_bench(stderr);
 		return APP_STATUS_USAGE;
 	}
 	if (!model)
 		model = app_default_model_dir();
 	diag_clear(&d);
-	rc = llm_model_open(model, &mp, &m, &d);
+	if (!strncmp(model, "synthetic:", 10))
+		rc = llm_model_new_synthetic(model, &mp, &m, &d);
+	else
+		rc = llm_model_open(model, &mp, &m, &d);
 	if (rc == 0)
-		rc = llm_context_new(m, (size_t)(n_prompt + n_gen), &ctx, &d);
+		rc = llm_bench_run(m, &bp, &r, &d);
 	if (rc < 0) {
 		app_error("bench: %s", diag_message(&d, llm_strerror(rc)));
-		goto out;
+		llm_model_free(m);
+		return rc == LLM_E_INVALID ? APP_STATUS_USAGE : APP_STATUS_ERROR;
 	}
-	V = (size_t)llm_model_n_vocab(m);
-	ids = malloc((size_t)(n_prompt + n_gen + 1) * sizeof *ids);
-	lg = malloc(V * sizeof *lg);
-	if (!ids || !lg) {
-		app_error("bench: out of memory");
-		goto out;
-	}
-	for (i = 0; i < (size_t)(n_prompt + n_gen + 1); i++) {
-		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-		ids[i] = V > 3 ? (int32_t)(3 + (rng >> 33) % (V - 3)) : 0;
-	}
-	printf("model:    %s (%s, %.2f M params, %.1f MiB)\n", model,
-	       llm_model_arch(m), (double)llm_model_n_params(m) / 1e6,
-	       (double)llm_model_bytes(m) / 1048576.0);
-	printf("backend:  %s\n", llm_model_backend(m));
-	for (r = 0; r <= reps; r++) { /* r == 0: warm-up */
-		double t0, t1, t2;
-
-		llm_context_reset(ctx);
-		t0 = clock_now_s();
-		if (n_prompt > 0)
-			rc = llm_context_eval(ctx, ids, (size_t)n_prompt,
-					      LLM_LOGITS_LAST, lg, &d);
-		t1 = clock_now_s();
-		for (i = 0; rc == 0 && i < (size_t)n_gen; i++)
-			rc = llm_context_eval(ctx, ids + n_prompt + i, 1,
-					      LLM_LOGITS_LAST, lg, &d);
-		t2 = clock_now_s();
-		if (rc < 0) {
-			app_error("bench: %s", diag_message(&d, llm_strerror(rc)));
-			goto out;
-		}
-		if (r > 0) {
-			if (t1 - t0 < best_pp)
-				best_pp = t1 - t0;
-			if (t2 - t1 < best_tg)
-				best_tg = t2 - t1;
-		}
-	}
-	if (n_prompt > 0)
-		printf("prompt:   %ld tokens in %.3f s = %.1f tokens/s\n", n_prompt,
-		       best_pp, (double)n_prompt / best_pp);
-	if (n_gen > 0)
-		printf("generate: %ld tokens in %.3f s = %.1f tokens/s (%.2f ms/token)\n",
-		       n_gen, best_tg, (double)n_gen / best_tg,
-		       1e3 * best_tg / (double)n_gen);
-	status = fflush(stdout) == 0 ? APP_STATUS_OK : APP_STATUS_ERROR;
-out:
-	llm_context_free(ctx);
+	if (json)
+		print_json(model, m, &bp, &r);
+	else
+		print_table(model, m, &bp, &r);
 	llm_model_free(m);
-	free(ids);
-	free(lg);
-	return status;
+	return fflush(stdout) == 0 ? APP_STATUS_OK : APP_STATUS_ERROR;
 }

@@ -301,6 +301,111 @@ int gpu_buf_zero(struct gpu_buf *b, struct diag *d)
 	return note(b->g, b->g->be->buf_zero(b->g, b, d));
 }
 
+/* ---- random fill ------------------------------------------------------- */
+
+/* f32 -> IEEE half, round to nearest even (finite inputs). */
+static uint16_t f32_to_f16(float f)
+{
+	uint32_t u, sign, mag;
+
+	memcpy(&u, &f, sizeof u);
+	sign = (u >> 16) & 0x8000;
+	mag = u & 0x7fffffff;
+	if (mag >= 0x477ff000u) /* rounds to >= 65520: inf */
+		return (uint16_t)(sign | 0x7c00);
+	if (mag < 0x38800000u) { /* half subnormal or zero */
+		float a;
+		uint32_t r;
+
+		memcpy(&a, &mag, sizeof a);
+		a = a * 16777216.0f; /* a * 2^24, exact */
+		r = (uint32_t)a;
+		if (a - (float)r > 0.5f || (a - (float)r == 0.5f && (r & 1)))
+			r++;
+		return (uint16_t)(sign | r);
+	}
+	mag += 0xc8000000u; /* exponent -= 112 */
+	mag += 0xfffu + ((mag >> 13) & 1);
+	return (uint16_t)(sign | (mag >> 13));
+}
+
+void gpu_random_fill_host(void *dst, enum gpu_dtype dtype, size_t first,
+			  size_t n, uint64_t seed, float scale)
+{
+	const float k = scale * (1.0f / 8388608.0f); /* scale * 2^-23 */
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		uint64_t z = seed + (uint64_t)(first + i + 1) * 0x9E3779B97F4A7C15ull;
+		float v;
+		uint32_t u;
+
+		/* splitmix64 finaliser */
+		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+		z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+		z ^= z >> 31;
+		v = (float)(z >> 40) * k - scale;
+		switch (dtype) {
+		case GPU_DTYPE_F32:
+			((float *)dst)[i] = v;
+			break;
+		case GPU_DTYPE_BF16:
+			memcpy(&u, &v, sizeof u);
+			u += 0x7fffu + ((u >> 16) & 1); /* nearest even */
+			((uint16_t *)dst)[i] = (uint16_t)(u >> 16);
+			break;
+		case GPU_DTYPE_F16:
+			((uint16_t *)dst)[i] = f32_to_f16(v);
+			break;
+		case GPU_DTYPE_I32:
+		case GPU_DTYPE_COUNT:
+			return;
+		}
+	}
+}
+
+int gpu_buf_fill_random(struct gpu *g, struct gpu_buf *b, uint64_t seed,
+			float scale, struct diag *d)
+{
+	enum { CHUNK = 1 << 20 };
+	size_t es, off;
+	void *tmp;
+	int rc;
+
+	rc = check_live(g, d);
+	if (rc < 0)
+		return rc;
+	if (!b || b->g != g)
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_buf_fill_random: buffer of another backend");
+	if (b->dtype != GPU_DTYPE_F32 && b->dtype != GPU_DTYPE_F16 &&
+	    b->dtype != GPU_DTYPE_BF16)
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_buf_fill_random: %s buffer (float types only)",
+				 gpu_dtype_name(b->dtype));
+	if (!(scale >= 0.0f && scale <= 3.0e38f))
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_buf_fill_random: scale %g", (double)scale);
+	if (b->n_elems == 0)
+		return 0;
+	if (g->be->fill_random)
+		return note(g, g->be->fill_random(g, b, seed, scale, d));
+	es = gpu_dtype_size(b->dtype);
+	tmp = malloc((size_t)CHUNK * es);
+	if (!tmp)
+		return diag_fail(d, GPU_E_NOMEM, "gpu_buf_fill_random: out of memory");
+	for (off = 0; off < b->n_elems; off += CHUNK) {
+		size_t n = b->n_elems - off < CHUNK ? b->n_elems - off : CHUNK;
+
+		gpu_random_fill_host(tmp, b->dtype, off, n, seed, scale);
+		rc = note(g, g->be->buf_write(g, b, off * es, tmp, n * es, d));
+		if (rc < 0)
+			break;
+	}
+	free(tmp);
+	return rc;
+}
+
 /* ---- op validation ----------------------------------------------------- */
 
 static int is_float(enum gpu_dtype t)

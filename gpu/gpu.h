@@ -129,6 +129,17 @@ int gpu_buf_read(const struct gpu_buf *b, size_t offset, void *dst,
 /* Set every element of b to zero bits. */
 int gpu_buf_zero(struct gpu_buf *b, struct diag *d);
 
+/* Fill a float buffer (F32, F16 or BF16) with deterministic pseudo-random
+ * values, uniform in [-scale, scale] (synthetic benchmark weights):
+ *   z    = splitmix64(seed + (i + 1) * 0x9E3779B97F4A7C15)
+ *   b[i] = scale * ((z >> 40) * 2^-23 - 1)     rounded to b's dtype
+ * (nearest even).  Element i depends only on (seed, i), so every backend
+ * and chunking gives the same bits.  A backend without its own kernel is
+ * filled from the host in chunks.  Errors: GPU_E_INVALID (I32 buffer,
+ * scale not finite), GPU_E_NOMEM, GPU_E_DEVICE. */
+int gpu_buf_fill_random(struct gpu *g, struct gpu_buf *b, uint64_t seed,
+			float scale, struct diag *d);
+
 /* ==== Ops =============================================================== */
 /*
  * Conventions for every op below:

@@ -126,7 +126,17 @@ struct gpu_backend {
 	int (*exl3_matmul)(struct gpu *g, struct gpu_buf *out,
 			   const struct gpu_buf *x, const struct gpu_exl3_weight *w,
 			   size_t n_rows, size_t k_in, size_t n_out, struct diag *d);
+	/* optional, default: values made by gpu_random_fill_host and written
+	 * with buf_write in chunks.  Must give exactly gpu.h's values. */
+	int (*fill_random)(struct gpu *g, struct gpu_buf *b, uint64_t seed,
+			   float scale, struct diag *d);
 };
+
+/* The values of gpu_buf_fill_random for elements [first, first + n) of a
+ * float buffer of DTYPE, written to host memory DST (n elements of that
+ * dtype).  Shared by the host fallback and the CPU backend. */
+void gpu_random_fill_host(void *dst, enum gpu_dtype dtype, size_t first,
+			  size_t n, uint64_t seed, float scale);
 
 /* Registry (gpu/registry.c): the backend for KIND, or NULL when not
  * compiled in.  KIND is never GPU_KIND_AUTO here. */

@@ -2,7 +2,9 @@
  *
  * The only #ifdef HAVE_CUDA in the tree: every other file calls backends
  * through gpu_backend_find and the vtable, so a CUDA build still runs on a
- * machine without a driver (gpu_open(GPU_KIND_AUTO) falls back to the CPU).
+ * machine without a driver: gpu_open(GPU_KIND_CUDA) then fails with
+ * GPU_E_NODEVICE (gpu/cuda/cuda_backend.c), and gpu_open(GPU_KIND_AUTO)
+ * (gpu/gpu.c) falls back to the CPU.
  */
 #include "config.h"
 
@@ -11,8 +13,7 @@
 #include <stddef.h>
 
 #ifdef HAVE_CUDA
-/* Slot for the CUDA backend (gpu/cuda/backend.c, later work): once it
- * exists, declare it in gpu_impl.h and return it below. */
+#include "gpu/cuda/cuda_impl.h"
 #endif
 
 const struct gpu_backend *gpu_backend_find(enum gpu_kind kind)
@@ -22,8 +23,7 @@ const struct gpu_backend *gpu_backend_find(enum gpu_kind kind)
 		return &gpu_cpu_backend;
 	case GPU_KIND_CUDA:
 #ifdef HAVE_CUDA
-		/* return &gpu_cuda_backend; -- not written yet */
-		return NULL;
+		return &gpu_cuda_backend;
 #else
 		return NULL;
 #endif

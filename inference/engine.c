@@ -19,8 +19,9 @@
  *   - a job never writes a position inside a hashed (shared) page: reuse
  *     stops at the last full page ending before the last prompt token
  *     (whose logits are needed, so it is always recomputed), prompt pages
- *     are published only below that bound, and other pages only when the
- *     job ends (a banned-string back-off may rewrite positions >=
+ *     are published below that bound as prefill fills them (a job whose
+ *     next shareable page another job is prefilling waits for it), and
+ *     other pages only when the job ends (a banned-string back-off may rewrite positions >=
  *     n_prompt - 1 while running);
  *   - in DECODE, n_kv == n_tokens - 1: the next row feeds tokens[n_kv];
  *   - a step allocates nothing (batch buffers are sized at creation, job
@@ -254,6 +255,7 @@ static void job_destroy(struct llm_job *j)
 	llm_detok_free(j->detok);
 	free(j->tokens);
 	free(j->evtext);
+	free(j->page_keys);
 	free(j);
 }
 
@@ -325,6 +327,17 @@ int llm_job_submit(struct llm_engine *e, const struct llm_job_params *p,
 	}
 	memcpy(j->tokens, p->prompt, p->n_prompt * sizeof *j->tokens);
 	j->n_tokens = p->n_prompt;
+	/* keys of the pages other jobs may share: full pages ending at or
+	 * before n_prompt - 1 (the last prompt token is always recomputed) */
+	j->n_shareable = (p->n_prompt - 1) / LLM_KV_PAGE;
+	j->page_keys = malloc((j->n_shareable ? j->n_shareable : 1) * sizeof *j->page_keys);
+	if (!j->page_keys) {
+		rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < j->n_shareable; i++)
+		j->page_keys[i] = llm_kvc_key(i ? j->page_keys[i - 1] : LLM_KVC_SEED,
+					      j->tokens + i * LLM_KV_PAGE);
 
 	sp = p->sampler ? *p->sampler : llm_sampler_default_params();
 	rc = llm_sampler_new(&sp, (int32_t)e->n_vocab, &j->smp, d);
@@ -450,9 +463,24 @@ static void release_job(struct llm_engine *e, struct llm_job *j)
 
 /* Try to admit J: a free slot, its cached prefix, a reservation for the
  * rest.  Returns true when admitted. */
+/* true when a running job is prefilling the prompt page P that J could
+ * share (same chained key) but has not computed it yet. */
+static bool page_in_flight(const struct llm_engine *e, const struct llm_job *j,
+			   size_t p)
+{
+	const struct llm_job *r;
+
+	for (r = e->run_head; r; r = r->next)
+		if (r->phase == LLM_JOB_PREFILL && r->n_shareable > p &&
+		    r->page_keys[p] == j->page_keys[p] &&
+		    r->n_kv < (p + 1) * LLM_KV_PAGE)
+			return true;
+	return false;
+}
+
 static bool admit(struct llm_engine *e, struct llm_job *j)
 {
-	size_t s, p, matched = 0, reuse_limit;
+	size_t s, p, matched = 0;
 	uint64_t parent = LLM_KVC_SEED;
 	int32_t *row;
 
@@ -464,19 +492,20 @@ static bool admit(struct llm_engine *e, struct llm_job *j)
 	row = pt_row(e, (int32_t)s);
 	/* reuse only full pages ending at or before n_prompt - 1: the last
 	 * prompt token is always recomputed for its logits */
-	reuse_limit = j->n_prompt - 1;
-	for (p = 0; (p + 1) * LLM_KV_PAGE <= reuse_limit; p++) {
+	for (p = 0; p < j->n_shareable; p++) {
 		const int32_t *ids = j->tokens + p * LLM_KV_PAGE;
-		uint64_t key = llm_kvc_key(parent, ids);
-		int32_t pg = llm_kvc_find(&e->kc, key, parent, ids);
+		int32_t pg = llm_kvc_find(&e->kc, j->page_keys[p], parent, ids);
 
 		if (pg < 0 || llm_kvc_ref(&e->kc, pg) < 0)
 			break;
 		row[p] = pg;
 		matched++;
-		parent = key;
+		parent = j->page_keys[p];
 	}
-	if (llm_kvc_reserve(&e->kc, j->n_pages_total - matched) < 0) {
+	/* the same prompt being prefilled right now (N replies to one
+	 * prompt): wait for its pages rather than compute them twice */
+	if ((matched < j->n_shareable && page_in_flight(e, j, matched)) ||
+	    llm_kvc_reserve(&e->kc, j->n_pages_total - matched) < 0) {
 		for (p = 0; p < matched; p++) {
 			llm_kvc_unref(&e->kc, row[p]);
 			row[p] = -1;
@@ -903,8 +932,9 @@ int llm_engine_step(struct llm_engine *e, struct diag *d)
 		j->n_kv += j->step_rows;
 		j->st.n_computed += j->step_rows;
 		e->ctx->n_past[j->slot] = j->n_kv;
-		if (j->phase == LLM_JOB_PREFILL && j->n_kv == j->n_prompt)
-			publish_pages(e, j, j->n_prompt - 1);
+		if (j->phase == LLM_JOB_PREFILL) /* shareable pages as they fill */
+			publish_pages(e, j, j->n_kv < j->n_prompt - 1 ? j->n_kv :
+					    j->n_prompt - 1);
 		if (j->logit_idx >= 0)
 			take_token(e, j, e->b_logits + (size_t)j->logit_idx * e->n_vocab);
 	}

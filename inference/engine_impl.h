@@ -128,6 +128,9 @@ struct llm_job {
 	size_t max_gen;    /* most tokens generated */
 	bool to_ctx;       /* max_tokens <= 0: the limit is the context */
 
+	uint64_t *page_keys;     /* [n_shareable]: chained keys of the prompt's
+				  * full pages below n_prompt - 1 */
+	size_t n_shareable;
 	int32_t slot;            /* sequence slot, -1 */
 	size_t n_pages_total;    /* pages of the longest run */
 	size_t n_pages_reserved; /* promised pages not yet taken */

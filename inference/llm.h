@@ -221,6 +221,22 @@ int llm_model_open(const char *dir, const struct llm_model_params *params,
 /* Release every byte the model took, backend included.  NULL is a no-op. */
 void llm_model_free(struct llm_model *m);
 
+/* A random-weight model of a real model's shapes, built in memory on the
+ * backend (inference/synthetic.c), for measuring speed without weights.
+ * SPEC is "synthetic:NAME" (the prefix is optional), NAME one of
+ * llama3-8b, llama3-1b, llama3-3b, llama3-70b, llama2-7b, mistral-7b,
+ * qwen2.5-0.5b, qwen2.5-7b, qwen3-8b, mixtral-8x7b, qwen3-30b-a3b (and
+ * the test-only tiny-llama, tiny-qwen2, tiny-qwen3, tiny-mixtral): bf16
+ * weights, small uniform random values (deterministic), norms 1.  With
+ * "@exl3:BITS" (1..8, e.g. synthetic:llama3-8b@exl3:4.0) the decoder
+ * linears are random EXL3 trellises averaging BITS bits, lm_head at 6.
+ * Ownership as llm_model_open.  Errors: LLM_E_INVALID (unknown name: the
+ * message lists the known ones; bad suffix), LLM_E_UNSUPPORTED (EXL3 of
+ * an MoE model), LLM_E_NOMEM, LLM_E_BACKEND (allocation on the device
+ * failed: too big for it). */
+int llm_model_new_synthetic(const char *spec, const struct llm_model_params *p,
+			    struct llm_model **out, struct diag *d);
+
 int64_t llm_model_n_vocab(const struct llm_model *m);
 int64_t llm_model_n_embd(const struct llm_model *m);
 int64_t llm_model_n_layer(const struct llm_model *m);
@@ -270,6 +286,63 @@ void llm_context_reset(struct llm_context *c);
 /* Roll back to N positions (N <= n_past; used by regenerate and
  * speculative decoding).  LLM_E_INVALID when N > n_past. */
 int llm_context_truncate(struct llm_context *c, size_t n, struct diag *d);
+
+/* ==== Benchmark (inference/bench.c) ===================================== */
+/* What `tern bench` measures over a model (docs/PERFORMANCE.md).  Runs on
+ * the calling thread; prints nothing. */
+
+struct llm_bench_params {
+	size_t n_prompt;  /* prefill: random ids in one sequence (0: skip) */
+	size_t n_gen;     /* decode: timed batched steps (0: skip) */
+	size_t n_batch;   /* decode: sequences stepped together (>= 1) */
+	size_t n_ctx;     /* decode: the timed steps cover positions
+			   * [n_ctx - n_gen, n_ctx) of every sequence; earlier
+			   * positions hold zeroed K/V (not computed); 0:
+			   * n_prompt + n_gen */
+	int n_reps;       /* prefill repetitions (median reported; >= 1) */
+	int n_warmup;     /* untimed decode steps first (and one untimed
+			   * prefill chunk) */
+	bool measure_bw;  /* time a large device copy for the roofline */
+};
+
+/* Defaults: prompt 512, gen 128, batch 1, ctx 0, 3 reps, 3 warm-up steps,
+ * measure_bw true. */
+struct llm_bench_params llm_bench_default_params(void);
+
+struct llm_bench_result {
+	/* prefill (one sequence, chunks of the context's batch size) */
+	double prefill_s;        /* median wall time of the whole prompt */
+	double prefill_tok_s;    /* n_prompt / prefill_s */
+	/* decode: n_batch rows per step, logits of every row */
+	double step_s;           /* median wall time of one step */
+	double step_min_s, step_mean_s;
+	double decode_tok_s;     /* n_batch / step_s */
+	/* memory on the backend (bytes) */
+	uint64_t weight_bytes;   /* llm_model_bytes */
+	uint64_t kv_bytes;       /* the context's K/V pools */
+	uint64_t act_bytes;      /* activations and batch buffers */
+	uint64_t mem_bytes;      /* the sum */
+	/* roofline of one decode step */
+	double step_weight_bytes; /* weights read (MoE: expected distinct
+				   * experts n_e (1 - (1 - k/n_e)^B); the
+				   * embedding: B rows) */
+	double step_kv_bytes;    /* K/V read over the timed steps' mean
+				  * attended length */
+	double bw_bytes_s;       /* measured copy bandwidth (read + write
+				  * bytes per second); 0 when not measured */
+	double bw_bytes;         /* bytes moved per timed copy */
+	double roofline;         /* (step bytes / step_s) / bw_bytes_s */
+	char backend[96];        /* llm_model_backend */
+	size_t n_ctx, kv_elem_bytes;
+};
+
+/* Measure M as P says into *r.  Makes (and frees) a context of n_seq =
+ * n_batch slots of max(n_ctx, n_prompt) positions; the bandwidth buffer
+ * (1 GiB on a GPU, 256 MiB on the CPU, halved until it fits) is freed
+ * before the model is used.  Errors: LLM_E_INVALID (n_gen > n_ctx, zero
+ * batch), LLM_E_NOMEM, LLM_E_NOSPACE, LLM_E_BACKEND. */
+int llm_bench_run(struct llm_model *m, const struct llm_bench_params *p,
+		  struct llm_bench_result *r, struct diag *d);
 
 /* ==== Engine and jobs (inference/engine.c) ==== */
 /* The engine serves many generation jobs over one model with continuous

@@ -393,33 +393,21 @@ static int load_weights(struct loader *L, struct diag *d)
 	return 0;
 }
 
-int llm_model_open(const char *dir, const struct llm_model_params *params,
-		   struct llm_model **out, struct diag *d)
+int llm_model_setup(struct llm_model *m, const struct llm_model_params *params,
+		    const char *name, struct diag *d)
 {
 	struct llm_model_params def = llm_model_default_params();
 	struct gpu_params gp = gpu_default_params();
-	struct llm_st_set *st = NULL;
-	struct llm_model *m;
-	struct loader L;
 	enum gpu_kind kind;
 	float *inv = NULL;
 	int rc;
 
-	*out = NULL;
 	if (!params)
 		params = &def;
-	m = calloc(1, sizeof *m);
-	if (!m)
-		return diag_fail(d, LLM_E_NOMEM, "out of memory");
-	rc = llm_config_load(dir, &m->cfg, d);
-	if (rc < 0)
-		goto fail;
 	snprintf(m->arch, sizeof m->arch, "%s", m->cfg.arch_name);
-	if (m->cfg.head_dim % 2 || m->cfg.head_dim > GPU_MAX_HEAD_DIM) {
-		rc = diag_fail(d, LLM_E_UNSUPPORTED, "%s: head_dim %" PRId64,
-			       dir, m->cfg.head_dim);
-		goto fail;
-	}
+	if (m->cfg.head_dim % 2 || m->cfg.head_dim > GPU_MAX_HEAD_DIM)
+		return diag_fail(d, LLM_E_UNSUPPORTED, "%s: head_dim %" PRId64,
+				 name, m->cfg.head_dim);
 	/* Mixtral always renormalises its top-k weights; Qwen MoE only with
 	 * norm_topk_prob. */
 	m->moe_renorm = m->cfg.arch == LLM_ARCH_MIXTRAL || m->cfg.norm_topk_prob;
@@ -428,14 +416,12 @@ int llm_model_open(const char *dir, const struct llm_model_params *params,
 		memcpy(m->mrope_section, m->cfg.rope.mrope_section,
 		       sizeof m->mrope_section);
 		if ((int64_t)m->mrope_section[0] + m->mrope_section[1] +
-		    m->mrope_section[2] != m->cfg.head_dim / 2) {
-			rc = diag_fail(d, LLM_E_FORMAT,
-				       "%s: mrope_section [%d, %d, %d] does not add up "
-				       "to head_dim / 2 = %" PRId64, dir,
-				       m->mrope_section[0], m->mrope_section[1],
-				       m->mrope_section[2], m->cfg.head_dim / 2);
-			goto fail;
-		}
+		    m->mrope_section[2] != m->cfg.head_dim / 2)
+			return diag_fail(d, LLM_E_FORMAT,
+					 "%s: mrope_section [%d, %d, %d] does not add up "
+					 "to head_dim / 2 = %" PRId64, name,
+					 m->mrope_section[0], m->mrope_section[1],
+					 m->mrope_section[2], m->cfg.head_dim / 2);
 	}
 
 	switch (params->backend) {
@@ -445,28 +431,44 @@ int llm_model_open(const char *dir, const struct llm_model_params *params,
 	}
 	gp.n_threads = params->n_threads;
 	rc = gpu_open(kind, &gp, &m->g, d);
-	if (rc < 0) {
-		rc = backend_err(rc, d);
-		goto fail;
-	}
+	if (rc < 0)
+		return backend_err(rc, d);
 
 	inv = malloc((size_t)(m->cfg.head_dim / 2) * sizeof *inv);
-	if (!inv) {
-		rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
-		goto fail;
-	}
+	if (!inv)
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
 	rc = llm_rope_inv_freq(&m->cfg, inv, d);
+	if (rc == 0) {
+		rc = gpu_buf_new(m->g, GPU_DTYPE_F32, (size_t)(m->cfg.head_dim / 2),
+				 &m->inv_freq, d);
+		if (rc == 0)
+			rc = gpu_buf_write(m->inv_freq, 0, inv,
+					   (size_t)(m->cfg.head_dim / 2), d);
+		if (rc < 0)
+			rc = backend_err(rc, d);
+	}
+	free(inv);
+	return rc;
+}
+
+int llm_model_open(const char *dir, const struct llm_model_params *params,
+		   struct llm_model **out, struct diag *d)
+{
+	struct llm_st_set *st = NULL;
+	struct llm_model *m;
+	struct loader L;
+	int rc;
+
+	*out = NULL;
+	m = calloc(1, sizeof *m);
+	if (!m)
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	rc = llm_config_load(dir, &m->cfg, d);
 	if (rc < 0)
 		goto fail;
-	rc = gpu_buf_new(m->g, GPU_DTYPE_F32, (size_t)(m->cfg.head_dim / 2),
-			 &m->inv_freq, d);
-	if (rc == 0)
-		rc = gpu_buf_write(m->inv_freq, 0, inv,
-				   (size_t)(m->cfg.head_dim / 2), d);
-	if (rc < 0) {
-		rc = backend_err(rc, d);
+	rc = llm_model_setup(m, params, dir, d);
+	if (rc < 0)
 		goto fail;
-	}
 
 	rc = llm_st_open(dir, &st, d);
 	if (rc < 0)
@@ -483,12 +485,10 @@ int llm_model_open(const char *dir, const struct llm_model_params *params,
 		goto fail;
 	}
 	llm_st_close(st);
-	free(inv);
 	*out = m;
 	return 0;
 fail:
 	llm_st_close(st);
-	free(inv);
 	llm_model_free(m);
 	return rc;
 }

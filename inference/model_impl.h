@@ -133,6 +133,17 @@ int llm_kv_reserve(struct llm_context *ctx, size_t seq, size_t n,
 /* Give back slot SEQ's pages beyond those covering [0, n). */
 void llm_kv_release(struct llm_context *ctx, size_t seq, size_t n);
 
+/* Second half of making a model, shared by llm_model_open and the
+ * synthetic models (inference/synthetic.c): with M zeroed except m->cfg
+ * (a valid config), check what the forward pass needs of it (head_dim,
+ * mrope sections), set the derived fields (arch, moe_renorm, mrope), open
+ * the backend PARAMS names (NULL: defaults) into m->g and upload
+ * m->inv_freq.  NAME prefixes messages.  On failure M keeps what was made
+ * (llm_model_free releases it).  Errors: LLM_E_UNSUPPORTED, LLM_E_FORMAT,
+ * LLM_E_NOMEM, LLM_E_BACKEND. */
+int llm_model_setup(struct llm_model *m, const struct llm_model_params *params,
+		    const char *name, struct diag *d);
+
 /* Fill inv_freq[0 .. hd/2) for CFG's rope settings (default, linear,
  * llama3, mrope).  LLM_E_UNSUPPORTED for yarn/dynamic. */
 int llm_rope_inv_freq(const struct llm_config *cfg, float *inv_freq,

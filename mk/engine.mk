@@ -6,6 +6,6 @@ inference_libllm_a_SOURCES += inference/engine.c inference/kvcache.c \
 app_libapp_a_SOURCES += app/cmd_run.c
 tests_check_inference_SOURCES += tests/inference/test_engine.c \
 	tests/inference/test_kvcache.c
-#tests_check_app_SOURCES += tests/app/test_run.c
+tests_check_app_SOURCES += tests/app/test_run.c
 EXTRA_DIST += tests/data/stories260k/out_greedy_prompt_n256.txt \
 	tests/data/stories260k/out_greedy_n200.txt

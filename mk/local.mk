@@ -10,3 +10,5 @@ include mk/themes.mk
 include mk/ui.mk
 include mk/engine.mk
 include mk/exl3.mk
+include mk/bench.mk
+include mk/cuda.mk

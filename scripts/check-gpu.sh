@@ -1,8 +1,16 @@
 #!/bin/sh
 # scripts/check-gpu.sh BUILDDIR — the GPU test suite (`make check-gpu`):
-# CUDA-vs-CPU parity for every op and whole model, under compute-sanitizer
-# memcheck.  Exits 77 (automake's SKIP) when this build has no CUDA backend or
-# the machine has no NVIDIA GPU.
+# CUDA-vs-CPU parity for every op (suite cuda_parity, tests/check_gpu) and,
+# as they land, whole models, then the same under compute-sanitizer
+# memcheck.  Exits 77 (automake's SKIP) when this build has no CUDA backend
+# or the machine has no NVIDIA GPU.
+#
+# TERN_GPU_TESTS=1 makes the suites fail (not skip) without a device.
+# Under memcheck: the device-filling memory test is skipped
+# (TERN_GPU_NO_FILL: the tool needs device memory of its own), and API
+# errors are not reported, since the suite provokes cudaMalloc failures on
+# purpose (the backend checks every call's status itself).
+# TERN_GPU_BENCH=1 in the environment adds the timings of docs/PERFORMANCE.md.
 set -u
 b=${1:-.}
 if ! grep -q '^#define HAVE_CUDA 1' "$b/config.h" 2>/dev/null; then
@@ -19,8 +27,10 @@ echo "check-gpu: parity suites"
 TERN_GPU_TESTS=1 CK_RUN_SUITE="${CK_RUN_SUITE:-}" "$b/tests/check_gpu" || status=1
 if command -v compute-sanitizer >/dev/null 2>&1; then
 	echo "check-gpu: compute-sanitizer memcheck"
-	TERN_GPU_TESTS=1 compute-sanitizer --tool memcheck --error-exitcode 1 \
-		"$b/tests/check_gpu" || status=1
+	TERN_GPU_TESTS=1 TERN_GPU_NO_FILL=1 TERN_GPU_BENCH= \
+		CK_RUN_SUITE="${CK_RUN_SUITE:-cuda_parity}" \
+		compute-sanitizer --tool memcheck --report-api-errors no \
+		--error-exitcode 1 "$b/tests/check_gpu" || status=1
 else
 	echo "check-gpu: compute-sanitizer not found; memcheck skipped"
 fi

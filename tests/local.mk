@@ -62,4 +62,5 @@ EXTRA_DIST += scripts/test-run.sh
 # The TUI end to end, in tmux (skips when tmux is missing).
 TESTS += tests/e2e/tui.sh
 EXTRA_DIST += tests/e2e/tui.sh
-TESTS_ENVIRONMENT = TERN='$(abs_top_builddir)/tern$(EXEEXT)'; export TERN;
+TESTS_ENVIRONMENT = TERN='$(abs_top_builddir)/tern$(EXEEXT)'; export TERN; \
+	CK_DEFAULT_TIMEOUT="$${CK_DEFAULT_TIMEOUT:-120}"; export CK_DEFAULT_TIMEOUT;

@@ -144,6 +144,42 @@ int cpu_copy(struct gpu *g, struct gpu_buf *dst, size_t dst_off,
 	return 0;
 }
 
+struct fill_job {
+	struct gpu_buf *b;
+	uint64_t seed;
+	float scale;
+	size_t chunk;
+};
+
+static void fill_chunk(void *ctx, size_t c, int tid)
+{
+	const struct fill_job *j = ctx;
+	size_t first = c * j->chunk, n = j->b->n_elems - first;
+
+	(void)tid;
+	if (n > j->chunk)
+		n = j->chunk;
+	gpu_random_fill_host((char *)j->b->data + first * gpu_dtype_size(j->b->dtype),
+			     j->b->dtype, first, n, j->seed, j->scale);
+}
+
+/* gpu_buf_fill_random over the thread pool (same values as the host
+ * fallback: element i depends only on seed and i). */
+static int cpu_fill_random(struct gpu *g, struct gpu_buf *b, uint64_t seed,
+			   float scale, struct diag *d)
+{
+	struct fill_job j;
+
+	(void)d;
+	j.b = b;
+	j.seed = seed;
+	j.scale = scale;
+	j.chunk = cpu_chunk_size(b->n_elems, g->n_threads, 64, 1 << 16);
+	cpu_pool_for(cpu_state(g)->pool, (b->n_elems + j.chunk - 1) / j.chunk,
+		     fill_chunk, &j);
+	return 0;
+}
+
 const struct gpu_backend gpu_cpu_backend = {
 	.kind = GPU_KIND_CPU,
 	.name = "cpu",
@@ -171,4 +207,5 @@ const struct gpu_backend gpu_cpu_backend = {
 	.exl3_upload = cpu_exl3_upload,
 	.exl3_release = cpu_exl3_release,
 	.exl3_matmul = cpu_exl3_matmul,
+	.fill_random = cpu_fill_random,
 };

@@ -1,25 +1,98 @@
-/* gpu/cuda/cuda_backend.c — host side of the CUDA backend (C, compiled by $(CC)
- * against the runtime API).  For now: device discovery and a self-test that
- * runs one kernel; the op table arrives with the CUDA backend issue.  Every
- * runtime call goes through CUDA_TRY (cuda_check.h). */
+/* gpu/cuda/cuda_backend.c — host side of the CUDA backend (C11, compiled by
+ * $(CC) against the CUDA runtime and cuBLAS): the handle, device buffers,
+ * and the vtable that enqueues the kernels of the gpu/cuda .cu files.
+ *
+ * Execution model: one handle = one device and one CUDA stream; every op is
+ * enqueued on that stream and returns without waiting (gpu_sync waits), so
+ * ops run in issue order.  gpu_buf_write / gpu_buf_read are synchronous.
+ * The device is made current in open, buffer allocation and sync; ops
+ * assume the calling thread's current device is the handle's (the
+ * single-device case, or the thread that opened it).
+ *
+ * Errors: every CUDA / cuBLAS call goes through CUDA_TRY / CUBLAS_TRY
+ * (statement, file:line and the library's text in the diag; GPU_E_DEVICE,
+ * which poisons the handle in gpu.c).  Running out of device memory is not
+ * a device error: buf_alloc returns GPU_E_NOMEM naming the size asked for
+ * and the free / total device memory, clears CUDA's error state, and the
+ * handle stays usable.
+ *
+ * Memory: buffers are plain cudaMalloc allocations, released by cudaFree
+ * (which waits for the device), so freeing every buffer returns all device
+ * memory the caller asked for.  The handle itself holds the cuBLAS handle
+ * and three scratch areas that grow on the first call of a larger size and
+ * are kept (later calls of that size allocate nothing): a device area for
+ * activations converted to f16/bf16 (cuBLAS path of matmul), one for the
+ * partial results of split-K attention, and a host area for MoE routing
+ * lists.
+ *
+ * Matmul convention (the one place it is written down): tern is row-major,
+ * cuBLAS column-major.  A row-major [a, b] matrix is the column-major
+ * [b, a] matrix with leading dimension b.  So out[n, rows] = x[n, k] .
+ * W[rows, k]^T is, column-major, out^T[rows, n] = (W^T)^T[rows, k] .
+ * x^T[k, n] with W^T seen as column-major [k, rows] (ld k), x^T as [k, n]
+ * (ld k), out^T as [rows, n] (ld rows):
+ *   cublas*gemm(OP_T, OP_N, m = rows, n = n, k = k, A = W, lda = k,
+ *               B = x, ldb = k, C = out, ldc = rows).
+ */
 #include "config.h"
 
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+/* cuBLAS pulls in cuda_fp16.h / cuda_bf16.h, which test __cplusplus
+ * without defining it first (-Wundef in C). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wundef"
+#include <cublas_v2.h>
+#pragma GCC diagnostic pop
+#include <cuda_runtime.h>
+
 #include "gpu/cuda/cuda_check.h"
-#include "gpu/cuda/kernels.h"
 #include "gpu/cuda/cuda_impl.h"
+#include "gpu/cuda/kernels.h"
+
+_Static_assert((int)GPU_DTYPE_F32 == CUDA_WT_F32 &&
+		       (int)GPU_DTYPE_F16 == CUDA_WT_F16 &&
+		       (int)GPU_DTYPE_BF16 == CUDA_WT_BF16,
+	       "enum cuda_wt must mirror enum gpu_dtype");
+_Static_assert(GPU_CUDA_MAX_HEAD_DIM == GPU_MAX_HEAD_DIM &&
+		       GPU_CUDA_MAX_PAGE_SIZE == GPU_MAX_PAGE_SIZE,
+	       "kernel limits must mirror gpu.h");
+
+struct cuda_state {
+	int device;
+	cudaStream_t stream;
+	cublasHandle_t blas;
+	void *half_ws;         /* device: x as f16/bf16 for cuBLAS */
+	size_t half_ws_bytes;
+	float *att_ws;         /* device: split-K attention partials */
+	size_t att_ws_bytes;
+	void *host_ws;         /* host: MoE ids, weights and row lists */
+	size_t host_ws_bytes;
+};
+
+static struct cuda_state *cst(struct gpu *g)
+{
+	return (struct cuda_state *)g->priv;
+}
+
+/* ---- discovery --------------------------------------------------------- */
 
 int gpu_cuda_device_count(int *n, struct diag *d)
 {
 	cudaError_t err = cudaGetDeviceCount(n);
 
-	if (err == cudaErrorNoDevice || err == cudaErrorInsufficientDriver) {
+	if (err != cudaSuccess) {
+		/* no driver, no GPU, driver too old...: a CUDA build on a
+		 * machine that cannot run it.  Clear the error state. */
+		(void)cudaGetLastError();
 		*n = 0;
-		return 0; /* a CUDA build on a machine without a GPU/driver */
+		diag_fail(d, GPU_E_NODEVICE, "no CUDA device: %s",
+			  cudaGetErrorString(err));
 	}
-	CUDA_TRY(err);
 	return 0;
 }
 
@@ -67,3 +140,548 @@ int gpu_cuda_selftest(struct diag *d)
 					 (double)hy[i], 2.0 * i + 1.0);
 	return 0;
 }
+
+/* ---- handle ------------------------------------------------------------ */
+
+static void state_free(struct cuda_state *st)
+{
+	if (!st)
+		return;
+	if (st->blas)
+		cublasDestroy(st->blas);
+	if (st->stream)
+		cudaStreamDestroy(st->stream);
+	cudaFree(st->half_ws);
+	cudaFree(st->att_ws);
+	free(st->host_ws);
+	free(st);
+}
+
+static int cuda_open(struct gpu *g, const struct gpu_params *p, struct diag *d)
+{
+	struct cuda_state *st;
+	char name[80];
+	int n = 0, rc;
+	cudaError_t err = cudaGetDeviceCount(&n);
+
+	if (err != cudaSuccess || n == 0) {
+		(void)cudaGetLastError();
+		return diag_fail(d, GPU_E_NODEVICE, "no CUDA device: %s",
+				 err != cudaSuccess ? cudaGetErrorString(err) :
+						      "none found");
+	}
+	if (p->device < 0 || p->device >= n)
+		return diag_fail(d, GPU_E_NODEVICE,
+				 "CUDA device %d requested, %d present", p->device, n);
+	st = calloc(1, sizeof *st);
+	if (!st)
+		return diag_fail(d, GPU_E_NOMEM, "cuda backend: out of memory");
+	st->device = p->device;
+	rc = 0;
+	if (cudaSetDevice(st->device) != cudaSuccess ||
+	    cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking) !=
+		    cudaSuccess) {
+		cudaError_t e2 = cudaGetLastError();
+
+		rc = diag_fail(d, GPU_E_NODEVICE, "CUDA device %d unusable: %s",
+			       st->device, cudaGetErrorString(e2));
+	} else {
+		cublasStatus_t bs = cublasCreate(&st->blas);
+
+		if (bs != CUBLAS_STATUS_SUCCESS) {
+			st->blas = NULL;
+			rc = diag_fail(d, GPU_E_DEVICE, "cublasCreate: %s",
+				       cublasGetStatusString(bs));
+		} else if ((bs = cublasSetStream(st->blas, st->stream)) !=
+			   CUBLAS_STATUS_SUCCESS) {
+			rc = diag_fail(d, GPU_E_DEVICE, "cublasSetStream: %s",
+				       cublasGetStatusString(bs));
+		}
+	}
+	if (rc == 0)
+		rc = gpu_cuda_device_name(st->device, name, sizeof name, d);
+	if (rc < 0) {
+		state_free(st);
+		return rc;
+	}
+	g->priv = st;
+	g->n_threads = 1;
+	snprintf(g->desc, sizeof g->desc, "cuda:%d %s", st->device, name);
+	return 0;
+}
+
+static void cuda_close(struct gpu *g)
+{
+	struct cuda_state *st = cst(g);
+
+	if (!st)
+		return;
+	cudaSetDevice(st->device);
+	cudaStreamSynchronize(st->stream);
+	state_free(st);
+	g->priv = NULL;
+}
+
+static int cuda_sync(struct gpu *g, struct diag *d)
+{
+	struct cuda_state *st = cst(g);
+
+	CUDA_TRY(cudaSetDevice(st->device));
+	CUDA_TRY(cudaStreamSynchronize(st->stream));
+	return 0;
+}
+
+/* ---- buffers ----------------------------------------------------------- */
+
+/* cudaMalloc that reports running out of memory as GPU_E_NOMEM with the
+ * sizes involved (and clears the error, so the handle stays usable). */
+static int dev_alloc(void **p, size_t bytes, const char *what, struct diag *d)
+{
+	cudaError_t err = cudaMalloc(p, bytes);
+
+	if (err == cudaErrorMemoryAllocation) {
+		size_t fr = 0, tot = 0;
+
+		(void)cudaGetLastError();
+		*p = NULL;
+		if (cudaMemGetInfo(&fr, &tot) != cudaSuccess)
+			(void)cudaGetLastError();
+		return diag_fail(d, GPU_E_NOMEM,
+				 "cuda: cannot allocate %zu bytes for %s "
+				 "(%zu MiB free of %zu MiB on the device)",
+				 bytes, what, fr >> 20, tot >> 20);
+	}
+	if (err != cudaSuccess)
+		*p = NULL;
+	CUDA_TRY(err);
+	return 0;
+}
+
+static int cuda_buf_alloc(struct gpu *g, struct gpu_buf *b, struct diag *d)
+{
+	CUDA_TRY(cudaSetDevice(cst(g)->device));
+	b->data = NULL;
+	if (b->bytes == 0)
+		return 0;
+	return dev_alloc(&b->data, b->bytes, "a buffer", d);
+}
+
+static void cuda_buf_release(struct gpu *g, struct gpu_buf *b)
+{
+	(void)g;
+	/* cudaFree waits for work using the buffer; nothing to report to */
+	if (b->data)
+		cudaFree(b->data);
+	b->data = NULL;
+}
+
+static int cuda_buf_write(struct gpu *g, struct gpu_buf *b, size_t off,
+			  const void *src, size_t n, struct diag *d)
+{
+	struct cuda_state *st = cst(g);
+
+	CUDA_TRY(cudaMemcpyAsync((char *)b->data + off, src, n,
+				 cudaMemcpyHostToDevice, st->stream));
+	CUDA_TRY(cudaStreamSynchronize(st->stream));
+	return 0;
+}
+
+static int cuda_buf_read(struct gpu *g, const struct gpu_buf *b, size_t off,
+			 void *dst, size_t n, struct diag *d)
+{
+	struct cuda_state *st = cst(g);
+
+	CUDA_TRY(cudaMemcpyAsync(dst, (const char *)b->data + off, n,
+				 cudaMemcpyDeviceToHost, st->stream));
+	CUDA_TRY(cudaStreamSynchronize(st->stream));
+	return 0;
+}
+
+static int cuda_buf_zero(struct gpu *g, struct gpu_buf *b, struct diag *d)
+{
+	if (b->bytes == 0)
+		return 0;
+	CUDA_TRY(cudaMemsetAsync(b->data, 0, b->bytes, cst(g)->stream));
+	return 0;
+}
+
+static int cuda_copy(struct gpu *g, struct gpu_buf *dst, size_t dst_off,
+		     const struct gpu_buf *src, size_t src_off, size_t n,
+		     struct diag *d)
+{
+	CUDA_TRY(cudaMemcpyAsync((char *)dst->data + dst_off,
+				 (const char *)src->data + src_off, n,
+				 cudaMemcpyDeviceToDevice, cst(g)->stream));
+	return 0;
+}
+
+/* ---- matmul ------------------------------------------------------------ */
+
+/* Grow a device scratch area *p of *cap bytes to at least `bytes`. */
+static int ws_reserve(struct cuda_state *st, void **p, size_t *cap, size_t bytes,
+		      const char *what, struct diag *d)
+{
+	int rc;
+
+	if (*cap >= bytes)
+		return 0;
+	CUDA_TRY(cudaStreamSynchronize(st->stream)); /* old area may be in use */
+	CUDA_TRY(cudaFree(*p));
+	*p = NULL;
+	*cap = 0;
+	rc = dev_alloc(p, bytes, what, d);
+	if (rc < 0)
+		return rc;
+	*cap = bytes;
+	return 0;
+}
+
+/* out [n, rows] = x [n, k] . W[rows, k]^T (+ bias) on device pointers.
+ * f16/bf16 W and n <= GEMV_MAX_N: the GEMV kernel (decode).  Otherwise
+ * cuBLAS with f32 accumulation: f32 W by SGEMM; f16/bf16 W by GemmEx
+ * after converting x to W's type (tensor cores; x loses its low mantissa
+ * bits, within the 1e-2 bound of half-precision weight paths), then a
+ * bias kernel. */
+static int mm_raw(struct gpu *g, float *out, const float *x,
+		  const struct gpu_buf *w, const struct gpu_buf *bias, size_t n,
+		  size_t k, size_t rows, struct diag *d)
+{
+	struct cuda_state *st = cst(g);
+	const int wt = (int)w->dtype;
+	const void *bp = bias ? bias->data : NULL;
+	const int bwt = bias ? (int)bias->dtype : CUDA_WT_F32;
+	const float one = 1.0f, zero = 0.0f;
+	int rc;
+
+	if (wt != CUDA_WT_F32 && n <= GPU_CUDA_GEMV_MAX_N) {
+		CUDA_TRY((cudaError_t)gpu_cuda_launch_gemv(st->stream, out, x, w->data,
+							   wt, bp, bwt, n, k, rows));
+		return 0;
+	}
+	if (n > INT_MAX || k > INT_MAX || rows > INT_MAX)
+		return diag_fail(d, GPU_E_UNSUPPORTED,
+				 "gpu_matmul: %zu x %zu x %zu exceeds cuBLAS's int sizes",
+				 n, k, rows);
+	if (wt == CUDA_WT_F32) {
+		CUBLAS_TRY(cublasSgemm(st->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)rows,
+				       (int)n, (int)k, &one, (const float *)w->data,
+				       (int)k, x, (int)k, &zero, out, (int)rows));
+	} else {
+		cudaDataType_t ty = wt == CUDA_WT_BF16 ? CUDA_R_16BF : CUDA_R_16F;
+
+		rc = ws_reserve(st, &st->half_ws, &st->half_ws_bytes, n * k * 2,
+				"matmul scratch", d);
+		if (rc < 0)
+			return rc;
+		CUDA_TRY((cudaError_t)gpu_cuda_launch_f32_to_half(st->stream, st->half_ws,
+								  wt, x, n * k));
+		CUBLAS_TRY(cublasGemmEx(st->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)rows,
+					(int)n, (int)k, &one, w->data, ty, (int)k,
+					st->half_ws, ty, (int)k, &zero, out,
+					CUDA_R_32F, (int)rows, CUBLAS_COMPUTE_32F,
+					CUBLAS_GEMM_DEFAULT));
+	}
+	if (bias)
+		CUDA_TRY((cudaError_t)gpu_cuda_launch_add_bias(st->stream, out, bp,
+							       bwt, n, rows));
+	return 0;
+}
+
+static int cuda_matmul(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
+		       const struct gpu_buf *w, const struct gpu_buf *bias,
+		       size_t n, size_t k, size_t rows, struct diag *d)
+{
+	return mm_raw(g, (float *)out->data, (const float *)x->data, w, bias, n,
+		      k, rows, d);
+}
+
+/* ---- small ops --------------------------------------------------------- */
+
+static int cuda_get_rows(struct gpu *g, struct gpu_buf *out,
+			 const struct gpu_buf *table, size_t n_rows_table,
+			 const struct gpu_buf *ids, size_t ids_offset, size_t n,
+			 size_t dim, struct diag *d)
+{
+	if (dim == 0)
+		return 0;
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_get_rows(
+		cst(g)->stream, (float *)out->data, table->data, (int)table->dtype,
+		n_rows_table, (const int32_t *)ids->data + ids_offset, n, dim));
+	return 0;
+}
+
+static int cuda_rmsnorm(struct gpu *g, struct gpu_buf *out,
+			const struct gpu_buf *x, const struct gpu_buf *w,
+			size_t n, size_t dim, float eps, struct diag *d)
+{
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_rmsnorm(cst(g)->stream,
+						      (float *)out->data,
+						      (const float *)x->data, w->data,
+						      (int)w->dtype, n, dim, eps));
+	return 0;
+}
+
+static int cuda_rope(struct gpu *g, struct gpu_buf *x, size_t n, size_t n_head,
+		     size_t head_dim, const struct gpu_buf *pos,
+		     const struct gpu_buf *inv_freq, const struct gpu_rope *rp,
+		     struct diag *d)
+{
+	int sec[3];
+
+	if (rp->mrope_section) {
+		sec[0] = rp->mrope_section[0];
+		sec[1] = sec[0] + rp->mrope_section[1];
+		sec[2] = sec[1] + rp->mrope_section[2];
+	}
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_rope(
+		cst(g)->stream, (float *)x->data, n, n_head, head_dim, rp->n_rot,
+		(const int32_t *)pos->data, (const float *)inv_freq->data,
+		rp->mrope_section ? sec : NULL, rp->attn_factor));
+	return 0;
+}
+
+static void kv_fill(struct gpu_cuda_kv *kv, const struct gpu_kv_pool *pool,
+		    const struct gpu_kv_batch *b)
+{
+	kv->k = pool->k->data;
+	kv->v = pool->v->data;
+	kv->f16 = pool->k->dtype == GPU_DTYPE_F16;
+	kv->n_pages = pool->n_pages;
+	kv->page_size = pool->page_size;
+	kv->n_head_kv = pool->n_head_kv;
+	kv->head_dim = pool->head_dim;
+	kv->row_seq = (const int32_t *)b->row_seq->data;
+	kv->row_pos = (const int32_t *)b->row_pos->data;
+	kv->page_table = (const int32_t *)b->page_table->data;
+	kv->n_rows = b->n_rows;
+	kv->n_seq = b->n_seq;
+	kv->max_pages = b->max_pages;
+}
+
+static int cuda_kv_store(struct gpu *g, const struct gpu_kv_pool *pool,
+			 const struct gpu_kv_batch *b, const struct gpu_buf *k,
+			 const struct gpu_buf *v, struct diag *d)
+{
+	struct gpu_cuda_kv kv;
+
+	kv_fill(&kv, pool, b);
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_kv_store(cst(g)->stream, &kv,
+						       (const float *)k->data,
+						       (const float *)v->data));
+	return 0;
+}
+
+static int cuda_attention(struct gpu *g, struct gpu_buf *out,
+			  const struct gpu_buf *q, const struct gpu_kv_pool *pool,
+			  const struct gpu_kv_batch *b, size_t n_head,
+			  float scale, size_t window, struct diag *d)
+{
+	struct cuda_state *st = cst(g);
+	struct gpu_cuda_kv kv;
+	size_t span = b->max_pages * pool->page_size, chunk, n_split, need;
+	float *po = NULL, *pml = NULL;
+	int rc;
+
+	if (b->n_rows * n_head > UINT_MAX)
+		return diag_fail(d, GPU_E_UNSUPPORTED,
+				 "gpu_attention: %zu rows x %zu heads", b->n_rows,
+				 n_head);
+	if (window && window < span)
+		span = window;
+	n_split = gpu_cuda_attention_splits(b->n_rows, n_head, span, &chunk);
+	if (n_split > 1) {
+		need = b->n_rows * n_head * n_split * (pool->head_dim + 2) *
+		       sizeof(float);
+		rc = ws_reserve(st, (void **)&st->att_ws, &st->att_ws_bytes, need,
+				"attention scratch", d);
+		if (rc < 0)
+			return rc;
+		po = st->att_ws;
+		pml = po + b->n_rows * n_head * n_split * pool->head_dim;
+	}
+	kv_fill(&kv, pool, b);
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_attention(
+		st->stream, &kv, (float *)out->data, (const float *)q->data,
+		n_head, scale, window, n_split, chunk, po, pml));
+	return 0;
+}
+
+static int cuda_swiglu(struct gpu *g, struct gpu_buf *out,
+		       const struct gpu_buf *gate, const struct gpu_buf *up,
+		       size_t n, struct diag *d)
+{
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_swiglu(cst(g)->stream,
+						     (float *)out->data,
+						     (const float *)gate->data,
+						     (const float *)up->data, n));
+	return 0;
+}
+
+static int cuda_add(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *a,
+		    const struct gpu_buf *b, size_t n, struct diag *d)
+{
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_add(cst(g)->stream, (float *)out->data,
+						  (const float *)a->data,
+						  (const float *)b->data, n));
+	return 0;
+}
+
+static int cuda_add_gated(struct gpu *g, struct gpu_buf *out,
+			  const struct gpu_buf *y, const struct gpu_buf *gate,
+			  size_t n, size_t dim, struct diag *d)
+{
+	if (dim == 0)
+		return 0;
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_add_gated(cst(g)->stream,
+							(float *)out->data,
+							(const float *)y->data,
+							(const float *)gate->data,
+							n, dim));
+	return 0;
+}
+
+static int cuda_softmax(struct gpu *g, struct gpu_buf *x, size_t n, size_t cols,
+			struct diag *d)
+{
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_softmax(cst(g)->stream,
+						      (float *)x->data, n, cols));
+	return 0;
+}
+
+static int cuda_moe_route(struct gpu *g, const struct gpu_buf *logits,
+			  struct gpu_buf *ids, struct gpu_buf *weights, size_t n,
+			  size_t n_expert, size_t top_k, bool renorm,
+			  struct diag *d)
+{
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_moe_route(
+		cst(g)->stream, (const float *)logits->data, (int32_t *)ids->data,
+		(float *)weights->data, n, n_expert, top_k, renorm ? 1 : 0));
+	return 0;
+}
+
+/* ---- MoE dispatch ------------------------------------------------------
+ * Same grouping and summation order as gpu/cpu/moe.c: the routing (ids,
+ * weights, n * top_k values) is copied to the host, which validates every
+ * expert id (GPU_E_INVALID, nothing computed) and builds, per expert in
+ * order, the list of rows routed to it; the lists go back to the rows/wts
+ * part of the caller's scratch in one copy each.  Then, per expert with
+ * m > 0 rows: gather x rows -> xg [m, dim]; hg, hu [m, n_ff] = xg . gate^T,
+ * xg . up^T; hg = silu(hg) * hu; yo [m, dim] = hg . down^T; out[rows] +=
+ * wts * yo.  Scratch layout as the CPU's:
+ *   xg [n, dim] | hg [n, n_ff] | hu [n, n_ff] | yo [n, dim] |
+ *   rows i32 [n * top_k] | wts f32 [n * top_k]
+ * The copy to the host synchronises the stream (a later device-side
+ * grouped GEMM removes it, see docs/PERFORMANCE.md). */
+static int cuda_moe_ffn(struct gpu *g, struct gpu_buf *out,
+			const struct gpu_buf *x, const struct gpu_buf *ids,
+			const struct gpu_buf *weights,
+			const struct gpu_moe_experts *ex, size_t n, size_t dim,
+			size_t top_k, struct gpu_buf *scratch, struct diag *d)
+{
+	struct cuda_state *st = cst(g);
+	const size_t nk = n * top_k, n_ff = ex->n_ff;
+	const size_t need = nk * 4 * sizeof(int32_t) + (ex->n_expert + 1) * sizeof(size_t);
+	float *xg = (float *)scratch->data;
+	float *hg = xg + n * dim, *hu = hg + n * n_ff, *yo = hu + n * n_ff;
+	int32_t *d_rows = (int32_t *)(void *)(yo + n * dim);
+	float *d_wts = (float *)(void *)(d_rows + nk);
+	int32_t *h_id, *h_rows;
+	float *h_wt, *h_wts;
+	size_t *start, i, j, e, m;
+	int rc;
+
+	if (st->host_ws_bytes < need) {
+		void *p = realloc(st->host_ws, need);
+
+		if (!p)
+			return diag_fail(d, GPU_E_NOMEM,
+					 "gpu_moe_ffn: %zu bytes of host scratch", need);
+		st->host_ws = p;
+		st->host_ws_bytes = need;
+	}
+	h_id = (int32_t *)st->host_ws;
+	h_wt = (float *)(void *)(h_id + nk);
+	h_rows = (int32_t *)(void *)(h_wt + nk);
+	h_wts = (float *)(void *)(h_rows + nk);
+	start = (size_t *)(void *)(h_wts + nk);
+	CUDA_TRY(cudaMemcpyAsync(h_id, ids->data, nk * sizeof *h_id,
+				 cudaMemcpyDeviceToHost, st->stream));
+	CUDA_TRY(cudaMemcpyAsync(h_wt, weights->data, nk * sizeof *h_wt,
+				 cudaMemcpyDeviceToHost, st->stream));
+	CUDA_TRY(cudaStreamSynchronize(st->stream));
+	for (i = 0; i < nk; i++)
+		if (h_id[i] < 0 || (size_t)h_id[i] >= ex->n_expert)
+			return diag_fail(d, GPU_E_INVALID,
+					 "gpu_moe_ffn: row %zu routed to expert %d of %zu",
+					 i / top_k, (int)h_id[i], ex->n_expert);
+	/* bucket rows by expert, in expert order, rows ascending */
+	m = 0;
+	for (e = 0; e < ex->n_expert; e++) {
+		start[e] = m;
+		for (i = 0; i < n; i++)
+			for (j = 0; j < top_k; j++)
+				if ((size_t)h_id[i * top_k + j] == e) {
+					h_rows[m] = (int32_t)i;
+					h_wts[m] = h_wt[i * top_k + j];
+					m++;
+				}
+	}
+	start[ex->n_expert] = m;
+	CUDA_TRY(cudaMemcpyAsync(d_rows, h_rows, nk * sizeof *h_rows,
+				 cudaMemcpyHostToDevice, st->stream));
+	CUDA_TRY(cudaMemcpyAsync(d_wts, h_wts, nk * sizeof *h_wts,
+				 cudaMemcpyHostToDevice, st->stream));
+	CUDA_TRY(cudaMemsetAsync(out->data, 0, n * dim * sizeof(float), st->stream));
+	for (e = 0; e < ex->n_expert; e++) {
+		size_t s0 = start[e];
+
+		m = start[e + 1] - s0;
+		if (m == 0)
+			continue;
+		CUDA_TRY((cudaError_t)gpu_cuda_launch_gather_rows(
+			st->stream, xg, (const float *)x->data, d_rows + s0, m, dim));
+		rc = mm_raw(g, hg, xg, ex->gate[e], NULL, m, dim, n_ff, d);
+		if (rc == 0)
+			rc = mm_raw(g, hu, xg, ex->up[e], NULL, m, dim, n_ff, d);
+		if (rc < 0)
+			return rc;
+		CUDA_TRY((cudaError_t)gpu_cuda_launch_swiglu(st->stream, hg, hg, hu,
+							     m * n_ff));
+		rc = mm_raw(g, yo, hg, ex->down[e], NULL, m, n_ff, dim, d);
+		if (rc < 0)
+			return rc;
+		CUDA_TRY((cudaError_t)gpu_cuda_launch_scatter_add(
+			st->stream, (float *)out->data, yo, d_rows + s0, d_wts + s0,
+			m, dim));
+	}
+	/* h_rows / h_wts may be reused at once: a copy from pageable host
+	 * memory has taken the data when cudaMemcpyAsync returns */
+	return 0;
+}
+
+const struct gpu_backend gpu_cuda_backend = {
+	.kind = GPU_KIND_CUDA,
+	.name = "cuda",
+	.open = cuda_open,
+	.close = cuda_close,
+	.sync = cuda_sync,
+	.buf_alloc = cuda_buf_alloc,
+	.buf_release = cuda_buf_release,
+	.buf_write = cuda_buf_write,
+	.buf_read = cuda_buf_read,
+	.buf_zero = cuda_buf_zero,
+	.get_rows = cuda_get_rows,
+	.matmul = cuda_matmul,
+	.rmsnorm = cuda_rmsnorm,
+	.rope = cuda_rope,
+	.kv_store = cuda_kv_store,
+	.attention = cuda_attention,
+	.swiglu = cuda_swiglu,
+	.add = cuda_add,
+	.add_gated = cuda_add_gated,
+	.softmax = cuda_softmax,
+	.copy = cuda_copy,
+	.moe_route = cuda_moe_route,
+	.moe_ffn = cuda_moe_ffn,
+	/* EXL3 on CUDA: later work (the slots are optional) */
+};

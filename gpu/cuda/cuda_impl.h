@@ -1,17 +1,23 @@
 /* gpu/cuda/cuda_impl.h — what the CUDA backend offers the registry
- * (gpu/registry.c).  Internal to gpu/. */
+ * (gpu/registry.c) and the rest of gpu/.  Internal to gpu/.  Free of CUDA
+ * types, so that including it needs no CUDA headers. */
 #ifndef TERN_GPU_CUDA_IMPL_H
 #define TERN_GPU_CUDA_IMPL_H
 
 #include <stddef.h>
 
 #include "common/diag.h"
+#include "gpu/gpu_impl.h"
 
-/* Number of CUDA devices; 0 (and success) when there is no driver or GPU. */
+/* The backend's vtable (cuda_backend.c). */
+extern const struct gpu_backend gpu_cuda_backend;
+
+/* Number of CUDA devices; 0 (and success) when there is no driver or GPU
+ * (the reason is left in d when d is not NULL). */
 int gpu_cuda_device_count(int *n, struct diag *d);
 /* "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)" into name. */
 int gpu_cuda_device_name(int dev, char *name, size_t cap, struct diag *d);
-/* Runs one kernel on device 0 and checks its result. */
+/* Runs one kernel on the current device and checks its result. */
 int gpu_cuda_selftest(struct diag *d);
 
 #endif

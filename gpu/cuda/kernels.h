@@ -1,17 +1,124 @@
 /* gpu/cuda/kernels.h — extern "C" launch wrappers exported by the .cu files,
- * called by the host C code of the CUDA backend.  Each returns the launch's
- * cudaError_t as an int (0 = success); the caller wraps it in CUDA_TRY. */
+ * called by the host C code of the CUDA backend (cuda_backend.c).
+ *
+ * Each wrapper enqueues its kernel(s) on `stream` (a cudaStream_t passed as
+ * void *, so that this header needs no CUDA types) and returns the launch's
+ * cudaError_t as an int (0 = success); the caller wraps it in CUDA_TRY.
+ * Arguments are already validated by gpu/gpu.c: shapes are consistent and
+ * every buffer holds what the shape needs.  Pointers are device pointers.
+ * Weight element types are passed as `int wt` with the values of
+ * enum cuda_wt, which equal GPU_DTYPE_F32/F16/BF16 (checked in
+ * cuda_backend.c).
+ */
 #ifndef TERN_GPU_CUDA_KERNELS_H
 #define TERN_GPU_CUDA_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/* Equal to GPU_MAX_HEAD_DIM / GPU_MAX_PAGE_SIZE (checked in cuda_backend.c). */
+#define GPU_CUDA_MAX_HEAD_DIM 512
+#define GPU_CUDA_MAX_PAGE_SIZE 1024
+
+enum cuda_wt {
+	CUDA_WT_F32 = 0,
+	CUDA_WT_F16 = 1,
+	CUDA_WT_BF16 = 2,
+};
+
 /* probe.cu: y[i] = a * x[i] + y[i] for i < n, on stream (cudaStream_t). */
 int gpu_cuda_launch_axpy(void *stream, float a, const float *x, float *y, size_t n);
+
+/* ---- ops.cu ------------------------------------------------------------ */
+
+/* out[i, :] = table[ids[i], :] (zero row for an id outside [0, n_table)). */
+int gpu_cuda_launch_get_rows(void *stream, float *out, const void *table, int wt,
+			     size_t n_table, const int32_t *ids, size_t n,
+			     size_t dim);
+/* out[i, :] = x[i, :] / sqrt(mean(x[i,:]^2) + eps) * w[:]  (out may be x) */
+int gpu_cuda_launch_rmsnorm(void *stream, float *out, const float *x,
+			    const void *w, int wt, size_t n, size_t dim, float eps);
+/* rotate-half RoPE in place, x [n, n_head, head_dim]; pos [n] or [3][n];
+ * sec: cumulative mrope section ends (NULL: plain). */
+int gpu_cuda_launch_rope(void *stream, float *x, size_t n, size_t n_head,
+			 size_t head_dim, size_t n_rot, const int32_t *pos,
+			 const float *inv_freq, const int *sec, float attn_factor);
+/* out[i] = silu(gate[i]) * up[i] */
+int gpu_cuda_launch_swiglu(void *stream, float *out, const float *gate,
+			   const float *up, size_t n);
+/* out[i] = a[i] + b[i] */
+int gpu_cuda_launch_add(void *stream, float *out, const float *a,
+			const float *b, size_t n);
+/* out[i, :] += sigmoid(gate[i]) * y[i, :] */
+int gpu_cuda_launch_add_gated(void *stream, float *out, const float *y,
+			      const float *gate, size_t n, size_t dim);
+/* x[i, :] = softmax(x[i, :]) */
+int gpu_cuda_launch_softmax(void *stream, float *x, size_t n, size_t cols);
+/* top-k softmax routing, exactly as gpu/cpu/ops.c (double exp sums). */
+int gpu_cuda_launch_moe_route(void *stream, const float *logits, int32_t *ids,
+			      float *weights, size_t n, size_t n_expert,
+			      size_t top_k, int renorm);
+/* dst[i] = (f16 or bf16)(src[i]), round to nearest even; wt F16 or BF16. */
+int gpu_cuda_launch_f32_to_half(void *stream, void *dst, int wt,
+				const float *src, size_t n);
+/* out[i, r] += bias[r] for out [n, rows]. */
+int gpu_cuda_launch_add_bias(void *stream, float *out, const void *bias,
+			     int wt, size_t n, size_t rows);
+/* xg[t, :] = x[rows[t], :] for t < m. */
+int gpu_cuda_launch_gather_rows(void *stream, float *xg, const float *x,
+				const int32_t *rows, size_t m, size_t dim);
+/* out[rows[t], :] += wts[t] * y[t, :] for t < m, in order of t (rows are
+ * distinct within one call: one token picks an expert once). */
+int gpu_cuda_launch_scatter_add(void *stream, float *out, const float *y,
+				const int32_t *rows, const float *wts, size_t m,
+				size_t dim);
+
+/* ---- gemv.cu ----------------------------------------------------------- */
+
+/* Largest n the GEMV path takes (above it: cuBLAS). */
+#define GPU_CUDA_GEMV_MAX_N 8
+
+/* out[i, r] = sum_j x[i, j] * W[r, j] (+ bias[r]) for n <= GEMV_MAX_N,
+ * W f16/bf16 [rows, k]; bias any float or NULL. */
+int gpu_cuda_launch_gemv(void *stream, float *out, const float *x,
+			 const void *w, int wt, const void *bias, int bias_wt,
+			 size_t n, size_t k, size_t rows);
+
+/* ---- attention.cu ------------------------------------------------------ */
+
+/* Paged KV geometry and batch, device pointers (see gpu.h). */
+struct gpu_cuda_kv {
+	void *k, *v;          /* [n_pages, page_size, n_head_kv, head_dim] */
+	int f16;              /* pool element type: 1 = f16, 0 = f32 */
+	size_t n_pages, page_size, n_head_kv, head_dim;
+	const int32_t *row_seq, *row_pos, *page_table;
+	size_t n_rows, n_seq, max_pages;
+};
+
+/* Store k, v f32 [n_rows, n_head_kv, head_dim] at each row's slot; a row
+ * with a bad sequence, position or page entry is skipped. */
+int gpu_cuda_launch_kv_store(void *stream, const struct gpu_cuda_kv *kv,
+			     const float *k, const float *v);
+/* Most position splits of one attention launch (flash-decoding). */
+#define GPU_CUDA_ATT_MAX_SPLIT 64
+
+/* Splits for rows x heads (row, head) pairs over at most `span` positions
+ * per row; *chunk = positions per split (a multiple of the tile).  The
+ * partial workspace needs n_rows * n_head * n_split * (head_dim + 2) f32. */
+size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head, size_t span,
+				 size_t *chunk);
+/* Causal GQA attention over the pool (gpu.h formula).  A row whose
+ * sequence or position is invalid gets zeros; positions whose page entry
+ * is invalid are left out.  n_split > 1: part_o [rows*heads*n_split,
+ * head_dim] and part_ml [rows*heads*n_split, 2] are scratch. */
+int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv *kv,
+			      float *out, const float *q, size_t n_head,
+			      float scale, size_t window, size_t n_split,
+			      size_t chunk, float *part_o, float *part_ml);
 
 #ifdef __cplusplus
 }

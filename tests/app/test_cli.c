@@ -100,6 +100,9 @@ Suite *cli_suite(void)
 	Suite *s = suite_create("cli");
 	TCase *tc = tcase_create("core");
 
+	/* Each case starts tern several times; a CUDA build loads cuBLAS at
+	 * start-up, which takes a while on a loaded 2-core machine. */
+	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_version);
 	tcase_add_test(tc, test_help_lists_subcommands);
 	tcase_add_test(tc, test_help_subcommand);

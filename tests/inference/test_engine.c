@@ -796,6 +796,40 @@ START_TEST(test_stop_and_ban)
 }
 END_TEST
 
+/* Three replies to one 300-token prompt submitted together: the first
+ * computes the shared page, the others wait a step for it instead of
+ * computing it again; all give the baseline's tokens. */
+START_TEST(test_same_prompt_together)
+{
+	struct llm_model *m = stories();
+	static int32_t pa[300], ref[MAXGEN];
+	static struct rec r[3];
+	struct llm_sampler_params sp = greedy();
+	struct llm_engine_stats es;
+	struct llm_job_stats st;
+	struct llm_engine *e;
+	size_t n_ref, k;
+
+	make_prompt(pa, 300, 77, (int32_t)llm_model_n_vocab(m));
+	n_ref = ref_greedy(m, pa, 300, 20, ref);
+	memset(r, 0, sizeof r);
+	e = engine(m, NULL, 512, 3, 0, 0);
+	for (k = 0; k < 3; k++)
+		submit(e, pa, 300, 20, &sp, &r[k]);
+	run_all(e);
+	for (k = 0; k < 3; k++) {
+		expect_ids("same prompt", &r[k], ref, n_ref);
+		llm_job_get_stats(r[k].self, &st);
+		ck_assert_uint_eq(st.n_reused, k ? 256 : 0);
+		llm_job_free(r[k].self);
+	}
+	llm_engine_get_stats(e, &es);
+	ck_assert_uint_eq(es.n_reused, 512);
+	llm_engine_free(e);
+	llm_model_free(m);
+}
+END_TEST
+
 Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -807,6 +841,7 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, test_sampled_batched);
 	tcase_add_test(tc, test_prefix_reuse);
 	tcase_add_test(tc, test_reuse_generated);
+	tcase_add_test(tc, test_same_prompt_together);
 	tcase_add_test(tc, test_chunked_prefill);
 	tcase_add_test(tc, test_cancel);
 	tcase_add_test(tc, test_page_exhaustion);

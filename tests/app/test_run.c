@@ -1,0 +1,133 @@
+/* tests/app/test_run.c — suite `run`: the `tern run` subcommand end to end
+ * on the bundled stories260k.  Greedy output must equal, byte for byte,
+ * what karpathy's llama2.c run.c printed for the same model
+ * (tests/data/stories260k/, see tests/data/README.md); --parallel must
+ * print one labelled block per job; --chat on a model without a chat
+ * template and impossible lengths must fail with a clear message.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "testutil.h"
+
+/* Run `tern run -m stories260k ARGS`, capturing stdout (and stderr too
+ * when want_err) into a fresh buffer; returns the exit status. */
+static int run(const char *args, bool want_err, char **out, size_t *len)
+{
+	char *model = test_data_path("../../models/stories260k");
+	char cmd[2048];
+	size_t cap = 1 << 16, n = 0, r;
+	char *buf = malloc(cap);
+	FILE *p;
+	int st;
+
+	ck_assert_ptr_nonnull(buf);
+	snprintf(cmd, sizeof cmd, "'%s' run -m '%s' %s %s", TERN_BINARY, model, args,
+		 want_err ? "2>&1" : "2>/dev/null");
+	free(model);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	while ((r = fread(buf + n, 1, cap - 1 - n, p)) > 0)
+		n += r;
+	buf[n] = '\0';
+	st = pclose(p);
+	ck_assert(WIFEXITED(st));
+	*out = buf;
+	*len = n;
+	return WEXITSTATUS(st);
+}
+
+static void expect_reference(const char *args, const char *ref_name)
+{
+	char rel[128], *path, *ref, *out;
+	size_t ref_len, len;
+
+	snprintf(rel, sizeof rel, "stories260k/%s", ref_name);
+	path = test_data_path(rel);
+	ref = test_read_file(path, &ref_len);
+	ck_assert_int_eq(run(args, false, &out, &len), 0);
+	ck_assert_msg(len == ref_len && memcmp(out, ref, len) == 0,
+		      "tern run %s: output differs from %s\n--- got ---\n%s\n--- expected ---\n%s",
+		      args, ref_name, out, ref);
+	free(out);
+	free(ref);
+	free(path);
+}
+
+START_TEST(test_greedy_prompt)
+{
+	/* run.c -n 256 -i "Once upon a time": 5 prompt positions (BOS
+	 * included) + 252 generated tokens = 256 steps */
+	expect_reference("-p 'Once upon a time' -n 252 --temp 0",
+			 "out_greedy_prompt_n256.txt");
+}
+END_TEST
+
+START_TEST(test_greedy_bos)
+{
+	/* run.c -n 200 without a prompt: BOS, then one token per step */
+	expect_reference("-n 200 --temp 0", "out_greedy_n200.txt");
+}
+END_TEST
+
+START_TEST(test_parallel)
+{
+	char *out, *one;
+	size_t len, one_len;
+	const char *b1, *b2, *b3;
+
+	ck_assert_int_eq(run("-p 'Once upon a time' -n 40 --temp 0 --parallel 3", false,
+			     &out, &len), 0);
+	b1 = strstr(out, "--- [1] ---\n");
+	b2 = strstr(out, "--- [2] ---\n");
+	b3 = strstr(out, "--- [3] ---\n");
+	ck_assert(b1 == out && b2 && b3 && b2 < b3);
+	/* greedy: every block is the single run's text */
+	ck_assert_int_eq(run("-p 'Once upon a time' -n 40 --temp 0", false, &one,
+			     &one_len), 0);
+	ck_assert_uint_eq((size_t)(b2 - b1), strlen("--- [1] ---\n") + one_len);
+	ck_assert(memcmp(b1 + strlen("--- [1] ---\n"), one, one_len) == 0);
+	ck_assert(memcmp(b3 + strlen("--- [3] ---\n"), one, one_len) == 0);
+	free(out);
+	free(one);
+}
+END_TEST
+
+START_TEST(test_errors)
+{
+	char *out;
+	size_t len;
+
+	ck_assert_int_eq(run("--chat -p hi", true, &out, &len), 1);
+	ck_assert_msg(strstr(out, "no usable chat template"), "%s", out);
+	free(out);
+	ck_assert_int_eq(run("-p hi -n 600", true, &out, &len), 1);
+	ck_assert_msg(strstr(out, "exceed the context of 512"), "%s", out);
+	free(out);
+	ck_assert_int_eq(run("--temp x", true, &out, &len), 2);
+	ck_assert_msg(strstr(out, "--temp"), "%s", out);
+	free(out);
+	ck_assert_int_eq(run("-p a -f b", true, &out, &len), 2);
+	free(out);
+}
+END_TEST
+
+Suite *run_suite(void)
+{
+	Suite *s = suite_create("run");
+	TCase *tc = tcase_create("core");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_greedy_prompt);
+	tcase_add_test(tc, test_greedy_bos);
+	tcase_add_test(tc, test_parallel);
+	tcase_add_test(tc, test_errors);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,1005 @@
+/* tests/gpu/test_cuda_parity.c — suite cuda_parity: every op of the CUDA
+ * backend against the CPU backend (the oracle) on fresh random inputs, by
+ * relative L2 error ||out - ref|| / ||ref||: f32 paths <= 1e-5, paths
+ * that round activations to f16/bf16 (cuBLAS with half weights, n > 8)
+ * <= 1e-2; integer outputs (routing ids) and copies must match exactly.
+ * Shapes hit the kernels' edges: k not a multiple of 8 (scalar GEMV), n on
+ * both sides of the GEMV/cuBLAS switch, partial rotary and MRoPE, paged
+ * attention across shuffled page tables with GQA, sliding window and f16
+ * pools, MoE dispatch over both matmul paths.  Plus device memory: an
+ * impossible allocation fails cleanly (GPU_E_NOMEM, handle usable), and
+ * filling the device with 1 GiB buffers and freeing them gives the same
+ * count every round (freeing returns all memory).
+ *
+ * Without a CUDA device (or in a build without CUDA) every case prints
+ * "SKIP: no CUDA device" and passes; with TERN_GPU_TESTS=1 (make
+ * check-gpu) a missing device is a failure instead.  TERN_GPU_BENCH=1
+ * adds the timings recorded in docs/PERFORMANCE.md.  TERN_TEST_SEED fixes
+ * the random seed (printed on failure).
+ */
+#include "config.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gpu/gpu.h"
+#include "testutil.h"
+
+static uint64_t rng_state, seed;
+
+static void seed_rng(void)
+{
+	const char *s = getenv("TERN_TEST_SEED");
+
+	seed = s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) * 2654435761u;
+	rng_state = seed;
+}
+
+static float frand(void)
+{
+	rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+	return (float)((rng_state >> 40) & 0xffffff) / 16777216.0f * 2.0f - 1.0f;
+}
+
+static unsigned urand(unsigned n)
+{
+	rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+	return (unsigned)((rng_state >> 33) % n);
+}
+
+/* Both backends; cuda NULL when there is no device (the case skips). */
+struct pair {
+	struct gpu *cpu, *cuda;
+};
+
+static int open_pair(struct pair *p)
+{
+	static int said;
+	struct diag d;
+	int rc;
+
+	memset(p, 0, sizeof *p);
+	seed_rng();
+	diag_clear(&d);
+	rc = gpu_open(GPU_KIND_CUDA, NULL, &p->cuda, &d);
+	if (rc == GPU_E_NODEVICE) {
+		const char *env = getenv("TERN_GPU_TESTS");
+
+		if (env && !strcmp(env, "1"))
+			ck_abort_msg("TERN_GPU_TESTS=1 but no CUDA device: %s",
+				     diag_message(&d, "?"));
+		if (!said++)
+			printf("SKIP: no CUDA device (%s)\n", diag_message(&d, "?"));
+		return 0;
+	}
+	ck_assert_msg(rc == 0, "gpu_open(cuda): %s", diag_message(&d, "?"));
+	{
+		struct gpu_params prm = gpu_default_params();
+
+		prm.n_threads = 3;
+		ck_assert_int_eq(gpu_open(GPU_KIND_CPU, &prm, &p->cpu, NULL), 0);
+	}
+	return 1;
+}
+
+static void close_pair(struct pair *p)
+{
+	gpu_close(p->cuda);
+	gpu_close(p->cpu);
+}
+
+static struct gpu_buf *mkbuf(struct gpu *g, enum gpu_dtype t, const void *v,
+			     size_t n)
+{
+	struct gpu_buf *b = NULL;
+	struct diag d;
+
+	ck_assert_msg(gpu_buf_new(g, t, n, &b, &d) == 0, "gpu_buf_new: %s",
+		      diag_message(&d, "?"));
+	if (v && n)
+		ck_assert_int_eq(gpu_buf_write(b, 0, v, n, NULL), 0);
+	return b;
+}
+
+/* Same host data in a buffer on each backend. */
+struct bb {
+	struct gpu_buf *c, *g;
+};
+
+static struct bb mk2(struct pair *p, enum gpu_dtype t, const void *v, size_t n)
+{
+	struct bb r;
+
+	r.c = mkbuf(p->cpu, t, v, n);
+	r.g = mkbuf(p->cuda, t, v, n);
+	return r;
+}
+
+static void free2(struct bb b)
+{
+	gpu_buf_free(b.c);
+	gpu_buf_free(b.g);
+}
+
+static float *rand_f32(size_t n, float scale)
+{
+	float *v = malloc(n * sizeof *v + 1);
+	size_t i;
+
+	ck_assert_ptr_nonnull(v);
+	for (i = 0; i < n; i++)
+		v[i] = frand() * scale;
+	return v;
+}
+
+/* f32 -> bf16 (nearest even) / f16 bits.  Any mapping would do (both
+ * backends read the same bits); these give sensible values. */
+static uint16_t to_bf16(float f)
+{
+	uint32_t u;
+
+	memcpy(&u, &f, 4);
+	u += 0x7fff + ((u >> 16) & 1);
+	return (uint16_t)(u >> 16);
+}
+
+static uint16_t to_f16(float f)
+{
+	int e;
+	double m = frexp(fabs((double)f), &e);
+	uint16_t sign = f < 0 ? 0x8000 : 0;
+	long mant;
+
+	if (fabs((double)f) < 1.0 / 16384.0)
+		return sign;
+	mant = lrint((m * 2.0 - 1.0) * 1024.0);
+	if (mant == 1024) {
+		mant = 0;
+		e++;
+	}
+	return (uint16_t)(sign | (uint16_t)((e - 1 + 15) << 10) | (uint16_t)mant);
+}
+
+/* A random weight-like buffer of dtype t on both backends. */
+static struct bb rand_w(struct pair *p, enum gpu_dtype t, size_t n, float scale)
+{
+	float *f = rand_f32(n, scale);
+	struct bb r;
+	size_t i;
+
+	if (t != GPU_DTYPE_F32) {
+		uint16_t *h = malloc(n * sizeof *h + 1);
+
+		for (i = 0; i < n; i++)
+			h[i] = t == GPU_DTYPE_BF16 ? to_bf16(f[i]) : to_f16(f[i]);
+		r = mk2(p, t, h, n);
+		free(h);
+	} else {
+		r = mk2(p, t, f, n);
+	}
+	free(f);
+	return r;
+}
+
+/* Read n f32 of both and return ||g - c|| / ||c|| (1e30 on NaN/inf). */
+static double relerr(struct bb b, size_t off, size_t n)
+{
+	float *c = malloc(n * sizeof *c + 1), *g = malloc(n * sizeof *g + 1);
+	double num = 0, den = 0, r;
+	size_t i;
+	struct diag d;
+
+	ck_assert_msg(gpu_buf_read(b.c, off, c, n, &d) == 0, "%s", diag_message(&d, "?"));
+	ck_assert_msg(gpu_buf_read(b.g, off, g, n, &d) == 0, "%s", diag_message(&d, "?"));
+	for (i = 0; i < n; i++) {
+		if (!isfinite(g[i]) || !isfinite(c[i])) {
+			free(c);
+			free(g);
+			return 1e30;
+		}
+		num += ((double)g[i] - c[i]) * ((double)g[i] - c[i]);
+		den += (double)c[i] * c[i];
+	}
+	free(c);
+	free(g);
+	r = den > 0 ? sqrt(num / den) : sqrt(num);
+	return r;
+}
+
+#define EXPECT_CLOSE(b, off, n, tol, ...)                                    \
+	do {                                                                 \
+		double e_ = relerr(b, off, n);                               \
+		ck_assert_msg(e_ <= (tol), "%s: rel err %.3g > %.1g (seed %llu)", \
+			      (snprintf(msgbuf, sizeof msgbuf, __VA_ARGS__), msgbuf), \
+			      e_, (double)(tol), (unsigned long long)seed);  \
+	} while (0)
+
+static char msgbuf[256];
+
+/* Run OP on both backends; both must succeed. */
+#define BOTH(expr_c, expr_g)                                                 \
+	do {                                                                 \
+		struct diag d_;                                              \
+		ck_assert_msg((expr_c) == 0, "cpu: %s", diag_message(&d_, "?")); \
+		ck_assert_msg((expr_g) == 0, "cuda: %s", diag_message(&d_, "?")); \
+	} while (0)
+
+static const enum gpu_dtype FT[3] = { GPU_DTYPE_F32, GPU_DTYPE_F16, GPU_DTYPE_BF16 };
+
+/* ---- get_rows ---------------------------------------------------------- */
+
+START_TEST(test_get_rows)
+{
+	struct pair p;
+	int32_t ids[17];
+	size_t i, t;
+
+	if (!open_pair(&p))
+		return;
+	for (t = 0; t < 3; t++) {
+		struct bb tab = rand_w(&p, FT[t], 50 * 300, 1.0f), bi, out;
+
+		for (i = 0; i < 17; i++)
+			ids[i] = (int32_t)urand(50);
+		ids[3] = -1;
+		ids[9] = 50; /* outside: zero row */
+		bi = mk2(&p, GPU_DTYPE_I32, ids, 17);
+		out = mk2(&p, GPU_DTYPE_F32, NULL, 15 * 300);
+		BOTH(gpu_get_rows(p.cpu, out.c, tab.c, 50, bi.c, 2, 15, 300, &d_),
+		     gpu_get_rows(p.cuda, out.g, tab.g, 50, bi.g, 2, 15, 300, &d_));
+		EXPECT_CLOSE(out, 0, 15 * 300, 0.0, "get_rows %s", gpu_dtype_name(FT[t]));
+		free2(tab);
+		free2(bi);
+		free2(out);
+	}
+	close_pair(&p);
+}
+END_TEST
+
+/* ---- matmul ------------------------------------------------------------ */
+
+static void one_matmul(struct pair *p, enum gpu_dtype wt, size_t n, size_t k,
+		       size_t rows, int bias_t)
+{
+	float *x = rand_f32(n * k, 1.0f);
+	struct bb bx = mk2(p, GPU_DTYPE_F32, x, n * k);
+	struct bb bw = rand_w(p, wt, rows * k, 0.5f), bb_ = { NULL, NULL };
+	struct bb out = mk2(p, GPU_DTYPE_F32, NULL, n * rows);
+	/* half weights: exact-input GEMV for n <= 8, x rounded for cuBLAS */
+	double tol = wt == GPU_DTYPE_F32 || n <= 8 ? 1e-5 : 1e-2;
+
+	if (bias_t >= 0)
+		bb_ = rand_w(p, FT[bias_t], rows, 1.0f);
+	BOTH(gpu_matmul(p->cpu, out.c, bx.c, bw.c, bb_.c, n, k, rows, &d_),
+	     gpu_matmul(p->cuda, out.g, bx.g, bw.g, bb_.g, n, k, rows, &d_));
+	EXPECT_CLOSE(out, 0, n * rows, tol, "matmul W %s n %zu k %zu rows %zu bias %d",
+		     gpu_dtype_name(wt), n, k, rows, bias_t);
+	free2(bx);
+	free2(bw);
+	free2(out);
+	if (bias_t >= 0)
+		free2(bb_);
+	free(x);
+}
+
+START_TEST(test_matmul)
+{
+	static const size_t ns[] = { 1, 2, 3, 8, 9, 64, 130 };
+	static const size_t ks[][2] = { { 256, 100 }, { 1000, 37 }, { 77, 50 },
+					{ 4096, 8 } };
+	struct pair p;
+	size_t t, i, j;
+
+	if (!open_pair(&p))
+		return;
+	for (t = 0; t < 3; t++)
+		for (i = 0; i < sizeof ns / sizeof ns[0]; i++)
+			for (j = 0; j < sizeof ks / sizeof ks[0]; j++)
+				one_matmul(&p, FT[t], ns[i], ks[j][0], ks[j][1],
+					   (int)((i + j) % 4) - 1);
+	close_pair(&p);
+}
+END_TEST
+
+/* ---- rmsnorm, elementwise, softmax, copy ------------------------------- */
+
+START_TEST(test_rmsnorm)
+{
+	struct pair p;
+	size_t t;
+
+	if (!open_pair(&p))
+		return;
+	for (t = 0; t < 3; t++) {
+		const size_t n = 7, dim = t == 2 ? 4096 : 1000;
+		float *x = rand_f32(n * dim, 3.0f);
+		struct bb bx = mk2(&p, GPU_DTYPE_F32, x, n * dim);
+		struct bb w = rand_w(&p, FT[t], dim, 1.0f);
+		struct bb out = mk2(&p, GPU_DTYPE_F32, NULL, n * dim);
+
+		BOTH(gpu_rmsnorm(p.cpu, out.c, bx.c, w.c, n, dim, 1e-6f, &d_),
+		     gpu_rmsnorm(p.cuda, out.g, bx.g, w.g, n, dim, 1e-6f, &d_));
+		EXPECT_CLOSE(out, 0, n * dim, 1e-5, "rmsnorm %s", gpu_dtype_name(FT[t]));
+		/* in place */
+		BOTH(gpu_rmsnorm(p.cpu, bx.c, bx.c, w.c, n, dim, 1e-5f, &d_),
+		     gpu_rmsnorm(p.cuda, bx.g, bx.g, w.g, n, dim, 1e-5f, &d_));
+		EXPECT_CLOSE(bx, 0, n * dim, 1e-5, "rmsnorm in place %s",
+			     gpu_dtype_name(FT[t]));
+		free2(bx);
+		free2(w);
+		free2(out);
+		free(x);
+	}
+	close_pair(&p);
+}
+END_TEST
+
+START_TEST(test_elementwise)
+{
+	const size_t n = 100003, rows = 37, dim = 513;
+	struct pair p;
+	float *a, *b, *gate;
+	struct bb ba, bbv, bo, by, bg;
+
+	if (!open_pair(&p))
+		return;
+	a = rand_f32(n, 6.0f);
+	b = rand_f32(n, 2.0f);
+	gate = rand_f32(rows, 4.0f);
+	ba = mk2(&p, GPU_DTYPE_F32, a, n);
+	bbv = mk2(&p, GPU_DTYPE_F32, b, n);
+	bo = mk2(&p, GPU_DTYPE_F32, NULL, n);
+	BOTH(gpu_swiglu(p.cpu, bo.c, ba.c, bbv.c, n, &d_),
+	     gpu_swiglu(p.cuda, bo.g, ba.g, bbv.g, n, &d_));
+	EXPECT_CLOSE(bo, 0, n, 1e-6, "swiglu");
+	BOTH(gpu_add(p.cpu, bo.c, ba.c, bbv.c, n, &d_),
+	     gpu_add(p.cuda, bo.g, ba.g, bbv.g, n, &d_));
+	EXPECT_CLOSE(bo, 0, n, 1e-7, "add");
+	/* out == a, and swiglu in place on up */
+	BOTH(gpu_add(p.cpu, ba.c, ba.c, bbv.c, n, &d_),
+	     gpu_add(p.cuda, ba.g, ba.g, bbv.g, n, &d_));
+	EXPECT_CLOSE(ba, 0, n, 1e-7, "add in place");
+	BOTH(gpu_swiglu(p.cpu, bbv.c, ba.c, bbv.c, n, &d_),
+	     gpu_swiglu(p.cuda, bbv.g, ba.g, bbv.g, n, &d_));
+	EXPECT_CLOSE(bbv, 0, n, 1e-6, "swiglu in place");
+	/* gated residual: out [rows, dim] += sigmoid(gate) * y */
+	by = mk2(&p, GPU_DTYPE_F32, b, rows * dim);
+	bg = mk2(&p, GPU_DTYPE_F32, gate, rows);
+	BOTH(gpu_add_gated(p.cpu, bo.c, by.c, bg.c, rows, dim, &d_),
+	     gpu_add_gated(p.cuda, bo.g, by.g, bg.g, rows, dim, &d_));
+	EXPECT_CLOSE(bo, 0, n, 1e-6, "add_gated");
+	/* softmax on wide and narrow rows, large logits */
+	BOTH(gpu_softmax(p.cpu, ba.c, 25, 4000, &d_),
+	     gpu_softmax(p.cuda, ba.g, 25, 4000, &d_));
+	EXPECT_CLOSE(ba, 0, 25 * 4000, 1e-5, "softmax 4000");
+	BOTH(gpu_softmax(p.cpu, bo.c, 1000, 7, &d_),
+	     gpu_softmax(p.cuda, bo.g, 1000, 7, &d_));
+	EXPECT_CLOSE(bo, 0, 7000, 1e-5, "softmax 7");
+	/* copy: device to device within and between buffers (same data on
+	 * both backends first: the results above differ by rounding) */
+	ck_assert_int_eq(gpu_buf_write(ba.c, 0, a, n, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(ba.g, 0, a, n, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bo.c, 0, b, n, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bo.g, 0, b, n, NULL), 0);
+	BOTH(gpu_copy(p.cpu, bo.c, 11, ba.c, 5, 5000, &d_),
+	     gpu_copy(p.cuda, bo.g, 11, ba.g, 5, 5000, &d_));
+	EXPECT_CLOSE(bo, 0, n, 0.0, "copy");
+	BOTH(gpu_copy(p.cpu, bo.c, 0, bo.c, 60000, 30000, &d_),
+	     gpu_copy(p.cuda, bo.g, 0, bo.g, 60000, 30000, &d_));
+	EXPECT_CLOSE(bo, 0, n, 0.0, "copy within");
+	{
+		struct diag d;
+
+		ck_assert_int_eq(gpu_buf_zero(bo.g, &d), 0);
+		ck_assert_int_eq(gpu_buf_zero(bo.c, &d), 0);
+		EXPECT_CLOSE(bo, 0, n, 0.0, "zero");
+	}
+	free2(ba);
+	free2(bbv);
+	free2(bo);
+	free2(by);
+	free2(bg);
+	free(a);
+	free(b);
+	free(gate);
+	close_pair(&p);
+}
+END_TEST
+
+/* ---- rope -------------------------------------------------------------- */
+
+START_TEST(test_rope)
+{
+	static const struct {
+		size_t n_head, head_dim, n_rot;
+		int mrope;
+		float af;
+	} cs[] = {
+		{ 8, 128, 128, 0, 1.0f },
+		{ 5, 128, 64, 0, 0.7f },   /* partial rotary, yarn-like factor */
+		{ 4, 128, 128, 1, 1.0f },  /* MRoPE 16+24+24 */
+		{ 2, 512, 512, 0, 1.0f },
+	};
+	static const int sec[3] = { 16, 24, 24 };
+	struct pair p;
+	size_t c, i;
+
+	if (!open_pair(&p))
+		return;
+	for (c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+		const size_t n = 13, half = cs[c].n_rot / 2;
+		const size_t nx = n * cs[c].n_head * cs[c].head_dim;
+		float *x = rand_f32(nx, 2.0f), *inv = malloc(half * sizeof *inv);
+		int32_t pos[3 * 13];
+		struct gpu_rope rp = { cs[c].n_rot, cs[c].af,
+				       cs[c].mrope ? sec : NULL };
+		struct bb bx, bp, bi;
+
+		for (i = 0; i < half; i++)
+			inv[i] = (float)pow(10000.0, -2.0 * (double)i / (double)cs[c].n_rot);
+		for (i = 0; i < 3 * n; i++)
+			pos[i] = (int32_t)urand(8000);
+		bx = mk2(&p, GPU_DTYPE_F32, x, nx);
+		bp = mk2(&p, GPU_DTYPE_I32, pos, 3 * n);
+		bi = mk2(&p, GPU_DTYPE_F32, inv, half);
+		BOTH(gpu_rope(p.cpu, bx.c, n, cs[c].n_head, cs[c].head_dim, bp.c,
+			      bi.c, &rp, &d_),
+		     gpu_rope(p.cuda, bx.g, n, cs[c].n_head, cs[c].head_dim, bp.g,
+			      bi.g, &rp, &d_));
+		EXPECT_CLOSE(bx, 0, nx, 1e-5, "rope case %zu", c);
+		free2(bx);
+		free2(bp);
+		free2(bi);
+		free(x);
+		free(inv);
+	}
+	close_pair(&p);
+}
+END_TEST
+
+/* ---- kv_store + attention ---------------------------------------------- */
+
+static void one_attention(struct pair *p, enum gpu_dtype kvt, size_t n_head,
+			  size_t n_head_kv, size_t hd, size_t ps, size_t window)
+{
+	/* two sequences: seq 0 holds 75 positions, seq 1 holds 130; pages of
+	 * both are interleaved in a shuffled pool */
+	const size_t len[2] = { 75, 130 }, max_pages = 32;
+	const size_t n_pages = 2 * max_pages + 3;
+	const size_t row = n_head_kv * hd;
+	int32_t pt[2 * 32], perm[128], *seqs, *poss;
+	size_t i, s, n_all = len[0] + len[1], nq;
+	float *k, *v, *q;
+	struct bb bk, bv, bseq, bpos, bpt, kpool, vpool, bq, out;
+	struct gpu_kv_pool pc, pg;
+	struct gpu_kv_batch bc, bg;
+
+	for (i = 0; i < n_pages; i++)
+		perm[i] = (int32_t)i;
+	for (i = n_pages - 1; i > 0; i--) {
+		size_t j = urand((unsigned)i + 1);
+		int32_t t = perm[i];
+
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	for (i = 0; i < 2 * max_pages; i++)
+		pt[i] = perm[i];
+	/* store every position of both sequences (rows in mixed order) */
+	seqs = malloc(n_all * sizeof *seqs);
+	poss = malloc(n_all * sizeof *poss);
+	{
+		size_t a = 0, b = 0;
+
+		for (i = 0; i < n_all; i++) {
+			if ((i % 2 == 0 && a < len[0]) || b >= len[1]) {
+				seqs[i] = 0;
+				poss[i] = (int32_t)a++;
+			} else {
+				seqs[i] = 1;
+				poss[i] = (int32_t)b++;
+			}
+		}
+	}
+	k = rand_f32(n_all * row, 1.0f);
+	v = rand_f32(n_all * row, 1.0f);
+	bk = mk2(p, GPU_DTYPE_F32, k, n_all * row);
+	bv = mk2(p, GPU_DTYPE_F32, v, n_all * row);
+	bseq = mk2(p, GPU_DTYPE_I32, seqs, n_all);
+	bpos = mk2(p, GPU_DTYPE_I32, poss, n_all);
+	bpt = mk2(p, GPU_DTYPE_I32, pt, 2 * max_pages);
+	kpool = mk2(p, kvt, NULL, n_pages * ps * row);
+	vpool = mk2(p, kvt, NULL, n_pages * ps * row);
+	gpu_buf_zero(kpool.c, NULL);
+	gpu_buf_zero(kpool.g, NULL);
+	gpu_buf_zero(vpool.c, NULL);
+	gpu_buf_zero(vpool.g, NULL);
+	pc = (struct gpu_kv_pool){ kpool.c, vpool.c, n_pages, ps, n_head_kv, hd };
+	pg = (struct gpu_kv_pool){ kpool.g, vpool.g, n_pages, ps, n_head_kv, hd };
+	bc = (struct gpu_kv_batch){ n_all, bseq.c, bpos.c, bpt.c, 2, max_pages };
+	bg = (struct gpu_kv_batch){ n_all, bseq.g, bpos.g, bpt.g, 2, max_pages };
+	BOTH(gpu_kv_store(p->cpu, &pc, &bc, bk.c, bv.c, &d_),
+	     gpu_kv_store(p->cuda, &pg, &bg, bk.g, bv.g, &d_));
+	if (kvt == GPU_DTYPE_F32) {
+		EXPECT_CLOSE(kpool, 0, n_pages * ps * row, 0.0, "kv_store K");
+		EXPECT_CLOSE(vpool, 0, n_pages * ps * row, 0.0, "kv_store V");
+	} else {
+		/* compare the f16 bits through an f32 view: read as halves */
+		uint16_t *hc = malloc(n_pages * ps * row * 2), *hg = malloc(n_pages * ps * row * 2);
+
+		gpu_sync(p->cuda, NULL);
+		ck_assert_int_eq(gpu_buf_read(kpool.c, 0, hc, n_pages * ps * row, NULL), 0);
+		ck_assert_int_eq(gpu_buf_read(kpool.g, 0, hg, n_pages * ps * row, NULL), 0);
+		ck_assert_msg(!memcmp(hc, hg, n_pages * ps * row * 2),
+			      "kv_store f16 K differs (seed %llu)", (unsigned long long)seed);
+		ck_assert_int_eq(gpu_buf_read(vpool.c, 0, hc, n_pages * ps * row, NULL), 0);
+		ck_assert_int_eq(gpu_buf_read(vpool.g, 0, hg, n_pages * ps * row, NULL), 0);
+		ck_assert_msg(!memcmp(hc, hg, n_pages * ps * row * 2),
+			      "kv_store f16 V differs (seed %llu)", (unsigned long long)seed);
+		free(hc);
+		free(hg);
+	}
+	/* queries: prefill-like rows of seq 1 (positions 0..39 and 100..129)
+	 * and decode rows (last position of each sequence) */
+	nq = 0;
+	for (i = 0; i < 40; i++, nq++) {
+		seqs[nq] = 1;
+		poss[nq] = (int32_t)i;
+	}
+	for (i = 100; i < 130; i++, nq++) {
+		seqs[nq] = 1;
+		poss[nq] = (int32_t)i;
+	}
+	for (s = 0; s < 2; s++, nq++) {
+		seqs[nq] = (int32_t)s;
+		poss[nq] = (int32_t)len[s] - 1;
+	}
+	ck_assert_int_eq(gpu_buf_write(bseq.c, 0, seqs, nq, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bseq.g, 0, seqs, nq, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bpos.c, 0, poss, nq, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bpos.g, 0, poss, nq, NULL), 0);
+	q = rand_f32(nq * n_head * hd, 2.0f);
+	bq = mk2(p, GPU_DTYPE_F32, q, nq * n_head * hd);
+	out = mk2(p, GPU_DTYPE_F32, NULL, nq * n_head * hd);
+	bc.n_rows = bg.n_rows = nq;
+	BOTH(gpu_attention(p->cpu, out.c, bq.c, &pc, &bc, n_head,
+			   1.0f / sqrtf((float)hd), window, &d_),
+	     gpu_attention(p->cuda, out.g, bq.g, &pg, &bg, n_head,
+			   1.0f / sqrtf((float)hd), window, &d_));
+	EXPECT_CLOSE(out, 0, nq * n_head * hd, 1e-5,
+		     "attention %s heads %zu/%zu hd %zu page %zu window %zu",
+		     gpu_dtype_name(kvt), n_head, n_head_kv, hd, ps, window);
+	free2(bk);
+	free2(bv);
+	free2(bseq);
+	free2(bpos);
+	free2(bpt);
+	free2(kpool);
+	free2(vpool);
+	free2(bq);
+	free2(out);
+	free(k);
+	free(v);
+	free(q);
+	free(seqs);
+	free(poss);
+}
+
+START_TEST(test_attention)
+{
+	struct pair p;
+
+	if (!open_pair(&p))
+		return;
+	one_attention(&p, GPU_DTYPE_F32, 8, 2, 64, 16, 0);
+	one_attention(&p, GPU_DTYPE_F16, 8, 2, 64, 16, 0);
+	one_attention(&p, GPU_DTYPE_F32, 6, 6, 128, 7, 0);
+	one_attention(&p, GPU_DTYPE_F16, 12, 4, 128, 16, 33);
+	one_attention(&p, GPU_DTYPE_F32, 4, 1, 256, 32, 70);
+	one_attention(&p, GPU_DTYPE_F32, 2, 1, 512, 16, 0);
+	one_attention(&p, GPU_DTYPE_F32, 3, 3, 80, 9, 0); /* odd head_dim */
+	one_attention(&p, GPU_DTYPE_F16, 16, 4, 64, 16, 0); /* one split */
+	close_pair(&p);
+}
+END_TEST
+
+/* ---- MoE --------------------------------------------------------------- */
+
+START_TEST(test_moe_route)
+{
+	static const size_t ne[] = { 8, 60, 128 };
+	struct pair p;
+	size_t c;
+
+	if (!open_pair(&p))
+		return;
+	for (c = 0; c < 3; c++) {
+		const size_t n = 33, k = c == 0 ? 2 : 8;
+		float *lg = rand_f32(n * ne[c], 4.0f);
+		int32_t *ic = malloc(n * k * 4), *ig = malloc(n * k * 4);
+		struct bb bl, ids, wts;
+		int renorm;
+
+		memset(lg, 0, ne[c] * sizeof *lg); /* a row of ties */
+		lg[ne[c] + 3] = lg[ne[c] + 5]; /* a tie inside a row */
+		bl = mk2(&p, GPU_DTYPE_F32, lg, n * ne[c]);
+		ids = mk2(&p, GPU_DTYPE_I32, NULL, n * k);
+		wts = mk2(&p, GPU_DTYPE_F32, NULL, n * k);
+		for (renorm = 0; renorm < 2; renorm++) {
+			BOTH(gpu_moe_route(p.cpu, bl.c, ids.c, wts.c, n, ne[c], k,
+					   renorm, &d_),
+			     gpu_moe_route(p.cuda, bl.g, ids.g, wts.g, n, ne[c], k,
+					   renorm, &d_));
+			EXPECT_CLOSE(wts, 0, n * k, 1e-6, "moe_route weights %zu", ne[c]);
+			ck_assert_int_eq(gpu_buf_read(ids.c, 0, ic, n * k, NULL), 0);
+			ck_assert_int_eq(gpu_buf_read(ids.g, 0, ig, n * k, NULL), 0);
+			ck_assert_msg(!memcmp(ic, ig, n * k * 4),
+				      "moe_route ids differ (seed %llu)",
+				      (unsigned long long)seed);
+		}
+		free2(bl);
+		free2(ids);
+		free2(wts);
+		free(lg);
+		free(ic);
+		free(ig);
+	}
+	close_pair(&p);
+}
+END_TEST
+
+START_TEST(test_moe_ffn)
+{
+	static const size_t ns[] = { 1, 5, 40 };
+	struct pair p;
+	size_t t, c, e;
+
+	if (!open_pair(&p))
+		return;
+	for (t = 0; t < 3; t++)
+		for (c = 0; c < 3; c++) {
+			const size_t n = ns[c], n_exp = 6, top_k = 2, dim = 64,
+				     n_ff = 96;
+			const size_t ns_el = gpu_moe_scratch_elems(n, dim, n_ff, top_k);
+			struct bb gate[6], up[6], down[6], bx, bl, ids, wts, out, scr;
+			const struct gpu_buf *gc[6], *uc[6], *dc[6], *gg[6], *ug[6], *dg[6];
+			struct gpu_moe_experts exc, exg;
+			float *x = rand_f32(n * dim, 1.0f), *lg = rand_f32(n * n_exp, 3.0f);
+			int32_t *idh = malloc(n * top_k * 4);
+			float *wh = malloc(n * top_k * 4);
+
+			for (e = 0; e < n_exp; e++) {
+				gate[e] = rand_w(&p, FT[t], n_ff * dim, 0.3f);
+				up[e] = rand_w(&p, FT[t], n_ff * dim, 0.3f);
+				down[e] = rand_w(&p, FT[t], dim * n_ff, 0.3f);
+				gc[e] = gate[e].c;
+				uc[e] = up[e].c;
+				dc[e] = down[e].c;
+				gg[e] = gate[e].g;
+				ug[e] = up[e].g;
+				dg[e] = down[e].g;
+			}
+			exc = (struct gpu_moe_experts){ n_exp, n_ff, gc, uc, dc };
+			exg = (struct gpu_moe_experts){ n_exp, n_ff, gg, ug, dg };
+			bx = mk2(&p, GPU_DTYPE_F32, x, n * dim);
+			bl = mk2(&p, GPU_DTYPE_F32, lg, n * n_exp);
+			ids = mk2(&p, GPU_DTYPE_I32, NULL, n * top_k);
+			wts = mk2(&p, GPU_DTYPE_F32, NULL, n * top_k);
+			out = mk2(&p, GPU_DTYPE_F32, NULL, n * dim);
+			scr = mk2(&p, GPU_DTYPE_F32, NULL, ns_el);
+			/* the same routing on both: the CPU's, copied over */
+			ck_assert_int_eq(gpu_moe_route(p.cpu, bl.c, ids.c, wts.c, n,
+						       n_exp, top_k, true, NULL), 0);
+			gpu_buf_read(ids.c, 0, idh, n * top_k, NULL);
+			gpu_buf_read(wts.c, 0, wh, n * top_k, NULL);
+			gpu_buf_write(ids.g, 0, idh, n * top_k, NULL);
+			gpu_buf_write(wts.g, 0, wh, n * top_k, NULL);
+			BOTH(gpu_moe_ffn(p.cpu, out.c, bx.c, ids.c, wts.c, &exc, n, dim,
+					 top_k, scr.c, &d_),
+			     gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g, wts.g, &exg, n, dim,
+					 top_k, scr.g, &d_));
+			/* n = 40: some experts get > 8 rows (cuBLAS, x rounded) */
+			EXPECT_CLOSE(out, 0, n * dim,
+				     FT[t] == GPU_DTYPE_F32 || n <= 8 ? 1e-5 : 1e-2,
+				     "moe_ffn %s n %zu", gpu_dtype_name(FT[t]), n);
+			/* a bad expert id fails cleanly */
+			idh[0] = (int32_t)n_exp;
+			gpu_buf_write(ids.g, 0, idh, n * top_k, NULL);
+			{
+				struct diag d;
+
+				ck_assert_int_eq(gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g,
+							     wts.g, &exg, n, dim, top_k,
+							     scr.g, &d),
+						 GPU_E_INVALID);
+			}
+			for (e = 0; e < n_exp; e++) {
+				free2(gate[e]);
+				free2(up[e]);
+				free2(down[e]);
+			}
+			free2(bx);
+			free2(bl);
+			free2(ids);
+			free2(wts);
+			free2(out);
+			free2(scr);
+			free(x);
+			free(lg);
+			free(idh);
+			free(wh);
+		}
+	close_pair(&p);
+}
+END_TEST
+
+/* ---- device memory ----------------------------------------------------- */
+
+START_TEST(test_memory_nomem)
+{
+	struct pair p;
+	struct gpu_buf *b = NULL;
+	struct diag d;
+	float one = 1.0f, back = 0.0f;
+
+	if (!open_pair(&p))
+		return;
+	/* 4 TiB: fails cleanly with the sizes in the message */
+	diag_clear(&d);
+	ck_assert_int_eq(gpu_buf_new(p.cuda, GPU_DTYPE_F32, (size_t)1 << 40, &b, &d),
+			 GPU_E_NOMEM);
+	ck_assert_ptr_null(b);
+	ck_assert_msg(strstr(diag_message(&d, ""), "MiB free") != NULL, "%s",
+		      diag_message(&d, ""));
+	/* and the handle still works */
+	b = mkbuf(p.cuda, GPU_DTYPE_F32, &one, 1);
+	ck_assert_int_eq(gpu_buf_read(b, 0, &back, 1, &d), 0);
+	ck_assert(back == 1.0f);
+	gpu_buf_free(b);
+	close_pair(&p);
+}
+END_TEST
+
+/* Fill the device with 1 GiB buffers until GPU_E_NOMEM, free them all,
+ * three times: the count must not change (freeing returns everything).
+ * Skipped when TERN_GPU_NO_FILL is set (scripts/check-gpu.sh sets it
+ * under compute-sanitizer, which needs device memory of its own). */
+START_TEST(test_memory_fill)
+{
+	enum { MAXB = 256 };
+	struct gpu_buf *bufs[MAXB];
+	struct pair p;
+	int round, counts[3];
+
+	if (getenv("TERN_GPU_NO_FILL")) {
+		printf("SKIP: memory fill (TERN_GPU_NO_FILL)\n");
+		return;
+	}
+	if (!open_pair(&p))
+		return;
+	for (round = 0; round < 3; round++) {
+		int n = 0, i, rc = 0;
+		struct diag d;
+
+		while (n < MAXB) {
+			rc = gpu_buf_new(p.cuda, GPU_DTYPE_F32, (size_t)1 << 28, &bufs[n], &d);
+			if (rc < 0)
+				break;
+			n++;
+		}
+		ck_assert_msg(rc == GPU_E_NOMEM || n == MAXB, "round %d: rc %d: %s",
+			      round, rc, diag_message(&d, "?"));
+		counts[round] = n;
+		for (i = 0; i < n; i++)
+			gpu_buf_free(bufs[i]);
+	}
+	printf("cuda_parity: device holds %d x 1 GiB buffers (rounds: %d %d %d)\n",
+	       counts[0], counts[0], counts[1], counts[2]);
+	ck_assert_int_gt(counts[0], 0);
+	ck_assert_int_eq(counts[0], counts[1]);
+	ck_assert_int_eq(counts[1], counts[2]);
+	close_pair(&p);
+}
+END_TEST
+
+/* ---- timings (TERN_GPU_BENCH=1) ---------------------------------------- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Median over 7 runs of (time of `iters` calls of fn) / iters. */
+#define TIME_MEDIAN(result, iters, body)                                    \
+	do {                                                                \
+		double ts_[7];                                              \
+		int r_, it_;                                                \
+		for (it_ = 0; it_ < 3; it_++) {                             \
+			body;                                               \
+		}                                                           \
+		gpu_sync(g, NULL);                                          \
+		for (r_ = 0; r_ < 7; r_++) {                                \
+			double t0_ = now_s();                               \
+			for (it_ = 0; it_ < (iters); it_++) {               \
+				body;                                       \
+			}                                                   \
+			gpu_sync(g, NULL);                                  \
+			ts_[r_] = (now_s() - t0_) / (iters);                \
+		}                                                           \
+		qsort(ts_, 7, sizeof ts_[0], cmp_d);                        \
+		(result) = ts_[3];                                          \
+	} while (0)
+
+START_TEST(test_bench)
+{
+	const char *env = getenv("TERN_GPU_BENCH");
+	struct pair p;
+	struct gpu *g;
+	double t;
+	size_t c;
+
+	if (!env || strcmp(env, "1"))
+		return;
+	if (!open_pair(&p))
+		return;
+	g = p.cuda;
+	printf("bench: %s\n", gpu_describe(g));
+	{
+		/* device copy: 1 GiB read + 1 GiB written */
+		const size_t n = (size_t)1 << 28;
+		struct gpu_buf *a = mkbuf(g, GPU_DTYPE_F32, NULL, n);
+		struct gpu_buf *b = mkbuf(g, GPU_DTYPE_F32, NULL, n);
+
+		gpu_buf_zero(a, NULL);
+		TIME_MEDIAN(t, 10, gpu_copy(g, b, 0, a, 0, n, NULL));
+		printf("bench: copy 1 GiB d2d: %.3f ms, %.0f GB/s (read + write)\n",
+		       t * 1e3, 2.0 * (double)n * 4 / t / 1e9);
+		gpu_buf_free(a);
+		gpu_buf_free(b);
+	}
+	for (c = 0; c < 2; c++) {
+		/* GEMV n = 1 and GEMM n = 2048, bf16 W [rows, 4096]; 8 weight
+		 * copies rotated so that W never sits in L2 (50 MB) */
+		const size_t k = 4096, rows = c ? 14336 : 4096, nw = 8;
+		struct gpu_buf *w[8], *x, *out;
+		float *xh = rand_f32(2048 * k, 1.0f);
+		uint16_t *wh = malloc(rows * k * 2);
+		size_t i, j = 0, nn;
+
+		for (i = 0; i < rows * k; i++)
+			wh[i] = to_bf16(frand() * 0.05f);
+		for (i = 0; i < nw; i++)
+			w[i] = mkbuf(g, GPU_DTYPE_BF16, wh, rows * k);
+		x = mkbuf(g, GPU_DTYPE_F32, xh, 2048 * k);
+		out = mkbuf(g, GPU_DTYPE_F32, NULL, 2048 * rows);
+		for (nn = 1; nn <= 8; nn *= 8) {
+			TIME_MEDIAN(t, 200, gpu_matmul(g, out, x, w[j++ % nw], NULL, nn,
+						       k, rows, NULL));
+			printf("bench: gemv bf16 %zux%zu n=%zu: %.2f us, %.0f GB/s of W\n",
+			       rows, k, nn, t * 1e6, (double)rows * k * 2 / t / 1e9);
+		}
+		TIME_MEDIAN(t, 20, gpu_matmul(g, out, x, w[j++ % nw], NULL, 2048, k,
+					      rows, NULL));
+		printf("bench: gemm bf16 %zux%zu n=2048: %.3f ms, %.0f TFLOP/s "
+		       "(incl. x -> bf16)\n", rows, k, t * 1e3,
+		       2.0 * 2048 * (double)k * rows / t / 1e12);
+		for (i = 0; i < nw; i++)
+			gpu_buf_free(w[i]);
+		gpu_buf_free(x);
+		gpu_buf_free(out);
+		free(xh);
+		free(wh);
+	}
+	{
+		/* decode attention: 1 row, 32 heads / 8 kv heads, hd 128, f16
+		 * pool, context 4096 in pages of 16 */
+		const size_t ctx = 4096, ps = 16, hd = 128, hkv = 8, nh = 32;
+		const size_t np = ctx / ps, row = hkv * hd;
+		struct gpu_buf *kp = mkbuf(g, GPU_DTYPE_F16, NULL, np * ps * row);
+		struct gpu_buf *vp = mkbuf(g, GPU_DTYPE_F16, NULL, np * ps * row);
+		int32_t *pt = malloc(np * 4), seq0 = 0, pos = (int32_t)ctx - 1;
+		struct gpu_buf *bpt, *bs, *bp, *q, *o;
+		struct gpu_kv_pool pool = { kp, vp, np, ps, hkv, hd };
+		struct gpu_kv_batch b;
+		size_t i;
+
+		uint16_t *hk = malloc(np * ps * row * 2);
+		float *qh = rand_f32(nh * hd, 1.0f);
+
+		for (i = 0; i < np; i++)
+			pt[i] = (int32_t)(np - 1 - i);
+		for (i = 0; i < np * ps * row; i++)
+			hk[i] = to_f16(frand());
+		gpu_buf_write(kp, 0, hk, np * ps * row, NULL);
+		gpu_buf_write(vp, 0, hk, np * ps * row, NULL);
+		free(hk);
+		bpt = mkbuf(g, GPU_DTYPE_I32, pt, np);
+		bs = mkbuf(g, GPU_DTYPE_I32, &seq0, 1);
+		bp = mkbuf(g, GPU_DTYPE_I32, &pos, 1);
+		q = mkbuf(g, GPU_DTYPE_F32, qh, nh * hd);
+		o = mkbuf(g, GPU_DTYPE_F32, NULL, nh * hd);
+		free(qh);
+		b = (struct gpu_kv_batch){ 1, bs, bp, bpt, 1, np };
+		TIME_MEDIAN(t, 100, gpu_attention(g, o, q, &pool, &b, nh, 0.088f, 0, NULL));
+		printf("bench: attention decode ctx %zu 32/8 heads hd 128 f16: %.1f us, "
+		       "%.0f GB/s of KV\n", ctx, t * 1e6,
+		       2.0 * (double)ctx * row * 2 / t / 1e9);
+		gpu_buf_free(kp);
+		gpu_buf_free(vp);
+		gpu_buf_free(bpt);
+		gpu_buf_free(bs);
+		gpu_buf_free(bp);
+		gpu_buf_free(q);
+		gpu_buf_free(o);
+		free(pt);
+	}
+	close_pair(&p);
+}
+END_TEST
+
+/* ---- without a device: clean failure ----------------------------------- */
+
+START_TEST(test_open_auto)
+{
+	struct gpu *g = NULL;
+	struct diag d;
+	int rc;
+
+	/* AUTO always opens something; CUDA either opens or says NODEVICE */
+	ck_assert_int_eq(gpu_open(GPU_KIND_AUTO, NULL, &g, &d), 0);
+	ck_assert(gpu_get_kind(g) == GPU_KIND_CPU || gpu_get_kind(g) == GPU_KIND_CUDA);
+	gpu_close(g);
+	g = NULL;
+	rc = gpu_open(GPU_KIND_CUDA, NULL, &g, &d);
+	ck_assert(rc == 0 || rc == GPU_E_NODEVICE);
+	ck_assert((rc == 0) == (g != NULL));
+	if (g)
+		ck_assert_ptr_nonnull(strstr(gpu_describe(g), "cuda:"));
+	gpu_close(g);
+}
+END_TEST
+
+Suite *cuda_parity_suite(void)
+{
+	Suite *s = suite_create("cuda_parity");
+	TCase *tc = tcase_create("ops");
+	TCase *tm = tcase_create("memory");
+	TCase *tf = tcase_create("memory_fill");
+	TCase *tb = tcase_create("bench");
+
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_open_auto);
+	tcase_add_test(tc, test_get_rows);
+	tcase_add_test(tc, test_matmul);
+	tcase_add_test(tc, test_rmsnorm);
+	tcase_add_test(tc, test_elementwise);
+	tcase_add_test(tc, test_rope);
+	tcase_add_test(tc, test_attention);
+	tcase_add_test(tc, test_moe_route);
+	tcase_add_test(tc, test_moe_ffn);
+	suite_add_tcase(s, tc);
+	tcase_add_test(tm, test_memory_nomem);
+	suite_add_tcase(s, tm);
+	tcase_set_timeout(tf, 300);
+	tcase_add_test(tf, test_memory_fill);
+	suite_add_tcase(s, tf);
+	tcase_set_timeout(tb, 300);
+	tcase_add_test(tb, test_bench);
+	suite_add_tcase(s, tb);
+	return s;
+}
