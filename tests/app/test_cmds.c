@@ -1,0 +1,246 @@
+/* tests/app/test_cmds.c — the script-facing subcommands run as programs, as
+ * a user's script would run them, against references nobody here wrote:
+ *   tern logits   — transformers' logits (tiny llama3 fixture), prefill and
+ *                   --incremental, each within 1e-3 x max|ref| per row;
+ *   tern tokenize — run.c's ids for the bundled model, exact decode, stdin
+ *                   read verbatim;
+ *   tern template — transformers' renders (templates/cases.json), exit 3
+ *                   with the message when the template raises. */
+#include "config.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/file.h"
+#include "common/strbuf.h"
+#include "testutil.h"
+
+/* Run a shell command line; capture stdout (and stderr when err_too). */
+static int run(const char *cmd, struct strbuf *out)
+{
+	char buf[4096];
+	FILE *p = popen(cmd, "r");
+	size_t n;
+	int st;
+
+	ck_assert_ptr_nonnull(p);
+	strbuf_reset(out);
+	while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+		ck_assert_int_eq(strbuf_append(out, buf, n), 0);
+	st = pclose(p);
+	ck_assert(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+/* Minimal safetensors reader for the reference file: returns a pointer to
+ * tensor NAME's bytes inside buf and its element count. */
+static const void *st_tensor(const char *buf, size_t len, const char *name,
+			     const char *dtype, size_t *n_elems)
+{
+	uint64_t hl;
+	json_t *h, *t;
+	json_error_t err;
+	size_t i, n = 1;
+	const void *p;
+
+	memcpy(&hl, buf, 8);
+	ck_assert_uint_lt(hl + 8, len);
+	h = json_loadb(buf + 8, (size_t)hl, 0, &err);
+	ck_assert_ptr_nonnull(h);
+	t = json_object_get(h, name);
+	ck_assert_ptr_nonnull(t);
+	ck_assert_str_eq(json_string_value(json_object_get(t, "dtype")), dtype);
+	for (i = 0; i < json_array_size(json_object_get(t, "shape")); i++)
+		n *= (size_t)json_integer_value(json_array_get(json_object_get(t, "shape"), i));
+	p = buf + 8 + hl + json_integer_value(json_array_get(json_object_get(t, "data_offsets"), 0));
+	json_decref(h);
+	*n_elems = n;
+	return p;
+}
+
+static void check_logits(int incremental)
+{
+	char *dir = test_data_path("models/llama3");
+	char *ref = test_data_path("models/llama3/reference.safetensors");
+	char out[] = "/tmp/tern-logits-XXXXXX";
+	struct strbuf ids, cmd, res;
+	const int32_t *in;
+	const float *want;
+	char *rbuf, *got;
+	size_t rlen, glen, n_ids, n_log, i, vocab, r;
+	int fd = mkstemp(out);
+
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	rbuf = test_read_file(ref, &rlen);
+	in = st_tensor(rbuf, rlen, "input_ids.1", "I32", &n_ids);
+	want = st_tensor(rbuf, rlen, "logits.1", "F32", &n_log);
+	vocab = n_log / n_ids;
+	strbuf_init(&ids, 0);
+	strbuf_init(&cmd, 0);
+	strbuf_init(&res, 0);
+	for (i = 0; i < n_ids; i++)
+		strbuf_printf(&ids, "%s%d", i ? " " : "", (int)in[i]);
+	strbuf_printf(&cmd, "'%s' logits -b cpu -m '%s' --ids '%s' -o '%s' %s 2>&1",
+		      TERN_BINARY, dir, strbuf_cstr(&ids), out,
+		      incremental ? "--incremental" : "");
+	ck_assert_msg(run(strbuf_cstr(&cmd), &res) == 0, "%s", strbuf_cstr(&res));
+	got = test_read_file(out, &glen);
+	ck_assert_uint_eq(glen, n_log * sizeof(float));
+	for (r = 0; r < n_ids; r++) {
+		float mx = 0, md = 0;
+
+		for (i = 0; i < vocab; i++) {
+			float g, w = want[r * vocab + i];
+
+			memcpy(&g, got + (r * vocab + i) * sizeof g, sizeof g);
+			mx = fmaxf(mx, fabsf(w));
+			md = fmaxf(md, fabsf(g - w));
+		}
+		ck_assert_msg(md <= 1e-3f * mx, "row %zu: max diff %g > 1e-3 x %g", r,
+			      (double)md, (double)mx);
+	}
+	unlink(out);
+	free(got);
+	free(rbuf);
+	free(dir);
+	free(ref);
+	strbuf_fini(&ids);
+	strbuf_fini(&cmd);
+	strbuf_fini(&res);
+}
+
+START_TEST(test_logits_prefill) { check_logits(0); }
+END_TEST
+START_TEST(test_logits_incremental) { check_logits(1); }
+END_TEST
+
+START_TEST(test_tokenize)
+{
+	struct strbuf cmd, res;
+	char *model = strdup(TERN_SRCDIR "/models/stories260k");
+
+	strbuf_init(&cmd, 0);
+	strbuf_init(&res, 0);
+	/* run.c encodes BOS + "Once upon a time" as 1 403 407 261 378. */
+	strbuf_printf(&cmd, "'%s' tokenize -m '%s' --special --ids-only 'Once upon a time'",
+		      TERN_BINARY, model);
+	ck_assert_int_eq(run(strbuf_cstr(&cmd), &res), 0);
+	ck_assert_str_eq(strbuf_cstr(&res), "1 403 407 261 378\n");
+	strbuf_reset(&cmd);
+	strbuf_printf(&cmd, "'%s' tokenize -m '%s' --decode '1 403 407 261 378' --skip-special",
+		      TERN_BINARY, model);
+	ck_assert_int_eq(run(strbuf_cstr(&cmd), &res), 0);
+	ck_assert_str_eq(strbuf_cstr(&res), "Once upon a time"); /* no newline added */
+	/* '-' reads stdin verbatim: the trailing newline is a token too. */
+	strbuf_reset(&cmd);
+	strbuf_printf(&cmd, "printf 'Once upon a time\\n' | '%s' tokenize -m '%s' --ids-only -",
+		      TERN_BINARY, model);
+	ck_assert_int_eq(run(strbuf_cstr(&cmd), &res), 0);
+	ck_assert_msg(strncmp(strbuf_cstr(&res), "403 407 261 378 ", 16) == 0, "%s",
+		      strbuf_cstr(&res));
+	strbuf_reset(&cmd);
+	strbuf_printf(&cmd, "'%s' tokenize -m /nonexistent/dir x 2>&1", TERN_BINARY);
+	ck_assert_int_ne(run(strbuf_cstr(&cmd), &res), 0);
+	ck_assert_ptr_nonnull(strstr(strbuf_cstr(&res), "/nonexistent/dir"));
+	strbuf_fini(&cmd);
+	strbuf_fini(&res);
+	free(model);
+}
+END_TEST
+
+/* Write the template context of a cases.json case to a file. */
+static char *write_context(json_t *c)
+{
+	json_t *ctx = json_object(), *v;
+	const char *k;
+	char path[] = "/tmp/tern-ctx-XXXXXX";
+	int fd = mkstemp(path);
+
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	json_object_set(ctx, "messages", json_object_get(c, "messages"));
+	json_object_set(ctx, "tools", json_object_get(c, "tools"));
+	json_object_set_new(ctx, "documents", json_null());
+	json_object_set(ctx, "add_generation_prompt", json_object_get(c, "add_generation_prompt"));
+	json_object_foreach(json_object_get(c, "special_tokens"), k, v)
+		json_object_set(ctx, k, v);
+	json_object_foreach(json_object_get(c, "extra_kwargs"), k, v)
+		json_object_set(ctx, k, v);
+	ck_assert_int_eq(json_dump_file(ctx, path, JSON_PRESERVE_ORDER), 0);
+	json_decref(ctx);
+	return strdup(path);
+}
+
+START_TEST(test_template)
+{
+	char *cases = test_data_path("templates/cases.json");
+	json_error_t err;
+	json_t *root = json_load_file(cases, 0, &err), *arr;
+	struct strbuf cmd, res;
+	int done_ok = 0, done_raise = 0;
+	size_t i;
+
+	ck_assert_ptr_nonnull(root);
+	arr = json_object_get(root, "cases");
+	strbuf_init(&cmd, 0);
+	strbuf_init(&res, 0);
+	for (i = 0; i < json_array_size(arr) && !(done_ok && done_raise); i++) {
+		json_t *c = json_array_get(arr, i);
+		const char *name = json_string_value(json_object_get(c, "template"));
+		const char *want = json_string_value(json_object_get(c, "output"));
+		const char *error = json_string_value(json_object_get(c, "error"));
+		char tmpl[512], *ctx;
+		int rc;
+
+		if ((want && done_ok) || (!want && (done_raise || !error ||
+						    strncmp(error, "TemplateError: ", 15))))
+			continue;
+		snprintf(tmpl, sizeof tmpl, "%s/templates/%s.jinja",
+			 getenv("TEST_DATA_DIR") ? getenv("TEST_DATA_DIR") : TEST_DATA_DIR_DEFAULT, name);
+		ctx = write_context(c);
+		strbuf_reset(&cmd);
+		strbuf_printf(&cmd, "'%s' template --template '%s' --context '%s' %s",
+			      TERN_BINARY, tmpl, ctx, want ? "" : "2>&1 >/dev/null");
+		rc = run(strbuf_cstr(&cmd), &res);
+		if (want) {
+			ck_assert_int_eq(rc, 0);
+			ck_assert_str_eq(strbuf_cstr(&res), want);
+			done_ok = 1;
+		} else {
+			ck_assert_int_eq(rc, 3);
+			ck_assert_msg(strstr(strbuf_cstr(&res), error + 15) != NULL,
+				      "stderr '%s' lacks '%s'", strbuf_cstr(&res), error + 15);
+			done_raise = 1;
+		}
+		unlink(ctx);
+		free(ctx);
+	}
+	ck_assert(done_ok && done_raise);
+	json_decref(root);
+	strbuf_fini(&cmd);
+	strbuf_fini(&res);
+	free(cases);
+}
+END_TEST
+
+Suite *cmds_suite(void)
+{
+	Suite *s = suite_create("cmds");
+	TCase *tc = tcase_create("core");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_logits_prefill);
+	tcase_add_test(tc, test_logits_incremental);
+	tcase_add_test(tc, test_tokenize);
+	tcase_add_test(tc, test_template);
+	suite_add_tcase(s, tc);
+	return s;
+}
