@@ -10,6 +10,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,6 +47,9 @@ const struct app_sampler_field app_sampler_fields[] = {
 	F("mirostat_eta", APP_FIELD_FLOAT, params.mirostat_eta, 0, 1, "mirostat learning rate"),
 	F("min_keep", APP_FIELD_INT, params.min_keep, 0, 1000, "samplers keep at least this many"),
 	F("seed", APP_FIELD_SEED, params.seed, 0, 0, "random seed; 'random' for a new one each time"),
+	F("order", APP_FIELD_ORDER, params.order, 0, 0, "sampler stages in order, e.g. penalties,dry,top_k,top_p,min_p,temperature"),
+	F("logit_bias", APP_FIELD_BIAS, bias, 0, 0, "token biases: ID=BIAS ... (-inf bans)"),
+	F("banned_tokens", APP_FIELD_BANNED, banned, 0, 0, "token ids never sampled: ID ID ..."),
 	F("max_tokens", APP_FIELD_INT, max_tokens, 0, 10000000, "reply length limit; 0 = context"),
 	{ NULL, 0, 0, 0, 0, NULL },
 };
@@ -57,6 +62,71 @@ int app_preset_set(struct app_preset *p, const struct app_sampler_field *f,
 	void *dst = (char *)p + f->offset;
 
 	errno = 0;
+	if (f->type == APP_FIELD_ORDER) {
+		enum llm_sampler_stage st[LLM_SAMPLER_MAX_STAGES];
+		char buf[512], *tok, *save = NULL;
+		int n = 0;
+
+		snprintf(buf, sizeof buf, "%s", text);
+		for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+			if (n == LLM_SAMPLER_MAX_STAGES)
+				return diag_fail(d, -1, "order: more than %d stages", LLM_SAMPLER_MAX_STAGES);
+			if (llm_sampler_stage_parse(tok, &st[n], NULL) < 0)
+				return diag_fail(d, -1, "order: unknown stage '%s'", tok);
+			n++;
+		}
+		memcpy(p->params.order, st, (size_t)n * sizeof st[0]);
+		p->params.n_order = n;
+		return 0;
+	}
+	if (f->type == APP_FIELD_BIAS || f->type == APP_FIELD_BANNED) {
+		const char *s = text;
+		size_t n = 0;
+
+		while (*s) {
+			long id;
+			double b = 0;
+
+			while (*s == ' ' || *s == ',')
+				s++;
+			if (!*s)
+				break;
+			id = strtol(s, &end, 10);
+			if (end == s || id < 0 || id > INT32_MAX)
+				return diag_fail(d, -1, "%s: bad token id near '%.16s'", f->name, s);
+			s = end;
+			if (f->type == APP_FIELD_BIAS) {
+				if (*s != '=')
+					return diag_fail(d, -1, "%s: expected ID=BIAS near '%.16s'", f->name, s);
+				s++;
+				if (strncmp(s, "-inf", 4) == 0) {
+					b = -INFINITY;
+					end = (char *)(uintptr_t)(s + 4);
+				} else {
+					b = strtod(s, &end);
+					if (end == s || !isfinite(b))
+						return diag_fail(d, -1, "%s: bad bias near '%.16s'", f->name, s);
+				}
+				s = end;
+				if (n == APP_MAX_BIAS)
+					return diag_fail(d, -1, "%s: at most %d entries", f->name, APP_MAX_BIAS);
+				p->bias[n].token = (int32_t)id;
+				p->bias[n].bias = (float)b;
+			} else {
+				if (n == APP_MAX_BANNED)
+					return diag_fail(d, -1, "%s: at most %d entries", f->name, APP_MAX_BANNED);
+				p->banned[n] = (int32_t)id;
+			}
+			n++;
+			if (*s && *s != ' ' && *s != ',')
+				return diag_fail(d, -1, "%s: unexpected '%.16s'", f->name, s);
+		}
+		if (f->type == APP_FIELD_BIAS)
+			p->n_bias = n;
+		else
+			p->n_banned = n;
+		return 0;
+	}
 	if (f->type == APP_FIELD_SEED) {
 		unsigned long long v;
 
@@ -101,6 +171,31 @@ void app_preset_get(const struct app_preset *p, const struct app_sampler_field *
 	const void *src = (const char *)p + f->offset;
 
 	switch (f->type) {
+	case APP_FIELD_ORDER: {
+		size_t o = 0;
+		int i;
+
+		buf[0] = '\0';
+		for (i = 0; i < p->params.n_order && o < cap; i++)
+			o += (size_t)snprintf(buf + o, cap - o, "%s%s", i ? "," : "",
+					      llm_sampler_stage_name(p->params.order[i]));
+		break;
+	}
+	case APP_FIELD_BIAS:
+	case APP_FIELD_BANNED: {
+		size_t o = 0, i, n = f->type == APP_FIELD_BIAS ? p->n_bias : p->n_banned;
+
+		buf[0] = '\0';
+		for (i = 0; i < n && o < cap; i++) {
+			if (f->type == APP_FIELD_BIAS)
+				o += (size_t)snprintf(buf + o, cap - o, "%s%d=%g", i ? " " : "",
+						      (int)p->bias[i].token, (double)p->bias[i].bias);
+			else
+				o += (size_t)snprintf(buf + o, cap - o, "%s%d", i ? " " : "",
+						      (int)p->banned[i]);
+		}
+		break;
+	}
 	case APP_FIELD_SEED: {
 		uint64_t s = *(const uint64_t *)src;
 
@@ -117,6 +212,17 @@ void app_preset_get(const struct app_preset *p, const struct app_sampler_field *
 		snprintf(buf, cap, "%g", (double)*(const float *)src);
 		break;
 	}
+}
+
+struct llm_sampler_params app_preset_params(const struct app_preset *p)
+{
+	struct llm_sampler_params sp = p->params;
+
+	sp.logit_bias = p->n_bias ? p->bias : NULL;
+	sp.n_logit_bias = p->n_bias;
+	sp.banned_tokens = p->n_banned ? p->banned : NULL;
+	sp.n_banned_tokens = p->n_banned;
+	return sp;
 }
 
 static void preset_add(struct app_config *c, const char *name, float temp,

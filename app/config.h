@@ -40,10 +40,20 @@ struct app_model_entry {
 	int k_bits, v_bits;
 };
 
+#define APP_MAX_BIAS 64
+#define APP_MAX_BANNED 64
+
 struct app_preset {
 	char *name;
-	struct llm_sampler_params params; /* no borrowed arrays */
+	/* params.logit_bias / banned_tokens are NOT set here: they live in
+	 * bias[] / banned[] below, and whoever submits a job points the
+	 * params at (a copy of) them (app_preset_params). */
+	struct llm_sampler_params params;
 	int max_tokens;                   /* 0: until the context is full */
+	struct llm_logit_bias bias[APP_MAX_BIAS];
+	size_t n_bias;
+	int32_t banned[APP_MAX_BANNED];
+	size_t n_banned;
 };
 
 struct app_keybinding {
@@ -68,7 +78,14 @@ struct app_config {
 };
 
 /* A sampler field that presets (and the sampler panel) can set. */
-enum app_field_type { APP_FIELD_INT, APP_FIELD_FLOAT, APP_FIELD_SEED };
+enum app_field_type {
+	APP_FIELD_INT,
+	APP_FIELD_FLOAT,
+	APP_FIELD_SEED,
+	APP_FIELD_ORDER,  /* "penalties,dry,top_k,..." (stage names) */
+	APP_FIELD_BIAS,   /* "ID=BIAS ID=BIAS" (BIAS a number or -inf) */
+	APP_FIELD_BANNED, /* "ID ID ..." */
+};
 struct app_sampler_field {
 	const char *name;    /* YAML key and panel label */
 	enum app_field_type type;
@@ -81,6 +98,9 @@ extern const struct app_sampler_field app_sampler_fields[];
 /* Set field f of preset p from text; 0, or -1 with a reason in d. */
 int app_preset_set(struct app_preset *p, const struct app_sampler_field *f,
 		   const char *text, struct diag *d);
+/* P's sampler parameters with logit_bias / banned_tokens pointing into P
+ * (valid while P is unchanged). */
+struct llm_sampler_params app_preset_params(const struct app_preset *p);
 /* Format field f of p into buf. */
 void app_preset_get(const struct app_preset *p, const struct app_sampler_field *f,
 		    char *buf, size_t cap);

@@ -168,7 +168,7 @@ static void push_sampler(struct tui *t)
 {
 	const struct app_sampler_field *f;
 	struct ui_field fields[64];
-	char values[64][48];
+	char values[64][256];
 	const char *names[256];
 	int n = 0;
 	size_t i;
@@ -306,8 +306,7 @@ static void start_reply(struct tui *t, struct conv_slot *s, int parent)
 			       m->role == APP_ROLE_ASSISTANT ? "assistant" : "system";
 		msgs[k++].content = m->content;
 	}
-	app_worker_generate(t->worker, s->gen_tag, s->conv->system, msgs, k,
-			    &t->preset.params, t->preset.max_tokens);
+	app_worker_generate(t->worker, s->gen_tag, s->conv->system, msgs, k, &t->preset);
 	free(msgs);
 	save_conv(t, s);
 	t->gen_t0 = clock_now_s();

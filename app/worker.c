@@ -31,8 +31,7 @@ struct cmd {
 	char *system;
 	char **roles, **contents;
 	size_t n_msgs;
-	struct llm_sampler_params sp;
-	int max_tokens;
+	struct app_preset preset; /* a full copy: arrays inline, name NULL */
 	struct cmd *next;
 };
 
@@ -50,6 +49,12 @@ struct jobslot {
 	size_t n_prompt;
 };
 
+/* What a job's callback gets: the worker and the job's slot. */
+struct cbctx {
+	struct app_worker *w;
+	struct jobslot *slot;
+};
+
 struct app_worker {
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -65,6 +70,7 @@ struct app_worker {
 	struct llm_engine *engine;
 	size_t n_ctx;
 	struct jobslot jobs[MAX_JOBS];
+	struct cbctx cb[MAX_JOBS];
 };
 
 static void post(struct app_worker *w, const struct app_wev *ev)
@@ -229,12 +235,6 @@ static struct jobslot *find_slot(struct app_worker *w, int tag)
 	return NULL;
 }
 
-/* The callback needs the worker and the slot; carry both. */
-struct cbctx {
-	struct app_worker *w;
-	struct jobslot *slot;
-};
-static struct cbctx cbctx_table[MAX_JOBS];
 
 static void job_cb(struct llm_job *job, const struct llm_job_event *e, void *user)
 {
@@ -311,6 +311,7 @@ static int render_prompt(struct app_worker *w, struct cmd *c, int32_t **ids,
 static void do_generate(struct app_worker *w, struct cmd *c)
 {
 	struct llm_job_params jp = llm_job_default_params();
+	struct llm_sampler_params sp;
 	struct jobslot *s = NULL;
 	int32_t *ids = NULL;
 	size_t n = 0;
@@ -350,7 +351,7 @@ static void do_generate(struct app_worker *w, struct cmd *c)
 	/* Keep the newest tokens when the conversation outgrows the context
 	 * (leaving room for the reply). */
 	{
-		size_t room = c->max_tokens > 0 ? (size_t)c->max_tokens : w->n_ctx / 4;
+		size_t room = c->preset.max_tokens > 0 ? (size_t)c->preset.max_tokens : w->n_ctx / 4;
 
 		if (room >= w->n_ctx)
 			room = w->n_ctx / 2;
@@ -364,14 +365,15 @@ static void do_generate(struct app_worker *w, struct cmd *c)
 	s->tag = c->tag;
 	s->done = 0;
 	s->n_prompt = n;
-	cbctx_table[s - w->jobs].w = w;
-	cbctx_table[s - w->jobs].slot = s;
+	w->cb[s - w->jobs].w = w;
+	w->cb[s - w->jobs].slot = s;
 	jp.prompt = ids;
 	jp.n_prompt = n;
-	jp.sampler = &c->sp;
-	jp.max_tokens = c->max_tokens;
+	sp = app_preset_params(&c->preset);
+	jp.sampler = &sp;
+	jp.max_tokens = c->preset.max_tokens;
 	jp.callback = job_cb;
-	jp.user = &cbctx_table[s - w->jobs];
+	jp.user = &w->cb[s - w->jobs];
 	if (llm_job_submit(w->engine, &jp, &s->job, &d) < 0) {
 		struct app_wev ev;
 
@@ -504,7 +506,7 @@ void app_worker_load(struct app_worker *w, const char *name, const char *dir,
 
 void app_worker_generate(struct app_worker *w, int tag, const char *system,
 			 const struct app_wmsg *msgs, size_t n_msgs,
-			 const struct llm_sampler_params *sp, int max_tokens)
+			 const struct app_preset *preset)
 {
 	struct cmd *c = xcalloc(1, sizeof *c);
 	size_t i;
@@ -519,10 +521,8 @@ void app_worker_generate(struct app_worker *w, int tag, const char *system,
 		c->contents[i] = xstrdup(msgs[i].content);
 	}
 	c->n_msgs = n_msgs;
-	/* Presets hold no arrays of their own: any pointers are the static
-	 * defaults of llm_sampler_default_params, safe to share. */
-	c->sp = *sp;
-	c->max_tokens = max_tokens;
+	c->preset = *preset;
+	c->preset.name = NULL;
 	send_cmd(w, c);
 }
 

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "app/config.h"
 #include "inference/llm.h"
 
 struct app_worker;
@@ -66,11 +67,12 @@ void app_worker_stop(struct app_worker *w);
 void app_worker_load(struct app_worker *w, const char *name, const char *dir,
 		     size_t n_ctx, const char *backend, int threads);
 /* Generate a reply to MSGS (the conversation up to and including the last
- * user message) as job TAG.  In completion mode (no chat template) the
+ * user message) as job TAG with PRESET's sampler settings and
+ * max_tokens (copied, arrays included).  In completion mode (no chat template) the
  * messages' contents are concatenated and continued as plain text. */
 void app_worker_generate(struct app_worker *w, int tag, const char *system,
 			 const struct app_wmsg *msgs, size_t n_msgs,
-			 const struct llm_sampler_params *sp, int max_tokens);
+			 const struct app_preset *preset);
 /* Stop job TAG (no-op when it is finished). */
 void app_worker_cancel(struct app_worker *w, int tag);
 

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +140,45 @@ START_TEST(test_first_start_writes_default)
 }
 END_TEST
 
+START_TEST(test_array_fields)
+{
+	struct app_preset p;
+	const struct app_sampler_field *f;
+	struct llm_sampler_params sp;
+	struct diag d;
+	char buf[256];
+
+	memset(&p, 0, sizeof p);
+	p.params = llm_sampler_default_params();
+	for (f = app_sampler_fields; f->name; f++) {
+		if (strcmp(f->name, "order") == 0) {
+			ck_assert_int_eq(app_preset_set(&p, f, "top_k, min_p,temperature", &d), 0);
+			ck_assert_int_eq(p.params.n_order, 3);
+			ck_assert_int_eq(p.params.order[1], LLM_SAMPLER_STAGE_MIN_P);
+			app_preset_get(&p, f, buf, sizeof buf);
+			ck_assert_str_eq(buf, "top_k,min_p,temperature");
+			ck_assert_int_eq(app_preset_set(&p, f, "top_k,bogus", &d), -1);
+			ck_assert_ptr_nonnull(strstr(d.msg, "unknown stage 'bogus'"));
+			ck_assert_int_eq(p.params.n_order, 3); /* unchanged */
+		} else if (strcmp(f->name, "logit_bias") == 0) {
+			ck_assert_int_eq(app_preset_set(&p, f, "5=-inf 7=2.5", &d), 0);
+			ck_assert_uint_eq(p.n_bias, 2);
+			ck_assert(isinf(p.bias[0].bias) && p.bias[0].bias < 0);
+			ck_assert(p.bias[1].bias == 2.5f);
+			ck_assert_int_eq(app_preset_set(&p, f, "5", &d), -1);
+		} else if (strcmp(f->name, "banned_tokens") == 0) {
+			ck_assert_int_eq(app_preset_set(&p, f, "1 2,3", &d), 0);
+			ck_assert_uint_eq(p.n_banned, 3);
+			app_preset_get(&p, f, buf, sizeof buf);
+			ck_assert_str_eq(buf, "1 2 3");
+		}
+	}
+	sp = app_preset_params(&p);
+	ck_assert_uint_eq(sp.n_logit_bias, 2);
+	ck_assert_ptr_eq(sp.banned_tokens, p.banned);
+}
+END_TEST
+
 Suite *config_app_suite(void)
 {
 	Suite *s = suite_create("config_app");
@@ -148,6 +188,7 @@ Suite *config_app_suite(void)
 	tcase_add_test(tc, test_full_file);
 	tcase_add_test(tc, test_errors_have_positions);
 	tcase_add_test(tc, test_first_start_writes_default);
+	tcase_add_test(tc, test_array_fields);
 	suite_add_tcase(s, tc);
 	return s;
 }
