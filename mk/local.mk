@@ -12,3 +12,4 @@ include mk/engine.mk
 include mk/exl3.mk
 include mk/bench.mk
 include mk/cuda.mk
+include mk/cuda_exl3.mk

@@ -35,7 +35,7 @@ static void st_put(struct styled *st, const char *p, size_t n, int role)
 {
 	size_t old = st->s.len;
 
-	if (strbuf_append(&st->s, p, n))
+	if (n == 0 || strbuf_append(&st->s, p, n))
 		return;
 	if (st->s.len > st->cap) {
 		st->cap = st->s.len * 2 + 64;

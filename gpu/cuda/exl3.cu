@@ -1,0 +1,453 @@
+/* gpu/cuda/exl3.cu — EXL3 linear kernels (docs/exl3-format.md §1.7, §1.8,
+ * §2, §3.3): input rotation, fused trellis-decode GEMV on tensor cores,
+ * output rotation.  Shapes and the pipeline are in gpu/cuda/cuda_exl3.h.
+ *
+ * gemv: a block of XL_NW warps owns XL_TNW = 4 tile columns (64 output
+ * columns) and one k-slice; each warp takes a contiguous run of 16-row
+ * k-steps of the slice.  Per k-step the 4 tiles of the warp are one
+ * contiguous run of 4 * 32K bytes of the trellis (tiles are stored
+ * [tk][tn]), copied with 16-byte cp.async into a warp-private ring of
+ * XL_S stages together with the step's 16 x 16 slice of xh (rows < nr);
+ * warps never wait for each other inside the loop.  Decode: lane l owns
+ * tile elements 8l .. 8l+7, which are exactly its two m16n8k16 B
+ * fragments (tensor-core element order, §1.7); their 16-bit trellis
+ * windows lie in three consecutive words of the tile's cyclic stream, at
+ * offsets that depend only on l and K (computed once).  Codebooks work on
+ * two elements at once in half2: 3INST / MCG with one __hadd2 (the same
+ * RNE rounding as __hadd), MUL1 with __dp4a + one __hfma2 — bit-identical
+ * to the CPU backend's W_hat.  A = xh (f16), fp32 accumulators; one
+ * mma per 16x8 half-tile for all 16 rows, so the decode is shared by the
+ * rows.  At the end the warps' accumulators are summed through shared
+ * memory (fixed order) into the slice's partial sums: no atomics, results
+ * are deterministic.
+ *
+ * Rounding vs the CPU oracle (f32 throughout): only xh is rounded to f16
+ * (relative 2^-11 per element), so the output's relative L2 error is about
+ * 3e-4.
+ */
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "gpu/cuda/cuda_exl3.h"
+
+#define XL_NW 8   /* warps per gemv block */
+#define XL_TNW 4  /* 16x16 tiles per warp per k-step (64 columns) */
+#define XL_COLS (16 * XL_TNW)
+#define XL_A_BYTES 512 /* 16 rows x 16 halves */
+
+static inline unsigned div_up(size_t a, size_t b)
+{
+	return (unsigned)((a + b - 1) / b);
+}
+
+/* ---- the 128-point Hadamard on a warp ----------------------------------- */
+
+/* v: lane's 4 consecutive elements 4l .. 4l+3 of a 128-block; natural-order
+ * FWHT (§3.1) times 1/sqrt(128): two butterflies in registers, five across
+ * lanes (partner l ^ m; the upper partner takes a - b). */
+__device__ __forceinline__ void xl_fwht128(float v[4])
+{
+	const int lane = threadIdx.x & 31;
+	float a, b;
+
+	a = v[0]; b = v[1]; v[0] = a + b; v[1] = a - b;
+	a = v[2]; b = v[3]; v[2] = a + b; v[3] = a - b;
+	a = v[0]; b = v[2]; v[0] = a + b; v[2] = a - b;
+	a = v[1]; b = v[3]; v[1] = a + b; v[3] = a - b;
+#pragma unroll
+	for (int m = 1; m < 32; m <<= 1) {
+#pragma unroll
+		for (int q = 0; q < 4; q++) {
+			float p = __shfl_xor_sync(0xffffffffu, v[q], m);
+
+			v[q] = (lane & m) ? p - v[q] : v[q] + p;
+		}
+	}
+#pragma unroll
+	for (int q = 0; q < 4; q++)
+		v[q] *= 0.088388347648f;
+}
+
+/* ---- 1. input ------------------------------------------------------------ */
+
+/* grid (div_up(k/128, 4), nr), 128 threads: one warp per (row, 128-block) */
+__global__ static void __launch_bounds__(128)
+xl_input_kernel(__half *xh, const float *x, const float *suh, size_t k_in,
+		size_t k)
+{
+	const int lane = threadIdx.x & 31;
+	const size_t blk = (size_t)blockIdx.x * 4 + (threadIdx.x >> 5);
+	const size_t r = blockIdx.y;
+	size_t c0;
+	float v[4];
+
+	if (blk * 128 >= k)
+		return;
+	c0 = blk * 128 + 4 * (size_t)lane;
+#pragma unroll
+	for (int q = 0; q < 4; q++) {
+		size_t c = c0 + q;
+
+		v[q] = c < k_in ? x[r * k_in + c] * suh[c] : 0.0f;
+	}
+	xl_fwht128(v);
+	{
+		__half2 h01 = __floats2half2_rn(v[0], v[1]);
+		__half2 h23 = __floats2half2_rn(v[2], v[3]);
+		uint2 u;
+
+		u.x = *reinterpret_cast<uint32_t *>(&h01);
+		u.y = *reinterpret_cast<uint32_t *>(&h23);
+		*reinterpret_cast<uint2 *>(xh + r * k + c0) = u;
+	}
+}
+
+/* ---- 3. output ----------------------------------------------------------- */
+
+/* grid (div_up(n/128, 4), nr), 128 threads: one warp per (row, 128-block) */
+__global__ static void __launch_bounds__(128)
+xl_output_kernel(float *out, const float *part, int n_kb, const float *svh,
+		 const float *bias, size_t n, size_t n_out)
+{
+	const int lane = threadIdx.x & 31;
+	const size_t blk = (size_t)blockIdx.x * 4 + (threadIdx.x >> 5);
+	const size_t r = blockIdx.y;
+	size_t c0;
+	float v[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+
+	if (blk * 128 >= n)
+		return;
+	c0 = blk * 128 + 4 * (size_t)lane;
+	for (int s = 0; s < n_kb; s++) {
+		const float4 p = *reinterpret_cast<const float4 *>(
+			part + ((size_t)s * GPU_CUDA_EXL3_ROWS + r) * n + c0);
+
+		v[0] += p.x; v[1] += p.y; v[2] += p.z; v[3] += p.w;
+	}
+	xl_fwht128(v);
+#pragma unroll
+	for (int q = 0; q < 4; q++) {
+		size_t c = c0 + q;
+
+		if (c < n_out)
+			out[r * n_out + c] = v[q] * svh[c] + (bias ? bias[c] : 0.0f);
+	}
+}
+
+/* ---- 2. gemv ------------------------------------------------------------- */
+
+template <int K> struct xl_cfg {
+	static constexpr int B_BYTES = XL_TNW * 32 * K;   /* trellis per step */
+	static constexpr int STAGE = XL_A_BYTES + B_BYTES;
+	static constexpr int S0 = 6144 / STAGE;
+	static constexpr int S = S0 < 2 ? 2 : S0 > 8 ? 8 : S0; /* ring depth */
+	static constexpr int PIPE = XL_NW * S * STAGE;
+	static constexpr int RED = XL_NW * 16 * XL_COLS * 4;
+	static constexpr int SMEM = PIPE > RED ? PIPE : RED;
+};
+
+__device__ __forceinline__ void xl_cp16(void *smem, const void *gmem)
+{
+	unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+
+	asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s),
+		     "l"(gmem));
+}
+
+__device__ __forceinline__ void xl_commit(void)
+{
+	asm volatile("cp.async.commit_group;\n" ::);
+}
+
+template <int N> __device__ __forceinline__ void xl_wait(void)
+{
+	asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void xl_mma(float c[4], const uint32_t a[4],
+				       uint32_t b0, uint32_t b1)
+{
+	asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+		     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+		     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+		     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0),
+		       "r"(b1));
+}
+
+/* Codebook (§2) of two 16-bit states -> half2 (s0 in .x), bit-exact. */
+template <int CB>
+__device__ __forceinline__ uint32_t xl_cb2(uint32_t s0, uint32_t s1)
+{
+	if (CB == 2) { /* MUL1: fp16(h * K_INV + K_BIAS), h = 1024 + bytesum */
+		const uint32_t h0 = __dp4a(s0 * 0x83DCD12Du, 0x01010101u, 0x6400u);
+		const uint32_t h1 = __dp4a(s1 * 0x83DCD12Du, 0x01010101u, 0x6400u);
+		const uint32_t hh = __byte_perm(h0, h1, 0x5410);
+		const __half2 kinv = __halves2half2(__ushort_as_half(0x1EEE),
+						    __ushort_as_half(0x1EEE));
+		const __half2 kbias = __halves2half2(__ushort_as_half(0xC931),
+						     __ushort_as_half(0xC931));
+		__half2 v = __hfma2(*reinterpret_cast<const __half2 *>(&hh), kinv,
+				    kbias);
+
+		return *reinterpret_cast<uint32_t *>(&v);
+	} else { /* 3INST (LCG) or MCG, then the two-halves sum */
+		uint32_t x0, x1, lo, hi;
+		__half2 v;
+
+		if (CB == 0) {
+			x0 = s0 * 89226354u + 64248484u;
+			x1 = s1 * 89226354u + 64248484u;
+		} else {
+			x0 = s0 * 0xCBAC1FEDu;
+			x1 = s1 * 0xCBAC1FEDu;
+		}
+		x0 = (x0 & 0x8FFF8FFFu) ^ 0x3B603B60u;
+		x1 = (x1 & 0x8FFF8FFFu) ^ 0x3B603B60u;
+		lo = __byte_perm(x0, x1, 0x5410);
+		hi = __byte_perm(x0, x1, 0x7632);
+		v = __hadd2(*reinterpret_cast<const __half2 *>(&lo),
+			    *reinterpret_cast<const __half2 *>(&hi));
+		return *reinterpret_cast<uint32_t *>(&v);
+	}
+}
+
+/* The 16-bit window starting at bit o (0 .. 80) of the 96-bit big-endian
+ * word run w0:w1:w2 (stream bit p = bit 31 - p%32 of its word). */
+__device__ __forceinline__ uint32_t xl_win(uint32_t w0, uint32_t w1,
+					   uint32_t w2, int o)
+{
+	const uint32_t a = o < 32 ? w0 : o < 64 ? w1 : w2;
+	const uint32_t b = o < 32 ? w1 : w2;
+
+	return __funnelshift_l(b, a, (unsigned)o & 31u) >> 16;
+}
+
+/* grid (n/64, n_kb), XL_NW warps; dynamic shared memory xl_cfg<K>::SMEM. */
+template <int K, int CB>
+__global__ static void __launch_bounds__(XL_NW * 32)
+xl_gemv_kernel(float *part, const __half *xh, const uint8_t *trellis,
+	       int nr, size_t k, size_t n)
+{
+	typedef xl_cfg<K> C;
+	extern __shared__ __align__(16) uint8_t xl_smem[];
+	const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+	const int g = lane >> 2, t = lane & 3;
+	const size_t ntn = n / 16, ktiles = k / 16;
+	const size_t tn0 = (size_t)blockIdx.x * XL_TNW;
+	uint8_t *ring = xl_smem + (size_t)w * C::S * C::STAGE;
+	size_t kb0, kb1, kw0, kw1, per;
+	int n_steps;
+	float acc[XL_TNW][2][4];
+
+	/* this block's k-slice and this warp's run of it */
+	per = (ktiles + gridDim.y - 1) / gridDim.y;
+	kb0 = (size_t)blockIdx.y * per;
+	kb1 = kb0 + per < ktiles ? kb0 + per : ktiles;
+	if (kb0 > kb1)
+		kb0 = kb1;
+	per = (kb1 - kb0 + XL_NW - 1) / XL_NW;
+	kw0 = kb0 + (size_t)w * per;
+	kw1 = kw0 + per < kb1 ? kw0 + per : kb1;
+	if (kw0 > kw1)
+		kw0 = kw1;
+	n_steps = (int)(kw1 - kw0);
+
+#pragma unroll
+	for (int j = 0; j < XL_TNW; j++)
+#pragma unroll
+		for (int h = 0; h < 2; h++)
+#pragma unroll
+			for (int q = 0; q < 4; q++)
+				acc[j][h][q] = 0.0f;
+
+	/* lane's stream words and bit offset (same in every tile):
+	 * elements 8l .. 8l+7 have windows starting at (8l+1)K - 16 + jK */
+	const int nbit = 256 * K, nword = 8 * K;
+	const int b0 = ((8 * lane + 1) * K - 16 + nbit) % nbit;
+	const int i0 = b0 >> 5, off = b0 & 31;
+	const int i1 = (i0 + 1) % nword, i2 = (i0 + 2) % nword;
+
+	/* issue the copies of step s into ring slot s % S */
+	auto issue = [&](int s) {
+		uint8_t *st = ring + (s % C::S) * C::STAGE;
+		const size_t kt = kw0 + (size_t)s;
+		const uint8_t *src = trellis + (kt * ntn + tn0) * (32 * K);
+
+		if (lane < 2 * nr)
+			xl_cp16(st + lane * 16,
+				xh + (size_t)(lane >> 1) * k + kt * 16 + (lane & 1) * 8);
+#pragma unroll
+		for (int c = lane; c < C::B_BYTES / 16; c += 32)
+			xl_cp16(st + XL_A_BYTES + c * 16, src + c * 16);
+	};
+
+#pragma unroll
+	for (int s = 0; s < C::S - 1; s++) {
+		if (s < n_steps)
+			issue(s);
+		xl_commit();
+	}
+	for (int i = 0; i < n_steps; i++) {
+		const uint8_t *st = ring + (i % C::S) * C::STAGE;
+		const uint32_t *A = reinterpret_cast<const uint32_t *>(st);
+		uint32_t a[4];
+
+		if (i + C::S - 1 < n_steps)
+			issue(i + C::S - 1);
+		xl_commit();
+		xl_wait<C::S - 1>();
+		__syncwarp();
+		a[0] = A[g * 8 + t];
+		a[1] = A[(g + 8) * 8 + t];
+		a[2] = A[g * 8 + t + 4];
+		a[3] = A[(g + 8) * 8 + t + 4];
+#pragma unroll
+		for (int j = 0; j < XL_TNW; j++) {
+			const uint32_t *W = reinterpret_cast<const uint32_t *>(
+				st + XL_A_BYTES + j * 32 * K);
+			const uint32_t w0 = W[i0], w1 = W[i1];
+			const uint32_t w2 = K > 4 ? W[i2] : w1;
+			uint32_t s[8], b[4];
+
+#pragma unroll
+			for (int e = 0; e < 8; e++)
+				s[e] = xl_win(w0, w1, w2, off + e * K);
+#pragma unroll
+			for (int e = 0; e < 4; e++)
+				b[e] = xl_cb2<CB>(s[2 * e], s[2 * e + 1]);
+			/* elements 0..3: columns 0..7, 4..7: columns 8..15 */
+			xl_mma(acc[j][0], a, b[0], b[1]);
+			xl_mma(acc[j][1], a, b[2], b[3]);
+		}
+		__syncwarp(); /* slot i % S is refilled next iteration */
+	}
+	xl_wait<0>();
+	__syncthreads(); /* the reduction area overlaps every warp's ring */
+
+	/* red[w][row][col]: c0,c1 at (g, 2t..), c2,c3 at (g+8, 2t..) */
+	{
+		float *red = reinterpret_cast<float *>(xl_smem);
+		float *rw = red + (size_t)w * 16 * XL_COLS;
+
+#pragma unroll
+		for (int j = 0; j < XL_TNW; j++)
+#pragma unroll
+			for (int h = 0; h < 2; h++) {
+				const int c = j * 16 + h * 8 + 2 * t;
+
+				rw[g * XL_COLS + c] = acc[j][h][0];
+				rw[g * XL_COLS + c + 1] = acc[j][h][1];
+				rw[(g + 8) * XL_COLS + c] = acc[j][h][2];
+				rw[(g + 8) * XL_COLS + c + 1] = acc[j][h][3];
+			}
+		__syncthreads();
+		for (int idx = threadIdx.x; idx < nr * XL_COLS; idx += XL_NW * 32) {
+			const int r = idx / XL_COLS, c = idx % XL_COLS;
+			float sum = 0.0f;
+
+#pragma unroll
+			for (int v = 0; v < XL_NW; v++)
+				sum += red[(size_t)v * 16 * XL_COLS + idx];
+			part[((size_t)blockIdx.y * GPU_CUDA_EXL3_ROWS + r) * n +
+			     tn0 * 16 + c] = sum;
+		}
+	}
+}
+
+template <int K, int CB>
+static cudaError_t xl_gemv_launch(cudaStream_t st, float *part,
+				  const __half *xh, const uint8_t *tr, int nr,
+				  size_t k, size_t n, int n_kb)
+{
+	typedef xl_cfg<K> C;
+	static int attr_done; /* benign race: the same value is set */
+	dim3 grid((unsigned)(n / XL_COLS), (unsigned)n_kb);
+
+	if (!attr_done) {
+		cudaError_t e = cudaFuncSetAttribute(
+			xl_gemv_kernel<K, CB>,
+			cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
+
+		if (e != cudaSuccess)
+			return e;
+		attr_done = 1;
+	}
+	xl_gemv_kernel<K, CB><<<grid, XL_NW * 32, C::SMEM, st>>>(part, xh, tr, nr,
+								  k, n);
+	return cudaGetLastError();
+}
+
+template <int K>
+static cudaError_t xl_gemv_cb(cudaStream_t st, float *part, const __half *xh,
+			      const uint8_t *tr, int cb, int nr, size_t k,
+			      size_t n, int n_kb)
+{
+	switch (cb) {
+	case 0: return xl_gemv_launch<K, 0>(st, part, xh, tr, nr, k, n, n_kb);
+	case 1: return xl_gemv_launch<K, 1>(st, part, xh, tr, nr, k, n, n_kb);
+	default: return xl_gemv_launch<K, 2>(st, part, xh, tr, nr, k, n, n_kb);
+	}
+}
+
+/* ---- launch wrappers ------------------------------------------------------ */
+
+extern "C" int gpu_cuda_exl3_splits(size_t k, size_t n, int n_sm)
+{
+	const size_t ncg = n / XL_COLS, ktiles = k / 16;
+	size_t target = (size_t)(n_sm > 0 ? n_sm : 1) * 4, kb;
+
+	kb = (target + ncg - 1) / ncg;
+	if (kb > ktiles / XL_NW)
+		kb = ktiles / XL_NW;
+	if (kb > GPU_CUDA_EXL3_MAX_KB)
+		kb = GPU_CUDA_EXL3_MAX_KB;
+	return kb < 1 ? 1 : (int)kb;
+}
+
+extern "C" int gpu_cuda_launch_exl3_input(void *stream, void *xh,
+					  const float *x, const float *suh,
+					  size_t nr, size_t k_in, size_t k)
+{
+	dim3 grid(div_up(k / 128, 4), (unsigned)nr);
+
+	xl_input_kernel<<<grid, 128, 0, (cudaStream_t)stream>>>((__half *)xh, x,
+								suh, k_in, k);
+	return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_cuda_launch_exl3_gemv(void *stream, float *part,
+					 const void *xh, const void *trellis,
+					 int bits, int cb, size_t nr, size_t k,
+					 size_t n, int n_kb)
+{
+	cudaStream_t st = (cudaStream_t)stream;
+	const __half *h = (const __half *)xh;
+	const uint8_t *tr = (const uint8_t *)trellis;
+	const int r = (int)nr;
+
+	switch (bits) {
+	case 1: return (int)xl_gemv_cb<1>(st, part, h, tr, cb, r, k, n, n_kb);
+	case 2: return (int)xl_gemv_cb<2>(st, part, h, tr, cb, r, k, n, n_kb);
+	case 3: return (int)xl_gemv_cb<3>(st, part, h, tr, cb, r, k, n, n_kb);
+	case 4: return (int)xl_gemv_cb<4>(st, part, h, tr, cb, r, k, n, n_kb);
+	case 5: return (int)xl_gemv_cb<5>(st, part, h, tr, cb, r, k, n, n_kb);
+	case 6: return (int)xl_gemv_cb<6>(st, part, h, tr, cb, r, k, n, n_kb);
+	case 7: return (int)xl_gemv_cb<7>(st, part, h, tr, cb, r, k, n, n_kb);
+	case 8: return (int)xl_gemv_cb<8>(st, part, h, tr, cb, r, k, n, n_kb);
+	default: return (int)cudaErrorInvalidValue;
+	}
+}
+
+extern "C" int gpu_cuda_launch_exl3_output(void *stream, float *out,
+					   const float *part, int n_kb,
+					   const float *svh, const float *bias,
+					   size_t nr, size_t n, size_t n_out)
+{
+	dim3 grid(div_up(n / 128, 4), (unsigned)nr);
+
+	xl_output_kernel<<<grid, 128, 0, (cudaStream_t)stream>>>(out, part, n_kb,
+								 svh, bias, n,
+								 n_out);
+	return (int)cudaGetLastError();
+}

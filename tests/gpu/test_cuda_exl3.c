@@ -1,0 +1,460 @@
+/* tests/gpu/test_cuda_exl3.c — suite cuda_exl3: EXL3 linears on the CUDA
+ * backend against the CPU backend (the oracle, itself checked bit-exactly
+ * against ExLlamaV3's kernels by suite exl3), by relative L2 error
+ * ||out - ref|| / ||ref|| <= 1e-3 (the CUDA path rounds the rotated
+ * activations to f16 for the tensor cores: about 3e-4 expected).
+ *
+ *   - the fixture weights of tests/data/exl3/dequant_vectors.safetensors
+ *     (3 codebooks x K = 1..8, 128 x 256), rows 1, 4, 16, 64, with and
+ *     without bias, k_in < k and n_out < n;
+ *   - random trellis data (any bits are a valid trellis) of 1024 x 2048 for
+ *     every K and codebook at rows 1, 4, 16, 64, and the model shapes
+ *     4096 x 4096, 4096 x 14336, 14336 x 4096 at several K and codebooks
+ *     and rows 1, 4, 16, 17, 64;
+ *   - the output is poisoned (NaN) before each CUDA run, so an unwritten
+ *     element fails.
+ * TERN_GPU_BENCH=1 adds the decode-time timings (4096 x 14336, K = 2..6,
+ * rows 1 and 8, median of 50 after warm-up, rotating over enough copies of
+ * the weight to miss L2) printed as "BENCH ..." lines.
+ *
+ * Without a CUDA device every case prints "SKIP: no CUDA device" and
+ * passes; with TERN_GPU_TESTS=1 a missing device is a failure.
+ * TERN_TEST_SEED fixes the random seed (printed on failure).
+ */
+#include "config.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gpu/gpu.h"
+#include "testutil.h"
+#ifdef HAVE_CUDA
+#include "gpu/cuda/cuda_exl3.h"
+#endif
+
+static uint64_t rng_state, seed;
+
+static void seed_rng(void)
+{
+	const char *s = getenv("TERN_TEST_SEED");
+
+	seed = s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) * 2654435761u;
+	rng_state = seed;
+}
+
+static uint32_t urand32(void)
+{
+	rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+	return (uint32_t)(rng_state >> 32);
+}
+
+static float frand(void)
+{
+	return (float)(urand32() >> 8) / 16777216.0f * 2.0f - 1.0f;
+}
+
+/* f16 bits of a float in [-4, 4] (normal range; truncation is fine for
+ * making test data, the value is what it is). */
+static uint16_t f2h(float f)
+{
+	uint32_t u;
+	uint16_t s;
+	int e;
+
+	memcpy(&u, &f, 4);
+	s = (uint16_t)((u >> 16) & 0x8000u);
+	e = (int)((u >> 23) & 255) - 127 + 15;
+	if (e <= 0)
+		return s;
+	return (uint16_t)(s | (e << 10) | ((u >> 13) & 1023u));
+}
+
+/* ---- the pair of backends ------------------------------------------------ */
+
+struct pair {
+	struct gpu *cpu, *cuda;
+};
+
+static int open_pair(struct pair *p)
+{
+	static int said;
+	struct diag d;
+	int rc;
+
+	memset(p, 0, sizeof *p);
+	seed_rng();
+	diag_clear(&d);
+	rc = gpu_open(GPU_KIND_CUDA, NULL, &p->cuda, &d);
+	if (rc == GPU_E_NODEVICE || rc == GPU_E_UNSUPPORTED) {
+		const char *env = getenv("TERN_GPU_TESTS");
+
+		if (env && !strcmp(env, "1"))
+			ck_abort_msg("TERN_GPU_TESTS=1 but no CUDA device: %s",
+				     diag_message(&d, "?"));
+		if (!said++)
+			printf("SKIP: no CUDA device (%s)\n", diag_message(&d, "?"));
+		return 0;
+	}
+	ck_assert_msg(rc == 0, "gpu_open(cuda): %s", diag_message(&d, "?"));
+	ck_assert_int_eq(gpu_open(GPU_KIND_CPU, NULL, &p->cpu, NULL), 0);
+	return 1;
+}
+
+static void close_pair(struct pair *p)
+{
+	gpu_close(p->cuda);
+	gpu_close(p->cpu);
+}
+
+static struct gpu_buf *mkbuf(struct gpu *g, size_t n, const float *v)
+{
+	struct gpu_buf *b = NULL;
+	struct diag d;
+
+	ck_assert_msg(gpu_buf_new(g, GPU_DTYPE_F32, n, &b, &d) == 0,
+		      "gpu_buf_new: %s", diag_message(&d, "?"));
+	if (v)
+		ck_assert_int_eq(gpu_buf_write(b, 0, v, n, NULL), 0);
+	return b;
+}
+
+/* One weight description with owned random data (or borrowed fixture data). */
+struct wdesc {
+	struct gpu_exl3_desc desc;
+	void *own[4];
+};
+
+static void wdesc_random(struct wdesc *w, size_t k, size_t n, int bits,
+			 int cb, int with_bias)
+{
+	size_t nt = (k / 16) * (n / 16) * 16 * (size_t)bits, i;
+	uint16_t *tr = malloc(nt * 2), *suh = malloc(k * 2), *svh = malloc(n * 2);
+	uint16_t *bias = with_bias ? malloc(n * 2) : NULL;
+
+	ck_assert(tr && suh && svh && (!with_bias || bias));
+	for (i = 0; i < nt; i++)
+		tr[i] = (uint16_t)urand32();
+	/* suh small as in real models (sign x scale / codebook RMS) */
+	for (i = 0; i < k; i++)
+		suh[i] = f2h(frand() * 0.05f);
+	for (i = 0; i < n; i++)
+		svh[i] = f2h(frand() * 1.5f);
+	if (bias)
+		for (i = 0; i < n; i++)
+			bias[i] = f2h(frand());
+	memset(w, 0, sizeof *w);
+	w->desc.k = k;
+	w->desc.n = n;
+	w->desc.bits = bits;
+	w->desc.cb = (enum gpu_exl3_cb)cb;
+	w->desc.trellis = w->own[0] = tr;
+	w->desc.suh = w->own[1] = suh;
+	w->desc.svh = w->own[2] = svh;
+	w->desc.bias = w->own[3] = bias;
+}
+
+static void wdesc_free(struct wdesc *w)
+{
+	int i;
+
+	for (i = 0; i < 4; i++)
+		free(w->own[i]);
+}
+
+/* CUDA vs CPU on one weight: rows of random x, k_in <= k, n_out <= n. */
+static double compare(struct pair *p, const struct gpu_exl3_desc *desc,
+		      size_t rows, size_t k_in, size_t n_out)
+{
+	struct gpu_exl3_weight *wc = NULL, *wg = NULL;
+	struct gpu_buf *xc, *xg, *oc, *og;
+	float *x = malloc(rows * k_in * sizeof *x);
+	float *rc_ = malloc(rows * n_out * sizeof *rc_);
+	float *rg = malloc(rows * n_out * sizeof *rg);
+	double num = 0, den = 0;
+	size_t i;
+	struct diag d;
+
+	ck_assert(x && rc_ && rg);
+	for (i = 0; i < rows * k_in; i++)
+		x[i] = frand() * 2.0f;
+	ck_assert_msg(gpu_exl3_weight_new(p->cpu, desc, &wc, &d) == 0, "cpu: %s",
+		      diag_message(&d, "?"));
+	ck_assert_msg(gpu_exl3_weight_new(p->cuda, desc, &wg, &d) == 0,
+		      "cuda upload: %s", diag_message(&d, "?"));
+	xc = mkbuf(p->cpu, rows * k_in, x);
+	xg = mkbuf(p->cuda, rows * k_in, x);
+	oc = mkbuf(p->cpu, rows * n_out, NULL);
+	for (i = 0; i < rows * n_out; i++)
+		rg[i] = NAN;
+	og = mkbuf(p->cuda, rows * n_out, rg);
+	ck_assert_msg(gpu_exl3_matmul(p->cpu, oc, xc, wc, rows, k_in, n_out, &d) == 0,
+		      "cpu matmul: %s", diag_message(&d, "?"));
+	ck_assert_msg(gpu_exl3_matmul(p->cuda, og, xg, wg, rows, k_in, n_out, &d) == 0,
+		      "cuda matmul: %s", diag_message(&d, "?"));
+	ck_assert_msg(gpu_sync(p->cuda, &d) == 0, "sync: %s", diag_message(&d, "?"));
+	ck_assert_int_eq(gpu_buf_read(oc, 0, rc_, rows * n_out, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(og, 0, rg, rows * n_out, NULL), 0);
+	for (i = 0; i < rows * n_out; i++) {
+		double e = (double)rg[i] - (double)rc_[i];
+
+		ck_assert_msg(isfinite(rg[i]),
+			      "%zux%zu K=%d cb=%d rows=%zu: out[%zu] = %g (seed %llu)",
+			      desc->k, desc->n, desc->bits, (int)desc->cb, rows, i,
+			      (double)rg[i], (unsigned long long)seed);
+		num += e * e;
+		den += (double)rc_[i] * rc_[i];
+	}
+	gpu_buf_free(xc);
+	gpu_buf_free(xg);
+	gpu_buf_free(oc);
+	gpu_buf_free(og);
+	gpu_exl3_weight_free(wc);
+	gpu_exl3_weight_free(wg);
+	free(x);
+	free(rc_);
+	free(rg);
+	ck_assert(den > 0);
+	return sqrt(num / den);
+}
+
+static void expect(struct pair *p, const struct gpu_exl3_desc *desc,
+		   size_t rows, size_t k_in, size_t n_out)
+{
+	double e = compare(p, desc, rows, k_in, n_out);
+
+	ck_assert_msg(e <= 1e-3,
+		      "%zux%zu K=%d cb=%d rows=%zu k_in=%zu n_out=%zu bias=%d: "
+		      "rel L2 %.3g > 1e-3 (seed %llu)", desc->k, desc->n,
+		      desc->bits, (int)desc->cb, rows, k_in, n_out,
+		      desc->bias != NULL, e, (unsigned long long)seed);
+}
+
+/* ---- the fixture ---------------------------------------------------------- */
+
+struct st {
+	char *buf;
+	size_t len;
+	json_t *hdr;
+	size_t data;
+};
+
+static void st_open(struct st *s, const char *rel)
+{
+	char *path = test_data_path(rel);
+	uint64_t hl = 0;
+	json_error_t je;
+	int i;
+
+	s->buf = test_read_file(path, &s->len);
+	ck_assert_msg(s->len >= 8, "%s: too short", path);
+	for (i = 7; i >= 0; i--)
+		hl = (hl << 8) | (unsigned char)s->buf[i];
+	ck_assert_msg(hl <= s->len - 8, "%s: header length", path);
+	s->hdr = json_loadb(s->buf + 8, (size_t)hl, 0, &je);
+	ck_assert_msg(s->hdr != NULL, "%s: %s", path, je.text);
+	s->data = 8 + (size_t)hl;
+	free(path);
+}
+
+static void st_close(struct st *s)
+{
+	json_decref(s->hdr);
+	free(s->buf);
+}
+
+static const void *st_get(const struct st *s, const char *name,
+			  const char *dtype, size_t n_elems)
+{
+	json_t *t = json_object_get(s->hdr, name), *off;
+	size_t b, e;
+
+	ck_assert_msg(t != NULL, "fixture tensor %s missing", name);
+	ck_assert_str_eq(json_string_value(json_object_get(t, "dtype")), dtype);
+	off = json_object_get(t, "data_offsets");
+	b = (size_t)json_integer_value(json_array_get(off, 0));
+	e = (size_t)json_integer_value(json_array_get(off, 1));
+	ck_assert(b <= e && e <= s->len - s->data);
+	ck_assert_uint_eq(e - b, n_elems * 2);
+	return s->buf + s->data + b;
+}
+
+START_TEST(test_fixture)
+{
+	static const size_t rows[] = { 1, 4, 16, 64 };
+	struct pair p;
+	struct st s;
+	uint16_t bias[256];
+	int cb, bits, i;
+
+	if (!open_pair(&p))
+		return;
+	st_open(&s, "exl3/dequant_vectors.safetensors");
+	for (i = 0; i < 256; i++)
+		bias[i] = f2h(frand());
+	for (cb = 0; cb < 3; cb++)
+		for (bits = 1; bits <= 8; bits++) {
+			struct gpu_exl3_desc desc;
+			char name[64];
+			size_t r;
+
+			memset(&desc, 0, sizeof desc);
+			desc.k = 128;
+			desc.n = 256;
+			desc.bits = bits;
+			desc.cb = (enum gpu_exl3_cb)cb;
+			snprintf(name, sizeof name, "cb%d.k%d.trellis", cb, bits);
+			desc.trellis = st_get(&s, name, "I16", 8 * 16 * 16 * (size_t)bits);
+			snprintf(name, sizeof name, "cb%d.k%d.suh", cb, bits);
+			desc.suh = st_get(&s, name, "F16", 128);
+			snprintf(name, sizeof name, "cb%d.k%d.svh", cb, bits);
+			desc.svh = st_get(&s, name, "F16", 256);
+			for (r = 0; r < sizeof rows / sizeof rows[0]; r++)
+				expect(&p, &desc, rows[r], 128, 256);
+			/* bias, zero-extended input, trimmed output */
+			desc.bias = bias;
+			expect(&p, &desc, 5, 128, 256);
+			expect(&p, &desc, 3, 100, 200);
+			expect(&p, &desc, 20, 77, 129);
+		}
+	st_close(&s);
+	close_pair(&p);
+}
+END_TEST
+
+START_TEST(test_random_all_k)
+{
+	static const size_t rows[] = { 1, 4, 16, 64 };
+	struct pair p;
+	int cb, bits;
+	size_t r;
+
+	if (!open_pair(&p))
+		return;
+	for (cb = 0; cb < 3; cb++)
+		for (bits = 1; bits <= 8; bits++) {
+			struct wdesc w;
+
+			wdesc_random(&w, 1024, 2048, bits, cb, bits & 1);
+			for (r = 0; r < sizeof rows / sizeof rows[0]; r++)
+				expect(&p, &w.desc, rows[r], 1024, 2048);
+			wdesc_free(&w);
+		}
+	close_pair(&p);
+}
+END_TEST
+
+START_TEST(test_random_model_shapes)
+{
+	static const struct {
+		size_t k, n;
+		int bits, cb;
+		size_t rows[4];
+	} cs[] = {
+		{ 4096, 4096, 4, 2, { 1, 4, 16, 64 } },
+		{ 4096, 4096, 2, 0, { 1, 16, 0, 0 } },
+		{ 4096, 14336, 2, 2, { 1, 8, 0, 0 } },
+		{ 4096, 14336, 3, 1, { 1, 16, 0, 0 } },
+		{ 4096, 14336, 4, 2, { 1, 4, 17, 64 } },
+		{ 4096, 14336, 5, 0, { 1, 16, 0, 0 } },
+		{ 4096, 14336, 6, 2, { 1, 16, 0, 0 } },
+		{ 4096, 14336, 8, 1, { 1, 0, 0, 0 } },
+		{ 14336, 4096, 4, 2, { 1, 16, 0, 0 } },
+		{ 14336, 4096, 7, 0, { 1, 0, 0, 0 } },
+	};
+	struct pair p;
+	size_t c, r;
+
+	if (!open_pair(&p))
+		return;
+	for (c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+		struct wdesc w;
+
+		wdesc_random(&w, cs[c].k, cs[c].n, cs[c].bits, cs[c].cb, (int)(c & 1));
+		for (r = 0; r < 4 && cs[c].rows[r]; r++)
+			expect(&p, &w.desc, cs[c].rows[r], cs[c].k, cs[c].n);
+		wdesc_free(&w);
+	}
+	close_pair(&p);
+}
+END_TEST
+
+START_TEST(test_bench)
+{
+#ifdef HAVE_CUDA
+	const char *env = getenv("TERN_GPU_BENCH");
+	const size_t k = 4096, n = 14336;
+	struct pair p;
+	int bits;
+
+	if (!env || strcmp(env, "1")) {
+		printf("SKIP: EXL3 timings (set TERN_GPU_BENCH=1)\n");
+		return;
+	}
+	if (!open_pair(&p))
+		return;
+	printf("BENCH exl3 on %s\n", gpu_describe(p.cuda));
+	for (bits = 2; bits <= 6; bits++) {
+		/* enough copies for > 200 MB of trellis: misses a 50 MB L2 */
+		const double tr_bytes = (double)k * n * bits / 8.0;
+		const double bytes = tr_bytes + 4.0 * (k + n);
+		int n_w = (int)(200e6 / tr_bytes) + 1, i;
+		struct gpu_exl3_weight **ws = calloc((size_t)n_w, sizeof *ws);
+		struct wdesc w;
+		size_t rows;
+		struct diag d;
+
+		ck_assert(ws != NULL);
+		wdesc_random(&w, k, n, bits, GPU_EXL3_CB_MUL1, 0);
+		for (i = 0; i < n_w; i++)
+			ck_assert_msg(gpu_exl3_weight_new(p.cuda, &w.desc, &ws[i], &d) == 0,
+				      "upload: %s", diag_message(&d, "?"));
+		for (rows = 1; rows <= 8; rows += 7) {
+			struct gpu_buf *x = mkbuf(p.cuda, rows * k, NULL);
+			struct gpu_buf *o = mkbuf(p.cuda, rows * n, NULL);
+			double ms_op = 0, ms_gv = 0;
+
+			ck_assert_int_eq(gpu_buf_fill_random(p.cuda, x, 7, 1.0f, NULL), 0);
+			ck_assert_msg(gpu_cuda_exl3_bench(p.cuda, ws, n_w, o, x, rows, 10,
+							  50, &ms_op, &ms_gv, &d) == 0,
+				      "bench: %s", diag_message(&d, "?"));
+			printf("BENCH exl3 %zux%zu K=%d mul1 rows=%zu: gemv %.2f us "
+			       "(%.0f GB/s), op %.2f us (%.0f GB/s)\n", k, n, bits,
+			       rows, ms_gv * 1e3, bytes / (ms_gv * 1e-3) / 1e9,
+			       ms_op * 1e3, bytes / (ms_op * 1e-3) / 1e9);
+			gpu_buf_free(x);
+			gpu_buf_free(o);
+		}
+		for (i = 0; i < n_w; i++)
+			gpu_exl3_weight_free(ws[i]);
+		free(ws);
+		wdesc_free(&w);
+	}
+	close_pair(&p);
+#else
+	printf("SKIP: EXL3 timings (no CUDA in this build)\n");
+#endif
+}
+END_TEST
+
+Suite *cuda_exl3_suite(void)
+{
+	Suite *s = suite_create("cuda_exl3");
+	TCase *tc = tcase_create("parity");
+
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, test_fixture);
+	tcase_add_test(tc, test_random_all_k);
+	tcase_add_test(tc, test_random_model_shapes);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("bench");
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, test_bench);
+	suite_add_tcase(s, tc);
+	return s;
+}
