@@ -212,16 +212,40 @@ __device__ __forceinline__ uint32_t xl_cb2(uint32_t s0, uint32_t s1)
 	}
 }
 
-/* The 16-bit window starting at bit o (0 .. 80) of the 96-bit big-endian
- * word run w0:w1:w2 (stream bit p = bit 31 - p%32 of its word). */
-__device__ __forceinline__ uint32_t xl_win(uint32_t w0, uint32_t w1,
-					   uint32_t w2, int o)
+/* The 16-bit window at constant bit P (0 .. 56) of the 96-bit big-endian
+ * run v0:v1:v2 (the lane's words already shifted left by its offset; the
+ * windows of a lane's 8 elements end before bit 72). */
+template <int P>
+__device__ __forceinline__ uint32_t xl_win(uint32_t v0, uint32_t v1,
+					   uint32_t v2)
 {
-	const uint32_t a = o < 32 ? w0 : o < 64 ? w1 : w2;
-	const uint32_t b = o < 32 ? w1 : w2;
-
-	return __funnelshift_l(b, a, (unsigned)o & 31u) >> 16;
+	if constexpr (P + 16 <= 32)
+		return (v0 >> (16 - P)) & 0xFFFFu;
+	else if constexpr (P < 32)
+		return __funnelshift_l(v1, v0, P) >> 16;
+	else if constexpr (P + 16 <= 64)
+		return (v1 >> (48 - P)) & 0xFFFFu;
+	else
+		return __funnelshift_l(v2, v1, P - 32) >> 16;
 }
+
+template <int K, int E> struct xl_dec {
+	template <int CB>
+	static __device__ __forceinline__ void run(uint32_t b[4], uint32_t v0,
+						   uint32_t v1, uint32_t v2)
+	{
+		b[E / 2] = xl_cb2<CB>(xl_win<E * K>(v0, v1, v2),
+				      xl_win<(E + 1) * K>(v0, v1, v2));
+		xl_dec<K, E + 2>::template run<CB>(b, v0, v1, v2);
+	}
+};
+template <int K> struct xl_dec<K, 8> {
+	template <int CB>
+	static __device__ __forceinline__ void run(uint32_t *, uint32_t,
+						   uint32_t, uint32_t)
+	{
+	}
+};
 
 /* grid (n/64, n_kb), XL_NW warps; dynamic shared memory xl_cfg<K>::SMEM. */
 template <int K, int CB>
@@ -308,14 +332,16 @@ xl_gemv_kernel(float *part, const __half *xh, const uint8_t *trellis,
 				st + XL_A_BYTES + j * 32 * K);
 			const uint32_t w0 = W[i0], w1 = W[i1];
 			const uint32_t w2 = K > 4 ? W[i2] : w1;
-			uint32_t s[8], b[4];
+			/* shift the lane's bits to the top: only bits
+			 * < off + 7K + 16 <= 96 are used, so w2 << off
+			 * needs nothing of the next word (and for K <= 4,
+			 * where w2 stands in for w1, nothing past bit 64) */
+			const uint32_t v0 = __funnelshift_l(w1, w0, off);
+			const uint32_t v1 = __funnelshift_l(w2, w1, off);
+			const uint32_t v2 = w2 << off;
+			uint32_t b[4];
 
-#pragma unroll
-			for (int e = 0; e < 8; e++)
-				s[e] = xl_win(w0, w1, w2, off + e * K);
-#pragma unroll
-			for (int e = 0; e < 4; e++)
-				b[e] = xl_cb2<CB>(s[2 * e], s[2 * e + 1]);
+			xl_dec<K, 0>::template run<CB>(b, v0, v1, v2);
 			/* elements 0..3: columns 0..7, 4..7: columns 8..15 */
 			xl_mma(acc[j][0], a, b[0], b[1]);
 			xl_mma(acc[j][1], a, b[2], b[3]);

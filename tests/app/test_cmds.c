@@ -231,6 +231,60 @@ START_TEST(test_template)
 }
 END_TEST
 
+/* tern run --chat: the model's chat template is rendered (here a minimal
+ * one written into a copy of the bundled model that writes BOS and the
+ * message text) and encoded without adding BOS again, so the greedy reply
+ * equals the plain run's continuation of the same text. */
+START_TEST(test_run_chat)
+{
+	char dir[] = "/tmp/tern-chat-XXXXXX", path[256];
+	static const char *const files[] = { "config.json", "generation_config.json",
+		"model.safetensors", "tokenizer.json", "tokenizer_config.json" };
+	struct strbuf cmd, chat, plain;
+	struct diag d;
+	size_t i;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	for (i = 0; i < sizeof files / sizeof files[0]; i++) {
+		char target[512];
+
+		snprintf(target, sizeof target, "%s/models/stories260k/%s", TERN_SRCDIR, files[i]);
+		snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+		ck_assert_int_eq(symlink(target, path), 0);
+	}
+	snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
+	{
+		static const char tmpl[] =
+			"{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}";
+
+		ck_assert_int_eq(file_write_atomic(path, tmpl, sizeof tmpl - 1, &d), 0);
+	}
+	strbuf_init(&cmd, 0);
+	strbuf_init(&chat, 0);
+	strbuf_init(&plain, 0);
+	strbuf_printf(&cmd, "'%s' run -m '%s' --chat -p 'Once upon a time' --temp 0 -n 30",
+		      TERN_BINARY, dir);
+	ck_assert_int_eq(run(strbuf_cstr(&cmd), &chat), 0);
+	strbuf_reset(&cmd);
+	strbuf_printf(&cmd, "'%s' run -m '%s/models/stories260k' -p 'Once upon a time' --temp 0 -n 30",
+		      TERN_BINARY, TERN_SRCDIR);
+	ck_assert_int_eq(run(strbuf_cstr(&cmd), &plain), 0);
+	ck_assert(strncmp(strbuf_cstr(&plain), "Once upon a time", 16) == 0);
+	ck_assert_uint_gt(chat.len, 20);
+	ck_assert_str_eq(strbuf_cstr(&chat), strbuf_cstr(&plain) + 16);
+	for (i = 0; i < sizeof files / sizeof files[0]; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+		unlink(path);
+	}
+	snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
+	unlink(path);
+	rmdir(dir);
+	strbuf_fini(&cmd);
+	strbuf_fini(&chat);
+	strbuf_fini(&plain);
+}
+END_TEST
+
 Suite *cmds_suite(void)
 {
 	Suite *s = suite_create("cmds");
@@ -241,6 +295,7 @@ Suite *cmds_suite(void)
 	tcase_add_test(tc, test_logits_incremental);
 	tcase_add_test(tc, test_tokenize);
 	tcase_add_test(tc, test_template);
+	tcase_add_test(tc, test_run_chat);
 	suite_add_tcase(s, tc);
 	return s;
 }
