@@ -10,6 +10,8 @@
 
 #include "gpu/gpu_impl.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,6 +167,16 @@ static int check_live(struct gpu *g, struct diag *d)
 	return 0;
 }
 
+/* Calls that wait for the device or move host data may not be recorded
+ * into a graph (gpu.h). */
+static int check_not_recording(struct gpu *g, const char *what, struct diag *d)
+{
+	if (g->recording)
+		return diag_fail(d, GPU_E_INVALID,
+				 "%s while a graph is being recorded", what);
+	return 0;
+}
+
 /* A backend error of kind DEVICE poisons the handle. */
 static int note(struct gpu *g, int rc)
 {
@@ -177,6 +189,8 @@ int gpu_sync(struct gpu *g, struct diag *d)
 {
 	int rc = check_live(g, d);
 
+	if (rc == 0)
+		rc = check_not_recording(g, "gpu_sync", d);
 	if (rc < 0)
 		return rc;
 	if (!g->be->sync)
@@ -204,6 +218,8 @@ int gpu_buf_new(struct gpu *g, enum gpu_dtype dtype, size_t n_elems,
 
 	*out = NULL;
 	rc = check_live(g, d);
+	if (rc == 0)
+		rc = check_not_recording(g, "gpu_buf_new", d);
 	if (rc < 0)
 		return rc;
 	if (gpu_dtype_size(dtype) == 0)
@@ -262,6 +278,8 @@ int gpu_buf_write(struct gpu_buf *b, size_t offset, const void *src,
 	size_t es = gpu_dtype_size(b->dtype);
 	int rc = check_live(b->g, d);
 
+	if (rc == 0)
+		rc = check_not_recording(b->g, "gpu_buf_write", d);
 	if (rc < 0)
 		return rc;
 	if (!range_ok(b, offset, n_elems))
@@ -280,6 +298,8 @@ int gpu_buf_read(const struct gpu_buf *b, size_t offset, void *dst,
 	size_t es = gpu_dtype_size(b->dtype);
 	int rc = check_live(b->g, d);
 
+	if (rc == 0)
+		rc = check_not_recording(b->g, "gpu_buf_read", d);
 	if (rc < 0)
 		return rc;
 	if (!range_ok(b, offset, n_elems))
@@ -733,6 +753,7 @@ int gpu_moe_ffn(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 	size_t e;
 
 	TRY(check_live(g, d));
+	TRY(check_not_recording(g, op, d)); /* CUDA reads the routing back */
 	if (!ex || ex->n_expert == 0 || top_k == 0 || top_k > ex->n_expert ||
 	    !ex->gate || !ex->up || !ex->down)
 		return diag_fail(d, GPU_E_INVALID, "%s: bad expert set", op);
@@ -756,4 +777,124 @@ int gpu_moe_ffn(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 		return 0;
 	DISPATCH(g, moe_ffn, out, x, ids, weights, ex, n, dim, top_k, scratch,
 		 d);
+}
+
+/* ---- memory ------------------------------------------------------------ */
+
+/* Host memory from /proc/meminfo ("MemTotal:  123 kB"); 0 and 0 when the
+ * file or a field is absent (not Linux). */
+static int host_mem_info(uint64_t *fr, uint64_t *tot)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[256];
+	uint64_t v;
+
+	*fr = 0;
+	*tot = 0;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f)) {
+		if (sscanf(line, "MemTotal: %" SCNu64, &v) == 1)
+			*tot = v * 1024;
+		else if (sscanf(line, "MemAvailable: %" SCNu64, &v) == 1)
+			*fr = v * 1024;
+	}
+	fclose(f);
+	return 0;
+}
+
+int gpu_mem_info(struct gpu *g, uint64_t *free_bytes, uint64_t *total_bytes,
+		 struct diag *d)
+{
+	uint64_t fr = 0, tot = 0;
+	int rc = check_live(g, d);
+
+	if (rc < 0)
+		return rc;
+	if (g->be->mem_info)
+		rc = note(g, g->be->mem_info(g, &fr, &tot, d));
+	else
+		rc = host_mem_info(&fr, &tot);
+	if (rc < 0)
+		return rc;
+	if (free_bytes)
+		*free_bytes = fr;
+	if (total_bytes)
+		*total_bytes = tot;
+	return 0;
+}
+
+/* ---- graphs ------------------------------------------------------------ */
+
+int gpu_graph_begin(struct gpu *g, struct diag *d)
+{
+	int rc = check_live(g, d);
+
+	if (rc < 0)
+		return rc;
+	if (!g->be->graph_begin)
+		return diag_fail(d, GPU_E_UNSUPPORTED,
+				 "the %s backend has no graphs", g->be->name);
+	if (g->recording)
+		return diag_fail(d, GPU_E_UNSUPPORTED,
+				 "gpu_graph_begin: already recording");
+	rc = note(g, g->be->graph_begin(g, d));
+	if (rc == 0)
+		g->recording = 1;
+	return rc;
+}
+
+int gpu_graph_end(struct gpu *g, struct gpu_graph **out, struct diag *d)
+{
+	struct gpu_graph *gr;
+	void *exec = NULL;
+	int rc;
+
+	*out = NULL;
+	if (!g->recording)
+		return diag_fail(d, GPU_E_INVALID, "gpu_graph_end: not recording");
+	g->recording = 0;
+	/* the recording is ended even on a poisoned handle */
+	rc = g->be->graph_end(g, &exec, d);
+	if (rc < 0)
+		return note(g, rc);
+	gr = calloc(1, sizeof *gr);
+	if (!gr) {
+		g->be->graph_destroy(g, exec);
+		return diag_fail(d, GPU_E_NOMEM, "gpu_graph_end: out of memory");
+	}
+	gr->g = g;
+	gr->exec = exec;
+	gr->gen = g->be->graph_gen(g);
+	*out = gr;
+	return 0;
+}
+
+bool gpu_graph_valid(const struct gpu_graph *gr)
+{
+	return gr && gr->g->be->graph_gen(gr->g) == gr->gen;
+}
+
+int gpu_graph_launch(struct gpu_graph *gr, struct diag *d)
+{
+	struct gpu *g = gr->g;
+	int rc = check_live(g, d);
+
+	if (rc < 0)
+		return rc;
+	if (!gpu_graph_valid(gr))
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_graph_launch: the graph's scratch memory moved");
+	if (g->recording)
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_graph_launch while recording");
+	return note(g, g->be->graph_launch(g, gr->exec, d));
+}
+
+void gpu_graph_free(struct gpu_graph *gr)
+{
+	if (!gr)
+		return;
+	gr->g->be->graph_destroy(gr->g, gr->exec);
+	free(gr);
 }

@@ -100,6 +100,55 @@ int gpu_n_threads(const struct gpu *g);
  * ops are synchronous).  Errors: GPU_E_DEVICE. */
 int gpu_sync(struct gpu *g, struct diag *d);
 
+/* Memory of the backend: for CUDA the device's free and total bytes
+ * (cudaMemGetInfo: what every process on the device leaves free); for the
+ * CPU the host's MemAvailable and MemTotal from /proc/meminfo (0 and 0
+ * where that file is absent).  Either pointer may be NULL.  Thread-safety:
+ * as the other calls on g.  Errors: GPU_E_DEVICE. */
+int gpu_mem_info(struct gpu *g, uint64_t *free_bytes, uint64_t *total_bytes,
+		 struct diag *d);
+
+/* ==== Captured op sequences (CUDA graphs) =============================== */
+/*
+ * A backend that queues ops (CUDA) can record a sequence of ops once and
+ * replay it with one launch.  Between gpu_graph_begin and gpu_graph_end
+ * ops are recorded, not run; the replay runs them on the same buffers
+ * (same device addresses) with whatever those buffers hold at replay time,
+ * so per-step inputs go into fixed buffers with gpu_buf_write before
+ * gpu_graph_launch.  While recording, only ops may be issued: no
+ * gpu_buf_write / gpu_buf_read / gpu_sync / buffer allocation, and no op
+ * that synchronises internally (gpu_moe_ffn on CUDA); the sizes given to
+ * the ops are frozen into the graph.
+ *
+ * A graph also freezes the backend's internal scratch areas: when an op
+ * later grows one (a larger batch than any recorded), every graph made
+ * before turns invalid (gpu_graph_valid false) and must be freed and
+ * recorded again.  An op that would have to grow scratch while recording
+ * fails with GPU_E_UNSUPPORTED (run the sequence once unrecorded first).
+ *
+ * The CPU backend has no graphs: gpu_graph_begin returns
+ * GPU_E_UNSUPPORTED and nothing changes.
+ */
+struct gpu_graph; /* opaque; owned by the caller, freed before gpu_close */
+
+/* Start recording the ops issued on g from this thread.  Errors:
+ * GPU_E_UNSUPPORTED (backend without graphs, or already recording),
+ * GPU_E_DEVICE. */
+int gpu_graph_begin(struct gpu *g, struct diag *d);
+/* Stop recording and make the graph.  Always ends the recording begun by
+ * gpu_graph_begin (also after an op failed in between: then the recording
+ * is dropped and the error returned).  On success *out owns the graph.
+ * Errors: GPU_E_UNSUPPORTED (recording invalidated, e.g. by a forbidden
+ * call), GPU_E_NOMEM, GPU_E_DEVICE. */
+int gpu_graph_end(struct gpu *g, struct gpu_graph **out, struct diag *d);
+/* Queue one replay of gr (asynchronous like any op).  Errors:
+ * GPU_E_INVALID (graph no longer valid), GPU_E_DEVICE. */
+int gpu_graph_launch(struct gpu_graph *gr, struct diag *d);
+/* false once the backend's scratch moved since gr was recorded. */
+bool gpu_graph_valid(const struct gpu_graph *gr);
+/* NULL is a no-op. */
+void gpu_graph_free(struct gpu_graph *gr);
+
 /* ==== Buffers =========================================================== */
 
 /* A device buffer of n_elems elements of one dtype.  Opaque; its memory is

@@ -21,6 +21,7 @@ struct gpu {
 	enum gpu_kind kind;
 	int n_threads;     /* CPU worker count incl. caller; 1 elsewhere */
 	int poisoned;      /* set after GPU_E_DEVICE: every later call fails */
+	int recording;     /* between gpu_graph_begin and gpu_graph_end */
 	char desc[96];     /* gpu_describe() */
 	void *priv;        /* backend state */
 };
@@ -126,6 +127,21 @@ struct gpu_backend {
 	int (*exl3_matmul)(struct gpu *g, struct gpu_buf *out,
 			   const struct gpu_buf *x, const struct gpu_exl3_weight *w,
 			   size_t n_rows, size_t k_in, size_t n_out, struct diag *d);
+	/* optional, default: the host's /proc/meminfo (MemAvailable,
+	 * MemTotal) */
+	int (*mem_info)(struct gpu *g, uint64_t *free_bytes,
+			uint64_t *total_bytes, struct diag *d);
+	/* graphs (optional, all five or none; gpu.c checks state):
+	 * graph_begin starts recording the handle's op queue; graph_end
+	 * stops it and returns the executable in *exec (ending the
+	 * recording also on failure); graph_launch queues a replay;
+	 * graph_destroy frees an executable; graph_gen is a counter that
+	 * changes whenever scratch memory a graph may point to moves. */
+	int (*graph_begin)(struct gpu *g, struct diag *d);
+	int (*graph_end)(struct gpu *g, void **exec, struct diag *d);
+	int (*graph_launch)(struct gpu *g, void *exec, struct diag *d);
+	void (*graph_destroy)(struct gpu *g, void *exec);
+	uint64_t (*graph_gen)(struct gpu *g);
 	/* optional, default: values made by gpu_random_fill_host and written
 	 * with buf_write in chunks.  Must give exactly gpu.h's values. */
 	int (*fill_random)(struct gpu *g, struct gpu_buf *b, uint64_t seed,
@@ -142,7 +158,16 @@ void gpu_random_fill_host(void *dst, enum gpu_dtype dtype, size_t first,
  * compiled in.  KIND is never GPU_KIND_AUTO here. */
 const struct gpu_backend *gpu_backend_find(enum gpu_kind kind);
 
-/* Backends. */
+/* A recorded op sequence (gpu.h): the backend's executable and the
+ * scratch generation it was recorded at. */
+struct gpu_graph {
+	struct gpu *g;
+	void *exec;
+	uint64_t gen;
+};
+
+/* Backends (the CUDA one exists only in builds with HAVE_CUDA). */
 extern const struct gpu_backend gpu_cpu_backend;
+extern const struct gpu_backend gpu_cuda_backend;
 
 #endif

@@ -26,6 +26,24 @@
  * to gpu_matmul, EXL3 ones to gpu_exl3_matmul (same formula, the weight
  * decoded on the fly).  The function allocates nothing: every buffer was sized by
  * llm_context_new for n_batch rows.
+ *
+ * Recorded decode steps (CUDA graphs): the embedding and every layer of a
+ * batch of n <= LLM_GRAPH_MAX_ROWS rows depend on the batch only through
+ * the context's fixed device buffers (ids, pos, seq, page table): each
+ * op's sizes are n and the context's geometry (attention's grid covers
+ * the whole page-table row and reads each row's position from pos; blocks
+ * past it exit early).  So, per row count n (one graph per count, 1..16),
+ * the first such batch runs unrecorded (it sizes the backend's scratch),
+ * the second is recorded into c->graph[n], and every later one only
+ * uploads the small per-step arrays and launches the graph.  The logits
+ * step stays unrecorded (which rows want logits varies).  Not recorded:
+ * injected embeddings or explicit MRoPE positions (host writes mid-step),
+ * MoE models (expert dispatch reads the routing back), EXL3 models, and
+ * contexts with c->use_graphs off (TERN_CUDA_GRAPHS=0, or a CPU backend).
+ * A graph whose scratch moved (a larger batch grew it) is recorded again;
+ * a failed recording falls back to the unrecorded path (after 4 failures
+ * the context stops trying).  Replays run exactly the recorded kernels, so
+ * logits are bit-identical with and without graphs.
  */
 #include "config.h"
 
@@ -141,61 +159,31 @@ static int upload_batch(struct llm_context *c, const struct llm_batch *b,
 	return 0;
 }
 
-int llm_forward(struct llm_context *c, const struct llm_batch *b,
-		struct diag *d)
+/* x [n, E] = embed[ids] (with layers(): the part a graph records). */
+static int embed(struct llm_context *c, size_t n, struct diag *d)
+{
+	const struct llm_model *m = c->model;
+
+	OP(gpu_get_rows(c->g, c->x, m->tok_embd, (size_t)m->cfg.n_vocab, c->ids,
+			0, n, (size_t)m->cfg.n_embd, d),
+	   "embedding");
+	return 0;
+}
+
+/* Every layer over the n rows of the batch (x in, x out); KVPOS holds the
+ * cache position of each row. */
+static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
+		  struct diag *d)
 {
 	const struct llm_model *m = c->model;
 	const struct llm_config *cf = &m->cfg;
-	const size_t n = b->n, E = (size_t)cf->n_embd, H = (size_t)cf->n_head;
+	const size_t E = (size_t)cf->n_embd, H = (size_t)cf->n_head;
 	const size_t Hk = (size_t)cf->n_head_kv, hd = (size_t)cf->head_dim;
-	const size_t V = (size_t)cf->n_vocab;
 	const float scale = 1.0f / sqrtf((float)hd);
 	struct gpu_kv_batch kb;
 	struct gpu_rope rp;
-	struct gpu_buf *kvpos;
-	size_t i, n_logit, l0;
 	int64_t l;
 	int rc;
-
-	if (n == 0)
-		return 0;
-	if (n > c->n_batch)
-		return diag_fail(d, LLM_E_INVALID, "batch of %zu rows > %zu", n,
-				 c->n_batch);
-	for (i = 0; i < n; i++) {
-		if (b->seq[i] < 0 || (size_t)b->seq[i] >= c->n_seq ||
-		    b->pos[i] < 0 || (size_t)b->pos[i] >= c->n_ctx)
-			return diag_fail(d, LLM_E_INVALID,
-					 "row %zu: slot %d position %d", i,
-					 (int)b->seq[i], (int)b->pos[i]);
-		if (b->ids[i] < 0 && !b->embd)
-			return diag_fail(d, LLM_E_INVALID,
-					 "row %zu: no token and no embedding", i);
-		if (b->ids[i] >= (int32_t)V)
-			return diag_fail(d, LLM_E_INVALID, "row %zu: id %d", i,
-					 (int)b->ids[i]);
-	}
-	rc = upload_batch(c, b, d);
-	if (rc < 0)
-		return rc;
-	/* The KV cache is indexed by sequence position.  The pos buffer's
-	 * first n entries are those positions, except with explicit MRoPE
-	 * positions (images), whose temporal row differs: then the sequence
-	 * positions go to `lrows`, which is free until the logits step. */
-	kvpos = c->pos;
-	if (m->mrope && b->mpos) {
-		OP(gpu_buf_write(c->lrows, 0, b->pos, n, d), "cache positions");
-		kvpos = c->lrows;
-	}
-
-	/* x [n, E] = embed[ids]; injected rows overwrite theirs */
-	OP(gpu_get_rows(c->g, c->x, m->tok_embd, V, c->ids, 0, n, E, d),
-	   "embedding");
-	if (b->embd)
-		for (i = 0; i < n; i++)
-			if (b->ids[i] < 0)
-				OP(gpu_buf_write(c->x, i * E, b->embd + i * E, E, d),
-				   "injected embedding row %zu", i);
 
 	kb.n_rows = n;
 	kb.row_seq = c->seq;
@@ -255,9 +243,86 @@ int llm_forward(struct llm_context *c, const struct llm_batch *b,
 		OP(gpu_add(c->g, c->x, c->x, c->o, n * E, d),
 		   "layer %lld residual", (long long)l);
 	}
+	return 0;
+}
 
-	/* logits for the rows that want them, LLM_LOGIT_ROWS at a time:
-	 * xl = rmsnorm(x[rows]) * norm; lg = xl lm_head^T */
+/* The unrecorded step: embedding, injected rows, layers. */
+static int eager_step(struct llm_context *c, const struct llm_batch *b,
+		      size_t n, struct gpu_buf *kvpos, struct diag *d)
+{
+	const size_t E = (size_t)c->model->cfg.n_embd;
+	size_t i;
+	int rc = embed(c, n, d);
+
+	if (rc < 0)
+		return rc;
+	/* injected rows overwrite theirs */
+	if (b->embd)
+		for (i = 0; i < n; i++)
+			if (b->ids[i] < 0)
+				OP(gpu_buf_write(c->x, i * E, b->embd + i * E, E, d),
+				   "injected embedding row %zu", i);
+	return layers(c, n, kvpos, d);
+}
+
+/* Embedding + layers of n rows through c->graph[n] (see the file comment):
+ * unrecorded the first time, recorded the second, replayed afterwards. */
+static int graph_step(struct llm_context *c, size_t n, struct diag *d)
+{
+	struct gpu_graph **gp = &c->graph[n];
+	struct diag d2;
+	int rc, rc2;
+
+	if (*gp && !gpu_graph_valid(*gp)) {
+		gpu_graph_free(*gp);
+		*gp = NULL;
+		c->graph_runs[n] = 0;
+	}
+	if (!*gp) {
+		if (c->graph_runs[n] == 0) {
+			c->graph_runs[n] = 1;
+			rc = embed(c, n, d);
+			return rc < 0 ? rc : layers(c, n, c->pos, d);
+		}
+		diag_clear(&d2);
+		rc = gpu_graph_begin(c->g, &d2) < 0 ? LLM_E_BACKEND : 0;
+		if (rc == 0) {
+			rc = embed(c, n, &d2);
+			if (rc == 0)
+				rc = layers(c, n, c->pos, &d2);
+			/* ends the recording in every case */
+			rc2 = gpu_graph_end(c->g, gp, rc < 0 ? NULL : &d2);
+			if (rc == 0 && rc2 < 0)
+				rc = LLM_E_BACKEND;
+		}
+		if (rc < 0) {
+			/* nothing ran: do the step unrecorded, try again later
+			 * (a recording cut short by an op's validation error
+			 * may still have ended as a partial graph: drop it) */
+			gpu_graph_free(*gp);
+			*gp = NULL;
+			c->graph_runs[n] = 0;
+			if (++c->graph_fails >= 4)
+				c->use_graphs = false;
+			rc = embed(c, n, d);
+			return rc < 0 ? rc : layers(c, n, c->pos, d);
+		}
+	}
+	OP(gpu_graph_launch(*gp, d), "decode graph of %zu rows", n);
+	c->graph_launches++;
+	return 0;
+}
+
+/* Logits for the rows that want them, LLM_LOGIT_ROWS at a time:
+ * xl = rmsnorm(x[rows]) * norm; lg = xl lm_head^T */
+static int logits_step(struct llm_context *c, const struct llm_batch *b,
+		       struct diag *d)
+{
+	const struct llm_model *m = c->model;
+	const struct llm_config *cf = &m->cfg;
+	const size_t n = b->n, E = (size_t)cf->n_embd, V = (size_t)cf->n_vocab;
+	size_t i, n_logit, l0;
+
 	if (!b->logits)
 		return 0;
 	n_logit = 0;
@@ -283,4 +348,55 @@ int llm_forward(struct llm_context *c, const struct llm_batch *b,
 		   "reading logits");
 	}
 	return 0;
+}
+
+int llm_forward(struct llm_context *c, const struct llm_batch *b,
+		struct diag *d)
+{
+	const struct llm_model *m = c->model;
+	const struct llm_config *cf = &m->cfg;
+	const size_t n = b->n, V = (size_t)cf->n_vocab;
+	struct gpu_buf *kvpos;
+	size_t i;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	if (n > c->n_batch)
+		return diag_fail(d, LLM_E_INVALID, "batch of %zu rows > %zu", n,
+				 c->n_batch);
+	for (i = 0; i < n; i++) {
+		if (b->seq[i] < 0 || (size_t)b->seq[i] >= c->n_seq ||
+		    b->pos[i] < 0 || (size_t)b->pos[i] >= c->n_ctx)
+			return diag_fail(d, LLM_E_INVALID,
+					 "row %zu: slot %d position %d", i,
+					 (int)b->seq[i], (int)b->pos[i]);
+		if (b->ids[i] < 0 && !b->embd)
+			return diag_fail(d, LLM_E_INVALID,
+					 "row %zu: no token and no embedding", i);
+		if (b->ids[i] >= (int32_t)V)
+			return diag_fail(d, LLM_E_INVALID, "row %zu: id %d", i,
+					 (int)b->ids[i]);
+	}
+	rc = upload_batch(c, b, d);
+	if (rc < 0)
+		return rc;
+	/* The KV cache is indexed by sequence position.  The pos buffer's
+	 * first n entries are those positions, except with explicit MRoPE
+	 * positions (images), whose temporal row differs: then the sequence
+	 * positions go to `lrows`, which is free until the logits step. */
+	kvpos = c->pos;
+	if (m->mrope && b->mpos) {
+		OP(gpu_buf_write(c->lrows, 0, b->pos, n, d), "cache positions");
+		kvpos = c->lrows;
+	}
+
+	if (c->use_graphs && n <= LLM_GRAPH_MAX_ROWS && !b->embd &&
+	    kvpos == c->pos)
+		rc = graph_step(c, n, d);
+	else
+		rc = eager_step(c, b, n, kvpos, d);
+	if (rc < 0)
+		return rc;
+	return logits_step(c, b, d);
 }

@@ -10,6 +10,14 @@
  * transformers-5 layout and under "model." in the classic one: both are
  * tried.
  *
+ * Room: before the first weight is uploaded, the bytes of the tensors the
+ * model will upload (safetensors headers: the text-model prefix and
+ * lm_head) are compared with the backend's free memory (gpu_mem_info)
+ * less a margin (256 MiB + 1/64 of the total, for the KV cache,
+ * activations and library workspaces); a model that cannot fit fails
+ * with LLM_E_NOSPACE naming both sizes instead of failing half-loaded.
+ * Every failure path frees whatever was uploaded (llm_model_free).
+ *
  * Invariants: a loaded model has every buffer the forward pass of its
  * architecture reads (NULL only for optional parts: biases, q/k norm,
  * shared expert); ownership of each buffer is in exactly one field
@@ -451,6 +459,39 @@ int llm_model_setup(struct llm_model *m, const struct llm_model_params *params,
 	return rc;
 }
 
+/* LLM_E_NOSPACE when the weights the loader will upload (tensors under
+ * L->prefix and lm_head.*) exceed the backend's free memory less the
+ * margin (file comment).  A backend that reports no total (0) passes. */
+static int check_room(struct loader *L, const char *dir, struct diag *d)
+{
+	const size_t pl = strlen(L->prefix);
+	uint64_t need = 0, fr = 0, tot = 0, margin;
+	size_t i, n = llm_st_count(L->st);
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		const struct llm_tensor_info *t = llm_st_at(L->st, i);
+
+		if (!strncmp(t->name, L->prefix, pl) ||
+		    !strncmp(t->name, "lm_head.", 8))
+			need += t->n_bytes;
+	}
+	rc = gpu_mem_info(L->m->g, &fr, &tot, d);
+	if (rc < 0)
+		return backend_err(rc, d);
+	if (tot == 0)
+		return 0;
+	margin = ((uint64_t)256 << 20) + tot / 64;
+	if (need > fr || fr - need < margin)
+		return diag_fail(d, LLM_E_NOSPACE,
+				 "%s: the weights take %.2f GiB, %s has %.2f GiB free "
+				 "(%.2f GiB must stay free for the KV cache and "
+				 "scratch)", dir, (double)need / (1 << 30),
+				 gpu_describe(L->m->g), (double)fr / (1 << 30),
+				 (double)margin / (1 << 30));
+	return 0;
+}
+
 int llm_model_open(const char *dir, const struct llm_model_params *params,
 		   struct llm_model **out, struct diag *d)
 {
@@ -479,6 +520,9 @@ int llm_model_open(const char *dir, const struct llm_model_params *params,
 	snprintf(L.prefix, sizeof L.prefix, "%s",
 		 llm_st_find(st, "model.language_model.embed_tokens.weight") ?
 		 "model.language_model." : "model.");
+	rc = check_room(&L, dir, d);
+	if (rc < 0)
+		goto fail;
 	rc = load_weights(&L, d);
 	if (rc < 0) {
 		diag_prefix(d, "%s", dir);
@@ -557,6 +601,8 @@ void llm_context_free(struct llm_context *c)
 
 	if (!c)
 		return;
+	for (l = 0; l <= LLM_GRAPH_MAX_ROWS; l++)
+		gpu_graph_free(c->graph[l]);
 	if (c->kv) {
 		for (l = 0; l < (size_t)c->model->cfg.n_layer; l++) {
 			gpu_buf_free(c->kv[l].k);
@@ -604,6 +650,27 @@ static int newbuf(struct llm_context *c, struct gpu_buf **b, enum gpu_dtype t,
 		return backend_err(rc, d);
 	}
 	return 0;
+}
+
+/* Whether contexts of M record decode steps (forward.c): a CUDA backend,
+ * no MoE layer and no EXL3 linear (both leave the device mid-step or may
+ * grow scratch), and TERN_CUDA_GRAPHS not set to "0". */
+static bool graphs_wanted(const struct llm_model *m)
+{
+	const char *env = getenv("TERN_CUDA_GRAPHS");
+	int64_t l;
+
+	if ((env && !strcmp(env, "0")) || gpu_get_kind(m->g) != GPU_KIND_CUDA ||
+	    m->x_lm_head)
+		return false;
+	for (l = 0; l < m->cfg.n_layer; l++) {
+		const struct llm_layer *ly = &m->layers[l];
+
+		if (ly->moe || ly->xq || ly->xk || ly->xv || ly->xo || ly->x_gate ||
+		    ly->x_up || ly->x_down)
+			return false;
+	}
+	return true;
 }
 
 int llm_context_new(struct llm_model *m, size_t n_ctx, struct llm_context **out,
@@ -662,6 +729,7 @@ int llm_context_new_slots(struct llm_model *m, size_t n_ctx, size_t n_seq,
 		c->free_pages[i] = (int32_t)i;
 	c->n_free = c->n_pages;
 	c->pt_dirty = true;
+	c->use_graphs = graphs_wanted(m);
 
 #define NB(field, type, count)                                              \
 	do {                                                                \

@@ -37,6 +37,9 @@
 #define LLM_MAX_BATCH 512
 /* lm_head rows computed per step (bounds the logits buffer). */
 #define LLM_LOGIT_ROWS 32
+/* Largest batch a recorded decode step (CUDA graph) covers: one graph per
+ * row count 1..LLM_GRAPH_MAX_ROWS (inference/forward.c). */
+#define LLM_GRAPH_MAX_ROWS 16
 
 struct llm_layer {
 	bool moe;
@@ -110,6 +113,14 @@ struct llm_context {
 	struct gpu_buf *lrows, *xl, *lg; /* logits rows, their states, logits */
 	/* host staging for one batch */
 	int32_t *h_pos, *h_rows;
+	/* recorded decode steps (forward.c): graph[n] covers batches of n
+	 * rows; use_graphs is set at creation (CUDA, a dense non-EXL3 model,
+	 * TERN_CUDA_GRAPHS not "0") and may be cleared by tests */
+	bool use_graphs;
+	struct gpu_graph *graph[LLM_GRAPH_MAX_ROWS + 1];
+	uint8_t graph_runs[LLM_GRAPH_MAX_ROWS + 1]; /* unrecorded runs seen */
+	int graph_fails;             /* failed recordings (4: give up) */
+	uint64_t graph_launches;     /* replays so far (statistics, tests) */
 };
 
 /* A context with N_SEQ sequence slots of up to N_CTX positions each,

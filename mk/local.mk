@@ -13,3 +13,4 @@ include mk/exl3.mk
 include mk/bench.mk
 include mk/cuda.mk
 include mk/cuda_exl3.mk
+include mk/cuda_models.mk

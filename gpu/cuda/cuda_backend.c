@@ -72,6 +72,8 @@ struct cuda_state {
 	size_t att_ws_bytes;
 	void *host_ws;         /* host: MoE ids, weights and row lists */
 	size_t host_ws_bytes;
+	uint64_t ws_gen;       /* bumped whenever a device scratch area moves
+				* (graphs recorded before point to the old one) */
 };
 
 static struct cuda_state *cst(struct gpu *g)
@@ -323,8 +325,17 @@ static int ws_reserve(struct cuda_state *st, void **p, size_t *cap, size_t bytes
 {
 	int rc;
 
+	enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+
 	if (*cap >= bytes)
 		return 0;
+	CUDA_TRY(cudaStreamIsCapturing(st->stream, &cs));
+	if (cs != cudaStreamCaptureStatusNone)
+		return diag_fail(d, GPU_E_UNSUPPORTED,
+				 "%s would grow to %zu bytes while a graph is "
+				 "recorded (run the sequence unrecorded first)",
+				 what, bytes);
+	st->ws_gen++;
 	CUDA_TRY(cudaStreamSynchronize(st->stream)); /* old area may be in use */
 	CUDA_TRY(cudaFree(*p));
 	*p = NULL;
@@ -659,6 +670,78 @@ static int cuda_moe_ffn(struct gpu *g, struct gpu_buf *out,
 	return 0;
 }
 
+/* ---- memory and graphs ------------------------------------------------ */
+
+static int cuda_mem_info(struct gpu *g, uint64_t *fr, uint64_t *tot,
+			 struct diag *d)
+{
+	size_t f = 0, t = 0;
+
+	CUDA_TRY(cudaSetDevice(cst(g)->device));
+	CUDA_TRY(cudaMemGetInfo(&f, &t));
+	*fr = f;
+	*tot = t;
+	return 0;
+}
+
+/* Graphs: stream capture of the handle's stream (thread-local mode, so
+ * other threads' CUDA calls are unaffected), instantiated on end. */
+static int cuda_graph_begin(struct gpu *g, struct diag *d)
+{
+	struct cuda_state *st = cst(g);
+
+	CUDA_TRY(cudaSetDevice(st->device));
+	CUDA_TRY(cudaStreamBeginCapture(st->stream,
+					cudaStreamCaptureModeThreadLocal));
+	return 0;
+}
+
+static int cuda_graph_end(struct gpu *g, void **exec, struct diag *d)
+{
+	struct cuda_state *st = cst(g);
+	cudaGraph_t graph = NULL;
+	cudaGraphExec_t ex = NULL;
+	cudaError_t err = cudaStreamEndCapture(st->stream, &graph);
+
+	*exec = NULL;
+	if (err != cudaSuccess || !graph) {
+		/* an invalidated recording: nothing ran, the handle is fine */
+		(void)cudaGetLastError();
+		if (graph)
+			cudaGraphDestroy(graph);
+		return diag_fail(d, GPU_E_UNSUPPORTED, "graph recording failed: %s",
+				 cudaGetErrorString(err));
+	}
+	err = cudaGraphInstantiate(&ex, graph, 0);
+	cudaGraphDestroy(graph);
+	if (err == cudaErrorMemoryAllocation) {
+		(void)cudaGetLastError();
+		return diag_fail(d, GPU_E_NOMEM, "cudaGraphInstantiate: %s",
+				 cudaGetErrorString(err));
+	}
+	CUDA_TRY(err);
+	*exec = ex;
+	return 0;
+}
+
+static int cuda_graph_launch(struct gpu *g, void *exec, struct diag *d)
+{
+	CUDA_TRY(cudaGraphLaunch((cudaGraphExec_t)exec, cst(g)->stream));
+	return 0;
+}
+
+static void cuda_graph_destroy(struct gpu *g, void *exec)
+{
+	(void)g;
+	if (exec)
+		cudaGraphExecDestroy((cudaGraphExec_t)exec);
+}
+
+static uint64_t cuda_graph_gen(struct gpu *g)
+{
+	return cst(g)->ws_gen;
+}
+
 const struct gpu_backend gpu_cuda_backend = {
 	.kind = GPU_KIND_CUDA,
 	.name = "cuda",
@@ -683,5 +766,11 @@ const struct gpu_backend gpu_cuda_backend = {
 	.copy = cuda_copy,
 	.moe_route = cuda_moe_route,
 	.moe_ffn = cuda_moe_ffn,
+	.mem_info = cuda_mem_info,
+	.graph_begin = cuda_graph_begin,
+	.graph_end = cuda_graph_end,
+	.graph_launch = cuda_graph_launch,
+	.graph_destroy = cuda_graph_destroy,
+	.graph_gen = cuda_graph_gen,
 	/* EXL3 on CUDA: later work (the slots are optional) */
 };

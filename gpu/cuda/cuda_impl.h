@@ -9,8 +9,7 @@
 #include "common/diag.h"
 #include "gpu/gpu_impl.h"
 
-/* The backend's vtable (cuda_backend.c). */
-extern const struct gpu_backend gpu_cuda_backend;
+/* The backend's vtable (cuda_backend.c) is declared in gpu/gpu_impl.h. */
 
 /* Number of CUDA devices; 0 (and success) when there is no driver or GPU
  * (the reason is left in d when d is not NULL). */
