@@ -660,16 +660,15 @@ static bool graphs_wanted(const struct llm_model *m)
 	const char *env = getenv("TERN_CUDA_GRAPHS");
 	int64_t l;
 
-	if ((env && !strcmp(env, "0")) || gpu_get_kind(m->g) != GPU_KIND_CUDA ||
-	    m->x_lm_head)
+	if ((env && !strcmp(env, "0")) || gpu_get_kind(m->g) != GPU_KIND_CUDA)
 		return false;
-	for (l = 0; l < m->cfg.n_layer; l++) {
-		const struct llm_layer *ly = &m->layers[l];
-
-		if (ly->moe || ly->xq || ly->xk || ly->xv || ly->xo || ly->x_gate ||
-		    ly->x_up || ly->x_down)
+	/* MoE dispatch reads the routing on the host: not recordable.  EXL3
+	 * linears are: their workspace is sized when the weights are
+	 * uploaded, before any graph is recorded, and matmul neither
+	 * allocates nor synchronises. */
+	for (l = 0; l < m->cfg.n_layer; l++)
+		if (m->layers[l].moe)
 			return false;
-	}
 	return true;
 }
 

@@ -51,6 +51,7 @@
 #include <cuda_runtime.h>
 
 #include "gpu/cuda/cuda_check.h"
+#include "gpu/cuda/cuda_exl3.h"
 #include "gpu/cuda/cuda_impl.h"
 #include "gpu/cuda/kernels.h"
 
@@ -75,6 +76,20 @@ struct cuda_state {
 	uint64_t ws_gen;       /* bumped whenever a device scratch area moves
 				* (graphs recorded before point to the old one) */
 };
+
+void *gpu_cuda_stream(struct gpu *g)
+{
+	const struct cuda_state *st = g->priv;
+
+	return st ? (void *)st->stream : NULL;
+}
+
+int gpu_cuda_device(struct gpu *g)
+{
+	const struct cuda_state *st = g->priv;
+
+	return st ? st->device : -1;
+}
 
 static struct cuda_state *cst(struct gpu *g)
 {
@@ -772,5 +787,7 @@ const struct gpu_backend gpu_cuda_backend = {
 	.graph_launch = cuda_graph_launch,
 	.graph_destroy = cuda_graph_destroy,
 	.graph_gen = cuda_graph_gen,
-	/* EXL3 on CUDA: later work (the slots are optional) */
+	.exl3_upload = gpu_cuda_exl3_upload,
+	.exl3_release = gpu_cuda_exl3_release,
+	.exl3_matmul = gpu_cuda_exl3_matmul,
 };

@@ -22,10 +22,9 @@
  * per 16 rows (correct, not yet the prefill path: see the report of
  * issue 8 — a dequantise-to-f16 + cuBLAS path belongs here).
  *
- * The handle's stream: struct cuda_state of cuda_backend.c begins with
- * `int device; cudaStream_t stream;` (mirrored by struct xl_head below and
- * checked at upload: the stream must be a valid non-blocking stream of the
- * current device).  TODO(lead): replace by an accessor in cuda_impl.h.
+ * The handle's stream comes from gpu_cuda_stream (cuda_impl.h); upload
+ * still checks that it is a live non-blocking stream of the current
+ * device.
  */
 #include "config.h"
 
@@ -37,17 +36,12 @@
 
 #include "gpu/cuda/cuda_check.h"
 #include "gpu/cuda/cuda_exl3.h"
+#include "gpu/cuda/cuda_impl.h"
 #include "gpu/gpu_impl.h"
-
-/* Leading members of cuda_backend.c's struct cuda_state. */
-struct xl_head {
-	int device;
-	cudaStream_t stream;
-};
 
 static cudaStream_t xl_stream(struct gpu *g)
 {
-	return ((const struct xl_head *)g->priv)->stream;
+	return (cudaStream_t)gpu_cuda_stream(g);
 }
 
 /* ---- the per-handle workspace -------------------------------------------- */
@@ -202,13 +196,13 @@ static void ws_put(struct xl_ws *ws)
 /* The mirrored stream must be a live non-blocking stream of this device. */
 static int check_stream(struct gpu *g, struct diag *d)
 {
-	const struct xl_head *h = g->priv;
+	cudaStream_t st = xl_stream(g);
 	unsigned flags = 0;
 	int dev = -1;
 
 	CUDA_TRY(cudaGetDevice(&dev));
-	if (!h || h->device != dev || !h->stream ||
-	    cudaStreamGetFlags(h->stream, &flags) != cudaSuccess ||
+	if (!st || gpu_cuda_device(g) != dev ||
+	    cudaStreamGetFlags(st, &flags) != cudaSuccess ||
 	    flags != cudaStreamNonBlocking) {
 		(void)cudaGetLastError();
 		return diag_fail(d, GPU_E_UNSUPPORTED,

@@ -16,6 +16,10 @@
 int gpu_cuda_device_count(int *n, struct diag *d);
 /* "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)" into name. */
 int gpu_cuda_device_name(int dev, char *name, size_t cap, struct diag *d);
+/* The stream every op of handle G runs on (a cudaStream_t) and its
+ * device ordinal; for the backend's other files (EXL3). */
+void *gpu_cuda_stream(struct gpu *g);
+int gpu_cuda_device(struct gpu *g);
 /* Runs one kernel on the current device and checks its result. */
 int gpu_cuda_selftest(struct diag *d);
 
