@@ -8,48 +8,66 @@
  * (4 read + 2|4 written).  A row with a bad sequence, position or page is
  * skipped (the CPU backend rejects it; gpu.h allows CUDA to skip).
  *
- * attention (decode and prefill, one kernel for now): one block of
- * ATT_THREADS per (row, query head, split); kv head hk = h / (n_head /
- * n_head_kv).  Split-K (flash-decoding): when rows x heads are too few to
- * fill the GPU (decode), the positions lo..p of a row are cut into n_split
- * chunks of whole tiles, each block producing a partial (m, l, o) that
- * attn_combine_kernel merges.  A block walks its positions in tiles of
- * ATT_TILE:
- *   1. page entries of the tile -> shared (invalid entries: -1, skipped);
- *   2. scores s_t = scale * q . K[t] — one warp per position, lanes over
- *      head_dim, shuffle reduction;
- *   3. online softmax: m' = max(m, max s_t), p_t = e^(s_t - m'),
- *      l' = l e^(m - m') + sum p_t, o' = o e^(m - m') + sum_t p_t V[t]
- *      (thread d owns output dims d, d + ATT_THREADS, ... in registers);
- *   out = o / l (or the partial, merged by rescaling with e^(m_s - M)).
- *   Same formula as gpu/cpu/attention.c; only the summation order differs.
- * Bytes: per (row, head) (p - lo + 1) * head_dim * 2 * sizeof(elem) (K and V
- * of the GQA group come from L2 after the first head); FLOPs 4 * that count
- * * head_dim.  Still to do (docs/PERFORMANCE.md): one block per GQA group
- * so K/V are read once for its query heads, and a tensor-core tile kernel
- * for prefill.
+ * attention: two kernels over the same formula as gpu/cpu/attention.c
+ * (only the summation order differs), chosen per 64-row tile of the batch.
+ * Scores are taken in the log2 domain: q is multiplied by scale * log2(e)
+ * and every exponential is exp2f, so p_t = e^(scale q.k_t - m).
+ *
+ * Decode kernel (attn_decode_kernel): one block of DEC_THREADS per (row,
+ * kv head, group of up to G query heads of that kv head, split), so each
+ * K/V row is read once for the G heads of its GQA group.  Lanes form key
+ * groups of LPK lanes (LPK = head_dim / 8 rounded up to a power of two,
+ * at most 32); a lane holds 8 (or 16: C = 2) consecutive dims, loads them
+ * with 16-byte loads (f16) or 2 x 16 bytes (f32), U keys in flight per
+ * iteration; the q . k partial sums meet by shuffles inside the group.
+ * Every key group keeps its own online softmax (m, l, o) per head:
+ *   m' = max(m, s_t), l' = l 2^(m - m') + 2^(s_t - m'),
+ *   o' = o 2^(m - m') + 2^(s_t - m') V[t],
+ * and the groups of a block are merged at the end through shared memory
+ * (rescale by 2^(m_g - M)).  Split-K (flash-decoding): when the blocks
+ * are too few to fill the GPU the positions lo..p of a row are cut into
+ * n_split chunks of whole ATT_TILE tiles; each block writes a partial
+ * (o, m, l) that attn_combine_kernel merges.  Grids come from the page
+ * table's length (host values fixed per recorded graph); positions come
+ * from device memory, so a block past its row's position exits early.
+ * Bytes: K and V of the context once per (row, kv head); FLOPs 4 * n_head
+ * * head_dim per position.
+ *
+ * Prefill kernel (attn_prefill_kernel, batches of >= ATT_PREFILL_MIN rows,
+ * head_dim a multiple of 8 up to 256): one block of 4 warps per (64-row
+ * tile, query head), for tiles whose valid rows all belong to one sequence
+ * (a prefill chunk; the decode kernel takes the other tiles, so a batch
+ * that mixes decoding rows of many sequences stays correct and fast).  Q
+ * of the tile (x scale log2 e) and K/V tiles of 64 positions (each
+ * position through its own page entry; invalid entries are zero rows and
+ * masked out) are converted to f16 (f16 pool: K/V exact) or, for an f32
+ * pool, split into two bf16 parts x = hi + lo (bf16 keeps f32's range) and
+ * multiplied as hi.hi + lo.hi + hi.lo (3 MMAs, ~2^-16 relative: the f32
+ * contract of f32 models holds) in shared memory; each warp owns 16 query
+ * rows and computes S = Q K^T and O += P V with mma.sync m16n8k16 (f32
+ * accumulate, fragments by ldmatrix), online softmax in registers, causal
+ * and window masks per (row, position).  Only the positions [min lo, max
+ * p] of the tile's rows are visited, and a warp skips a K/V tile outside
+ * its rows' range.  With an f16 pool, rounding Q and P to f16 gives
+ * errors of about 1e-3 relative, like the cuBLAS path of matmul for n > 8.
  */
 #include "gpu/cuda/kernels.h"
 #include "gpu/cuda/cuda_common.cuh"
 
-#define ATT_THREADS 128
-#define ATT_WARPS (ATT_THREADS / 32)
-#define ATT_TILE 64
-#define ATT_DPT (GPU_CUDA_MAX_HEAD_DIM / ATT_THREADS) /* dims per thread */
+#include <limits.h>
 
-template <int F16>
-__device__ __forceinline__ float kv_ld(const void *p, size_t i)
-{
-	if (F16)
-		return __half2float(((const __half *)p)[i]);
-	return ((const float *)p)[i];
-}
+#define ATT_TILE 64        /* positions per split unit and per prefill K/V tile */
+#define DEC_THREADS 128
+#define PF_ROWS 64         /* query rows per prefill block (16 per warp) */
+#define PF_THREADS 128
+#define ATT_PREFILL_MIN 16 /* batches of at least this many rows try the prefill kernel */
+#define LOG2E 1.4426950408889634f
 
 /* Page of position t of sequence s, or -1 when the entry is invalid. */
 __device__ __forceinline__ long long kv_page(const struct gpu_cuda_kv &kv,
 					     size_t s, size_t t)
 {
-	size_t pi = t / kv.page_size;
+	size_t pi = (unsigned)t / (unsigned)kv.page_size; /* positions are i32 */
 	int32_t pg;
 
 	if (pi >= kv.max_pages)
@@ -99,148 +117,319 @@ extern "C" int gpu_cuda_launch_kv_store(void *stream, const struct gpu_cuda_kv *
 	return (int)cudaGetLastError();
 }
 
-/* Block (row i, head h, split sp) covers positions
- * [lo + sp * chunk, min(p, lo + (sp + 1) * chunk - 1)].  With part_o NULL
- * (one split) it writes out = o / l; otherwise its unnormalised o and its
- * (m, l) go to part_o / part_ml for attn_combine_kernel. */
-template <int F16>
-__global__ static void __launch_bounds__(ATT_THREADS)
-attention_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
-		 size_t n_head, float scale, size_t window, size_t chunk,
-		 float *part_o, float *part_ml)
+/* ---- shared helpers ----------------------------------------------------- */
+
+/* The 64-row tile starting at r0 (one warp, every lane gets the result):
+ * uniform = every valid row (sequence in range, position >= 0) belongs to
+ * one sequence (also when none is valid); seq = that sequence or -1;
+ * [tmin, tmax] = union of the valid rows' ranges lo..p. */
+struct tile_info {
+	int uniform, seq;
+	long long tmin, tmax;
+};
+
+__device__ __forceinline__ tile_info tile_scan(const struct gpu_cuda_kv &kv,
+					       size_t r0, size_t window)
 {
-	__shared__ float qs[GPU_CUDA_MAX_HEAD_DIM];
-	__shared__ float sc[ATT_TILE];
-	__shared__ long long pgs[ATT_TILE];
-	const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-	const size_t i = blockIdx.x / n_head, h = blockIdx.x % n_head;
-	const size_t sp = blockIdx.y, n_split = gridDim.y;
-	const size_t hd = kv.head_dim, ps = kv.page_size;
-	const size_t hk = h / (n_head / kv.n_head_kv);
-	const size_t rowel = kv.n_head_kv * hd;
-	const size_t slot = (i * n_head + h) * n_split + sp; /* partial index */
-	float *o_row = out + (i * n_head + h) * hd;
-	int32_t s32 = kv.row_seq[i], p32 = kv.row_pos[i];
-	float o[ATT_DPT];
-	float m = -INFINITY, l = 0.0f;
-	size_t s, p, lo, t_begin, t_end;
+	const int lane = threadIdx.x & 31;
+	tile_info ti;
+	int sq[2], ok[2];
+	long long lo = LLONG_MAX, hi = -1;
+	unsigned b0, b1;
 
-#pragma unroll
-	for (int r = 0; r < ATT_DPT; r++)
-		o[r] = 0.0f;
-	if (s32 < 0 || (size_t)s32 >= kv.n_seq || p32 < 0) {
-		t_begin = 1;
-		t_end = 0; /* invalid row: empty range, zeros out */
-		s = p = 0;
-	} else {
-		s = (size_t)s32;
-		p = (size_t)p32;
-		lo = window && p + 1 > window ? p + 1 - window : 0;
-		t_begin = lo + sp * chunk;
-		t_end = t_begin + chunk - 1 < p ? t_begin + chunk - 1 : p;
-	}
-	for (size_t d = tid; d < hd; d += ATT_THREADS)
-		qs[d] = q[(i * n_head + h) * hd + d];
-	for (size_t t0 = t_begin; t0 <= t_end; t0 += ATT_TILE) {
-		const int nt = (int)(t_end - t0 + 1 < ATT_TILE ? t_end - t0 + 1 : ATT_TILE);
-		float part[ATT_TILE / ATT_WARPS];
-		float tmax = m, corr, lsum = 0.0f;
+	for (int k = 0; k < 2; k++) {
+		const size_t r = r0 + lane + 32 * k;
 
-		__syncthreads(); /* qs written / previous tile's sc, pgs read */
-		if (tid < nt)
-			pgs[tid] = kv_page(kv, s, t0 + tid);
-		__syncthreads();
-		/* partial dots of this warp's positions tt = warp + j * WARPS,
-		 * all loads independent, then one reduction each */
-#pragma unroll
-		for (int j = 0; j < ATT_TILE / ATT_WARPS; j++) {
-			const int tt = warp + j * ATT_WARPS;
+		ok[k] = 0;
+		sq[k] = -1;
+		if (r < kv.n_rows) {
+			const int32_t s = kv.row_seq[r], p = kv.row_pos[r];
 
-			part[j] = 0.0f;
-			if (tt < nt && pgs[tt] >= 0) {
-				const size_t base = ((size_t)pgs[tt] * ps + (t0 + tt) % ps) *
-						    rowel + hk * hd;
-
-				for (size_t d = lane; d < hd; d += 32)
-					part[j] += qs[d] * kv_ld<F16>(kv.k, base + d);
+			if (s >= 0 && (size_t)s < kv.n_seq && p >= 0) {
+				ok[k] = 1;
+				sq[k] = s;
+				hi = hi > p ? hi : p;
+				{
+					long long l = window && (size_t)p + 1 > window ?
+						(long long)p + 1 - (long long)window : 0;
+					lo = lo < l ? lo : l;
+				}
 			}
 		}
-#pragma unroll
-		for (int j = 0; j < ATT_TILE / ATT_WARPS; j++) {
-			const int tt = warp + j * ATT_WARPS;
-			float dot = tern_warp_sum(part[j]);
-
-			if (lane == 0 && tt < nt)
-				sc[tt] = pgs[tt] >= 0 ? dot * scale : -INFINITY;
-		}
-		__syncthreads();
-		for (int tt = 0; tt < nt; tt++)
-			tmax = fmaxf(tmax, sc[tt]);
-		if (tmax == -INFINITY)
-			continue; /* nothing valid yet: keep m, l, o */
-		corr = expf(m - tmax); /* e^-inf = 0 on the first tile */
-		__syncthreads(); /* every thread has read sc for the max */
-		if (tid < nt)
-			sc[tid] = expf(sc[tid] - tmax);
-		__syncthreads();
-		for (int tt = 0; tt < nt; tt++)
-			lsum += sc[tt];
-		l = l * corr + lsum;
-		m = tmax;
-#pragma unroll
-		for (int r = 0; r < ATT_DPT; r++) {
-			const size_t d = tid + (size_t)r * ATT_THREADS;
-			float acc;
-
-			if (d >= hd)
-				break;
-			acc = o[r] * corr;
-#pragma unroll 8
-			for (int tt = 0; tt < nt; tt++) {
-				const long long pg = pgs[tt];
-
-				if (pg >= 0)
-					acc += sc[tt] *
-					       kv_ld<F16>(kv.v,
-							  ((size_t)pg * ps + (t0 + tt) % ps) *
-								  rowel + hk * hd + d);
-			}
-			o[r] = acc;
-		}
 	}
-	if (part_o) {
-#pragma unroll
-		for (int r = 0; r < ATT_DPT; r++) {
-			const size_t d = tid + (size_t)r * ATT_THREADS;
+	b0 = __ballot_sync(0xffffffffu, ok[0]);
+	b1 = __ballot_sync(0xffffffffu, ok[1]);
+	if (!b0 && !b1) {
+		ti.uniform = 1;
+		ti.seq = -1;
+		ti.tmin = 0;
+		ti.tmax = -1;
+		return ti;
+	}
+	ti.seq = __shfl_sync(0xffffffffu, b0 ? sq[0] : sq[1],
+			     __ffs(b0 ? b0 : b1) - 1);
+	ti.uniform = __all_sync(0xffffffffu, (!ok[0] || sq[0] == ti.seq) &&
+						     (!ok[1] || sq[1] == ti.seq));
+	for (int o = 16; o > 0; o >>= 1) {
+		long long l2 = __shfl_xor_sync(0xffffffffu, lo, o);
+		long long h2 = __shfl_xor_sync(0xffffffffu, hi, o);
 
-			if (d < hd)
-				part_o[slot * hd + d] = o[r];
-		}
-		if (tid == 0) {
-			part_ml[2 * slot] = m;
-			part_ml[2 * slot + 1] = l;
+		lo = lo < l2 ? lo : l2;
+		hi = hi > h2 ? hi : h2;
+	}
+	ti.tmin = lo;
+	ti.tmax = hi;
+	return ti;
+}
+
+/* 8 pool elements from element offset e (vec: 16-byte aligned, all 8 in
+ * range; else the first n <= 8, the rest 0) as f32. */
+template <int F16>
+__device__ __forceinline__ void ld8(float *x, const void *pool, size_t e, int vec,
+				    int n)
+{
+	if (vec) {
+		if (F16) {
+			uint4 u = *(const uint4 *)((const __half *)pool + e);
+			const __half2 *h2 = (const __half2 *)&u;
+
+#pragma unroll
+			for (int j = 0; j < 4; j++) {
+				float2 f = __half22float2(h2[j]);
+
+				x[2 * j] = f.x;
+				x[2 * j + 1] = f.y;
+			}
+		} else {
+			float4 a = *(const float4 *)((const float *)pool + e);
+			float4 b = *(const float4 *)((const float *)pool + e + 4);
+
+			x[0] = a.x; x[1] = a.y; x[2] = a.z; x[3] = a.w;
+			x[4] = b.x; x[5] = b.y; x[6] = b.z; x[7] = b.w;
 		}
 		return;
 	}
 #pragma unroll
-	for (int r = 0; r < ATT_DPT; r++) {
-		const size_t d = tid + (size_t)r * ATT_THREADS;
+	for (int j = 0; j < 8; j++)
+		x[j] = j < n ? (F16 ? __half2float(((const __half *)pool)[e + j]) :
+				      ((const float *)pool)[e + j]) :
+			       0.0f;
+}
 
-		if (d < hd)
-			o_row[d] = l > 0.0f ? o[r] / l : 0.0f;
+/* ---- decode kernel ------------------------------------------------------ */
+
+/* Block ((i * n_head_kv + hk) * n_grp + grp, sp): row i, query heads h0 ..
+ * h0 + ng - 1 (h0 = hk n_rep + grp G), positions [lo + sp chunk, min(p, lo
+ * + (sp + 1) chunk - 1)].  part_o NULL (one split): out = o / l; else the
+ * unnormalised o and (m, l) (log2 domain) go to the partial slot
+ * (i * n_head + h) * n_split + sp.  skip_uniform: rows of uniform tiles
+ * belong to the prefill kernel (same predicate, tile_scan). */
+template <int F16, int G, int C, int U>
+__global__ static void __launch_bounds__(DEC_THREADS)
+attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
+		   unsigned n_head, unsigned n_grp, float qscale, size_t window,
+		   size_t chunk, float *part_o, float *part_ml, int skip_uniform,
+		   int lpk, int vec)
+{
+	/* per key group and head: o (nkg * hd <= 1024 C, G <= 8 / C), m, l */
+	__shared__ __align__(16) float red[8192];
+	__shared__ float sm_m[DEC_THREADS][G], sm_l[DEC_THREADS][G];
+	const int tid = threadIdx.x, li = tid & (lpk - 1), kg = tid / lpk;
+	const int nkg = DEC_THREADS / lpk;
+	const size_t hd = kv.head_dim, ps = kv.page_size;
+	const size_t rowel = kv.n_head_kv * hd;
+	const size_t n_rep = n_head / kv.n_head_kv;
+	const size_t grp = blockIdx.x % n_grp, bk = blockIdx.x / n_grp;
+	const size_t hk = bk % kv.n_head_kv, i = bk / kv.n_head_kv;
+	const size_t h0 = hk * n_rep + grp * G;
+	const int ng = (int)(n_rep - grp * G < (size_t)G ? n_rep - grp * G : G);
+	const size_t sp = blockIdx.y, n_split = gridDim.y;
+	int32_t s32, p32;
+	float qr[G][C][8], o[G][C][8], m[G], l[G];
+	long long t_begin, t_end;
+	size_t s = 0;
+
+	if (skip_uniform && tile_scan(kv, i / PF_ROWS * PF_ROWS, window).uniform)
+		return; /* the prefill kernel owns this row */
+	s32 = kv.row_seq[i];
+	p32 = kv.row_pos[i];
+	if (s32 < 0 || (size_t)s32 >= kv.n_seq || p32 < 0) {
+		t_begin = 1;
+		t_end = 0; /* invalid row: empty range, zeros out */
+	} else {
+		const size_t p = (size_t)p32;
+		const size_t lo = window && p + 1 > window ? p + 1 - window : 0;
+
+		s = (size_t)s32;
+		t_begin = (long long)(lo + sp * chunk);
+		t_end = t_begin + (long long)chunk - 1 < (long long)p ?
+				t_begin + (long long)chunk - 1 : (long long)p;
+	}
+#pragma unroll
+	for (int g = 0; g < G; g++) {
+		m[g] = -INFINITY;
+		l[g] = 0.0f;
+#pragma unroll
+		for (int c = 0; c < C; c++) {
+			const size_t d0 = (size_t)(li + c * lpk) * 8;
+			const int nd = d0 < hd ? (hd - d0 < 8 ? (int)(hd - d0) : 8) : 0;
+
+#pragma unroll
+			for (int e = 0; e < 8; e++) {
+				o[g][c][e] = 0.0f;
+				qr[g][c][e] = g < ng && e < nd ?
+					q[(i * n_head + h0 + g) * hd + d0 + e] * qscale : 0.0f;
+			}
+		}
+	}
+	/* base: warp-uniform trip count (the shuffles need every lane) */
+	for (long long base = t_begin; base <= t_end; base += (long long)nkg * U) {
+		float kx[U][C][8], vx[U][C][8], sc[U][G];
+		int ok[U];
+
+#pragma unroll
+		for (int u = 0; u < U; u++) {
+			const long long t = base + kg + (long long)u * nkg;
+			long long pg = -1;
+
+			if (t <= t_end)
+				pg = kv_page(kv, s, (size_t)t);
+			ok[u] = pg >= 0;
+#pragma unroll
+			for (int c = 0; c < C; c++) {
+				const size_t d0 = (size_t)(li + c * lpk) * 8;
+
+				if (ok[u] && d0 < hd) {
+					const size_t e = ((size_t)pg * ps + (unsigned)t % (unsigned)ps) *
+							 rowel + hk * hd + d0;
+					const int nd = hd - d0 < 8 ? (int)(hd - d0) : 8;
+
+					ld8<F16>(kx[u][c], kv.k, e, vec, nd);
+					ld8<F16>(vx[u][c], kv.v, e, vec, nd);
+				} else {
+#pragma unroll
+					for (int e = 0; e < 8; e++)
+						kx[u][c][e] = vx[u][c][e] = 0.0f;
+				}
+			}
+		}
+#pragma unroll
+		for (int u = 0; u < U; u++)
+#pragma unroll
+			for (int g = 0; g < G; g++) {
+				float a = 0.0f;
+
+#pragma unroll
+				for (int c = 0; c < C; c++)
+#pragma unroll
+					for (int e = 0; e < 8; e++)
+						a += qr[g][c][e] * kx[u][c][e];
+				for (int off = lpk >> 1; off > 0; off >>= 1)
+					a += __shfl_xor_sync(0xffffffffu, a, off);
+				sc[u][g] = a;
+			}
+#pragma unroll
+		for (int g = 0; g < G; g++) {
+			float mx = m[g], corr, p[U];
+
+#pragma unroll
+			for (int u = 0; u < U; u++)
+				if (ok[u])
+					mx = fmaxf(mx, sc[u][g]);
+			if (mx == -INFINITY)
+				continue; /* nothing valid yet */
+			corr = exp2f(m[g] - mx); /* 0 on the first valid key */
+			l[g] *= corr;
+#pragma unroll
+			for (int u = 0; u < U; u++) {
+				p[u] = ok[u] ? exp2f(sc[u][g] - mx) : 0.0f;
+				l[g] += p[u];
+			}
+			m[g] = mx;
+#pragma unroll
+			for (int c = 0; c < C; c++)
+#pragma unroll
+				for (int e = 0; e < 8; e++) {
+					float a = o[g][c][e] * corr;
+
+#pragma unroll
+					for (int u = 0; u < U; u++)
+						a += p[u] * vx[u][c][e];
+					o[g][c][e] = a;
+				}
+		}
+	}
+	/* merge the key groups: M = max m_k, o = sum o_k 2^(m_k - M), same
+	 * for l */
+	if (li == 0)
+#pragma unroll
+		for (int g = 0; g < G; g++)
+			sm_m[kg][g] = m[g];
+	__syncthreads();
+#pragma unroll
+	for (int g = 0; g < G; g++) {
+		float M = -INFINITY, f;
+
+		for (int k = 0; k < nkg; k++)
+			M = fmaxf(M, sm_m[k][g]);
+		f = m[g] == -INFINITY ? 0.0f : exp2f(m[g] - M);
+		if (li == 0)
+			sm_l[kg][g] = l[g] * f;
+#pragma unroll
+		for (int c = 0; c < C; c++) {
+			const size_t d0 = (size_t)(li + c * lpk) * 8;
+
+			if (d0 < hd)
+#pragma unroll
+				for (int e = 0; e < 8; e++)
+					if (d0 + e < hd)
+						red[((size_t)kg * G + g) * hd + d0 + e] =
+							o[g][c][e] * f;
+		}
+		m[g] = M;
+	}
+	__syncthreads();
+	for (size_t idx = tid; idx < (size_t)ng * hd; idx += DEC_THREADS) {
+		const int g = (int)(idx / hd);
+		const size_t d = idx % hd, h = h0 + g;
+		float acc = 0.0f, L = 0.0f, M = -INFINITY;
+
+		for (int k = 0; k < nkg; k++) {
+			acc += red[((size_t)k * G + g) * hd + d];
+			L += sm_l[k][g];
+			M = fmaxf(M, sm_m[k][g]);
+		}
+		if (part_o) {
+			const size_t slot = (i * n_head + h) * n_split + sp;
+
+			part_o[slot * hd + d] = acc;
+			if (d == 0) {
+				part_ml[2 * slot] = M;
+				part_ml[2 * slot + 1] = L;
+			}
+		} else {
+			out[(i * n_head + h) * hd + d] = L > 0.0f ? acc / L : 0.0f;
+		}
 	}
 }
 
-/* Merge the n_split partials of (row, head) = blockIdx.x:
- *   M = max m_s, L = sum_s l_s e^(m_s - M), out = sum_s o_s e^(m_s - M) / L
+/* Merge the n_split partials of (row, head) = blockIdx.x (log2 domain):
+ *   M = max m_s, L = sum_s l_s 2^(m_s - M), out = sum_s o_s 2^(m_s - M) / L
  * (empty splits have m = -inf, l = 0 and drop out). */
-__global__ static void attn_combine_kernel(float *out, const float *part_o,
-					   const float *part_ml, size_t n_split,
-					   size_t hd)
+__global__ static void attn_combine_kernel(struct gpu_cuda_kv kv, float *out,
+					   const float *part_o,
+					   const float *part_ml, size_t n_head,
+					   size_t n_split, size_t window,
+					   int skip_uniform)
 {
-	const size_t rh = blockIdx.x;
-	float mx = -INFINITY, L = 0.0f;
+	const size_t rh = blockIdx.x, hd = kv.head_dim;
+	__shared__ float w[GPU_CUDA_ATT_MAX_SPLIT];
+	__shared__ float Ls;
+	float mx = -INFINITY;
 
+	if (skip_uniform &&
+	    tile_scan(kv, rh / n_head / PF_ROWS * PF_ROWS, window).uniform)
+		return;
 	for (size_t sp = 0; sp < n_split; sp++)
 		mx = fmaxf(mx, part_ml[2 * (rh * n_split + sp)]);
 	if (mx == -INFINITY) {
@@ -248,29 +437,413 @@ __global__ static void attn_combine_kernel(float *out, const float *part_o,
 			out[rh * hd + d] = 0.0f;
 		return;
 	}
-	for (size_t sp = 0; sp < n_split; sp++) {
-		const float ms = part_ml[2 * (rh * n_split + sp)];
-
-		if (ms != -INFINITY)
-			L += part_ml[2 * (rh * n_split + sp) + 1] * expf(ms - mx);
-	}
-	for (size_t d = threadIdx.x; d < hd; d += blockDim.x) {
-		float acc = 0.0f;
+	if (threadIdx.x == 0) {
+		float L = 0.0f;
 
 		for (size_t sp = 0; sp < n_split; sp++) {
 			const float ms = part_ml[2 * (rh * n_split + sp)];
+			const float f = ms == -INFINITY ? 0.0f : exp2f(ms - mx);
 
-			if (ms != -INFINITY)
-				acc += part_o[(rh * n_split + sp) * hd + d] * expf(ms - mx);
+			w[sp] = f;
+			L += part_ml[2 * (rh * n_split + sp) + 1] * f;
 		}
-		out[rh * hd + d] = acc / L;
+		Ls = L;
+	}
+	__syncthreads();
+	for (size_t d = threadIdx.x; d < hd; d += blockDim.x) {
+		float acc = 0.0f;
+
+		for (size_t sp = 0; sp < n_split; sp++)
+			if (w[sp] != 0.0f)
+				acc += part_o[(rh * n_split + sp) * hd + d] * w[sp];
+		out[rh * hd + d] = acc / Ls;
 	}
 }
+
+/* ---- prefill kernel ----------------------------------------------------- */
+
+template <int F16> struct pf_t;
+template <> struct pf_t<1> {
+	static __device__ __forceinline__ uint32_t pack(float a, float b)
+	{
+		__half2 h = __floats2half2_rn(a, b);
+		return *(uint32_t *)&h;
+	}
+	static __device__ __forceinline__ void mma(float *c, const uint32_t *a,
+						   uint32_t b0, uint32_t b1)
+	{
+		asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+			     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+			     "{%0,%1,%2,%3};\n"
+			     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+			     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]),
+			       "r"(b0), "r"(b1));
+	}
+};
+template <> struct pf_t<0> {
+	static __device__ __forceinline__ uint32_t pack(float a, float b)
+	{
+		__nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+		return *(uint32_t *)&h;
+	}
+	static __device__ __forceinline__ void mma(float *c, const uint32_t *a,
+						   uint32_t b0, uint32_t b1)
+	{
+		asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+			     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+			     "{%0,%1,%2,%3};\n"
+			     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+			     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]),
+			       "r"(b0), "r"(b1));
+	}
+};
+
+__device__ __forceinline__ void ldsm4(uint32_t *r, const void *p)
+{
+	unsigned a = (unsigned)__cvta_generic_to_shared(p);
+
+	asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+		     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+		     : "r"(a));
+}
+
+__device__ __forceinline__ void ldsm4t(uint32_t *r, const void *p)
+{
+	unsigned a = (unsigned)__cvta_generic_to_shared(p);
+
+	asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+		     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+		     : "r"(a));
+}
+
+/* 8 f32 -> 8 16-bit values (4 packed pairs) */
+template <int F16>
+__device__ __forceinline__ uint4 cvt8(const float *x)
+{
+	uint4 u;
+
+	u.x = pf_t<F16>::pack(x[0], x[1]);
+	u.y = pf_t<F16>::pack(x[2], x[3]);
+	u.z = pf_t<F16>::pack(x[4], x[5]);
+	u.w = pf_t<F16>::pack(x[6], x[7]);
+	return u;
+}
+
+/* x = hi + lo, both bf16 (16 mantissa bits together; bf16 keeps f32's
+ * range): products hi.hi + lo.hi + hi.lo are f32-accurate to ~2^-16. */
+__device__ __forceinline__ void cvt8s(const float *x, uint4 *hi, uint4 *lo)
+{
+	float r[8];
+
+#pragma unroll
+	for (int e = 0; e < 8; e++)
+		r[e] = x[e] - __bfloat162float(__float2bfloat16_rn(x[e]));
+	*hi = cvt8<0>(x);
+	*lo = cvt8<0>(r);
+}
+
+/* Q, K, V tiles (f32 pool: hi and lo parts each) + page offsets */
+static size_t pf_smem(int D, int f16)
+{
+	return (f16 ? 3 : 6) * (size_t)PF_ROWS * (size_t)(D + 8) * 2 +
+	       ATT_TILE * sizeof(long long);
+}
+
+/* Block (tile, h) = (n_tiles - 1 - blockIdx.x / n_head, blockIdx.x %
+ * n_head): rows [64 tile, 64 tile + 64) of a uniform tile, query head h;
+ * warp w owns rows 16 w .. 16 w + 15.  Fragment layouts: PTX
+ * mma.m16n8k16 (g = lane / 4, c = lane % 4: A rows g, g + 8, cols 2c..,
+ * 2c + 8..; B k 2c.., 2c + 8.., n g; C rows g, g + 8, cols 2c, 2c + 1). */
+template <int F16, int D>
+__global__ static void __launch_bounds__(PF_THREADS)
+attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
+		    unsigned n_head, float qscale, size_t window)
+{
+	extern __shared__ __align__(16) unsigned char smem[];
+	const int LD = D + 8; /* 16-bit elements per smem row (+16 B: no conflicts) */
+	uint16_t *Qs = (uint16_t *)smem, *Ks = Qs + PF_ROWS * LD,
+		 *Vs = Ks + ATT_TILE * LD;
+	/* f32 pool: low parts (x - bf16(x)) after the high parts */
+	uint16_t *Ql = Vs + ATT_TILE * LD, *Kl = Ql + PF_ROWS * LD,
+		 *Vl = Kl + ATT_TILE * LD;
+	long long *pgo = (long long *)(F16 ? Ql : Vl + ATT_TILE * LD);
+	const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+	const int gq = lane >> 2, cq = lane & 3;
+	const size_t n_tiles = (kv.n_rows + PF_ROWS - 1) / PF_ROWS;
+	const size_t tile = n_tiles - 1 - blockIdx.x / n_head, h = blockIdx.x % n_head;
+	const size_t r0 = tile * PF_ROWS, hd = kv.head_dim, ps = kv.page_size;
+	const size_t hk = h / (n_head / kv.n_head_kv);
+	const size_t rowel = kv.n_head_kv * hd;
+	const int CH = D / 8; /* 8-element chunks per smem row */
+	const tile_info ti = tile_scan(kv, r0, window);
+	long long plo[2], phi[2], wlo, whi;
+	float of[D / 8][4], mrow[2], lrow[2];
+
+	if (!ti.uniform)
+		return; /* the decode kernel takes this tile */
+	/* Q (x scale log2 e) and zero pads */
+	for (int idx = tid; idx < PF_ROWS * CH; idx += PF_THREADS) {
+		const int r = idx / CH, c = idx % CH;
+		const size_t d0 = (size_t)c * 8;
+		float x[8];
+
+#pragma unroll
+		for (int e = 0; e < 8; e++)
+			x[e] = 0.0f;
+		if (r0 + r < kv.n_rows && d0 < hd) {
+			const float4 *src = (const float4 *)(q + ((r0 + r) * n_head + h) * hd + d0);
+			float4 a = src[0], b = src[1];
+
+			x[0] = a.x * qscale; x[1] = a.y * qscale;
+			x[2] = a.z * qscale; x[3] = a.w * qscale;
+			x[4] = b.x * qscale; x[5] = b.y * qscale;
+			x[6] = b.z * qscale; x[7] = b.w * qscale;
+		}
+		if (F16) {
+			*(uint4 *)(Qs + r * LD + c * 8) = cvt8<1>(x);
+		} else {
+			uint4 hi, lo;
+
+			cvt8s(x, &hi, &lo);
+			*(uint4 *)(Qs + r * LD + c * 8) = hi;
+			*(uint4 *)(Ql + r * LD + c * 8) = lo;
+		}
+		if (d0 >= hd) {
+			*(uint4 *)(Ks + r * LD + c * 8) = make_uint4(0, 0, 0, 0);
+			*(uint4 *)(Vs + r * LD + c * 8) = make_uint4(0, 0, 0, 0);
+			if (!F16) {
+				*(uint4 *)(Kl + r * LD + c * 8) = make_uint4(0, 0, 0, 0);
+				*(uint4 *)(Vl + r * LD + c * 8) = make_uint4(0, 0, 0, 0);
+			}
+		}
+	}
+	/* this thread's rows: a = 16 warp + g, b = a + 8 */
+	wlo = LLONG_MAX;
+	whi = -1;
+	for (int k = 0; k < 2; k++) {
+		const size_t r = r0 + 16 * warp + gq + 8 * k;
+
+		plo[k] = 0;
+		phi[k] = -1;
+		if (r < kv.n_rows) {
+			const int32_t s = kv.row_seq[r], p = kv.row_pos[r];
+
+			if (s >= 0 && (size_t)s < kv.n_seq && p >= 0) {
+				phi[k] = p;
+				plo[k] = window && (size_t)p + 1 > window ?
+					(long long)p + 1 - (long long)window : 0;
+				wlo = wlo < plo[k] ? wlo : plo[k];
+				whi = whi > phi[k] ? whi : phi[k];
+			}
+		}
+		mrow[k] = -INFINITY;
+		lrow[k] = 0.0f;
+	}
+	for (int o = 16; o > 0; o >>= 1) {
+		long long a = __shfl_xor_sync(0xffffffffu, wlo, o);
+		long long b = __shfl_xor_sync(0xffffffffu, whi, o);
+
+		wlo = wlo < a ? wlo : a;
+		whi = whi > b ? whi : b;
+	}
+#pragma unroll
+	for (int nd = 0; nd < D / 8; nd++)
+		of[nd][0] = of[nd][1] = of[nd][2] = of[nd][3] = 0.0f;
+
+	for (long long t0 = ti.tmax < 0 ? 1 : ti.tmin / ATT_TILE * ATT_TILE;
+	     t0 <= ti.tmax; t0 += ATT_TILE) {
+		__syncthreads(); /* previous tile's K/V/pgo read; Q written */
+		if (tid < ATT_TILE) {
+			const long long t = t0 + tid;
+			long long pg = -1;
+
+			if (t >= ti.tmin && t <= ti.tmax)
+				pg = kv_page(kv, (size_t)ti.seq, (size_t)t);
+			pgo[tid] = pg < 0 ? -1 :
+				(long long)(((size_t)pg * ps + (unsigned)t % (unsigned)ps) * rowel +
+					    hk * hd);
+		}
+		__syncthreads();
+		for (int idx = tid; idx < ATT_TILE * CH; idx += PF_THREADS) {
+			const int r = idx / CH, c = idx % CH;
+			const size_t d0 = (size_t)c * 8;
+			const long long e = pgo[r];
+			uint4 ku = make_uint4(0, 0, 0, 0), vu = ku, kl = ku, vl = ku;
+
+			if (d0 >= hd)
+				continue; /* pad: zeroed above */
+			if (e >= 0) {
+				if (F16) {
+					ku = *(const uint4 *)((const __half *)kv.k + e + d0);
+					vu = *(const uint4 *)((const __half *)kv.v + e + d0);
+				} else {
+					float x[8];
+
+					ld8<0>(x, kv.k, (size_t)e + d0, 1, 8);
+					cvt8s(x, &ku, &kl);
+					ld8<0>(x, kv.v, (size_t)e + d0, 1, 8);
+					cvt8s(x, &vu, &vl);
+				}
+			}
+			*(uint4 *)(Ks + r * LD + c * 8) = ku;
+			*(uint4 *)(Vs + r * LD + c * 8) = vu;
+			if (!F16) {
+				*(uint4 *)(Kl + r * LD + c * 8) = kl;
+				*(uint4 *)(Vl + r * LD + c * 8) = vl;
+			}
+		}
+		__syncthreads();
+		if (whi < t0 || wlo > t0 + ATT_TILE - 1)
+			continue; /* none of this warp's rows sees this tile */
+		{
+			float sf[8][4];
+			const int nk = (int)((hd + 15) / 16);
+
+#pragma unroll
+			for (int nb = 0; nb < 8; nb++)
+				sf[nb][0] = sf[nb][1] = sf[nb][2] = sf[nb][3] = 0.0f;
+			/* S = Q K^T */
+#pragma unroll
+			for (int kk = 0; kk < D / 16; kk++) {
+				uint32_t a[4], al[4];
+				const int qo = (16 * warp + (lane & 15)) * LD + kk * 16 +
+					       (lane >> 4) * 8;
+
+				if (kk >= nk)
+					break;
+				ldsm4(a, Qs + qo);
+				if (!F16)
+					ldsm4(al, Ql + qo);
+#pragma unroll
+				for (int j = 0; j < 4; j++) {
+					uint32_t b[4], bl[4];
+					const int ko = (j * 16 + (lane & 7) + ((lane >> 4) << 3)) * LD +
+						       kk * 16 + ((lane >> 3) & 1) * 8;
+
+					ldsm4(b, Ks + ko);
+					pf_t<F16>::mma(sf[2 * j], a, b[0], b[1]);
+					pf_t<F16>::mma(sf[2 * j + 1], a, b[2], b[3]);
+					if (!F16) {
+						ldsm4(bl, Kl + ko);
+						pf_t<F16>::mma(sf[2 * j], al, b[0], b[1]);
+						pf_t<F16>::mma(sf[2 * j + 1], al, b[2], b[3]);
+						pf_t<F16>::mma(sf[2 * j], a, bl[0], bl[1]);
+						pf_t<F16>::mma(sf[2 * j + 1], a, bl[2], bl[3]);
+					}
+				}
+			}
+			/* masks, online softmax (rows a: e = 0, 1; b: e = 2, 3) */
+#pragma unroll
+			for (int k = 0; k < 2; k++) {
+				float mx = mrow[k], mu, corr, ls = 0.0f;
+
+#pragma unroll
+				for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+					for (int e = 0; e < 2; e++) {
+						const int kt = nb * 8 + 2 * cq + e;
+						const long long t = t0 + kt;
+
+						if (pgo[kt] < 0 || t < plo[k] || t > phi[k])
+							sf[nb][2 * k + e] = -INFINITY;
+						mx = fmaxf(mx, sf[nb][2 * k + e]);
+					}
+				mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+				mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+				mu = mx == -INFINITY ? 0.0f : mx;
+				corr = exp2f(mrow[k] - mu);
+#pragma unroll
+				for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+					for (int e = 0; e < 2; e++) {
+						const float pv = exp2f(sf[nb][2 * k + e] - mu);
+
+						sf[nb][2 * k + e] = pv;
+						ls += pv;
+					}
+				lrow[k] = lrow[k] * corr + ls;
+				mrow[k] = mx;
+#pragma unroll
+				for (int nd = 0; nd < D / 8; nd++) {
+					of[nd][2 * k] *= corr;
+					of[nd][2 * k + 1] *= corr;
+				}
+			}
+			/* O += P V */
+#pragma unroll
+			for (int j = 0; j < 4; j++) {
+				uint32_t a[4], al[4];
+				const float *p0 = sf[2 * j], *p1 = sf[2 * j + 1];
+
+				a[0] = pf_t<F16>::pack(p0[0], p0[1]);
+				a[1] = pf_t<F16>::pack(p0[2], p0[3]);
+				a[2] = pf_t<F16>::pack(p1[0], p1[1]);
+				a[3] = pf_t<F16>::pack(p1[2], p1[3]);
+				if (!F16) {
+					float r0[4], r1[4];
+
+#pragma unroll
+					for (int e = 0; e < 4; e++) {
+						r0[e] = p0[e] - __bfloat162float(__float2bfloat16_rn(p0[e]));
+						r1[e] = p1[e] - __bfloat162float(__float2bfloat16_rn(p1[e]));
+					}
+					al[0] = pf_t<F16>::pack(r0[0], r0[1]);
+					al[1] = pf_t<F16>::pack(r0[2], r0[3]);
+					al[2] = pf_t<F16>::pack(r1[0], r1[1]);
+					al[3] = pf_t<F16>::pack(r1[2], r1[3]);
+				}
+#pragma unroll
+				for (int dp = 0; dp < D / 16; dp++) {
+					uint32_t b[4], bl[4];
+					const int vo = (j * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD +
+						       dp * 16 + (lane >> 4) * 8;
+
+					if (dp >= nk)
+						break;
+					ldsm4t(b, Vs + vo);
+					pf_t<F16>::mma(of[2 * dp], a, b[0], b[1]);
+					pf_t<F16>::mma(of[2 * dp + 1], a, b[2], b[3]);
+					if (!F16) {
+						ldsm4t(bl, Vl + vo);
+						pf_t<F16>::mma(of[2 * dp], al, b[0], b[1]);
+						pf_t<F16>::mma(of[2 * dp + 1], al, b[2], b[3]);
+						pf_t<F16>::mma(of[2 * dp], a, bl[0], bl[1]);
+						pf_t<F16>::mma(of[2 * dp + 1], a, bl[2], bl[3]);
+					}
+				}
+			}
+		}
+	}
+	/* out = o / l (l summed over the 4 lanes of a row) */
+#pragma unroll
+	for (int k = 0; k < 2; k++) {
+		const size_t r = r0 + 16 * warp + gq + 8 * k;
+		float L = lrow[k], inv;
+
+		L += __shfl_xor_sync(0xffffffffu, L, 1);
+		L += __shfl_xor_sync(0xffffffffu, L, 2);
+		inv = L > 0.0f ? 1.0f / L : 0.0f;
+		if (r >= kv.n_rows)
+			continue;
+#pragma unroll
+		for (int nd = 0; nd < D / 8; nd++) {
+			const size_t d = (size_t)nd * 8 + 2 * cq;
+
+			if (d < hd)
+				*(float2 *)(out + (r * n_head + h) * hd + d) =
+					make_float2(of[nd][2 * k] * inv, of[nd][2 * k + 1] * inv);
+		}
+	}
+}
+
+/* ---- host side ---------------------------------------------------------- */
 
 extern "C" size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head,
 					    size_t span, size_t *chunk)
 {
-	const size_t target = 1024; /* blocks: several waves on 132 SMs */
+	/* blocks = n_rows * n_head (here: kv heads) * n_split: about 4 per SM
+	 * on 132 SMs */
+	const size_t target = 512;
 	size_t n_split = 1, tiles = (span + ATT_TILE - 1) / ATT_TILE;
 
 	if (n_rows * n_head < target)
@@ -287,28 +860,150 @@ extern "C" size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head,
 	return n_split ? n_split : 1;
 }
 
+template <int F16, int G, int C>
+static void dec_launch(dim3 grid, cudaStream_t s, const struct gpu_cuda_kv *kv,
+		       float *out, const float *q, unsigned n_head, unsigned n_grp,
+		       float qs, size_t window, size_t chunk, float *po, float *pml,
+		       int skip, int lpk, int vec)
+{
+	attn_decode_kernel<F16, G, C, F16 ? 4 : 2><<<grid, DEC_THREADS, 0, s>>>(
+		*kv, out, q, n_head, n_grp, qs, window, chunk, po, pml, skip, lpk,
+		vec);
+}
+
+template <int F16, int C>
+static void dec_launch_g(int G, dim3 grid, cudaStream_t s,
+			 const struct gpu_cuda_kv *kv, float *out, const float *q,
+			 unsigned n_head, unsigned n_grp, float qs, size_t window,
+			 size_t chunk, float *po, float *pml, int skip, int lpk,
+			 int vec)
+{
+	if (G == 1)
+		dec_launch<F16, 1, C>(grid, s, kv, out, q, n_head, n_grp, qs, window,
+				      chunk, po, pml, skip, lpk, vec);
+	else if (G == 2)
+		dec_launch<F16, 2, C>(grid, s, kv, out, q, n_head, n_grp, qs, window,
+				      chunk, po, pml, skip, lpk, vec);
+	else if (G == 4)
+		dec_launch<F16, 4, C>(grid, s, kv, out, q, n_head, n_grp, qs, window,
+				      chunk, po, pml, skip, lpk, vec);
+	else if (C == 1)
+		dec_launch<F16, 8, 1>(grid, s, kv, out, q, n_head, n_grp, qs, window,
+				      chunk, po, pml, skip, lpk, vec);
+}
+
+/* Launch the prefill kernel; *done = 0 (nothing launched) when the device
+ * lacks the shared memory (e.g. 99 KB on sm_86/89: f32 pool, D >= 128). */
+template <int F16, int D>
+static int pf_launch(cudaStream_t s, const struct gpu_cuda_kv *kv, float *out,
+		     const float *q, size_t n_head, float qs, size_t window,
+		     int *done)
+{
+	static int attr_set[64]; /* per device: 1 set, -1 too little smem */
+	const size_t bytes = pf_smem(D, F16);
+	const size_t n_tiles = (kv->n_rows + PF_ROWS - 1) / PF_ROWS;
+	cudaError_t e;
+	int dev = 0;
+
+	e = cudaGetDevice(&dev);
+	if (e != cudaSuccess)
+		return (int)e;
+	*done = 0;
+	if (dev >= 0 && dev < 64 && attr_set[dev] < 0)
+		return 0;
+	if (dev < 0 || dev >= 64 || !attr_set[dev]) {
+		int maxs = 0;
+
+		e = cudaDeviceGetAttribute(&maxs, cudaDevAttrMaxSharedMemoryPerBlockOptin,
+					   dev);
+		if (e != cudaSuccess)
+			return (int)e;
+		if ((size_t)maxs < bytes) {
+			if (dev >= 0 && dev < 64)
+				attr_set[dev] = -1;
+			return 0;
+		}
+		e = cudaFuncSetAttribute(attn_prefill_kernel<F16, D>,
+					 cudaFuncAttributeMaxDynamicSharedMemorySize,
+					 (int)bytes);
+		if (e != cudaSuccess)
+			return (int)e;
+		if (dev >= 0 && dev < 64)
+			attr_set[dev] = 1;
+	}
+	attn_prefill_kernel<F16, D><<<(unsigned)(n_tiles * n_head), PF_THREADS, bytes,
+				       s>>>(*kv, out, q, (unsigned)n_head, qs, window);
+	*done = 1;
+	return (int)cudaPeekAtLastError();
+}
+
 extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv *kv,
 					 float *out, const float *q, size_t n_head,
 					 float scale, size_t window, size_t n_split,
 					 size_t chunk, float *part_o, float *part_ml)
 {
 	cudaStream_t s = (cudaStream_t)stream;
-	dim3 grid((unsigned)(kv->n_rows * n_head), (unsigned)n_split);
+	const size_t hd = kv->head_dim, n_rep = n_head / kv->n_head_kv;
+	const size_t n8 = (hd + 7) / 8;
+	const float qs = scale * LOG2E;
+	const int aligned = !(((uintptr_t)kv->k | (uintptr_t)kv->v | (uintptr_t)q |
+			       (uintptr_t)out) & 15);
+	const int vec = hd % 8 == 0 && aligned;
+	int lpk = 1, C, G, skip = 0, rc;
+	size_t n_grp;
 
+	if (kv->n_rows == 0)
+		return 0;
 	if (n_split <= 1) {
 		part_o = NULL;
 		part_ml = NULL;
+		n_split = 1;
 	}
-	if (kv->f16)
-		attention_kernel<1><<<grid, ATT_THREADS, 0, s>>>(*kv, out, q, n_head,
-								 scale, window, chunk,
-								 part_o, part_ml);
-	else
-		attention_kernel<0><<<grid, ATT_THREADS, 0, s>>>(*kv, out, q, n_head,
-								 scale, window, chunk,
-								 part_o, part_ml);
+	/* prefill: tensor-core kernel for the uniform 64-row tiles */
+	if (kv->n_rows >= ATT_PREFILL_MIN && vec && hd <= 256) {
+		if (kv->f16)
+			rc = hd <= 64 ? pf_launch<1, 64>(s, kv, out, q, n_head, qs, window, &skip) :
+			     hd <= 128 ? pf_launch<1, 128>(s, kv, out, q, n_head, qs, window, &skip) :
+					 pf_launch<1, 256>(s, kv, out, q, n_head, qs, window, &skip);
+		else
+			rc = hd <= 64 ? pf_launch<0, 64>(s, kv, out, q, n_head, qs, window, &skip) :
+			     hd <= 128 ? pf_launch<0, 128>(s, kv, out, q, n_head, qs, window, &skip) :
+					 pf_launch<0, 256>(s, kv, out, q, n_head, qs, window, &skip);
+		if (rc)
+			return rc; /* skip = 1: the decode kernel leaves uniform tiles */
+	}
+	/* decode: lanes per key, dims per lane (8 C), heads per block */
+	while ((size_t)lpk < n8 && lpk < 32)
+		lpk *= 2;
+	C = (int)((n8 + (size_t)lpk - 1) / (size_t)lpk); /* 1, or 2 for hd > 256 */
+	for (G = 1; (size_t)G < n_rep && G < (C == 1 ? 8 : 4);)
+		G *= 2;
+	n_grp = (n_rep + (size_t)G - 1) / (size_t)G;
+	{
+		dim3 grid((unsigned)(kv->n_rows * kv->n_head_kv * n_grp), (unsigned)n_split);
+
+		if (kv->f16) {
+			if (C == 1)
+				dec_launch_g<1, 1>(G, grid, s, kv, out, q, (unsigned)n_head,
+						   (unsigned)n_grp, qs, window, chunk,
+						   part_o, part_ml, skip, lpk, vec);
+			else
+				dec_launch_g<1, 2>(G, grid, s, kv, out, q, (unsigned)n_head,
+						   (unsigned)n_grp, qs, window, chunk,
+						   part_o, part_ml, skip, lpk, vec);
+		} else {
+			if (C == 1)
+				dec_launch_g<0, 1>(G, grid, s, kv, out, q, (unsigned)n_head,
+						   (unsigned)n_grp, qs, window, chunk,
+						   part_o, part_ml, skip, lpk, vec);
+			else
+				dec_launch_g<0, 2>(G, grid, s, kv, out, q, (unsigned)n_head,
+						   (unsigned)n_grp, qs, window, chunk,
+						   part_o, part_ml, skip, lpk, vec);
+		}
+	}
 	if (n_split > 1 && cudaPeekAtLastError() == cudaSuccess)
 		attn_combine_kernel<<<(unsigned)(kv->n_rows * n_head), 128, 0, s>>>(
-			out, part_o, part_ml, n_split, kv->head_dim);
+			*kv, out, part_o, part_ml, n_head, n_split, window, skip);
 	return (int)cudaGetLastError();
 }

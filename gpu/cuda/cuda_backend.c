@@ -514,7 +514,8 @@ static int cuda_attention(struct gpu *g, struct gpu_buf *out,
 				 n_head);
 	if (window && window < span)
 		span = window;
-	n_split = gpu_cuda_attention_splits(b->n_rows, n_head, span, &chunk);
+	n_split = gpu_cuda_attention_splits(b->n_rows, pool->n_head_kv, span,
+					    &chunk); /* blocks per kv head */
 	if (n_split > 1) {
 		need = b->n_rows * n_head * n_split * (pool->head_dim + 2) *
 		       sizeof(float);

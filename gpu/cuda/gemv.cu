@@ -2,24 +2,93 @@
  * activation rows.
  *
  *   out[i, r] = sum_j x[i, j] * W[r, j] (+ bias[r])
- *   out f32 [n, rows], x f32 [n, k], W f16/bf16 [rows, k], n <= 8
+ *   out f32 [n, rows], x f32 [n, k], W f16/bf16 [rows, k],
+ *   1 <= n <= GPU_CUDA_GEMV_MAX_N (8; the kernel is written and was
+ *   checked for up to 16)
  *
  * Memory bound: it must read W once (2 * rows * k bytes) and x (n * k * 4,
- * from L1/L2 after the first warp) for 2 * n * rows * k FLOPs, i.e. n FLOPs
- * per weight byte, far under the machine balance.  So the kernel only has
- * to stream W at full bandwidth: one warp per weight row, each lane loading
- * 16 bytes (8 weights) at a time with UNROLL independent loads in flight,
- * widening to f32 in registers and accumulating n dot products in f32;
- * a warp shuffle reduction gives the row's n outputs.  When k is not a
- * multiple of 8 or x / W are not 16-byte aligned (16-byte loads would be
- * misaligned), a scalar variant runs.
- * Result differs from the CPU oracle by summation order only.
+ * from L1/L2) for 2 * n * rows * k FLOPs, i.e. n FLOPs per weight byte, far
+ * under the machine balance.  So the kernel has to stream W at full
+ * bandwidth and keep the L1 traffic for x small:
+ *   - each warp owns R consecutive weight rows; a lane loads 16 bytes
+ *     (8 weights) of each of its R rows at a time, U such groups per row in
+ *     flight (R * U independent 16-byte loads per lane), with an L1
+ *     no-allocate hint so that W does not evict x from L1;
+ *   - each x value (f32, read through L1 as float4) is used for all R rows
+ *     held in registers, so x costs 2 n / R bytes of L1 traffic per weight
+ *     byte instead of 2 n (one row per warp);
+ *   - the n x R dot products accumulate in f32 registers (n is a template
+ *     parameter), then warp shuffle reductions give the outputs.
+ * The main loop runs whole groups of 32 * U 16-byte columns unguarded; one
+ * guarded pass does the rest.  Rows past `rows` (last warp) re-read the last
+ * row and are not written.  When k is not a multiple of 8 or x / W are not
+ * 16-byte aligned (16-byte loads would be misaligned), a scalar variant
+ * runs.  x is used exactly (no rounding): the result differs from the CPU
+ * oracle by summation order only.
  */
 #include "gpu/cuda/kernels.h"
 #include "gpu/cuda/cuda_common.cuh"
 
-#define GEMV_WARPS 8
-#define GEMV_UNROLL 4
+/* Warps per block (vector kernel) and for the scalar kernel. */
+#ifndef GEMV_WARPS
+#define GEMV_WARPS 4
+#endif
+#define GEMV_SCALAR_WARPS 8
+
+/* Rows per warp (R) and 16-byte loads in flight per row and lane (U), by n:
+ * small n is pure streaming (many loads in flight), larger n needs more
+ * rows per warp to amortise the x reads; R * U loads and R * n accumulators
+ * stay within 128-170 registers so that 3-4 blocks fit per SM.  Chosen on
+ * an H200 (docs/PERFORMANCE.md): n = 1 with R = 1 beat R = 2 by 2-5% (lm_head
+ * 1% slower), n = 2 with R = 2 beat R = 1 by 20-26%, n = 4..8 with R = 4,
+ * U = 4 beat R = 2 by 10-55%.  Overridable with -D for tuning. */
+#ifndef GEMV_R_ONE
+#define GEMV_R_ONE 1 /* n = 1 */
+#endif
+#ifndef GEMV_R_SMALL
+#define GEMV_R_SMALL 2 /* n = 2 */
+#endif
+#ifndef GEMV_U_SMALL
+#define GEMV_U_SMALL 8
+#endif
+#ifndef GEMV_R_MID
+#define GEMV_R_MID 4 /* 3 <= n <= 8 */
+#endif
+#ifndef GEMV_U_MID
+#define GEMV_U_MID 4
+#endif
+#ifndef GEMV_R_BIG
+#define GEMV_R_BIG 4 /* 9 <= n <= 16 */
+#endif
+#ifndef GEMV_U_BIG
+#define GEMV_U_BIG 2
+#endif
+
+#ifndef GEMV_MINB_MID
+#define GEMV_MINB_MID 3 /* blocks per SM the register budget leaves room for */
+#endif
+
+template <int N> struct gemv_cfg {
+	static constexpr int R = N == 1 ? GEMV_R_ONE : N <= 2 ? GEMV_R_SMALL
+				 : N <= 8 ? GEMV_R_MID : GEMV_R_BIG;
+	static constexpr int U = N <= 2 ? GEMV_U_SMALL : N <= 8 ? GEMV_U_MID : GEMV_U_BIG;
+	static constexpr int MINB = N <= 2 ? 4 : N <= 8 ? GEMV_MINB_MID : 2;
+};
+
+/* 16 bytes of W, read-only, streamed: not kept in L1 (x lives there). */
+__device__ __forceinline__ uint4 ld_stream16(const uint4 *p)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+	uint4 v;
+
+	asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+	    : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+	    : "l"(p));
+	return v;
+#else
+	return __ldg(p);
+#endif
+}
 
 /* Widen 8 packed weights (one 16-byte load) to f32. */
 template <int WT>
@@ -42,73 +111,109 @@ __device__ __forceinline__ void widen8(const uint4 &u, float f[8])
 	}
 }
 
-/* acc[i] += W8 . x[i, j..j+8) */
-template <int N>
-__device__ __forceinline__ void fma8(float acc[N], const float wf[8],
-				     const float *x, size_t k, size_t j)
+/* acc[r][i] += W[r][8 weights] . x[i, c*8 .. c*8+8) for the R rows of
+ * one 16-byte column c; xp = x + c * 8. */
+template <int N, int R, int WT>
+__device__ __forceinline__ void fma_col(float (&acc)[R][N], const uint4 (&u)[R],
+					const float *xp, size_t k)
 {
+	float wf[R][8];
+
+#pragma unroll
+	for (int r = 0; r < R; r++)
+		widen8<WT>(u[r], wf[r]);
 #pragma unroll
 	for (int i = 0; i < N; i++) {
-		const float4 a = __ldg(reinterpret_cast<const float4 *>(x + i * k + j));
-		const float4 b = __ldg(reinterpret_cast<const float4 *>(x + i * k + j + 4));
+		const float4 a = __ldg(reinterpret_cast<const float4 *>(xp + i * k));
+		const float4 b = __ldg(reinterpret_cast<const float4 *>(xp + i * k + 4));
 
-		acc[i] += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w +
-			  wf[4] * b.x + wf[5] * b.y + wf[6] * b.z + wf[7] * b.w;
+#pragma unroll
+		for (int r = 0; r < R; r++) {
+			float s = acc[r][i];
+
+			s = fmaf(wf[r][0], a.x, s);
+			s = fmaf(wf[r][1], a.y, s);
+			s = fmaf(wf[r][2], a.z, s);
+			s = fmaf(wf[r][3], a.w, s);
+			s = fmaf(wf[r][4], b.x, s);
+			s = fmaf(wf[r][5], b.y, s);
+			s = fmaf(wf[r][6], b.z, s);
+			s = fmaf(wf[r][7], b.w, s);
+			acc[r][i] = s;
+		}
 	}
 }
 
+/* One warp per R rows; k % 8 == 0, x and W 16-byte aligned. */
 template <int N, int WT>
-__global__ static void __launch_bounds__(GEMV_WARPS * 32)
+__global__ static void __launch_bounds__(GEMV_WARPS * 32, gemv_cfg<N>::MINB)
 gemv_vec_kernel(float *out, const float *x, const void *w, const void *bias,
 		int bias_wt, size_t k, size_t rows)
 {
+	constexpr int R = gemv_cfg<N>::R, U = gemv_cfg<N>::U;
 	const int lane = threadIdx.x & 31;
-	const size_t r = (size_t)blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
-	const uint4 *wr;
-	float acc[N];
-	size_t j;
+	const size_t r0 = ((size_t)blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5)) * R;
+	const size_t k16 = k / 8; /* 16-byte columns per row */
+	const uint4 *wr[R];
+	float acc[R][N];
+	size_t c;
 
-	if (r >= rows)
+	if (r0 >= rows)
 		return;
-	wr = reinterpret_cast<const uint4 *>((const uint16_t *)w + r * k);
 #pragma unroll
-	for (int i = 0; i < N; i++)
-		acc[i] = 0.0f;
-	/* main loop: UNROLL loads of 16 bytes per lane in flight */
-	for (j = 0; j + 256 * GEMV_UNROLL <= k; j += 256 * GEMV_UNROLL) {
-		uint4 u[GEMV_UNROLL];
+	for (int r = 0; r < R; r++) {
+		const size_t rr = r0 + r < rows ? r0 + r : rows - 1;
 
+		wr[r] = reinterpret_cast<const uint4 *>((const uint16_t *)w + rr * k) + lane;
 #pragma unroll
-		for (int q = 0; q < GEMV_UNROLL; q++)
-			u[q] = __ldg(wr + (j + q * 256) / 8 + lane);
-#pragma unroll
-		for (int q = 0; q < GEMV_UNROLL; q++) {
-			float wf[8];
-
-			widen8<WT>(u[q], wf);
-			fma8<N>(acc, wf, x, k, j + q * 256 + lane * 8);
-		}
+		for (int i = 0; i < N; i++)
+			acc[r][i] = 0.0f;
 	}
-	/* tail: whole 8-element groups (k % 8 == 0 on this path) */
-	for (; j < k; j += 256) {
-		size_t jj = j + lane * 8;
+	/* main loop: R * U loads of 16 bytes per lane in flight */
+	for (c = 0; c + 32 * U <= k16; c += 32 * U) {
+		uint4 u[U][R];
 
-		if (jj < k) {
-			float wf[8];
+#pragma unroll
+		for (int q = 0; q < U; q++)
+#pragma unroll
+			for (int r = 0; r < R; r++)
+				u[q][r] = ld_stream16(wr[r] + c + q * 32);
+#pragma unroll
+		for (int q = 0; q < U; q++)
+			fma_col<N, R, WT>(acc, u[q], x + (c + q * 32 + lane) * 8, k);
+	}
+	/* rest: fewer than 32 * U columns, loads still issued together */
+	if (c < k16) {
+		uint4 u[U][R];
 
-			widen8<WT>(__ldg(wr + jj / 8), wf);
-			fma8<N>(acc, wf, x, k, jj);
-		}
+#pragma unroll
+		for (int q = 0; q < U; q++)
+#pragma unroll
+			for (int r = 0; r < R; r++)
+				u[q][r] = c + q * 32 + lane < k16 ? ld_stream16(wr[r] + c + q * 32)
+								  : make_uint4(0, 0, 0, 0);
+#pragma unroll
+		for (int q = 0; q < U; q++)
+			if (c + q * 32 + lane < k16)
+				fma_col<N, R, WT>(acc, u[q], x + (c + q * 32 + lane) * 8, k);
 	}
 #pragma unroll
-	for (int i = 0; i < N; i++)
-		acc[i] = tern_warp_sum(acc[i]);
-	if (lane == 0) {
-		float b = bias ? tern_ldw(bias, bias_wt, r) : 0.0f;
+	for (int r = 0; r < R; r++) {
+		const size_t rr = r0 + r;
+		float b = 0.0f;
 
 #pragma unroll
 		for (int i = 0; i < N; i++)
-			out[i * rows + r] = acc[i] + b;
+			acc[r][i] = tern_warp_sum(acc[r][i]);
+		if (rr >= rows)
+			continue;
+		if (bias)
+			b = tern_ldw(bias, bias_wt, rr);
+		/* every lane holds every sum: spread the stores over lanes */
+#pragma unroll
+		for (int i = 0; i < N; i++)
+			if (lane == ((r * N + i) & 31))
+				out[i * rows + rr] = acc[r][i] + b;
 	}
 }
 
@@ -119,7 +224,7 @@ __global__ static void gemv_scalar_kernel(float *out, const float *x,
 					  size_t rows)
 {
 	const int lane = threadIdx.x & 31;
-	const size_t r = (size_t)blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+	const size_t r = (size_t)blockIdx.x * GEMV_SCALAR_WARPS + (threadIdx.x >> 5);
 
 	if (r >= rows)
 		return;
@@ -135,20 +240,31 @@ __global__ static void gemv_scalar_kernel(float *out, const float *x,
 	}
 }
 
-template <int WT>
-static void launch_vec(cudaStream_t s, unsigned blocks, float *out,
-		       const float *x, const void *w, const void *bias,
-		       int bias_wt, size_t n, size_t k, size_t rows)
+template <int N, int WT>
+static void launch_n(cudaStream_t s, float *out, const float *x, const void *w,
+		     const void *bias, int bias_wt, size_t k, size_t rows)
 {
-	const unsigned th = GEMV_WARPS * 32;
+	const size_t rows_per_block = (size_t)GEMV_WARPS * gemv_cfg<N>::R;
 
+	gemv_vec_kernel<N, WT><<<(unsigned)tern_div_up(rows, rows_per_block),
+				 GEMV_WARPS * 32, 0, s>>>(out, x, w, bias, bias_wt,
+							   k, rows);
+}
+
+template <int WT>
+static void launch_vec(cudaStream_t s, float *out, const float *x, const void *w,
+		       const void *bias, int bias_wt, size_t n, size_t k,
+		       size_t rows)
+{
 	switch (n) {
 #define CASE(N)                                                              \
 	case N:                                                              \
-		gemv_vec_kernel<N, WT><<<blocks, th, 0, s>>>(out, x, w, bias, \
-							     bias_wt, k, rows); \
+		launch_n<N, WT>(s, out, x, w, bias, bias_wt, k, rows);       \
 		break;
 	CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+#if GPU_CUDA_GEMV_MAX_N > 8
+	CASE(9) CASE(10) CASE(11) CASE(12) CASE(13) CASE(14) CASE(15) CASE(16)
+#endif
 #undef CASE
 	default:
 		break;
@@ -160,19 +276,19 @@ extern "C" int gpu_cuda_launch_gemv(void *stream, float *out, const float *x,
 				    int bias_wt, size_t n, size_t k, size_t rows)
 {
 	cudaStream_t s = (cudaStream_t)stream;
-	unsigned blocks = tern_div_up(rows, GEMV_WARPS);
 
-	if (n == 0 || n > GPU_CUDA_GEMV_MAX_N || wt == CUDA_WT_F32)
+	if (n == 0 || n > GPU_CUDA_GEMV_MAX_N || n > 16 || wt == CUDA_WT_F32)
 		return (int)cudaErrorInvalidValue;
+	if (rows == 0)
+		return 0;
 	if (k % 8 == 0 && ((uintptr_t)x | (uintptr_t)w) % 16 == 0) {
 		if (wt == CUDA_WT_BF16)
-			launch_vec<CUDA_WT_BF16>(s, blocks, out, x, w, bias,
-						 bias_wt, n, k, rows);
+			launch_vec<CUDA_WT_BF16>(s, out, x, w, bias, bias_wt, n, k, rows);
 		else
-			launch_vec<CUDA_WT_F16>(s, blocks, out, x, w, bias,
-						bias_wt, n, k, rows);
+			launch_vec<CUDA_WT_F16>(s, out, x, w, bias, bias_wt, n, k, rows);
 	} else {
-		gemv_scalar_kernel<<<blocks, GEMV_WARPS * 32, 0, s>>>(
+		gemv_scalar_kernel<<<(unsigned)tern_div_up(rows, GEMV_SCALAR_WARPS),
+				     GEMV_SCALAR_WARPS * 32, 0, s>>>(
 			out, x, w, wt, bias, bias_wt, n, k, rows);
 	}
 	return (int)cudaGetLastError();

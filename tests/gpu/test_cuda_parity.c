@@ -289,7 +289,7 @@ static void one_matmul(struct pair *p, enum gpu_dtype wt, size_t n, size_t k,
 
 START_TEST(test_matmul)
 {
-	static const size_t ns[] = { 1, 2, 3, 8, 9, 64, 130 };
+	static const size_t ns[] = { 1, 2, 3, 8, 9, 16, 17, 64, 130 };
 	static const size_t ks[][2] = { { 256, 100 }, { 1000, 37 }, { 77, 50 },
 					{ 4096, 8 } };
 	struct pair p;
@@ -302,6 +302,29 @@ START_TEST(test_matmul)
 			for (j = 0; j < sizeof ks / sizeof ks[0]; j++)
 				one_matmul(&p, FT[t], ns[i], ks[j][0], ks[j][1],
 					   (int)((i + j) % 4) - 1);
+	close_pair(&p);
+}
+END_TEST
+
+/* Half W, n = 1..16 (GEMV up to GPU_CUDA_GEMV_MAX_N, cuBLAS above): k a
+ * multiple of 8 with and without a partial last group of 32 x U 16-byte
+ * columns, k = 8 (one column), odd k (scalar kernel), rows not a multiple
+ * of any rows-per-block, a row count that leaves a warp's last rows empty;
+ * all bias types. */
+START_TEST(test_gemv)
+{
+	static const size_t ks[][2] = { { 4096, 67 }, { 2056, 130 }, { 8, 37 },
+					{ 264, 5 }, { 1032, 1 }, { 99, 21 } };
+	struct pair p;
+	size_t t, n, j;
+
+	if (!open_pair(&p))
+		return;
+	for (t = 1; t < 3; t++)
+		for (n = 1; n <= 16; n++)
+			for (j = 0; j < sizeof ks / sizeof ks[0]; j++)
+				one_matmul(&p, FT[t], n, ks[j][0], ks[j][1],
+					   (int)((n + j) % 4) - 1);
 	close_pair(&p);
 }
 END_TEST
@@ -464,6 +487,16 @@ END_TEST
 
 /* ---- kv_store + attention ---------------------------------------------- */
 
+/* Tolerance of rows that the prefill kernel takes (batches of >= 16 rows,
+ * 64-row tiles of one sequence, head_dim % 8 == 0 and <= 256): f16 pool:
+ * Q and P rounded to f16; f32 pool: split bf16 (hi + lo) products. */
+static double att_tc_tol(enum gpu_dtype kvt, size_t hd)
+{
+	if (hd % 8 || hd > 256)
+		return 1e-5;
+	return kvt == GPU_DTYPE_F16 ? 2e-3 : 1e-4;
+}
+
 static void one_attention(struct pair *p, enum gpu_dtype kvt, size_t n_head,
 			  size_t n_head_kv, size_t hd, size_t ps, size_t window)
 {
@@ -571,8 +604,14 @@ static void one_attention(struct pair *p, enum gpu_dtype kvt, size_t n_head,
 			   1.0f / sqrtf((float)hd), window, &d_),
 	     gpu_attention(p->cuda, out.g, bq.g, &pg, &bg, n_head,
 			   1.0f / sqrtf((float)hd), window, &d_));
-	EXPECT_CLOSE(out, 0, nq * n_head * hd, 1e-5,
+	/* rows 0..63 (one sequence) go to the tensor-core prefill kernel
+	 * when head_dim allows (Q, P and K/V rounded to 16 bits); the last 8
+	 * (two sequences) to the exact f32 decode kernel */
+	EXPECT_CLOSE(out, 0, 64 * n_head * hd, att_tc_tol(kvt, hd),
 		     "attention %s heads %zu/%zu hd %zu page %zu window %zu",
+		     gpu_dtype_name(kvt), n_head, n_head_kv, hd, ps, window);
+	EXPECT_CLOSE(out, 64 * n_head * hd, (nq - 64) * n_head * hd, 1e-5,
+		     "attention (mixed tile) %s heads %zu/%zu hd %zu page %zu window %zu",
 		     gpu_dtype_name(kvt), n_head, n_head_kv, hd, ps, window);
 	free2(bk);
 	free2(bv);
@@ -590,6 +629,113 @@ static void one_attention(struct pair *p, enum gpu_dtype kvt, size_t n_head,
 	free(poss);
 }
 
+/* Prefill-size batch: sequence 0 holds L positions, sequence 1 holds 50;
+ * the batch is 3 decode-like rows (both sequences: a mixed 64-row tile,
+ * decode kernel, exact) then the rows of sequence 0 at positions
+ * start..L-1 (a prefill chunk: uniform tiles, prefill kernel), over
+ * shuffled pages. */
+static void one_prefill(struct pair *p, enum gpu_dtype kvt, size_t n_head,
+			size_t n_head_kv, size_t hd, size_t ps, size_t window,
+			size_t L, size_t start)
+{
+	const size_t len1 = 50, max_pages = (L + ps - 1) / ps + 1;
+	const size_t n_pages = 2 * max_pages + 3, row = n_head_kv * hd;
+	const size_t n_all = L + len1, nq = 3 + L - start;
+	int32_t *pt = malloc(2 * max_pages * sizeof *pt);
+	int32_t *perm = malloc(n_pages * sizeof *perm);
+	int32_t *seqs = malloc((n_all + nq) * sizeof *seqs);
+	int32_t *poss = malloc((n_all + nq) * sizeof *poss);
+	float *k, *v, *q;
+	struct bb bk, bv, bseq, bpos, bpt, kpool, vpool, bq, out;
+	struct gpu_kv_pool pc, pg;
+	struct gpu_kv_batch bc, bg;
+	size_t i, nrows = n_all > nq ? n_all : nq;
+
+	for (i = 0; i < n_pages; i++)
+		perm[i] = (int32_t)i;
+	for (i = n_pages - 1; i > 0; i--) {
+		size_t j = urand((unsigned)i + 1);
+		int32_t t = perm[i];
+
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	for (i = 0; i < 2 * max_pages; i++)
+		pt[i] = perm[i];
+	for (i = 0; i < n_all; i++) {
+		seqs[i] = i < L ? 0 : 1;
+		poss[i] = (int32_t)(i < L ? i : i - L);
+	}
+	k = rand_f32(n_all * row, 1.0f);
+	v = rand_f32(n_all * row, 1.0f);
+	bk = mk2(p, GPU_DTYPE_F32, k, n_all * row);
+	bv = mk2(p, GPU_DTYPE_F32, v, n_all * row);
+	bseq = mk2(p, GPU_DTYPE_I32, NULL, nrows);
+	bpos = mk2(p, GPU_DTYPE_I32, NULL, nrows);
+	ck_assert_int_eq(gpu_buf_write(bseq.c, 0, seqs, n_all, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bseq.g, 0, seqs, n_all, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bpos.c, 0, poss, n_all, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bpos.g, 0, poss, n_all, NULL), 0);
+	bpt = mk2(p, GPU_DTYPE_I32, pt, 2 * max_pages);
+	kpool = mk2(p, kvt, NULL, n_pages * ps * row);
+	vpool = mk2(p, kvt, NULL, n_pages * ps * row);
+	gpu_buf_zero(kpool.c, NULL);
+	gpu_buf_zero(kpool.g, NULL);
+	gpu_buf_zero(vpool.c, NULL);
+	gpu_buf_zero(vpool.g, NULL);
+	pc = (struct gpu_kv_pool){ kpool.c, vpool.c, n_pages, ps, n_head_kv, hd };
+	pg = (struct gpu_kv_pool){ kpool.g, vpool.g, n_pages, ps, n_head_kv, hd };
+	bc = (struct gpu_kv_batch){ n_all, bseq.c, bpos.c, bpt.c, 2, max_pages };
+	bg = (struct gpu_kv_batch){ n_all, bseq.g, bpos.g, bpt.g, 2, max_pages };
+	BOTH(gpu_kv_store(p->cpu, &pc, &bc, bk.c, bv.c, &d_),
+	     gpu_kv_store(p->cuda, &pg, &bg, bk.g, bv.g, &d_));
+	seqs[0] = 1;
+	poss[0] = (int32_t)len1 - 1;
+	seqs[1] = 0;
+	poss[1] = (int32_t)L - 1;
+	seqs[2] = 1;
+	poss[2] = 7;
+	for (i = 3; i < nq; i++) {
+		seqs[i] = 0;
+		poss[i] = (int32_t)(start + i - 3);
+	}
+	ck_assert_int_eq(gpu_buf_write(bseq.c, 0, seqs, nq, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bseq.g, 0, seqs, nq, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bpos.c, 0, poss, nq, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bpos.g, 0, poss, nq, NULL), 0);
+	q = rand_f32(nq * n_head * hd, 2.0f);
+	bq = mk2(p, GPU_DTYPE_F32, q, nq * n_head * hd);
+	out = mk2(p, GPU_DTYPE_F32, NULL, nq * n_head * hd);
+	bc.n_rows = bg.n_rows = nq;
+	BOTH(gpu_attention(p->cpu, out.c, bq.c, &pc, &bc, n_head,
+			   1.0f / sqrtf((float)hd), window, &d_),
+	     gpu_attention(p->cuda, out.g, bq.g, &pg, &bg, n_head,
+			   1.0f / sqrtf((float)hd), window, &d_));
+	EXPECT_CLOSE(out, 0, 64 * n_head * hd, 1e-5,
+		     "prefill (mixed tile) %s heads %zu/%zu hd %zu page %zu window %zu L %zu",
+		     gpu_dtype_name(kvt), n_head, n_head_kv, hd, ps, window, L);
+	EXPECT_CLOSE(out, 64 * n_head * hd, (nq - 64) * n_head * hd,
+		     att_tc_tol(kvt, hd),
+		     "prefill %s heads %zu/%zu hd %zu page %zu window %zu L %zu start %zu",
+		     gpu_dtype_name(kvt), n_head, n_head_kv, hd, ps, window, L, start);
+	free2(bk);
+	free2(bv);
+	free2(bseq);
+	free2(bpos);
+	free2(bpt);
+	free2(kpool);
+	free2(vpool);
+	free2(bq);
+	free2(out);
+	free(k);
+	free(v);
+	free(q);
+	free(seqs);
+	free(poss);
+	free(pt);
+	free(perm);
+}
+
 START_TEST(test_attention)
 {
 	struct pair p;
@@ -604,6 +750,12 @@ START_TEST(test_attention)
 	one_attention(&p, GPU_DTYPE_F32, 2, 1, 512, 16, 0);
 	one_attention(&p, GPU_DTYPE_F32, 3, 3, 80, 9, 0); /* odd head_dim */
 	one_attention(&p, GPU_DTYPE_F16, 16, 4, 64, 16, 0); /* one split */
+	one_prefill(&p, GPU_DTYPE_F32, 32, 8, 128, 256, 0, 600, 0);
+	one_prefill(&p, GPU_DTYPE_F16, 32, 8, 128, 16, 0, 600, 300);
+	one_prefill(&p, GPU_DTYPE_F32, 8, 2, 64, 16, 100, 333, 0);
+	one_prefill(&p, GPU_DTYPE_F16, 12, 4, 256, 32, 0, 200, 0);
+	one_prefill(&p, GPU_DTYPE_F32, 14, 2, 80, 9, 0, 150, 20);
+	one_prefill(&p, GPU_DTYPE_F32, 2, 1, 512, 16, 0, 100, 0); /* decode kernel */
 	close_pair(&p);
 }
 END_TEST
@@ -852,8 +1004,11 @@ START_TEST(test_bench)
 	struct gpu *g;
 	double t;
 	size_t c;
+	int gemv_only;
 
-	if (!env || strcmp(env, "1"))
+	/* TERN_GPU_BENCH=gemv: the copy and GEMV rows only */
+	gemv_only = env && !strcmp(env, "gemv");
+	if (!env || (strcmp(env, "1") && !gemv_only))
 		return;
 	if (!open_pair(&p))
 		return;
@@ -872,12 +1027,18 @@ START_TEST(test_bench)
 		gpu_buf_free(a);
 		gpu_buf_free(b);
 	}
-	for (c = 0; c < 2; c++) {
-		/* GEMV n = 1 and GEMM n = 2048, bf16 W [rows, 4096]; 8 weight
-		 * copies rotated so that W never sits in L2 (50 MB) */
-		const size_t k = 4096, rows = c ? 14336 : 4096, nw = 8;
+	for (c = 0; c < 4; c++) {
+		/* GEMV n = 1..16 (and GEMM n = 2048 for the first two), bf16
+		 * W [rows, k]: q/o, gate/up, down, lm_head of llama-3-8B; 8
+		 * weight copies rotated so that W never sits in L2 (50 MB),
+		 * one for lm_head (1 GiB) */
+		static const size_t shp[4][2] = { { 4096, 4096 }, { 14336, 4096 },
+						   { 4096, 14336 }, { 128256, 4096 } };
+		static const size_t nns[] = { 1, 2, 4, 8, 16 };
+		const size_t rows = shp[c][0], k = shp[c][1];
+		const size_t nw = c == 3 ? 1 : 8, nx = c < 2 ? 2048 : 16;
 		struct gpu_buf *w[8], *x, *out;
-		float *xh = rand_f32(2048 * k, 1.0f);
+		float *xh = rand_f32(nx * k, 1.0f);
 		uint16_t *wh = malloc(rows * k * 2);
 		size_t i, j = 0, nn;
 
@@ -885,19 +1046,22 @@ START_TEST(test_bench)
 			wh[i] = to_bf16(frand() * 0.05f);
 		for (i = 0; i < nw; i++)
 			w[i] = mkbuf(g, GPU_DTYPE_BF16, wh, rows * k);
-		x = mkbuf(g, GPU_DTYPE_F32, xh, 2048 * k);
-		out = mkbuf(g, GPU_DTYPE_F32, NULL, 2048 * rows);
-		for (nn = 1; nn <= 8; nn *= 8) {
-			TIME_MEDIAN(t, 200, gpu_matmul(g, out, x, w[j++ % nw], NULL, nn,
-						       k, rows, NULL));
+		x = mkbuf(g, GPU_DTYPE_F32, xh, nx * k);
+		out = mkbuf(g, GPU_DTYPE_F32, NULL, nx * rows);
+		for (nn = 0; nn < sizeof nns / sizeof nns[0]; nn++) {
+			TIME_MEDIAN(t, c == 3 ? 20 : 200,
+				    gpu_matmul(g, out, x, w[j++ % nw], NULL, nns[nn], k,
+					       rows, NULL));
 			printf("bench: gemv bf16 %zux%zu n=%zu: %.2f us, %.0f GB/s of W\n",
-			       rows, k, nn, t * 1e6, (double)rows * k * 2 / t / 1e9);
+			       rows, k, nns[nn], t * 1e6, (double)rows * k * 2 / t / 1e9);
 		}
-		TIME_MEDIAN(t, 20, gpu_matmul(g, out, x, w[j++ % nw], NULL, 2048, k,
-					      rows, NULL));
-		printf("bench: gemm bf16 %zux%zu n=2048: %.3f ms, %.0f TFLOP/s "
-		       "(incl. x -> bf16)\n", rows, k, t * 1e3,
-		       2.0 * 2048 * (double)k * rows / t / 1e12);
+		if (c < 2 && !gemv_only) {
+			TIME_MEDIAN(t, 20, gpu_matmul(g, out, x, w[j++ % nw], NULL, 2048,
+						      k, rows, NULL));
+			printf("bench: gemm bf16 %zux%zu n=2048: %.3f ms, %.0f TFLOP/s "
+			       "(incl. x -> bf16)\n", rows, k, t * 1e3,
+			       2.0 * 2048 * (double)k * rows / t / 1e12);
+		}
 		for (i = 0; i < nw; i++)
 			gpu_buf_free(w[i]);
 		gpu_buf_free(x);
@@ -905,7 +1069,7 @@ START_TEST(test_bench)
 		free(xh);
 		free(wh);
 	}
-	{
+	if (!gemv_only) {
 		/* decode attention: 1 row, 32 heads / 8 kv heads, hd 128, f16
 		 * pool, context 4096 in pages of 16 */
 		const size_t ctx = 4096, ps = 16, hd = 128, hkv = 8, nh = 32;
@@ -939,6 +1103,37 @@ START_TEST(test_bench)
 		printf("bench: attention decode ctx %zu 32/8 heads hd 128 f16: %.1f us, "
 		       "%.0f GB/s of KV\n", ctx, t * 1e6,
 		       2.0 * (double)ctx * row * 2 / t / 1e9);
+		{
+			/* prefill chunk: 512 rows at positions 3584..4095 of
+			 * the same context (FLOPs: 4 hd nh per (row, key)) */
+			const size_t nr = 512;
+			int32_t *ps_h = malloc(nr * 4), *ss_h = calloc(nr, 4);
+			struct gpu_buf *bs2, *bp2, *q2, *o2;
+			float *q2h = rand_f32(nr * nh * hd, 1.0f);
+			double fl = 0.0;
+
+			for (i = 0; i < nr; i++) {
+				ps_h[i] = (int32_t)(ctx - nr + i);
+				fl += 4.0 * hd * nh * (double)(ps_h[i] + 1);
+			}
+			bs2 = mkbuf(g, GPU_DTYPE_I32, ss_h, nr);
+			bp2 = mkbuf(g, GPU_DTYPE_I32, ps_h, nr);
+			q2 = mkbuf(g, GPU_DTYPE_F32, q2h, nr * nh * hd);
+			o2 = mkbuf(g, GPU_DTYPE_F32, NULL, nr * nh * hd);
+			b = (struct gpu_kv_batch){ nr, bs2, bp2, bpt, 1, np };
+			TIME_MEDIAN(t, 10, gpu_attention(g, o2, q2, &pool, &b, nh, 0.088f,
+							 0, NULL));
+			printf("bench: attention prefill 512 rows at ctx %zu 32/8 heads "
+			       "hd 128 f16: %.1f us, %.1f TFLOP/s\n", ctx, t * 1e6,
+			       fl / t / 1e12);
+			gpu_buf_free(bs2);
+			gpu_buf_free(bp2);
+			gpu_buf_free(q2);
+			gpu_buf_free(o2);
+			free(ps_h);
+			free(ss_h);
+			free(q2h);
+		}
 		gpu_buf_free(kp);
 		gpu_buf_free(vp);
 		gpu_buf_free(bpt);
@@ -981,11 +1176,13 @@ Suite *cuda_parity_suite(void)
 	TCase *tm = tcase_create("memory");
 	TCase *tf = tcase_create("memory_fill");
 	TCase *tb = tcase_create("bench");
+	TCase *tg = tcase_create("gemv");
 
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_open_auto);
 	tcase_add_test(tc, test_get_rows);
 	tcase_add_test(tc, test_matmul);
+	tcase_add_test(tg, test_gemv);
 	tcase_add_test(tc, test_rmsnorm);
 	tcase_add_test(tc, test_elementwise);
 	tcase_add_test(tc, test_rope);
@@ -993,6 +1190,8 @@ Suite *cuda_parity_suite(void)
 	tcase_add_test(tc, test_moe_route);
 	tcase_add_test(tc, test_moe_ffn);
 	suite_add_tcase(s, tc);
+	tcase_set_timeout(tg, 120);
+	suite_add_tcase(s, tg);
 	tcase_add_test(tm, test_memory_nomem);
 	suite_add_tcase(s, tm);
 	tcase_set_timeout(tf, 300);
