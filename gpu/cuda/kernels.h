@@ -106,8 +106,10 @@ int gpu_cuda_launch_kv_store(void *stream, const struct gpu_cuda_kv *kv,
 /* Most position splits of one attention launch (flash-decoding). */
 #define GPU_CUDA_ATT_MAX_SPLIT 64
 
-/* Splits for rows x heads (row, kv head, query-head group, split) pairs over at most `span` positions
- * per row; *chunk = positions per split (a multiple of the tile).  The
+/* Context splits for n_rows x n_head work items (the decode kernel's
+ * blocks are (row, kv head, query-head group, split): callers pass the KV
+ * head count) over at most `span` positions per row; *chunk = positions
+ * per split (a multiple of the tile).  The
  * partial workspace needs n_rows * n_head * n_split * (head_dim + 2) f32. */
 size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head, size_t span,
 				 size_t *chunk);
