@@ -1,7 +1,8 @@
 #!/bin/sh
 # tests/e2e/tui.sh — drive the real tern binary in tmux, as a person would:
 # start with an empty HOME (first start writes the default config naming the
-# bundled model), send a message and see the streamed reply, make a second
+# bundled model), send a message and see the streamed reply, stop and
+# regenerate it and browse back to the first branch, make a second
 # conversation, switch back, quit, restart, and find both conversations.
 # Exits 77 (SKIP) when tmux is missing.
 set -u
@@ -62,7 +63,20 @@ while [ $i -lt 100 ]; do
 	i=$((i + 1))
 done
 [ "$n" -gt 60 ] || fail "no streamed reply appeared"
-sleep 2
+sleep 1
+
+# Stop the reply (Esc), regenerate it (C-r): the old reply stays as a
+# branch that can be browsed back to (M-,).
+keys Escape
+sleep 1
+keys C-r
+wait_for 'branch 2/2' 10 || fail "regenerating did not make a second branch"
+sleep 1
+keys Escape
+sleep 1
+keys M-,
+wait_for 'branch 1/2' 10 || fail "could not browse back to the first branch"
+sleep 1
 
 keys C-n
 sleep 0.5
@@ -86,6 +100,10 @@ n=$(ls "$home/.local/share/tern/conversations/"*.json | wc -l)
 start
 wait_for 'Once upon a time' 20 || fail "after restart the first conversation is missing"
 wait_for 'Lily and Ben' 5 || fail "after restart the second conversation is missing"
+# The newest conversation opens first; the other one keeps its branches
+# and the branch that was chosen last.
+keys M-n
+wait_for 'branch 1/2' 10 || fail "after restart the branches of the first conversation are missing"
 keys C-q
-echo "PASS: tui end-to-end (send, stream, second conversation, restart)"
+echo "PASS: tui end-to-end (send, stream, stop, regenerate, branches, second conversation, restart)"
 exit 0
