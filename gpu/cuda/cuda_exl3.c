@@ -18,7 +18,11 @@
  * weight before capturing (a growing upload moves the workspace).
  *
  * Rows are run in chunks of GPU_CUDA_EXL3_ROWS (16): input, gemv, output
- * kernels per chunk.  Above 16 rows the trellis is therefore decoded once
+ * kernels per chunk (kernel 1, the default), or input and a fused gemv +
+ * output (kernel 2, TERN_EXL3_KERNEL=2 / gpu_cuda_exl3_set_kernel; measured
+ * slower on an H200, kept for A/B work: docs/PERFORMANCE.md).  The fused
+ * kernel also uses u32 group counters [n/128] in the workspace, zero
+ * between launches.  Above 16 rows the trellis is therefore decoded once
  * per 16 rows (correct, not yet the prefill path: see the report of
  * issue 8 — a dequantise-to-f16 + cuBLAS path belongs here).
  *
@@ -54,6 +58,8 @@ struct xl_ws {
 	size_t xh_bytes;
 	float *part;       /* f32 [n_kb, 16, n] */
 	size_t part_bytes;
+	unsigned *cnt;     /* u32 [n/128] group counters of the fused kernel (0) */
+	size_t cnt_bytes;
 };
 
 static pthread_mutex_t g_ws_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -63,7 +69,8 @@ struct cuda_exl3 {
 	void *mem;          /* the weight's block (owns the pointers below) */
 	void *trellis;
 	float *suh, *svh, *bias;
-	int n_kb;           /* k-slices of the gemv */
+	int n_kb;           /* k-slices of the gemv (kernel 1) */
+	int n_kb2;          /* k-slices of the fused gemv (kernel 2) */
 	struct xl_ws *ws;
 };
 
@@ -107,8 +114,24 @@ static void widen(float *dst, const void *src, size_t n)
 
 /* Make sure ws of g holds the sizes asked for; called with g_ws_mu held. */
 static int ws_fit(struct gpu *g, struct xl_ws *ws, size_t xh_bytes,
-		  size_t part_bytes, struct diag *d)
+		  size_t part_bytes, size_t cnt_bytes, struct diag *d)
 {
+	if (ws->cnt_bytes < cnt_bytes) {
+		CUDA_TRY(cudaStreamSynchronize(xl_stream(g)));
+		if (ws->cnt)
+			CUDA_TRY(cudaFree(ws->cnt));
+		ws->cnt = NULL;
+		ws->cnt_bytes = 0;
+		if (cudaMalloc((void **)&ws->cnt, cnt_bytes) != cudaSuccess) {
+			(void)cudaGetLastError();
+			ws->cnt = NULL;
+			return diag_fail(d, GPU_E_NOMEM,
+					 "exl3: cannot allocate a %zu-byte workspace",
+					 cnt_bytes);
+		}
+		CUDA_TRY(cudaMemset(ws->cnt, 0, cnt_bytes));
+		ws->cnt_bytes = cnt_bytes;
+	}
 	if (ws->xh_bytes < xh_bytes) {
 		CUDA_TRY(cudaStreamSynchronize(xl_stream(g)));
 		if (ws->xh)
@@ -146,7 +169,7 @@ static int ws_fit(struct gpu *g, struct xl_ws *ws, size_t xh_bytes,
 
 /* The workspace of g with one more reference, fitted; NULL on error. */
 static struct xl_ws *ws_get(struct gpu *g, size_t xh_bytes, size_t part_bytes,
-			    struct diag *d, int *rc)
+			    size_t cnt_bytes, struct diag *d, int *rc)
 {
 	struct xl_ws *ws;
 
@@ -165,7 +188,7 @@ static struct xl_ws *ws_get(struct gpu *g, size_t xh_bytes, size_t part_bytes,
 		g_ws = ws;
 	}
 	ws->refs++;
-	*rc = ws_fit(g, ws, xh_bytes, part_bytes, d);
+	*rc = ws_fit(g, ws, xh_bytes, part_bytes, cnt_bytes, d);
 	pthread_mutex_unlock(&g_ws_mu);
 	if (*rc < 0) {
 		/* the reference is dropped by the caller's ws_put */
@@ -186,6 +209,7 @@ static void ws_put(struct xl_ws *ws)
 			*pp = ws->next;
 		cudaFree(ws->xh);
 		cudaFree(ws->part);
+		cudaFree(ws->cnt);
 		free(ws);
 	}
 	pthread_mutex_unlock(&g_ws_mu);
@@ -249,6 +273,20 @@ int gpu_cuda_exl3_upload(struct gpu *g, struct gpu_exl3_weight *w,
 		return diag_fail(d, GPU_E_NOMEM, "exl3: out of memory");
 	}
 	q->n_kb = gpu_cuda_exl3_splits(k, n, n_sm);
+	/* the fused kernel: kernel 1's slices unless TERN_EXL3_KB says
+	 * otherwise (0 = the occupancy model, n = n slices; for timing) */
+	q->n_kb2 = q->n_kb;
+	{
+		const char *e = getenv("TERN_EXL3_KB");
+		long v = e && *e ? strtol(e, NULL, 10) : -1;
+
+		if (v == 0)
+			q->n_kb2 = gpu_cuda_exl3_splits2(k, n, desc->bits,
+							 (int)desc->cb, n_sm);
+		else if (v > 0)
+			q->n_kb2 = (int)(v < GPU_CUDA_EXL3_MAX_KB ? v
+							  : GPU_CUDA_EXL3_MAX_KB);
+	}
 	if (cudaMalloc(&q->mem, total) != cudaSuccess) {
 		size_t fr = 0, tot = 0;
 
@@ -298,8 +336,10 @@ int gpu_cuda_exl3_upload(struct gpu *g, struct gpu_exl3_weight *w,
 				 cudaGetErrorString(e));
 	}
 	xh_bytes = (size_t)GPU_CUDA_EXL3_ROWS * k * 2;
-	part_bytes = (size_t)q->n_kb * GPU_CUDA_EXL3_ROWS * n * 4;
-	q->ws = ws_get(g, xh_bytes, part_bytes, d, &rc);
+	part_bytes = (size_t)(q->n_kb > q->n_kb2 ? q->n_kb : q->n_kb2) *
+		     GPU_CUDA_EXL3_ROWS * n * 4;
+	q->ws = ws_get(g, xh_bytes, part_bytes, (n / 128) * sizeof(unsigned), d,
+		       &rc);
 	if (rc < 0) {
 		if (q->ws)
 			ws_put(q->ws);
@@ -327,6 +367,26 @@ void gpu_cuda_exl3_release(struct gpu *g, struct gpu_exl3_weight *w)
 
 /* ---- matmul ------------------------------------------------------------------ */
 
+static int g_kernel; /* 0: not yet chosen */
+
+void gpu_cuda_exl3_set_kernel(int v)
+{
+	__atomic_store_n(&g_kernel, v == 2 ? 2 : 1, __ATOMIC_RELAXED);
+}
+
+int gpu_cuda_exl3_kernel(void)
+{
+	int v = __atomic_load_n(&g_kernel, __ATOMIC_RELAXED);
+
+	if (!v) {
+		const char *e = getenv("TERN_EXL3_KERNEL");
+
+		v = e && !strcmp(e, "2") ? 2 : 1;
+		__atomic_store_n(&g_kernel, v, __ATOMIC_RELAXED);
+	}
+	return v;
+}
+
 int gpu_cuda_exl3_matmul(struct gpu *g, struct gpu_buf *out,
 			 const struct gpu_buf *x, const struct gpu_exl3_weight *w,
 			 size_t n_rows, size_t k_in, size_t n_out, struct diag *d)
@@ -335,6 +395,7 @@ int gpu_cuda_exl3_matmul(struct gpu *g, struct gpu_buf *out,
 	cudaStream_t st = xl_stream(g);
 	const float *xp = (const float *)x->data;
 	float *op = (float *)out->data;
+	const int fused = gpu_cuda_exl3_kernel() == 2;
 	size_t r0;
 
 	for (r0 = 0; r0 < n_rows; r0 += GPU_CUDA_EXL3_ROWS) {
@@ -343,6 +404,13 @@ int gpu_cuda_exl3_matmul(struct gpu *g, struct gpu_buf *out,
 
 		CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_input(
 			st, q->ws->xh, xp + r0 * k_in, q->suh, nr, k_in, w->k));
+		if (fused) {
+			CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_gemv_out(
+				st, op + r0 * n_out, q->ws->part, q->ws->cnt,
+				q->ws->xh, q->trellis, w->bits, (int)w->cb, nr,
+				w->k, w->n, q->n_kb2, q->svh, q->bias, n_out));
+			continue;
+		}
 		CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_gemv(
 			st, q->ws->part, q->ws->xh, q->trellis, w->bits, (int)w->cb,
 			nr, w->k, w->n, q->n_kb));
@@ -388,6 +456,8 @@ int gpu_cuda_exl3_bench(struct gpu *g, struct gpu_exl3_weight *const *w,
 	for (i = 0; i < warm + iters && rc == 0; i++) {
 		const struct gpu_exl3_weight *wi = w[i % n_w];
 		const struct cuda_exl3 *q = wi->priv;
+		const size_t nr1 = n_rows < GPU_CUDA_EXL3_ROWS ? n_rows
+							       : GPU_CUDA_EXL3_ROWS;
 		float ms = 0;
 
 		if (cudaEventRecord(e0, st) != cudaSuccess) {
@@ -407,11 +477,16 @@ int gpu_cuda_exl3_bench(struct gpu *g, struct gpu_exl3_weight *const *w,
 			t_op[i - warm] = ms;
 		/* the gemv alone (xh and partials as left by the call) */
 		if (cudaEventRecord(e0, st) != cudaSuccess ||
-		    gpu_cuda_launch_exl3_gemv(st, q->ws->part, q->ws->xh,
-					      q->trellis, wi->bits, (int)wi->cb,
-					      n_rows < GPU_CUDA_EXL3_ROWS
-						      ? n_rows : GPU_CUDA_EXL3_ROWS,
-					      wi->k, wi->n, q->n_kb) != 0 ||
+		    (gpu_cuda_exl3_kernel() == 2
+			     ? gpu_cuda_launch_exl3_gemv_out(
+				       st, (float *)out->data, q->ws->part,
+				       q->ws->cnt, q->ws->xh, q->trellis,
+				       wi->bits, (int)wi->cb, nr1, wi->k, wi->n,
+				       q->n_kb2, q->svh, q->bias, wi->n)
+			     : gpu_cuda_launch_exl3_gemv(
+				       st, q->ws->part, q->ws->xh, q->trellis,
+				       wi->bits, (int)wi->cb, nr1, wi->k, wi->n,
+				       q->n_kb)) != 0 ||
 		    cudaEventRecord(e1, st) != cudaSuccess ||
 		    cudaEventSynchronize(e1) != cudaSuccess ||
 		    cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess) {
@@ -435,5 +510,52 @@ done:
 		cudaEventDestroy(e1);
 	free(t_op);
 	free(t_gv);
+	return rc;
+}
+
+int gpu_cuda_exl3_bench_stream(struct gpu *g, struct gpu_exl3_weight *const *w,
+			       int n_w, struct gpu_buf *out,
+			       const struct gpu_buf *x, size_t n_rows,
+			       int iters, double *ms_op, struct diag *d)
+{
+	cudaStream_t st = xl_stream(g);
+	cudaEvent_t e0 = NULL, e1 = NULL;
+	float ms = 0;
+	int i, rc = 0;
+
+	if (n_w < 1 || iters < 1 || g->kind != GPU_KIND_CUDA)
+		return diag_fail(d, GPU_E_INVALID, "exl3 bench: bad arguments");
+	if (cudaEventCreate(&e0) != cudaSuccess || cudaEventCreate(&e1) != cudaSuccess) {
+		rc = diag_fail(d, GPU_E_DEVICE, "exl3 bench: cudaEventCreate");
+		goto done;
+	}
+	/* warm-up, then one timed run of iters calls */
+	for (i = 0; i < n_w && rc == 0; i++)
+		rc = gpu_exl3_matmul(g, out, x, w[i], n_rows, w[i]->k, w[i]->n, d);
+	if (rc < 0)
+		goto done;
+	if (cudaEventRecord(e0, st) != cudaSuccess) {
+		rc = diag_fail(d, GPU_E_DEVICE, "exl3 bench: cudaEventRecord");
+		goto done;
+	}
+	for (i = 0; i < iters && rc == 0; i++) {
+		const struct gpu_exl3_weight *wi = w[i % n_w];
+
+		rc = gpu_exl3_matmul(g, out, x, wi, n_rows, wi->k, wi->n, d);
+	}
+	if (rc < 0)
+		goto done;
+	if (cudaEventRecord(e1, st) != cudaSuccess ||
+	    cudaEventSynchronize(e1) != cudaSuccess ||
+	    cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess) {
+		rc = diag_fail(d, GPU_E_DEVICE, "exl3 bench: events");
+		goto done;
+	}
+	*ms_op = ms / iters;
+done:
+	if (e0)
+		cudaEventDestroy(e0);
+	if (e1)
+		cudaEventDestroy(e1);
 	return rc;
 }

@@ -21,6 +21,12 @@
  * memory (fixed order) into the slice's partial sums: no atomics, results
  * are deterministic.
  *
+ * FUSE (kernel 2, not the default): after writing its partial sums the
+ * block bumps a u32 counter of its 128-column group; the last of the
+ * group's 2 * n_kb blocks sums the slices in the fixed order of
+ * xl_output_kernel and applies step 3, then resets the counter.  Measured
+ * slower than the separate output kernel on an H200 (docs/PERFORMANCE.md).
+ *
  * Rounding vs the CPU oracle (f32 throughout): only xh is rounded to f16
  * (relative 2^-11 per element), so the output's relative L2 error is about
  * 3e-4.
@@ -248,10 +254,17 @@ template <int K> struct xl_dec<K, 8> {
 };
 
 /* grid (n/64, n_kb), XL_NW warps; dynamic shared memory xl_cfg<K>::SMEM. */
-template <int K, int CB>
+struct xl_fuse {
+	float *out;
+	const float *svh, *bias;
+	unsigned *cnt;
+	size_t n_out;
+};
+
+template <int K, int CB, bool FUSE>
 __global__ static void __launch_bounds__(XL_NW * 32)
 xl_gemv_kernel(float *part, const __half *xh, const uint8_t *trellis,
-	       int nr, size_t k, size_t n)
+	       int nr, size_t k, size_t n, xl_fuse fu)
 {
 	typedef xl_cfg<K> C;
 	extern __shared__ __align__(16) uint8_t xl_smem[];
@@ -379,12 +392,52 @@ xl_gemv_kernel(float *part, const __half *xh, const uint8_t *trellis,
 			     tn0 * 16 + c] = sum;
 		}
 	}
+	if constexpr (FUSE) {
+		/* the last of the 2 * n_kb blocks of this 128-column group
+		 * sums the slices in fixed order (s = 0 .. n_kb-1, as
+		 * xl_output_kernel) and applies step 3 */
+		__shared__ int xl_last;
+		const unsigned grp = blockIdx.x >> 1;
+
+		__threadfence();
+		__syncthreads();
+		if (threadIdx.x == 0)
+			xl_last = atomicAdd(&fu.cnt[grp], 1u) ==
+				  2u * gridDim.y - 1u;
+		__syncthreads();
+		if (!xl_last)
+			return;
+		__threadfence();
+		for (int r = w; r < nr; r += XL_NW) {
+			const size_t c0 = (size_t)grp * 128 + 4 * (size_t)lane;
+			float v[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+
+			for (unsigned s = 0; s < gridDim.y; s++) {
+				const float4 p = __ldcg(reinterpret_cast<const float4 *>(
+					part + ((size_t)s * GPU_CUDA_EXL3_ROWS + r) * n + c0));
+
+				v[0] += p.x; v[1] += p.y; v[2] += p.z; v[3] += p.w;
+			}
+			xl_fwht128(v);
+#pragma unroll
+			for (int q = 0; q < 4; q++) {
+				const size_t c = c0 + q;
+
+				if (c < fu.n_out)
+					fu.out[(size_t)r * fu.n_out + c] =
+						v[q] * fu.svh[c] +
+						(fu.bias ? fu.bias[c] : 0.0f);
+			}
+		}
+		if (threadIdx.x == 0)
+			fu.cnt[grp] = 0; /* ready for the next launch */
+	}
 }
 
-template <int K, int CB>
+template <int K, int CB, bool FUSE>
 static cudaError_t xl_gemv_launch(cudaStream_t st, float *part,
 				  const __half *xh, const uint8_t *tr, int nr,
-				  size_t k, size_t n, int n_kb)
+				  size_t k, size_t n, int n_kb, const xl_fuse &fu)
 {
 	typedef xl_cfg<K> C;
 	static int attr_done; /* benign race: the same value is set */
@@ -392,27 +445,71 @@ static cudaError_t xl_gemv_launch(cudaStream_t st, float *part,
 
 	if (!attr_done) {
 		cudaError_t e = cudaFuncSetAttribute(
-			xl_gemv_kernel<K, CB>,
+			xl_gemv_kernel<K, CB, FUSE>,
 			cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
 
 		if (e != cudaSuccess)
 			return e;
 		attr_done = 1;
 	}
-	xl_gemv_kernel<K, CB><<<grid, XL_NW * 32, C::SMEM, st>>>(part, xh, tr, nr,
-								  k, n);
+	xl_gemv_kernel<K, CB, FUSE><<<grid, XL_NW * 32, C::SMEM, st>>>(
+		part, xh, tr, nr, k, n, fu);
 	return cudaGetLastError();
+}
+
+template <int K, int CB>
+static int xl_occ(void)
+{
+	int nb = 0;
+
+	if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+		    &nb, xl_gemv_kernel<K, CB, true>, XL_NW * 32,
+		    xl_cfg<K>::SMEM) != cudaSuccess) {
+		(void)cudaGetLastError();
+		return 0;
+	}
+	return nb;
 }
 
 template <int K>
 static cudaError_t xl_gemv_cb(cudaStream_t st, float *part, const __half *xh,
 			      const uint8_t *tr, int cb, int nr, size_t k,
-			      size_t n, int n_kb)
+			      size_t n, int n_kb, const xl_fuse &fu, int *occ)
 {
+	if (occ) {
+		*occ = cb == 0 ? xl_occ<K, 0>() : cb == 1 ? xl_occ<K, 1>()
+							  : xl_occ<K, 2>();
+		return cudaSuccess;
+	}
+	if (fu.out) {
+		switch (cb) {
+		case 0: return xl_gemv_launch<K, 0, true>(st, part, xh, tr, nr, k, n, n_kb, fu);
+		case 1: return xl_gemv_launch<K, 1, true>(st, part, xh, tr, nr, k, n, n_kb, fu);
+		default: return xl_gemv_launch<K, 2, true>(st, part, xh, tr, nr, k, n, n_kb, fu);
+		}
+	}
 	switch (cb) {
-	case 0: return xl_gemv_launch<K, 0>(st, part, xh, tr, nr, k, n, n_kb);
-	case 1: return xl_gemv_launch<K, 1>(st, part, xh, tr, nr, k, n, n_kb);
-	default: return xl_gemv_launch<K, 2>(st, part, xh, tr, nr, k, n, n_kb);
+	case 0: return xl_gemv_launch<K, 0, false>(st, part, xh, tr, nr, k, n, n_kb, fu);
+	case 1: return xl_gemv_launch<K, 1, false>(st, part, xh, tr, nr, k, n, n_kb, fu);
+	default: return xl_gemv_launch<K, 2, false>(st, part, xh, tr, nr, k, n, n_kb, fu);
+	}
+}
+
+static cudaError_t xl_gemv_any(cudaStream_t st, float *part, const __half *h,
+			       const uint8_t *tr, int bits, int cb, int r,
+			       size_t k, size_t n, int n_kb, const xl_fuse &fu,
+			       int *occ)
+{
+	switch (bits) {
+	case 1: return xl_gemv_cb<1>(st, part, h, tr, cb, r, k, n, n_kb, fu, occ);
+	case 2: return xl_gemv_cb<2>(st, part, h, tr, cb, r, k, n, n_kb, fu, occ);
+	case 3: return xl_gemv_cb<3>(st, part, h, tr, cb, r, k, n, n_kb, fu, occ);
+	case 4: return xl_gemv_cb<4>(st, part, h, tr, cb, r, k, n, n_kb, fu, occ);
+	case 5: return xl_gemv_cb<5>(st, part, h, tr, cb, r, k, n, n_kb, fu, occ);
+	case 6: return xl_gemv_cb<6>(st, part, h, tr, cb, r, k, n, n_kb, fu, occ);
+	case 7: return xl_gemv_cb<7>(st, part, h, tr, cb, r, k, n, n_kb, fu, occ);
+	case 8: return xl_gemv_cb<8>(st, part, h, tr, cb, r, k, n, n_kb, fu, occ);
+	default: return cudaErrorInvalidValue;
 	}
 }
 
@@ -447,22 +544,65 @@ extern "C" int gpu_cuda_launch_exl3_gemv(void *stream, float *part,
 					 int bits, int cb, size_t nr, size_t k,
 					 size_t n, int n_kb)
 {
-	cudaStream_t st = (cudaStream_t)stream;
-	const __half *h = (const __half *)xh;
-	const uint8_t *tr = (const uint8_t *)trellis;
-	const int r = (int)nr;
+	const xl_fuse fu = { NULL, NULL, NULL, NULL, 0 };
 
-	switch (bits) {
-	case 1: return (int)xl_gemv_cb<1>(st, part, h, tr, cb, r, k, n, n_kb);
-	case 2: return (int)xl_gemv_cb<2>(st, part, h, tr, cb, r, k, n, n_kb);
-	case 3: return (int)xl_gemv_cb<3>(st, part, h, tr, cb, r, k, n, n_kb);
-	case 4: return (int)xl_gemv_cb<4>(st, part, h, tr, cb, r, k, n, n_kb);
-	case 5: return (int)xl_gemv_cb<5>(st, part, h, tr, cb, r, k, n, n_kb);
-	case 6: return (int)xl_gemv_cb<6>(st, part, h, tr, cb, r, k, n, n_kb);
-	case 7: return (int)xl_gemv_cb<7>(st, part, h, tr, cb, r, k, n, n_kb);
-	case 8: return (int)xl_gemv_cb<8>(st, part, h, tr, cb, r, k, n, n_kb);
-	default: return (int)cudaErrorInvalidValue;
+	return (int)xl_gemv_any((cudaStream_t)stream, part, (const __half *)xh,
+				(const uint8_t *)trellis, bits, cb, (int)nr, k,
+				n, n_kb, fu, NULL);
+}
+
+extern "C" int gpu_cuda_launch_exl3_gemv_out(void *stream, float *out,
+					     float *part, unsigned *cnt,
+					     const void *xh, const void *trellis,
+					     int bits, int cb, size_t nr,
+					     size_t k, size_t n, int n_kb,
+					     const float *svh, const float *bias,
+					     size_t n_out)
+{
+	const xl_fuse fu = { out, svh, bias, cnt, n_out };
+
+	return (int)xl_gemv_any((cudaStream_t)stream, part, (const __half *)xh,
+				(const uint8_t *)trellis, bits, cb, (int)nr, k,
+				n, n_kb, fu, NULL);
+}
+
+/* Slices for the fused kernel: a per-SM cost model (block-steps when the
+ * SM is issue-bound, a latency floor per step when few warps share it, a
+ * fixed cost per wave); ties go to fewer slices. */
+extern "C" int gpu_cuda_exl3_splits2(size_t k, size_t n, int bits, int cb,
+				     int n_sm)
+{
+	const size_t ncg = n / XL_COLS, ktiles = k / 16;
+	const xl_fuse fu = { NULL, NULL, NULL, NULL, 0 };
+	int occ = 0, best = 1, kb;
+	double best_t = 1e300;
+
+	(void)xl_gemv_any(NULL, NULL, NULL, NULL, bits, cb, 0, k, n, 1, fu,
+			  &occ);
+	if (occ < 1)
+		occ = 1;
+	if (n_sm < 1)
+		n_sm = 1;
+	for (kb = 1; kb <= GPU_CUDA_EXL3_MAX_KB; kb++) {
+		const size_t per = (ktiles + kb - 1) / kb;
+		const double steps = (double)((per + XL_NW - 1) / XL_NW);
+		const size_t blocks = ncg * (size_t)kb;
+		const double b = (double)((blocks + n_sm - 1) / (size_t)n_sm);
+		const double waves = (double)((blocks + (size_t)n_sm * occ - 1) /
+					      ((size_t)n_sm * occ));
+		double t = b * steps;
+
+		if (kb > 1 && per < (size_t)XL_NW)
+			break;
+		if (t < waves * steps * 3.0)
+			t = waves * steps * 3.0;
+		t += waves * 8.0;
+		if (t < best_t) {
+			best_t = t;
+			best = kb;
+		}
 	}
+	return best;
 }
 
 extern "C" int gpu_cuda_launch_exl3_output(void *stream, float *out,

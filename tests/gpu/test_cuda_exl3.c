@@ -15,7 +15,9 @@
  *     element fails.
  * TERN_GPU_BENCH=1 adds the decode-time timings (4096 x 14336, K = 2..6,
  * rows 1 and 8, median of 50 after warm-up, rotating over enough copies of
- * the weight to miss L2) printed as "BENCH ..." lines.
+ * the weight to miss L2; and the mean of 200 back-to-back calls) for both
+ * kernel versions, printed as "BENCH ..." lines, and checks that kernel 2
+ * is bit-stable across runs and matches kernel 1.
  *
  * Without a CUDA device every case prints "SKIP: no CUDA device" and
  * passes; with TERN_GPU_TESTS=1 a missing device is a failure.
@@ -290,19 +292,24 @@ START_TEST(test_fixture)
 	struct pair p;
 	struct st s;
 	uint16_t bias[256];
-	int cb, bits, i;
+	int cb, bits, i, kv;
 
 	if (!open_pair(&p))
 		return;
 	st_open(&s, "exl3/dequant_vectors.safetensors");
 	for (i = 0; i < 256; i++)
 		bias[i] = f2h(frand());
+	/* both CUDA kernel versions (3-launch default and the fused one) */
+	for (kv = 1; kv <= 2; kv++)
 	for (cb = 0; cb < 3; cb++)
 		for (bits = 1; bits <= 8; bits++) {
 			struct gpu_exl3_desc desc;
 			char name[64];
 			size_t r;
 
+#ifdef HAVE_CUDA
+			gpu_cuda_exl3_set_kernel(kv);
+#endif
 			memset(&desc, 0, sizeof desc);
 			desc.k = 128;
 			desc.n = 256;
@@ -322,6 +329,9 @@ START_TEST(test_fixture)
 			expect(&p, &desc, 3, 100, 200);
 			expect(&p, &desc, 20, 77, 129);
 		}
+#ifdef HAVE_CUDA
+	gpu_cuda_exl3_set_kernel(1);
+#endif
 	st_close(&s);
 	close_pair(&p);
 }
@@ -417,16 +427,66 @@ START_TEST(test_bench)
 		for (rows = 1; rows <= 8; rows += 7) {
 			struct gpu_buf *x = mkbuf(p.cuda, rows * k, NULL);
 			struct gpu_buf *o = mkbuf(p.cuda, rows * n, NULL);
-			double ms_op = 0, ms_gv = 0;
+			float *r1 = malloc(rows * n * sizeof *r1);
+			float *r2 = malloc(rows * n * sizeof *r2);
+			int kv, same = 1;
+			double num = 0, den = 0;
+			size_t j;
 
+			ck_assert(r1 && r2);
 			ck_assert_int_eq(gpu_buf_fill_random(p.cuda, x, 7, 1.0f, NULL), 0);
-			ck_assert_msg(gpu_cuda_exl3_bench(p.cuda, ws, n_w, o, x, rows, 10,
-							  50, &ms_op, &ms_gv, &d) == 0,
-				      "bench: %s", diag_message(&d, "?"));
-			printf("BENCH exl3 %zux%zu K=%d mul1 rows=%zu: gemv %.2f us "
-			       "(%.0f GB/s), op %.2f us (%.0f GB/s)\n", k, n, bits,
-			       rows, ms_gv * 1e3, bytes / (ms_gv * 1e-3) / 1e9,
-			       ms_op * 1e3, bytes / (ms_op * 1e-3) / 1e9);
+			/* kernel 1 (the default), kernel 2 (fused, experimental) */
+			for (kv = 1; kv <= 2; kv++) {
+				double ms_op = 0, ms_gv = 0, ms_st = 0;
+
+				gpu_cuda_exl3_set_kernel(kv);
+				ck_assert_msg(gpu_cuda_exl3_bench(p.cuda, ws, n_w, o, x, rows,
+								  10, 50, &ms_op, &ms_gv,
+								  &d) == 0,
+					      "bench: %s", diag_message(&d, "?"));
+				ck_assert_msg(gpu_cuda_exl3_bench_stream(p.cuda, ws, n_w, o, x,
+									 rows, 200, &ms_st,
+									 &d) == 0,
+					      "bench: %s", diag_message(&d, "?"));
+				printf("BENCH exl3 kernel %d %zux%zu K=%d mul1 rows=%zu: "
+				       "gemv %.2f us (%.0f GB/s), op %.2f us (%.0f GB/s), "
+				       "op back-to-back %.2f us (%.0f GB/s)\n", kv, k, n,
+				       bits, rows, ms_gv * 1e3,
+				       bytes / (ms_gv * 1e-3) / 1e9, ms_op * 1e3,
+				       bytes / (ms_op * 1e-3) / 1e9, ms_st * 1e3,
+				       bytes / (ms_st * 1e-3) / 1e9);
+				/* one more call on ws[0]: kernel 1's result in r1;
+				 * kernel 2's twice, which must agree bit for bit */
+				ck_assert_int_eq(gpu_exl3_matmul(p.cuda, o, x, ws[0], rows, k,
+								 n, &d), 0);
+				ck_assert_int_eq(gpu_sync(p.cuda, &d), 0);
+				ck_assert_int_eq(gpu_buf_read(o, 0, kv == 1 ? r1 : r2,
+							      rows * n, NULL), 0);
+			}
+			ck_assert_int_eq(gpu_exl3_matmul(p.cuda, o, x, ws[0], rows, k, n,
+							 &d), 0);
+			ck_assert_int_eq(gpu_sync(p.cuda, &d), 0);
+			for (j = 0; j < rows * n; j++) {
+				double e = (double)r2[j] - (double)r1[j];
+
+				num += e * e;
+				den += (double)r1[j] * r1[j];
+			}
+			{
+				float *r3 = malloc(rows * n * sizeof *r3);
+
+				ck_assert(r3 != NULL);
+				ck_assert_int_eq(gpu_buf_read(o, 0, r3, rows * n, NULL), 0);
+				same = !memcmp(r2, r3, rows * n * sizeof *r3);
+				free(r3);
+			}
+			ck_assert_msg(same, "kernel 2 is not bit-stable across runs");
+			ck_assert_msg(den > 0 && sqrt(num / den) <= 1e-5,
+				      "kernel 1 vs 2: rel L2 %.3g", sqrt(num / den));
+			printf("BENCH exl3 kernel 1 vs 2 rows=%zu: rel L2 %.3g, "
+			       "kernel 2 repeat bit-identical\n", rows, sqrt(num / den));
+			free(r1);
+			free(r2);
 			gpu_buf_free(x);
 			gpu_buf_free(o);
 		}
@@ -435,6 +495,7 @@ START_TEST(test_bench)
 		free(ws);
 		wdesc_free(&w);
 	}
+	gpu_cuda_exl3_set_kernel(1);
 	close_pair(&p);
 #else
 	printf("SKIP: EXL3 timings (no CUDA in this build)\n");
