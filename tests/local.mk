@@ -26,7 +26,7 @@ tests_check_gpu_CPPFLAGS = $(TESTS_CPPFLAGS) -DTERN_SUITES='"gpu/suites.def"'
 tests_check_gpu_CFLAGS = $(TESTS_CFLAGS)
 tests_check_gpu_LDADD = $(GPU_LIBS) common/libcommon.a $(CHECK_LIBS) $(LIBS)
 
-tests_check_inference_SOURCES = $(TEST_COMMON)
+tests_check_inference_SOURCES = $(TEST_COMMON) tests/inference/refutil.c tests/inference/refutil.h
 tests_check_inference_CPPFLAGS = $(TESTS_CPPFLAGS) -DTERN_SUITES='"inference/suites.def"'
 tests_check_inference_CFLAGS = $(TESTS_CFLAGS) $(PCRE2_CFLAGS) $(UTF8PROC_CFLAGS)
 tests_check_inference_LDADD = $(LLM_LIBS) $(GPU_LIBS) common/libcommon.a $(CHECK_LIBS) $(LIBS)

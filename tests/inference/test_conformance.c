@@ -27,67 +27,8 @@
 #include "inference/llm.h"
 #include "inference/model_impl.h"
 #include "inference/safetensors_impl.h"
+#include "refutil.h"
 #include "testutil.h"
-
-static const struct llm_tensor_info *ref_get(struct llm_st_set *ref,
-					     const char *name)
-{
-	const struct llm_tensor_info *t = llm_st_find(ref, name);
-
-	ck_assert_msg(t != NULL, "reference tensor %s missing", name);
-	return t;
-}
-
-/* int32 tensor copied out (the mapping may be unaligned). */
-static int32_t *ref_ids(struct llm_st_set *ref, const char *name, size_t *n)
-{
-	const struct llm_tensor_info *t = ref_get(ref, name);
-	int32_t *v = malloc((size_t)t->n_bytes + 4);
-
-	ck_assert(t->dtype == LLM_DTYPE_I32);
-	memcpy(v, t->data, (size_t)t->n_bytes);
-	*n = (size_t)t->n_elems;
-	return v;
-}
-
-static float *ref_f32(struct llm_st_set *ref, const char *name, size_t *n)
-{
-	const struct llm_tensor_info *t = ref_get(ref, name);
-	float *v = malloc((size_t)t->n_elems * sizeof *v + 4);
-
-	ck_assert_int_eq(llm_tensor_to_f32(t, v, NULL), 0);
-	*n = (size_t)t->n_elems;
-	return v;
-}
-
-/* max|a - r| <= 1e-3 * max|r| for each of n_rows rows of V. */
-static void expect_rows(const char *what, const float *a, const float *r,
-			size_t n_rows, size_t V)
-{
-	size_t i, j;
-
-	for (i = 0; i < n_rows; i++) {
-		double md = 0, mr = 0;
-
-		for (j = 0; j < V; j++) {
-			md = fmax(md, fabs((double)a[i * V + j] - r[i * V + j]));
-			mr = fmax(mr, fabs((double)r[i * V + j]));
-		}
-		ck_assert_msg(md <= 1e-3 * mr,
-			      "%s row %zu: max |diff| %g > 1e-3 * max |ref| %g",
-			      what, i, md, mr);
-	}
-}
-
-static int32_t argmax(const float *v, size_t n)
-{
-	size_t i, b = 0;
-
-	for (i = 1; i < n; i++)
-		if (v[i] > v[b])
-			b = i;
-	return (int32_t)b;
-}
 
 static struct llm_model *open_model(const char *dir)
 {
@@ -117,7 +58,7 @@ static void check_sequence(struct llm_context *c, const char *what,
 		      "%s: %s", what, d.msg);
 	ck_assert_uint_eq(llm_context_n_past(c), n);
 	snprintf(buf, sizeof buf, "%s prefill", what);
-	expect_rows(buf, lg, ref, n, V);
+	ref_expect_rows(buf, lg, ref, n, V);
 
 	llm_context_reset(c);
 	for (i = 0; i < n; i++)
@@ -125,7 +66,7 @@ static void check_sequence(struct llm_context *c, const char *what,
 					       lg + i * V, &d) == 0,
 			      "%s: %s", what, d.msg);
 	snprintf(buf, sizeof buf, "%s incremental", what);
-	expect_rows(buf, lg, ref, n, V);
+	ref_expect_rows(buf, lg, ref, n, V);
 	free(lg);
 }
 
@@ -145,7 +86,7 @@ static void check_greedy(struct llm_context *c, const char *what,
 	ck_assert_msg(llm_context_eval(c, prompt, n_prompt, LLM_LOGITS_LAST, lg,
 				       &d) == 0, "%s: %s", what, d.msg);
 	for (j = 0; j < n_gen; j++) {
-		int32_t t = argmax(lg, V);
+		int32_t t = ref_argmax(lg, V);
 
 		if (stop_at_bos && t == 1)
 			break;
@@ -289,12 +230,12 @@ START_TEST(test_qwen2_5_vl)
 	b.logits = want;
 	b.logits_out = out;
 	ck_assert_msg(llm_forward(c, &b, &d) == 0, "%s", d.msg);
-	expect_rows("qwen2_5_vl image prefill", out, lg, n, V);
+	ref_expect_rows("qwen2_5_vl image prefill", out, lg, n, V);
 	/* The same rows through the public API up to the image: text only,
 	 * plain positions. */
 	llm_context_reset(c);
 	ck_assert_int_eq(llm_context_eval(c, ids, 3, LLM_LOGITS_ALL, out, &d), 0);
-	expect_rows("qwen2_5_vl text prefix", out, lg, 3, V);
+	ref_expect_rows("qwen2_5_vl text prefix", out, lg, 3, V);
 	llm_context_free(c);
 	llm_model_free(m);
 	llm_st_close(ref);
@@ -375,7 +316,7 @@ START_TEST(test_stories260k)
 		llm_context_reset(c);
 		ck_assert_int_eq(llm_context_eval(c, seq2, nn, LLM_LOGITS_ALL, pa, &d), 0);
 		c->n_batch = saved;
-		expect_rows("stories260k chunked prefill", pa, lg1, n1, V);
+		ref_expect_rows("stories260k chunked prefill", pa, lg1, n1, V);
 		llm_context_reset(c);
 		for (i2 = 0; i2 < nn; i2++)
 			ck_assert_int_eq(llm_context_eval(c, seq2 + i2, 1, LLM_LOGITS_LAST,
@@ -479,8 +420,8 @@ START_TEST(test_two_sequences)
 			memcpy((seq[k] ? lb : la) + (size_t)pos[k] * V, out + k * V,
 			       V * sizeof *out);
 	}
-	expect_rows("slot 0 (input_ids.0)", la, ra, na, V);
-	expect_rows("slot 1 (input_ids.1)", lb, rb, nb, V);
+	ref_expect_rows("slot 0 (input_ids.0)", la, ra, na, V);
+	ref_expect_rows("slot 1 (input_ids.1)", lb, rb, nb, V);
 	/* a row outside the slots is refused */
 	{
 		struct llm_batch bt;
@@ -545,7 +486,7 @@ START_TEST(test_trained_target)
 		ck_assert_int_eq(llm_context_eval(c, ids, n, LLM_LOGITS_ALL, ours, &d),
 				 0);
 		snprintf(what, sizeof what, "trained-target seq %zu", s);
-		expect_rows(what, ours, lg, n, V);
+		ref_expect_rows(what, ours, lg, n, V);
 		free(ours);
 		free(ids);
 		free(lg);

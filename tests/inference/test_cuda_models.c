@@ -45,6 +45,7 @@
 #include "inference/llm.h"
 #include "inference/model_impl.h"
 #include "inference/safetensors_impl.h"
+#include "refutil.h"
 #include "testutil.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -66,36 +67,6 @@ static int have_cuda(const char *what)
 		      "TERN_GPU_TESTS=1 but no CUDA device: %s", d.msg);
 	fprintf(stderr, "SKIP: no CUDA device (%s): %s\n", what, d.msg);
 	return 0;
-}
-
-static const struct llm_tensor_info *ref_get(struct llm_st_set *ref,
-					     const char *name)
-{
-	const struct llm_tensor_info *t = llm_st_find(ref, name);
-
-	ck_assert_msg(t != NULL, "reference tensor %s missing", name);
-	return t;
-}
-
-static int32_t *ref_ids(struct llm_st_set *ref, const char *name, size_t *n)
-{
-	const struct llm_tensor_info *t = ref_get(ref, name);
-	int32_t *v = malloc((size_t)t->n_bytes + 4);
-
-	ck_assert(t->dtype == LLM_DTYPE_I32);
-	memcpy(v, t->data, (size_t)t->n_bytes);
-	*n = (size_t)t->n_elems;
-	return v;
-}
-
-static float *ref_f32(struct llm_st_set *ref, const char *name, size_t *n)
-{
-	const struct llm_tensor_info *t = ref_get(ref, name);
-	float *v = malloc((size_t)t->n_elems * sizeof *v + 4);
-
-	ck_assert_int_eq(llm_tensor_to_f32(t, v, NULL), 0);
-	*n = (size_t)t->n_elems;
-	return v;
 }
 
 /* ||a - r|| / ||r|| over n values (NaN anywhere: +inf). */
@@ -150,16 +121,6 @@ static void expect_ref(const char *what, const float *a, const float *r,
 	double w = worst_row_ratio(a, r, n_rows, V);
 
 	ck_assert_msg(w <= 1e-3, "%s: max |diff| / max |ref| = %g > 1e-3", what, w);
-}
-
-static int32_t argmax(const float *v, size_t n)
-{
-	size_t i, b = 0;
-
-	for (i = 1; i < n; i++)
-		if (v[i] > v[b])
-			b = i;
-	return (int32_t)b;
 }
 
 /* Open DIR on BACKEND; on failure returns NULL with the message in d. */
@@ -230,7 +191,7 @@ static void check_greedy(struct llm_context *c, const char *what,
 	ck_assert_msg(llm_context_eval(c, prompt, n_prompt, LLM_LOGITS_LAST, lg,
 				       &d) == 0, "%s: %s", what, d.msg);
 	for (j = 0; j < n_gen; j++) {
-		int32_t t = argmax(lg, V);
+		int32_t t = ref_argmax(lg, V);
 
 		if (stop_at_bos && t == 1)
 			break;

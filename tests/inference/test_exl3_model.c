@@ -27,6 +27,7 @@
 #include "inference/llm.h"
 #include "inference/model_impl.h"
 #include "inference/safetensors_impl.h"
+#include "refutil.h"
 #include "testutil.h"
 
 /* ---- writing small safetensors files ------------------------------------ */
@@ -302,34 +303,6 @@ END_TEST
 
 /* ---- the synthetic EXL3 Llama-3 against transformers ---------------------- */
 
-static void expect_rows(const char *what, const float *a, const float *r,
-			size_t n_rows, size_t V)
-{
-	size_t i, j;
-
-	for (i = 0; i < n_rows; i++) {
-		double md = 0, mr = 0;
-
-		for (j = 0; j < V; j++) {
-			md = fmax(md, fabs((double)a[i * V + j] - r[i * V + j]));
-			mr = fmax(mr, fabs((double)r[i * V + j]));
-		}
-		ck_assert_msg(md <= 1e-3 * mr,
-			      "%s row %zu: max |diff| %g > 1e-3 * max |ref| %g",
-			      what, i, md, mr);
-	}
-}
-
-static int32_t argmax(const float *v, size_t n)
-{
-	size_t i, b = 0;
-
-	for (i = 1; i < n; i++)
-		if (v[i] > v[b])
-			b = i;
-	return (int32_t)b;
-}
-
 static void *ref_copy(struct llm_st_set *ref, const char *name,
 		      enum llm_dtype dt, size_t *n)
 {
@@ -379,21 +352,21 @@ START_TEST(test_exl3_llama3)
 		ck_assert_msg(llm_context_eval(c, ids, n, LLM_LOGITS_ALL, lg, &d) == 0,
 			      "%s", d.msg);
 		snprintf(what, sizeof what, "exl3-llama3 seq %zu prefill", s);
-		expect_rows(what, lg, ref_lg, n, V);
+		ref_expect_rows(what, lg, ref_lg, n, V);
 		/* incremental */
 		llm_context_reset(c);
 		for (i = 0; i < n; i++)
 			ck_assert_msg(llm_context_eval(c, ids + i, 1, LLM_LOGITS_LAST,
 						       lg + i * V, &d) == 0, "%s", d.msg);
 		snprintf(what, sizeof what, "exl3-llama3 seq %zu incremental", s);
-		expect_rows(what, lg, ref_lg, n, V);
+		ref_expect_rows(what, lg, ref_lg, n, V);
 		if (s == 2) {
 			int32_t *gr = ref_copy(ref, "greedy.2", LLM_DTYPE_I32, &ng);
 
 			llm_context_reset(c);
 			ck_assert(llm_context_eval(c, ids, n, LLM_LOGITS_LAST, lg, &d) == 0);
 			for (j = 0; j < ng; j++) {
-				int32_t t = argmax(lg, V);
+				int32_t t = ref_argmax(lg, V);
 
 				ck_assert_msg(t == gr[j],
 					      "greedy token %zu is %d, expected %d", j,

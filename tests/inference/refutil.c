@@ -1,0 +1,68 @@
+/* tests/inference/refutil.c — see refutil.h. */
+#include "config.h"
+
+#include "refutil.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const struct llm_tensor_info *ref_get(struct llm_st_set *ref, const char *name)
+{
+	const struct llm_tensor_info *t = llm_st_find(ref, name);
+
+	ck_assert_msg(t != NULL, "reference tensor %s missing", name);
+	return t;
+}
+
+int32_t *ref_ids(struct llm_st_set *ref, const char *name, size_t *n)
+{
+	const struct llm_tensor_info *t = ref_get(ref, name);
+	int32_t *v = malloc((size_t)t->n_bytes + 4);
+
+	ck_assert_ptr_nonnull(v);
+	ck_assert(t->dtype == LLM_DTYPE_I32);
+	memcpy(v, t->data, (size_t)t->n_bytes);
+	*n = (size_t)t->n_elems;
+	return v;
+}
+
+float *ref_f32(struct llm_st_set *ref, const char *name, size_t *n)
+{
+	const struct llm_tensor_info *t = ref_get(ref, name);
+	float *v = malloc((size_t)t->n_elems * sizeof *v + 4);
+
+	ck_assert_ptr_nonnull(v);
+	ck_assert_int_eq(llm_tensor_to_f32(t, v, NULL), 0);
+	*n = (size_t)t->n_elems;
+	return v;
+}
+
+void ref_expect_rows(const char *what, const float *a, const float *r,
+		     size_t n_rows, size_t V)
+{
+	size_t i, j;
+
+	for (i = 0; i < n_rows; i++) {
+		double md = 0, mr = 0;
+
+		for (j = 0; j < V; j++) {
+			md = fmax(md, fabs((double)a[i * V + j] - r[i * V + j]));
+			mr = fmax(mr, fabs((double)r[i * V + j]));
+		}
+		ck_assert_msg(md <= 1e-3 * mr,
+			      "%s row %zu: max |diff| %g > 1e-3 * max |ref| %g",
+			      what, i, md, mr);
+	}
+}
+
+int32_t ref_argmax(const float *v, size_t n)
+{
+	size_t i, b = 0;
+
+	for (i = 1; i < n; i++)
+		if (v[i] > v[b])
+			b = i;
+	return (int32_t)b;
+}

@@ -1,0 +1,25 @@
+/* tests/inference/refutil.h — reading transformers' reference tensors
+ * (reference.safetensors of the fixtures) and comparing logits with them,
+ * shared by the inference-layer conformance suites (CPU, CUDA, EXL3). */
+#ifndef TERN_TESTS_INFERENCE_REFUTIL_H
+#define TERN_TESTS_INFERENCE_REFUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "inference/safetensors_impl.h"
+
+/* Tensor NAME of REF; fails the test when it is missing. */
+const struct llm_tensor_info *ref_get(struct llm_st_set *ref, const char *name);
+/* An int32 tensor copied out (the mapping may be unaligned); free() it. */
+int32_t *ref_ids(struct llm_st_set *ref, const char *name, size_t *n);
+/* Any float tensor as f32; free() it. */
+float *ref_f32(struct llm_st_set *ref, const char *name, size_t *n);
+/* The fixtures' bound: max|a - r| <= 1e-3 * max|r| for each of n_rows rows
+ * of V values; fails the test naming WHAT and the row otherwise. */
+void ref_expect_rows(const char *what, const float *a, const float *r,
+		     size_t n_rows, size_t V);
+/* Index of the largest value (ties: the lowest index), as greedy decoding. */
+int32_t ref_argmax(const float *v, size_t n);
+
+#endif
