@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "gpu/gpu.h"
+#include "stfile.h"
 #include "testutil.h"
 #ifdef HAVE_CUDA
 #include "gpu/cuda/cuda_exl3.h"
@@ -239,64 +240,28 @@ static void expect(struct pair *p, const struct gpu_exl3_desc *desc,
 
 /* ---- the fixture ---------------------------------------------------------- */
 
-struct st {
-	char *buf;
-	size_t len;
-	json_t *hdr;
-	size_t data;
-};
-
-static void st_open(struct st *s, const char *rel)
-{
-	char *path = test_data_path(rel);
-	uint64_t hl = 0;
-	json_error_t je;
-	int i;
-
-	s->buf = test_read_file(path, &s->len);
-	ck_assert_msg(s->len >= 8, "%s: too short", path);
-	for (i = 7; i >= 0; i--)
-		hl = (hl << 8) | (unsigned char)s->buf[i];
-	ck_assert_msg(hl <= s->len - 8, "%s: header length", path);
-	s->hdr = json_loadb(s->buf + 8, (size_t)hl, 0, &je);
-	ck_assert_msg(s->hdr != NULL, "%s: %s", path, je.text);
-	s->data = 8 + (size_t)hl;
-	free(path);
-}
-
-static void st_close(struct st *s)
-{
-	json_decref(s->hdr);
-	free(s->buf);
-}
-
-static const void *st_get(const struct st *s, const char *name,
+/* A 16-bit tensor of exactly n_elems elements. */
+static const void *st_get(const struct test_st *s, const char *name,
 			  const char *dtype, size_t n_elems)
 {
-	json_t *t = json_object_get(s->hdr, name), *off;
-	size_t b, e;
+	size_t n_bytes;
+	const void *p = test_st_get(s, name, dtype, -1, NULL, &n_bytes);
 
-	ck_assert_msg(t != NULL, "fixture tensor %s missing", name);
-	ck_assert_str_eq(json_string_value(json_object_get(t, "dtype")), dtype);
-	off = json_object_get(t, "data_offsets");
-	b = (size_t)json_integer_value(json_array_get(off, 0));
-	e = (size_t)json_integer_value(json_array_get(off, 1));
-	ck_assert(b <= e && e <= s->len - s->data);
-	ck_assert_uint_eq(e - b, n_elems * 2);
-	return s->buf + s->data + b;
+	ck_assert_uint_eq(n_bytes, n_elems * 2);
+	return p;
 }
 
 START_TEST(test_fixture)
 {
 	static const size_t rows[] = { 1, 4, 16, 64 };
 	struct pair p;
-	struct st s;
+	struct test_st s;
 	uint16_t bias[256];
 	int cb, bits, i, kv;
 
 	if (!open_pair(&p))
 		return;
-	st_open(&s, "exl3/dequant_vectors.safetensors");
+	test_st_open(&s, "exl3/dequant_vectors.safetensors");
 	for (i = 0; i < 256; i++)
 		bias[i] = f2h(frand());
 	/* both CUDA kernel versions (3-launch default and the fused one) */
@@ -332,7 +297,7 @@ START_TEST(test_fixture)
 #ifdef HAVE_CUDA
 	gpu_cuda_exl3_set_kernel(1);
 #endif
-	st_close(&s);
+	test_st_close(&s);
 	close_pair(&p);
 }
 END_TEST

@@ -30,61 +30,8 @@
 
 #include "gpu/exl3_ref.h"
 #include "gpu/gpu.h"
+#include "stfile.h"
 #include "testutil.h"
-
-/* ---- a tiny safetensors reader ------------------------------------------- */
-
-struct st {
-	char *buf;
-	size_t len;
-	json_t *hdr;
-	size_t data; /* offset of the data section */
-};
-
-static void st_open(struct st *s, const char *rel)
-{
-	char *path = test_data_path(rel);
-	uint64_t hl = 0;
-	json_error_t je;
-	int i;
-
-	s->buf = test_read_file(path, &s->len);
-	ck_assert_msg(s->len >= 8, "%s: too short", path);
-	for (i = 7; i >= 0; i--)
-		hl = (hl << 8) | (unsigned char)s->buf[i];
-	ck_assert_msg(hl <= s->len - 8, "%s: header length", path);
-	s->hdr = json_loadb(s->buf + 8, (size_t)hl, 0, &je);
-	ck_assert_msg(s->hdr != NULL, "%s: %s", path, je.text);
-	s->data = 8 + (size_t)hl;
-	free(path);
-}
-
-static void st_close(struct st *s)
-{
-	json_decref(s->hdr);
-	free(s->buf);
-}
-
-/* Tensor NAME with DTYPE and N_DIMS dims; its shape into shape[], a pointer
- * to its bytes returned (any alignment). */
-static const void *st_get(const struct st *s, const char *name,
-			  const char *dtype, int n_dims, long long *shape)
-{
-	json_t *t = json_object_get(s->hdr, name), *sh, *off;
-	size_t i, b, e;
-
-	ck_assert_msg(t != NULL, "fixture tensor %s missing", name);
-	ck_assert_str_eq(json_string_value(json_object_get(t, "dtype")), dtype);
-	sh = json_object_get(t, "shape");
-	ck_assert_int_eq((int)json_array_size(sh), n_dims);
-	for (i = 0; i < (size_t)n_dims; i++)
-		shape[i] = json_integer_value(json_array_get(sh, i));
-	off = json_object_get(t, "data_offsets");
-	b = (size_t)json_integer_value(json_array_get(off, 0));
-	e = (size_t)json_integer_value(json_array_get(off, 1));
-	ck_assert(b <= e && e <= s->len - s->data);
-	return s->buf + s->data + b;
-}
 
 static uint16_t rd16(const void *p, size_t i)
 {
@@ -129,7 +76,7 @@ struct fx {
 #define FK 128
 #define FN 256
 
-static void fx_get(const struct st *s, int cb, int bits, struct fx *f)
+static void fx_get(const struct test_st *s, int cb, int bits, struct fx *f)
 {
 	char name[64];
 	long long sh[3];
@@ -137,19 +84,19 @@ static void fx_get(const struct st *s, int cb, int bits, struct fx *f)
 	f->cb = cb;
 	f->bits = bits;
 	snprintf(name, sizeof name, "cb%d.k%d.trellis", cb, bits);
-	f->trellis = st_get(s, name, "I16", 3, sh);
+	f->trellis = test_st_get(s, name, "I16", 3, sh, NULL);
 	ck_assert(sh[0] == FK / 16 && sh[1] == FN / 16 && sh[2] == 16 * bits);
 	snprintf(name, sizeof name, "cb%d.k%d.suh", cb, bits);
-	f->suh = st_get(s, name, "F16", 1, sh);
+	f->suh = test_st_get(s, name, "F16", 1, sh, NULL);
 	ck_assert(sh[0] == FK);
 	snprintf(name, sizeof name, "cb%d.k%d.svh", cb, bits);
-	f->svh = st_get(s, name, "F16", 1, sh);
+	f->svh = test_st_get(s, name, "F16", 1, sh, NULL);
 	ck_assert(sh[0] == FN);
 	snprintf(name, sizeof name, "cb%d.k%d.w_hat", cb, bits);
-	f->w_hat = st_get(s, name, "F16", 2, sh);
+	f->w_hat = test_st_get(s, name, "F16", 2, sh, NULL);
 	ck_assert(sh[0] == FK && sh[1] == FN);
 	snprintf(name, sizeof name, "cb%d.k%d.w", cb, bits);
-	f->w = st_get(s, name, "F16", 2, sh);
+	f->w = test_st_get(s, name, "F16", 2, sh, NULL);
 	ck_assert(sh[0] == FK && sh[1] == FN);
 }
 
@@ -323,12 +270,12 @@ START_TEST(test_tiles_bit_exact)
 	const int cb = _i / 8, bits = _i % 8 + 1;
 	const size_t rec = 16 * (size_t)bits; /* int16 per tile */
 	float *dec = malloc(FK * FN * sizeof *dec);
-	struct st s;
+	struct test_st s;
 	struct fx f;
 	size_t tk, tn, r, c, bad_fast = 0, bad_ref = 0;
 	int e;
 
-	st_open(&s, "exl3/dequant_vectors.safetensors");
+	test_st_open(&s, "exl3/dequant_vectors.safetensors");
 	fx_get(&s, cb, bits, &f);
 	for (tk = 0; tk < FK / 16; tk++)
 		for (tn = 0; tn < FN / 16; tn++) {
@@ -361,7 +308,7 @@ START_TEST(test_tiles_bit_exact)
 	ck_assert_msg(bad_fast == 0 && bad_ref == 0,
 		      "cb%d k%d: %zu (decoder) / %zu (reference) of %d values differ "
 		      "from the kernels' w_hat", cb, bits, bad_fast, bad_ref, FK * FN);
-	st_close(&s);
+	test_st_close(&s);
 	free(dec);
 }
 END_TEST
@@ -377,12 +324,12 @@ START_TEST(test_reconstruct)
 	struct gpu *g = open_cpu(3);
 	struct gpu_exl3_weight *w;
 	char what[64];
-	struct st s;
+	struct test_st s;
 	struct fx f;
 	size_t i, a, b;
 	double mx = 0, md = 0;
 
-	st_open(&s, "exl3/dequant_vectors.safetensors");
+	test_st_open(&s, "exl3/dequant_vectors.safetensors");
 	fx_get(&s, cb, bits, &f);
 	/* gpu_exl3_fwht128 against the matrix definition on a random vector */
 	for (i = 0; i < 128; i++)
@@ -425,7 +372,7 @@ START_TEST(test_reconstruct)
 	free(out);
 	gpu_exl3_weight_free(w);
 	gpu_close(g);
-	st_close(&s);
+	test_st_close(&s);
 	free(W);
 	free(Wl);
 	free(x);
@@ -445,12 +392,12 @@ START_TEST(test_linear)
 	struct gpu *g1 = open_cpu(1), *g3 = open_cpu(3);
 	struct gpu_exl3_weight *w1, *w3, *wb;
 	float *o1, *o3, *ob, *ot, *op;
-	struct st s;
+	struct test_st s;
 	struct fx f;
 	size_t i, a, b;
 	double mx = 0, md = 0;
 
-	st_open(&s, "exl3/dequant_vectors.safetensors");
+	test_st_open(&s, "exl3/dequant_vectors.safetensors");
 	fx_get(&s, cb, bits, &f);
 	reconstruct_ref(&f, W);
 	for (i = 0; i < R * FK; i++)
@@ -506,7 +453,7 @@ START_TEST(test_linear)
 	gpu_exl3_weight_free(wb);
 	gpu_close(g1);
 	gpu_close(g3);
-	st_close(&s);
+	test_st_close(&s);
 	free(W);
 	free(x);
 	free(xs);
