@@ -53,7 +53,7 @@ tests/check_app-test_cli.$(OBJEXT): tern$(EXEEXT)
 check-gpu: tests/check_gpu$(EXEEXT) tern$(EXEEXT)
 	$(SHELL) $(top_srcdir)/scripts/check-gpu.sh $(abs_top_builddir)
 .PHONY: check-gpu
-EXTRA_DIST += scripts/check-gpu.sh
+EXTRA_DIST += scripts/check-gpu.sh scripts/tokenizer-vs-hf.py
 
 # Show Check's per-program summary on the terminal (see scripts/test-run.sh).
 LOG_COMPILER = $(SHELL) $(top_srcdir)/scripts/test-run.sh
