@@ -21,7 +21,8 @@ tests_check_common_CPPFLAGS = $(TESTS_CPPFLAGS) -DTERN_SUITES='"common/suites.de
 tests_check_common_CFLAGS = $(TESTS_CFLAGS)
 tests_check_common_LDADD = common/libcommon.a $(CHECK_LIBS)
 
-tests_check_gpu_SOURCES = $(TEST_COMMON) tests/stfile.c tests/stfile.h
+tests_check_gpu_SOURCES = $(TEST_COMMON) tests/stfile.c tests/stfile.h \
+	tests/gpu/gpupair.c tests/gpu/gpupair.h
 tests_check_gpu_CPPFLAGS = $(TESTS_CPPFLAGS) -DTERN_SUITES='"gpu/suites.def"'
 tests_check_gpu_CFLAGS = $(TESTS_CFLAGS)
 tests_check_gpu_LDADD = $(GPU_LIBS) common/libcommon.a $(CHECK_LIBS) $(LIBS)

@@ -36,31 +36,11 @@
 
 #include "gpu/gpu.h"
 #include "stfile.h"
+#include "gpupair.h"
 #include "testutil.h"
 #ifdef HAVE_CUDA
 #include "gpu/cuda/cuda_exl3.h"
 #endif
-
-static uint64_t rng_state, seed;
-
-static void seed_rng(void)
-{
-	const char *s = getenv("TERN_TEST_SEED");
-
-	seed = s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) * 2654435761u;
-	rng_state = seed;
-}
-
-static uint32_t urand32(void)
-{
-	rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-	return (uint32_t)(rng_state >> 32);
-}
-
-static float frand(void)
-{
-	return (float)(urand32() >> 8) / 16777216.0f * 2.0f - 1.0f;
-}
 
 /* f16 bits of a float in [-4, 4] (normal range; truncation is fine for
  * making test data, the value is what it is). */
@@ -76,43 +56,6 @@ static uint16_t f2h(float f)
 	if (e <= 0)
 		return s;
 	return (uint16_t)(s | (e << 10) | ((u >> 13) & 1023u));
-}
-
-/* ---- the pair of backends ------------------------------------------------ */
-
-struct pair {
-	struct gpu *cpu, *cuda;
-};
-
-static int open_pair(struct pair *p)
-{
-	static int said;
-	struct diag d;
-	int rc;
-
-	memset(p, 0, sizeof *p);
-	seed_rng();
-	diag_clear(&d);
-	rc = gpu_open(GPU_KIND_CUDA, NULL, &p->cuda, &d);
-	if (rc == GPU_E_NODEVICE || rc == GPU_E_UNSUPPORTED) {
-		const char *env = getenv("TERN_GPU_TESTS");
-
-		if (env && !strcmp(env, "1"))
-			ck_abort_msg("TERN_GPU_TESTS=1 but no CUDA device: %s",
-				     diag_message(&d, "?"));
-		if (!said++)
-			printf("SKIP: no CUDA device (%s)\n", diag_message(&d, "?"));
-		return 0;
-	}
-	ck_assert_msg(rc == 0, "gpu_open(cuda): %s", diag_message(&d, "?"));
-	ck_assert_int_eq(gpu_open(GPU_KIND_CPU, NULL, &p->cpu, NULL), 0);
-	return 1;
-}
-
-static void close_pair(struct pair *p)
-{
-	gpu_close(p->cuda);
-	gpu_close(p->cpu);
 }
 
 static struct gpu_buf *mkbuf(struct gpu *g, size_t n, const float *v)
@@ -142,15 +85,15 @@ static void wdesc_random(struct wdesc *w, size_t k, size_t n, int bits,
 
 	ck_assert(tr && suh && svh && (!with_bias || bias));
 	for (i = 0; i < nt; i++)
-		tr[i] = (uint16_t)urand32();
+		tr[i] = (uint16_t)test_urand32();
 	/* suh small as in real models (sign x scale / codebook RMS) */
 	for (i = 0; i < k; i++)
-		suh[i] = f2h(frand() * 0.05f);
+		suh[i] = f2h(test_frand() * 0.05f);
 	for (i = 0; i < n; i++)
-		svh[i] = f2h(frand() * 1.5f);
+		svh[i] = f2h(test_frand() * 1.5f);
 	if (bias)
 		for (i = 0; i < n; i++)
-			bias[i] = f2h(frand());
+			bias[i] = f2h(test_frand());
 	memset(w, 0, sizeof *w);
 	w->desc.k = k;
 	w->desc.n = n;
@@ -171,7 +114,7 @@ static void wdesc_free(struct wdesc *w)
 }
 
 /* CUDA vs CPU on one weight: rows of random x, k_in <= k, n_out <= n. */
-static double compare(struct pair *p, const struct gpu_exl3_desc *desc,
+static double compare(struct gpu_pair *p, const struct gpu_exl3_desc *desc,
 		      size_t rows, size_t k_in, size_t n_out)
 {
 	struct gpu_exl3_weight *wc = NULL, *wg = NULL;
@@ -185,7 +128,7 @@ static double compare(struct pair *p, const struct gpu_exl3_desc *desc,
 
 	ck_assert(x && rc_ && rg);
 	for (i = 0; i < rows * k_in; i++)
-		x[i] = frand() * 2.0f;
+		x[i] = test_frand() * 2.0f;
 	ck_assert_msg(gpu_exl3_weight_new(p->cpu, desc, &wc, &d) == 0, "cpu: %s",
 		      diag_message(&d, "?"));
 	ck_assert_msg(gpu_exl3_weight_new(p->cuda, desc, &wg, &d) == 0,
@@ -209,7 +152,7 @@ static double compare(struct pair *p, const struct gpu_exl3_desc *desc,
 		ck_assert_msg(isfinite(rg[i]),
 			      "%zux%zu K=%d cb=%d rows=%zu: out[%zu] = %g (seed %llu)",
 			      desc->k, desc->n, desc->bits, (int)desc->cb, rows, i,
-			      (double)rg[i], (unsigned long long)seed);
+			      (double)rg[i], (unsigned long long)test_seed);
 		num += e * e;
 		den += (double)rc_[i] * rc_[i];
 	}
@@ -226,7 +169,7 @@ static double compare(struct pair *p, const struct gpu_exl3_desc *desc,
 	return sqrt(num / den);
 }
 
-static void expect(struct pair *p, const struct gpu_exl3_desc *desc,
+static void expect(struct gpu_pair *p, const struct gpu_exl3_desc *desc,
 		   size_t rows, size_t k_in, size_t n_out)
 {
 	double e = compare(p, desc, rows, k_in, n_out);
@@ -235,7 +178,7 @@ static void expect(struct pair *p, const struct gpu_exl3_desc *desc,
 		      "%zux%zu K=%d cb=%d rows=%zu k_in=%zu n_out=%zu bias=%d: "
 		      "rel L2 %.3g > 1e-3 (seed %llu)", desc->k, desc->n,
 		      desc->bits, (int)desc->cb, rows, k_in, n_out,
-		      desc->bias != NULL, e, (unsigned long long)seed);
+		      desc->bias != NULL, e, (unsigned long long)test_seed);
 }
 
 /* ---- the fixture ---------------------------------------------------------- */
@@ -254,16 +197,16 @@ static const void *st_get(const struct test_st *s, const char *name,
 START_TEST(test_fixture)
 {
 	static const size_t rows[] = { 1, 4, 16, 64 };
-	struct pair p;
+	struct gpu_pair p;
 	struct test_st s;
 	uint16_t bias[256];
 	int cb, bits, i, kv;
 
-	if (!open_pair(&p))
+	if (!gpu_pair_open(&p, 0))
 		return;
 	test_st_open(&s, "exl3/dequant_vectors.safetensors");
 	for (i = 0; i < 256; i++)
-		bias[i] = f2h(frand());
+		bias[i] = f2h(test_frand());
 	/* both CUDA kernel versions (3-launch default and the fused one) */
 	for (kv = 1; kv <= 2; kv++)
 	for (cb = 0; cb < 3; cb++)
@@ -298,18 +241,18 @@ START_TEST(test_fixture)
 	gpu_cuda_exl3_set_kernel(1);
 #endif
 	test_st_close(&s);
-	close_pair(&p);
+	gpu_pair_close(&p);
 }
 END_TEST
 
 START_TEST(test_random_all_k)
 {
 	static const size_t rows[] = { 1, 4, 16, 64 };
-	struct pair p;
+	struct gpu_pair p;
 	int cb, bits;
 	size_t r;
 
-	if (!open_pair(&p))
+	if (!gpu_pair_open(&p, 0))
 		return;
 	for (cb = 0; cb < 3; cb++)
 		for (bits = 1; bits <= 8; bits++) {
@@ -320,7 +263,7 @@ START_TEST(test_random_all_k)
 				expect(&p, &w.desc, rows[r], 1024, 2048);
 			wdesc_free(&w);
 		}
-	close_pair(&p);
+	gpu_pair_close(&p);
 }
 END_TEST
 
@@ -342,10 +285,10 @@ START_TEST(test_random_model_shapes)
 		{ 14336, 4096, 4, 2, { 1, 16, 0, 0 } },
 		{ 14336, 4096, 7, 0, { 1, 0, 0, 0 } },
 	};
-	struct pair p;
+	struct gpu_pair p;
 	size_t c, r;
 
-	if (!open_pair(&p))
+	if (!gpu_pair_open(&p, 0))
 		return;
 	for (c = 0; c < sizeof cs / sizeof cs[0]; c++) {
 		struct wdesc w;
@@ -355,7 +298,7 @@ START_TEST(test_random_model_shapes)
 			expect(&p, &w.desc, cs[c].rows[r], cs[c].k, cs[c].n);
 		wdesc_free(&w);
 	}
-	close_pair(&p);
+	gpu_pair_close(&p);
 }
 END_TEST
 
@@ -364,14 +307,14 @@ START_TEST(test_bench)
 #ifdef HAVE_CUDA
 	const char *env = getenv("TERN_GPU_BENCH");
 	const size_t k = 4096, n = 14336;
-	struct pair p;
+	struct gpu_pair p;
 	int bits;
 
 	if (!env || strcmp(env, "1")) {
 		printf("SKIP: EXL3 timings (set TERN_GPU_BENCH=1)\n");
 		return;
 	}
-	if (!open_pair(&p))
+	if (!gpu_pair_open(&p, 0))
 		return;
 	printf("BENCH exl3 on %s\n", gpu_describe(p.cuda));
 	for (bits = 2; bits <= 6; bits++) {
@@ -461,7 +404,7 @@ START_TEST(test_bench)
 		wdesc_free(&w);
 	}
 	gpu_cuda_exl3_set_kernel(1);
-	close_pair(&p);
+	gpu_pair_close(&p);
 #else
 	printf("SKIP: EXL3 timings (no CUDA in this build)\n");
 #endif

@@ -28,70 +28,8 @@
 #include <time.h>
 
 #include "gpu/gpu.h"
+#include "gpupair.h"
 #include "testutil.h"
-
-static uint64_t rng_state, seed;
-
-static void seed_rng(void)
-{
-	const char *s = getenv("TERN_TEST_SEED");
-
-	seed = s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) * 2654435761u;
-	rng_state = seed;
-}
-
-static float frand(void)
-{
-	rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-	return (float)((rng_state >> 40) & 0xffffff) / 16777216.0f * 2.0f - 1.0f;
-}
-
-static unsigned urand(unsigned n)
-{
-	rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-	return (unsigned)((rng_state >> 33) % n);
-}
-
-/* Both backends; cuda NULL when there is no device (the case skips). */
-struct pair {
-	struct gpu *cpu, *cuda;
-};
-
-static int open_pair(struct pair *p)
-{
-	static int said;
-	struct diag d;
-	int rc;
-
-	memset(p, 0, sizeof *p);
-	seed_rng();
-	diag_clear(&d);
-	rc = gpu_open(GPU_KIND_CUDA, NULL, &p->cuda, &d);
-	if (rc == GPU_E_NODEVICE) {
-		const char *env = getenv("TERN_GPU_TESTS");
-
-		if (env && !strcmp(env, "1"))
-			ck_abort_msg("TERN_GPU_TESTS=1 but no CUDA device: %s",
-				     diag_message(&d, "?"));
-		if (!said++)
-			printf("SKIP: no CUDA device (%s)\n", diag_message(&d, "?"));
-		return 0;
-	}
-	ck_assert_msg(rc == 0, "gpu_open(cuda): %s", diag_message(&d, "?"));
-	{
-		struct gpu_params prm = gpu_default_params();
-
-		prm.n_threads = 3;
-		ck_assert_int_eq(gpu_open(GPU_KIND_CPU, &prm, &p->cpu, NULL), 0);
-	}
-	return 1;
-}
-
-static void close_pair(struct pair *p)
-{
-	gpu_close(p->cuda);
-	gpu_close(p->cpu);
-}
 
 static struct gpu_buf *mkbuf(struct gpu *g, enum gpu_dtype t, const void *v,
 			     size_t n)
@@ -111,7 +49,7 @@ struct bb {
 	struct gpu_buf *c, *g;
 };
 
-static struct bb mk2(struct pair *p, enum gpu_dtype t, const void *v, size_t n)
+static struct bb mk2(struct gpu_pair *p, enum gpu_dtype t, const void *v, size_t n)
 {
 	struct bb r;
 
@@ -133,7 +71,7 @@ static float *rand_f32(size_t n, float scale)
 
 	ck_assert_ptr_nonnull(v);
 	for (i = 0; i < n; i++)
-		v[i] = frand() * scale;
+		v[i] = test_frand() * scale;
 	return v;
 }
 
@@ -166,7 +104,7 @@ static uint16_t to_f16(float f)
 }
 
 /* A random weight-like buffer of dtype t on both backends. */
-static struct bb rand_w(struct pair *p, enum gpu_dtype t, size_t n, float scale)
+static struct bb rand_w(struct gpu_pair *p, enum gpu_dtype t, size_t n, float scale)
 {
 	float *f = rand_f32(n, scale);
 	struct bb r;
@@ -216,7 +154,7 @@ static double relerr(struct bb b, size_t off, size_t n)
 		double e_ = relerr(b, off, n);                               \
 		ck_assert_msg(e_ <= (tol), "%s: rel err %.3g > %.1g (seed %llu)", \
 			      (snprintf(msgbuf, sizeof msgbuf, __VA_ARGS__), msgbuf), \
-			      e_, (double)(tol), (unsigned long long)seed);  \
+			      e_, (double)(tol), (unsigned long long)test_seed);  \
 	} while (0)
 
 static char msgbuf[256];
@@ -235,17 +173,17 @@ static const enum gpu_dtype FT[3] = { GPU_DTYPE_F32, GPU_DTYPE_F16, GPU_DTYPE_BF
 
 START_TEST(test_get_rows)
 {
-	struct pair p;
+	struct gpu_pair p;
 	int32_t ids[17];
 	size_t i, t;
 
-	if (!open_pair(&p))
+	if (!gpu_pair_open(&p, 3))
 		return;
 	for (t = 0; t < 3; t++) {
 		struct bb tab = rand_w(&p, FT[t], 50 * 300, 1.0f), bi, out;
 
 		for (i = 0; i < 17; i++)
-			ids[i] = (int32_t)urand(50);
+			ids[i] = (int32_t)test_urand(50);
 		ids[3] = -1;
 		ids[9] = 50; /* outside: zero row */
 		bi = mk2(&p, GPU_DTYPE_I32, ids, 17);
@@ -257,13 +195,13 @@ START_TEST(test_get_rows)
 		free2(bi);
 		free2(out);
 	}
-	close_pair(&p);
+	gpu_pair_close(&p);
 }
 END_TEST
 
 /* ---- matmul ------------------------------------------------------------ */
 
-static void one_matmul(struct pair *p, enum gpu_dtype wt, size_t n, size_t k,
+static void one_matmul(struct gpu_pair *p, enum gpu_dtype wt, size_t n, size_t k,
 		       size_t rows, int bias_t)
 {
 	float *x = rand_f32(n * k, 1.0f);
@@ -292,17 +230,17 @@ START_TEST(test_matmul)
 	static const size_t ns[] = { 1, 2, 3, 8, 9, 16, 17, 64, 130 };
 	static const size_t ks[][2] = { { 256, 100 }, { 1000, 37 }, { 77, 50 },
 					{ 4096, 8 } };
-	struct pair p;
+	struct gpu_pair p;
 	size_t t, i, j;
 
-	if (!open_pair(&p))
+	if (!gpu_pair_open(&p, 3))
 		return;
 	for (t = 0; t < 3; t++)
 		for (i = 0; i < sizeof ns / sizeof ns[0]; i++)
 			for (j = 0; j < sizeof ks / sizeof ks[0]; j++)
 				one_matmul(&p, FT[t], ns[i], ks[j][0], ks[j][1],
 					   (int)((i + j) % 4) - 1);
-	close_pair(&p);
+	gpu_pair_close(&p);
 }
 END_TEST
 
@@ -315,17 +253,17 @@ START_TEST(test_gemv)
 {
 	static const size_t ks[][2] = { { 4096, 67 }, { 2056, 130 }, { 8, 37 },
 					{ 264, 5 }, { 1032, 1 }, { 99, 21 } };
-	struct pair p;
+	struct gpu_pair p;
 	size_t t, n, j;
 
-	if (!open_pair(&p))
+	if (!gpu_pair_open(&p, 3))
 		return;
 	for (t = 1; t < 3; t++)
 		for (n = 1; n <= 16; n++)
 			for (j = 0; j < sizeof ks / sizeof ks[0]; j++)
 				one_matmul(&p, FT[t], n, ks[j][0], ks[j][1],
 					   (int)((n + j) % 4) - 1);
-	close_pair(&p);
+	gpu_pair_close(&p);
 }
 END_TEST
 
@@ -333,10 +271,10 @@ END_TEST
 
 START_TEST(test_rmsnorm)
 {
-	struct pair p;
+	struct gpu_pair p;
 	size_t t;
 
-	if (!open_pair(&p))
+	if (!gpu_pair_open(&p, 3))
 		return;
 	for (t = 0; t < 3; t++) {
 		const size_t n = 7, dim = t == 2 ? 4096 : 1000;
@@ -358,18 +296,18 @@ START_TEST(test_rmsnorm)
 		free2(out);
 		free(x);
 	}
-	close_pair(&p);
+	gpu_pair_close(&p);
 }
 END_TEST
 
 START_TEST(test_elementwise)
 {
 	const size_t n = 100003, rows = 37, dim = 513;
-	struct pair p;
+	struct gpu_pair p;
 	float *a, *b, *gate;
 	struct bb ba, bbv, bo, by, bg;
 
-	if (!open_pair(&p))
+	if (!gpu_pair_open(&p, 3))
 		return;
 	a = rand_f32(n, 6.0f);
 	b = rand_f32(n, 2.0f);
@@ -430,7 +368,7 @@ START_TEST(test_elementwise)
 	free(a);
 	free(b);
 	free(gate);
-	close_pair(&p);
+	gpu_pair_close(&p);
 }
 END_TEST
 
@@ -449,10 +387,10 @@ START_TEST(test_rope)
 		{ 2, 512, 512, 0, 1.0f },
 	};
 	static const int sec[3] = { 16, 24, 24 };
-	struct pair p;
+	struct gpu_pair p;
 	size_t c, i;
 
-	if (!open_pair(&p))
+	if (!gpu_pair_open(&p, 3))
 		return;
 	for (c = 0; c < sizeof cs / sizeof cs[0]; c++) {
 		const size_t n = 13, half = cs[c].n_rot / 2;
@@ -466,7 +404,7 @@ START_TEST(test_rope)
 		for (i = 0; i < half; i++)
 			inv[i] = (float)pow(10000.0, -2.0 * (double)i / (double)cs[c].n_rot);
 		for (i = 0; i < 3 * n; i++)
-			pos[i] = (int32_t)urand(8000);
+			pos[i] = (int32_t)test_urand(8000);
 		bx = mk2(&p, GPU_DTYPE_F32, x, nx);
 		bp = mk2(&p, GPU_DTYPE_I32, pos, 3 * n);
 		bi = mk2(&p, GPU_DTYPE_F32, inv, half);
@@ -481,7 +419,7 @@ START_TEST(test_rope)
 		free(x);
 		free(inv);
 	}
-	close_pair(&p);
+	gpu_pair_close(&p);
 }
 END_TEST
 
@@ -497,7 +435,7 @@ static double att_tc_tol(enum gpu_dtype kvt, size_t hd)
 	return kvt == GPU_DTYPE_F16 ? 2e-3 : 1e-4;
 }
 
-static void one_attention(struct pair *p, enum gpu_dtype kvt, size_t n_head,
+static void one_attention(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 			  size_t n_head_kv, size_t hd, size_t ps, size_t window)
 {
 	/* two sequences: seq 0 holds 75 positions, seq 1 holds 130; pages of
@@ -515,7 +453,7 @@ static void one_attention(struct pair *p, enum gpu_dtype kvt, size_t n_head,
 	for (i = 0; i < n_pages; i++)
 		perm[i] = (int32_t)i;
 	for (i = n_pages - 1; i > 0; i--) {
-		size_t j = urand((unsigned)i + 1);
+		size_t j = test_urand((unsigned)i + 1);
 		int32_t t = perm[i];
 
 		perm[i] = perm[j];
@@ -569,11 +507,11 @@ static void one_attention(struct pair *p, enum gpu_dtype kvt, size_t n_head,
 		ck_assert_int_eq(gpu_buf_read(kpool.c, 0, hc, n_pages * ps * row, NULL), 0);
 		ck_assert_int_eq(gpu_buf_read(kpool.g, 0, hg, n_pages * ps * row, NULL), 0);
 		ck_assert_msg(!memcmp(hc, hg, n_pages * ps * row * 2),
-			      "kv_store f16 K differs (seed %llu)", (unsigned long long)seed);
+			      "kv_store f16 K differs (seed %llu)", (unsigned long long)test_seed);
 		ck_assert_int_eq(gpu_buf_read(vpool.c, 0, hc, n_pages * ps * row, NULL), 0);
 		ck_assert_int_eq(gpu_buf_read(vpool.g, 0, hg, n_pages * ps * row, NULL), 0);
 		ck_assert_msg(!memcmp(hc, hg, n_pages * ps * row * 2),
-			      "kv_store f16 V differs (seed %llu)", (unsigned long long)seed);
+			      "kv_store f16 V differs (seed %llu)", (unsigned long long)test_seed);
 		free(hc);
 		free(hg);
 	}
@@ -634,7 +572,7 @@ static void one_attention(struct pair *p, enum gpu_dtype kvt, size_t n_head,
  * decode kernel, exact) then the rows of sequence 0 at positions
  * start..L-1 (a prefill chunk: uniform tiles, prefill kernel), over
  * shuffled pages. */
-static void one_prefill(struct pair *p, enum gpu_dtype kvt, size_t n_head,
+static void one_prefill(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 			size_t n_head_kv, size_t hd, size_t ps, size_t window,
 			size_t L, size_t start)
 {
@@ -654,7 +592,7 @@ static void one_prefill(struct pair *p, enum gpu_dtype kvt, size_t n_head,
 	for (i = 0; i < n_pages; i++)
 		perm[i] = (int32_t)i;
 	for (i = n_pages - 1; i > 0; i--) {
-		size_t j = urand((unsigned)i + 1);
+		size_t j = test_urand((unsigned)i + 1);
 		int32_t t = perm[i];
 
 		perm[i] = perm[j];
@@ -738,9 +676,9 @@ static void one_prefill(struct pair *p, enum gpu_dtype kvt, size_t n_head,
 
 START_TEST(test_attention)
 {
-	struct pair p;
+	struct gpu_pair p;
 
-	if (!open_pair(&p))
+	if (!gpu_pair_open(&p, 3))
 		return;
 	one_attention(&p, GPU_DTYPE_F32, 8, 2, 64, 16, 0);
 	one_attention(&p, GPU_DTYPE_F16, 8, 2, 64, 16, 0);
@@ -756,7 +694,7 @@ START_TEST(test_attention)
 	one_prefill(&p, GPU_DTYPE_F16, 12, 4, 256, 32, 0, 200, 0);
 	one_prefill(&p, GPU_DTYPE_F32, 14, 2, 80, 9, 0, 150, 20);
 	one_prefill(&p, GPU_DTYPE_F32, 2, 1, 512, 16, 0, 100, 0); /* decode kernel */
-	close_pair(&p);
+	gpu_pair_close(&p);
 }
 END_TEST
 
@@ -765,10 +703,10 @@ END_TEST
 START_TEST(test_moe_route)
 {
 	static const size_t ne[] = { 8, 60, 128 };
-	struct pair p;
+	struct gpu_pair p;
 	size_t c;
 
-	if (!open_pair(&p))
+	if (!gpu_pair_open(&p, 3))
 		return;
 	for (c = 0; c < 3; c++) {
 		const size_t n = 33, k = c == 0 ? 2 : 8;
@@ -792,7 +730,7 @@ START_TEST(test_moe_route)
 			ck_assert_int_eq(gpu_buf_read(ids.g, 0, ig, n * k, NULL), 0);
 			ck_assert_msg(!memcmp(ic, ig, n * k * 4),
 				      "moe_route ids differ (seed %llu)",
-				      (unsigned long long)seed);
+				      (unsigned long long)test_seed);
 		}
 		free2(bl);
 		free2(ids);
@@ -801,17 +739,17 @@ START_TEST(test_moe_route)
 		free(ic);
 		free(ig);
 	}
-	close_pair(&p);
+	gpu_pair_close(&p);
 }
 END_TEST
 
 START_TEST(test_moe_ffn)
 {
 	static const size_t ns[] = { 1, 5, 40 };
-	struct pair p;
+	struct gpu_pair p;
 	size_t t, c, e;
 
-	if (!open_pair(&p))
+	if (!gpu_pair_open(&p, 3))
 		return;
 	for (t = 0; t < 3; t++)
 		for (c = 0; c < 3; c++) {
@@ -886,7 +824,7 @@ START_TEST(test_moe_ffn)
 			free(idh);
 			free(wh);
 		}
-	close_pair(&p);
+	gpu_pair_close(&p);
 }
 END_TEST
 
@@ -894,12 +832,12 @@ END_TEST
 
 START_TEST(test_memory_nomem)
 {
-	struct pair p;
+	struct gpu_pair p;
 	struct gpu_buf *b = NULL;
 	struct diag d;
 	float one = 1.0f, back = 0.0f;
 
-	if (!open_pair(&p))
+	if (!gpu_pair_open(&p, 3))
 		return;
 	/* 4 TiB: fails cleanly with the sizes in the message */
 	diag_clear(&d);
@@ -913,7 +851,7 @@ START_TEST(test_memory_nomem)
 	ck_assert_int_eq(gpu_buf_read(b, 0, &back, 1, &d), 0);
 	ck_assert(back == 1.0f);
 	gpu_buf_free(b);
-	close_pair(&p);
+	gpu_pair_close(&p);
 }
 END_TEST
 
@@ -925,14 +863,14 @@ START_TEST(test_memory_fill)
 {
 	enum { MAXB = 256 };
 	struct gpu_buf *bufs[MAXB];
-	struct pair p;
+	struct gpu_pair p;
 	int round, counts[3];
 
 	if (getenv("TERN_GPU_NO_FILL")) {
 		printf("SKIP: memory fill (TERN_GPU_NO_FILL)\n");
 		return;
 	}
-	if (!open_pair(&p))
+	if (!gpu_pair_open(&p, 3))
 		return;
 	for (round = 0; round < 3; round++) {
 		int n = 0, i, rc = 0;
@@ -955,7 +893,7 @@ START_TEST(test_memory_fill)
 	ck_assert_int_gt(counts[0], 0);
 	ck_assert_int_eq(counts[0], counts[1]);
 	ck_assert_int_eq(counts[1], counts[2]);
-	close_pair(&p);
+	gpu_pair_close(&p);
 }
 END_TEST
 
@@ -1000,7 +938,7 @@ static int cmp_d(const void *a, const void *b)
 START_TEST(test_bench)
 {
 	const char *env = getenv("TERN_GPU_BENCH");
-	struct pair p;
+	struct gpu_pair p;
 	struct gpu *g;
 	double t;
 	size_t c;
@@ -1010,7 +948,7 @@ START_TEST(test_bench)
 	gemv_only = env && !strcmp(env, "gemv");
 	if (!env || (strcmp(env, "1") && !gemv_only))
 		return;
-	if (!open_pair(&p))
+	if (!gpu_pair_open(&p, 3))
 		return;
 	g = p.cuda;
 	printf("bench: %s\n", gpu_describe(g));
@@ -1043,7 +981,7 @@ START_TEST(test_bench)
 		size_t i, j = 0, nn;
 
 		for (i = 0; i < rows * k; i++)
-			wh[i] = to_bf16(frand() * 0.05f);
+			wh[i] = to_bf16(test_frand() * 0.05f);
 		for (i = 0; i < nw; i++)
 			w[i] = mkbuf(g, GPU_DTYPE_BF16, wh, rows * k);
 		x = mkbuf(g, GPU_DTYPE_F32, xh, nx * k);
@@ -1088,7 +1026,7 @@ START_TEST(test_bench)
 		for (i = 0; i < np; i++)
 			pt[i] = (int32_t)(np - 1 - i);
 		for (i = 0; i < np * ps * row; i++)
-			hk[i] = to_f16(frand());
+			hk[i] = to_f16(test_frand());
 		gpu_buf_write(kp, 0, hk, np * ps * row, NULL);
 		gpu_buf_write(vp, 0, hk, np * ps * row, NULL);
 		free(hk);
@@ -1143,7 +1081,7 @@ START_TEST(test_bench)
 		gpu_buf_free(o);
 		free(pt);
 	}
-	close_pair(&p);
+	gpu_pair_close(&p);
 }
 END_TEST
 
