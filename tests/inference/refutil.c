@@ -66,3 +66,34 @@ int32_t ref_argmax(const float *v, size_t n)
 			b = i;
 	return (int32_t)b;
 }
+
+void ref_check_greedy(struct llm_context *c, const char *what,
+		      const int32_t *prompt, size_t n_prompt,
+		      const int32_t *expect, size_t n_gen, size_t V,
+		      int stop_at_bos)
+{
+	float *lg = malloc(V * sizeof *lg);
+	struct diag d;
+	size_t j;
+
+	ck_assert_ptr_nonnull(lg);
+	diag_clear(&d);
+	llm_context_reset(c);
+	ck_assert_msg(llm_context_eval(c, prompt, n_prompt, LLM_LOGITS_LAST, lg,
+				       &d) == 0, "%s: %s", what, d.msg);
+	for (j = 0; j < n_gen; j++) {
+		int32_t t = ref_argmax(lg, V);
+
+		if (stop_at_bos && t == 1)
+			break;
+		ck_assert_msg(t == expect[j], "%s: greedy token %zu is %d, expected %d",
+			      what, j, (int)t, (int)expect[j]);
+		if (j + 1 < n_gen)
+			ck_assert_msg(llm_context_eval(c, &t, 1, LLM_LOGITS_LAST, lg,
+						       &d) == 0,
+				      "%s: %s", what, d.msg);
+	}
+	ck_assert_msg(j == n_gen, "%s: stopped after %zu of %zu tokens", what, j,
+		      n_gen);
+	free(lg);
+}

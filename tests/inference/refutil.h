@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "inference/llm.h"
 #include "inference/safetensors_impl.h"
 
 /* Tensor NAME of REF; fails the test when it is missing. */
@@ -21,5 +22,14 @@ void ref_expect_rows(const char *what, const float *a, const float *r,
 		     size_t n_rows, size_t V);
 /* Index of the largest value (ties: the lowest index), as greedy decoding. */
 int32_t ref_argmax(const float *v, size_t n);
+
+/* Forced PROMPT, then N_GEN argmax steps through context C (reset first),
+ * each compared with EXPECT; with stop_at_bos, generation ends when BOS
+ * (id 1) comes out, run.c's rule, and must still have produced all N_GEN
+ * expected tokens.  WHAT names the case in failures. */
+void ref_check_greedy(struct llm_context *c, const char *what,
+		      const int32_t *prompt, size_t n_prompt,
+		      const int32_t *expect, size_t n_gen, size_t V,
+		      int stop_at_bos);
 
 #endif

@@ -70,38 +70,6 @@ static void check_sequence(struct llm_context *c, const char *what,
 	free(lg);
 }
 
-/* Forced PROMPT then N_GEN argmax steps; compare with EXPECT.  With
- * stop_at_bos, generation ends when BOS (1) comes out (run.c's rule). */
-static void check_greedy(struct llm_context *c, const char *what,
-			 const int32_t *prompt, size_t n_prompt,
-			 const int32_t *expect, size_t n_gen, size_t V,
-			 int stop_at_bos)
-{
-	float *lg = malloc(V * sizeof *lg);
-	struct diag d;
-	size_t j;
-
-	diag_clear(&d);
-	llm_context_reset(c);
-	ck_assert_msg(llm_context_eval(c, prompt, n_prompt, LLM_LOGITS_LAST, lg,
-				       &d) == 0, "%s: %s", what, d.msg);
-	for (j = 0; j < n_gen; j++) {
-		int32_t t = ref_argmax(lg, V);
-
-		if (stop_at_bos && t == 1)
-			break;
-		ck_assert_msg(t == expect[j], "%s: greedy token %zu is %d, expected %d",
-			      what, j, (int)t, (int)expect[j]);
-		if (j + 1 < n_gen)
-			ck_assert_msg(llm_context_eval(c, &t, 1, LLM_LOGITS_LAST, lg,
-						       &d) == 0,
-				      "%s: %s", what, d.msg);
-	}
-	ck_assert_msg(j == n_gen, "%s: stopped after %zu of %zu tokens", what, j,
-		      n_gen);
-	free(lg);
-}
-
 static void check_tiny(const char *arch)
 {
 	char rel[128], name[64], what[96];
@@ -136,7 +104,7 @@ static void check_tiny(const char *arch)
 			int32_t *gr = ref_ids(ref, "greedy.2", &ng);
 
 			snprintf(what, sizeof what, "%s greedy.2", arch);
-			check_greedy(c, what, ids, n, gr, ng, V, 0);
+			ref_check_greedy(c, what, ids, n, gr, ng, V, 0);
 			free(gr);
 		}
 		free(ids);
@@ -288,7 +256,7 @@ START_TEST(test_stories260k)
 		snprintf(name, sizeof name, "greedy.%zu", s);
 		gr = ref_ids(ref, name, &ng);
 		snprintf(what, sizeof what, "stories260k greedy.%zu", s);
-		check_greedy(c, what, prompt, np, gr, ng, V, 1);
+		ref_check_greedy(c, what, prompt, np, gr, ng, V, 1);
 		free(ids);
 		free(lg);
 		free(prompt);
@@ -495,7 +463,7 @@ START_TEST(test_trained_target)
 		int32_t *prompt = ref_ids(ref, "prompt.2", &np);
 		int32_t *gr = ref_ids(ref, "greedy.2", &ng);
 
-		check_greedy(c, "trained-target greedy.2", prompt, np, gr, ng, V, 0);
+		ref_check_greedy(c, "trained-target greedy.2", prompt, np, gr, ng, V, 0);
 		free(prompt);
 		free(gr);
 	}

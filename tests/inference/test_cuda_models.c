@@ -175,38 +175,6 @@ static void incremental(struct llm_context *c, const int32_t *ids, size_t n,
 			      "step %zu: %s", i, d.msg);
 }
 
-/* Forced PROMPT then argmax steps; EXPECT[n_gen] must come out (with
- * stop_at_bos, generation ends at BOS = 1 as run.c does). */
-static void check_greedy(struct llm_context *c, const char *what,
-			 const int32_t *prompt, size_t n_prompt,
-			 const int32_t *expect, size_t n_gen, size_t V,
-			 int stop_at_bos)
-{
-	float *lg = malloc(V * sizeof *lg);
-	struct diag d;
-	size_t j;
-
-	diag_clear(&d);
-	llm_context_reset(c);
-	ck_assert_msg(llm_context_eval(c, prompt, n_prompt, LLM_LOGITS_LAST, lg,
-				       &d) == 0, "%s: %s", what, d.msg);
-	for (j = 0; j < n_gen; j++) {
-		int32_t t = ref_argmax(lg, V);
-
-		if (stop_at_bos && t == 1)
-			break;
-		ck_assert_msg(t == expect[j], "%s: greedy token %zu is %d, expected %d",
-			      what, j, (int)t, (int)expect[j]);
-		if (j + 1 < n_gen)
-			ck_assert_msg(llm_context_eval(c, &t, 1, LLM_LOGITS_LAST, lg,
-						       &d) == 0,
-				      "%s: %s", what, d.msg);
-	}
-	ck_assert_msg(j == n_gen, "%s: stopped after %zu of %zu tokens", what, j,
-		      n_gen);
-	free(lg);
-}
-
 /* One sequence on both backends: prefill and incremental vs CPU and vs
  * the reference; for the last one also graphs on vs off. */
 static void check_sequence(const char *what, struct llm_context *cu,
@@ -310,7 +278,7 @@ static void check_tiny(const char *arch, int optional)
 			int32_t *gr = ref_ids(ref, "greedy.2", &ng);
 
 			snprintf(what, sizeof what, "%s greedy.2 on CUDA", arch);
-			check_greedy(cg, what, ids, n, gr, ng, V, 0);
+			ref_check_greedy(cg, what, ids, n, gr, ng, V, 0);
 			free(gr);
 		}
 		free(ids);
@@ -390,7 +358,7 @@ START_TEST(test_stories260k)
 		snprintf(name, sizeof name, "greedy.%zu", s);
 		gr = ref_ids(ref, name, &ng);
 		snprintf(what, sizeof what, "stories260k greedy.%zu on CUDA", s);
-		check_greedy(cg, what, prompt, np, gr, ng, V, 1);
+		ref_check_greedy(cg, what, prompt, np, gr, ng, V, 1);
 		free(ids);
 		free(lg);
 		free(prompt);

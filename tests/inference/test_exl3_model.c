@@ -326,7 +326,7 @@ START_TEST(test_exl3_llama3)
 	struct llm_model *m = NULL;
 	struct llm_context *c = NULL;
 	struct diag d;
-	size_t V, s, n, nr, ng, i, j;
+	size_t V, s, n, nr, ng, i;
 	char name[64], what[96];
 
 	diag_clear(&d);
@@ -363,17 +363,7 @@ START_TEST(test_exl3_llama3)
 		if (s == 2) {
 			int32_t *gr = ref_copy(ref, "greedy.2", LLM_DTYPE_I32, &ng);
 
-			llm_context_reset(c);
-			ck_assert(llm_context_eval(c, ids, n, LLM_LOGITS_LAST, lg, &d) == 0);
-			for (j = 0; j < ng; j++) {
-				int32_t t = ref_argmax(lg, V);
-
-				ck_assert_msg(t == gr[j],
-					      "greedy token %zu is %d, expected %d", j,
-					      (int)t, (int)gr[j]);
-				ck_assert(llm_context_eval(c, &t, 1, LLM_LOGITS_LAST, lg,
-							   &d) == 0);
-			}
+			ref_check_greedy(c, "exl3-llama3 greedy.2", ids, n, gr, ng, V, 0);
 			free(gr);
 		}
 		free(ids);
