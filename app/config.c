@@ -225,6 +225,27 @@ struct llm_sampler_params app_preset_params(const struct app_preset *p)
 	return sp;
 }
 
+/* Store a copy of *P in C under NAME, replacing a preset of that name
+ * (the later definition wins: config file over built-ins, saved files over
+ * both). */
+static void preset_put(struct app_config *c, const char *name,
+		       const struct app_preset *p)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_presets; i++)
+		if (strcmp(c->presets[i].name, name) == 0)
+			break;
+	if (i == c->n_presets) {
+		c->presets = xrealloc(c->presets, (c->n_presets + 1) * sizeof *c->presets);
+		c->n_presets++;
+	} else {
+		free(c->presets[i].name);
+	}
+	c->presets[i] = *p;
+	c->presets[i].name = xstrdup(name);
+}
+
 static void preset_add(struct app_config *c, const char *name, float temp,
 		       float top_p, float min_p, int top_k)
 {
@@ -530,23 +551,14 @@ static int parse_root(struct reader *r, struct app_config *c)
 					c->models[i] = m;
 				} else {
 					struct app_preset ps;
-					size_t i;
 
 					memset(&ps, 0, sizeof ps);
 					if (parse_preset(r, e, &ps)) {
 						free(ps.name);
 						return -1;
 					}
-					for (i = 0; i < c->n_presets; i++)
-						if (strcmp(c->presets[i].name, ps.name) == 0)
-							break;
-					if (i < c->n_presets) {
-						free(c->presets[i].name);
-					} else {
-						c->presets = xrealloc(c->presets, (c->n_presets + 1) * sizeof *c->presets);
-						i = c->n_presets++;
-					}
-					c->presets[i] = ps;
+					preset_put(c, ps.name, &ps);
+					free(ps.name);
 				}
 			}
 		} else if (strcmp(key, "keys") == 0) {
@@ -725,7 +737,7 @@ int app_preset_save(struct app_config *c, const char *name,
 {
 	const struct app_sampler_field *f;
 	struct strbuf sb;
-	char *dir, *path, *text, val[64];
+	char *dir, *path, *text, val[APP_PRESET_TEXT_MAX];
 	size_t i;
 	int rc;
 
@@ -759,17 +771,7 @@ int app_preset_save(struct app_config *c, const char *name,
 	free(dir);
 	if (rc)
 		return rc;
-	for (i = 0; i < c->n_presets; i++)
-		if (strcmp(c->presets[i].name, name) == 0)
-			break;
-	if (i == c->n_presets) {
-		c->presets = xrealloc(c->presets, (c->n_presets + 1) * sizeof *c->presets);
-		c->n_presets++;
-	} else {
-		free(c->presets[i].name);
-	}
-	c->presets[i] = *p;
-	c->presets[i].name = xstrdup(name);
+	preset_put(c, name, p);
 	return 0;
 }
 
@@ -787,7 +789,7 @@ static int load_saved_presets(struct app_config *c, const char *config_path,
 		return 0;
 	}
 	while ((e = readdir(dp)) != NULL) {
-		size_t l = strlen(e->d_name), i;
+		size_t l = strlen(e->d_name);
 		struct app_config one;
 		char *path, *text;
 		size_t len;
@@ -809,19 +811,8 @@ static int load_saved_presets(struct app_config *c, const char *config_path,
 
 			snprintf(stem, sizeof stem, "%.*s", (int)(l - 5), e->d_name);
 			fp = app_config_find_preset(&one, stem);
-			if (fp) {
-				for (i = 0; i < c->n_presets; i++)
-					if (strcmp(c->presets[i].name, stem) == 0)
-						break;
-				if (i == c->n_presets) {
-					c->presets = xrealloc(c->presets, (c->n_presets + 1) * sizeof *c->presets);
-					c->n_presets++;
-				} else {
-					free(c->presets[i].name);
-				}
-				c->presets[i] = *fp;
-				c->presets[i].name = xstrdup(stem);
-			}
+			if (fp)
+				preset_put(c, stem, fp);
 		}
 		app_config_fini(&one);
 		free(text);

@@ -101,7 +101,9 @@ int app_preset_set(struct app_preset *p, const struct app_sampler_field *f,
 /* P's sampler parameters with logit_bias / banned_tokens pointing into P
  * (valid while P is unchanged). */
 struct llm_sampler_params app_preset_params(const struct app_preset *p);
-/* Format field f of p into buf. */
+/* Room that app_preset_get needs for any field (64 biases of "ID=BIAS"). */
+#define APP_PRESET_TEXT_MAX 2048
+/* Format field f of p into buf (cap >= APP_PRESET_TEXT_MAX never truncates). */
 void app_preset_get(const struct app_preset *p, const struct app_sampler_field *f,
 		    char *buf, size_t cap);
 

@@ -179,6 +179,53 @@ START_TEST(test_array_fields)
 }
 END_TEST
 
+/* A preset saved from the panel comes back on the next load, and saving
+ * under a built-in name replaces that preset rather than adding a twin. */
+START_TEST(test_preset_save_roundtrip)
+{
+	char dir[] = "/tmp/tern-preset-XXXXXX", cmd[128];
+	struct app_config c, c2;
+	struct app_preset p;
+	struct diag d;
+	char *path;
+	size_t n;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	path = file_join(dir, "config.yaml");
+	ck_assert_msg(app_config_load(&c, path, "/bundled", &d) == 0, "%s", d.msg);
+	n = c.n_presets;
+	p = *app_config_find_preset(&c, "balanced");
+	p.params.temperature = 0.3f;
+	p.n_banned = 1;
+	p.banned[0] = 7;
+	for (p.n_bias = 0; p.n_bias < APP_MAX_BIAS; p.n_bias++) {
+		p.bias[p.n_bias].token = 100000 + (int32_t)p.n_bias;
+		p.bias[p.n_bias].bias = -1.25f;
+	}
+	ck_assert_msg(app_preset_save(&c, "mine", &p, &d) == 0, "%s", d.msg);
+	p.params.temperature = 0.0f;
+	ck_assert_msg(app_preset_save(&c, "greedy", &p, &d) == 0, "%s", d.msg);
+	ck_assert_uint_eq(c.n_presets, n + 1);
+	ck_assert_int_eq(app_preset_save(&c, "../evil", &p, &d), -1);
+	ck_assert_msg(app_config_load(&c2, path, "/bundled", &d) == 0, "%s", d.msg);
+	ck_assert_uint_eq(c2.n_presets, n + 1);
+	ck_assert(app_config_find_preset(&c2, "mine")->params.temperature == 0.3f);
+	ck_assert_uint_eq(app_config_find_preset(&c2, "mine")->n_banned, 1);
+	ck_assert_int_eq(app_config_find_preset(&c2, "mine")->banned[0], 7);
+	/* the longest field (every bias slot used) is written whole */
+	ck_assert_uint_eq(app_config_find_preset(&c2, "mine")->n_bias, APP_MAX_BIAS);
+	ck_assert_int_eq(app_config_find_preset(&c2, "mine")->bias[APP_MAX_BIAS - 1].token,
+			 100000 + APP_MAX_BIAS - 1);
+	ck_assert(app_config_find_preset(&c2, "mine")->bias[APP_MAX_BIAS - 1].bias == -1.25f);
+	ck_assert_uint_eq(app_config_find_preset(&c2, "greedy")->n_banned, 1);
+	app_config_fini(&c);
+	app_config_fini(&c2);
+	free(path);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 Suite *config_app_suite(void)
 {
 	Suite *s = suite_create("config_app");
@@ -189,6 +236,7 @@ Suite *config_app_suite(void)
 	tcase_add_test(tc, test_errors_have_positions);
 	tcase_add_test(tc, test_first_start_writes_default);
 	tcase_add_test(tc, test_array_fields);
+	tcase_add_test(tc, test_preset_save_roundtrip);
 	suite_add_tcase(s, tc);
 	return s;
 }
