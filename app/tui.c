@@ -168,7 +168,7 @@ static void push_sampler(struct tui *t)
 {
 	const struct app_sampler_field *f;
 	struct ui_field fields[64];
-	char values[64][256];
+	char (*values)[APP_PRESET_TEXT_MAX] = xcalloc(64, sizeof *values);
 	const char *names[256];
 	int n = 0;
 	size_t i;
@@ -183,7 +183,8 @@ static void push_sampler(struct tui *t)
 		fields[n].value = values[n];
 		fields[n].help = f->help;
 	}
-	ui_sampler_set(t->ui, fields, n);
+	ui_sampler_set(t->ui, fields, n); /* copies */
+	free(values);
 	for (i = 0; i < t->cfg.n_presets && i < 256; i++)
 		names[i] = t->cfg.presets[i].name;
 	ui_presets_set(t->ui, names, (int)i);
@@ -331,6 +332,21 @@ static void store_images(struct tui *t, struct app_msg *m)
 		m->images = xrealloc(m->images, (m->n_images + 1) * sizeof *m->images);
 		m->images[m->n_images++] = name;
 	}
+}
+
+/* The pending attachments' file names (without directories) to the UI. */
+static void push_attachments(struct tui *t)
+{
+	const char **names = xcalloc(t->n_attach + 1, sizeof *names);
+	size_t k;
+
+	for (k = 0; k < t->n_attach; k++) {
+		const char *slash = strrchr(t->attach[k], '/');
+
+		names[k] = slash ? slash + 1 : t->attach[k];
+	}
+	ui_attachments_set(t->ui, names, (int)t->n_attach);
+	free(names);
 }
 
 static void clear_attachments(struct tui *t)
@@ -629,8 +645,6 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 		if (ev->text && ev->text[0]) {
 			uint8_t *rgb = NULL;
 			int w, h;
-			const char **names;
-			size_t k;
 
 			/* Only images we can decode are attached. */
 			if (app_image_thumbnail(ev->text, 48, 24, &rgb, &w, &h, &d) < 0) {
@@ -641,33 +655,16 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 			free(rgb);
 			t->attach = xrealloc(t->attach, (t->n_attach + 1) * sizeof *t->attach);
 			t->attach[t->n_attach++] = xstrdup(ev->text);
-			names = xcalloc(t->n_attach, sizeof *names);
-			for (k = 0; k < t->n_attach; k++) {
-				const char *slash = strrchr(t->attach[k], '/');
-
-				names[k] = slash ? slash + 1 : t->attach[k];
-			}
-			ui_attachments_set(t->ui, names, (int)t->n_attach);
-			free(names);
+			push_attachments(t);
 		}
 		break;
 	case UI_EVENT_ATTACH_REMOVE:
 		if (ev->index >= 0 && ev->index < (int)t->n_attach) {
-			const char **names;
-			size_t k;
-
 			free(t->attach[ev->index]);
 			memmove(t->attach + ev->index, t->attach + ev->index + 1,
 				(t->n_attach - (size_t)ev->index - 1) * sizeof *t->attach);
 			t->n_attach--;
-			names = xcalloc(t->n_attach + 1, sizeof *names);
-			for (k = 0; k < t->n_attach; k++) {
-				const char *slash = strrchr(t->attach[k], '/');
-
-				names[k] = slash ? slash + 1 : t->attach[k];
-			}
-			ui_attachments_set(t->ui, names, (int)t->n_attach);
-			free(names);
+			push_attachments(t);
 		}
 		break;
 	case UI_EVENT_THEME_SELECT:
