@@ -42,7 +42,8 @@ tests_check_ui_CPPFLAGS = $(TESTS_CPPFLAGS) -DTERN_SUITES='"ui/suites.def"'
 tests_check_ui_CFLAGS = $(TESTS_CFLAGS) $(NCURSES_CFLAGS) $(UTF8PROC_CFLAGS)
 tests_check_ui_LDADD = $(UI_LIBS) $(THEMES_LIBS) common/libcommon.a $(CHECK_LIBS) $(LIBS)
 
-tests_check_app_SOURCES = $(TEST_COMMON) tests/app/test_cli.c tests/app/test_config.c tests/app/test_store.c tests/app/test_image.c tests/app/test_cmds.c
+tests_check_app_SOURCES = $(TEST_COMMON) tests/app/test_cli.c tests/app/test_config.c tests/app/test_store.c tests/app/test_image.c tests/app/test_cmds.c \
+	tests/stfile.c tests/stfile.h
 tests_check_app_CPPFLAGS = $(TESTS_CPPFLAGS) -DTERN_SUITES='"app/suites.def"' \
 	-DTERN_BINARY='"$(abs_top_builddir)/tern$(EXEEXT)"'\
 	-DTERN_SRCDIR='"$(abs_top_srcdir)"'

@@ -20,6 +20,7 @@
 
 #include "common/file.h"
 #include "common/strbuf.h"
+#include "stfile.h"
 #include "testutil.h"
 
 /* Run a shell command line; capture stdout (and stderr when err_too). */
@@ -39,49 +40,25 @@ static int run(const char *cmd, struct strbuf *out)
 	return WEXITSTATUS(st);
 }
 
-/* Minimal safetensors reader for the reference file: returns a pointer to
- * tensor NAME's bytes inside buf and its element count. */
-static const void *st_tensor(const char *buf, size_t len, const char *name,
-			     const char *dtype, size_t *n_elems)
-{
-	uint64_t hl;
-	json_t *h, *t;
-	json_error_t err;
-	size_t i, n = 1;
-	const void *p;
-
-	memcpy(&hl, buf, 8);
-	ck_assert_uint_lt(hl + 8, len);
-	h = json_loadb(buf + 8, (size_t)hl, 0, &err);
-	ck_assert_ptr_nonnull(h);
-	t = json_object_get(h, name);
-	ck_assert_ptr_nonnull(t);
-	ck_assert_str_eq(json_string_value(json_object_get(t, "dtype")), dtype);
-	for (i = 0; i < json_array_size(json_object_get(t, "shape")); i++)
-		n *= (size_t)json_integer_value(json_array_get(json_object_get(t, "shape"), i));
-	p = buf + 8 + hl + json_integer_value(json_array_get(json_object_get(t, "data_offsets"), 0));
-	json_decref(h);
-	*n_elems = n;
-	return p;
-}
-
 static void check_logits(int incremental)
 {
 	char *dir = test_data_path("models/llama3");
-	char *ref = test_data_path("models/llama3/reference.safetensors");
 	char out[] = "/tmp/tern-logits-XXXXXX";
 	struct strbuf ids, cmd, res;
+	struct test_st ref;
 	const int32_t *in;
 	const float *want;
-	char *rbuf, *got;
-	size_t rlen, glen, n_ids, n_log, i, vocab, r;
+	char *got;
+	size_t glen, n_ids, n_log, i, vocab, r;
 	int fd = mkstemp(out);
 
 	ck_assert_int_ge(fd, 0);
 	close(fd);
-	rbuf = test_read_file(ref, &rlen);
-	in = st_tensor(rbuf, rlen, "input_ids.1", "I32", &n_ids);
-	want = st_tensor(rbuf, rlen, "logits.1", "F32", &n_log);
+	test_st_open(&ref, "models/llama3/reference.safetensors");
+	in = test_st_get(&ref, "input_ids.1", "I32", 1, NULL, &n_ids);
+	n_ids /= sizeof *in;
+	want = test_st_get(&ref, "logits.1", "F32", 2, NULL, &n_log);
+	n_log /= sizeof *want;
 	vocab = n_log / n_ids;
 	strbuf_init(&ids, 0);
 	strbuf_init(&cmd, 0);
@@ -109,9 +86,8 @@ static void check_logits(int incremental)
 	}
 	unlink(out);
 	free(got);
-	free(rbuf);
+	test_st_close(&ref);
 	free(dir);
-	free(ref);
 	strbuf_fini(&ids);
 	strbuf_fini(&cmd);
 	strbuf_fini(&res);
