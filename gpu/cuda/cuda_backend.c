@@ -91,6 +91,13 @@ int gpu_cuda_device(struct gpu *g)
 	return st ? st->device : -1;
 }
 
+void *gpu_cuda_blas(struct gpu *g)
+{
+	const struct cuda_state *st = g->priv;
+
+	return st ? (void *)st->blas : NULL;
+}
+
 static struct cuda_state *cst(struct gpu *g)
 {
 	return (struct cuda_state *)g->priv;

@@ -1,30 +1,47 @@
 /* gpu/cuda/cuda_exl3.c — host side of EXL3 linears on the CUDA backend:
  * weight upload / release and the matmul dispatch (vtable slots
  * exl3_upload, exl3_release, exl3_matmul; kernels and formulas in
- * gpu/cuda/exl3.cu and gpu/cuda/cuda_exl3.h).
+ * gpu/cuda/exl3.cu, gpu/cuda/exl3_dq.cu and gpu/cuda/cuda_exl3.h).
  *
  * Device memory per weight (w->priv, struct cuda_exl3): one cudaMalloc
  * block holding the trellis exactly as stored (int16 [k/16, n/16, 16K]),
  * then suh f32 [k], svh f32 [n] and bias f32 [n] (widened from f16 on the
  * host at upload), each 256-byte aligned.
  *
- * Workspace: the kernels need xh f16 [16, k] and the partial sums f32
- * [n_kb, 16, n] of the weight being run.  One workspace per handle serves
- * every weight (ops of a handle run in stream order); it lives in a small
- * process-wide list keyed by the handle, guarded by a mutex, counted by
- * the weights that use it, grown (after a stream sync) by an upload that
- * needs more, and freed with the handle's last weight.  So matmul
- * allocates nothing and may be captured in a CUDA graph; upload every
- * weight before capturing (a growing upload moves the workspace).
+ * Workspace (struct xl_ws): the kernels need, for the weight being run,
+ *   xh    f16 [R, k]      rotated activations (R = GPU_CUDA_EXL3_DQ_ROWS
+ *                         rows, or GPU_CUDA_EXL3_ROWS for a weight without
+ *                         the prefill path);
+ *   part  f32             the GEMV's partial sums [n_kb, 16, n] and the
+ *                         prefill path's product [R, NC] (one area, sized
+ *                         for the larger: the two never overlap in time);
+ *   wt    f16 [NC, k]     the prefill path's decoded column chunk
+ *                         (<= GPU_CUDA_EXL3_DQ_W_BYTES, 32 MiB);
+ *   cnt   u32 [n/128]     the fused kernel's group counters (zero).
+ * E.g. with R = 512: a 14336 x 4096 weight (NC = 1024) needs xh 14 MiB,
+ * wt 28 MiB, part max(2 MiB, the GEMV's n_kb * 256 KiB: 2.25 MiB on 132
+ * SMs); a 4096 x 128256 lm_head (NC = 4096) xh 4 MiB, wt 32 MiB, part
+ * 8 MiB; a Llama-3-8B handle about 14 + 32 + 8 MiB in all.  wt stays
+ * within 32 MiB for any k <= 131072 (a larger k gets NC = 128).  One
+ * workspace per handle serves every weight (ops of a handle run in stream
+ * order); it lives in a small process-wide list keyed by the handle,
+ * guarded by a mutex, counted by the weights that use it, grown (after a
+ * stream sync) by an upload that needs more, and freed with the handle's
+ * last weight.
+ * So matmul allocates nothing and may be captured in a CUDA graph; upload
+ * every weight before capturing (a growing upload moves the workspace).
  *
- * Rows are run in chunks of GPU_CUDA_EXL3_ROWS (16): input, gemv, output
- * kernels per chunk (kernel 1, the default), or input and a fused gemv +
- * output (kernel 2, TERN_EXL3_KERNEL=2 / gpu_cuda_exl3_set_kernel; measured
- * slower on an H200, kept for A/B work: docs/PERFORMANCE.md).  The fused
- * kernel also uses u32 group counters [n/128] in the workspace, zero
- * between launches.  Above 16 rows the trellis is therefore decoded once
- * per 16 rows (correct, not yet the prefill path: see the report of
- * issue 8 — a dequantise-to-f16 + cuBLAS path belongs here).
+ * Up to GPU_CUDA_EXL3_DQ_MIN_ROWS (32) rows, rows are run in chunks of
+ * GPU_CUDA_EXL3_ROWS (16): input, gemv, output kernels per chunk (kernel
+ * 1, the default), or input and a fused gemv + output (kernel 2,
+ * TERN_EXL3_KERNEL=2 / gpu_cuda_exl3_set_kernel; measured slower on an
+ * H200, kept for A/B work: docs/PERFORMANCE.md).  The fused kernel also
+ * uses u32 group counters [n/128] in the workspace, zero between launches.
+ * Above 32 rows (prefill) the weight is decoded to f16 one column chunk at
+ * a time and multiplied by cuBLAS (the backend's handle, on its stream):
+ * the steps and chunk sizes are in cuda_exl3.h ("prefill" block).
+ * TERN_EXL3_DQ=0 (read at the first matmul) or gpu_cuda_exl3_set_dq(0)
+ * sends every row count to the GEMV path, for A/B timing.
  *
  * The handle's stream comes from gpu_cuda_stream (cuda_impl.h); upload
  * still checks that it is a live non-blocking stream of the current
@@ -32,10 +49,17 @@
  */
 #include "config.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* cuBLAS pulls in cuda_fp16.h / cuda_bf16.h, which test __cplusplus
+ * without defining it first (-Wundef in C). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wundef"
+#include <cublas_v2.h>
+#pragma GCC diagnostic pop
 #include <cuda_runtime.h>
 
 #include "gpu/cuda/cuda_check.h"
@@ -54,12 +78,14 @@ struct xl_ws {
 	struct xl_ws *next;
 	struct gpu *g;
 	int refs;
-	void *xh;          /* f16 [16, k_max] */
+	void *xh;          /* f16 [R or 16, k_max] */
 	size_t xh_bytes;
-	float *part;       /* f32 [n_kb, 16, n] */
+	float *part;       /* f32 [n_kb, 16, n] (GEMV) or [R, NC] (prefill) */
 	size_t part_bytes;
 	unsigned *cnt;     /* u32 [n/128] group counters of the fused kernel (0) */
 	size_t cnt_bytes;
+	void *wt;          /* f16 [NC, k] decoded column chunk (prefill) */
+	size_t wt_bytes;
 };
 
 static pthread_mutex_t g_ws_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -71,6 +97,7 @@ struct cuda_exl3 {
 	float *suh, *svh, *bias;
 	int n_kb;           /* k-slices of the gemv (kernel 1) */
 	int n_kb2;          /* k-slices of the fused gemv (kernel 2) */
+	size_t dq_nc;       /* prefill column chunk NC; 0: no prefill path */
 	struct xl_ws *ws;
 };
 
@@ -112,64 +139,55 @@ static void widen(float *dst, const void *src, size_t n)
 	}
 }
 
-/* Make sure ws of g holds the sizes asked for; called with g_ws_mu held. */
-static int ws_fit(struct gpu *g, struct xl_ws *ws, size_t xh_bytes,
-		  size_t part_bytes, size_t cnt_bytes, struct diag *d)
+/* Grow one workspace area of g to at least need bytes (the old contents
+ * are dropped after a stream sync; the new area is zeroed when zero is set);
+ * called with g_ws_mu held. */
+static int ws_grow(struct gpu *g, void **p, size_t *cap, size_t need, int zero,
+		   struct diag *d)
 {
-	if (ws->cnt_bytes < cnt_bytes) {
-		CUDA_TRY(cudaStreamSynchronize(xl_stream(g)));
-		if (ws->cnt)
-			CUDA_TRY(cudaFree(ws->cnt));
-		ws->cnt = NULL;
-		ws->cnt_bytes = 0;
-		if (cudaMalloc((void **)&ws->cnt, cnt_bytes) != cudaSuccess) {
-			(void)cudaGetLastError();
-			ws->cnt = NULL;
-			return diag_fail(d, GPU_E_NOMEM,
-					 "exl3: cannot allocate a %zu-byte workspace",
-					 cnt_bytes);
-		}
-		CUDA_TRY(cudaMemset(ws->cnt, 0, cnt_bytes));
-		ws->cnt_bytes = cnt_bytes;
+	if (*cap >= need)
+		return 0;
+	CUDA_TRY(cudaStreamSynchronize(xl_stream(g)));
+	if (*p)
+		CUDA_TRY(cudaFree(*p));
+	*p = NULL;
+	*cap = 0;
+	if (cudaMalloc(p, need) != cudaSuccess) {
+		(void)cudaGetLastError();
+		*p = NULL;
+		return diag_fail(d, GPU_E_NOMEM,
+				 "exl3: cannot allocate a %zu-byte workspace", need);
 	}
-	if (ws->xh_bytes < xh_bytes) {
-		CUDA_TRY(cudaStreamSynchronize(xl_stream(g)));
-		if (ws->xh)
-			CUDA_TRY(cudaFree(ws->xh));
-		ws->xh = NULL;
-		ws->xh_bytes = 0;
-		if (cudaMalloc(&ws->xh, xh_bytes) != cudaSuccess) {
-			(void)cudaGetLastError();
-			ws->xh = NULL;
-			return diag_fail(d, GPU_E_NOMEM,
-					 "exl3: cannot allocate a %zu-byte workspace",
-					 xh_bytes);
-		}
-		/* rows >= nr of a chunk are read (never used): keep them finite */
-		CUDA_TRY(cudaMemset(ws->xh, 0, xh_bytes));
-		ws->xh_bytes = xh_bytes;
-	}
-	if (ws->part_bytes < part_bytes) {
-		CUDA_TRY(cudaStreamSynchronize(xl_stream(g)));
-		if (ws->part)
-			CUDA_TRY(cudaFree(ws->part));
-		ws->part = NULL;
-		ws->part_bytes = 0;
-		if (cudaMalloc((void **)&ws->part, part_bytes) != cudaSuccess) {
-			(void)cudaGetLastError();
-			ws->part = NULL;
-			return diag_fail(d, GPU_E_NOMEM,
-					 "exl3: cannot allocate a %zu-byte workspace",
-					 part_bytes);
-		}
-		ws->part_bytes = part_bytes;
-	}
+	if (zero)
+		CUDA_TRY(cudaMemset(*p, 0, need));
+	*cap = need;
 	return 0;
+}
+
+/* Make sure ws of g holds the sizes asked for; called with g_ws_mu held.
+ * cnt must be zero between launches; rows >= nr of an xh chunk are read
+ * by the GEMV (never used): keep them finite. */
+static int ws_fit(struct gpu *g, struct xl_ws *ws, size_t xh_bytes,
+		  size_t part_bytes, size_t cnt_bytes, size_t wt_bytes,
+		  struct diag *d)
+{
+	int rc;
+
+	rc = ws_grow(g, (void **)&ws->cnt, &ws->cnt_bytes, cnt_bytes, 1, d);
+	if (rc == 0)
+		rc = ws_grow(g, &ws->xh, &ws->xh_bytes, xh_bytes, 1, d);
+	if (rc == 0)
+		rc = ws_grow(g, (void **)&ws->part, &ws->part_bytes, part_bytes, 0,
+			     d);
+	if (rc == 0)
+		rc = ws_grow(g, &ws->wt, &ws->wt_bytes, wt_bytes, 0, d);
+	return rc;
 }
 
 /* The workspace of g with one more reference, fitted; NULL on error. */
 static struct xl_ws *ws_get(struct gpu *g, size_t xh_bytes, size_t part_bytes,
-			    size_t cnt_bytes, struct diag *d, int *rc)
+			    size_t cnt_bytes, size_t wt_bytes, struct diag *d,
+			    int *rc)
 {
 	struct xl_ws *ws;
 
@@ -188,7 +206,7 @@ static struct xl_ws *ws_get(struct gpu *g, size_t xh_bytes, size_t part_bytes,
 		g_ws = ws;
 	}
 	ws->refs++;
-	*rc = ws_fit(g, ws, xh_bytes, part_bytes, cnt_bytes, d);
+	*rc = ws_fit(g, ws, xh_bytes, part_bytes, cnt_bytes, wt_bytes, d);
 	pthread_mutex_unlock(&g_ws_mu);
 	if (*rc < 0) {
 		/* the reference is dropped by the caller's ws_put */
@@ -210,9 +228,51 @@ static void ws_put(struct xl_ws *ws)
 		cudaFree(ws->xh);
 		cudaFree(ws->part);
 		cudaFree(ws->cnt);
+		cudaFree(ws->wt);
 		free(ws);
 	}
 	pthread_mutex_unlock(&g_ws_mu);
+}
+
+/* ---- prefill chunk sizes ------------------------------------------------ */
+
+static size_t g_dq_cols; /* set_dq_cols override; 0: the sizes of cuda_exl3.h */
+
+void gpu_cuda_exl3_set_dq_cols(size_t nc)
+{
+	__atomic_store_n(&g_dq_cols, nc, __ATOMIC_RELAXED);
+}
+
+/* NC = 128 * per: per 128-column blocks such that f16 [NC, k] and f32
+ * [R, NC] stay within their budgets (at least one block), then spread
+ * evenly over the n/128 blocks (same chunk count, chunks as equal as whole
+ * blocks allow). */
+size_t gpu_cuda_exl3_dq_cols(size_t k, size_t n)
+{
+	const size_t over = __atomic_load_n(&g_dq_cols, __ATOMIC_RELAXED);
+	const size_t nb = n / 128;
+	size_t per, pb, n_ch;
+
+	if (k == 0 || k % 128 || nb == 0 || k > (size_t)INT_MAX)
+		return 0;
+	if (over) {
+		per = over / 128;
+	} else {
+		per = GPU_CUDA_EXL3_DQ_W_BYTES / (2 * k) / 128;
+		pb = GPU_CUDA_EXL3_DQ_PART_BYTES / (4 * (size_t)GPU_CUDA_EXL3_DQ_ROWS) /
+		     128;
+		if (per > pb)
+			per = pb;
+		if (per < 1)
+			per = 1;
+		n_ch = (nb + per - 1) / per;
+		per = (nb + n_ch - 1) / n_ch;
+	}
+	if (per < 1)
+		per = 1;
+	if (per > nb)
+		per = nb;
+	return per * 128;
 }
 
 /* ---- upload / release ------------------------------------------------------ */
@@ -241,6 +301,7 @@ int gpu_cuda_exl3_upload(struct gpu *g, struct gpu_exl3_weight *w,
 {
 	const size_t k = desc->k, n = desc->n;
 	size_t tr_bytes, off_suh, off_svh, off_bias, total, xh_bytes, part_bytes;
+	size_t wt_bytes, dq_part;
 	struct cuda_exl3 *q;
 	float *host = NULL;
 	int rc, n_sm = 0;
@@ -335,11 +396,20 @@ int gpu_cuda_exl3_upload(struct gpu *g, struct gpu_exl3_weight *w,
 		return diag_fail(d, GPU_E_DEVICE, "exl3: upload: %s",
 				 cudaGetErrorString(e));
 	}
-	xh_bytes = (size_t)GPU_CUDA_EXL3_ROWS * k * 2;
+	/* workspace (see the top of the file): the prefill path needs xh for
+	 * R rows, part for [R, NC] and wt for [NC, k]; k <= INT_MAX there,
+	 * NC <= n, so the products below do not overflow */
+	q->dq_nc = gpu_cuda_exl3_dq_cols(k, n);
+	xh_bytes = (size_t)(q->dq_nc ? GPU_CUDA_EXL3_DQ_ROWS : GPU_CUDA_EXL3_ROWS) *
+		   k * 2;
 	part_bytes = (size_t)(q->n_kb > q->n_kb2 ? q->n_kb : q->n_kb2) *
 		     GPU_CUDA_EXL3_ROWS * n * 4;
-	q->ws = ws_get(g, xh_bytes, part_bytes, (n / 128) * sizeof(unsigned), d,
-		       &rc);
+	dq_part = (size_t)GPU_CUDA_EXL3_DQ_ROWS * q->dq_nc * 4;
+	if (part_bytes < dq_part)
+		part_bytes = dq_part;
+	wt_bytes = q->dq_nc * k * 2;
+	q->ws = ws_get(g, xh_bytes, part_bytes, (n / 128) * sizeof(unsigned),
+		       wt_bytes, d, &rc);
 	if (rc < 0) {
 		if (q->ws)
 			ws_put(q->ws);
@@ -387,6 +457,107 @@ int gpu_cuda_exl3_kernel(void)
 	return v;
 }
 
+static int g_dq; /* prefill path: 0 not yet chosen, 1 on, 2 off */
+
+void gpu_cuda_exl3_set_dq(int on)
+{
+	__atomic_store_n(&g_dq, on ? 1 : 2, __ATOMIC_RELAXED);
+}
+
+static int dq_on(void)
+{
+	int v = __atomic_load_n(&g_dq, __ATOMIC_RELAXED);
+
+	if (!v) {
+		const char *e = getenv("TERN_EXL3_DQ");
+
+		v = e && !strcmp(e, "0") ? 2 : 1;
+		__atomic_store_n(&g_dq, v, __ATOMIC_RELAXED);
+	}
+	return v == 1;
+}
+
+/* The prefill path (cuda_exl3.h, "prefill" block): x f32 [n_rows, k_in],
+ * out f32 [n_rows, n_out].  Row chunks of nr <= R rows (n_rows spread
+ * evenly), column chunks of nc <= NC columns below n_out; the workspace's
+ * xh [nr, k], wt [nc, k] (k contiguous) and part [nr, nc], all row-major.
+ * Column-major, as cuBLAS sees them: xh is [k, nr] (ld k), wt is [k, nc]
+ * (ld k), part is [nc, nr] (ld nc), and part[r][c] = wt[c, :] . xh[r, :]
+ * is part_cm = wt_cm^T . xh_cm:
+ *   cublasGemmEx(OP_T, OP_N, m = nc, n = nr, k = k, A = wt, lda = k,
+ *                B = xh, ldb = k, C = part, ldc = nc)
+ * (the convention of cuda_backend.c's matmul, with W = wt). */
+static int dq_matmul(struct gpu *g, float *op, const float *xp,
+		     const struct gpu_exl3_weight *w, size_t n_rows, size_t k_in,
+		     size_t n_out, struct diag *d)
+{
+	const struct cuda_exl3 *q = w->priv;
+	const struct xl_ws *ws = q->ws;
+	cudaStream_t st = xl_stream(g);
+	cublasHandle_t blas = (cublasHandle_t)gpu_cuda_blas(g);
+	const size_t k = w->k, n = w->n, nc_max = q->dq_nc;
+	const size_t n_rc = (n_rows + GPU_CUDA_EXL3_DQ_ROWS - 1) / GPU_CUDA_EXL3_DQ_ROWS;
+	const size_t per = (n_rows + n_rc - 1) / n_rc; /* <= R */
+	const int once = n_out <= nc_max; /* one column chunk: decode it once */
+	const float one = 1.0f, zero = 0.0f;
+	size_t r0, c0;
+
+	if (!blas)
+		return diag_fail(d, GPU_E_UNSUPPORTED,
+				 "exl3: the CUDA handle has no cuBLAS handle");
+	for (r0 = 0; r0 < n_rows; r0 += per) {
+		const size_t nr = n_rows - r0 < per ? n_rows - r0 : per;
+
+		CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_input(
+			st, ws->xh, xp + r0 * k_in, q->suh, nr, k_in, k));
+		/* c0 < n_out <= n, both multiples of 128 apart from n_out:
+		 * nc >= 128 */
+		for (c0 = 0; c0 < n_out; c0 += nc_max) {
+			const size_t nc = n - c0 < nc_max ? n - c0 : nc_max;
+
+			if (!once || r0 == 0)
+				CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_dq(
+					st, ws->wt, q->trellis, w->bits, (int)w->cb, k,
+					n, c0, nc));
+			CUBLAS_TRY(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)nc,
+						(int)nr, (int)k, &one, ws->wt,
+						CUDA_R_16F, (int)k, ws->xh, CUDA_R_16F,
+						(int)k, &zero, ws->part, CUDA_R_32F,
+						(int)nc, CUBLAS_COMPUTE_32F,
+						CUBLAS_GEMM_DEFAULT));
+			CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_dq_output(
+				st, op + r0 * n_out, ws->part, q->svh, q->bias, nr, nc,
+				c0, n_out));
+		}
+	}
+	return 0;
+}
+
+int gpu_cuda_exl3_dq_read(struct gpu *g, const struct gpu_exl3_weight *w,
+			  size_t c0, size_t nc, uint16_t *dst, struct diag *d)
+{
+	const struct cuda_exl3 *q;
+	cudaStream_t st;
+
+	if (!g || g->kind != GPU_KIND_CUDA || !w || w->g != g || !w->priv || !dst)
+		return diag_fail(d, GPU_E_INVALID, "exl3 dq_read: bad arguments");
+	q = w->priv;
+	if (!q->dq_nc || nc == 0 || nc > q->dq_nc || c0 % 128 || nc % 128 ||
+	    c0 > w->n || nc > w->n - c0)
+		return diag_fail(d, GPU_E_INVALID,
+				 "exl3 dq_read: columns %zu + %zu of a %zu x %zu "
+				 "weight with %zu-column chunks", c0, nc, w->k, w->n,
+				 q->dq_nc);
+	st = xl_stream(g);
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_dq(st, q->ws->wt, q->trellis,
+						      w->bits, (int)w->cb, w->k,
+						      w->n, c0, nc));
+	CUDA_TRY(cudaMemcpyAsync(dst, q->ws->wt, nc * w->k * 2,
+				 cudaMemcpyDeviceToHost, st));
+	CUDA_TRY(cudaStreamSynchronize(st));
+	return 0;
+}
+
 int gpu_cuda_exl3_matmul(struct gpu *g, struct gpu_buf *out,
 			 const struct gpu_buf *x, const struct gpu_exl3_weight *w,
 			 size_t n_rows, size_t k_in, size_t n_out, struct diag *d)
@@ -398,6 +569,8 @@ int gpu_cuda_exl3_matmul(struct gpu *g, struct gpu_buf *out,
 	const int fused = gpu_cuda_exl3_kernel() == 2;
 	size_t r0;
 
+	if (n_rows > GPU_CUDA_EXL3_DQ_MIN_ROWS && q->dq_nc && dq_on())
+		return dq_matmul(g, op, xp, w, n_rows, k_in, n_out, d);
 	for (r0 = 0; r0 < n_rows; r0 += GPU_CUDA_EXL3_ROWS) {
 		size_t nr = n_rows - r0 < GPU_CUDA_EXL3_ROWS ? n_rows - r0
 							      : GPU_CUDA_EXL3_ROWS;

@@ -115,6 +115,82 @@ int gpu_cuda_exl3_bench_stream(struct gpu *g, struct gpu_exl3_weight *const *w,
 			       const struct gpu_buf *x, size_t n_rows,
 			       int iters, double *ms_op, struct diag *d);
 
+/* ---- prefill: dequantise to f16 + cuBLAS (exl3_dq.cu, cuda_exl3.c) ---- *
+ *
+ * gpu_exl3_matmul with n_rows > GPU_CUDA_EXL3_DQ_MIN_ROWS takes this path
+ * (fewer rows keep the fused GEMV above).  Rows in chunks of at most
+ * GPU_CUDA_EXL3_DQ_ROWS (R; the n_rows are split evenly over
+ * ceil(n_rows / R) chunks), columns in chunks of NC (a multiple of 128 fixed
+ * per weight at upload: f16 [NC, k] <= GPU_CUDA_EXL3_DQ_W_BYTES and f32
+ * [R, NC] <= GPU_CUDA_EXL3_DQ_PART_BYTES, at least 128, spread evenly over
+ * n); only the chunks with columns < n_out are run.  Per row chunk of nr rows:
+ *   1. input:   xh[r, :] = f16(H128_blk(xz[r, :] * suh))   f16 [nr, k]
+ *               (gpu_cuda_launch_exl3_input, for any nr <= 65535)
+ *   per column chunk c0 .. c0 + nc:
+ *   2a. dequant: wt[c, :] = W_hat[:, c0 + c]                f16 [nc, k]
+ *               (bit-identical to the CPU backend's decode)
+ *   2b. cuBLAS:  part[r, c] = xh[r, :] . wt[c, :]          f32 [nr, nc]
+ *               (cublasGemmEx OP_T, OP_N, m = nc, n = nr, k = k, f16 in,
+ *               compute 32F, on the backend's cuBLAS handle and stream)
+ *   3.  output:  out[r, c0 + c] = (H128_blk(part[r, :]) * svh + bias)[c0 + c]
+ *               for c0 + c < n_out
+ * When one column chunk covers the columns needed, 2a runs once per call.
+ * Rounding as the GEMV: only xh is rounded to f16.  xh, wt and part live
+ * in the handle's EXL3 workspace (cuda_exl3.c), sized by the uploads
+ * (e.g. 14 + 28 + 2.25 MiB for a 14336 x 4096 weight, 4 + 32 + 8 MiB for a
+ * 4096 x 128256 head); the matmul allocates nothing.  TERN_EXL3_DQ=0 in
+ * the environment (read at the first matmul) turns the path off.
+ */
+
+/* Rows above which the prefill path runs. */
+#define GPU_CUDA_EXL3_DQ_MIN_ROWS 32
+/* Rows per prefill chunk (R): the workspace's xh holds R rows. */
+#define GPU_CUDA_EXL3_DQ_ROWS 512
+/* Bytes of one f16 W_hat column chunk (NC x k), at most; 32 MiB. */
+#define GPU_CUDA_EXL3_DQ_W_BYTES ((size_t)32 << 20)
+/* Bytes of the f32 [R, NC] product of one chunk, at most; 32 MiB. */
+#define GPU_CUDA_EXL3_DQ_PART_BYTES ((size_t)32 << 20)
+
+/* Step 2a: columns [c0, c0 + nc) of the k x n W_hat of trellis (int16
+ * [k/16, n/16, 16*bits], 4-byte aligned; cb the codebook) into wt f16
+ * [nc, k] (wt[c * k + r] = W_hat[r][c0 + c]; 4-byte aligned).  k, n, c0,
+ * nc multiples of 128, c0 + nc <= n.  cudaErrorInvalidValue on bad
+ * arguments. */
+int gpu_cuda_launch_exl3_dq(void *stream, void *wt, const void *trellis,
+			    int bits, int cb, size_t k, size_t n, size_t c0,
+			    size_t nc);
+/* Step 3 of one column chunk: part f32 [nr, nc] (16-byte aligned, nc a
+ * multiple of 128), out f32 [nr, n_out] (columns c0 .. c0 + nc below n_out
+ * written), svh f32 [n], bias f32 [n] or NULL; nr <= 65535. */
+int gpu_cuda_launch_exl3_dq_output(void *stream, float *out,
+				   const float *part, const float *svh,
+				   const float *bias, size_t nr, size_t nc,
+				   size_t c0, size_t n_out);
+
+/* Columns per chunk of a k x n weight (0: the path is unusable, k too
+ * large for cuBLAS's int sizes).  Uses the override of set_dq_cols. */
+size_t gpu_cuda_exl3_dq_cols(size_t k, size_t n);
+
+/* Test / timing hooks (process-wide, not for concurrent use with
+ * uploads or matmuls in other threads):
+ *   set_dq(0) sends every row count to the GEMV path, set_dq(1) (the
+ *   default) restores the prefill path above GPU_CUDA_EXL3_DQ_MIN_ROWS;
+ *   set_dq_cols(nc) makes uploads that follow use column chunks of nc
+ *   (rounded down to a multiple of 128, at least 128, at most n) instead
+ *   of the sizes above; 0 restores them.  Weights keep the chunk size they
+ *   were uploaded with. */
+void gpu_cuda_exl3_set_dq(int on);
+void gpu_cuda_exl3_set_dq_cols(size_t nc);
+
+/* For the tests: decode columns [c0, c0 + nc) of w (nc <= the weight's
+ * column chunk, c0 and nc multiples of 128, c0 + nc <= n) into the
+ * handle's workspace and copy them to dst, u16 (f16 bits) [nc, k]
+ * (dst[c * k + r] = W_hat[r][c0 + c]).  Synchronous.  Errors:
+ * GPU_E_INVALID (bad range or a weight without the prefill path),
+ * GPU_E_DEVICE. */
+int gpu_cuda_exl3_dq_read(struct gpu *g, const struct gpu_exl3_weight *w,
+			  size_t c0, size_t nc, uint16_t *dst, struct diag *d);
+
 #ifdef __cplusplus
 }
 #endif

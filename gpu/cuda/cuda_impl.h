@@ -20,6 +20,9 @@ int gpu_cuda_device_name(int dev, char *name, size_t cap, struct diag *d);
  * device ordinal; for the backend's other files (EXL3). */
 void *gpu_cuda_stream(struct gpu *g);
 int gpu_cuda_device(struct gpu *g);
+/* The handle's cuBLAS handle (a cublasHandle_t, bound to its stream;
+ * owned by the handle, valid until gpu_close); for the EXL3 prefill path. */
+void *gpu_cuda_blas(struct gpu *g);
 /* Runs one kernel on the current device and checks its result. */
 int gpu_cuda_selftest(struct diag *d);
 

@@ -15,11 +15,16 @@
  * offsets that depend only on l and K (computed once).  Codebooks work on
  * two elements at once in half2: 3INST / MCG with one __hadd2 (the same
  * RNE rounding as __hadd), MUL1 with __dp4a + one __hfma2 — bit-identical
- * to the CPU backend's W_hat.  A = xh (f16), fp32 accumulators; one
- * mma per 16x8 half-tile for all 16 rows, so the decode is shared by the
- * rows.  At the end the warps' accumulators are summed through shared
- * memory (fixed order) into the slice's partial sums: no atomics, results
- * are deterministic.
+ * to the CPU backend's W_hat.  The decoded registers, read as the A
+ * fragment of W^T (16 columns x 16 k), go into m16n8k16 with x^T (k x 8
+ * rows, f16) as B: one mma per tile for up to 8 rows (NB = 1), two for 9
+ * to 16 (NB = 2); f32 accumulators; the decode is shared by the rows.
+ * K = 4 (every lane at bit offset 20) takes its 8 windows straight from
+ * two words.  Ring slots and global sources advance by fixed strides.
+ * At the end the warps' accumulators are summed through shared memory
+ * (fixed order) into the slice's partial sums: no atomics, results are
+ * deterministic.  Slices: about two waves of blocks
+ * (gpu_cuda_exl3_splits).
  *
  * FUSE (kernel 2, not the default): after writing its partial sums the
  * block bumps a u32 counter of its 128-column group; the last of the
@@ -34,45 +39,20 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "gpu/cuda/cuda_exl3.h"
+#include "gpu/cuda/exl3_dev.cuh"
 
 #define XL_NW 8   /* warps per gemv block */
 #define XL_TNW 4  /* 16x16 tiles per warp per k-step (64 columns) */
 #define XL_COLS (16 * XL_TNW)
+#define XL_OCC 4  /* gemv blocks per SM: 48 KB of shared memory, <= 64 registers */
 #define XL_A_BYTES 512 /* 16 rows x 16 halves */
 
 static inline unsigned div_up(size_t a, size_t b)
 {
 	return (unsigned)((a + b - 1) / b);
-}
-
-/* ---- the 128-point Hadamard on a warp ----------------------------------- */
-
-/* v: lane's 4 consecutive elements 4l .. 4l+3 of a 128-block; natural-order
- * FWHT (§3.1) times 1/sqrt(128): two butterflies in registers, five across
- * lanes (partner l ^ m; the upper partner takes a - b). */
-__device__ __forceinline__ void xl_fwht128(float v[4])
-{
-	const int lane = threadIdx.x & 31;
-	float a, b;
-
-	a = v[0]; b = v[1]; v[0] = a + b; v[1] = a - b;
-	a = v[2]; b = v[3]; v[2] = a + b; v[3] = a - b;
-	a = v[0]; b = v[2]; v[0] = a + b; v[2] = a - b;
-	a = v[1]; b = v[3]; v[1] = a + b; v[3] = a - b;
-#pragma unroll
-	for (int m = 1; m < 32; m <<= 1) {
-#pragma unroll
-		for (int q = 0; q < 4; q++) {
-			float p = __shfl_xor_sync(0xffffffffu, v[q], m);
-
-			v[q] = (lane & m) ? p - v[q] : v[q] + p;
-		}
-	}
-#pragma unroll
-	for (int q = 0; q < 4; q++)
-		v[q] *= 0.088388347648f;
 }
 
 /* ---- 1. input ------------------------------------------------------------ */
@@ -181,43 +161,6 @@ __device__ __forceinline__ void xl_mma(float c[4], const uint32_t a[4],
 		       "r"(b1));
 }
 
-/* Codebook (§2) of two 16-bit states -> half2 (s0 in .x), bit-exact. */
-template <int CB>
-__device__ __forceinline__ uint32_t xl_cb2(uint32_t s0, uint32_t s1)
-{
-	if (CB == 2) { /* MUL1: fp16(h * K_INV + K_BIAS), h = 1024 + bytesum */
-		const uint32_t h0 = __dp4a(s0 * 0x83DCD12Du, 0x01010101u, 0x6400u);
-		const uint32_t h1 = __dp4a(s1 * 0x83DCD12Du, 0x01010101u, 0x6400u);
-		const uint32_t hh = __byte_perm(h0, h1, 0x5410);
-		const __half2 kinv = __halves2half2(__ushort_as_half(0x1EEE),
-						    __ushort_as_half(0x1EEE));
-		const __half2 kbias = __halves2half2(__ushort_as_half(0xC931),
-						     __ushort_as_half(0xC931));
-		__half2 v = __hfma2(*reinterpret_cast<const __half2 *>(&hh), kinv,
-				    kbias);
-
-		return *reinterpret_cast<uint32_t *>(&v);
-	} else { /* 3INST (LCG) or MCG, then the two-halves sum */
-		uint32_t x0, x1, lo, hi;
-		__half2 v;
-
-		if (CB == 0) {
-			x0 = s0 * 89226354u + 64248484u;
-			x1 = s1 * 89226354u + 64248484u;
-		} else {
-			x0 = s0 * 0xCBAC1FEDu;
-			x1 = s1 * 0xCBAC1FEDu;
-		}
-		x0 = (x0 & 0x8FFF8FFFu) ^ 0x3B603B60u;
-		x1 = (x1 & 0x8FFF8FFFu) ^ 0x3B603B60u;
-		lo = __byte_perm(x0, x1, 0x5410);
-		hi = __byte_perm(x0, x1, 0x7632);
-		v = __hadd2(*reinterpret_cast<const __half2 *>(&lo),
-			    *reinterpret_cast<const __half2 *>(&hi));
-		return *reinterpret_cast<uint32_t *>(&v);
-	}
-}
-
 /* The 16-bit window at constant bit P (0 .. 56) of the 96-bit big-endian
  * run v0:v1:v2 (the lane's words already shifted left by its offset; the
  * windows of a lane's 8 elements end before bit 72). */
@@ -261,8 +204,8 @@ struct xl_fuse {
 	size_t n_out;
 };
 
-template <int K, int CB, bool FUSE>
-__global__ static void __launch_bounds__(XL_NW * 32)
+template <int K, int CB, bool FUSE, int NB>
+__global__ static void __launch_bounds__(XL_NW * 32, XL_OCC)
 xl_gemv_kernel(float *part, const __half *xh, const uint8_t *trellis,
 	       int nr, size_t k, size_t n, xl_fuse fu)
 {
@@ -275,7 +218,7 @@ xl_gemv_kernel(float *part, const __half *xh, const uint8_t *trellis,
 	uint8_t *ring = xl_smem + (size_t)w * C::S * C::STAGE;
 	size_t kb0, kb1, kw0, kw1, per;
 	int n_steps;
-	float acc[XL_TNW][2][4];
+	float acc[XL_TNW][NB][4];
 
 	/* this block's k-slice and this warp's run of it */
 	per = (ktiles + gridDim.y - 1) / gridDim.y;
@@ -293,7 +236,7 @@ xl_gemv_kernel(float *part, const __half *xh, const uint8_t *trellis,
 #pragma unroll
 	for (int j = 0; j < XL_TNW; j++)
 #pragma unroll
-		for (int h = 0; h < 2; h++)
+		for (int h = 0; h < NB; h++)
 #pragma unroll
 			for (int q = 0; q < 4; q++)
 				acc[j][h][q] = 0.0f;
@@ -305,66 +248,104 @@ xl_gemv_kernel(float *part, const __half *xh, const uint8_t *trellis,
 	const int i0 = b0 >> 5, off = b0 & 31;
 	const int i1 = (i0 + 1) % nword, i2 = (i0 + 2) % nword;
 
-	/* issue the copies of step s into ring slot s % S */
-	auto issue = [&](int s) {
-		uint8_t *st = ring + (s % C::S) * C::STAGE;
-		const size_t kt = kw0 + (size_t)s;
-		const uint8_t *src = trellis + (kt * ntn + tn0) * (32 * K);
-
+	/* the copies of the next step into the next ring slot; sources and
+	 * slots advance by a fixed stride (no per-step 64-bit products) */
+	const size_t step_bytes = ntn * (32 * K);
+	const uint8_t *g_tr = trellis + (kw0 * ntn + tn0) * (32 * K) + lane * 16;
+	const __half *g_x = xh + (size_t)(lane >> 1) * k + kw0 * 16 + (lane & 1) * 8;
+	uint8_t *w_st = ring + lane * 16;        /* slot being filled */
+	const uint8_t *r_st = ring;              /* slot being read */
+	uint8_t *const ring_end = ring + C::S * C::STAGE;
+	auto issue = [&]() {
 		if (lane < 2 * nr)
-			xl_cp16(st + lane * 16,
-				xh + (size_t)(lane >> 1) * k + kt * 16 + (lane & 1) * 8);
+			xl_cp16(w_st, g_x);
 #pragma unroll
-		for (int c = lane; c < C::B_BYTES / 16; c += 32)
-			xl_cp16(st + XL_A_BYTES + c * 16, src + c * 16);
+		for (int c = 0; c * 32 + lane < C::B_BYTES / 16; c++)
+			xl_cp16(w_st + XL_A_BYTES + c * 512, g_tr + c * 512);
+		g_tr += step_bytes;
+		g_x += 16;
+		w_st += C::STAGE;
+		if (w_st >= ring_end)
+			w_st -= C::S * C::STAGE;
 	};
 
 #pragma unroll
 	for (int s = 0; s < C::S - 1; s++) {
 		if (s < n_steps)
-			issue(s);
+			issue();
 		xl_commit();
 	}
 	for (int i = 0; i < n_steps; i++) {
-		const uint8_t *st = ring + (i % C::S) * C::STAGE;
+		const uint8_t *st = r_st;
 		const uint32_t *A = reinterpret_cast<const uint32_t *>(st);
-		uint32_t a[4];
+		uint32_t bx[NB][2];
 
 		if (i + C::S - 1 < n_steps)
-			issue(i + C::S - 1);
+			issue();
 		xl_commit();
 		xl_wait<C::S - 1>();
 		__syncwarp();
-		a[0] = A[g * 8 + t];
-		a[1] = A[(g + 8) * 8 + t];
-		a[2] = A[g * 8 + t + 4];
-		a[3] = A[(g + 8) * 8 + t + 4];
+		r_st += C::STAGE;
+		if (r_st >= ring_end)
+			r_st = ring;
+		/* B' fragment of x^T (k x rows): rows 8h + g, k 2t.. / 2t+8.. */
+#pragma unroll
+		for (int h = 0; h < NB; h++) {
+			bx[h][0] = A[(8 * h + g) * 8 + t];
+			bx[h][1] = A[(8 * h + g) * 8 + t + 4];
+		}
 #pragma unroll
 		for (int j = 0; j < XL_TNW; j++) {
 			const uint32_t *W = reinterpret_cast<const uint32_t *>(
 				st + XL_A_BYTES + j * 32 * K);
 			const uint32_t w0 = W[i0], w1 = W[i1];
-			const uint32_t w2 = K > 4 ? W[i2] : w1;
-			/* shift the lane's bits to the top: only bits
-			 * < off + 7K + 16 <= 96 are used, so w2 << off
-			 * needs nothing of the next word (and for K <= 4,
-			 * where w2 stands in for w1, nothing past bit 64) */
-			const uint32_t v0 = __funnelshift_l(w1, w0, off);
-			const uint32_t v1 = __funnelshift_l(w2, w1, off);
-			const uint32_t v2 = w2 << off;
 			uint32_t b[4];
 
-			xl_dec<K, 0>::template run<CB>(b, v0, v1, v2);
-			/* elements 0..3: columns 0..7, 4..7: columns 8..15 */
-			xl_mma(acc[j][0], a, b[0], b[1]);
-			xl_mma(acc[j][1], a, b[2], b[3]);
+			if constexpr (K == 4) {
+				/* off = 20 in every lane: window e is bits
+				 * 20 + 4e .. 35 + 4e of w0:w1, i.e.
+				 * (w0:w1 >> (28 - 4e)) & 0xFFFF; 13 ops for
+				 * the 8 windows instead of 19 */
+				b[0] = xl_cb2<CB>(__funnelshift_r(w1, w0, 28) & 0xFFFFu,
+						  __funnelshift_r(w1, w0, 24) & 0xFFFFu);
+				b[1] = xl_cb2<CB>(__funnelshift_r(w1, w0, 20) & 0xFFFFu,
+						  w1 >> 16);
+				b[2] = xl_cb2<CB>((w1 >> 12) & 0xFFFFu,
+						  __byte_perm(w1, 0u, 0x4421));
+				b[3] = xl_cb2<CB>((w1 >> 4) & 0xFFFFu, w1 & 0xFFFFu);
+			} else {
+				const uint32_t w2 = K > 4 ? W[i2] : w1;
+				/* shift the lane's bits to the top: only bits
+				 * < off + 7K + 16 <= 96 are used, so w2 << off
+				 * needs nothing of the next word (and for K <=
+				 * 4, where w2 stands in for w1, nothing past
+				 * bit 64) */
+				const uint32_t v0 = __funnelshift_l(w1, w0, off);
+				const uint32_t v1 = __funnelshift_l(w2, w1, off);
+				const uint32_t v2 = w2 << off;
+
+				xl_dec<K, 0>::template run<CB>(b, v0, v1, v2);
+			}
+			/* b[0], b[1]: the B fragment of columns 0..7 (k 2t..,
+			 * 2t+8..), b[2], b[3] of columns 8..15; read as the A
+			 * fragment of W^T (16 columns x 16 k) they are a0 =
+			 * b[0], a1 = b[2], a2 = b[1], a3 = b[3] */
+			{
+				const uint32_t wa[4] = { b[0], b[2], b[1], b[3] };
+
+#pragma unroll
+				for (int h = 0; h < NB; h++)
+					xl_mma(acc[j][h], wa, bx[h][0], bx[h][1]);
+			}
 		}
 		__syncwarp(); /* slot i % S is refilled next iteration */
 	}
 	xl_wait<0>();
 	__syncthreads(); /* the reduction area overlaps every warp's ring */
 
-	/* red[w][row][col]: c0,c1 at (g, 2t..), c2,c3 at (g+8, 2t..) */
+	/* red[w][row][col]: D' = W^T x^T is (16 columns x 8 rows) per tile
+	 * and row group h: c0, c1 at (column g, rows 8h + 2t, +1), c2, c3 at
+	 * (column g + 8, the same rows) */
 	{
 		float *red = reinterpret_cast<float *>(xl_smem);
 		float *rw = red + (size_t)w * 16 * XL_COLS;
@@ -372,13 +353,13 @@ xl_gemv_kernel(float *part, const __half *xh, const uint8_t *trellis,
 #pragma unroll
 		for (int j = 0; j < XL_TNW; j++)
 #pragma unroll
-			for (int h = 0; h < 2; h++) {
-				const int c = j * 16 + h * 8 + 2 * t;
+			for (int h = 0; h < NB; h++) {
+				const int c = j * 16 + g, r = 8 * h + 2 * t;
 
-				rw[g * XL_COLS + c] = acc[j][h][0];
-				rw[g * XL_COLS + c + 1] = acc[j][h][1];
-				rw[(g + 8) * XL_COLS + c] = acc[j][h][2];
-				rw[(g + 8) * XL_COLS + c + 1] = acc[j][h][3];
+				rw[r * XL_COLS + c] = acc[j][h][0];
+				rw[(r + 1) * XL_COLS + c] = acc[j][h][1];
+				rw[r * XL_COLS + c + 8] = acc[j][h][2];
+				rw[(r + 1) * XL_COLS + c + 8] = acc[j][h][3];
 			}
 		__syncthreads();
 		for (int idx = threadIdx.x; idx < nr * XL_COLS; idx += XL_NW * 32) {
@@ -434,10 +415,10 @@ xl_gemv_kernel(float *part, const __half *xh, const uint8_t *trellis,
 	}
 }
 
-template <int K, int CB, bool FUSE>
-static cudaError_t xl_gemv_launch(cudaStream_t st, float *part,
-				  const __half *xh, const uint8_t *tr, int nr,
-				  size_t k, size_t n, int n_kb, const xl_fuse &fu)
+template <int K, int CB, bool FUSE, int NB>
+static cudaError_t xl_gemv_launch1(cudaStream_t st, float *part,
+				   const __half *xh, const uint8_t *tr, int nr,
+				   size_t k, size_t n, int n_kb, const xl_fuse &fu)
 {
 	typedef xl_cfg<K> C;
 	static int attr_done; /* benign race: the same value is set */
@@ -445,16 +426,30 @@ static cudaError_t xl_gemv_launch(cudaStream_t st, float *part,
 
 	if (!attr_done) {
 		cudaError_t e = cudaFuncSetAttribute(
-			xl_gemv_kernel<K, CB, FUSE>,
+			xl_gemv_kernel<K, CB, FUSE, NB>,
 			cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
 
 		if (e != cudaSuccess)
 			return e;
 		attr_done = 1;
 	}
-	xl_gemv_kernel<K, CB, FUSE><<<grid, XL_NW * 32, C::SMEM, st>>>(
+	xl_gemv_kernel<K, CB, FUSE, NB><<<grid, XL_NW * 32, C::SMEM, st>>>(
 		part, xh, tr, nr, k, n, fu);
 	return cudaGetLastError();
+}
+
+/* One row group (NB = 1: one mma per tile) for up to 8 rows, two above;
+ * the fused kernel 2 always takes two. */
+template <int K, int CB, bool FUSE>
+static cudaError_t xl_gemv_launch(cudaStream_t st, float *part,
+				  const __half *xh, const uint8_t *tr, int nr,
+				  size_t k, size_t n, int n_kb, const xl_fuse &fu)
+{
+	if (!FUSE && nr <= 8)
+		return xl_gemv_launch1<K, CB, false, 1>(st, part, xh, tr, nr, k,
+							 n, n_kb, fu);
+	return xl_gemv_launch1<K, CB, FUSE, 2>(st, part, xh, tr, nr, k, n, n_kb,
+					       fu);
 }
 
 template <int K, int CB>
@@ -463,7 +458,7 @@ static int xl_occ(void)
 	int nb = 0;
 
 	if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-		    &nb, xl_gemv_kernel<K, CB, true>, XL_NW * 32,
+		    &nb, xl_gemv_kernel<K, CB, true, 2>, XL_NW * 32,
 		    xl_cfg<K>::SMEM) != cudaSuccess) {
 		(void)cudaGetLastError();
 		return 0;
@@ -515,12 +510,19 @@ static cudaError_t xl_gemv_any(cudaStream_t st, float *part, const __half *h,
 
 /* ---- launch wrappers ------------------------------------------------------ */
 
+/* Slices of kernel 1: about two waves of XL_OCC blocks per SM (on an
+ * H200, 4096 x 14336 at 4 bits: 1 slice 28.7 us, 2 (one wave) 28.7, 3
+ * 27.0, 4 25.6, 6 27.3, 8 26.8, 16 31.6), at least one; each warp keeps
+ * at least one k-step.  TERN_EXL3_KB1=n overrides (timing experiments). */
 extern "C" int gpu_cuda_exl3_splits(size_t k, size_t n, int n_sm)
 {
 	const size_t ncg = n / XL_COLS, ktiles = k / 16;
-	size_t target = (size_t)(n_sm > 0 ? n_sm : 1) * 4, kb;
+	const size_t slots = (size_t)(n_sm > 0 ? n_sm : 1) * XL_OCC;
+	const char *env = getenv("TERN_EXL3_KB1");
+	size_t kb = ncg ? 2 * slots / ncg : 1;
 
-	kb = (target + ncg - 1) / ncg;
+	if (env && atoi(env) > 0)
+		kb = (size_t)atoi(env);
 	if (kb > ktiles / XL_NW)
 		kb = ktiles / XL_NW;
 	if (kb > GPU_CUDA_EXL3_MAX_KB)

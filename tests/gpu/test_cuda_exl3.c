@@ -6,18 +6,31 @@
  *
  *   - the fixture weights of tests/data/exl3/dequant_vectors.safetensors
  *     (3 codebooks x K = 1..8, 128 x 256), rows 1, 4, 16, 64, with and
- *     without bias, k_in < k and n_out < n;
+ *     without bias, k_in < k and n_out < n (64 rows, here and below, run
+ *     the prefill path);
  *   - random trellis data (any bits are a valid trellis) of 1024 x 2048 for
  *     every K and codebook at rows 1, 4, 16, 64, and the model shapes
  *     4096 x 4096, 4096 x 14336, 14336 x 4096 at several K and codebooks
  *     and rows 1, 4, 16, 17, 64;
+ *   - the prefill path (rows > GPU_CUDA_EXL3_DQ_MIN_ROWS: dequantise to
+ *     f16 + cuBLAS): its decoded W_hat column chunks bit-exact against the
+ *     CPU tile decode (fixture and random weights, full and partial
+ *     chunks); the linear at rows 32 / 33 (either side of the threshold),
+ *     every K and codebook with k_in < k, n_out < n and bias, 600 and 1100
+ *     rows (several row chunks), forced small column chunks (several
+ *     chunks, a partial last one, chunks past n_out skipped), model shapes
+ *     (4096 x 14336 at 512 rows, 14336 x 4096 at 513, 4096 x 4096, a
+ *     4096 x 32768 head trimmed to 32000), and the GEMV path at 64 rows
+ *     with the prefill path switched off;
  *   - the output is poisoned (NaN) before each CUDA run, so an unwritten
  *     element fails.
  * TERN_GPU_BENCH=1 adds the decode-time timings (4096 x 14336, K = 2..6,
  * rows 1 and 8, median of 50 after warm-up, rotating over enough copies of
  * the weight to miss L2; and the mean of 200 back-to-back calls) for both
  * kernel versions, printed as "BENCH ..." lines, and checks that kernel 2
- * is bit-stable across runs and matches kernel 1.
+ * is bit-stable across runs and matches kernel 1; and the prefill timings
+ * (4096 x 14336 and 14336 x 4096, K = 4, 512 rows: the prefill path
+ * against the GEMV path).
  *
  * Without a CUDA device every case prints "SKIP: no CUDA device" and
  * passes; with TERN_GPU_TESTS=1 a missing device is a failure.
@@ -34,6 +47,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gpu/exl3_ref.h"
 #include "gpu/gpu.h"
 #include "stfile.h"
 #include "gpupair.h"
@@ -302,6 +316,197 @@ START_TEST(test_random_model_shapes)
 }
 END_TEST
 
+/* ---- the prefill path ------------------------------------------------------ */
+
+/* Column chunks of weights uploaded from now on (0: automatic). */
+static void set_dq_cols(size_t nc)
+{
+#ifdef HAVE_CUDA
+	gpu_cuda_exl3_set_dq_cols(nc);
+#else
+	(void)nc;
+#endif
+}
+
+#ifdef HAVE_CUDA
+/* IEEE half -> float (normal, subnormal, zero; no inf/NaN in codebooks). */
+static float h2f(uint16_t h)
+{
+	const int e = (h >> 10) & 31;
+	const double m = (double)(h & 1023);
+	const double v = e ? ldexp(1024.0 + m, e - 25) : ldexp(m, -24);
+
+	return (float)((h & 0x8000) ? -v : v);
+}
+
+/* The CUDA decode of columns [c0, c0 + nc) of desc's weight (uploaded with
+ * column chunks of nc_up, 0 = automatic) equals the CPU tile decode bit
+ * for bit. */
+static void expect_decode(struct gpu_pair *p, const struct gpu_exl3_desc *desc,
+			  size_t nc_up, size_t c0, size_t nc)
+{
+	const size_t k = desc->k, n = desc->n, ntn = n / 16;
+	const size_t tile_bytes = 32 * (size_t)desc->bits;
+	const float *lut = gpu_exl3_lut((int)desc->cb);
+	struct gpu_exl3_weight *wg = NULL;
+	uint16_t *got = malloc(nc * k * sizeof *got);
+	float *T = malloc(16 * 16 * sizeof *T);
+	size_t tk, tn, r, c, bad = 0;
+	struct diag d;
+
+	ck_assert(got && T && lut);
+	set_dq_cols(nc_up);
+	ck_assert_msg(gpu_exl3_weight_new(p->cuda, desc, &wg, &d) == 0,
+		      "cuda upload: %s", diag_message(&d, "?"));
+	set_dq_cols(0);
+	ck_assert_msg(gpu_cuda_exl3_dq_read(p->cuda, wg, c0, nc, got, &d) == 0,
+		      "dq_read: %s", diag_message(&d, "?"));
+	for (tk = 0; tk < k / 16; tk++)
+		for (tn = c0 / 16; tn < (c0 + nc) / 16; tn++) {
+			gpu_exl3_tile_decode((const unsigned char *)desc->trellis +
+					     (tk * ntn + tn) * tile_bytes,
+					     desc->bits, lut, T, 16);
+			for (r = 0; r < 16; r++)
+				for (c = 0; c < 16; c++) {
+					const size_t cc = tn * 16 + c - c0;
+					const float g = h2f(got[cc * k + tk * 16 + r]);
+
+					if (g != T[r * 16 + c] && bad++ < 4)
+						fprintf(stderr,
+							"W_hat[%zu][%zu] = %g, CPU %g\n",
+							tk * 16 + r, tn * 16 + c,
+							(double)g, (double)T[r * 16 + c]);
+				}
+		}
+	ck_assert_msg(bad == 0,
+		      "%zux%zu K=%d cb=%d columns %zu + %zu: %zu elements of "
+		      "W_hat differ from the CPU decode (seed %llu)", k, n,
+		      desc->bits, (int)desc->cb, c0, nc, bad,
+		      (unsigned long long)test_seed);
+	gpu_exl3_weight_free(wg);
+	free(got);
+	free(T);
+}
+#endif
+
+START_TEST(test_prefill_decode)
+{
+#ifdef HAVE_CUDA
+	struct gpu_pair p;
+	struct test_st s;
+	int cb, bits;
+
+	if (!gpu_pair_open(&p, 0))
+		return;
+	/* the fixture (128 x 256, one chunk of 256 columns; then 128) */
+	test_st_open(&s, "exl3/dequant_vectors.safetensors");
+	for (cb = 0; cb < 3; cb++)
+		for (bits = 1; bits <= 8; bits++) {
+			struct gpu_exl3_desc desc;
+			char name[64];
+
+			memset(&desc, 0, sizeof desc);
+			desc.k = 128;
+			desc.n = 256;
+			desc.bits = bits;
+			desc.cb = (enum gpu_exl3_cb)cb;
+			snprintf(name, sizeof name, "cb%d.k%d.trellis", cb, bits);
+			desc.trellis = st_get(&s, name, "I16", 8 * 16 * 16 * (size_t)bits);
+			snprintf(name, sizeof name, "cb%d.k%d.suh", cb, bits);
+			desc.suh = st_get(&s, name, "F16", 128);
+			snprintf(name, sizeof name, "cb%d.k%d.svh", cb, bits);
+			desc.svh = st_get(&s, name, "F16", 256);
+			expect_decode(&p, &desc, 0, 0, 256);
+			expect_decode(&p, &desc, 128, 128, 128);
+		}
+	test_st_close(&s);
+	/* random trellis, 1024 x 640 in chunks of 256: the first, a middle
+	 * and the partial last chunk */
+	for (cb = 0; cb < 3; cb++)
+		for (bits = 1; bits <= 8; bits++) {
+			struct wdesc w;
+
+			wdesc_random(&w, 1024, 640, bits, cb, 0);
+			expect_decode(&p, &w.desc, 256, 0, 256);
+			expect_decode(&p, &w.desc, 256, 256, 256);
+			expect_decode(&p, &w.desc, 256, 512, 128);
+			wdesc_free(&w);
+		}
+	gpu_pair_close(&p);
+#else
+	printf("SKIP: EXL3 prefill decode (no CUDA in this build)\n");
+#endif
+}
+END_TEST
+
+START_TEST(test_prefill)
+{
+	static const struct {
+		size_t k, n;
+		int bits, cb, bias;
+		size_t cols;        /* forced column chunk, 0 = automatic */
+		size_t rows, k_in, n_out;
+	} cs[] = {
+		/* several row chunks (600: 2 x 300, 1100: 3 x 367/366) */
+		{ 1024, 2048, 3, 2, 1, 0, 600, 1000, 2000 },
+		{ 1024, 2048, 6, 0, 0, 0, 1100, 1024, 2048 },
+		/* forced column chunks of 384: 5 full + a partial one of 128 */
+		{ 1024, 2048, 4, 0, 1, 384, 100, 1000, 1900 }, /* last skipped */
+		{ 1024, 2048, 4, 0, 1, 384, 100, 1000, 2000 }, /* last partial */
+		{ 1024, 2048, 4, 1, 0, 384, 600, 1024, 2048 },
+		{ 1024, 2048, 2, 1, 1, 128, 40, 1024, 1025 },
+		{ 2048, 1024, 5, 2, 0, 256, 513, 2000, 1024 },
+		/* model shapes: 4 x 3584 columns at 512 rows; 4 x 1024 columns
+		 * at 2 x 257/256 rows; one chunk (decoded once) over 2 row
+		 * chunks; a head of 8 x 4096 columns trimmed to 32000 */
+		{ 4096, 14336, 4, 2, 0, 0, 512, 4096, 14336 },
+		{ 14336, 4096, 3, 1, 1, 0, 513, 14336, 4096 },
+		{ 4096, 4096, 5, 0, 1, 0, 700, 4000, 4096 },
+		{ 4096, 32768, 6, 2, 0, 0, 48, 4096, 32000 },
+	};
+	static const size_t rows[] = { 32, 33, 64 };
+	struct gpu_pair p;
+	int cb, bits;
+	size_t c, r;
+
+	if (!gpu_pair_open(&p, 0))
+		return;
+	/* every K and codebook: both sides of the threshold, padding, bias */
+	for (cb = 0; cb < 3; cb++)
+		for (bits = 1; bits <= 8; bits++) {
+			struct wdesc w;
+
+			wdesc_random(&w, 1024, 2048, bits, cb, bits & 1);
+			for (r = 0; r < sizeof rows / sizeof rows[0]; r++)
+				expect(&p, &w.desc, rows[r], 1024, 2048);
+			expect(&p, &w.desc, 33, 1000, 1900);
+			wdesc_free(&w);
+		}
+	for (c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+		struct wdesc w;
+
+		wdesc_random(&w, cs[c].k, cs[c].n, cs[c].bits, cs[c].cb, cs[c].bias);
+		set_dq_cols(cs[c].cols);
+		expect(&p, &w.desc, cs[c].rows, cs[c].k_in, cs[c].n_out);
+		set_dq_cols(0);
+		wdesc_free(&w);
+	}
+#ifdef HAVE_CUDA
+	/* the GEMV path still serves any row count */
+	{
+		struct wdesc w;
+
+		wdesc_random(&w, 1024, 2048, 4, 2, 1);
+		gpu_cuda_exl3_set_dq(0);
+		expect(&p, &w.desc, 64, 1000, 2000);
+		gpu_cuda_exl3_set_dq(1);
+		wdesc_free(&w);
+	}
+#endif
+	gpu_pair_close(&p);
+}
+END_TEST
+
 START_TEST(test_bench)
 {
 #ifdef HAVE_CUDA
@@ -404,6 +609,39 @@ START_TEST(test_bench)
 		wdesc_free(&w);
 	}
 	gpu_cuda_exl3_set_kernel(1);
+	/* prefill: 512 rows through the prefill path and the GEMV path */
+	for (bits = 0; bits < 2; bits++) { /* bits: which of the two shapes */
+		const size_t pk = bits ? 14336 : 4096, pn = bits ? 4096 : 14336;
+		const size_t rows = 512;
+		const double flop = 2.0 * (double)rows * (double)pk * (double)pn;
+		struct gpu_exl3_weight *wp = NULL;
+		struct gpu_buf *x = mkbuf(p.cuda, rows * pk, NULL);
+		struct gpu_buf *o = mkbuf(p.cuda, rows * pn, NULL);
+		double ms_dq = 0, ms_gv = 0;
+		struct wdesc w;
+		struct diag d;
+
+		wdesc_random(&w, pk, pn, 4, GPU_EXL3_CB_MUL1, 0);
+		ck_assert_msg(gpu_exl3_weight_new(p.cuda, &w.desc, &wp, &d) == 0,
+			      "upload: %s", diag_message(&d, "?"));
+		ck_assert_int_eq(gpu_buf_fill_random(p.cuda, x, 7, 1.0f, NULL), 0);
+		ck_assert_msg(gpu_cuda_exl3_bench_stream(p.cuda, &wp, 1, o, x, rows,
+							 20, &ms_dq, &d) == 0,
+			      "bench: %s", diag_message(&d, "?"));
+		gpu_cuda_exl3_set_dq(0);
+		ck_assert_msg(gpu_cuda_exl3_bench_stream(p.cuda, &wp, 1, o, x, rows,
+							 3, &ms_gv, &d) == 0,
+			      "bench: %s", diag_message(&d, "?"));
+		gpu_cuda_exl3_set_dq(1);
+		printf("BENCH exl3 prefill %zux%zu K=4 mul1 rows=%zu: dequant + "
+		       "cuBLAS %.3f ms (%.0f TFLOP/s), GEMV path %.3f ms "
+		       "(%.0f TFLOP/s)\n", pk, pn, rows, ms_dq, flop / ms_dq / 1e9,
+		       ms_gv, flop / ms_gv / 1e9);
+		gpu_exl3_weight_free(wp);
+		gpu_buf_free(x);
+		gpu_buf_free(o);
+		wdesc_free(&w);
+	}
 	gpu_pair_close(&p);
 #else
 	printf("SKIP: EXL3 timings (no CUDA in this build)\n");
@@ -420,6 +658,11 @@ Suite *cuda_exl3_suite(void)
 	tcase_add_test(tc, test_fixture);
 	tcase_add_test(tc, test_random_all_k);
 	tcase_add_test(tc, test_random_model_shapes);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("prefill");
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, test_prefill_decode);
+	tcase_add_test(tc, test_prefill);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bench");
 	tcase_set_timeout(tc, 600);
