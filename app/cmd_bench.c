@@ -48,6 +48,8 @@ void app_help_bench(FILE *out)
 		"  -w, --warmup N       untimed decode steps first (default 3)\n"
 		"  -t, --threads N      CPU threads (default: all cores)\n"
 		"  -b, --backend NAME   auto, cpu or cuda (default auto)\n"
+		"      --kv-type T      KV cache elements: auto (f16 on CUDA, f32 on\n"
+		"                       the CPU), f32 or f16\n"
 		"      --no-bandwidth   skip the copy-bandwidth measurement\n"
 		"  -j, --json           print one JSON object instead of the table\n"
 		"  -h, --help           show this help\n");
@@ -159,7 +161,7 @@ static void print_table(const char *model, const struct llm_model *m,
 
 int app_cmd_bench(int argc, char **argv)
 {
-	enum { OPT_NO_BW = 256 };
+	enum { OPT_NO_BW = 256, OPT_KV };
 	static const struct option opts[] = {
 		{ "model", required_argument, NULL, 'm' },
 		{ "prompt", required_argument, NULL, 'p' },
@@ -171,6 +173,7 @@ int app_cmd_bench(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "backend", required_argument, NULL, 'b' },
 		{ "no-bandwidth", no_argument, NULL, OPT_NO_BW },
+		{ "kv-type", required_argument, NULL, OPT_KV },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -230,6 +233,13 @@ int app_cmd_bench(int argc, char **argv)
 			}
 			break;
 		case OPT_NO_BW: bp.measure_bw = false; break;
+		case OPT_KV:
+			if (!llm_kv_type_parse(optarg, &mp.kv_type)) {
+				app_error("bench: unknown KV type '%s' (auto, f32, f16)",
+					  optarg);
+				return APP_STATUS_USAGE;
+			}
+			break;
 		case 'j': json = true; break;
 		case 'h': app_help_bench(stdout); return APP_STATUS_OK;
 		default: app_help_bench(stderr); return APP_STATUS_USAGE;

@@ -35,6 +35,8 @@ void app_help_logits(FILE *out)
 		"                       of one prefill\n"
 		"  -t, --threads N      CPU threads (default: all cores)\n"
 		"  -b, --backend NAME   auto, cpu or cuda (default auto)\n"
+		"      --kv-type T      KV cache elements: auto (f16 on CUDA, f32 on\n"
+		"                       the CPU), f32 or f16\n"
 		"  -h, --help           show this help\n");
 }
 
@@ -84,6 +86,7 @@ int app_cmd_logits(int argc, char **argv)
 		{ "incremental", no_argument, NULL, 'I' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "backend", required_argument, NULL, 'b' },
+		{ "kv-type", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -112,6 +115,13 @@ int app_cmd_logits(int argc, char **argv)
 		case 'b':
 			if (parse_backend(optarg, &mp.backend) != 0) {
 				app_error("logits: unknown backend '%s'", optarg);
+				return APP_STATUS_USAGE;
+			}
+			break;
+		case 'K':
+			if (!llm_kv_type_parse(optarg, &mp.kv_type)) {
+				app_error("logits: unknown KV type '%s' (auto, f32, f16)",
+					  optarg);
 				return APP_STATUS_USAGE;
 			}
 			break;

@@ -200,12 +200,25 @@ enum llm_backend {
 	LLM_BACKEND_CUDA,
 };
 
-struct llm_model_params {
-	enum llm_backend backend;
-	int n_threads; /* CPU backend threads; <= 0: all cores */
+/* Element type of the KV cache of a model's contexts. */
+enum llm_kv_type {
+	LLM_KV_AUTO = 0, /* f16 on CUDA (half the bytes, the precision of
+			  * transformers' own bf16/f16 cache or better),
+			  * f32 on the CPU backend (the reference) */
+	LLM_KV_F32,
+	LLM_KV_F16,
 };
 
-/* Defaults: LLM_BACKEND_AUTO, all cores. */
+struct llm_model_params {
+	enum llm_backend backend;
+	int n_threads;            /* CPU backend threads; <= 0: all cores */
+	enum llm_kv_type kv_type; /* KV cache of the model's contexts */
+};
+
+/* "auto", "f32", "f16" -> *out; false for anything else. */
+bool llm_kv_type_parse(const char *s, enum llm_kv_type *out);
+
+/* Defaults: LLM_BACKEND_AUTO, all cores, LLM_KV_AUTO. */
 struct llm_model_params llm_model_default_params(void);
 
 /* Load the model in directory DIR.  params may be NULL (defaults).  On

@@ -43,7 +43,21 @@ struct llm_model_params llm_model_default_params(void)
 	memset(&p, 0, sizeof p);
 	p.backend = LLM_BACKEND_AUTO;
 	p.n_threads = 0;
+	p.kv_type = LLM_KV_AUTO;
 	return p;
+}
+
+bool llm_kv_type_parse(const char *s, enum llm_kv_type *out)
+{
+	if (!strcmp(s, "auto"))
+		*out = LLM_KV_AUTO;
+	else if (!strcmp(s, "f32"))
+		*out = LLM_KV_F32;
+	else if (!strcmp(s, "f16"))
+		*out = LLM_KV_F16;
+	else
+		return false;
+	return true;
 }
 
 /* ---- RoPE frequencies ---------------------------------------------------- */
@@ -441,6 +455,10 @@ int llm_model_setup(struct llm_model *m, const struct llm_model_params *params,
 	rc = gpu_open(kind, &gp, &m->g, d);
 	if (rc < 0)
 		return backend_err(rc, d);
+	m->kv_dtype = params->kv_type == LLM_KV_F16 ? GPU_DTYPE_F16 :
+		      params->kv_type == LLM_KV_F32 ? GPU_DTYPE_F32 :
+		      gpu_get_kind(m->g) == GPU_KIND_CUDA ? GPU_DTYPE_F16 :
+							     GPU_DTYPE_F32;
 
 	inv = malloc((size_t)(m->cfg.head_dim / 2) * sizeof *inv);
 	if (!inv)
@@ -739,8 +757,8 @@ int llm_context_new_slots(struct llm_model *m, size_t n_ctx, size_t n_seq,
 	for (l = 0; l < (size_t)cf->n_layer; l++) {
 		size_t n = c->n_pages * LLM_KV_PAGE * Hk * hd;
 
-		NB(kv[l].k, GPU_DTYPE_F32, n);
-		NB(kv[l].v, GPU_DTYPE_F32, n);
+		NB(kv[l].k, m->kv_dtype, n);
+		NB(kv[l].v, m->kv_dtype, n);
 		c->kv[l].n_pages = c->n_pages;
 		c->kv[l].page_size = LLM_KV_PAGE;
 		c->kv[l].n_head_kv = Hk;

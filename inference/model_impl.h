@@ -71,6 +71,7 @@ struct llm_model {
 	bool moe_renorm;           /* top-k weights renormalised */
 	int mrope_section[3];
 	bool mrope;
+	enum gpu_dtype kv_dtype;   /* KV pool elements (f32 or f16) */
 	uint64_t n_params;         /* elements of all weights (tied counted once) */
 	uint64_t n_bytes;          /* bytes of all weight buffers */
 	char arch[64];

@@ -123,6 +123,11 @@ static void expect_ref(const char *what, const float *a, const float *r,
 	ck_assert_msg(w <= 1e-3, "%s: max |diff| / max |ref| = %g > 1e-3", what, w);
 }
 
+/* KV cache of the models try_open opens: f32 for the checks against
+ * transformers at 1e-3 (the f16 cache, CUDA's default, is checked by
+ * test_f16_kv). */
+static enum llm_kv_type g_kv = LLM_KV_F32;
+
 /* Open DIR on BACKEND; on failure returns NULL with the message in d. */
 static struct llm_model *try_open(const char *dir, enum llm_backend be,
 				  struct diag *d)
@@ -132,6 +137,7 @@ static struct llm_model *try_open(const char *dir, enum llm_backend be,
 
 	p.backend = be;
 	p.n_threads = 2;
+	p.kv_type = be == LLM_BACKEND_CPU ? LLM_KV_F32 : g_kv;
 	if (llm_model_open(dir, &p, &m, d) < 0)
 		return NULL;
 	return m;
@@ -292,6 +298,88 @@ static void check_tiny(const char *arch, int optional)
 	free(dir);
 	free(refp);
 }
+
+/* The default CUDA cache (f16): every dense fixture's sequences one token
+ * at a time on CUDA with an f16 pool against the CPU (f32 pool) and
+ * transformers (whose own cache is bf16), and greedy.2. */
+static void check_tiny_f16(const char *arch)
+{
+	char rel[128], name[64], what[96];
+	char *dir, *refp;
+	struct llm_st_set *ref = NULL;
+	struct llm_model *mc, *mg;
+	struct llm_context *cc = NULL, *cg = NULL;
+	struct diag d;
+	size_t V, s, n, nr, ng;
+
+	diag_clear(&d);
+	snprintf(rel, sizeof rel, "models/%s", arch);
+	dir = test_data_path(rel);
+	snprintf(rel, sizeof rel, "models/%s/reference.safetensors", arch);
+	refp = test_data_path(rel);
+	ck_assert_msg(llm_st_open(refp, &ref, &d) == 0, "%s", d.msg);
+	g_kv = LLM_KV_F16;
+	mg = open_model(dir, LLM_BACKEND_CUDA);
+	g_kv = LLM_KV_F32;
+	mc = open_model(dir, LLM_BACKEND_CPU);
+	V = (size_t)llm_model_n_vocab(mg);
+	ck_assert_int_eq(llm_context_new(mg, 64, &cg, &d), 0);
+	ck_assert_int_eq(llm_context_new(mc, 64, &cc, &d), 0);
+	ck_assert_int_eq(gpu_buf_dtype(cg->kv[0].k), GPU_DTYPE_F16);
+	for (s = 0; s < 3; s++) {
+		int32_t *ids;
+		float *lg, *a, *b;
+		double w;
+
+		snprintf(name, sizeof name, "input_ids.%zu", s);
+		ids = ref_ids(ref, name, &n);
+		snprintf(name, sizeof name, "logits.%zu", s);
+		lg = ref_f32(ref, name, &nr);
+		ck_assert_uint_eq(nr, n * V);
+		a = malloc(n * V * sizeof *a);
+		b = malloc(n * V * sizeof *b);
+		incremental(cg, ids, n, a, V);
+		incremental(cc, ids, n, b, V);
+		snprintf(what, sizeof what, "%s seq %zu f16 KV cuda vs cpu", arch, s);
+		expect_close(what, a, b, n * V, 1e-2);
+		w = worst_row_ratio(a, lg, n, V);
+		fprintf(stderr, "note: %s f16 KV seq %zu: max|diff|/max|ref| = %.3g\n",
+			arch, s, w);
+		ck_assert_msg(w <= 1e-2, "%s f16 KV seq %zu vs transformers: %g > 1e-2",
+			      arch, s, w);
+		if (s == 2) {
+			int32_t *gr = ref_ids(ref, "greedy.2", &ng);
+
+			snprintf(what, sizeof what, "%s greedy.2, f16 KV", arch);
+			ref_check_greedy(cg, what, ids, n, gr, ng, V, 0);
+			free(gr);
+		}
+		free(a);
+		free(b);
+		free(ids);
+		free(lg);
+	}
+	llm_context_free(cg);
+	llm_context_free(cc);
+	llm_model_free(mg);
+	llm_model_free(mc);
+	llm_st_close(ref);
+	free(dir);
+	free(refp);
+}
+
+START_TEST(test_f16_kv)
+{
+	static const char *const archs[] = { "llama2", "llama3", "mistral",
+					     "qwen2", "qwen3", "mixtral" };
+	size_t i;
+
+	if (!have_cuda("f16 KV"))
+		return;
+	for (i = 0; i < sizeof archs / sizeof *archs; i++)
+		check_tiny_f16(archs[i]);
+}
+END_TEST
 
 START_TEST(test_llama2) { check_tiny("llama2", 0); }
 END_TEST
@@ -772,6 +860,7 @@ Suite *cuda_models_suite(void)
 	tcase_add_test(tc, test_qwen2moe);
 	tcase_add_test(tc, test_qwen3);
 	tcase_add_test(tc, test_qwen3moe);
+	tcase_add_test(tc, test_f16_kv);
 	tcase_add_test(tc, test_qwen2_5_vl);
 	tcase_add_test(tc, test_stories260k);
 	tcase_add_test(tc, test_exl3_llama3);
