@@ -523,6 +523,52 @@ int gpu_matmul(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 	DISPATCH(g, matmul, out, x, w, bias, n, k, rows, d);
 }
 
+int gpu_matmul_multi(struct gpu *g, const struct gpu_buf *x, size_t n,
+		     size_t k, const struct gpu_matmul_part *parts,
+		     size_t n_parts, struct diag *d)
+{
+	const char *op = "gpu_matmul_multi";
+	struct gpu_matmul_part live[GPU_MATMUL_MULTI_MAX];
+	size_t j, i, n_live = 0;
+
+	TRY(check_live(g, d));
+	if (!parts || n_parts == 0 || n_parts > GPU_MATMUL_MULTI_MAX)
+		return diag_fail(d, GPU_E_INVALID, "%s: %zu parts (1..%d)", op,
+				 n_parts, GPU_MATMUL_MULTI_MAX);
+	TRY(need(g, op, "x", x, F32, 0, n, k, 1, d));
+	for (j = 0; j < n_parts; j++) {
+		const struct gpu_matmul_part *pt = &parts[j];
+		int rc = need(g, op, "out", pt->out, F32, 0, n, pt->rows, 1, d);
+
+		if (rc == 0)
+			rc = need(g, op, "W", pt->w, ANY_FLOAT, 0, pt->rows, k, 1, d);
+		if (rc == 0 && pt->bias)
+			rc = need(g, op, "bias", pt->bias, ANY_FLOAT, 0, pt->rows,
+				  1, 1, d);
+		if (rc < 0) {
+			diag_prefix(d, "part %zu", j);
+			return rc;
+		}
+		if (pt->w->dtype != parts[0].w->dtype)
+			return diag_fail(d, GPU_E_INVALID,
+					 "%s: W %zu is %s, W 0 is %s", op, j,
+					 gpu_dtype_name(pt->w->dtype),
+					 gpu_dtype_name(parts[0].w->dtype));
+		if (pt->out == x)
+			return diag_fail(d, GPU_E_INVALID, "%s: out %zu aliases x",
+					 op, j);
+		for (i = 0; i < j; i++)
+			if (parts[i].out == pt->out)
+				return diag_fail(d, GPU_E_INVALID,
+						 "%s: outs %zu and %zu alias", op, i, j);
+		if (pt->rows)
+			live[n_live++] = *pt;
+	}
+	if (n == 0 || n_live == 0)
+		return 0;
+	DISPATCH(g, matmul_multi, x, n, k, live, n_live, d);
+}
+
 int gpu_rmsnorm(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 		const struct gpu_buf *w, size_t n, size_t dim, float eps,
 		struct diag *d)
@@ -540,15 +586,32 @@ int gpu_rmsnorm(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 	DISPATCH(g, rmsnorm, out, x, w, n, dim, eps, d);
 }
 
-int gpu_rope(struct gpu *g, struct gpu_buf *x, size_t n, size_t n_head,
-	     size_t head_dim, const struct gpu_buf *pos,
-	     const struct gpu_buf *inv_freq, const struct gpu_rope *rp,
-	     struct diag *d)
+int gpu_add_rmsnorm(struct gpu *g, struct gpu_buf *x, struct gpu_buf *xn,
+		    const struct gpu_buf *o, const struct gpu_buf *w, size_t n,
+		    size_t dim, float eps, struct diag *d)
 {
-	const char *op = "gpu_rope";
-	size_t n_comp = 1;
+	const char *op = "gpu_add_rmsnorm";
 
 	TRY(check_live(g, d));
+	TRY(need(g, op, "x", x, F32, 0, n, dim, 1, d));
+	TRY(need(g, op, "xn", xn, F32, 0, n, dim, 1, d));
+	TRY(need(g, op, "o", o, F32, 0, n, dim, 1, d));
+	TRY(need(g, op, "w", w, ANY_FLOAT, 0, dim, 1, 1, d));
+	if (dim == 0)
+		return diag_fail(d, GPU_E_INVALID, "%s: dim is 0", op);
+	if (x == xn || x == o || xn == o)
+		return diag_fail(d, GPU_E_INVALID, "%s: x, xn and o must be distinct",
+				 op);
+	if (n == 0)
+		return 0;
+	DISPATCH(g, add_rmsnorm, x, xn, o, w, n, dim, eps, d);
+}
+
+/* RoPE parameters against head_dim; *n_comp = position rows (1 or 3). */
+static int check_rope(const char *op, const struct gpu_rope *rp,
+		      size_t head_dim, size_t *n_comp, struct diag *d)
+{
+	*n_comp = 1;
 	if (!rp)
 		return diag_fail(d, GPU_E_INVALID, "%s: no parameters", op);
 	if (rp->n_rot == 0 || rp->n_rot % 2 || rp->n_rot > head_dim ||
@@ -564,8 +627,21 @@ int gpu_rope(struct gpu *g, struct gpu_buf *x, size_t n, size_t n_head,
 			return diag_fail(d, GPU_E_INVALID,
 					 "%s: mrope sections %d+%d+%d != n_rot/2 = %zu",
 					 op, s[0], s[1], s[2], rp->n_rot / 2);
-		n_comp = 3;
+		*n_comp = 3;
 	}
+	return 0;
+}
+
+int gpu_rope(struct gpu *g, struct gpu_buf *x, size_t n, size_t n_head,
+	     size_t head_dim, const struct gpu_buf *pos,
+	     const struct gpu_buf *inv_freq, const struct gpu_rope *rp,
+	     struct diag *d)
+{
+	const char *op = "gpu_rope";
+	size_t n_comp;
+
+	TRY(check_live(g, d));
+	TRY(check_rope(op, rp, head_dim, &n_comp, d));
 	TRY(need(g, op, "x", x, F32, 0, n, n_head, head_dim, d));
 	TRY(need(g, op, "pos", pos, I32, 0, n_comp, n, 1, d));
 	TRY(need(g, op, "inv_freq", inv_freq, F32, 0, rp->n_rot / 2, 1, 1, d));
@@ -620,6 +696,34 @@ int gpu_kv_store(struct gpu *g, const struct gpu_kv_pool *pool,
 	if (b->n_rows == 0)
 		return 0;
 	DISPATCH(g, kv_store, pool, b, k, v, d);
+}
+
+int gpu_rope_kv_store(struct gpu *g, struct gpu_buf *q, struct gpu_buf *k,
+		      const struct gpu_buf *v, size_t n_head,
+		      const struct gpu_buf *pos, const struct gpu_buf *inv_freq,
+		      const struct gpu_rope *rp, const struct gpu_kv_pool *pool,
+		      const struct gpu_kv_batch *b, struct diag *d)
+{
+	const char *op = "gpu_rope_kv_store";
+	size_t n_comp;
+
+	TRY(check_live(g, d));
+	TRY(check_kv(g, op, pool, b, d));
+	TRY(check_rope(op, rp, pool->head_dim, &n_comp, d));
+	TRY(need(g, op, "q", q, F32, 0, b->n_rows, n_head, pool->head_dim, d));
+	TRY(need(g, op, "k", k, F32, 0, b->n_rows, pool->n_head_kv,
+		 pool->head_dim, d));
+	TRY(need(g, op, "v", v, F32, 0, b->n_rows, pool->n_head_kv,
+		 pool->head_dim, d));
+	TRY(need(g, op, "pos", pos, I32, 0, n_comp, b->n_rows, 1, d));
+	TRY(need(g, op, "inv_freq", inv_freq, F32, 0, rp->n_rot / 2, 1, 1, d));
+	if (q == k || q == v || k == v)
+		return diag_fail(d, GPU_E_INVALID, "%s: q, k and v must be distinct",
+				 op);
+	if (b->n_rows == 0)
+		return 0;
+	DISPATCH(g, rope_kv_store, q, k, v, n_head, pos, inv_freq, rp, pool, b,
+		 d);
 }
 
 int gpu_attention(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *q,

@@ -229,6 +229,31 @@ int gpu_matmul(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 	       const struct gpu_buf *w, const struct gpu_buf *bias, size_t n,
 	       size_t k, size_t rows, struct diag *d);
 
+/* Most weights one gpu_matmul_multi takes. */
+#define GPU_MATMUL_MULTI_MAX 4
+
+/* One output of gpu_matmul_multi: out f32 [n, rows] = x W^T (+ bias), W
+ * [rows, k], bias any float [rows] or NULL. */
+struct gpu_matmul_part {
+	struct gpu_buf *out;
+	const struct gpu_buf *w;
+	const struct gpu_buf *bias;
+	size_t rows;
+};
+
+/* Several linear layers on one input (q/k/v, gate/up): for each part j,
+ *   parts[j].out[i, r] = sum_c x[i, c] * W_j[r, c] (+ bias_j[r])
+ * exactly as gpu_matmul(parts[j].out, x, W_j, bias_j, n, k, rows_j) (the
+ * CPU gives the same bits; CUDA covers every part's rows with one GEMV
+ * launch for few rows and converts x to f16/bf16 once for cuBLAS).
+ * 1 <= n_parts <= GPU_MATMUL_MULTI_MAX; every W_j has the same dtype (any
+ * float) and k; rows_j may differ (a part with rows 0 does nothing).  The
+ * outputs are distinct buffers and none is x.  The parts array is read
+ * during the call only. */
+int gpu_matmul_multi(struct gpu *g, const struct gpu_buf *x, size_t n,
+		     size_t k, const struct gpu_matmul_part *parts,
+		     size_t n_parts, struct diag *d);
+
 /* RMSNorm over the last dim (HF LlamaRMSNorm, computed in f32):
  *   out[i, :] = x[i, :] / sqrt(mean_j(x[i, j]^2) + eps) * w[:]
  *   out, x f32 [n, dim] (out may equal x), w any float [dim].
@@ -236,6 +261,16 @@ int gpu_matmul(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 int gpu_rmsnorm(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 		const struct gpu_buf *w, size_t n, size_t dim, float eps,
 		struct diag *d);
+
+/* Residual add fused with the RMSNorm that follows it:
+ *   x[i, :] += o[i, :]
+ *   xn[i, :] = x[i, :] / sqrt(mean_j(x[i, j]^2) + eps) * w[:]   (new x)
+ * x, xn, o f32 [n, dim] (three distinct buffers), w any float [dim].
+ * Equals gpu_add(x, x, o, n * dim) then gpu_rmsnorm(xn, x, w, n, dim,
+ * eps) (on the CPU bit for bit); one pass over the rows on CUDA. */
+int gpu_add_rmsnorm(struct gpu *g, struct gpu_buf *x, struct gpu_buf *xn,
+		    const struct gpu_buf *o, const struct gpu_buf *w, size_t n,
+		    size_t dim, float eps, struct diag *d);
 
 /* Rotary position embedding, rotate-half convention (HF): for each row i,
  * head h, and 0 <= f < n_rot/2, with half = n_rot/2,
@@ -274,6 +309,14 @@ struct gpu_kv_batch {
 	const struct gpu_buf *page_table; /* i32 [n_seq, max_pages] */
 	size_t n_seq;
 	size_t max_pages;
+	/* true: the caller promises that every row belongs to the same
+	 * sequence (all row_seq equal: a prefill chunk), which lets gpu_attention
+	 * on CUDA skip its per-tile check for rows of several sequences.  The
+	 * CPU backend checks the promise (GPU_E_INVALID when broken); on CUDA a
+	 * broken promise leaves the rows of 64-row tiles that mix sequences
+	 * undefined.  false (what a zeroed struct says): no promise.  A value
+	 * recorded into a graph holds for every replay. */
+	bool single_seq;
 };
 
 /* The paged K or V pool of one layer: f32 or f16
@@ -296,6 +339,26 @@ struct gpu_kv_pool {
 int gpu_kv_store(struct gpu *g, const struct gpu_kv_pool *pool,
 		 const struct gpu_kv_batch *b, const struct gpu_buf *k,
 		 const struct gpu_buf *v, struct diag *d);
+
+/* RoPE on the queries and keys of a batch, then the KV store, as one op:
+ *   gpu_rope(q, n_rows, n_head, head_dim, pos, inv_freq, rp);
+ *   gpu_rope(k, n_rows, n_head_kv, head_dim, pos, inv_freq, rp);
+ *   gpu_kv_store(pool, b, k, v);
+ * with n_rows = b->n_rows, head_dim and n_head_kv = the pool's.  q f32
+ * [n_rows, n_head, head_dim] and k f32 [n_rows, n_head_kv, head_dim] are
+ * rotated in place; v f32 [n_rows, n_head_kv, head_dim]; q, k, v are
+ * distinct buffers.  pos are the RoPE positions ([n_rows], or [3][n_rows]
+ * with rp->mrope_section), b->row_pos the cache positions (they differ for
+ * MRoPE image rows); rp as gpu_rope.  A row whose sequence, position or
+ * page entry is invalid makes the CPU fail with GPU_E_INVALID before
+ * anything changed (q, k unrotated, nothing stored); CUDA rotates q and k
+ * and skips that row's store (as gpu_kv_store).  The CPU gives the bits of
+ * the three ops; CUDA runs one launch of one warp per (row, head). */
+int gpu_rope_kv_store(struct gpu *g, struct gpu_buf *q, struct gpu_buf *k,
+		      const struct gpu_buf *v, size_t n_head,
+		      const struct gpu_buf *pos, const struct gpu_buf *inv_freq,
+		      const struct gpu_rope *rp, const struct gpu_kv_pool *pool,
+		      const struct gpu_kv_batch *b, struct diag *d);
 
 /* Causal grouped-query attention over the paged cache.  For row i (sequence
  * s, position p) and head h (kv head hk = h / (n_head / n_head_kv)):

@@ -81,9 +81,16 @@ struct gpu_backend {
 	int (*matmul)(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 		      const struct gpu_buf *w, const struct gpu_buf *bias,
 		      size_t n, size_t k, size_t rows, struct diag *d);
+	/* as gpu_matmul_multi; gpu.c drops parts with rows 0 (1 <= n_parts) */
+	int (*matmul_multi)(struct gpu *g, const struct gpu_buf *x, size_t n,
+			    size_t k, const struct gpu_matmul_part *parts,
+			    size_t n_parts, struct diag *d);
 	int (*rmsnorm)(struct gpu *g, struct gpu_buf *out,
 		       const struct gpu_buf *x, const struct gpu_buf *w,
 		       size_t n, size_t dim, float eps, struct diag *d);
+	int (*add_rmsnorm)(struct gpu *g, struct gpu_buf *x, struct gpu_buf *xn,
+			   const struct gpu_buf *o, const struct gpu_buf *w,
+			   size_t n, size_t dim, float eps, struct diag *d);
 	int (*rope)(struct gpu *g, struct gpu_buf *x, size_t n, size_t n_head,
 		    size_t head_dim, const struct gpu_buf *pos,
 		    const struct gpu_buf *inv_freq, const struct gpu_rope *rp,
@@ -91,6 +98,13 @@ struct gpu_backend {
 	int (*kv_store)(struct gpu *g, const struct gpu_kv_pool *pool,
 			const struct gpu_kv_batch *b, const struct gpu_buf *k,
 			const struct gpu_buf *v, struct diag *d);
+	int (*rope_kv_store)(struct gpu *g, struct gpu_buf *q, struct gpu_buf *k,
+			     const struct gpu_buf *v, size_t n_head,
+			     const struct gpu_buf *pos,
+			     const struct gpu_buf *inv_freq,
+			     const struct gpu_rope *rp,
+			     const struct gpu_kv_pool *pool,
+			     const struct gpu_kv_batch *b, struct diag *d);
 	int (*attention)(struct gpu *g, struct gpu_buf *out,
 			 const struct gpu_buf *q, const struct gpu_kv_pool *pool,
 			 const struct gpu_kv_batch *b, size_t n_head,

@@ -19,7 +19,25 @@
  *     MoE:   p = softmax(router xn) over experts, top-k (renormalised for
  *            Mixtral / norm_topk_prob), x += sum_j p_j expert_j(xn)
  *            (+ sigmoid(w_sg . xn) * shared_expert(xn) for Qwen2-MoE)
- *   logits [m, V] = rmsnorm(x[rows wanting logits]) * norm  lm_head^T
+ *   xn [n, E]     = rmsnorm(x) * norm
+ *   logits [m, V] = xn[rows wanting logits] lm_head^T
+ *
+ * Ops per layer (dense model, no q/k norm):
+ *   gpu_matmul_multi q/k/v   one GEMV launch at decode, one x -> half
+ *                            conversion + 3 GEMMs in prefill
+ *   gpu_rope_kv_store        rope q, rope k, store k and v: one launch
+ *   gpu_attention            decode (+ combine) or prefill kernel
+ *   o_proj (llm_linear)
+ *   gpu_add_rmsnorm          x += o; xn = rmsnorm(x) * ffn_norm
+ *   gpu_matmul_multi gate/up
+ *   gpu_swiglu
+ *   down_proj (llm_linear)
+ *   gpu_add_rmsnorm          x += o; xn = rmsnorm(x) * next layer's
+ *                            attn_norm (after the last layer: out_norm)
+ * so only layer 0's input norm is a plain gpu_rmsnorm, and the final norm
+ * runs on every row inside the recorded part (the logits step gathers
+ * already normed rows).  Linears whose weights are EXL3 (or of mixed
+ * dtypes) go through llm_linear one by one instead of gpu_matmul_multi.
  *
  * Everything runs in f32 on the activations; weights are converted inside
  * matmul.  Linears go through llm_linear (inference/exl3.c): dense weights
@@ -63,6 +81,46 @@
 		}                                                           \
 	} while (0)
 
+/* Dense weights of one dtype (all non-NULL): they can share one
+ * gpu_matmul_multi (EXL3 linears have a NULL gpu_buf and go one by one). */
+static bool same_dense(const struct gpu_buf *a, const struct gpu_buf *b,
+		       const struct gpu_buf *c3)
+{
+	return a && b && gpu_buf_dtype(a) == gpu_buf_dtype(b) &&
+	       (!c3 || gpu_buf_dtype(a) == gpu_buf_dtype(c3));
+}
+
+/* q [n, H*hd], k, v [n, Hk*hd] = xn Wq^T (+ bq), xn Wk^T (+ bk), xn Wv^T
+ * (+ bv): one gpu_matmul_multi for dense weights, else llm_linear each. */
+static int qkv_proj(struct llm_context *c, const struct llm_layer *ly,
+		    size_t n, int64_t l, struct diag *d)
+{
+	const struct llm_config *cf = &c->model->cfg;
+	const size_t E = (size_t)cf->n_embd, hd = (size_t)cf->head_dim;
+	const size_t H = (size_t)cf->n_head, Hk = (size_t)cf->n_head_kv;
+
+	if (ly->wv && same_dense(ly->wq, ly->wk, ly->wv)) {
+		const struct gpu_matmul_part pt[3] = {
+			{ c->q, ly->wq, ly->bq, H * hd },
+			{ c->k, ly->wk, ly->bk, Hk * hd },
+			{ c->v, ly->wv, ly->bv, Hk * hd },
+		};
+
+		OP(gpu_matmul_multi(c->g, c->xn, n, E, pt, 3, d),
+		   "layer %lld q/k/v_proj", (long long)l);
+		return 0;
+	}
+	OP(llm_linear(c->g, c->q, c->xn, ly->wq, ly->xq, ly->bq, n, E, H * hd, d),
+	   "layer %lld q_proj", (long long)l);
+	OP(llm_linear(c->g, c->k, c->xn, ly->wk, ly->xk, ly->bk, n, E, Hk * hd,
+		      d),
+	   "layer %lld k_proj", (long long)l);
+	OP(llm_linear(c->g, c->v, c->xn, ly->wv, ly->xv, ly->bv, n, E, Hk * hd,
+		      d),
+	   "layer %lld v_proj", (long long)l);
+	return 0;
+}
+
 static int ffn_dense(struct llm_context *c, const struct llm_layer *ly,
 		     size_t n, int64_t l, struct diag *d)
 {
@@ -70,12 +128,22 @@ static int ffn_dense(struct llm_context *c, const struct llm_layer *ly,
 	const size_t E = (size_t)cf->n_embd, F = (size_t)cf->n_ff;
 
 	/* o [n, E] = Wd (silu(Wg xn) * (Wu xn)) */
-	OP(llm_linear(c->g, c->ff_gate, c->xn, ly->w_gate, ly->x_gate, NULL, n,
-		      E, F, d),
-	   "layer %lld gate_proj", (long long)l);
-	OP(llm_linear(c->g, c->ff_up, c->xn, ly->w_up, ly->x_up, NULL, n, E, F,
-		      d),
-	   "layer %lld up_proj", (long long)l);
+	if (same_dense(ly->w_gate, ly->w_up, NULL)) {
+		const struct gpu_matmul_part pt[2] = {
+			{ c->ff_gate, ly->w_gate, NULL, F },
+			{ c->ff_up, ly->w_up, NULL, F },
+		};
+
+		OP(gpu_matmul_multi(c->g, c->xn, n, E, pt, 2, d),
+		   "layer %lld gate/up_proj", (long long)l);
+	} else {
+		OP(llm_linear(c->g, c->ff_gate, c->xn, ly->w_gate, ly->x_gate, NULL,
+			      n, E, F, d),
+		   "layer %lld gate_proj", (long long)l);
+		OP(llm_linear(c->g, c->ff_up, c->xn, ly->w_up, ly->x_up, NULL, n, E,
+			      F, d),
+		   "layer %lld up_proj", (long long)l);
+	}
 	OP(gpu_swiglu(c->g, c->ff_gate, c->ff_gate, c->ff_up, n * F, d),
 	   "layer %lld swiglu", (long long)l);
 	OP(llm_linear(c->g, c->o, c->ff_gate, ly->w_down, ly->x_down, NULL, n, F,
@@ -111,10 +179,22 @@ static int ffn_moe(struct llm_context *c, const struct llm_layer *ly, size_t n,
 		const size_t Fs = (size_t)cf->n_ff_shared;
 
 		/* o += sigmoid(xn . w_sg) * Wd_s (silu(Wg_s xn) * (Wu_s xn)) */
-		OP(gpu_matmul(c->g, c->ff_gate, c->xn, ly->s_gate, NULL, n, E, Fs, d),
-		   "layer %lld shared gate_proj", (long long)l);
-		OP(gpu_matmul(c->g, c->ff_up, c->xn, ly->s_up, NULL, n, E, Fs, d),
-		   "layer %lld shared up_proj", (long long)l);
+		if (same_dense(ly->s_gate, ly->s_up, NULL)) {
+			const struct gpu_matmul_part pt[2] = {
+				{ c->ff_gate, ly->s_gate, NULL, Fs },
+				{ c->ff_up, ly->s_up, NULL, Fs },
+			};
+
+			OP(gpu_matmul_multi(c->g, c->xn, n, E, pt, 2, d),
+			   "layer %lld shared gate/up_proj", (long long)l);
+		} else {
+			OP(gpu_matmul(c->g, c->ff_gate, c->xn, ly->s_gate, NULL, n, E,
+				      Fs, d),
+			   "layer %lld shared gate_proj", (long long)l);
+			OP(gpu_matmul(c->g, c->ff_up, c->xn, ly->s_up, NULL, n, E, Fs,
+				      d),
+			   "layer %lld shared up_proj", (long long)l);
+		}
 		OP(gpu_swiglu(c->g, c->ff_gate, c->ff_gate, c->ff_up, n * Fs, d),
 		   "layer %lld shared swiglu", (long long)l);
 		OP(gpu_matmul(c->g, c->sh_out, c->ff_gate, ly->s_down, NULL, n, Fs,
@@ -170,10 +250,18 @@ static int embed(struct llm_context *c, size_t n, struct diag *d)
 	return 0;
 }
 
-/* Every layer over the n rows of the batch (x in, x out); KVPOS holds the
- * cache position of each row. */
+/* Every layer over the n rows of the batch: x in; x out (the residual
+ * stream) and xn = rmsnorm(x) * out_norm (the final norm, every row).
+ * KVPOS holds the cache position of each row; ONE_SEQ: every row is of one
+ * sequence (the attention's single_seq promise; false in recorded graphs,
+ * whose replays may batch other sequences).
+ *
+ * Each residual add is fused with the norm after it (gpu_add_rmsnorm): the
+ * attention residual with the layer's ffn_norm, the FFN residual with the
+ * next layer's attn_norm or, after the last layer, with out_norm; so only
+ * layer 0's input norm is a plain gpu_rmsnorm. */
 static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
-		  struct diag *d)
+		  bool one_seq, struct diag *d)
 {
 	const struct llm_model *m = c->model;
 	const struct llm_config *cf = &m->cfg;
@@ -191,25 +279,24 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 	kb.page_table = c->page_table_dev;
 	kb.n_seq = c->n_seq;
 	kb.max_pages = c->max_pages;
+	kb.single_seq = one_seq;
 	rp.n_rot = hd;
 	rp.attn_factor = 1.0f;
 	rp.mrope_section = m->mrope ? m->mrope_section : NULL;
 
+	/* xn = rmsnorm(x) * attn_norm of layer 0 (out_norm without layers) */
+	OP(gpu_rmsnorm(c->g, c->xn, c->x,
+		       cf->n_layer > 0 ? m->layers[0].attn_norm : m->out_norm, n,
+		       E, cf->rms_eps, d),
+	   "layer 0 input_layernorm");
 	for (l = 0; l < cf->n_layer; l++) {
 		const struct llm_layer *ly = &m->layers[l];
+		const bool last = l + 1 == cf->n_layer;
 
-		/* attention block */
-		OP(gpu_rmsnorm(c->g, c->xn, c->x, ly->attn_norm, n, E, cf->rms_eps, d),
-		   "layer %lld input_layernorm", (long long)l);
-		OP(llm_linear(c->g, c->q, c->xn, ly->wq, ly->xq, ly->bq, n, E,
-			      H * hd, d),
-		   "layer %lld q_proj", (long long)l);
-		OP(llm_linear(c->g, c->k, c->xn, ly->wk, ly->xk, ly->bk, n, E,
-			      Hk * hd, d),
-		   "layer %lld k_proj", (long long)l);
-		OP(llm_linear(c->g, c->v, c->xn, ly->wv, ly->xv, ly->bv, n, E,
-			      Hk * hd, d),
-		   "layer %lld v_proj", (long long)l);
+		/* attention block (xn = its input norm, from the step before) */
+		rc = qkv_proj(c, ly, n, l, d);
+		if (rc < 0)
+			return rc;
 		if (ly->q_norm) {
 			/* Qwen3: RMSNorm over each head's hd values */
 			OP(gpu_rmsnorm(c->g, c->q, c->q, ly->q_norm, n * H, hd,
@@ -219,36 +306,39 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 				       cf->rms_eps, d),
 			   "layer %lld k_norm", (long long)l);
 		}
-		OP(gpu_rope(c->g, c->q, n, H, hd, c->pos, m->inv_freq, &rp, d),
-		   "layer %lld rope q", (long long)l);
-		OP(gpu_rope(c->g, c->k, n, Hk, hd, c->pos, m->inv_freq, &rp, d),
-		   "layer %lld rope k", (long long)l);
-		OP(gpu_kv_store(c->g, &c->kv[l], &kb, c->k, c->v, d),
-		   "layer %lld kv store", (long long)l);
+		/* q, k = rope(q, k, pos); cache[seq, kvpos] <- k, v */
+		OP(gpu_rope_kv_store(c->g, c->q, c->k, c->v, H, c->pos, m->inv_freq,
+				     &rp, &c->kv[l], &kb, d),
+		   "layer %lld rope + kv store", (long long)l);
 		OP(gpu_attention(c->g, c->att, c->q, &c->kv[l], &kb, H, scale,
 				 (size_t)cf->sliding_window, d),
 		   "layer %lld attention", (long long)l);
 		OP(llm_linear(c->g, c->o, c->att, ly->wo, ly->xo, NULL, n, H * hd,
 			      E, d),
 		   "layer %lld o_proj", (long long)l);
-		OP(gpu_add(c->g, c->x, c->x, c->o, n * E, d),
-		   "layer %lld residual", (long long)l);
+		/* x += o; xn = rmsnorm(x) * ffn_norm */
+		OP(gpu_add_rmsnorm(c->g, c->x, c->xn, c->o, ly->ffn_norm, n, E,
+				   cf->rms_eps, d),
+		   "layer %lld residual + post_attention_layernorm", (long long)l);
 
 		/* feed-forward block */
-		OP(gpu_rmsnorm(c->g, c->xn, c->x, ly->ffn_norm, n, E, cf->rms_eps, d),
-		   "layer %lld post_attention_layernorm", (long long)l);
 		rc = ly->moe ? ffn_moe(c, ly, n, l, d) : ffn_dense(c, ly, n, l, d);
 		if (rc < 0)
 			return rc;
-		OP(gpu_add(c->g, c->x, c->x, c->o, n * E, d),
-		   "layer %lld residual", (long long)l);
+		/* x += o; xn = rmsnorm(x) * (next attn_norm | out_norm) */
+		OP(gpu_add_rmsnorm(c->g, c->x, c->xn, c->o,
+				   last ? m->out_norm : m->layers[l + 1].attn_norm,
+				   n, E, cf->rms_eps, d),
+		   "layer %lld residual + %s", (long long)l,
+		   last ? "final norm" : "next input_layernorm");
 	}
 	return 0;
 }
 
 /* The unrecorded step: embedding, injected rows, layers. */
 static int eager_step(struct llm_context *c, const struct llm_batch *b,
-		      size_t n, struct gpu_buf *kvpos, struct diag *d)
+		      size_t n, struct gpu_buf *kvpos, bool one_seq,
+		      struct diag *d)
 {
 	const size_t E = (size_t)c->model->cfg.n_embd;
 	size_t i;
@@ -262,7 +352,7 @@ static int eager_step(struct llm_context *c, const struct llm_batch *b,
 			if (b->ids[i] < 0)
 				OP(gpu_buf_write(c->x, i * E, b->embd + i * E, E, d),
 				   "injected embedding row %zu", i);
-	return layers(c, n, kvpos, d);
+	return layers(c, n, kvpos, one_seq, d);
 }
 
 /* Embedding + layers of n rows through c->graph[n] (see the file comment):
@@ -282,14 +372,14 @@ static int graph_step(struct llm_context *c, size_t n, struct diag *d)
 		if (c->graph_runs[n] == 0) {
 			c->graph_runs[n] = 1;
 			rc = embed(c, n, d);
-			return rc < 0 ? rc : layers(c, n, c->pos, d);
+			return rc < 0 ? rc : layers(c, n, c->pos, false, d);
 		}
 		diag_clear(&d2);
 		rc = gpu_graph_begin(c->g, &d2) < 0 ? LLM_E_BACKEND : 0;
 		if (rc == 0) {
 			rc = embed(c, n, &d2);
 			if (rc == 0)
-				rc = layers(c, n, c->pos, &d2);
+				rc = layers(c, n, c->pos, false, &d2);
 			/* ends the recording in every case */
 			rc2 = gpu_graph_end(c->g, gp, rc < 0 ? NULL : &d2);
 			if (rc == 0 && rc2 < 0)
@@ -305,7 +395,7 @@ static int graph_step(struct llm_context *c, size_t n, struct diag *d)
 			if (++c->graph_fails >= 4)
 				c->use_graphs = false;
 			rc = embed(c, n, d);
-			return rc < 0 ? rc : layers(c, n, c->pos, d);
+			return rc < 0 ? rc : layers(c, n, c->pos, false, d);
 		}
 	}
 	OP(gpu_graph_launch(*gp, d), "decode graph of %zu rows", n);
@@ -314,7 +404,8 @@ static int graph_step(struct llm_context *c, size_t n, struct diag *d)
 }
 
 /* Logits for the rows that want them, LLM_LOGIT_ROWS at a time:
- * xl = rmsnorm(x[rows]) * norm; lg = xl lm_head^T */
+ * xl = xn[rows] (layers() left xn = rmsnorm(x) * out_norm); lg = xl
+ * lm_head^T */
 static int logits_step(struct llm_context *c, const struct llm_batch *b,
 		       struct diag *d)
 {
@@ -336,11 +427,8 @@ static int logits_step(struct llm_context *c, const struct llm_batch *b,
 		size_t mr = n_logit - l0 < LLM_LOGIT_ROWS ? n_logit - l0 :
 			    LLM_LOGIT_ROWS;
 
-		OP(gpu_get_rows(c->g, c->xl, c->x, n, c->lrows, l0, mr, E, d),
+		OP(gpu_get_rows(c->g, c->xl, c->xn, n, c->lrows, l0, mr, E, d),
 		   "gather logit rows");
-		OP(gpu_rmsnorm(c->g, c->xl, c->xl, m->out_norm, mr, E, cf->rms_eps,
-			       d),
-		   "final norm");
 		OP(llm_linear(c->g, c->lg, c->xl, m->lm_head, m->x_lm_head, NULL,
 			      mr, E, V, d),
 		   "lm_head");
@@ -392,10 +480,16 @@ int llm_forward(struct llm_context *c, const struct llm_batch *b,
 	}
 
 	if (c->use_graphs && n <= LLM_GRAPH_MAX_ROWS && !b->embd &&
-	    kvpos == c->pos)
+	    kvpos == c->pos) {
 		rc = graph_step(c, n, d);
-	else
-		rc = eager_step(c, b, n, kvpos, d);
+	} else {
+		bool one_seq = true;
+
+		for (i = 1; i < n; i++)
+			if (b->seq[i] != b->seq[0])
+				one_seq = false;
+		rc = eager_step(c, b, n, kvpos, one_seq, d);
+	}
 	if (rc < 0)
 		return rc;
 	return logits_step(c, b, d);

@@ -1,4 +1,5 @@
-/* gpu/cpu/attention.c — paged KV store and causal GQA attention on the CPU.
+/* gpu/cpu/attention.c — paged KV store (alone and after RoPE on q and k)
+ * and causal GQA attention on the CPU.
  *
  * Pool layout (one layer): K, V [n_pages, page_size, n_head_kv, head_dim],
  * f32 or f16.  Position t of sequence s lives in page
@@ -17,7 +18,8 @@
  *
  * Every row's sequence, position and page entries are checked serially
  * before any work is done, so a bad page table fails cleanly
- * (GPU_E_INVALID) instead of reading outside the pool.
+ * (GPU_E_INVALID) instead of reading outside the pool.  Attention also
+ * checks a batch's single-sequence promise (gpu_kv_batch.single_seq).
  */
 #include "config.h"
 
@@ -60,27 +62,37 @@ static int row_check(const struct gpu_kv_pool *pool, const struct gpu_kv_batch *
 	return 0;
 }
 
-int cpu_kv_store(struct gpu *g, const struct gpu_kv_pool *pool,
-		 const struct gpu_kv_batch *b, const struct gpu_buf *k,
-		 const struct gpu_buf *v, struct diag *d)
+/* Every row's sequence, position and page entry (the KV store's checks). */
+static int kv_rows_check(const struct gpu_kv_pool *pool,
+			 const struct gpu_kv_batch *b, const char *op,
+			 struct diag *d)
 {
-	const int32_t *pt = b->page_table->data;
-	const size_t row = pool->n_head_kv * pool->head_dim;
-	const float *kf = k->data, *vf = v->data;
-	size_t i, j;
+	size_t i;
 	int rc;
 
-	(void)g;
 	for (i = 0; i < b->n_rows; i++) {
 		int32_t rp = ((const int32_t *)b->row_pos->data)[i];
 		size_t s, p;
 
 		rc = row_check(pool, b, i, rp >= 0 ? (size_t)rp : 0, &s, &p, d);
 		if (rc < 0) {
-			diag_prefix(d, "gpu_kv_store");
+			diag_prefix(d, "%s", op);
 			return rc;
 		}
 	}
+	return 0;
+}
+
+/* Store the rows of k, v f32 [n_rows, n_head_kv, head_dim] at their slots
+ * (rows already checked). */
+static void kv_store_rows(const struct gpu_kv_pool *pool,
+			  const struct gpu_kv_batch *b, const float *kf,
+			  const float *vf)
+{
+	const int32_t *pt = b->page_table->data;
+	const size_t row = pool->n_head_kv * pool->head_dim;
+	size_t i, j;
+
 	for (i = 0; i < b->n_rows; i++) {
 		size_t s = (size_t)((const int32_t *)b->row_seq->data)[i];
 		size_t p = (size_t)((const int32_t *)b->row_pos->data)[i];
@@ -102,6 +114,41 @@ int cpu_kv_store(struct gpu *g, const struct gpu_kv_pool *pool,
 			}
 		}
 	}
+}
+
+int cpu_kv_store(struct gpu *g, const struct gpu_kv_pool *pool,
+		 const struct gpu_kv_batch *b, const struct gpu_buf *k,
+		 const struct gpu_buf *v, struct diag *d)
+{
+	int rc = kv_rows_check(pool, b, "gpu_kv_store", d);
+
+	(void)g;
+	if (rc < 0)
+		return rc;
+	kv_store_rows(pool, b, k->data, v->data);
+	return 0;
+}
+
+/* gpu_rope_kv_store: check every row first (a bad row changes nothing),
+ * then the three ops in order: the bits of gpu_rope, gpu_rope and
+ * gpu_kv_store. */
+int cpu_rope_kv_store(struct gpu *g, struct gpu_buf *q, struct gpu_buf *k,
+		      const struct gpu_buf *v, size_t n_head,
+		      const struct gpu_buf *pos, const struct gpu_buf *inv_freq,
+		      const struct gpu_rope *rp, const struct gpu_kv_pool *pool,
+		      const struct gpu_kv_batch *b, struct diag *d)
+{
+	int rc = kv_rows_check(pool, b, "gpu_rope_kv_store", d);
+
+	if (rc == 0 && n_head)
+		rc = cpu_rope(g, q, b->n_rows, n_head, pool->head_dim, pos,
+			      inv_freq, rp, d);
+	if (rc == 0)
+		rc = cpu_rope(g, k, b->n_rows, pool->n_head_kv, pool->head_dim,
+			      pos, inv_freq, rp, d);
+	if (rc < 0)
+		return rc;
+	kv_store_rows(pool, b, k->data, v->data);
 	return 0;
 }
 
@@ -274,6 +321,11 @@ int cpu_attention(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *q,
 			diag_prefix(d, "gpu_attention");
 			return rc;
 		}
+		if (b->single_seq && s != (size_t)((const int32_t *)b->row_seq->data)[0])
+			return diag_fail(d, GPU_E_INVALID,
+					 "gpu_attention: row %zu is in sequence %zu, row 0 "
+					 "in %d, but the batch says it is one sequence",
+					 i, s, (int)((const int32_t *)b->row_seq->data)[0]);
 	}
 	c.out = out->data;
 	c.q = q->data;

@@ -166,9 +166,15 @@ int cpu_get_rows(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *table
 int cpu_matmul(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 	       const struct gpu_buf *w, const struct gpu_buf *bias, size_t n,
 	       size_t k, size_t rows, struct diag *d);
+int cpu_matmul_multi(struct gpu *g, const struct gpu_buf *x, size_t n, size_t k,
+		     const struct gpu_matmul_part *parts, size_t n_parts,
+		     struct diag *d);
 int cpu_rmsnorm(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 		const struct gpu_buf *w, size_t n, size_t dim, float eps,
 		struct diag *d);
+int cpu_add_rmsnorm(struct gpu *g, struct gpu_buf *x, struct gpu_buf *xn,
+		    const struct gpu_buf *o, const struct gpu_buf *w, size_t n,
+		    size_t dim, float eps, struct diag *d);
 int cpu_rope(struct gpu *g, struct gpu_buf *x, size_t n, size_t n_head,
 	     size_t head_dim, const struct gpu_buf *pos,
 	     const struct gpu_buf *inv_freq, const struct gpu_rope *rp,
@@ -176,6 +182,11 @@ int cpu_rope(struct gpu *g, struct gpu_buf *x, size_t n, size_t n_head,
 int cpu_kv_store(struct gpu *g, const struct gpu_kv_pool *pool,
 		 const struct gpu_kv_batch *b, const struct gpu_buf *k,
 		 const struct gpu_buf *v, struct diag *d);
+int cpu_rope_kv_store(struct gpu *g, struct gpu_buf *q, struct gpu_buf *k,
+		      const struct gpu_buf *v, size_t n_head,
+		      const struct gpu_buf *pos, const struct gpu_buf *inv_freq,
+		      const struct gpu_rope *rp, const struct gpu_kv_pool *pool,
+		      const struct gpu_kv_batch *b, struct diag *d);
 int cpu_attention(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *q,
 		  const struct gpu_kv_pool *pool, const struct gpu_kv_batch *b,
 		  size_t n_head, float scale, size_t window, struct diag *d);

@@ -1,4 +1,5 @@
-/* gpu/cpu/matmul.c — the linear layer on the CPU, the hot loop.
+/* gpu/cpu/matmul.c — the linear layer on the CPU, the hot loop (and
+ * gpu_matmul_multi, a loop over it).
  *
  *   out[i, r] = sum_j x[i, j] * W[r, j] (+ bias[r])
  *   out f32 [n, rows], x f32 [n, k], W f32/f16/bf16 [rows, k]
@@ -348,4 +349,23 @@ int cpu_matmul(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 {
 	return cpu_matmul_host(g, (float *)out->data, (const float *)x->data, w,
 			       bias, n, k, rows, d);
+}
+
+/* gpu_matmul_multi: each part on its own, in order (the same bits as
+ * separate gpu_matmul calls). */
+int cpu_matmul_multi(struct gpu *g, const struct gpu_buf *x, size_t n, size_t k,
+		     const struct gpu_matmul_part *parts, size_t n_parts,
+		     struct diag *d)
+{
+	size_t j;
+	int rc;
+
+	for (j = 0; j < n_parts; j++) {
+		rc = cpu_matmul_host(g, (float *)parts[j].out->data,
+				     (const float *)x->data, parts[j].w,
+				     parts[j].bias, n, k, parts[j].rows, d);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
 }

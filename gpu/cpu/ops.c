@@ -1,5 +1,6 @@
-/* gpu/cpu/ops.c — the CPU backend's small ops: row lookup, RMSNorm, RoPE,
- * SwiGLU, add, gated add, softmax and MoE routing.
+/* gpu/cpu/ops.c — the CPU backend's small ops: row lookup, RMSNorm (and
+ * the residual add fused with it), RoPE, SwiGLU, add, gated add, softmax
+ * and MoE routing.
  *
  * Each op is a plain loop over rows with the formula of gpu.h; rows are
  * divided between pool threads when there are enough of them to pay for
@@ -92,35 +93,60 @@ int cpu_get_rows(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *table
 
 struct rmsnorm_ctx {
 	float *out;
-	const float *x;
+	float *x;          /* add_rmsnorm: the residual, updated in place */
+	const float *o;    /* add_rmsnorm: what is added; NULL for rmsnorm */
 	const struct gpu_buf *w;
 	size_t dim;
 	float eps;
 };
 
+/* One row: o[j] = w[j] * (x[j] * inv), inv = 1 / sqrt(mean(x^2) + eps);
+ * o may equal x. */
+static void rmsnorm_row(float *o, const float *x, const struct gpu_buf *w,
+			size_t dim, float eps)
+{
+	double ss = 0.0; /* sum of squares in double: dim may be 8k */
+	float inv;
+	size_t j;
+
+	for (j = 0; j < dim; j++)
+		ss += (double)x[j] * x[j];
+	inv = 1.0f / sqrtf((float)(ss / (double)dim) + eps);
+	if (w->dtype == GPU_DTYPE_F32) {
+		const float *wf = w->data;
+
+		for (j = 0; j < dim; j++)
+			o[j] = wf[j] * (x[j] * inv);
+	} else {
+		for (j = 0; j < dim; j++)
+			o[j] = cpu_elem_f32(w, j) * (x[j] * inv);
+	}
+}
+
 static void rmsnorm_fn(const void *ctx, size_t lo, size_t hi)
+{
+	const struct rmsnorm_ctx *c = ctx;
+	size_t i;
+
+	for (i = lo; i < hi; i++)
+		rmsnorm_row(c->out + i * c->dim, c->x + i * c->dim, c->w, c->dim,
+			    c->eps);
+}
+
+/* x[i, :] += o[i, :] (f32 adds, as cpu_add), then the row's norm of the
+ * new x: the same bits as cpu_add followed by cpu_rmsnorm. */
+static void add_rmsnorm_fn(const void *ctx, size_t lo, size_t hi)
 {
 	const struct rmsnorm_ctx *c = ctx;
 	size_t i, j;
 
 	for (i = lo; i < hi; i++) {
-		const float *x = c->x + i * c->dim;
-		float *o = c->out + i * c->dim;
-		double ss = 0.0; /* sum of squares in double: dim may be 8k */
-		float inv;
+		float *x = c->x + i * c->dim;
+		const float *o = c->o + i * c->dim;
 
 		for (j = 0; j < c->dim; j++)
-			ss += (double)x[j] * x[j];
-		inv = 1.0f / sqrtf((float)(ss / (double)c->dim) + c->eps);
-		if (c->w->dtype == GPU_DTYPE_F32) {
-			const float *w = c->w->data;
-
-			for (j = 0; j < c->dim; j++)
-				o[j] = w[j] * (x[j] * inv);
-		} else {
-			for (j = 0; j < c->dim; j++)
-				o[j] = cpu_elem_f32(c->w, j) * (x[j] * inv);
-		}
+			x[j] = x[j] + o[j];
+		rmsnorm_row(c->out + i * c->dim, x, c->w, c->dim, c->eps);
 	}
 }
 
@@ -128,11 +154,24 @@ int cpu_rmsnorm(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 		const struct gpu_buf *w, size_t n, size_t dim, float eps,
 		struct diag *d)
 {
-	struct rmsnorm_ctx c = { (float *)out->data, (const float *)x->data, w,
+	/* x is only read (the cast drops const for the shared context) */
+	struct rmsnorm_ctx c = { (float *)out->data, (float *)x->data, NULL, w,
 				 dim, eps };
 
 	(void)d;
 	par_rows(g, n, dim, rmsnorm_fn, &c);
+	return 0;
+}
+
+int cpu_add_rmsnorm(struct gpu *g, struct gpu_buf *x, struct gpu_buf *xn,
+		    const struct gpu_buf *o, const struct gpu_buf *w, size_t n,
+		    size_t dim, float eps, struct diag *d)
+{
+	struct rmsnorm_ctx c = { (float *)xn->data, (float *)x->data,
+				 (const float *)o->data, w, dim, eps };
+
+	(void)d;
+	par_rows(g, n, dim, add_rmsnorm_fn, &c);
 	return 0;
 }
 

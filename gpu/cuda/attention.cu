@@ -1,4 +1,5 @@
-/* gpu/cuda/attention.cu — paged KV store and causal GQA attention.
+/* gpu/cuda/attention.cu — paged KV store (alone and fused with RoPE on q
+ * and k) and causal GQA attention.
  *
  * Pool layout (one layer): K, V [n_pages, page_size, n_head_kv, head_dim],
  * f32 or f16; position t of sequence s lives in page
@@ -26,10 +27,15 @@
  * and the groups of a block are merged at the end through shared memory
  * (rescale by 2^(m_g - M)).  Split-K (flash-decoding): when the blocks
  * are too few to fill the GPU the positions lo..p of a row are cut into
- * n_split chunks of whole ATT_TILE tiles; each block writes a partial
- * (o, m, l) that attn_combine_kernel merges.  Grids come from the page
- * table's length (host values fixed per recorded graph); positions come
- * from device memory, so a block past its row's position exits early.
+ * n_split chunks of a multiple of ATT_SPLIT_ALIGN positions; each block
+ * writes a partial (o, m, l) that attn_combine_kernel merges.  n_split
+ * comes from the page table's length (a host value fixed per recorded
+ * graph), the chunk from the row's position in device memory (chunk =
+ * ceil(len / n_split) rounded up to ATT_SPLIT_ALIGN), so a row at position
+ * 511 of a 4096-position table still spreads over every split it can fill
+ * (64 splits of 8 positions: 512 blocks for 8 KV heads at batch 1, where
+ * tiles of 64 gave 8 busy splits, 64 blocks for 132 SMs).  A split past
+ * the row's length writes only (m = -inf, l = 0), which the combine skips.
  * Bytes: K and V of the context once per (row, kv head); FLOPs 4 * n_head
  * * head_dim per position.
  *
@@ -37,7 +43,11 @@
  * head_dim a multiple of 8 up to 256): one block of 4 warps per (64-row
  * tile, query head), for tiles whose valid rows all belong to one sequence
  * (a prefill chunk; the decode kernel takes the other tiles, so a batch
- * that mixes decoding rows of many sequences stays correct and fast).  Q
+ * that mixes decoding rows of many sequences stays correct and fast).
+ * When the caller promises a single-sequence batch (single_seq) every tile
+ * is uniform and the decode kernel is not launched at all (it would only
+ * check each tile and exit: 4096 blocks of 36 KB shared memory per layer
+ * for a chunk of 512 rows, ~15 us).  Q
  * of the tile (x scale log2 e) and K/V tiles of 64 positions (each
  * position through its own page entry; invalid entries are zero rows and
  * masked out) are converted to f16 (f16 pool: K/V exact) or, for an f32
@@ -56,7 +66,8 @@
 
 #include <limits.h>
 
-#define ATT_TILE 64        /* positions per split unit and per prefill K/V tile */
+#define ATT_TILE 64        /* positions per prefill K/V tile */
+#define ATT_SPLIT_ALIGN 8  /* decode split chunks are multiples of this */
 #define DEC_THREADS 128
 #define PF_ROWS 64         /* query rows per prefill block (16 per warp) */
 #define PF_THREADS 128
@@ -114,6 +125,159 @@ extern "C" int gpu_cuda_launch_kv_store(void *stream, const struct gpu_cuda_kv *
 		kv_store_kernel<1><<<(unsigned)kv->n_rows, 128, 0, s>>>(*kv, k, v);
 	else
 		kv_store_kernel<0><<<(unsigned)kv->n_rows, 128, 0, s>>>(*kv, k, v);
+	return (int)cudaGetLastError();
+}
+
+/* ---- RoPE + kv_store ------------------------------------------------------
+ * q [n_rows, n_head, hd], k, v [n_rows, n_head_kv, hd] f32.  One warp per
+ * (row i, unit u): u < n_head rotates query head u; u = n_head + hk
+ * rotates key head hk and stores it and value head hk at the row's slot.
+ * Lane l owns the rotation pairs (f, f + half) for f = l + 32 j < half
+ * (half = n_rot / 2), and for a key unit the dims l + 32 j of v and the
+ * unrotated tail [n_rot, hd) of k.  Every load (x pairs, inv_freq, v,
+ * tail, the row's sequence / position / page entry) is issued before the
+ * arithmetic, so a (row, head) costs about two memory latencies (the page
+ * entry depends on the position) instead of three kernels' worth.  Angles
+ * as rope_kernel (gpu/cuda/ops.cu) and the CPU: theta = (float)pos_c(f) *
+ * inv_freq[f], cos and sin times attn_factor; computed per (row, head):
+ * n_head + n_head_kv times per row instead of once, a few thousand sincosf
+ * for a decode step.  Bytes: q, k read and written once, v read once, the
+ * pool rows written once. */
+#define RKV_WARPS 4
+#define RKV_PAIRS (GPU_CUDA_MAX_HEAD_DIM / 2 / 32) /* pairs per lane, max */
+#define RKV_DIMS (GPU_CUDA_MAX_HEAD_DIM / 32)      /* dims per lane, max */
+
+template <int F16>
+__device__ __forceinline__ void pool_put(void *pool, size_t e, float x)
+{
+	if (F16)
+		((__half *)pool)[e] = __float2half_rn(x);
+	else
+		((float *)pool)[e] = x;
+}
+
+template <int F16>
+__global__ static void __launch_bounds__(RKV_WARPS * 32)
+rope_kv_kernel(struct gpu_cuda_kv kv, float *q, float *k, const float *v,
+	       unsigned n_head, unsigned half, const int32_t *pos,
+	       const float *inv_freq, int s0, int s1, int mrope, float af)
+{
+	const unsigned lane = threadIdx.x & 31;
+	const size_t units = (size_t)n_head + kv.n_head_kv;
+	const size_t u = (size_t)blockIdx.x * RKV_WARPS + (threadIdx.x >> 5);
+	const size_t hd = kv.head_dim, n = kv.n_rows;
+	const size_t i = u / units, h = u % units;
+	const int is_k = h >= n_head;
+	const size_t hk = is_k ? h - n_head : 0;
+	float *x;
+	float a[RKV_PAIRS], b[RKV_PAIRS], fr[RKV_PAIRS], vv[RKV_DIMS], tl[RKV_DIMS];
+	int32_t p0, p1 = 0, p2 = 0, rs = -1, rp = -1;
+	long long slot = -1; /* element offset of (slot, hk, 0) in the pool */
+
+	if (i >= n)
+		return; /* whole warps only: u is warp-uniform */
+	x = is_k ? k + (i * kv.n_head_kv + hk) * hd : q + (i * n_head + h) * hd;
+	p0 = pos[i];
+	if (mrope) {
+		p1 = pos[n + i];
+		p2 = pos[2 * n + i];
+	}
+	if (is_k) {
+		rs = kv.row_seq[i];
+		rp = kv.row_pos[i];
+	}
+#pragma unroll
+	for (int j = 0; j < RKV_PAIRS; j++) {
+		const unsigned f = lane + 32u * j;
+
+		if (f < half) {
+			a[j] = x[f];
+			b[j] = x[f + half];
+			fr[j] = inv_freq[f];
+		}
+	}
+	if (is_k) {
+#pragma unroll
+		for (int j = 0; j < RKV_DIMS; j++) {
+			const size_t dd = lane + 32u * j;
+
+			if (dd < hd) {
+				vv[j] = v[(i * kv.n_head_kv + hk) * hd + dd];
+				tl[j] = dd >= 2 * (size_t)half ? x[dd] : 0.0f;
+			}
+		}
+		if (rs >= 0 && (size_t)rs < kv.n_seq && rp >= 0) {
+			const long long pg = kv_page(kv, (size_t)rs, (size_t)rp);
+
+			if (pg >= 0)
+				slot = (long long)((((size_t)pg * kv.page_size +
+						     (size_t)rp % kv.page_size) *
+						    kv.n_head_kv + hk) * hd);
+		}
+	}
+#pragma unroll
+	for (int j = 0; j < RKV_PAIRS; j++) {
+		const unsigned f = lane + 32u * j;
+
+		if (f < half) {
+			const int comp = mrope ? ((int)f < s0 ? 0 : (int)f < s1 ? 1 : 2) : 0;
+			const int32_t pc = comp == 0 ? p0 : comp == 1 ? p1 : p2;
+			const float theta = (float)pc * fr[j];
+			float sn, cs, ra, rb;
+
+			sincosf(theta, &sn, &cs);
+			cs *= af;
+			sn *= af;
+			ra = a[j] * cs - b[j] * sn;
+			rb = b[j] * cs + a[j] * sn;
+			x[f] = ra;
+			x[f + half] = rb;
+			if (slot >= 0) {
+				pool_put<F16>(kv.k, (size_t)slot + f, ra);
+				pool_put<F16>(kv.k, (size_t)slot + f + half, rb);
+			}
+		}
+	}
+	if (slot >= 0) {
+#pragma unroll
+		for (int j = 0; j < RKV_DIMS; j++) {
+			const size_t dd = lane + 32u * j;
+
+			if (dd < hd) {
+				pool_put<F16>(kv.v, (size_t)slot + dd, vv[j]);
+				if (dd >= 2 * (size_t)half)
+					pool_put<F16>(kv.k, (size_t)slot + dd, tl[j]);
+			}
+		}
+	}
+}
+
+extern "C" int gpu_cuda_launch_rope_kv_store(void *stream,
+					     const struct gpu_cuda_kv *kv,
+					     float *q, float *k, const float *v,
+					     size_t n_head, size_t n_rot,
+					     const int32_t *pos,
+					     const float *inv_freq, const int *sec,
+					     float attn_factor)
+{
+	cudaStream_t s = (cudaStream_t)stream;
+	const size_t warps = kv->n_rows * (n_head + kv->n_head_kv);
+	const size_t nb = (warps + RKV_WARPS - 1) / RKV_WARPS;
+
+	if (warps == 0)
+		return 0;
+	if (nb > INT_MAX || n_rot / 2 > GPU_CUDA_MAX_HEAD_DIM / 2)
+		return (int)cudaErrorInvalidValue;
+	if (kv->f16)
+		rope_kv_kernel<1><<<(unsigned)nb, RKV_WARPS * 32, 0, s>>>(
+			*kv, q, k, v, (unsigned)n_head, (unsigned)(n_rot / 2), pos,
+			inv_freq, sec ? sec[0] : 0, sec ? sec[1] : 0, sec != NULL,
+			attn_factor);
+	else
+		rope_kv_kernel<0><<<(unsigned)nb, RKV_WARPS * 32, 0, s>>>(
+			*kv, q, k, v, (unsigned)n_head, (unsigned)(n_rot / 2), pos,
+			inv_freq, sec ? sec[0] : 0, sec ? sec[1] : 0, sec != NULL,
+			attn_factor);
 	return (int)cudaGetLastError();
 }
 
@@ -220,7 +384,8 @@ __device__ __forceinline__ void ld8(float *x, const void *pool, size_t e, int ve
 
 /* Block ((i * n_head_kv + hk) * n_grp + grp, sp): row i, query heads h0 ..
  * h0 + ng - 1 (h0 = hk n_rep + grp G), positions [lo + sp chunk, min(p, lo
- * + (sp + 1) chunk - 1)].  part_o NULL (one split): out = o / l; else the
+ * + (sp + 1) chunk - 1)], chunk = ceil((p - lo + 1) / n_split) rounded up to
+ * ATT_SPLIT_ALIGN.  part_o NULL (one split): out = o / l; else the
  * unnormalised o and (m, l) (log2 domain) go to the partial slot
  * (i * n_head + h) * n_split + sp.  skip_uniform: rows of uniform tiles
  * belong to the prefill kernel (same predicate, tile_scan). */
@@ -228,7 +393,7 @@ template <int F16, int G, int C, int U>
 __global__ static void __launch_bounds__(DEC_THREADS)
 attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		   unsigned n_head, unsigned n_grp, float qscale, size_t window,
-		   size_t chunk, float *part_o, float *part_ml, int skip_uniform,
+		   float *part_o, float *part_ml, int skip_uniform,
 		   int lpk, int vec)
 {
 	/* per key group and head: o (nkg * hd <= 1024 C, G <= 8 / C), m, l */
@@ -259,7 +424,9 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 	} else {
 		const size_t p = (size_t)p32;
 		const size_t lo = window && p + 1 > window ? p + 1 - window : 0;
+		size_t chunk = (p - lo + n_split) / n_split; /* ceil(len / n_split) */
 
+		chunk = (chunk + ATT_SPLIT_ALIGN - 1) / ATT_SPLIT_ALIGN * ATT_SPLIT_ALIGN;
 		s = (size_t)s32;
 		t_begin = (long long)(lo + sp * chunk);
 		t_end = t_begin + (long long)chunk - 1 < (long long)p ?
@@ -402,7 +569,8 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		if (part_o) {
 			const size_t slot = (i * n_head + h) * n_split + sp;
 
-			part_o[slot * hd + d] = acc;
+			if (M > -INFINITY) /* else the combine never reads it */
+				part_o[slot * hd + d] = acc;
 			if (d == 0) {
 				part_ml[2 * slot] = M;
 				part_ml[2 * slot + 1] = L;
@@ -415,48 +583,66 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 
 /* Merge the n_split partials of (row, head) = blockIdx.x (log2 domain):
  *   M = max m_s, L = sum_s l_s 2^(m_s - M), out = sum_s o_s 2^(m_s - M) / L
- * (empty splits have m = -inf, l = 0 and drop out). */
-__global__ static void attn_combine_kernel(struct gpu_cuda_kv kv, float *out,
-					   const float *part_o,
-					   const float *part_ml, size_t n_head,
-					   size_t n_split, size_t window,
-					   int skip_uniform)
+ * (empty splits have m = -inf, l = 0 and drop out; their o is never
+ * written nor read).  Latency, not bytes, is the cost at batch 1 (up to
+ * 64 partials per head, in L2): thread s < n_split loads (m_s, l_s) and
+ * block reductions give M and L (one load round instead of n_split
+ * dependent ones); then each thread sums its dims over the splits with
+ * COMB_UNROLL partial loads in flight.  blockDim (COMB_THREADS) >=
+ * GPU_CUDA_ATT_MAX_SPLIT. */
+#define COMB_THREADS 128
+#define COMB_UNROLL 16
+static_assert(GPU_CUDA_ATT_MAX_SPLIT <= COMB_THREADS,
+	      "one combine thread per split");
+
+__global__ static void __launch_bounds__(COMB_THREADS)
+attn_combine_kernel(struct gpu_cuda_kv kv, float *out, const float *part_o,
+		    const float *part_ml, size_t n_head, size_t n_split,
+		    size_t window, int skip_uniform)
 {
 	const size_t rh = blockIdx.x, hd = kv.head_dim;
+	const unsigned tid = threadIdx.x;
 	__shared__ float w[GPU_CUDA_ATT_MAX_SPLIT];
-	__shared__ float Ls;
-	float mx = -INFINITY;
+	__shared__ float sh[32];
+	float m = -INFINITY, l = 0.0f, M, L, f = 0.0f;
 
 	if (skip_uniform &&
 	    tile_scan(kv, rh / n_head / PF_ROWS * PF_ROWS, window).uniform)
-		return;
-	for (size_t sp = 0; sp < n_split; sp++)
-		mx = fmaxf(mx, part_ml[2 * (rh * n_split + sp)]);
-	if (mx == -INFINITY) {
-		for (size_t d = threadIdx.x; d < hd; d += blockDim.x)
+		return; /* block-uniform */
+	if (tid < n_split) {
+		m = part_ml[2 * (rh * n_split + tid)];
+		l = part_ml[2 * (rh * n_split + tid) + 1];
+	}
+	M = tern_block_max(m, sh);
+	if (M == -INFINITY) { /* block-uniform: nothing valid */
+		for (size_t d = tid; d < hd; d += blockDim.x)
 			out[rh * hd + d] = 0.0f;
 		return;
 	}
-	if (threadIdx.x == 0) {
-		float L = 0.0f;
-
-		for (size_t sp = 0; sp < n_split; sp++) {
-			const float ms = part_ml[2 * (rh * n_split + sp)];
-			const float f = ms == -INFINITY ? 0.0f : exp2f(ms - mx);
-
-			w[sp] = f;
-			L += part_ml[2 * (rh * n_split + sp) + 1] * f;
-		}
-		Ls = L;
+	if (tid < n_split) {
+		f = m == -INFINITY ? 0.0f : exp2f(m - M);
+		w[tid] = f;
 	}
-	__syncthreads();
-	for (size_t d = threadIdx.x; d < hd; d += blockDim.x) {
+	L = tern_block_sum(l * f, sh); /* its barriers publish w */
+	for (size_t d = tid; d < hd; d += blockDim.x) {
 		float acc = 0.0f;
 
-		for (size_t sp = 0; sp < n_split; sp++)
-			if (w[sp] != 0.0f)
-				acc += part_o[(rh * n_split + sp) * hd + d] * w[sp];
-		out[rh * hd + d] = acc / Ls;
+		for (size_t s0 = 0; s0 < n_split; s0 += COMB_UNROLL) {
+			float v[COMB_UNROLL];
+
+#pragma unroll
+			for (int u = 0; u < COMB_UNROLL; u++) {
+				const size_t sp = s0 + u;
+
+				v[u] = sp < n_split && w[sp] != 0.0f ?
+					part_o[(rh * n_split + sp) * hd + d] : 0.0f;
+			}
+#pragma unroll
+			for (int u = 0; u < COMB_UNROLL; u++)
+				if (s0 + u < n_split)
+					acc += v[u] * w[s0 + u];
+		}
+		out[rh * hd + d] = acc / L;
 	}
 }
 
@@ -838,36 +1024,32 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 
 /* ---- host side ---------------------------------------------------------- */
 
-extern "C" size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head,
-					    size_t span, size_t *chunk)
+extern "C" size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head_kv,
+					    size_t span)
 {
-	/* blocks = n_rows * n_head (here: kv heads) * n_split: about 4 per SM
-	 * on 132 SMs */
-	const size_t target = 512;
-	size_t n_split = 1, tiles = (span + ATT_TILE - 1) / ATT_TILE;
+	/* blocks = n_rows * n_head_kv * n_split: about 4 per SM on 132 SMs
+	 * (at least 2 per SM for batch 1 of 8 KV heads from 512 positions
+	 * on); a split needs at least ATT_SPLIT_ALIGN positions */
+	const size_t target = 512, items = n_rows * n_head_kv;
+	size_t n_split = 1, units = (span + ATT_SPLIT_ALIGN - 1) / ATT_SPLIT_ALIGN;
 
-	if (n_rows * n_head < target)
-		n_split = (target + n_rows * n_head - 1) / (n_rows * n_head);
-	if (n_split > tiles)
-		n_split = tiles ? tiles : 1;
+	if (items < target)
+		n_split = (target + items - 1) / items;
+	if (n_split > units)
+		n_split = units;
 	if (n_split > GPU_CUDA_ATT_MAX_SPLIT)
 		n_split = GPU_CUDA_ATT_MAX_SPLIT;
-	/* chunk: whole tiles, n_split chunks cover span */
-	*chunk = (tiles + n_split - 1) / n_split * ATT_TILE;
-	if (*chunk == 0)
-		*chunk = ATT_TILE;
-	n_split = (span + *chunk - 1) / *chunk;
 	return n_split ? n_split : 1;
 }
 
 template <int F16, int G, int C>
 static void dec_launch(dim3 grid, cudaStream_t s, const struct gpu_cuda_kv *kv,
 		       float *out, const float *q, unsigned n_head, unsigned n_grp,
-		       float qs, size_t window, size_t chunk, float *po, float *pml,
+		       float qs, size_t window, float *po, float *pml,
 		       int skip, int lpk, int vec)
 {
 	attn_decode_kernel<F16, G, C, F16 ? 4 : 2><<<grid, DEC_THREADS, 0, s>>>(
-		*kv, out, q, n_head, n_grp, qs, window, chunk, po, pml, skip, lpk,
+		*kv, out, q, n_head, n_grp, qs, window, po, pml, skip, lpk,
 		vec);
 }
 
@@ -875,21 +1057,21 @@ template <int F16, int C>
 static void dec_launch_g(int G, dim3 grid, cudaStream_t s,
 			 const struct gpu_cuda_kv *kv, float *out, const float *q,
 			 unsigned n_head, unsigned n_grp, float qs, size_t window,
-			 size_t chunk, float *po, float *pml, int skip, int lpk,
+			 float *po, float *pml, int skip, int lpk,
 			 int vec)
 {
 	if (G == 1)
 		dec_launch<F16, 1, C>(grid, s, kv, out, q, n_head, n_grp, qs, window,
-				      chunk, po, pml, skip, lpk, vec);
+				      po, pml, skip, lpk, vec);
 	else if (G == 2)
 		dec_launch<F16, 2, C>(grid, s, kv, out, q, n_head, n_grp, qs, window,
-				      chunk, po, pml, skip, lpk, vec);
+				      po, pml, skip, lpk, vec);
 	else if (G == 4)
 		dec_launch<F16, 4, C>(grid, s, kv, out, q, n_head, n_grp, qs, window,
-				      chunk, po, pml, skip, lpk, vec);
+				      po, pml, skip, lpk, vec);
 	else if (C == 1)
 		dec_launch<F16, 8, 1>(grid, s, kv, out, q, n_head, n_grp, qs, window,
-				      chunk, po, pml, skip, lpk, vec);
+				      po, pml, skip, lpk, vec);
 }
 
 /* Launch the prefill kernel; *done = 0 (nothing launched) when the device
@@ -940,7 +1122,7 @@ static int pf_launch(cudaStream_t s, const struct gpu_cuda_kv *kv, float *out,
 extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv *kv,
 					 float *out, const float *q, size_t n_head,
 					 float scale, size_t window, size_t n_split,
-					 size_t chunk, float *part_o, float *part_ml)
+					 int single_seq, float *part_o, float *part_ml)
 {
 	cudaStream_t s = (cudaStream_t)stream;
 	const size_t hd = kv->head_dim, n_rep = n_head / kv->n_head_kv;
@@ -971,6 +1153,8 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 					 pf_launch<0, 256>(s, kv, out, q, n_head, qs, window, &skip);
 		if (rc)
 			return rc; /* skip = 1: the decode kernel leaves uniform tiles */
+		if (skip && single_seq)
+			return 0; /* every tile is uniform: nothing left to do */
 	}
 	/* decode: lanes per key, dims per lane (8 C), heads per block */
 	while ((size_t)lpk < n8 && lpk < 32)
@@ -985,25 +1169,25 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 		if (kv->f16) {
 			if (C == 1)
 				dec_launch_g<1, 1>(G, grid, s, kv, out, q, (unsigned)n_head,
-						   (unsigned)n_grp, qs, window, chunk,
+						   (unsigned)n_grp, qs, window,
 						   part_o, part_ml, skip, lpk, vec);
 			else
 				dec_launch_g<1, 2>(G, grid, s, kv, out, q, (unsigned)n_head,
-						   (unsigned)n_grp, qs, window, chunk,
+						   (unsigned)n_grp, qs, window,
 						   part_o, part_ml, skip, lpk, vec);
 		} else {
 			if (C == 1)
 				dec_launch_g<0, 1>(G, grid, s, kv, out, q, (unsigned)n_head,
-						   (unsigned)n_grp, qs, window, chunk,
+						   (unsigned)n_grp, qs, window,
 						   part_o, part_ml, skip, lpk, vec);
 			else
 				dec_launch_g<0, 2>(G, grid, s, kv, out, q, (unsigned)n_head,
-						   (unsigned)n_grp, qs, window, chunk,
+						   (unsigned)n_grp, qs, window,
 						   part_o, part_ml, skip, lpk, vec);
 		}
 	}
 	if (n_split > 1 && cudaPeekAtLastError() == cudaSuccess)
-		attn_combine_kernel<<<(unsigned)(kv->n_rows * n_head), 128, 0, s>>>(
+		attn_combine_kernel<<<(unsigned)(kv->n_rows * n_head), COMB_THREADS, 0, s>>>(
 			*kv, out, part_o, part_ml, n_head, n_split, window, skip);
 	return (int)cudaGetLastError();
 }

@@ -62,6 +62,8 @@ _Static_assert((int)GPU_DTYPE_F32 == CUDA_WT_F32 &&
 _Static_assert(GPU_CUDA_MAX_HEAD_DIM == GPU_MAX_HEAD_DIM &&
 		       GPU_CUDA_MAX_PAGE_SIZE == GPU_MAX_PAGE_SIZE,
 	       "kernel limits must mirror gpu.h");
+_Static_assert(GPU_MATMUL_MULTI_MAX <= GPU_CUDA_GEMV_MAX_PARTS,
+	       "one GEMV launch covers every part of gpu_matmul_multi");
 
 struct cuda_state {
 	int device;
@@ -369,6 +371,28 @@ static int ws_reserve(struct cuda_state *st, void **p, size_t *cap, size_t bytes
 	return 0;
 }
 
+/* out [n, rows] = xh [n, k] . W[rows, k]^T (+ bias) by cuBLAS GemmEx with
+ * f32 accumulation, xh already in W's type (f16/bf16), then the bias
+ * kernel. */
+static int gemm_half(struct cuda_state *st, float *out, const void *xh,
+		     const struct gpu_buf *w, const struct gpu_buf *bias,
+		     size_t n, size_t k, size_t rows, struct diag *d)
+{
+	const cudaDataType_t ty = w->dtype == GPU_DTYPE_BF16 ? CUDA_R_16BF : CUDA_R_16F;
+	const float one = 1.0f, zero = 0.0f;
+
+	CUBLAS_TRY(cublasGemmEx(st->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)rows,
+				(int)n, (int)k, &one, w->data, ty, (int)k, xh, ty,
+				(int)k, &zero, out, CUDA_R_32F, (int)rows,
+				CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+	if (bias)
+		CUDA_TRY((cudaError_t)gpu_cuda_launch_add_bias(st->stream, out,
+							       bias->data,
+							       (int)bias->dtype, n,
+							       rows));
+	return 0;
+}
+
 /* out [n, rows] = x [n, k] . W[rows, k]^T (+ bias) on device pointers.
  * f16/bf16 W and n <= GEMV_MAX_N: the GEMV kernel (decode).  Otherwise
  * cuBLAS with f32 accumulation: f32 W by SGEMM; f16/bf16 W by GemmEx
@@ -395,25 +419,18 @@ static int mm_raw(struct gpu *g, float *out, const float *x,
 		return diag_fail(d, GPU_E_UNSUPPORTED,
 				 "gpu_matmul: %zu x %zu x %zu exceeds cuBLAS's int sizes",
 				 n, k, rows);
-	if (wt == CUDA_WT_F32) {
-		CUBLAS_TRY(cublasSgemm(st->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)rows,
-				       (int)n, (int)k, &one, (const float *)w->data,
-				       (int)k, x, (int)k, &zero, out, (int)rows));
-	} else {
-		cudaDataType_t ty = wt == CUDA_WT_BF16 ? CUDA_R_16BF : CUDA_R_16F;
-
+	if (wt != CUDA_WT_F32) {
 		rc = ws_reserve(st, &st->half_ws, &st->half_ws_bytes, n * k * 2,
 				"matmul scratch", d);
 		if (rc < 0)
 			return rc;
 		CUDA_TRY((cudaError_t)gpu_cuda_launch_f32_to_half(st->stream, st->half_ws,
 								  wt, x, n * k));
-		CUBLAS_TRY(cublasGemmEx(st->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)rows,
-					(int)n, (int)k, &one, w->data, ty, (int)k,
-					st->half_ws, ty, (int)k, &zero, out,
-					CUDA_R_32F, (int)rows, CUBLAS_COMPUTE_32F,
-					CUBLAS_GEMM_DEFAULT));
+		return gemm_half(st, out, st->half_ws, w, bias, n, k, rows, d);
 	}
+	CUBLAS_TRY(cublasSgemm(st->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)rows,
+			       (int)n, (int)k, &one, (const float *)w->data,
+			       (int)k, x, (int)k, &zero, out, (int)rows));
 	if (bias)
 		CUDA_TRY((cudaError_t)gpu_cuda_launch_add_bias(st->stream, out, bp,
 							       bwt, n, rows));
@@ -426,6 +443,67 @@ static int cuda_matmul(struct gpu *g, struct gpu_buf *out, const struct gpu_buf 
 {
 	return mm_raw(g, (float *)out->data, (const float *)x->data, w, bias, n,
 		      k, rows, d);
+}
+
+/* gpu_matmul_multi (weights of one dtype sharing x; gpu.c dropped empty
+ * parts): f16/bf16 W and n <= GEMV_MAX_N: one GEMV launch over every
+ * part's rows; f16/bf16 W above: x converted once, then one GemmEx (+
+ * bias) per part; f32 W: mm_raw per part (SGEMM reads x as it is). */
+static int cuda_matmul_multi(struct gpu *g, const struct gpu_buf *x, size_t n,
+			     size_t k, const struct gpu_matmul_part *parts,
+			     size_t n_parts, struct diag *d)
+{
+	struct cuda_state *st = cst(g);
+	const int wt = (int)parts[0].w->dtype;
+	size_t j;
+	int rc;
+
+	if (wt != CUDA_WT_F32 && n <= GPU_CUDA_GEMV_MAX_N &&
+	    n_parts <= GPU_CUDA_GEMV_MAX_PARTS) {
+		struct gpu_cuda_gemv_part gp[GPU_CUDA_GEMV_MAX_PARTS];
+
+		for (j = 0; j < n_parts; j++) {
+			gp[j].out = (float *)parts[j].out->data;
+			gp[j].w = parts[j].w->data;
+			gp[j].bias = parts[j].bias ? parts[j].bias->data : NULL;
+			gp[j].bias_wt = parts[j].bias ? (int)parts[j].bias->dtype :
+				       CUDA_WT_F32;
+			gp[j].rows = parts[j].rows;
+		}
+		CUDA_TRY((cudaError_t)gpu_cuda_launch_gemv_multi(
+			st->stream, (const float *)x->data, wt, n, k, gp,
+			(int)n_parts));
+		return 0;
+	}
+	if (wt == CUDA_WT_F32) {
+		for (j = 0; j < n_parts; j++) {
+			rc = mm_raw(g, (float *)parts[j].out->data,
+				    (const float *)x->data, parts[j].w,
+				    parts[j].bias, n, k, parts[j].rows, d);
+			if (rc < 0)
+				return rc;
+		}
+		return 0;
+	}
+	for (j = 0; j < n_parts; j++)
+		if (n > INT_MAX || k > INT_MAX || parts[j].rows > INT_MAX)
+			return diag_fail(d, GPU_E_UNSUPPORTED,
+					 "gpu_matmul_multi: %zu x %zu x %zu exceeds "
+					 "cuBLAS's int sizes", n, k, parts[j].rows);
+	rc = ws_reserve(st, &st->half_ws, &st->half_ws_bytes, n * k * 2,
+			"matmul scratch", d);
+	if (rc < 0)
+		return rc;
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_f32_to_half(st->stream, st->half_ws, wt,
+							  (const float *)x->data,
+							  n * k));
+	for (j = 0; j < n_parts; j++) {
+		rc = gemm_half(st, (float *)parts[j].out->data, st->half_ws,
+			       parts[j].w, parts[j].bias, n, k, parts[j].rows, d);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
 }
 
 /* ---- small ops --------------------------------------------------------- */
@@ -454,6 +532,27 @@ static int cuda_rmsnorm(struct gpu *g, struct gpu_buf *out,
 	return 0;
 }
 
+static int cuda_add_rmsnorm(struct gpu *g, struct gpu_buf *x, struct gpu_buf *xn,
+			    const struct gpu_buf *o, const struct gpu_buf *w,
+			    size_t n, size_t dim, float eps, struct diag *d)
+{
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_add_rmsnorm(
+		cst(g)->stream, (float *)x->data, (float *)xn->data,
+		(const float *)o->data, w->data, (int)w->dtype, n, dim, eps));
+	return 0;
+}
+
+/* Cumulative MRoPE section ends (the kernels' form of rp->mrope_section). */
+static const int *mrope_ends(const struct gpu_rope *rp, int sec[3])
+{
+	if (!rp->mrope_section)
+		return NULL;
+	sec[0] = rp->mrope_section[0];
+	sec[1] = sec[0] + rp->mrope_section[1];
+	sec[2] = sec[1] + rp->mrope_section[2];
+	return sec;
+}
+
 static int cuda_rope(struct gpu *g, struct gpu_buf *x, size_t n, size_t n_head,
 		     size_t head_dim, const struct gpu_buf *pos,
 		     const struct gpu_buf *inv_freq, const struct gpu_rope *rp,
@@ -461,15 +560,10 @@ static int cuda_rope(struct gpu *g, struct gpu_buf *x, size_t n, size_t n_head,
 {
 	int sec[3];
 
-	if (rp->mrope_section) {
-		sec[0] = rp->mrope_section[0];
-		sec[1] = sec[0] + rp->mrope_section[1];
-		sec[2] = sec[1] + rp->mrope_section[2];
-	}
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_rope(
 		cst(g)->stream, (float *)x->data, n, n_head, head_dim, rp->n_rot,
 		(const int32_t *)pos->data, (const float *)inv_freq->data,
-		rp->mrope_section ? sec : NULL, rp->attn_factor));
+		mrope_ends(rp, sec), rp->attn_factor));
 	return 0;
 }
 
@@ -504,6 +598,26 @@ static int cuda_kv_store(struct gpu *g, const struct gpu_kv_pool *pool,
 	return 0;
 }
 
+static int cuda_rope_kv_store(struct gpu *g, struct gpu_buf *q,
+			      struct gpu_buf *k, const struct gpu_buf *v,
+			      size_t n_head, const struct gpu_buf *pos,
+			      const struct gpu_buf *inv_freq,
+			      const struct gpu_rope *rp,
+			      const struct gpu_kv_pool *pool,
+			      const struct gpu_kv_batch *b, struct diag *d)
+{
+	struct gpu_cuda_kv kv;
+	int sec[3];
+
+	kv_fill(&kv, pool, b);
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_rope_kv_store(
+		cst(g)->stream, &kv, (float *)q->data, (float *)k->data,
+		(const float *)v->data, n_head, rp->n_rot,
+		(const int32_t *)pos->data, (const float *)inv_freq->data,
+		mrope_ends(rp, sec), rp->attn_factor));
+	return 0;
+}
+
 static int cuda_attention(struct gpu *g, struct gpu_buf *out,
 			  const struct gpu_buf *q, const struct gpu_kv_pool *pool,
 			  const struct gpu_kv_batch *b, size_t n_head,
@@ -511,7 +625,7 @@ static int cuda_attention(struct gpu *g, struct gpu_buf *out,
 {
 	struct cuda_state *st = cst(g);
 	struct gpu_cuda_kv kv;
-	size_t span = b->max_pages * pool->page_size, chunk, n_split, need;
+	size_t span = b->max_pages * pool->page_size, n_split, need;
 	float *po = NULL, *pml = NULL;
 	int rc;
 
@@ -521,8 +635,7 @@ static int cuda_attention(struct gpu *g, struct gpu_buf *out,
 				 n_head);
 	if (window && window < span)
 		span = window;
-	n_split = gpu_cuda_attention_splits(b->n_rows, pool->n_head_kv, span,
-					    &chunk); /* blocks per kv head */
+	n_split = gpu_cuda_attention_splits(b->n_rows, pool->n_head_kv, span);
 	if (n_split > 1) {
 		need = b->n_rows * n_head * n_split * (pool->head_dim + 2) *
 		       sizeof(float);
@@ -536,7 +649,7 @@ static int cuda_attention(struct gpu *g, struct gpu_buf *out,
 	kv_fill(&kv, pool, b);
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_attention(
 		st->stream, &kv, (float *)out->data, (const float *)q->data,
-		n_head, scale, window, n_split, chunk, po, pml));
+		n_head, scale, window, n_split, b->single_seq ? 1 : 0, po, pml));
 	return 0;
 }
 
@@ -778,9 +891,12 @@ const struct gpu_backend gpu_cuda_backend = {
 	.buf_zero = cuda_buf_zero,
 	.get_rows = cuda_get_rows,
 	.matmul = cuda_matmul,
+	.matmul_multi = cuda_matmul_multi,
 	.rmsnorm = cuda_rmsnorm,
+	.add_rmsnorm = cuda_add_rmsnorm,
 	.rope = cuda_rope,
 	.kv_store = cuda_kv_store,
+	.rope_kv_store = cuda_rope_kv_store,
 	.attention = cuda_attention,
 	.swiglu = cuda_swiglu,
 	.add = cuda_add,

@@ -25,9 +25,24 @@
  * 16-byte aligned (16-byte loads would be misaligned), a scalar variant
  * runs.  x is used exactly (no rounding): the result differs from the CPU
  * oracle by summation order only.
+ *
+ * One launch may cover up to GPU_CUDA_GEMV_MAX_PARTS weights that share x
+ * (q/k/v, gate/up: gpu_matmul_multi): the grid is the concatenation of
+ * each weight's blocks and a block picks its weight by blockIdx
+ * (gemv_part); every block then runs exactly the single-weight code, so a
+ * part's result is bit-identical to its own launch.  Why this matters: at
+ * n = 1 a warp reads one row of k = 4096 (8 KiB) in just two rounds of 8
+ * loads, so a launch of a 4096 x 1024 weight (8 MiB, 1.7 us of H200
+ * bandwidth) is one short wave that is mostly ramp-up, two memory
+ * latencies and the tail (measured 37-42% of bandwidth); 4096 x 4096 is
+ * about twice as long for the same fixed cost (58-72%).  Merging q, k and
+ * v (48 MiB) pays that fixed cost once.
  */
 #include "gpu/cuda/kernels.h"
 #include "gpu/cuda/cuda_common.cuh"
+
+#include <limits.h>
+#include <string.h>
 
 /* Warps per block (vector kernel) and for the scalar kernel. */
 #ifndef GEMV_WARPS
@@ -144,15 +159,67 @@ __device__ __forceinline__ void fma_col(float (&acc)[R][N], const uint4 (&u)[R],
 	}
 }
 
-/* One warp per R rows; k % 8 == 0, x and W 16-byte aligned. */
+/* The weights of one launch (kernel parameter): part j owns blocks
+ * [block0_j, block0_{j+1}); block0_0 = 0. */
+struct gemv_parts {
+	float *out[GPU_CUDA_GEMV_MAX_PARTS];
+	const void *w[GPU_CUDA_GEMV_MAX_PARTS];
+	const void *bias[GPU_CUDA_GEMV_MAX_PARTS];
+	size_t rows[GPU_CUDA_GEMV_MAX_PARTS];
+	unsigned block0[GPU_CUDA_GEMV_MAX_PARTS];
+	int bias_wt[GPU_CUDA_GEMV_MAX_PARTS];
+	int n;
+};
+
+/* This block's part: its fields and the block index within it.  The
+ * unrolled selection reads the parameter with constant indices only (a
+ * dynamic index would copy the struct to local memory). */
+struct gemv_pick {
+	float *out;
+	const void *w, *bias;
+	size_t rows;
+	unsigned blk;
+	int bias_wt;
+};
+
+__device__ __forceinline__ gemv_pick gemv_part(const gemv_parts &ps)
+{
+	gemv_pick r;
+	unsigned b0 = 0;
+
+	r.out = ps.out[0];
+	r.w = ps.w[0];
+	r.bias = ps.bias[0];
+	r.rows = ps.rows[0];
+	r.bias_wt = ps.bias_wt[0];
+#pragma unroll
+	for (int q = 1; q < GPU_CUDA_GEMV_MAX_PARTS; q++)
+		if (q < ps.n && blockIdx.x >= ps.block0[q]) {
+			r.out = ps.out[q];
+			r.w = ps.w[q];
+			r.bias = ps.bias[q];
+			r.rows = ps.rows[q];
+			r.bias_wt = ps.bias_wt[q];
+			b0 = ps.block0[q];
+		}
+	r.blk = blockIdx.x - b0;
+	return r;
+}
+
+/* One warp per R rows of the block's part; k % 8 == 0, x and every W
+ * 16-byte aligned. */
 template <int N, int WT>
 __global__ static void __launch_bounds__(GEMV_WARPS * 32, gemv_cfg<N>::MINB)
-gemv_vec_kernel(float *out, const float *x, const void *w, const void *bias,
-		int bias_wt, size_t k, size_t rows)
+gemv_vec_kernel(const gemv_parts ps, const float *x, size_t k)
 {
 	constexpr int R = gemv_cfg<N>::R, U = gemv_cfg<N>::U;
+	const gemv_pick pk = gemv_part(ps);
+	float *const out = pk.out;
+	const void *const w = pk.w, *const bias = pk.bias;
+	const size_t rows = pk.rows;
+	const int bias_wt = pk.bias_wt;
 	const int lane = threadIdx.x & 31;
-	const size_t r0 = ((size_t)blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5)) * R;
+	const size_t r0 = ((size_t)pk.blk * GEMV_WARPS + (threadIdx.x >> 5)) * R;
 	const size_t k16 = k / 8; /* 16-byte columns per row */
 	const uint4 *wr[R];
 	float acc[R][N];
@@ -218,13 +285,16 @@ gemv_vec_kernel(float *out, const float *x, const void *w, const void *bias,
 }
 
 /* Any k: scalar loads, one warp per (row, x row). */
-__global__ static void gemv_scalar_kernel(float *out, const float *x,
-					  const void *w, int wt, const void *bias,
-					  int bias_wt, size_t n, size_t k,
-					  size_t rows)
+__global__ static void gemv_scalar_kernel(const gemv_parts ps, const float *x,
+					  int wt, size_t n, size_t k)
 {
+	const gemv_pick pk = gemv_part(ps);
+	float *const out = pk.out;
+	const void *const w = pk.w, *const bias = pk.bias;
+	const size_t rows = pk.rows;
+	const int bias_wt = pk.bias_wt;
 	const int lane = threadIdx.x & 31;
-	const size_t r = (size_t)blockIdx.x * GEMV_SCALAR_WARPS + (threadIdx.x >> 5);
+	const size_t r = (size_t)pk.blk * GEMV_SCALAR_WARPS + (threadIdx.x >> 5);
 
 	if (r >= rows)
 		return;
@@ -240,56 +310,110 @@ __global__ static void gemv_scalar_kernel(float *out, const float *x,
 	}
 }
 
-template <int N, int WT>
-static void launch_n(cudaStream_t s, float *out, const float *x, const void *w,
-		     const void *bias, int bias_wt, size_t k, size_t rows)
+/* Blocks of the launch: part j gets ceil(rows_j / rows_per_block) blocks
+ * from block0_j on; returns the total (0 when it overflows unsigned). */
+static size_t gemv_layout(gemv_parts *ps, const struct gpu_cuda_gemv_part *parts,
+			  int n_parts, size_t rows_per_block)
 {
-	const size_t rows_per_block = (size_t)GEMV_WARPS * gemv_cfg<N>::R;
+	size_t total = 0;
 
-	gemv_vec_kernel<N, WT><<<(unsigned)tern_div_up(rows, rows_per_block),
-				 GEMV_WARPS * 32, 0, s>>>(out, x, w, bias, bias_wt,
-							   k, rows);
+	memset(ps, 0, sizeof *ps);
+	ps->n = n_parts;
+	for (int j = 0; j < n_parts; j++) {
+		ps->out[j] = parts[j].out;
+		ps->w[j] = parts[j].w;
+		ps->bias[j] = parts[j].bias;
+		ps->bias_wt[j] = parts[j].bias_wt;
+		ps->rows[j] = parts[j].rows;
+		ps->block0[j] = (unsigned)total;
+		total += (parts[j].rows + rows_per_block - 1) / rows_per_block;
+		if (total > UINT_MAX)
+			return 0;
+	}
+	return total;
+}
+
+template <int N, int WT>
+static int launch_n(cudaStream_t s, const float *x,
+		    const struct gpu_cuda_gemv_part *parts, int n_parts, size_t k)
+{
+	gemv_parts ps;
+	const size_t nb = gemv_layout(&ps, parts, n_parts,
+				      (size_t)GEMV_WARPS * gemv_cfg<N>::R);
+
+	if (nb == 0)
+		return (int)cudaErrorInvalidValue;
+	gemv_vec_kernel<N, WT><<<(unsigned)nb, GEMV_WARPS * 32, 0, s>>>(ps, x, k);
+	return 0;
 }
 
 template <int WT>
-static void launch_vec(cudaStream_t s, float *out, const float *x, const void *w,
-		       const void *bias, int bias_wt, size_t n, size_t k,
-		       size_t rows)
+static int launch_vec(cudaStream_t s, const float *x,
+		      const struct gpu_cuda_gemv_part *parts, int n_parts,
+		      size_t n, size_t k)
 {
 	switch (n) {
 #define CASE(N)                                                              \
 	case N:                                                              \
-		launch_n<N, WT>(s, out, x, w, bias, bias_wt, k, rows);       \
-		break;
+		return launch_n<N, WT>(s, x, parts, n_parts, k);
 	CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
 #if GPU_CUDA_GEMV_MAX_N > 8
 	CASE(9) CASE(10) CASE(11) CASE(12) CASE(13) CASE(14) CASE(15) CASE(16)
 #endif
 #undef CASE
 	default:
-		break;
+		return (int)cudaErrorInvalidValue;
 	}
+}
+
+extern "C" int gpu_cuda_launch_gemv_multi(void *stream, const float *x, int wt,
+					  size_t n, size_t k,
+					  const struct gpu_cuda_gemv_part *parts,
+					  int n_parts)
+{
+	cudaStream_t s = (cudaStream_t)stream;
+	uintptr_t al = (uintptr_t)x;
+	int rc;
+
+	if (n == 0 || n > GPU_CUDA_GEMV_MAX_N || n > 16 || wt == CUDA_WT_F32 ||
+	    n_parts < 1 || n_parts > GPU_CUDA_GEMV_MAX_PARTS)
+		return (int)cudaErrorInvalidValue;
+	for (int j = 0; j < n_parts; j++) {
+		if (parts[j].rows == 0)
+			return (int)cudaErrorInvalidValue;
+		al |= (uintptr_t)parts[j].w;
+	}
+	if (k % 8 == 0 && al % 16 == 0) {
+		if (wt == CUDA_WT_BF16)
+			rc = launch_vec<CUDA_WT_BF16>(s, x, parts, n_parts, n, k);
+		else
+			rc = launch_vec<CUDA_WT_F16>(s, x, parts, n_parts, n, k);
+	} else {
+		gemv_parts ps;
+		const size_t nb = gemv_layout(&ps, parts, n_parts, GEMV_SCALAR_WARPS);
+
+		rc = nb ? 0 : (int)cudaErrorInvalidValue;
+		if (nb)
+			gemv_scalar_kernel<<<(unsigned)nb, GEMV_SCALAR_WARPS * 32, 0, s>>>(
+				ps, x, wt, n, k);
+	}
+	if (rc)
+		return rc;
+	return (int)cudaGetLastError();
 }
 
 extern "C" int gpu_cuda_launch_gemv(void *stream, float *out, const float *x,
 				    const void *w, int wt, const void *bias,
 				    int bias_wt, size_t n, size_t k, size_t rows)
 {
-	cudaStream_t s = (cudaStream_t)stream;
+	struct gpu_cuda_gemv_part pt;
 
-	if (n == 0 || n > GPU_CUDA_GEMV_MAX_N || n > 16 || wt == CUDA_WT_F32)
-		return (int)cudaErrorInvalidValue;
 	if (rows == 0)
 		return 0;
-	if (k % 8 == 0 && ((uintptr_t)x | (uintptr_t)w) % 16 == 0) {
-		if (wt == CUDA_WT_BF16)
-			launch_vec<CUDA_WT_BF16>(s, out, x, w, bias, bias_wt, n, k, rows);
-		else
-			launch_vec<CUDA_WT_F16>(s, out, x, w, bias, bias_wt, n, k, rows);
-	} else {
-		gemv_scalar_kernel<<<(unsigned)tern_div_up(rows, GEMV_SCALAR_WARPS),
-				     GEMV_SCALAR_WARPS * 32, 0, s>>>(
-			out, x, w, wt, bias, bias_wt, n, k, rows);
-	}
-	return (int)cudaGetLastError();
+	pt.out = out;
+	pt.w = w;
+	pt.bias = bias;
+	pt.bias_wt = bias_wt;
+	pt.rows = rows;
+	return gpu_cuda_launch_gemv_multi(stream, x, wt, n, k, &pt, 1);
 }

@@ -42,6 +42,11 @@ int gpu_cuda_launch_get_rows(void *stream, float *out, const void *table, int wt
 /* out[i, :] = x[i, :] / sqrt(mean(x[i,:]^2) + eps) * w[:]  (out may be x) */
 int gpu_cuda_launch_rmsnorm(void *stream, float *out, const float *x,
 			    const void *w, int wt, size_t n, size_t dim, float eps);
+/* x[i, :] += o[i, :]; xn[i, :] = x[i, :] / sqrt(mean(x[i,:]^2) + eps) * w[:]
+ * (x, xn, o distinct) */
+int gpu_cuda_launch_add_rmsnorm(void *stream, float *x, float *xn,
+				const float *o, const void *w, int wt, size_t n,
+				size_t dim, float eps);
 /* rotate-half RoPE in place, x [n, n_head, head_dim]; pos [n] or [3][n];
  * sec: cumulative mrope section ends (NULL: plain). */
 int gpu_cuda_launch_rope(void *stream, float *x, size_t n, size_t n_head,
@@ -88,6 +93,26 @@ int gpu_cuda_launch_gemv(void *stream, float *out, const float *x,
 			 const void *w, int wt, const void *bias, int bias_wt,
 			 size_t n, size_t k, size_t rows);
 
+/* Most weights one GEMV launch covers. */
+#define GPU_CUDA_GEMV_MAX_PARTS 4
+
+/* One weight of a multi-weight GEMV: out f32 [n, rows], W [rows, k] (the
+ * launch's wt), bias of type bias_wt or NULL; rows > 0. */
+struct gpu_cuda_gemv_part {
+	float *out;
+	const void *w;
+	const void *bias;
+	int bias_wt;
+	size_t rows;
+};
+
+/* The GEMV above for 1..GPU_CUDA_GEMV_MAX_PARTS weights of one dtype
+ * sharing x [n, k], in one launch (blocks pick their weight by index);
+ * each part's result equals its own gpu_cuda_launch_gemv bit for bit. */
+int gpu_cuda_launch_gemv_multi(void *stream, const float *x, int wt, size_t n,
+			       size_t k, const struct gpu_cuda_gemv_part *parts,
+			       int n_parts);
+
 /* ---- attention.cu ------------------------------------------------------ */
 
 /* Paged KV geometry and batch, device pointers (see gpu.h). */
@@ -103,24 +128,37 @@ struct gpu_cuda_kv {
  * with a bad sequence, position or page entry is skipped. */
 int gpu_cuda_launch_kv_store(void *stream, const struct gpu_cuda_kv *kv,
 			     const float *k, const float *v);
+/* Rotate-half RoPE of q [n_rows, n_head, head_dim] and k [n_rows,
+ * n_head_kv, head_dim] in place (as gpu_cuda_launch_rope, positions pos [n]
+ * or [3][n] with n = kv->n_rows, sec as there), then the store of the
+ * rotated k and of v as gpu_cuda_launch_kv_store (bad rows skipped), in
+ * one launch of a warp per (row, head). */
+int gpu_cuda_launch_rope_kv_store(void *stream, const struct gpu_cuda_kv *kv,
+				  float *q, float *k, const float *v,
+				  size_t n_head, size_t n_rot, const int32_t *pos,
+				  const float *inv_freq, const int *sec,
+				  float attn_factor);
 /* Most position splits of one attention launch (flash-decoding). */
 #define GPU_CUDA_ATT_MAX_SPLIT 64
 
-/* Context splits for n_rows x n_head work items (the decode kernel's
- * blocks are (row, kv head, query-head group, split): callers pass the KV
- * head count) over at most `span` positions per row; *chunk = positions
- * per split (a multiple of the tile).  The
- * partial workspace needs n_rows * n_head * n_split * (head_dim + 2) f32. */
-size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head, size_t span,
-				 size_t *chunk);
+/* Context splits (blocks per row and KV head) for n_rows rows of n_head_kv
+ * KV heads whose rows attend at most `span` positions.  The decode kernel
+ * divides each row's actual range lo..p into n_split chunks (a multiple of
+ * 8 positions, computed on the device from the row's position, so short
+ * rows in a long page table still use every split).  The partial
+ * workspace needs n_rows * n_head * n_split * (head_dim + 2) f32. */
+size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head_kv, size_t span);
 /* Causal GQA attention over the pool (gpu.h formula).  A row whose
  * sequence or position is invalid gets zeros; positions whose page entry
  * is invalid are left out.  n_split > 1: part_o [rows*heads*n_split,
- * head_dim] and part_ml [rows*heads*n_split, 2] are scratch. */
+ * head_dim] and part_ml [rows*heads*n_split, 2] are scratch.  single_seq:
+ * the caller promises every row is of one sequence (gpu_kv_batch), so
+ * when the prefill kernel runs it takes every row and the decode kernel is
+ * not launched. */
 int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv *kv,
 			      float *out, const float *q, size_t n_head,
 			      float scale, size_t window, size_t n_split,
-			      size_t chunk, float *part_o, float *part_ml);
+			      int single_seq, float *part_o, float *part_ml);
 
 #ifdef __cplusplus
 }

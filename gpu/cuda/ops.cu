@@ -1,6 +1,7 @@
-/* gpu/cuda/ops.cu — the CUDA backend's small ops: row lookup, RMSNorm,
- * RoPE, SwiGLU, add, gated add, softmax, MoE routing, and the helpers of
- * matmul and MoE dispatch (f32 -> f16/bf16 conversion, bias add, row
+/* gpu/cuda/ops.cu — the CUDA backend's small ops: row lookup, RMSNorm
+ * (alone and fused with the residual add before it), RoPE, SwiGLU, add,
+ * gated add, softmax, MoE routing, and the helpers of matmul and MoE
+ * dispatch (f32 -> f16/bf16 conversion, bias add, row
  * gather and weighted scatter-add).
  *
  * Every kernel is memory bound (a few FLOPs per element); each reads its
@@ -41,13 +42,166 @@ extern "C" int gpu_cuda_launch_get_rows(void *stream, float *out,
 	return (int)cudaGetLastError();
 }
 
-/* ---- RMSNorm -------------------------------------------------------------
- *   out[i, :] = x[i, :] / sqrt(mean_j x[i, j]^2 + eps) * w[:]
- * One block per row; x read twice (second time from L1/L2), out written once.
- * out may equal x: each element is read before it is written by the same
- * thread, after the block-wide reduction. */
-__global__ static void rmsnorm_kernel(float *out, const float *x, const void *w,
-				      int wt, size_t dim, float eps)
+/* ---- RMSNorm and residual add + RMSNorm ----------------------------------
+ *   rmsnorm:      out[i, :] = x[i, :] * inv_i * w[:]                (out may be x)
+ *   add_rmsnorm:  x[i, :] += o[i, :];  xn[i, :] = x[i, :] * inv_i * w[:]
+ *   inv_i = 1 / sqrt(mean_j x[i, j]^2 + eps)
+ * Bytes: rmsnorm reads x and writes out; add_rmsnorm reads x and o and
+ * writes x and xn (w comes from L2 after the first rows).
+ *
+ * norm_rows_kernel (dim up to NORM_MAX_VEC * 4 * NORM_MAX_TPR): TPR
+ * threads per row (a power of two, 32..NORM_MAX_TPR), one row per block,
+ * or 4 rows per block of 128 threads when TPR is 32 (a warp per row: the
+ * per-head q/k norms of Qwen3 have many rows of 128).  Thread t holds the
+ * elements of vectors t, t + TPR, ..., up to VPT of them, in registers:
+ * float4 vectors (VEC: dim % 4 == 0 and 16-byte aligned buffers) or single
+ * elements.  Every load of the row (x, o and w) is issued before the
+ * reduction, so a row costs one memory latency, not one per loop
+ * iteration as a strided loop has (each iteration's sum depends on the
+ * last); then a warp (and for TPR > 32 a shared-memory) reduction, and the
+ * stores.  Wider rows use the strided loop kernels below (x is read twice,
+ * the second time from L1/L2).  The output of every element is written by
+ * the thread that read it, so out == x is safe. */
+#define NORM_MAX_TPR 512
+#define NORM_MAX_VEC 8  /* vectors per thread (float4 or single) */
+#define NORM_WARP_ROWS 4 /* rows per block when TPR == 32 */
+
+struct f4 {
+	float v[4];
+};
+
+/* vector j (4 elements, or element j) of an f32 row as f4 */
+template <int VEC>
+__device__ __forceinline__ f4 ld_x(const float *p, size_t j)
+{
+	f4 r;
+
+	if (VEC) {
+		float4 a = *reinterpret_cast<const float4 *>(p + 4 * j);
+
+		r.v[0] = a.x; r.v[1] = a.y; r.v[2] = a.z; r.v[3] = a.w;
+	} else {
+		r.v[0] = p[j];
+		r.v[1] = r.v[2] = r.v[3] = 0.0f;
+	}
+	return r;
+}
+
+template <int VEC>
+__device__ __forceinline__ void st_x(float *p, size_t j, const f4 &r)
+{
+	if (VEC)
+		*reinterpret_cast<float4 *>(p + 4 * j) =
+			make_float4(r.v[0], r.v[1], r.v[2], r.v[3]);
+	else
+		p[j] = r.v[0];
+}
+
+/* vector j of the weight (f32: 16-byte load; f16/bf16: 8 bytes) */
+template <int VEC>
+__device__ __forceinline__ f4 ld_w(const void *w, int wt, size_t j)
+{
+	f4 r;
+
+	if (!VEC) {
+		r.v[0] = tern_ldw(w, wt, j);
+		r.v[1] = r.v[2] = r.v[3] = 0.0f;
+	} else if (wt == CUDA_WT_F32) {
+		float4 a = *reinterpret_cast<const float4 *>((const float *)w + 4 * j);
+
+		r.v[0] = a.x; r.v[1] = a.y; r.v[2] = a.z; r.v[3] = a.w;
+	} else {
+		uint2 u = *reinterpret_cast<const uint2 *>((const uint16_t *)w + 4 * j);
+
+		if (wt == CUDA_WT_BF16) {
+			r.v[0] = __uint_as_float(u.x << 16);
+			r.v[1] = __uint_as_float(u.x & 0xffff0000u);
+			r.v[2] = __uint_as_float(u.y << 16);
+			r.v[3] = __uint_as_float(u.y & 0xffff0000u);
+		} else {
+			float2 a = __half22float2(*reinterpret_cast<const __half2 *>(&u.x));
+			float2 b = __half22float2(*reinterpret_cast<const __half2 *>(&u.y));
+
+			r.v[0] = a.x; r.v[1] = a.y; r.v[2] = b.x; r.v[3] = b.y;
+		}
+	}
+	return r;
+}
+
+/* ADD = 0: out = norm(xin) * w.  ADD = 1: xin += o (stored), out = norm. */
+template <int VPT, int VEC, int ADD>
+__global__ static void __launch_bounds__(NORM_MAX_TPR)
+norm_rows_kernel(float *out, float *xin, const float *o, const void *w, int wt,
+		 size_t n, size_t dim, float eps)
+{
+	__shared__ float sh[NORM_MAX_TPR / 32];
+	const int tpr = blockDim.x, tx = threadIdx.x;
+	const size_t row = (size_t)blockIdx.x * blockDim.y + threadIdx.y;
+	const size_t nv = VEC ? dim / 4 : dim; /* vectors per row */
+	const size_t base = row * dim;
+	f4 xv[VPT], ov[VPT], wv[VPT];
+	float ss = 0.0f, inv;
+
+	/* only a warp-per-row block (no __syncthreads) has rows past n */
+	if (row >= n)
+		return;
+	/* all loads first */
+#pragma unroll
+	for (int t = 0; t < VPT; t++) {
+		const size_t j = (size_t)tx + (size_t)t * tpr;
+
+		if (j < nv) {
+			xv[t] = ld_x<VEC>(xin + base, j);
+			if (ADD)
+				ov[t] = ld_x<VEC>(o + base, j);
+			wv[t] = ld_w<VEC>(w, wt, j);
+		}
+	}
+#pragma unroll
+	for (int t = 0; t < VPT; t++) {
+		const size_t j = (size_t)tx + (size_t)t * tpr;
+
+		if (j < nv) {
+			if (ADD) {
+#pragma unroll
+				for (int e = 0; e < 4; e++)
+					xv[t].v[e] = xv[t].v[e] + ov[t].v[e];
+				st_x<VEC>(xin + base, j, xv[t]);
+			}
+#pragma unroll
+			for (int e = 0; e < (VEC ? 4 : 1); e++)
+				ss += xv[t].v[e] * xv[t].v[e];
+		}
+	}
+	ss = tern_warp_sum(ss);
+	if (tpr > 32) {
+		const int lane = tx & 31, nw = tpr >> 5;
+
+		if (lane == 0)
+			sh[tx >> 5] = ss;
+		__syncthreads();
+		ss = tern_warp_sum(lane < nw ? sh[lane] : 0.0f);
+	}
+	inv = 1.0f / sqrtf(ss / (float)dim + eps);
+#pragma unroll
+	for (int t = 0; t < VPT; t++) {
+		const size_t j = (size_t)tx + (size_t)t * tpr;
+
+		if (j < nv) {
+			f4 r;
+
+#pragma unroll
+			for (int e = 0; e < 4; e++)
+				r.v[e] = wv[t].v[e] * (xv[t].v[e] * inv);
+			st_x<VEC>(out + base, j, r);
+		}
+	}
+}
+
+/* Rows too wide for registers: strided loops, x read twice. */
+__global__ static void rmsnorm_loop_kernel(float *out, const float *x,
+					   const void *w, int wt, size_t dim,
+					   float eps)
 {
 	__shared__ float sh[32];
 	const float *xr = x + (size_t)blockIdx.x * dim;
@@ -62,13 +216,122 @@ __global__ static void rmsnorm_kernel(float *out, const float *x, const void *w,
 		o[j] = tern_ldw(w, wt, j) * (xr[j] * inv);
 }
 
+__global__ static void add_rmsnorm_loop_kernel(float *x, float *xn,
+					       const float *o, const void *w,
+					       int wt, size_t dim, float eps)
+{
+	__shared__ float sh[32];
+	float *xr = x + (size_t)blockIdx.x * dim;
+	const float *orow = o + (size_t)blockIdx.x * dim;
+	float *xo = xn + (size_t)blockIdx.x * dim;
+	float ss = 0.0f, inv;
+
+	for (size_t j = threadIdx.x; j < dim; j += blockDim.x) {
+		const float v = xr[j] + orow[j];
+
+		xr[j] = v;
+		ss += v * v;
+	}
+	ss = tern_block_sum(ss, sh);
+	inv = 1.0f / sqrtf(ss / (float)dim + eps);
+	/* each thread rereads only the elements it wrote */
+	for (size_t j = threadIdx.x; j < dim; j += blockDim.x)
+		xo[j] = tern_ldw(w, wt, j) * (xr[j] * inv);
+}
+
+template <int VEC, int ADD>
+static void norm_launch_vpt(int vpt, dim3 grid, dim3 block, cudaStream_t s,
+			    float *out, float *x, const float *o, const void *w,
+			    int wt, size_t n, size_t dim, float eps)
+{
+	switch (vpt) {
+	case 1:
+		norm_rows_kernel<1, VEC, ADD><<<grid, block, 0, s>>>(out, x, o, w, wt,
+								    n, dim, eps);
+		break;
+	case 2:
+		norm_rows_kernel<2, VEC, ADD><<<grid, block, 0, s>>>(out, x, o, w, wt,
+								    n, dim, eps);
+		break;
+	case 4:
+		norm_rows_kernel<4, VEC, ADD><<<grid, block, 0, s>>>(out, x, o, w, wt,
+								    n, dim, eps);
+		break;
+	default:
+		norm_rows_kernel<8, VEC, ADD><<<grid, block, 0, s>>>(out, x, o, w, wt,
+								    n, dim, eps);
+		break;
+	}
+}
+
+/* Pick the register kernel's shape for a row of dim elements: about 4
+ * vectors per thread, TPR a power of two in 32..NORM_MAX_TPR, VPT the
+ * vectors per thread rounded up to 1, 2, 4 or 8.  Returns 0 when the row
+ * does not fit (then the loop kernel runs). */
+static int norm_shape(size_t nv, int *tpr, int *vpt)
+{
+	size_t t = 32, v;
+
+	while (t < NORM_MAX_TPR && t * 4 < nv)
+		t *= 2;
+	v = (nv + t - 1) / t;
+	if (v > NORM_MAX_VEC)
+		return 0;
+	*tpr = (int)t;
+	*vpt = v <= 1 ? 1 : v <= 2 ? 2 : v <= 4 ? 4 : 8;
+	return 1;
+}
+
+/* ADD: x += o, out = norm(x) (x in/out); else out = norm(x). */
+static int norm_launch(cudaStream_t s, int add, float *out, float *x,
+		       const float *o, const void *w, int wt, size_t n,
+		       size_t dim, float eps)
+{
+	const uintptr_t al = (uintptr_t)out | (uintptr_t)x | (uintptr_t)o;
+	const int vec = dim % 4 == 0 && al % 16 == 0 &&
+			(uintptr_t)w % (wt == CUDA_WT_F32 ? 16 : 8) == 0;
+	int tpr, vpt;
+
+	if (norm_shape(vec ? dim / 4 : dim, &tpr, &vpt)) {
+		const unsigned rpb = tpr == 32 ? NORM_WARP_ROWS : 1;
+		dim3 grid(tern_div_up(n, rpb)), block((unsigned)tpr, rpb);
+
+		if (vec && add)
+			norm_launch_vpt<1, 1>(vpt, grid, block, s, out, x, o, w, wt, n,
+					      dim, eps);
+		else if (vec)
+			norm_launch_vpt<1, 0>(vpt, grid, block, s, out, x, o, w, wt, n,
+					      dim, eps);
+		else if (add)
+			norm_launch_vpt<0, 1>(vpt, grid, block, s, out, x, o, w, wt, n,
+					      dim, eps);
+		else
+			norm_launch_vpt<0, 0>(vpt, grid, block, s, out, x, o, w, wt, n,
+					      dim, eps);
+	} else if (add) {
+		add_rmsnorm_loop_kernel<<<(unsigned)n, 512, 0, s>>>(x, out, o, w, wt,
+								    dim, eps);
+	} else {
+		rmsnorm_loop_kernel<<<(unsigned)n, 512, 0, s>>>(out, x, w, wt, dim,
+								eps);
+	}
+	return (int)cudaGetLastError();
+}
+
 extern "C" int gpu_cuda_launch_rmsnorm(void *stream, float *out, const float *x,
 				       const void *w, int wt, size_t n,
 				       size_t dim, float eps)
 {
-	rmsnorm_kernel<<<(unsigned)n, dim >= 1024 ? 512 : 256, 0,
-			 (cudaStream_t)stream>>>(out, x, w, wt, dim, eps);
-	return (int)cudaGetLastError();
+	/* x is only read when add is 0 */
+	return norm_launch((cudaStream_t)stream, 0, out, const_cast<float *>(x),
+			   NULL, w, wt, n, dim, eps);
+}
+
+extern "C" int gpu_cuda_launch_add_rmsnorm(void *stream, float *x, float *xn,
+					   const float *o, const void *w, int wt,
+					   size_t n, size_t dim, float eps)
+{
+	return norm_launch((cudaStream_t)stream, 1, xn, x, o, w, wt, n, dim, eps);
 }
 
 /* ---- RoPE (rotate-half), in place ----------------------------------------

@@ -3,7 +3,9 @@
  * random inputs, with shapes chosen to hit the kernels' edges (k not a
  * multiple of the lane count, rows not a multiple of the row block, x
  * blocks, attention across page boundaries through shuffled page tables),
- * plus argument validation.  Threads: 3, so that splits are uneven.
+ * the fused ops (add_rmsnorm, matmul_multi, rope_kv_store) bit for bit
+ * against the ops they replace, plus argument validation.  Threads: 3, so
+ * that splits are uneven.
  */
 #include "config.h"
 
@@ -483,6 +485,7 @@ static void check_attention(enum gpu_dtype kvt, size_t window, size_t nh)
 	b.page_table = bpt;
 	b.n_seq = 2;
 	b.max_pages = MAXP;
+	b.single_seq = false;
 	ck_assert_int_eq(gpu_kv_store(g, &pool, &b, bks, bvs, NULL), 0);
 
 	brs = buf_i32(g, rseq, NROWS);
@@ -525,6 +528,11 @@ static void check_attention(enum gpu_dtype kvt, size_t window, size_t nh)
 			}
 		}
 	}
+	/* the rows are of two sequences: a single-sequence promise is refused */
+	b.single_seq = true;
+	ck_assert_int_eq(gpu_attention(g, bo, bq, &pool, &b, nh, scale, window, NULL),
+			 GPU_E_INVALID);
+	b.single_seq = false;
 	/* a page entry outside the pool is refused */
 	pt[1] = NP;
 	ck_assert_int_eq(gpu_buf_write(bpt, 0, pt, 2 * MAXP, NULL), 0);
@@ -684,6 +692,336 @@ START_TEST(test_moe)
 }
 END_TEST
 
+/* ---- fused ops: each equals the composition of the ops it replaces ------ */
+
+/* A float buffer of dtype t holding v (rounded to t), n elements. */
+static struct gpu_buf *buf_typed(struct gpu *g, enum gpu_dtype t, const float *v,
+				 size_t n)
+{
+	struct gpu_buf *b = NULL;
+	uint16_t *h;
+	size_t i;
+
+	if (t == GPU_DTYPE_F32)
+		return buf_f32(g, v, n);
+	h = malloc(n * sizeof *h + 1);
+	for (i = 0; i < n; i++)
+		h[i] = t == GPU_DTYPE_BF16 ? to_bf16(v[i]) : to_f16(v[i]);
+	ck_assert_int_eq(gpu_buf_new(g, t, n, &b, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(b, 0, h, n, NULL), 0);
+	free(h);
+	return b;
+}
+
+/* Read n elements of b (any dtype) as raw bytes into a new allocation. */
+static void *read_raw(const struct gpu_buf *b, size_t n)
+{
+	void *h = malloc(n * gpu_dtype_size(gpu_buf_dtype(b)) + 1);
+
+	ck_assert_int_eq(gpu_buf_read(b, 0, h, n, NULL), 0);
+	return h;
+}
+
+static void expect_same(const struct gpu_buf *a, const struct gpu_buf *b,
+			size_t n, const char *what)
+{
+	void *ha = read_raw(a, n), *hb = read_raw(b, n);
+
+	ck_assert_msg(!memcmp(ha, hb, n * gpu_dtype_size(gpu_buf_dtype(a))),
+		      "%s differs from the composition", what);
+	free(ha);
+	free(hb);
+}
+
+START_TEST(test_add_rmsnorm)
+{
+	static const size_t dims[] = { 1, 67, 4096 };
+	static const size_t ns[] = { 1, 5, 40 };
+	static const enum gpu_dtype wts[] = { GPU_DTYPE_F32, GPU_DTYPE_F16,
+					      GPU_DTYPE_BF16 };
+	struct gpu *g = open_cpu(3);
+	size_t a, b, t, i;
+
+	rng_state = 11;
+	for (a = 0; a < 3; a++)
+		for (b = 0; b < 3; b++)
+			for (t = 0; t < 3; t++) {
+				const size_t n = ns[b], dim = dims[a], ne = n * dim;
+				float *x = malloc(ne * sizeof *x), *o = malloc(ne * sizeof *o);
+				float *w = malloc(dim * sizeof *w);
+				struct gpu_buf *x1, *x2, *ob, *xn1, *xn2, *bw;
+
+				for (i = 0; i < ne; i++) {
+					x[i] = frand() * 3.0f;
+					o[i] = frand();
+				}
+				for (i = 0; i < dim; i++)
+					w[i] = frand();
+				x1 = buf_f32(g, x, ne);
+				x2 = buf_f32(g, x, ne);
+				ob = buf_f32(g, o, ne);
+				xn1 = buf_f32(g, NULL, ne);
+				xn2 = buf_f32(g, NULL, ne);
+				bw = buf_typed(g, wts[t], w, dim);
+				ck_assert_int_eq(gpu_add_rmsnorm(g, x1, xn1, ob, bw, n, dim,
+								 1e-5f, NULL), 0);
+				ck_assert_int_eq(gpu_add(g, x2, x2, ob, ne, NULL), 0);
+				ck_assert_int_eq(gpu_rmsnorm(g, xn2, x2, bw, n, dim, 1e-5f,
+							     NULL), 0);
+				expect_same(x1, x2, ne, "add_rmsnorm x");
+				expect_same(xn1, xn2, ne, "add_rmsnorm xn");
+				if (dim == 67 && n == 5) {
+					struct diag d;
+
+					/* x, xn, o distinct; shapes checked */
+					ck_assert_int_eq(gpu_add_rmsnorm(g, x1, x1, ob, bw, n,
+									 dim, 1e-5f, &d),
+							 GPU_E_INVALID);
+					ck_assert_int_eq(gpu_add_rmsnorm(g, x1, xn1, x1, bw, n,
+									 dim, 1e-5f, &d),
+							 GPU_E_INVALID);
+					ck_assert_int_eq(gpu_add_rmsnorm(g, x1, xn1, ob, bw, n,
+									 dim + 1, 1e-5f, &d),
+							 GPU_E_INVALID);
+					ck_assert_int_eq(gpu_add_rmsnorm(g, x1, xn1, ob, bw, n,
+									 0, 1e-5f, &d),
+							 GPU_E_INVALID);
+				}
+				gpu_buf_free(x1);
+				gpu_buf_free(x2);
+				gpu_buf_free(ob);
+				gpu_buf_free(xn1);
+				gpu_buf_free(xn2);
+				gpu_buf_free(bw);
+				free(x);
+				free(o);
+				free(w);
+			}
+	gpu_close(g);
+}
+END_TEST
+
+START_TEST(test_matmul_multi)
+{
+	static const enum gpu_dtype wts[] = { GPU_DTYPE_F32, GPU_DTYPE_F16,
+					      GPU_DTYPE_BF16 };
+	static const size_t rows[4] = { 37, 5, 0, 64 };
+	static const size_t ns[] = { 1, 3, 70 };
+	struct gpu *g = open_cpu(3);
+	const size_t k = 67;
+	size_t t, c, j, i;
+
+	rng_state = 12;
+	for (t = 0; t < 3; t++)
+		for (c = 0; c < 3; c++) {
+			const size_t n = ns[c];
+			float *x = malloc(n * k * sizeof *x), *wf = malloc(64 * k * sizeof *wf);
+			float bias[64];
+			struct gpu_buf *bx, *bw[4], *bb[4], *o1[4], *o2[4], *wother;
+			struct gpu_matmul_part pt[4];
+			struct diag d;
+
+			for (i = 0; i < n * k; i++)
+				x[i] = frand();
+			bx = buf_f32(g, x, n * k);
+			for (j = 0; j < 4; j++) {
+				for (i = 0; i < rows[j] * k; i++)
+					wf[i] = frand();
+				for (i = 0; i < rows[j]; i++)
+					bias[i] = frand();
+				bw[j] = buf_typed(g, wts[t], wf, rows[j] * k);
+				/* biases of mixed types, one part without */
+				bb[j] = j == 1 ? NULL : buf_typed(g, wts[(t + j) % 3], bias,
+								  rows[j]);
+				o1[j] = buf_f32(g, NULL, n * rows[j]);
+				o2[j] = buf_f32(g, NULL, n * rows[j]);
+				pt[j] = (struct gpu_matmul_part){ o1[j], bw[j], bb[j], rows[j] };
+				ck_assert_int_eq(gpu_matmul(g, o2[j], bx, bw[j], bb[j], n, k,
+							    rows[j], NULL), 0);
+			}
+			ck_assert_int_eq(gpu_matmul_multi(g, bx, n, k, pt, 4, NULL), 0);
+			for (j = 0; j < 4; j++)
+				expect_same(o1[j], o2[j], n * rows[j], "matmul_multi");
+			/* validation */
+			ck_assert_int_eq(gpu_matmul_multi(g, bx, n, k, pt, 0, &d),
+					 GPU_E_INVALID);
+			ck_assert_int_eq(gpu_matmul_multi(g, bx, n, k, pt, 5, &d),
+					 GPU_E_INVALID);
+			pt[3].out = o1[0];
+			ck_assert_int_eq(gpu_matmul_multi(g, bx, n, k, pt, 4, &d),
+					 GPU_E_INVALID);
+			pt[3].out = bx;
+			ck_assert_int_eq(gpu_matmul_multi(g, bx, n, k, pt, 4, &d),
+					 GPU_E_INVALID);
+			pt[3].out = o1[3];
+			pt[3].rows = 65; /* W has 64 rows */
+			ck_assert_int_eq(gpu_matmul_multi(g, bx, n, k, pt, 4, &d),
+					 GPU_E_INVALID);
+			ck_assert_ptr_nonnull(strstr(d.msg, "part 3"));
+			pt[3].rows = 64;
+			/* a weight of another dtype */
+			wother = buf_typed(g, wts[(t + 1) % 3], wf, 5 * k);
+			pt[1].w = wother;
+			ck_assert_int_eq(gpu_matmul_multi(g, bx, n, k, pt, 4, &d),
+					 GPU_E_INVALID);
+			ck_assert_ptr_nonnull(strstr(d.msg, "W 1"));
+			gpu_buf_free(wother);
+			for (j = 0; j < 4; j++) {
+				gpu_buf_free(bw[j]);
+				gpu_buf_free(bb[j]);
+				gpu_buf_free(o1[j]);
+				gpu_buf_free(o2[j]);
+			}
+			gpu_buf_free(bx);
+			free(x);
+			free(wf);
+		}
+	gpu_close(g);
+}
+END_TEST
+
+/* gpu_rope_kv_store against gpu_rope (q), gpu_rope (k), gpu_kv_store on
+ * copies: q, k and both pools must hold the same bits; a bad page entry
+ * fails before anything changed. */
+static void check_rope_kv(enum gpu_dtype kvt, int mrope, size_t n_rot, float af)
+{
+	enum { PS = 4, NP = 9, HKV = 2, H = 6, HD = 16, MAXP = 4, N = 7 };
+	struct gpu *g = open_cpu(3);
+	/* seq 0: pages 5 3 8 -, seq 1: 0 6 - - */
+	int32_t pt[2 * MAXP] = { 5, 3, 8, -1, 0, 6, -1, -1 };
+	int32_t rseq[N] = { 0, 0, 1, 0, 1, 0, 1 }, rpos[N] = { 0, 4, 2, 9, 7, 10, 5 };
+	int32_t pos[3 * N];
+	const int sec[3] = { 1, 2, (int)n_rot / 2 - 3 };
+	float q[N * H * HD], k[N * HKV * HD], v[N * HKV * HD], inv[HD / 2];
+	const size_t poolel = NP * PS * HKV * HD;
+	struct gpu_buf *q1, *q2, *k1, *k2, *bv, *bp, *bi, *brs, *brp, *bpt;
+	struct gpu_buf *kp1, *vp1, *kp2, *vp2;
+	struct gpu_kv_pool p1, p2;
+	struct gpu_kv_batch b;
+	struct gpu_rope rp = { n_rot, af, mrope ? sec : NULL };
+	struct diag d;
+	size_t i;
+
+	for (i = 0; i < N * H * HD; i++)
+		q[i] = frand();
+	for (i = 0; i < N * HKV * HD; i++) {
+		k[i] = frand();
+		v[i] = frand();
+	}
+	for (i = 0; i < HD / 2; i++)
+		inv[i] = (float)pow(10000.0, -2.0 * (double)i / HD);
+	for (i = 0; i < 3 * N; i++) /* rope positions differ from cache ones */
+		pos[i] = (int32_t)(frand() * 500.0f + 500.0f);
+	q1 = buf_f32(g, q, N * H * HD);
+	q2 = buf_f32(g, q, N * H * HD);
+	k1 = buf_f32(g, k, N * HKV * HD);
+	k2 = buf_f32(g, k, N * HKV * HD);
+	bv = buf_f32(g, v, N * HKV * HD);
+	bp = buf_i32(g, pos, 3 * N);
+	bi = buf_f32(g, inv, HD / 2);
+	brs = buf_i32(g, rseq, N);
+	brp = buf_i32(g, rpos, N);
+	bpt = buf_i32(g, pt, 2 * MAXP);
+	ck_assert_int_eq(gpu_buf_new(g, kvt, poolel, &kp1, NULL), 0);
+	ck_assert_int_eq(gpu_buf_new(g, kvt, poolel, &vp1, NULL), 0);
+	ck_assert_int_eq(gpu_buf_new(g, kvt, poolel, &kp2, NULL), 0);
+	ck_assert_int_eq(gpu_buf_new(g, kvt, poolel, &vp2, NULL), 0);
+	gpu_buf_zero(kp1, NULL);
+	gpu_buf_zero(vp1, NULL);
+	gpu_buf_zero(kp2, NULL);
+	gpu_buf_zero(vp2, NULL);
+	p1 = (struct gpu_kv_pool){ kp1, vp1, NP, PS, HKV, HD };
+	p2 = (struct gpu_kv_pool){ kp2, vp2, NP, PS, HKV, HD };
+	memset(&b, 0, sizeof b);
+	b.n_rows = N;
+	b.row_seq = brs;
+	b.row_pos = brp;
+	b.page_table = bpt;
+	b.n_seq = 2;
+	b.max_pages = MAXP;
+	ck_assert_int_eq(gpu_rope_kv_store(g, q1, k1, bv, H, bp, bi, &rp, &p1, &b,
+					   &d), 0);
+	ck_assert_int_eq(gpu_rope(g, q2, N, H, HD, bp, bi, &rp, NULL), 0);
+	ck_assert_int_eq(gpu_rope(g, k2, N, HKV, HD, bp, bi, &rp, NULL), 0);
+	ck_assert_int_eq(gpu_kv_store(g, &p2, &b, k2, bv, NULL), 0);
+	expect_same(q1, q2, N * H * HD, "rope_kv_store q");
+	expect_same(k1, k2, N * HKV * HD, "rope_kv_store k");
+	expect_same(kp1, kp2, poolel, "rope_kv_store K pool");
+	expect_same(vp1, vp2, poolel, "rope_kv_store V pool");
+	/* the rotation happened (position > 0 somewhere) */
+	{
+		float *a = read_raw(q1, N * H * HD);
+
+		ck_assert(memcmp(a, q, sizeof q) != 0);
+		free(a);
+	}
+	/* a bad page entry (row 3: position 9 -> page 2 of seq 0) fails
+	 * before anything changed; so do a bad sequence and a position
+	 * outside the table */
+	{
+		int32_t bad_pt = pt[2], bad_seq = rseq[1], bad_pos = rpos[6];
+		int round;
+
+		for (round = 0; round < 4; round++) {
+			if (round == 0)
+				pt[2] = NP;
+			else if (round == 1)
+				pt[2] = -1;
+			else if (round == 2)
+				rseq[1] = 2;
+			else
+				rpos[6] = MAXP * PS;
+			ck_assert_int_eq(gpu_buf_write(bpt, 0, pt, 2 * MAXP, NULL), 0);
+			ck_assert_int_eq(gpu_buf_write(brs, 0, rseq, N, NULL), 0);
+			ck_assert_int_eq(gpu_buf_write(brp, 0, rpos, N, NULL), 0);
+			ck_assert_int_eq(gpu_rope_kv_store(g, q1, k1, bv, H, bp, bi, &rp,
+							   &p1, &b, &d),
+					 GPU_E_INVALID);
+			ck_assert_ptr_nonnull(strstr(d.msg, "gpu_rope_kv_store"));
+			expect_same(q1, q2, N * H * HD, "q after a refused store");
+			expect_same(k1, k2, N * HKV * HD, "k after a refused store");
+			expect_same(kp1, kp2, poolel, "K pool after a refused store");
+			pt[2] = bad_pt;
+			rseq[1] = bad_seq;
+			rpos[6] = bad_pos;
+		}
+	}
+	/* validation: distinct buffers, rope parameters */
+	ck_assert_int_eq(gpu_rope_kv_store(g, q1, q1, bv, H, bp, bi, &rp, &p1, &b, &d),
+			 GPU_E_INVALID);
+	ck_assert_int_eq(gpu_rope_kv_store(g, q1, k1, k1, H, bp, bi, &rp, &p1, &b, &d),
+			 GPU_E_INVALID);
+	rp.n_rot = HD + 2;
+	ck_assert_int_eq(gpu_rope_kv_store(g, q1, k1, bv, H, bp, bi, &rp, &p1, &b, &d),
+			 GPU_E_INVALID);
+	gpu_buf_free(q1);
+	gpu_buf_free(q2);
+	gpu_buf_free(k1);
+	gpu_buf_free(k2);
+	gpu_buf_free(bv);
+	gpu_buf_free(bp);
+	gpu_buf_free(bi);
+	gpu_buf_free(brs);
+	gpu_buf_free(brp);
+	gpu_buf_free(bpt);
+	gpu_buf_free(kp1);
+	gpu_buf_free(vp1);
+	gpu_buf_free(kp2);
+	gpu_buf_free(vp2);
+	gpu_close(g);
+}
+
+START_TEST(test_rope_kv_store)
+{
+	rng_state = 13;
+	check_rope_kv(GPU_DTYPE_F32, 0, 16, 1.0f);
+	check_rope_kv(GPU_DTYPE_F16, 0, 16, 1.0f);
+	check_rope_kv(GPU_DTYPE_F32, 0, 10, 0.8f); /* partial rotary, factor */
+	check_rope_kv(GPU_DTYPE_F16, 1, 16, 1.0f); /* MRoPE 1+2+5 */
+	check_rope_kv(GPU_DTYPE_F32, 1, 12, 1.0f); /* MRoPE 1+2+3, partial */
+}
+END_TEST
+
 /* ---- validation ------------------------------------------------------------ */
 
 START_TEST(test_validation)
@@ -733,6 +1071,9 @@ Suite *cpu_ops_suite(void)
 	tcase_add_test(tc, test_rope);
 	tcase_add_test(tc, test_attention);
 	tcase_add_test(tc, test_moe);
+	tcase_add_test(tc, test_add_rmsnorm);
+	tcase_add_test(tc, test_matmul_multi);
+	tcase_add_test(tc, test_rope_kv_store);
 	tcase_add_test(tc, test_validation);
 	suite_add_tcase(s, tc);
 	return s;

@@ -267,6 +267,87 @@ START_TEST(test_gemv)
 }
 END_TEST
 
+/* gpu_matmul_multi: NP weights of dtype wt sharing x [n, k], rows[j] each
+ * (biases of mixed types, part 1 without), against the CPU (tolerance of
+ * gpu_matmul's path) and against gpu_matmul on CUDA part by part: the
+ * GEMV path (half W, n <= 8) runs the same per-block code in one launch
+ * and must give the same bits; cuBLAS runs the same GEMMs after one
+ * conversion of x (1e-6 allowed). */
+static void one_multi(struct gpu_pair *p, enum gpu_dtype wt, size_t n, size_t k,
+		      const size_t *rows, size_t np)
+{
+	float *x = rand_f32(n * k, 1.0f);
+	struct bb bx = mk2(p, GPU_DTYPE_F32, x, n * k);
+	struct bb bw[4], bbias[4], out[4], single[4];
+	struct gpu_matmul_part pc[4], pg[4];
+	const int gemv = wt != GPU_DTYPE_F32 && n <= 8;
+	const double tol = wt == GPU_DTYPE_F32 || n <= 8 ? 1e-5 : 1e-2;
+	size_t j;
+
+	ck_assert(np <= 4);
+	for (j = 0; j < np; j++) {
+		bw[j] = rand_w(p, wt, rows[j] * k, 0.5f);
+		bbias[j] = j == 1 ? (struct bb){ NULL, NULL } :
+			   rand_w(p, FT[(j + n) % 3], rows[j], 1.0f);
+		out[j] = mk2(p, GPU_DTYPE_F32, NULL, n * rows[j]);
+		/* .c: gpu_matmul on CUDA (reference), .g: unused here */
+		single[j].c = mkbuf(p->cuda, GPU_DTYPE_F32, NULL, n * rows[j]);
+		single[j].g = out[j].g;
+		pc[j] = (struct gpu_matmul_part){ out[j].c, bw[j].c, bbias[j].c, rows[j] };
+		pg[j] = (struct gpu_matmul_part){ out[j].g, bw[j].g, bbias[j].g, rows[j] };
+	}
+	BOTH(gpu_matmul_multi(p->cpu, bx.c, n, k, pc, np, &d_),
+	     gpu_matmul_multi(p->cuda, bx.g, n, k, pg, np, &d_));
+	for (j = 0; j < np; j++) {
+		struct diag d;
+
+		EXPECT_CLOSE(out[j], 0, n * rows[j], tol,
+			     "matmul_multi W %s n %zu k %zu part %zu of %zu (rows %zu)",
+			     gpu_dtype_name(wt), n, k, j, np, rows[j]);
+		ck_assert_msg(gpu_matmul(p->cuda, single[j].c, bx.g, bw[j].g, bbias[j].g,
+					 n, k, rows[j], &d) == 0, "%s",
+			      diag_message(&d, "?"));
+		EXPECT_CLOSE(single[j], 0, n * rows[j], gemv ? 0.0 : 1e-6,
+			     "matmul_multi vs matmul on CUDA, W %s n %zu k %zu part %zu",
+			     gpu_dtype_name(wt), n, k, j);
+	}
+	for (j = 0; j < np; j++) {
+		free2(bw[j]);
+		if (bbias[j].c)
+			free2(bbias[j]);
+		free2(out[j]);
+		gpu_buf_free(single[j].c);
+	}
+	free2(bx);
+	free(x);
+}
+
+/* n on both sides of the GEMV/cuBLAS switch; q/k/v-like parts of unequal
+ * rows, k a multiple of 8 (vector GEMV), odd k (scalar GEMV), k = 8, four
+ * parts with a 1-row part, and a part list whose parts end mid-block. */
+START_TEST(test_matmul_multi)
+{
+	static const size_t ns[] = { 1, 2, 3, 8, 9, 17, 64 };
+	static const size_t r_qkv[] = { 300, 100, 100 }, r_odd[] = { 67, 5 },
+			    r_four[] = { 37, 1, 129, 64 }, r_big[] = { 130, 7 };
+	struct gpu_pair p;
+	size_t t, i;
+
+	if (!gpu_pair_open(&p, 3))
+		return;
+	for (t = 0; t < 3; t++)
+		for (i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+			one_multi(&p, FT[t], ns[i], 1024, r_qkv, 3);
+			one_multi(&p, FT[t], ns[i], 77, r_odd, 2);
+			one_multi(&p, FT[t], ns[i], 8, r_four, 4);
+			one_multi(&p, FT[t], ns[i], 2056, r_big, 2);
+		}
+	/* one part: the same as gpu_matmul */
+	one_multi(&p, GPU_DTYPE_BF16, 1, 4096, r_big, 1);
+	gpu_pair_close(&p);
+}
+END_TEST
+
 /* ---- rmsnorm, elementwise, softmax, copy ------------------------------- */
 
 START_TEST(test_rmsnorm)
@@ -295,6 +376,56 @@ START_TEST(test_rmsnorm)
 		free2(w);
 		free2(out);
 		free(x);
+	}
+	gpu_pair_close(&p);
+}
+END_TEST
+
+/* rmsnorm and add_rmsnorm on every kernel shape: float4 rows of one warp
+ * (dim 64, 128: 4 rows per block, a partial last block), 1..8 vectors per
+ * thread up to dim 16384, rows too wide for registers (20000, 4097:
+ * loops), scalar rows (dim % 4 != 0: 67, 1000 + 2, 5, 1); x += o must be
+ * exact, the norm within 1e-5. */
+START_TEST(test_norms)
+{
+	static const size_t cs[][2] = { { 1, 4096 }, { 7, 8192 }, { 3, 16384 },
+					{ 2, 20000 }, { 33, 1000 }, { 5, 67 },
+					{ 4, 4097 }, { 130, 128 }, { 9, 64 },
+					{ 3, 1002 }, { 1, 1 }, { 2, 5120 },
+					{ 6, 5 }, { 2, 14336 } };
+	struct gpu_pair p;
+	size_t c;
+
+	if (!gpu_pair_open(&p, 3))
+		return;
+	for (c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+		const size_t n = cs[c][0], dim = cs[c][1], ne = n * dim;
+		const enum gpu_dtype wt = FT[c % 3];
+		float *x = rand_f32(ne, 3.0f), *o = rand_f32(ne, 1.0f);
+		struct bb bx = mk2(&p, GPU_DTYPE_F32, x, ne);
+		struct bb bo = mk2(&p, GPU_DTYPE_F32, o, ne);
+		struct bb xn = mk2(&p, GPU_DTYPE_F32, NULL, ne);
+		struct bb w = rand_w(&p, wt, dim, 1.0f);
+
+		BOTH(gpu_rmsnorm(p.cpu, xn.c, bx.c, w.c, n, dim, 1e-6f, &d_),
+		     gpu_rmsnorm(p.cuda, xn.g, bx.g, w.g, n, dim, 1e-6f, &d_));
+		EXPECT_CLOSE(xn, 0, ne, 1e-5, "rmsnorm n %zu dim %zu w %s", n, dim,
+			     gpu_dtype_name(wt));
+		BOTH(gpu_add_rmsnorm(p.cpu, bx.c, xn.c, bo.c, w.c, n, dim, 1e-5f, &d_),
+		     gpu_add_rmsnorm(p.cuda, bx.g, xn.g, bo.g, w.g, n, dim, 1e-5f, &d_));
+		EXPECT_CLOSE(bx, 0, ne, 0.0, "add_rmsnorm x n %zu dim %zu", n, dim);
+		EXPECT_CLOSE(xn, 0, ne, 1e-5, "add_rmsnorm xn n %zu dim %zu w %s", n,
+			     dim, gpu_dtype_name(wt));
+		/* in place (the q/k norm of Qwen3) */
+		BOTH(gpu_rmsnorm(p.cpu, bx.c, bx.c, w.c, n, dim, 1e-6f, &d_),
+		     gpu_rmsnorm(p.cuda, bx.g, bx.g, w.g, n, dim, 1e-6f, &d_));
+		EXPECT_CLOSE(bx, 0, ne, 1e-5, "rmsnorm in place n %zu dim %zu", n, dim);
+		free2(bx);
+		free2(bo);
+		free2(xn);
+		free2(w);
+		free(x);
+		free(o);
 	}
 	gpu_pair_close(&p);
 }
@@ -423,6 +554,253 @@ START_TEST(test_rope)
 }
 END_TEST
 
+/* ---- rope + kv_store ---------------------------------------------------- */
+
+/* Random pool contents (the same bytes on both backends): n elements of
+ * kvt, values in [-1, 1). */
+static void fill_pool(struct bb b, enum gpu_dtype kvt, size_t n)
+{
+	size_t i;
+
+	if (kvt == GPU_DTYPE_F16) {
+		uint16_t *h = malloc(n * sizeof *h + 1);
+
+		for (i = 0; i < n; i++)
+			h[i] = to_f16(test_frand());
+		ck_assert_int_eq(gpu_buf_write(b.c, 0, h, n, NULL), 0);
+		ck_assert_int_eq(gpu_buf_write(b.g, 0, h, n, NULL), 0);
+		free(h);
+	} else {
+		float *f = rand_f32(n, 1.0f);
+
+		ck_assert_int_eq(gpu_buf_write(b.c, 0, f, n, NULL), 0);
+		ck_assert_int_eq(gpu_buf_write(b.g, 0, f, n, NULL), 0);
+		free(f);
+	}
+}
+
+
+static float half_to_f32(uint16_t h)
+{
+	int e = (h >> 10) & 31;
+	double m = (double)(h & 1023) / 1024.0;
+	double v = e == 31 ? INFINITY : e ? ldexp(1.0 + m, e - 15) : ldexp(m, -14);
+
+	return (float)((h & 0x8000) ? -v : v);
+}
+
+/* Pools of both backends: f32 within tol (tol 0: the same values); f16
+ * compared as values within tol (tol 0: the same bits). */
+static void expect_pool(struct bb b, enum gpu_dtype kvt, size_t n, double tol,
+			const char *what)
+{
+	if (kvt == GPU_DTYPE_F32) {
+		EXPECT_CLOSE(b, 0, n, tol, "%s", what);
+	} else {
+		uint16_t *hc = malloc(n * 2 + 2), *hg = malloc(n * 2 + 2);
+		double num = 0, den = 0;
+		size_t i;
+
+		ck_assert_int_eq(gpu_buf_read(b.c, 0, hc, n, NULL), 0);
+		ck_assert_int_eq(gpu_buf_read(b.g, 0, hg, n, NULL), 0);
+		if (tol == 0.0) {
+			ck_assert_msg(!memcmp(hc, hg, n * 2), "%s: f16 bits differ (seed %llu)",
+				      what, (unsigned long long)test_seed);
+		} else {
+			for (i = 0; i < n; i++) {
+				double c = half_to_f32(hc[i]), g = half_to_f32(hg[i]);
+
+				num += (g - c) * (g - c);
+				den += c * c;
+			}
+			ck_assert_msg(sqrt(num / (den > 0 ? den : 1)) <= tol,
+				      "%s: f16 rel err %.3g > %.1g (seed %llu)", what,
+				      sqrt(num / (den > 0 ? den : 1)), tol,
+				      (unsigned long long)test_seed);
+		}
+		free(hc);
+		free(hg);
+	}
+}
+
+/* gpu_rope_kv_store on CUDA against the CPU: n rows of two sequences
+ * (row i: sequence i % 2, cache position 5 (i / 2)) over shuffled pages
+ * whose pools start with random contents (so a stray or missing store
+ * shows), RoPE positions random and unrelated to the cache positions
+ * (distinct per MRoPE component).  q, k within 1e-5; the K pool within
+ * 1e-5 (f32) or as f16 values within 1e-3 (a rounding of an f32 key that
+ * differs in its last bit may flip); V exactly.
+ * Then the same with n_bad invalid rows appended (sequence out of range,
+ * negative position, position past the table, page entry -1, page entry
+ * past the pool): CUDA must rotate their q, k and store nothing for them;
+ * the reference is the CPU's gpu_rope on all rows and gpu_kv_store on the
+ * valid prefix. */
+static void one_rope_kv(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
+			size_t n_head_kv, size_t hd, size_t n_rot, int mrope,
+			float af, size_t ps, size_t n)
+{
+	enum { N_BAD = 5 };
+	const size_t nt = n + N_BAD, half = n_rot / 2;
+	/* valid positions stay below the last page, which is made invalid */
+	const size_t max_pages = (5 * ((n + 1) / 2) + 1 + ps - 1) / ps + 2;
+	const size_t n_pages = 2 * max_pages + 3, row = n_head_kv * hd;
+	const size_t poolel = n_pages * ps * row, nq = nt * n_head * hd;
+	const size_t nk = nt * row;
+	const int sec[3] = { (int)half / 4, (int)(half * 3 / 8),
+			     (int)(half - half / 4 - half * 3 / 8) };
+	int32_t *pt = malloc(2 * max_pages * sizeof *pt);
+	int32_t *perm = malloc(n_pages * sizeof *perm);
+	int32_t *seqs = malloc(nt * sizeof *seqs), *poss = malloc(nt * sizeof *poss);
+	int32_t *rpos = malloc(3 * nt * sizeof *rpos);
+	float *q = rand_f32(nq, 2.0f), *k = rand_f32(nk, 2.0f), *v = rand_f32(nk, 1.0f);
+	float *inv = malloc(half * sizeof *inv);
+	struct gpu_rope rp = { n_rot, af, mrope ? sec : NULL };
+	struct bb bq, bk, bv, bp, bi, bseq, bpos, bpt, kpool, vpool;
+	struct gpu_kv_pool pc, pg;
+	struct gpu_kv_batch bc, bg;
+	size_t i, round;
+
+	for (i = 0; i < n_pages; i++)
+		perm[i] = (int32_t)i;
+	for (i = n_pages - 1; i > 0; i--) {
+		size_t j = test_urand((unsigned)i + 1);
+		int32_t t = perm[i];
+
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	for (i = 0; i < 2 * max_pages; i++)
+		pt[i] = perm[i];
+	pt[max_pages - 1] = -1;                      /* seq 0, last page */
+	pt[2 * max_pages - 1] = (int32_t)n_pages;     /* seq 1, last page */
+	for (i = 0; i < n; i++) {
+		seqs[i] = (int32_t)(i % 2);
+		poss[i] = (int32_t)(5 * (i / 2));
+	}
+	/* the invalid rows */
+	seqs[n] = 2;
+	poss[n] = 0;
+	seqs[n + 1] = 0;
+	poss[n + 1] = -1;
+	seqs[n + 2] = 1;
+	poss[n + 2] = (int32_t)(max_pages * ps);
+	seqs[n + 3] = 0;
+	poss[n + 3] = (int32_t)((max_pages - 1) * ps + 1);
+	seqs[n + 4] = 1;
+	poss[n + 4] = (int32_t)((max_pages - 1) * ps);
+	for (i = 0; i < 3 * nt; i++)
+		rpos[i] = (int32_t)test_urand(8000);
+	for (i = 0; i < half; i++)
+		inv[i] = (float)pow(10000.0, -2.0 * (double)i / (double)n_rot);
+	bp = mk2(p, GPU_DTYPE_I32, NULL, 3 * nt);
+	bi = mk2(p, GPU_DTYPE_F32, inv, half);
+	bseq = mk2(p, GPU_DTYPE_I32, seqs, nt);
+	bpos = mk2(p, GPU_DTYPE_I32, poss, nt);
+	bpt = mk2(p, GPU_DTYPE_I32, pt, 2 * max_pages);
+	kpool = mk2(p, kvt, NULL, poolel);
+	vpool = mk2(p, kvt, NULL, poolel);
+	pc = (struct gpu_kv_pool){ kpool.c, vpool.c, n_pages, ps, n_head_kv, hd };
+	pg = (struct gpu_kv_pool){ kpool.g, vpool.g, n_pages, ps, n_head_kv, hd };
+	for (round = 0; round < 2; round++) {
+		/* round 0: the n valid rows; round 1: all nt rows, the last
+		 * N_BAD invalid */
+		const size_t nr = round ? nt : n;
+
+		/* positions [3][nr]: the MRoPE rows are nr apart */
+		ck_assert_int_eq(gpu_buf_write(bp.c, 0, rpos, 3 * nr, NULL), 0);
+		ck_assert_int_eq(gpu_buf_write(bp.g, 0, rpos, 3 * nr, NULL), 0);
+		bq = mk2(p, GPU_DTYPE_F32, q, nr * n_head * hd);
+		bk = mk2(p, GPU_DTYPE_F32, k, nr * row);
+		bv = mk2(p, GPU_DTYPE_F32, v, nr * row);
+		fill_pool(kpool, kvt, poolel);
+		fill_pool(vpool, kvt, poolel);
+		bc = (struct gpu_kv_batch){ nr, bseq.c, bpos.c, bpt.c, 2, max_pages, false };
+		bg = (struct gpu_kv_batch){ nr, bseq.g, bpos.g, bpt.g, 2, max_pages, false };
+		if (round == 0) {
+			BOTH(gpu_rope_kv_store(p->cpu, bq.c, bk.c, bv.c, n_head, bp.c, bi.c,
+					       &rp, &pc, &bc, &d_),
+			     gpu_rope_kv_store(p->cuda, bq.g, bk.g, bv.g, n_head, bp.g,
+					       bi.g, &rp, &pg, &bg, &d_));
+		} else {
+			struct diag d;
+
+			/* the CPU refuses the batch and changes nothing */
+			ck_assert_int_eq(gpu_rope_kv_store(p->cpu, bq.c, bk.c, bv.c, n_head,
+							   bp.c, bi.c, &rp, &pc, &bc, &d),
+					 GPU_E_INVALID);
+			bc.n_rows = n;
+			BOTH(gpu_rope(p->cpu, bq.c, nr, n_head, hd, bp.c, bi.c, &rp, &d_),
+			     gpu_rope_kv_store(p->cuda, bq.g, bk.g, bv.g, n_head, bp.g,
+					       bi.g, &rp, &pg, &bg, &d_));
+			BOTH(gpu_rope(p->cpu, bk.c, nr, n_head_kv, hd, bp.c, bi.c, &rp,
+				      &d_),
+			     gpu_kv_store(p->cpu, &pc, &bc, bk.c, bv.c, &d_));
+		}
+		EXPECT_CLOSE(bq, 0, nr * n_head * hd, 1e-5,
+			     "rope_kv_store q %s heads %zu/%zu hd %zu rot %zu mrope %d rows %zu",
+			     gpu_dtype_name(kvt), n_head, n_head_kv, hd, n_rot, mrope, nr);
+		EXPECT_CLOSE(bk, 0, nr * row, 1e-5,
+			     "rope_kv_store k %s heads %zu/%zu hd %zu rot %zu mrope %d rows %zu",
+			     gpu_dtype_name(kvt), n_head, n_head_kv, hd, n_rot, mrope, nr);
+		{
+			char what[160];
+
+			snprintf(what, sizeof what,
+				 "rope_kv_store K pool %s hd %zu rot %zu page %zu rows %zu",
+				 gpu_dtype_name(kvt), hd, n_rot, ps, nr);
+			expect_pool(kpool, kvt, poolel,
+				    kvt == GPU_DTYPE_F32 ? 1e-5 : 1e-3, what);
+			snprintf(what, sizeof what,
+				 "rope_kv_store V pool %s hd %zu rot %zu page %zu rows %zu",
+				 gpu_dtype_name(kvt), hd, n_rot, ps, nr);
+			expect_pool(vpool, kvt, poolel, 0.0, what);
+		}
+		free2(bq);
+		free2(bk);
+		free2(bv);
+	}
+	free2(bp);
+	free2(bi);
+	free2(bseq);
+	free2(bpos);
+	free2(bpt);
+	free2(kpool);
+	free2(vpool);
+	free(pt);
+	free(perm);
+	free(seqs);
+	free(poss);
+	free(rpos);
+	free(q);
+	free(k);
+	free(v);
+	free(inv);
+}
+
+START_TEST(test_rope_kv_store)
+{
+	struct gpu_pair p;
+
+	if (!gpu_pair_open(&p, 3))
+		return;
+	/* llama-3 decode and prefill shapes, f16 and f32 pools */
+	one_rope_kv(&p, GPU_DTYPE_F16, 32, 8, 128, 128, 0, 1.0f, 256, 1);
+	one_rope_kv(&p, GPU_DTYPE_F32, 32, 8, 128, 128, 0, 1.0f, 16, 37);
+	one_rope_kv(&p, GPU_DTYPE_F16, 32, 8, 128, 128, 0, 1.0f, 16, 300);
+	/* MRoPE (Qwen2-VL 16+24+24 of 64), partial rotary with a factor,
+	 * head_dim 512 (8 pairs per lane), half = 33 (a second, partial lane
+	 * pass), head_dim not a multiple of 4 with an unrotated tail, MHA */
+	one_rope_kv(&p, GPU_DTYPE_F16, 28, 4, 128, 128, 1, 1.0f, 16, 13);
+	one_rope_kv(&p, GPU_DTYPE_F32, 12, 2, 128, 128, 1, 1.0f, 7, 8);
+	one_rope_kv(&p, GPU_DTYPE_F32, 5, 1, 80, 64, 0, 0.7f, 9, 11);
+	one_rope_kv(&p, GPU_DTYPE_F16, 2, 2, 512, 512, 0, 1.0f, 4, 5);
+	one_rope_kv(&p, GPU_DTYPE_F32, 4, 2, 66, 66, 0, 1.0f, 5, 6);
+	one_rope_kv(&p, GPU_DTYPE_F16, 6, 3, 82, 64, 0, 1.0f, 7, 20);
+	one_rope_kv(&p, GPU_DTYPE_F32, 4, 4, 64, 32, 1, 1.2f, 16, 3);
+	gpu_pair_close(&p);
+}
+END_TEST
+
 /* ---- kv_store + attention ---------------------------------------------- */
 
 /* Tolerance of rows that the prefill kernel takes (batches of >= 16 rows,
@@ -492,8 +870,8 @@ static void one_attention(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	gpu_buf_zero(vpool.g, NULL);
 	pc = (struct gpu_kv_pool){ kpool.c, vpool.c, n_pages, ps, n_head_kv, hd };
 	pg = (struct gpu_kv_pool){ kpool.g, vpool.g, n_pages, ps, n_head_kv, hd };
-	bc = (struct gpu_kv_batch){ n_all, bseq.c, bpos.c, bpt.c, 2, max_pages };
-	bg = (struct gpu_kv_batch){ n_all, bseq.g, bpos.g, bpt.g, 2, max_pages };
+	bc = (struct gpu_kv_batch){ n_all, bseq.c, bpos.c, bpt.c, 2, max_pages, false };
+	bg = (struct gpu_kv_batch){ n_all, bseq.g, bpos.g, bpt.g, 2, max_pages, false };
 	BOTH(gpu_kv_store(p->cpu, &pc, &bc, bk.c, bv.c, &d_),
 	     gpu_kv_store(p->cuda, &pg, &bg, bk.g, bv.g, &d_));
 	if (kvt == GPU_DTYPE_F32) {
@@ -574,11 +952,12 @@ static void one_attention(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
  * shuffled pages. */
 static void one_prefill(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 			size_t n_head_kv, size_t hd, size_t ps, size_t window,
-			size_t L, size_t start)
+			size_t L, size_t start, int single)
 {
 	const size_t len1 = 50, max_pages = (L + ps - 1) / ps + 1;
 	const size_t n_pages = 2 * max_pages + 3, row = n_head_kv * hd;
-	const size_t n_all = L + len1, nq = 3 + L - start;
+	const size_t n_mix = single ? 0 : 3;
+	const size_t n_all = L + len1, nq = n_mix + L - start;
 	int32_t *pt = malloc(2 * max_pages * sizeof *pt);
 	int32_t *perm = malloc(n_pages * sizeof *perm);
 	int32_t *seqs = malloc((n_all + nq) * sizeof *seqs);
@@ -623,20 +1002,25 @@ static void one_prefill(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	gpu_buf_zero(vpool.g, NULL);
 	pc = (struct gpu_kv_pool){ kpool.c, vpool.c, n_pages, ps, n_head_kv, hd };
 	pg = (struct gpu_kv_pool){ kpool.g, vpool.g, n_pages, ps, n_head_kv, hd };
-	bc = (struct gpu_kv_batch){ n_all, bseq.c, bpos.c, bpt.c, 2, max_pages };
-	bg = (struct gpu_kv_batch){ n_all, bseq.g, bpos.g, bpt.g, 2, max_pages };
+	bc = (struct gpu_kv_batch){ n_all, bseq.c, bpos.c, bpt.c, 2, max_pages, false };
+	bg = (struct gpu_kv_batch){ n_all, bseq.g, bpos.g, bpt.g, 2, max_pages, false };
 	BOTH(gpu_kv_store(p->cpu, &pc, &bc, bk.c, bv.c, &d_),
 	     gpu_kv_store(p->cuda, &pg, &bg, bk.g, bv.g, &d_));
-	seqs[0] = 1;
-	poss[0] = (int32_t)len1 - 1;
-	seqs[1] = 0;
-	poss[1] = (int32_t)L - 1;
-	seqs[2] = 1;
-	poss[2] = 7;
-	for (i = 3; i < nq; i++) {
-		seqs[i] = 0;
-		poss[i] = (int32_t)(start + i - 3);
+	if (!single) {
+		seqs[0] = 1;
+		poss[0] = (int32_t)len1 - 1;
+		seqs[1] = 0;
+		poss[1] = (int32_t)L - 1;
+		seqs[2] = 1;
+		poss[2] = 7;
 	}
+	for (i = n_mix; i < nq; i++) {
+		seqs[i] = 0;
+		poss[i] = (int32_t)(start + i - n_mix);
+	}
+	/* single: every row is of sequence 0 and the batch says so (CUDA
+	 * then launches only the prefill kernel where it applies) */
+	bc.single_seq = bg.single_seq = single != 0;
 	ck_assert_int_eq(gpu_buf_write(bseq.c, 0, seqs, nq, NULL), 0);
 	ck_assert_int_eq(gpu_buf_write(bseq.g, 0, seqs, nq, NULL), 0);
 	ck_assert_int_eq(gpu_buf_write(bpos.c, 0, poss, nq, NULL), 0);
@@ -649,13 +1033,22 @@ static void one_prefill(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 			   1.0f / sqrtf((float)hd), window, &d_),
 	     gpu_attention(p->cuda, out.g, bq.g, &pg, &bg, n_head,
 			   1.0f / sqrtf((float)hd), window, &d_));
-	EXPECT_CLOSE(out, 0, 64 * n_head * hd, 1e-5,
-		     "prefill (mixed tile) %s heads %zu/%zu hd %zu page %zu window %zu L %zu",
-		     gpu_dtype_name(kvt), n_head, n_head_kv, hd, ps, window, L);
-	EXPECT_CLOSE(out, 64 * n_head * hd, (nq - 64) * n_head * hd,
-		     att_tc_tol(kvt, hd),
-		     "prefill %s heads %zu/%zu hd %zu page %zu window %zu L %zu start %zu",
-		     gpu_dtype_name(kvt), n_head, n_head_kv, hd, ps, window, L, start);
+	if (single) {
+		EXPECT_CLOSE(out, 0, nq * n_head * hd, att_tc_tol(kvt, hd),
+			     "prefill (one sequence) %s heads %zu/%zu hd %zu page %zu "
+			     "window %zu L %zu start %zu", gpu_dtype_name(kvt), n_head,
+			     n_head_kv, hd, ps, window, L, start);
+	} else {
+		EXPECT_CLOSE(out, 0, 64 * n_head * hd, 1e-5,
+			     "prefill (mixed tile) %s heads %zu/%zu hd %zu page %zu "
+			     "window %zu L %zu", gpu_dtype_name(kvt), n_head, n_head_kv,
+			     hd, ps, window, L);
+		EXPECT_CLOSE(out, 64 * n_head * hd, (nq - 64) * n_head * hd,
+			     att_tc_tol(kvt, hd),
+			     "prefill %s heads %zu/%zu hd %zu page %zu window %zu L %zu "
+			     "start %zu", gpu_dtype_name(kvt), n_head, n_head_kv, hd, ps,
+			     window, L, start);
+	}
 	free2(bk);
 	free2(bv);
 	free2(bseq);
@@ -674,12 +1067,99 @@ static void one_prefill(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	free(perm);
 }
 
+/* Decode rows (row r: sequence r % 2, position rpos[r]) over page tables
+ * of `span` positions per sequence, shuffled pages filled at random.  The
+ * split count comes from the table's span (up to 64 splits for few rows),
+ * the chunk of each split from the row's own position (a multiple of 8),
+ * so short rows in a long table, positions around the chunk boundaries and
+ * windows shorter than a chunk all go through the split-K path and its
+ * combine, and must match the exact CPU result. */
+static void one_decode(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
+		       size_t n_head_kv, size_t hd, size_t ps, size_t window,
+		       size_t span, const int32_t *rpos, size_t nr)
+{
+	const size_t max_pages = (span + ps - 1) / ps;
+	const size_t n_pages = 2 * max_pages + 2, row = n_head_kv * hd;
+	const size_t poolel = n_pages * ps * row;
+	int32_t *pt = malloc(2 * max_pages * sizeof *pt);
+	int32_t *perm = malloc(n_pages * sizeof *perm), seqs[8];
+	struct bb bseq, bpos, bpt, kpool, vpool, bq, out;
+	struct gpu_kv_pool pc, pg;
+	struct gpu_kv_batch bc, bg;
+	float *q;
+	size_t i;
+
+	ck_assert(nr <= 8);
+	for (i = 0; i < n_pages; i++)
+		perm[i] = (int32_t)i;
+	for (i = n_pages - 1; i > 0; i--) {
+		size_t j = test_urand((unsigned)i + 1);
+		int32_t t = perm[i];
+
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	for (i = 0; i < 2 * max_pages; i++)
+		pt[i] = perm[i];
+	for (i = 0; i < nr; i++) {
+		seqs[i] = (int32_t)(i % 2);
+		ck_assert((size_t)rpos[i] < span);
+	}
+	bseq = mk2(p, GPU_DTYPE_I32, seqs, nr);
+	bpos = mk2(p, GPU_DTYPE_I32, rpos, nr);
+	bpt = mk2(p, GPU_DTYPE_I32, pt, 2 * max_pages);
+	kpool = mk2(p, kvt, NULL, poolel);
+	vpool = mk2(p, kvt, NULL, poolel);
+	fill_pool(kpool, kvt, poolel);
+	fill_pool(vpool, kvt, poolel);
+	q = rand_f32(nr * n_head * hd, 2.0f);
+	bq = mk2(p, GPU_DTYPE_F32, q, nr * n_head * hd);
+	out = mk2(p, GPU_DTYPE_F32, NULL, nr * n_head * hd);
+	pc = (struct gpu_kv_pool){ kpool.c, vpool.c, n_pages, ps, n_head_kv, hd };
+	pg = (struct gpu_kv_pool){ kpool.g, vpool.g, n_pages, ps, n_head_kv, hd };
+	bc = (struct gpu_kv_batch){ nr, bseq.c, bpos.c, bpt.c, 2, max_pages, false };
+	bg = (struct gpu_kv_batch){ nr, bseq.g, bpos.g, bpt.g, 2, max_pages, false };
+	BOTH(gpu_attention(p->cpu, out.c, bq.c, &pc, &bc, n_head,
+			   1.0f / sqrtf((float)hd), window, &d_),
+	     gpu_attention(p->cuda, out.g, bq.g, &pg, &bg, n_head,
+			   1.0f / sqrtf((float)hd), window, &d_));
+	EXPECT_CLOSE(out, 0, nr * n_head * hd, 1e-5,
+		     "decode %s heads %zu/%zu hd %zu page %zu window %zu span %zu "
+		     "rows %zu (first at %d)", gpu_dtype_name(kvt), n_head, n_head_kv,
+		     hd, ps, window, span, nr, (int)rpos[0]);
+	free2(bseq);
+	free2(bpos);
+	free2(bpt);
+	free2(kpool);
+	free2(vpool);
+	free2(bq);
+	free2(out);
+	free(q);
+	free(pt);
+	free(perm);
+}
+
 START_TEST(test_attention)
 {
+	static const int32_t p1[] = { 511 }, p3[] = { 0, 511, 4095 },
+			     p3b[] = { 1, 8, 9 }, p4[] = { 63, 64, 65, 1500 },
+			     p3c[] = { 7, 100, 699 }, p1b[] = { 1023 },
+			     p3d[] = { 0, 300, 511 }, p8[] = { 2, 3, 17, 16, 40, 41, 200, 130 };
 	struct gpu_pair p;
 
 	if (!gpu_pair_open(&p, 3))
 		return;
+	/* decode at batch 1..8 over long tables (split-K, per-row chunks) */
+	one_decode(&p, GPU_DTYPE_F16, 32, 8, 128, 256, 0, 512, p1, 1);
+	one_decode(&p, GPU_DTYPE_F16, 32, 8, 128, 256, 0, 4096, p1, 1);
+	one_decode(&p, GPU_DTYPE_F16, 32, 8, 128, 256, 0, 4096, p3, 3);
+	one_decode(&p, GPU_DTYPE_F32, 32, 8, 128, 16, 0, 4096, p3b, 3);
+	one_decode(&p, GPU_DTYPE_F16, 12, 4, 64, 16, 100, 2048, p4, 4);
+	one_decode(&p, GPU_DTYPE_F32, 12, 4, 64, 16, 5, 2048, p4, 4);
+	one_decode(&p, GPU_DTYPE_F32, 8, 8, 80, 7, 0, 700, p3c, 3);
+	one_decode(&p, GPU_DTYPE_F16, 4, 2, 256, 32, 0, 1024, p1b, 1);
+	one_decode(&p, GPU_DTYPE_F32, 2, 1, 512, 16, 0, 512, p3d, 3);
+	one_decode(&p, GPU_DTYPE_F16, 40, 8, 128, 16, 0, 256, p8, 8);
 	one_attention(&p, GPU_DTYPE_F32, 8, 2, 64, 16, 0);
 	one_attention(&p, GPU_DTYPE_F16, 8, 2, 64, 16, 0);
 	one_attention(&p, GPU_DTYPE_F32, 6, 6, 128, 7, 0);
@@ -688,12 +1168,21 @@ START_TEST(test_attention)
 	one_attention(&p, GPU_DTYPE_F32, 2, 1, 512, 16, 0);
 	one_attention(&p, GPU_DTYPE_F32, 3, 3, 80, 9, 0); /* odd head_dim */
 	one_attention(&p, GPU_DTYPE_F16, 16, 4, 64, 16, 0); /* one split */
-	one_prefill(&p, GPU_DTYPE_F32, 32, 8, 128, 256, 0, 600, 0);
-	one_prefill(&p, GPU_DTYPE_F16, 32, 8, 128, 16, 0, 600, 300);
-	one_prefill(&p, GPU_DTYPE_F32, 8, 2, 64, 16, 100, 333, 0);
-	one_prefill(&p, GPU_DTYPE_F16, 12, 4, 256, 32, 0, 200, 0);
-	one_prefill(&p, GPU_DTYPE_F32, 14, 2, 80, 9, 0, 150, 20);
-	one_prefill(&p, GPU_DTYPE_F32, 2, 1, 512, 16, 0, 100, 0); /* decode kernel */
+	one_prefill(&p, GPU_DTYPE_F32, 32, 8, 128, 256, 0, 600, 0, 0);
+	one_prefill(&p, GPU_DTYPE_F16, 32, 8, 128, 16, 0, 600, 300, 0);
+	one_prefill(&p, GPU_DTYPE_F32, 8, 2, 64, 16, 100, 333, 0, 0);
+	one_prefill(&p, GPU_DTYPE_F16, 12, 4, 256, 32, 0, 200, 0, 0);
+	one_prefill(&p, GPU_DTYPE_F32, 14, 2, 80, 9, 0, 150, 20, 0);
+	one_prefill(&p, GPU_DTYPE_F32, 2, 1, 512, 16, 0, 100, 0, 0); /* decode kernel */
+	/* one-sequence batches (single_seq): prefill kernel only, partial last
+	 * tile, window; and where the prefill kernel does not apply (hd 512,
+	 * odd hd, fewer than 16 rows) the decode kernel must still run */
+	one_prefill(&p, GPU_DTYPE_F16, 32, 8, 128, 16, 0, 600, 0, 1);
+	one_prefill(&p, GPU_DTYPE_F32, 8, 2, 64, 16, 100, 333, 31, 1);
+	one_prefill(&p, GPU_DTYPE_F16, 12, 4, 256, 32, 0, 200, 100, 1);
+	one_prefill(&p, GPU_DTYPE_F32, 2, 1, 512, 16, 0, 100, 0, 1);
+	one_prefill(&p, GPU_DTYPE_F32, 3, 3, 82, 9, 0, 90, 0, 1);
+	one_prefill(&p, GPU_DTYPE_F16, 8, 2, 128, 16, 0, 300, 290, 1); /* 10 rows */
 	gpu_pair_close(&p);
 }
 END_TEST
@@ -1036,7 +1525,7 @@ START_TEST(test_bench)
 		q = mkbuf(g, GPU_DTYPE_F32, qh, nh * hd);
 		o = mkbuf(g, GPU_DTYPE_F32, NULL, nh * hd);
 		free(qh);
-		b = (struct gpu_kv_batch){ 1, bs, bp, bpt, 1, np };
+		b = (struct gpu_kv_batch){ 1, bs, bp, bpt, 1, np, false };
 		TIME_MEDIAN(t, 100, gpu_attention(g, o, q, &pool, &b, nh, 0.088f, 0, NULL));
 		printf("bench: attention decode ctx %zu 32/8 heads hd 128 f16: %.1f us, "
 		       "%.0f GB/s of KV\n", ctx, t * 1e6,
@@ -1058,7 +1547,7 @@ START_TEST(test_bench)
 			bp2 = mkbuf(g, GPU_DTYPE_I32, ps_h, nr);
 			q2 = mkbuf(g, GPU_DTYPE_F32, q2h, nr * nh * hd);
 			o2 = mkbuf(g, GPU_DTYPE_F32, NULL, nr * nh * hd);
-			b = (struct gpu_kv_batch){ nr, bs2, bp2, bpt, 1, np };
+			b = (struct gpu_kv_batch){ nr, bs2, bp2, bpt, 1, np, true };
 			TIME_MEDIAN(t, 10, gpu_attention(g, o2, q2, &pool, &b, nh, 0.088f,
 							 0, NULL));
 			printf("bench: attention prefill 512 rows at ctx %zu 32/8 heads "
@@ -1121,9 +1610,12 @@ Suite *cuda_parity_suite(void)
 	tcase_add_test(tc, test_get_rows);
 	tcase_add_test(tc, test_matmul);
 	tcase_add_test(tg, test_gemv);
+	tcase_add_test(tg, test_matmul_multi);
 	tcase_add_test(tc, test_rmsnorm);
+	tcase_add_test(tc, test_norms);
 	tcase_add_test(tc, test_elementwise);
 	tcase_add_test(tc, test_rope);
+	tcase_add_test(tc, test_rope_kv_store);
 	tcase_add_test(tc, test_attention);
 	tcase_add_test(tc, test_moe_route);
 	tcase_add_test(tc, test_moe_ffn);
