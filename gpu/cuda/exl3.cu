@@ -28,7 +28,7 @@
  *
  * FUSE (kernel 2, not the default): after writing its partial sums the
  * block bumps a u32 counter of its 128-column group; the last of the
- * group's 2 * n_kb blocks sums the slices in the fixed order of
+ * group's (128 / XL_COLS) * n_kb blocks sums the slices in the fixed order of
  * xl_output_kernel and applies step 3, then resets the counter.  Measured
  * slower than the separate output kernel on an H200 (docs/PERFORMANCE.md).
  *
@@ -44,9 +44,13 @@
 #include "gpu/cuda/cuda_exl3.h"
 #include "gpu/cuda/exl3_dev.cuh"
 
+#ifndef XL_NW
 #define XL_NW 8   /* warps per gemv block */
+#endif
+#ifndef XL_TNW
 #define XL_TNW 4  /* 16x16 tiles per warp per k-step (64 columns) */
-#define XL_COLS (16 * XL_TNW)
+#endif
+#define XL_COLS (16 * XL_TNW) /* 64 or 128 */
 #define XL_OCC 4  /* gemv blocks per SM: 48 KB of shared memory, <= 64 registers */
 #define XL_A_BYTES 512 /* 16 rows x 16 halves */
 
@@ -123,13 +127,13 @@ xl_output_kernel(float *out, const float *part, int n_kb, const float *svh,
 
 /* ---- 2. gemv ------------------------------------------------------------- */
 
-template <int K> struct xl_cfg {
+template <int K, int NB> struct xl_cfg {
 	static constexpr int B_BYTES = XL_TNW * 32 * K;   /* trellis per step */
 	static constexpr int STAGE = XL_A_BYTES + B_BYTES;
 	static constexpr int S0 = 6144 / STAGE;
 	static constexpr int S = S0 < 2 ? 2 : S0 > 8 ? 8 : S0; /* ring depth */
 	static constexpr int PIPE = XL_NW * S * STAGE;
-	static constexpr int RED = XL_NW * 16 * XL_COLS * 4;
+	static constexpr int RED = XL_NW * 8 * NB * XL_COLS * 4; /* 8 NB rows */
 	static constexpr int SMEM = PIPE > RED ? PIPE : RED;
 };
 
@@ -196,7 +200,8 @@ template <int K> struct xl_dec<K, 8> {
 	}
 };
 
-/* grid (n/64, n_kb), XL_NW warps; dynamic shared memory xl_cfg<K>::SMEM. */
+/* grid (n/XL_COLS, n_kb), XL_NW warps; dynamic shared memory
+ * xl_cfg<K, NB>::SMEM. */
 struct xl_fuse {
 	float *out;
 	const float *svh, *bias;
@@ -209,7 +214,7 @@ __global__ static void __launch_bounds__(XL_NW * 32, XL_OCC)
 xl_gemv_kernel(float *part, const __half *xh, const uint8_t *trellis,
 	       int nr, size_t k, size_t n, xl_fuse fu)
 {
-	typedef xl_cfg<K> C;
+	typedef xl_cfg<K, NB> C;
 	extern __shared__ __align__(16) uint8_t xl_smem[];
 	const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
 	const int g = lane >> 2, t = lane & 3;
@@ -348,7 +353,7 @@ xl_gemv_kernel(float *part, const __half *xh, const uint8_t *trellis,
 	 * (column g + 8, the same rows) */
 	{
 		float *red = reinterpret_cast<float *>(xl_smem);
-		float *rw = red + (size_t)w * 16 * XL_COLS;
+		float *rw = red + (size_t)w * 8 * NB * XL_COLS;
 
 #pragma unroll
 		for (int j = 0; j < XL_TNW; j++)
@@ -368,23 +373,24 @@ xl_gemv_kernel(float *part, const __half *xh, const uint8_t *trellis,
 
 #pragma unroll
 			for (int v = 0; v < XL_NW; v++)
-				sum += red[(size_t)v * 16 * XL_COLS + idx];
+				sum += red[(size_t)v * 8 * NB * XL_COLS + idx];
 			part[((size_t)blockIdx.y * GPU_CUDA_EXL3_ROWS + r) * n +
 			     tn0 * 16 + c] = sum;
 		}
 	}
 	if constexpr (FUSE) {
-		/* the last of the 2 * n_kb blocks of this 128-column group
-		 * sums the slices in fixed order (s = 0 .. n_kb-1, as
-		 * xl_output_kernel) and applies step 3 */
+		/* the last of the (128 / XL_COLS) n_kb blocks of this
+		 * 128-column group sums the slices in fixed order (s = 0 ..
+		 * n_kb-1, as xl_output_kernel) and applies step 3 */
 		__shared__ int xl_last;
-		const unsigned grp = blockIdx.x >> 1;
+		constexpr unsigned BPG = 128 / XL_COLS; /* blocks per group */
+		const unsigned grp = blockIdx.x / BPG;
 
 		__threadfence();
 		__syncthreads();
 		if (threadIdx.x == 0)
 			xl_last = atomicAdd(&fu.cnt[grp], 1u) ==
-				  2u * gridDim.y - 1u;
+				  BPG * gridDim.y - 1u;
 		__syncthreads();
 		if (!xl_last)
 			return;
@@ -420,7 +426,7 @@ static cudaError_t xl_gemv_launch1(cudaStream_t st, float *part,
 				   const __half *xh, const uint8_t *tr, int nr,
 				   size_t k, size_t n, int n_kb, const xl_fuse &fu)
 {
-	typedef xl_cfg<K> C;
+	typedef xl_cfg<K, NB> C;
 	static int attr_done; /* benign race: the same value is set */
 	dim3 grid((unsigned)(n / XL_COLS), (unsigned)n_kb);
 
@@ -459,7 +465,7 @@ static int xl_occ(void)
 
 	if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(
 		    &nb, xl_gemv_kernel<K, CB, true, 2>, XL_NW * 32,
-		    xl_cfg<K>::SMEM) != cudaSuccess) {
+		    xl_cfg<K, 2>::SMEM) != cudaSuccess) {
 		(void)cudaGetLastError();
 		return 0;
 	}
