@@ -63,6 +63,7 @@
  */
 #include "gpu/cuda/kernels.h"
 #include "gpu/cuda/cuda_common.cuh"
+#include "gpu/cuda/pdl.cuh"
 
 #include <limits.h>
 
@@ -93,6 +94,7 @@ template <int F16>
 __global__ static void kv_store_kernel(struct gpu_cuda_kv kv, const float *k,
 				       const float *v)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	const size_t row = kv.n_head_kv * kv.head_dim;
 	size_t i = blockIdx.x;
 	int32_t s = kv.row_seq[i], p = kv.row_pos[i];
@@ -122,9 +124,9 @@ extern "C" int gpu_cuda_launch_kv_store(void *stream, const struct gpu_cuda_kv *
 	cudaStream_t s = (cudaStream_t)stream;
 
 	if (kv->f16)
-		kv_store_kernel<1><<<(unsigned)kv->n_rows, 128, 0, s>>>(*kv, k, v);
+		(void)tern_launch(kv_store_kernel<1>, (unsigned)kv->n_rows, 128, 0, s, *kv, k, v);
 	else
-		kv_store_kernel<0><<<(unsigned)kv->n_rows, 128, 0, s>>>(*kv, k, v);
+		(void)tern_launch(kv_store_kernel<0>, (unsigned)kv->n_rows, 128, 0, s, *kv, k, v);
 	return (int)cudaGetLastError();
 }
 
@@ -162,6 +164,7 @@ rope_kv_kernel(struct gpu_cuda_kv kv, float *q, float *k, const float *v,
 	       unsigned n_head, unsigned half, const int32_t *pos,
 	       const float *inv_freq, int s0, int s1, int mrope, float af)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	const unsigned lane = threadIdx.x & 31;
 	const size_t units = (size_t)n_head + kv.n_head_kv;
 	const size_t u = (size_t)blockIdx.x * RKV_WARPS + (threadIdx.x >> 5);
@@ -269,12 +272,12 @@ extern "C" int gpu_cuda_launch_rope_kv_store(void *stream,
 	if (nb > INT_MAX || n_rot / 2 > GPU_CUDA_MAX_HEAD_DIM / 2)
 		return (int)cudaErrorInvalidValue;
 	if (kv->f16)
-		rope_kv_kernel<1><<<(unsigned)nb, RKV_WARPS * 32, 0, s>>>(
+		(void)tern_launch(rope_kv_kernel<1>, (unsigned)nb, RKV_WARPS * 32, 0, s,
 			*kv, q, k, v, (unsigned)n_head, (unsigned)(n_rot / 2), pos,
 			inv_freq, sec ? sec[0] : 0, sec ? sec[1] : 0, sec != NULL,
 			attn_factor);
 	else
-		rope_kv_kernel<0><<<(unsigned)nb, RKV_WARPS * 32, 0, s>>>(
+		(void)tern_launch(rope_kv_kernel<0>, (unsigned)nb, RKV_WARPS * 32, 0, s,
 			*kv, q, k, v, (unsigned)n_head, (unsigned)(n_rot / 2), pos,
 			inv_freq, sec ? sec[0] : 0, sec ? sec[1] : 0, sec != NULL,
 			attn_factor);
@@ -396,6 +399,7 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		   float *part_o, float *part_ml, int skip_uniform,
 		   int lpk, int vec)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	/* per key group and head: o (nkg * hd <= 1024 C, G <= 8 / C), m, l */
 	__shared__ __align__(16) float red[8192];
 	__shared__ float sm_m[DEC_THREADS][G], sm_l[DEC_THREADS][G];
@@ -600,6 +604,7 @@ attn_combine_kernel(struct gpu_cuda_kv kv, float *out, const float *part_o,
 		    const float *part_ml, size_t n_head, size_t n_split,
 		    size_t window, int skip_uniform)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	const size_t rh = blockIdx.x, hd = kv.head_dim;
 	const unsigned tid = threadIdx.x;
 	__shared__ float w[GPU_CUDA_ATT_MAX_SPLIT];
@@ -745,6 +750,7 @@ __global__ static void __launch_bounds__(PF_THREADS)
 attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		    unsigned n_head, float qscale, size_t window)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	extern __shared__ __align__(16) unsigned char smem[];
 	const int LD = D + 8; /* 16-bit elements per smem row (+16 B: no conflicts) */
 	uint16_t *Qs = (uint16_t *)smem, *Ks = Qs + PF_ROWS * LD,
@@ -1048,7 +1054,7 @@ static void dec_launch(dim3 grid, cudaStream_t s, const struct gpu_cuda_kv *kv,
 		       float qs, size_t window, float *po, float *pml,
 		       int skip, int lpk, int vec)
 {
-	attn_decode_kernel<F16, G, C, F16 ? 4 : 2><<<grid, DEC_THREADS, 0, s>>>(
+	(void)tern_launch(attn_decode_kernel<F16, G, C, F16 ? 4 : 2>, grid, DEC_THREADS, 0, s,
 		*kv, out, q, n_head, n_grp, qs, window, po, pml, skip, lpk,
 		vec);
 }
@@ -1113,8 +1119,7 @@ static int pf_launch(cudaStream_t s, const struct gpu_cuda_kv *kv, float *out,
 		if (dev >= 0 && dev < 64)
 			attr_set[dev] = 1;
 	}
-	attn_prefill_kernel<F16, D><<<(unsigned)(n_tiles * n_head), PF_THREADS, bytes,
-				       s>>>(*kv, out, q, (unsigned)n_head, qs, window);
+	(void)tern_launch(attn_prefill_kernel<F16, D>, (unsigned)(n_tiles * n_head), PF_THREADS, bytes, s, *kv, out, q, (unsigned)n_head, qs, window);
 	*done = 1;
 	return (int)cudaPeekAtLastError();
 }
@@ -1187,7 +1192,7 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 		}
 	}
 	if (n_split > 1 && cudaPeekAtLastError() == cudaSuccess)
-		attn_combine_kernel<<<(unsigned)(kv->n_rows * n_head), COMB_THREADS, 0, s>>>(
+		(void)tern_launch(attn_combine_kernel, (unsigned)(kv->n_rows * n_head), COMB_THREADS, 0, s,
 			*kv, out, part_o, part_ml, n_head, n_split, window, skip);
 	return (int)cudaGetLastError();
 }

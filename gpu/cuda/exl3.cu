@@ -43,6 +43,7 @@
 
 #include "gpu/cuda/cuda_exl3.h"
 #include "gpu/cuda/exl3_dev.cuh"
+#include "gpu/cuda/pdl.cuh"
 
 #ifndef XL_NW
 #define XL_NW 8   /* warps per gemv block */
@@ -66,6 +67,7 @@ __global__ static void __launch_bounds__(128)
 xl_input_kernel(__half *xh, const float *x, const float *suh, size_t k_in,
 		size_t k)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	const int lane = threadIdx.x & 31;
 	const size_t blk = (size_t)blockIdx.x * 4 + (threadIdx.x >> 5);
 	const size_t r = blockIdx.y;
@@ -100,6 +102,7 @@ __global__ static void __launch_bounds__(128)
 xl_output_kernel(float *out, const float *part, int n_kb, const float *svh,
 		 const float *bias, size_t n, size_t n_out)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	const int lane = threadIdx.x & 31;
 	const size_t blk = (size_t)blockIdx.x * 4 + (threadIdx.x >> 5);
 	const size_t r = blockIdx.y;
@@ -214,6 +217,7 @@ __global__ static void __launch_bounds__(XL_NW * 32, XL_OCC)
 xl_gemv_kernel(float *part, const __half *xh, const uint8_t *trellis,
 	       int nr, size_t k, size_t n, xl_fuse fu)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	typedef xl_cfg<K, NB> C;
 	extern __shared__ __align__(16) uint8_t xl_smem[];
 	const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
@@ -439,7 +443,7 @@ static cudaError_t xl_gemv_launch1(cudaStream_t st, float *part,
 			return e;
 		attr_done = 1;
 	}
-	xl_gemv_kernel<K, CB, FUSE, NB><<<grid, XL_NW * 32, C::SMEM, st>>>(
+	(void)tern_launch(xl_gemv_kernel<K, CB, FUSE, NB>, grid, XL_NW * 32, C::SMEM, st,
 		part, xh, tr, nr, k, n, fu);
 	return cudaGetLastError();
 }
@@ -542,7 +546,7 @@ extern "C" int gpu_cuda_launch_exl3_input(void *stream, void *xh,
 {
 	dim3 grid(div_up(k / 128, 4), (unsigned)nr);
 
-	xl_input_kernel<<<grid, 128, 0, (cudaStream_t)stream>>>((__half *)xh, x,
+	(void)tern_launch(xl_input_kernel, grid, 128, 0, (cudaStream_t)stream, (__half *)xh, x,
 								suh, k_in, k);
 	return (int)cudaGetLastError();
 }
@@ -620,7 +624,7 @@ extern "C" int gpu_cuda_launch_exl3_output(void *stream, float *out,
 {
 	dim3 grid(div_up(n / 128, 4), (unsigned)nr);
 
-	xl_output_kernel<<<grid, 128, 0, (cudaStream_t)stream>>>(out, part, n_kb,
+	(void)tern_launch(xl_output_kernel, grid, 128, 0, (cudaStream_t)stream, out, part, n_kb,
 								 svh, bias, n,
 								 n_out);
 	return (int)cudaGetLastError();

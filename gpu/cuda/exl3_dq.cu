@@ -32,6 +32,7 @@
 
 #include "gpu/cuda/cuda_exl3.h"
 #include "gpu/cuda/exl3_dev.cuh"
+#include "gpu/cuda/pdl.cuh"
 
 namespace {
 
@@ -48,6 +49,7 @@ __global__ void __launch_bounds__(XDQ_TPB * 32)
 xdq_kernel(__half *wt, const uint8_t *trellis, int bits, size_t k, size_t n,
 	   size_t c0, size_t nc)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	const int lane = threadIdx.x & 31;
 	const size_t t = (size_t)blockIdx.x * XDQ_TPB + (threadIdx.x >> 5);
 	const size_t ntc = nc / 16, ntn = n / 16;
@@ -101,6 +103,7 @@ __global__ void __launch_bounds__(128)
 xdq_output_kernel(float *out, const float *part, const float *svh,
 		  const float *bias, size_t nc, size_t c0, size_t n_out)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	const int lane = threadIdx.x & 31;
 	const size_t blk = (size_t)blockIdx.x * 4 + (threadIdx.x >> 5);
 	const size_t r = blockIdx.y;
@@ -141,15 +144,15 @@ extern "C" int gpu_cuda_launch_exl3_dq(void *stream, void *wt,
 		return (int)cudaErrorInvalidValue;
 	switch (cb) {
 	case 0:
-		xdq_kernel<0><<<(unsigned)blocks, XDQ_TPB * 32, 0, st>>>(
+		(void)tern_launch(xdq_kernel<0>, (unsigned)blocks, XDQ_TPB * 32, 0, st,
 			(__half *)wt, (const uint8_t *)trellis, bits, k, n, c0, nc);
 		break;
 	case 1:
-		xdq_kernel<1><<<(unsigned)blocks, XDQ_TPB * 32, 0, st>>>(
+		(void)tern_launch(xdq_kernel<1>, (unsigned)blocks, XDQ_TPB * 32, 0, st,
 			(__half *)wt, (const uint8_t *)trellis, bits, k, n, c0, nc);
 		break;
 	case 2:
-		xdq_kernel<2><<<(unsigned)blocks, XDQ_TPB * 32, 0, st>>>(
+		(void)tern_launch(xdq_kernel<2>, (unsigned)blocks, XDQ_TPB * 32, 0, st,
 			(__half *)wt, (const uint8_t *)trellis, bits, k, n, c0, nc);
 		break;
 	default:
@@ -167,7 +170,7 @@ extern "C" int gpu_cuda_launch_exl3_dq_output(void *stream, float *out,
 
 	if (nr == 0 || nr > 65535 || nc == 0 || nc % 128)
 		return (int)cudaErrorInvalidValue;
-	xdq_output_kernel<<<grid, 128, 0, (cudaStream_t)stream>>>(
+	(void)tern_launch(xdq_output_kernel, grid, 128, 0, (cudaStream_t)stream,
 		out, part, svh, bias, nc, c0, n_out);
 	return (int)cudaGetLastError();
 }

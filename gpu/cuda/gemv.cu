@@ -40,6 +40,7 @@
  */
 #include "gpu/cuda/kernels.h"
 #include "gpu/cuda/cuda_common.cuh"
+#include "gpu/cuda/pdl.cuh"
 
 #include <limits.h>
 #include <string.h>
@@ -212,6 +213,7 @@ template <int N, int WT>
 __global__ static void __launch_bounds__(GEMV_WARPS * 32, gemv_cfg<N>::MINB)
 gemv_vec_kernel(const gemv_parts ps, const float *x, size_t k)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	constexpr int R = gemv_cfg<N>::R, U = gemv_cfg<N>::U;
 	const gemv_pick pk = gemv_part(ps);
 	float *const out = pk.out;
@@ -288,6 +290,7 @@ gemv_vec_kernel(const gemv_parts ps, const float *x, size_t k)
 __global__ static void gemv_scalar_kernel(const gemv_parts ps, const float *x,
 					  int wt, size_t n, size_t k)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	const gemv_pick pk = gemv_part(ps);
 	float *const out = pk.out;
 	const void *const w = pk.w, *const bias = pk.bias;
@@ -343,7 +346,7 @@ static int launch_n(cudaStream_t s, const float *x,
 
 	if (nb == 0)
 		return (int)cudaErrorInvalidValue;
-	gemv_vec_kernel<N, WT><<<(unsigned)nb, GEMV_WARPS * 32, 0, s>>>(ps, x, k);
+	(void)tern_launch(gemv_vec_kernel<N, WT>, (unsigned)nb, GEMV_WARPS * 32, 0, s, ps, x, k);
 	return 0;
 }
 
@@ -394,7 +397,7 @@ extern "C" int gpu_cuda_launch_gemv_multi(void *stream, const float *x, int wt,
 
 		rc = nb ? 0 : (int)cudaErrorInvalidValue;
 		if (nb)
-			gemv_scalar_kernel<<<(unsigned)nb, GEMV_SCALAR_WARPS * 32, 0, s>>>(
+			(void)tern_launch(gemv_scalar_kernel, (unsigned)nb, GEMV_SCALAR_WARPS * 32, 0, s,
 				ps, x, wt, n, k);
 	}
 	if (rc)

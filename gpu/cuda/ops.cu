@@ -12,6 +12,7 @@
  */
 #include "gpu/cuda/kernels.h"
 #include "gpu/cuda/cuda_common.cuh"
+#include "gpu/cuda/pdl.cuh"
 
 #define EW_THREADS 256
 
@@ -21,6 +22,7 @@ __global__ static void get_rows_kernel(float *out, const void *table, int wt,
 				       size_t n_table, const int32_t *ids,
 				       size_t dim)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	size_t i = blockIdx.x;
 	int32_t id = ids[i];
 	size_t j = (size_t)blockIdx.y * blockDim.x + threadIdx.x;
@@ -37,7 +39,7 @@ extern "C" int gpu_cuda_launch_get_rows(void *stream, float *out,
 {
 	dim3 grid((unsigned)n, tern_div_up(dim, EW_THREADS));
 
-	get_rows_kernel<<<grid, EW_THREADS, 0, (cudaStream_t)stream>>>(
+	(void)tern_launch(get_rows_kernel, grid, EW_THREADS, 0, (cudaStream_t)stream,
 		out, table, wt, n_table, ids, dim);
 	return (int)cudaGetLastError();
 }
@@ -134,6 +136,7 @@ __global__ static void __launch_bounds__(NORM_MAX_TPR)
 norm_rows_kernel(float *out, float *xin, const float *o, const void *w, int wt,
 		 size_t n, size_t dim, float eps)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	__shared__ float sh[NORM_MAX_TPR / 32];
 	const int tpr = blockDim.x, tx = threadIdx.x;
 	const size_t row = (size_t)blockIdx.x * blockDim.y + threadIdx.y;
@@ -203,6 +206,7 @@ __global__ static void rmsnorm_loop_kernel(float *out, const float *x,
 					   const void *w, int wt, size_t dim,
 					   float eps)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	__shared__ float sh[32];
 	const float *xr = x + (size_t)blockIdx.x * dim;
 	float *o = out + (size_t)blockIdx.x * dim;
@@ -220,6 +224,7 @@ __global__ static void add_rmsnorm_loop_kernel(float *x, float *xn,
 					       const float *o, const void *w,
 					       int wt, size_t dim, float eps)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	__shared__ float sh[32];
 	float *xr = x + (size_t)blockIdx.x * dim;
 	const float *orow = o + (size_t)blockIdx.x * dim;
@@ -246,19 +251,19 @@ static void norm_launch_vpt(int vpt, dim3 grid, dim3 block, cudaStream_t s,
 {
 	switch (vpt) {
 	case 1:
-		norm_rows_kernel<1, VEC, ADD><<<grid, block, 0, s>>>(out, x, o, w, wt,
+		(void)tern_launch(norm_rows_kernel<1, VEC, ADD>, grid, block, 0, s, out, x, o, w, wt,
 								    n, dim, eps);
 		break;
 	case 2:
-		norm_rows_kernel<2, VEC, ADD><<<grid, block, 0, s>>>(out, x, o, w, wt,
+		(void)tern_launch(norm_rows_kernel<2, VEC, ADD>, grid, block, 0, s, out, x, o, w, wt,
 								    n, dim, eps);
 		break;
 	case 4:
-		norm_rows_kernel<4, VEC, ADD><<<grid, block, 0, s>>>(out, x, o, w, wt,
+		(void)tern_launch(norm_rows_kernel<4, VEC, ADD>, grid, block, 0, s, out, x, o, w, wt,
 								    n, dim, eps);
 		break;
 	default:
-		norm_rows_kernel<8, VEC, ADD><<<grid, block, 0, s>>>(out, x, o, w, wt,
+		(void)tern_launch(norm_rows_kernel<8, VEC, ADD>, grid, block, 0, s, out, x, o, w, wt,
 								    n, dim, eps);
 		break;
 	}
@@ -309,10 +314,10 @@ static int norm_launch(cudaStream_t s, int add, float *out, float *x,
 			norm_launch_vpt<0, 0>(vpt, grid, block, s, out, x, o, w, wt, n,
 					      dim, eps);
 	} else if (add) {
-		add_rmsnorm_loop_kernel<<<(unsigned)n, 512, 0, s>>>(x, out, o, w, wt,
+		(void)tern_launch(add_rmsnorm_loop_kernel, (unsigned)n, 512, 0, s, x, out, o, w, wt,
 								    dim, eps);
 	} else {
-		rmsnorm_loop_kernel<<<(unsigned)n, 512, 0, s>>>(out, x, w, wt, dim,
+		(void)tern_launch(rmsnorm_loop_kernel, (unsigned)n, 512, 0, s, out, x, w, wt, dim,
 								eps);
 	}
 	return (int)cudaGetLastError();
@@ -345,6 +350,7 @@ __global__ static void rope_kernel(float *x, size_t n, size_t n_head,
 				   const int32_t *pos, const float *inv_freq,
 				   int s0, int s1, int mrope, float af)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	__shared__ float cs[GPU_CUDA_MAX_HEAD_DIM / 2], sn[GPU_CUDA_MAX_HEAD_DIM / 2];
 	size_t i = blockIdx.x;
 
@@ -374,7 +380,7 @@ extern "C" int gpu_cuda_launch_rope(void *stream, float *x, size_t n,
 				    const int32_t *pos, const float *inv_freq,
 				    const int *sec, float attn_factor)
 {
-	rope_kernel<<<(unsigned)n, 128, 0, (cudaStream_t)stream>>>(
+	(void)tern_launch(rope_kernel, (unsigned)n, 128, 0, (cudaStream_t)stream,
 		x, n, n_head, head_dim, n_rot / 2, pos, inv_freq,
 		sec ? sec[0] : 0, sec ? sec[1] : 0, sec != NULL, attn_factor);
 	return (int)cudaGetLastError();
@@ -385,6 +391,7 @@ extern "C" int gpu_cuda_launch_rope(void *stream, float *x, size_t n,
 __global__ static void swiglu_kernel(float *out, const float *gate,
 				     const float *up, size_t n)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
 	     i += (size_t)gridDim.x * blockDim.x) {
 		float g = gate[i];
@@ -396,6 +403,7 @@ __global__ static void swiglu_kernel(float *out, const float *gate,
 __global__ static void add_kernel(float *out, const float *a, const float *b,
 				  size_t n)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
 	     i += (size_t)gridDim.x * blockDim.x)
 		out[i] = a[i] + b[i];
@@ -412,7 +420,7 @@ extern "C" int gpu_cuda_launch_swiglu(void *stream, float *out,
 				      const float *gate, const float *up,
 				      size_t n)
 {
-	swiglu_kernel<<<ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream>>>(
+	(void)tern_launch(swiglu_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream,
 		out, gate, up, n);
 	return (int)cudaGetLastError();
 }
@@ -420,7 +428,7 @@ extern "C" int gpu_cuda_launch_swiglu(void *stream, float *out,
 extern "C" int gpu_cuda_launch_add(void *stream, float *out, const float *a,
 				   const float *b, size_t n)
 {
-	add_kernel<<<ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream>>>(out, a,
+	(void)tern_launch(add_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, out, a,
 									   b, n);
 	return (int)cudaGetLastError();
 }
@@ -429,6 +437,7 @@ extern "C" int gpu_cuda_launch_add(void *stream, float *out, const float *a,
 __global__ static void add_gated_kernel(float *out, const float *y,
 					const float *gate, size_t dim)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	size_t i = blockIdx.x;
 	size_t j = (size_t)blockIdx.y * blockDim.x + threadIdx.x;
 	float s;
@@ -445,7 +454,7 @@ extern "C" int gpu_cuda_launch_add_gated(void *stream, float *out,
 {
 	dim3 grid((unsigned)n, tern_div_up(dim, EW_THREADS));
 
-	add_gated_kernel<<<grid, EW_THREADS, 0, (cudaStream_t)stream>>>(out, y,
+	(void)tern_launch(add_gated_kernel, grid, EW_THREADS, 0, (cudaStream_t)stream, out, y,
 									  gate, dim);
 	return (int)cudaGetLastError();
 }
@@ -454,6 +463,7 @@ extern "C" int gpu_cuda_launch_add_gated(void *stream, float *out,
  * One block per row; three passes over the row (L1/L2 resident). */
 __global__ static void softmax_kernel(float *x, size_t cols)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	__shared__ float sh[32];
 	float *r = x + (size_t)blockIdx.x * cols;
 	float mx = -INFINITY, sum = 0.0f, inv;
@@ -476,8 +486,7 @@ __global__ static void softmax_kernel(float *x, size_t cols)
 extern "C" int gpu_cuda_launch_softmax(void *stream, float *x, size_t n,
 				       size_t cols)
 {
-	softmax_kernel<<<(unsigned)n, cols >= 4096 ? 512 : 256, 0,
-			 (cudaStream_t)stream>>>(x, cols);
+	(void)tern_launch(softmax_kernel, (unsigned)n, cols >= 4096 ? 512 : 256, 0, (cudaStream_t)stream, x, cols);
 	return (int)cudaGetLastError();
 }
 
@@ -490,6 +499,7 @@ __global__ static void moe_route_kernel(const float *logits, int32_t *ids,
 					float *wts, size_t n, size_t n_expert,
 					size_t top_k, int renorm)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
 	const float *row;
 	float mx;
@@ -531,7 +541,7 @@ extern "C" int gpu_cuda_launch_moe_route(void *stream, const float *logits,
 					 int32_t *ids, float *weights, size_t n,
 					 size_t n_expert, size_t top_k, int renorm)
 {
-	moe_route_kernel<<<tern_div_up(n, 64), 64, 0, (cudaStream_t)stream>>>(
+	(void)tern_launch(moe_route_kernel, tern_div_up(n, 64), 64, 0, (cudaStream_t)stream,
 		logits, ids, weights, n, n_expert, top_k, renorm);
 	return (int)cudaGetLastError();
 }
@@ -542,6 +552,7 @@ extern "C" int gpu_cuda_launch_moe_route(void *stream, const float *logits,
 __global__ static void f32_to_half_kernel(void *dst, int wt, const float *src,
 					  size_t n)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
 	     i += (size_t)gridDim.x * blockDim.x) {
 		if (wt == CUDA_WT_BF16)
@@ -554,7 +565,7 @@ __global__ static void f32_to_half_kernel(void *dst, int wt, const float *src,
 extern "C" int gpu_cuda_launch_f32_to_half(void *stream, void *dst, int wt,
 					   const float *src, size_t n)
 {
-	f32_to_half_kernel<<<ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream>>>(
+	(void)tern_launch(f32_to_half_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream,
 		dst, wt, src, n);
 	return (int)cudaGetLastError();
 }
@@ -563,6 +574,7 @@ extern "C" int gpu_cuda_launch_f32_to_half(void *stream, void *dst, int wt,
 __global__ static void add_bias_kernel(float *out, const void *bias, int wt,
 				       size_t rows)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	size_t i = blockIdx.x;
 	size_t r = (size_t)blockIdx.y * blockDim.x + threadIdx.x;
 
@@ -576,7 +588,7 @@ extern "C" int gpu_cuda_launch_add_bias(void *stream, float *out,
 {
 	dim3 grid((unsigned)n, tern_div_up(rows, EW_THREADS));
 
-	add_bias_kernel<<<grid, EW_THREADS, 0, (cudaStream_t)stream>>>(out, bias,
+	(void)tern_launch(add_bias_kernel, grid, EW_THREADS, 0, (cudaStream_t)stream, out, bias,
 									 wt, rows);
 	return (int)cudaGetLastError();
 }
@@ -585,6 +597,7 @@ extern "C" int gpu_cuda_launch_add_bias(void *stream, float *out,
 __global__ static void gather_rows_kernel(float *xg, const float *x,
 					  const int32_t *rows, size_t dim)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	size_t t = blockIdx.x;
 	size_t j = (size_t)blockIdx.y * blockDim.x + threadIdx.x;
 
@@ -598,7 +611,7 @@ extern "C" int gpu_cuda_launch_gather_rows(void *stream, float *xg,
 {
 	dim3 grid((unsigned)m, tern_div_up(dim, EW_THREADS));
 
-	gather_rows_kernel<<<grid, EW_THREADS, 0, (cudaStream_t)stream>>>(
+	(void)tern_launch(gather_rows_kernel, grid, EW_THREADS, 0, (cudaStream_t)stream,
 		xg, x, rows, dim);
 	return (int)cudaGetLastError();
 }
@@ -608,6 +621,7 @@ __global__ static void scatter_add_kernel(float *out, const float *y,
 					  const int32_t *rows, const float *wts,
 					  size_t dim)
 {
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	size_t t = blockIdx.x;
 	size_t j = (size_t)blockIdx.y * blockDim.x + threadIdx.x;
 
@@ -621,7 +635,7 @@ extern "C" int gpu_cuda_launch_scatter_add(void *stream, float *out,
 {
 	dim3 grid((unsigned)m, tern_div_up(dim, EW_THREADS));
 
-	scatter_add_kernel<<<grid, EW_THREADS, 0, (cudaStream_t)stream>>>(
+	(void)tern_launch(scatter_add_kernel, grid, EW_THREADS, 0, (cudaStream_t)stream,
 		out, y, rows, wts, dim);
 	return (int)cudaGetLastError();
 }

@@ -1,0 +1,91 @@
+/* gpu/cuda/pdl.cuh — programmatic dependent launch (sm_90 and later) for
+ * every kernel of the CUDA backend.
+ *
+ * Kernels are launched through tern_launch, which (on a device of compute
+ * capability 9.0 or later, for kernels whose code was built for it, and
+ * unless TERN_PDL=0) sets cudaLaunchAttributeProgrammaticStreamSerialization:
+ * the launch may begin before the previous kernel in the stream has
+ * finished, so the launch latency between consecutive kernels (also inside
+ * a CUDA graph, where the attribute becomes a programmatic edge) overlaps
+ * the previous kernel's last blocks.  In exchange every kernel's FIRST
+ * statement is tern_pdl_wait(), which returns once the previous grid has
+ * completed and its memory is visible — so no kernel reads (or
+ * overwrites) anything before its predecessor is done, exactly as with
+ * ordinary stream order.  No kernel triggers early
+ * (griddepcontrol.launch_dependents), so a dependent grid is scheduled as
+ * its predecessor's blocks exit and never takes SM slots the predecessor
+ * still needs.  Device code only (included by .cu files).
+ */
+#ifndef TERN_GPU_CUDA_PDL_CUH
+#define TERN_GPU_CUDA_PDL_CUH
+
+#include <cuda_runtime.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utility>
+
+/* First statement of every kernel launched by tern_launch. */
+__device__ __forceinline__ void tern_pdl_wait(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+/* Whether the current device and this kernel's loaded code support the
+ * programmatic launch (compute capability >= 9.0, code built for sm_90+:
+ * a kernel JIT-compiled from older PTX has no griddepcontrol.wait), and
+ * TERN_PDL is not "0".  Cached per kernel signature and thread-safe
+ * enough: racing first calls compute the same answer. */
+template <typename... KArgs>
+static inline bool tern_pdl_ok(void (*kernel)(KArgs...))
+{
+	static int ok = -1;
+
+	if (ok < 0) {
+		const char *env = getenv("TERN_PDL");
+		cudaFuncAttributes fa;
+		int dev = 0, major = 0, v = 0;
+
+		if (!(env && !strcmp(env, "0")) && cudaGetDevice(&dev) == cudaSuccess &&
+		    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor,
+					   dev) == cudaSuccess &&
+		    major >= 9 &&
+		    cudaFuncGetAttributes(&fa, (const void *)kernel) == cudaSuccess &&
+		    fa.binaryVersion >= 90 && fa.ptxVersion >= 90)
+			v = 1;
+		(void)cudaGetLastError();
+		ok = v;
+	}
+	return ok == 1;
+}
+
+/* kernel<<<grid, block, smem, stream>>>(args...), with the programmatic
+ * attribute where tern_pdl_ok; returns the launch error (also left for
+ * cudaGetLastError). */
+template <typename... KArgs, typename... Args>
+static inline cudaError_t tern_launch(void (*kernel)(KArgs...), dim3 grid,
+				      dim3 block, size_t smem, cudaStream_t st,
+				      Args &&...args)
+{
+	cudaLaunchConfig_t cfg;
+	cudaLaunchAttribute at[1];
+
+	if (!tern_pdl_ok(kernel)) {
+		kernel<<<grid, block, smem, st>>>(std::forward<Args>(args)...);
+		return cudaGetLastError();
+	}
+	memset(&cfg, 0, sizeof cfg);
+	memset(at, 0, sizeof at);
+	cfg.gridDim = grid;
+	cfg.blockDim = block;
+	cfg.dynamicSmemBytes = smem;
+	cfg.stream = st;
+	at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+	at[0].val.programmaticStreamSerializationAllowed = 1;
+	cfg.attrs = at;
+	cfg.numAttrs = 1;
+	return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+}
+
+#endif
