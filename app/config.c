@@ -662,7 +662,7 @@ char *app_config_default_text(const char *bundled)
 		"  #   path: ~/models/Llama-3.2-1B-Instruct\n"
 		"  #   draft: ~/models/some-small-draft   # optional, speculative decoding\n"
 		"  #   context: 8192                      # tokens (0: the model's own)\n"
-		"  #   kv_bits: 16                        # 16 = f16; 2..8 = quantized\n"
+		"  #   kv_bits: 16                        # 16 = f16 (2..8 = quantized: not yet)\n"
 		"\n"
 		"# Your own sampler presets (any field of the sampler panel):\n"
 		"# presets:\n"

@@ -221,8 +221,10 @@ static void push_themes(struct tui *t)
 	ui_themes_set(t->ui, names, i);
 }
 
+/* K_BITS / V_BITS: the model entry's KV-cache bits (16 for a path typed
+ * in the model menu or given with -m). */
 static void load_model(struct tui *t, const char *name, const char *path,
-		       size_t n_ctx)
+		       size_t n_ctx, int k_bits, int v_bits)
 {
 	size_t i;
 
@@ -236,7 +238,8 @@ static void load_model(struct tui *t, const char *name, const char *path,
 	ui_model_error(t->ui, NULL);
 	ui_model_progress(t->ui, 0.0, "unloading");
 	ui_notice_set(t->ui, UI_NOTICE_INFO, "loading model...");
-	app_worker_load(t->worker, name, path, n_ctx, t->cfg.backend, t->cfg.threads);
+	app_worker_load(t->worker, name, path, n_ctx, t->cfg.backend, t->cfg.threads,
+			k_bits, v_bits);
 	push_status(t, 0);
 }
 
@@ -618,12 +621,13 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 		if (ev->index >= 0 && ev->index < (int)t->cfg.n_models) {
 			const struct app_model_entry *m = &t->cfg.models[ev->index];
 
-			load_model(t, m->name, m->path, (size_t)m->context);
+			load_model(t, m->name, m->path, (size_t)m->context,
+				   m->k_bits, m->v_bits);
 		}
 		break;
 	case UI_EVENT_MODEL_PATH:
 		if (ev->text && ev->text[0])
-			load_model(t, ev->text, ev->text, 0);
+			load_model(t, ev->text, ev->text, 0, 16, 16);
 		break;
 	case UI_EVENT_ATTACH_PREVIEW:
 		if (ev->text && ev->text[0]) {
@@ -790,9 +794,10 @@ int app_tui_run(const char *model_override, const char *config_path)
 	push_models(&t);
 	push_themes(&t);
 	if (model_override && !app_config_find_model(&t.cfg, model_override))
-		load_model(&t, model_override, model_override, 0);
+		load_model(&t, model_override, model_override, 0, 16, 16);
 	else if ((me = app_config_find_model(&t.cfg, model_override ? model_override : t.cfg.model)))
-		load_model(&t, me->name, me->path, (size_t)me->context);
+		load_model(&t, me->name, me->path, (size_t)me->context,
+			   me->k_bits, me->v_bits);
 	push_status(&t, 0);
 
 	while (!t.quit && !got_signal) {

@@ -28,6 +28,7 @@ struct cmd {
 	char *name, *dir, *backend;
 	size_t n_ctx;
 	int threads;
+	int k_bits, v_bits; /* KV cache bits (16 = f16) */
 	char *system;
 	char **roles, **contents;
 	size_t n_msgs;
@@ -182,6 +183,14 @@ static void do_load(struct app_worker *w, struct cmd *c)
 	else if (strcmp(c->backend, "cuda") == 0)
 		mp.backend = LLM_BACKEND_CUDA;
 	mp.n_threads = c->threads;
+	if (c->k_bits != 16 || c->v_bits != 16) {
+		diag_fail(&d, LLM_E_UNSUPPORTED,
+			  "%s: a quantized KV cache (k_bits %d, v_bits %d) is not "
+			  "implemented yet; set kv_bits: 16 (f16) for this model",
+			  c->name, c->k_bits, c->v_bits);
+		goto fail;
+	}
+	mp.kv_type = LLM_KV_F16;
 	if (llm_model_open(c->dir, &mp, &w->model, &d) < 0)
 		goto fail;
 	post_text(w, APP_WEV_PROGRESS, 0, "loading tokenizer", 17);
@@ -491,7 +500,8 @@ void app_worker_stop(struct app_worker *w)
 }
 
 void app_worker_load(struct app_worker *w, const char *name, const char *dir,
-		     size_t n_ctx, const char *backend, int threads)
+		     size_t n_ctx, const char *backend, int threads, int k_bits,
+		     int v_bits)
 {
 	struct cmd *c = xcalloc(1, sizeof *c);
 
@@ -501,6 +511,8 @@ void app_worker_load(struct app_worker *w, const char *name, const char *dir,
 	c->backend = xstrdup(backend ? backend : "auto");
 	c->n_ctx = n_ctx;
 	c->threads = threads;
+	c->k_bits = k_bits;
+	c->v_bits = v_bits;
 	send_cmd(w, c);
 }
 

@@ -63,9 +63,12 @@ struct app_worker *app_worker_start(int wake_fd, struct diag *d);
 void app_worker_stop(struct app_worker *w);
 
 /* Unload the current model completely, then load DIR (n_ctx 0: the
- * model's own, capped at 8192; backend "auto"/"cpu"/"cuda"). */
+ * model's own, capped at 8192; backend "auto"/"cpu"/"cuda"; k_bits and
+ * v_bits the KV cache's bits per element: 16 = f16, the only kind
+ * implemented — 2..8 (quantized) fail the load with a message). */
 void app_worker_load(struct app_worker *w, const char *name, const char *dir,
-		     size_t n_ctx, const char *backend, int threads);
+		     size_t n_ctx, const char *backend, int threads, int k_bits,
+		     int v_bits);
 /* Generate a reply to MSGS (the conversation up to and including the last
  * user message) as job TAG with PRESET's sampler settings and
  * max_tokens (copied, arrays included).  In completion mode (no chat template) the
