@@ -10,9 +10,9 @@ TEST_COMMON = tests/check_main.c tests/testutil.c tests/testutil.h
 
 check_PROGRAMS += tests/check_common tests/check_gpu tests/check_inference \
 	tests/check_themes tests/check_ui tests/check_app
-TESTS += scripts/check-layers.sh tests/check_common tests/check_gpu \
+TESTS += scripts/check-layers.sh scripts/check-kernels.sh tests/check_common tests/check_gpu \
 	tests/check_inference tests/check_themes tests/check_ui tests/check_app
-EXTRA_DIST += scripts/check-layers.sh tests/data/README.md tests/data/images \
+EXTRA_DIST += scripts/check-layers.sh scripts/check-kernels.sh tests/data/README.md tests/data/images \
 	tests/common/suites.def tests/gpu/suites.def tests/inference/suites.def \
 	tests/themes/suites.def tests/ui/suites.def tests/app/suites.def
 
