@@ -30,7 +30,7 @@ void app_help_run(FILE *out)
 	fprintf(out,
 		"Usage: tern run [-m MODEL] [-p TEXT | -f FILE] [--chat] [--system TEXT]\n"
 		"                [-n N] [--seed S] [sampler options] [--parallel N]\n"
-		"                [-t THREADS] [--ctx N]\n"
+		"                [-t THREADS] [--ctx N] [-b BACKEND] [--kv-type T]\n"
 		"\n"
 		"Generate text and stream it to stdout (the prompt's text, the output,\n"
 		"then a newline).  Without -p/-f (and without --chat) generation starts\n"
@@ -49,6 +49,9 @@ void app_help_run(FILE *out)
 		"  -s, --seed S             sampler seed (default: from the clock)\n"
 		"      --parallel N         N continuations at once (seeds S, S+1, ...)\n"
 		"  -t, --threads N          CPU threads (default: all cores)\n"
+		"  -b, --backend NAME       auto, cpu or cuda (default auto)\n"
+		"      --kv-type T          KV cache elements: auto (f16 on CUDA, f32\n"
+		"                           on the CPU), f32 or f16\n"
 		"  -c, --ctx N              context positions per job (default: the\n"
 		"                           model's, at most 8192)\n"
 		"      --stop STR           stop before STR (repeatable)\n"
@@ -74,7 +77,7 @@ enum {
 	OPT_STATS, OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P, OPT_TYPICAL,
 	OPT_TOP_N_SIGMA, OPT_XTC_P, OPT_XTC_T, OPT_DRY_MULT, OPT_DRY_BASE,
 	OPT_DRY_LEN, OPT_REPEAT, OPT_FREQ, OPT_PRESENCE, OPT_PEN_LAST_N,
-	OPT_MIROSTAT, OPT_MIRO_TAU, OPT_MIRO_ETA, OPT_LOGIT_BIAS,
+	OPT_MIROSTAT, OPT_MIRO_TAU, OPT_MIRO_ETA, OPT_LOGIT_BIAS, OPT_KV,
 };
 
 static const struct option run_opts[] = {
@@ -87,6 +90,8 @@ static const struct option run_opts[] = {
 	{ "seed", required_argument, NULL, 's' },
 	{ "parallel", required_argument, NULL, OPT_PARALLEL },
 	{ "threads", required_argument, NULL, 't' },
+	{ "backend", required_argument, NULL, 'b' },
+	{ "kv-type", required_argument, NULL, OPT_KV },
 	{ "ctx", required_argument, NULL, 'c' },
 	{ "stop", required_argument, NULL, OPT_STOP },
 	{ "ban", required_argument, NULL, OPT_BAN },
@@ -183,6 +188,8 @@ struct run_args {
 	const char *model, *prompt, *file, *system;
 	bool chat, ignore_eos, stats;
 	long long max_tokens, parallel, threads, n_ctx;
+	enum llm_backend backend;
+	enum llm_kv_type kv_type;
 	struct llm_sampler_params sp;
 	const char **stops, **bans;
 	size_t n_stops, n_bans;
@@ -224,7 +231,7 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 	int c;
 
 	optind = 0; /* other subcommands may have used getopt */
-	while ((c = getopt_long(argc, argv, "m:p:f:n:s:t:c:h", run_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:p:f:n:s:t:c:b:h", run_opts, NULL)) != -1) {
 		int rc = 0;
 
 		switch (c) {
@@ -242,6 +249,24 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 			break;
 		case OPT_PARALLEL: rc = parse_long("--parallel", optarg, 1, 256, &a->parallel); break;
 		case 't': rc = parse_long("-t", optarg, 1, 4096, &a->threads); break;
+		case 'b':
+			if (!strcmp(optarg, "cpu"))
+				a->backend = LLM_BACKEND_CPU;
+			else if (!strcmp(optarg, "cuda"))
+				a->backend = LLM_BACKEND_CUDA;
+			else if (!strcmp(optarg, "auto"))
+				a->backend = LLM_BACKEND_AUTO;
+			else {
+				app_error("run: unknown backend '%s' (auto, cpu, cuda)", optarg);
+				rc = -1;
+			}
+			break;
+		case OPT_KV:
+			if (!llm_kv_type_parse(optarg, &a->kv_type)) {
+				app_error("run: unknown KV type '%s' (auto, f32, f16)", optarg);
+				rc = -1;
+			}
+			break;
 		case 'c': rc = parse_long("--ctx", optarg, 2, 1 << 24, &a->n_ctx); break;
 		case OPT_STOP:
 			a->stops = xrealloc(a->stops, (a->n_stops + 1) * sizeof *a->stops);
@@ -427,6 +452,8 @@ int app_cmd_run(int argc, char **argv)
 	diag_clear(&d);
 	if (a.threads)
 		mp.n_threads = (int)a.threads;
+	mp.backend = a.backend;
+	mp.kv_type = a.kv_type;
 	if (llm_model_open(a.model, &mp, &model, &d) < 0) {
 		app_error("run: %s: %s", a.model, diag_message(&d, "cannot load model"));
 		goto out;

@@ -115,6 +115,21 @@ START_TEST(test_errors)
 	free(out);
 	ck_assert_int_eq(run("-p a -f b", true, &out, &len), 2);
 	free(out);
+	ck_assert_int_eq(run("--kv-type q4 -p hi", true, &out, &len), 2);
+	ck_assert_msg(strstr(out, "unknown KV type 'q4'"), "%s", out);
+	free(out);
+	ck_assert_int_eq(run("-b tpu -p hi", true, &out, &len), 2);
+	ck_assert_msg(strstr(out, "unknown backend 'tpu'"), "%s", out);
+	free(out);
+}
+END_TEST
+
+/* The CPU backend with an explicit f32 cache is the reference path: the
+ * greedy output is run.c's, byte for byte, as without the options. */
+START_TEST(test_backend_kv_options)
+{
+	expect_reference("-b cpu --kv-type f32 -p 'Once upon a time' -n 252 --temp 0",
+			 "out_greedy_prompt_n256.txt");
 }
 END_TEST
 
@@ -128,6 +143,7 @@ Suite *run_suite(void)
 	tcase_add_test(tc, test_greedy_bos);
 	tcase_add_test(tc, test_parallel);
 	tcase_add_test(tc, test_errors);
+	tcase_add_test(tc, test_backend_kv_options);
 	suite_add_tcase(s, tc);
 	return s;
 }
