@@ -61,5 +61,11 @@ void cpu_exl3_release(struct gpu *g, struct gpu_exl3_weight *w);
 int cpu_exl3_matmul(struct gpu *g, struct gpu_buf *out,
 		    const struct gpu_buf *x, const struct gpu_exl3_weight *w,
 		    size_t n_rows, size_t k_in, size_t n_out, struct diag *d);
+/* The same on host pointers (moe.c runs EXL3 experts on its scratch):
+ * out f32 [n_rows, n_out], x f32 [n_rows, k_in], validated as
+ * gpu_exl3_matmul validates them; out must not overlap x. */
+int cpu_exl3_matmul_host(struct gpu *g, float *out, const float *x,
+			 const struct gpu_exl3_weight *w, size_t n_rows,
+			 size_t k_in, size_t n_out, struct diag *d);
 
 #endif

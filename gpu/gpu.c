@@ -841,6 +841,37 @@ int gpu_moe_route(struct gpu *g, const struct gpu_buf *logits,
 		 renorm, d);
 }
 
+/* EXL3 expert E of EX: three weights of g, each big enough for the
+ * gpu_exl3_matmul it will serve (gate/up: dim -> n_ff; down: n_ff -> dim;
+ * k_in <= k and n_out <= n). */
+static int check_exl3_expert(struct gpu *g, const struct gpu_moe_experts *ex,
+			     size_t e, size_t dim, struct diag *d)
+{
+	const struct gpu_exl3_weight *w[3] = { ex->xgate[e], ex->xup[e],
+					       ex->xdown[e] };
+	static const char *const nm[3] = { "gate", "up", "down" };
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		size_t kin = i < 2 ? dim : ex->n_ff, nout = i < 2 ? ex->n_ff : dim;
+
+		if (!w[i])
+			return diag_fail(d, GPU_E_INVALID,
+					 "gpu_moe_ffn: EXL3 expert %zu %s is NULL", e,
+					 nm[i]);
+		if (w[i]->g != g)
+			return diag_fail(d, GPU_E_INVALID,
+					 "gpu_moe_ffn: EXL3 expert %zu %s belongs to "
+					 "another backend", e, nm[i]);
+		if (kin == 0 || kin > w[i]->k || nout == 0 || nout > w[i]->n)
+			return diag_fail(d, GPU_E_INVALID,
+					 "gpu_moe_ffn: EXL3 expert %zu %s is %zu x %zu "
+					 "(k x n), needs at least %zu x %zu", e, nm[i],
+					 w[i]->k, w[i]->n, kin, nout);
+	}
+	return 0;
+}
+
 size_t gpu_moe_scratch_elems(size_t n, size_t dim, size_t n_ff, size_t top_k)
 {
 	/* gathered x [n, dim], gate and up [n, n_ff], expert output [n, dim],
@@ -855,12 +886,20 @@ int gpu_moe_ffn(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 {
 	const char *op = "gpu_moe_ffn";
 	size_t e;
+	bool fl, q;
 
 	TRY(check_live(g, d));
 	TRY(check_not_recording(g, op, d)); /* CUDA reads the routing back */
-	if (!ex || ex->n_expert == 0 || top_k == 0 || top_k > ex->n_expert ||
-	    !ex->gate || !ex->up || !ex->down)
+	if (!ex || ex->n_expert == 0 || top_k == 0 || top_k > ex->n_expert)
 		return diag_fail(d, GPU_E_INVALID, "%s: bad expert set", op);
+	/* exactly one complete triple: float or EXL3 */
+	fl = ex->gate || ex->up || ex->down;
+	q = ex->xgate || ex->xup || ex->xdown;
+	if (fl == q || (fl && (!ex->gate || !ex->up || !ex->down)) ||
+	    (q && (!ex->xgate || !ex->xup || !ex->xdown)))
+		return diag_fail(d, GPU_E_INVALID,
+				 "%s: bad expert set (need all of gate/up/down, "
+				 "float or EXL3, not both)", op);
 	TRY(need(g, op, "out", out, F32, 0, n, dim, 1, d));
 	TRY(need(g, op, "x", x, F32, 0, n, dim, 1, d));
 	TRY(need(g, op, "ids", ids, I32, 0, n, top_k, 1, d));
@@ -869,7 +908,9 @@ int gpu_moe_ffn(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 		 gpu_moe_scratch_elems(n, dim, ex->n_ff, top_k), 1, 1, d));
 	if (out == x)
 		return diag_fail(d, GPU_E_INVALID, "%s: out aliases x", op);
-	for (e = 0; e < ex->n_expert; e++) {
+	for (e = 0; q && e < ex->n_expert; e++)
+		TRY(check_exl3_expert(g, ex, e, dim, d));
+	for (e = 0; fl && e < ex->n_expert; e++) {
 		TRY(need(g, op, "expert gate", ex->gate[e], ANY_FLOAT, 0,
 			 ex->n_ff, dim, 1, d));
 		TRY(need(g, op, "expert up", ex->up[e], ANY_FLOAT, 0, ex->n_ff,

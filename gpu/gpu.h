@@ -408,14 +408,30 @@ int gpu_moe_route(struct gpu *g, const struct gpu_buf *logits,
 		  struct gpu_buf *ids, struct gpu_buf *weights, size_t n,
 		  size_t n_expert, size_t top_k, bool renorm, struct diag *d);
 
-/* The experts of one MoE layer: n_expert SwiGLU MLPs, each
- *   gate[e], up[e]: any float [n_ff, dim]; down[e]: any float [dim, n_ff]. */
+struct gpu_exl3_weight; /* "EXL3" block below */
+
+/* The experts of one MoE layer: n_expert SwiGLU MLPs, stored one of two
+ * ways (exactly one of the two array triples is set, the other NULL):
+ *   float: gate[e], up[e]: any float [n_ff, dim]; down[e]: any float
+ *          [dim, n_ff] (HF [out, in] orientation);
+ *   EXL3:  xgate[e], xup[e], xdown[e] (gpu_exl3_weight_new on the same
+ *          backend), used as gpu_exl3_matmul uses them, in its k x n
+ *          (in x out, padded) sense: gate/up k >= dim, n >= n_ff; down
+ *          k >= n_ff, n >= dim.  Inputs are zero-extended to k and
+ *          outputs trimmed to n_ff / dim (docs/exl3-format.md §1.5),
+ *          each weight's own bias (if any) is applied.
+ * Zero-initialise the struct (or use a designated initialiser) so that
+ * the unused triple is NULL.  The arrays and weights are borrowed for the
+ * duration of the gpu_moe_ffn call. */
 struct gpu_moe_experts {
 	size_t n_expert;
 	size_t n_ff;
 	const struct gpu_buf *const *gate;
 	const struct gpu_buf *const *up;
 	const struct gpu_buf *const *down;
+	const struct gpu_exl3_weight *const *xgate;
+	const struct gpu_exl3_weight *const *xup;
+	const struct gpu_exl3_weight *const *xdown;
 };
 
 /* Scratch elements (f32) gpu_moe_ffn needs for n rows. */
@@ -423,11 +439,17 @@ size_t gpu_moe_scratch_elems(size_t n, size_t dim, size_t n_ff, size_t top_k);
 
 /* Expert dispatch (after gpu_moe_route):
  *   out[i, :] = sum_j weights[i, j] * down[e] (silu(gate[e] x[i]) * up[e] x[i]),
- *   e = ids[i, j].
+ *   e = ids[i, j]
+ * (with EXL3 experts each product is gpu_exl3_matmul's x . W).
  * out, x f32 [n, dim] (no aliasing); ids/weights as gpu_moe_route wrote
  * them; scratch f32 with at least gpu_moe_scratch_elems(...) elements (so
- * that the op allocates nothing).  An expert id outside [0, n_expert) fails
- * with GPU_E_INVALID. */
+ * that the op allocates nothing beyond what gpu_exl3_matmul documents for
+ * the CPU's first call of a size).  Errors: GPU_E_INVALID (bad expert set:
+ * neither or both triples, a NULL entry, a float expert of the wrong size,
+ * an EXL3 expert from another backend or too small for dim / n_ff — the
+ * diag names the expert; an expert id outside [0, n_expert), found when
+ * the routing is read), GPU_E_NOMEM, GPU_E_DEVICE.  Not recordable in a
+ * graph (CUDA reads the routing back). */
 int gpu_moe_ffn(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 		const struct gpu_buf *ids, const struct gpu_buf *weights,
 		const struct gpu_moe_experts *ex, size_t n, size_t dim,

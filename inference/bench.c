@@ -140,9 +140,14 @@ static double step_weight_bytes(const struct llm_model *m, size_t B)
 		s += bb(ly->router);
 		s += bb(ly->s_gate) + bb(ly->s_up) + bb(ly->s_down) +
 		     bb(ly->s_gate_inp);
+		s += xb(ly->xs_gate) + xb(ly->xs_up) + xb(ly->xs_down) +
+		     xb(ly->xs_gate_inp);
 		es = 0;
 		for (e = 0; e < c->n_expert; e++)
-			es += bb(ly->e_gate[e]) + bb(ly->e_up[e]) + bb(ly->e_down[e]);
+			es += ly->xe_gate ? xb(ly->xe_gate[e]) + xb(ly->xe_up[e]) +
+					    xb(ly->xe_down[e])
+					  : bb(ly->e_gate[e]) + bb(ly->e_up[e]) +
+					    bb(ly->e_down[e]);
 		/* expected fraction of experts some row of B picks */
 		s += es * (1.0 - pow(1.0 - (double)c->n_expert_used /
 					   (double)c->n_expert, (double)B));

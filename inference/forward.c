@@ -18,7 +18,9 @@
  *     dense: x += Wd (silu(Wg xn) * (Wu xn))
  *     MoE:   p = softmax(router xn) over experts, top-k (renormalised for
  *            Mixtral / norm_topk_prob), x += sum_j p_j expert_j(xn)
- *            (+ sigmoid(w_sg . xn) * shared_expert(xn) for Qwen2-MoE)
+ *            (+ sigmoid(w_sg . xn) * shared_expert(xn) for Qwen2-MoE);
+ *            experts float or EXL3 (gpu_moe_ffn takes either set), the
+ *            shared expert through llm_linear
  *   xn [n, E]     = rmsnorm(x) * norm
  *   logits [m, V] = xn[rows wanting logits] lm_head^T
  *
@@ -167,15 +169,20 @@ static int ffn_moe(struct llm_context *c, const struct llm_layer *ly, size_t n,
 	OP(gpu_moe_route(c->g, c->r_logits, c->r_ids, c->r_wts, n, ne, k,
 			 m->moe_renorm, d),
 	   "layer %lld routing", (long long)l);
+	/* experts: float (e_*) or EXL3 (xe_*), the other triple NULL */
+	memset(&ex, 0, sizeof ex);
 	ex.n_expert = ne;
 	ex.n_ff = (size_t)cf->n_ff_expert;
 	ex.gate = (const struct gpu_buf *const *)ly->e_gate;
 	ex.up = (const struct gpu_buf *const *)ly->e_up;
 	ex.down = (const struct gpu_buf *const *)ly->e_down;
+	ex.xgate = (const struct gpu_exl3_weight *const *)ly->xe_gate;
+	ex.xup = (const struct gpu_exl3_weight *const *)ly->xe_up;
+	ex.xdown = (const struct gpu_exl3_weight *const *)ly->xe_down;
 	OP(gpu_moe_ffn(c->g, c->o, c->xn, c->r_ids, c->r_wts, &ex, n, E, k,
 		       c->moe_scratch, d),
 	   "layer %lld experts", (long long)l);
-	if (ly->s_gate) {
+	if (ly->s_gate || ly->xs_gate) {
 		const size_t Fs = (size_t)cf->n_ff_shared;
 
 		/* o += sigmoid(xn . w_sg) * Wd_s (silu(Wg_s xn) * (Wu_s xn)) */
@@ -188,20 +195,20 @@ static int ffn_moe(struct llm_context *c, const struct llm_layer *ly, size_t n,
 			OP(gpu_matmul_multi(c->g, c->xn, n, E, pt, 2, d),
 			   "layer %lld shared gate/up_proj", (long long)l);
 		} else {
-			OP(gpu_matmul(c->g, c->ff_gate, c->xn, ly->s_gate, NULL, n, E,
-				      Fs, d),
+			OP(llm_linear(c->g, c->ff_gate, c->xn, ly->s_gate,
+				      ly->xs_gate, NULL, n, E, Fs, d),
 			   "layer %lld shared gate_proj", (long long)l);
-			OP(gpu_matmul(c->g, c->ff_up, c->xn, ly->s_up, NULL, n, E, Fs,
-				      d),
+			OP(llm_linear(c->g, c->ff_up, c->xn, ly->s_up, ly->xs_up,
+				      NULL, n, E, Fs, d),
 			   "layer %lld shared up_proj", (long long)l);
 		}
 		OP(gpu_swiglu(c->g, c->ff_gate, c->ff_gate, c->ff_up, n * Fs, d),
 		   "layer %lld shared swiglu", (long long)l);
-		OP(gpu_matmul(c->g, c->sh_out, c->ff_gate, ly->s_down, NULL, n, Fs,
-			      E, d),
+		OP(llm_linear(c->g, c->sh_out, c->ff_gate, ly->s_down, ly->xs_down,
+			      NULL, n, Fs, E, d),
 		   "layer %lld shared down_proj", (long long)l);
-		OP(gpu_matmul(c->g, c->sh_gate, c->xn, ly->s_gate_inp, NULL, n, E,
-			      1, d),
+		OP(llm_linear(c->g, c->sh_gate, c->xn, ly->s_gate_inp,
+			      ly->xs_gate_inp, NULL, n, E, 1, d),
 		   "layer %lld shared_expert_gate", (long long)l);
 		OP(gpu_add_gated(c->g, c->o, c->sh_out, c->sh_gate, n, E, d),
 		   "layer %lld shared expert", (long long)l);

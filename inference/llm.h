@@ -241,11 +241,14 @@ void llm_model_free(struct llm_model *m);
  * qwen2.5-0.5b, qwen2.5-7b, qwen3-8b, mixtral-8x7b, qwen3-30b-a3b (and
  * the test-only tiny-llama, tiny-qwen2, tiny-qwen3, tiny-mixtral): bf16
  * weights, small uniform random values (deterministic), norms 1.  With
- * "@exl3:BITS" (1..8, e.g. synthetic:llama3-8b@exl3:4.0) the decoder
- * linears are random EXL3 trellises averaging BITS bits, lm_head at 6.
- * Ownership as llm_model_open.  Errors: LLM_E_INVALID (unknown name: the
- * message lists the known ones; bad suffix), LLM_E_UNSUPPORTED (EXL3 of
- * an MoE model), LLM_E_NOMEM, LLM_E_BACKEND (allocation on the device
+ * "@exl3:BITS" (1..8, e.g. synthetic:llama3-8b@exl3:4.0,
+ * synthetic:mixtral-8x7b@exl3:3.0) the decoder linears — in MoE models
+ * every routed expert's gate/up/down as well — are random EXL3 trellises
+ * averaging BITS bits, lm_head at 6; embeddings, norms and MoE routers
+ * stay bf16.  Ownership as llm_model_open.  Errors: LLM_E_INVALID
+ * (unknown name: the message lists the known ones; bad suffix),
+ * LLM_E_NOMEM (also: the weights would not fit the host's available
+ * memory on the CPU backend), LLM_E_BACKEND (allocation on the device
  * failed: too big for it). */
 int llm_model_new_synthetic(const char *spec, const struct llm_model_params *p,
 			    struct llm_model **out, struct diag *d);

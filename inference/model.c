@@ -6,6 +6,10 @@
  * every tensor's expected shape; each tensor is looked up by its HF name,
  * checked (shape, and dtype F32/F16/BF16), and uploaded in its own dtype.
  * The safetensors mapping is closed once everything is on the backend.
+ * EXL3 checkpoints (inference/exl3.c): any linear stored as a
+ * `.trellis` group loads as an EXL3 weight, including the routed MoE
+ * experts (all of a layer's experts or none; the router stays float) and
+ * Qwen2-MoE's shared expert.
  * Qwen2.5-VL keeps its text tensors under "model.language_model." in the
  * transformers-5 layout and under "model." in the classic one: both are
  * tried.
@@ -232,6 +236,94 @@ static int load_lin(struct loader *L, struct gpu_buf **w,
 	return load_full(L, name, 2, shape, 1, w, d);
 }
 
+/* Expert linear `<prefix><fmt>` of a MoE layer whose experts are EXL3
+ * (Q: the group `<key>.trellis`... must be there, llm_exl3_load's errors
+ * name the missing or malformed tensor) or float (`<key>.weight` [OUT,
+ * IN]).  A layer does not mix the two: gpu_moe_ffn takes one set. */
+static int load_expert(struct loader *L, bool q, struct gpu_buf **w,
+		       struct gpu_exl3_weight **x, struct diag *d, int64_t out,
+		       int64_t in, const char *fmt, ...) DIAG_PRINTF(8, 9);
+
+static int load_expert(struct loader *L, bool q, struct gpu_buf **w,
+		       struct gpu_exl3_weight **x, struct diag *d, int64_t out,
+		       int64_t in, const char *fmt, ...)
+{
+	char key[256], name[272];
+	int64_t shape[2] = { out, in };
+	size_t pl = strlen(L->prefix);
+	va_list ap;
+
+	memcpy(key, L->prefix, pl);
+	va_start(ap, fmt);
+	vsnprintf(key + pl, sizeof key - pl, fmt, ap);
+	va_end(ap);
+	if (q) {
+		int rc = llm_exl3_load(L->m->g, L->st, key, in, out, 0, x,
+				       &L->m->n_params, &L->m->n_bytes, d);
+
+		if (rc < 0)
+			diag_prefix(d, "EXL3 MoE expert");
+		return rc;
+	}
+	snprintf(name, sizeof name, "%s.weight", key);
+	return load_full(L, name, 2, shape, 1, w, d);
+}
+
+/* The routed experts of MoE layer L: Mixtral's block_sparse_moe.experts.E.
+ * {w1 = gate, w3 = up, w2 = down} or Qwen-MoE's mlp.experts.E.{gate,up,
+ * down}_proj; EXL3 when expert 0's gate has a `.trellis` (an ExLlamaV3
+ * checkpoint quantizes every routed expert, exl3-format.md §1.12). */
+static int load_experts(struct loader *L, int64_t l, struct diag *d)
+{
+	const struct llm_config *c = &L->m->cfg;
+	struct llm_layer *ly = &L->m->layers[l];
+	const int64_t E = c->n_embd, F = c->n_ff_expert, ne = c->n_expert;
+	const bool mx = c->arch == LLM_ARCH_MIXTRAL;
+	const char *mp = mx ? "block_sparse_moe" : "mlp";
+	const char *ng = mx ? "w1" : "gate_proj", *nu = mx ? "w3" : "up_proj";
+	const char *nd = mx ? "w2" : "down_proj";
+	char key[256];
+	bool q;
+	int64_t e;
+	int rc;
+
+	snprintf(key, sizeof key, "%slayers.%" PRId64 ".%s.experts.0.%s",
+		 L->prefix, l, mp, ng);
+	q = llm_exl3_has(L->st, key);
+	if (q) {
+		ly->xe_gate = calloc((size_t)ne, sizeof *ly->xe_gate);
+		ly->xe_up = calloc((size_t)ne, sizeof *ly->xe_up);
+		ly->xe_down = calloc((size_t)ne, sizeof *ly->xe_down);
+		if (!ly->xe_gate || !ly->xe_up || !ly->xe_down)
+			return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	} else {
+		ly->e_gate = calloc((size_t)ne, sizeof *ly->e_gate);
+		ly->e_up = calloc((size_t)ne, sizeof *ly->e_up);
+		ly->e_down = calloc((size_t)ne, sizeof *ly->e_down);
+		if (!ly->e_gate || !ly->e_up || !ly->e_down)
+			return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	}
+	for (e = 0; e < ne; e++) {
+		rc = load_expert(L, q, q ? NULL : &ly->e_gate[e],
+				 q ? &ly->xe_gate[e] : NULL, d, F, E,
+				 "layers.%" PRId64 ".%s.experts.%" PRId64 ".%s", l,
+				 mp, e, ng);
+		if (rc == 0)
+			rc = load_expert(L, q, q ? NULL : &ly->e_up[e],
+					 q ? &ly->xe_up[e] : NULL, d, F, E,
+					 "layers.%" PRId64 ".%s.experts.%" PRId64 ".%s",
+					 l, mp, e, nu);
+		if (rc == 0)
+			rc = load_expert(L, q, q ? NULL : &ly->e_down[e],
+					 q ? &ly->xe_down[e] : NULL, d, E, F,
+					 "layers.%" PRId64 ".%s.experts.%" PRId64 ".%s",
+					 l, mp, e, nd);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int load_layer(struct loader *L, int64_t l, struct diag *d)
 {
 	const struct llm_config *c = &L->m->cfg;
@@ -239,7 +331,6 @@ static int load_layer(struct loader *L, int64_t l, struct diag *d)
 	const int64_t E = c->n_embd, H = c->n_head, Hk = c->n_head_kv;
 	const int64_t hd = c->head_dim;
 	const char *mp; /* MoE block name */
-	int64_t e;
 	int rc;
 
 #define TRYL(x)                                                             \
@@ -271,39 +362,18 @@ static int load_layer(struct loader *L, int64_t l, struct diag *d)
 		TRYL(load_lin(L, &ly->w_down, &ly->x_down, d, E, c->n_ff, "layers.%" PRId64 ".mlp.down_proj", l));
 		return 0;
 	}
-	if (c->exl3)
-		return diag_fail(d, LLM_E_UNSUPPORTED,
-				 "layer %" PRId64 ": EXL3 MoE experts are not supported yet", l);
-	ly->e_gate = calloc((size_t)c->n_expert, sizeof *ly->e_gate);
-	ly->e_up = calloc((size_t)c->n_expert, sizeof *ly->e_up);
-	ly->e_down = calloc((size_t)c->n_expert, sizeof *ly->e_down);
-	if (!ly->e_gate || !ly->e_up || !ly->e_down)
-		return diag_fail(d, LLM_E_NOMEM, "out of memory");
-	if (c->arch == LLM_ARCH_MIXTRAL) {
-		/* block_sparse_moe.experts.E.{w1 = gate, w3 = up, w2 = down} */
-		mp = "block_sparse_moe";
-		TRYL(load(L, 1, &ly->router, d, 2, c->n_expert, E, "layers.%" PRId64 ".%s.gate.weight", l, mp));
-		for (e = 0; e < c->n_expert; e++) {
-			TRYL(load(L, 1, &ly->e_gate[e], d, 2, c->n_ff_expert, E, "layers.%" PRId64 ".%s.experts.%" PRId64 ".w1.weight", l, mp, e));
-			TRYL(load(L, 1, &ly->e_up[e], d, 2, c->n_ff_expert, E, "layers.%" PRId64 ".%s.experts.%" PRId64 ".w3.weight", l, mp, e));
-			TRYL(load(L, 1, &ly->e_down[e], d, 2, E, c->n_ff_expert, "layers.%" PRId64 ".%s.experts.%" PRId64 ".w2.weight", l, mp, e));
-		}
-		return 0;
-	}
-	mp = "mlp";
+	/* the router stays float in EXL3 checkpoints (qmap None, §1.9) */
+	mp = c->arch == LLM_ARCH_MIXTRAL ? "block_sparse_moe" : "mlp";
 	TRYL(load(L, 1, &ly->router, d, 2, c->n_expert, E, "layers.%" PRId64 ".%s.gate.weight", l, mp));
-	for (e = 0; e < c->n_expert; e++) {
-		TRYL(load(L, 1, &ly->e_gate[e], d, 2, c->n_ff_expert, E, "layers.%" PRId64 ".%s.experts.%" PRId64 ".gate_proj.weight", l, mp, e));
-		TRYL(load(L, 1, &ly->e_up[e], d, 2, c->n_ff_expert, E, "layers.%" PRId64 ".%s.experts.%" PRId64 ".up_proj.weight", l, mp, e));
-		TRYL(load(L, 1, &ly->e_down[e], d, 2, E, c->n_ff_expert, "layers.%" PRId64 ".%s.experts.%" PRId64 ".down_proj.weight", l, mp, e));
-	}
+	TRYL(load_experts(L, l, d));
 	if (c->has_shared_expert) {
 		const int64_t Fs = c->n_ff_shared;
 
-		TRYL(load(L, 1, &ly->s_gate, d, 2, Fs, E, "layers.%" PRId64 ".mlp.shared_expert.gate_proj.weight", l));
-		TRYL(load(L, 1, &ly->s_up, d, 2, Fs, E, "layers.%" PRId64 ".mlp.shared_expert.up_proj.weight", l));
-		TRYL(load(L, 1, &ly->s_down, d, 2, E, Fs, "layers.%" PRId64 ".mlp.shared_expert.down_proj.weight", l));
-		TRYL(load(L, 1, &ly->s_gate_inp, d, 2, 1, E, "layers.%" PRId64 ".mlp.shared_expert_gate.weight", l));
+		/* EXL3 or dense, each as the checkpoint stores it */
+		TRYL(load_lin(L, &ly->s_gate, &ly->xs_gate, d, Fs, E, "layers.%" PRId64 ".mlp.shared_expert.gate_proj", l));
+		TRYL(load_lin(L, &ly->s_up, &ly->xs_up, d, Fs, E, "layers.%" PRId64 ".mlp.shared_expert.up_proj", l));
+		TRYL(load_lin(L, &ly->s_down, &ly->xs_down, d, E, Fs, "layers.%" PRId64 ".mlp.shared_expert.down_proj", l));
+		TRYL(load_lin(L, &ly->s_gate_inp, &ly->xs_gate_inp, d, 1, E, "layers.%" PRId64 ".mlp.shared_expert_gate", l));
 	}
 	return 0;
 #undef TRYL
@@ -336,9 +406,24 @@ static void free_layer(const struct llm_config *c, struct llm_layer *ly)
 		if (ly->e_down)
 			gpu_buf_free(ly->e_down[e]);
 	}
+	for (e = 0; e < c->n_expert; e++) {
+		if (ly->xe_gate)
+			gpu_exl3_weight_free(ly->xe_gate[e]);
+		if (ly->xe_up)
+			gpu_exl3_weight_free(ly->xe_up[e]);
+		if (ly->xe_down)
+			gpu_exl3_weight_free(ly->xe_down[e]);
+	}
 	free(ly->e_gate);
 	free(ly->e_up);
 	free(ly->e_down);
+	free(ly->xe_gate);
+	free(ly->xe_up);
+	free(ly->xe_down);
+	gpu_exl3_weight_free(ly->xs_gate);
+	gpu_exl3_weight_free(ly->xs_up);
+	gpu_exl3_weight_free(ly->xs_down);
+	gpu_exl3_weight_free(ly->xs_gate_inp);
 	gpu_buf_free(ly->s_gate);
 	gpu_buf_free(ly->s_up);
 	gpu_buf_free(ly->s_down);

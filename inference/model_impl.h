@@ -50,13 +50,20 @@ struct llm_layer {
 	struct gpu_buf *ffn_norm;            /* [E] */
 	struct gpu_buf *w_gate, *w_up;       /* dense: [F, E] */
 	struct gpu_buf *w_down;              /* dense: [E, F] */
-	struct gpu_buf *router;              /* moe: [n_expert, E] */
-	struct gpu_buf **e_gate, **e_up, **e_down; /* moe: n_expert each */
+	struct gpu_buf *router;              /* moe: [n_expert, E], never EXL3 */
+	/* moe experts, n_expert each: float (e_*: [F_e, E], [F_e, E],
+	 * [E, F_e]) or EXL3 (xe_*: E -> F_e, E -> F_e, F_e -> E); a MoE
+	 * layer has exactly one of the two sets of arrays (the other NULL),
+	 * every entry of it set */
+	struct gpu_buf **e_gate, **e_up, **e_down;
+	struct gpu_exl3_weight **xe_gate, **xe_up, **xe_down;
 	struct gpu_buf *s_gate, *s_up, *s_down;    /* shared expert [Fs, E].. */
 	struct gpu_buf *s_gate_inp;          /* shared expert gate [1, E] */
-	/* EXL3 forms of the dense linears above (inference/exl3.c): when
-	 * one is set, its gpu_buf twin (and q/k/v bias) is NULL */
+	/* EXL3 forms of the dense / shared-expert linears above
+	 * (inference/exl3.c): when one is set, its gpu_buf twin (and q/k/v
+	 * bias) is NULL */
 	struct gpu_exl3_weight *xq, *xk, *xv, *xo, *x_gate, *x_up, *x_down;
+	struct gpu_exl3_weight *xs_gate, *xs_up, *xs_down, *xs_gate_inp;
 };
 
 struct llm_model {

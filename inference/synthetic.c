@@ -16,8 +16,9 @@
  * per linear (floor or ceil of BITS, error-diffused over weight elements)
  * so the model's average hits BITS; suh = +-1/sqrt(k) and svh = +-1 (random
  * signs).  The lm_head is EXL3 at 6 bits, as ExLlamaV3 converts by
- * default; the embedding stays bf16.  MoE experts have no EXL3 form yet:
- * such specs are refused.
+ * default; the embedding stays bf16.  In MoE layers every routed
+ * expert's gate/up/down is such an EXL3 weight (as ExLlamaV3 stores them,
+ * exl3-format.md §1.12) and the router stays bf16.
  *
  * Invariant: a synthetic model has the same fields set as one loaded from
  * a directory with the same config (so the forward pass and llm_model_free
@@ -142,10 +143,6 @@ int llm_synthetic_config(const char *spec, struct llm_config *out,
 			return diag_fail(d, LLM_E_INVALID,
 					 "synthetic:%s: EXL3 bits '%s' (a number "
 					 "from 1 to 8, e.g. @exl3:4.0)", s->name, at + 6);
-		if (s->n_expert > 0)
-			return diag_fail(d, LLM_E_UNSUPPORTED,
-					 "synthetic:%s: EXL3 MoE experts are not "
-					 "supported yet (use the bf16 model)", s->name);
 	}
 	memset(&c, 0, sizeof c);
 	c.arch = s->arch;
@@ -430,12 +427,26 @@ static int build_layer(struct builder *B, int64_t l, struct diag *d)
 		T(linear(B, &ly->w_down, &ly->x_down, NULL, E, c->n_ff, d));
 		return 0;
 	}
+	/* the router stays bf16 (ExLlamaV3 does not quantize it) */
+	T(lin(B, &ly->router, c->n_expert, E, d));
+	if (B->bits_target > 0) {
+		ly->xe_gate = calloc((size_t)c->n_expert, sizeof *ly->xe_gate);
+		ly->xe_up = calloc((size_t)c->n_expert, sizeof *ly->xe_up);
+		ly->xe_down = calloc((size_t)c->n_expert, sizeof *ly->xe_down);
+		if (!ly->xe_gate || !ly->xe_up || !ly->xe_down)
+			return diag_fail(d, LLM_E_NOMEM, "out of memory");
+		for (e = 0; e < c->n_expert; e++) {
+			T(exl3(B, &ly->xe_gate[e], E, c->n_ff_expert, 0, false, d));
+			T(exl3(B, &ly->xe_up[e], E, c->n_ff_expert, 0, false, d));
+			T(exl3(B, &ly->xe_down[e], c->n_ff_expert, E, 0, false, d));
+		}
+		return 0;
+	}
 	ly->e_gate = calloc((size_t)c->n_expert, sizeof *ly->e_gate);
 	ly->e_up = calloc((size_t)c->n_expert, sizeof *ly->e_up);
 	ly->e_down = calloc((size_t)c->n_expert, sizeof *ly->e_down);
 	if (!ly->e_gate || !ly->e_up || !ly->e_down)
 		return diag_fail(d, LLM_E_NOMEM, "out of memory");
-	T(lin(B, &ly->router, c->n_expert, E, d));
 	for (e = 0; e < c->n_expert; e++) {
 		T(lin(B, &ly->e_gate[e], c->n_ff_expert, E, d));
 		T(lin(B, &ly->e_up[e], c->n_ff_expert, E, d));

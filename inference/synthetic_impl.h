@@ -17,8 +17,7 @@
 /* Parse SPEC ("[synthetic:]NAME[@exl3:BITS]") into *cfg (and, for EXL3,
  * cfg->exl3 = true, exl3_bits = BITS in [1, 8], exl3_head_bits = 6).
  * Errors: LLM_E_INVALID (unknown name: the message lists the known ones;
- * malformed suffix or bits), LLM_E_UNSUPPORTED (EXL3 of an MoE model).
- * *cfg is written only on success. */
+ * malformed suffix or bits).  *cfg is written only on success. */
 int llm_synthetic_config(const char *spec, struct llm_config *cfg,
 			 struct diag *d);
 

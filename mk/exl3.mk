@@ -8,6 +8,7 @@ inference_libllm_a_SOURCES += inference/exl3.c inference/exl3_impl.h
 tests_check_gpu_SOURCES += tests/gpu/test_exl3.c
 # the gpu test reads the safetensors fixture with its own tiny reader
 tests_check_gpu_LDADD += $(JANSSON_LIBS)
-tests_check_inference_SOURCES += tests/inference/test_exl3_model.c
+tests_check_inference_SOURCES += tests/inference/test_exl3_model.c \
+	tests/inference/test_exl3_moe.c
 # (tests/data/models/exl3-llama3/ is distributed by mk/modelfile.mk)
 EXTRA_DIST += tests/data/exl3/dequant_vectors.safetensors

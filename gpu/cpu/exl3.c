@@ -442,6 +442,15 @@ int cpu_exl3_matmul(struct gpu *g, struct gpu_buf *out,
 		    const struct gpu_buf *x, const struct gpu_exl3_weight *w,
 		    size_t n_rows, size_t k_in, size_t n_out, struct diag *d)
 {
+	return cpu_exl3_matmul_host(g, (float *)out->data,
+				    (const float *)x->data, w, n_rows, k_in,
+				    n_out, d);
+}
+
+int cpu_exl3_matmul_host(struct gpu *g, float *out, const float *x,
+			 const struct gpu_exl3_weight *w, size_t n_rows,
+			 size_t k_in, size_t n_out, struct diag *d)
+{
 	struct cpu_state *st = cpu_state(g);
 	const int nt = st->n_threads;
 	const size_t ntn = w->n / 16;
@@ -452,8 +461,8 @@ int cpu_exl3_matmul(struct gpu *g, struct gpu_buf *out,
 	memset(&j, 0, sizeof j);
 	j.w = w;
 	j.q = w->priv;
-	j.x = (const float *)x->data;
-	j.out = (float *)out->data;
+	j.x = x;
+	j.out = out;
 	j.n_rows = n_rows;
 	j.k_in = k_in;
 	j.n_out = n_out;

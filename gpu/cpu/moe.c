@@ -9,6 +9,11 @@
  * gathered block (so a weight row serves every token routed to e), and the
  * weighted result is added back to each row.
  *
+ * EXL3 experts (ex->xgate...) take the same path with the on-the-fly
+ * EXL3 linear (gpu/cpu/exl3.c) in place of the dense matmul:
+ *   hg = xg . Wg, hu = xg . Wu (dim -> n_ff), yo = hg . Wd (n_ff -> dim),
+ *   W = diag(suh) H W_hat H diag(svh) (+ bias), padding handled by it.
+ *
  * Scratch layout (f32 elements, gpu_moe_scratch_elems):
  *   xg [n, dim] | hg [n, n_ff] | hu [n, n_ff] | yo [n, dim] |
  *   rows i32 [n * top_k] | wts f32 [n * top_k]
@@ -17,6 +22,7 @@
 #include "config.h"
 
 #include "gpu/cpu/cpu_impl.h"
+#include "gpu/exl3_ref.h"
 
 #include <math.h>
 
@@ -58,18 +64,30 @@ int cpu_moe_ffn(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 			memcpy(xg + t * dim, xv + (size_t)rows[t] * dim,
 			       dim * sizeof *xg);
 		/* hg, hu [m, n_ff] = xg [m, dim] . W^T */
-		rc = cpu_matmul_host(g, hg, xg, ex->gate[e], NULL, m, dim,
-				     ex->n_ff, d);
-		if (rc == 0)
-			rc = cpu_matmul_host(g, hu, xg, ex->up[e], NULL, m, dim,
+		if (ex->xgate) {
+			rc = cpu_exl3_matmul_host(g, hg, xg, ex->xgate[e], m, dim,
+						  ex->n_ff, d);
+			if (rc == 0)
+				rc = cpu_exl3_matmul_host(g, hu, xg, ex->xup[e], m,
+							  dim, ex->n_ff, d);
+		} else {
+			rc = cpu_matmul_host(g, hg, xg, ex->gate[e], NULL, m, dim,
 					     ex->n_ff, d);
+			if (rc == 0)
+				rc = cpu_matmul_host(g, hu, xg, ex->up[e], NULL, m,
+						     dim, ex->n_ff, d);
+		}
 		if (rc < 0)
 			return rc;
 		for (i = 0; i < m * ex->n_ff; i++)
 			hg[i] = hg[i] / (1.0f + expf(-hg[i])) * hu[i];
 		/* yo [m, dim] = hg [m, n_ff] . down^T */
-		rc = cpu_matmul_host(g, yo, hg, ex->down[e], NULL, m, ex->n_ff,
-				     dim, d);
+		if (ex->xdown)
+			rc = cpu_exl3_matmul_host(g, yo, hg, ex->xdown[e], m,
+						  ex->n_ff, dim, d);
+		else
+			rc = cpu_matmul_host(g, yo, hg, ex->down[e], NULL, m,
+					     ex->n_ff, dim, d);
 		if (rc < 0)
 			return rc;
 		for (t = 0; t < m; t++) {

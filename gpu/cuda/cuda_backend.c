@@ -714,7 +714,10 @@ static int cuda_moe_route(struct gpu *g, const struct gpu_buf *logits,
  * part of the caller's scratch in one copy each.  Then, per expert with
  * m > 0 rows: gather x rows -> xg [m, dim]; hg, hu [m, n_ff] = xg . gate^T,
  * xg . up^T; hg = silu(hg) * hu; yo [m, dim] = hg . down^T; out[rows] +=
- * wts * yo.  Scratch layout as the CPU's:
+ * wts * yo.  EXL3 experts (ex->xgate...) run the three products with
+ * gpu_cuda_exl3_matmul_raw (fused GEMV for m <= 32 rows, dequantise +
+ * cuBLAS above, in the EXL3 workspace sized at upload) on the same
+ * stream.  Scratch layout as the CPU's:
  *   xg [n, dim] | hg [n, n_ff] | hu [n, n_ff] | yo [n, dim] |
  *   rows i32 [n * top_k] | wts f32 [n * top_k]
  * The copy to the host synchronises the stream (a later device-side
@@ -787,14 +790,27 @@ static int cuda_moe_ffn(struct gpu *g, struct gpu_buf *out,
 			continue;
 		CUDA_TRY((cudaError_t)gpu_cuda_launch_gather_rows(
 			st->stream, xg, (const float *)x->data, d_rows + s0, m, dim));
-		rc = mm_raw(g, hg, xg, ex->gate[e], NULL, m, dim, n_ff, d);
-		if (rc == 0)
-			rc = mm_raw(g, hu, xg, ex->up[e], NULL, m, dim, n_ff, d);
+		if (ex->xgate) {
+			rc = gpu_cuda_exl3_matmul_raw(g, hg, xg, ex->xgate[e], m,
+						      dim, n_ff, d);
+			if (rc == 0)
+				rc = gpu_cuda_exl3_matmul_raw(g, hu, xg, ex->xup[e],
+							      m, dim, n_ff, d);
+		} else {
+			rc = mm_raw(g, hg, xg, ex->gate[e], NULL, m, dim, n_ff, d);
+			if (rc == 0)
+				rc = mm_raw(g, hu, xg, ex->up[e], NULL, m, dim, n_ff,
+					    d);
+		}
 		if (rc < 0)
 			return rc;
 		CUDA_TRY((cudaError_t)gpu_cuda_launch_swiglu(st->stream, hg, hg, hu,
 							     m * n_ff));
-		rc = mm_raw(g, yo, hg, ex->down[e], NULL, m, n_ff, dim, d);
+		if (ex->xdown)
+			rc = gpu_cuda_exl3_matmul_raw(g, yo, hg, ex->xdown[e], m,
+						      n_ff, dim, d);
+		else
+			rc = mm_raw(g, yo, hg, ex->down[e], NULL, m, n_ff, dim, d);
 		if (rc < 0)
 			return rc;
 		CUDA_TRY((cudaError_t)gpu_cuda_launch_scatter_add(

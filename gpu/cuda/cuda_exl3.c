@@ -562,10 +562,17 @@ int gpu_cuda_exl3_matmul(struct gpu *g, struct gpu_buf *out,
 			 const struct gpu_buf *x, const struct gpu_exl3_weight *w,
 			 size_t n_rows, size_t k_in, size_t n_out, struct diag *d)
 {
+	return gpu_cuda_exl3_matmul_raw(g, (float *)out->data,
+					(const float *)x->data, w, n_rows, k_in,
+					n_out, d);
+}
+
+int gpu_cuda_exl3_matmul_raw(struct gpu *g, float *op, const float *xp,
+			     const struct gpu_exl3_weight *w, size_t n_rows,
+			     size_t k_in, size_t n_out, struct diag *d)
+{
 	const struct cuda_exl3 *q = w->priv;
 	cudaStream_t st = xl_stream(g);
-	const float *xp = (const float *)x->data;
-	float *op = (float *)out->data;
 	const int fused = gpu_cuda_exl3_kernel() == 2;
 	size_t r0;
 

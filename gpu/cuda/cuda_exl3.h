@@ -86,6 +86,13 @@ void gpu_cuda_exl3_release(struct gpu *g, struct gpu_exl3_weight *w);
 int gpu_cuda_exl3_matmul(struct gpu *g, struct gpu_buf *out,
 			 const struct gpu_buf *x, const struct gpu_exl3_weight *w,
 			 size_t n_rows, size_t k_in, size_t n_out, struct diag *d);
+/* The same on raw device pointers (the MoE dispatch runs EXL3 experts on
+ * its scratch): out f32 [n_rows, n_out], x f32 [n_rows, k_in], arguments
+ * valid as gpu_exl3_matmul requires (not checked again), out and x not
+ * overlapping; enqueued on the handle's stream, allocates nothing. */
+int gpu_cuda_exl3_matmul_raw(struct gpu *g, float *out, const float *x,
+			     const struct gpu_exl3_weight *w, size_t n_rows,
+			     size_t k_in, size_t n_out, struct diag *d);
 
 /* Which kernels gpu_exl3_matmul runs: 1 (default) = input, gemv, output
  * (3 launches per 16 rows); 2 = input + fused gemv/output (2 launches; on

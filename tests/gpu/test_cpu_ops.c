@@ -635,6 +635,7 @@ START_TEST(test_moe)
 	ck_assert_int_eq(ids[0], 0);
 	ck_assert_int_eq(ids[1], 1);
 
+	memset(&ex, 0, sizeof ex);
 	ex.n_expert = E;
 	ex.n_ff = F;
 	ex.gate = (const struct gpu_buf *const *)eg;

@@ -1263,8 +1263,10 @@ START_TEST(test_moe_ffn)
 				ug[e] = up[e].g;
 				dg[e] = down[e].g;
 			}
-			exc = (struct gpu_moe_experts){ n_exp, n_ff, gc, uc, dc };
-			exg = (struct gpu_moe_experts){ n_exp, n_ff, gg, ug, dg };
+			exc = (struct gpu_moe_experts){ .n_expert = n_exp, .n_ff = n_ff,
+							.gate = gc, .up = uc, .down = dc };
+			exg = (struct gpu_moe_experts){ .n_expert = n_exp, .n_ff = n_ff,
+							.gate = gg, .up = ug, .down = dg };
 			bx = mk2(&p, GPU_DTYPE_F32, x, n * dim);
 			bl = mk2(&p, GPU_DTYPE_F32, lg, n * n_exp);
 			ids = mk2(&p, GPU_DTYPE_I32, NULL, n * top_k);

@@ -14,7 +14,10 @@
  *   - gpu_exl3_matmul: identity rows give W (vs the kernels' w), random rows
  *     give x.W (vs double precision on the kernels' w_hat), bias, padding
  *     (k_in < k zero-extends, n_out < n trims), results independent of the
- *     thread count, and argument validation.
+ *     thread count, and argument validation;
+ *   - gpu_moe_ffn with EXL3 experts (padded dim / n_ff) against the
+ *     formula in double on the reconstructed W and against the op on float
+ *     experts holding those W; the expert-set validation.
  * gpu-layer tests cannot link the engine's safetensors reader, so the
  * fixture is read by the small reader below (u64 header length, JSON header
  * via jansson, raw little-endian data).
@@ -625,6 +628,262 @@ START_TEST(test_validation)
 }
 END_TEST
 
+/* ---- MoE experts in EXL3 form (gpu_moe_ffn with ex.xgate/xup/xdown) ----- */
+
+/* A random EXL3 linear of logical IN x OUT (padded to 128 both ways),
+ * K bits, codebook CB; its reconstruction W [in, out] (input-major) in
+ * double: W_hat from the bit-exact tile decode (checked against
+ * ExLlamaV3's tiles above), then diag(suh) H W_hat H diag(svh) with H from
+ * its definition, as reconstruct_ref. */
+struct moe_lin {
+	struct gpu_exl3_weight *w;
+	double *W;       /* [in, out] */
+	size_t in, out;
+};
+
+static void moe_lin_make(struct gpu *g, struct moe_lin *L, size_t in,
+			 size_t out, int bits, int cb)
+{
+	const size_t kp = (in + 127) / 128 * 128, np = (out + 127) / 128 * 128;
+	const size_t ntr = kp / 16 * (np / 16) * 16 * (size_t)bits;
+	const size_t tb = 16 * (size_t)bits * 2; /* bytes of one tile */
+	/* exactly representable halves: 1/4 * {0.75, 1, 1.25} and
+	 * {0.75, 1, 1.25} */
+	static const uint16_t su_mag[3] = { 0x3200, 0x3400, 0x3500 };
+	static const uint16_t sv_mag[3] = { 0x3A00, 0x3C00, 0x3D00 };
+	int16_t *tr = malloc(ntr * sizeof *tr);
+	uint16_t *suh = malloc(kp * 2), *svh = malloc(np * 2);
+	float *what = malloc(kp * np * sizeof *what);
+	double *t = malloc(kp * np * sizeof *t), hs = 1.0 / sqrt(128.0);
+	const float *lut = gpu_exl3_lut(cb);
+	struct gpu_exl3_desc desc;
+	struct diag d;
+	size_t i, a, b, tk, tn;
+
+	ck_assert(tr && suh && svh && what && t && lut);
+	for (i = 0; i < ntr; i++)
+		tr[i] = (int16_t)(int)(frand() * 32767.0f);
+	for (i = 0; i < kp; i++)
+		suh[i] = (uint16_t)(su_mag[i % 3] | (frand() < 0 ? 0x8000 : 0));
+	for (i = 0; i < np; i++)
+		svh[i] = (uint16_t)(sv_mag[(i / 2) % 3] | (frand() < 0 ? 0x8000 : 0));
+	memset(&desc, 0, sizeof desc);
+	desc.k = kp;
+	desc.n = np;
+	desc.bits = bits;
+	desc.cb = (enum gpu_exl3_cb)cb;
+	desc.trellis = tr;
+	desc.suh = suh;
+	desc.svh = svh;
+	diag_clear(&d);
+	ck_assert_msg(gpu_exl3_weight_new(g, &desc, &L->w, &d) == 0, "%s", d.msg);
+	/* W_hat [kp, np] */
+	for (tk = 0; tk < kp / 16; tk++)
+		for (tn = 0; tn < np / 16; tn++)
+			gpu_exl3_tile_decode((const char *)tr +
+						     (tk * (np / 16) + tn) * tb,
+					     bits, lut, what + tk * 16 * np + tn * 16,
+					     np);
+	/* t = H_k W_hat (blockwise over rows) */
+	for (a = 0; a < kp; a++)
+		for (b = 0; b < np; b++) {
+			size_t blk = a / 128 * 128, aa = a % 128;
+			double sum = 0;
+
+			for (i = 0; i < 128; i++)
+				sum += (__builtin_popcount((unsigned)(aa & i)) & 1 ? -1 : 1) *
+				       (double)what[(blk + i) * np + b];
+			t[a * np + b] = sum * hs;
+		}
+	/* W = diag(suh) t H_n diag(svh), trimmed to [in, out] */
+	L->W = malloc(in * out * sizeof *L->W);
+	for (a = 0; a < in; a++)
+		for (b = 0; b < out; b++) {
+			size_t blk = b / 128 * 128, bb = b % 128;
+			double sum = 0;
+
+			for (i = 0; i < 128; i++)
+				sum += (__builtin_popcount((unsigned)(i & bb)) & 1 ? -1 : 1) *
+				       t[a * np + blk + i];
+			L->W[a * out + b] = sum * hs * h2d(suh[a]) * h2d(svh[b]);
+		}
+	L->in = in;
+	L->out = out;
+	free(tr);
+	free(suh);
+	free(svh);
+	free(what);
+	free(t);
+}
+
+/* The float twin of L: f32 [out, in] (HF orientation) = W^T. */
+static struct gpu_buf *moe_lin_float(struct gpu *g, const struct moe_lin *L)
+{
+	float *v = malloc(L->in * L->out * sizeof *v);
+	struct gpu_buf *b = NULL;
+	size_t i, j;
+
+	for (i = 0; i < L->out; i++)
+		for (j = 0; j < L->in; j++)
+			v[i * L->in + j] = (float)L->W[j * L->out + i];
+	ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_F32, L->in * L->out, &b, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(b, 0, v, L->in * L->out, NULL), 0);
+	free(v);
+	return b;
+}
+
+/* gpu_moe_ffn with EXL3 experts (dim 200 and n_ff 100, both padded: inputs
+ * zero-extended, outputs trimmed) against the formula in double on the
+ * reconstructed W, and against the same op on float experts holding those
+ * W; then the expert-set validation. */
+START_TEST(test_moe_experts)
+{
+	enum { N = 7, NE = 3, TK = 2, D = 200, F = 100 };
+	struct gpu *g = open_cpu(2);
+	struct moe_lin lg[NE], lu[NE], ld[NE];
+	const struct gpu_exl3_weight *xg[NE], *xu[NE], *xd[NE];
+	const struct gpu_buf *fg[NE], *fu[NE], *fd[NE];
+	struct gpu_buf *own[3 * NE], *bx, *bo, *bi, *bw, *bs;
+	struct gpu_moe_experts ex, exf;
+	float x[N * D], wts[N * TK], out[N * D], outf[N * D];
+	int32_t ids[N * TK];
+	double mx = 0, err = 0, errf = 0;
+	struct diag d;
+	size_t i, j, e, c, f;
+
+	rng = 99;
+	for (e = 0; e < NE; e++) {
+		moe_lin_make(g, &lg[e], D, F, 2 + (int)e, (int)e % 3);
+		moe_lin_make(g, &lu[e], D, F, 3, (int)(e + 1) % 3);
+		moe_lin_make(g, &ld[e], F, D, 4 - (int)e, (int)(e + 2) % 3);
+		xg[e] = lg[e].w;
+		xu[e] = lu[e].w;
+		xd[e] = ld[e].w;
+		fg[e] = own[3 * e] = moe_lin_float(g, &lg[e]);
+		fu[e] = own[3 * e + 1] = moe_lin_float(g, &lu[e]);
+		fd[e] = own[3 * e + 2] = moe_lin_float(g, &ld[e]);
+	}
+	for (i = 0; i < N * D; i++)
+		x[i] = frand();
+	for (i = 0; i < N; i++) {
+		/* two distinct experts per row, expert 2 left out of row 0 */
+		ids[i * TK] = (int32_t)(i % NE);
+		ids[i * TK + 1] = (int32_t)((i + 1 + i / NE) % NE);
+		if (ids[i * TK + 1] == ids[i * TK])
+			ids[i * TK + 1] = (ids[i * TK] + 1) % NE;
+		wts[i * TK] = 0.25f + 0.1f * (float)i;
+		wts[i * TK + 1] = 1.0f - wts[i * TK];
+	}
+	ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_F32, N * D, &bx, NULL), 0);
+	ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_F32, N * D, &bo, NULL), 0);
+	ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_I32, N * TK, &bi, NULL), 0);
+	ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_F32, N * TK, &bw, NULL), 0);
+	ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_F32,
+				     gpu_moe_scratch_elems(N, D, F, TK), &bs, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bx, 0, x, N * D, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bi, 0, ids, N * TK, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bw, 0, wts, N * TK, NULL), 0);
+	memset(&ex, 0, sizeof ex);
+	ex.n_expert = NE;
+	ex.n_ff = F;
+	ex.xgate = xg;
+	ex.xup = xu;
+	ex.xdown = xd;
+	exf = ex;
+	exf.xgate = exf.xup = exf.xdown = NULL;
+	exf.gate = fg;
+	exf.up = fu;
+	exf.down = fd;
+	diag_clear(&d);
+	ck_assert_msg(gpu_moe_ffn(g, bo, bx, bi, bw, &ex, N, D, TK, bs, &d) == 0,
+		      "%s", d.msg);
+	ck_assert_int_eq(gpu_buf_read(bo, 0, out, N * D, NULL), 0);
+	ck_assert_msg(gpu_moe_ffn(g, bo, bx, bi, bw, &exf, N, D, TK, bs, &d) == 0,
+		      "%s", d.msg);
+	ck_assert_int_eq(gpu_buf_read(bo, 0, outf, N * D, NULL), 0);
+	for (i = 0; i < N; i++) {
+		double ref[D] = { 0 };
+
+		for (j = 0; j < TK; j++) {
+			double h[F];
+
+			e = (size_t)ids[i * TK + j];
+			for (f = 0; f < F; f++) {
+				double a = 0, b = 0;
+
+				for (c = 0; c < D; c++) {
+					a += lg[e].W[c * F + f] * x[i * D + c];
+					b += lu[e].W[c * F + f] * x[i * D + c];
+				}
+				h[f] = a / (1 + exp(-a)) * b;
+			}
+			for (c = 0; c < D; c++) {
+				double y = 0;
+
+				for (f = 0; f < F; f++)
+					y += ld[e].W[f * D + c] * h[f];
+				ref[c] += wts[i * TK + j] * y;
+			}
+		}
+		for (c = 0; c < D; c++) {
+			mx = fmax(mx, fabs(ref[c]));
+			err = fmax(err, fabs(out[i * D + c] - ref[c]));
+			errf = fmax(errf, fabs(out[i * D + c] - outf[i * D + c]));
+		}
+	}
+	ck_assert(mx > 0.1);
+	/* f32 arithmetic on both sides: a few ulps of the largest value */
+	ck_assert_msg(err <= 1e-5 * mx, "EXL3 experts vs formula: %g of %g", err, mx);
+	ck_assert_msg(errf <= 1e-5 * mx, "EXL3 vs float experts: %g of %g", errf, mx);
+
+	/* validation: both triples, neither, a NULL entry, too small */
+	exf.xgate = xg;
+	exf.xup = xu;
+	exf.xdown = xd;
+	ck_assert_int_eq(gpu_moe_ffn(g, bo, bx, bi, bw, &exf, N, D, TK, bs, &d),
+			 GPU_E_INVALID);
+	exf = ex;
+	exf.xdown = NULL;
+	ck_assert_int_eq(gpu_moe_ffn(g, bo, bx, bi, bw, &exf, N, D, TK, bs, &d),
+			 GPU_E_INVALID);
+	ck_assert_ptr_nonnull(strstr(d.msg, "bad expert set"));
+	xd[1] = NULL;
+	ck_assert_int_eq(gpu_moe_ffn(g, bo, bx, bi, bw, &ex, N, D, TK, bs, &d),
+			 GPU_E_INVALID);
+	ck_assert_ptr_nonnull(strstr(d.msg, "expert 1 down is NULL"));
+	/* a down projection with 128 outputs for dim 200 */
+	xd[1] = lg[1].w;
+	ck_assert_int_eq(gpu_moe_ffn(g, bo, bx, bi, bw, &ex, N, D, TK, bs, &d),
+			 GPU_E_INVALID);
+	ck_assert_msg(strstr(d.msg, "expert 1 down is 256 x 128") != NULL, "%s",
+		      d.msg);
+	/* a gate whose k (128) is short of dim 200 */
+	xd[1] = ld[1].w;
+	xg[2] = ld[0].w; /* 128 x 256: k 128 < 200 */
+	ck_assert_int_eq(gpu_moe_ffn(g, bo, bx, bi, bw, &ex, N, D, TK, bs, &d),
+			 GPU_E_INVALID);
+	ck_assert_ptr_nonnull(strstr(d.msg, "expert 2 gate"));
+	xg[2] = lg[2].w;
+	ck_assert_int_eq(gpu_moe_ffn(g, bo, bx, bi, bw, &ex, N, D, TK, bs, &d), 0);
+	for (e = 0; e < NE; e++) {
+		gpu_exl3_weight_free(lg[e].w);
+		gpu_exl3_weight_free(lu[e].w);
+		gpu_exl3_weight_free(ld[e].w);
+		free(lg[e].W);
+		free(lu[e].W);
+		free(ld[e].W);
+	}
+	for (e = 0; e < 3 * NE; e++)
+		gpu_buf_free(own[e]);
+	gpu_buf_free(bx);
+	gpu_buf_free(bo);
+	gpu_buf_free(bi);
+	gpu_buf_free(bw);
+	gpu_buf_free(bs);
+	gpu_close(g);
+}
+END_TEST
+
 Suite *exl3_suite(void)
 {
 	Suite *s = suite_create("exl3");
@@ -637,6 +896,7 @@ Suite *exl3_suite(void)
 	tcase_add_loop_test(tc, test_linear, 0, 2);
 	tcase_add_test(tc, test_linear_large);
 	tcase_add_test(tc, test_validation);
+	tcase_add_test(tc, test_moe_experts);
 	suite_add_tcase(s, tc);
 	return s;
 }

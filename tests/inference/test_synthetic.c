@@ -8,7 +8,7 @@
  *     and the others of the table;
  *   - spec parsing: prefix optional, @exl3:BITS accepted (1..8), unknown
  *     names / suffixes / bits refused with LLM_E_INVALID naming the known
- *     models, EXL3 MoE refused with LLM_E_UNSUPPORTED;
+ *     models; EXL3 MoE specs accepted;
  *   - gpu_buf_fill_random: inside [-scale, scale], mean ~0 and variance
  *     scale^2/3, equal for equal seeds, the bf16 fill is the f32 fill
  *     rounded;
@@ -118,8 +118,9 @@ START_TEST(test_spec_parse)
 	ck_assert_int_eq(llm_synthetic_config("llama3-8b@gguf:4", &c, NULL),
 			 LLM_E_INVALID);
 	ck_assert_int_eq(llm_synthetic_config("llama3-8", &c, NULL), LLM_E_INVALID);
-	ck_assert_int_eq(llm_synthetic_config("mixtral-8x7b@exl3:4.0", &c, NULL),
-			 LLM_E_UNSUPPORTED);
+	/* MoE models take EXL3 experts too */
+	ck_assert(llm_synthetic_config("mixtral-8x7b@exl3:4.0", &c, NULL) == 0);
+	ck_assert(c.exl3 && c.n_expert == 8);
 }
 END_TEST
 
@@ -229,6 +230,7 @@ START_TEST(test_tiny_models)
 	run_spec("synthetic:tiny-mixtral", NULL);
 	run_spec("synthetic:tiny-llama@exl3:2.5", NULL);
 	run_spec("synthetic:tiny-qwen2@exl3:4.0", NULL);
+	run_spec("synthetic:tiny-mixtral@exl3:3.0", NULL);
 }
 END_TEST
 
