@@ -374,19 +374,18 @@ static int chat_text(const struct run_args *a, const char *user, char **out,
 {
 	struct llm_chat_msg msgs[2];
 	struct llm_template *t = NULL;
-	char *src = NULL, *bos = NULL, *eos = NULL;
+	char *bos = NULL, *eos = NULL;
 	size_t n = 0;
 	struct diag d;
 	int rc;
 
 	diag_clear(&d);
-	rc = llm_chat_template_load(a->model, &src, &bos, &eos, &d);
-	if (rc < 0) {
+	rc = llm_chat_template_open(a->model, &t, &bos, &eos, &d);
+	if (rc < 0 && rc != LLM_E_TEMPLATE) {
 		app_error("run: --chat: the model has no usable chat template (%s)",
 			  diag_message(&d, llm_strerror(rc)));
 		return -1;
 	}
-	rc = llm_template_compile(src, strlen(src), "chat_template", &t, &d);
 	if (rc == 0) {
 		if (a->system) {
 			msgs[n].role = "system";
@@ -397,7 +396,6 @@ static int chat_text(const struct run_args *a, const char *user, char **out,
 		rc = llm_chat_render(t, msgs, n, true, bos, eos, NULL, out, out_len, &d);
 	}
 	llm_template_free(t);
-	free(src);
 	free(bos);
 	free(eos);
 	if (rc < 0) {

@@ -173,7 +173,7 @@ static void do_load(struct app_worker *w, struct cmd *c)
 	struct llm_engine_params ep = llm_engine_default_params();
 	struct app_wev ev;
 	struct diag d;
-	char *src = NULL;
+	int rc;
 
 	diag_clear(&d);
 	unload(w); /* the old model goes completely before the new one loads */
@@ -196,14 +196,13 @@ static void do_load(struct app_worker *w, struct cmd *c)
 	post_text(w, APP_WEV_PROGRESS, 0, "loading tokenizer", 17);
 	if (llm_tokenizer_open(c->dir, &w->tok, &d) < 0)
 		goto fail;
-	/* No chat template is fine: completion mode. */
-	if (llm_chat_template_load(c->dir, &src, &w->bos, &w->eos, NULL) == 0 && src) {
-		if (llm_template_compile(src, strlen(src), "chat_template", &w->tmpl, &d) < 0) {
-			free(src);
-			goto fail;
-		}
-		free(src);
-	}
+	/* No chat template is fine: completion mode.  One that does not
+	 * compile (or no memory) fails the load. */
+	rc = llm_chat_template_open(c->dir, &w->tmpl, &w->bos, &w->eos, &d);
+	if (rc == LLM_E_TEMPLATE || rc == LLM_E_NOMEM)
+		goto fail;
+	if (rc < 0)
+		diag_clear(&d);
 	w->n_ctx = c->n_ctx;
 	if (!w->n_ctx) {
 		int64_t t = llm_model_n_ctx_train(w->model);

@@ -229,6 +229,37 @@ int llm_chat_template_load(const char *path, char **src, char **bos,
 	return 0;
 }
 
+int llm_chat_template_open(const char *path, struct llm_template **out,
+			   char **bos, char **eos, struct diag *d)
+{
+	char *src = NULL, *b = NULL, *e = NULL;
+	int rc;
+
+	*out = NULL;
+	if (bos)
+		*bos = NULL;
+	if (eos)
+		*eos = NULL;
+	rc = llm_chat_template_load(path, &src, &b, &e, d);
+	if (rc == 0)
+		rc = llm_template_compile(src, strlen(src), "chat_template", out, d);
+	free(src);
+	if (rc < 0) {
+		free(b);
+		free(e);
+		return rc;
+	}
+	if (bos)
+		*bos = b;
+	else
+		free(b);
+	if (eos)
+		*eos = e;
+	else
+		free(e);
+	return 0;
+}
+
 int llm_chat_render(const struct llm_template *t, const struct llm_chat_msg *msgs,
 		    size_t n_msgs, bool add_generation_prompt, const char *bos,
 		    const char *eos, const char *extra_json, char **out,

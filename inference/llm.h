@@ -157,6 +157,14 @@ int llm_template_render(const struct llm_template *t, const char *context_json,
  * malformed JSON), LLM_E_NOMEM. */
 int llm_chat_template_load(const char *path, char **src, char **bos,
 			   char **eos, struct diag *d);
+/* llm_chat_template_load, then llm_template_compile of the source (named
+ * "chat_template"): *out the compiled template (llm_template_free), *bos
+ * and *eos as llm_chat_template_load (NULL pointers when not wanted).  On
+ * failure nothing is left allocated.  Errors: those of the two calls —
+ * LLM_E_IO / LLM_E_FORMAT when there is no usable template source,
+ * LLM_E_TEMPLATE when it does not compile, LLM_E_NOMEM. */
+int llm_chat_template_open(const char *path, struct llm_template **out,
+			   char **bos, char **eos, struct diag *d);
 
 /* One chat message for llm_chat_render. */
 struct llm_chat_msg {

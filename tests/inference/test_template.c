@@ -422,7 +422,52 @@ START_TEST(test_load_tokenizer_config)
 	ck_assert_int_eq(llm_chat_template_load(cfg, &src, &bos, &eos, &d), LLM_E_FORMAT);
 	ck_assert_ptr_null(src);
 	ck_assert_ptr_null(bos);
+	/* ... and through llm_chat_template_open: nothing left allocated */
+	t = (struct llm_template *)1;
+	ck_assert_int_eq(llm_chat_template_open(cfg, &t, &bos, &eos, &d), LLM_E_FORMAT);
+	ck_assert_ptr_null(t);
+	ck_assert_ptr_null(bos);
+	ck_assert_ptr_null(eos);
 	free(cfg);
+}
+END_TEST
+
+/* llm_chat_template_open = load + compile: the qwen3 template renders as
+ * transformers does; a template that does not compile is LLM_E_TEMPLATE
+ * with nothing returned. */
+START_TEST(test_chat_template_open)
+{
+	char *cfg = test_data_path("tokenizers/qwen3/tokenizer_config.json");
+	struct diag d = {0};
+	struct llm_template *t = NULL;
+	char *bos = NULL, *eos = NULL, *out = NULL;
+	struct llm_chat_msg msgs[] = {{"user", "Hi"}};
+	char dir[] = "/tmp/tern-tplopen-XXXXXX", path[512];
+	FILE *f;
+
+	ck_assert_msg(llm_chat_template_open(cfg, &t, &bos, &eos, &d) == 0, "%s", d.msg);
+	ck_assert_ptr_null(bos);
+	ck_assert_str_eq(eos, "<|im_end|>");
+	ck_assert_int_eq(llm_chat_render(t, msgs, 1, true, bos, eos,
+					 "{\"enable_thinking\": false}", &out, NULL, &d), 0);
+	ck_assert_str_eq(out, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+			      "<think>\n\n</think>\n\n");
+	free(out);
+	llm_template_free(t);
+	free(eos);
+	free(cfg);
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("{% for m in messages %}{{ m.content }", f); /* unterminated */
+	fclose(f);
+	t = (struct llm_template *)1;
+	ck_assert_int_eq(llm_chat_template_open(dir, &t, NULL, NULL, &d), LLM_E_TEMPLATE);
+	ck_assert_ptr_null(t);
+	remove(path);
+	rmdir(dir);
 }
 END_TEST
 
@@ -441,6 +486,7 @@ Suite *template_suite(void)
 	tcase_add_test(tc, test_errors);
 	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_load_tokenizer_config);
+	tcase_add_test(tc, test_chat_template_open);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	return s;
