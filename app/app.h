@@ -13,6 +13,8 @@
 
 #include <stdio.h>
 
+#include "inference/llm.h"
+
 #define SUBCOMMAND(name, summary)             \
 	int app_cmd_##name(int argc, char **argv); \
 	void app_help_##name(FILE *out);
@@ -39,6 +41,10 @@ void app_error(const char *fmt, ...)
  * array (*ids, free() it).  Returns 0, or -1 with a message in err (a bad
  * number or an id outside [0, INT32_MAX]). */
 int app_parse_ids(const char *s, int **ids, size_t *n, char *err, size_t err_len);
+
+/* Parse a --backend value: "auto", "cpu" or "cuda" into *out.  Returns 0,
+ * or -1 (*out unchanged) for anything else; the caller reports it. */
+int app_parse_backend(const char *s, enum llm_backend *out);
 
 /* Directory of the bundled default model: the installed copy under
  * $(pkgdatadir)/models/stories260k, else the source tree's (running from a

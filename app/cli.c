@@ -68,6 +68,19 @@ int app_parse_ids(const char *s, int **ids, size_t *n, char *err, size_t err_len
 	return 0;
 }
 
+int app_parse_backend(const char *s, enum llm_backend *out)
+{
+	if (!strcmp(s, "auto"))
+		*out = LLM_BACKEND_AUTO;
+	else if (!strcmp(s, "cpu"))
+		*out = LLM_BACKEND_CPU;
+	else if (!strcmp(s, "cuda"))
+		*out = LLM_BACKEND_CUDA;
+	else
+		return -1;
+	return 0;
+}
+
 const char *app_default_model_dir(void)
 {
 	static const char *installed = TERN_PKGDATADIR "/models/stories260k";

@@ -221,13 +221,7 @@ int app_cmd_bench(int argc, char **argv)
 				mp.n_threads = (int)v;
 			break;
 		case 'b':
-			if (!strcmp(optarg, "cpu"))
-				mp.backend = LLM_BACKEND_CPU;
-			else if (!strcmp(optarg, "cuda"))
-				mp.backend = LLM_BACKEND_CUDA;
-			else if (!strcmp(optarg, "auto"))
-				mp.backend = LLM_BACKEND_AUTO;
-			else {
+			if (app_parse_backend(optarg, &mp.backend) != 0) {
 				app_error("bench: unknown backend '%s'", optarg);
 				return APP_STATUS_USAGE;
 			}

@@ -40,20 +40,6 @@ void app_help_logits(FILE *out)
 		"  -h, --help           show this help\n");
 }
 
-/* Shared by logits and bench: "auto" / "cpu" / "cuda". */
-static int parse_backend(const char *s, enum llm_backend *out)
-{
-	if (!strcmp(s, "auto"))
-		*out = LLM_BACKEND_AUTO;
-	else if (!strcmp(s, "cpu"))
-		*out = LLM_BACKEND_CPU;
-	else if (!strcmp(s, "cuda"))
-		*out = LLM_BACKEND_CUDA;
-	else
-		return -1;
-	return 0;
-}
-
 static int write_le_f32(FILE *f, const float *v, size_t n)
 {
 	/* float32 little-endian: the host order on every supported target;
@@ -113,7 +99,7 @@ int app_cmd_logits(int argc, char **argv)
 		case 'I': incremental = 1; break;
 		case 't': mp.n_threads = atoi(optarg); break;
 		case 'b':
-			if (parse_backend(optarg, &mp.backend) != 0) {
+			if (app_parse_backend(optarg, &mp.backend) != 0) {
 				app_error("logits: unknown backend '%s'", optarg);
 				return APP_STATUS_USAGE;
 			}

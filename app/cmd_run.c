@@ -250,13 +250,7 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 		case OPT_PARALLEL: rc = parse_long("--parallel", optarg, 1, 256, &a->parallel); break;
 		case 't': rc = parse_long("-t", optarg, 1, 4096, &a->threads); break;
 		case 'b':
-			if (!strcmp(optarg, "cpu"))
-				a->backend = LLM_BACKEND_CPU;
-			else if (!strcmp(optarg, "cuda"))
-				a->backend = LLM_BACKEND_CUDA;
-			else if (!strcmp(optarg, "auto"))
-				a->backend = LLM_BACKEND_AUTO;
-			else {
+			if (app_parse_backend(optarg, &a->backend) != 0) {
 				app_error("run: unknown backend '%s' (auto, cpu, cuda)", optarg);
 				rc = -1;
 			}
