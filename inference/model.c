@@ -186,6 +186,31 @@ static int load_full(struct loader *L, const char *name, int n_dims,
 	return 0;
 }
 
+/* NAME (SIZE bytes) = the text-model prefix followed by FMT formatted with
+ * AP (truncated to fit). */
+static void prefixed_name(const struct loader *L, char *name, size_t size,
+			  const char *fmt, va_list ap) DIAG_PRINTF(4, 0);
+
+static void prefixed_name(const struct loader *L, char *name, size_t size,
+			  const char *fmt, va_list ap)
+{
+	size_t pl = strlen(L->prefix);
+
+	memcpy(name, L->prefix, pl);
+	vsnprintf(name + pl, size - pl, fmt, ap);
+}
+
+/* A dense linear `<key>.weight` [OUT, IN], required. */
+static int load_dense(struct loader *L, const char *key, int64_t out,
+		      int64_t in, struct gpu_buf **w, struct diag *d)
+{
+	char name[272];
+	int64_t shape[2] = { out, in };
+
+	snprintf(name, sizeof name, "%s.weight", key);
+	return load_full(L, name, 2, shape, 1, w, d);
+}
+
 /* Same with the text-model prefix and a printf-formatted rest. */
 static int load(struct loader *L, int required, struct gpu_buf **out,
 		struct diag *d, int n_dims, int64_t d0, int64_t d1,
@@ -197,12 +222,10 @@ static int load(struct loader *L, int required, struct gpu_buf **out,
 {
 	char name[256];
 	int64_t shape[2] = { d0, d1 };
-	size_t pl = strlen(L->prefix);
 	va_list ap;
 
-	memcpy(name, L->prefix, pl);
 	va_start(ap, fmt);
-	vsnprintf(name + pl, sizeof name - pl, fmt, ap);
+	prefixed_name(L, name, sizeof name, fmt, ap);
 	va_end(ap);
 	return load_full(L, name, n_dims, shape, required, out, d);
 }
@@ -218,22 +241,18 @@ static int load_lin(struct loader *L, struct gpu_buf **w,
 		    struct gpu_exl3_weight **q, struct diag *d, int64_t out,
 		    int64_t in, const char *fmt, ...)
 {
-	char key[256], name[272];
-	int64_t shape[2] = { out, in };
-	size_t pl = strlen(L->prefix);
+	char key[256];
 	va_list ap;
 
 	*w = NULL;
 	*q = NULL;
-	memcpy(key, L->prefix, pl);
 	va_start(ap, fmt);
-	vsnprintf(key + pl, sizeof key - pl, fmt, ap);
+	prefixed_name(L, key, sizeof key, fmt, ap);
 	va_end(ap);
 	if (llm_exl3_has(L->st, key))
 		return llm_exl3_load(L->m->g, L->st, key, in, out, 0, q,
 				     &L->m->n_params, &L->m->n_bytes, d);
-	snprintf(name, sizeof name, "%s.weight", key);
-	return load_full(L, name, 2, shape, 1, w, d);
+	return load_dense(L, key, out, in, w, d);
 }
 
 /* Expert linear `<prefix><fmt>` of a MoE layer whose experts are EXL3
@@ -248,14 +267,11 @@ static int load_expert(struct loader *L, bool q, struct gpu_buf **w,
 		       struct gpu_exl3_weight **x, struct diag *d, int64_t out,
 		       int64_t in, const char *fmt, ...)
 {
-	char key[256], name[272];
-	int64_t shape[2] = { out, in };
-	size_t pl = strlen(L->prefix);
+	char key[256];
 	va_list ap;
 
-	memcpy(key, L->prefix, pl);
 	va_start(ap, fmt);
-	vsnprintf(key + pl, sizeof key - pl, fmt, ap);
+	prefixed_name(L, key, sizeof key, fmt, ap);
 	va_end(ap);
 	if (q) {
 		int rc = llm_exl3_load(L->m->g, L->st, key, in, out, 0, x,
@@ -265,8 +281,7 @@ static int load_expert(struct loader *L, bool q, struct gpu_buf **w,
 			diag_prefix(d, "EXL3 MoE expert");
 		return rc;
 	}
-	snprintf(name, sizeof name, "%s.weight", key);
-	return load_full(L, name, 2, shape, 1, w, d);
+	return load_dense(L, key, out, in, w, d);
 }
 
 /* The routed experts of MoE layer L: Mixtral's block_sparse_moe.experts.E.
