@@ -208,6 +208,26 @@ static const void *st_get(const struct test_st *s, const char *name,
 	return p;
 }
 
+/* The fixture's 128 x 256 layer of codebook CB at BITS bits (tensors
+ * cb<CB>.k<BITS>.{trellis,suh,svh}) into DESC, no bias. */
+static void fixture_desc(const struct test_st *s, struct gpu_exl3_desc *desc,
+			 int cb, int bits)
+{
+	char name[64];
+
+	memset(desc, 0, sizeof *desc);
+	desc->k = 128;
+	desc->n = 256;
+	desc->bits = bits;
+	desc->cb = (enum gpu_exl3_cb)cb;
+	snprintf(name, sizeof name, "cb%d.k%d.trellis", cb, bits);
+	desc->trellis = st_get(s, name, "I16", 8 * 16 * 16 * (size_t)bits);
+	snprintf(name, sizeof name, "cb%d.k%d.suh", cb, bits);
+	desc->suh = st_get(s, name, "F16", 128);
+	snprintf(name, sizeof name, "cb%d.k%d.svh", cb, bits);
+	desc->svh = st_get(s, name, "F16", 256);
+}
+
 START_TEST(test_fixture)
 {
 	static const size_t rows[] = { 1, 4, 16, 64 };
@@ -226,23 +246,12 @@ START_TEST(test_fixture)
 	for (cb = 0; cb < 3; cb++)
 		for (bits = 1; bits <= 8; bits++) {
 			struct gpu_exl3_desc desc;
-			char name[64];
 			size_t r;
 
 #ifdef HAVE_CUDA
 			gpu_cuda_exl3_set_kernel(kv);
 #endif
-			memset(&desc, 0, sizeof desc);
-			desc.k = 128;
-			desc.n = 256;
-			desc.bits = bits;
-			desc.cb = (enum gpu_exl3_cb)cb;
-			snprintf(name, sizeof name, "cb%d.k%d.trellis", cb, bits);
-			desc.trellis = st_get(&s, name, "I16", 8 * 16 * 16 * (size_t)bits);
-			snprintf(name, sizeof name, "cb%d.k%d.suh", cb, bits);
-			desc.suh = st_get(&s, name, "F16", 128);
-			snprintf(name, sizeof name, "cb%d.k%d.svh", cb, bits);
-			desc.svh = st_get(&s, name, "F16", 256);
+			fixture_desc(&s, &desc, cb, bits);
 			for (r = 0; r < sizeof rows / sizeof rows[0]; r++)
 				expect(&p, &desc, rows[r], 128, 256);
 			/* bias, zero-extended input, trimmed output */
@@ -403,19 +412,8 @@ START_TEST(test_prefill_decode)
 	for (cb = 0; cb < 3; cb++)
 		for (bits = 1; bits <= 8; bits++) {
 			struct gpu_exl3_desc desc;
-			char name[64];
 
-			memset(&desc, 0, sizeof desc);
-			desc.k = 128;
-			desc.n = 256;
-			desc.bits = bits;
-			desc.cb = (enum gpu_exl3_cb)cb;
-			snprintf(name, sizeof name, "cb%d.k%d.trellis", cb, bits);
-			desc.trellis = st_get(&s, name, "I16", 8 * 16 * 16 * (size_t)bits);
-			snprintf(name, sizeof name, "cb%d.k%d.suh", cb, bits);
-			desc.suh = st_get(&s, name, "F16", 128);
-			snprintf(name, sizeof name, "cb%d.k%d.svh", cb, bits);
-			desc.svh = st_get(&s, name, "F16", 256);
+			fixture_desc(&s, &desc, cb, bits);
 			expect_decode(&p, &desc, 0, 0, 256);
 			expect_decode(&p, &desc, 128, 128, 128);
 		}
