@@ -556,6 +556,30 @@ END_TEST
 
 /* ---- rope + kv_store ---------------------------------------------------- */
 
+/* PT[0..n_pt) = the first n_pt entries of a random permutation of the
+ * pool's pages 0..n_pages-1 (Fisher-Yates on test_urand): the page tables
+ * of both sequences, distinct pages scattered over the pool. */
+static void shuffled_pages(int32_t *pt, size_t n_pt, size_t n_pages)
+{
+	int32_t *perm = malloc(n_pages * sizeof *perm);
+	size_t i;
+
+	ck_assert_ptr_nonnull(perm);
+	ck_assert(n_pt <= n_pages);
+	for (i = 0; i < n_pages; i++)
+		perm[i] = (int32_t)i;
+	for (i = n_pages - 1; i > 0; i--) {
+		size_t j = test_urand((unsigned)i + 1);
+		int32_t t = perm[i];
+
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	for (i = 0; i < n_pt; i++)
+		pt[i] = perm[i];
+	free(perm);
+}
+
 /* Random pool contents (the same bytes on both backends): n elements of
  * kvt, values in [-1, 1). */
 static void fill_pool(struct bb b, enum gpu_dtype kvt, size_t n)
@@ -649,7 +673,6 @@ static void one_rope_kv(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	const int sec[3] = { (int)half / 4, (int)(half * 3 / 8),
 			     (int)(half - half / 4 - half * 3 / 8) };
 	int32_t *pt = malloc(2 * max_pages * sizeof *pt);
-	int32_t *perm = malloc(n_pages * sizeof *perm);
 	int32_t *seqs = malloc(nt * sizeof *seqs), *poss = malloc(nt * sizeof *poss);
 	int32_t *rpos = malloc(3 * nt * sizeof *rpos);
 	float *q = rand_f32(nq, 2.0f), *k = rand_f32(nk, 2.0f), *v = rand_f32(nk, 1.0f);
@@ -660,17 +683,7 @@ static void one_rope_kv(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	struct gpu_kv_batch bc, bg;
 	size_t i, round;
 
-	for (i = 0; i < n_pages; i++)
-		perm[i] = (int32_t)i;
-	for (i = n_pages - 1; i > 0; i--) {
-		size_t j = test_urand((unsigned)i + 1);
-		int32_t t = perm[i];
-
-		perm[i] = perm[j];
-		perm[j] = t;
-	}
-	for (i = 0; i < 2 * max_pages; i++)
-		pt[i] = perm[i];
+	shuffled_pages(pt, 2 * max_pages, n_pages);
 	pt[max_pages - 1] = -1;                      /* seq 0, last page */
 	pt[2 * max_pages - 1] = (int32_t)n_pages;     /* seq 1, last page */
 	for (i = 0; i < n; i++) {
@@ -767,7 +780,6 @@ static void one_rope_kv(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	free2(kpool);
 	free2(vpool);
 	free(pt);
-	free(perm);
 	free(seqs);
 	free(poss);
 	free(rpos);
@@ -813,6 +825,19 @@ static double att_tc_tol(enum gpu_dtype kvt, size_t hd)
 	return kvt == GPU_DTYPE_F16 ? 2e-3 : 1e-4;
 }
 
+/* gpu_attention of BQ into OUT on both backends (CPU: pool PC, batch BC;
+ * CUDA: PG, BG), scale 1/sqrt(hd); both must succeed. */
+static void attention2(struct gpu_pair *p, struct bb out, struct bb bq,
+		       const struct gpu_kv_pool *pc, const struct gpu_kv_pool *pg,
+		       const struct gpu_kv_batch *bc, const struct gpu_kv_batch *bg,
+		       size_t n_head, size_t hd, size_t window)
+{
+	BOTH(gpu_attention(p->cpu, out.c, bq.c, pc, bc, n_head,
+			   1.0f / sqrtf((float)hd), window, &d_),
+	     gpu_attention(p->cuda, out.g, bq.g, pg, bg, n_head,
+			   1.0f / sqrtf((float)hd), window, &d_));
+}
+
 static void one_attention(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 			  size_t n_head_kv, size_t hd, size_t ps, size_t window)
 {
@@ -821,24 +846,14 @@ static void one_attention(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	const size_t len[2] = { 75, 130 }, max_pages = 32;
 	const size_t n_pages = 2 * max_pages + 3;
 	const size_t row = n_head_kv * hd;
-	int32_t pt[2 * 32], perm[128], *seqs, *poss;
+	int32_t pt[2 * 32], *seqs, *poss;
 	size_t i, s, n_all = len[0] + len[1], nq;
 	float *k, *v, *q;
 	struct bb bk, bv, bseq, bpos, bpt, kpool, vpool, bq, out;
 	struct gpu_kv_pool pc, pg;
 	struct gpu_kv_batch bc, bg;
 
-	for (i = 0; i < n_pages; i++)
-		perm[i] = (int32_t)i;
-	for (i = n_pages - 1; i > 0; i--) {
-		size_t j = test_urand((unsigned)i + 1);
-		int32_t t = perm[i];
-
-		perm[i] = perm[j];
-		perm[j] = t;
-	}
-	for (i = 0; i < 2 * max_pages; i++)
-		pt[i] = perm[i];
+	shuffled_pages(pt, 2 * max_pages, n_pages);
 	/* store every position of both sequences (rows in mixed order) */
 	seqs = malloc(n_all * sizeof *seqs);
 	poss = malloc(n_all * sizeof *poss);
@@ -916,10 +931,7 @@ static void one_attention(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	bq = mk2(p, GPU_DTYPE_F32, q, nq * n_head * hd);
 	out = mk2(p, GPU_DTYPE_F32, NULL, nq * n_head * hd);
 	bc.n_rows = bg.n_rows = nq;
-	BOTH(gpu_attention(p->cpu, out.c, bq.c, &pc, &bc, n_head,
-			   1.0f / sqrtf((float)hd), window, &d_),
-	     gpu_attention(p->cuda, out.g, bq.g, &pg, &bg, n_head,
-			   1.0f / sqrtf((float)hd), window, &d_));
+	attention2(p, out, bq, &pc, &pg, &bc, &bg, n_head, hd, window);
 	/* rows 0..63 (one sequence) go to the tensor-core prefill kernel
 	 * when head_dim allows (Q, P and K/V rounded to 16 bits); the last 8
 	 * (two sequences) to the exact f32 decode kernel */
@@ -959,7 +971,6 @@ static void one_prefill(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	const size_t n_mix = single ? 0 : 3;
 	const size_t n_all = L + len1, nq = n_mix + L - start;
 	int32_t *pt = malloc(2 * max_pages * sizeof *pt);
-	int32_t *perm = malloc(n_pages * sizeof *perm);
 	int32_t *seqs = malloc((n_all + nq) * sizeof *seqs);
 	int32_t *poss = malloc((n_all + nq) * sizeof *poss);
 	float *k, *v, *q;
@@ -968,17 +979,7 @@ static void one_prefill(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	struct gpu_kv_batch bc, bg;
 	size_t i, nrows = n_all > nq ? n_all : nq;
 
-	for (i = 0; i < n_pages; i++)
-		perm[i] = (int32_t)i;
-	for (i = n_pages - 1; i > 0; i--) {
-		size_t j = test_urand((unsigned)i + 1);
-		int32_t t = perm[i];
-
-		perm[i] = perm[j];
-		perm[j] = t;
-	}
-	for (i = 0; i < 2 * max_pages; i++)
-		pt[i] = perm[i];
+	shuffled_pages(pt, 2 * max_pages, n_pages);
 	for (i = 0; i < n_all; i++) {
 		seqs[i] = i < L ? 0 : 1;
 		poss[i] = (int32_t)(i < L ? i : i - L);
@@ -1029,10 +1030,7 @@ static void one_prefill(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	bq = mk2(p, GPU_DTYPE_F32, q, nq * n_head * hd);
 	out = mk2(p, GPU_DTYPE_F32, NULL, nq * n_head * hd);
 	bc.n_rows = bg.n_rows = nq;
-	BOTH(gpu_attention(p->cpu, out.c, bq.c, &pc, &bc, n_head,
-			   1.0f / sqrtf((float)hd), window, &d_),
-	     gpu_attention(p->cuda, out.g, bq.g, &pg, &bg, n_head,
-			   1.0f / sqrtf((float)hd), window, &d_));
+	attention2(p, out, bq, &pc, &pg, &bc, &bg, n_head, hd, window);
 	if (single) {
 		EXPECT_CLOSE(out, 0, nq * n_head * hd, att_tc_tol(kvt, hd),
 			     "prefill (one sequence) %s heads %zu/%zu hd %zu page %zu "
@@ -1064,7 +1062,6 @@ static void one_prefill(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	free(seqs);
 	free(poss);
 	free(pt);
-	free(perm);
 }
 
 /* Decode rows (row r: sequence r % 2, position rpos[r]) over page tables
@@ -1082,7 +1079,7 @@ static void one_decode(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	const size_t n_pages = 2 * max_pages + 2, row = n_head_kv * hd;
 	const size_t poolel = n_pages * ps * row;
 	int32_t *pt = malloc(2 * max_pages * sizeof *pt);
-	int32_t *perm = malloc(n_pages * sizeof *perm), seqs[8];
+	int32_t seqs[8];
 	struct bb bseq, bpos, bpt, kpool, vpool, bq, out;
 	struct gpu_kv_pool pc, pg;
 	struct gpu_kv_batch bc, bg;
@@ -1090,17 +1087,7 @@ static void one_decode(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	size_t i;
 
 	ck_assert(nr <= 8);
-	for (i = 0; i < n_pages; i++)
-		perm[i] = (int32_t)i;
-	for (i = n_pages - 1; i > 0; i--) {
-		size_t j = test_urand((unsigned)i + 1);
-		int32_t t = perm[i];
-
-		perm[i] = perm[j];
-		perm[j] = t;
-	}
-	for (i = 0; i < 2 * max_pages; i++)
-		pt[i] = perm[i];
+	shuffled_pages(pt, 2 * max_pages, n_pages);
 	for (i = 0; i < nr; i++) {
 		seqs[i] = (int32_t)(i % 2);
 		ck_assert((size_t)rpos[i] < span);
@@ -1119,10 +1106,7 @@ static void one_decode(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	pg = (struct gpu_kv_pool){ kpool.g, vpool.g, n_pages, ps, n_head_kv, hd };
 	bc = (struct gpu_kv_batch){ nr, bseq.c, bpos.c, bpt.c, 2, max_pages, false };
 	bg = (struct gpu_kv_batch){ nr, bseq.g, bpos.g, bpt.g, 2, max_pages, false };
-	BOTH(gpu_attention(p->cpu, out.c, bq.c, &pc, &bc, n_head,
-			   1.0f / sqrtf((float)hd), window, &d_),
-	     gpu_attention(p->cuda, out.g, bq.g, &pg, &bg, n_head,
-			   1.0f / sqrtf((float)hd), window, &d_));
+	attention2(p, out, bq, &pc, &pg, &bc, &bg, n_head, hd, window);
 	EXPECT_CLOSE(out, 0, nr * n_head * hd, 1e-5,
 		     "decode %s heads %zu/%zu hd %zu page %zu window %zu span %zu "
 		     "rows %zu (first at %d)", gpu_dtype_name(kvt), n_head, n_head_kv,
@@ -1136,7 +1120,6 @@ static void one_decode(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	free2(out);
 	free(q);
 	free(pt);
-	free(perm);
 }
 
 START_TEST(test_attention)
