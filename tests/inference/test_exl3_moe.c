@@ -319,6 +319,20 @@ static uint64_t nxt(struct ckpt *c)
 	return z ^ (z >> 31);
 }
 
+/* N f16 scales into H: each one of the three halves VALS, picked at
+ * random, with a random sign. */
+static void rand_scales(struct ckpt *c, uint16_t *h, size_t n,
+			const uint16_t vals[3])
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		uint64_t r = nxt(c);
+
+		h[i] = (uint16_t)(vals[r % 3] | (r >> 40 & 1 ? 0x8000 : 0));
+	}
+}
+
 /* The EXL3 group of linear KEY ([out, in] in the fixture): trellis of
  * random tiles at K bits, suh = +-{3/16, 1/4, 5/16}, svh = +-{3/4, 1, 5/4}
  * (exact halves), codebook by CB (0 3INST: no flag, 1 .mcg, 2 .mul1). */
@@ -343,21 +357,11 @@ static void add_exl3(struct ckpt *c, const char *key, int64_t out, int64_t in,
 		h[i] = (uint16_t)nxt(c);
 	snprintf(name, sizeof name, "%s.suh", key);
 	t = ck_add(c, name, "F16", 1, kp, 0, 0, (size_t)kp * 2);
-	h = t->data;
-	for (i = 0; i < (size_t)kp; i++) {
-		uint64_t r = nxt(c);
-
-		h[i] = (uint16_t)(su[r % 3] | (r >> 40 & 1 ? 0x8000 : 0));
-	}
+	rand_scales(c, t->data, (size_t)kp, su);
 	if (df != DEFECT_NO_SVH) {
 		snprintf(name, sizeof name, "%s.svh", key);
 		t = ck_add(c, name, "F16", 1, np, 0, 0, (size_t)np * 2);
-		h = t->data;
-		for (i = 0; i < (size_t)np; i++) {
-			uint64_t r = nxt(c);
-
-			h[i] = (uint16_t)(sv[r % 3] | (r >> 40 & 1 ? 0x8000 : 0));
-		}
+		rand_scales(c, t->data, (size_t)np, sv);
 	}
 	if (cb) {
 		snprintf(name, sizeof name, "%s.%s", key, cb == 1 ? "mcg" : "mul1");
