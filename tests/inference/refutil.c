@@ -5,6 +5,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,4 +97,43 @@ void ref_check_greedy(struct llm_context *c, const char *what,
 	ck_assert_msg(j == n_gen, "%s: stopped after %zu of %zu tokens", what, j,
 		      n_gen);
 	free(lg);
+}
+
+void ref_write_st(const char *path, const struct ref_st_tensor *t, size_t n)
+{
+	size_t cap = 1 << 20, hl = 0, off = 0, i, pad;
+	char *hdr = malloc(cap);
+	uint64_t len;
+	FILE *f;
+	int j;
+
+	ck_assert_ptr_nonnull(hdr);
+	hl += (size_t)snprintf(hdr + hl, cap - hl, "{");
+	for (i = 0; i < n; i++) {
+		hl += (size_t)snprintf(hdr + hl, cap - hl,
+				       "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[",
+				       i ? "," : "", t[i].name, t[i].dtype);
+		for (j = 0; j < t[i].n_dims; j++)
+			hl += (size_t)snprintf(hdr + hl, cap - hl, "%s%lld",
+					       j ? "," : "", (long long)t[i].shape[j]);
+		hl += (size_t)snprintf(hdr + hl, cap - hl,
+				       "],\"data_offsets\":[%zu,%zu]}", off,
+				       off + t[i].bytes);
+		ck_assert(hl < cap - 256);
+		off += t[i].bytes;
+	}
+	hl += (size_t)snprintf(hdr + hl, cap - hl, "}");
+	pad = (8 - hl % 8) % 8;
+	for (i = 0; i < pad; i++)
+		hdr[hl++] = ' ';
+	f = fopen(path, "wb");
+	ck_assert_ptr_nonnull(f);
+	len = hl;
+	for (j = 0; j < 8; j++)
+		fputc((int)((len >> (8 * j)) & 0xff), f);
+	ck_assert_uint_eq(fwrite(hdr, 1, hl, f), hl);
+	for (i = 0; i < n; i++)
+		ck_assert_uint_eq(fwrite(t[i].data, 1, t[i].bytes, f), t[i].bytes);
+	ck_assert_int_eq(fclose(f), 0);
+	free(hdr);
 }

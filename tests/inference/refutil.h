@@ -1,6 +1,7 @@
 /* tests/inference/refutil.h — reading transformers' reference tensors
  * (reference.safetensors of the fixtures) and comparing logits with them,
- * shared by the inference-layer conformance suites (CPU, CUDA, EXL3). */
+ * and writing small safetensors files, shared by the inference-layer
+ * conformance suites (CPU, CUDA, EXL3). */
 #ifndef TERN_TESTS_INFERENCE_REFUTIL_H
 #define TERN_TESTS_INFERENCE_REFUTIL_H
 
@@ -31,5 +32,20 @@ void ref_check_greedy(struct llm_context *c, const char *what,
 		      const int32_t *prompt, size_t n_prompt,
 		      const int32_t *expect, size_t n_gen, size_t V,
 		      int stop_at_bos);
+
+/* One tensor of a safetensors file written by ref_write_st: NAME,
+ * safetensors DTYPE ("F16", "I32", ...), N_DIMS of SHAPE, BYTES of DATA. */
+struct ref_st_tensor {
+	const char *name;
+	const char *dtype;
+	int n_dims;
+	int64_t shape[3];
+	const void *data;
+	size_t bytes;
+};
+
+/* Write the N tensors T as the safetensors file PATH (header, padded to 8
+ * bytes, then the data in order); fails the test on any error. */
+void ref_write_st(const char *path, const struct ref_st_tensor *t, size_t n);
 
 #endif

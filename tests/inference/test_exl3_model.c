@@ -32,55 +32,18 @@
 
 /* ---- writing small safetensors files ------------------------------------ */
 
-struct wt {
-	const char *name;
-	const char *dtype;
-	int n_dims;
-	int64_t shape[3];
-	const void *data;
-	size_t bytes;
-};
-
-static char *write_st(const struct wt *t, size_t n)
+/* A fresh temporary file holding the N tensors T; free() the path. */
+static char *write_st(const struct ref_st_tensor *t, size_t n)
 {
 	char tmpl[] = "/tmp/tern-exl3-XXXXXX.safetensors";
-	char *hdr = malloc(65536), *path;
-	size_t hl = 0, off = 0, i, pad;
-	uint64_t len;
-	FILE *f;
-	int fd, j;
+	char *path;
+	int fd;
 
 	fd = mkstemps(tmpl, 12);
 	ck_assert_int_ge(fd, 0);
 	close(fd);
 	path = strdup(tmpl);
-	hl += (size_t)snprintf(hdr + hl, 65536 - hl, "{");
-	for (i = 0; i < n; i++) {
-		hl += (size_t)snprintf(hdr + hl, 65536 - hl,
-				       "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[",
-				       i ? "," : "", t[i].name, t[i].dtype);
-		for (j = 0; j < t[i].n_dims; j++)
-			hl += (size_t)snprintf(hdr + hl, 65536 - hl, "%s%lld",
-					       j ? "," : "", (long long)t[i].shape[j]);
-		hl += (size_t)snprintf(hdr + hl, 65536 - hl,
-				       "],\"data_offsets\":[%zu,%zu]}", off,
-				       off + t[i].bytes);
-		off += t[i].bytes;
-	}
-	hl += (size_t)snprintf(hdr + hl, 65536 - hl, "}");
-	pad = (8 - hl % 8) % 8;
-	for (i = 0; i < pad; i++)
-		hdr[hl++] = ' ';
-	f = fopen(path, "wb");
-	ck_assert_ptr_nonnull(f);
-	len = hl;
-	for (j = 0; j < 8; j++)
-		fputc((int)((len >> (8 * j)) & 0xff), f);
-	fwrite(hdr, 1, hl, f);
-	for (i = 0; i < n; i++)
-		fwrite(t[i].data, 1, t[i].bytes, f);
-	fclose(f);
-	free(hdr);
+	ref_write_st(path, t, n);
 	return path;
 }
 
@@ -123,10 +86,10 @@ static void fill(void)
 }
 
 #define L "blk.lin"
-static const struct wt T_TR = { L ".trellis", "I16", 3, { KP / 16, NP / 16, 16 * KB },
+static const struct ref_st_tensor T_TR = { L ".trellis", "I16", 3, { KP / 16, NP / 16, 16 * KB },
 				 g_tr, sizeof g_tr };
-static const struct wt T_SUH = { L ".suh", "F16", 1, { KP }, g_suh, sizeof g_suh };
-static const struct wt T_SVH = { L ".svh", "F16", 1, { NP }, g_svh, sizeof g_svh };
+static const struct ref_st_tensor T_SUH = { L ".suh", "F16", 1, { KP }, g_suh, sizeof g_suh };
+static const struct ref_st_tensor T_SVH = { L ".svh", "F16", 1, { NP }, g_svh, sizeof g_svh };
 
 static struct gpu *open_cpu(void)
 {
@@ -140,7 +103,7 @@ static struct gpu *open_cpu(void)
 
 /* Load group T[n] as layer "blk.lin" (200 -> 100); returns the code, the
  * message in d, the weight (or NULL) in *w. */
-static int try_load(struct gpu *g, const struct wt *t, size_t n, int bits,
+static int try_load(struct gpu *g, const struct ref_st_tensor *t, size_t n, int bits,
 		    struct gpu_exl3_weight **w, struct diag *d)
 {
 	char *path;
@@ -167,7 +130,7 @@ static int try_load(struct gpu *g, const struct wt *t, size_t n, int bits,
 	return rc;
 }
 
-static void expect_fail(struct gpu *g, const struct wt *t, size_t n, int bits,
+static void expect_fail(struct gpu *g, const struct ref_st_tensor *t, size_t n, int bits,
 			const char *needle1, const char *needle2)
 {
 	struct gpu_exl3_weight *w = NULL;
@@ -205,7 +168,7 @@ START_TEST(test_load_valid)
 {
 	struct gpu *g = open_cpu();
 	struct gpu_exl3_weight *w = NULL, *wl = NULL, *wb = NULL, *wm = NULL;
-	struct wt t[5];
+	struct ref_st_tensor t[5];
 	float y[200], yl[200], yb[200], ym[200];
 	struct diag d;
 	size_t i;
@@ -220,22 +183,22 @@ START_TEST(test_load_valid)
 	ck_assert_uint_eq(gpu_exl3_weight_n(w), NP);
 	run(g, w, y);
 	/* legacy sign vectors: the same layer */
-	t[1] = (struct wt){ L ".su", "I16", 1, { KP / 16 }, g_su, sizeof g_su };
-	t[2] = (struct wt){ L ".sv", "I16", 1, { NP / 16 }, g_sv, sizeof g_sv };
+	t[1] = (struct ref_st_tensor){ L ".su", "I16", 1, { KP / 16 }, g_su, sizeof g_su };
+	t[2] = (struct ref_st_tensor){ L ".sv", "I16", 1, { NP / 16 }, g_sv, sizeof g_sv };
 	ck_assert_msg(try_load(g, t, 3, KB, &wl, &d) == 0, "%s", d.msg);
 	run(g, wl, yl);
 	ck_assert(memcmp(y, yl, sizeof y) == 0);
 	/* a bias of 0.5 */
 	t[1] = T_SUH;
 	t[2] = T_SVH;
-	t[3] = (struct wt){ L ".bias", "F16", 1, { NP }, g_bias, sizeof g_bias };
+	t[3] = (struct ref_st_tensor){ L ".bias", "F16", 1, { NP }, g_bias, sizeof g_bias };
 	ck_assert_msg(try_load(g, t, 4, 0, &wb, &d) == 0, "%s", d.msg);
 	run(g, wb, yb);
 	for (i = 0; i < 200; i++)
 		ck_assert_msg(fabsf(yb[i] - (y[i] + 0.5f)) <= 1e-5f * (fabsf(y[i]) + 1),
 			      "bias at %zu", i);
 	/* the mul1 flag selects another codebook: different outputs */
-	t[3] = (struct wt){ L ".mul1", "I32", 0, { 0 }, &g_flag, 4 };
+	t[3] = (struct ref_st_tensor){ L ".mul1", "I32", 0, { 0 }, &g_flag, 4 };
 	ck_assert_msg(try_load(g, t, 4, 0, &wm, &d) == 0, "%s", d.msg);
 	run(g, wm, ym);
 	for (i = 0; i < 200; i++)
@@ -252,7 +215,7 @@ END_TEST
 START_TEST(test_load_invalid)
 {
 	struct gpu *g = open_cpu();
-	struct wt t[5];
+	struct ref_st_tensor t[5];
 	static int16_t big[(KP / 16) * (NP / 16) * 16 * 9];
 
 	t[0] = T_TR;
@@ -262,15 +225,15 @@ START_TEST(test_load_invalid)
 	t[0].dtype = "F16";
 	expect_fail(g, t, 3, 0, L ".trellis", "I16");
 	/* K = 9 */
-	t[0] = (struct wt){ L ".trellis", "I16", 3, { KP / 16, NP / 16, 144 }, big,
+	t[0] = (struct ref_st_tensor){ L ".trellis", "I16", 3, { KP / 16, NP / 16, 144 }, big,
 			    sizeof big };
 	expect_fail(g, t, 3, 0, L ".trellis", "1..8");
 	/* last dim not a multiple of 16 */
-	t[0] = (struct wt){ L ".trellis", "I16", 3, { KP / 16, NP / 16, 20 }, big,
+	t[0] = (struct ref_st_tensor){ L ".trellis", "I16", 3, { KP / 16, NP / 16, 20 }, big,
 			    (size_t)(KP / 16) * (NP / 16) * 20 * 2 };
 	expect_fail(g, t, 3, 0, L ".trellis", "16*K");
 	/* tile grid does not match the layer (unpadded in_features) */
-	t[0] = (struct wt){ L ".trellis", "I16", 3, { 200 / 8, NP / 16, 16 * KB },
+	t[0] = (struct ref_st_tensor){ L ".trellis", "I16", 3, { 200 / 8, NP / 16, 16 * KB },
 			    big, (size_t)25 * (NP / 16) * 16 * KB * 2 };
 	expect_fail(g, t, 3, 0, L ".trellis", "[16, 8, 16*K]");
 	t[0] = T_TR;
@@ -288,14 +251,14 @@ START_TEST(test_load_invalid)
 	/* svh missing */
 	expect_fail(g, t, 2, 0, L ".svh", "missing");
 	/* both codebook flags */
-	t[3] = (struct wt){ L ".mcg", "I32", 0, { 0 }, &g_flag, 4 };
-	t[4] = (struct wt){ L ".mul1", "I32", 0, { 0 }, &g_flag, 4 };
+	t[3] = (struct ref_st_tensor){ L ".mcg", "I32", 0, { 0 }, &g_flag, 4 };
+	t[4] = (struct ref_st_tensor){ L ".mul1", "I32", 0, { 0 }, &g_flag, 4 };
 	expect_fail(g, t, 5, 0, L, "both");
 	/* a flag that is not a scalar */
-	t[3] = (struct wt){ L ".mcg", "I32", 1, { 1 }, &g_flag, 4 };
+	t[3] = (struct ref_st_tensor){ L ".mcg", "I32", 1, { 1 }, &g_flag, 4 };
 	expect_fail(g, t, 4, 0, L ".mcg", "scalar");
 	/* bias length */
-	t[3] = (struct wt){ L ".bias", "F16", 1, { 100 }, g_bias, 200 };
+	t[3] = (struct ref_st_tensor){ L ".bias", "F16", 1, { 100 }, g_bias, 200 };
 	expect_fail(g, t, 4, 0, L ".bias", "[128]");
 	gpu_close(g);
 }

@@ -41,6 +41,7 @@
 #include "inference/model_impl.h"
 #include "inference/safetensors_impl.h"
 #include "inference/synthetic_impl.h"
+#include "refutil.h"
 #include "testutil.h"
 
 /* ---- the float twin ------------------------------------------------------- */
@@ -393,46 +394,21 @@ static bool quantize(const char *name)
 	       strstr(name, ".shared_expert.") != NULL;
 }
 
+/* The checkpoint C as the safetensors file PATH. */
 static void write_file(const char *path, const struct ckpt *c)
 {
-	size_t cap = 1 << 20, hl = 0, off = 0, i, pad;
-	char *hdr = malloc(cap);
-	uint64_t len;
-	FILE *f;
-	int j;
+	struct ref_st_tensor *t = calloc(c->n ? c->n : 1, sizeof *t);
+	size_t i;
 
-	ck_assert_ptr_nonnull(hdr);
-	hl += (size_t)snprintf(hdr + hl, cap - hl, "{");
-	for (i = 0; i < c->n; i++) {
-		const struct out_t *t = &c->t[i];
-
-		hl += (size_t)snprintf(hdr + hl, cap - hl,
-				       "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[",
-				       i ? "," : "", t->name, t->dtype);
-		for (j = 0; j < t->n_dims; j++)
-			hl += (size_t)snprintf(hdr + hl, cap - hl, "%s%lld",
-					       j ? "," : "", (long long)t->shape[j]);
-		hl += (size_t)snprintf(hdr + hl, cap - hl,
-				       "],\"data_offsets\":[%zu,%zu]}", off,
-				       off + t->bytes);
-		ck_assert(hl < cap - 256);
-		off += t->bytes;
-	}
-	hl += (size_t)snprintf(hdr + hl, cap - hl, "}");
-	pad = (8 - hl % 8) % 8;
-	for (i = 0; i < pad; i++)
-		hdr[hl++] = ' ';
-	f = fopen(path, "wb");
-	ck_assert_ptr_nonnull(f);
-	len = hl;
-	for (j = 0; j < 8; j++)
-		fputc((int)((len >> (8 * j)) & 0xff), f);
-	ck_assert_uint_eq(fwrite(hdr, 1, hl, f), hl);
+	ck_assert_ptr_nonnull(t);
 	for (i = 0; i < c->n; i++)
-		ck_assert_uint_eq(fwrite(c->t[i].data, 1, c->t[i].bytes, f),
-				  c->t[i].bytes);
-	ck_assert_int_eq(fclose(f), 0);
-	free(hdr);
+		t[i] = (struct ref_st_tensor){ c->t[i].name, c->t[i].dtype,
+					       c->t[i].n_dims,
+					       { c->t[i].shape[0], c->t[i].shape[1],
+						 c->t[i].shape[2] },
+					       c->t[i].data, c->t[i].bytes };
+	ref_write_st(path, t, c->n);
+	free(t);
 }
 
 /* Write an EXL3 form of fixture models/FIXTURE into a new directory
