@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testutil.h"
+
 const struct llm_tensor_info *ref_get(struct llm_st_set *ref, const char *name)
 {
 	const struct llm_tensor_info *t = llm_st_find(ref, name);
@@ -38,6 +40,37 @@ float *ref_f32(struct llm_st_set *ref, const char *name, size_t *n)
 	ck_assert_int_eq(llm_tensor_to_f32(t, v, NULL), 0);
 	*n = (size_t)t->n_elems;
 	return v;
+}
+
+char *ref_fixture_open(const char *arch, struct llm_st_set **ref)
+{
+	char rel[128], *dir, *refp;
+	struct diag d;
+
+	diag_clear(&d);
+	snprintf(rel, sizeof rel, "models/%s", arch);
+	dir = test_data_path(rel);
+	snprintf(rel, sizeof rel, "models/%s/reference.safetensors", arch);
+	refp = test_data_path(rel);
+	*ref = NULL;
+	ck_assert_msg(llm_st_open(refp, ref, &d) == 0, "%s", d.msg);
+	free(refp);
+	return dir;
+}
+
+float *ref_seq(struct llm_st_set *ref, size_t s, size_t V, int32_t **ids,
+	       size_t *n)
+{
+	char name[64];
+	float *lg;
+	size_t nr;
+
+	snprintf(name, sizeof name, "input_ids.%zu", s);
+	*ids = ref_ids(ref, name, n);
+	snprintf(name, sizeof name, "logits.%zu", s);
+	lg = ref_f32(ref, name, &nr);
+	ck_assert_uint_eq(nr, *n * V);
+	return lg;
 }
 
 void ref_expect_rows(const char *what, const float *a, const float *r,

@@ -17,6 +17,15 @@ const struct llm_tensor_info *ref_get(struct llm_st_set *ref, const char *name);
 int32_t *ref_ids(struct llm_st_set *ref, const char *name, size_t *n);
 /* Any float tensor as f32; free() it. */
 float *ref_f32(struct llm_st_set *ref, const char *name, size_t *n);
+/* Fixture models/ARCH of tests/data: its folder (returned; free() it),
+ * with its reference.safetensors opened into *REF (fails the test
+ * otherwise; llm_st_close it). */
+char *ref_fixture_open(const char *arch, struct llm_st_set **ref);
+/* Reference sequence S of a fixture: input_ids.S into *IDS (*N ids; free()
+ * it) and logits.S as f32, returned (checked to be N * V values; free()
+ * it). */
+float *ref_seq(struct llm_st_set *ref, size_t s, size_t V, int32_t **ids,
+	       size_t *n);
 /* The fixtures' bound: max|a - r| <= 1e-3 * max|r| for each of n_rows rows
  * of V values; fails the test naming WHAT and the row otherwise. */
 void ref_expect_rows(const char *what, const float *a, const float *r,

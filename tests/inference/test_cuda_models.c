@@ -236,69 +236,87 @@ static void check_sequence(const char *what, struct llm_context *cu,
 
 /* ---- the fixtures ------------------------------------------------------- */
 
+/* Fixture ARCH open on both backends: its reference, the CUDA model (KV
+ * cache KV) and the CPU model (f32 cache), a 64-position context on each. */
+struct fx_pair {
+	char *dir;
+	struct llm_st_set *ref;
+	struct llm_model *mg, *mc;
+	struct llm_context *cg, *cc;
+	size_t V;
+};
+
+/* Opens F; returns 1, or 0 with a SKIP note and nothing left open when
+ * OPTIONAL and the model does not load on CUDA (else that fails the
+ * test). */
+static int fx_open(struct fx_pair *f, const char *arch, enum llm_kv_type kv,
+		   int optional)
+{
+	enum llm_kv_type saved = g_kv;
+	struct diag d;
+
+	memset(f, 0, sizeof *f);
+	diag_clear(&d);
+	f->dir = ref_fixture_open(arch, &f->ref);
+	g_kv = kv;
+	f->mg = try_open(f->dir, LLM_BACKEND_CUDA, &d);
+	g_kv = saved;
+	if (!f->mg && optional) {
+		fprintf(stderr, "SKIP: %s does not load on CUDA: %s\n", arch, d.msg);
+		llm_st_close(f->ref);
+		free(f->dir);
+		return 0;
+	}
+	ck_assert_msg(f->mg != NULL, "%s on CUDA: %s", arch, d.msg);
+	f->mc = open_model(f->dir, LLM_BACKEND_CPU);
+	f->V = (size_t)llm_model_n_vocab(f->mg);
+	ck_assert_int_eq(llm_context_new(f->mg, 64, &f->cg, &d), 0);
+	ck_assert_int_eq(llm_context_new(f->mc, 64, &f->cc, &d), 0);
+	return 1;
+}
+
+static void fx_close(struct fx_pair *f)
+{
+	llm_context_free(f->cg);
+	llm_context_free(f->cc);
+	llm_model_free(f->mg);
+	llm_model_free(f->mc);
+	llm_st_close(f->ref);
+	free(f->dir);
+}
+
 static void check_tiny(const char *arch, int optional)
 {
-	char rel[128], name[64], what[96];
-	char *dir, *refp;
-	struct llm_st_set *ref = NULL;
-	struct llm_model *mc, *mg;
-	struct llm_context *cc = NULL, *cg = NULL;
-	struct diag d;
-	size_t V, s, n, nr, ng;
+	char what[96];
+	struct fx_pair f;
+	size_t V, s, n, ng;
 	int dense;
 
 	if (!have_cuda(arch))
 		return;
-	diag_clear(&d);
-	snprintf(rel, sizeof rel, "models/%s", arch);
-	dir = test_data_path(rel);
-	snprintf(rel, sizeof rel, "models/%s/reference.safetensors", arch);
-	refp = test_data_path(rel);
-	ck_assert_msg(llm_st_open(refp, &ref, &d) == 0, "%s", d.msg);
-	mg = try_open(dir, LLM_BACKEND_CUDA, &d);
-	if (!mg && optional) {
-		fprintf(stderr, "SKIP: %s does not load on CUDA: %s\n", arch, d.msg);
-		llm_st_close(ref);
-		free(dir);
-		free(refp);
+	if (!fx_open(&f, arch, g_kv, optional))
 		return;
-	}
-	ck_assert_msg(mg != NULL, "%s on CUDA: %s", arch, d.msg);
-	mc = open_model(dir, LLM_BACKEND_CPU);
-	V = (size_t)llm_model_n_vocab(mg);
-	ck_assert_int_eq(llm_context_new(mg, 64, &cg, &d), 0);
-	ck_assert_int_eq(llm_context_new(mc, 64, &cc, &d), 0);
-	dense = cg->use_graphs;
-	fprintf(stderr, "note: %s on %s, graphs %s\n", arch, llm_model_backend(mg),
+	V = f.V;
+	dense = f.cg->use_graphs;
+	fprintf(stderr, "note: %s on %s, graphs %s\n", arch, llm_model_backend(f.mg),
 		dense ? "on" : "off (MoE / EXL3 / TERN_CUDA_GRAPHS=0)");
 	for (s = 0; s < 3; s++) {
 		int32_t *ids;
-		float *lg;
+		float *lg = ref_seq(f.ref, s, V, &ids, &n);
 
-		snprintf(name, sizeof name, "input_ids.%zu", s);
-		ids = ref_ids(ref, name, &n);
-		snprintf(name, sizeof name, "logits.%zu", s);
-		lg = ref_f32(ref, name, &nr);
-		ck_assert_uint_eq(nr, n * V);
 		snprintf(what, sizeof what, "%s seq %zu", arch, s);
-		check_sequence(what, cg, cc, ids, n, lg, V, s == 2);
+		check_sequence(what, f.cg, f.cc, ids, n, lg, V, s == 2);
 		if (s == 2) {
-			int32_t *gr = ref_ids(ref, "greedy.2", &ng);
+			int32_t *gr = ref_ids(f.ref, "greedy.2", &ng);
 
 			snprintf(what, sizeof what, "%s greedy.2 on CUDA", arch);
-			ref_check_greedy(cg, what, ids, n, gr, ng, V, 0);
+			ref_check_greedy(f.cg, what, ids, n, gr, ng, V, 0);
 			free(gr);
 		}
 		free(ids);
 		free(lg);
 	}
-	llm_context_free(cg);
-	llm_context_free(cc);
-	llm_model_free(mg);
-	llm_model_free(mc);
-	llm_st_close(ref);
-	free(dir);
-	free(refp);
+	fx_close(&f);
 }
 
 /* The default CUDA cache (f16): every dense fixture's sequences one token
@@ -306,42 +324,22 @@ static void check_tiny(const char *arch, int optional)
  * transformers (whose own cache is bf16), and greedy.2. */
 static void check_tiny_f16(const char *arch)
 {
-	char rel[128], name[64], what[96];
-	char *dir, *refp;
-	struct llm_st_set *ref = NULL;
-	struct llm_model *mc, *mg;
-	struct llm_context *cc = NULL, *cg = NULL;
-	struct diag d;
-	size_t V, s, n, nr, ng;
+	char what[96];
+	struct fx_pair f;
+	size_t V, s, n, ng;
 
-	diag_clear(&d);
-	snprintf(rel, sizeof rel, "models/%s", arch);
-	dir = test_data_path(rel);
-	snprintf(rel, sizeof rel, "models/%s/reference.safetensors", arch);
-	refp = test_data_path(rel);
-	ck_assert_msg(llm_st_open(refp, &ref, &d) == 0, "%s", d.msg);
-	g_kv = LLM_KV_F16;
-	mg = open_model(dir, LLM_BACKEND_CUDA);
-	g_kv = LLM_KV_F32;
-	mc = open_model(dir, LLM_BACKEND_CPU);
-	V = (size_t)llm_model_n_vocab(mg);
-	ck_assert_int_eq(llm_context_new(mg, 64, &cg, &d), 0);
-	ck_assert_int_eq(llm_context_new(mc, 64, &cc, &d), 0);
-	ck_assert_int_eq(gpu_buf_dtype(cg->kv[0].k), GPU_DTYPE_F16);
+	fx_open(&f, arch, LLM_KV_F16, 0);
+	V = f.V;
+	ck_assert_int_eq(gpu_buf_dtype(f.cg->kv[0].k), GPU_DTYPE_F16);
 	for (s = 0; s < 3; s++) {
 		int32_t *ids;
-		float *lg, *a, *b;
+		float *lg = ref_seq(f.ref, s, V, &ids, &n), *a, *b;
 		double w;
 
-		snprintf(name, sizeof name, "input_ids.%zu", s);
-		ids = ref_ids(ref, name, &n);
-		snprintf(name, sizeof name, "logits.%zu", s);
-		lg = ref_f32(ref, name, &nr);
-		ck_assert_uint_eq(nr, n * V);
 		a = malloc(n * V * sizeof *a);
 		b = malloc(n * V * sizeof *b);
-		incremental(cg, ids, n, a, V);
-		incremental(cc, ids, n, b, V);
+		incremental(f.cg, ids, n, a, V);
+		incremental(f.cc, ids, n, b, V);
 		snprintf(what, sizeof what, "%s seq %zu f16 KV cuda vs cpu", arch, s);
 		expect_close(what, a, b, n * V, 1e-2);
 		w = worst_row_ratio(a, lg, n, V);
@@ -350,10 +348,10 @@ static void check_tiny_f16(const char *arch)
 		ck_assert_msg(w <= 1e-2, "%s f16 KV seq %zu vs transformers: %g > 1e-2",
 			      arch, s, w);
 		if (s == 2) {
-			int32_t *gr = ref_ids(ref, "greedy.2", &ng);
+			int32_t *gr = ref_ids(f.ref, "greedy.2", &ng);
 
 			snprintf(what, sizeof what, "%s greedy.2, f16 KV", arch);
-			ref_check_greedy(cg, what, ids, n, gr, ng, V, 0);
+			ref_check_greedy(f.cg, what, ids, n, gr, ng, V, 0);
 			free(gr);
 		}
 		free(a);
@@ -361,13 +359,7 @@ static void check_tiny_f16(const char *arch)
 		free(ids);
 		free(lg);
 	}
-	llm_context_free(cg);
-	llm_context_free(cc);
-	llm_model_free(mg);
-	llm_model_free(mc);
-	llm_st_close(ref);
-	free(dir);
-	free(refp);
+	fx_close(&f);
 }
 
 START_TEST(test_f16_kv)
