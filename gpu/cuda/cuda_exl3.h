@@ -37,8 +37,10 @@ extern "C" {
  * with n_sm multiprocessors (1 .. GPU_CUDA_EXL3_MAX_KB). */
 int gpu_cuda_exl3_splits(size_t k, size_t n, int n_sm);
 
-/* Step 1 for nr <= 16 rows: x f32 [nr, k_in] (k_in <= k), suh f32 [k],
- * xh f16 [16, k] (rows >= nr untouched). */
+/* Step 1 for nr rows (the GEMV path passes <= 16, the prefill path up to
+ * GPU_CUDA_EXL3_DQ_ROWS; any count works, one grid row each): x f32
+ * [nr, k_in] (k_in <= k), suh f32 [k], xh f16 [nr, k] (row stride k;
+ * rows >= nr untouched). */
 int gpu_cuda_launch_exl3_input(void *stream, void *xh, const float *x,
 			       const float *suh, size_t nr, size_t k_in,
 			       size_t k);
@@ -81,8 +83,11 @@ int gpu_cuda_exl3_upload(struct gpu *g, struct gpu_exl3_weight *w,
 /* Free the weight's device memory (waits for the device); the last weight
  * of a handle also frees the handle's EXL3 workspace. */
 void gpu_cuda_exl3_release(struct gpu *g, struct gpu_exl3_weight *w);
-/* gpu_exl3_matmul (gpu.h): enqueues 3 kernels (2 with kernel 2) per 16
- * rows on the handle's stream; allocates nothing. */
+/* gpu_exl3_matmul (gpu.h): up to GPU_CUDA_EXL3_DQ_MIN_ROWS rows, 3
+ * kernels (2 with kernel 2) per 16 rows; above, the prefill path (input
+ * rotation, then per column chunk dequantise + cuBLAS + output rotation,
+ * in row chunks of GPU_CUDA_EXL3_DQ_ROWS); on the handle's stream,
+ * allocates nothing. */
 int gpu_cuda_exl3_matmul(struct gpu *g, struct gpu_buf *out,
 			 const struct gpu_buf *x, const struct gpu_exl3_weight *w,
 			 size_t n_rows, size_t k_in, size_t n_out, struct diag *d);
@@ -94,9 +99,10 @@ int gpu_cuda_exl3_matmul_raw(struct gpu *g, float *out, const float *x,
 			     const struct gpu_exl3_weight *w, size_t n_rows,
 			     size_t k_in, size_t n_out, struct diag *d);
 
-/* Which kernels gpu_exl3_matmul runs: 1 (default) = input, gemv, output
- * (3 launches per 16 rows); 2 = input + fused gemv/output (2 launches; on
- * an H200 about 1-4 us slower per op, see docs/PERFORMANCE.md).  The
+/* Which kernels gpu_exl3_matmul's small-row path runs: 1 (default) =
+ * input, gemv, output (3 launches per 16 rows); 2 = input + fused
+ * gemv/output (2 launches; on an H200 about 1-4 us slower per op, see
+ * docs/PERFORMANCE.md).  The
  * environment variable TERN_EXL3_KERNEL=2 picks 2 at the first matmul
  * (TERN_EXL3_KB=n sets its slice count at upload, 0 = occupancy model);
  * set_kernel overrides it (for A/B timing).  Both give bit-identical
