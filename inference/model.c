@@ -790,6 +790,49 @@ static bool graphs_wanted(const struct llm_model *m)
 	return true;
 }
 
+/* LLM_E_NOSPACE, with the sizes, when the KV pool and the activation
+ * buffers of a context (n_pages 0: every slot can fill n_ctx) would not
+ * fit the backend's free memory (device memory on CUDA, available host
+ * memory on the CPU) — checked before anything is allocated, so an
+ * impossible context fails at once instead of half-allocated (or, on the
+ * CPU, by the kernel's OOM killer when the pages are touched). */
+static int context_fits(const struct llm_model *m, size_t n_ctx,
+			size_t n_seq, size_t n_pages, struct diag *d)
+{
+	const struct llm_config *cf = &m->cfg;
+	const double E = (double)cf->n_embd, H = (double)cf->n_head;
+	const double Hk = (double)cf->n_head_kv, hd = (double)cf->head_dim;
+	const double F = (double)(cf->n_ff_shared > cf->n_ff ? cf->n_ff_shared :
+							       cf->n_ff);
+	const size_t max_pages = (n_ctx + LLM_KV_PAGE - 1) / LLM_KV_PAGE;
+	const double pages = (double)(n_pages ? n_pages : max_pages * n_seq);
+	const double B = (double)(n_ctx * n_seq < LLM_MAX_BATCH ? n_ctx * n_seq :
+								   LLM_MAX_BATCH);
+	double kv, act, margin;
+	uint64_t fr = 0, tot = 0;
+	struct diag d2;
+
+	diag_clear(&d2);
+	if (gpu_mem_info(m->g, &fr, &tot, &d2) < 0 || tot == 0)
+		return 0; /* unknown: the allocations will tell */
+	kv = 2.0 * (double)cf->n_layer * pages * LLM_KV_PAGE * Hk * hd *
+	     (double)gpu_dtype_size(m->kv_dtype);
+	act = 4.0 * B * (3.0 * E + 2.0 * H * hd + 2.0 * Hk * hd + 2.0 * F +
+			 (double)cf->n_vocab);
+	margin = (double)(64u << 20);
+	if (kv + act + margin <= (double)fr)
+		return 0;
+	return diag_fail(d, LLM_E_NOSPACE,
+			 "context of %zu positions x %zu slots: the KV cache takes "
+			 "%.2f GiB (%.0f pages of %d positions, %s) and the "
+			 "activations about %.2f GiB, but %s has %.2f GiB free; "
+			 "use a shorter context or fewer slots%s",
+			 n_ctx, n_seq, kv / (1 << 30), pages, LLM_KV_PAGE,
+			 gpu_dtype_name(m->kv_dtype), act / (1 << 30),
+			 gpu_describe(m->g), (double)fr / (1 << 30),
+			 m->kv_dtype == GPU_DTYPE_F32 ? " (or an f16 cache)" : "");
+}
+
 int llm_context_new(struct llm_model *m, size_t n_ctx, struct llm_context **out,
 		    struct diag *d)
 {
@@ -814,14 +857,17 @@ int llm_context_new_slots(struct llm_model *m, size_t n_ctx, size_t n_seq,
 		return diag_fail(d, LLM_E_INVALID, "context of %zu positions", n_ctx);
 	if ((size_t)cf->n_ff_shared > F)
 		F = (size_t)cf->n_ff_shared;
+	if (n_seq == 0 || n_seq > 4096)
+		return diag_fail(d, LLM_E_INVALID, "%zu sequence slots", n_seq);
+	rc = context_fits(m, n_ctx, n_seq, n_pages, d);
+	if (rc < 0)
+		return rc;
 	c = calloc(1, sizeof *c);
 	if (!c)
 		return diag_fail(d, LLM_E_NOMEM, "out of memory");
 	c->model = m;
 	c->g = m->g;
 	c->n_ctx = n_ctx;
-	if (n_seq == 0 || n_seq > 4096)
-		return free(c), diag_fail(d, LLM_E_INVALID, "%zu sequence slots", n_seq);
 	c->n_seq = n_seq;
 	c->n_batch = B = n_ctx * n_seq < LLM_MAX_BATCH ? n_ctx * n_seq : LLM_MAX_BATCH;
 	c->max_pages = (n_ctx + LLM_KV_PAGE - 1) / LLM_KV_PAGE;

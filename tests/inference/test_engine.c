@@ -616,6 +616,29 @@ START_TEST(test_page_exhaustion)
 }
 END_TEST
 
+/* A context whose KV cache cannot fit the backend's free memory (here the
+ * host's: 2^24 positions x 4096 slots of stories260k is petabytes) fails
+ * at once with LLM_E_NOSPACE naming the sizes, before allocating; a
+ * normal one on the same model still works. */
+START_TEST(test_context_too_big)
+{
+	struct llm_model *m = stories();
+	struct llm_context *c = (struct llm_context *)1;
+	struct diag d;
+
+	diag_clear(&d);
+	ck_assert_int_eq(llm_context_new_slots(m, (size_t)1 << 24, 4096, 0, &c, &d),
+			 LLM_E_NOSPACE);
+	ck_assert_ptr_null(c);
+	ck_assert_msg(strstr(d.msg, "KV cache takes") && strstr(d.msg, "GiB free") &&
+			      strstr(d.msg, "16777216 positions x 4096 slots"),
+		      "%s", d.msg);
+	ck_assert_int_eq(llm_context_new_slots(m, 256, 2, 0, &c, &d), 0);
+	llm_context_free(c);
+	llm_model_free(m);
+}
+END_TEST
+
 START_TEST(test_impossible)
 {
 	struct llm_model *m = stories();
@@ -846,6 +869,7 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, test_cancel);
 	tcase_add_test(tc, test_page_exhaustion);
 	tcase_add_test(tc, test_impossible);
+	tcase_add_test(tc, test_context_too_big);
 	tcase_add_test(tc, test_text_reference);
 	tcase_add_test(tc, test_stop_and_ban);
 	suite_add_tcase(s, tc);
