@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include "gpu/gpu_impl.h"
+#include "gpu/half.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -323,32 +324,6 @@ int gpu_buf_zero(struct gpu_buf *b, struct diag *d)
 
 /* ---- random fill ------------------------------------------------------- */
 
-/* f32 -> IEEE half, round to nearest even (finite inputs). */
-static uint16_t f32_to_f16(float f)
-{
-	uint32_t u, sign, mag;
-
-	memcpy(&u, &f, sizeof u);
-	sign = (u >> 16) & 0x8000;
-	mag = u & 0x7fffffff;
-	if (mag >= 0x477ff000u) /* rounds to >= 65520: inf */
-		return (uint16_t)(sign | 0x7c00);
-	if (mag < 0x38800000u) { /* half subnormal or zero */
-		float a;
-		uint32_t r;
-
-		memcpy(&a, &mag, sizeof a);
-		a = a * 16777216.0f; /* a * 2^24, exact */
-		r = (uint32_t)a;
-		if (a - (float)r > 0.5f || (a - (float)r == 0.5f && (r & 1)))
-			r++;
-		return (uint16_t)(sign | r);
-	}
-	mag += 0xc8000000u; /* exponent -= 112 */
-	mag += 0xfffu + ((mag >> 13) & 1);
-	return (uint16_t)(sign | (mag >> 13));
-}
-
 void gpu_random_fill_host(void *dst, enum gpu_dtype dtype, size_t first,
 			  size_t n, uint64_t seed, float scale)
 {
@@ -375,7 +350,7 @@ void gpu_random_fill_host(void *dst, enum gpu_dtype dtype, size_t first,
 			((uint16_t *)dst)[i] = (uint16_t)(u >> 16);
 			break;
 		case GPU_DTYPE_F16:
-			((uint16_t *)dst)[i] = f32_to_f16(v);
+			((uint16_t *)dst)[i] = gpu_f32_to_f16(v);
 			break;
 		case GPU_DTYPE_I32:
 		case GPU_DTYPE_COUNT:

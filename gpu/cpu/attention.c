@@ -109,8 +109,8 @@ static void kv_store_rows(const struct gpu_kv_pool *pool,
 			uint16_t *vd = (uint16_t *)pool->v->data + slot * row;
 
 			for (j = 0; j < row; j++) {
-				kd[j] = cpu_f32_to_f16(kf[i * row + j]);
-				vd[j] = cpu_f32_to_f16(vf[i * row + j]);
+				kd[j] = gpu_f32_to_f16(kf[i * row + j]);
+				vd[j] = gpu_f32_to_f16(vf[i * row + j]);
 			}
 		}
 	}
@@ -194,7 +194,7 @@ CPU_HOT static void axpy(float *restrict o, float p, const float *restrict v,
 
 /* An f16 pool row as f32 (exact).  Where the compiler has _Float16 (GCC
  * 12+ on x86-64) the conversion is the hardware's (F16C's vcvtph2ps in
- * the x86-64-v3 clone) instead of cpu_f16_to_f32's bit manipulation:
+ * the x86-64-v3 clone) instead of gpu_f16_to_f32's bit manipulation:
  * decode of trained-target at ctx 1024 on 2 cores with an f16 pool went
  * from ~28% slower than f32 to about even (best of several runs). */
 CPU_HOT static void to_f32(float *restrict dst, const void *restrict src,
@@ -208,7 +208,7 @@ CPU_HOT static void to_f32(float *restrict dst, const void *restrict src,
 		dst[j] = (float)h[j];
 #else
 	for (j = 0; j < n; j++)
-		dst[j] = cpu_f16_to_f32(((const uint16_t *)src)[j]);
+		dst[j] = gpu_f16_to_f32(((const uint16_t *)src)[j]);
 #endif
 }
 

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "gpu/gpu_impl.h"
+#include "gpu/half.h"
 
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && \
 	!defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
@@ -82,67 +83,12 @@ static inline float cpu_bf16_to_f32(uint16_t h)
 	return f;
 }
 
-/* IEEE half -> f32, exact (subnormals, inf, NaN). */
-static inline float cpu_f16_to_f32(uint16_t h)
-{
-	uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-	uint32_t exp = (h >> 10) & 0x1f;
-	uint32_t man = h & 0x3ff;
-	uint32_t u;
-	float f;
-
-	if (exp == 0x1f) {
-		u = sign | 0x7f800000u | (man << 13);
-	} else if (exp != 0) {
-		u = sign | ((exp + 112) << 23) | (man << 13);
-	} else if (man == 0) {
-		u = sign;
-	} else {
-		/* subnormal: value = man * 2^-24 */
-		f = (float)man * (1.0f / 16777216.0f);
-		memcpy(&u, &f, sizeof u);
-		u |= sign;
-	}
-	memcpy(&f, &u, sizeof f);
-	return f;
-}
-
-/* f32 -> IEEE half, round to nearest even (for the f16 KV cache). */
-static inline uint16_t cpu_f32_to_f16(float f)
-{
-	uint32_t u, sign, mag;
-
-	memcpy(&u, &f, sizeof u);
-	sign = (u >> 16) & 0x8000;
-	mag = u & 0x7fffffff;
-	if (mag > 0x7f800000u) /* NaN */
-		return (uint16_t)(sign | 0x7e00);
-	if (mag >= 0x477ff000u) /* rounds to >= 65520: inf */
-		return (uint16_t)(sign | 0x7c00);
-	if (mag < 0x38800000u) { /* subnormal or zero in half */
-		float a;
-		uint32_t r;
-
-		memcpy(&a, &mag, sizeof a);
-		/* a * 2^24 rounded to nearest even integer */
-		a = a * 16777216.0f;
-		r = (uint32_t)a;
-		if (a - (float)r > 0.5f || (a - (float)r == 0.5f && (r & 1)))
-			r++;
-		return (uint16_t)(sign | r);
-	}
-	/* normal: rebias exponent, round mantissa from 23 to 10 bits */
-	mag += 0xc8000000u; /* exponent -= 112 */
-	mag += 0xfffu + ((mag >> 13) & 1);
-	return (uint16_t)(sign | (mag >> 13));
-}
-
 /* Element i of a float buffer as f32. */
 static inline float cpu_elem_f32(const struct gpu_buf *b, size_t i)
 {
 	switch (b->dtype) {
 	case GPU_DTYPE_F32: return ((const float *)b->data)[i];
-	case GPU_DTYPE_F16: return cpu_f16_to_f32(((const uint16_t *)b->data)[i]);
+	case GPU_DTYPE_F16: return gpu_f16_to_f32(((const uint16_t *)b->data)[i]);
 	case GPU_DTYPE_BF16: return cpu_bf16_to_f32(((const uint16_t *)b->data)[i]);
 	case GPU_DTYPE_I32: return (float)((const int32_t *)b->data)[i];
 	case GPU_DTYPE_COUNT: break;

@@ -54,9 +54,9 @@ static uint16_t cb_two_halves(uint32_t x)
 	float v;
 
 	x = (x & 0x8FFF8FFFu) ^ 0x3B603B60u;
-	v = cpu_f16_to_f32((uint16_t)(x & 0xFFFFu)) +
-	    cpu_f16_to_f32((uint16_t)(x >> 16));
-	return cpu_f32_to_f16(v);
+	v = gpu_f16_to_f32((uint16_t)(x & 0xFFFFu)) +
+	    gpu_f16_to_f32((uint16_t)(x >> 16));
+	return gpu_f32_to_f16(v);
 }
 
 uint16_t gpu_exl3_codebook(uint32_t state, int cb)
@@ -78,9 +78,9 @@ uint16_t gpu_exl3_codebook(uint32_t state, int cb)
 		x = s * 0x83DCD12Du;
 		bsum = (x & 0xFFu) + ((x >> 8) & 0xFFu) + ((x >> 16) & 0xFFu) +
 		       (x >> 24);
-		h = cpu_f16_to_f32((uint16_t)(0x6400u + bsum));
-		v = h * cpu_f16_to_f32(0x1EEEu) + cpu_f16_to_f32(0xC931u);
-		return cpu_f32_to_f16(v);
+		h = gpu_f16_to_f32((uint16_t)(0x6400u + bsum));
+		v = h * gpu_f16_to_f32(0x1EEEu) + gpu_f16_to_f32(0xC931u);
+		return gpu_f32_to_f16(v);
 	default:
 		break;
 	}
@@ -97,7 +97,7 @@ static void lut_build(void)
 
 	for (cb = 0; cb < 3; cb++)
 		for (s = 0; s < 65536u; s++)
-			g_lut[cb][s] = cpu_f16_to_f32(gpu_exl3_codebook(s, cb));
+			g_lut[cb][s] = gpu_f16_to_f32(gpu_exl3_codebook(s, cb));
 }
 
 const float *gpu_exl3_lut(int cb)
@@ -229,7 +229,7 @@ static void f16_to_f32_vec(float *dst, const void *src, size_t n)
 		uint16_t h;
 
 		memcpy(&h, p + 2 * i, 2);
-		dst[i] = cpu_f16_to_f32(h);
+		dst[i] = gpu_f16_to_f32(h);
 	}
 }
 

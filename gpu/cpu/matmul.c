@@ -45,7 +45,7 @@ static void conv_f16(float *restrict dst, const uint16_t *restrict src, size_t k
 	size_t j;
 
 	for (j = 0; j < k; j++)
-		dst[j] = cpu_f16_to_f32(src[j]);
+		dst[j] = gpu_f16_to_f32(src[j]);
 }
 
 void cpu_to_f32(float *dst, const struct gpu_buf *b, size_t off, size_t n)

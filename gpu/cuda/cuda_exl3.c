@@ -66,6 +66,7 @@
 #include "gpu/cuda/cuda_exl3.h"
 #include "gpu/cuda/cuda_impl.h"
 #include "gpu/gpu_impl.h"
+#include "gpu/half.h"
 
 static cudaStream_t xl_stream(struct gpu *g)
 {
@@ -106,26 +107,6 @@ static size_t al256(size_t a)
 	return (a + 255) & ~(size_t)255;
 }
 
-static float h2f(uint16_t h)
-{
-	uint32_t s = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 31u,
-		 m = h & 1023u, u;
-	float f;
-
-	if (e == 31) {
-		u = s | 0x7F800000u | (m << 13);
-	} else if (e) {
-		u = s | ((e + 112u) << 23) | (m << 13);
-	} else if (m) { /* subnormal: m 2^-24, exact in f32 */
-		f = (float)m * 5.9604644775390625e-8f;
-		return (h & 0x8000u) ? -f : f;
-	} else {
-		u = s;
-	}
-	memcpy(&f, &u, 4);
-	return f;
-}
-
 static void widen(float *dst, const void *src, size_t n)
 {
 	const unsigned char *p = src;
@@ -135,7 +116,7 @@ static void widen(float *dst, const void *src, size_t n)
 		uint16_t h;
 
 		memcpy(&h, p + 2 * i, 2);
-		dst[i] = h2f(h);
+		dst[i] = gpu_f16_to_f32(h);
 	}
 }
 
