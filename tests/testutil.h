@@ -10,6 +10,7 @@
 #ifndef TERN_TESTS_TESTUTIL_H
 #define TERN_TESTS_TESTUTIL_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,5 +24,13 @@ char *test_shared_path(const char *rel);
 
 /* Read a whole file (NUL-terminated); aborts the test on failure. */
 char *test_read_file(const char *path, size_t *len);
+
+/* The tests' own float conversions, by a slow but obvious route (not the
+ * code under test): f32 -> bf16 bits (nearest even) and back; f32 -> f16
+ * bits (normal range only: magnitudes below 2^-14 become +-0) and back. */
+uint16_t test_to_bf16(float f);
+float test_from_bf16(uint16_t h);
+uint16_t test_to_f16(float f);
+float test_from_f16(uint16_t h);
 
 #endif

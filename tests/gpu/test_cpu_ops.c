@@ -58,53 +58,6 @@ static struct gpu_buf *buf_i32(struct gpu *g, const int32_t *v, size_t n)
 	return b;
 }
 
-/* Round f32 to bf16 (nearest even) and back: the value the op must use. */
-static uint16_t to_bf16(float f)
-{
-	uint32_t u;
-
-	memcpy(&u, &f, 4);
-	u += 0x7fff + ((u >> 16) & 1);
-	return (uint16_t)(u >> 16);
-}
-
-static float from_bf16(uint16_t h)
-{
-	uint32_t u = (uint32_t)h << 16;
-	float f;
-
-	memcpy(&f, &u, 4);
-	return f;
-}
-
-/* f32 -> f16 by a slow but obvious route (normal range only, as used). */
-static uint16_t to_f16(float f)
-{
-	int e;
-	double m = frexp(fabs((double)f), &e); /* f = m 2^e, m in [0.5, 1) */
-	uint16_t sign = f < 0 ? 0x8000 : 0;
-	long mant;
-
-	if (fabs((double)f) < 1.0 / 16384.0) /* below the normal range: 0 */
-		return sign;
-	/* half: 1.mmmmmmmmmm * 2^(E-15) ; here m*2 = 1.x, exponent e-1 */
-	mant = lrint((m * 2.0 - 1.0) * 1024.0);
-	if (mant == 1024) {
-		mant = 0;
-		e++;
-	}
-	return (uint16_t)(sign | (uint16_t)((e - 1 + 15) << 10) | (uint16_t)mant);
-}
-
-static float from_f16(uint16_t h)
-{
-	int e = (h >> 10) & 31;
-	double m = (double)(h & 1023) / 1024.0;
-	double v = e ? ldexp(1.0 + m, e - 15) : ldexp(m, -14);
-
-	return (float)((h & 0x8000) ? -v : v);
-}
-
 /* ---- matmul ------------------------------------------------------------ */
 
 static void check_matmul(enum gpu_dtype wt, size_t n, size_t k, size_t rows,
@@ -125,11 +78,11 @@ static void check_matmul(enum gpu_dtype wt, size_t n, size_t k, size_t rows,
 		float v = frand();
 
 		if (wt == GPU_DTYPE_BF16) {
-			wh[i] = to_bf16(v);
-			wf[i] = from_bf16(wh[i]);
+			wh[i] = test_to_bf16(v);
+			wf[i] = test_from_bf16(wh[i]);
 		} else if (wt == GPU_DTYPE_F16) {
-			wh[i] = to_f16(v);
-			wf[i] = from_f16(wh[i]);
+			wh[i] = test_to_f16(v);
+			wf[i] = test_from_f16(wh[i]);
 		} else {
 			wf[i] = v;
 		}
@@ -318,7 +271,7 @@ START_TEST(test_get_rows)
 
 	rng_state = 4;
 	for (i = 0; i < V * D; i++)
-		tab[i] = to_bf16(frand());
+		tab[i] = test_to_bf16(frand());
 	ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_BF16, V * D, &bt, NULL), 0);
 	ck_assert_int_eq(gpu_buf_write(bt, 0, tab, V * D, NULL), 0);
 	bi = buf_i32(g, ids, 4);
@@ -328,7 +281,7 @@ START_TEST(test_get_rows)
 	for (i = 0; i < 3; i++)
 		for (j = 0; j < D; j++) {
 			float ref = ids[i + 1] < V ?
-				from_bf16(tab[ids[i + 1] * D + j]) : 0.0f;
+				test_from_bf16(tab[ids[i + 1] * D + j]) : 0.0f;
 
 			ck_assert(out[i * D + j] == ref);
 		}
@@ -451,8 +404,8 @@ static void check_attention(enum gpu_dtype kvt, size_t window, size_t nh)
 				K[s][t][c] = frand();
 				V[s][t][c] = frand();
 				if (kvt == GPU_DTYPE_F16) {
-					K[s][t][c] = from_f16(to_f16(K[s][t][c]));
-					V[s][t][c] = from_f16(to_f16(V[s][t][c]));
+					K[s][t][c] = test_from_f16(test_to_f16(K[s][t][c]));
+					V[s][t][c] = test_from_f16(test_to_f16(V[s][t][c]));
 				}
 				kk[n * HKV * HD + c] = K[s][t][c];
 				vv[n * HKV * HD + c] = V[s][t][c];
@@ -707,7 +660,7 @@ static struct gpu_buf *buf_typed(struct gpu *g, enum gpu_dtype t, const float *v
 		return buf_f32(g, v, n);
 	h = malloc(n * sizeof *h + 1);
 	for (i = 0; i < n; i++)
-		h[i] = t == GPU_DTYPE_BF16 ? to_bf16(v[i]) : to_f16(v[i]);
+		h[i] = t == GPU_DTYPE_BF16 ? test_to_bf16(v[i]) : test_to_f16(v[i]);
 	ck_assert_int_eq(gpu_buf_new(g, t, n, &b, NULL), 0);
 	ck_assert_int_eq(gpu_buf_write(b, 0, h, n, NULL), 0);
 	free(h);

@@ -338,16 +338,6 @@ static void set_dq_cols(size_t nc)
 }
 
 #ifdef HAVE_CUDA
-/* IEEE half -> float (normal, subnormal, zero; no inf/NaN in codebooks). */
-static float h2f(uint16_t h)
-{
-	const int e = (h >> 10) & 31;
-	const double m = (double)(h & 1023);
-	const double v = e ? ldexp(1024.0 + m, e - 25) : ldexp(m, -24);
-
-	return (float)((h & 0x8000) ? -v : v);
-}
-
 /* The CUDA decode of columns [c0, c0 + nc) of desc's weight (uploaded with
  * column chunks of nc_up, 0 = automatic) equals the CPU tile decode bit
  * for bit. */
@@ -378,7 +368,7 @@ static void expect_decode(struct gpu_pair *p, const struct gpu_exl3_desc *desc,
 			for (r = 0; r < 16; r++)
 				for (c = 0; c < 16; c++) {
 					const size_t cc = tn * 16 + c - c0;
-					const float g = h2f(got[cc * k + tk * 16 + r]);
+					const float g = test_from_f16(got[cc * k + tk * 16 + r]);
 
 					if (g != T[r * 16 + c] && bad++ < 4)
 						fprintf(stderr,

@@ -75,34 +75,6 @@ static float *rand_f32(size_t n, float scale)
 	return v;
 }
 
-/* f32 -> bf16 (nearest even) / f16 bits.  Any mapping would do (both
- * backends read the same bits); these give sensible values. */
-static uint16_t to_bf16(float f)
-{
-	uint32_t u;
-
-	memcpy(&u, &f, 4);
-	u += 0x7fff + ((u >> 16) & 1);
-	return (uint16_t)(u >> 16);
-}
-
-static uint16_t to_f16(float f)
-{
-	int e;
-	double m = frexp(fabs((double)f), &e);
-	uint16_t sign = f < 0 ? 0x8000 : 0;
-	long mant;
-
-	if (fabs((double)f) < 1.0 / 16384.0)
-		return sign;
-	mant = lrint((m * 2.0 - 1.0) * 1024.0);
-	if (mant == 1024) {
-		mant = 0;
-		e++;
-	}
-	return (uint16_t)(sign | (uint16_t)((e - 1 + 15) << 10) | (uint16_t)mant);
-}
-
 /* A random weight-like buffer of dtype t on both backends. */
 static struct bb rand_w(struct gpu_pair *p, enum gpu_dtype t, size_t n, float scale)
 {
@@ -114,7 +86,7 @@ static struct bb rand_w(struct gpu_pair *p, enum gpu_dtype t, size_t n, float sc
 		uint16_t *h = malloc(n * sizeof *h + 1);
 
 		for (i = 0; i < n; i++)
-			h[i] = t == GPU_DTYPE_BF16 ? to_bf16(f[i]) : to_f16(f[i]);
+			h[i] = t == GPU_DTYPE_BF16 ? test_to_bf16(f[i]) : test_to_f16(f[i]);
 		r = mk2(p, t, h, n);
 		free(h);
 	} else {
@@ -590,7 +562,7 @@ static void fill_pool(struct bb b, enum gpu_dtype kvt, size_t n)
 		uint16_t *h = malloc(n * sizeof *h + 1);
 
 		for (i = 0; i < n; i++)
-			h[i] = to_f16(test_frand());
+			h[i] = test_to_f16(test_frand());
 		ck_assert_int_eq(gpu_buf_write(b.c, 0, h, n, NULL), 0);
 		ck_assert_int_eq(gpu_buf_write(b.g, 0, h, n, NULL), 0);
 		free(h);
@@ -1455,7 +1427,7 @@ START_TEST(test_bench)
 		size_t i, j = 0, nn;
 
 		for (i = 0; i < rows * k; i++)
-			wh[i] = to_bf16(test_frand() * 0.05f);
+			wh[i] = test_to_bf16(test_frand() * 0.05f);
 		for (i = 0; i < nw; i++)
 			w[i] = mkbuf(g, GPU_DTYPE_BF16, wh, rows * k);
 		x = mkbuf(g, GPU_DTYPE_F32, xh, nx * k);
@@ -1500,7 +1472,7 @@ START_TEST(test_bench)
 		for (i = 0; i < np; i++)
 			pt[i] = (int32_t)(np - 1 - i);
 		for (i = 0; i < np * ps * row; i++)
-			hk[i] = to_f16(test_frand());
+			hk[i] = test_to_f16(test_frand());
 		gpu_buf_write(kp, 0, hk, np * ps * row, NULL);
 		gpu_buf_write(vp, 0, hk, np * ps * row, NULL);
 		free(hk);

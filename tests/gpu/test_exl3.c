@@ -44,16 +44,6 @@ static uint16_t rd16(const void *p, size_t i)
 	return v;
 }
 
-/* IEEE half -> double, written independently of the backend's helper. */
-static double h2d(uint16_t h)
-{
-	int e = (h >> 10) & 31;
-	double m = (double)(h & 1023);
-	double v = e ? ldexp(1024.0 + m, e - 25) : ldexp(m, -24);
-
-	return (h & 0x8000) ? -v : v;
-}
-
 /* float holding an exact half value -> its bits (normal/subnormal/zero) */
 static uint16_t f2h_exact(float f)
 {
@@ -120,7 +110,7 @@ static void reconstruct_ref(const struct fx *f, double *W)
 
 			for (i = 0; i < 128; i++)
 				s += (__builtin_popcount((unsigned)(a & i)) & 1 ? -1 : 1) *
-				     h2d(rd16(f->w_hat, i * FN + b));
+				     (double)test_from_f16(rd16(f->w_hat, i * FN + b));
 			t[a * FN + b] = s * hs;
 		}
 	/* W = diag(suh) t H_n diag(svh), H_n blockwise over 128 columns */
@@ -132,8 +122,8 @@ static void reconstruct_ref(const struct fx *f, double *W)
 			for (i = 0; i < 128; i++)
 				s += (__builtin_popcount((unsigned)(i & bb)) & 1 ? -1 : 1) *
 				     t[a * FN + blk + i];
-			W[a * FN + b] = s * hs * h2d(rd16(f->suh, a)) *
-					h2d(rd16(f->svh, b));
+			W[a * FN + b] = s * hs * (double)test_from_f16(rd16(f->suh, a)) *
+					(double)test_from_f16(rd16(f->svh, b));
 		}
 	free(t);
 }
@@ -149,10 +139,10 @@ static void expect_fp16_close(const char *what, const double *ours,
 	size_t i, bad = 0, first = n;
 
 	for (i = 0; i < n; i++)
-		mx = fmax(mx, fabs(h2d(rd16(ref_f16, i))));
+		mx = fmax(mx, fabs((double)test_from_f16(rd16(ref_f16, i))));
 	ck_assert_msg(mx > 0, "%s: reference is all zero", what);
 	for (i = 0; i < n; i++) {
-		double r = h2d(rd16(ref_f16, i)), df = fabs(ours[i] - r);
+		double r = (double)test_from_f16(rd16(ref_f16, i)), df = fabs(ours[i] - r);
 		double tol = 4.0 * ldexp(fabs(r), -11) + ldexp(mx, -10);
 
 		worst = fmax(worst, df / mx);
@@ -163,7 +153,7 @@ static void expect_fp16_close(const char *what, const double *ours,
 		      "%s: %zu of %zu elements off (first at %zu: %g vs %g); "
 		      "worst |diff| / max = %g", what, bad, n, first,
 		      first < n ? ours[first] : 0.0,
-		      first < n ? h2d(rd16(ref_f16, first)) : 0.0, worst);
+		      first < n ? (double)test_from_f16(rd16(ref_f16, first)) : 0.0, worst);
 }
 
 static struct gpu *open_cpu(int threads)
@@ -261,7 +251,7 @@ START_TEST(test_codebook_values)
 				      cb, (unsigned)tv[i].s,
 				      gpu_exl3_codebook(tv[i].s, cb), tv[i].v[cb]);
 			ck_assert(lut != NULL);
-			ck_assert(lut[tv[i].s] == (float)h2d(tv[i].v[cb]));
+			ck_assert(lut[tv[i].s] == (float)(double)test_from_f16(tv[i].v[cb]));
 		}
 	ck_assert_ptr_null(gpu_exl3_lut(3));
 }
@@ -423,7 +413,7 @@ START_TEST(test_linear)
 			mx = fmax(mx, fabs(y));
 			md = fmax(md, fabs(y - o3[i * FN + b]));
 			ck_assert_msg(fabs((double)ob[i * FN + b] -
-					   (y + h2d(bias[b]))) <= 1e-5 * (fabs(y) + 4),
+					   (y + (double)test_from_f16(bias[b]))) <= 1e-5 * (fabs(y) + 4),
 				      "bias row %zu col %zu", i, b);
 		}
 	ck_assert_msg(md <= 1e-5 * mx, "x.W: max |diff| %g (max %g)", md, mx);
@@ -501,7 +491,7 @@ START_TEST(test_linear_large)
 				size_t cc = (size_t)((l >> 2) + 8 * ((j >> 2) & 1));
 
 				what[(16 * a + rr) * n + 16 * b + cc] =
-					h2d(gpu_exl3_codebook(gpu_exl3_state(t16, bits, e), cb));
+					(double)test_from_f16(gpu_exl3_codebook(gpu_exl3_state(t16, bits, e), cb));
 			}
 		}
 	/* W = diag(suh) H_k W_hat H_n diag(svh), blockwise */
@@ -521,7 +511,7 @@ START_TEST(test_linear_large)
 			for (r = 0; r < 128; r++)
 				s += (__builtin_popcount((unsigned)((b % 128) & r)) & 1 ? -1 : 1) *
 				     t[a * n + b / 128 * 128 + r];
-			W[a * n + b] = s * hs * h2d(suh[a]) * h2d(svh[b]);
+			W[a * n + b] = s * hs * (double)test_from_f16(suh[a]) * (double)test_from_f16(svh[b]);
 		}
 	memset(&desc, 0, sizeof desc);
 	desc.k = k;
@@ -705,7 +695,9 @@ static void moe_lin_make(struct gpu *g, struct moe_lin *L, size_t in,
 			for (i = 0; i < 128; i++)
 				sum += (__builtin_popcount((unsigned)(i & bb)) & 1 ? -1 : 1) *
 				       t[a * np + blk + i];
-			L->W[a * out + b] = sum * hs * h2d(suh[a]) * h2d(svh[b]);
+			L->W[a * out + b] = sum * hs *
+					    (double)test_from_f16(suh[a]) *
+					    (double)test_from_f16(svh[b]);
 		}
 	L->in = in;
 	L->out = out;
