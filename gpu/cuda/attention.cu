@@ -124,9 +124,11 @@ extern "C" int gpu_cuda_launch_kv_store(void *stream, const struct gpu_cuda_kv *
 	cudaStream_t s = (cudaStream_t)stream;
 
 	if (kv->f16)
-		(void)tern_launch(kv_store_kernel<1>, (unsigned)kv->n_rows, 128, 0, s, *kv, k, v);
+		(void)tern_launch(kv_store_kernel<1>, (unsigned)kv->n_rows, 128,
+				0, s, *kv, k, v);
 	else
-		(void)tern_launch(kv_store_kernel<0>, (unsigned)kv->n_rows, 128, 0, s, *kv, k, v);
+		(void)tern_launch(kv_store_kernel<0>, (unsigned)kv->n_rows, 128,
+				0, s, *kv, k, v);
 	return (int)cudaGetLastError();
 }
 
@@ -272,15 +274,17 @@ extern "C" int gpu_cuda_launch_rope_kv_store(void *stream,
 	if (nb > INT_MAX || n_rot / 2 > GPU_CUDA_MAX_HEAD_DIM / 2)
 		return (int)cudaErrorInvalidValue;
 	if (kv->f16)
-		(void)tern_launch(rope_kv_kernel<1>, (unsigned)nb, RKV_WARPS * 32, 0, s,
-			*kv, q, k, v, (unsigned)n_head, (unsigned)(n_rot / 2), pos,
-			inv_freq, sec ? sec[0] : 0, sec ? sec[1] : 0, sec != NULL,
-			attn_factor);
+		(void)tern_launch(rope_kv_kernel<1>, (unsigned)nb,
+				RKV_WARPS * 32, 0, s, *kv, q, k, v,
+				(unsigned)n_head, (unsigned)(n_rot / 2), pos,
+				inv_freq, sec ? sec[0] : 0, sec ? sec[1] : 0,
+				sec != NULL, attn_factor);
 	else
-		(void)tern_launch(rope_kv_kernel<0>, (unsigned)nb, RKV_WARPS * 32, 0, s,
-			*kv, q, k, v, (unsigned)n_head, (unsigned)(n_rot / 2), pos,
-			inv_freq, sec ? sec[0] : 0, sec ? sec[1] : 0, sec != NULL,
-			attn_factor);
+		(void)tern_launch(rope_kv_kernel<0>, (unsigned)nb,
+				RKV_WARPS * 32, 0, s, *kv, q, k, v,
+				(unsigned)n_head, (unsigned)(n_rot / 2), pos,
+				inv_freq, sec ? sec[0] : 0, sec ? sec[1] : 0,
+				sec != NULL, attn_factor);
 	return (int)cudaGetLastError();
 }
 
@@ -1054,9 +1058,9 @@ static void dec_launch(dim3 grid, cudaStream_t s, const struct gpu_cuda_kv *kv,
 		       float qs, size_t window, float *po, float *pml,
 		       int skip, int lpk, int vec)
 {
-	(void)tern_launch(attn_decode_kernel<F16, G, C, F16 ? 4 : 2>, grid, DEC_THREADS, 0, s,
-		*kv, out, q, n_head, n_grp, qs, window, po, pml, skip, lpk,
-		vec);
+	(void)tern_launch(attn_decode_kernel<F16, G, C, F16 ? 4 : 2>, grid,
+			DEC_THREADS, 0, s, *kv, out, q, n_head, n_grp, qs,
+			window, po, pml, skip, lpk, vec);
 }
 
 template <int F16, int C>
@@ -1119,7 +1123,9 @@ static int pf_launch(cudaStream_t s, const struct gpu_cuda_kv *kv, float *out,
 		if (dev >= 0 && dev < 64)
 			attr_set[dev] = 1;
 	}
-	(void)tern_launch(attn_prefill_kernel<F16, D>, (unsigned)(n_tiles * n_head), PF_THREADS, bytes, s, *kv, out, q, (unsigned)n_head, qs, window);
+	(void)tern_launch(attn_prefill_kernel<F16, D>,
+			(unsigned)(n_tiles * n_head), PF_THREADS, bytes, s, *kv,
+			out, q, (unsigned)n_head, qs, window);
 	*done = 1;
 	return (int)cudaPeekAtLastError();
 }
@@ -1192,7 +1198,9 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 		}
 	}
 	if (n_split > 1 && cudaPeekAtLastError() == cudaSuccess)
-		(void)tern_launch(attn_combine_kernel, (unsigned)(kv->n_rows * n_head), COMB_THREADS, 0, s,
-			*kv, out, part_o, part_ml, n_head, n_split, window, skip);
+		(void)tern_launch(attn_combine_kernel,
+				(unsigned)(kv->n_rows * n_head), COMB_THREADS,
+				0, s, *kv, out, part_o, part_ml, n_head,
+				n_split, window, skip);
 	return (int)cudaGetLastError();
 }

@@ -443,8 +443,8 @@ static cudaError_t xl_gemv_launch1(cudaStream_t st, float *part,
 			return e;
 		attr_done = 1;
 	}
-	(void)tern_launch(xl_gemv_kernel<K, CB, FUSE, NB>, grid, XL_NW * 32, C::SMEM, st,
-		part, xh, tr, nr, k, n, fu);
+	(void)tern_launch(xl_gemv_kernel<K, CB, FUSE, NB>, grid, XL_NW * 32,
+			C::SMEM, st, part, xh, tr, nr, k, n, fu);
 	return cudaGetLastError();
 }
 
@@ -546,8 +546,8 @@ extern "C" int gpu_cuda_launch_exl3_input(void *stream, void *xh,
 {
 	dim3 grid(div_up(k / 128, 4), (unsigned)nr);
 
-	(void)tern_launch(xl_input_kernel, grid, 128, 0, (cudaStream_t)stream, (__half *)xh, x,
-								suh, k_in, k);
+	(void)tern_launch(xl_input_kernel, grid, 128, 0, (cudaStream_t)stream,
+			(__half *)xh, x, suh, k_in, k);
 	return (int)cudaGetLastError();
 }
 
@@ -624,8 +624,7 @@ extern "C" int gpu_cuda_launch_exl3_output(void *stream, float *out,
 {
 	dim3 grid(div_up(n / 128, 4), (unsigned)nr);
 
-	(void)tern_launch(xl_output_kernel, grid, 128, 0, (cudaStream_t)stream, out, part, n_kb,
-								 svh, bias, n,
-								 n_out);
+	(void)tern_launch(xl_output_kernel, grid, 128, 0, (cudaStream_t)stream,
+			out, part, n_kb, svh, bias, n, n_out);
 	return (int)cudaGetLastError();
 }

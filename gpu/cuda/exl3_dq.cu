@@ -144,16 +144,19 @@ extern "C" int gpu_cuda_launch_exl3_dq(void *stream, void *wt,
 		return (int)cudaErrorInvalidValue;
 	switch (cb) {
 	case 0:
-		(void)tern_launch(xdq_kernel<0>, (unsigned)blocks, XDQ_TPB * 32, 0, st,
-			(__half *)wt, (const uint8_t *)trellis, bits, k, n, c0, nc);
+		(void)tern_launch(xdq_kernel<0>, (unsigned)blocks, XDQ_TPB * 32,
+				0, st, (__half *)wt, (const uint8_t *)trellis,
+				bits, k, n, c0, nc);
 		break;
 	case 1:
-		(void)tern_launch(xdq_kernel<1>, (unsigned)blocks, XDQ_TPB * 32, 0, st,
-			(__half *)wt, (const uint8_t *)trellis, bits, k, n, c0, nc);
+		(void)tern_launch(xdq_kernel<1>, (unsigned)blocks, XDQ_TPB * 32,
+				0, st, (__half *)wt, (const uint8_t *)trellis,
+				bits, k, n, c0, nc);
 		break;
 	case 2:
-		(void)tern_launch(xdq_kernel<2>, (unsigned)blocks, XDQ_TPB * 32, 0, st,
-			(__half *)wt, (const uint8_t *)trellis, bits, k, n, c0, nc);
+		(void)tern_launch(xdq_kernel<2>, (unsigned)blocks, XDQ_TPB * 32,
+				0, st, (__half *)wt, (const uint8_t *)trellis,
+				bits, k, n, c0, nc);
 		break;
 	default:
 		return (int)cudaErrorInvalidValue;
@@ -171,6 +174,6 @@ extern "C" int gpu_cuda_launch_exl3_dq_output(void *stream, float *out,
 	if (nr == 0 || nr > 65535 || nc == 0 || nc % 128)
 		return (int)cudaErrorInvalidValue;
 	(void)tern_launch(xdq_output_kernel, grid, 128, 0, (cudaStream_t)stream,
-		out, part, svh, bias, nc, c0, n_out);
+			out, part, svh, bias, nc, c0, n_out);
 	return (int)cudaGetLastError();
 }

@@ -346,7 +346,8 @@ static int launch_n(cudaStream_t s, const float *x,
 
 	if (nb == 0)
 		return (int)cudaErrorInvalidValue;
-	(void)tern_launch(gemv_vec_kernel<N, WT>, (unsigned)nb, GEMV_WARPS * 32, 0, s, ps, x, k);
+	(void)tern_launch(gemv_vec_kernel<N, WT>, (unsigned)nb, GEMV_WARPS * 32,
+			0, s, ps, x, k);
 	return 0;
 }
 
@@ -397,8 +398,9 @@ extern "C" int gpu_cuda_launch_gemv_multi(void *stream, const float *x, int wt,
 
 		rc = nb ? 0 : (int)cudaErrorInvalidValue;
 		if (nb)
-			(void)tern_launch(gemv_scalar_kernel, (unsigned)nb, GEMV_SCALAR_WARPS * 32, 0, s,
-				ps, x, wt, n, k);
+			(void)tern_launch(gemv_scalar_kernel, (unsigned)nb,
+					GEMV_SCALAR_WARPS * 32, 0, s, ps, x, wt,
+					n, k);
 	}
 	if (rc)
 		return rc;

@@ -39,8 +39,8 @@ extern "C" int gpu_cuda_launch_get_rows(void *stream, float *out,
 {
 	dim3 grid((unsigned)n, tern_div_up(dim, EW_THREADS));
 
-	(void)tern_launch(get_rows_kernel, grid, EW_THREADS, 0, (cudaStream_t)stream,
-		out, table, wt, n_table, ids, dim);
+	(void)tern_launch(get_rows_kernel, grid, EW_THREADS, 0,
+			(cudaStream_t)stream, out, table, wt, n_table, ids, dim);
 	return (int)cudaGetLastError();
 }
 
@@ -251,20 +251,20 @@ static void norm_launch_vpt(int vpt, dim3 grid, dim3 block, cudaStream_t s,
 {
 	switch (vpt) {
 	case 1:
-		(void)tern_launch(norm_rows_kernel<1, VEC, ADD>, grid, block, 0, s, out, x, o, w, wt,
-								    n, dim, eps);
+		(void)tern_launch(norm_rows_kernel<1, VEC, ADD>, grid, block, 0,
+				s, out, x, o, w, wt, n, dim, eps);
 		break;
 	case 2:
-		(void)tern_launch(norm_rows_kernel<2, VEC, ADD>, grid, block, 0, s, out, x, o, w, wt,
-								    n, dim, eps);
+		(void)tern_launch(norm_rows_kernel<2, VEC, ADD>, grid, block, 0,
+				s, out, x, o, w, wt, n, dim, eps);
 		break;
 	case 4:
-		(void)tern_launch(norm_rows_kernel<4, VEC, ADD>, grid, block, 0, s, out, x, o, w, wt,
-								    n, dim, eps);
+		(void)tern_launch(norm_rows_kernel<4, VEC, ADD>, grid, block, 0,
+				s, out, x, o, w, wt, n, dim, eps);
 		break;
 	default:
-		(void)tern_launch(norm_rows_kernel<8, VEC, ADD>, grid, block, 0, s, out, x, o, w, wt,
-								    n, dim, eps);
+		(void)tern_launch(norm_rows_kernel<8, VEC, ADD>, grid, block, 0,
+				s, out, x, o, w, wt, n, dim, eps);
 		break;
 	}
 }
@@ -314,11 +314,11 @@ static int norm_launch(cudaStream_t s, int add, float *out, float *x,
 			norm_launch_vpt<0, 0>(vpt, grid, block, s, out, x, o, w, wt, n,
 					      dim, eps);
 	} else if (add) {
-		(void)tern_launch(add_rmsnorm_loop_kernel, (unsigned)n, 512, 0, s, x, out, o, w, wt,
-								    dim, eps);
+		(void)tern_launch(add_rmsnorm_loop_kernel, (unsigned)n, 512, 0,
+				s, x, out, o, w, wt, dim, eps);
 	} else {
-		(void)tern_launch(rmsnorm_loop_kernel, (unsigned)n, 512, 0, s, out, x, w, wt, dim,
-								eps);
+		(void)tern_launch(rmsnorm_loop_kernel, (unsigned)n, 512, 0, s,
+				out, x, w, wt, dim, eps);
 	}
 	return (int)cudaGetLastError();
 }
@@ -380,9 +380,10 @@ extern "C" int gpu_cuda_launch_rope(void *stream, float *x, size_t n,
 				    const int32_t *pos, const float *inv_freq,
 				    const int *sec, float attn_factor)
 {
-	(void)tern_launch(rope_kernel, (unsigned)n, 128, 0, (cudaStream_t)stream,
-		x, n, n_head, head_dim, n_rot / 2, pos, inv_freq,
-		sec ? sec[0] : 0, sec ? sec[1] : 0, sec != NULL, attn_factor);
+	(void)tern_launch(rope_kernel, (unsigned)n, 128, 0,
+			(cudaStream_t)stream, x, n, n_head, head_dim, n_rot / 2,
+			pos, inv_freq, sec ? sec[0] : 0, sec ? sec[1] : 0,
+			sec != NULL, attn_factor);
 	return (int)cudaGetLastError();
 }
 
@@ -420,16 +421,16 @@ extern "C" int gpu_cuda_launch_swiglu(void *stream, float *out,
 				      const float *gate, const float *up,
 				      size_t n)
 {
-	(void)tern_launch(swiglu_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream,
-		out, gate, up, n);
+	(void)tern_launch(swiglu_kernel, ew_blocks(n), EW_THREADS, 0,
+			(cudaStream_t)stream, out, gate, up, n);
 	return (int)cudaGetLastError();
 }
 
 extern "C" int gpu_cuda_launch_add(void *stream, float *out, const float *a,
 				   const float *b, size_t n)
 {
-	(void)tern_launch(add_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, out, a,
-									   b, n);
+	(void)tern_launch(add_kernel, ew_blocks(n), EW_THREADS, 0,
+			(cudaStream_t)stream, out, a, b, n);
 	return (int)cudaGetLastError();
 }
 
@@ -454,8 +455,8 @@ extern "C" int gpu_cuda_launch_add_gated(void *stream, float *out,
 {
 	dim3 grid((unsigned)n, tern_div_up(dim, EW_THREADS));
 
-	(void)tern_launch(add_gated_kernel, grid, EW_THREADS, 0, (cudaStream_t)stream, out, y,
-									  gate, dim);
+	(void)tern_launch(add_gated_kernel, grid, EW_THREADS, 0,
+			(cudaStream_t)stream, out, y, gate, dim);
 	return (int)cudaGetLastError();
 }
 
@@ -486,7 +487,8 @@ __global__ static void softmax_kernel(float *x, size_t cols)
 extern "C" int gpu_cuda_launch_softmax(void *stream, float *x, size_t n,
 				       size_t cols)
 {
-	(void)tern_launch(softmax_kernel, (unsigned)n, cols >= 4096 ? 512 : 256, 0, (cudaStream_t)stream, x, cols);
+	(void)tern_launch(softmax_kernel, (unsigned)n, cols >= 4096 ? 512 : 256,
+			0, (cudaStream_t)stream, x, cols);
 	return (int)cudaGetLastError();
 }
 
@@ -541,8 +543,9 @@ extern "C" int gpu_cuda_launch_moe_route(void *stream, const float *logits,
 					 int32_t *ids, float *weights, size_t n,
 					 size_t n_expert, size_t top_k, int renorm)
 {
-	(void)tern_launch(moe_route_kernel, tern_div_up(n, 64), 64, 0, (cudaStream_t)stream,
-		logits, ids, weights, n, n_expert, top_k, renorm);
+	(void)tern_launch(moe_route_kernel, tern_div_up(n, 64), 64, 0,
+			(cudaStream_t)stream, logits, ids, weights, n, n_expert,
+			top_k, renorm);
 	return (int)cudaGetLastError();
 }
 
@@ -565,8 +568,8 @@ __global__ static void f32_to_half_kernel(void *dst, int wt, const float *src,
 extern "C" int gpu_cuda_launch_f32_to_half(void *stream, void *dst, int wt,
 					   const float *src, size_t n)
 {
-	(void)tern_launch(f32_to_half_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream,
-		dst, wt, src, n);
+	(void)tern_launch(f32_to_half_kernel, ew_blocks(n), EW_THREADS, 0,
+			(cudaStream_t)stream, dst, wt, src, n);
 	return (int)cudaGetLastError();
 }
 
@@ -588,8 +591,8 @@ extern "C" int gpu_cuda_launch_add_bias(void *stream, float *out,
 {
 	dim3 grid((unsigned)n, tern_div_up(rows, EW_THREADS));
 
-	(void)tern_launch(add_bias_kernel, grid, EW_THREADS, 0, (cudaStream_t)stream, out, bias,
-									 wt, rows);
+	(void)tern_launch(add_bias_kernel, grid, EW_THREADS, 0,
+			(cudaStream_t)stream, out, bias, wt, rows);
 	return (int)cudaGetLastError();
 }
 
@@ -611,8 +614,8 @@ extern "C" int gpu_cuda_launch_gather_rows(void *stream, float *xg,
 {
 	dim3 grid((unsigned)m, tern_div_up(dim, EW_THREADS));
 
-	(void)tern_launch(gather_rows_kernel, grid, EW_THREADS, 0, (cudaStream_t)stream,
-		xg, x, rows, dim);
+	(void)tern_launch(gather_rows_kernel, grid, EW_THREADS, 0,
+			(cudaStream_t)stream, xg, x, rows, dim);
 	return (int)cudaGetLastError();
 }
 
@@ -635,7 +638,7 @@ extern "C" int gpu_cuda_launch_scatter_add(void *stream, float *out,
 {
 	dim3 grid((unsigned)m, tern_div_up(dim, EW_THREADS));
 
-	(void)tern_launch(scatter_add_kernel, grid, EW_THREADS, 0, (cudaStream_t)stream,
-		out, y, rows, wts, dim);
+	(void)tern_launch(scatter_add_kernel, grid, EW_THREADS, 0,
+			(cudaStream_t)stream, out, y, rows, wts, dim);
 	return (int)cudaGetLastError();
 }
