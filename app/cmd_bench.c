@@ -50,6 +50,8 @@ void app_help_bench(FILE *out)
 		"  -b, --backend NAME   auto, cpu or cuda (default auto)\n"
 		"      --kv-type T      KV cache elements: auto (f16 on CUDA, f32 on\n"
 		"                       the CPU), f32 or f16\n"
+		"  -u, --ubatch N       rows per forward pass, i.e. the prefill chunk\n"
+		"                       (1..4096; default 2048 on CUDA, 512 on the CPU)\n"
 		"      --no-bandwidth   skip the copy-bandwidth measurement\n"
 		"  -j, --json           print one JSON object instead of the table\n"
 		"  -h, --help           show this help\n");
@@ -106,9 +108,9 @@ static void print_json(const char *model, const struct llm_model *m,
 	printf(", \"backend\": ");
 	json_str(r->backend);
 	printf(", \"n_params\": %llu, \"prompt\": %zu, \"gen\": %zu, "
-	       "\"batch\": %zu, \"ctx\": %zu,\n",
+	       "\"batch\": %zu, \"ctx\": %zu, \"chunk\": %zu,\n",
 	       (unsigned long long)llm_model_n_params(m), p->n_prompt, p->n_gen,
-	       p->n_batch, r->n_ctx);
+	       p->n_batch, r->n_ctx, r->chunk);
 	printf(" \"prefill_s\": %.6g, \"prefill_tok_s\": %.6g,\n", r->prefill_s,
 	       r->prefill_tok_s);
 	printf(" \"decode_step_s\": %.6g, \"decode_step_min_s\": %.6g, "
@@ -136,8 +138,8 @@ static void print_table(const char *model, const struct llm_model *m,
 	       fmt_bytes(a, sizeof a, (double)r->weight_bytes));
 	printf("backend   %s\n", r->backend);
 	if (p->n_prompt > 0)
-		printf("prefill   %zu tokens in %.3f s            %10.1f tok/s\n",
-		       p->n_prompt, r->prefill_s, r->prefill_tok_s);
+		printf("prefill   %zu tokens in %.3f s (chunks of %zu) %10.1f tok/s\n",
+		       p->n_prompt, r->prefill_s, r->chunk, r->prefill_tok_s);
 	if (p->n_gen > 0)
 		printf("decode    batch %zu at ctx %zu: %.2f ms/step "
 		       "(min %.2f)   %10.1f tok/s\n",
@@ -174,6 +176,7 @@ int app_cmd_bench(int argc, char **argv)
 		{ "backend", required_argument, NULL, 'b' },
 		{ "no-bandwidth", no_argument, NULL, OPT_NO_BW },
 		{ "kv-type", required_argument, NULL, OPT_KV },
+		{ "ubatch", required_argument, NULL, 'u' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -190,7 +193,7 @@ int app_cmd_bench(int argc, char **argv)
 
 	optind = 0;
 	opterr = 1;
-	while ((c = getopt_long(argc, argv, "m:p:g:B:c:r:w:t:b:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:p:g:B:c:r:w:t:b:u:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': model = optarg; break;
 		case 'p':
@@ -200,8 +203,10 @@ int app_cmd_bench(int argc, char **argv)
 		case 'r':
 		case 'w':
 		case 't':
-			if (parse_count(optarg, c == 'r' || c == 'B' ? 1 : 0,
-					c == 'B' ? 512 : 1 << 24, &v) != 0) {
+		case 'u':
+			if (parse_count(optarg, c == 'r' || c == 'B' || c == 'u' ? 1 : 0,
+					c == 'B' || c == 'u' ? LLM_MAX_BATCH_LIMIT : 1 << 24,
+					&v) != 0) {
 				app_error("bench: bad number '%s'", optarg);
 				return APP_STATUS_USAGE;
 			}
@@ -217,6 +222,8 @@ int app_cmd_bench(int argc, char **argv)
 				bp.n_reps = (int)v;
 			else if (c == 'w')
 				bp.n_warmup = (int)v;
+			else if (c == 'u')
+				mp.max_batch = (size_t)v;
 			else
 				mp.n_threads = (int)v;
 			break;

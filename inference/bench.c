@@ -308,9 +308,9 @@ int llm_bench_run(struct llm_model *m, const struct llm_bench_params *p,
 	memset(r, 0, sizeof *r);
 	snprintf(r->backend, sizeof r->backend, "%s", llm_model_backend(m));
 	n_ctx = p->n_ctx ? p->n_ctx : p->n_prompt + p->n_gen;
-	if (p->n_batch == 0 || p->n_batch > LLM_MAX_BATCH)
-		return diag_fail(d, LLM_E_INVALID, "batch of %zu sequences (1..%d)",
-				 p->n_batch, LLM_MAX_BATCH);
+	if (p->n_batch == 0 || p->n_batch > m->max_batch)
+		return diag_fail(d, LLM_E_INVALID, "batch of %zu sequences (1..%zu)",
+				 p->n_batch, m->max_batch);
 	if (p->n_gen > n_ctx)
 		return diag_fail(d, LLM_E_INVALID,
 				 "%zu generated tokens do not fit a context of %zu",
@@ -326,6 +326,8 @@ int llm_bench_run(struct llm_model *m, const struct llm_bench_params *p,
 	}
 	len = n_ctx > p->n_prompt ? n_ctx : p->n_prompt;
 	rc = llm_context_new_slots(m, len, p->n_batch, 0, &c, d);
+	if (rc == 0)
+		r->chunk = c->n_batch;
 	if (rc < 0)
 		return rc;
 	n_ids = p->n_prompt > p->n_batch ? p->n_prompt : p->n_batch * 8;

@@ -221,12 +221,21 @@ struct llm_model_params {
 	enum llm_backend backend;
 	int n_threads;            /* CPU backend threads; <= 0: all cores */
 	enum llm_kv_type kv_type; /* KV cache of the model's contexts */
+	size_t max_batch;         /* most rows one forward pass computes: the
+				   * prefill chunk of llm_context_eval and the
+				   * batch ceiling of every context; 0 = auto
+				   * (2048 on CUDA, where larger GEMMs fill the
+				   * tensor cores; 512 on the CPU); at most
+				   * LLM_MAX_BATCH_LIMIT */
 };
+
+/* Largest max_batch a model accepts. */
+#define LLM_MAX_BATCH_LIMIT 4096
 
 /* "auto", "f32", "f16" -> *out; false for anything else. */
 bool llm_kv_type_parse(const char *s, enum llm_kv_type *out);
 
-/* Defaults: LLM_BACKEND_AUTO, all cores, LLM_KV_AUTO. */
+/* Defaults: LLM_BACKEND_AUTO, all cores, LLM_KV_AUTO, max_batch 0 (auto). */
 struct llm_model_params llm_model_default_params(void);
 
 /* Load the model in directory DIR.  params may be NULL (defaults).  On
@@ -358,6 +367,7 @@ struct llm_bench_result {
 	double roofline;         /* (step bytes / step_s) / bw_bytes_s */
 	char backend[96];        /* llm_model_backend */
 	size_t n_ctx, kv_elem_bytes;
+	size_t chunk;            /* rows per forward pass (prefill chunk) */
 };
 
 /* Measure M as P says into *r.  Makes (and frees) a context of n_seq =

@@ -526,6 +526,9 @@ int llm_model_setup(struct llm_model *m, const struct llm_model_params *params,
 
 	if (!params)
 		params = &def;
+	if (params->max_batch > LLM_MAX_BATCH_LIMIT)
+		return diag_fail(d, LLM_E_INVALID, "%s: batch of %zu rows (at most %d)",
+				 name, params->max_batch, LLM_MAX_BATCH_LIMIT);
 	snprintf(m->arch, sizeof m->arch, "%s", m->cfg.arch_name);
 	if (m->cfg.head_dim % 2 || m->cfg.head_dim > GPU_MAX_HEAD_DIM)
 		return diag_fail(d, LLM_E_UNSUPPORTED, "%s: head_dim %" PRId64,
@@ -559,6 +562,9 @@ int llm_model_setup(struct llm_model *m, const struct llm_model_params *params,
 		      params->kv_type == LLM_KV_F32 ? GPU_DTYPE_F32 :
 		      gpu_get_kind(m->g) == GPU_KIND_CUDA ? GPU_DTYPE_F16 :
 							     GPU_DTYPE_F32;
+	m->max_batch = params->max_batch ? params->max_batch :
+		       gpu_get_kind(m->g) == GPU_KIND_CUDA ? LLM_MAX_BATCH_GPU :
+							      LLM_MAX_BATCH;
 
 	inv = malloc((size_t)(m->cfg.head_dim / 2) * sizeof *inv);
 	if (!inv)
@@ -755,6 +761,9 @@ void llm_context_free(struct llm_context *c)
 	free(c->n_past);
 	free(c->h_pos);
 	free(c->h_rows);
+	free(c->ev_seq);
+	free(c->ev_pos);
+	free(c->ev_want);
 	free(c);
 }
 
@@ -806,8 +815,8 @@ static int context_fits(const struct llm_model *m, size_t n_ctx,
 							       cf->n_ff);
 	const size_t max_pages = (n_ctx + LLM_KV_PAGE - 1) / LLM_KV_PAGE;
 	const double pages = (double)(n_pages ? n_pages : max_pages * n_seq);
-	const double B = (double)(n_ctx * n_seq < LLM_MAX_BATCH ? n_ctx * n_seq :
-								   LLM_MAX_BATCH);
+	const double B = (double)(n_ctx * n_seq < m->max_batch ? n_ctx * n_seq :
+								  m->max_batch);
 	double kv, act, margin;
 	uint64_t fr = 0, tot = 0;
 	struct diag d2;
@@ -869,7 +878,7 @@ int llm_context_new_slots(struct llm_model *m, size_t n_ctx, size_t n_seq,
 	c->g = m->g;
 	c->n_ctx = n_ctx;
 	c->n_seq = n_seq;
-	c->n_batch = B = n_ctx * n_seq < LLM_MAX_BATCH ? n_ctx * n_seq : LLM_MAX_BATCH;
+	c->n_batch = B = n_ctx * n_seq < m->max_batch ? n_ctx * n_seq : m->max_batch;
 	c->max_pages = (n_ctx + LLM_KV_PAGE - 1) / LLM_KV_PAGE;
 	/* n_pages 0: enough for every slot to fill its context */
 	c->n_pages = n_pages ? n_pages : c->max_pages * c->n_seq;
@@ -878,9 +887,12 @@ int llm_context_new_slots(struct llm_model *m, size_t n_ctx, size_t n_seq,
 	c->n_past = calloc(c->n_seq, sizeof *c->n_past);
 	c->h_pos = malloc(3 * B * sizeof *c->h_pos);
 	c->h_rows = malloc(B * sizeof *c->h_rows);
+	c->ev_seq = malloc(B * sizeof *c->ev_seq);
+	c->ev_pos = malloc(B * sizeof *c->ev_pos);
+	c->ev_want = malloc(B);
 	c->kv = calloc((size_t)cf->n_layer, sizeof *c->kv);
 	if (!c->page_table || !c->free_pages || !c->n_past || !c->h_pos ||
-	    !c->h_rows || !c->kv) {
+	    !c->h_rows || !c->ev_seq || !c->ev_pos || !c->ev_want || !c->kv) {
 		llm_context_free(c);
 		return diag_fail(d, LLM_E_NOMEM, "out of memory");
 	}
@@ -972,8 +984,8 @@ int llm_context_eval(struct llm_context *c, const int32_t *ids, size_t n,
 {
 	const size_t V = (size_t)c->model->cfg.n_vocab;
 	const size_t start = c->n_past[0];
-	int32_t seq[LLM_MAX_BATCH], pos[LLM_MAX_BATCH];
-	uint8_t want[LLM_MAX_BATCH];
+	int32_t *const seq = c->ev_seq, *const pos = c->ev_pos;
+	uint8_t *const want = c->ev_want;
 	size_t i, done;
 	int rc;
 

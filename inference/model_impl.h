@@ -32,9 +32,12 @@
 
 /* Tokens per KV page (the paged pool's granularity; ARCHITECTURE §2.2). */
 #define LLM_KV_PAGE 256
-/* Largest number of rows one forward call processes (longer inputs are
- * split into chunks by the caller). */
+/* Rows one forward call processes by default (longer inputs are split
+ * into chunks by the caller): llm_model_params.max_batch 0 means this on
+ * the CPU backend and LLM_MAX_BATCH_GPU on CUDA; the model's choice is
+ * llm_model.max_batch, at most LLM_MAX_BATCH_LIMIT (llm.h). */
 #define LLM_MAX_BATCH 512
+#define LLM_MAX_BATCH_GPU 2048
 /* lm_head rows computed per step (bounds the logits buffer). */
 #define LLM_LOGIT_ROWS 32
 /* Largest batch a recorded decode step (CUDA graph) covers: one graph per
@@ -79,6 +82,7 @@ struct llm_model {
 	int mrope_section[3];
 	bool mrope;
 	enum gpu_dtype kv_dtype;   /* KV pool elements (f32 or f16) */
+	size_t max_batch;          /* rows per forward call (params.max_batch) */
 	uint64_t n_params;         /* elements of all weights (tied counted once) */
 	uint64_t n_bytes;          /* bytes of all weight buffers */
 	char arch[64];
@@ -119,8 +123,9 @@ struct llm_context {
 	struct gpu_buf *ids, *pos, *seq, *page_table_dev;
 	struct gpu_buf *r_logits, *r_ids, *r_wts, *moe_scratch, *sh_out, *sh_gate;
 	struct gpu_buf *lrows, *xl, *lg; /* logits rows, their states, logits */
-	/* host staging for one batch */
-	int32_t *h_pos, *h_rows;
+	/* host staging for one batch; ev_* are llm_context_eval's chunk */
+	int32_t *h_pos, *h_rows, *ev_seq, *ev_pos;
+	uint8_t *ev_want;
 	/* recorded decode steps (forward.c): graph[n] covers batches of n
 	 * rows; use_graphs is set at creation (CUDA, a dense non-EXL3 model,
 	 * TERN_CUDA_GRAPHS not "0") and may be cleared by tests */

@@ -17,7 +17,9 @@
  *     logits, deterministically, and frees;
  *   - llm_bench_run on a tiny model: KV bytes equal the pool formula, the
  *     step's weight bytes equal the model's (dense) or the MoE expectation,
- *     timings positive.
+ *     timings positive;
+ *   - max_batch: the context's batch and prefill chunks (chunked logits
+ *     equal one pass), the bench's chunk and decode ceiling, the limit.
  */
 #include "config.h"
 
@@ -332,6 +334,66 @@ START_TEST(test_bench_run)
 }
 END_TEST
 
+/* llm_model_params.max_batch sets the rows per forward pass: a context's
+ * batch, the chunks of llm_context_eval (same logits as one pass) and the
+ * bench's decode ceiling; beyond LLM_MAX_BATCH_LIMIT the load fails. */
+START_TEST(test_max_batch)
+{
+	struct llm_model_params mp = cpu1();
+	struct llm_bench_params p = llm_bench_default_params();
+	struct llm_bench_result r;
+	struct llm_model *m1 = NULL, *m5 = NULL, *bad = NULL;
+	struct llm_context *c1 = NULL, *c5 = NULL;
+	int32_t ids[13];
+	float *a, *b;
+	size_t i, V;
+	struct diag d;
+
+	diag_clear(&d);
+	ck_assert(llm_model_new_synthetic("tiny-llama", &mp, &m1, NULL) == 0);
+	ck_assert_uint_eq(m1->max_batch, 512); /* CPU default */
+	mp.max_batch = 5;
+	ck_assert(llm_model_new_synthetic("tiny-llama", &mp, &m5, NULL) == 0);
+	V = (size_t)llm_model_n_vocab(m1);
+	ck_assert(llm_context_new(m1, 64, &c1, NULL) == 0);
+	ck_assert(llm_context_new(m5, 64, &c5, NULL) == 0);
+	ck_assert_uint_eq(c1->n_batch, 64);
+	ck_assert_uint_eq(c5->n_batch, 5);
+	for (i = 0; i < 13; i++)
+		ids[i] = (int32_t)((i * 37 + 11) % V);
+	a = malloc(13 * V * sizeof *a);
+	b = malloc(13 * V * sizeof *b);
+	ck_assert(a && b);
+	ck_assert(llm_context_eval(c1, ids, 13, LLM_LOGITS_ALL, a, &d) == 0);
+	ck_assert(llm_context_eval(c5, ids, 13, LLM_LOGITS_ALL, b, &d) == 0);
+	for (i = 0; i < 13 * V; i++)
+		ck_assert_msg(fabsf(a[i] - b[i]) <= 1e-5f * (1.0f + fabsf(a[i])),
+			      "row %zu: %g vs %g", i / V, a[i], b[i]);
+	free(a);
+	free(b);
+	llm_context_free(c1);
+	llm_context_free(c5);
+	/* the bench reports the chunk and refuses more decode rows */
+	p.n_prompt = 12;
+	p.n_gen = 2;
+	p.n_reps = 1;
+	p.n_warmup = 0;
+	p.measure_bw = false;
+	ck_assert_msg(llm_bench_run(m5, &p, &r, &d) == 0, "%s", diag_message(&d, "?"));
+	ck_assert_uint_eq(r.chunk, 5);
+	p.n_batch = 6;
+	ck_assert_int_eq(llm_bench_run(m5, &p, &r, NULL), LLM_E_INVALID);
+	llm_model_free(m1);
+	llm_model_free(m5);
+	mp.max_batch = LLM_MAX_BATCH_LIMIT + 1;
+	diag_clear(&d);
+	ck_assert_int_eq(llm_model_new_synthetic("tiny-llama", &mp, &bad, &d),
+			 LLM_E_INVALID);
+	ck_assert(bad == NULL);
+	ck_assert(strstr(diag_message(&d, ""), "at most 4096") != NULL);
+}
+END_TEST
+
 Suite *synthetic_suite(void)
 {
 	Suite *s = suite_create("synthetic");
@@ -344,6 +406,7 @@ Suite *synthetic_suite(void)
 	tcase_add_test(tc, test_tiny_models);
 	tcase_add_test(tc, test_exl3_bits);
 	tcase_add_test(tc, test_bench_run);
+	tcase_add_test(tc, test_max_batch);
 	suite_add_tcase(s, tc);
 	return s;
 }
