@@ -127,7 +127,7 @@ struct llm_context {
 	int32_t *h_pos, *h_rows, *ev_seq, *ev_pos;
 	uint8_t *ev_want;
 	/* recorded decode steps (forward.c): graph[n] covers batches of n
-	 * rows; use_graphs is set at creation (CUDA, a dense non-EXL3 model,
+	 * rows; use_graphs is set at creation (CUDA, no MoE layer,
 	 * TERN_CUDA_GRAPHS not "0") and may be cleared by tests */
 	bool use_graphs;
 	struct gpu_graph *graph[LLM_GRAPH_MAX_ROWS + 1];

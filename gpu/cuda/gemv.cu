@@ -38,21 +38,23 @@
  * about twice as long for the same fixed cost (58-72%).  Merging q, k and
  * v (48 MiB) pays that fixed cost once.
  *
- * Weights are read before the kernel waits for its predecessor (the
- * read-only exception of gpu/cuda/pdl.cuh): every warp loads its first
- * U x R 16-byte columns into registers, and the blocks of the first wave
- * (those resident at once) also pull the next part of their rows into L2,
- * up to GEMV_PF_BYTES per launch (TERN_GEMV_PF_MB overrides; 0: none).
- * Since every kernel lets its successors be scheduled at once, a GEMV is
- * resident while the norm / RoPE / attention kernels before it run and
- * its weights stream in during them instead of after.
+ * For n <= 2, weights are read before the kernel waits for its
+ * predecessor (the read-only exception of gpu/cuda/pdl.cuh): every warp
+ * loads its first U x R 16-byte columns into registers.  Since every
+ * kernel lets its successors be scheduled at once, a GEMV is resident
+ * while the kernels before it (norms, RoPE, attention) run, and its first
+ * loads are in flight when they finish.  (Larger n would spill: their
+ * loads start after the wait.  Pulling more of the rows into L2 before
+ * the wait was slower on an H200 — 5.16 / 5.21 ms per llama3-8b step with
+ * 24 / 40 MB per launch against 5.01 ms without — because the cascade of
+ * early launches runs the prefetch while the previous GEMV still streams
+ * and the lines are evicted before use.)
  */
 #include "gpu/cuda/kernels.h"
 #include "gpu/cuda/cuda_common.cuh"
 #include "gpu/cuda/pdl.cuh"
 
 #include <limits.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* Warps per block (vector kernel) and for the scalar kernel. */
@@ -100,19 +102,6 @@ template <int N> struct gemv_cfg {
 	static constexpr int U = N <= 2 ? GEMV_U_SMALL : N <= 8 ? GEMV_U_MID : GEMV_U_BIG;
 	static constexpr int MINB = N <= 2 ? 4 : N <= 8 ? GEMV_MINB_MID : 2;
 };
-
-/* Default L2 prefetch budget of one launch (bytes of weights pulled in
- * before the wait beyond the register batch; half the 50 MB L2 of an
- * H100 / H200, so that the lines survive until they are read). */
-#ifndef GEMV_PF_BYTES
-#define GEMV_PF_BYTES ((size_t)24 << 20)
-#endif
-
-/* Pull the 128-byte line holding p into L2 (no registers, no L1). */
-__device__ __forceinline__ void prefetch_l2(const void *p)
-{
-	asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
-}
 
 /* 16 bytes of W, read-only, streamed: not kept in L1 (x lives there). */
 __device__ __forceinline__ uint4 ld_stream16(const uint4 *p)
@@ -183,6 +172,19 @@ __device__ __forceinline__ void fma_col(float (&acc)[R][N], const uint4 (&u)[R],
 	}
 }
 
+/* u = the U x R 16-byte loads of column group c (columns c + 32 q + lane
+ * of each row pointer). */
+template <int U, int R>
+__device__ __forceinline__ void gemv_load(uint4 (&u)[U][R],
+					  const uint4 *const (&wr)[R], size_t c)
+{
+#pragma unroll
+	for (int q = 0; q < U; q++)
+#pragma unroll
+		for (int r = 0; r < R; r++)
+			u[q][r] = ld_stream16(wr[r] + c + q * 32);
+}
+
 /* The weights of one launch (kernel parameter): part j owns blocks
  * [block0_j, block0_{j+1}); block0_0 = 0. */
 struct gemv_parts {
@@ -193,8 +195,6 @@ struct gemv_parts {
 	unsigned block0[GPU_CUDA_GEMV_MAX_PARTS];
 	int bias_wt[GPU_CUDA_GEMV_MAX_PARTS];
 	int n;
-	unsigned pf_blocks; /* blocks (from 0) that prefetch into L2 */
-	unsigned pf16;      /* ... 16-byte columns [32 U, pf16) of each row */
 };
 
 /* This block's part: its fields and the block index within it.  The
@@ -240,6 +240,7 @@ gemv_vec_kernel(const gemv_parts ps, const float *x, size_t k)
 {
 	tern_pdl_trigger(); /* weights only until tern_pdl_wait_only: pdl.cuh */
 	constexpr int R = gemv_cfg<N>::R, U = gemv_cfg<N>::U;
+	constexpr bool PRE = N <= 2; /* first loads before the wait */
 	const gemv_pick pk = gemv_part(ps);
 	float *const out = pk.out;
 	const void *const w = pk.w, *const bias = pk.bias;
@@ -251,7 +252,6 @@ gemv_vec_kernel(const gemv_parts ps, const float *x, size_t k)
 	const bool live = r0 < rows;
 	const uint4 *wr[R];
 	float acc[R][N];
-	uint4 u[U][R];
 	size_t c;
 
 #pragma unroll
@@ -263,38 +263,40 @@ gemv_vec_kernel(const gemv_parts ps, const float *x, size_t k)
 		for (int i = 0; i < N; i++)
 			acc[r][i] = 0.0f;
 	}
-	/* before the wait: the first full group into registers, more of the
-	 * rows into L2 (first wave only) */
-	if (live && 32 * U <= k16) {
-#pragma unroll
-		for (int q = 0; q < U; q++)
-#pragma unroll
-			for (int r = 0; r < R; r++)
-				u[q][r] = ld_stream16(wr[r] + q * 32);
-	}
-	if (live && blockIdx.x < ps.pf_blocks) {
-		for (size_t j = 4 * U + lane; j < ps.pf16 / 8; j += 32)
-#pragma unroll
-			for (int r = 0; r < R; r++)
-				prefetch_l2(wr[r] - lane + 8 * j);
-	}
-	tern_pdl_wait_only();
-	if (!live)
-		return;
-	/* main loop: R * U loads of 16 bytes per lane in flight */
-	for (c = 0; c + 32 * U <= k16; c += 32 * U) {
-		if (c)
+	/* main loop: R * U loads of 16 bytes per lane in flight; for
+	 * PRE the first group is loaded before the wait */
+	if constexpr (PRE) {
+		uint4 u[U][R];
+
+		if (live && 32 * U <= k16)
+			gemv_load<U, R>(u, wr, 0);
+		tern_pdl_wait_only();
+		if (!live)
+			return;
+		for (c = 0; c + 32 * U <= k16; c += 32 * U) {
+			if (c)
+				gemv_load<U, R>(u, wr, c);
 #pragma unroll
 			for (int q = 0; q < U; q++)
+				fma_col<N, R, WT>(acc, u[q], x + (c + q * 32 + lane) * 8, k);
+		}
+	} else {
+		tern_pdl_wait_only();
+		if (!live)
+			return;
+		for (c = 0; c + 32 * U <= k16; c += 32 * U) {
+			uint4 u[U][R];
+
+			gemv_load<U, R>(u, wr, c);
 #pragma unroll
-				for (int r = 0; r < R; r++)
-					u[q][r] = ld_stream16(wr[r] + c + q * 32);
-#pragma unroll
-		for (int q = 0; q < U; q++)
-			fma_col<N, R, WT>(acc, u[q], x + (c + q * 32 + lane) * 8, k);
+			for (int q = 0; q < U; q++)
+				fma_col<N, R, WT>(acc, u[q], x + (c + q * 32 + lane) * 8, k);
+		}
 	}
 	/* rest: fewer than 32 * U columns, loads still issued together */
 	if (c < k16) {
+		uint4 u[U][R];
+
 #pragma unroll
 		for (int q = 0; q < U; q++)
 #pragma unroll
@@ -376,67 +378,16 @@ static size_t gemv_layout(gemv_parts *ps, const struct gpu_cuda_gemv_part *parts
 	return total;
 }
 
-/* The L2 prefetch budget of a launch in bytes: TERN_GEMV_PF_MB (MiB) or
- * GEMV_PF_BYTES. */
-static size_t pf_budget(void)
-{
-	static size_t v = (size_t)-1;
-
-	if (v == (size_t)-1) {
-		const char *e = getenv("TERN_GEMV_PF_MB");
-
-		v = e && *e ? (size_t)strtoul(e, NULL, 10) << 20 : GEMV_PF_BYTES;
-	}
-	return v;
-}
-
-/* Blocks of KERNEL resident at once on the current device (0: unknown). */
-template <typename K> static unsigned first_wave(K kernel)
-{
-	static unsigned v = UINT_MAX;
-
-	if (v == UINT_MAX) {
-		int dev = 0, sms = 0, per = 0;
-
-		if (cudaGetDevice(&dev) != cudaSuccess ||
-		    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount,
-					   dev) != cudaSuccess ||
-		    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, kernel,
-								  GEMV_WARPS * 32,
-								  0) != cudaSuccess)
-			sms = per = 0;
-		(void)cudaGetLastError();
-		v = (unsigned)sms * (unsigned)per;
-	}
-	return v;
-}
-
-/* ps->pf_blocks / pf16: the first wave prefetches the same leading part
- * of each of its rows, the budget spread over those rows. */
-static void gemv_prefetch_plan(gemv_parts *ps, unsigned wave, size_t nb,
-			       size_t rows_per_block, size_t k)
-{
-	const size_t blocks = wave < nb ? wave : nb;
-	const size_t rows = blocks * rows_per_block;
-	size_t c16 = rows ? pf_budget() / 16 / rows : 0;
-
-	if (c16 > k / 8)
-		c16 = k / 8;
-	ps->pf_blocks = (unsigned)blocks;
-	ps->pf16 = (unsigned)c16;
-}
-
 template <int N, int WT>
 static int launch_n(cudaStream_t s, const float *x,
 		    const struct gpu_cuda_gemv_part *parts, int n_parts, size_t k)
 {
 	gemv_parts ps;
-	const size_t rpb = (size_t)GEMV_WARPS * gemv_cfg<N>::R;
-	const size_t nb = gemv_layout(&ps, parts, n_parts, rpb);
+	const size_t nb = gemv_layout(&ps, parts, n_parts,
+				      (size_t)GEMV_WARPS * gemv_cfg<N>::R);
 
 	if (nb == 0)
 		return (int)cudaErrorInvalidValue;
-	gemv_prefetch_plan(&ps, first_wave(gemv_vec_kernel<N, WT>), nb, rpb, k);
 	(void)tern_launch(gemv_vec_kernel<N, WT>, (unsigned)nb, GEMV_WARPS * 32,
 			0, s, ps, x, k);
 	return 0;
