@@ -1,14 +1,11 @@
 #!/bin/sh
-# scripts/check-kernels.sh — enforce the launch rules of gpu/cuda/pdl.cuh:
+# scripts/check-kernels.sh — enforce the launch rule of gpu/cuda/pdl.cuh:
 # every CUDA kernel (__global__ function in gpu/cuda/*.cu) starts with
-# tern_pdl_wait(), or with tern_pdl_trigger() and then calls
-# tern_pdl_wait_only() in its body (the weight-prefetch exception), and
-# kernels are launched through tern_launch, never with <<<...>>> (except
-# in gpu/cuda/pdl.cuh itself and the start-up probe gpu/cuda/probe.cu).
-# A kernel launched with the programmatic attribute that reads before
-# waiting would race with the kernel before it; a <<<>>> launch would
-# silently lose the overlap.  (What a prefetching kernel reads before its
-# wait — weights only — is for review to check.)
+# tern_pdl_wait(), and kernels are launched through tern_launch, never
+# with <<<...>>> (except in gpu/cuda/pdl.cuh itself and the start-up probe
+# gpu/cuda/probe.cu).  A kernel launched with the programmatic attribute
+# that reads before waiting would race with the kernel before it; a
+# <<<>>> launch would silently lose the overlap.
 #
 # Usage: check-kernels.sh [SRCDIR]   exit 0 when clean, 1 on a violation.
 # It first proves itself on a scratch tree with two known violations.
@@ -25,17 +22,9 @@ check_tree() { # root -> prints one line per violation
 			g && /^\{/ { want = 1; g = 0; next }
 			want && /^[ \t]*$/ { next }
 			want {
-				if ($0 ~ /^[ \t]*tern_pdl_trigger\(\);/) {
-					pre = NR
-				} else if ($0 !~ /^[ \t]*tern_pdl_wait\(\);/)
+				if ($0 !~ /^[ \t]*tern_pdl_wait\(\);/)
 					printf "%s:%d: kernel does not start with tern_pdl_wait()\n", F, NR
 				want = 0
-				next
-			}
-			pre && /tern_pdl_wait_only\(\);/ { pre = 0 }
-			pre && /^\}/ {
-				printf "%s:%d: kernel starts with tern_pdl_trigger() but never calls tern_pdl_wait_only()\n", F, pre
-				pre = 0
 			}
 			/<<</ { printf "%s:%d: <<<>>> launch (use tern_launch)\n", F, NR }
 		' "$f"
@@ -45,11 +34,11 @@ check_tree() { # root -> prints one line per violation
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tern-kernels.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/gpu/cuda"
-printf '__global__ void a(int *p)\n{\n\ttern_pdl_wait();\n\t*p = 1;\n}\n__global__ void b(int *p)\n{\n\t*p = 2;\n}\nvoid c(void) { b<<<1, 1>>>(0); }\n__global__ void e(const int *w, int *p)\n{\n\ttern_pdl_trigger();\n\tint v = *w;\n\ttern_pdl_wait_only();\n\t*p = v;\n}\n__global__ void f(int *p)\n{\n\ttern_pdl_trigger();\n\t*p = 3;\n}\n' \
+printf '__global__ void a(int *p)\n{\n\ttern_pdl_wait();\n\t*p = 1;\n}\n__global__ void b(int *p)\n{\n\t*p = 2;\n}\nvoid c(void) { b<<<1, 1>>>(0); }\n' \
 	> "$tmp/gpu/cuda/t.cu"
 n=$(check_tree "$tmp" | wc -l)
-if [ "$n" -ne 3 ]; then
-	echo "check-kernels: self-test expected 3 violations, found $n" >&2
+if [ "$n" -ne 2 ]; then
+	echo "check-kernels: self-test expected 2 violations, found $n" >&2
 	exit 1
 fi
 

@@ -27,15 +27,18 @@
  * and the groups of a block are merged at the end through shared memory
  * (rescale by 2^(m_g - M)).  Split-K (flash-decoding): when the blocks
  * are too few to fill the GPU the positions lo..p of a row are cut into
- * n_split chunks of a multiple of ATT_SPLIT_ALIGN positions; each block
- * writes a partial (o, m, l) that attn_combine_kernel merges.  n_split
- * comes from the page table's length (a host value fixed per recorded
- * graph), the chunk from the row's position in device memory (chunk =
- * ceil(len / n_split) rounded up to ATT_SPLIT_ALIGN), so a row at position
- * 511 of a 4096-position table still spreads over every split it can fill
- * (64 splits of 8 positions: 512 blocks for 8 KV heads at batch 1, where
- * tiles of 64 gave 8 busy splits, 64 blocks for 132 SMs).  A split past
- * the row's length writes only (m = -inf, l = 0), which the combine skips.
+ * n_split chunks of a multiple of one block round (att_align: the
+ * DEC_THREADS / LPK key groups x U keys a block visits at once, 32
+ * positions for head_dim 128 and an f16 pool); each block writes a partial
+ * (o, m, l) that attn_combine_kernel merges.  n_split comes from the page
+ * table's length (a host value fixed per recorded graph), the chunk from
+ * the row's position in device memory (chunk = ceil(len / n_split)
+ * rounded up to the round), so a row at position 511 of a 4096-position
+ * table spreads over the 16 splits it can fill (128 blocks for 8 KV heads
+ * at batch 1, each one full round; chunks of 8 positions instead made 512
+ * blocks, 3/4 of their threads idle, in two waves, and 64 partials per
+ * head to combine).  A split past the row's length writes only (m = -inf,
+ * l = 0), which the combine skips.
  * Bytes: K and V of the context once per (row, kv head); FLOPs 4 * n_head
  * * head_dim per position.
  *
@@ -66,10 +69,13 @@
 #include "gpu/cuda/pdl.cuh"
 
 #include <limits.h>
+#include <stdlib.h>
 
 #define ATT_TILE 64        /* positions per prefill K/V tile */
-#define ATT_SPLIT_ALIGN 8  /* decode split chunks are multiples of this */
+#define ATT_SPLIT_ALIGN 8  /* decode split chunks are multiples of this, at
+			    * least (att_align) */
 #define DEC_THREADS 128
+#define DEC_U(f16) ((f16) ? 4 : 2) /* keys in flight per key group */
 #define PF_ROWS 64         /* query rows per prefill block (16 per warp) */
 #define PF_THREADS 128
 #define ATT_PREFILL_MIN 16 /* batches of at least this many rows try the prefill kernel */
@@ -392,7 +398,7 @@ __device__ __forceinline__ void ld8(float *x, const void *pool, size_t e, int ve
 /* Block ((i * n_head_kv + hk) * n_grp + grp, sp): row i, query heads h0 ..
  * h0 + ng - 1 (h0 = hk n_rep + grp G), positions [lo + sp chunk, min(p, lo
  * + (sp + 1) chunk - 1)], chunk = ceil((p - lo + 1) / n_split) rounded up to
- * ATT_SPLIT_ALIGN.  part_o NULL (one split): out = o / l; else the
+ * ALIGN (att_align: a whole number of the block's key rounds).  part_o NULL (one split): out = o / l; else the
  * unnormalised o and (m, l) (log2 domain) go to the partial slot
  * (i * n_head + h) * n_split + sp.  skip_uniform: rows of uniform tiles
  * belong to the prefill kernel (same predicate, tile_scan). */
@@ -401,7 +407,7 @@ __global__ static void __launch_bounds__(DEC_THREADS)
 attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		   unsigned n_head, unsigned n_grp, float qscale, size_t window,
 		   float *part_o, float *part_ml, int skip_uniform,
-		   int lpk, int vec)
+		   int lpk, int vec, unsigned align)
 {
 	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	/* per key group and head: o (nkg * hd <= 1024 C, G <= 8 / C), m, l */
@@ -434,7 +440,7 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		const size_t lo = window && p + 1 > window ? p + 1 - window : 0;
 		size_t chunk = (p - lo + n_split) / n_split; /* ceil(len / n_split) */
 
-		chunk = (chunk + ATT_SPLIT_ALIGN - 1) / ATT_SPLIT_ALIGN * ATT_SPLIT_ALIGN;
+		chunk = (chunk + align - 1) / align * align;
 		s = (size_t)s32;
 		t_begin = (long long)(lo + sp * chunk);
 		t_end = t_begin + (long long)chunk - 1 < (long long)p ?
@@ -1034,14 +1040,49 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 
 /* ---- host side ---------------------------------------------------------- */
 
+/* Keys a decode block visits per round: DEC_THREADS / LPK key groups x
+ * U keys in flight (LPK lanes per key: head_dim / 8 rounded up to a power
+ * of two, at most 32). */
+static size_t dec_round(size_t hd, int f16)
+{
+	const size_t n8 = (hd + 7) / 8;
+	size_t lpk = 1;
+
+	while (lpk < n8 && lpk < 32)
+		lpk *= 2;
+	return DEC_THREADS / lpk * (size_t)(f16 ? DEC_U(1) : DEC_U(0));
+}
+
+/* Positions of a split chunk are a multiple of this: one whole round of
+ * the block (a chunk of 8 positions kept 3/4 of a 128-thread block idle,
+ * and 64 such splits at position 511 made two waves of latency-bound
+ * blocks plus 64 partials per head to combine); TERN_ATT_ALIGN
+ * overrides, for measurements. */
+static size_t att_align(size_t hd, int f16)
+{
+	static long env = -2;
+	size_t a;
+
+	if (env == -2) {
+		const char *e = getenv("TERN_ATT_ALIGN");
+
+		env = e && *e ? strtol(e, NULL, 10) : -1;
+	}
+	if (env > 0)
+		return (size_t)env;
+	a = dec_round(hd, f16);
+	return a > ATT_SPLIT_ALIGN ? a : ATT_SPLIT_ALIGN;
+}
+
 extern "C" size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head_kv,
-					    size_t span)
+					    size_t span, size_t head_dim, int f16)
 {
 	/* blocks = n_rows * n_head_kv * n_split: about 4 per SM on 132 SMs
 	 * (at least 2 per SM for batch 1 of 8 KV heads from 512 positions
-	 * on); a split needs at least ATT_SPLIT_ALIGN positions */
+	 * on); a split needs at least one round of positions (att_align) */
 	const size_t target = 512, items = n_rows * n_head_kv;
-	size_t n_split = 1, units = (span + ATT_SPLIT_ALIGN - 1) / ATT_SPLIT_ALIGN;
+	const size_t al = att_align(head_dim, f16);
+	size_t n_split = 1, units = (span + al - 1) / al;
 
 	if (items < target)
 		n_split = (target + items - 1) / items;
@@ -1056,11 +1097,11 @@ template <int F16, int G, int C>
 static void dec_launch(dim3 grid, cudaStream_t s, const struct gpu_cuda_kv *kv,
 		       float *out, const float *q, unsigned n_head, unsigned n_grp,
 		       float qs, size_t window, float *po, float *pml,
-		       int skip, int lpk, int vec)
+		       int skip, int lpk, int vec, unsigned align)
 {
-	(void)tern_launch(attn_decode_kernel<F16, G, C, F16 ? 4 : 2>, grid,
+	(void)tern_launch(attn_decode_kernel<F16, G, C, DEC_U(F16)>, grid,
 			DEC_THREADS, 0, s, *kv, out, q, n_head, n_grp, qs,
-			window, po, pml, skip, lpk, vec);
+			window, po, pml, skip, lpk, vec, align);
 }
 
 template <int F16, int C>
@@ -1068,20 +1109,20 @@ static void dec_launch_g(int G, dim3 grid, cudaStream_t s,
 			 const struct gpu_cuda_kv *kv, float *out, const float *q,
 			 unsigned n_head, unsigned n_grp, float qs, size_t window,
 			 float *po, float *pml, int skip, int lpk,
-			 int vec)
+			 int vec, unsigned al)
 {
 	if (G == 1)
 		dec_launch<F16, 1, C>(grid, s, kv, out, q, n_head, n_grp, qs, window,
-				      po, pml, skip, lpk, vec);
+				      po, pml, skip, lpk, vec, al);
 	else if (G == 2)
 		dec_launch<F16, 2, C>(grid, s, kv, out, q, n_head, n_grp, qs, window,
-				      po, pml, skip, lpk, vec);
+				      po, pml, skip, lpk, vec, al);
 	else if (G == 4)
 		dec_launch<F16, 4, C>(grid, s, kv, out, q, n_head, n_grp, qs, window,
-				      po, pml, skip, lpk, vec);
+				      po, pml, skip, lpk, vec, al);
 	else if (C == 1)
 		dec_launch<F16, 8, 1>(grid, s, kv, out, q, n_head, n_grp, qs, window,
-				      po, pml, skip, lpk, vec);
+				      po, pml, skip, lpk, vec, al);
 }
 
 /* Launch the prefill kernel; *done = 0 (nothing launched) when the device
@@ -1142,6 +1183,7 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 	const int aligned = !(((uintptr_t)kv->k | (uintptr_t)kv->v | (uintptr_t)q |
 			       (uintptr_t)out) & 15);
 	const int vec = hd % 8 == 0 && aligned;
+	const unsigned al = (unsigned)att_align(hd, kv->f16);
 	int lpk = 1, C, G, skip = 0, rc;
 	size_t n_grp;
 
@@ -1181,20 +1223,20 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 			if (C == 1)
 				dec_launch_g<1, 1>(G, grid, s, kv, out, q, (unsigned)n_head,
 						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec);
+						   part_o, part_ml, skip, lpk, vec, al);
 			else
 				dec_launch_g<1, 2>(G, grid, s, kv, out, q, (unsigned)n_head,
 						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec);
+						   part_o, part_ml, skip, lpk, vec, al);
 		} else {
 			if (C == 1)
 				dec_launch_g<0, 1>(G, grid, s, kv, out, q, (unsigned)n_head,
 						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec);
+						   part_o, part_ml, skip, lpk, vec, al);
 			else
 				dec_launch_g<0, 2>(G, grid, s, kv, out, q, (unsigned)n_head,
 						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec);
+						   part_o, part_ml, skip, lpk, vec, al);
 		}
 	}
 	if (n_split > 1 && cudaPeekAtLastError() == cudaSuccess)

@@ -635,7 +635,9 @@ static int cuda_attention(struct gpu *g, struct gpu_buf *out,
 				 n_head);
 	if (window && window < span)
 		span = window;
-	n_split = gpu_cuda_attention_splits(b->n_rows, pool->n_head_kv, span);
+	n_split = gpu_cuda_attention_splits(b->n_rows, pool->n_head_kv, span,
+					    pool->head_dim,
+					    pool->k->dtype == GPU_DTYPE_F16);
 	if (n_split > 1) {
 		need = b->n_rows * n_head * n_split * (pool->head_dim + 2) *
 		       sizeof(float);

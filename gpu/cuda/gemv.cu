@@ -37,18 +37,6 @@
  * latencies and the tail (measured 37-42% of bandwidth); 4096 x 4096 is
  * about twice as long for the same fixed cost (58-72%).  Merging q, k and
  * v (48 MiB) pays that fixed cost once.
- *
- * For n <= 2, weights are read before the kernel waits for its
- * predecessor (the read-only exception of gpu/cuda/pdl.cuh): every warp
- * loads its first U x R 16-byte columns into registers.  Since every
- * kernel lets its successors be scheduled at once, a GEMV is resident
- * while the kernels before it (norms, RoPE, attention) run, and its first
- * loads are in flight when they finish.  (Larger n would spill: their
- * loads start after the wait.  Pulling more of the rows into L2 before
- * the wait was slower on an H200 — 5.16 / 5.21 ms per llama3-8b step with
- * 24 / 40 MB per launch against 5.01 ms without — because the cascade of
- * early launches runs the prefetch while the previous GEMV still streams
- * and the lines are evicted before use.)
  */
 #include "gpu/cuda/kernels.h"
 #include "gpu/cuda/cuda_common.cuh"
@@ -172,19 +160,6 @@ __device__ __forceinline__ void fma_col(float (&acc)[R][N], const uint4 (&u)[R],
 	}
 }
 
-/* u = the U x R 16-byte loads of column group c (columns c + 32 q + lane
- * of each row pointer). */
-template <int U, int R>
-__device__ __forceinline__ void gemv_load(uint4 (&u)[U][R],
-					  const uint4 *const (&wr)[R], size_t c)
-{
-#pragma unroll
-	for (int q = 0; q < U; q++)
-#pragma unroll
-		for (int r = 0; r < R; r++)
-			u[q][r] = ld_stream16(wr[r] + c + q * 32);
-}
-
 /* The weights of one launch (kernel parameter): part j owns blocks
  * [block0_j, block0_{j+1}); block0_0 = 0. */
 struct gemv_parts {
@@ -238,9 +213,8 @@ template <int N, int WT>
 __global__ static void __launch_bounds__(GEMV_WARPS * 32, gemv_cfg<N>::MINB)
 gemv_vec_kernel(const gemv_parts ps, const float *x, size_t k)
 {
-	tern_pdl_trigger(); /* weights only until tern_pdl_wait_only: pdl.cuh */
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	constexpr int R = gemv_cfg<N>::R, U = gemv_cfg<N>::U;
-	constexpr bool PRE = N <= 2; /* first loads before the wait */
 	const gemv_pick pk = gemv_part(ps);
 	float *const out = pk.out;
 	const void *const w = pk.w, *const bias = pk.bias;
@@ -249,11 +223,12 @@ gemv_vec_kernel(const gemv_parts ps, const float *x, size_t k)
 	const int lane = threadIdx.x & 31;
 	const size_t r0 = ((size_t)pk.blk * GEMV_WARPS + (threadIdx.x >> 5)) * R;
 	const size_t k16 = k / 8; /* 16-byte columns per row */
-	const bool live = r0 < rows;
 	const uint4 *wr[R];
 	float acc[R][N];
 	size_t c;
 
+	if (r0 >= rows)
+		return;
 #pragma unroll
 	for (int r = 0; r < R; r++) {
 		const size_t rr = r0 + r < rows ? r0 + r : rows - 1;
@@ -263,35 +238,18 @@ gemv_vec_kernel(const gemv_parts ps, const float *x, size_t k)
 		for (int i = 0; i < N; i++)
 			acc[r][i] = 0.0f;
 	}
-	/* main loop: R * U loads of 16 bytes per lane in flight; for
-	 * PRE the first group is loaded before the wait */
-	if constexpr (PRE) {
+	/* main loop: R * U loads of 16 bytes per lane in flight */
+	for (c = 0; c + 32 * U <= k16; c += 32 * U) {
 		uint4 u[U][R];
 
-		if (live && 32 * U <= k16)
-			gemv_load<U, R>(u, wr, 0);
-		tern_pdl_wait_only();
-		if (!live)
-			return;
-		for (c = 0; c + 32 * U <= k16; c += 32 * U) {
-			if (c)
-				gemv_load<U, R>(u, wr, c);
 #pragma unroll
-			for (int q = 0; q < U; q++)
-				fma_col<N, R, WT>(acc, u[q], x + (c + q * 32 + lane) * 8, k);
-		}
-	} else {
-		tern_pdl_wait_only();
-		if (!live)
-			return;
-		for (c = 0; c + 32 * U <= k16; c += 32 * U) {
-			uint4 u[U][R];
-
-			gemv_load<U, R>(u, wr, c);
+		for (int q = 0; q < U; q++)
 #pragma unroll
-			for (int q = 0; q < U; q++)
-				fma_col<N, R, WT>(acc, u[q], x + (c + q * 32 + lane) * 8, k);
-		}
+			for (int r = 0; r < R; r++)
+				u[q][r] = ld_stream16(wr[r] + c + q * 32);
+#pragma unroll
+		for (int q = 0; q < U; q++)
+			fma_col<N, R, WT>(acc, u[q], x + (c + q * 32 + lane) * 8, k);
 	}
 	/* rest: fewer than 32 * U columns, loads still issued together */
 	if (c < k16) {

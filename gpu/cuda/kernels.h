@@ -142,12 +142,16 @@ int gpu_cuda_launch_rope_kv_store(void *stream, const struct gpu_cuda_kv *kv,
 #define GPU_CUDA_ATT_MAX_SPLIT 64
 
 /* Context splits (blocks per row and KV head) for n_rows rows of n_head_kv
- * KV heads whose rows attend at most `span` positions.  The decode kernel
- * divides each row's actual range lo..p into n_split chunks (a multiple of
- * 8 positions, computed on the device from the row's position, so short
- * rows in a long page table still use every split).  The partial
- * workspace needs n_rows * n_head * n_split * (head_dim + 2) f32. */
-size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head_kv, size_t span);
+ * KV heads of head_dim (pool of f16 elements when f16, else f32) whose
+ * rows attend at most `span` positions.  The decode kernel divides each
+ * row's actual range lo..p into n_split chunks (a multiple of one round of
+ * a block's keys, 32 positions for head_dim 128 and an f16 pool, computed
+ * on the device from the row's position, so short rows in a long page
+ * table use as many splits as they fill and the others exit at once).
+ * The partial workspace needs n_rows * n_head * n_split * (head_dim + 2)
+ * f32. */
+size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head_kv, size_t span,
+				 size_t head_dim, int f16);
 /* Causal GQA attention over the pool (gpu.h formula).  A row whose
  * sequence or position is invalid gets zeros; positions whose page entry
  * is invalid are left out.  n_split > 1: part_o [rows*heads*n_split,
