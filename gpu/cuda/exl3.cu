@@ -112,10 +112,6 @@ xl_output_kernel(float *out, const float *part, int n_kb, const float *svh,
 	if (blk * 128 >= n)
 		return;
 	c0 = blk * 128 + 4 * (size_t)lane;
-	/* unrolled so that the loads of 8 partials are in flight together
-	 * (same additions in the same order); a rolled loop waited one L2
-	 * latency per partial: 8.5 us for the 32 partials of a k_proj */
-#pragma unroll 8
 	for (int s = 0; s < n_kb; s++) {
 		const float4 p = *reinterpret_cast<const float4 *>(
 			part + ((size_t)s * GPU_CUDA_EXL3_ROWS + r) * n + c0);
