@@ -70,6 +70,7 @@
 
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define ATT_TILE 64        /* positions per prefill K/V tile */
 #define ATT_SPLIT_ALIGN 8  /* decode split chunks are multiples of this, at
@@ -463,34 +464,99 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 			}
 		}
 	}
-	/* base: warp-uniform trip count (the shuffles need every lane) */
-	for (long long base = t_begin; base <= t_end; base += (long long)nkg * U) {
-		float kx[U][C][8], vx[U][C][8], sc[U][G];
-		int ok[U];
-
+	/* f16 pool, 16-byte rows: the round's K/V stay packed (8 halves per
+	 * uint4) and the NEXT round's loads are issued before this round is
+	 * computed, so a block no longer waits one memory latency per round
+	 * (at ctx 8192, 4 rounds per split, that wait was most of the
+	 * kernel: DRAM 10% busy with 2 blocks per SM).  Only for C = 1 and
+	 * G <= 4: elsewhere the extra registers spill. */
+	constexpr bool PIPE = F16 && C == 1 && G <= 4;
+	const bool pipe = PIPE && (vec & 2); /* vec | 2: see att_pipe */
+	const long long step = (long long)nkg * U;
+	uint4 kp[U][C], vp[U][C];
+	int okp[U];
+	auto fetch = [&](long long b0) {
 #pragma unroll
 		for (int u = 0; u < U; u++) {
-			const long long t = base + kg + (long long)u * nkg;
+			const long long t = b0 + kg + (long long)u * nkg;
 			long long pg = -1;
 
 			if (t <= t_end)
 				pg = kv_page(kv, s, (size_t)t);
-			ok[u] = pg >= 0;
+			okp[u] = pg >= 0;
 #pragma unroll
 			for (int c = 0; c < C; c++) {
 				const size_t d0 = (size_t)(li + c * lpk) * 8;
 
-				if (ok[u] && d0 < hd) {
+				if (okp[u] && d0 < hd) {
 					const size_t e = ((size_t)pg * ps + (unsigned)t % (unsigned)ps) *
 							 rowel + hk * hd + d0;
-					const int nd = hd - d0 < 8 ? (int)(hd - d0) : 8;
 
-					ld8<F16>(kx[u][c], kv.k, e, vec, nd);
-					ld8<F16>(vx[u][c], kv.v, e, vec, nd);
+					kp[u][c] = *(const uint4 *)((const __half *)kv.k + e);
+					vp[u][c] = *(const uint4 *)((const __half *)kv.v + e);
 				} else {
+					kp[u][c] = vp[u][c] = make_uint4(0, 0, 0, 0);
+				}
+			}
+		}
+	};
+
+	if (pipe && t_begin <= t_end)
+		fetch(t_begin);
+	/* base: warp-uniform trip count (the shuffles need every lane) */
+	for (long long base = t_begin; base <= t_end; base += step) {
+		float kx[U][C][8], vx[U][C][8], sc[U][G];
+		int ok[U];
+
+		if (pipe) {
 #pragma unroll
-					for (int e = 0; e < 8; e++)
-						kx[u][c][e] = vx[u][c][e] = 0.0f;
+			for (int u = 0; u < U; u++) {
+				ok[u] = okp[u];
+#pragma unroll
+				for (int c = 0; c < C; c++) {
+					const __half2 *hk2 = (const __half2 *)&kp[u][c];
+					const __half2 *hv2 = (const __half2 *)&vp[u][c];
+
+#pragma unroll
+					for (int j = 0; j < 4; j++) {
+						const float2 fk = __half22float2(hk2[j]);
+						const float2 fv = __half22float2(hv2[j]);
+
+						kx[u][c][2 * j] = fk.x;
+						kx[u][c][2 * j + 1] = fk.y;
+						vx[u][c][2 * j] = fv.x;
+						vx[u][c][2 * j + 1] = fv.y;
+					}
+				}
+			}
+			if (base + step <= t_end)
+				fetch(base + step);
+		} else {
+#pragma unroll
+			for (int u = 0; u < U; u++) {
+				const long long t = base + kg + (long long)u * nkg;
+				long long pg = -1;
+
+				if (t <= t_end)
+					pg = kv_page(kv, s, (size_t)t);
+				ok[u] = pg >= 0;
+#pragma unroll
+				for (int c = 0; c < C; c++) {
+					const size_t d0 = (size_t)(li + c * lpk) * 8;
+
+					if (ok[u] && d0 < hd) {
+						const size_t e = ((size_t)pg * ps +
+								  (unsigned)t % (unsigned)ps) *
+								 rowel + hk * hd + d0;
+						const int nd = hd - d0 < 8 ? (int)(hd - d0) : 8;
+
+						ld8<F16>(kx[u][c], kv.k, e, vec, nd);
+						ld8<F16>(vx[u][c], kv.v, e, vec, nd);
+					} else {
+#pragma unroll
+						for (int e = 0; e < 8; e++)
+							kx[u][c][e] = vx[u][c][e] = 0.0f;
+					}
 				}
 			}
 		}
@@ -1074,6 +1140,20 @@ static size_t att_align(size_t hd, int f16)
 	return a > ATT_SPLIT_ALIGN ? a : ATT_SPLIT_ALIGN;
 }
 
+/* 2 (the decode kernel's pipelined f16 path) unless TERN_ATT_PIPE=0, for
+ * measurements. */
+static int att_pipe(void)
+{
+	static int v = -1;
+
+	if (v < 0) {
+		const char *e = getenv("TERN_ATT_PIPE");
+
+		v = e && !strcmp(e, "0") ? 0 : 2;
+	}
+	return v;
+}
+
 extern "C" size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head_kv,
 					    size_t span, size_t head_dim, int f16)
 {
@@ -1182,7 +1262,7 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 	const float qs = scale * LOG2E;
 	const int aligned = !(((uintptr_t)kv->k | (uintptr_t)kv->v | (uintptr_t)q |
 			       (uintptr_t)out) & 15);
-	const int vec = hd % 8 == 0 && aligned;
+	const int vec = hd % 8 == 0 && aligned ? 1 | att_pipe() : 0;
 	const unsigned al = (unsigned)att_align(hd, kv->f16);
 	int lpk = 1, C, G, skip = 0, rc;
 	size_t n_grp;
