@@ -923,6 +923,33 @@ static int host_mem_info(uint64_t *fr, uint64_t *tot)
 	return 0;
 }
 
+int gpu_reserve(struct gpu *g, const struct gpu_reserve_req *r,
+		uint64_t *bytes_out, struct diag *d)
+{
+	uint64_t b = 0;
+	int rc = check_live(g, d);
+
+	if (rc < 0)
+		return rc;
+	if (!r)
+		return diag_fail(d, GPU_E_INVALID, "gpu_reserve: no request");
+	if (r->n_head && (!r->n_head_kv || !r->head_dim || r->n_head % r->n_head_kv))
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_reserve: %zu query heads over %zu KV heads of %zu",
+				 r->n_head, r->n_head_kv, r->head_dim);
+	if (g->recording)
+		return diag_fail(d, GPU_E_UNSUPPORTED,
+				 "gpu_reserve while a graph is recorded");
+	if (g->be->reserve) {
+		rc = note(g, g->be->reserve(g, r, &b, d));
+		if (rc < 0)
+			return rc;
+	}
+	if (bytes_out)
+		*bytes_out = b;
+	return 0;
+}
+
 int gpu_mem_info(struct gpu *g, uint64_t *free_bytes, uint64_t *total_bytes,
 		 struct diag *d)
 {

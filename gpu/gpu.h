@@ -108,6 +108,29 @@ int gpu_sync(struct gpu *g, struct diag *d);
 int gpu_mem_info(struct gpu *g, uint64_t *free_bytes, uint64_t *total_bytes,
 		 struct diag *d);
 
+/* The largest ops a caller will run on g, for gpu_reserve. */
+struct gpu_reserve_req {
+	size_t n_rows;           /* most rows of one matmul / attention call */
+	size_t k_max;            /* widest matmul input (columns of x) */
+	size_t n_head, n_head_kv, head_dim; /* attention (0: no attention) */
+	size_t span;             /* most positions one row attends (the page
+				  * table's pages x page size, or the window) */
+	enum gpu_dtype kv_dtype; /* the KV pools' elements (f32 or f16) */
+	size_t moe_rows_k;       /* MoE: most rows x top_k of one call */
+	size_t moe_experts;      /* MoE: experts (0: no MoE) */
+};
+
+/* Size the backend's scratch areas now for every op within R, so that
+ * those ops allocate nothing later (the CUDA backend's activation-to-half
+ * area, split-K attention partials and MoE host lists; a CUDA graph may
+ * then be recorded at once).  Areas only grow; CPU: nothing to do.
+ * *bytes_out (may be NULL) receives the device bytes the areas hold
+ * afterwards.  Errors: GPU_E_INVALID (null R, heads that do not divide),
+ * GPU_E_NOMEM (naming the area and its size; that area is then empty
+ * and grows again on use), GPU_E_UNSUPPORTED (while recording a graph). */
+int gpu_reserve(struct gpu *g, const struct gpu_reserve_req *r,
+		uint64_t *bytes_out, struct diag *d);
+
 /* ==== Captured op sequences (CUDA graphs) =============================== */
 /*
  * A backend that queues ops (CUDA) can record a sequence of ops once and

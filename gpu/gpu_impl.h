@@ -141,6 +141,9 @@ struct gpu_backend {
 	int (*exl3_matmul)(struct gpu *g, struct gpu_buf *out,
 			   const struct gpu_buf *x, const struct gpu_exl3_weight *w,
 			   size_t n_rows, size_t k_in, size_t n_out, struct diag *d);
+	/* optional (default: nothing to reserve, 0 bytes): gpu_reserve */
+	int (*reserve)(struct gpu *g, const struct gpu_reserve_req *r,
+		       uint64_t *bytes, struct diag *d);
 	/* optional, default: the host's /proc/meminfo (MemAvailable,
 	 * MemTotal) */
 	int (*mem_info)(struct gpu *g, uint64_t *free_bytes,

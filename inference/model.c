@@ -780,8 +780,8 @@ static int newbuf(struct llm_context *c, struct gpu_buf **b, enum gpu_dtype t,
 }
 
 /* Whether contexts of M record decode steps (forward.c): a CUDA backend,
- * no MoE layer and no EXL3 linear (both leave the device mid-step or may
- * grow scratch), and TERN_CUDA_GRAPHS not set to "0". */
+ * no MoE layer (its dispatch reads the routing on the host mid-step), and
+ * TERN_CUDA_GRAPHS not set to "0". */
 static bool graphs_wanted(const struct llm_model *m)
 {
 	const char *env = getenv("TERN_CUDA_GRAPHS");
@@ -840,6 +840,44 @@ static int context_fits(const struct llm_model *m, size_t n_ctx,
 			 gpu_dtype_name(m->kv_dtype), act / (1 << 30),
 			 gpu_describe(m->g), (double)fr / (1 << 30),
 			 m->kv_dtype == GPU_DTYPE_F32 ? " (or an f16 cache)" : "");
+}
+
+/* The backend's scratch areas sized for the context's largest ops
+ * (gpu_reserve), so that no forward pass allocates and recorded decode
+ * graphs stay valid when a prefill follows them. */
+static int reserve_scratch(struct llm_context *c, struct diag *d)
+{
+	const struct llm_config *cf = &c->model->cfg;
+	struct gpu_reserve_req r;
+	size_t k = (size_t)cf->n_embd, span = c->max_pages * LLM_KV_PAGE;
+	const size_t ks[3] = { (size_t)(cf->n_head * cf->head_dim),
+			       (size_t)cf->n_ff, (size_t)cf->n_ff_shared };
+	int i, rc;
+
+	for (i = 0; i < 3; i++)
+		k = ks[i] > k ? ks[i] : k;
+	if (cf->n_ff_expert > 0 && (size_t)cf->n_ff_expert > k)
+		k = (size_t)cf->n_ff_expert;
+	if (cf->sliding_window > 0 && (size_t)cf->sliding_window < span)
+		span = (size_t)cf->sliding_window;
+	memset(&r, 0, sizeof r);
+	r.n_rows = c->n_batch > LLM_LOGIT_ROWS ? c->n_batch : LLM_LOGIT_ROWS;
+	r.k_max = k;
+	r.n_head = (size_t)cf->n_head;
+	r.n_head_kv = (size_t)cf->n_head_kv;
+	r.head_dim = (size_t)cf->head_dim;
+	r.span = span;
+	r.kv_dtype = c->model->kv_dtype;
+	if (cf->n_expert > 0) {
+		r.moe_rows_k = c->n_batch * (size_t)cf->n_expert_used;
+		r.moe_experts = (size_t)cf->n_expert;
+	}
+	rc = gpu_reserve(c->g, &r, NULL, d);
+	if (rc < 0) {
+		diag_prefix(d, "context scratch");
+		return backend_err(rc, d);
+	}
+	return 0;
 }
 
 int llm_context_new(struct llm_model *m, size_t n_ctx, struct llm_context **out,
@@ -950,6 +988,9 @@ int llm_context_new_slots(struct llm_model *m, size_t n_ctx, size_t n_seq,
 	NB(xl, GPU_DTYPE_F32, LLM_LOGIT_ROWS * E);
 	NB(lg, GPU_DTYPE_F32, LLM_LOGIT_ROWS * (size_t)cf->n_vocab);
 #undef NB
+	rc = reserve_scratch(c, d);
+	if (rc < 0)
+		goto fail;
 	*out = c;
 	return 0;
 fail:

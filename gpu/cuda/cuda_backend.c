@@ -19,11 +19,12 @@
  * Memory: buffers are plain cudaMalloc allocations, released by cudaFree
  * (which waits for the device), so freeing every buffer returns all device
  * memory the caller asked for.  The handle itself holds the cuBLAS handle
- * and three scratch areas that grow on the first call of a larger size and
- * are kept (later calls of that size allocate nothing): a device area for
- * activations converted to f16/bf16 (cuBLAS path of matmul), one for the
- * partial results of split-K attention, and a host area for MoE routing
- * lists.
+ * and three scratch areas that gpu_reserve sizes up front (inference does
+ * so when it makes a context) and that otherwise grow on the first call of
+ * a larger size and are kept (later calls of that size allocate nothing):
+ * a device area for activations converted to f16/bf16 (cuBLAS path of
+ * matmul), one for the partial results of split-K attention, and a host
+ * area for MoE routing lists.
  *
  * Matmul convention (the one place it is written down): tern is row-major,
  * cuBLAS column-major.  A row-major [a, b] matrix is the column-major
@@ -826,6 +827,51 @@ static int cuda_moe_ffn(struct gpu *g, struct gpu_buf *out,
 
 /* ---- memory and graphs ------------------------------------------------ */
 
+/* gpu_reserve: grow the three scratch areas to what the largest ops of R
+ * take (the sizes each op asks ws_reserve / the host list for). */
+static int cuda_reserve(struct gpu *g, const struct gpu_reserve_req *r,
+			uint64_t *bytes, struct diag *d)
+{
+	struct cuda_state *st = cst(g);
+	size_t half = 0, att = 0, host = 0, n;
+	int rc;
+
+	if (r->n_rows > GPU_CUDA_GEMV_MAX_N)
+		half = r->n_rows * r->k_max * 2; /* cuBLAS path of half weights */
+	if (r->n_head)
+		for (n = 1; n <= r->n_rows && n * r->n_head_kv < 1024; n++) {
+			const size_t sp = gpu_cuda_attention_splits(
+				n, r->n_head_kv, r->span, r->head_dim,
+				r->kv_dtype == GPU_DTYPE_F16);
+			const size_t need = sp > 1 ? n * r->n_head * sp *
+						     (r->head_dim + 2) * sizeof(float)
+						   : 0;
+
+			att = need > att ? need : att;
+		}
+	if (r->moe_experts)
+		host = r->moe_rows_k * 4 * sizeof(int32_t) +
+		       (r->moe_experts + 1) * sizeof(size_t);
+	rc = ws_reserve(st, &st->half_ws, &st->half_ws_bytes, half,
+			"matmul scratch", d);
+	if (rc == 0)
+		rc = ws_reserve(st, (void **)&st->att_ws, &st->att_ws_bytes, att,
+				"attention scratch", d);
+	if (rc < 0)
+		return rc;
+	if (st->host_ws_bytes < host) {
+		void *p = realloc(st->host_ws, host);
+
+		if (!p)
+			return diag_fail(d, GPU_E_NOMEM,
+					 "gpu_reserve: %zu bytes of host scratch", host);
+		st->host_ws = p;
+		st->host_ws_bytes = host;
+	}
+	*bytes = (uint64_t)st->half_ws_bytes + st->att_ws_bytes;
+	return 0;
+}
+
 static int cuda_mem_info(struct gpu *g, uint64_t *fr, uint64_t *tot,
 			 struct diag *d)
 {
@@ -924,6 +970,7 @@ const struct gpu_backend gpu_cuda_backend = {
 	.moe_route = cuda_moe_route,
 	.moe_ffn = cuda_moe_ffn,
 	.mem_info = cuda_mem_info,
+	.reserve = cuda_reserve,
 	.graph_begin = cuda_graph_begin,
 	.graph_end = cuda_graph_end,
 	.graph_launch = cuda_graph_launch,

@@ -773,6 +773,59 @@ START_TEST(test_graph_buckets)
 }
 END_TEST
 
+/* A context reserves its scratch up front (gpu_reserve): a prefill after
+ * decode steps were recorded grows nothing, so the recorded graph stays
+ * valid and is replayed (before, the prefill's cuBLAS and attention
+ * scratch grew and every graph had to be recorded again). */
+START_TEST(test_reserved_scratch)
+{
+	char *dir = test_data_path("models/llama3");
+	struct llm_model *mg;
+	struct llm_context *cg = NULL;
+	struct diag d;
+	int32_t ids[48];
+	float *lg;
+	uint64_t before;
+	size_t i, V;
+
+	if (!have_cuda("reserved scratch")) {
+		free(dir);
+		return;
+	}
+	diag_clear(&d);
+	mg = open_model(dir, LLM_BACKEND_CUDA);
+	V = (size_t)llm_model_n_vocab(mg);
+	ck_assert_int_eq(llm_context_new(mg, 64, &cg, &d), 0);
+	ck_assert_uint_eq(cg->n_batch, 64);
+	lg = malloc(V * sizeof *lg);
+	for (i = 0; i < 48; i++)
+		ids[i] = (int32_t)((i * 7 + 3) % V);
+	if (!cg->use_graphs) { /* TERN_CUDA_GRAPHS=0 */
+		free(lg);
+		llm_context_free(cg);
+		llm_model_free(mg);
+		free(dir);
+		return;
+	}
+	/* three one-row steps: unrecorded, recorded, replayed */
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(llm_context_eval(cg, ids + i, 1, LLM_LOGITS_LAST,
+						  lg, &d), 0);
+	ck_assert(cg->graph[1] != NULL && gpu_graph_valid(cg->graph[1]));
+	/* a prefill of 40 rows (cuBLAS matmuls, multi-row attention) */
+	ck_assert_int_eq(llm_context_eval(cg, ids + 3, 40, LLM_LOGITS_LAST, lg, &d), 0);
+	ck_assert_msg(gpu_graph_valid(cg->graph[1]),
+		      "the prefill moved a scratch area: the decode graph is stale");
+	before = cg->graph_launches;
+	ck_assert_int_eq(llm_context_eval(cg, ids + 43, 1, LLM_LOGITS_LAST, lg, &d), 0);
+	ck_assert_uint_eq(cg->graph_launches, before + 1);
+	free(lg);
+	llm_context_free(cg);
+	llm_model_free(mg);
+	free(dir);
+}
+END_TEST
+
 /* ---- memory -------------------------------------------------------------- */
 
 START_TEST(test_cpu_mem_info)
@@ -791,6 +844,24 @@ START_TEST(test_cpu_mem_info)
 		ck_assert_uint_le(fr, tot);
 	}
 	ck_assert_int_eq(gpu_mem_info(g, NULL, NULL, NULL), 0);
+	/* gpu_reserve: nothing to hold on the CPU; bad requests refused */
+	{
+		struct gpu_reserve_req r;
+		uint64_t b = 1;
+
+		memset(&r, 0, sizeof r);
+		r.n_rows = 64;
+		r.k_max = 256;
+		r.n_head = 4;
+		r.n_head_kv = 2;
+		r.head_dim = 16;
+		r.span = 256;
+		ck_assert_int_eq(gpu_reserve(g, &r, &b, NULL), 0);
+		ck_assert_uint_eq(b, 0);
+		r.n_head_kv = 3; /* 4 heads do not share 3 KV heads */
+		ck_assert_int_eq(gpu_reserve(g, &r, NULL, NULL), GPU_E_INVALID);
+		ck_assert_int_eq(gpu_reserve(g, NULL, NULL, NULL), GPU_E_INVALID);
+	}
 	/* no graphs on the CPU */
 	ck_assert_int_eq(gpu_graph_begin(g, NULL), GPU_E_UNSUPPORTED);
 	gpu_close(g);
@@ -936,6 +1007,7 @@ Suite *cuda_models_suite(void)
 	tcase_add_test(tc, test_stories260k);
 	tcase_add_test(tc, test_exl3_llama3);
 	tcase_add_test(tc, test_graph_buckets);
+	tcase_add_test(tc, test_reserved_scratch);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("exl3_moe"); /* its own case: memcheck runs it alone */
 	tcase_set_timeout(tc, 300);
