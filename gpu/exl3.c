@@ -147,3 +147,59 @@ int gpu_exl3_matmul(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 		return 0;
 	return noted(g, g->be->exl3_matmul(g, out, x, w, n_rows, k_in, n_out, d));
 }
+
+int gpu_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
+			  size_t k_in, const struct gpu_exl3_part *parts,
+			  int n_parts, struct diag *d)
+{
+	int rc = live(g, d), j, i;
+
+	if (rc < 0)
+		return rc;
+	if (!parts || n_parts < 1 || n_parts > GPU_EXL3_MULTI_MAX)
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_exl3_matmul_multi: %d parts (1..%d)", n_parts,
+				 GPU_EXL3_MULTI_MAX);
+	for (j = 0; j < n_parts; j++) {
+		const struct gpu_exl3_weight *w = parts[j].w;
+
+		if (!w || w->g != g)
+			return diag_fail(d, GPU_E_INVALID,
+					 "gpu_exl3_matmul_multi: part %d: weight missing "
+					 "or from another backend", j);
+		if (w->k != parts[0].w->k)
+			return diag_fail(d, GPU_E_INVALID,
+					 "gpu_exl3_matmul_multi: part %d has k %zu, part 0 "
+					 "%zu", j, w->k, parts[0].w->k);
+		if (k_in == 0 || k_in > w->k || parts[j].n_out == 0 ||
+		    parts[j].n_out > w->n)
+			return diag_fail(d, GPU_E_INVALID,
+					 "gpu_exl3_matmul_multi: part %d: %zu inputs / %zu "
+					 "outputs for a %zu x %zu weight", j, k_in,
+					 parts[j].n_out, w->k, w->n);
+		rc = need_f32(g, "out", parts[j].out, n_rows, parts[j].n_out, d);
+		if (rc < 0)
+			return rc;
+		if (parts[j].out == x)
+			return diag_fail(d, GPU_E_INVALID,
+					 "gpu_exl3_matmul_multi: part %d's out aliases x", j);
+		for (i = 0; i < j; i++)
+			if (parts[i].out == parts[j].out)
+				return diag_fail(d, GPU_E_INVALID,
+						 "gpu_exl3_matmul_multi: parts %d and %d "
+						 "share an output", i, j);
+	}
+	rc = need_f32(g, "x", x, n_rows, k_in, d);
+	if (rc < 0 || n_rows == 0)
+		return rc;
+	if (g->be->exl3_matmul_multi && n_parts > 1)
+		return noted(g, g->be->exl3_matmul_multi(g, x, n_rows, k_in, parts,
+							   n_parts, d));
+	for (j = 0; j < n_parts; j++) {
+		rc = noted(g, g->be->exl3_matmul(g, parts[j].out, x, parts[j].w,
+						 n_rows, k_in, parts[j].n_out, d));
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}

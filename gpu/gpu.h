@@ -539,6 +539,28 @@ int gpu_exl3_matmul(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 		    const struct gpu_exl3_weight *w, size_t n_rows, size_t k_in,
 		    size_t n_out, struct diag *d);
 
+/* One EXL3 linear of gpu_exl3_matmul_multi: out f32 [n_rows, n_out] =
+ * x . w (n_out <= w's n). */
+struct gpu_exl3_part {
+	struct gpu_buf *out;
+	const struct gpu_exl3_weight *w;
+	size_t n_out;
+};
+/* Most parts of one gpu_exl3_matmul_multi. */
+#define GPU_EXL3_MULTI_MAX 3
+
+/* gpu_exl3_matmul of 1..GPU_EXL3_MULTI_MAX weights sharing x (q/k/v,
+ * gate/up), each part exactly as its own call would compute it (same
+ * bits on CUDA): the CUDA backend rotates x for every part in one launch
+ * and the outputs of every part in one (decode row counts; other cases
+ * and backends run the parts one by one).  Every weight must have the
+ * same k; outputs may not alias x or each other.  Errors as
+ * gpu_exl3_matmul, plus GPU_E_INVALID for a part count outside 1..MAX or
+ * mismatched k. */
+int gpu_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
+			  size_t k_in, const struct gpu_exl3_part *parts,
+			  int n_parts, struct diag *d);
+
 #ifdef __cplusplus
 }
 #endif

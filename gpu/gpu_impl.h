@@ -141,6 +141,12 @@ struct gpu_backend {
 	int (*exl3_matmul)(struct gpu *g, struct gpu_buf *out,
 			   const struct gpu_buf *x, const struct gpu_exl3_weight *w,
 			   size_t n_rows, size_t k_in, size_t n_out, struct diag *d);
+	/* optional (default: exl3_matmul per part): gpu_exl3_matmul_multi
+	 * with 2..GPU_EXL3_MULTI_MAX checked parts */
+	int (*exl3_matmul_multi)(struct gpu *g, const struct gpu_buf *x,
+				 size_t n_rows, size_t k_in,
+				 const struct gpu_exl3_part *parts, int n_parts,
+				 struct diag *d);
 	/* optional (default: nothing to reserve, 0 bytes): gpu_reserve */
 	int (*reserve)(struct gpu *g, const struct gpu_reserve_req *r,
 		       uint64_t *bytes, struct diag *d);

@@ -112,6 +112,18 @@ static int qkv_proj(struct llm_context *c, const struct llm_layer *ly,
 		   "layer %lld q/k/v_proj", (long long)l);
 		return 0;
 	}
+	if (ly->xq && ly->xk && ly->xv && !ly->wq && !ly->wk && !ly->wv &&
+	    !ly->bq && !ly->bk && !ly->bv) {
+		const struct gpu_exl3_part pt[3] = {
+			{ c->q, ly->xq, H * hd },
+			{ c->k, ly->xk, Hk * hd },
+			{ c->v, ly->xv, Hk * hd },
+		};
+
+		OP(gpu_exl3_matmul_multi(c->g, c->xn, n, E, pt, 3, d),
+		   "layer %lld q/k/v_proj (EXL3)", (long long)l);
+		return 0;
+	}
 	OP(llm_linear(c->g, c->q, c->xn, ly->wq, ly->xq, ly->bq, n, E, H * hd, d),
 	   "layer %lld q_proj", (long long)l);
 	OP(llm_linear(c->g, c->k, c->xn, ly->wk, ly->xk, ly->bk, n, E, Hk * hd,
@@ -138,6 +150,14 @@ static int ffn_dense(struct llm_context *c, const struct llm_layer *ly,
 
 		OP(gpu_matmul_multi(c->g, c->xn, n, E, pt, 2, d),
 		   "layer %lld gate/up_proj", (long long)l);
+	} else if (ly->x_gate && ly->x_up && !ly->w_gate && !ly->w_up) {
+		const struct gpu_exl3_part pt[2] = {
+			{ c->ff_gate, ly->x_gate, F },
+			{ c->ff_up, ly->x_up, F },
+		};
+
+		OP(gpu_exl3_matmul_multi(c->g, c->xn, n, E, pt, 2, d),
+		   "layer %lld gate/up_proj (EXL3)", (long long)l);
 	} else {
 		OP(llm_linear(c->g, c->ff_gate, c->xn, ly->w_gate, ly->x_gate, NULL,
 			      n, E, F, d),

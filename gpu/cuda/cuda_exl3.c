@@ -68,6 +68,10 @@
 #include "gpu/gpu_impl.h"
 #include "gpu/half.h"
 
+/* Weights with more outputs than this (lm_head) get no workspace room
+ * for gpu_exl3_matmul_multi. */
+#define XL_MULTI_MAX_N 65536
+
 static cudaStream_t xl_stream(struct gpu *g)
 {
 	return (cudaStream_t)gpu_cuda_stream(g);
@@ -385,6 +389,19 @@ int gpu_cuda_exl3_upload(struct gpu *g, struct gpu_exl3_weight *w,
 		   k * 2;
 	part_bytes = (size_t)(q->n_kb > q->n_kb2 ? q->n_kb : q->n_kb2) *
 		     GPU_CUDA_EXL3_ROWS * n * 4;
+	/* room for the partials of GPU_CUDA_EXL3_MULTI_MAX weights of this
+	 * shape at once (gpu_exl3_matmul_multi: q/k/v, gate/up), and their
+	 * rotated inputs, except for output-heavy weights (lm_head) that are
+	 * never grouped */
+	if (n <= XL_MULTI_MAX_N) {
+		const size_t mp = (size_t)GPU_CUDA_EXL3_MULTI_MAX * q->n_kb *
+				  GPU_CUDA_EXL3_ROWS * n * 4;
+		const size_t mx = (size_t)GPU_CUDA_EXL3_MULTI_MAX *
+				  GPU_CUDA_EXL3_ROWS * k * 2;
+
+		part_bytes = part_bytes > mp ? part_bytes : mp;
+		xh_bytes = xh_bytes > mx ? xh_bytes : mx;
+	}
 	dq_part = (size_t)GPU_CUDA_EXL3_DQ_ROWS * q->dq_nc * 4;
 	if (part_bytes < dq_part)
 		part_bytes = dq_part;
@@ -579,6 +596,81 @@ int gpu_cuda_exl3_matmul_raw(struct gpu *g, float *op, const float *xp,
 			st, op + r0 * n_out, q->ws->part, q->n_kb, q->svh, q->bias,
 			nr, w->n, n_out));
 	}
+	return 0;
+}
+
+/* gpu_exl3_matmul_multi: for up to GPU_CUDA_EXL3_ROWS rows with kernel 1,
+ * one input launch rotating x for every part into its own slice of the
+ * workspace's xh, each part's GEMV into its own slice of part, and one
+ * output launch; else (more rows, kernel 2, a workspace too small for
+ * the parts together) gpu_cuda_exl3_matmul_raw per part.  Each part's
+ * result is bit-identical to its own call: the same kernels on the same
+ * data. */
+int gpu_cuda_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x,
+			       size_t n_rows, size_t k_in,
+			       const struct gpu_exl3_part *parts, int n_parts,
+			       struct diag *d)
+{
+	const struct cuda_exl3 *q0 = parts[0].w->priv;
+	const size_t k = parts[0].w->k;
+	cudaStream_t st = xl_stream(g);
+	struct gpu_cuda_exl3_out o[GPU_CUDA_EXL3_MULTI_MAX];
+	void *xh[GPU_CUDA_EXL3_MULTI_MAX];
+	float *pp[GPU_CUDA_EXL3_MULTI_MAX];
+	const float *suh[GPU_CUDA_EXL3_MULTI_MAX];
+	size_t off = 0;
+	int j, ok;
+
+	ok = n_rows <= GPU_CUDA_EXL3_ROWS && gpu_cuda_exl3_kernel() == 1 &&
+	     n_parts <= GPU_CUDA_EXL3_MULTI_MAX &&
+	     (size_t)n_parts * GPU_CUDA_EXL3_ROWS * k * 2 <= q0->ws->xh_bytes;
+	for (j = 0; ok && j < n_parts; j++) {
+		const struct cuda_exl3 *q = parts[j].w->priv;
+
+		ok = q->ws == q0->ws;
+		off += (size_t)q->n_kb * GPU_CUDA_EXL3_ROWS * parts[j].w->n * 4;
+	}
+	if (!ok || off > q0->ws->part_bytes) {
+		for (j = 0; j < n_parts; j++) {
+			int rc = gpu_cuda_exl3_matmul_raw(
+				g, (float *)parts[j].out->data,
+				(const float *)x->data, parts[j].w, n_rows, k_in,
+				parts[j].n_out, d);
+
+			if (rc < 0)
+				return rc;
+		}
+		return 0;
+	}
+	off = 0;
+	for (j = 0; j < n_parts; j++) {
+		const struct gpu_exl3_weight *w = parts[j].w;
+		const struct cuda_exl3 *q = w->priv;
+
+		xh[j] = (char *)q0->ws->xh + (size_t)j * GPU_CUDA_EXL3_ROWS * k * 2;
+		suh[j] = q->suh;
+		o[j].out = (float *)parts[j].out->data;
+		pp[j] = (float *)(void *)((char *)q0->ws->part + off);
+		o[j].part = pp[j];
+		o[j].n_kb = q->n_kb;
+		o[j].svh = q->svh;
+		o[j].bias = q->bias;
+		o[j].n = w->n;
+		o[j].n_out = parts[j].n_out;
+		off += (size_t)q->n_kb * GPU_CUDA_EXL3_ROWS * w->n * 4;
+	}
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_input_multi(
+		st, xh, (const float *)x->data, suh, n_parts, n_rows, k_in, k));
+	for (j = 0; j < n_parts; j++) {
+		const struct gpu_exl3_weight *w = parts[j].w;
+		const struct cuda_exl3 *q = w->priv;
+
+		CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_gemv(
+			st, pp[j], xh[j], q->trellis, w->bits, (int)w->cb,
+			n_rows, w->k, w->n, q->n_kb));
+	}
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_output_multi(st, o, n_parts,
+								n_rows));
 	return 0;
 }
 

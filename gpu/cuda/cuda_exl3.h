@@ -30,6 +30,9 @@ extern "C" {
 
 /* Rows per pass of the fused kernel (one m16 tensor-core tile). */
 #define GPU_CUDA_EXL3_ROWS 16
+/* Most parts of one multi-part input / output launch (mirrors
+ * GPU_EXL3_MULTI_MAX of gpu.h). */
+#define GPU_CUDA_EXL3_MULTI_MAX 3
 /* Most k-slices (partial sums) of one gemv launch. */
 #define GPU_CUDA_EXL3_MAX_KB 32
 
@@ -65,6 +68,22 @@ int gpu_cuda_exl3_splits2(size_t k, size_t n, int bits, int cb, int n_sm);
 int gpu_cuda_launch_exl3_output(void *stream, float *out, const float *part,
 				int n_kb, const float *svh, const float *bias,
 				size_t nr, size_t n, size_t n_out);
+/* Step 1 for np (1..GPU_CUDA_EXL3_MULTI_MAX) weights of the same k
+ * sharing x, in one launch: xh[j] = the rotation of x by suh[j]. */
+int gpu_cuda_launch_exl3_input_multi(void *stream, void *const *xh,
+				     const float *x, const float *const *suh,
+				     int np, size_t nr, size_t k_in, size_t k);
+/* One part of a multi-part step 3 (arguments of the single launch). */
+struct gpu_cuda_exl3_out {
+	float *out;
+	const float *part, *svh, *bias;
+	int n_kb;
+	size_t n, n_out;
+};
+/* Step 3 for np parts in one launch (each exactly as its own launch). */
+int gpu_cuda_launch_exl3_output_multi(void *stream,
+				      const struct gpu_cuda_exl3_out *o, int np,
+				      size_t nr);
 
 /* ---- host side (cuda_exl3.c): the vtable slots ------------------------- */
 
@@ -98,6 +117,15 @@ int gpu_cuda_exl3_matmul(struct gpu *g, struct gpu_buf *out,
 int gpu_cuda_exl3_matmul_raw(struct gpu *g, float *out, const float *x,
 			     const struct gpu_exl3_weight *w, size_t n_rows,
 			     size_t k_in, size_t n_out, struct diag *d);
+
+/* gpu_exl3_matmul_multi (gpu.h), parts checked by the front end: see
+ * cuda_exl3.c (one input and one output launch for all parts at decode
+ * row counts). */
+struct gpu_exl3_part;
+int gpu_cuda_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x,
+			       size_t n_rows, size_t k_in,
+			       const struct gpu_exl3_part *parts, int n_parts,
+			       struct diag *d);
 
 /* Which kernels gpu_exl3_matmul's small-row path runs: 1 (default) =
  * input, gemv, output (3 launches per 16 rows); 2 = input + fused

@@ -40,6 +40,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "gpu/cuda/cuda_exl3.h"
 #include "gpu/cuda/exl3_dev.cuh"
@@ -62,18 +63,35 @@ static inline unsigned div_up(size_t a, size_t b)
 
 /* ---- 1. input ------------------------------------------------------------ */
 
-/* grid (div_up(k/128, 4), nr), 128 threads: one warp per (row, 128-block) */
+/* The parts of one input launch (gpu_exl3_matmul_multi: one x, each part
+ * its suh and its f16 output area). */
+struct xl_in_parts {
+	__half *xh[GPU_CUDA_EXL3_MULTI_MAX];
+	const float *suh[GPU_CUDA_EXL3_MULTI_MAX];
+};
+
+/* grid (div_up(k/128, 4), nr, parts), 128 threads: one warp per (row,
+ * 128-block) of part blockIdx.z */
 __global__ static void __launch_bounds__(128)
-xl_input_kernel(__half *xh, const float *x, const float *suh, size_t k_in,
-		size_t k)
+xl_input_kernel(const xl_in_parts ps, const float *x, size_t k_in, size_t k)
 {
 	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	const int lane = threadIdx.x & 31;
 	const size_t blk = (size_t)blockIdx.x * 4 + (threadIdx.x >> 5);
 	const size_t r = blockIdx.y;
+	__half *xh = ps.xh[0];
+	const float *suh = ps.suh[0];
 	size_t c0;
 	float v[4];
 
+	/* constant indices only (a dynamic one copies the struct to local
+	 * memory) */
+#pragma unroll
+	for (int j = 1; j < GPU_CUDA_EXL3_MULTI_MAX; j++)
+		if (blockIdx.z == (unsigned)j) {
+			xh = ps.xh[j];
+			suh = ps.suh[j];
+		}
 	if (blk * 128 >= k)
 		return;
 	c0 = blk * 128 + 4 * (size_t)lane;
@@ -97,18 +115,48 @@ xl_input_kernel(__half *xh, const float *x, const float *suh, size_t k_in,
 
 /* ---- 3. output ----------------------------------------------------------- */
 
-/* grid (div_up(n/128, 4), nr), 128 threads: one warp per (row, 128-block) */
+/* The parts of one output launch: part j owns blocks [block0_j,
+ * block0_{j+1}) along x. */
+struct xl_out_parts {
+	float *out[GPU_CUDA_EXL3_MULTI_MAX];
+	const float *part[GPU_CUDA_EXL3_MULTI_MAX];
+	const float *svh[GPU_CUDA_EXL3_MULTI_MAX];
+	const float *bias[GPU_CUDA_EXL3_MULTI_MAX];
+	size_t n[GPU_CUDA_EXL3_MULTI_MAX], n_out[GPU_CUDA_EXL3_MULTI_MAX];
+	int n_kb[GPU_CUDA_EXL3_MULTI_MAX];
+	unsigned block0[GPU_CUDA_EXL3_MULTI_MAX];
+	int np;
+};
+
+/* grid (sum of div_up(n_j/128, 4), nr), 128 threads: one warp per (row,
+ * 128-block) of the block's part */
 __global__ static void __launch_bounds__(128)
-xl_output_kernel(float *out, const float *part, int n_kb, const float *svh,
-		 const float *bias, size_t n, size_t n_out)
+xl_output_kernel(const xl_out_parts ps)
 {
 	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	const int lane = threadIdx.x & 31;
-	const size_t blk = (size_t)blockIdx.x * 4 + (threadIdx.x >> 5);
 	const size_t r = blockIdx.y;
+	float *out = ps.out[0];
+	const float *part = ps.part[0], *svh = ps.svh[0], *bias = ps.bias[0];
+	size_t n = ps.n[0], n_out = ps.n_out[0], blk;
+	int n_kb = ps.n_kb[0];
+	unsigned b0 = 0;
 	size_t c0;
 	float v[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
 
+#pragma unroll
+	for (int j = 1; j < GPU_CUDA_EXL3_MULTI_MAX; j++)
+		if (j < ps.np && blockIdx.x >= ps.block0[j]) {
+			out = ps.out[j];
+			part = ps.part[j];
+			svh = ps.svh[j];
+			bias = ps.bias[j];
+			n = ps.n[j];
+			n_out = ps.n_out[j];
+			n_kb = ps.n_kb[j];
+			b0 = ps.block0[j];
+		}
+	blk = (size_t)(blockIdx.x - b0) * 4 + (threadIdx.x >> 5);
 	if (blk * 128 >= n)
 		return;
 	c0 = blk * 128 + 4 * (size_t)lane;
@@ -544,10 +592,27 @@ extern "C" int gpu_cuda_launch_exl3_input(void *stream, void *xh,
 					  const float *x, const float *suh,
 					  size_t nr, size_t k_in, size_t k)
 {
-	dim3 grid(div_up(k / 128, 4), (unsigned)nr);
+	return gpu_cuda_launch_exl3_input_multi(stream, &xh, x, &suh, 1, nr, k_in,
+						k);
+}
 
+extern "C" int gpu_cuda_launch_exl3_input_multi(void *stream, void *const *xh,
+						const float *x,
+						const float *const *suh, int np,
+						size_t nr, size_t k_in, size_t k)
+{
+	dim3 grid(div_up(k / 128, 4), (unsigned)nr, (unsigned)np);
+	xl_in_parts ps;
+
+	if (np < 1 || np > GPU_CUDA_EXL3_MULTI_MAX)
+		return (int)cudaErrorInvalidValue;
+	memset(&ps, 0, sizeof ps);
+	for (int j = 0; j < np; j++) {
+		ps.xh[j] = (__half *)xh[j];
+		ps.suh[j] = suh[j];
+	}
 	(void)tern_launch(xl_input_kernel, grid, 128, 0, (cudaStream_t)stream,
-			(__half *)xh, x, suh, k_in, k);
+			ps, x, k_in, k);
 	return (int)cudaGetLastError();
 }
 
@@ -622,9 +687,41 @@ extern "C" int gpu_cuda_launch_exl3_output(void *stream, float *out,
 					   const float *svh, const float *bias,
 					   size_t nr, size_t n, size_t n_out)
 {
-	dim3 grid(div_up(n / 128, 4), (unsigned)nr);
+	struct gpu_cuda_exl3_out o;
 
-	(void)tern_launch(xl_output_kernel, grid, 128, 0, (cudaStream_t)stream,
-			out, part, n_kb, svh, bias, n, n_out);
+	o.out = out;
+	o.part = part;
+	o.n_kb = n_kb;
+	o.svh = svh;
+	o.bias = bias;
+	o.n = n;
+	o.n_out = n_out;
+	return gpu_cuda_launch_exl3_output_multi(stream, &o, 1, nr);
+}
+
+extern "C" int gpu_cuda_launch_exl3_output_multi(void *stream,
+						 const struct gpu_cuda_exl3_out *o,
+						 int np, size_t nr)
+{
+	xl_out_parts ps;
+	size_t total = 0;
+
+	if (np < 1 || np > GPU_CUDA_EXL3_MULTI_MAX)
+		return (int)cudaErrorInvalidValue;
+	memset(&ps, 0, sizeof ps);
+	ps.np = np;
+	for (int j = 0; j < np; j++) {
+		ps.out[j] = o[j].out;
+		ps.part[j] = o[j].part;
+		ps.svh[j] = o[j].svh;
+		ps.bias[j] = o[j].bias;
+		ps.n[j] = o[j].n;
+		ps.n_out[j] = o[j].n_out;
+		ps.n_kb[j] = o[j].n_kb;
+		ps.block0[j] = (unsigned)total;
+		total += div_up(o[j].n / 128, 4);
+	}
+	(void)tern_launch(xl_output_kernel, dim3((unsigned)total, (unsigned)nr), 128,
+			0, (cudaStream_t)stream, ps);
 	return (int)cudaGetLastError();
 }

@@ -22,6 +22,11 @@
  *     (4096 x 14336 at 512 rows, 14336 x 4096 at 513, 4096 x 4096, a
  *     4096 x 32768 head trimmed to 32000), and the GEMV path at 64 rows
  *     with the prefill path switched off;
+ *   - gpu_exl3_matmul_multi with 2 and 3 parts (mixed K, codebooks,
+ *     bias, trimmed outputs) at 1, 3, 16 rows (one input and one output
+ *     launch) and 17, 40 (per-part fallback): each part bit-identical to
+ *     its own gpu_exl3_matmul, within 1e-3 of the CPU; shared outputs, 0
+ *     or 4 parts and mixed k refused;
  *   - the output is poisoned (NaN) before each CUDA run, so an unwritten
  *     element fails.
  * TERN_GPU_BENCH=1 adds the decode-time timings (4096 x 14336, K = 2..6,
@@ -320,6 +325,142 @@ START_TEST(test_random_model_shapes)
 		for (r = 0; r < 4 && cs[c].rows[r]; r++)
 			expect(&p, &w.desc, cs[c].rows[r], cs[c].k, cs[c].n);
 		wdesc_free(&w);
+	}
+	gpu_pair_close(&p);
+}
+END_TEST
+
+/* ---- several weights sharing x (gpu_exl3_matmul_multi) ------------------- */
+
+/* q/k/v- and gate/up-like groups (mixed bits, codebooks, biases, trimmed
+ * outputs): on CUDA every part must equal its own gpu_exl3_matmul bit for
+ * bit (one input and one output launch for <= 16 rows; the per-part path
+ * above), and the CPU within 1e-3; bad groups are refused. */
+START_TEST(test_multi)
+{
+	static const struct {
+		size_t n, n_out;
+		int bits, cb, bias;
+	} qkv[3] = { { 1024, 1024, 4, 2, 0 }, { 256, 200, 3, 0, 1 },
+		     { 256, 256, 5, 1, 0 } };
+	static const size_t rows[] = { 1, 3, 16, 17, 40 };
+	const size_t k = 1024, k_in = 1000;
+	struct gpu_pair p;
+	struct wdesc w[3];
+	struct gpu_exl3_weight *wc[3], *wg[3];
+	struct gpu_buf *oc[3], *og[3], *os[3], *xc, *xg;
+	struct gpu_exl3_part pc[3], pg[3];
+	float *x, *a, *b, *r;
+	size_t ri, i;
+	int j, np;
+	struct diag d;
+
+	if (!gpu_pair_open(&p, 0))
+		return;
+	for (j = 0; j < 3; j++) {
+		wdesc_random(&w[j], k, qkv[j].n, qkv[j].bits, qkv[j].cb, qkv[j].bias);
+		ck_assert_int_eq(gpu_exl3_weight_new(p.cpu, &w[j].desc, &wc[j], &d), 0);
+		ck_assert_int_eq(gpu_exl3_weight_new(p.cuda, &w[j].desc, &wg[j], &d), 0);
+	}
+	for (np = 2; np <= 3; np++)
+		for (ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
+			const size_t n = rows[ri];
+
+			x = malloc(n * k_in * sizeof *x);
+			ck_assert(x);
+			for (i = 0; i < n * k_in; i++)
+				x[i] = test_frand() * 2.0f;
+			xc = mkbuf(p.cpu, n * k_in, x);
+			xg = mkbuf(p.cuda, n * k_in, x);
+			for (j = 0; j < np; j++) {
+				oc[j] = mkbuf(p.cpu, n * qkv[j].n_out, NULL);
+				og[j] = mkbuf(p.cuda, n * qkv[j].n_out, NULL);
+				os[j] = mkbuf(p.cuda, n * qkv[j].n_out, NULL);
+				pc[j].out = oc[j];
+				pc[j].w = wc[j];
+				pc[j].n_out = qkv[j].n_out;
+				pg[j] = pc[j];
+				pg[j].out = og[j];
+				pg[j].w = wg[j];
+			}
+			ck_assert_msg(gpu_exl3_matmul_multi(p.cpu, xc, n, k_in, pc, np, &d) == 0,
+				      "cpu: %s", diag_message(&d, "?"));
+			ck_assert_msg(gpu_exl3_matmul_multi(p.cuda, xg, n, k_in, pg, np, &d) == 0,
+				      "cuda: %s", diag_message(&d, "?"));
+			for (j = 0; j < np; j++)
+				ck_assert_int_eq(gpu_exl3_matmul(p.cuda, os[j], xg, wg[j], n,
+								 k_in, qkv[j].n_out, &d), 0);
+			ck_assert_int_eq(gpu_sync(p.cuda, &d), 0);
+			for (j = 0; j < np; j++) {
+				const size_t cnt = n * qkv[j].n_out;
+				double num = 0, den = 0;
+
+				a = malloc(cnt * sizeof *a);
+				b = malloc(cnt * sizeof *b);
+				r = malloc(cnt * sizeof *r);
+				ck_assert(a && b && r);
+				ck_assert_int_eq(gpu_buf_read(og[j], 0, a, cnt, NULL), 0);
+				ck_assert_int_eq(gpu_buf_read(os[j], 0, b, cnt, NULL), 0);
+				ck_assert_int_eq(gpu_buf_read(oc[j], 0, r, cnt, NULL), 0);
+				ck_assert_msg(memcmp(a, b, cnt * sizeof *a) == 0,
+					      "%d parts, %zu rows: part %d differs from its "
+					      "own matmul (seed %llu)", np, n, j,
+					      (unsigned long long)test_seed);
+				for (i = 0; i < cnt; i++) {
+					num += ((double)a[i] - r[i]) * ((double)a[i] - r[i]);
+					den += (double)r[i] * r[i];
+				}
+				ck_assert_msg(den > 0 && sqrt(num / den) <= 1e-3,
+					      "%d parts, %zu rows, part %d: rel L2 %.3g vs "
+					      "the CPU (seed %llu)", np, n, j,
+					      sqrt(num / den), (unsigned long long)test_seed);
+				free(a);
+				free(b);
+				free(r);
+			}
+			/* refused: a shared output, too many parts, mixed k */
+			pg[1].out = pg[0].out;
+			ck_assert_int_eq(gpu_exl3_matmul_multi(p.cuda, xg, n, k_in, pg, np,
+							       NULL), GPU_E_INVALID);
+			pg[1].out = og[1];
+			ck_assert_int_eq(gpu_exl3_matmul_multi(p.cuda, xg, n, k_in, pg, 4,
+							       NULL), GPU_E_INVALID);
+			ck_assert_int_eq(gpu_exl3_matmul_multi(p.cuda, xg, n, k_in, pg, 0,
+							       NULL), GPU_E_INVALID);
+			for (j = 0; j < np; j++) {
+				gpu_buf_free(oc[j]);
+				gpu_buf_free(og[j]);
+				gpu_buf_free(os[j]);
+			}
+			gpu_buf_free(xc);
+			gpu_buf_free(xg);
+			free(x);
+		}
+	{
+		/* a weight of another k in the group */
+		struct wdesc w2;
+		struct gpu_exl3_weight *wk = NULL;
+		struct gpu_buf *x2 = mkbuf(p.cuda, 1000, NULL);
+		struct gpu_buf *o1 = mkbuf(p.cuda, 1024, NULL), *o2 = mkbuf(p.cuda, 256, NULL);
+		struct gpu_exl3_part pk[2] = { { o1, wg[0], 1024 }, { o2, NULL, 256 } };
+
+		wdesc_random(&w2, 2048, 256, 4, 2, 0);
+		ck_assert_int_eq(gpu_exl3_weight_new(p.cuda, &w2.desc, &wk, &d), 0);
+		pk[1].w = wk;
+		diag_clear(&d);
+		ck_assert_int_eq(gpu_exl3_matmul_multi(p.cuda, x2, 1, 1000, pk, 2, &d),
+				 GPU_E_INVALID);
+		ck_assert(strstr(diag_message(&d, ""), "k 2048") != NULL);
+		gpu_exl3_weight_free(wk);
+		wdesc_free(&w2);
+		gpu_buf_free(x2);
+		gpu_buf_free(o1);
+		gpu_buf_free(o2);
+	}
+	for (j = 0; j < 3; j++) {
+		gpu_exl3_weight_free(wc[j]);
+		gpu_exl3_weight_free(wg[j]);
+		wdesc_free(&w[j]);
 	}
 	gpu_pair_close(&p);
 }
@@ -646,6 +787,7 @@ Suite *cuda_exl3_suite(void)
 	tcase_add_test(tc, test_fixture);
 	tcase_add_test(tc, test_random_all_k);
 	tcase_add_test(tc, test_random_model_shapes);
+	tcase_add_test(tc, test_multi);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("prefill");
 	tcase_set_timeout(tc, 600);
