@@ -148,9 +148,10 @@ int gpu_exl3_matmul(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 	return noted(g, g->be->exl3_matmul(g, out, x, w, n_rows, k_in, n_out, d));
 }
 
-int gpu_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
-			  size_t k_in, const struct gpu_exl3_part *parts,
-			  int n_parts, struct diag *d)
+/* The checks of gpu_exl3_matmul_multi (and gpu_exl3_swiglu). */
+static int multi_check(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
+		       size_t k_in, const struct gpu_exl3_part *parts,
+		       int n_parts, struct diag *d)
 {
 	int rc = live(g, d), j, i;
 
@@ -189,7 +190,15 @@ int gpu_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 						 "gpu_exl3_matmul_multi: parts %d and %d "
 						 "share an output", i, j);
 	}
-	rc = need_f32(g, "x", x, n_rows, k_in, d);
+	return need_f32(g, "x", x, n_rows, k_in, d);
+}
+
+int gpu_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
+			  size_t k_in, const struct gpu_exl3_part *parts,
+			  int n_parts, struct diag *d)
+{
+	int rc = multi_check(g, x, n_rows, k_in, parts, n_parts, d), j;
+
 	if (rc < 0 || n_rows == 0)
 		return rc;
 	if (g->be->exl3_matmul_multi && n_parts > 1)
@@ -202,4 +211,30 @@ int gpu_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 			return rc;
 	}
 	return 0;
+}
+
+int gpu_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
+		    const struct gpu_buf *x, const struct gpu_exl3_weight *w_gate,
+		    const struct gpu_exl3_weight *w_up, size_t n_rows, size_t k_in,
+		    size_t n_out, struct diag *d)
+{
+	const struct gpu_exl3_part pt[2] = { { out, w_gate, n_out },
+					     { up, w_up, n_out } };
+	int rc = multi_check(g, x, n_rows, k_in, pt, 2, d);
+
+	if (rc < 0)
+		return rc;
+	if (w_gate->n != w_up->n)
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_exl3_swiglu: gate has %zu outputs, up %zu",
+				 w_gate->n, w_up->n);
+	if (n_rows == 0)
+		return 0;
+	if (g->be->exl3_swiglu)
+		return noted(g, g->be->exl3_swiglu(g, out, up, x, w_gate, w_up,
+						   n_rows, k_in, n_out, d));
+	rc = gpu_exl3_matmul_multi(g, x, n_rows, k_in, pt, 2, d);
+	if (rc < 0)
+		return rc;
+	return noted(g, g->be->swiglu(g, out, out, up, n_rows * n_out, d));
 }

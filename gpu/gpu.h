@@ -561,6 +561,18 @@ int gpu_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 			  size_t k_in, const struct gpu_exl3_part *parts,
 			  int n_parts, struct diag *d);
 
+/* out = silu(x . w_gate) * (x . w_up), f32 [n_rows, n_out], for two
+ * weights of one shape (the SwiGLU feed-forward's first half): exactly
+ * gpu_exl3_matmul_multi of the two followed by gpu_swiglu, except that
+ * the CUDA backend's decode path applies the SwiGLU in the output launch
+ * (same formula and bits).  up, f32 [n_rows, n_out], is scratch (it may
+ * hold x . w_up afterwards); out, up and x must not alias.  Errors as
+ * gpu_exl3_matmul_multi, plus GPU_E_INVALID for weights of different n. */
+int gpu_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
+		    const struct gpu_buf *x, const struct gpu_exl3_weight *w_gate,
+		    const struct gpu_exl3_weight *w_up, size_t n_rows, size_t k_in,
+		    size_t n_out, struct diag *d);
+
 #ifdef __cplusplus
 }
 #endif

@@ -147,6 +147,13 @@ struct gpu_backend {
 				 size_t n_rows, size_t k_in,
 				 const struct gpu_exl3_part *parts, int n_parts,
 				 struct diag *d);
+	/* optional (default: exl3_matmul_multi, then swiglu): gpu_exl3_swiglu,
+	 * arguments checked */
+	int (*exl3_swiglu)(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
+			   const struct gpu_buf *x,
+			   const struct gpu_exl3_weight *w_gate,
+			   const struct gpu_exl3_weight *w_up, size_t n_rows,
+			   size_t k_in, size_t n_out, struct diag *d);
 	/* optional (default: nothing to reserve, 0 bytes): gpu_reserve */
 	int (*reserve)(struct gpu *g, const struct gpu_reserve_req *r,
 		       uint64_t *bytes, struct diag *d);

@@ -151,13 +151,11 @@ static int ffn_dense(struct llm_context *c, const struct llm_layer *ly,
 		OP(gpu_matmul_multi(c->g, c->xn, n, E, pt, 2, d),
 		   "layer %lld gate/up_proj", (long long)l);
 	} else if (ly->x_gate && ly->x_up && !ly->w_gate && !ly->w_up) {
-		const struct gpu_exl3_part pt[2] = {
-			{ c->ff_gate, ly->x_gate, F },
-			{ c->ff_up, ly->x_up, F },
-		};
-
-		OP(gpu_exl3_matmul_multi(c->g, c->xn, n, E, pt, 2, d),
-		   "layer %lld gate/up_proj (EXL3)", (long long)l);
+		/* EXL3: both products and the SwiGLU (one output launch) */
+		OP(gpu_exl3_swiglu(c->g, c->ff_gate, c->ff_up, c->xn, ly->x_gate,
+				   ly->x_up, n, E, F, d),
+		   "layer %lld gate/up_proj + swiglu (EXL3)", (long long)l);
+		goto down;
 	} else {
 		OP(llm_linear(c->g, c->ff_gate, c->xn, ly->w_gate, ly->x_gate, NULL,
 			      n, E, F, d),
@@ -168,6 +166,7 @@ static int ffn_dense(struct llm_context *c, const struct llm_layer *ly,
 	}
 	OP(gpu_swiglu(c->g, c->ff_gate, c->ff_gate, c->ff_up, n * F, d),
 	   "layer %lld swiglu", (long long)l);
+down:
 	OP(llm_linear(c->g, c->o, c->ff_gate, ly->w_down, ly->x_down, NULL, n, F,
 		      E, d),
 	   "layer %lld down_proj", (long long)l);

@@ -980,4 +980,5 @@ const struct gpu_backend gpu_cuda_backend = {
 	.exl3_release = gpu_cuda_exl3_release,
 	.exl3_matmul = gpu_cuda_exl3_matmul,
 	.exl3_matmul_multi = gpu_cuda_exl3_matmul_multi,
+	.exl3_swiglu = gpu_cuda_exl3_swiglu,
 };

@@ -65,6 +65,7 @@
 #include "gpu/cuda/cuda_check.h"
 #include "gpu/cuda/cuda_exl3.h"
 #include "gpu/cuda/cuda_impl.h"
+#include "gpu/cuda/kernels.h"
 #include "gpu/gpu_impl.h"
 #include "gpu/half.h"
 
@@ -599,17 +600,18 @@ int gpu_cuda_exl3_matmul_raw(struct gpu *g, float *op, const float *xp,
 	return 0;
 }
 
-/* gpu_exl3_matmul_multi: for up to GPU_CUDA_EXL3_ROWS rows with kernel 1,
- * one input launch rotating x for every part into its own slice of the
- * workspace's xh, each part's GEMV into its own slice of part, and one
- * output launch; else (more rows, kernel 2, a workspace too small for
- * the parts together) gpu_cuda_exl3_matmul_raw per part.  Each part's
- * result is bit-identical to its own call: the same kernels on the same
- * data. */
-int gpu_cuda_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x,
-			       size_t n_rows, size_t k_in,
-			       const struct gpu_exl3_part *parts, int n_parts,
-			       struct diag *d)
+/* The fused decode path of gpu_exl3_matmul_multi / gpu_exl3_swiglu: for
+ * up to GPU_CUDA_EXL3_ROWS rows with kernel 1, one input launch rotating
+ * x for every part into its own slice of the workspace's xh, each part's
+ * GEMV into its own slice of part, and one output launch (with swiglu:
+ * writing silu(y_0) * y_1 to part 0's output only).  Returns 1 when it
+ * ran, 0 when the case is not covered (more rows, kernel 2, weights of
+ * different workspaces, a workspace too small for the parts together),
+ * or an error.  Each part's result is bit-identical to its own call: the
+ * same kernels on the same data. */
+static int xl_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
+		    size_t k_in, const struct gpu_exl3_part *parts, int n_parts,
+		    int swiglu, struct diag *d)
 {
 	const struct cuda_exl3 *q0 = parts[0].w->priv;
 	const size_t k = parts[0].w->k;
@@ -630,18 +632,8 @@ int gpu_cuda_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x,
 		ok = q->ws == q0->ws;
 		off += (size_t)q->n_kb * GPU_CUDA_EXL3_ROWS * parts[j].w->n * 4;
 	}
-	if (!ok || off > q0->ws->part_bytes) {
-		for (j = 0; j < n_parts; j++) {
-			int rc = gpu_cuda_exl3_matmul_raw(
-				g, (float *)parts[j].out->data,
-				(const float *)x->data, parts[j].w, n_rows, k_in,
-				parts[j].n_out, d);
-
-			if (rc < 0)
-				return rc;
-		}
+	if (!ok || off > q0->ws->part_bytes)
 		return 0;
-	}
 	off = 0;
 	for (j = 0; j < n_parts; j++) {
 		const struct gpu_exl3_weight *w = parts[j].w;
@@ -649,8 +641,8 @@ int gpu_cuda_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x,
 
 		xh[j] = (char *)q0->ws->xh + (size_t)j * GPU_CUDA_EXL3_ROWS * k * 2;
 		suh[j] = q->suh;
-		o[j].out = (float *)parts[j].out->data;
 		pp[j] = (float *)(void *)((char *)q0->ws->part + off);
+		o[j].out = (float *)parts[j].out->data;
 		o[j].part = pp[j];
 		o[j].n_kb = q->n_kb;
 		o[j].svh = q->svh;
@@ -666,11 +658,51 @@ int gpu_cuda_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x,
 		const struct cuda_exl3 *q = w->priv;
 
 		CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_gemv(
-			st, pp[j], xh[j], q->trellis, w->bits, (int)w->cb,
-			n_rows, w->k, w->n, q->n_kb));
+			st, pp[j], xh[j], q->trellis, w->bits, (int)w->cb, n_rows,
+			w->k, w->n, q->n_kb));
 	}
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_output_multi(st, o, n_parts,
-								n_rows));
+								n_rows, swiglu));
+	return 1;
+}
+
+/* gpu_exl3_matmul_multi, parts checked by the front end: xl_multi, else
+ * gpu_cuda_exl3_matmul_raw per part. */
+int gpu_cuda_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x,
+			       size_t n_rows, size_t k_in,
+			       const struct gpu_exl3_part *parts, int n_parts,
+			       struct diag *d)
+{
+	int j, rc = xl_multi(g, x, n_rows, k_in, parts, n_parts, 0, d);
+
+	for (j = 0; rc == 0 && j < n_parts; j++)
+		rc = gpu_cuda_exl3_matmul_raw(g, (float *)parts[j].out->data,
+					      (const float *)x->data, parts[j].w,
+					      n_rows, k_in, parts[j].n_out, d);
+	return rc < 0 ? rc : 0;
+}
+
+/* gpu_exl3_swiglu, checked by the front end: xl_multi with the SwiGLU in
+ * its output launch, else both products and the swiglu kernel. */
+int gpu_cuda_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
+			 const struct gpu_buf *x,
+			 const struct gpu_exl3_weight *w_gate,
+			 const struct gpu_exl3_weight *w_up, size_t n_rows,
+			 size_t k_in, size_t n_out, struct diag *d)
+{
+	const struct gpu_exl3_part pt[2] = { { out, w_gate, n_out },
+					     { up, w_up, n_out } };
+	int rc = xl_multi(g, x, n_rows, k_in, pt, 2, 1, d);
+
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	rc = gpu_cuda_exl3_matmul_multi(g, x, n_rows, k_in, pt, 2, d);
+	if (rc < 0)
+		return rc;
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_swiglu(xl_stream(g), (float *)out->data,
+						     (const float *)out->data,
+						     (const float *)up->data,
+						     n_rows * n_out));
 	return 0;
 }
 

@@ -80,10 +80,12 @@ struct gpu_cuda_exl3_out {
 	int n_kb;
 	size_t n, n_out;
 };
-/* Step 3 for np parts in one launch (each exactly as its own launch). */
+/* Step 3 for np parts in one launch (each exactly as its own launch);
+ * with swiglu (np = 2, one shape) only o[0].out is written, with
+ * silu(y_0) * y_1 of the two parts' results, as gpu_swiglu computes it. */
 int gpu_cuda_launch_exl3_output_multi(void *stream,
 				      const struct gpu_cuda_exl3_out *o, int np,
-				      size_t nr);
+				      size_t nr, int swiglu);
 
 /* ---- host side (cuda_exl3.c): the vtable slots ------------------------- */
 
@@ -126,6 +128,13 @@ int gpu_cuda_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x,
 			       size_t n_rows, size_t k_in,
 			       const struct gpu_exl3_part *parts, int n_parts,
 			       struct diag *d);
+/* gpu_exl3_swiglu (gpu.h), checked by the front end: the SwiGLU in the
+ * output launch of the decode path. */
+int gpu_cuda_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
+			 const struct gpu_buf *x,
+			 const struct gpu_exl3_weight *w_gate,
+			 const struct gpu_exl3_weight *w_up, size_t n_rows,
+			 size_t k_in, size_t n_out, struct diag *d);
 
 /* Which kernels gpu_exl3_matmul's small-row path runs: 1 (default) =
  * input, gemv, output (3 launches per 16 rows); 2 = input + fused

@@ -126,7 +126,24 @@ struct xl_out_parts {
 	int n_kb[GPU_CUDA_EXL3_MULTI_MAX];
 	unsigned block0[GPU_CUDA_EXL3_MULTI_MAX];
 	int np;
+	int swiglu; /* 2 parts of one shape: out[0] = silu(y_0) * y_1 */
 };
+
+/* Step 3 of one (row, 128-block) of a part: the split-K partial sums in
+ * fixed order, H128, then * svh + bias; the 4 values of this lane. */
+__device__ __forceinline__ void xl_out_block(float v[4], const float *part,
+					     int n_kb, size_t r, size_t n,
+					     size_t c0)
+{
+	v[0] = v[1] = v[2] = v[3] = 0.0f;
+	for (int s = 0; s < n_kb; s++) {
+		const float4 p = *reinterpret_cast<const float4 *>(
+			part + ((size_t)s * GPU_CUDA_EXL3_ROWS + r) * n + c0);
+
+		v[0] += p.x; v[1] += p.y; v[2] += p.z; v[3] += p.w;
+	}
+	xl_fwht128(v);
+}
 
 /* grid (sum of div_up(n_j/128, 4), nr), 128 threads: one warp per (row,
  * 128-block) of the block's part */
@@ -142,7 +159,7 @@ xl_output_kernel(const xl_out_parts ps)
 	int n_kb = ps.n_kb[0];
 	unsigned b0 = 0;
 	size_t c0;
-	float v[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+	float v[4];
 
 #pragma unroll
 	for (int j = 1; j < GPU_CUDA_EXL3_MULTI_MAX; j++)
@@ -160,13 +177,27 @@ xl_output_kernel(const xl_out_parts ps)
 	if (blk * 128 >= n)
 		return;
 	c0 = blk * 128 + 4 * (size_t)lane;
-	for (int s = 0; s < n_kb; s++) {
-		const float4 p = *reinterpret_cast<const float4 *>(
-			part + ((size_t)s * GPU_CUDA_EXL3_ROWS + r) * n + c0);
+	xl_out_block(v, part, n_kb, r, n, c0);
+	if (ps.swiglu) {
+		/* the up part at the same columns; silu(g) * u as swiglu_kernel
+		 * computes it */
+		float u[4];
 
-		v[0] += p.x; v[1] += p.y; v[2] += p.z; v[3] += p.w;
+		xl_out_block(u, ps.part[1], ps.n_kb[1], r, n, c0);
+#pragma unroll
+		for (int q = 0; q < 4; q++) {
+			const size_t c = c0 + q;
+
+			if (c < n_out) {
+				const float g = v[q] * svh[c] + (bias ? bias[c] : 0.0f);
+				const float up = u[q] * ps.svh[1][c] +
+						 (ps.bias[1] ? ps.bias[1][c] : 0.0f);
+
+				out[r * n_out + c] = g / (1.0f + expf(-g)) * up;
+			}
+		}
+		return;
 	}
-	xl_fwht128(v);
 #pragma unroll
 	for (int q = 0; q < 4; q++) {
 		size_t c = c0 + q;
@@ -696,20 +727,22 @@ extern "C" int gpu_cuda_launch_exl3_output(void *stream, float *out,
 	o.bias = bias;
 	o.n = n;
 	o.n_out = n_out;
-	return gpu_cuda_launch_exl3_output_multi(stream, &o, 1, nr);
+	return gpu_cuda_launch_exl3_output_multi(stream, &o, 1, nr, 0);
 }
 
 extern "C" int gpu_cuda_launch_exl3_output_multi(void *stream,
 						 const struct gpu_cuda_exl3_out *o,
-						 int np, size_t nr)
+						 int np, size_t nr, int swiglu)
 {
 	xl_out_parts ps;
 	size_t total = 0;
 
-	if (np < 1 || np > GPU_CUDA_EXL3_MULTI_MAX)
+	if (np < 1 || np > GPU_CUDA_EXL3_MULTI_MAX ||
+	    (swiglu && (np != 2 || o[0].n != o[1].n || o[0].n_out != o[1].n_out)))
 		return (int)cudaErrorInvalidValue;
 	memset(&ps, 0, sizeof ps);
-	ps.np = np;
+	ps.np = swiglu ? 1 : np; /* swiglu: blocks cover part 0 only */
+	ps.swiglu = swiglu;
 	for (int j = 0; j < np; j++) {
 		ps.out[j] = o[j].out;
 		ps.part[j] = o[j].part;
@@ -719,7 +752,8 @@ extern "C" int gpu_cuda_launch_exl3_output_multi(void *stream,
 		ps.n_out[j] = o[j].n_out;
 		ps.n_kb[j] = o[j].n_kb;
 		ps.block0[j] = (unsigned)total;
-		total += div_up(o[j].n / 128, 4);
+		if (j < ps.np)
+			total += div_up(o[j].n / 128, 4);
 	}
 	(void)tern_launch(xl_output_kernel, dim3((unsigned)total, (unsigned)nr), 128,
 			0, (cudaStream_t)stream, ps);

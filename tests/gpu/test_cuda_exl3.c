@@ -26,7 +26,9 @@
  *     bias, trimmed outputs) at 1, 3, 16 rows (one input and one output
  *     launch) and 17, 40 (per-part fallback): each part bit-identical to
  *     its own gpu_exl3_matmul, within 1e-3 of the CPU; shared outputs, 0
- *     or 4 parts and mixed k refused;
+ *     or 4 parts and mixed k refused; gpu_exl3_swiglu at the same row
+ *     counts bit-identical to multi + gpu_swiglu, within 1e-3 of the
+ *     CPU, gate and up of different n refused;
  *   - the output is poisoned (NaN) before each CUDA run, so an unwritten
  *     element fails.
  * TERN_GPU_BENCH=1 adds the decode-time timings (4096 x 14336, K = 2..6,
@@ -436,6 +438,72 @@ START_TEST(test_multi)
 			gpu_buf_free(xg);
 			free(x);
 		}
+	/* gpu_exl3_swiglu (parts 1 and 2: one shape, 200 of 256 outputs):
+	 * bit-identical to multi + gpu_swiglu on CUDA, CPU within 1e-3 */
+	for (ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
+		const size_t n = rows[ri], cnt = n * 200;
+		struct gpu_buf *sg, *ug, *ag, *bg, *sc, *uc;
+		struct gpu_exl3_part pm[2];
+		double num = 0, den = 0;
+
+		x = malloc(n * k_in * sizeof *x);
+		a = malloc(cnt * sizeof *a);
+		b = malloc(cnt * sizeof *b);
+		r = malloc(cnt * sizeof *r);
+		ck_assert(x && a && b && r);
+		for (i = 0; i < n * k_in; i++)
+			x[i] = test_frand() * 2.0f;
+		xc = mkbuf(p.cpu, n * k_in, x);
+		xg = mkbuf(p.cuda, n * k_in, x);
+		sg = mkbuf(p.cuda, cnt, NULL);
+		ug = mkbuf(p.cuda, cnt, NULL);
+		ag = mkbuf(p.cuda, cnt, NULL);
+		bg = mkbuf(p.cuda, cnt, NULL);
+		sc = mkbuf(p.cpu, cnt, NULL);
+		uc = mkbuf(p.cpu, cnt, NULL);
+		ck_assert_msg(gpu_exl3_swiglu(p.cuda, sg, ug, xg, wg[1], wg[2], n, k_in,
+					      200, &d) == 0, "cuda swiglu: %s",
+			      diag_message(&d, "?"));
+		pm[0].out = ag;
+		pm[0].w = wg[1];
+		pm[0].n_out = 200;
+		pm[1].out = bg;
+		pm[1].w = wg[2];
+		pm[1].n_out = 200;
+		ck_assert_int_eq(gpu_exl3_matmul_multi(p.cuda, xg, n, k_in, pm, 2, &d), 0);
+		ck_assert_int_eq(gpu_swiglu(p.cuda, ag, ag, bg, cnt, &d), 0);
+		ck_assert_int_eq(gpu_exl3_swiglu(p.cpu, sc, uc, xc, wc[1], wc[2], n, k_in,
+						 200, &d), 0);
+		ck_assert_int_eq(gpu_sync(p.cuda, &d), 0);
+		ck_assert_int_eq(gpu_buf_read(sg, 0, a, cnt, NULL), 0);
+		ck_assert_int_eq(gpu_buf_read(ag, 0, b, cnt, NULL), 0);
+		ck_assert_int_eq(gpu_buf_read(sc, 0, r, cnt, NULL), 0);
+		ck_assert_msg(memcmp(a, b, cnt * sizeof *a) == 0,
+			      "swiglu, %zu rows: fused differs from multi + swiglu "
+			      "(seed %llu)", n, (unsigned long long)test_seed);
+		for (i = 0; i < cnt; i++) {
+			num += ((double)a[i] - r[i]) * ((double)a[i] - r[i]);
+			den += (double)r[i] * r[i];
+		}
+		ck_assert_msg(den > 0 && sqrt(num / den) <= 1e-3,
+			      "swiglu, %zu rows: rel L2 %.3g vs the CPU (seed %llu)", n,
+			      sqrt(num / den), (unsigned long long)test_seed);
+		/* gate and up of different n */
+		ck_assert_int_eq(gpu_exl3_swiglu(p.cuda, sg, ug, xg, wg[0], wg[2], n,
+						 k_in, 200, NULL), GPU_E_INVALID);
+		gpu_buf_free(sg);
+		gpu_buf_free(ug);
+		gpu_buf_free(ag);
+		gpu_buf_free(bg);
+		gpu_buf_free(sc);
+		gpu_buf_free(uc);
+		gpu_buf_free(xc);
+		gpu_buf_free(xg);
+		free(x);
+		free(a);
+		free(b);
+		free(r);
+	}
 	{
 		/* a weight of another k in the group */
 		struct wdesc w2;
