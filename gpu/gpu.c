@@ -722,6 +722,42 @@ int gpu_attention(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *q,
 	DISPATCH(g, attention, out, q, pool, b, n_head, scale, window, d);
 }
 
+int gpu_matmul_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
+		      const struct gpu_buf *x, const struct gpu_buf *w_gate,
+		      const struct gpu_buf *w_up, size_t n, size_t k,
+		      size_t rows, struct diag *d)
+{
+	const char *op = "gpu_matmul_swiglu";
+	struct gpu_matmul_part pt[2];
+
+	TRY(check_live(g, d));
+	TRY(need(g, op, "x", x, F32, 0, n, k, 1, d));
+	TRY(need(g, op, "out", out, F32, 0, n, rows, 1, d));
+	TRY(need(g, op, "up", up, F32, 0, n, rows, 1, d));
+	TRY(need(g, op, "W_gate", w_gate, ANY_FLOAT, 0, rows, k, 1, d));
+	TRY(need(g, op, "W_up", w_up, ANY_FLOAT, 0, rows, k, 1, d));
+	if (w_gate->dtype != w_up->dtype)
+		return diag_fail(d, GPU_E_INVALID, "%s: W_gate is %s, W_up %s", op,
+				 gpu_dtype_name(w_gate->dtype),
+				 gpu_dtype_name(w_up->dtype));
+	if (out == x || up == x || out == up)
+		return diag_fail(d, GPU_E_INVALID, "%s: out, up and x alias", op);
+	if (n == 0 || rows == 0)
+		return 0;
+	if (g->be->matmul_swiglu)
+		DISPATCH(g, matmul_swiglu, out, up, x, w_gate, w_up, n, k, rows, d);
+	pt[0].out = out;
+	pt[0].w = w_gate;
+	pt[0].bias = NULL;
+	pt[0].rows = rows;
+	pt[1].out = up;
+	pt[1].w = w_up;
+	pt[1].bias = NULL;
+	pt[1].rows = rows;
+	TRY(note(g, g->be->matmul_multi(g, x, n, k, pt, 2, d)));
+	DISPATCH(g, swiglu, out, out, up, n * rows, d);
+}
+
 int gpu_swiglu(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *gate,
 	       const struct gpu_buf *up, size_t n, struct diag *d)
 {

@@ -277,6 +277,18 @@ int gpu_matmul_multi(struct gpu *g, const struct gpu_buf *x, size_t n,
 		     size_t k, const struct gpu_matmul_part *parts,
 		     size_t n_parts, struct diag *d);
 
+/* The SwiGLU feed-forward's first half on dense weights:
+ *   out[i, r] = silu(x W_gate^T)[i, r] * (x W_up^T)[i, r]
+ * exactly as gpu_matmul_multi of the two (no bias) followed by gpu_swiglu
+ * (same bits; CUDA runs both products and the SwiGLU in one GEMV launch
+ * for few rows).  out, up f32 [n, rows] (up is scratch: it may hold
+ * x W_up^T afterwards), W_gate and W_up [rows, k] of one dtype; out, up
+ * and x distinct.  Errors as gpu_matmul_multi. */
+int gpu_matmul_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
+		      const struct gpu_buf *x, const struct gpu_buf *w_gate,
+		      const struct gpu_buf *w_up, size_t n, size_t k,
+		      size_t rows, struct diag *d);
+
 /* RMSNorm over the last dim (HF LlamaRMSNorm, computed in f32):
  *   out[i, :] = x[i, :] / sqrt(mean_j(x[i, j]^2) + eps) * w[:]
  *   out, x f32 [n, dim] (out may equal x), w any float [dim].

@@ -85,6 +85,13 @@ struct gpu_backend {
 	int (*matmul_multi)(struct gpu *g, const struct gpu_buf *x, size_t n,
 			    size_t k, const struct gpu_matmul_part *parts,
 			    size_t n_parts, struct diag *d);
+	/* optional (default: matmul_multi, then swiglu): gpu_matmul_swiglu,
+	 * arguments checked, n and rows > 0 */
+	int (*matmul_swiglu)(struct gpu *g, struct gpu_buf *out,
+			     struct gpu_buf *up, const struct gpu_buf *x,
+			     const struct gpu_buf *w_gate,
+			     const struct gpu_buf *w_up, size_t n, size_t k,
+			     size_t rows, struct diag *d);
 	int (*rmsnorm)(struct gpu *g, struct gpu_buf *out,
 		       const struct gpu_buf *x, const struct gpu_buf *w,
 		       size_t n, size_t dim, float eps, struct diag *d);

@@ -31,15 +31,16 @@
  *   gpu_attention            decode (+ combine) or prefill kernel
  *   o_proj (llm_linear)
  *   gpu_add_rmsnorm          x += o; xn = rmsnorm(x) * ffn_norm
- *   gpu_matmul_multi gate/up
- *   gpu_swiglu
+ *   gpu_matmul_swiglu        gate/up products and the SwiGLU: one GEMV
+ *                            launch at decode
  *   down_proj (llm_linear)
  *   gpu_add_rmsnorm          x += o; xn = rmsnorm(x) * next layer's
  *                            attn_norm (after the last layer: out_norm)
  * so only layer 0's input norm is a plain gpu_rmsnorm, and the final norm
  * runs on every row inside the recorded part (the logits step gathers
- * already normed rows).  Linears whose weights are EXL3 (or of mixed
- * dtypes) go through llm_linear one by one instead of gpu_matmul_multi.
+ * already normed rows).  EXL3 layers use gpu_exl3_matmul_multi for q/k/v
+ * and gpu_exl3_swiglu for gate/up (one input and one output launch each
+ * at decode); weights of mixed kinds go through llm_linear one by one.
  *
  * Everything runs in f32 on the activations; weights are converted inside
  * matmul.  Linears go through llm_linear (inference/exl3.c): dense weights
@@ -143,13 +144,11 @@ static int ffn_dense(struct llm_context *c, const struct llm_layer *ly,
 
 	/* o [n, E] = Wd (silu(Wg xn) * (Wu xn)) */
 	if (same_dense(ly->w_gate, ly->w_up, NULL)) {
-		const struct gpu_matmul_part pt[2] = {
-			{ c->ff_gate, ly->w_gate, NULL, F },
-			{ c->ff_up, ly->w_up, NULL, F },
-		};
-
-		OP(gpu_matmul_multi(c->g, c->xn, n, E, pt, 2, d),
-		   "layer %lld gate/up_proj", (long long)l);
+		/* both products and the SwiGLU (one GEMV launch at decode) */
+		OP(gpu_matmul_swiglu(c->g, c->ff_gate, c->ff_up, c->xn, ly->w_gate,
+				     ly->w_up, n, E, F, d),
+		   "layer %lld gate/up_proj + swiglu", (long long)l);
+		goto down;
 	} else if (ly->x_gate && ly->x_up && !ly->w_gate && !ly->w_up) {
 		/* EXL3: both products and the SwiGLU (one output launch) */
 		OP(gpu_exl3_swiglu(c->g, c->ff_gate, c->ff_up, c->xn, ly->x_gate,

@@ -667,6 +667,38 @@ static int cuda_swiglu(struct gpu *g, struct gpu_buf *out,
 	return 0;
 }
 
+/* gpu_matmul_swiglu: one GEMV launch for few rows of half weights, else
+ * matmul_multi + the swiglu kernel. */
+static int cuda_matmul_swiglu(struct gpu *g, struct gpu_buf *out,
+			      struct gpu_buf *up, const struct gpu_buf *x,
+			      const struct gpu_buf *w_gate,
+			      const struct gpu_buf *w_up, size_t n, size_t k,
+			      size_t rows, struct diag *d)
+{
+	struct gpu_matmul_part pt[2];
+	int rc = gpu_cuda_launch_gemv_swiglu(cst(g)->stream, (float *)out->data,
+					     (const float *)x->data,
+					     (int)w_gate->dtype, n, k, w_gate->data,
+					     w_up->data, rows);
+
+	if (rc == 0)
+		return 0;
+	if (rc != 1)
+		CUDA_TRY((cudaError_t)rc);
+	pt[0].out = out;
+	pt[0].w = w_gate;
+	pt[0].bias = NULL;
+	pt[0].rows = rows;
+	pt[1].out = up;
+	pt[1].w = w_up;
+	pt[1].bias = NULL;
+	pt[1].rows = rows;
+	rc = cuda_matmul_multi(g, x, n, k, pt, 2, d);
+	if (rc < 0)
+		return rc;
+	return cuda_swiglu(g, out, out, up, n * rows, d);
+}
+
 static int cuda_add(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *a,
 		    const struct gpu_buf *b, size_t n, struct diag *d)
 {
@@ -979,6 +1011,7 @@ const struct gpu_backend gpu_cuda_backend = {
 	.exl3_upload = gpu_cuda_exl3_upload,
 	.exl3_release = gpu_cuda_exl3_release,
 	.exl3_matmul = gpu_cuda_exl3_matmul,
+	.matmul_swiglu = cuda_matmul_swiglu,
 	.exl3_matmul_multi = gpu_cuda_exl3_matmul_multi,
 	.exl3_swiglu = gpu_cuda_exl3_swiglu,
 };

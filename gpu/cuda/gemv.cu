@@ -170,6 +170,9 @@ struct gemv_parts {
 	unsigned block0[GPU_CUDA_GEMV_MAX_PARTS];
 	int bias_wt[GPU_CUDA_GEMV_MAX_PARTS];
 	int n;
+	int swiglu; /* parts 0 (gate) and 1 (up) of one shape, no bias: the
+		     * first half of a block's warps run gate rows, the second
+		     * the same up rows, and out[0] = silu(gate) * up */
 };
 
 /* This block's part: its fields and the block index within it.  The
@@ -193,6 +196,12 @@ __device__ __forceinline__ gemv_pick gemv_part(const gemv_parts &ps)
 	r.bias = ps.bias[0];
 	r.rows = ps.rows[0];
 	r.bias_wt = ps.bias_wt[0];
+	if (ps.swiglu) {
+		if ((threadIdx.x >> 5) >= GEMV_WARPS / 2)
+			r.w = ps.w[1];
+		r.blk = blockIdx.x;
+		return r;
+	}
 #pragma unroll
 	for (int q = 1; q < GPU_CUDA_GEMV_MAX_PARTS; q++)
 		if (q < ps.n && blockIdx.x >= ps.block0[q]) {
@@ -220,14 +229,19 @@ gemv_vec_kernel(const gemv_parts ps, const float *x, size_t k)
 	const void *const w = pk.w, *const bias = pk.bias;
 	const size_t rows = pk.rows;
 	const int bias_wt = pk.bias_wt;
-	const int lane = threadIdx.x & 31;
-	const size_t r0 = ((size_t)pk.blk * GEMV_WARPS + (threadIdx.x >> 5)) * R;
+	const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+	constexpr int HW = GEMV_WARPS / 2;
+	/* swiglu: warps w and w + HW run the same rows of gate and up */
+	const size_t r0 = ps.swiglu ? ((size_t)pk.blk * HW + warp % HW) * R
+				    : ((size_t)pk.blk * GEMV_WARPS + warp) * R;
 	const size_t k16 = k / 8; /* 16-byte columns per row */
 	const uint4 *wr[R];
 	float acc[R][N];
 	size_t c;
 
-	if (r0 >= rows)
+	/* (swiglu: every warp reaches the barrier below; rows past the end
+	 * re-read the last row and are not written) */
+	if (r0 >= rows && !ps.swiglu)
 		return;
 #pragma unroll
 	for (int r = 0; r < R; r++) {
@@ -265,6 +279,38 @@ gemv_vec_kernel(const gemv_parts ps, const float *x, size_t k)
 		for (int q = 0; q < U; q++)
 			if (c + q * 32 + lane < k16)
 				fma_col<N, R, WT>(acc, u[q], x + (c + q * 32 + lane) * 8, k);
+	}
+	if (ps.swiglu) {
+		__shared__ float up[HW][R][N];
+
+#pragma unroll
+		for (int r = 0; r < R; r++)
+#pragma unroll
+			for (int i = 0; i < N; i++) {
+				acc[r][i] = tern_warp_sum(acc[r][i]);
+				if (warp >= HW && lane == 0)
+					up[warp - HW][r][i] = acc[r][i];
+			}
+		__syncthreads();
+		if (warp >= HW)
+			return;
+#pragma unroll
+		for (int r = 0; r < R; r++) {
+			const size_t rr = r0 + r;
+
+			if (rr >= rows)
+				continue;
+			/* silu(g) * u as swiglu_kernel computes it */
+#pragma unroll
+			for (int i = 0; i < N; i++)
+				if (lane == ((r * N + i) & 31)) {
+					const float g = acc[r][i];
+
+					out[i * rows + rr] = g / (1.0f + expf(-g)) *
+							     up[warp][r][i];
+				}
+		}
+		return;
 	}
 #pragma unroll
 	for (int r = 0; r < R; r++) {
@@ -404,6 +450,54 @@ extern "C" int gpu_cuda_launch_gemv_multi(void *stream, const float *x, int wt,
 	}
 	if (rc)
 		return rc;
+	return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_cuda_launch_gemv_swiglu(void *stream, float *out,
+					   const float *x, int wt, size_t n,
+					   size_t k, const void *w_gate,
+					   const void *w_up, size_t rows)
+{
+	cudaStream_t s = (cudaStream_t)stream;
+	gemv_parts ps;
+	size_t nb;
+	int R;
+
+	if (n == 0 || n > GPU_CUDA_GEMV_MAX_N || wt == CUDA_WT_F32 || rows == 0 ||
+	    k % 8 || ((uintptr_t)x | (uintptr_t)w_gate | (uintptr_t)w_up) % 16)
+		return 1; /* not this kernel's case */
+	switch (n) {
+	case 1: R = gemv_cfg<1>::R; break;
+	case 2: R = gemv_cfg<2>::R; break;
+	case 3: case 4: case 5: case 6: case 7: case 8: R = gemv_cfg<8>::R; break;
+	default: R = gemv_cfg<16>::R; break;
+	}
+	memset(&ps, 0, sizeof ps);
+	ps.n = 2;
+	ps.swiglu = 1;
+	ps.out[0] = out;
+	ps.w[0] = w_gate;
+	ps.w[1] = w_up;
+	ps.rows[0] = ps.rows[1] = rows;
+	nb = (rows + (size_t)(GEMV_WARPS / 2) * R - 1) / ((size_t)(GEMV_WARPS / 2) * R);
+	if (nb > UINT_MAX)
+		return (int)cudaErrorInvalidValue;
+	switch (n) {
+#define CASE(NN)                                                             \
+	case NN:                                                             \
+		if (wt == CUDA_WT_BF16)                                      \
+			(void)tern_launch(gemv_vec_kernel<NN, CUDA_WT_BF16>,  \
+					  (unsigned)nb, GEMV_WARPS * 32, 0, s, ps, x, k); \
+		else                                                         \
+			(void)tern_launch(gemv_vec_kernel<NN, CUDA_WT_F16>,   \
+					  (unsigned)nb, GEMV_WARPS * 32, 0, s, ps, x, k); \
+		break;
+	CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+#if GPU_CUDA_GEMV_MAX_N > 8
+	CASE(9) CASE(10) CASE(11) CASE(12) CASE(13) CASE(14) CASE(15) CASE(16)
+#endif
+#undef CASE
+	}
 	return (int)cudaGetLastError();
 }
 

@@ -6,7 +6,8 @@
  * Shapes hit the kernels' edges: k not a multiple of 8 (scalar GEMV), n on
  * both sides of the GEMV/cuBLAS switch, partial rotary and MRoPE, paged
  * attention across shuffled page tables with GQA, sliding window and f16
- * pools, MoE dispatch over both matmul paths.  Plus device memory: an
+ * pools, MoE dispatch over both matmul paths, the fused gate/up + SwiGLU
+ * GEMV (bit-identical to the unfused ops).  Plus device memory: an
  * impossible allocation fails cleanly (GPU_E_NOMEM, handle usable), and
  * filling the device with 1 GiB buffers and freeing them gives the same
  * count every round (freeing returns all memory).
@@ -370,6 +371,87 @@ START_TEST(test_matmul_multi)
 		}
 	/* one part: the same as gpu_matmul */
 	one_multi(&p, GPU_DTYPE_BF16, 1, 4096, r_big, 1);
+	gpu_pair_close(&p);
+}
+END_TEST
+
+/* gpu_matmul_swiglu: on CUDA bit-identical to gpu_matmul_multi + gpu_swiglu
+ * on CUDA (the fused GEMV for half W and n <= 8, incl. a last block of
+ * fewer rows; cuBLAS, the scalar GEMV and f32 W through the fallback),
+ * and close to the CPU; mixed dtypes and aliasing refused. */
+static void one_swiglu(struct gpu_pair *p, enum gpu_dtype wt, size_t n, size_t k,
+		       size_t rows)
+{
+	float *x = rand_f32(n * k, 1.0f);
+	struct bb bx = mk2(p, GPU_DTYPE_F32, x, n * k);
+	struct bb wg = rand_w(p, wt, rows * k, 0.5f), wu = rand_w(p, wt, rows * k, 0.5f);
+	struct bb out = mk2(p, GPU_DTYPE_F32, NULL, n * rows);
+	struct bb up = mk2(p, GPU_DTYPE_F32, NULL, n * rows);
+	struct bb ref = mk2(p, GPU_DTYPE_F32, NULL, n * rows);
+	struct bb ru = mk2(p, GPU_DTYPE_F32, NULL, n * rows);
+	struct gpu_matmul_part pt[2] = { { ref.g, wg.g, NULL, rows },
+					 { ru.g, wu.g, NULL, rows } };
+	float *a = malloc(n * rows * sizeof *a + 1), *b = malloc(n * rows * sizeof *b + 1);
+	double tol = wt == GPU_DTYPE_F32 || n <= 8 ? 1e-4 : 1e-2;
+
+	BOTH(gpu_matmul_swiglu(p->cpu, out.c, up.c, bx.c, wg.c, wu.c, n, k, rows, &d_),
+	     gpu_matmul_swiglu(p->cuda, out.g, up.g, bx.g, wg.g, wu.g, n, k, rows, &d_));
+	EXPECT_CLOSE(out, 0, n * rows, tol, "matmul_swiglu %s n %zu k %zu rows %zu",
+		     gpu_dtype_name(wt), n, k, rows);
+	ck_assert_int_eq(gpu_matmul_multi(p->cuda, bx.g, n, k, pt, 2, NULL), 0);
+	ck_assert_int_eq(gpu_swiglu(p->cuda, ref.g, ref.g, ru.g, n * rows, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(out.g, 0, a, n * rows, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(ref.g, 0, b, n * rows, NULL), 0);
+	ck_assert_msg(!memcmp(a, b, n * rows * sizeof *a),
+		      "matmul_swiglu %s n %zu k %zu rows %zu: not the bits of multi "
+		      "+ swiglu (seed %llu)", gpu_dtype_name(wt), n, k, rows,
+		      (unsigned long long)test_seed);
+	/* refused: aliasing */
+	ck_assert_int_eq(gpu_matmul_swiglu(p->cuda, out.g, out.g, bx.g, wg.g, wu.g, n,
+					   k, rows, NULL), GPU_E_INVALID);
+	free2(bx);
+	free2(wg);
+	free2(wu);
+	free2(out);
+	free2(up);
+	free2(ref);
+	free2(ru);
+	free(x);
+	free(a);
+	free(b);
+}
+
+START_TEST(test_matmul_swiglu)
+{
+	static const size_t ns[] = { 1, 2, 3, 5, 8, 9, 17 };
+	/* rows >= 21: the CPU comparison is an L2 error over many outputs
+	 * (one short dot product alone is ill-conditioned) */
+	static const size_t ks[][2] = { { 4096, 67 }, { 1032, 130 }, { 99, 21 },
+					{ 2056, 37 } };
+	struct gpu_pair p;
+	size_t t, i, j;
+
+	if (!gpu_pair_open(&p, 3))
+		return;
+	for (t = 0; t < 3; t++)
+		for (i = 0; i < sizeof ns / sizeof ns[0]; i++)
+			for (j = 0; j < sizeof ks / sizeof ks[0]; j++)
+				one_swiglu(&p, FT[t], ns[i], ks[j][0], ks[j][1]);
+	{
+		/* gate and up of different dtypes */
+		struct bb bx = mk2(&p, GPU_DTYPE_F32, NULL, 64);
+		struct bb wg = rand_w(&p, GPU_DTYPE_BF16, 128, 1.0f);
+		struct bb wu = rand_w(&p, GPU_DTYPE_F16, 128, 1.0f);
+		struct bb out = mk2(&p, GPU_DTYPE_F32, NULL, 2), up = mk2(&p, GPU_DTYPE_F32, NULL, 2);
+
+		ck_assert_int_eq(gpu_matmul_swiglu(p.cuda, out.g, up.g, bx.g, wg.g, wu.g,
+						   1, 64, 2, NULL), GPU_E_INVALID);
+		free2(bx);
+		free2(wg);
+		free2(wu);
+		free2(out);
+		free2(up);
+	}
 	gpu_pair_close(&p);
 }
 END_TEST
@@ -1622,6 +1704,7 @@ Suite *cuda_parity_suite(void)
 	tcase_add_test(tc, test_matmul);
 	tcase_add_test(tg, test_gemv);
 	tcase_add_test(tg, test_matmul_multi);
+	tcase_add_test(tg, test_matmul_swiglu);
 	tcase_add_test(tc, test_rmsnorm);
 	tcase_add_test(tc, test_norms);
 	tcase_add_test(tc, test_elementwise);
