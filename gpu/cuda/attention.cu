@@ -30,10 +30,7 @@
  * n_split chunks of a multiple of one block round (att_align: the
  * DEC_THREADS / LPK key groups x U keys a block visits at once, 32
  * positions for head_dim 128 and an f16 pool); each block writes a partial
- * (o, m, l), and the last block of a (row, head group) to finish — an
- * atomic counter per group, reset by that block — merges them
- * (att_combine_one; attn_combine_kernel does the same merge as its own
- * launch when no counters are given, TERN_ATT_FUSE=0).  n_split comes from the page
+ * (o, m, l) that attn_combine_kernel merges.  n_split comes from the page
  * table's length (a host value fixed per recorded graph), the chunk from
  * the row's position in device memory (chunk = ceil(len / n_split)
  * rounded up to the round), so a row at position 511 of a 4096-position
@@ -397,61 +394,6 @@ __device__ __forceinline__ void ld8(float *x, const void *pool, size_t e, int ve
 			       0.0f;
 }
 
-/* Merge the n_split partials of (row, head) rh into out[rh] (log2 domain):
- *   M = max m_s, L = sum_s l_s 2^(m_s - M), out = sum_s o_s 2^(m_s - M) / L
- * (empty splits have m = -inf, l = 0 and drop out; their o is never
- * written nor read).  Called by a whole block of >= n_split threads
- * (block barriers inside); w [GPU_CUDA_ATT_MAX_SPLIT] and sh [32] are
- * shared.  Partials are read through L2 (__ldcg): other blocks wrote
- * them.  Used by attn_combine_kernel and by the last decode block of a
- * (row, head group) — the same arithmetic in the same order either way. */
-#define COMB_UNROLL 16
-__device__ static void att_combine_one(float *out, const float *part_o,
-				       const float *part_ml, size_t rh,
-				       size_t n_split, size_t hd, float *w,
-				       float *sh)
-{
-	const unsigned tid = threadIdx.x;
-	float m = -INFINITY, l = 0.0f, M, L, f = 0.0f;
-
-	if (tid < n_split) {
-		m = __ldcg(part_ml + 2 * (rh * n_split + tid));
-		l = __ldcg(part_ml + 2 * (rh * n_split + tid) + 1);
-	}
-	M = tern_block_max(m, sh);
-	if (M == -INFINITY) { /* block-uniform: nothing valid */
-		for (size_t d = tid; d < hd; d += blockDim.x)
-			out[rh * hd + d] = 0.0f;
-		return;
-	}
-	if (tid < n_split) {
-		f = m == -INFINITY ? 0.0f : exp2f(m - M);
-		w[tid] = f;
-	}
-	L = tern_block_sum(l * f, sh); /* its barriers publish w */
-	for (size_t d = tid; d < hd; d += blockDim.x) {
-		float acc = 0.0f;
-
-		for (size_t s0 = 0; s0 < n_split; s0 += COMB_UNROLL) {
-			float v[COMB_UNROLL];
-
-#pragma unroll
-			for (int u = 0; u < COMB_UNROLL; u++) {
-				const size_t sp = s0 + u;
-
-				v[u] = sp < n_split && w[sp] != 0.0f ?
-					__ldcg(part_o + (rh * n_split + sp) * hd + d) : 0.0f;
-			}
-#pragma unroll
-			for (int u = 0; u < COMB_UNROLL; u++)
-				if (s0 + u < n_split)
-					acc += v[u] * w[s0 + u];
-		}
-		out[rh * hd + d] = acc / L;
-	}
-	__syncthreads(); /* w and sh are reused by the next call */
-}
-
 /* ---- decode kernel ------------------------------------------------------ */
 
 /* Block ((i * n_head_kv + hk) * n_grp + grp, sp): row i, query heads h0 ..
@@ -466,7 +408,7 @@ __global__ static void __launch_bounds__(DEC_THREADS)
 attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		   unsigned n_head, unsigned n_grp, float qscale, size_t window,
 		   float *part_o, float *part_ml, int skip_uniform,
-		   int lpk, int vec, unsigned align, unsigned *cnt)
+		   int lpk, int vec, unsigned align)
 {
 	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	/* per key group and head: o (nkg * hd <= 1024 C, G <= 8 / C), m, l */
@@ -717,27 +659,6 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 			out[(i * n_head + h) * hd + d] = L > 0.0f ? acc / L : 0.0f;
 		}
 	}
-	/* cnt: the last split of this (row, head group) to finish merges the
-	 * partials of every split (no combine launch); it resets its counter,
-	 * so the counters are 0 again for the next launch */
-	if (part_o && cnt) {
-		__shared__ unsigned last;
-		__shared__ float cw[GPU_CUDA_ATT_MAX_SPLIT], csh[32];
-
-		__threadfence(); /* this block's partials, before its count */
-		__syncthreads();
-		if (tid == 0)
-			last = atomicAdd(&cnt[blockIdx.x], 1u) == n_split - 1;
-		__syncthreads();
-		if (!last)
-			return;
-		__threadfence(); /* the other blocks' partials, after theirs */
-		for (int g = 0; g < ng; g++)
-			att_combine_one(out, part_o, part_ml, i * n_head + h0 + g,
-					n_split, hd, cw, csh);
-		if (tid == 0)
-			cnt[blockIdx.x] = 0;
-	}
 }
 
 /* Merge the n_split partials of (row, head) = blockIdx.x (log2 domain):
@@ -750,8 +671,8 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
  * COMB_UNROLL partial loads in flight.  blockDim (COMB_THREADS) >=
  * GPU_CUDA_ATT_MAX_SPLIT. */
 #define COMB_THREADS 128
-static_assert(GPU_CUDA_ATT_MAX_SPLIT <= COMB_THREADS &&
-		      GPU_CUDA_ATT_MAX_SPLIT <= DEC_THREADS,
+#define COMB_UNROLL 16
+static_assert(GPU_CUDA_ATT_MAX_SPLIT <= COMB_THREADS,
 	      "one combine thread per split");
 
 __global__ static void __launch_bounds__(COMB_THREADS)
@@ -760,13 +681,50 @@ attn_combine_kernel(struct gpu_cuda_kv kv, float *out, const float *part_o,
 		    size_t window, int skip_uniform)
 {
 	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
+	const size_t rh = blockIdx.x, hd = kv.head_dim;
+	const unsigned tid = threadIdx.x;
 	__shared__ float w[GPU_CUDA_ATT_MAX_SPLIT];
 	__shared__ float sh[32];
+	float m = -INFINITY, l = 0.0f, M, L, f = 0.0f;
 
 	if (skip_uniform &&
-	    tile_scan(kv, blockIdx.x / n_head / PF_ROWS * PF_ROWS, window).uniform)
+	    tile_scan(kv, rh / n_head / PF_ROWS * PF_ROWS, window).uniform)
 		return; /* block-uniform */
-	att_combine_one(out, part_o, part_ml, blockIdx.x, n_split, kv.head_dim, w, sh);
+	if (tid < n_split) {
+		m = part_ml[2 * (rh * n_split + tid)];
+		l = part_ml[2 * (rh * n_split + tid) + 1];
+	}
+	M = tern_block_max(m, sh);
+	if (M == -INFINITY) { /* block-uniform: nothing valid */
+		for (size_t d = tid; d < hd; d += blockDim.x)
+			out[rh * hd + d] = 0.0f;
+		return;
+	}
+	if (tid < n_split) {
+		f = m == -INFINITY ? 0.0f : exp2f(m - M);
+		w[tid] = f;
+	}
+	L = tern_block_sum(l * f, sh); /* its barriers publish w */
+	for (size_t d = tid; d < hd; d += blockDim.x) {
+		float acc = 0.0f;
+
+		for (size_t s0 = 0; s0 < n_split; s0 += COMB_UNROLL) {
+			float v[COMB_UNROLL];
+
+#pragma unroll
+			for (int u = 0; u < COMB_UNROLL; u++) {
+				const size_t sp = s0 + u;
+
+				v[u] = sp < n_split && w[sp] != 0.0f ?
+					part_o[(rh * n_split + sp) * hd + d] : 0.0f;
+			}
+#pragma unroll
+			for (int u = 0; u < COMB_UNROLL; u++)
+				if (s0 + u < n_split)
+					acc += v[u] * w[s0 + u];
+		}
+		out[rh * hd + d] = acc / L;
+	}
 }
 
 /* ---- prefill kernel ----------------------------------------------------- */
@@ -1219,11 +1177,11 @@ template <int F16, int G, int C>
 static void dec_launch(dim3 grid, cudaStream_t s, const struct gpu_cuda_kv *kv,
 		       float *out, const float *q, unsigned n_head, unsigned n_grp,
 		       float qs, size_t window, float *po, float *pml,
-		       int skip, int lpk, int vec, unsigned align, unsigned *cnt)
+		       int skip, int lpk, int vec, unsigned align)
 {
 	(void)tern_launch(attn_decode_kernel<F16, G, C, DEC_U(F16)>, grid,
 			DEC_THREADS, 0, s, *kv, out, q, n_head, n_grp, qs,
-			window, po, pml, skip, lpk, vec, align, cnt);
+			window, po, pml, skip, lpk, vec, align);
 }
 
 template <int F16, int C>
@@ -1231,20 +1189,20 @@ static void dec_launch_g(int G, dim3 grid, cudaStream_t s,
 			 const struct gpu_cuda_kv *kv, float *out, const float *q,
 			 unsigned n_head, unsigned n_grp, float qs, size_t window,
 			 float *po, float *pml, int skip, int lpk,
-			 int vec, unsigned al, unsigned *cnt)
+			 int vec, unsigned al)
 {
 	if (G == 1)
 		dec_launch<F16, 1, C>(grid, s, kv, out, q, n_head, n_grp, qs, window,
-				      po, pml, skip, lpk, vec, al, cnt);
+				      po, pml, skip, lpk, vec, al);
 	else if (G == 2)
 		dec_launch<F16, 2, C>(grid, s, kv, out, q, n_head, n_grp, qs, window,
-				      po, pml, skip, lpk, vec, al, cnt);
+				      po, pml, skip, lpk, vec, al);
 	else if (G == 4)
 		dec_launch<F16, 4, C>(grid, s, kv, out, q, n_head, n_grp, qs, window,
-				      po, pml, skip, lpk, vec, al, cnt);
+				      po, pml, skip, lpk, vec, al);
 	else if (C == 1)
 		dec_launch<F16, 8, 1>(grid, s, kv, out, q, n_head, n_grp, qs, window,
-				      po, pml, skip, lpk, vec, al, cnt);
+				      po, pml, skip, lpk, vec, al);
 }
 
 /* Launch the prefill kernel; *done = 0 (nothing launched) when the device
@@ -1296,8 +1254,7 @@ static int pf_launch(cudaStream_t s, const struct gpu_cuda_kv *kv, float *out,
 extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv *kv,
 					 float *out, const float *q, size_t n_head,
 					 float scale, size_t window, size_t n_split,
-					 int single_seq, float *part_o, float *part_ml,
-					 unsigned *cnt)
+					 int single_seq, float *part_o, float *part_ml)
 {
 	cudaStream_t s = (cudaStream_t)stream;
 	const size_t hd = kv->head_dim, n_rep = n_head / kv->n_head_kv;
@@ -1315,7 +1272,6 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 	if (n_split <= 1) {
 		part_o = NULL;
 		part_ml = NULL;
-		cnt = NULL;
 		n_split = 1;
 	}
 	/* prefill: tensor-core kernel for the uniform 64-row tiles */
@@ -1347,23 +1303,23 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 			if (C == 1)
 				dec_launch_g<1, 1>(G, grid, s, kv, out, q, (unsigned)n_head,
 						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec, al, cnt);
+						   part_o, part_ml, skip, lpk, vec, al);
 			else
 				dec_launch_g<1, 2>(G, grid, s, kv, out, q, (unsigned)n_head,
 						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec, al, cnt);
+						   part_o, part_ml, skip, lpk, vec, al);
 		} else {
 			if (C == 1)
 				dec_launch_g<0, 1>(G, grid, s, kv, out, q, (unsigned)n_head,
 						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec, al, cnt);
+						   part_o, part_ml, skip, lpk, vec, al);
 			else
 				dec_launch_g<0, 2>(G, grid, s, kv, out, q, (unsigned)n_head,
 						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec, al, cnt);
+						   part_o, part_ml, skip, lpk, vec, al);
 		}
 	}
-	if (n_split > 1 && !cnt && cudaPeekAtLastError() == cudaSuccess)
+	if (n_split > 1 && cudaPeekAtLastError() == cudaSuccess)
 		(void)tern_launch(attn_combine_kernel,
 				(unsigned)(kv->n_rows * n_head), COMB_THREADS,
 				0, s, *kv, out, part_o, part_ml, n_head,

@@ -74,8 +74,6 @@ struct cuda_state {
 	size_t half_ws_bytes;
 	float *att_ws;         /* device: split-K attention partials */
 	size_t att_ws_bytes;
-	unsigned *att_cnt;     /* device: u32 split counters, 0 between launches */
-	size_t att_cnt_bytes;
 	void *host_ws;         /* host: MoE ids, weights and row lists */
 	size_t host_ws_bytes;
 	uint64_t ws_gen;       /* bumped whenever a device scratch area moves
@@ -181,7 +179,6 @@ static void state_free(struct cuda_state *st)
 	if (st->stream)
 		cudaStreamDestroy(st->stream);
 	cudaFree(st->half_ws);
-	cudaFree(st->att_cnt);
 	cudaFree(st->att_ws);
 	free(st->host_ws);
 	free(st);
@@ -373,36 +370,6 @@ static int ws_reserve(struct cuda_state *st, void **p, size_t *cap, size_t bytes
 		return rc;
 	*cap = bytes;
 	return 0;
-}
-
-/* The attention split counters for `bytes`: grown like the other areas,
- * then zeroed (the decode kernel leaves them 0 after every launch). */
-static int cnt_reserve(struct cuda_state *st, size_t bytes, struct diag *d)
-{
-	int rc;
-
-	if (st->att_cnt_bytes >= bytes)
-		return 0;
-	rc = ws_reserve(st, (void **)&st->att_cnt, &st->att_cnt_bytes, bytes,
-			"attention counters", d);
-	if (rc < 0)
-		return rc;
-	CUDA_TRY(cudaMemsetAsync(st->att_cnt, 0, st->att_cnt_bytes, st->stream));
-	return 0;
-}
-
-/* Whether the decode attention merges its splits in its last block
- * (TERN_ATT_FUSE=0: a combine launch, for A/B timing). */
-static int att_fuse(void)
-{
-	static int v = -1;
-
-	if (v < 0) {
-		const char *e = getenv("TERN_ATT_FUSE");
-
-		v = !(e && !strcmp(e, "0"));
-	}
-	return v;
 }
 
 /* out [n, rows] = xh [n, k] . W[rows, k]^T (+ bias) by cuBLAS GemmEx with
@@ -661,7 +628,6 @@ static int cuda_attention(struct gpu *g, struct gpu_buf *out,
 	struct gpu_cuda_kv kv;
 	size_t span = b->max_pages * pool->page_size, n_split, need;
 	float *po = NULL, *pml = NULL;
-	unsigned *cnt = NULL;
 	int rc;
 
 	if (b->n_rows * n_head > UINT_MAX)
@@ -682,17 +648,11 @@ static int cuda_attention(struct gpu *g, struct gpu_buf *out,
 			return rc;
 		po = st->att_ws;
 		pml = po + b->n_rows * n_head * n_split * pool->head_dim;
-		if (att_fuse()) {
-			rc = cnt_reserve(st, b->n_rows * n_head * sizeof(unsigned), d);
-			if (rc < 0)
-				return rc;
-			cnt = st->att_cnt;
-		}
 	}
 	kv_fill(&kv, pool, b);
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_attention(
 		st->stream, &kv, (float *)out->data, (const float *)q->data,
-		n_head, scale, window, n_split, b->single_seq ? 1 : 0, po, pml, cnt));
+		n_head, scale, window, n_split, b->single_seq ? 1 : 0, po, pml));
 	return 0;
 }
 
@@ -929,8 +889,6 @@ static int cuda_reserve(struct gpu *g, const struct gpu_reserve_req *r,
 	if (rc == 0)
 		rc = ws_reserve(st, (void **)&st->att_ws, &st->att_ws_bytes, att,
 				"attention scratch", d);
-	if (rc == 0 && att && att_fuse())
-		rc = cnt_reserve(st, r->n_rows * r->n_head * sizeof(unsigned), d);
 	if (rc < 0)
 		return rc;
 	if (st->host_ws_bytes < host) {
@@ -942,7 +900,7 @@ static int cuda_reserve(struct gpu *g, const struct gpu_reserve_req *r,
 		st->host_ws = p;
 		st->host_ws_bytes = host;
 	}
-	*bytes = (uint64_t)st->half_ws_bytes + st->att_ws_bytes + st->att_cnt_bytes;
+	*bytes = (uint64_t)st->half_ws_bytes + st->att_ws_bytes;
 	return 0;
 }
 

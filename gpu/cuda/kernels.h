@@ -164,17 +164,14 @@ size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head_kv, size_t span,
 /* Causal GQA attention over the pool (gpu.h formula).  A row whose
  * sequence or position is invalid gets zeros; positions whose page entry
  * is invalid are left out.  n_split > 1: part_o [rows*heads*n_split,
- * head_dim] and part_ml [rows*heads*n_split, 2] are scratch; with cnt
- * (u32 [rows * heads], all 0 before, 0 again after) the last decode block
- * of each (row, head group) merges the splits itself instead of a combine
- * launch (same arithmetic, same bits).  single_seq: the caller promises
- * every row is of one sequence (gpu_kv_batch), so when the prefill kernel
- * runs it takes every row and the decode kernel is not launched. */
+ * head_dim] and part_ml [rows*heads*n_split, 2] are scratch.  single_seq:
+ * the caller promises every row is of one sequence (gpu_kv_batch), so
+ * when the prefill kernel runs it takes every row and the decode kernel is
+ * not launched. */
 int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv *kv,
 			      float *out, const float *q, size_t n_head,
 			      float scale, size_t window, size_t n_split,
-			      int single_seq, float *part_o, float *part_ml,
-			      unsigned *cnt);
+			      int single_seq, float *part_o, float *part_ml);
 
 #ifdef __cplusplus
 }
