@@ -667,6 +667,18 @@ static int cuda_swiglu(struct gpu *g, struct gpu_buf *out,
 	return 0;
 }
 
+int gpu_cuda_fuse_swiglu(void)
+{
+	static int v = -1;
+
+	if (v < 0) {
+		const char *e = getenv("TERN_FUSE_SWIGLU");
+
+		v = !(e && !strcmp(e, "0"));
+	}
+	return v;
+}
+
 /* gpu_matmul_swiglu: one GEMV launch for few rows of half weights, else
  * matmul_multi + the swiglu kernel. */
 static int cuda_matmul_swiglu(struct gpu *g, struct gpu_buf *out,
@@ -676,10 +688,11 @@ static int cuda_matmul_swiglu(struct gpu *g, struct gpu_buf *out,
 			      size_t rows, struct diag *d)
 {
 	struct gpu_matmul_part pt[2];
-	int rc = gpu_cuda_launch_gemv_swiglu(cst(g)->stream, (float *)out->data,
-					     (const float *)x->data,
-					     (int)w_gate->dtype, n, k, w_gate->data,
-					     w_up->data, rows);
+	int rc = gpu_cuda_fuse_swiglu() ?
+		gpu_cuda_launch_gemv_swiglu(cst(g)->stream, (float *)out->data,
+					    (const float *)x->data,
+					    (int)w_gate->dtype, n, k, w_gate->data,
+					    w_up->data, rows) : 1;
 
 	if (rc == 0)
 		return 0;

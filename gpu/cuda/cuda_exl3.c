@@ -692,7 +692,7 @@ int gpu_cuda_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 {
 	const struct gpu_exl3_part pt[2] = { { out, w_gate, n_out },
 					     { up, w_up, n_out } };
-	int rc = xl_multi(g, x, n_rows, k_in, pt, 2, 1, d);
+	int rc = gpu_cuda_fuse_swiglu() ? xl_multi(g, x, n_rows, k_in, pt, 2, 1, d) : 0;
 
 	if (rc != 0)
 		return rc < 0 ? rc : 0;

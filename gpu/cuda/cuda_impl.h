@@ -23,6 +23,10 @@ int gpu_cuda_device(struct gpu *g);
 /* The handle's cuBLAS handle (a cublasHandle_t, bound to its stream;
  * owned by the handle, valid until gpu_close); for the EXL3 prefill path. */
 void *gpu_cuda_blas(struct gpu *g);
+/* Whether gpu_matmul_swiglu / gpu_exl3_swiglu apply the SwiGLU inside
+ * their decode launch (1), or run the products and the swiglu kernel
+ * apart (0: TERN_FUSE_SWIGLU=0, for A/B timing; same bits either way). */
+int gpu_cuda_fuse_swiglu(void);
 /* Runs one kernel on the current device and checks its result. */
 int gpu_cuda_selftest(struct diag *d);
 
