@@ -281,7 +281,7 @@ int gpu_matmul_multi(struct gpu *g, const struct gpu_buf *x, size_t n,
  *   out[i, r] = silu(x W_gate^T)[i, r] * (x W_up^T)[i, r]
  * exactly as gpu_matmul_multi of the two (no bias) followed by gpu_swiglu
  * (same bits; CUDA runs both products and the SwiGLU in one GEMV launch
- * for few rows).  out, up f32 [n, rows] (up is scratch: it may hold
+ * for one row).  out, up f32 [n, rows] (up is scratch: it may hold
  * x W_up^T afterwards), W_gate and W_up [rows, k] of one dtype; out, up
  * and x distinct.  Errors as gpu_matmul_multi. */
 int gpu_matmul_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,

@@ -32,7 +32,7 @@
  *   o_proj (llm_linear)
  *   gpu_add_rmsnorm          x += o; xn = rmsnorm(x) * ffn_norm
  *   gpu_matmul_swiglu        gate/up products and the SwiGLU: one GEMV
- *                            launch at decode
+ *                            launch at batch 1
  *   down_proj (llm_linear)
  *   gpu_add_rmsnorm          x += o; xn = rmsnorm(x) * next layer's
  *                            attn_norm (after the last layer: out_norm)

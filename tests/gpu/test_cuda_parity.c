@@ -376,8 +376,9 @@ START_TEST(test_matmul_multi)
 END_TEST
 
 /* gpu_matmul_swiglu: on CUDA bit-identical to gpu_matmul_multi + gpu_swiglu
- * on CUDA (the fused GEMV for half W and n <= 8, incl. a last block of
- * fewer rows; cuBLAS, the scalar GEMV and f32 W through the fallback),
+ * on CUDA (the fused GEMV for half W and n = 1, incl. a last block of
+ * fewer rows; other n, cuBLAS, the scalar GEMV and f32 W through the
+ * fallback),
  * and close to the CPU; mixed dtypes and aliasing refused. */
 static void one_swiglu(struct gpu_pair *p, enum gpu_dtype wt, size_t n, size_t k,
 		       size_t rows)
