@@ -728,7 +728,6 @@ int gpu_matmul_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 		      size_t rows, struct diag *d)
 {
 	const char *op = "gpu_matmul_swiglu";
-	struct gpu_matmul_part pt[2];
 
 	TRY(check_live(g, d));
 	TRY(need(g, op, "x", x, F32, 0, n, k, 1, d));
@@ -746,6 +745,19 @@ int gpu_matmul_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 		return 0;
 	if (g->be->matmul_swiglu)
 		DISPATCH(g, matmul_swiglu, out, up, x, w_gate, w_up, n, k, rows, d);
+	return note(g, gpu_matmul_swiglu_unfused(g, out, up, x, w_gate, w_up, n, k,
+						 rows, d));
+}
+
+int gpu_matmul_swiglu_unfused(struct gpu *g, struct gpu_buf *out,
+			      struct gpu_buf *up, const struct gpu_buf *x,
+			      const struct gpu_buf *w_gate,
+			      const struct gpu_buf *w_up, size_t n, size_t k,
+			      size_t rows, struct diag *d)
+{
+	struct gpu_matmul_part pt[2];
+	int rc;
+
 	pt[0].out = out;
 	pt[0].w = w_gate;
 	pt[0].bias = NULL;
@@ -754,8 +766,8 @@ int gpu_matmul_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 	pt[1].w = w_up;
 	pt[1].bias = NULL;
 	pt[1].rows = rows;
-	TRY(note(g, g->be->matmul_multi(g, x, n, k, pt, 2, d)));
-	DISPATCH(g, swiglu, out, out, up, n * rows, d);
+	rc = g->be->matmul_multi(g, x, n, k, pt, 2, d);
+	return rc < 0 ? rc : g->be->swiglu(g, out, out, up, n * rows, d);
 }
 
 int gpu_swiglu(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *gate,

@@ -191,6 +191,16 @@ struct gpu_backend {
 void gpu_random_fill_host(void *dst, enum gpu_dtype dtype, size_t first,
 			  size_t n, uint64_t seed, float scale);
 
+/* gpu_matmul_swiglu without a fused path (gpu/gpu.c): the backend's
+ * matmul_multi of W_gate -> out and W_up -> up, then its swiglu in place
+ * on out.  Arguments as checked by gpu_matmul_swiglu.  Shared by the
+ * default and the CUDA backend's fallback. */
+int gpu_matmul_swiglu_unfused(struct gpu *g, struct gpu_buf *out,
+			      struct gpu_buf *up, const struct gpu_buf *x,
+			      const struct gpu_buf *w_gate,
+			      const struct gpu_buf *w_up, size_t n, size_t k,
+			      size_t rows, struct diag *d);
+
 /* Registry (gpu/registry.c): the backend for KIND, or NULL when not
  * compiled in.  KIND is never GPU_KIND_AUTO here. */
 const struct gpu_backend *gpu_backend_find(enum gpu_kind kind);

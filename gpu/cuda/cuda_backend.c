@@ -687,7 +687,6 @@ static int cuda_matmul_swiglu(struct gpu *g, struct gpu_buf *out,
 			      const struct gpu_buf *w_up, size_t n, size_t k,
 			      size_t rows, struct diag *d)
 {
-	struct gpu_matmul_part pt[2];
 	/* one row only: on an H200 the fused launch was 1% faster at batch 1
 	 * (4.61 / 4.60 against 4.70 / 4.62 ms per llama3-8b step) and 5%
 	 * slower at batch 8 (8.23 against 7.83 ms) */
@@ -701,18 +700,7 @@ static int cuda_matmul_swiglu(struct gpu *g, struct gpu_buf *out,
 		return 0;
 	if (rc != 1)
 		CUDA_TRY((cudaError_t)rc);
-	pt[0].out = out;
-	pt[0].w = w_gate;
-	pt[0].bias = NULL;
-	pt[0].rows = rows;
-	pt[1].out = up;
-	pt[1].w = w_up;
-	pt[1].bias = NULL;
-	pt[1].rows = rows;
-	rc = cuda_matmul_multi(g, x, n, k, pt, 2, d);
-	if (rc < 0)
-		return rc;
-	return cuda_swiglu(g, out, out, up, n * rows, d);
+	return gpu_matmul_swiglu_unfused(g, out, up, x, w_gate, w_up, n, k, rows, d);
 }
 
 static int cuda_add(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *a,
