@@ -602,8 +602,9 @@ int gpu_cuda_exl3_matmul_raw(struct gpu *g, float *op, const float *xp,
 
 /* The fused decode path of gpu_exl3_matmul_multi / gpu_exl3_swiglu: for
  * up to GPU_CUDA_EXL3_ROWS rows with kernel 1, one input launch rotating
- * x for every part into its own slice of the workspace's xh, each part's
- * GEMV into its own slice of part, and one output launch (with swiglu:
+ * x for every part into its own slice of the workspace's xh, the parts'
+ * GEMVs (one launch when they share bits and codebook) each into its own
+ * slice of part, and one output launch (with swiglu:
  * writing silu(y_0) * y_1 to part 0's output only).  Returns 1 when it
  * ran, 0 when the case is not covered (more rows, kernel 2, weights of
  * different workspaces, a workspace too small for the parts together),
@@ -653,13 +654,36 @@ static int xl_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 	}
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_input_multi(
 		st, xh, (const float *)x->data, suh, n_parts, n_rows, k_in, k));
-	for (j = 0; j < n_parts; j++) {
-		const struct gpu_exl3_weight *w = parts[j].w;
-		const struct cuda_exl3 *q = w->priv;
+	/* the GEMVs: one launch when every part has the same bits and
+	 * codebook (the kernel is specialised on both) */
+	for (j = 1; j < n_parts; j++)
+		if (parts[j].w->bits != parts[0].w->bits ||
+		    parts[j].w->cb != parts[0].w->cb)
+			break;
+	if (j == n_parts) {
+		struct gpu_cuda_exl3_gemv gv[GPU_CUDA_EXL3_MULTI_MAX];
 
-		CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_gemv(
-			st, pp[j], xh[j], q->trellis, w->bits, (int)w->cb, n_rows,
-			w->k, w->n, q->n_kb));
+		for (j = 0; j < n_parts; j++) {
+			const struct cuda_exl3 *q = parts[j].w->priv;
+
+			gv[j].part = pp[j];
+			gv[j].xh = xh[j];
+			gv[j].trellis = q->trellis;
+			gv[j].n = parts[j].w->n;
+			gv[j].n_kb = q->n_kb;
+		}
+		CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_gemv_multi(
+			st, gv, n_parts, parts[0].w->bits, (int)parts[0].w->cb,
+			n_rows, k));
+	} else {
+		for (j = 0; j < n_parts; j++) {
+			const struct gpu_exl3_weight *w = parts[j].w;
+			const struct cuda_exl3 *q = w->priv;
+
+			CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_gemv(
+				st, pp[j], xh[j], q->trellis, w->bits, (int)w->cb,
+				n_rows, w->k, w->n, q->n_kb));
+		}
 	}
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_output_multi(st, o, n_parts,
 								n_rows, swiglu));

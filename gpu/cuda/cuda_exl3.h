@@ -52,6 +52,19 @@ int gpu_cuda_launch_exl3_input(void *stream, void *xh, const float *x,
 int gpu_cuda_launch_exl3_gemv(void *stream, float *part, const void *xh,
 			      const void *trellis, int bits, int cb, size_t nr,
 			      size_t k, size_t n, int n_kb);
+/* One weight of a multi-part step 2 (arguments of the single launch). */
+struct gpu_cuda_exl3_gemv {
+	float *part;
+	const void *xh, *trellis;
+	size_t n;
+	int n_kb;
+};
+/* Step 2 for np (1..GPU_CUDA_EXL3_MULTI_MAX) weights of one bits / cb and
+ * k in one launch (parts side by side along the grid's x; each exactly
+ * as its own launch). */
+int gpu_cuda_launch_exl3_gemv_multi(void *stream,
+				    const struct gpu_cuda_exl3_gemv *p, int np,
+				    int bits, int cb, size_t nr, size_t k);
 /* Steps 2 + 3 in one launch (kernel 2, not the default): as the gemv, then the
  * last block of each 128-column group (counted in cnt, u32 [n/128], all 0
  * before and again after the launch) sums the group's slices in fixed

@@ -291,25 +291,59 @@ struct xl_fuse {
 	size_t n_out;
 };
 
+/* The weights of one GEMV launch (one K and codebook, sharing k): part
+ * j owns the column groups [block0_j, block0_{j+1}) along x and n_kb_j of
+ * the grid's rows along y (blocks above exit at once); its rotated input,
+ * trellis and partial-sum area are its own. */
+struct xl_gparts {
+	float *part[GPU_CUDA_EXL3_MULTI_MAX];
+	const __half *xh[GPU_CUDA_EXL3_MULTI_MAX];
+	const uint8_t *tr[GPU_CUDA_EXL3_MULTI_MAX];
+	size_t n[GPU_CUDA_EXL3_MULTI_MAX];
+	unsigned n_kb[GPU_CUDA_EXL3_MULTI_MAX];
+	unsigned block0[GPU_CUDA_EXL3_MULTI_MAX];
+	int np;
+};
+
 template <int K, int CB, bool FUSE, int NB>
 __global__ static void __launch_bounds__(XL_NW * 32, XL_OCC)
-xl_gemv_kernel(float *part, const __half *xh, const uint8_t *trellis,
-	       int nr, size_t k, size_t n, xl_fuse fu)
+xl_gemv_kernel(const xl_gparts ps, int nr, size_t k, xl_fuse fu)
 {
 	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	typedef xl_cfg<K, NB> C;
 	extern __shared__ __align__(16) uint8_t xl_smem[];
+	float *part = ps.part[0];
+	const __half *xh = ps.xh[0];
+	const uint8_t *trellis = ps.tr[0];
+	size_t n = ps.n[0];
+	unsigned nky = ps.n_kb[0], pb0 = 0;
+
+	/* this block's part (constant indices only: a dynamic one copies the
+	 * parameter to local memory) */
+#pragma unroll
+	for (int j = 1; j < GPU_CUDA_EXL3_MULTI_MAX; j++)
+		if (j < ps.np && blockIdx.x >= ps.block0[j]) {
+			part = ps.part[j];
+			xh = ps.xh[j];
+			trellis = ps.tr[j];
+			n = ps.n[j];
+			nky = ps.n_kb[j];
+			pb0 = ps.block0[j];
+		}
+	if (blockIdx.y >= nky)
+		return; /* block-uniform: a part with fewer k-slices */
+	const unsigned bx = blockIdx.x - pb0;
 	const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
 	const int g = lane >> 2, t = lane & 3;
 	const size_t ntn = n / 16, ktiles = k / 16;
-	const size_t tn0 = (size_t)blockIdx.x * XL_TNW;
+	const size_t tn0 = (size_t)bx * XL_TNW;
 	uint8_t *ring = xl_smem + (size_t)w * C::S * C::STAGE;
 	size_t kb0, kb1, kw0, kw1, per;
 	int n_steps;
 	float acc[XL_TNW][NB][4];
 
 	/* this block's k-slice and this warp's run of it */
-	per = (ktiles + gridDim.y - 1) / gridDim.y;
+	per = (ktiles + nky - 1) / nky;
 	kb0 = (size_t)blockIdx.y * per;
 	kb1 = kb0 + per < ktiles ? kb0 + per : ktiles;
 	if (kb0 > kb1)
@@ -467,13 +501,13 @@ xl_gemv_kernel(float *part, const __half *xh, const uint8_t *trellis,
 		 * n_kb-1, as xl_output_kernel) and applies step 3 */
 		__shared__ int xl_last;
 		constexpr unsigned BPG = 128 / XL_COLS; /* blocks per group */
-		const unsigned grp = blockIdx.x / BPG;
+		const unsigned grp = bx / BPG;
 
 		__threadfence();
 		__syncthreads();
 		if (threadIdx.x == 0)
 			xl_last = atomicAdd(&fu.cnt[grp], 1u) ==
-				  BPG * gridDim.y - 1u;
+				  BPG * nky - 1u;
 		__syncthreads();
 		if (!xl_last)
 			return;
@@ -482,7 +516,7 @@ xl_gemv_kernel(float *part, const __half *xh, const uint8_t *trellis,
 			const size_t c0 = (size_t)grp * 128 + 4 * (size_t)lane;
 			float v[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
 
-			for (unsigned s = 0; s < gridDim.y; s++) {
+			for (unsigned s = 0; s < nky; s++) {
 				const float4 p = __ldcg(reinterpret_cast<const float4 *>(
 					part + ((size_t)s * GPU_CUDA_EXL3_ROWS + r) * n + c0));
 
@@ -505,14 +539,17 @@ xl_gemv_kernel(float *part, const __half *xh, const uint8_t *trellis,
 }
 
 template <int K, int CB, bool FUSE, int NB>
-static cudaError_t xl_gemv_launch1(cudaStream_t st, float *part,
-				   const __half *xh, const uint8_t *tr, int nr,
-				   size_t k, size_t n, int n_kb, const xl_fuse &fu)
+static cudaError_t xl_gemv_launch1(cudaStream_t st, const xl_gparts &ps, int nr,
+				   size_t k, const xl_fuse &fu)
 {
 	typedef xl_cfg<K, NB> C;
 	static int attr_done; /* benign race: the same value is set */
-	dim3 grid((unsigned)(n / XL_COLS), (unsigned)n_kb);
+	unsigned gx = 0, gy = 0;
 
+	for (int j = 0; j < ps.np; j++) {
+		gx += (unsigned)(ps.n[j] / XL_COLS);
+		gy = ps.n_kb[j] > gy ? ps.n_kb[j] : gy;
+	}
 	if (!attr_done) {
 		cudaError_t e = cudaFuncSetAttribute(
 			xl_gemv_kernel<K, CB, FUSE, NB>,
@@ -522,23 +559,20 @@ static cudaError_t xl_gemv_launch1(cudaStream_t st, float *part,
 			return e;
 		attr_done = 1;
 	}
-	(void)tern_launch(xl_gemv_kernel<K, CB, FUSE, NB>, grid, XL_NW * 32,
-			C::SMEM, st, part, xh, tr, nr, k, n, fu);
+	(void)tern_launch(xl_gemv_kernel<K, CB, FUSE, NB>, dim3(gx, gy), XL_NW * 32,
+			C::SMEM, st, ps, nr, k, fu);
 	return cudaGetLastError();
 }
 
 /* One row group (NB = 1: one mma per tile) for up to 8 rows, two above;
  * the fused kernel 2 always takes two. */
 template <int K, int CB, bool FUSE>
-static cudaError_t xl_gemv_launch(cudaStream_t st, float *part,
-				  const __half *xh, const uint8_t *tr, int nr,
-				  size_t k, size_t n, int n_kb, const xl_fuse &fu)
+static cudaError_t xl_gemv_launch(cudaStream_t st, const xl_gparts &ps, int nr,
+				  size_t k, const xl_fuse &fu)
 {
 	if (!FUSE && nr <= 8)
-		return xl_gemv_launch1<K, CB, false, 1>(st, part, xh, tr, nr, k,
-							 n, n_kb, fu);
-	return xl_gemv_launch1<K, CB, FUSE, 2>(st, part, xh, tr, nr, k, n, n_kb,
-					       fu);
+		return xl_gemv_launch1<K, CB, false, 1>(st, ps, nr, k, fu);
+	return xl_gemv_launch1<K, CB, FUSE, 2>(st, ps, nr, k, fu);
 }
 
 template <int K, int CB>
@@ -556,9 +590,8 @@ static int xl_occ(void)
 }
 
 template <int K>
-static cudaError_t xl_gemv_cb(cudaStream_t st, float *part, const __half *xh,
-			      const uint8_t *tr, int cb, int nr, size_t k,
-			      size_t n, int n_kb, const xl_fuse &fu, int *occ)
+static cudaError_t xl_gemv_cb(cudaStream_t st, const xl_gparts &ps, int cb,
+			      int nr, size_t k, const xl_fuse &fu, int *occ)
 {
 	if (occ) {
 		*occ = cb == 0 ? xl_occ<K, 0>() : cb == 1 ? xl_occ<K, 1>()
@@ -567,34 +600,49 @@ static cudaError_t xl_gemv_cb(cudaStream_t st, float *part, const __half *xh,
 	}
 	if (fu.out) {
 		switch (cb) {
-		case 0: return xl_gemv_launch<K, 0, true>(st, part, xh, tr, nr, k, n, n_kb, fu);
-		case 1: return xl_gemv_launch<K, 1, true>(st, part, xh, tr, nr, k, n, n_kb, fu);
-		default: return xl_gemv_launch<K, 2, true>(st, part, xh, tr, nr, k, n, n_kb, fu);
+		case 0: return xl_gemv_launch<K, 0, true>(st, ps, nr, k, fu);
+		case 1: return xl_gemv_launch<K, 1, true>(st, ps, nr, k, fu);
+		default: return xl_gemv_launch<K, 2, true>(st, ps, nr, k, fu);
 		}
 	}
 	switch (cb) {
-	case 0: return xl_gemv_launch<K, 0, false>(st, part, xh, tr, nr, k, n, n_kb, fu);
-	case 1: return xl_gemv_launch<K, 1, false>(st, part, xh, tr, nr, k, n, n_kb, fu);
-	default: return xl_gemv_launch<K, 2, false>(st, part, xh, tr, nr, k, n, n_kb, fu);
+	case 0: return xl_gemv_launch<K, 0, false>(st, ps, nr, k, fu);
+	case 1: return xl_gemv_launch<K, 1, false>(st, ps, nr, k, fu);
+	default: return xl_gemv_launch<K, 2, false>(st, ps, nr, k, fu);
 	}
 }
 
-static cudaError_t xl_gemv_any(cudaStream_t st, float *part, const __half *h,
-			       const uint8_t *tr, int bits, int cb, int r,
-			       size_t k, size_t n, int n_kb, const xl_fuse &fu,
+static cudaError_t xl_gemv_any(cudaStream_t st, const xl_gparts &ps, int bits,
+			       int cb, int r, size_t k, const xl_fuse &fu,
 			       int *occ)
 {
 	switch (bits) {
-	case 1: return xl_gemv_cb<1>(st, part, h, tr, cb, r, k, n, n_kb, fu, occ);
-	case 2: return xl_gemv_cb<2>(st, part, h, tr, cb, r, k, n, n_kb, fu, occ);
-	case 3: return xl_gemv_cb<3>(st, part, h, tr, cb, r, k, n, n_kb, fu, occ);
-	case 4: return xl_gemv_cb<4>(st, part, h, tr, cb, r, k, n, n_kb, fu, occ);
-	case 5: return xl_gemv_cb<5>(st, part, h, tr, cb, r, k, n, n_kb, fu, occ);
-	case 6: return xl_gemv_cb<6>(st, part, h, tr, cb, r, k, n, n_kb, fu, occ);
-	case 7: return xl_gemv_cb<7>(st, part, h, tr, cb, r, k, n, n_kb, fu, occ);
-	case 8: return xl_gemv_cb<8>(st, part, h, tr, cb, r, k, n, n_kb, fu, occ);
+	case 1: return xl_gemv_cb<1>(st, ps, cb, r, k, fu, occ);
+	case 2: return xl_gemv_cb<2>(st, ps, cb, r, k, fu, occ);
+	case 3: return xl_gemv_cb<3>(st, ps, cb, r, k, fu, occ);
+	case 4: return xl_gemv_cb<4>(st, ps, cb, r, k, fu, occ);
+	case 5: return xl_gemv_cb<5>(st, ps, cb, r, k, fu, occ);
+	case 6: return xl_gemv_cb<6>(st, ps, cb, r, k, fu, occ);
+	case 7: return xl_gemv_cb<7>(st, ps, cb, r, k, fu, occ);
+	case 8: return xl_gemv_cb<8>(st, ps, cb, r, k, fu, occ);
 	default: return cudaErrorInvalidValue;
 	}
+}
+
+/* A one-part xl_gparts. */
+static xl_gparts xl_one(float *part, const void *xh, const void *tr, size_t n,
+			int n_kb)
+{
+	xl_gparts ps;
+
+	memset(&ps, 0, sizeof ps);
+	ps.np = 1;
+	ps.part[0] = part;
+	ps.xh[0] = (const __half *)xh;
+	ps.tr[0] = (const uint8_t *)tr;
+	ps.n[0] = n;
+	ps.n_kb[0] = (unsigned)n_kb;
+	return ps;
 }
 
 /* ---- launch wrappers ------------------------------------------------------ */
@@ -654,9 +702,35 @@ extern "C" int gpu_cuda_launch_exl3_gemv(void *stream, float *part,
 {
 	const xl_fuse fu = { NULL, NULL, NULL, NULL, 0 };
 
-	return (int)xl_gemv_any((cudaStream_t)stream, part, (const __half *)xh,
-				(const uint8_t *)trellis, bits, cb, (int)nr, k,
-				n, n_kb, fu, NULL);
+	return (int)xl_gemv_any((cudaStream_t)stream,
+				xl_one(part, xh, trellis, n, n_kb), bits, cb,
+				(int)nr, k, fu, NULL);
+}
+
+extern "C" int gpu_cuda_launch_exl3_gemv_multi(void *stream,
+					       const struct gpu_cuda_exl3_gemv *p,
+					       int np, int bits, int cb,
+					       size_t nr, size_t k)
+{
+	const xl_fuse fu = { NULL, NULL, NULL, NULL, 0 };
+	xl_gparts ps;
+	unsigned b0 = 0;
+
+	if (np < 1 || np > GPU_CUDA_EXL3_MULTI_MAX)
+		return (int)cudaErrorInvalidValue;
+	memset(&ps, 0, sizeof ps);
+	ps.np = np;
+	for (int j = 0; j < np; j++) {
+		ps.part[j] = p[j].part;
+		ps.xh[j] = (const __half *)p[j].xh;
+		ps.tr[j] = (const uint8_t *)p[j].trellis;
+		ps.n[j] = p[j].n;
+		ps.n_kb[j] = (unsigned)p[j].n_kb;
+		ps.block0[j] = b0;
+		b0 += (unsigned)(p[j].n / XL_COLS);
+	}
+	return (int)xl_gemv_any((cudaStream_t)stream, ps, bits, cb, (int)nr, k, fu,
+				NULL);
 }
 
 extern "C" int gpu_cuda_launch_exl3_gemv_out(void *stream, float *out,
@@ -669,9 +743,9 @@ extern "C" int gpu_cuda_launch_exl3_gemv_out(void *stream, float *out,
 {
 	const xl_fuse fu = { out, svh, bias, cnt, n_out };
 
-	return (int)xl_gemv_any((cudaStream_t)stream, part, (const __half *)xh,
-				(const uint8_t *)trellis, bits, cb, (int)nr, k,
-				n, n_kb, fu, NULL);
+	return (int)xl_gemv_any((cudaStream_t)stream,
+				xl_one(part, xh, trellis, n, n_kb), bits, cb,
+				(int)nr, k, fu, NULL);
 }
 
 /* Slices for the fused kernel: a per-SM cost model (block-steps when the
@@ -685,8 +759,8 @@ extern "C" int gpu_cuda_exl3_splits2(size_t k, size_t n, int bits, int cb,
 	int occ = 0, best = 1, kb;
 	double best_t = 1e300;
 
-	(void)xl_gemv_any(NULL, NULL, NULL, NULL, bits, cb, 0, k, n, 1, fu,
-			  &occ);
+	(void)xl_gemv_any(NULL, xl_one(NULL, NULL, NULL, n, 1), bits, cb, 0, k,
+			  fu, &occ);
 	if (occ < 1)
 		occ = 1;
 	if (n_sm < 1)

@@ -22,9 +22,10 @@
  *     (4096 x 14336 at 512 rows, 14336 x 4096 at 513, 4096 x 4096, a
  *     4096 x 32768 head trimmed to 32000), and the GEMV path at 64 rows
  *     with the prefill path switched off;
- *   - gpu_exl3_matmul_multi with 2 and 3 parts (mixed K, codebooks,
- *     bias, trimmed outputs) at 1, 3, 16 rows (one input and one output
- *     launch) and 17, 40 (per-part fallback): each part bit-identical to
+ *   - gpu_exl3_matmul_multi with 2 and 3 parts (mixed K and codebooks,
+ *     then one K and codebook: one GEMV launch for all parts; bias,
+ *     trimmed outputs) at 1, 3, 16 rows (one input and one output launch)
+ *     and 17, 40 (per-part fallback): each part bit-identical to
  *     its own gpu_exl3_matmul, within 1e-3 of the CPU; shared outputs, 0
  *     or 4 parts and mixed k refused; gpu_exl3_swiglu at the same row
  *     counts bit-identical to multi + gpu_swiglu, within 1e-3 of the
@@ -354,181 +355,186 @@ START_TEST(test_multi)
 	struct gpu_exl3_part pc[3], pg[3];
 	float *x, *a, *b, *r;
 	size_t ri, i;
-	int j, np;
+	int j, np, same;
 	struct diag d;
 
 	if (!gpu_pair_open(&p, 0))
 		return;
-	for (j = 0; j < 3; j++) {
-		wdesc_random(&w[j], k, qkv[j].n, qkv[j].bits, qkv[j].cb, qkv[j].bias);
-		ck_assert_int_eq(gpu_exl3_weight_new(p.cpu, &w[j].desc, &wc[j], &d), 0);
-		ck_assert_int_eq(gpu_exl3_weight_new(p.cuda, &w[j].desc, &wg[j], &d), 0);
-	}
-	for (np = 2; np <= 3; np++)
+	/* same = 0: mixed bits and codebooks (a GEMV launch per part); 1: all
+	 * K = 4 MUL1 (one GEMV launch for every part) */
+	for (same = 0; same < 2; same++) {
+		for (j = 0; j < 3; j++) {
+			wdesc_random(&w[j], k, qkv[j].n, same ? 4 : qkv[j].bits,
+				     same ? 2 : qkv[j].cb, qkv[j].bias);
+			ck_assert_int_eq(gpu_exl3_weight_new(p.cpu, &w[j].desc, &wc[j], &d), 0);
+			ck_assert_int_eq(gpu_exl3_weight_new(p.cuda, &w[j].desc, &wg[j], &d), 0);
+		}
+		for (np = 2; np <= 3; np++)
+			for (ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
+				const size_t n = rows[ri];
+
+				x = malloc(n * k_in * sizeof *x);
+				ck_assert(x);
+				for (i = 0; i < n * k_in; i++)
+					x[i] = test_frand() * 2.0f;
+				xc = mkbuf(p.cpu, n * k_in, x);
+				xg = mkbuf(p.cuda, n * k_in, x);
+				for (j = 0; j < np; j++) {
+					oc[j] = mkbuf(p.cpu, n * qkv[j].n_out, NULL);
+					og[j] = mkbuf(p.cuda, n * qkv[j].n_out, NULL);
+					os[j] = mkbuf(p.cuda, n * qkv[j].n_out, NULL);
+					pc[j].out = oc[j];
+					pc[j].w = wc[j];
+					pc[j].n_out = qkv[j].n_out;
+					pg[j] = pc[j];
+					pg[j].out = og[j];
+					pg[j].w = wg[j];
+				}
+				ck_assert_msg(gpu_exl3_matmul_multi(p.cpu, xc, n, k_in, pc, np, &d) == 0,
+					      "cpu: %s", diag_message(&d, "?"));
+				ck_assert_msg(gpu_exl3_matmul_multi(p.cuda, xg, n, k_in, pg, np, &d) == 0,
+					      "cuda: %s", diag_message(&d, "?"));
+				for (j = 0; j < np; j++)
+					ck_assert_int_eq(gpu_exl3_matmul(p.cuda, os[j], xg, wg[j], n,
+									 k_in, qkv[j].n_out, &d), 0);
+				ck_assert_int_eq(gpu_sync(p.cuda, &d), 0);
+				for (j = 0; j < np; j++) {
+					const size_t cnt = n * qkv[j].n_out;
+					double num = 0, den = 0;
+
+					a = malloc(cnt * sizeof *a);
+					b = malloc(cnt * sizeof *b);
+					r = malloc(cnt * sizeof *r);
+					ck_assert(a && b && r);
+					ck_assert_int_eq(gpu_buf_read(og[j], 0, a, cnt, NULL), 0);
+					ck_assert_int_eq(gpu_buf_read(os[j], 0, b, cnt, NULL), 0);
+					ck_assert_int_eq(gpu_buf_read(oc[j], 0, r, cnt, NULL), 0);
+					ck_assert_msg(memcmp(a, b, cnt * sizeof *a) == 0,
+						      "%d parts, %zu rows: part %d differs from its "
+						      "own matmul (seed %llu)", np, n, j,
+						      (unsigned long long)test_seed);
+					for (i = 0; i < cnt; i++) {
+						num += ((double)a[i] - r[i]) * ((double)a[i] - r[i]);
+						den += (double)r[i] * r[i];
+					}
+					ck_assert_msg(den > 0 && sqrt(num / den) <= 1e-3,
+						      "%d parts, %zu rows, part %d: rel L2 %.3g vs "
+						      "the CPU (seed %llu)", np, n, j,
+						      sqrt(num / den), (unsigned long long)test_seed);
+					free(a);
+					free(b);
+					free(r);
+				}
+				/* refused: a shared output, too many parts, mixed k */
+				pg[1].out = pg[0].out;
+				ck_assert_int_eq(gpu_exl3_matmul_multi(p.cuda, xg, n, k_in, pg, np,
+								       NULL), GPU_E_INVALID);
+				pg[1].out = og[1];
+				ck_assert_int_eq(gpu_exl3_matmul_multi(p.cuda, xg, n, k_in, pg, 4,
+								       NULL), GPU_E_INVALID);
+				ck_assert_int_eq(gpu_exl3_matmul_multi(p.cuda, xg, n, k_in, pg, 0,
+								       NULL), GPU_E_INVALID);
+				for (j = 0; j < np; j++) {
+					gpu_buf_free(oc[j]);
+					gpu_buf_free(og[j]);
+					gpu_buf_free(os[j]);
+				}
+				gpu_buf_free(xc);
+				gpu_buf_free(xg);
+				free(x);
+			}
+		/* gpu_exl3_swiglu (parts 1 and 2: one shape, 200 of 256 outputs):
+		 * bit-identical to multi + gpu_swiglu on CUDA, CPU within 1e-3 */
 		for (ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
-			const size_t n = rows[ri];
+			const size_t n = rows[ri], cnt = n * 200;
+			struct gpu_buf *sg, *ug, *ag, *bg, *sc, *uc;
+			struct gpu_exl3_part pm[2];
+			double num = 0, den = 0;
 
 			x = malloc(n * k_in * sizeof *x);
-			ck_assert(x);
+			a = malloc(cnt * sizeof *a);
+			b = malloc(cnt * sizeof *b);
+			r = malloc(cnt * sizeof *r);
+			ck_assert(x && a && b && r);
 			for (i = 0; i < n * k_in; i++)
 				x[i] = test_frand() * 2.0f;
 			xc = mkbuf(p.cpu, n * k_in, x);
 			xg = mkbuf(p.cuda, n * k_in, x);
-			for (j = 0; j < np; j++) {
-				oc[j] = mkbuf(p.cpu, n * qkv[j].n_out, NULL);
-				og[j] = mkbuf(p.cuda, n * qkv[j].n_out, NULL);
-				os[j] = mkbuf(p.cuda, n * qkv[j].n_out, NULL);
-				pc[j].out = oc[j];
-				pc[j].w = wc[j];
-				pc[j].n_out = qkv[j].n_out;
-				pg[j] = pc[j];
-				pg[j].out = og[j];
-				pg[j].w = wg[j];
-			}
-			ck_assert_msg(gpu_exl3_matmul_multi(p.cpu, xc, n, k_in, pc, np, &d) == 0,
-				      "cpu: %s", diag_message(&d, "?"));
-			ck_assert_msg(gpu_exl3_matmul_multi(p.cuda, xg, n, k_in, pg, np, &d) == 0,
-				      "cuda: %s", diag_message(&d, "?"));
-			for (j = 0; j < np; j++)
-				ck_assert_int_eq(gpu_exl3_matmul(p.cuda, os[j], xg, wg[j], n,
-								 k_in, qkv[j].n_out, &d), 0);
+			sg = mkbuf(p.cuda, cnt, NULL);
+			ug = mkbuf(p.cuda, cnt, NULL);
+			ag = mkbuf(p.cuda, cnt, NULL);
+			bg = mkbuf(p.cuda, cnt, NULL);
+			sc = mkbuf(p.cpu, cnt, NULL);
+			uc = mkbuf(p.cpu, cnt, NULL);
+			ck_assert_msg(gpu_exl3_swiglu(p.cuda, sg, ug, xg, wg[1], wg[2], n, k_in,
+						      200, &d) == 0, "cuda swiglu: %s",
+				      diag_message(&d, "?"));
+			pm[0].out = ag;
+			pm[0].w = wg[1];
+			pm[0].n_out = 200;
+			pm[1].out = bg;
+			pm[1].w = wg[2];
+			pm[1].n_out = 200;
+			ck_assert_int_eq(gpu_exl3_matmul_multi(p.cuda, xg, n, k_in, pm, 2, &d), 0);
+			ck_assert_int_eq(gpu_swiglu(p.cuda, ag, ag, bg, cnt, &d), 0);
+			ck_assert_int_eq(gpu_exl3_swiglu(p.cpu, sc, uc, xc, wc[1], wc[2], n, k_in,
+							 200, &d), 0);
 			ck_assert_int_eq(gpu_sync(p.cuda, &d), 0);
-			for (j = 0; j < np; j++) {
-				const size_t cnt = n * qkv[j].n_out;
-				double num = 0, den = 0;
-
-				a = malloc(cnt * sizeof *a);
-				b = malloc(cnt * sizeof *b);
-				r = malloc(cnt * sizeof *r);
-				ck_assert(a && b && r);
-				ck_assert_int_eq(gpu_buf_read(og[j], 0, a, cnt, NULL), 0);
-				ck_assert_int_eq(gpu_buf_read(os[j], 0, b, cnt, NULL), 0);
-				ck_assert_int_eq(gpu_buf_read(oc[j], 0, r, cnt, NULL), 0);
-				ck_assert_msg(memcmp(a, b, cnt * sizeof *a) == 0,
-					      "%d parts, %zu rows: part %d differs from its "
-					      "own matmul (seed %llu)", np, n, j,
-					      (unsigned long long)test_seed);
-				for (i = 0; i < cnt; i++) {
-					num += ((double)a[i] - r[i]) * ((double)a[i] - r[i]);
-					den += (double)r[i] * r[i];
-				}
-				ck_assert_msg(den > 0 && sqrt(num / den) <= 1e-3,
-					      "%d parts, %zu rows, part %d: rel L2 %.3g vs "
-					      "the CPU (seed %llu)", np, n, j,
-					      sqrt(num / den), (unsigned long long)test_seed);
-				free(a);
-				free(b);
-				free(r);
+			ck_assert_int_eq(gpu_buf_read(sg, 0, a, cnt, NULL), 0);
+			ck_assert_int_eq(gpu_buf_read(ag, 0, b, cnt, NULL), 0);
+			ck_assert_int_eq(gpu_buf_read(sc, 0, r, cnt, NULL), 0);
+			ck_assert_msg(memcmp(a, b, cnt * sizeof *a) == 0,
+				      "swiglu, %zu rows: fused differs from multi + swiglu "
+				      "(seed %llu)", n, (unsigned long long)test_seed);
+			for (i = 0; i < cnt; i++) {
+				num += ((double)a[i] - r[i]) * ((double)a[i] - r[i]);
+				den += (double)r[i] * r[i];
 			}
-			/* refused: a shared output, too many parts, mixed k */
-			pg[1].out = pg[0].out;
-			ck_assert_int_eq(gpu_exl3_matmul_multi(p.cuda, xg, n, k_in, pg, np,
-							       NULL), GPU_E_INVALID);
-			pg[1].out = og[1];
-			ck_assert_int_eq(gpu_exl3_matmul_multi(p.cuda, xg, n, k_in, pg, 4,
-							       NULL), GPU_E_INVALID);
-			ck_assert_int_eq(gpu_exl3_matmul_multi(p.cuda, xg, n, k_in, pg, 0,
-							       NULL), GPU_E_INVALID);
-			for (j = 0; j < np; j++) {
-				gpu_buf_free(oc[j]);
-				gpu_buf_free(og[j]);
-				gpu_buf_free(os[j]);
-			}
+			ck_assert_msg(den > 0 && sqrt(num / den) <= 1e-3,
+				      "swiglu, %zu rows: rel L2 %.3g vs the CPU (seed %llu)", n,
+				      sqrt(num / den), (unsigned long long)test_seed);
+			/* gate and up of different n */
+			ck_assert_int_eq(gpu_exl3_swiglu(p.cuda, sg, ug, xg, wg[0], wg[2], n,
+							 k_in, 200, NULL), GPU_E_INVALID);
+			gpu_buf_free(sg);
+			gpu_buf_free(ug);
+			gpu_buf_free(ag);
+			gpu_buf_free(bg);
+			gpu_buf_free(sc);
+			gpu_buf_free(uc);
 			gpu_buf_free(xc);
 			gpu_buf_free(xg);
 			free(x);
+			free(a);
+			free(b);
+			free(r);
 		}
-	/* gpu_exl3_swiglu (parts 1 and 2: one shape, 200 of 256 outputs):
-	 * bit-identical to multi + gpu_swiglu on CUDA, CPU within 1e-3 */
-	for (ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
-		const size_t n = rows[ri], cnt = n * 200;
-		struct gpu_buf *sg, *ug, *ag, *bg, *sc, *uc;
-		struct gpu_exl3_part pm[2];
-		double num = 0, den = 0;
+		{
+			/* a weight of another k in the group */
+			struct wdesc w2;
+			struct gpu_exl3_weight *wk = NULL;
+			struct gpu_buf *x2 = mkbuf(p.cuda, 1000, NULL);
+			struct gpu_buf *o1 = mkbuf(p.cuda, 1024, NULL), *o2 = mkbuf(p.cuda, 256, NULL);
+			struct gpu_exl3_part pk[2] = { { o1, wg[0], 1024 }, { o2, NULL, 256 } };
 
-		x = malloc(n * k_in * sizeof *x);
-		a = malloc(cnt * sizeof *a);
-		b = malloc(cnt * sizeof *b);
-		r = malloc(cnt * sizeof *r);
-		ck_assert(x && a && b && r);
-		for (i = 0; i < n * k_in; i++)
-			x[i] = test_frand() * 2.0f;
-		xc = mkbuf(p.cpu, n * k_in, x);
-		xg = mkbuf(p.cuda, n * k_in, x);
-		sg = mkbuf(p.cuda, cnt, NULL);
-		ug = mkbuf(p.cuda, cnt, NULL);
-		ag = mkbuf(p.cuda, cnt, NULL);
-		bg = mkbuf(p.cuda, cnt, NULL);
-		sc = mkbuf(p.cpu, cnt, NULL);
-		uc = mkbuf(p.cpu, cnt, NULL);
-		ck_assert_msg(gpu_exl3_swiglu(p.cuda, sg, ug, xg, wg[1], wg[2], n, k_in,
-					      200, &d) == 0, "cuda swiglu: %s",
-			      diag_message(&d, "?"));
-		pm[0].out = ag;
-		pm[0].w = wg[1];
-		pm[0].n_out = 200;
-		pm[1].out = bg;
-		pm[1].w = wg[2];
-		pm[1].n_out = 200;
-		ck_assert_int_eq(gpu_exl3_matmul_multi(p.cuda, xg, n, k_in, pm, 2, &d), 0);
-		ck_assert_int_eq(gpu_swiglu(p.cuda, ag, ag, bg, cnt, &d), 0);
-		ck_assert_int_eq(gpu_exl3_swiglu(p.cpu, sc, uc, xc, wc[1], wc[2], n, k_in,
-						 200, &d), 0);
-		ck_assert_int_eq(gpu_sync(p.cuda, &d), 0);
-		ck_assert_int_eq(gpu_buf_read(sg, 0, a, cnt, NULL), 0);
-		ck_assert_int_eq(gpu_buf_read(ag, 0, b, cnt, NULL), 0);
-		ck_assert_int_eq(gpu_buf_read(sc, 0, r, cnt, NULL), 0);
-		ck_assert_msg(memcmp(a, b, cnt * sizeof *a) == 0,
-			      "swiglu, %zu rows: fused differs from multi + swiglu "
-			      "(seed %llu)", n, (unsigned long long)test_seed);
-		for (i = 0; i < cnt; i++) {
-			num += ((double)a[i] - r[i]) * ((double)a[i] - r[i]);
-			den += (double)r[i] * r[i];
+			wdesc_random(&w2, 2048, 256, 4, 2, 0);
+			ck_assert_int_eq(gpu_exl3_weight_new(p.cuda, &w2.desc, &wk, &d), 0);
+			pk[1].w = wk;
+			diag_clear(&d);
+			ck_assert_int_eq(gpu_exl3_matmul_multi(p.cuda, x2, 1, 1000, pk, 2, &d),
+					 GPU_E_INVALID);
+			ck_assert(strstr(diag_message(&d, ""), "k 2048") != NULL);
+			gpu_exl3_weight_free(wk);
+			wdesc_free(&w2);
+			gpu_buf_free(x2);
+			gpu_buf_free(o1);
+			gpu_buf_free(o2);
 		}
-		ck_assert_msg(den > 0 && sqrt(num / den) <= 1e-3,
-			      "swiglu, %zu rows: rel L2 %.3g vs the CPU (seed %llu)", n,
-			      sqrt(num / den), (unsigned long long)test_seed);
-		/* gate and up of different n */
-		ck_assert_int_eq(gpu_exl3_swiglu(p.cuda, sg, ug, xg, wg[0], wg[2], n,
-						 k_in, 200, NULL), GPU_E_INVALID);
-		gpu_buf_free(sg);
-		gpu_buf_free(ug);
-		gpu_buf_free(ag);
-		gpu_buf_free(bg);
-		gpu_buf_free(sc);
-		gpu_buf_free(uc);
-		gpu_buf_free(xc);
-		gpu_buf_free(xg);
-		free(x);
-		free(a);
-		free(b);
-		free(r);
-	}
-	{
-		/* a weight of another k in the group */
-		struct wdesc w2;
-		struct gpu_exl3_weight *wk = NULL;
-		struct gpu_buf *x2 = mkbuf(p.cuda, 1000, NULL);
-		struct gpu_buf *o1 = mkbuf(p.cuda, 1024, NULL), *o2 = mkbuf(p.cuda, 256, NULL);
-		struct gpu_exl3_part pk[2] = { { o1, wg[0], 1024 }, { o2, NULL, 256 } };
-
-		wdesc_random(&w2, 2048, 256, 4, 2, 0);
-		ck_assert_int_eq(gpu_exl3_weight_new(p.cuda, &w2.desc, &wk, &d), 0);
-		pk[1].w = wk;
-		diag_clear(&d);
-		ck_assert_int_eq(gpu_exl3_matmul_multi(p.cuda, x2, 1, 1000, pk, 2, &d),
-				 GPU_E_INVALID);
-		ck_assert(strstr(diag_message(&d, ""), "k 2048") != NULL);
-		gpu_exl3_weight_free(wk);
-		wdesc_free(&w2);
-		gpu_buf_free(x2);
-		gpu_buf_free(o1);
-		gpu_buf_free(o2);
-	}
-	for (j = 0; j < 3; j++) {
-		gpu_exl3_weight_free(wc[j]);
-		gpu_exl3_weight_free(wg[j]);
-		wdesc_free(&w[j]);
+		for (j = 0; j < 3; j++) {
+			gpu_exl3_weight_free(wc[j]);
+			gpu_exl3_weight_free(wg[j]);
+			wdesc_free(&w[j]);
+		}
 	}
 	gpu_pair_close(&p);
 }
