@@ -193,14 +193,13 @@ static int multi_check(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 	return need_f32(g, "x", x, n_rows, k_in, d);
 }
 
-int gpu_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
-			  size_t k_in, const struct gpu_exl3_part *parts,
-			  int n_parts, struct diag *d)
+/* The checked parts to the backend: its multi op, or one matmul each. */
+static int multi_run(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
+		     size_t k_in, const struct gpu_exl3_part *parts, int n_parts,
+		     struct diag *d)
 {
-	int rc = multi_check(g, x, n_rows, k_in, parts, n_parts, d), j;
+	int rc, j;
 
-	if (rc < 0 || n_rows == 0)
-		return rc;
 	if (g->be->exl3_matmul_multi && n_parts > 1)
 		return noted(g, g->be->exl3_matmul_multi(g, x, n_rows, k_in, parts,
 							   n_parts, d));
@@ -211,6 +210,17 @@ int gpu_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 			return rc;
 	}
 	return 0;
+}
+
+int gpu_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
+			  size_t k_in, const struct gpu_exl3_part *parts,
+			  int n_parts, struct diag *d)
+{
+	int rc = multi_check(g, x, n_rows, k_in, parts, n_parts, d);
+
+	if (rc < 0 || n_rows == 0)
+		return rc;
+	return multi_run(g, x, n_rows, k_in, parts, n_parts, d);
 }
 
 int gpu_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
@@ -233,7 +243,7 @@ int gpu_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 	if (g->be->exl3_swiglu)
 		return noted(g, g->be->exl3_swiglu(g, out, up, x, w_gate, w_up,
 						   n_rows, k_in, n_out, d));
-	rc = gpu_exl3_matmul_multi(g, x, n_rows, k_in, pt, 2, d);
+	rc = multi_run(g, x, n_rows, k_in, pt, 2, d);
 	if (rc < 0)
 		return rc;
 	return noted(g, g->be->swiglu(g, out, out, up, n_rows * n_out, d));

@@ -326,10 +326,9 @@ int llm_bench_run(struct llm_model *m, const struct llm_bench_params *p,
 	}
 	len = n_ctx > p->n_prompt ? n_ctx : p->n_prompt;
 	rc = llm_context_new_slots(m, len, p->n_batch, 0, &c, d);
-	if (rc == 0)
-		r->chunk = c->n_batch;
 	if (rc < 0)
 		return rc;
+	r->chunk = c->n_batch;
 	n_ids = p->n_prompt > p->n_batch ? p->n_prompt : p->n_batch * 8;
 	ids = malloc(n_ids * sizeof *ids);
 	lg = malloc(p->n_batch * V * sizeof *lg);

@@ -148,13 +148,11 @@ static int ffn_dense(struct llm_context *c, const struct llm_layer *ly,
 		OP(gpu_matmul_swiglu(c->g, c->ff_gate, c->ff_up, c->xn, ly->w_gate,
 				     ly->w_up, n, E, F, d),
 		   "layer %lld gate/up_proj + swiglu", (long long)l);
-		goto down;
 	} else if (ly->x_gate && ly->x_up && !ly->w_gate && !ly->w_up) {
 		/* EXL3: both products and the SwiGLU (one output launch) */
 		OP(gpu_exl3_swiglu(c->g, c->ff_gate, c->ff_up, c->xn, ly->x_gate,
 				   ly->x_up, n, E, F, d),
 		   "layer %lld gate/up_proj + swiglu (EXL3)", (long long)l);
-		goto down;
 	} else {
 		OP(llm_linear(c->g, c->ff_gate, c->xn, ly->w_gate, ly->x_gate, NULL,
 			      n, E, F, d),
@@ -162,10 +160,9 @@ static int ffn_dense(struct llm_context *c, const struct llm_layer *ly,
 		OP(llm_linear(c->g, c->ff_up, c->xn, ly->w_up, ly->x_up, NULL, n, E,
 			      F, d),
 		   "layer %lld up_proj", (long long)l);
+		OP(gpu_swiglu(c->g, c->ff_gate, c->ff_gate, c->ff_up, n * F, d),
+		   "layer %lld swiglu", (long long)l);
 	}
-	OP(gpu_swiglu(c->g, c->ff_gate, c->ff_gate, c->ff_up, n * F, d),
-	   "layer %lld swiglu", (long long)l);
-down:
 	OP(llm_linear(c->g, c->o, c->ff_gate, ly->w_down, ly->x_down, NULL, n, F,
 		      E, d),
 	   "layer %lld down_proj", (long long)l);

@@ -799,6 +799,14 @@ static bool graphs_wanted(const struct llm_model *m)
 	return true;
 }
 
+/* Rows one forward call of a context of n_ctx positions x n_seq slots
+ * takes: the model's max_batch, or fewer when the context holds fewer. */
+static size_t context_batch(const struct llm_model *m, size_t n_ctx,
+			    size_t n_seq)
+{
+	return n_ctx * n_seq < m->max_batch ? n_ctx * n_seq : m->max_batch;
+}
+
 /* LLM_E_NOSPACE, with the sizes, when the KV pool and the activation
  * buffers of a context (n_pages 0: every slot can fill n_ctx) would not
  * fit the backend's free memory (device memory on CUDA, available host
@@ -815,8 +823,7 @@ static int context_fits(const struct llm_model *m, size_t n_ctx,
 							       cf->n_ff);
 	const size_t max_pages = (n_ctx + LLM_KV_PAGE - 1) / LLM_KV_PAGE;
 	const double pages = (double)(n_pages ? n_pages : max_pages * n_seq);
-	const double B = (double)(n_ctx * n_seq < m->max_batch ? n_ctx * n_seq :
-								  m->max_batch);
+	const double B = (double)context_batch(m, n_ctx, n_seq);
 	double kv, act, margin;
 	uint64_t fr = 0, tot = 0;
 	struct diag d2;
@@ -916,7 +923,7 @@ int llm_context_new_slots(struct llm_model *m, size_t n_ctx, size_t n_seq,
 	c->g = m->g;
 	c->n_ctx = n_ctx;
 	c->n_seq = n_seq;
-	c->n_batch = B = n_ctx * n_seq < m->max_batch ? n_ctx * n_seq : m->max_batch;
+	c->n_batch = B = context_batch(m, n_ctx, n_seq);
 	c->max_pages = (n_ctx + LLM_KV_PAGE - 1) / LLM_KV_PAGE;
 	/* n_pages 0: enough for every slot to fill its context */
 	c->n_pages = n_pages ? n_pages : c->max_pages * c->n_seq;
