@@ -372,6 +372,39 @@ static int ws_reserve(struct cuda_state *st, void **p, size_t *cap, size_t bytes
 	return 0;
 }
 
+/* Bytes of split-K attention partials for n_rows rows of n_head heads in
+ * n_split splits (o [.., head_dim] then (m, l)); 0 without splits. */
+static size_t att_ws_need(size_t n_rows, size_t n_head, size_t n_split,
+			  size_t head_dim)
+{
+	return n_split > 1 ? n_rows * n_head * n_split * (head_dim + 2) * sizeof(float)
+			   : 0;
+}
+
+/* Bytes of MoE host lists for nk = rows x top_k assignments of n_expert
+ * experts (ids, weights, rows, row weights; expert starts). */
+static size_t moe_host_need(size_t nk, size_t n_expert)
+{
+	return nk * 4 * sizeof(int32_t) + (n_expert + 1) * sizeof(size_t);
+}
+
+/* Grow the MoE host area to at least `bytes` (kept afterwards). */
+static int host_reserve(struct cuda_state *st, size_t bytes, const char *what,
+			struct diag *d)
+{
+	void *p;
+
+	if (st->host_ws_bytes >= bytes)
+		return 0;
+	p = realloc(st->host_ws, bytes);
+	if (!p)
+		return diag_fail(d, GPU_E_NOMEM, "%s: %zu bytes of host scratch",
+				 what, bytes);
+	st->host_ws = p;
+	st->host_ws_bytes = bytes;
+	return 0;
+}
+
 /* out [n, rows] = xh [n, k] . W[rows, k]^T (+ bias) by cuBLAS GemmEx with
  * f32 accumulation, xh already in W's type (f16/bf16), then the bias
  * kernel. */
@@ -640,8 +673,7 @@ static int cuda_attention(struct gpu *g, struct gpu_buf *out,
 					    pool->head_dim,
 					    pool->k->dtype == GPU_DTYPE_F16);
 	if (n_split > 1) {
-		need = b->n_rows * n_head * n_split * (pool->head_dim + 2) *
-		       sizeof(float);
+		need = att_ws_need(b->n_rows, n_head, n_split, pool->head_dim);
 		rc = ws_reserve(st, (void **)&st->att_ws, &st->att_ws_bytes, need,
 				"attention scratch", d);
 		if (rc < 0)
@@ -687,10 +719,7 @@ static int cuda_matmul_swiglu(struct gpu *g, struct gpu_buf *out,
 			      const struct gpu_buf *w_up, size_t n, size_t k,
 			      size_t rows, struct diag *d)
 {
-	/* one row only: on an H200 the fused launch was 1% faster at batch 1
-	 * (4.61 / 4.60 against 4.70 / 4.62 ms per llama3-8b step) and 5%
-	 * slower at batch 8 (8.23 against 7.83 ms) */
-	int rc = gpu_cuda_fuse_swiglu() && n == 1 ?
+	int rc = gpu_cuda_fuse_swiglu() ?
 		gpu_cuda_launch_gemv_swiglu(cst(g)->stream, (float *)out->data,
 					    (const float *)x->data,
 					    (int)w_gate->dtype, n, k, w_gate->data,
@@ -769,7 +798,7 @@ static int cuda_moe_ffn(struct gpu *g, struct gpu_buf *out,
 {
 	struct cuda_state *st = cst(g);
 	const size_t nk = n * top_k, n_ff = ex->n_ff;
-	const size_t need = nk * 4 * sizeof(int32_t) + (ex->n_expert + 1) * sizeof(size_t);
+	const size_t need = moe_host_need(nk, ex->n_expert);
 	float *xg = (float *)scratch->data;
 	float *hg = xg + n * dim, *hu = hg + n * n_ff, *yo = hu + n * n_ff;
 	int32_t *d_rows = (int32_t *)(void *)(yo + n * dim);
@@ -779,15 +808,9 @@ static int cuda_moe_ffn(struct gpu *g, struct gpu_buf *out,
 	size_t *start, i, j, e, m;
 	int rc;
 
-	if (st->host_ws_bytes < need) {
-		void *p = realloc(st->host_ws, need);
-
-		if (!p)
-			return diag_fail(d, GPU_E_NOMEM,
-					 "gpu_moe_ffn: %zu bytes of host scratch", need);
-		st->host_ws = p;
-		st->host_ws_bytes = need;
-	}
+	rc = host_reserve(st, need, "gpu_moe_ffn", d);
+	if (rc < 0)
+		return rc;
 	h_id = (int32_t *)st->host_ws;
 	h_wt = (float *)(void *)(h_id + nk);
 	h_rows = (int32_t *)(void *)(h_wt + nk);
@@ -879,31 +902,22 @@ static int cuda_reserve(struct gpu *g, const struct gpu_reserve_req *r,
 			const size_t sp = gpu_cuda_attention_splits(
 				n, r->n_head_kv, r->span, r->head_dim,
 				r->kv_dtype == GPU_DTYPE_F16);
-			const size_t need = sp > 1 ? n * r->n_head * sp *
-						     (r->head_dim + 2) * sizeof(float)
-						   : 0;
+			const size_t need = att_ws_need(n, r->n_head, sp,
+							r->head_dim);
 
 			att = need > att ? need : att;
 		}
 	if (r->moe_experts)
-		host = r->moe_rows_k * 4 * sizeof(int32_t) +
-		       (r->moe_experts + 1) * sizeof(size_t);
+		host = moe_host_need(r->moe_rows_k, r->moe_experts);
 	rc = ws_reserve(st, &st->half_ws, &st->half_ws_bytes, half,
 			"matmul scratch", d);
 	if (rc == 0)
 		rc = ws_reserve(st, (void **)&st->att_ws, &st->att_ws_bytes, att,
 				"attention scratch", d);
+	if (rc == 0)
+		rc = host_reserve(st, host, "gpu_reserve", d);
 	if (rc < 0)
 		return rc;
-	if (st->host_ws_bytes < host) {
-		void *p = realloc(st->host_ws, host);
-
-		if (!p)
-			return diag_fail(d, GPU_E_NOMEM,
-					 "gpu_reserve: %zu bytes of host scratch", host);
-		st->host_ws = p;
-		st->host_ws_bytes = host;
-	}
 	*bytes = (uint64_t)st->half_ws_bytes + st->att_ws_bytes;
 	return 0;
 }

@@ -627,19 +627,12 @@ static int xl_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 	ok = n_rows <= GPU_CUDA_EXL3_ROWS && gpu_cuda_exl3_kernel() == 1 &&
 	     n_parts <= GPU_CUDA_EXL3_MULTI_MAX &&
 	     (size_t)n_parts * GPU_CUDA_EXL3_ROWS * k * 2 <= q0->ws->xh_bytes;
+	/* each part's slices of xh and part (nothing runs unless all fit) */
 	for (j = 0; ok && j < n_parts; j++) {
-		const struct cuda_exl3 *q = parts[j].w->priv;
-
-		ok = q->ws == q0->ws;
-		off += (size_t)q->n_kb * GPU_CUDA_EXL3_ROWS * parts[j].w->n * 4;
-	}
-	if (!ok || off > q0->ws->part_bytes)
-		return 0;
-	off = 0;
-	for (j = 0; j < n_parts; j++) {
 		const struct gpu_exl3_weight *w = parts[j].w;
 		const struct cuda_exl3 *q = w->priv;
 
+		ok = q->ws == q0->ws;
 		xh[j] = (char *)q0->ws->xh + (size_t)j * GPU_CUDA_EXL3_ROWS * k * 2;
 		suh[j] = q->suh;
 		pp[j] = (float *)(void *)((char *)q0->ws->part + off);
@@ -652,6 +645,8 @@ static int xl_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 		o[j].n_out = parts[j].n_out;
 		off += (size_t)q->n_kb * GPU_CUDA_EXL3_ROWS * w->n * 4;
 	}
+	if (!ok || off > q0->ws->part_bytes)
+		return 0;
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_input_multi(
 		st, xh, (const float *)x->data, suh, n_parts, n_rows, k_in, k));
 	/* the GEMVs: one launch when every part has the same bits and
@@ -690,24 +685,37 @@ static int xl_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 	return 1;
 }
 
-/* gpu_exl3_matmul_multi, parts checked by the front end: xl_multi, else
- * gpu_cuda_exl3_matmul_raw per part. */
-int gpu_cuda_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x,
-			       size_t n_rows, size_t k_in,
-			       const struct gpu_exl3_part *parts, int n_parts,
-			       struct diag *d)
+/* Each part by its own gpu_cuda_exl3_matmul_raw. */
+static int xl_per_part(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
+		       size_t k_in, const struct gpu_exl3_part *parts,
+		       int n_parts, struct diag *d)
 {
-	int j, rc = xl_multi(g, x, n_rows, k_in, parts, n_parts, 0, d);
+	int j, rc = 0;
 
 	for (j = 0; rc == 0 && j < n_parts; j++)
 		rc = gpu_cuda_exl3_matmul_raw(g, (float *)parts[j].out->data,
 					      (const float *)x->data, parts[j].w,
 					      n_rows, k_in, parts[j].n_out, d);
+	return rc;
+}
+
+/* gpu_exl3_matmul_multi, parts checked by the front end: xl_multi, else
+ * part by part. */
+int gpu_cuda_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x,
+			       size_t n_rows, size_t k_in,
+			       const struct gpu_exl3_part *parts, int n_parts,
+			       struct diag *d)
+{
+	int rc = xl_multi(g, x, n_rows, k_in, parts, n_parts, 0, d);
+
+	if (rc == 0)
+		rc = xl_per_part(g, x, n_rows, k_in, parts, n_parts, d);
 	return rc < 0 ? rc : 0;
 }
 
 /* gpu_exl3_swiglu, checked by the front end: xl_multi with the SwiGLU in
- * its output launch, else both products and the swiglu kernel. */
+ * its output launch (TERN_FUSE_SWIGLU=0: without, then the swiglu
+ * kernel), else both products part by part and the swiglu kernel. */
 int gpu_cuda_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 			 const struct gpu_buf *x,
 			 const struct gpu_exl3_weight *w_gate,
@@ -716,11 +724,13 @@ int gpu_cuda_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 {
 	const struct gpu_exl3_part pt[2] = { { out, w_gate, n_out },
 					     { up, w_up, n_out } };
-	int rc = gpu_cuda_fuse_swiglu() ? xl_multi(g, x, n_rows, k_in, pt, 2, 1, d) : 0;
+	const int fuse = gpu_cuda_fuse_swiglu();
+	int rc = xl_multi(g, x, n_rows, k_in, pt, 2, fuse, d);
 
-	if (rc != 0)
+	if (rc < 0 || (rc == 1 && fuse))
 		return rc < 0 ? rc : 0;
-	rc = gpu_cuda_exl3_matmul_multi(g, x, n_rows, k_in, pt, 2, d);
+	if (rc == 0)
+		rc = xl_per_part(g, x, n_rows, k_in, pt, 2, d);
 	if (rc < 0)
 		return rc;
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_swiglu(xl_stream(g), (float *)out->data,

@@ -112,12 +112,12 @@ struct gpu_cuda_gemv_part {
 int gpu_cuda_launch_gemv_multi(void *stream, const float *x, int wt, size_t n,
 			       size_t k, const struct gpu_cuda_gemv_part *parts,
 			       int n_parts);
-/* out f32 [n, rows] = silu(x W_gate^T) * (x W_up^T) for half weights of
- * one shape [rows, k], no bias, in one launch of the GEMV above (each
- * block runs the same rows of both; each product bit-identical to its
- * own GEMV, the SwiGLU as gpu_cuda_launch_swiglu).  Returns 1, launching
- * nothing, when the case is not the vector GEMV's (n outside
- * 1..GPU_CUDA_GEMV_MAX_N, f32 weights, k % 8, misaligned pointers). */
+/* out f32 [1, rows] = silu(x W_gate^T) * (x W_up^T) for half weights of
+ * one shape [rows, k], no bias, one row of x, in one launch of the GEMV
+ * above (each block runs the same rows of both; each product
+ * bit-identical to its own GEMV, the SwiGLU as gpu_cuda_launch_swiglu).
+ * Returns 1, launching nothing, for any other case (n != 1: measured
+ * slower at batch 8; f32 weights, k % 8, misaligned pointers). */
 int gpu_cuda_launch_gemv_swiglu(void *stream, float *out, const float *x,
 				int wt, size_t n, size_t k, const void *w_gate,
 				const void *w_up, size_t rows);
