@@ -24,8 +24,10 @@
  * Every key group keeps its own online softmax (m, l, o) per head:
  *   m' = max(m, s_t), l' = l 2^(m - m') + 2^(s_t - m'),
  *   o' = o 2^(m - m') + 2^(s_t - m') V[t],
- * and the groups of a block are merged at the end through shared memory
- * (rescale by 2^(m_g - M)).  Split-K (flash-decoding): when the blocks
+ * and the groups of a block are merged at the end (rescale by 2^(m_g -
+ * M)): by shuffles inside a warp, then across the warps through shared
+ * memory behind one barrier.  The first round's K/V loads are issued
+ * before q's, so the two latencies overlap.  Split-K (flash-decoding): when the blocks
  * are too few to fill the GPU the positions lo..p of a row are cut into
  * n_split chunks of a multiple of one block round (att_align: the
  * DEC_THREADS / LPK key groups x U keys a block visits at once, 32
@@ -411,9 +413,9 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		   int lpk, int vec, unsigned align)
 {
 	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
-	/* per key group and head: o (nkg * hd <= 1024 C, G <= 8 / C), m, l */
-	__shared__ __align__(16) float red[8192];
-	__shared__ float sm_m[DEC_THREADS][G], sm_l[DEC_THREADS][G];
+	/* per warp and head: o (hd <= 256 C), m, l */
+	__shared__ __align__(16) float red[DEC_THREADS / 32 * G * 256 * C];
+	__shared__ float sm_m[DEC_THREADS / 32][G], sm_l[DEC_THREADS / 32][G];
 	const int tid = threadIdx.x, li = tid & (lpk - 1), kg = tid / lpk;
 	const int nkg = DEC_THREADS / lpk;
 	const size_t hd = kv.head_dim, ps = kv.page_size;
@@ -446,23 +448,6 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		t_begin = (long long)(lo + sp * chunk);
 		t_end = t_begin + (long long)chunk - 1 < (long long)p ?
 				t_begin + (long long)chunk - 1 : (long long)p;
-	}
-#pragma unroll
-	for (int g = 0; g < G; g++) {
-		m[g] = -INFINITY;
-		l[g] = 0.0f;
-#pragma unroll
-		for (int c = 0; c < C; c++) {
-			const size_t d0 = (size_t)(li + c * lpk) * 8;
-			const int nd = d0 < hd ? (hd - d0 < 8 ? (int)(hd - d0) : 8) : 0;
-
-#pragma unroll
-			for (int e = 0; e < 8; e++) {
-				o[g][c][e] = 0.0f;
-				qr[g][c][e] = g < ng && e < nd ?
-					q[(i * n_head + h0 + g) * hd + d0 + e] * qscale : 0.0f;
-			}
-		}
 	}
 	/* f16 pool, 16-byte rows: the round's K/V stay packed (8 halves per
 	 * uint4) and the NEXT round's loads are issued before this round is
@@ -501,8 +486,35 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		}
 	};
 
+	/* the first round's K/V loads go out before q's: their latencies
+	 * overlap (q was written by the previous kernel, K/V long ago except
+	 * for position p) */
 	if (pipe && t_begin <= t_end)
 		fetch(t_begin);
+#pragma unroll
+	for (int g = 0; g < G; g++) {
+		m[g] = -INFINITY;
+		l[g] = 0.0f;
+#pragma unroll
+		for (int c = 0; c < C; c++) {
+			const size_t d0 = (size_t)(li + c * lpk) * 8;
+			const int nd = d0 < hd ? (hd - d0 < 8 ? (int)(hd - d0) : 8) : 0;
+
+#pragma unroll
+			for (int e = 0; e < 8; e++) {
+				o[g][c][e] = 0.0f;
+				qr[g][c][e] = g < ng && e < nd ?
+					q[(i * n_head + h0 + g) * hd + d0 + e] : 0.0f;
+			}
+		}
+	}
+#pragma unroll
+	for (int g = 0; g < G; g++)
+#pragma unroll
+		for (int c = 0; c < C; c++)
+#pragma unroll
+			for (int e = 0; e < 8; e++)
+				qr[g][c][e] *= qscale;
 	/* base: warp-uniform trip count (the shuffles need every lane) */
 	for (long long base = t_begin; base <= t_end; base += step) {
 		float kx[U][C][8], vx[U][C][8], sc[U][G];
@@ -606,57 +618,80 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 				}
 		}
 	}
-	/* merge the key groups: M = max m_k, o = sum o_k 2^(m_k - M), same
-	 * for l */
-	if (li == 0)
+	/* merge the key groups (M = max m_k, o = sum o_k 2^(m_k - M), same
+	 * for l): first the 32 / lpk groups of a warp by shuffles, then the
+	 * DEC_THREADS / 32 warps through shared memory with one barrier (the
+	 * readers rescale; 32-bit index math) */
+	for (int off = lpk; off < 32; off <<= 1)
 #pragma unroll
-		for (int g = 0; g < G; g++)
-			sm_m[kg][g] = m[g];
-	__syncthreads();
-#pragma unroll
-	for (int g = 0; g < G; g++) {
-		float M = -INFINITY, f;
+		for (int g = 0; g < G; g++) {
+			const float m2 = __shfl_xor_sync(0xffffffffu, m[g], off);
+			const float l2 = __shfl_xor_sync(0xffffffffu, l[g], off);
+			const float M = fmaxf(m[g], m2);
+			const float f1 = m[g] == -INFINITY ? 0.0f : exp2f(m[g] - M);
+			const float f2 = m2 == -INFINITY ? 0.0f : exp2f(m2 - M);
 
-		for (int k = 0; k < nkg; k++)
-			M = fmaxf(M, sm_m[k][g]);
-		f = m[g] == -INFINITY ? 0.0f : exp2f(m[g] - M);
-		if (li == 0)
-			sm_l[kg][g] = l[g] * f;
+			l[g] = l[g] * f1 + l2 * f2;
+			m[g] = M;
 #pragma unroll
-		for (int c = 0; c < C; c++) {
-			const size_t d0 = (size_t)(li + c * lpk) * 8;
-
-			if (d0 < hd)
+			for (int c = 0; c < C; c++)
 #pragma unroll
 				for (int e = 0; e < 8; e++)
-					if (d0 + e < hd)
-						red[((size_t)kg * G + g) * hd + d0 + e] =
-							o[g][c][e] * f;
+					o[g][c][e] = o[g][c][e] * f1 +
+						     __shfl_xor_sync(0xffffffffu, o[g][c][e], off) * f2;
 		}
-		m[g] = M;
-	}
-	__syncthreads();
-	for (size_t idx = tid; idx < (size_t)ng * hd; idx += DEC_THREADS) {
-		const int g = (int)(idx / hd);
-		const size_t d = idx % hd, h = h0 + g;
-		float acc = 0.0f, L = 0.0f, M = -INFINITY;
+	{
+		constexpr int W = DEC_THREADS / 32;
+		const unsigned warp = (unsigned)tid >> 5, hdu = (unsigned)hd;
 
-		for (int k = 0; k < nkg; k++) {
-			acc += red[((size_t)k * G + g) * hd + d];
-			L += sm_l[k][g];
-			M = fmaxf(M, sm_m[k][g]);
+		if (tid - (int)warp * 32 < lpk) { /* key group 0 of each warp */
+			if (li == 0)
+#pragma unroll
+				for (int g = 0; g < G; g++) {
+					sm_m[warp][g] = m[g];
+					sm_l[warp][g] = l[g];
+				}
+#pragma unroll
+			for (int g = 0; g < G; g++)
+#pragma unroll
+				for (int c = 0; c < C; c++) {
+					const unsigned d0 = (unsigned)(li + c * lpk) * 8;
+
+					if (d0 < hdu)
+#pragma unroll
+						for (int e = 0; e < 8; e++)
+							if (d0 + e < hdu)
+								red[(warp * G + g) * hdu + d0 + e] =
+									o[g][c][e];
+				}
 		}
-		if (part_o) {
-			const size_t slot = (i * n_head + h) * n_split + sp;
+		__syncthreads();
+		for (unsigned idx = tid; idx < (unsigned)ng * hdu; idx += DEC_THREADS) {
+			const unsigned g = idx / hdu, d = idx - g * hdu;
+			const size_t h = h0 + g;
+			float acc = 0.0f, L = 0.0f, M = -INFINITY, f[W];
 
-			if (M > -INFINITY) /* else the combine never reads it */
-				part_o[slot * hd + d] = acc;
-			if (d == 0) {
-				part_ml[2 * slot] = M;
-				part_ml[2 * slot + 1] = L;
+#pragma unroll
+			for (int w = 0; w < W; w++)
+				M = fmaxf(M, sm_m[w][g]);
+#pragma unroll
+			for (int w = 0; w < W; w++) {
+				f[w] = sm_m[w][g] == -INFINITY ? 0.0f : exp2f(sm_m[w][g] - M);
+				L += sm_l[w][g] * f[w];
+				acc += red[(w * G + g) * hdu + d] * f[w];
 			}
-		} else {
-			out[(i * n_head + h) * hd + d] = L > 0.0f ? acc / L : 0.0f;
+			if (part_o) {
+				const size_t slot = (i * n_head + h) * n_split + sp;
+
+				if (M > -INFINITY) /* else the combine never reads it */
+					part_o[slot * hd + d] = acc;
+				if (d == 0) {
+					part_ml[2 * slot] = M;
+					part_ml[2 * slot + 1] = L;
+				}
+			} else {
+				out[(i * n_head + h) * hd + d] = L > 0.0f ? acc / L : 0.0f;
+			}
 		}
 	}
 }
