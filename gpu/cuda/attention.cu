@@ -420,12 +420,14 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 	const int nkg = DEC_THREADS / lpk;
 	const size_t hd = kv.head_dim, ps = kv.page_size;
 	const size_t rowel = kv.n_head_kv * hd;
-	const size_t n_rep = n_head / kv.n_head_kv;
-	const size_t grp = blockIdx.x % n_grp, bk = blockIdx.x / n_grp;
-	const size_t hk = bk % kv.n_head_kv, i = bk / kv.n_head_kv;
+	/* 32-bit index math (64-bit division is a long subroutine on the
+	 * critical path of a latency-bound kernel) */
+	const unsigned nhk = (unsigned)kv.n_head_kv, n_rep = n_head / nhk;
+	const unsigned bk = blockIdx.x / n_grp, grp = blockIdx.x - bk * n_grp;
+	const size_t hk = bk % nhk, i = bk / nhk;
 	const size_t h0 = hk * n_rep + grp * G;
-	const int ng = (int)(n_rep - grp * G < (size_t)G ? n_rep - grp * G : G);
-	const size_t sp = blockIdx.y, n_split = gridDim.y;
+	const int ng = (int)(n_rep - grp * G < (unsigned)G ? n_rep - grp * G : G);
+	const unsigned sp = blockIdx.y, n_split = gridDim.y;
 	int32_t s32, p32;
 	float qr[G][C][8], o[G][C][8], m[G], l[G];
 	long long t_begin, t_end;
@@ -439,13 +441,14 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		t_begin = 1;
 		t_end = 0; /* invalid row: empty range, zeros out */
 	} else {
-		const size_t p = (size_t)p32;
-		const size_t lo = window && p + 1 > window ? p + 1 - window : 0;
-		size_t chunk = (p - lo + n_split) / n_split; /* ceil(len / n_split) */
+		const unsigned p = (unsigned)p32;
+		const unsigned lo = window && (size_t)p + 1 > window ?
+					    (unsigned)((size_t)p + 1 - window) : 0;
+		unsigned chunk = (p - lo + n_split) / n_split; /* ceil(len / n_split) */
 
 		chunk = (chunk + align - 1) / align * align;
 		s = (size_t)s32;
-		t_begin = (long long)(lo + sp * chunk);
+		t_begin = (long long)lo + (long long)sp * chunk;
 		t_end = t_begin + (long long)chunk - 1 < (long long)p ?
 				t_begin + (long long)chunk - 1 : (long long)p;
 	}

@@ -1236,7 +1236,8 @@ START_TEST(test_attention)
 	static const int32_t p1[] = { 511 }, p3[] = { 0, 511, 4095 },
 			     p3b[] = { 1, 8, 9 }, p4[] = { 63, 64, 65, 1500 },
 			     p3c[] = { 7, 100, 699 }, p1b[] = { 1023 },
-			     p3d[] = { 0, 300, 511 }, p8[] = { 2, 3, 17, 16, 40, 41, 200, 130 };
+			     p3d[] = { 0, 300, 511 }, p8[] = { 2, 3, 17, 16, 40, 41, 200, 130 },
+			     p2[] = { 5, 900 };
 	struct gpu_pair p;
 
 	if (!gpu_pair_open(&p, 3))
@@ -1252,6 +1253,9 @@ START_TEST(test_attention)
 	one_decode(&p, GPU_DTYPE_F16, 4, 2, 256, 32, 0, 1024, p1b, 1);
 	one_decode(&p, GPU_DTYPE_F32, 2, 1, 512, 16, 0, 512, p3d, 3);
 	one_decode(&p, GPU_DTYPE_F16, 40, 8, 128, 16, 0, 256, p8, 8);
+	/* 16 splits with a window, three heads of a group of four, and
+	 * splits left empty by position 5 */
+	one_decode(&p, GPU_DTYPE_F16, 12, 4, 64, 16, 100, 1024, p2, 2);
 	one_attention(&p, GPU_DTYPE_F32, 8, 2, 64, 16, 0);
 	one_attention(&p, GPU_DTYPE_F16, 8, 2, 64, 16, 0);
 	one_attention(&p, GPU_DTYPE_F32, 6, 6, 128, 7, 0);
