@@ -897,9 +897,43 @@ static int check_exl3_expert(struct gpu *g, const struct gpu_moe_experts *ex,
 
 size_t gpu_moe_scratch_elems(size_t n, size_t dim, size_t n_ff, size_t top_k)
 {
-	/* gathered x [n, dim], gate and up [n, n_ff], expert output [n, dim],
-	 * and two i32/f32 row lists of n * top_k (see gpu/cpu/moe.c). */
-	return n * (2 * dim + 2 * n_ff + 2 * top_k);
+	/* host grouping (gpu/cpu/moe.c, CUDA's host path): gathered x [n,
+	 * dim], gate and up [n, n_ff], expert output [n, dim], and two
+	 * i32/f32 row lists of n * top_k; CUDA's device path for A = n *
+	 * top_k <= GPU_MOE_DEVICE_MAX_ASSIGN: x per assignment [A, dim],
+	 * silu(gate) * up [A, n_ff], expert outputs [A, dim] and its lists
+	 * (5 A + 2 int32, gpu/cuda/kernels.h). */
+	const size_t host = n * (2 * dim + 2 * n_ff + 2 * top_k);
+	const size_t a = n * top_k;
+	const size_t dev = a * (2 * dim + n_ff + 5) + 2;
+
+	return a <= GPU_MOE_DEVICE_MAX_ASSIGN && dev > host ? dev : host;
+}
+
+/* Exactly one complete triple of experts: float or EXL3. */
+static bool moe_set_ok(const struct gpu_moe_experts *ex)
+{
+	const bool fl = ex->gate || ex->up || ex->down;
+	const bool q = ex->xgate || ex->xup || ex->xdown;
+
+	return fl != q && (!fl || (ex->gate && ex->up && ex->down)) &&
+	       (!q || (ex->xgate && ex->xup && ex->xdown));
+}
+
+bool gpu_moe_ffn_recordable(struct gpu *g, const struct gpu_moe_experts *ex,
+			    size_t n, size_t dim, size_t top_k)
+{
+	size_t e;
+
+	if (!g || g->poisoned || !ex || !g->be->moe_recordable ||
+	    ex->n_expert == 0 || top_k == 0 || top_k > ex->n_expert ||
+	    !moe_set_ok(ex))
+		return false;
+	for (e = 0; ex->gate && e < ex->n_expert; e++)
+		if (!ex->gate[e] || !ex->up[e] || !ex->down[e] ||
+		    ex->gate[e]->g != g || ex->up[e]->g != g || ex->down[e]->g != g)
+			return false;
+	return g->be->moe_recordable(g, ex, n, dim, top_k);
 }
 
 int gpu_moe_ffn(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
@@ -912,14 +946,11 @@ int gpu_moe_ffn(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 	bool fl, q;
 
 	TRY(check_live(g, d));
-	TRY(check_not_recording(g, op, d)); /* CUDA reads the routing back */
 	if (!ex || ex->n_expert == 0 || top_k == 0 || top_k > ex->n_expert)
 		return diag_fail(d, GPU_E_INVALID, "%s: bad expert set", op);
-	/* exactly one complete triple: float or EXL3 */
 	fl = ex->gate || ex->up || ex->down;
 	q = ex->xgate || ex->xup || ex->xdown;
-	if (fl == q || (fl && (!ex->gate || !ex->up || !ex->down)) ||
-	    (q && (!ex->xgate || !ex->xup || !ex->xdown)))
+	if (!moe_set_ok(ex))
 		return diag_fail(d, GPU_E_INVALID,
 				 "%s: bad expert set (need all of gate/up/down, "
 				 "float or EXL3, not both)", op);
@@ -941,6 +972,8 @@ int gpu_moe_ffn(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 		TRY(need(g, op, "expert down", ex->down[e], ANY_FLOAT, 0, dim,
 			 ex->n_ff, 1, d));
 	}
+	if (!gpu_moe_ffn_recordable(g, ex, n, dim, top_k))
+		TRY(check_not_recording(g, op, d)); /* reads the routing back */
 	if (n == 0)
 		return 0;
 	DISPATCH(g, moe_ffn, out, x, ids, weights, ex, n, dim, top_k, scratch,

@@ -97,7 +97,9 @@ const char *gpu_describe(const struct gpu *g);
 int gpu_n_threads(const struct gpu *g);
 
 /* Wait until every op issued so far has finished (a no-op on the CPU, where
- * ops are synchronous).  Errors: GPU_E_DEVICE. */
+ * ops are synchronous).  Errors: GPU_E_DEVICE; GPU_E_INVALID for an
+ * expert id out of range met by a device-dispatched gpu_moe_ffn since the
+ * last gpu_sync (reported once). */
 int gpu_sync(struct gpu *g, struct diag *d);
 
 /* Memory of the backend: for CUDA the device's free and total bytes
@@ -469,8 +471,23 @@ struct gpu_moe_experts {
 	const struct gpu_exl3_weight *const *xdown;
 };
 
-/* Scratch elements (f32) gpu_moe_ffn needs for n rows. */
+/* Most assignments (rows x top_k) of one gpu_moe_ffn call that CUDA
+ * dispatches on the device (see gpu_moe_ffn_recordable). */
+#define GPU_MOE_DEVICE_MAX_ASSIGN 128
+
+/* Scratch elements (f32) gpu_moe_ffn needs for n rows (enough for either
+ * dispatch path of any backend). */
 size_t gpu_moe_scratch_elems(size_t n, size_t dim, size_t n_ff, size_t top_k);
+
+/* Whether gpu_moe_ffn with this expert set, for up to n rows of width dim
+ * and top_k experts per row, dispatches the experts on the device (reads
+ * nothing back), so that it may be recorded in a graph.  CUDA: float
+ * experts, all f16 or all bf16, at most 128 of them, n * top_k <=
+ * GPU_MOE_DEVICE_MAX_ASSIGN, top_k <= 8, dim and n_ff multiples of 8.
+ * False on the CPU backend, for EXL3 experts, for an invalid set, and on
+ * a poisoned handle.  Borrows ex for the call. */
+bool gpu_moe_ffn_recordable(struct gpu *g, const struct gpu_moe_experts *ex,
+			    size_t n, size_t dim, size_t top_k);
 
 /* Expert dispatch (after gpu_moe_route):
  *   out[i, :] = sum_j weights[i, j] * down[e] (silu(gate[e] x[i]) * up[e] x[i]),
@@ -483,8 +500,13 @@ size_t gpu_moe_scratch_elems(size_t n, size_t dim, size_t n_ff, size_t top_k);
  * neither or both triples, a NULL entry, a float expert of the wrong size,
  * an EXL3 expert from another backend or too small for dim / n_ff — the
  * diag names the expert; an expert id outside [0, n_expert), found when
- * the routing is read), GPU_E_NOMEM, GPU_E_DEVICE.  Not recordable in a
- * graph (CUDA reads the routing back). */
+ * the routing is read: before anything is computed on the CPU and on
+ * CUDA's host path; on CUDA's device path (gpu_moe_ffn_recordable) the
+ * routing never reaches the host, so such an assignment adds nothing to
+ * its row and the next gpu_sync returns the error, naming row and id),
+ * GPU_E_NOMEM, GPU_E_DEVICE.  Recordable in a graph exactly when
+ * gpu_moe_ffn_recordable(g, ex, n, dim, top_k) (otherwise CUDA reads the
+ * routing back: GPU_E_INVALID while recording). */
 int gpu_moe_ffn(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 		const struct gpu_buf *ids, const struct gpu_buf *weights,
 		const struct gpu_moe_experts *ex, size_t n, size_t dim,

@@ -139,6 +139,11 @@ struct gpu_backend {
 		       const struct gpu_buf *weights,
 		       const struct gpu_moe_experts *ex, size_t n, size_t dim,
 		       size_t top_k, struct gpu_buf *scratch, struct diag *d);
+	/* optional, default false: whether moe_ffn of this (validated) set
+	 * for up to n rows reads nothing back on the host, so that it may be
+	 * recorded in a graph (gpu_moe_ffn_recordable) */
+	bool (*moe_recordable)(struct gpu *g, const struct gpu_moe_experts *ex,
+			       size_t n, size_t dim, size_t top_k);
 	/* EXL3 (optional, all three or none; gpu/exl3.c validates):
 	 * upload fills w->priv and w->bytes from desc (w's other fields are
 	 * set); release frees w->priv; matmul as gpu_exl3_matmul. */

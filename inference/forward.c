@@ -59,8 +59,10 @@
  * uploads the small per-step arrays and launches the graph.  The logits
  * step stays unrecorded (which rows want logits varies).  Not recorded:
  * injected embeddings or explicit MRoPE positions (host writes mid-step),
- * MoE models (expert dispatch reads the routing back), EXL3 models, and
- * contexts with c->use_graphs off (TERN_CUDA_GRAPHS=0, or a CPU backend).
+ * MoE models whose experts the backend cannot dispatch on the device
+ * (EXL3 or f32 experts: the dispatch reads the routing back;
+ * gpu_moe_ffn_recordable), and contexts with c->use_graphs off
+ * (TERN_CUDA_GRAPHS=0, or a CPU backend).
  * A graph whose scratch moved (a larger batch grew it) is recorded again;
  * a failed recording falls back to the unrecorded path (after 4 failures
  * the context stops trying).  Replays run exactly the recorded kernels, so
@@ -184,16 +186,7 @@ static int ffn_moe(struct llm_context *c, const struct llm_layer *ly, size_t n,
 	OP(gpu_moe_route(c->g, c->r_logits, c->r_ids, c->r_wts, n, ne, k,
 			 m->moe_renorm, d),
 	   "layer %lld routing", (long long)l);
-	/* experts: float (e_*) or EXL3 (xe_*), the other triple NULL */
-	memset(&ex, 0, sizeof ex);
-	ex.n_expert = ne;
-	ex.n_ff = (size_t)cf->n_ff_expert;
-	ex.gate = (const struct gpu_buf *const *)ly->e_gate;
-	ex.up = (const struct gpu_buf *const *)ly->e_up;
-	ex.down = (const struct gpu_buf *const *)ly->e_down;
-	ex.xgate = (const struct gpu_exl3_weight *const *)ly->xe_gate;
-	ex.xup = (const struct gpu_exl3_weight *const *)ly->xe_up;
-	ex.xdown = (const struct gpu_exl3_weight *const *)ly->xe_down;
+	llm_layer_experts(m, ly, &ex);
 	OP(gpu_moe_ffn(c->g, c->o, c->xn, c->r_ids, c->r_wts, &ex, n, E, k,
 		       c->moe_scratch, d),
 	   "layer %lld experts", (long long)l);

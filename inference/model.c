@@ -782,6 +782,21 @@ static int newbuf(struct llm_context *c, struct gpu_buf **b, enum gpu_dtype t,
 /* Whether contexts of M record decode steps (forward.c): a CUDA backend,
  * no MoE layer (its dispatch reads the routing on the host mid-step), and
  * TERN_CUDA_GRAPHS not set to "0". */
+void llm_layer_experts(const struct llm_model *m, const struct llm_layer *ly,
+		       struct gpu_moe_experts *ex)
+{
+	/* float (e_*) or EXL3 (xe_*), the other triple NULL */
+	memset(ex, 0, sizeof *ex);
+	ex->n_expert = (size_t)m->cfg.n_expert;
+	ex->n_ff = (size_t)m->cfg.n_ff_expert;
+	ex->gate = (const struct gpu_buf *const *)ly->e_gate;
+	ex->up = (const struct gpu_buf *const *)ly->e_up;
+	ex->down = (const struct gpu_buf *const *)ly->e_down;
+	ex->xgate = (const struct gpu_exl3_weight *const *)ly->xe_gate;
+	ex->xup = (const struct gpu_exl3_weight *const *)ly->xe_up;
+	ex->xdown = (const struct gpu_exl3_weight *const *)ly->xe_down;
+}
+
 static bool graphs_wanted(const struct llm_model *m)
 {
 	const char *env = getenv("TERN_CUDA_GRAPHS");
@@ -789,13 +804,22 @@ static bool graphs_wanted(const struct llm_model *m)
 
 	if ((env && !strcmp(env, "0")) || gpu_get_kind(m->g) != GPU_KIND_CUDA)
 		return false;
-	/* MoE dispatch reads the routing on the host: not recordable.  EXL3
-	 * linears are: their workspace is sized when the weights are
-	 * uploaded, before any graph is recorded, and matmul neither
-	 * allocates nor synchronises. */
+	/* EXL3 linears are recordable: their workspace is sized when the
+	 * weights are uploaded, before any graph is recorded, and matmul
+	 * neither allocates nor synchronises.  MoE layers are when the
+	 * backend dispatches their experts on the device for every batch a
+	 * graph may hold (f16/bf16 experts on CUDA); otherwise the dispatch
+	 * reads the routing on the host. */
 	for (l = 0; l < m->cfg.n_layer; l++)
-		if (m->layers[l].moe)
-			return false;
+		if (m->layers[l].moe) {
+			struct gpu_moe_experts ex;
+
+			llm_layer_experts(m, &m->layers[l], &ex);
+			if (!gpu_moe_ffn_recordable(m->g, &ex, LLM_GRAPH_MAX_ROWS,
+						    (size_t)m->cfg.n_embd,
+						    (size_t)m->cfg.n_expert_used))
+				return false;
+		}
 	return true;
 }
 

@@ -168,6 +168,11 @@ void llm_kv_release(struct llm_context *ctx, size_t seq, size_t n);
 int llm_model_setup(struct llm_model *m, const struct llm_model_params *params,
 		    const char *name, struct diag *d);
 
+/* *EX = layer LY's routed experts (M's counts; the float or the EXL3
+ * triple, the other NULL), borrowing LY's arrays. */
+void llm_layer_experts(const struct llm_model *m, const struct llm_layer *ly,
+		       struct gpu_moe_experts *ex);
+
 /* Fill inv_freq[0 .. hd/2) for CFG's rope settings (default, linear,
  * llama3, mrope).  LLM_E_UNSUPPORTED for yarn/dynamic. */
 int llm_rope_inv_freq(const struct llm_config *cfg, float *inv_freq,

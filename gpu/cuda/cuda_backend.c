@@ -76,6 +76,10 @@ struct cuda_state {
 	size_t att_ws_bytes;
 	void *host_ws;         /* host: MoE ids, weights and row lists */
 	size_t host_ws_bytes;
+	int *moe_err;          /* mapped host memory, 4 ints: an expert id
+				* out of range met on the device (see
+				* gpu_cuda_launch_moe_plan); read by sync */
+	int *moe_err_dev;      /* the same, as the device sees it */
 	uint64_t ws_gen;       /* bumped whenever a device scratch area moves
 				* (graphs recorded before point to the old one) */
 };
@@ -181,6 +185,8 @@ static void state_free(struct cuda_state *st)
 	cudaFree(st->half_ws);
 	cudaFree(st->att_ws);
 	free(st->host_ws);
+	if (st->moe_err)
+		cudaFreeHost(st->moe_err);
 	free(st);
 }
 
@@ -225,6 +231,23 @@ static int cuda_open(struct gpu *g, const struct gpu_params *p, struct diag *d)
 				       cublasGetStatusString(bs));
 		}
 	}
+	if (rc == 0) {
+		void *hp = NULL, *dp = NULL;
+		cudaError_t e2 = cudaHostAlloc(&hp, 4 * sizeof(int), cudaHostAllocMapped);
+
+		if (e2 == cudaSuccess) {
+			st->moe_err = (int *)hp;
+			memset(hp, 0, 4 * sizeof(int));
+			e2 = cudaHostGetDevicePointer(&dp, hp, 0);
+		}
+		if (e2 != cudaSuccess) {
+			(void)cudaGetLastError();
+			rc = diag_fail(d, GPU_E_DEVICE,
+				       "CUDA device %d: mapped host memory: %s",
+				       st->device, cudaGetErrorString(e2));
+		}
+		st->moe_err_dev = (int *)dp;
+	}
 	if (rc == 0)
 		rc = gpu_cuda_device_name(st->device, name, sizeof name, d);
 	if (rc < 0) {
@@ -255,6 +278,16 @@ static int cuda_sync(struct gpu *g, struct diag *d)
 
 	CUDA_TRY(cudaSetDevice(st->device));
 	CUDA_TRY(cudaStreamSynchronize(st->stream));
+	if (st->moe_err[0]) {
+		volatile int *e = st->moe_err;
+		const int row = e[1], id = e[2], ne = e[3];
+
+		e[0] = 0;
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_moe_ffn: row %d routed to expert %d of %d "
+				 "(found on the device; it added nothing)",
+				 row, id, ne);
+	}
 	return 0;
 }
 
@@ -790,6 +823,73 @@ static int cuda_moe_route(struct gpu *g, const struct gpu_buf *logits,
  *   rows i32 [n * top_k] | wts f32 [n * top_k]
  * The copy to the host synchronises the stream (a later device-side
  * grouped GEMM removes it, see docs/PERFORMANCE.md). */
+/* gpu_moe_ffn_recordable (gpu.c checked the set): the device path's
+ * limits (gpu/cuda/kernels.h). */
+static bool cuda_moe_recordable(struct gpu *g, const struct gpu_moe_experts *ex,
+				size_t n, size_t dim, size_t top_k)
+{
+	enum gpu_dtype wt;
+	size_t e;
+
+	(void)g;
+	if (!ex->gate || ex->n_expert > GPU_CUDA_MOE_MAX_EXPERTS || top_k > 8 ||
+	    n > GPU_MOE_DEVICE_MAX_ASSIGN / top_k || dim % 8 || ex->n_ff % 8 ||
+	    dim == 0 || ex->n_ff == 0)
+		return false;
+	wt = ex->gate[0]->dtype;
+	if (wt != GPU_DTYPE_BF16 && wt != GPU_DTYPE_F16)
+		return false;
+	for (e = 0; e < ex->n_expert; e++) {
+		const struct gpu_buf *b[3] = { ex->gate[e], ex->up[e], ex->down[e] };
+
+		for (int i = 0; i < 3; i++)
+			if (b[i]->dtype != wt || (uintptr_t)b[i]->data % 16)
+				return false;
+	}
+	return true;
+}
+
+/* Device path (gpu/cuda/kernels.h, "MoE experts dispatched on the
+ * device"): plan, gather, gate/up + SwiGLU, down, combine — five launches,
+ * nothing read back.  Scratch: xg [A, dim] | h [A, n_ff] | y [A, dim] |
+ * lists (int32). */
+static int moe_ffn_device(struct cuda_state *st, struct gpu_buf *out,
+			  const struct gpu_buf *x, const struct gpu_buf *ids,
+			  const struct gpu_buf *weights,
+			  const struct gpu_moe_experts *ex, size_t n, size_t dim,
+			  size_t top_k, struct gpu_buf *scratch, struct diag *d)
+{
+	const size_t A = n * top_k, ne = ex->n_expert, n_ff = ex->n_ff;
+	const int wt = (int)ex->gate[0]->dtype;
+	float *xg = (float *)scratch->data;
+	float *h = xg + A * dim, *y = h + A * n_ff;
+	int32_t *lists = (int32_t *)(void *)(y + A * dim);
+	const void *wg[GPU_CUDA_MOE_MAX_EXPERTS], *wu[GPU_CUDA_MOE_MAX_EXPERTS];
+	const void *wd[GPU_CUDA_MOE_MAX_EXPERTS];
+	size_t e;
+
+	for (e = 0; e < ne; e++) {
+		wg[e] = ex->gate[e]->data;
+		wu[e] = ex->up[e]->data;
+		wd[e] = ex->down[e]->data;
+	}
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_moe_plan(
+		st->stream, (const int32_t *)ids->data, (const float *)weights->data,
+		n, top_k, ne, lists, st->moe_err_dev));
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_gather_rows(
+		st->stream, xg, (const float *)x->data, lists, A, dim));
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_moe_gemv(st->stream, wt, 1, wg, wu,
+							ne, xg, h, lists, A, dim,
+							n_ff));
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_moe_gemv(st->stream, wt, 0, wd, NULL,
+							ne, h, y, lists, A, n_ff,
+							dim));
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_moe_combine(
+		st->stream, (float *)out->data, y, lists, n, top_k, dim));
+	(void)d;
+	return 0;
+}
+
 static int cuda_moe_ffn(struct gpu *g, struct gpu_buf *out,
 			const struct gpu_buf *x, const struct gpu_buf *ids,
 			const struct gpu_buf *weights,
@@ -808,6 +908,14 @@ static int cuda_moe_ffn(struct gpu *g, struct gpu_buf *out,
 	size_t *start, i, j, e, m;
 	int rc;
 
+	if (cuda_moe_recordable(g, ex, n, dim, top_k) &&
+	    ((uintptr_t)x->data | (uintptr_t)scratch->data) % 16 == 0)
+		return moe_ffn_device(st, out, x, ids, weights, ex, n, dim, top_k,
+				      scratch, d);
+	if (g->recording)
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_moe_ffn: buffers not 16-byte aligned while "
+				 "recording");
 	rc = host_reserve(st, need, "gpu_moe_ffn", d);
 	if (rc < 0)
 		return rc;
@@ -1019,6 +1127,7 @@ const struct gpu_backend gpu_cuda_backend = {
 	.copy = cuda_copy,
 	.moe_route = cuda_moe_route,
 	.moe_ffn = cuda_moe_ffn,
+	.moe_recordable = cuda_moe_recordable,
 	.mem_info = cuda_mem_info,
 	.reserve = cuda_reserve,
 	.graph_begin = cuda_graph_begin,

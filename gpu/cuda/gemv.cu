@@ -502,3 +502,316 @@ extern "C" int gpu_cuda_launch_gemv(void *stream, float *out, const float *x,
 	pt.rows = rows;
 	return gpu_cuda_launch_gemv_multi(stream, x, wt, n, k, &pt, 1);
 }
+
+/* ---- MoE experts dispatched on the device (decode) ----------------------
+ *
+ * gpu_cuda_launch_moe_plan, _moe_gemv and _moe_combine (kernels.h) run a
+ * MoE layer's experts for few rows without reading the routing on the
+ * host, so the layer can be recorded in a CUDA graph.  The plan (one
+ * block) sorts the A = n * top_k assignments by expert, rows ascending
+ * within an expert — the host path's grouping (gpu/cpu/moe.c) — into
+ * "slots"; the experts that got at least one slot become groups.  The
+ * expert GEMVs then run one grid row (blockIdx.y) per group over the
+ * slots of that group (so each chosen expert's weights are read once, as
+ * on the host path) with the same streaming loop as gemv_vec_kernel, in
+ * chunks of up to 8 slots; the weights' addresses travel in the launch's
+ * parameter (__grid_constant__, read in place by index).  The combine
+ * sums each row's slots in slot (= expert) order starting from zero with
+ * one fmaf per term, as the host path's scatter-add does. */
+
+/* Offsets (in int32 elements) of the plan's lists for A assignments. */
+#define MOE_SROW(A) 0                /* x row of slot s */
+#define MOE_SWT(A) (A)               /* routing weight of slot s (f32 bits) */
+#define MOE_RSLOT(A) (2 * (A))       /* row i's slots, ascending, -1 padded */
+#define MOE_GEXP(A) (3 * (A))        /* expert of group g */
+#define MOE_GSTART(A) (4 * (A))      /* first slot of group g (A + 1) */
+#define MOE_NGROUP(A) (5 * (A) + 1)  /* number of groups */
+
+__global__ static void moe_plan_kernel(const int32_t *ids, const float *wts,
+				       int A, int top_k, int n_expert,
+				       int32_t *lists, int *err)
+{
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
+	__shared__ int cnt[GPU_CUDA_MOE_MAX_EXPERTS];
+	__shared__ int off[GPU_CUDA_MOE_MAX_EXPERTS];
+	__shared__ int slot_of[GPU_CUDA_MOE_MAX_ASSIGN];
+	__shared__ int total;
+	int32_t *srow = lists + MOE_SROW(A), *rslot = lists + MOE_RSLOT(A);
+	float *swt = reinterpret_cast<float *>(lists + MOE_SWT(A));
+	const int e = threadIdx.x;
+
+	if (e < A)
+		slot_of[e] = -1;
+	if (e < n_expert) {
+		int c = 0;
+
+		for (int a = 0; a < A; a++)
+			c += ids[a] == e;
+		cnt[e] = c;
+	}
+	__syncthreads();
+	if (e == 0) {
+		int s = 0, g = 0;
+
+		for (int x = 0; x < n_expert; x++) {
+			off[x] = s;
+			if (cnt[x]) {
+				lists[MOE_GEXP(A) + g] = x;
+				lists[MOE_GSTART(A) + g] = s;
+				g++;
+			}
+			s += cnt[x];
+		}
+		lists[MOE_GSTART(A) + g] = s;
+		lists[MOE_NGROUP(A)] = g;
+		total = s;
+		for (int a = 0; a < A; a++)
+			if ((ids[a] < 0 || ids[a] >= n_expert) && err && !err[0]) {
+				err[1] = a / top_k;
+				err[2] = ids[a];
+				err[3] = n_expert;
+				__threadfence_system();
+				err[0] = 1;
+			}
+	}
+	__syncthreads();
+	if (e < n_expert && cnt[e]) {
+		int s = off[e];
+
+		for (int a = 0; a < A; a++)
+			if (ids[a] == e) {
+				srow[s] = a / top_k;
+				swt[s] = wts[a];
+				slot_of[a] = s++;
+			}
+	}
+	/* unused tail slots (ids out of range): gathered from row 0, never
+	 * summed */
+	if (e >= total && e < A) {
+		srow[e] = 0;
+		swt[e] = 0.0f;
+	}
+	__syncthreads();
+	if (e < A / top_k) {
+		int v[8];
+
+		/* the row's slots ascending (top_k <= 8), invalid ones last */
+		for (int j = 0; j < top_k; j++) {
+			int s = slot_of[e * top_k + j], q = j;
+
+			s = s < 0 ? INT_MAX : s;
+			while (q > 0 && v[q - 1] > s) {
+				v[q] = v[q - 1];
+				q--;
+			}
+			v[q] = s;
+		}
+		for (int j = 0; j < top_k; j++)
+			rslot[e * top_k + j] = v[j] == INT_MAX ? -1 : v[j];
+	}
+}
+
+/* The expert weights of one launch, indexed by expert (read in place). */
+struct moe_gemv_p {
+	const void *wa[GPU_CUDA_MOE_MAX_EXPERTS]; /* gate (or down) */
+	const void *wb[GPU_CUDA_MOE_MAX_EXPERTS]; /* up (gate/up launch) */
+	const float *x;    /* [A, k] slot rows */
+	float *out;        /* [A, rows] */
+	const int32_t *lists;
+	int A;
+	size_t k, rows;
+};
+
+/* N slots (x rows xs, outputs os) of weight row r: one warp; with GU the
+ * gate and up rows together and out = silu(gate) * up. */
+template <int N, int WT, bool GU>
+__device__ __forceinline__ void moe_rows(const void *wa, const void *wb,
+					 const float *xs, float *os, size_t k,
+					 size_t rows, size_t r, int lane)
+{
+	constexpr int R = GU ? 2 : 1, U = N <= 2 ? 8 : 4;
+	const size_t k16 = k / 8;
+	const uint4 *wr[R];
+	float acc[R][N];
+	size_t c;
+
+	wr[0] = reinterpret_cast<const uint4 *>((const uint16_t *)wa + r * k) + lane;
+	if (GU)
+		wr[R - 1] = reinterpret_cast<const uint4 *>((const uint16_t *)wb + r * k) + lane;
+#pragma unroll
+	for (int q = 0; q < R; q++)
+#pragma unroll
+		for (int i = 0; i < N; i++)
+			acc[q][i] = 0.0f;
+	for (c = 0; c + 32 * U <= k16; c += 32 * U) {
+		uint4 u[U][R];
+
+#pragma unroll
+		for (int q = 0; q < U; q++)
+#pragma unroll
+			for (int h = 0; h < R; h++)
+				u[q][h] = ld_stream16(wr[h] + c + q * 32);
+#pragma unroll
+		for (int q = 0; q < U; q++)
+			fma_col<N, R, WT>(acc, u[q], xs + (c + q * 32 + lane) * 8, k);
+	}
+	if (c < k16) {
+		uint4 u[U][R];
+
+#pragma unroll
+		for (int q = 0; q < U; q++)
+#pragma unroll
+			for (int h = 0; h < R; h++)
+				u[q][h] = c + q * 32 + lane < k16 ? ld_stream16(wr[h] + c + q * 32)
+								  : make_uint4(0, 0, 0, 0);
+#pragma unroll
+		for (int q = 0; q < U; q++)
+			if (c + q * 32 + lane < k16)
+				fma_col<N, R, WT>(acc, u[q], xs + (c + q * 32 + lane) * 8, k);
+	}
+#pragma unroll
+	for (int i = 0; i < N; i++) {
+		float g = tern_warp_sum(acc[0][i]);
+
+		if (GU) {
+			const float up = tern_warp_sum(acc[R - 1][i]);
+
+			/* silu(g) * u as swiglu_kernel computes it */
+			g = g / (1.0f + expf(-g)) * up;
+		}
+		if (lane == (i & 31))
+			os[(size_t)i * rows + r] = g;
+	}
+}
+
+/* grid (ceil(rows / GEMV_WARPS), groups): warp w of block x runs weight
+ * row x * GEMV_WARPS + w of its group's expert for every slot of the
+ * group; k % 8 == 0, weights, x and out 16-byte aligned. */
+template <int WT, bool GU>
+__global__ static void __launch_bounds__(GEMV_WARPS * 32)
+moe_gemv_kernel(const __grid_constant__ moe_gemv_p p)
+{
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
+	const int A = p.A, g = blockIdx.y;
+	const int lane = threadIdx.x & 31;
+	const size_t r = (size_t)blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+
+	if (g >= p.lists[MOE_NGROUP(A)] || r >= p.rows)
+		return;
+	const int e = p.lists[MOE_GEXP(A) + g];
+	const int s0 = p.lists[MOE_GSTART(A) + g];
+	const int m = p.lists[MOE_GSTART(A) + g + 1] - s0;
+	const void *wa = p.wa[e], *wb = GU ? p.wb[e] : nullptr;
+
+	for (int c0 = 0; c0 < m; c0 += 8) {
+		const float *xs = p.x + (size_t)(s0 + c0) * p.k;
+		float *os = p.out + (size_t)(s0 + c0) * p.rows;
+
+		switch (m - c0 < 8 ? m - c0 : 8) {
+#define CASE(N)                                                              \
+	case N:                                                              \
+		moe_rows<N, WT, GU>(wa, wb, xs, os, p.k, p.rows, r, lane);   \
+		break;
+		CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+#undef CASE
+		}
+	}
+}
+
+/* out[i, c] = sum over row i's slots s (ascending) of swt[s] * y[s, c] */
+__global__ static void moe_combine_kernel(float *out, const float *y,
+					  const int32_t *lists, int A,
+					  int top_k, size_t dim)
+{
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
+	const int i = blockIdx.x;
+	const size_t c = (size_t)blockIdx.y * blockDim.x + threadIdx.x;
+	const int32_t *rs = lists + MOE_RSLOT(A) + (size_t)i * top_k;
+	const float *swt = reinterpret_cast<const float *>(lists + MOE_SWT(A));
+	float acc = 0.0f;
+
+	if (c >= dim)
+		return;
+	for (int j = 0; j < top_k; j++) {
+		const int s = rs[j];
+
+		if (s < 0)
+			break;
+		acc = fmaf(swt[s], y[(size_t)s * dim + c], acc);
+	}
+	out[(size_t)i * dim + c] = acc;
+}
+
+extern "C" size_t gpu_cuda_moe_list_elems(size_t A)
+{
+	return 5 * A + 2;
+}
+
+extern "C" int gpu_cuda_launch_moe_plan(void *stream, const int32_t *ids,
+					const float *wts, size_t n, size_t top_k,
+					size_t n_expert, int32_t *lists, int *err)
+{
+	const size_t A = n * top_k;
+
+	if (A == 0 || A > GPU_CUDA_MOE_MAX_ASSIGN || top_k > 8 ||
+	    n_expert == 0 || n_expert > GPU_CUDA_MOE_MAX_EXPERTS)
+		return (int)cudaErrorInvalidValue;
+	(void)tern_launch(moe_plan_kernel, 1, GPU_CUDA_MOE_MAX_EXPERTS > GPU_CUDA_MOE_MAX_ASSIGN
+					? GPU_CUDA_MOE_MAX_EXPERTS : GPU_CUDA_MOE_MAX_ASSIGN,
+			0, (cudaStream_t)stream, ids, wts, (int)A, (int)top_k,
+			(int)n_expert, lists, err);
+	return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_cuda_launch_moe_gemv(void *stream, int wt, int gate_up,
+					const void *const *wa, const void *const *wb,
+					size_t n_expert, const float *x, float *out,
+					const int32_t *lists, size_t A, size_t k,
+					size_t rows)
+{
+	moe_gemv_p p;
+	const size_t groups = A < n_expert ? A : n_expert;
+	const size_t nb = (rows + GEMV_WARPS - 1) / GEMV_WARPS;
+
+	if (A == 0 || A > GPU_CUDA_MOE_MAX_ASSIGN || n_expert == 0 ||
+	    n_expert > GPU_CUDA_MOE_MAX_EXPERTS || k % 8 || rows == 0 ||
+	    nb > INT_MAX || (wt != CUDA_WT_BF16 && wt != CUDA_WT_F16))
+		return (int)cudaErrorInvalidValue;
+	memset(&p, 0, sizeof p);
+	for (size_t e = 0; e < n_expert; e++) {
+		p.wa[e] = wa[e];
+		p.wb[e] = gate_up ? wb[e] : NULL;
+	}
+	p.x = x;
+	p.out = out;
+	p.lists = lists;
+	p.A = (int)A;
+	p.k = k;
+	p.rows = rows;
+	dim3 grid((unsigned)nb, (unsigned)groups);
+	if (wt == CUDA_WT_BF16)
+		(void)(gate_up ? tern_launch(moe_gemv_kernel<CUDA_WT_BF16, true>, grid,
+					     GEMV_WARPS * 32, 0, (cudaStream_t)stream, p)
+			       : tern_launch(moe_gemv_kernel<CUDA_WT_BF16, false>, grid,
+					     GEMV_WARPS * 32, 0, (cudaStream_t)stream, p));
+	else
+		(void)(gate_up ? tern_launch(moe_gemv_kernel<CUDA_WT_F16, true>, grid,
+					     GEMV_WARPS * 32, 0, (cudaStream_t)stream, p)
+			       : tern_launch(moe_gemv_kernel<CUDA_WT_F16, false>, grid,
+					     GEMV_WARPS * 32, 0, (cudaStream_t)stream, p));
+	return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_cuda_launch_moe_combine(void *stream, float *out,
+					   const float *y, const int32_t *lists,
+					   size_t n, size_t top_k, size_t dim)
+{
+	const size_t A = n * top_k;
+
+	if (A == 0 || A > GPU_CUDA_MOE_MAX_ASSIGN || dim == 0)
+		return (int)cudaErrorInvalidValue;
+	(void)tern_launch(moe_combine_kernel, dim3((unsigned)n, tern_div_up(dim, 256)),
+			256, 0, (cudaStream_t)stream, out, y, lists, (int)A,
+			(int)top_k, dim);
+	return (int)cudaGetLastError();
+}

@@ -122,6 +122,39 @@ int gpu_cuda_launch_gemv_swiglu(void *stream, float *out, const float *x,
 				int wt, size_t n, size_t k, const void *w_gate,
 				const void *w_up, size_t rows);
 
+/* MoE experts dispatched on the device (gemv.cu; recordable in a graph):
+ * for A = n * top_k <= GPU_CUDA_MOE_MAX_ASSIGN assignments (top_k <= 8)
+ * and n_expert <= GPU_CUDA_MOE_MAX_EXPERTS f16/bf16 experts.
+ *   1. gpu_cuda_launch_moe_plan: sorts the assignments by expert (rows
+ *      ascending within one, as gpu/cpu/moe.c groups them) into slots and
+ *      writes `lists` (gpu_cuda_moe_list_elems(A) int32, device): the x
+ *      row and routing weight of each slot, each row's slots in
+ *      ascending order, and the groups (experts with a slot).  An id
+ *      outside [0, n_expert) gets no slot; the first one seen is written
+ *      to err (mapped host memory, may be NULL): err[1] row, err[2] id,
+ *      err[3] n_expert, then err[0] = 1.
+ *   2. gpu_cuda_launch_gather_rows(xg, x, lists (first A entries), A, dim).
+ *   3. gpu_cuda_launch_moe_gemv, gate_up = 1: out [A, rows] = silu(xg
+ *      gate_e^T) * (xg up_e^T) per slot with e its expert (wa = gate, wb
+ *      = up, n_expert entries each, [rows, k]); gate_up = 0: out = x
+ *      down_e^T (wa = down, wb unused).  k % 8 == 0; weights, x, out
+ *      16-byte aligned.
+ *   4. gpu_cuda_launch_moe_combine: out [n, dim] = sum over each row's
+ *      slots (ascending) of weight * y[slot], from zero, one fmaf each. */
+#define GPU_CUDA_MOE_MAX_EXPERTS 128
+#define GPU_CUDA_MOE_MAX_ASSIGN 128
+size_t gpu_cuda_moe_list_elems(size_t A);
+int gpu_cuda_launch_moe_plan(void *stream, const int32_t *ids, const float *wts,
+			     size_t n, size_t top_k, size_t n_expert,
+			     int32_t *lists, int *err);
+int gpu_cuda_launch_moe_gemv(void *stream, int wt, int gate_up,
+			     const void *const *wa, const void *const *wb,
+			     size_t n_expert, const float *x, float *out,
+			     const int32_t *lists, size_t A, size_t k, size_t rows);
+int gpu_cuda_launch_moe_combine(void *stream, float *out, const float *y,
+				const int32_t *lists, size_t n, size_t top_k,
+				size_t dim);
+
 /* ---- attention.cu ------------------------------------------------------ */
 
 /* Paged KV geometry and batch, device pointers (see gpu.h). */

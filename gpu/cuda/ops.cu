@@ -10,6 +10,8 @@
  * accurate expf/cosf/sinf (no fast-math), matching gpu/cpu/ops.c up to the
  * order of summation.  Launch wrappers (kernels.h) return the launch error.
  */
+#include <limits.h>
+
 #include "gpu/cuda/kernels.h"
 #include "gpu/cuda/cuda_common.cuh"
 #include "gpu/cuda/pdl.cuh"
@@ -539,13 +541,84 @@ __global__ static void moe_route_kernel(const float *logits, int32_t *ids,
 			wts[i * top_k + j] = (float)(wts[i * top_k + j] / ksum);
 }
 
+/* The same routing with one warp per row (n_expert <= 32 * 32): lane l
+ * holds experts l, l + 32, ... and a bit per expert it has handed out;
+ * each of the top_k rounds is a warp arg-max (ties to the lower index, as
+ * the scan above), so the ids are the serial kernel's.  The exp sum is
+ * taken in double per lane and then across lanes — a different order than
+ * the CPU's running sum, which may move a weight by one float ulp.  The
+ * serial kernel kept the chosen ids in global memory and re-read them for
+ * every expert of every round: top 8 of 128 experts cost ~0.2 ms a row. */
+#define MOE_ROUTE_WARPS 4
+__global__ static void moe_route_warp_kernel(const float *logits, int32_t *ids,
+					     float *wts, size_t n, int n_expert,
+					     int top_k, int renorm)
+{
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
+	const int lane = threadIdx.x & 31;
+	const size_t i = (size_t)blockIdx.x * MOE_ROUTE_WARPS + (threadIdx.x >> 5);
+	const float *row;
+	float mx = -INFINITY;
+	double sum = 0.0, ksum = 0.0;
+	uint32_t taken = 0;
+
+	if (i >= n)
+		return;
+	row = logits + i * (size_t)n_expert;
+	for (int e = lane; e < n_expert; e += 32)
+		mx = fmaxf(mx, row[e]);
+	mx = tern_warp_max(mx);
+	for (int e = lane; e < n_expert; e += 32)
+		sum += exp((double)(row[e] - mx));
+	for (int o = 16; o > 0; o >>= 1)
+		sum += __shfl_xor_sync(0xffffffffu, sum, o);
+	for (int j = 0; j < top_k; j++) {
+		float bv = 0.0f;
+		int be = INT_MAX; /* none */
+
+		for (int e = lane, q = 0; e < n_expert; e += 32, q++)
+			if (!((taken >> q) & 1u) && (be == INT_MAX || row[e] > bv)) {
+				bv = row[e];
+				be = e;
+			}
+		for (int o = 16; o > 0; o >>= 1) {
+			const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+			const int oe = __shfl_xor_sync(0xffffffffu, be, o);
+
+			if (oe != INT_MAX &&
+			    (be == INT_MAX || ov > bv || (ov == bv && oe < be))) {
+				bv = ov;
+				be = oe;
+			}
+		}
+		if ((be & 31) == lane)
+			taken |= 1u << (be >> 5);
+		if (lane == 0) {
+			const float w = (float)(exp((double)(row[be] - mx)) / sum);
+
+			ids[i * top_k + j] = be;
+			wts[i * top_k + j] = w;
+			ksum += w;
+		}
+	}
+	if (renorm && lane == 0)
+		for (int j = 0; j < top_k; j++)
+			wts[i * top_k + j] = (float)(wts[i * top_k + j] / ksum);
+}
+
 extern "C" int gpu_cuda_launch_moe_route(void *stream, const float *logits,
 					 int32_t *ids, float *weights, size_t n,
 					 size_t n_expert, size_t top_k, int renorm)
 {
-	(void)tern_launch(moe_route_kernel, tern_div_up(n, 64), 64, 0,
-			(cudaStream_t)stream, logits, ids, weights, n, n_expert,
-			top_k, renorm);
+	if (n_expert <= 32 * 32)
+		(void)tern_launch(moe_route_warp_kernel,
+				tern_div_up(n, MOE_ROUTE_WARPS), MOE_ROUTE_WARPS * 32,
+				0, (cudaStream_t)stream, logits, ids, weights, n,
+				(int)n_expert, (int)top_k, renorm);
+	else
+		(void)tern_launch(moe_route_kernel, tern_div_up(n, 64), 64, 0,
+				(cudaStream_t)stream, logits, ids, weights, n,
+				n_expert, top_k, renorm);
 	return (int)cudaGetLastError();
 }
 

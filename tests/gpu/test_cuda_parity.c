@@ -1287,13 +1287,14 @@ END_TEST
 
 START_TEST(test_moe_route)
 {
-	static const size_t ne[] = { 8, 60, 128 };
+	/* one warp per row up to 1024 experts, the serial kernel above */
+	static const size_t ne[] = { 8, 60, 128, 1100 };
 	struct gpu_pair p;
 	size_t c;
 
 	if (!gpu_pair_open(&p, 3))
 		return;
-	for (c = 0; c < 3; c++) {
+	for (c = 0; c < 4; c++) {
 		const size_t n = 33, k = c == 0 ? 2 : 8;
 		float *lg = rand_f32(n * ne[c], 4.0f);
 		int32_t *ic = malloc(n * k * 4), *ig = malloc(n * k * 4);
@@ -1328,16 +1329,24 @@ START_TEST(test_moe_route)
 }
 END_TEST
 
+/* gpu_moe_ffn on both backends with the CPU's routing.  CUDA dispatches
+ * f16/bf16 experts on the device for up to 128 assignments (n = 1, 5, 40
+ * here: GEMV, f32 activations, 1e-5) and reads the routing back above
+ * that or for f32 experts (n = 70: cuBLAS for experts with > 8 rows, x
+ * rounded to half, 1e-2).  The device path also recorded into a graph and
+ * replayed (bit-identical to the direct call); a bad expert id fails with
+ * GPU_E_INVALID on the host path at once, on the device path at the next
+ * gpu_sync (once). */
 START_TEST(test_moe_ffn)
 {
-	static const size_t ns[] = { 1, 5, 40 };
+	static const size_t ns[] = { 1, 5, 40, 70 };
 	struct gpu_pair p;
 	size_t t, c, e;
 
 	if (!gpu_pair_open(&p, 3))
 		return;
 	for (t = 0; t < 3; t++)
-		for (c = 0; c < 3; c++) {
+		for (c = 0; c < 4; c++) {
 			const size_t n = ns[c], n_exp = 6, top_k = 2, dim = 64,
 				     n_ff = 96;
 			const size_t ns_el = gpu_moe_scratch_elems(n, dim, n_ff, top_k);
@@ -1347,6 +1356,7 @@ START_TEST(test_moe_ffn)
 			float *x = rand_f32(n * dim, 1.0f), *lg = rand_f32(n * n_exp, 3.0f);
 			int32_t *idh = malloc(n * top_k * 4);
 			float *wh = malloc(n * top_k * 4);
+			int dev;
 
 			for (e = 0; e < n_exp; e++) {
 				gate[e] = rand_w(&p, FT[t], n_ff * dim, 0.3f);
@@ -1380,20 +1390,51 @@ START_TEST(test_moe_ffn)
 					 top_k, scr.c, &d_),
 			     gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g, wts.g, &exg, n, dim,
 					 top_k, scr.g, &d_));
-			/* n = 40: some experts get > 8 rows (cuBLAS, x rounded) */
+			dev = FT[t] != GPU_DTYPE_F32 && n * top_k <= 128;
+			ck_assert_int_eq(gpu_moe_ffn_recordable(p.cuda, &exg, n, dim,
+								top_k), dev);
+			ck_assert(!gpu_moe_ffn_recordable(p.cpu, &exc, n, dim, top_k));
 			EXPECT_CLOSE(out, 0, n * dim,
-				     FT[t] == GPU_DTYPE_F32 || n <= 8 ? 1e-5 : 1e-2,
+				     FT[t] == GPU_DTYPE_F32 || n <= 8 || dev ? 1e-5 : 1e-2,
 				     "moe_ffn %s n %zu", gpu_dtype_name(FT[t]), n);
+			if (dev) {
+				/* recorded and replayed: the same bits */
+				struct gpu_graph *gr = NULL;
+				float *o1 = malloc(n * dim * 4), *o2 = malloc(n * dim * 4);
+
+				ck_assert(o1 && o2);
+				ck_assert_int_eq(gpu_buf_read(out.g, 0, o1, n * dim, NULL), 0);
+				ck_assert_int_eq(gpu_buf_zero(out.g, NULL), 0);
+				ck_assert_int_eq(gpu_graph_begin(p.cuda, NULL), 0);
+				ck_assert_int_eq(gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g,
+							     wts.g, &exg, n, dim, top_k,
+							     scr.g, NULL), 0);
+				ck_assert_int_eq(gpu_graph_end(p.cuda, &gr, NULL), 0);
+				ck_assert_int_eq(gpu_graph_launch(gr, NULL), 0);
+				ck_assert_int_eq(gpu_buf_read(out.g, 0, o2, n * dim, NULL), 0);
+				ck_assert_msg(memcmp(o1, o2, n * dim * 4) == 0,
+					      "moe_ffn %s n %zu: graph replay differs",
+					      gpu_dtype_name(FT[t]), n);
+				gpu_graph_free(gr);
+				free(o1);
+				free(o2);
+			}
 			/* a bad expert id fails cleanly */
 			idh[0] = (int32_t)n_exp;
 			gpu_buf_write(ids.g, 0, idh, n * top_k, NULL);
 			{
 				struct diag d;
+				int rc = gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g, wts.g,
+						     &exg, n, dim, top_k, scr.g, &d);
 
-				ck_assert_int_eq(gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g,
-							     wts.g, &exg, n, dim, top_k,
-							     scr.g, &d),
-						 GPU_E_INVALID);
+				if (dev) {
+					ck_assert_int_eq(rc, 0);
+					rc = gpu_sync(p.cuda, &d);
+					ck_assert_msg(strstr(d.msg, "expert 6 of 6"),
+						      "%s", d.msg);
+					ck_assert_int_eq(gpu_sync(p.cuda, NULL), 0);
+				}
+				ck_assert_int_eq(rc, GPU_E_INVALID);
 			}
 			for (e = 0; e < n_exp; e++) {
 				free2(gate[e]);
