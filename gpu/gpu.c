@@ -12,6 +12,7 @@
 #include "gpu/half.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -617,6 +618,9 @@ int gpu_rope(struct gpu *g, struct gpu_buf *x, size_t n, size_t n_head,
 
 	TRY(check_live(g, d));
 	TRY(check_rope(op, rp, head_dim, &n_comp, d));
+	if (rp->q_norm || rp->k_norm)
+		return diag_fail(d, GPU_E_INVALID,
+				 "%s: q/k norm weights are for gpu_rope_kv_store", op);
 	TRY(need(g, op, "x", x, F32, 0, n, n_head, head_dim, d));
 	TRY(need(g, op, "pos", pos, I32, 0, n_comp, n, 1, d));
 	TRY(need(g, op, "inv_freq", inv_freq, F32, 0, rp->n_rot / 2, 1, 1, d));
@@ -692,6 +696,18 @@ int gpu_rope_kv_store(struct gpu *g, struct gpu_buf *q, struct gpu_buf *k,
 		 pool->head_dim, d));
 	TRY(need(g, op, "pos", pos, I32, 0, n_comp, b->n_rows, 1, d));
 	TRY(need(g, op, "inv_freq", inv_freq, F32, 0, rp->n_rot / 2, 1, 1, d));
+	if (!rp->q_norm != !rp->k_norm)
+		return diag_fail(d, GPU_E_INVALID,
+				 "%s: q_norm and k_norm go together", op);
+	if (rp->q_norm) {
+		TRY(need(g, op, "q_norm", rp->q_norm, ANY_FLOAT, 0,
+			 pool->head_dim, 1, 1, d));
+		TRY(need(g, op, "k_norm", rp->k_norm, ANY_FLOAT, 0,
+			 pool->head_dim, 1, 1, d));
+		if (!(rp->norm_eps >= 0.0f) || isinf(rp->norm_eps))
+			return diag_fail(d, GPU_E_INVALID, "%s: norm eps %g", op,
+					 (double)rp->norm_eps);
+	}
 	if (q == k || q == v || k == v)
 		return diag_fail(d, GPU_E_INVALID, "%s: q, k and v must be distinct",
 				 op);

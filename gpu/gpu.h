@@ -327,6 +327,12 @@ struct gpu_rope {
 	size_t n_rot;             /* rotated dims per head (even, <= head_dim) */
 	float attn_factor;        /* multiplies cos and sin (1.0f normally) */
 	const int *mrope_section; /* int[3] or NULL */
+	/* gpu_rope_kv_store only (NULL for gpu_rope): both or neither; a
+	 * per-head RMSNorm of q and of k before the rotation (Qwen3's q/k
+	 * norm), exactly gpu_rmsnorm(q, q, q_norm, n_rows * n_head,
+	 * head_dim, norm_eps) and the same for k; any float [head_dim] */
+	const struct gpu_buf *q_norm, *k_norm;
+	float norm_eps;
 };
 int gpu_rope(struct gpu *g, struct gpu_buf *x, size_t n, size_t n_head,
 	     size_t head_dim, const struct gpu_buf *pos,
@@ -378,6 +384,8 @@ int gpu_kv_store(struct gpu *g, const struct gpu_kv_pool *pool,
 		 const struct gpu_buf *v, struct diag *d);
 
 /* RoPE on the queries and keys of a batch, then the KV store, as one op:
+ *   (with rp->q_norm: gpu_rmsnorm of every q head and k head first, see
+ *   struct gpu_rope)
  *   gpu_rope(q, n_rows, n_head, head_dim, pos, inv_freq, rp);
  *   gpu_rope(k, n_rows, n_head_kv, head_dim, pos, inv_freq, rp);
  *   gpu_kv_store(pool, b, k, v);

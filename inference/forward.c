@@ -24,10 +24,11 @@
  *   xn [n, E]     = rmsnorm(x) * norm
  *   logits [m, V] = xn[rows wanting logits] lm_head^T
  *
- * Ops per layer (dense model, no q/k norm):
+ * Ops per layer (dense model):
  *   gpu_matmul_multi q/k/v   one GEMV launch at decode, one x -> half
  *                            conversion + 3 GEMMs in prefill
- *   gpu_rope_kv_store        rope q, rope k, store k and v: one launch
+ *   gpu_rope_kv_store        (q/k norm,) rope q, rope k, store k and v:
+ *                            one launch
  *   gpu_attention            decode (+ combine) or prefill kernel
  *   o_proj (llm_linear)
  *   gpu_add_rmsnorm          x += o; xn = rmsnorm(x) * ffn_norm
@@ -281,7 +282,7 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 	const struct llm_model *m = c->model;
 	const struct llm_config *cf = &m->cfg;
 	const size_t E = (size_t)cf->n_embd, H = (size_t)cf->n_head;
-	const size_t Hk = (size_t)cf->n_head_kv, hd = (size_t)cf->head_dim;
+	const size_t hd = (size_t)cf->head_dim;
 	const float scale = 1.0f / sqrtf((float)hd);
 	struct gpu_kv_batch kb;
 	struct gpu_rope rp;
@@ -298,6 +299,8 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 	rp.n_rot = hd;
 	rp.attn_factor = 1.0f;
 	rp.mrope_section = m->mrope ? m->mrope_section : NULL;
+	rp.q_norm = rp.k_norm = NULL;
+	rp.norm_eps = cf->rms_eps;
 
 	/* xn = rmsnorm(x) * attn_norm of layer 0 (out_norm without layers) */
 	OP(gpu_rmsnorm(c->g, c->xn, c->x,
@@ -312,16 +315,11 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 		rc = qkv_proj(c, ly, n, l, d);
 		if (rc < 0)
 			return rc;
-		if (ly->q_norm) {
-			/* Qwen3: RMSNorm over each head's hd values */
-			OP(gpu_rmsnorm(c->g, c->q, c->q, ly->q_norm, n * H, hd,
-				       cf->rms_eps, d),
-			   "layer %lld q_norm", (long long)l);
-			OP(gpu_rmsnorm(c->g, c->k, c->k, ly->k_norm, n * Hk, hd,
-				       cf->rms_eps, d),
-			   "layer %lld k_norm", (long long)l);
-		}
-		/* q, k = rope(q, k, pos); cache[seq, kvpos] <- k, v */
+		/* Qwen3: RMSNorm over each head's hd values of q and k (NULL
+		 * otherwise), inside the rope launch; q, k = rope(q, k, pos);
+		 * cache[seq, kvpos] <- k, v */
+		rp.q_norm = ly->q_norm;
+		rp.k_norm = ly->k_norm;
 		OP(gpu_rope_kv_store(c->g, c->q, c->k, c->v, H, c->pos, m->inv_freq,
 				     &rp, &c->kv[l], &kb, d),
 		   "layer %lld rope + kv store", (long long)l);

@@ -130,8 +130,8 @@ int cpu_kv_store(struct gpu *g, const struct gpu_kv_pool *pool,
 }
 
 /* gpu_rope_kv_store: check every row first (a bad row changes nothing),
- * then the three ops in order: the bits of gpu_rope, gpu_rope and
- * gpu_kv_store. */
+ * then the ops in order: the bits of gpu_rmsnorm (q, k; with rp->q_norm),
+ * gpu_rope, gpu_rope and gpu_kv_store. */
 int cpu_rope_kv_store(struct gpu *g, struct gpu_buf *q, struct gpu_buf *k,
 		      const struct gpu_buf *v, size_t n_head,
 		      const struct gpu_buf *pos, const struct gpu_buf *inv_freq,
@@ -140,6 +140,14 @@ int cpu_rope_kv_store(struct gpu *g, struct gpu_buf *q, struct gpu_buf *k,
 {
 	int rc = kv_rows_check(pool, b, "gpu_rope_kv_store", d);
 
+	if (rc == 0 && rp->q_norm) {
+		rc = cpu_rmsnorm(g, q, q, rp->q_norm, b->n_rows * n_head,
+				 pool->head_dim, rp->norm_eps, d);
+		if (rc == 0)
+			rc = cpu_rmsnorm(g, k, k, rp->k_norm,
+					 b->n_rows * pool->n_head_kv,
+					 pool->head_dim, rp->norm_eps, d);
+	}
 	if (rc == 0 && n_head)
 		rc = cpu_rope(g, q, b->n_rows, n_head, pool->head_dim, pos,
 			      inv_freq, rp, d);

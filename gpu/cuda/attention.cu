@@ -173,7 +173,8 @@ template <int F16>
 __global__ static void __launch_bounds__(RKV_WARPS * 32)
 rope_kv_kernel(struct gpu_cuda_kv kv, float *q, float *k, const float *v,
 	       unsigned n_head, unsigned half, const int32_t *pos,
-	       const float *inv_freq, int s0, int s1, int mrope, float af)
+	       const float *inv_freq, int s0, int s1, int mrope, float af,
+	       const void *qn, const void *kn, int nwt, float eps)
 {
 	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	const unsigned lane = threadIdx.x & 31;
@@ -190,6 +191,8 @@ rope_kv_kernel(struct gpu_cuda_kv kv, float *q, float *k, const float *v,
 
 	if (i >= n)
 		return; /* whole warps only: u is warp-uniform */
+	/* the head's RMSNorm weight (q/k norm) or NULL */
+	const void *nw = is_k ? kn : qn;
 	x = is_k ? k + (i * kv.n_head_kv + hk) * hd : q + (i * n_head + h) * hd;
 	p0 = pos[i];
 	if (mrope) {
@@ -210,16 +213,53 @@ rope_kv_kernel(struct gpu_cuda_kv kv, float *q, float *k, const float *v,
 			fr[j] = inv_freq[f];
 		}
 	}
-	if (is_k) {
+	if (is_k || nw) {
 #pragma unroll
 		for (int j = 0; j < RKV_DIMS; j++) {
 			const size_t dd = lane + 32u * j;
 
 			if (dd < hd) {
-				vv[j] = v[(i * kv.n_head_kv + hk) * hd + dd];
+				if (is_k)
+					vv[j] = v[(i * kv.n_head_kv + hk) * hd + dd];
 				tl[j] = dd >= 2 * (size_t)half ? x[dd] : 0.0f;
 			}
 		}
+	}
+	if (nw) {
+		/* gpu_rmsnorm over the head's hd values (warp-wide), in
+		 * place, before the rotation */
+		float ss = 0.0f, inv;
+
+#pragma unroll
+		for (int j = 0; j < RKV_PAIRS; j++)
+			if (lane + 32u * j < half)
+				ss += a[j] * a[j] + b[j] * b[j];
+#pragma unroll
+		for (int j = 0; j < RKV_DIMS; j++)
+			if (lane + 32u * j < hd)
+				ss += tl[j] * tl[j]; /* 0 inside the rotated dims */
+		ss = tern_warp_sum(ss);
+		inv = 1.0f / sqrtf(ss / (float)hd + eps);
+#pragma unroll
+		for (int j = 0; j < RKV_PAIRS; j++) {
+			const unsigned f = lane + 32u * j;
+
+			if (f < half) {
+				a[j] = tern_ldw(nw, nwt, f) * (a[j] * inv);
+				b[j] = tern_ldw(nw, nwt, f + half) * (b[j] * inv);
+			}
+		}
+#pragma unroll
+		for (int j = 0; j < RKV_DIMS; j++) {
+			const size_t dd = lane + 32u * j;
+
+			if (dd < hd && dd >= 2 * (size_t)half) {
+				tl[j] = tern_ldw(nw, nwt, dd) * (tl[j] * inv);
+				x[dd] = tl[j];
+			}
+		}
+	}
+	if (is_k) {
 		if (rs >= 0 && (size_t)rs < kv.n_seq && rp >= 0) {
 			const long long pg = kv_page(kv, (size_t)rs, (size_t)rp);
 
@@ -272,7 +312,9 @@ extern "C" int gpu_cuda_launch_rope_kv_store(void *stream,
 					     size_t n_head, size_t n_rot,
 					     const int32_t *pos,
 					     const float *inv_freq, const int *sec,
-					     float attn_factor)
+					     float attn_factor, const void *q_norm,
+					     const void *k_norm, int norm_wt,
+					     float norm_eps)
 {
 	cudaStream_t s = (cudaStream_t)stream;
 	const size_t warps = kv->n_rows * (n_head + kv->n_head_kv);
@@ -287,13 +329,15 @@ extern "C" int gpu_cuda_launch_rope_kv_store(void *stream,
 				RKV_WARPS * 32, 0, s, *kv, q, k, v,
 				(unsigned)n_head, (unsigned)(n_rot / 2), pos,
 				inv_freq, sec ? sec[0] : 0, sec ? sec[1] : 0,
-				sec != NULL, attn_factor);
+				sec != NULL, attn_factor, q_norm, k_norm, norm_wt,
+				norm_eps);
 	else
 		(void)tern_launch(rope_kv_kernel<0>, (unsigned)nb,
 				RKV_WARPS * 32, 0, s, *kv, q, k, v,
 				(unsigned)n_head, (unsigned)(n_rot / 2), pos,
 				inv_freq, sec ? sec[0] : 0, sec ? sec[1] : 0,
-				sec != NULL, attn_factor);
+				sec != NULL, attn_factor, q_norm, k_norm, norm_wt,
+				norm_eps);
 	return (int)cudaGetLastError();
 }
 

@@ -676,12 +676,31 @@ static int cuda_rope_kv_store(struct gpu *g, struct gpu_buf *q,
 	struct gpu_cuda_kv kv;
 	int sec[3];
 
+	const void *qn = NULL, *kn = NULL;
+	int nwt = CUDA_WT_F32;
+
 	kv_fill(&kv, pool, b);
+	if (rp->q_norm && rp->q_norm->dtype == rp->k_norm->dtype) {
+		/* inside the launch */
+		qn = rp->q_norm->data;
+		kn = rp->k_norm->data;
+		nwt = (int)rp->q_norm->dtype;
+	} else if (rp->q_norm) {
+		/* weights of two types: two norm launches first */
+		CUDA_TRY((cudaError_t)gpu_cuda_launch_rmsnorm(
+			cst(g)->stream, (float *)q->data, (const float *)q->data,
+			rp->q_norm->data, (int)rp->q_norm->dtype, b->n_rows * n_head,
+			pool->head_dim, rp->norm_eps));
+		CUDA_TRY((cudaError_t)gpu_cuda_launch_rmsnorm(
+			cst(g)->stream, (float *)k->data, (const float *)k->data,
+			rp->k_norm->data, (int)rp->k_norm->dtype,
+			b->n_rows * pool->n_head_kv, pool->head_dim, rp->norm_eps));
+	}
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_rope_kv_store(
 		cst(g)->stream, &kv, (float *)q->data, (float *)k->data,
 		(const float *)v->data, n_head, rp->n_rot,
 		(const int32_t *)pos->data, (const float *)inv_freq->data,
-		mrope_ends(rp, sec), rp->attn_factor));
+		mrope_ends(rp, sec), rp->attn_factor, qn, kn, nwt, rp->norm_eps));
 	return 0;
 }
 

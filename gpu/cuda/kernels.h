@@ -174,12 +174,15 @@ int gpu_cuda_launch_kv_store(void *stream, const struct gpu_cuda_kv *kv,
  * n_head_kv, head_dim] in place (as gpu_cuda_launch_rope, positions pos [n]
  * or [3][n] with n = kv->n_rows, sec as there), then the store of the
  * rotated k and of v as gpu_cuda_launch_kv_store (bad rows skipped), in
- * one launch of a warp per (row, head). */
+ * one launch of a warp per (row, head).  q_norm, k_norm (both or
+ * neither, [head_dim] of type norm_wt): each head RMSNorm'ed in place
+ * first (as gpu_cuda_launch_rmsnorm, up to summation order). */
 int gpu_cuda_launch_rope_kv_store(void *stream, const struct gpu_cuda_kv *kv,
 				  float *q, float *k, const float *v,
 				  size_t n_head, size_t n_rot, const int32_t *pos,
 				  const float *inv_freq, const int *sec,
-				  float attn_factor);
+				  float attn_factor, const void *q_norm,
+				  const void *k_norm, int norm_wt, float norm_eps);
 /* Most position splits of one attention launch (flash-decoding). */
 #define GPU_CUDA_ATT_MAX_SPLIT 64
 

@@ -303,7 +303,7 @@ START_TEST(test_rope)
 	int32_t mpos[3 * N] = { 0, 1, 1000, 0, 1, 1000, 0, 1, 1000 };
 	int32_t mpos2[3 * N] = { 5, 5, 5, 7, 7, 7, 9, 9, 9 };
 	int sec[3] = { 1, 1, 2 };
-	struct gpu_rope rp = { HD, 1.0f, NULL };
+	struct gpu_rope rp = { HD, 1.0f, NULL, NULL, NULL, 0.0f };
 	struct gpu_buf *bx, *bp, *bi, *bm;
 	size_t i, h, f;
 
@@ -852,7 +852,7 @@ static void check_rope_kv(enum gpu_dtype kvt, int mrope, size_t n_rot, float af)
 	struct gpu_buf *kp1, *vp1, *kp2, *vp2;
 	struct gpu_kv_pool p1, p2;
 	struct gpu_kv_batch b;
-	struct gpu_rope rp = { n_rot, af, mrope ? sec : NULL };
+	struct gpu_rope rp = { n_rot, af, mrope ? sec : NULL, NULL, NULL, 0.0f };
 	struct diag d;
 	size_t i;
 

@@ -638,7 +638,7 @@ START_TEST(test_rope)
 		float *x = rand_f32(nx, 2.0f), *inv = malloc(half * sizeof *inv);
 		int32_t pos[3 * 13];
 		struct gpu_rope rp = { cs[c].n_rot, cs[c].af,
-				       cs[c].mrope ? sec : NULL };
+				       cs[c].mrope ? sec : NULL, NULL, NULL, 0.0f };
 		struct bb bx, bp, bi;
 
 		for (i = 0; i < half; i++)
@@ -768,9 +768,9 @@ static void expect_pool(struct bb b, enum gpu_dtype kvt, size_t n, double tol,
  * past the pool): CUDA must rotate their q, k and store nothing for them;
  * the reference is the CPU's gpu_rope on all rows and gpu_kv_store on the
  * valid prefix. */
-static void one_rope_kv(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
-			size_t n_head_kv, size_t hd, size_t n_rot, int mrope,
-			float af, size_t ps, size_t n)
+static void one_rope_kv_n(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
+			  size_t n_head_kv, size_t hd, size_t n_rot, int mrope,
+			  float af, size_t ps, size_t n, int norm)
 {
 	enum { N_BAD = 5 };
 	const size_t nt = n + N_BAD, half = n_rot / 2;
@@ -786,8 +786,10 @@ static void one_rope_kv(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	int32_t *rpos = malloc(3 * nt * sizeof *rpos);
 	float *q = rand_f32(nq, 2.0f), *k = rand_f32(nk, 2.0f), *v = rand_f32(nk, 1.0f);
 	float *inv = malloc(half * sizeof *inv);
-	struct gpu_rope rp = { n_rot, af, mrope ? sec : NULL };
-	struct bb bq, bk, bv, bp, bi, bseq, bpos, bpt, kpool, vpool;
+	struct gpu_rope rp = { n_rot, af, mrope ? sec : NULL, NULL, NULL, 0.0f };
+	/* rp without the q/k norm, for the CPU's separate ops (round 1) */
+	const struct gpu_rope rp0 = rp;
+	struct bb bq, bk, bv, bp, bi, bseq, bpos, bpt, kpool, vpool, nq_, nk_;
 	struct gpu_kv_pool pc, pg;
 	struct gpu_kv_batch bc, bg;
 	size_t i, round;
@@ -821,6 +823,12 @@ static void one_rope_kv(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	bpt = mk2(p, GPU_DTYPE_I32, pt, 2 * max_pages);
 	kpool = mk2(p, kvt, NULL, poolel);
 	vpool = mk2(p, kvt, NULL, poolel);
+	/* norm 1: q and k norm weights bf16 (inside the launch); 2: bf16 and
+	 * f16 (two norm launches first) */
+	nq_ = rand_w(p, GPU_DTYPE_BF16, hd, 1.0f);
+	nk_ = rand_w(p, norm == 2 ? GPU_DTYPE_F16 : GPU_DTYPE_BF16, hd, 1.0f);
+	if (norm)
+		rp.norm_eps = 1e-6f;
 	pc = (struct gpu_kv_pool){ kpool.c, vpool.c, n_pages, ps, n_head_kv, hd };
 	pg = (struct gpu_kv_pool){ kpool.g, vpool.g, n_pages, ps, n_head_kv, hd };
 	for (round = 0; round < 2; round++) {
@@ -839,31 +847,55 @@ static void one_rope_kv(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 		bc = (struct gpu_kv_batch){ nr, bseq.c, bpos.c, bpt.c, 2, max_pages, false };
 		bg = (struct gpu_kv_batch){ nr, bseq.g, bpos.g, bpt.g, 2, max_pages, false };
 		if (round == 0) {
+			struct gpu_rope rc_ = rp, rg_ = rp;
+
+			if (norm) {
+				rc_.q_norm = nq_.c;
+				rc_.k_norm = nk_.c;
+				rg_.q_norm = nq_.g;
+				rg_.k_norm = nk_.g;
+			}
 			BOTH(gpu_rope_kv_store(p->cpu, bq.c, bk.c, bv.c, n_head, bp.c, bi.c,
-					       &rp, &pc, &bc, &d_),
+					       &rc_, &pc, &bc, &d_),
 			     gpu_rope_kv_store(p->cuda, bq.g, bk.g, bv.g, n_head, bp.g,
-					       bi.g, &rp, &pg, &bg, &d_));
+					       bi.g, &rg_, &pg, &bg, &d_));
 		} else {
+			struct gpu_rope rg_ = rp;
 			struct diag d;
 
+			if (norm) {
+				rg_.q_norm = nq_.g;
+				rg_.k_norm = nk_.g;
+			}
 			/* the CPU refuses the batch and changes nothing */
 			ck_assert_int_eq(gpu_rope_kv_store(p->cpu, bq.c, bk.c, bv.c, n_head,
-							   bp.c, bi.c, &rp, &pc, &bc, &d),
+							   bp.c, bi.c, &rp0, &pc, &bc, &d),
 					 GPU_E_INVALID);
 			bc.n_rows = n;
-			BOTH(gpu_rope(p->cpu, bq.c, nr, n_head, hd, bp.c, bi.c, &rp, &d_),
+			if (norm) {
+				/* the fused norm is gpu_rmsnorm per head */
+				ck_assert_int_eq(gpu_rmsnorm(p->cpu, bq.c, bq.c, nq_.c,
+							     nr * n_head, hd,
+							     rp.norm_eps, NULL), 0);
+				ck_assert_int_eq(gpu_rmsnorm(p->cpu, bk.c, bk.c, nk_.c,
+							     nr * n_head_kv, hd,
+							     rp.norm_eps, NULL), 0);
+			}
+			BOTH(gpu_rope(p->cpu, bq.c, nr, n_head, hd, bp.c, bi.c, &rp0, &d_),
 			     gpu_rope_kv_store(p->cuda, bq.g, bk.g, bv.g, n_head, bp.g,
-					       bi.g, &rp, &pg, &bg, &d_));
-			BOTH(gpu_rope(p->cpu, bk.c, nr, n_head_kv, hd, bp.c, bi.c, &rp,
+					       bi.g, &rg_, &pg, &bg, &d_));
+			BOTH(gpu_rope(p->cpu, bk.c, nr, n_head_kv, hd, bp.c, bi.c, &rp0,
 				      &d_),
 			     gpu_kv_store(p->cpu, &pc, &bc, bk.c, bv.c, &d_));
 		}
 		EXPECT_CLOSE(bq, 0, nr * n_head * hd, 1e-5,
-			     "rope_kv_store q %s heads %zu/%zu hd %zu rot %zu mrope %d rows %zu",
-			     gpu_dtype_name(kvt), n_head, n_head_kv, hd, n_rot, mrope, nr);
+			     "rope_kv_store q %s heads %zu/%zu hd %zu rot %zu mrope %d rows %zu norm %d",
+			     gpu_dtype_name(kvt), n_head, n_head_kv, hd, n_rot, mrope, nr,
+			     norm);
 		EXPECT_CLOSE(bk, 0, nr * row, 1e-5,
-			     "rope_kv_store k %s heads %zu/%zu hd %zu rot %zu mrope %d rows %zu",
-			     gpu_dtype_name(kvt), n_head, n_head_kv, hd, n_rot, mrope, nr);
+			     "rope_kv_store k %s heads %zu/%zu hd %zu rot %zu mrope %d rows %zu norm %d",
+			     gpu_dtype_name(kvt), n_head, n_head_kv, hd, n_rot, mrope, nr,
+			     norm);
 		{
 			char what[160];
 
@@ -888,6 +920,8 @@ static void one_rope_kv(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	free2(bpt);
 	free2(kpool);
 	free2(vpool);
+	free2(nq_);
+	free2(nk_);
 	free(pt);
 	free(seqs);
 	free(poss);
@@ -896,6 +930,13 @@ static void one_rope_kv(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	free(k);
 	free(v);
 	free(inv);
+}
+
+static void one_rope_kv(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
+			size_t n_head_kv, size_t hd, size_t n_rot, int mrope,
+			float af, size_t ps, size_t n)
+{
+	one_rope_kv_n(p, kvt, n_head, n_head_kv, hd, n_rot, mrope, af, ps, n, 0);
 }
 
 START_TEST(test_rope_kv_store)
@@ -918,6 +959,12 @@ START_TEST(test_rope_kv_store)
 	one_rope_kv(&p, GPU_DTYPE_F32, 4, 2, 66, 66, 0, 1.0f, 5, 6);
 	one_rope_kv(&p, GPU_DTYPE_F16, 6, 3, 82, 64, 0, 1.0f, 7, 20);
 	one_rope_kv(&p, GPU_DTYPE_F32, 4, 4, 64, 32, 1, 1.2f, 16, 3);
+	/* with the q/k norm (Qwen3) inside the launch, and (norm 2) with
+	 * weights of two types; partial rotary: the normed tail too */
+	one_rope_kv_n(&p, GPU_DTYPE_F16, 32, 4, 128, 128, 0, 1.0f, 16, 1, 1);
+	one_rope_kv_n(&p, GPU_DTYPE_F32, 16, 4, 128, 128, 0, 1.0f, 16, 37, 1);
+	one_rope_kv_n(&p, GPU_DTYPE_F32, 5, 1, 80, 64, 0, 0.7f, 9, 11, 1);
+	one_rope_kv_n(&p, GPU_DTYPE_F32, 6, 3, 82, 64, 0, 1.0f, 7, 20, 2);
 	gpu_pair_close(&p);
 }
 END_TEST
