@@ -920,10 +920,14 @@ size_t gpu_moe_scratch_elems(size_t n, size_t dim, size_t n_ff, size_t top_k)
 	 * silu(gate) * up [A, n_ff], expert outputs [A, dim] and its lists
 	 * (5 A + 2 int32, gpu/cuda/kernels.h). */
 	const size_t host = n * (2 * dim + 2 * n_ff + 2 * top_k);
-	const size_t a = n * top_k;
-	const size_t dev = a * (2 * dim + n_ff + 5) + 2;
+	/* non-decreasing in n (a buffer sized for B rows serves every call
+	 * of fewer): the device path's part counts up to the most rows it
+	 * takes, even above them */
+	const size_t nd = top_k && n > GPU_MOE_DEVICE_MAX_ASSIGN / top_k
+				  ? GPU_MOE_DEVICE_MAX_ASSIGN / top_k : n;
+	const size_t dev = nd * top_k * (2 * dim + n_ff + 5) + 2;
 
-	return a <= GPU_MOE_DEVICE_MAX_ASSIGN && dev > host ? dev : host;
+	return dev > host ? dev : host;
 }
 
 /* Exactly one complete triple of experts: float or EXL3. */

@@ -484,7 +484,8 @@ struct gpu_moe_experts {
 #define GPU_MOE_DEVICE_MAX_ASSIGN 128
 
 /* Scratch elements (f32) gpu_moe_ffn needs for n rows (enough for either
- * dispatch path of any backend). */
+ * dispatch path of any backend); non-decreasing in n, so scratch sized
+ * for the largest batch serves every smaller one. */
 size_t gpu_moe_scratch_elems(size_t n, size_t dim, size_t n_ff, size_t top_k);
 
 /* Whether gpu_moe_ffn with this expert set, for up to n rows of width dim

@@ -63,6 +63,8 @@ _Static_assert((int)GPU_DTYPE_F32 == CUDA_WT_F32 &&
 _Static_assert(GPU_CUDA_MAX_HEAD_DIM == GPU_MAX_HEAD_DIM &&
 		       GPU_CUDA_MAX_PAGE_SIZE == GPU_MAX_PAGE_SIZE,
 	       "kernel limits must mirror gpu.h");
+_Static_assert(GPU_CUDA_MOE_MAX_ASSIGN == GPU_MOE_DEVICE_MAX_ASSIGN,
+	       "gpu_moe_ffn_recordable promises what the launchers take");
 _Static_assert(GPU_MATMUL_MULTI_MAX <= GPU_CUDA_GEMV_MAX_PARTS,
 	       "one GEMV launch covers every part of gpu_matmul_multi");
 

@@ -499,18 +499,16 @@ extern "C" int gpu_cuda_launch_softmax(void *stream, float *x, size_t n,
  * denominator in double, top_k by repeated arg-max (ties: lower index),
  * p = exp(l - max) / sum, optional renormalisation over the chosen k.
  * n_expert is small (<= a few hundred): the per-token work is tiny. */
-__global__ static void moe_route_kernel(const float *logits, int32_t *ids,
-					float *wts, size_t n, size_t n_expert,
-					size_t top_k, int renorm)
+/* Row i by one thread, the CPU's loop exactly (also its NaN behaviour:
+ * the first untaken expert wins a round when it is NaN). */
+__device__ static void moe_route_row(const float *logits, int32_t *ids,
+				     float *wts, size_t i, size_t n_expert,
+				     size_t top_k, int renorm)
 {
-	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
-	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
 	const float *row;
 	float mx;
 	double sum = 0.0, ksum = 0.0;
 
-	if (i >= n)
-		return;
 	row = logits + i * n_expert;
 	mx = row[0];
 	for (size_t e = 1; e < n_expert; e++)
@@ -541,12 +539,25 @@ __global__ static void moe_route_kernel(const float *logits, int32_t *ids,
 			wts[i * top_k + j] = (float)(wts[i * top_k + j] / ksum);
 }
 
+__global__ static void moe_route_kernel(const float *logits, int32_t *ids,
+					float *wts, size_t n, size_t n_expert,
+					size_t top_k, int renorm)
+{
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
+	const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < n)
+		moe_route_row(logits, ids, wts, i, n_expert, top_k, renorm);
+}
+
 /* The same routing with one warp per row (n_expert <= 32 * 32): lane l
  * holds experts l, l + 32, ... and a bit per expert it has handed out;
  * each of the top_k rounds is a warp arg-max (ties to the lower index, as
  * the scan above), so the ids are the serial kernel's.  The exp sum is
  * taken in double per lane and then across lanes — a different order than
- * the CPU's running sum, which may move a weight by one float ulp.  The
+ * the CPU's running sum, which may move a weight by one float ulp.  A row
+ * holding a NaN (where `>` is no order) goes to moe_route_row on lane 0,
+ * the CPU's loop.  The
  * serial kernel kept the chosen ids in global memory and re-read them for
  * every expert of every round: top 8 of 128 experts cost ~0.2 ms a row. */
 #define MOE_ROUTE_WARPS 4
@@ -565,8 +576,20 @@ __global__ static void moe_route_warp_kernel(const float *logits, int32_t *ids,
 	if (i >= n)
 		return;
 	row = logits + i * (size_t)n_expert;
-	for (int e = lane; e < n_expert; e += 32)
-		mx = fmaxf(mx, row[e]);
+	{
+		bool nan = false;
+
+		for (int e = lane; e < n_expert; e += 32) {
+			nan |= isnan(row[e]);
+			mx = fmaxf(mx, row[e]);
+		}
+		if (__any_sync(0xffffffffu, nan)) {
+			if (lane == 0)
+				moe_route_row(logits, ids, wts, i, (size_t)n_expert,
+					      (size_t)top_k, renorm);
+			return;
+		}
+	}
 	mx = tern_warp_max(mx);
 	for (int e = lane; e < n_expert; e += 32)
 		sum += exp((double)(row[e] - mx));

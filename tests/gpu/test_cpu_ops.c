@@ -521,6 +521,34 @@ END_TEST
 
 /* ---- MoE ----------------------------------------------------------------- */
 
+/* gpu_moe_scratch_elems never shrinks as n grows (a context sizes its
+ * MoE scratch once for its largest batch and runs smaller ones in it),
+ * across CUDA's device-path limit of 128 assignments; and it covers both
+ * layouts (gpu/gpu.c). */
+START_TEST(test_moe_scratch_monotone)
+{
+	static const size_t shp[][3] = { { 2048, 768, 8 }, { 4096, 14336, 2 },
+					 { 64, 96, 2 }, { 128, 64, 4 } };
+	size_t s, n;
+
+	for (s = 0; s < sizeof shp / sizeof shp[0]; s++) {
+		const size_t dim = shp[s][0], ff = shp[s][1], k = shp[s][2];
+		size_t prev = 0;
+
+		for (n = 1; n <= 300; n++) {
+			const size_t e = gpu_moe_scratch_elems(n, dim, ff, k);
+			const size_t a = n * k < 128 ? n * k : 128;
+
+			ck_assert_msg(e >= prev, "dim %zu: %zu rows need %zu < %zu for %zu",
+				      dim, n, e, prev, n - 1);
+			ck_assert_uint_ge(e, n * (2 * dim + 2 * ff + 2 * k));
+			ck_assert_uint_ge(e, a * (2 * dim + ff + 5) + 2);
+			prev = e;
+		}
+	}
+}
+END_TEST
+
 START_TEST(test_moe)
 {
 	enum { N = 6, E = 5, K = 2, D = 12, F = 9 };
@@ -1025,6 +1053,7 @@ Suite *cpu_ops_suite(void)
 	tcase_add_test(tc, test_rope);
 	tcase_add_test(tc, test_attention);
 	tcase_add_test(tc, test_moe);
+	tcase_add_test(tc, test_moe_scratch_monotone);
 	tcase_add_test(tc, test_add_rmsnorm);
 	tcase_add_test(tc, test_matmul_multi);
 	tcase_add_test(tc, test_rope_kv_store);

@@ -1372,6 +1372,37 @@ START_TEST(test_moe_route)
 		free(ic);
 		free(ig);
 	}
+	/* rows with NaN (first or a later expert) and -inf logits, every
+	 * expert chosen: the same ids as the CPU's loop (NaN weights are not
+	 * compared) */
+	for (c = 0; c < 3; c++) {
+		const size_t n = 4, ne2 = c == 0 ? 2 : c == 1 ? 8 : 60, k = ne2;
+		float *lg = rand_f32(n * ne2, 4.0f);
+		int32_t *ic = malloc(n * k * 4), *ig = malloc(n * k * 4);
+		struct bb bl, ids, wts;
+
+		lg[0] = NAN;                       /* row 0: the first expert */
+		lg[ne2 + ne2 - 1] = NAN;           /* row 1: the last */
+		lg[2 * ne2] = -INFINITY;           /* row 2: -inf */
+		lg[3 * ne2 + ne2 / 2] = NAN;       /* row 3: NaN and -inf */
+		lg[3 * ne2] = -INFINITY;
+		bl = mk2(&p, GPU_DTYPE_F32, lg, n * ne2);
+		ids = mk2(&p, GPU_DTYPE_I32, NULL, n * k);
+		wts = mk2(&p, GPU_DTYPE_F32, NULL, n * k);
+		BOTH(gpu_moe_route(p.cpu, bl.c, ids.c, wts.c, n, ne2, k, true, &d_),
+		     gpu_moe_route(p.cuda, bl.g, ids.g, wts.g, n, ne2, k, true, &d_));
+		ck_assert_int_eq(gpu_buf_read(ids.c, 0, ic, n * k, NULL), 0);
+		ck_assert_int_eq(gpu_buf_read(ids.g, 0, ig, n * k, NULL), 0);
+		ck_assert_msg(!memcmp(ic, ig, n * k * 4),
+			      "moe_route ids differ with NaN / -inf logits (%zu experts)",
+			      ne2);
+		free2(bl);
+		free2(ids);
+		free2(wts);
+		free(lg);
+		free(ic);
+		free(ig);
+	}
 	gpu_pair_close(&p);
 }
 END_TEST
@@ -1466,20 +1497,27 @@ START_TEST(test_moe_ffn)
 				free(o1);
 				free(o2);
 			}
-			/* a bad expert id fails cleanly */
-			idh[0] = (int32_t)n_exp;
-			gpu_buf_write(ids.g, 0, idh, n * top_k, NULL);
-			{
+			/* a bad expert id (too large, negative) fails cleanly;
+			 * on the device path the other rows are still right */
+			for (int bad = 0; bad < 2; bad++) {
 				struct diag d;
-				int rc = gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g, wts.g,
-						     &exg, n, dim, top_k, scr.g, &d);
+				int rc;
 
+				idh[0] = bad ? -1 : (int32_t)n_exp;
+				gpu_buf_write(ids.g, 0, idh, n * top_k, NULL);
+				rc = gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g, wts.g, &exg, n,
+						 dim, top_k, scr.g, &d);
 				if (dev) {
 					ck_assert_int_eq(rc, 0);
 					rc = gpu_sync(p.cuda, &d);
-					ck_assert_msg(strstr(d.msg, "expert 6 of 6"),
+					ck_assert_msg(strstr(d.msg, bad ? "expert -1 of 6"
+									: "expert 6 of 6"),
 						      "%s", d.msg);
 					ck_assert_int_eq(gpu_sync(p.cuda, NULL), 0);
+					if (n > 1)
+						EXPECT_CLOSE(out, dim, (n - 1) * dim, 1e-5,
+							     "moe_ffn %s n %zu, rows after a bad id",
+							     gpu_dtype_name(FT[t]), n);
 				}
 				ck_assert_int_eq(rc, GPU_E_INVALID);
 			}
@@ -1499,6 +1537,83 @@ START_TEST(test_moe_ffn)
 			free(idh);
 			free(wh);
 		}
+	gpu_pair_close(&p);
+}
+END_TEST
+
+/* The device path at real widths (dim 2048, n_ff 2056: the GEMV's
+ * unguarded main loop and its tail, which the small shape above never
+ * reaches), bf16 experts, 1, 3 and 6 rows, against the CPU at 1e-5. */
+START_TEST(test_moe_ffn_wide)
+{
+	static const size_t ns[] = { 1, 3, 6 };
+	enum { NE = 4 };
+	const size_t dim = 2048, n_ff = 2056, top_k = 2;
+	struct gpu_pair p;
+	struct bb gate[NE], up[NE], down[NE];
+	const struct gpu_buf *gc[NE], *uc[NE], *dc[NE], *gg[NE], *ug[NE], *dg[NE];
+	struct gpu_moe_experts exc, exg;
+	size_t c, e;
+
+	if (!gpu_pair_open(&p, 3))
+		return;
+	for (e = 0; e < NE; e++) {
+		gate[e] = rand_w(&p, GPU_DTYPE_BF16, n_ff * dim, 0.05f);
+		up[e] = rand_w(&p, GPU_DTYPE_BF16, n_ff * dim, 0.05f);
+		down[e] = rand_w(&p, GPU_DTYPE_BF16, dim * n_ff, 0.05f);
+		gc[e] = gate[e].c;
+		uc[e] = up[e].c;
+		dc[e] = down[e].c;
+		gg[e] = gate[e].g;
+		ug[e] = up[e].g;
+		dg[e] = down[e].g;
+	}
+	exc = (struct gpu_moe_experts){ .n_expert = NE, .n_ff = n_ff, .gate = gc,
+					.up = uc, .down = dc };
+	exg = (struct gpu_moe_experts){ .n_expert = NE, .n_ff = n_ff, .gate = gg,
+					.up = ug, .down = dg };
+	for (c = 0; c < sizeof ns / sizeof ns[0]; c++) {
+		const size_t n = ns[c];
+		float *x = rand_f32(n * dim, 1.0f), *lg = rand_f32(n * NE, 3.0f);
+		int32_t *idh = malloc(n * top_k * 4);
+		float *wh = malloc(n * top_k * 4);
+		struct bb bx, bl, ids, wts, out, scr;
+
+		ck_assert(gpu_moe_ffn_recordable(p.cuda, &exg, n, dim, top_k));
+		bx = mk2(&p, GPU_DTYPE_F32, x, n * dim);
+		bl = mk2(&p, GPU_DTYPE_F32, lg, n * NE);
+		ids = mk2(&p, GPU_DTYPE_I32, NULL, n * top_k);
+		wts = mk2(&p, GPU_DTYPE_F32, NULL, n * top_k);
+		out = mk2(&p, GPU_DTYPE_F32, NULL, n * dim);
+		scr = mk2(&p, GPU_DTYPE_F32, NULL,
+			  gpu_moe_scratch_elems(n, dim, n_ff, top_k));
+		ck_assert_int_eq(gpu_moe_route(p.cpu, bl.c, ids.c, wts.c, n, NE,
+					       top_k, true, NULL), 0);
+		gpu_buf_read(ids.c, 0, idh, n * top_k, NULL);
+		gpu_buf_read(wts.c, 0, wh, n * top_k, NULL);
+		gpu_buf_write(ids.g, 0, idh, n * top_k, NULL);
+		gpu_buf_write(wts.g, 0, wh, n * top_k, NULL);
+		BOTH(gpu_moe_ffn(p.cpu, out.c, bx.c, ids.c, wts.c, &exc, n, dim,
+				 top_k, scr.c, &d_),
+		     gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g, wts.g, &exg, n, dim,
+				 top_k, scr.g, &d_));
+		EXPECT_CLOSE(out, 0, n * dim, 1e-5, "moe_ffn wide n %zu", n);
+		free2(bx);
+		free2(bl);
+		free2(ids);
+		free2(wts);
+		free2(out);
+		free2(scr);
+		free(x);
+		free(lg);
+		free(idh);
+		free(wh);
+	}
+	for (e = 0; e < NE; e++) {
+		free2(gate[e]);
+		free2(up[e]);
+		free2(down[e]);
+	}
 	gpu_pair_close(&p);
 }
 END_TEST
@@ -1806,6 +1921,7 @@ Suite *cuda_parity_suite(void)
 	tcase_add_test(tc, test_attention);
 	tcase_add_test(tc, test_moe_route);
 	tcase_add_test(tc, test_moe_ffn);
+	tcase_add_test(tc, test_moe_ffn_wide);
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(tg, 120);
 	suite_add_tcase(s, tg);
