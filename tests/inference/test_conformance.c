@@ -107,6 +107,55 @@ static void check_tiny(const char *arch)
 	free(dir);
 }
 
+/* MoE scratch sized for a context's largest batch serves every smaller
+ * forward: qwen3moe (dim 128, expert ff 64, top 2) in contexts of 80 and
+ * 512 rows runs prompts of 60 and 16 rows to the same last logits (a
+ * context of 80 rows once got less scratch than 60 rows ask for). */
+START_TEST(test_moe_batch_sizes)
+{
+	static const size_t lens[] = { 60, 16 };
+	char *dir;
+	struct llm_st_set *ref = NULL;
+	struct llm_model *m;
+	struct llm_context *c80 = NULL, *c512 = NULL;
+	struct diag d;
+	int32_t ids[60];
+	float *a, *b;
+	size_t V, i, t;
+
+	diag_clear(&d);
+	dir = ref_fixture_open("qwen3moe", &ref);
+	m = open_model(dir);
+	V = (size_t)llm_model_n_vocab(m);
+	for (i = 0; i < 60; i++)
+		ids[i] = (int32_t)((i * 37 + 5) % V);
+	a = malloc(V * sizeof *a);
+	b = malloc(V * sizeof *b);
+	ck_assert(a && b);
+	ck_assert_int_eq(llm_context_new(m, 80, &c80, &d), 0);
+	ck_assert_int_eq(llm_context_new(m, 512, &c512, &d), 0);
+	for (t = 0; t < 2; t++) {
+		llm_context_reset(c80);
+		llm_context_reset(c512);
+		ck_assert_msg(llm_context_eval(c80, ids, lens[t], LLM_LOGITS_LAST, a,
+					       &d) == 0,
+			      "%zu rows in an 80-row context: %s", lens[t], d.msg);
+		ck_assert_msg(llm_context_eval(c512, ids, lens[t], LLM_LOGITS_LAST, b,
+					       &d) == 0,
+			      "%zu rows in a 512-row context: %s", lens[t], d.msg);
+		ck_assert_msg(!memcmp(a, b, V * sizeof *a),
+			      "%zu rows: logits depend on the context size", lens[t]);
+	}
+	free(a);
+	free(b);
+	llm_context_free(c80);
+	llm_context_free(c512);
+	llm_model_free(m);
+	llm_st_close(ref);
+	free(dir);
+}
+END_TEST
+
 START_TEST(test_llama2) { check_tiny("llama2"); }
 END_TEST
 START_TEST(test_llama3) { check_tiny("llama3"); }
@@ -540,6 +589,7 @@ Suite *conformance_suite(void)
 	tcase_add_test(tc, test_qwen2moe);
 	tcase_add_test(tc, test_qwen3);
 	tcase_add_test(tc, test_qwen3moe);
+	tcase_add_test(tc, test_moe_batch_sizes);
 	tcase_add_test(tc, test_qwen2_5_vl);
 	tcase_add_test(tc, test_errors);
 	suite_add_tcase(s, tc);
