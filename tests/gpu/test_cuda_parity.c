@@ -867,9 +867,17 @@ static void one_rope_kv_n(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 				rg_.q_norm = nq_.g;
 				rg_.k_norm = nk_.g;
 			}
-			/* the CPU refuses the batch and changes nothing */
+			struct gpu_rope rc_ = rp0;
+
+			if (norm) {
+				rc_.q_norm = nq_.c;
+				rc_.k_norm = nk_.c;
+				rc_.norm_eps = rp.norm_eps;
+			}
+			/* the CPU refuses the batch and changes nothing (with
+			 * the norm too: q, k are normalised below once) */
 			ck_assert_int_eq(gpu_rope_kv_store(p->cpu, bq.c, bk.c, bv.c, n_head,
-							   bp.c, bi.c, &rp0, &pc, &bc, &d),
+							   bp.c, bi.c, &rc_, &pc, &bc, &d),
 					 GPU_E_INVALID);
 			bc.n_rows = n;
 			if (norm) {
@@ -1389,6 +1397,9 @@ START_TEST(test_moe_route)
 		bl = mk2(&p, GPU_DTYPE_F32, lg, n * ne2);
 		ids = mk2(&p, GPU_DTYPE_I32, NULL, n * k);
 		wts = mk2(&p, GPU_DTYPE_F32, NULL, n * k);
+		for (size_t q = 0; q < n * k; q++)
+			ig[q] = -7; /* a sentinel the routing must overwrite */
+		ck_assert_int_eq(gpu_buf_write(ids.g, 0, ig, n * k, NULL), 0);
 		BOTH(gpu_moe_route(p.cpu, bl.c, ids.c, wts.c, n, ne2, k, true, &d_),
 		     gpu_moe_route(p.cuda, bl.g, ids.g, wts.g, n, ne2, k, true, &d_));
 		ck_assert_int_eq(gpu_buf_read(ids.c, 0, ic, n * k, NULL), 0);
@@ -1500,9 +1511,17 @@ START_TEST(test_moe_ffn)
 			/* a bad expert id (too large, negative) fails cleanly;
 			 * on the device path the other rows are still right */
 			for (int bad = 0; bad < 2; bad++) {
+				float *nan_ = malloc(n * dim * sizeof *nan_);
 				struct diag d;
 				int rc;
 
+				diag_clear(&d);
+				/* NaN everywhere first: every row must be rewritten */
+				ck_assert(nan_);
+				for (e = 0; e < n * dim; e++)
+					nan_[e] = NAN;
+				ck_assert_int_eq(gpu_buf_write(out.g, 0, nan_, n * dim, NULL), 0);
+				free(nan_);
 				idh[0] = bad ? -1 : (int32_t)n_exp;
 				gpu_buf_write(ids.g, 0, idh, n * top_k, NULL);
 				rc = gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g, wts.g, &exg, n,
@@ -1510,6 +1529,7 @@ START_TEST(test_moe_ffn)
 				if (dev) {
 					ck_assert_int_eq(rc, 0);
 					rc = gpu_sync(p.cuda, &d);
+					ck_assert_int_eq(rc, GPU_E_INVALID);
 					ck_assert_msg(strstr(d.msg, bad ? "expert -1 of 6"
 									: "expert 6 of 6"),
 						      "%s", d.msg);
