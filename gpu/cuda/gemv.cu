@@ -160,6 +160,47 @@ __device__ __forceinline__ void fma_col(float (&acc)[R][N], const uint4 (&u)[R],
 	}
 }
 
+/* acc[r][i] += W_r . x[i] over the whole row of k = 8 * k16 weights, for
+ * the R rows whose 16-byte columns start at wr[r] (lane's column already
+ * added): whole groups of 32 * U columns unguarded, R * U loads of 16 bytes
+ * per lane in flight, then one guarded pass over the rest with its loads
+ * still issued together. */
+template <int N, int R, int U, int WT>
+__device__ __forceinline__ void gemv_stream(float (&acc)[R][N],
+					    const uint4 *const (&wr)[R],
+					    const float *x, size_t k, int lane)
+{
+	const size_t k16 = k / 8;
+	size_t c;
+
+	for (c = 0; c + 32 * U <= k16; c += 32 * U) {
+		uint4 u[U][R];
+
+#pragma unroll
+		for (int q = 0; q < U; q++)
+#pragma unroll
+			for (int r = 0; r < R; r++)
+				u[q][r] = ld_stream16(wr[r] + c + q * 32);
+#pragma unroll
+		for (int q = 0; q < U; q++)
+			fma_col<N, R, WT>(acc, u[q], x + (c + q * 32 + lane) * 8, k);
+	}
+	if (c < k16) {
+		uint4 u[U][R];
+
+#pragma unroll
+		for (int q = 0; q < U; q++)
+#pragma unroll
+			for (int r = 0; r < R; r++)
+				u[q][r] = c + q * 32 + lane < k16 ? ld_stream16(wr[r] + c + q * 32)
+								  : make_uint4(0, 0, 0, 0);
+#pragma unroll
+		for (int q = 0; q < U; q++)
+			if (c + q * 32 + lane < k16)
+				fma_col<N, R, WT>(acc, u[q], x + (c + q * 32 + lane) * 8, k);
+	}
+}
+
 /* The weights of one launch (kernel parameter): part j owns blocks
  * [block0_j, block0_{j+1}); block0_0 = 0. */
 struct gemv_parts {
@@ -234,10 +275,8 @@ gemv_vec_kernel(const gemv_parts ps, const float *x, size_t k)
 	/* swiglu: warps w and w + HW run the same rows of gate and up */
 	const size_t r0 = ps.swiglu ? ((size_t)pk.blk * HW + warp % HW) * R
 				    : ((size_t)pk.blk * GEMV_WARPS + warp) * R;
-	const size_t k16 = k / 8; /* 16-byte columns per row */
 	const uint4 *wr[R];
 	float acc[R][N];
-	size_t c;
 
 	/* (swiglu: every warp reaches the barrier below; rows past the end
 	 * re-read the last row and are not written) */
@@ -252,34 +291,7 @@ gemv_vec_kernel(const gemv_parts ps, const float *x, size_t k)
 		for (int i = 0; i < N; i++)
 			acc[r][i] = 0.0f;
 	}
-	/* main loop: R * U loads of 16 bytes per lane in flight */
-	for (c = 0; c + 32 * U <= k16; c += 32 * U) {
-		uint4 u[U][R];
-
-#pragma unroll
-		for (int q = 0; q < U; q++)
-#pragma unroll
-			for (int r = 0; r < R; r++)
-				u[q][r] = ld_stream16(wr[r] + c + q * 32);
-#pragma unroll
-		for (int q = 0; q < U; q++)
-			fma_col<N, R, WT>(acc, u[q], x + (c + q * 32 + lane) * 8, k);
-	}
-	/* rest: fewer than 32 * U columns, loads still issued together */
-	if (c < k16) {
-		uint4 u[U][R];
-
-#pragma unroll
-		for (int q = 0; q < U; q++)
-#pragma unroll
-			for (int r = 0; r < R; r++)
-				u[q][r] = c + q * 32 + lane < k16 ? ld_stream16(wr[r] + c + q * 32)
-								  : make_uint4(0, 0, 0, 0);
-#pragma unroll
-		for (int q = 0; q < U; q++)
-			if (c + q * 32 + lane < k16)
-				fma_col<N, R, WT>(acc, u[q], x + (c + q * 32 + lane) * 8, k);
-	}
+	gemv_stream<N, R, U, WT>(acc, wr, x, k, lane);
 	if (ps.swiglu) {
 		__shared__ float up[HW][R][N];
 
@@ -630,10 +642,8 @@ __device__ __forceinline__ void moe_rows(const void *wa, const void *wb,
 					 size_t rows, size_t r, int lane)
 {
 	constexpr int R = GU ? 2 : 1, U = N <= 2 ? 8 : 4;
-	const size_t k16 = k / 8;
 	const uint4 *wr[R];
 	float acc[R][N];
-	size_t c;
 
 	wr[0] = reinterpret_cast<const uint4 *>((const uint16_t *)wa + r * k) + lane;
 	if (GU)
@@ -643,32 +653,7 @@ __device__ __forceinline__ void moe_rows(const void *wa, const void *wb,
 #pragma unroll
 		for (int i = 0; i < N; i++)
 			acc[q][i] = 0.0f;
-	for (c = 0; c + 32 * U <= k16; c += 32 * U) {
-		uint4 u[U][R];
-
-#pragma unroll
-		for (int q = 0; q < U; q++)
-#pragma unroll
-			for (int h = 0; h < R; h++)
-				u[q][h] = ld_stream16(wr[h] + c + q * 32);
-#pragma unroll
-		for (int q = 0; q < U; q++)
-			fma_col<N, R, WT>(acc, u[q], xs + (c + q * 32 + lane) * 8, k);
-	}
-	if (c < k16) {
-		uint4 u[U][R];
-
-#pragma unroll
-		for (int q = 0; q < U; q++)
-#pragma unroll
-			for (int h = 0; h < R; h++)
-				u[q][h] = c + q * 32 + lane < k16 ? ld_stream16(wr[h] + c + q * 32)
-								  : make_uint4(0, 0, 0, 0);
-#pragma unroll
-		for (int q = 0; q < U; q++)
-			if (c + q * 32 + lane < k16)
-				fma_col<N, R, WT>(acc, u[q], xs + (c + q * 32 + lane) * 8, k);
-	}
+	gemv_stream<N, R, U, WT>(acc, wr, xs, k, lane);
 #pragma unroll
 	for (int i = 0; i < N; i++) {
 		float g = tern_warp_sum(acc[0][i]);
