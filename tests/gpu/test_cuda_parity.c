@@ -1418,6 +1418,67 @@ START_TEST(test_moe_route)
 }
 END_TEST
 
+/* A set of ne float experts (gate, up [n_ff, dim], down [dim, n_ff]) of
+ * type t with the same values on both backends; exc / exg point into it
+ * (keep it in place while they are used). */
+enum { MOE_FX_MAX = 8 };
+struct moe_fx {
+	size_t ne;
+	struct bb gate[MOE_FX_MAX], up[MOE_FX_MAX], down[MOE_FX_MAX];
+	const struct gpu_buf *gc[MOE_FX_MAX], *uc[MOE_FX_MAX], *dc[MOE_FX_MAX];
+	const struct gpu_buf *gg[MOE_FX_MAX], *ug[MOE_FX_MAX], *dg[MOE_FX_MAX];
+	struct gpu_moe_experts exc, exg;
+};
+
+static void moe_fx_make(struct gpu_pair *p, struct moe_fx *f, enum gpu_dtype t,
+			size_t ne, size_t dim, size_t n_ff, float scale)
+{
+	size_t e;
+
+	ck_assert_uint_le(ne, MOE_FX_MAX);
+	f->ne = ne;
+	for (e = 0; e < ne; e++) {
+		f->gate[e] = rand_w(p, t, n_ff * dim, scale);
+		f->up[e] = rand_w(p, t, n_ff * dim, scale);
+		f->down[e] = rand_w(p, t, dim * n_ff, scale);
+		f->gc[e] = f->gate[e].c;
+		f->uc[e] = f->up[e].c;
+		f->dc[e] = f->down[e].c;
+		f->gg[e] = f->gate[e].g;
+		f->ug[e] = f->up[e].g;
+		f->dg[e] = f->down[e].g;
+	}
+	f->exc = (struct gpu_moe_experts){ .n_expert = ne, .n_ff = n_ff,
+					   .gate = f->gc, .up = f->uc, .down = f->dc };
+	f->exg = (struct gpu_moe_experts){ .n_expert = ne, .n_ff = n_ff,
+					   .gate = f->gg, .up = f->ug, .down = f->dg };
+}
+
+static void moe_fx_free(struct moe_fx *f)
+{
+	size_t e;
+
+	for (e = 0; e < f->ne; e++) {
+		free2(f->gate[e]);
+		free2(f->up[e]);
+		free2(f->down[e]);
+	}
+}
+
+/* The CPU's routing of logits bl (n rows, ne experts, top_k) into ids /
+ * wts on both backends (idh, wh: host copies, n * top_k each). */
+static void moe_route_both(struct gpu_pair *p, struct bb bl, struct bb ids,
+			   struct bb wts, size_t n, size_t ne, size_t top_k,
+			   int32_t *idh, float *wh)
+{
+	ck_assert_int_eq(gpu_moe_route(p->cpu, bl.c, ids.c, wts.c, n, ne, top_k,
+				       true, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(ids.c, 0, idh, n * top_k, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(wts.c, 0, wh, n * top_k, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(ids.g, 0, idh, n * top_k, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(wts.g, 0, wh, n * top_k, NULL), 0);
+}
+
 /* gpu_moe_ffn on both backends with the CPU's routing.  CUDA dispatches
  * f16/bf16 experts on the device for up to 128 assignments (n = 1, 5, 40
  * here: GEMV, f32 activations, 1e-5) and reads the routing back above
@@ -1439,29 +1500,15 @@ START_TEST(test_moe_ffn)
 			const size_t n = ns[c], n_exp = 6, top_k = 2, dim = 64,
 				     n_ff = 96;
 			const size_t ns_el = gpu_moe_scratch_elems(n, dim, n_ff, top_k);
-			struct bb gate[6], up[6], down[6], bx, bl, ids, wts, out, scr;
-			const struct gpu_buf *gc[6], *uc[6], *dc[6], *gg[6], *ug[6], *dg[6];
-			struct gpu_moe_experts exc, exg;
+			struct bb bx, bl, ids, wts, out, scr;
+			struct moe_fx f;
+			const struct gpu_moe_experts *const exc = &f.exc, *const exg = &f.exg;
 			float *x = rand_f32(n * dim, 1.0f), *lg = rand_f32(n * n_exp, 3.0f);
 			int32_t *idh = malloc(n * top_k * 4);
 			float *wh = malloc(n * top_k * 4);
 			int dev;
 
-			for (e = 0; e < n_exp; e++) {
-				gate[e] = rand_w(&p, FT[t], n_ff * dim, 0.3f);
-				up[e] = rand_w(&p, FT[t], n_ff * dim, 0.3f);
-				down[e] = rand_w(&p, FT[t], dim * n_ff, 0.3f);
-				gc[e] = gate[e].c;
-				uc[e] = up[e].c;
-				dc[e] = down[e].c;
-				gg[e] = gate[e].g;
-				ug[e] = up[e].g;
-				dg[e] = down[e].g;
-			}
-			exc = (struct gpu_moe_experts){ .n_expert = n_exp, .n_ff = n_ff,
-							.gate = gc, .up = uc, .down = dc };
-			exg = (struct gpu_moe_experts){ .n_expert = n_exp, .n_ff = n_ff,
-							.gate = gg, .up = ug, .down = dg };
+			moe_fx_make(&p, &f, FT[t], n_exp, dim, n_ff, 0.3f);
 			bx = mk2(&p, GPU_DTYPE_F32, x, n * dim);
 			bl = mk2(&p, GPU_DTYPE_F32, lg, n * n_exp);
 			ids = mk2(&p, GPU_DTYPE_I32, NULL, n * top_k);
@@ -1469,20 +1516,15 @@ START_TEST(test_moe_ffn)
 			out = mk2(&p, GPU_DTYPE_F32, NULL, n * dim);
 			scr = mk2(&p, GPU_DTYPE_F32, NULL, ns_el);
 			/* the same routing on both: the CPU's, copied over */
-			ck_assert_int_eq(gpu_moe_route(p.cpu, bl.c, ids.c, wts.c, n,
-						       n_exp, top_k, true, NULL), 0);
-			gpu_buf_read(ids.c, 0, idh, n * top_k, NULL);
-			gpu_buf_read(wts.c, 0, wh, n * top_k, NULL);
-			gpu_buf_write(ids.g, 0, idh, n * top_k, NULL);
-			gpu_buf_write(wts.g, 0, wh, n * top_k, NULL);
-			BOTH(gpu_moe_ffn(p.cpu, out.c, bx.c, ids.c, wts.c, &exc, n, dim,
+			moe_route_both(&p, bl, ids, wts, n, n_exp, top_k, idh, wh);
+			BOTH(gpu_moe_ffn(p.cpu, out.c, bx.c, ids.c, wts.c, exc, n, dim,
 					 top_k, scr.c, &d_),
-			     gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g, wts.g, &exg, n, dim,
+			     gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g, wts.g, exg, n, dim,
 					 top_k, scr.g, &d_));
 			dev = FT[t] != GPU_DTYPE_F32 && n * top_k <= 128;
-			ck_assert_int_eq(gpu_moe_ffn_recordable(p.cuda, &exg, n, dim,
+			ck_assert_int_eq(gpu_moe_ffn_recordable(p.cuda, exg, n, dim,
 								top_k), dev);
-			ck_assert(!gpu_moe_ffn_recordable(p.cpu, &exc, n, dim, top_k));
+			ck_assert(!gpu_moe_ffn_recordable(p.cpu, exc, n, dim, top_k));
 			EXPECT_CLOSE(out, 0, n * dim,
 				     FT[t] == GPU_DTYPE_F32 || n <= 8 || dev ? 1e-5 : 1e-2,
 				     "moe_ffn %s n %zu", gpu_dtype_name(FT[t]), n);
@@ -1496,7 +1538,7 @@ START_TEST(test_moe_ffn)
 				ck_assert_int_eq(gpu_buf_zero(out.g, NULL), 0);
 				ck_assert_int_eq(gpu_graph_begin(p.cuda, NULL), 0);
 				ck_assert_int_eq(gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g,
-							     wts.g, &exg, n, dim, top_k,
+							     wts.g, exg, n, dim, top_k,
 							     scr.g, NULL), 0);
 				ck_assert_int_eq(gpu_graph_end(p.cuda, &gr, NULL), 0);
 				ck_assert_int_eq(gpu_graph_launch(gr, NULL), 0);
@@ -1524,7 +1566,7 @@ START_TEST(test_moe_ffn)
 				free(nan_);
 				idh[0] = bad ? -1 : (int32_t)n_exp;
 				gpu_buf_write(ids.g, 0, idh, n * top_k, NULL);
-				rc = gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g, wts.g, &exg, n,
+				rc = gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g, wts.g, exg, n,
 						 dim, top_k, scr.g, &d);
 				if (dev) {
 					ck_assert_int_eq(rc, 0);
@@ -1541,11 +1583,7 @@ START_TEST(test_moe_ffn)
 				}
 				ck_assert_int_eq(rc, GPU_E_INVALID);
 			}
-			for (e = 0; e < n_exp; e++) {
-				free2(gate[e]);
-				free2(up[e]);
-				free2(down[e]);
-			}
+			moe_fx_free(&f);
 			free2(bx);
 			free2(bl);
 			free2(ids);
@@ -1570,28 +1608,12 @@ START_TEST(test_moe_ffn_wide)
 	enum { NE = 4 };
 	const size_t dim = 2048, n_ff = 2056, top_k = 2;
 	struct gpu_pair p;
-	struct bb gate[NE], up[NE], down[NE];
-	const struct gpu_buf *gc[NE], *uc[NE], *dc[NE], *gg[NE], *ug[NE], *dg[NE];
-	struct gpu_moe_experts exc, exg;
-	size_t c, e;
+	struct moe_fx f;
+	size_t c;
 
 	if (!gpu_pair_open(&p, 3))
 		return;
-	for (e = 0; e < NE; e++) {
-		gate[e] = rand_w(&p, GPU_DTYPE_BF16, n_ff * dim, 0.05f);
-		up[e] = rand_w(&p, GPU_DTYPE_BF16, n_ff * dim, 0.05f);
-		down[e] = rand_w(&p, GPU_DTYPE_BF16, dim * n_ff, 0.05f);
-		gc[e] = gate[e].c;
-		uc[e] = up[e].c;
-		dc[e] = down[e].c;
-		gg[e] = gate[e].g;
-		ug[e] = up[e].g;
-		dg[e] = down[e].g;
-	}
-	exc = (struct gpu_moe_experts){ .n_expert = NE, .n_ff = n_ff, .gate = gc,
-					.up = uc, .down = dc };
-	exg = (struct gpu_moe_experts){ .n_expert = NE, .n_ff = n_ff, .gate = gg,
-					.up = ug, .down = dg };
+	moe_fx_make(&p, &f, GPU_DTYPE_BF16, NE, dim, n_ff, 0.05f);
 	for (c = 0; c < sizeof ns / sizeof ns[0]; c++) {
 		const size_t n = ns[c];
 		float *x = rand_f32(n * dim, 1.0f), *lg = rand_f32(n * NE, 3.0f);
@@ -1599,7 +1621,7 @@ START_TEST(test_moe_ffn_wide)
 		float *wh = malloc(n * top_k * 4);
 		struct bb bx, bl, ids, wts, out, scr;
 
-		ck_assert(gpu_moe_ffn_recordable(p.cuda, &exg, n, dim, top_k));
+		ck_assert(gpu_moe_ffn_recordable(p.cuda, &f.exg, n, dim, top_k));
 		bx = mk2(&p, GPU_DTYPE_F32, x, n * dim);
 		bl = mk2(&p, GPU_DTYPE_F32, lg, n * NE);
 		ids = mk2(&p, GPU_DTYPE_I32, NULL, n * top_k);
@@ -1607,15 +1629,10 @@ START_TEST(test_moe_ffn_wide)
 		out = mk2(&p, GPU_DTYPE_F32, NULL, n * dim);
 		scr = mk2(&p, GPU_DTYPE_F32, NULL,
 			  gpu_moe_scratch_elems(n, dim, n_ff, top_k));
-		ck_assert_int_eq(gpu_moe_route(p.cpu, bl.c, ids.c, wts.c, n, NE,
-					       top_k, true, NULL), 0);
-		gpu_buf_read(ids.c, 0, idh, n * top_k, NULL);
-		gpu_buf_read(wts.c, 0, wh, n * top_k, NULL);
-		gpu_buf_write(ids.g, 0, idh, n * top_k, NULL);
-		gpu_buf_write(wts.g, 0, wh, n * top_k, NULL);
-		BOTH(gpu_moe_ffn(p.cpu, out.c, bx.c, ids.c, wts.c, &exc, n, dim,
+		moe_route_both(&p, bl, ids, wts, n, NE, top_k, idh, wh);
+		BOTH(gpu_moe_ffn(p.cpu, out.c, bx.c, ids.c, wts.c, &f.exc, n, dim,
 				 top_k, scr.c, &d_),
-		     gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g, wts.g, &exg, n, dim,
+		     gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g, wts.g, &f.exg, n, dim,
 				 top_k, scr.g, &d_));
 		EXPECT_CLOSE(out, 0, n * dim, 1e-5, "moe_ffn wide n %zu", n);
 		free2(bx);
@@ -1629,11 +1646,7 @@ START_TEST(test_moe_ffn_wide)
 		free(idh);
 		free(wh);
 	}
-	for (e = 0; e < NE; e++) {
-		free2(gate[e]);
-		free2(up[e]);
-		free2(down[e]);
-	}
+	moe_fx_free(&f);
 	gpu_pair_close(&p);
 }
 END_TEST
