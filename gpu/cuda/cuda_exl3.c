@@ -101,7 +101,8 @@ struct cuda_exl3 {
 	void *mem;          /* the weight's block (owns the pointers below) */
 	void *trellis;
 	float *suh, *svh, *bias;
-	int n_kb;           /* k-slices of the gemv (kernel 1) */
+	int n_kb;           /* k-slices of the gemv (kernel 1) alone */
+	int n_sm;           /* the device's multiprocessors */
 	int n_kb2;          /* k-slices of the fused gemv (kernel 2) */
 	size_t dq_nc;       /* prefill column chunk NC; 0: no prefill path */
 	struct xl_ws *ws;
@@ -319,6 +320,7 @@ int gpu_cuda_exl3_upload(struct gpu *g, struct gpu_exl3_weight *w,
 		free(host);
 		return diag_fail(d, GPU_E_NOMEM, "exl3: out of memory");
 	}
+	q->n_sm = n_sm;
 	q->n_kb = gpu_cuda_exl3_splits(k, n, n_sm);
 	/* the fused kernel: kernel 1's slices unless TERN_EXL3_KB says
 	 * otherwise (0 = the occupancy model, n = n slices; for timing) */
@@ -395,8 +397,19 @@ int gpu_cuda_exl3_upload(struct gpu *g, struct gpu_exl3_weight *w,
 	 * rotated inputs, except for output-heavy weights (lm_head) that are
 	 * never grouped */
 	if (n <= XL_MULTI_MAX_N) {
-		const size_t mp = (size_t)GPU_CUDA_EXL3_MULTI_MAX * q->n_kb *
-				  GPU_CUDA_EXL3_ROWS * n * 4;
+		/* a group of this weight's shape may take more slices than
+		 * the weight alone (gpu_cuda_exl3_splits_multi) */
+		const size_t nn[GPU_CUDA_EXL3_MULTI_MAX] = { n, n, n };
+		size_t kbm = (size_t)q->n_kb, mp;
+		int m;
+
+		for (m = 2; m <= GPU_CUDA_EXL3_MULTI_MAX; m++) {
+			const size_t v = (size_t)gpu_cuda_exl3_splits_multi(k, nn, m,
+									  n_sm);
+
+			kbm = v > kbm ? v : kbm;
+		}
+		mp = (size_t)GPU_CUDA_EXL3_MULTI_MAX * kbm * GPU_CUDA_EXL3_ROWS * n * 4;
 		const size_t mx = (size_t)GPU_CUDA_EXL3_MULTI_MAX *
 				  GPU_CUDA_EXL3_ROWS * k * 2;
 
@@ -608,8 +621,11 @@ int gpu_cuda_exl3_matmul_raw(struct gpu *g, float *op, const float *xp,
  * writing silu(y_0) * y_1 to part 0's output only).  Returns 1 when it
  * ran, 0 when the case is not covered (more rows, kernel 2, weights of
  * different workspaces, a workspace too small for the parts together),
- * or an error.  Each part's result is bit-identical to its own call: the
- * same kernels on the same data. */
+ * or an error.  The parts' k-slices are chosen for the launch as a whole
+ * (gpu_cuda_exl3_splits_multi), so a part's result can differ from its
+ * own call's in the order its partial sums were added (f32 rounding);
+ * gpu_exl3_swiglu and gpu_exl3_matmul_multi of the same weights agree bit
+ * for bit. */
 static int xl_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 		    size_t k_in, const struct gpu_exl3_part *parts, int n_parts,
 		    int swiglu, struct diag *d)
@@ -621,41 +637,59 @@ static int xl_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 	void *xh[GPU_CUDA_EXL3_MULTI_MAX];
 	float *pp[GPU_CUDA_EXL3_MULTI_MAX];
 	const float *suh[GPU_CUDA_EXL3_MULTI_MAX];
+	size_t ns[GPU_CUDA_EXL3_MULTI_MAX];
 	size_t off = 0;
-	int j, ok;
+	int j, ok, kbg, pass, same;
 
 	ok = n_rows <= GPU_CUDA_EXL3_ROWS && gpu_cuda_exl3_kernel() == 1 &&
 	     n_parts <= GPU_CUDA_EXL3_MULTI_MAX &&
 	     (size_t)n_parts * GPU_CUDA_EXL3_ROWS * k * 2 <= q0->ws->xh_bytes;
-	/* each part's slices of xh and part (nothing runs unless all fit) */
 	for (j = 0; ok && j < n_parts; j++) {
-		const struct gpu_exl3_weight *w = parts[j].w;
-		const struct cuda_exl3 *q = w->priv;
-
-		ok = q->ws == q0->ws;
-		xh[j] = (char *)q0->ws->xh + (size_t)j * GPU_CUDA_EXL3_ROWS * k * 2;
-		suh[j] = q->suh;
-		pp[j] = (float *)(void *)((char *)q0->ws->part + off);
-		o[j].out = (float *)parts[j].out->data;
-		o[j].part = pp[j];
-		o[j].n_kb = q->n_kb;
-		o[j].svh = q->svh;
-		o[j].bias = q->bias;
-		o[j].n = w->n;
-		o[j].n_out = parts[j].n_out;
-		off += (size_t)q->n_kb * GPU_CUDA_EXL3_ROWS * w->n * 4;
+		ok = ((const struct cuda_exl3 *)parts[j].w->priv)->ws == q0->ws;
+		ns[j] = parts[j].w->n;
 	}
-	if (!ok || off > q0->ws->part_bytes)
+	if (!ok)
+		return 0;
+	/* the slices of the launch as a whole (one grid: a group's blocks
+	 * share the SMs), else each weight's own when the workspace has no
+	 * room for those */
+	for (j = 1; j < n_parts; j++)
+		if (parts[j].w->bits != parts[0].w->bits ||
+		    parts[j].w->cb != parts[0].w->cb)
+			break;
+	same = j == n_parts;
+	kbg = gpu_cuda_exl3_splits_multi(k, ns, n_parts, q0->n_sm);
+	for (pass = same ? 0 : 1; pass < 2; pass++) {
+		/* each part's slices of xh and part (nothing runs unless all
+		 * fit) */
+		off = 0;
+		for (j = 0; j < n_parts; j++) {
+			const struct gpu_exl3_weight *w = parts[j].w;
+			const struct cuda_exl3 *q = w->priv;
+			const int kb = pass == 0 ? kbg : q->n_kb;
+
+			xh[j] = (char *)q0->ws->xh + (size_t)j * GPU_CUDA_EXL3_ROWS * k * 2;
+			suh[j] = q->suh;
+			pp[j] = (float *)(void *)((char *)q0->ws->part + off);
+			o[j].out = (float *)parts[j].out->data;
+			o[j].part = pp[j];
+			o[j].n_kb = kb;
+			o[j].svh = q->svh;
+			o[j].bias = q->bias;
+			o[j].n = w->n;
+			o[j].n_out = parts[j].n_out;
+			off += (size_t)kb * GPU_CUDA_EXL3_ROWS * w->n * 4;
+		}
+		if (off <= q0->ws->part_bytes)
+			break;
+	}
+	if (pass == 2)
 		return 0;
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_input_multi(
 		st, xh, (const float *)x->data, suh, n_parts, n_rows, k_in, k));
 	/* the GEMVs: one launch when every part has the same bits and
 	 * codebook (the kernel is specialised on both) */
-	for (j = 1; j < n_parts; j++)
-		if (parts[j].w->bits != parts[0].w->bits ||
-		    parts[j].w->cb != parts[0].w->cb)
-			break;
-	if (j == n_parts) {
+	if (same) {
 		struct gpu_cuda_exl3_gemv gv[GPU_CUDA_EXL3_MULTI_MAX];
 
 		for (j = 0; j < n_parts; j++) {
@@ -665,7 +699,7 @@ static int xl_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 			gv[j].xh = xh[j];
 			gv[j].trellis = q->trellis;
 			gv[j].n = parts[j].w->n;
-			gv[j].n_kb = q->n_kb;
+			gv[j].n_kb = o[j].n_kb;
 		}
 		CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_gemv_multi(
 			st, gv, n_parts, parts[0].w->bits, (int)parts[0].w->cb,
@@ -677,7 +711,7 @@ static int xl_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 
 			CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_gemv(
 				st, pp[j], xh[j], q->trellis, w->bits, (int)w->cb,
-				n_rows, w->k, w->n, q->n_kb));
+				n_rows, w->k, w->n, o[j].n_kb));
 		}
 	}
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_output_multi(st, o, n_parts,

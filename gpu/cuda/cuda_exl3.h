@@ -39,6 +39,10 @@ extern "C" {
 /* Number of k-slices the gemv launch uses for a k x n weight on a device
  * with n_sm multiprocessors (1 .. GPU_CUDA_EXL3_MAX_KB). */
 int gpu_cuda_exl3_splits(size_t k, size_t n, int n_sm);
+/* The same for np weights of one k launched together (their n side by
+ * side): the slices each of them uses in gpu_cuda_launch_exl3_gemv_multi
+ * when the workspace has room (1 .. GPU_CUDA_EXL3_MAX_KB). */
+int gpu_cuda_exl3_splits_multi(size_t k, const size_t *n, int np, int n_sm);
 
 /* Step 1 for nr rows (the GEMV path passes <= 16, the prefill path up to
  * GPU_CUDA_EXL3_DQ_ROWS; any count works, one grid row each): x f32

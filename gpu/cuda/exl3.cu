@@ -23,8 +23,9 @@
  * two words.  Ring slots and global sources advance by fixed strides.
  * At the end the warps' accumulators are summed through shared memory
  * (fixed order) into the slice's partial sums: no atomics, results are
- * deterministic.  Slices: about two waves of blocks
- * (gpu_cuda_exl3_splits).
+ * deterministic.  Slices: a cost model of few long warp runs against
+ * SMs left with a block more than others (gpu_cuda_exl3_splits; a
+ * multi-part launch is sized as a whole).
  *
  * FUSE (kernel 2, not the default): after writing its partial sums the
  * block bumps a u32 counter of its 128-column group; the last of the
@@ -301,59 +302,54 @@ struct xl_gparts {
 	const uint8_t *tr[GPU_CUDA_EXL3_MULTI_MAX];
 	size_t n[GPU_CUDA_EXL3_MULTI_MAX];
 	unsigned n_kb[GPU_CUDA_EXL3_MULTI_MAX];
+	unsigned per[GPU_CUDA_EXL3_MULTI_MAX]; /* k-steps per slice (host) */
 	unsigned block0[GPU_CUDA_EXL3_MULTI_MAX];
 	int np;
 };
 
 template <int K, int CB, bool FUSE, int NB>
 __global__ static void __launch_bounds__(XL_NW * 32, XL_OCC)
-xl_gemv_kernel(const xl_gparts ps, int nr, size_t k, xl_fuse fu)
+xl_gemv_kernel(const __grid_constant__ xl_gparts ps, int nr, unsigned k,
+	       xl_fuse fu)
 {
 	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	typedef xl_cfg<K, NB> C;
 	extern __shared__ __align__(16) uint8_t xl_smem[];
-	float *part = ps.part[0];
-	const __half *xh = ps.xh[0];
-	const uint8_t *trellis = ps.tr[0];
-	size_t n = ps.n[0];
-	unsigned nky = ps.n_kb[0], pb0 = 0;
+	int pj = 0;
 
-	/* this block's part (constant indices only: a dynamic one copies the
-	 * parameter to local memory) */
+	/* this block's part (a __grid_constant__ parameter: indexed in
+	 * place, no local copy) */
 #pragma unroll
 	for (int j = 1; j < GPU_CUDA_EXL3_MULTI_MAX; j++)
-		if (j < ps.np && blockIdx.x >= ps.block0[j]) {
-			part = ps.part[j];
-			xh = ps.xh[j];
-			trellis = ps.tr[j];
-			n = ps.n[j];
-			nky = ps.n_kb[j];
-			pb0 = ps.block0[j];
-		}
+		if (j < ps.np && blockIdx.x >= ps.block0[j])
+			pj = j;
+	const unsigned nky = ps.n_kb[pj];
+
 	if (blockIdx.y >= nky)
 		return; /* block-uniform: a part with fewer k-slices */
-	const unsigned bx = blockIdx.x - pb0;
+	float *const part = ps.part[pj];
+	const unsigned n = (unsigned)ps.n[pj];
+	const unsigned bx = blockIdx.x - ps.block0[pj];
 	const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
 	const int g = lane >> 2, t = lane & 3;
-	const size_t ntn = n / 16, ktiles = k / 16;
-	const size_t tn0 = (size_t)bx * XL_TNW;
-	uint8_t *ring = xl_smem + (size_t)w * C::S * C::STAGE;
-	size_t kb0, kb1, kw0, kw1, per;
-	int n_steps;
+	const unsigned ntn = n / 16, ktiles = k / 16;
+	const unsigned tn0 = bx * XL_TNW;
+	uint8_t *ring = xl_smem + w * (C::S * C::STAGE);
 	float acc[XL_TNW][NB][4];
 
-	/* this block's k-slice and this warp's run of it */
-	per = (ktiles + nky - 1) / nky;
-	kb0 = (size_t)blockIdx.y * per;
-	kb1 = kb0 + per < ktiles ? kb0 + per : ktiles;
-	if (kb0 > kb1)
-		kb0 = kb1;
-	per = (kb1 - kb0 + XL_NW - 1) / XL_NW;
-	kw0 = kb0 + (size_t)w * per;
-	kw1 = kw0 + per < kb1 ? kw0 + per : kb1;
-	if (kw0 > kw1)
-		kw0 = kw1;
-	n_steps = (int)(kw1 - kw0);
+	/* this block's k-slice and this warp's run of it (32-bit: k / 16
+	 * steps and tile indices fit; only byte offsets are 64-bit) */
+	unsigned kw0, kw1;
+	{
+		const unsigned per = ps.per[pj];
+		const unsigned kb0 = min(blockIdx.y * per, ktiles);
+		const unsigned kb1 = min(kb0 + per, ktiles);
+		const unsigned pw = (kb1 - kb0 + XL_NW - 1) / XL_NW;
+
+		kw0 = min(kb0 + w * pw, kb1);
+		kw1 = min(kw0 + pw, kb1);
+	}
+	const int n_steps = (int)(kw1 - kw0);
 
 #pragma unroll
 	for (int j = 0; j < XL_TNW; j++)
@@ -372,9 +368,10 @@ xl_gemv_kernel(const xl_gparts ps, int nr, size_t k, xl_fuse fu)
 
 	/* the copies of the next step into the next ring slot; sources and
 	 * slots advance by a fixed stride (no per-step 64-bit products) */
-	const size_t step_bytes = ntn * (32 * K);
-	const uint8_t *g_tr = trellis + (kw0 * ntn + tn0) * (32 * K) + lane * 16;
-	const __half *g_x = xh + (size_t)(lane >> 1) * k + kw0 * 16 + (lane & 1) * 8;
+	const unsigned step_bytes = ntn * (32 * K);
+	const uint8_t *g_tr = ps.tr[pj] + (size_t)(kw0 * ntn + tn0) * (32 * K) +
+			      lane * 16;
+	const __half *g_x = ps.xh[pj] + (lane >> 1) * k + kw0 * 16 + (lane & 1) * 8;
 	uint8_t *w_st = ring + lane * 16;        /* slot being filled */
 	const uint8_t *r_st = ring;              /* slot being read */
 	uint8_t *const ring_end = ring + C::S * C::STAGE;
@@ -390,23 +387,13 @@ xl_gemv_kernel(const xl_gparts ps, int nr, size_t k, xl_fuse fu)
 		if (w_st >= ring_end)
 			w_st -= C::S * C::STAGE;
 	};
-
-#pragma unroll
-	for (int s = 0; s < C::S - 1; s++) {
-		if (s < n_steps)
-			issue();
-		xl_commit();
-	}
-	for (int i = 0; i < n_steps; i++) {
+	/* one k-step from the slot r_st: decode the warp's tiles into the A
+	 * fragments of W^T and multiply with x^T */
+	auto step = [&]() {
 		const uint8_t *st = r_st;
 		const uint32_t *A = reinterpret_cast<const uint32_t *>(st);
 		uint32_t bx[NB][2];
 
-		if (i + C::S - 1 < n_steps)
-			issue();
-		xl_commit();
-		xl_wait<C::S - 1>();
-		__syncwarp();
 		r_st += C::STAGE;
 		if (r_st >= ring_end)
 			r_st = ring;
@@ -460,7 +447,31 @@ xl_gemv_kernel(const xl_gparts ps, int nr, size_t k, xl_fuse fu)
 					xl_mma(acc[j][h], wa, bx[h][0], bx[h][1]);
 			}
 		}
-		__syncwarp(); /* slot i % S is refilled next iteration */
+	};
+
+#pragma unroll
+	for (int s = 0; s < C::S - 1; s++) {
+		if (s < n_steps)
+			issue();
+		xl_commit();
+	}
+	/* steady state: every step refills the slot read S - 1 steps ago;
+	 * the last S - 1 steps only drain the ring (no branch per step) */
+	int i = 0;
+
+	for (; i < n_steps - (C::S - 1); i++) {
+		issue();
+		xl_commit();
+		xl_wait<C::S - 1>();
+		__syncwarp();
+		step();
+		__syncwarp(); /* this slot is refilled next iteration */
+	}
+	for (; i < n_steps; i++) {
+		xl_commit();
+		xl_wait<C::S - 1>();
+		__syncwarp();
+		step();
 	}
 	xl_wait<0>();
 	__syncthreads(); /* the reduction area overlaps every warp's ring */
@@ -544,11 +555,16 @@ static cudaError_t xl_gemv_launch1(cudaStream_t st, const xl_gparts &ps, int nr,
 {
 	typedef xl_cfg<K, NB> C;
 	static int attr_done; /* benign race: the same value is set */
+	const unsigned ktiles = (unsigned)(k / 16);
 	unsigned gx = 0, gy = 0;
+	xl_gparts q = ps;
 
-	for (int j = 0; j < ps.np; j++) {
-		gx += (unsigned)(ps.n[j] / XL_COLS);
-		gy = ps.n_kb[j] > gy ? ps.n_kb[j] : gy;
+	for (int j = 0; j < q.np; j++) {
+		if (q.n_kb[j] < 1)
+			return cudaErrorInvalidValue;
+		q.per[j] = (ktiles + q.n_kb[j] - 1) / q.n_kb[j];
+		gx += (unsigned)(q.n[j] / XL_COLS);
+		gy = q.n_kb[j] > gy ? q.n_kb[j] : gy;
 	}
 	if (!attr_done) {
 		cudaError_t e = cudaFuncSetAttribute(
@@ -560,7 +576,7 @@ static cudaError_t xl_gemv_launch1(cudaStream_t st, const xl_gparts &ps, int nr,
 		attr_done = 1;
 	}
 	(void)tern_launch(xl_gemv_kernel<K, CB, FUSE, NB>, dim3(gx, gy), XL_NW * 32,
-			C::SMEM, st, ps, nr, k, fu);
+			C::SMEM, st, q, nr, (unsigned)k, fu);
 	return cudaGetLastError();
 }
 
@@ -647,24 +663,61 @@ static xl_gparts xl_one(float *part, const void *xh, const void *tr, size_t n,
 
 /* ---- launch wrappers ------------------------------------------------------ */
 
-/* Slices of kernel 1: about two waves of XL_OCC blocks per SM (on an
- * H200, 4096 x 14336 at 4 bits: 1 slice 28.7 us, 2 (one wave) 28.7, 3
- * 27.0, 4 25.6, 6 27.3, 8 26.8, 16 31.6), at least one; each warp keeps
- * at least one k-step.  TERN_EXL3_KB1=n overrides (timing experiments). */
+/* Slices of kernel 1 for one launch of np weights side by side (ncg
+ * column groups in all, k / 16 steps each).  Cost model, in k-steps of
+ * one warp: an SM holding b of the launch's blocks is issue-bound and
+ * takes b * (s + XL_RUN_COST), s the steps of a warp's run and
+ * XL_RUN_COST what a run costs besides (prologue, filling the ring from
+ * DRAM, the block's reduction); the busiest SM sets the time.  So long
+ * runs beat short ones, and a slice count that leaves a few SMs with one
+ * block more than the rest loses.  Measured on an H200 (llama3-8b at 4
+ * bits, decode batch 1, whole step): o and down with 2 slices (one block
+ * per SM) 3.64 ms, down with 3 (60 SMs with two) 3.81 ms, 4 3.64 ms;
+ * gate + up (448 groups) with 1 slice 3.73 ms, 2 3.64 ms; every weight
+ * with 3 slices 4.00 ms.  Ties go to fewer slices.  TERN_EXL3_KB1=n
+ * forces n (timing experiments). */
+#define XL_RUN_COST 3
+static int xl_splits_model(size_t k, size_t ncg, int n_sm)
+{
+	const size_t ktiles = k / 16;
+	const size_t sm = (size_t)(n_sm > 0 ? n_sm : 1);
+	const char *env = getenv("TERN_EXL3_KB1");
+	size_t kb, best = 1, kb_max = ktiles / XL_NW;
+	double best_t = 1e300;
+
+	if (kb_max > GPU_CUDA_EXL3_MAX_KB)
+		kb_max = GPU_CUDA_EXL3_MAX_KB;
+	if (kb_max < 1)
+		kb_max = 1;
+	if (env && atoi(env) > 0)
+		return (size_t)atoi(env) < kb_max ? atoi(env) : (int)kb_max;
+	for (kb = 1; kb <= kb_max; kb++) {
+		const size_t per = (ktiles + kb - 1) / kb;
+		const size_t s = (per + XL_NW - 1) / XL_NW;
+		const size_t b = (ncg * kb + sm - 1) / sm;
+		const double t = (double)b * (double)(s + XL_RUN_COST);
+
+		if (t < best_t) {
+			best_t = t;
+			best = kb;
+		}
+	}
+	return (int)best;
+}
+
 extern "C" int gpu_cuda_exl3_splits(size_t k, size_t n, int n_sm)
 {
-	const size_t ncg = n / XL_COLS, ktiles = k / 16;
-	const size_t slots = (size_t)(n_sm > 0 ? n_sm : 1) * XL_OCC;
-	const char *env = getenv("TERN_EXL3_KB1");
-	size_t kb = ncg ? 2 * slots / ncg : 1;
+	return xl_splits_model(k, n / XL_COLS, n_sm);
+}
 
-	if (env && atoi(env) > 0)
-		kb = (size_t)atoi(env);
-	if (kb > ktiles / XL_NW)
-		kb = ktiles / XL_NW;
-	if (kb > GPU_CUDA_EXL3_MAX_KB)
-		kb = GPU_CUDA_EXL3_MAX_KB;
-	return kb < 1 ? 1 : (int)kb;
+extern "C" int gpu_cuda_exl3_splits_multi(size_t k, const size_t *n, int np,
+					  int n_sm)
+{
+	size_t ncg = 0;
+
+	for (int j = 0; j < np; j++)
+		ncg += n[j] / XL_COLS;
+	return xl_splits_model(k, ncg, n_sm);
 }
 
 extern "C" int gpu_cuda_launch_exl3_input(void *stream, void *xh,
