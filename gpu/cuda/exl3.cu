@@ -54,7 +54,9 @@
 #define XL_TNW 4  /* 16x16 tiles per warp per k-step (64 columns) */
 #endif
 #define XL_COLS (16 * XL_TNW) /* 64 or 128 */
+#ifndef XL_OCC
 #define XL_OCC 4  /* gemv blocks per SM: 48 KB of shared memory, <= 64 registers */
+#endif
 #define XL_A_BYTES 512 /* 16 rows x 16 halves */
 
 static inline unsigned div_up(size_t a, size_t b)
