@@ -27,6 +27,24 @@ __device__ __forceinline__ float tern_ldw(const void *p, int wt, size_t i)
 	return ((const float *)p)[i];
 }
 
+/* The part of a multi-part launch that block bx belongs to: the last j <
+ * np with block0[j] <= bx (block0 ascending, block0[0] = 0).  With the
+ * launch's parameter struct passed __grid_constant__, its arrays are then
+ * read at [j] in place (without it a dynamic index copies the whole
+ * struct to local memory). */
+template <int MAX>
+__device__ __forceinline__ int tern_part_of(const unsigned (&block0)[MAX],
+					    int np, unsigned bx)
+{
+	int j = 0;
+
+#pragma unroll
+	for (int q = 1; q < MAX; q++)
+		if (q < np && bx >= block0[q])
+			j = q;
+	return j;
+}
+
 __device__ __forceinline__ float tern_warp_sum(float v)
 {
 	for (int o = 16; o > 0; o >>= 1)

@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpu/cuda/cuda_common.cuh"
 #include "gpu/cuda/cuda_exl3.h"
 #include "gpu/cuda/exl3_dev.cuh"
 #include "gpu/cuda/pdl.cuh"
@@ -151,32 +152,22 @@ __device__ __forceinline__ void xl_out_block(float v[4], const float *part,
 /* grid (sum of div_up(n_j/128, 4), nr), 128 threads: one warp per (row,
  * 128-block) of the block's part */
 __global__ static void __launch_bounds__(128)
-xl_output_kernel(const xl_out_parts ps)
+xl_output_kernel(const __grid_constant__ xl_out_parts ps)
 {
 	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	const int lane = threadIdx.x & 31;
 	const size_t r = blockIdx.y;
-	float *out = ps.out[0];
-	const float *part = ps.part[0], *svh = ps.svh[0], *bias = ps.bias[0];
-	size_t n = ps.n[0], n_out = ps.n_out[0], blk;
-	int n_kb = ps.n_kb[0];
-	unsigned b0 = 0;
+	const int j = tern_part_of(ps.block0, ps.np, blockIdx.x);
+	float *const out = ps.out[j];
+	const float *const part = ps.part[j], *const svh = ps.svh[j];
+	const float *const bias = ps.bias[j];
+	const size_t n = ps.n[j], n_out = ps.n_out[j];
+	const int n_kb = ps.n_kb[j];
+	const size_t blk = (size_t)(blockIdx.x - ps.block0[j]) * 4 +
+			   (threadIdx.x >> 5);
 	size_t c0;
 	float v[4];
 
-#pragma unroll
-	for (int j = 1; j < GPU_CUDA_EXL3_MULTI_MAX; j++)
-		if (j < ps.np && blockIdx.x >= ps.block0[j]) {
-			out = ps.out[j];
-			part = ps.part[j];
-			svh = ps.svh[j];
-			bias = ps.bias[j];
-			n = ps.n[j];
-			n_out = ps.n_out[j];
-			n_kb = ps.n_kb[j];
-			b0 = ps.block0[j];
-		}
-	blk = (size_t)(blockIdx.x - b0) * 4 + (threadIdx.x >> 5);
 	if (blk * 128 >= n)
 		return;
 	c0 = blk * 128 + 4 * (size_t)lane;
@@ -317,14 +308,7 @@ xl_gemv_kernel(const __grid_constant__ xl_gparts ps, int nr, unsigned k,
 	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	typedef xl_cfg<K, NB> C;
 	extern __shared__ __align__(16) uint8_t xl_smem[];
-	int pj = 0;
-
-	/* this block's part (a __grid_constant__ parameter: indexed in
-	 * place, no local copy) */
-#pragma unroll
-	for (int j = 1; j < GPU_CUDA_EXL3_MULTI_MAX; j++)
-		if (j < ps.np && blockIdx.x >= ps.block0[j])
-			pj = j;
+	const int pj = tern_part_of(ps.block0, ps.np, blockIdx.x);
 	const unsigned nky = ps.n_kb[pj];
 
 	if (blockIdx.y >= nky)

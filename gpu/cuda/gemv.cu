@@ -216,9 +216,8 @@ struct gemv_parts {
 		     * the same up rows, and out[0] = silu(gate) * up */
 };
 
-/* This block's part: its fields and the block index within it.  The
- * unrolled selection reads the parameter with constant indices only (a
- * dynamic index would copy the struct to local memory). */
+/* This block's part: its fields and the block index within it (ps is the
+ * kernel's __grid_constant__ parameter, read in place). */
 struct gemv_pick {
 	float *out;
 	const void *w, *bias;
@@ -229,31 +228,18 @@ struct gemv_pick {
 
 __device__ __forceinline__ gemv_pick gemv_part(const gemv_parts &ps)
 {
+	const int j = ps.swiglu ? 0 : tern_part_of(ps.block0, ps.n, blockIdx.x);
 	gemv_pick r;
-	unsigned b0 = 0;
 
-	r.out = ps.out[0];
-	r.w = ps.w[0];
-	r.bias = ps.bias[0];
-	r.rows = ps.rows[0];
-	r.bias_wt = ps.bias_wt[0];
-	if (ps.swiglu) {
-		if ((threadIdx.x >> 5) >= GEMV_WARPS / 2)
-			r.w = ps.w[1];
-		r.blk = blockIdx.x;
-		return r;
-	}
-#pragma unroll
-	for (int q = 1; q < GPU_CUDA_GEMV_MAX_PARTS; q++)
-		if (q < ps.n && blockIdx.x >= ps.block0[q]) {
-			r.out = ps.out[q];
-			r.w = ps.w[q];
-			r.bias = ps.bias[q];
-			r.rows = ps.rows[q];
-			r.bias_wt = ps.bias_wt[q];
-			b0 = ps.block0[q];
-		}
-	r.blk = blockIdx.x - b0;
+	r.out = ps.out[j];
+	r.w = ps.w[j];
+	r.bias = ps.bias[j];
+	r.rows = ps.rows[j];
+	r.bias_wt = ps.bias_wt[j];
+	r.blk = blockIdx.x - ps.block0[j];
+	/* swiglu: the second half of the warps run the up rows */
+	if (ps.swiglu && (threadIdx.x >> 5) >= GEMV_WARPS / 2)
+		r.w = ps.w[1];
 	return r;
 }
 
@@ -261,7 +247,7 @@ __device__ __forceinline__ gemv_pick gemv_part(const gemv_parts &ps)
  * 16-byte aligned. */
 template <int N, int WT>
 __global__ static void __launch_bounds__(GEMV_WARPS * 32, gemv_cfg<N>::MINB)
-gemv_vec_kernel(const gemv_parts ps, const float *x, size_t k)
+gemv_vec_kernel(const __grid_constant__ gemv_parts ps, const float *x, size_t k)
 {
 	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	constexpr int R = gemv_cfg<N>::R, U = gemv_cfg<N>::U;
@@ -345,7 +331,8 @@ gemv_vec_kernel(const gemv_parts ps, const float *x, size_t k)
 }
 
 /* Any k: scalar loads, one warp per (row, x row). */
-__global__ static void gemv_scalar_kernel(const gemv_parts ps, const float *x,
+__global__ static void gemv_scalar_kernel(const __grid_constant__ gemv_parts ps,
+					  const float *x,
 					  int wt, size_t n, size_t k)
 {
 	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
