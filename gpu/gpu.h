@@ -593,10 +593,13 @@ struct gpu_exl3_part {
 #define GPU_EXL3_MULTI_MAX 3
 
 /* gpu_exl3_matmul of 1..GPU_EXL3_MULTI_MAX weights sharing x (q/k/v,
- * gate/up), each part exactly as its own call would compute it (same
- * bits on CUDA): the CUDA backend rotates x for every part in one launch
- * and the outputs of every part in one (decode row counts; other cases
- * and backends run the parts one by one).  Every weight must have the
+ * gate/up), each part the same product as its own call: the CUDA backend
+ * rotates x for every part in one launch and the outputs of every part in
+ * one (decode row counts; other cases and backends run the parts one by
+ * one).  At those row counts CUDA splits k for the launch as a whole, so
+ * a part can differ from its own call (and from the same rows in a batch
+ * of more than 16) in the order of its f32 partial sums; every call with
+ * the same weights and row count gives the same bits.  Every weight must have the
  * same k; outputs may not alias x or each other.  Errors as
  * gpu_exl3_matmul, plus GPU_E_INVALID for a part count outside 1..MAX or
  * mismatched k. */

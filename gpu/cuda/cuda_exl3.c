@@ -19,8 +19,8 @@
  *                         (<= GPU_CUDA_EXL3_DQ_W_BYTES, 32 MiB);
  *   cnt   u32 [n/128]     the fused kernel's group counters (zero).
  * E.g. with R = 512: a 14336 x 4096 weight (NC = 1024) needs xh 14 MiB,
- * wt 28 MiB, part max(2 MiB, the GEMV's n_kb * 256 KiB: 2.25 MiB on 132
- * SMs); a 4096 x 128256 lm_head (NC = 4096) xh 4 MiB, wt 32 MiB, part
+ * wt 28 MiB, part max(2 MiB, the GEMV's n_kb * 256 KiB: 0.5 MiB with 2
+ * slices); a 4096 x 128256 lm_head (NC = 4096) xh 4 MiB, wt 32 MiB, part
  * 8 MiB; a Llama-3-8B handle about 14 + 32 + 8 MiB in all.  wt stays
  * within 32 MiB for any k <= 131072 (a larger k gets NC = 128).  One
  * workspace per handle serves every weight (ops of a handle run in stream
@@ -399,10 +399,12 @@ int gpu_cuda_exl3_upload(struct gpu *g, struct gpu_exl3_weight *w,
 	if (n <= XL_MULTI_MAX_N) {
 		/* a group of this weight's shape may take more slices than
 		 * the weight alone (gpu_cuda_exl3_splits_multi) */
-		const size_t nn[GPU_CUDA_EXL3_MULTI_MAX] = { n, n, n };
+		size_t nn[GPU_CUDA_EXL3_MULTI_MAX];
 		size_t kbm = (size_t)q->n_kb, mp;
 		int m;
 
+		for (m = 0; m < GPU_CUDA_EXL3_MULTI_MAX; m++)
+			nn[m] = n;
 		for (m = 2; m <= GPU_CUDA_EXL3_MULTI_MAX; m++) {
 			const size_t v = (size_t)gpu_cuda_exl3_splits_multi(k, nn, m,
 									  n_sm);
@@ -621,9 +623,11 @@ int gpu_cuda_exl3_matmul_raw(struct gpu *g, float *op, const float *xp,
  * writing silu(y_0) * y_1 to part 0's output only).  Returns 1 when it
  * ran, 0 when the case is not covered (more rows, kernel 2, weights of
  * different workspaces, a workspace too small for the parts together),
- * or an error.  The parts' k-slices are chosen for the launch as a whole
- * (gpu_cuda_exl3_splits_multi), so a part's result can differ from its
- * own call's in the order its partial sums were added (f32 rounding);
+ * or an error.  When the parts share bits and codebook (one GEMV launch)
+ * and the workspace has room, their k-slices are chosen for the launch as
+ * a whole (gpu_cuda_exl3_splits_multi), so a part's result can differ
+ * from its own call's in the order its partial sums were added (f32
+ * rounding); otherwise each keeps its own slices and its own call's bits.
  * gpu_exl3_swiglu and gpu_exl3_matmul_multi of the same weights agree bit
  * for bit. */
 static int xl_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,

@@ -56,7 +56,9 @@
 #endif
 #define XL_COLS (16 * XL_TNW) /* 64 or 128 */
 #ifndef XL_OCC
-#define XL_OCC 4  /* gemv blocks per SM: 48 KB of shared memory, <= 64 registers */
+/* gemv blocks per SM (__launch_bounds__: 48 KB of shared memory, <= 64
+ * registers); the slice model does not assume it */
+#define XL_OCC 4
 #endif
 #define XL_A_BYTES 512 /* 16 rows x 16 halves */
 
