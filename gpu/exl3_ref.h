@@ -48,6 +48,12 @@ uint32_t gpu_exl3_state(const void *t16, int bits, int e);
 void gpu_exl3_tile_decode(const void *t16, int bits, const float *lut,
 			  float *dst, size_t ld);
 
+/* The same decode as gpu_exl3_tile_decode with ld = 128 and codebook CB
+ * (enum gpu_exl3_cb), by the CPU linear's faster route (per-K index
+ * tables; MUL1 through its byte-sum table).  Exposed for the test that
+ * holds it to the reference bit for bit. */
+void gpu_exl3_tile_decode_fast(const void *t16, int bits, int cb, float *dst);
+
 /* In-place normalised Walsh-Hadamard transform of 128 floats, natural
  * (Sylvester) order: v <- H128 v / sqrt(128).  H128 is symmetric and
  * orthonormal after scaling, so the transform is its own inverse. */

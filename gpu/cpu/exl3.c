@@ -178,6 +178,87 @@ void gpu_exl3_tile_decode(const void *t16, int bits, const float *lut,
 	}
 }
 
+/* The linear's tile decode: the same values as gpu_exl3_tile_decode (the
+ * reference, checked against the fixture), faster — per-K tables of each
+ * element's stream word and shift and its place in the tile (built once),
+ * and MUL1 (the converter's default codebook) from its byte sum through a
+ * 1,021-entry table that stays in L1 instead of the 65,536-entry one.  The
+ * tile's 32K bytes are read as 8K little-endian words, as tile_word does on
+ * the little-endian hosts this backend runs on.  dst: 16 rows 128 apart. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "xl_tile_decode reads the trellis as little-endian words"
+#endif
+struct xl_dec_tab {
+	uint8_t i0[256];  /* word holding the window's first bit */
+	uint8_t sh[256];  /* the window is (w[i0]:w[i0+1]) >> sh */
+};
+static struct xl_dec_tab g_dec[9];
+static uint16_t g_dst[256]; /* r * 128 + c of element e */
+static float g_mul1[1021];  /* MUL1 value by byte sum */
+static pthread_once_t g_dec_once = PTHREAD_ONCE_INIT;
+
+static void dec_build(void)
+{
+	int bits, e;
+	uint32_t h;
+
+	pthread_once(&g_perm_once, perm_build);
+	for (bits = 1; bits <= 8; bits++) {
+		const int N = 256 * bits;
+
+		for (e = 0; e < 256; e++) {
+			const int b = ((e + 1) * bits - 16 + N) % N;
+
+			g_dec[bits].i0[e] = (uint8_t)(b >> 5);
+			g_dec[bits].sh[e] = (uint8_t)(48 - (b & 31));
+		}
+	}
+	for (e = 0; e < 256; e++)
+		g_dst[e] = (uint16_t)((g_perm[e] >> 4) * 128 + (g_perm[e] & 15));
+	/* the value of any state whose product has byte sum h */
+	for (h = 0; h <= 1020; h++) {
+		const float hv = gpu_f16_to_f32((uint16_t)(0x6400u + h));
+
+		g_mul1[h] = gpu_f16_to_f32(gpu_f32_to_f16(
+			hv * gpu_f16_to_f32(0x1EEEu) + gpu_f16_to_f32(0xC931u)));
+	}
+}
+
+CPU_HOT static void xl_tile_decode(const unsigned char *p, int bits, int cb,
+				   const float *lut, float *restrict dst)
+{
+	const struct xl_dec_tab *t = &g_dec[bits];
+	const int nw = 8 * bits;
+	uint32_t w[8 * 8 + 1];
+	int e;
+
+	memcpy(w, p, 4 * (size_t)nw);
+	w[nw] = w[0]; /* the stream is cyclic: a window may wrap */
+	if (cb == GPU_EXL3_CB_MUL1) {
+		for (e = 0; e < 256; e++) {
+			const uint64_t m = ((uint64_t)w[t->i0[e]] << 32) |
+					   w[t->i0[e] + 1];
+			const uint32_t x = ((uint32_t)(m >> t->sh[e]) & 0xFFFFu) *
+					   0x83DCD12Du;
+			const uint32_t u = (x & 0x00FF00FFu) + ((x >> 8) & 0x00FF00FFu);
+
+			dst[g_dst[e]] = g_mul1[(u + (u >> 16)) & 0xFFFFu];
+		}
+		return;
+	}
+	for (e = 0; e < 256; e++) {
+		const uint64_t m = ((uint64_t)w[t->i0[e]] << 32) | w[t->i0[e] + 1];
+
+		dst[g_dst[e]] = lut[(uint32_t)(m >> t->sh[e]) & 0xFFFFu];
+	}
+}
+
+void gpu_exl3_tile_decode_fast(const void *t16, int bits, int cb, float *dst)
+{
+	pthread_once(&g_dec_once, dec_build);
+	xl_tile_decode(t16, bits, cb, gpu_exl3_lut(cb), dst);
+}
+
 /* ---- Hadamard (§3.1) ------------------------------------------------------- */
 
 CPU_HOT void gpu_exl3_fwht128(float *v)
@@ -207,6 +288,7 @@ struct cpu_exl3 {
 	const float *svh;             /* [n] */
 	const float *bias;            /* [n] or NULL */
 	const float *lut;             /* codebook table */
+	int cb;                       /* enum gpu_exl3_cb */
 	size_t tile_bytes;            /* 32 * K */
 };
 
@@ -281,8 +363,9 @@ int cpu_exl3_upload(struct gpu *g, struct gpu_exl3_weight *w,
 	q->svh = (const float *)(blk + off_svh);
 	q->bias = desc->bias ? (const float *)(blk + off_bias) : NULL;
 	q->lut = gpu_exl3_lut((int)desc->cb);
+	q->cb = (int)desc->cb;
 	q->tile_bytes = tile_bytes;
-	pthread_once(&g_perm_once, perm_build);
+	pthread_once(&g_dec_once, dec_build);
 	w->priv = q;
 	w->bytes = total;
 	return 0;
@@ -397,9 +480,9 @@ static void xl_mid(void *ctx, size_t ch, int tid)
 	for (tk = 0; tk < k / 16; tk++) {
 		/* T [16][16 nc] = W_hat[16tk .. +16][16cc .. 16(cc+nc)] */
 		for (c = 0; c < nc; c++)
-			gpu_exl3_tile_decode(q->trellis +
-					     (tk * ntn + cc + c) * q->tile_bytes,
-					     j->w->bits, q->lut, T + 16 * c, 128);
+			xl_tile_decode(q->trellis +
+				       (tk * ntn + cc + c) * q->tile_bytes,
+				       j->w->bits, q->cb, q->lut, T + 16 * c);
 		for (p = 0; p < j->n_part; p++) {
 			const float *xh = xl_xh(j, p);
 			float *yh = xl_yh(j, p);
