@@ -53,6 +53,9 @@ void gpu_exl3_tile_decode(const void *t16, int bits, const float *lut,
  * tables; MUL1 through its byte-sum table).  Exposed for the test that
  * holds it to the reference bit for bit. */
 void gpu_exl3_tile_decode_fast(const void *t16, int bits, int cb, float *dst);
+/* For the tests: turn the AVX2 route of that decode on (where the CPU has
+ * it; the default) or off; returns whether the CPU has it. */
+int gpu_exl3_set_simd(int on);
 
 /* In-place normalised Walsh-Hadamard transform of 128 floats, natural
  * (Sylvester) order: v <- H128 v / sqrt(128).  H128 is symmetric and

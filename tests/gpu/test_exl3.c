@@ -315,17 +315,23 @@ START_TEST(test_tiles_bit_exact)
 }
 END_TEST
 
-/* The linear's decoder against the reference decoder on random tiles of
- * every K and codebook (with 256 states a tile, 400 tiles reach ~80% of
- * the 65,536 states), bit for bit. */
+/* The linear's decoder (its AVX2 route where the CPU has one, and its
+ * scalar route) against the reference decoder on random tiles of every K
+ * and codebook (with 256 states a tile, 400 tiles reach ~80% of the
+ * 65,536 states), bit for bit. */
 START_TEST(test_fast_decode_random)
 {
 	unsigned char t16[32 * 8];
 	float ref[16 * 128], fast[16 * 128];
-	int cb, bits, it, r, c;
+	int cb, bits, it, r, c, simd;
 	size_t i;
 	uint32_t st = 0x9E3779B9u;
 
+	for (simd = 0; simd < 2; simd++) {
+	if (simd && !gpu_exl3_set_simd(1))
+		break; /* no AVX2 here: the scalar route was the one in use */
+	if (!simd)
+		(void)gpu_exl3_set_simd(0);
 	for (cb = 0; cb < 3; cb++)
 		for (bits = 1; bits <= 8; bits++)
 			for (it = 0; it < 400; it++) {
@@ -342,11 +348,13 @@ START_TEST(test_fast_decode_random)
 						ck_assert_msg(!memcmp(&ref[r * 128 + c],
 								      &fast[r * 128 + c],
 								      sizeof(float)),
-							      "cb%d k%d tile %d [%d][%d]: %a vs "
-							      "%a", cb, bits, it, r, c,
-							      (double)fast[r * 128 + c],
+							      "simd %d cb%d k%d tile %d [%d][%d]: "
+							      "%a vs %a", simd, cb, bits, it, r,
+							      c, (double)fast[r * 128 + c],
 							      (double)ref[r * 128 + c]);
 			}
+	}
+	(void)gpu_exl3_set_simd(1);
 }
 END_TEST
 
