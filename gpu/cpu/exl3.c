@@ -184,9 +184,9 @@ void gpu_exl3_tile_decode(const void *t16, int bits, const float *lut,
  * word and shift of the element stored there, so a tile is produced in
  * position order (row by row, no scattered stores); MUL1 (the converter's
  * default codebook) is looked up by the product's byte sum in a
- * 1,021-entry table that stays in L1 instead of the 65,536-entry one; on
- * x86-64 CPUs with AVX2, MUL1 eight positions at a time (gathers; shifts
- * past 31 give 0, which covers both halves of the 64-bit window).  The tile's
+ * 1,021-entry table that stays in L1 instead of the 65,536-entry one.  On
+ * x86-64 CPUs with AVX2 and F16C (xl_tile_decode_avx2) eight lanes of the
+ * tile at a time, the codebooks computed rather than looked up.  The tile's
  * 32K bytes are read as 8K little-endian words, as tile_word does on the
  * little-endian hosts this backend runs on.  dst: 16 rows 128 apart. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -198,6 +198,12 @@ struct xl_dec_tab {
 };
 static struct xl_dec_tab g_dec[9];  /* by K, in position order */
 static float g_mul1[1024];          /* MUL1 value by byte sum (0..1020) */
+/* xl_tile_decode_avx2: for K and b, the first word of lanes 4a + b (a =
+ * 0..7) and their common bit offset */
+static struct {
+	int32_t ix[4][8];
+	int off[4];
+} g_lane[9];
 static int g_simd;                  /* AVX2 path available and on */
 static pthread_once_t g_dec_once = PTHREAD_ONCE_INIT;
 
@@ -217,6 +223,21 @@ static void dec_build(void)
 			g_dec[bits].sh[g_perm[e]] = (uint8_t)(48 - (b & 31));
 		}
 	}
+	for (bits = 1; bits <= 8; bits++) {
+		const int nw = 8 * bits;
+		int b, a;
+
+		for (b = 0; b < 4; b++) {
+			/* lane 4a + b starts at bit (32aK + c) mod 256K */
+			const int c = (8 * b + 1) * bits - 16; /* < 0 for b = 0 */
+			const int off = c & 31;
+			const int qb = (c - off) / 32;        /* floor(c / 32) */
+
+			g_lane[bits].off[b] = off;
+			for (a = 0; a < 8; a++)
+				g_lane[bits].ix[b][a] = ((a * bits + qb) % nw + nw) % nw;
+		}
+	}
 	/* the value of any state whose product has byte sum h */
 	for (h = 0; h <= 1020; h++) {
 		const float hv = gpu_f16_to_f32((uint16_t)(0x6400u + h));
@@ -226,7 +247,7 @@ static void dec_build(void)
 	}
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 	__builtin_cpu_init();
-	g_simd = __builtin_cpu_supports("avx2");
+	g_simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
 #endif
 }
 
@@ -255,46 +276,105 @@ static void xl_tile_decode_scalar(const uint32_t *w, int bits, int cb,
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
-__attribute__((target("avx2"))) static void
-xl_tile_decode_avx2(const uint32_t *w, int bits, int cb, const float *lut,
-		    float *restrict dst)
+/* Bits [P, P + 16) of the big-endian 96-bit runs w0:w1:w2 (P <= 80, the
+ * same P in every lane). */
+__attribute__((target("avx2"))) static inline __m256i
+xl_win8(__m256i w0, __m256i w1, __m256i w2, int P)
 {
-	const struct xl_dec_tab *t = &g_dec[bits];
-	const __m256i c32 = _mm256_set1_epi32(32), lo16 = _mm256_set1_epi32(0xFFFF);
-	const __m256i m8 = _mm256_set1_epi32(0x00FF00FF);
-	const __m256i mul = _mm256_set1_epi32((int)0x83DCD12Du);
+	const __m256i lo16 = _mm256_set1_epi32(0xFFFF);
+	__m256i v;
+
+	if (P + 16 <= 32)
+		v = _mm256_srl_epi32(w0, _mm_cvtsi32_si128(16 - P));
+	else if (P < 32)
+		v = _mm256_or_si256(_mm256_sll_epi32(w0, _mm_cvtsi32_si128(P - 16)),
+				    _mm256_srl_epi32(w1, _mm_cvtsi32_si128(48 - P)));
+	else if (P + 16 <= 64)
+		v = _mm256_srl_epi32(w1, _mm_cvtsi32_si128(48 - P));
+	else if (P < 64)
+		v = _mm256_or_si256(_mm256_sll_epi32(w1, _mm_cvtsi32_si128(P - 48)),
+				    _mm256_srl_epi32(w2, _mm_cvtsi32_si128(80 - P)));
+	else
+		v = _mm256_srl_epi32(w2, _mm_cvtsi32_si128(80 - P));
+	return _mm256_and_si256(v, lo16);
+}
+
+/* f32 -> the nearest-even f16 value, back in f32 (vcvtps2ph / vcvtph2ps:
+ * the rounding of gpu_f32_to_f16, subnormals included with FTZ off). */
+__attribute__((target("avx2,f16c"))) static inline __m256 xl_round_f16(__m256 v)
+{
+	return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT |
+						  _MM_FROUND_NO_EXC));
+}
+
+/* The codebook (§2) of eight 16-bit states, computed (no table): MUL1 as
+ * 1024 + byte sum times K_INV plus K_BIAS (exact in f32) rounded once to
+ * f16; 3INST / MCG as the two masked halves read as f16, added (exact in
+ * f32) and rounded once — gpu_exl3_codebook's arithmetic. */
+__attribute__((target("avx2,f16c"))) static inline __m256
+xl_cb8(__m256i st, int cb)
+{
+	if (cb == GPU_EXL3_CB_MUL1) {
+		const __m256i m8 = _mm256_set1_epi32(0x00FF00FF);
+		const __m256i x = _mm256_mullo_epi32(st, _mm256_set1_epi32((int)0x83DCD12Du));
+		__m256i u = _mm256_add_epi32(_mm256_and_si256(x, m8),
+					     _mm256_and_si256(_mm256_srli_epi32(x, 8), m8));
+		__m256 h;
+
+		u = _mm256_and_si256(_mm256_add_epi32(u, _mm256_srli_epi32(u, 16)),
+				     _mm256_set1_epi32(0xFFFF));
+		h = _mm256_cvtepi32_ps(_mm256_add_epi32(u, _mm256_set1_epi32(1024)));
+		return xl_round_f16(_mm256_add_ps(
+			_mm256_mul_ps(h, _mm256_set1_ps(gpu_f16_to_f32(0x1EEEu))),
+			_mm256_set1_ps(gpu_f16_to_f32(0xC931u))));
+	} else {
+		__m256i x = cb == GPU_EXL3_CB_3INST
+			? _mm256_add_epi32(_mm256_mullo_epi32(st, _mm256_set1_epi32(89226354)),
+					   _mm256_set1_epi32(64248484))
+			: _mm256_mullo_epi32(st, _mm256_set1_epi32((int)0xCBAC1FEDu));
+		__m256i p;
+
+		x = _mm256_xor_si256(_mm256_and_si256(x, _mm256_set1_epi32((int)0x8FFF8FFFu)),
+				     _mm256_set1_epi32(0x3B603B60));
+		/* low halves 0..7 then high halves 0..7 as 16-bit lanes */
+		p = _mm256_packus_epi32(_mm256_and_si256(x, _mm256_set1_epi32(0xFFFF)),
+					_mm256_srli_epi32(x, 16));
+		p = _mm256_permute4x64_epi64(p, 0xD8);
+		return xl_round_f16(_mm256_add_ps(
+			_mm256_cvtph_ps(_mm256_castsi256_si128(p)),
+			_mm256_cvtph_ps(_mm256_extracti128_si256(p, 1))));
+	}
+}
+
+/* Lane l = 4a + b of the tile holds elements 8l .. 8l+7; for one b the
+ * eight lanes a = 0..7 start at the same bit offset of words (aK + q_b)
+ * mod 8K, and element j of each lands in one tile row at columns c0 ..
+ * c0+7 (r = 2b + (j & 1) + 8((j >> 1) & 1), c0 = 8((j >> 2) & 1)): three
+ * gathers per b, then every window is a shift by the same count in all
+ * lanes and every row segment one store.  w: the tile's 8K words and two
+ * more wrapping around. */
+__attribute__((target("avx2,f16c"))) static void
+xl_tile_decode_avx2(const uint32_t *w, int bits, int cb, float *restrict dst)
+{
 	const int *wi = (const int *)w;
-	int q;
+	int b, j;
 
-	for (q = 0; q < 256; q += 8) {
-		const __m256i i0 = _mm256_cvtepu8_epi32(
-			_mm_loadl_epi64((const __m128i *)(t->i0 + q)));
-		const __m256i sh = _mm256_cvtepu8_epi32(
-			_mm_loadl_epi64((const __m128i *)(t->sh + q)));
-		const __m256i w0 = _mm256_i32gather_epi32(wi, i0, 4);
-		const __m256i w1 = _mm256_i32gather_epi32(wi + 1, i0, 4);
-		/* (w0:w1) >> sh, low 16 bits: w0 << (32 - sh) | w1 >> sh for
-		 * sh <= 32, w0 >> (sh - 32) for sh >= 32 (the other terms'
-		 * counts are then out of range and give 0) */
-		__m256i st = _mm256_or_si256(
-			_mm256_or_si256(_mm256_sllv_epi32(w0, _mm256_sub_epi32(c32, sh)),
-					_mm256_srlv_epi32(w1, sh)),
-			_mm256_srlv_epi32(w0, _mm256_sub_epi32(sh, c32)));
-		__m256 v;
+	for (b = 0; b < 4; b++) {
+		const int off = g_lane[bits].off[b];
+		const __m256i idx = _mm256_loadu_si256(
+			(const __m256i *)g_lane[bits].ix[b]);
+		__m256i w0, w1, w2;
 
-		st = _mm256_and_si256(st, lo16);
-		if (cb == GPU_EXL3_CB_MUL1) {
-			const __m256i x = _mm256_mullo_epi32(st, mul);
-			__m256i u = _mm256_add_epi32(
-				_mm256_and_si256(x, m8),
-				_mm256_and_si256(_mm256_srli_epi32(x, 8), m8));
+		w0 = _mm256_i32gather_epi32(wi, idx, 4);
+		w1 = _mm256_i32gather_epi32(wi + 1, idx, 4);
+		w2 = _mm256_i32gather_epi32(wi + 2, idx, 4);
+		for (j = 0; j < 8; j++) {
+			const int r = 2 * b + (j & 1) + 8 * ((j >> 1) & 1);
+			const int c0 = 8 * ((j >> 2) & 1);
 
-			u = _mm256_and_si256(_mm256_add_epi32(u, _mm256_srli_epi32(u, 16)),
-					     lo16);
-			v = _mm256_i32gather_ps(g_mul1, u, 4);
-		} else
-			v = _mm256_i32gather_ps(lut, st, 4);
-		_mm256_storeu_ps(dst + (size_t)(q >> 4) * 128 + (size_t)(q & 15), v);
+			_mm256_storeu_ps(dst + (size_t)r * 128 + (size_t)c0,
+					 xl_cb8(xl_win8(w0, w1, w2, off + j * bits), cb));
+		}
 	}
 }
 #endif
@@ -302,17 +382,15 @@ xl_tile_decode_avx2(const uint32_t *w, int bits, int cb, const float *lut,
 static void xl_tile_decode(const unsigned char *p, int bits, int cb,
 			   const float *lut, float *restrict dst)
 {
-	uint32_t w[8 * 8 + 1];
+	uint32_t w[8 * 8 + 2];
 	const int nw = 8 * bits;
 
 	memcpy(w, p, 4 * (size_t)nw);
 	w[nw] = w[0]; /* the stream is cyclic: a window may wrap */
+	w[nw + 1] = w[1 % nw];
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-	/* MUL1 only: with the 65,536-entry table the gathers lost to the
-	 * scalar loop (one tile of K = 4 on a 2-core EPYC: 3INST 460-510
-	 * against 390-480 ns; MUL1 435-450 against 540-770 ns) */
-	if (cb == GPU_EXL3_CB_MUL1 && __atomic_load_n(&g_simd, __ATOMIC_RELAXED)) {
-		xl_tile_decode_avx2(w, bits, cb, lut, dst);
+	if (__atomic_load_n(&g_simd, __ATOMIC_RELAXED)) {
+		xl_tile_decode_avx2(w, bits, cb, dst);
 		return;
 	}
 #endif
@@ -331,7 +409,7 @@ int gpu_exl3_set_simd(int on)
 
 	pthread_once(&g_dec_once, dec_build);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-	had = __builtin_cpu_supports("avx2");
+	had = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
 #else
 	had = 0;
 #endif
