@@ -224,10 +224,16 @@ static void ws_put(struct xl_ws *ws)
 /* ---- prefill chunk sizes ------------------------------------------------ */
 
 static size_t g_dq_cols; /* set_dq_cols override; 0: the sizes of cuda_exl3.h */
+static int g_group_off;  /* set_group_splits(0) */
 
 void gpu_cuda_exl3_set_dq_cols(size_t nc)
 {
 	__atomic_store_n(&g_dq_cols, nc, __ATOMIC_RELAXED);
+}
+
+void gpu_cuda_exl3_set_group_splits(int on)
+{
+	__atomic_store_n(&g_group_off, !on, __ATOMIC_RELAXED);
 }
 
 /* NC = 128 * per: per 128-column blocks such that f16 [NC, k] and f32
@@ -663,7 +669,8 @@ static int xl_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 			break;
 	same = j == n_parts;
 	kbg = gpu_cuda_exl3_splits_multi(k, ns, n_parts, q0->n_sm);
-	for (pass = same ? 0 : 1; pass < 2; pass++) {
+	pass = same && !__atomic_load_n(&g_group_off, __ATOMIC_RELAXED) ? 0 : 1;
+	for (; pass < 2; pass++) {
 		/* each part's slices of xh and part (nothing runs unless all
 		 * fit) */
 		off = 0;

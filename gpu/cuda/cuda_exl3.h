@@ -245,9 +245,13 @@ size_t gpu_cuda_exl3_dq_cols(size_t k, size_t n);
  *   set_dq_cols(nc) makes uploads that follow use column chunks of nc
  *   (rounded down to a multiple of 128, at least 128, at most n) instead
  *   of the sizes above; 0 restores them.  Weights keep the chunk size they
- *   were uploaded with. */
+ *   were uploaded with;
+ *   set_group_splits(0) makes gpu_exl3_matmul_multi's one-launch groups
+ *   keep each weight's own k-slices (the fallback when the workspace has
+ *   no room for the group's), 1 (the default) restores the group's. */
 void gpu_cuda_exl3_set_dq(int on);
 void gpu_cuda_exl3_set_dq_cols(size_t nc);
+void gpu_cuda_exl3_set_group_splits(int on);
 
 /* For the tests: decode columns [c0, c0 + nc) of w (nc <= the weight's
  * column chunk, c0 and nc multiples of 128, c0 + nc <= n) into the

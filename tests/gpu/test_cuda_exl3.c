@@ -27,8 +27,8 @@
  *     trimmed outputs) at 1, 3, 16 rows (one input and one output launch)
  *     and 17, 40 (per-part fallback): each part bit-identical to its
  *     own gpu_exl3_matmul, except one GEMV launch for <= 16 rows (which
- *     may split k differently: within 1e-6 rel L2), within 1e-3 of the
- *     CPU; shared outputs, 0
+ *     may split k differently: within 1e-6 rel L2; with
+ *     set_group_splits(0) bit-identical again), within 1e-3 of the CPU; shared outputs, 0
  *     or 4 parts and mixed k refused; gpu_exl3_swiglu at the same row
  *     counts bit-identical to multi + gpu_swiglu, within 1e-3 of the
  *     CPU, gate and up of different n refused;
@@ -448,6 +448,32 @@ START_TEST(test_multi)
 					free(a);
 					free(b);
 					free(r);
+				}
+				/* one launch, each part with its own k-slices
+				 * (the fallback when the workspace has no room
+				 * for the group's): its own call's bits */
+				if (same && n <= 16) {
+					gpu_cuda_exl3_set_group_splits(0);
+					ck_assert_int_eq(gpu_exl3_matmul_multi(p.cuda, xg, n, k_in,
+									       pg, np, &d), 0);
+					gpu_cuda_exl3_set_group_splits(1);
+					ck_assert_int_eq(gpu_sync(p.cuda, &d), 0);
+					for (j = 0; j < np; j++) {
+						const size_t cnt = n * qkv[j].n_out;
+
+						a = malloc(cnt * sizeof *a);
+						b = malloc(cnt * sizeof *b);
+						ck_assert(a && b);
+						ck_assert_int_eq(gpu_buf_read(og[j], 0, a, cnt, NULL), 0);
+						ck_assert_int_eq(gpu_buf_read(os[j], 0, b, cnt, NULL), 0);
+						ck_assert_msg(memcmp(a, b, cnt * sizeof *a) == 0,
+							      "%d parts, %zu rows, own slices in one "
+							      "launch: part %d differs from its own "
+							      "matmul (seed %llu)", np, n, j,
+							      (unsigned long long)test_seed);
+						free(a);
+						free(b);
+					}
 				}
 				/* refused: a shared output, too many parts, mixed k */
 				pg[1].out = pg[0].out;
