@@ -42,6 +42,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
 
 /* ---- codebooks (§2) ------------------------------------------------------ */
 
@@ -207,6 +210,23 @@ static struct {
 static int g_simd;                  /* AVX2 path available and on */
 static pthread_once_t g_dec_once = PTHREAD_ONCE_INIT;
 
+/* Whether this CPU (and OS) runs xl_tile_decode_avx2: AVX2 (which the
+ * builtin checks together with the OS's AVX state) and F16C (CPUID 1,
+ * ECX bit 29; not every compiler's builtin knows it). */
+static int xl_simd_cpu(void)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+	unsigned a, b, c, d;
+
+	__builtin_cpu_init();
+	if (!__builtin_cpu_supports("avx2"))
+		return 0;
+	return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+#else
+	return 0;
+#endif
+}
+
 static void dec_build(void)
 {
 	int bits, e;
@@ -245,10 +265,7 @@ static void dec_build(void)
 		g_mul1[h] = gpu_f16_to_f32(gpu_f32_to_f16(
 			hv * gpu_f16_to_f32(0x1EEEu) + gpu_f16_to_f32(0xC931u)));
 	}
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-	__builtin_cpu_init();
-	g_simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
-#endif
+	g_simd = xl_simd_cpu();
 }
 
 static void xl_tile_decode_scalar(const uint32_t *w, int bits, int cb,
@@ -408,11 +425,7 @@ int gpu_exl3_set_simd(int on)
 	int had;
 
 	pthread_once(&g_dec_once, dec_build);
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-	had = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
-#else
-	had = 0;
-#endif
+	had = xl_simd_cpu();
 	__atomic_store_n(&g_simd, on && had, __ATOMIC_RELAXED);
 	return had;
 }
