@@ -1340,6 +1340,18 @@ END_TEST
 
 /* ---- MoE --------------------------------------------------------------- */
 
+/* The ids gpu_moe_route wrote on both backends (cnt of them) must be the
+ * same; ic / ig: host room for cnt each. */
+static void expect_same_ids(struct bb ids, size_t cnt, int32_t *ic, int32_t *ig,
+			    const char *what)
+{
+	ck_assert_int_eq(gpu_buf_read(ids.c, 0, ic, cnt, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(ids.g, 0, ig, cnt, NULL), 0);
+	ck_assert_msg(!memcmp(ic, ig, cnt * sizeof *ic),
+		      "moe_route ids differ%s (seed %llu)", what,
+		      (unsigned long long)test_seed);
+}
+
 START_TEST(test_moe_route)
 {
 	/* one warp per row up to 1024 experts, the serial kernel above */
@@ -1367,11 +1379,7 @@ START_TEST(test_moe_route)
 			     gpu_moe_route(p.cuda, bl.g, ids.g, wts.g, n, ne[c], k,
 					   renorm, &d_));
 			EXPECT_CLOSE(wts, 0, n * k, 1e-6, "moe_route weights %zu", ne[c]);
-			ck_assert_int_eq(gpu_buf_read(ids.c, 0, ic, n * k, NULL), 0);
-			ck_assert_int_eq(gpu_buf_read(ids.g, 0, ig, n * k, NULL), 0);
-			ck_assert_msg(!memcmp(ic, ig, n * k * 4),
-				      "moe_route ids differ (seed %llu)",
-				      (unsigned long long)test_seed);
+			expect_same_ids(ids, n * k, ic, ig, "");
 		}
 		free2(bl);
 		free2(ids);
@@ -1402,11 +1410,9 @@ START_TEST(test_moe_route)
 		ck_assert_int_eq(gpu_buf_write(ids.g, 0, ig, n * k, NULL), 0);
 		BOTH(gpu_moe_route(p.cpu, bl.c, ids.c, wts.c, n, ne2, k, true, &d_),
 		     gpu_moe_route(p.cuda, bl.g, ids.g, wts.g, n, ne2, k, true, &d_));
-		ck_assert_int_eq(gpu_buf_read(ids.c, 0, ic, n * k, NULL), 0);
-		ck_assert_int_eq(gpu_buf_read(ids.g, 0, ig, n * k, NULL), 0);
-		ck_assert_msg(!memcmp(ic, ig, n * k * 4),
-			      "moe_route ids differ with NaN / -inf logits (%zu experts)",
-			      ne2);
+		snprintf(msgbuf, sizeof msgbuf, " with NaN / -inf logits (%zu experts)",
+			 ne2);
+		expect_same_ids(ids, n * k, ic, ig, msgbuf);
 		free2(bl);
 		free2(ids);
 		free2(wts);
@@ -1465,18 +1471,50 @@ static void moe_fx_free(struct moe_fx *f)
 	}
 }
 
-/* The CPU's routing of logits bl (n rows, ne experts, top_k) into ids /
- * wts on both backends (idh, wh: host copies, n * top_k each). */
-static void moe_route_both(struct gpu_pair *p, struct bb bl, struct bb ids,
-			   struct bb wts, size_t n, size_t ne, size_t top_k,
-			   int32_t *idh, float *wh)
+/* One gpu_moe_ffn case on both backends: n random rows x [n, dim], the
+ * CPU's routing of random logits (ne experts, top_k) in ids / wts on both
+ * (idh: its host copy), out [n, dim] and the scratch, unset. */
+struct moe_case {
+	float *x, *lg, *wh;
+	int32_t *idh;
+	struct bb bx, bl, ids, wts, out, scr;
+};
+
+static void moe_case_make(struct gpu_pair *p, struct moe_case *m, size_t n,
+			  size_t ne, size_t dim, size_t n_ff, size_t top_k)
 {
-	ck_assert_int_eq(gpu_moe_route(p->cpu, bl.c, ids.c, wts.c, n, ne, top_k,
-				       true, NULL), 0);
-	ck_assert_int_eq(gpu_buf_read(ids.c, 0, idh, n * top_k, NULL), 0);
-	ck_assert_int_eq(gpu_buf_read(wts.c, 0, wh, n * top_k, NULL), 0);
-	ck_assert_int_eq(gpu_buf_write(ids.g, 0, idh, n * top_k, NULL), 0);
-	ck_assert_int_eq(gpu_buf_write(wts.g, 0, wh, n * top_k, NULL), 0);
+	m->x = rand_f32(n * dim, 1.0f);
+	m->lg = rand_f32(n * ne, 3.0f);
+	m->idh = malloc(n * top_k * sizeof *m->idh);
+	m->wh = malloc(n * top_k * sizeof *m->wh);
+	ck_assert(m->idh && m->wh);
+	m->bx = mk2(p, GPU_DTYPE_F32, m->x, n * dim);
+	m->bl = mk2(p, GPU_DTYPE_F32, m->lg, n * ne);
+	m->ids = mk2(p, GPU_DTYPE_I32, NULL, n * top_k);
+	m->wts = mk2(p, GPU_DTYPE_F32, NULL, n * top_k);
+	m->out = mk2(p, GPU_DTYPE_F32, NULL, n * dim);
+	m->scr = mk2(p, GPU_DTYPE_F32, NULL,
+		     gpu_moe_scratch_elems(n, dim, n_ff, top_k));
+	ck_assert_int_eq(gpu_moe_route(p->cpu, m->bl.c, m->ids.c, m->wts.c, n, ne,
+				       top_k, true, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(m->ids.c, 0, m->idh, n * top_k, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(m->wts.c, 0, m->wh, n * top_k, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(m->ids.g, 0, m->idh, n * top_k, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(m->wts.g, 0, m->wh, n * top_k, NULL), 0);
+}
+
+static void moe_case_free(struct moe_case *m)
+{
+	free2(m->bx);
+	free2(m->bl);
+	free2(m->ids);
+	free2(m->wts);
+	free2(m->out);
+	free2(m->scr);
+	free(m->x);
+	free(m->lg);
+	free(m->idh);
+	free(m->wh);
 }
 
 /* gpu_moe_ffn on both backends with the CPU's routing.  CUDA dispatches
@@ -1499,33 +1537,23 @@ START_TEST(test_moe_ffn)
 		for (c = 0; c < 4; c++) {
 			const size_t n = ns[c], n_exp = 6, top_k = 2, dim = 64,
 				     n_ff = 96;
-			const size_t ns_el = gpu_moe_scratch_elems(n, dim, n_ff, top_k);
-			struct bb bx, bl, ids, wts, out, scr;
+			struct moe_case m;
 			struct moe_fx f;
 			const struct gpu_moe_experts *const exc = &f.exc, *const exg = &f.exg;
-			float *x = rand_f32(n * dim, 1.0f), *lg = rand_f32(n * n_exp, 3.0f);
-			int32_t *idh = malloc(n * top_k * 4);
-			float *wh = malloc(n * top_k * 4);
 			int dev;
 
-			moe_fx_make(&p, &f, FT[t], n_exp, dim, n_ff, 0.3f);
-			bx = mk2(&p, GPU_DTYPE_F32, x, n * dim);
-			bl = mk2(&p, GPU_DTYPE_F32, lg, n * n_exp);
-			ids = mk2(&p, GPU_DTYPE_I32, NULL, n * top_k);
-			wts = mk2(&p, GPU_DTYPE_F32, NULL, n * top_k);
-			out = mk2(&p, GPU_DTYPE_F32, NULL, n * dim);
-			scr = mk2(&p, GPU_DTYPE_F32, NULL, ns_el);
 			/* the same routing on both: the CPU's, copied over */
-			moe_route_both(&p, bl, ids, wts, n, n_exp, top_k, idh, wh);
-			BOTH(gpu_moe_ffn(p.cpu, out.c, bx.c, ids.c, wts.c, exc, n, dim,
-					 top_k, scr.c, &d_),
-			     gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g, wts.g, exg, n, dim,
-					 top_k, scr.g, &d_));
+			moe_case_make(&p, &m, n, n_exp, dim, n_ff, top_k);
+			moe_fx_make(&p, &f, FT[t], n_exp, dim, n_ff, 0.3f);
+			BOTH(gpu_moe_ffn(p.cpu, m.out.c, m.bx.c, m.ids.c, m.wts.c, exc, n,
+					 dim, top_k, m.scr.c, &d_),
+			     gpu_moe_ffn(p.cuda, m.out.g, m.bx.g, m.ids.g, m.wts.g, exg, n,
+					 dim, top_k, m.scr.g, &d_));
 			dev = FT[t] != GPU_DTYPE_F32 && n * top_k <= 128;
 			ck_assert_int_eq(gpu_moe_ffn_recordable(p.cuda, exg, n, dim,
 								top_k), dev);
 			ck_assert(!gpu_moe_ffn_recordable(p.cpu, exc, n, dim, top_k));
-			EXPECT_CLOSE(out, 0, n * dim,
+			EXPECT_CLOSE(m.out, 0, n * dim,
 				     FT[t] == GPU_DTYPE_F32 || n <= 8 || dev ? 1e-5 : 1e-2,
 				     "moe_ffn %s n %zu", gpu_dtype_name(FT[t]), n);
 			if (dev) {
@@ -1534,15 +1562,15 @@ START_TEST(test_moe_ffn)
 				float *o1 = malloc(n * dim * 4), *o2 = malloc(n * dim * 4);
 
 				ck_assert(o1 && o2);
-				ck_assert_int_eq(gpu_buf_read(out.g, 0, o1, n * dim, NULL), 0);
-				ck_assert_int_eq(gpu_buf_zero(out.g, NULL), 0);
+				ck_assert_int_eq(gpu_buf_read(m.out.g, 0, o1, n * dim, NULL), 0);
+				ck_assert_int_eq(gpu_buf_zero(m.out.g, NULL), 0);
 				ck_assert_int_eq(gpu_graph_begin(p.cuda, NULL), 0);
-				ck_assert_int_eq(gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g,
-							     wts.g, exg, n, dim, top_k,
-							     scr.g, NULL), 0);
+				ck_assert_int_eq(gpu_moe_ffn(p.cuda, m.out.g, m.bx.g, m.ids.g,
+							     m.wts.g, exg, n, dim, top_k,
+							     m.scr.g, NULL), 0);
 				ck_assert_int_eq(gpu_graph_end(p.cuda, &gr, NULL), 0);
 				ck_assert_int_eq(gpu_graph_launch(gr, NULL), 0);
-				ck_assert_int_eq(gpu_buf_read(out.g, 0, o2, n * dim, NULL), 0);
+				ck_assert_int_eq(gpu_buf_read(m.out.g, 0, o2, n * dim, NULL), 0);
 				ck_assert_msg(memcmp(o1, o2, n * dim * 4) == 0,
 					      "moe_ffn %s n %zu: graph replay differs",
 					      gpu_dtype_name(FT[t]), n);
@@ -1562,12 +1590,12 @@ START_TEST(test_moe_ffn)
 				ck_assert(nan_);
 				for (e = 0; e < n * dim; e++)
 					nan_[e] = NAN;
-				ck_assert_int_eq(gpu_buf_write(out.g, 0, nan_, n * dim, NULL), 0);
+				ck_assert_int_eq(gpu_buf_write(m.out.g, 0, nan_, n * dim, NULL), 0);
 				free(nan_);
-				idh[0] = bad ? -1 : (int32_t)n_exp;
-				gpu_buf_write(ids.g, 0, idh, n * top_k, NULL);
-				rc = gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g, wts.g, exg, n,
-						 dim, top_k, scr.g, &d);
+				m.idh[0] = bad ? -1 : (int32_t)n_exp;
+				gpu_buf_write(m.ids.g, 0, m.idh, n * top_k, NULL);
+				rc = gpu_moe_ffn(p.cuda, m.out.g, m.bx.g, m.ids.g, m.wts.g,
+						 exg, n, dim, top_k, m.scr.g, &d);
 				if (dev) {
 					ck_assert_int_eq(rc, 0);
 					rc = gpu_sync(p.cuda, &d);
@@ -1577,23 +1605,14 @@ START_TEST(test_moe_ffn)
 						      "%s", d.msg);
 					ck_assert_int_eq(gpu_sync(p.cuda, NULL), 0);
 					if (n > 1)
-						EXPECT_CLOSE(out, dim, (n - 1) * dim, 1e-5,
+						EXPECT_CLOSE(m.out, dim, (n - 1) * dim, 1e-5,
 							     "moe_ffn %s n %zu, rows after a bad id",
 							     gpu_dtype_name(FT[t]), n);
 				}
 				ck_assert_int_eq(rc, GPU_E_INVALID);
 			}
 			moe_fx_free(&f);
-			free2(bx);
-			free2(bl);
-			free2(ids);
-			free2(wts);
-			free2(out);
-			free2(scr);
-			free(x);
-			free(lg);
-			free(idh);
-			free(wh);
+			moe_case_free(&m);
 		}
 	gpu_pair_close(&p);
 }
@@ -1616,35 +1635,16 @@ START_TEST(test_moe_ffn_wide)
 	moe_fx_make(&p, &f, GPU_DTYPE_BF16, NE, dim, n_ff, 0.05f);
 	for (c = 0; c < sizeof ns / sizeof ns[0]; c++) {
 		const size_t n = ns[c];
-		float *x = rand_f32(n * dim, 1.0f), *lg = rand_f32(n * NE, 3.0f);
-		int32_t *idh = malloc(n * top_k * 4);
-		float *wh = malloc(n * top_k * 4);
-		struct bb bx, bl, ids, wts, out, scr;
+		struct moe_case m;
 
 		ck_assert(gpu_moe_ffn_recordable(p.cuda, &f.exg, n, dim, top_k));
-		bx = mk2(&p, GPU_DTYPE_F32, x, n * dim);
-		bl = mk2(&p, GPU_DTYPE_F32, lg, n * NE);
-		ids = mk2(&p, GPU_DTYPE_I32, NULL, n * top_k);
-		wts = mk2(&p, GPU_DTYPE_F32, NULL, n * top_k);
-		out = mk2(&p, GPU_DTYPE_F32, NULL, n * dim);
-		scr = mk2(&p, GPU_DTYPE_F32, NULL,
-			  gpu_moe_scratch_elems(n, dim, n_ff, top_k));
-		moe_route_both(&p, bl, ids, wts, n, NE, top_k, idh, wh);
-		BOTH(gpu_moe_ffn(p.cpu, out.c, bx.c, ids.c, wts.c, &f.exc, n, dim,
-				 top_k, scr.c, &d_),
-		     gpu_moe_ffn(p.cuda, out.g, bx.g, ids.g, wts.g, &f.exg, n, dim,
-				 top_k, scr.g, &d_));
-		EXPECT_CLOSE(out, 0, n * dim, 1e-5, "moe_ffn wide n %zu", n);
-		free2(bx);
-		free2(bl);
-		free2(ids);
-		free2(wts);
-		free2(out);
-		free2(scr);
-		free(x);
-		free(lg);
-		free(idh);
-		free(wh);
+		moe_case_make(&p, &m, n, NE, dim, n_ff, top_k);
+		BOTH(gpu_moe_ffn(p.cpu, m.out.c, m.bx.c, m.ids.c, m.wts.c, &f.exc, n,
+				 dim, top_k, m.scr.c, &d_),
+		     gpu_moe_ffn(p.cuda, m.out.g, m.bx.g, m.ids.g, m.wts.g, &f.exg, n,
+				 dim, top_k, m.scr.g, &d_));
+		EXPECT_CLOSE(m.out, 0, n * dim, 1e-5, "moe_ffn wide n %zu", n);
+		moe_case_free(&m);
 	}
 	moe_fx_free(&f);
 	gpu_pair_close(&p);
