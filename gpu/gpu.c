@@ -918,16 +918,20 @@ size_t gpu_moe_scratch_elems(size_t n, size_t dim, size_t n_ff, size_t top_k)
 	 * i32/f32 row lists of n * top_k; CUDA's device path for A = n *
 	 * top_k <= GPU_MOE_DEVICE_MAX_ASSIGN: x per assignment [A, dim],
 	 * silu(gate) * up [A, n_ff], expert outputs [A, dim] and its lists
-	 * (5 A + 2 int32, gpu/cuda/kernels.h). */
+	 * (6 A + 2 int32, gpu/cuda/kernels.h); its EXL3 experts for up to
+	 * GPU_MOE_XL_ROWS rows: gpu_moe_xl_layout (gpu_impl.h). */
 	const size_t host = n * (2 * dim + 2 * n_ff + 2 * top_k);
 	/* non-decreasing in n (a buffer sized for B rows serves every call
 	 * of fewer): the device path's part counts up to the most rows it
 	 * takes, even above them */
 	const size_t nd = top_k && n > GPU_MOE_DEVICE_MAX_ASSIGN / top_k
 				  ? GPU_MOE_DEVICE_MAX_ASSIGN / top_k : n;
-	const size_t dev = nd * top_k * (2 * dim + n_ff + 5) + 2;
+	const size_t dev = nd * top_k * (2 * dim + n_ff + 6) + 2;
+	const size_t nx = nd < GPU_MOE_XL_ROWS ? nd : GPU_MOE_XL_ROWS;
+	const size_t xl = nx ? gpu_moe_xl_layout(nx * top_k, dim, n_ff, NULL) : 0;
+	size_t need = dev > host ? dev : host;
 
-	return dev > host ? dev : host;
+	return xl > need ? xl : need;
 }
 
 /* Exactly one complete triple of experts: float or EXL3. */

@@ -490,11 +490,14 @@ size_t gpu_moe_scratch_elems(size_t n, size_t dim, size_t n_ff, size_t top_k);
 
 /* Whether gpu_moe_ffn with this expert set, for up to n rows of width dim
  * and top_k experts per row, dispatches the experts on the device (reads
- * nothing back), so that it may be recorded in a graph.  CUDA: float
- * experts, all f16 or all bf16, at most 128 of them, n * top_k <=
- * GPU_MOE_DEVICE_MAX_ASSIGN, top_k <= 8, dim and n_ff multiples of 8.
- * False on the CPU backend, for EXL3 experts, for an invalid set, and on
- * a poisoned handle.  Borrows ex for the call. */
+ * nothing back), so that it may be recorded in a graph.  CUDA, at most
+ * 128 experts, top_k <= 8, n * top_k <= GPU_MOE_DEVICE_MAX_ASSIGN, and
+ * either float experts, all f16 or all bf16, dim and n_ff multiples of 8;
+ * or EXL3 experts for n <= 16, every gate (up, down) of one bits and
+ * codebook, with or without bias alike, gate / up k x n and down n x k
+ * equal to dim x n_ff rounded up to multiples of 128.  False on the CPU
+ * backend, for an invalid set, and on a poisoned handle.  Borrows ex for
+ * the call. */
 bool gpu_moe_ffn_recordable(struct gpu *g, const struct gpu_moe_experts *ex,
 			    size_t n, size_t dim, size_t top_k);
 

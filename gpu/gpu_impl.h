@@ -46,6 +46,36 @@ struct gpu_exl3_weight {
 	void *priv;
 };
 
+/* CUDA's device dispatch of EXL3 experts (gpu_moe_ffn for up to
+ * GPU_MOE_XL_ROWS rows, A = rows * top_k <= GPU_MOE_DEVICE_MAX_ASSIGN
+ * assignments) keeps its work in gpu_moe_ffn's scratch; gpu.c sizes the
+ * scratch for it and gpu/cuda/cuda_exl3.c carves it, both with
+ * gpu_moe_xl_layout: f32-element offsets of
+ *   lists i32 [6 A + 2] | xh_gate, xh_up f16 [A, dk] | xh_down f16 [A, fk] |
+ *   part_gate, part_up f32 [KB, A, fk] | part_down f32 [KB, A, dk]
+ * (dk, fk: dim and n_ff rounded up to 128; KB = GPU_MOE_XL_KB, the most
+ * k-slices of its GEMVs), each area on a 64-element (256-byte) boundary.
+ * Returns the total; off (7 entries) may be NULL. */
+#define GPU_MOE_XL_ROWS 16
+#define GPU_MOE_XL_KB 4
+static inline size_t gpu_moe_xl_layout(size_t A, size_t dim, size_t n_ff,
+				       size_t *off)
+{
+	const size_t dk = (dim + 127) / 128 * 128, fk = (n_ff + 127) / 128 * 128;
+	const size_t kb = GPU_MOE_XL_KB;
+	const size_t sz[7] = { 6 * A + 2, A * dk / 2, A * dk / 2, A * fk / 2,
+			       kb * A * fk, kb * A * fk, kb * A * dk };
+	size_t t = 0;
+	int i;
+
+	for (i = 0; i < 7; i++) {
+		if (off)
+			off[i] = t;
+		t += (sz[i] + 63) / 64 * 64;
+	}
+	return t;
+}
+
 /* One backend.  Every member documents whether it is required; an optional
  * member left NULL makes the matching op return GPU_E_UNSUPPORTED unless a
  * default is named.  Ops receive validated arguments (see gpu.h for the

@@ -853,6 +853,8 @@ static bool cuda_moe_recordable(struct gpu *g, const struct gpu_moe_experts *ex,
 	size_t e;
 
 	(void)g;
+	if (ex->xgate)
+		return gpu_cuda_exl3_moe_ok(ex, n, dim, top_k);
 	if (!ex->gate || ex->n_expert > GPU_CUDA_MOE_MAX_EXPERTS || top_k > 8 ||
 	    n > GPU_MOE_DEVICE_MAX_ASSIGN / top_k || dim % 8 || ex->n_ff % 8 ||
 	    dim == 0 || ex->n_ff == 0)
@@ -931,8 +933,16 @@ static int cuda_moe_ffn(struct gpu *g, struct gpu_buf *out,
 
 	if (cuda_moe_recordable(g, ex, n, dim, top_k) &&
 	    ((uintptr_t)x->data | (uintptr_t)scratch->data) % 16 == 0)
-		return moe_ffn_device(st, out, x, ids, weights, ex, n, dim, top_k,
-				      scratch, d);
+		return ex->xgate
+			       ? gpu_cuda_exl3_moe(g, (float *)out->data,
+						   (const float *)x->data,
+						   (const int32_t *)ids->data,
+						   (const float *)weights->data, ex,
+						   n, dim, top_k,
+						   (float *)scratch->data,
+						   st->moe_err_dev, d)
+			       : moe_ffn_device(st, out, x, ids, weights, ex, n,
+						dim, top_k, scratch, d);
 	if (g->recording)
 		return diag_fail(d, GPU_E_INVALID,
 				 "gpu_moe_ffn: buffers not 16-byte aligned while "

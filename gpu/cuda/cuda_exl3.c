@@ -785,6 +785,115 @@ int gpu_cuda_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 	return 0;
 }
 
+/* ---- MoE experts on the device ------------------------------------------ */
+
+/* The kind (0 gate, 1 up, 2 down) of expert e. */
+static const struct gpu_exl3_weight *moe_w(const struct gpu_moe_experts *ex,
+					   int kind, size_t e)
+{
+	return kind == 0 ? ex->xgate[e] : kind == 1 ? ex->xup[e] : ex->xdown[e];
+}
+
+static size_t moe_off(const struct cuda_exl3 *q, const void *p)
+{
+	return p ? (size_t)((const char *)p - (const char *)q->mem) : 0;
+}
+
+bool gpu_cuda_exl3_moe_ok(const struct gpu_moe_experts *ex, size_t n,
+			  size_t dim, size_t top_k)
+{
+	const size_t dk = (dim + 127) / 128 * 128;
+	const size_t fk = (ex->n_ff + 127) / 128 * 128;
+	size_t e;
+	int kind;
+
+	if (!ex->xgate || !ex->xup || !ex->xdown || ex->n_expert == 0 ||
+	    ex->n_expert > GPU_CUDA_MOE_MAX_EXPERTS || top_k == 0 || top_k > 8 ||
+	    n == 0 || n > GPU_MOE_XL_ROWS || n * top_k > GPU_CUDA_MOE_MAX_ASSIGN ||
+	    dim == 0 || ex->n_ff == 0)
+		return false;
+	for (kind = 0; kind < 3; kind++) {
+		const struct gpu_exl3_weight *w0 = moe_w(ex, kind, 0);
+		const struct cuda_exl3 *q0 = w0 ? w0->priv : NULL;
+
+		if (!q0 || w0->k != (kind < 2 ? dk : fk) ||
+		    w0->n != (kind < 2 ? fk : dk) || q0->trellis != q0->mem)
+			return false;
+		for (e = 1; e < ex->n_expert; e++) {
+			const struct gpu_exl3_weight *w = moe_w(ex, kind, e);
+			const struct cuda_exl3 *q = w ? w->priv : NULL;
+
+			if (!q || w->k != w0->k || w->n != w0->n ||
+			    w->bits != w0->bits || w->cb != w0->cb ||
+			    q->trellis != q->mem ||
+			    moe_off(q, q->suh) != moe_off(q0, q0->suh) ||
+			    moe_off(q, q->svh) != moe_off(q0, q0->svh) ||
+			    moe_off(q, q->bias) != moe_off(q0, q0->bias))
+				return false;
+		}
+	}
+	return true;
+}
+
+int gpu_cuda_exl3_moe(struct gpu *g, float *out, const float *x,
+		      const int32_t *ids, const float *wts,
+		      const struct gpu_moe_experts *ex, size_t n, size_t dim,
+		      size_t top_k, float *scratch, int *err, struct diag *d)
+{
+	const size_t A = n * top_k, ne = ex->n_expert;
+	const struct cuda_exl3 *q0 = ex->xgate[0]->priv;
+	const void *base[3][GPU_CUDA_MOE_MAX_EXPERTS];
+	struct gpu_cuda_exl3_moe m;
+	cudaStream_t st = xl_stream(g);
+	size_t off[7], e, groups;
+	int kind;
+
+	(void)d;
+	gpu_moe_xl_layout(A, dim, ex->n_ff, off);
+	memset(&m, 0, sizeof m);
+	for (kind = 0; kind < 3; kind++) {
+		const struct cuda_exl3 *qk = moe_w(ex, kind, 0)->priv;
+
+		for (e = 0; e < ne; e++)
+			base[kind][e] = ((const struct cuda_exl3 *)
+						 moe_w(ex, kind, e)->priv)->mem;
+		m.w[kind].base = base[kind];
+		m.w[kind].off_suh = moe_off(qk, qk->suh);
+		m.w[kind].off_svh = moe_off(qk, qk->svh);
+		m.w[kind].off_bias = moe_off(qk, qk->bias);
+		m.w[kind].bits = moe_w(ex, kind, 0)->bits;
+		m.w[kind].cb = (int)moe_w(ex, kind, 0)->cb;
+	}
+	m.n_expert = ne;
+	m.n = n;
+	m.top_k = top_k;
+	m.dim = dim;
+	m.n_ff = ex->n_ff;
+	m.dk = ex->xgate[0]->k;
+	m.fk = ex->xgate[0]->n;
+	groups = A < ne ? A : ne;
+	m.kb_gu = gpu_cuda_exl3_moe_splits(
+		m.dk, m.w[0].bits == m.w[1].bits && m.w[0].cb == m.w[1].cb ? 2 * m.fk
+									    : m.fk,
+		groups, q0->n_sm, GPU_MOE_XL_KB);
+	m.kb_d = gpu_cuda_exl3_moe_splits(m.fk, m.dk, groups, q0->n_sm,
+					  GPU_MOE_XL_KB);
+	m.x = x;
+	m.out = out;
+	m.lists = (const int32_t *)(void *)(scratch + off[0]);
+	m.xh_g = scratch + off[1];
+	m.xh_u = scratch + off[2];
+	m.xh_d = scratch + off[3];
+	m.part_g = scratch + off[4];
+	m.part_u = scratch + off[5];
+	m.part_d = scratch + off[6];
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_moe_plan(
+		st, ids, wts, n, top_k, ne, (int32_t *)(void *)(scratch + off[0]),
+		err));
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_moe(st, &m));
+	return 0;
+}
+
 /* ---- timing -------------------------------------------------------------------- */
 
 static int cmp_f(const void *a, const void *b)

@@ -21,6 +21,7 @@
 #ifndef TERN_GPU_CUDA_EXL3_H
 #define TERN_GPU_CUDA_EXL3_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -104,6 +105,40 @@ int gpu_cuda_launch_exl3_output_multi(void *stream,
 				      const struct gpu_cuda_exl3_out *o, int np,
 				      size_t nr, int swiglu);
 
+/* The EXL3 experts of one MoE layer for few rows, on the device (exl3.cu,
+ * "MoE experts on the device"; recordable in a graph): after
+ * gpu_cuda_launch_moe_plan (kernels.h) wrote `lists` for A = n * top_k
+ * assignments, five launches (input rotations of gate and up, their
+ * GEMVs, outputs + SwiGLU + down's input rotation, down's GEMV, down's
+ * output + the weighted sum per row) write out f32 [n, dim].  Every
+ * expert's weight of one kind has the same k, n, bits and codebook; its
+ * device block holds the trellis at offset 0 and suh / svh / bias (f32)
+ * at the byte offsets given (off_bias 0: no bias).  gate / up: k = dk, n
+ * = fk; down: k = fk, n = dk (dk, fk multiples of 128, dim <= dk, n_ff <=
+ * fk).  Work areas (device, 16-byte aligned): xh_g, xh_u f16 [A, dk],
+ * xh_d f16 [A, fk], part_g, part_u f32 [kb_gu, A, fk], part_d f32 [kb_d,
+ * A, dk].  cudaErrorInvalidValue on bad sizes. */
+struct gpu_cuda_exl3_moe_kind {
+	const void *const *base; /* n_expert device blocks */
+	size_t off_suh, off_svh, off_bias;
+	int bits, cb;
+};
+struct gpu_cuda_exl3_moe {
+	struct gpu_cuda_exl3_moe_kind w[3]; /* gate, up, down */
+	size_t n_expert, n, top_k, dim, n_ff, dk, fk;
+	int kb_gu, kb_d;
+	const float *x;        /* [n, dim] */
+	float *out;            /* [n, dim] */
+	const int32_t *lists;
+	void *xh_g, *xh_u, *xh_d;
+	float *part_g, *part_u, *part_d;
+};
+int gpu_cuda_launch_exl3_moe(void *stream, const struct gpu_cuda_exl3_moe *m);
+/* k-slices for one of its GEMVs (k x n weights, groups experts at once),
+ * the cost model of gpu_cuda_exl3_splits, at most kb_max. */
+int gpu_cuda_exl3_moe_splits(size_t k, size_t n, size_t groups, int n_sm,
+			     int kb_max);
+
 /* ---- host side (cuda_exl3.c): the vtable slots ------------------------- */
 
 struct gpu;
@@ -152,6 +187,24 @@ int gpu_cuda_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 			 const struct gpu_exl3_weight *w_gate,
 			 const struct gpu_exl3_weight *w_up, size_t n_rows,
 			 size_t k_in, size_t n_out, struct diag *d);
+
+/* gpu_moe_ffn with EXL3 experts on the device: whether ex qualifies for
+ * n rows (gpu_cuda_launch_exl3_moe's conditions: every expert of a kind
+ * one shape, bits, codebook and block layout, k / n = dim and n_ff
+ * rounded up to 128, n <= GPU_MOE_XL_ROWS, n * top_k <=
+ * GPU_CUDA_MOE_MAX_ASSIGN, top_k <= 8, n_expert <=
+ * GPU_CUDA_MOE_MAX_EXPERTS); and the dispatch itself: the plan into the
+ * scratch's lists (err as gpu_cuda_launch_moe_plan's), then
+ * gpu_cuda_launch_exl3_moe on the scratch areas of gpu_moe_xl_layout
+ * (gpu_impl.h).  Device pointers; enqueued on the handle's stream;
+ * allocates nothing and reads nothing back. */
+struct gpu_moe_experts;
+bool gpu_cuda_exl3_moe_ok(const struct gpu_moe_experts *ex, size_t n,
+			  size_t dim, size_t top_k);
+int gpu_cuda_exl3_moe(struct gpu *g, float *out, const float *x,
+		      const int32_t *ids, const float *wts,
+		      const struct gpu_moe_experts *ex, size_t n, size_t dim,
+		      size_t top_k, float *scratch, int *err, struct diag *d);
 
 /* Which kernels gpu_exl3_matmul's small-row path runs: 1 (default) =
  * input, gemv, output (3 launches per 16 rows); 2 = input + fused

@@ -39,6 +39,7 @@
  */
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,7 @@
 #include "gpu/cuda/cuda_common.cuh"
 #include "gpu/cuda/cuda_exl3.h"
 #include "gpu/cuda/exl3_dev.cuh"
+#include "gpu/cuda/kernels.h"
 #include "gpu/cuda/pdl.cuh"
 
 #ifndef XL_NW
@@ -302,22 +304,21 @@ struct xl_gparts {
 	int np;
 };
 
+/* The work of one gemv block: column group bx (XL_TNW tiles) of a k x n
+ * weight (trellis tr), k-slice blockIdx.y of nky (per k-steps each), nr
+ * rows of xh (row stride k); the slice's partial sums go to part[(slice *
+ * pstride + r) * n + column].  Uses all of the dynamic shared memory;
+ * ends without a barrier after the reduction (a caller running it again
+ * must __syncthreads() first). */
 template <int K, int CB, bool FUSE, int NB>
-__global__ static void __launch_bounds__(XL_NW * 32, XL_OCC)
-xl_gemv_kernel(const __grid_constant__ xl_gparts ps, int nr, unsigned k,
-	       xl_fuse fu)
+__device__ __forceinline__ void
+xl_gemv_block(float *const part, const unsigned pstride,
+	      const __half *const xh, const uint8_t *const tr, const unsigned n,
+	      const unsigned nky, const unsigned per, const unsigned bx,
+	      const int nr, const unsigned k, const xl_fuse &fu)
 {
-	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	typedef xl_cfg<K, NB> C;
 	extern __shared__ __align__(16) uint8_t xl_smem[];
-	const int pj = tern_part_of(ps.block0, ps.np, blockIdx.x);
-	const unsigned nky = ps.n_kb[pj];
-
-	if (blockIdx.y >= nky)
-		return; /* block-uniform: a part with fewer k-slices */
-	float *const part = ps.part[pj];
-	const unsigned n = (unsigned)ps.n[pj];
-	const unsigned bx = blockIdx.x - ps.block0[pj];
 	const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
 	const int g = lane >> 2, t = lane & 3;
 	const unsigned ntn = n / 16, ktiles = k / 16;
@@ -329,7 +330,6 @@ xl_gemv_kernel(const __grid_constant__ xl_gparts ps, int nr, unsigned k,
 	 * steps and tile indices fit; only byte offsets are 64-bit) */
 	unsigned kw0, kw1;
 	{
-		const unsigned per = ps.per[pj];
 		const unsigned kb0 = min(blockIdx.y * per, ktiles);
 		const unsigned kb1 = min(kb0 + per, ktiles);
 		const unsigned pw = (kb1 - kb0 + XL_NW - 1) / XL_NW;
@@ -357,9 +357,9 @@ xl_gemv_kernel(const __grid_constant__ xl_gparts ps, int nr, unsigned k,
 	/* the copies of the next step into the next ring slot; sources and
 	 * slots advance by a fixed stride (no per-step 64-bit products) */
 	const unsigned step_bytes = ntn * (32 * K);
-	const uint8_t *g_tr = ps.tr[pj] + (size_t)(kw0 * ntn + tn0) * (32 * K) +
+	const uint8_t *g_tr = tr + (size_t)(kw0 * ntn + tn0) * (32 * K) +
 			      lane * 16;
-	const __half *g_x = ps.xh[pj] + (lane >> 1) * k + kw0 * 16 + (lane & 1) * 8;
+	const __half *g_x = xh + (lane >> 1) * k + kw0 * 16 + (lane & 1) * 8;
 	uint8_t *w_st = ring + lane * 16;        /* slot being filled */
 	const uint8_t *r_st = ring;              /* slot being read */
 	uint8_t *const ring_end = ring + C::S * C::STAGE;
@@ -490,7 +490,7 @@ xl_gemv_kernel(const __grid_constant__ xl_gparts ps, int nr, unsigned k,
 #pragma unroll
 			for (int v = 0; v < XL_NW; v++)
 				sum += red[(size_t)v * 8 * NB * XL_COLS + idx];
-			part[((size_t)blockIdx.y * GPU_CUDA_EXL3_ROWS + r) * n +
+			part[((size_t)blockIdx.y * pstride + r) * n +
 			     tn0 * 16 + c] = sum;
 		}
 	}
@@ -517,7 +517,7 @@ xl_gemv_kernel(const __grid_constant__ xl_gparts ps, int nr, unsigned k,
 
 			for (unsigned s = 0; s < nky; s++) {
 				const float4 p = __ldcg(reinterpret_cast<const float4 *>(
-					part + ((size_t)s * GPU_CUDA_EXL3_ROWS + r) * n + c0));
+					part + ((size_t)s * pstride + r) * n + c0));
 
 				v[0] += p.x; v[1] += p.y; v[2] += p.z; v[3] += p.w;
 			}
@@ -535,6 +535,276 @@ xl_gemv_kernel(const __grid_constant__ xl_gparts ps, int nr, unsigned k,
 		if (threadIdx.x == 0)
 			fu.cnt[grp] = 0; /* ready for the next launch */
 	}
+}
+
+template <int K, int CB, bool FUSE, int NB>
+__global__ static void __launch_bounds__(XL_NW * 32, XL_OCC)
+xl_gemv_kernel(const __grid_constant__ xl_gparts ps, int nr, unsigned k,
+	       xl_fuse fu)
+{
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
+	const int pj = tern_part_of(ps.block0, ps.np, blockIdx.x);
+	const unsigned nky = ps.n_kb[pj];
+
+	if (blockIdx.y >= nky)
+		return; /* block-uniform: a part with fewer k-slices */
+	xl_gemv_block<K, CB, FUSE, NB>(ps.part[pj], GPU_CUDA_EXL3_ROWS, ps.xh[pj],
+				       ps.tr[pj], (unsigned)ps.n[pj], nky,
+				       ps.per[pj], blockIdx.x - ps.block0[pj], nr,
+				       k, fu);
+}
+
+/* ---- MoE experts on the device ------------------------------------------
+ *
+ * gpu_cuda_launch_exl3_moe (cuda_exl3.h): the experts of one MoE layer,
+ * every expert's gate (and up, and down) of one shape, bits and codebook,
+ * routed by the plan of gpu_cuda_launch_moe_plan (kernels.h lists: slots
+ * sorted by expert, groups).  A weight's device block keeps suh / svh /
+ * bias at offsets that depend only on its shape and bits
+ * (gpu_cuda_exl3_upload), so a launch carries one base pointer per
+ * expert and the common offsets.  Steps, each the per-weight kernel's
+ * arithmetic on the slots' rows:
+ *   in:   xh_p[s] = f16(H128(x[row(s)] * suh_p[e(s)]))  (p = gate, up)
+ *   gemv: per group (expert e, its slots s0 .. s0 + m - 1 as rows) the
+ *         gemv block above, parts gate and up in one grid (or one each
+ *         when their bits differ), then down
+ *   mid:  h = silu(H128(sum part_gate) * svh + bias) * (... up ...),
+ *         xh_down[s] = f16(H128(h * suh_down[e]))  (h = 0 past n_ff)
+ *   out:  out[i] = sum over row i's slots (ascending) of
+ *         fmaf(w(s), H128(sum part_down[s]) * svh + bias, acc), from 0.
+ */
+
+/* One kind of weight (gate, up or down) of every expert: block bases and
+ * the offsets of suh, svh and bias (0: no bias) in each block. */
+struct xl_moe_kind {
+	const uint8_t *base[GPU_CUDA_MOE_MAX_EXPERTS];
+	unsigned off_suh, off_svh, off_bias;
+};
+
+struct xl_moe_in_p {
+	xl_moe_kind w[2]; /* gate, up */
+	__half *xh[2];
+	const float *x;
+	const int32_t *lists;
+	int A;
+	unsigned dim, k;
+};
+
+/* grid (div_up(k/128, 4), A, 2), 128 threads: one warp per (slot,
+ * 128-block, part); xl_input_kernel's arithmetic on row row(s) of x */
+__global__ static void __launch_bounds__(128)
+xl_moe_in_kernel(const __grid_constant__ xl_moe_in_p ps)
+{
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
+	const int lane = threadIdx.x & 31, p = blockIdx.z, s = blockIdx.y;
+	const unsigned blk = blockIdx.x * 4 + (threadIdx.x >> 5);
+	const int A = ps.A;
+
+	if (blk * 128 >= ps.k)
+		return;
+	const int e = ps.lists[GPU_CUDA_MOE_SEXP(A) + s];
+	if (e < 0)
+		return; /* unused slot: no group reads it */
+	const size_t row = (size_t)ps.lists[GPU_CUDA_MOE_SROW(A) + s];
+	const float *const suh =
+		reinterpret_cast<const float *>(ps.w[p].base[e] + ps.w[p].off_suh);
+	const unsigned c0 = blk * 128 + 4 * lane;
+	float v[4];
+
+#pragma unroll
+	for (int q = 0; q < 4; q++) {
+		const unsigned c = c0 + q;
+
+		v[q] = c < ps.dim ? ps.x[row * ps.dim + c] * suh[c] : 0.0f;
+	}
+	xl_fwht128(v);
+	{
+		__half2 h01 = __floats2half2_rn(v[0], v[1]);
+		__half2 h23 = __floats2half2_rn(v[2], v[3]);
+		uint2 u;
+
+		u.x = *reinterpret_cast<uint32_t *>(&h01);
+		u.y = *reinterpret_cast<uint32_t *>(&h23);
+		*reinterpret_cast<uint2 *>(ps.xh[p] + (size_t)s * ps.k + c0) = u;
+	}
+}
+
+/* The parts of one expert gemv launch (gate + up, or one of them, or
+ * down): part j owns the column groups [block0_j, block0_{j+1}) along x;
+ * blockIdx.z is the group.  Partial sums [n_kb, A, n_j] per part. */
+struct xl_moe_gp {
+	const uint8_t *tr[2][GPU_CUDA_MOE_MAX_EXPERTS];
+	float *part[2];
+	const __half *xh[2];
+	unsigned n[2], block0[2];
+	unsigned n_kb, per;
+	int np, A;
+	const int32_t *lists;
+};
+
+template <int K, int CB, int NB>
+__global__ static void __launch_bounds__(XL_NW * 32, XL_OCC)
+xl_moe_gemv_kernel(const __grid_constant__ xl_moe_gp ps, unsigned k)
+{
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
+	const int A = ps.A, grp = blockIdx.z;
+
+	if (grp >= ps.lists[GPU_CUDA_MOE_NGROUP(A)])
+		return;
+	const int e = ps.lists[GPU_CUDA_MOE_GEXP(A) + grp];
+	const int s0 = ps.lists[GPU_CUDA_MOE_GSTART(A) + grp];
+	const int m = ps.lists[GPU_CUDA_MOE_GSTART(A) + grp + 1] - s0;
+	const int pj = tern_part_of(ps.block0, ps.np, blockIdx.x);
+	const unsigned n = ps.n[pj];
+	const xl_fuse fu = { NULL, NULL, NULL, NULL, 0 };
+
+	/* a group holds at most one slot per row (distinct top-k ids), so
+	 * one pass for the batches this path takes; more in chunks */
+	for (int r0 = 0; r0 < m; r0 += 8 * NB) {
+		if (r0)
+			__syncthreads(); /* the last pass's reduction area */
+		xl_gemv_block<K, CB, false, NB>(
+			ps.part[pj] + (size_t)(s0 + r0) * n, (unsigned)A,
+			ps.xh[pj] + (size_t)(s0 + r0) * k, ps.tr[pj][e], n, ps.n_kb,
+			ps.per, blockIdx.x - ps.block0[pj], min(m - r0, 8 * NB), k,
+			fu);
+	}
+}
+
+/* Step 3 of a slot's 128-block: its partial sums in slice order, H128. */
+__device__ __forceinline__ void xl_moe_sum(float v[4], const float *part,
+					   int n_kb, int A, int s, unsigned n,
+					   unsigned c0)
+{
+	v[0] = v[1] = v[2] = v[3] = 0.0f;
+	for (int sl = 0; sl < n_kb; sl++) {
+		const float4 p = *reinterpret_cast<const float4 *>(
+			part + ((size_t)sl * A + s) * n + c0);
+
+		v[0] += p.x; v[1] += p.y; v[2] += p.z; v[3] += p.w;
+	}
+	xl_fwht128(v);
+}
+
+struct xl_moe_mid_p {
+	xl_moe_kind w[3]; /* gate, up, down */
+	const float *part[2];
+	__half *xh;
+	const int32_t *lists;
+	int A, n_kb;
+	unsigned nf, n_ff; /* padded (gate / up n = down k) and real */
+};
+
+/* grid (div_up(nf/128, 4), A), 128 threads: one warp per (slot,
+ * 128-block): gate and up outputs (xl_output_kernel's arithmetic), the
+ * SwiGLU (swiglu_kernel's), down's input rotation (xl_input_kernel's) */
+__global__ static void __launch_bounds__(128)
+xl_moe_mid_kernel(const __grid_constant__ xl_moe_mid_p ps)
+{
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
+	const int lane = threadIdx.x & 31, s = blockIdx.y, A = ps.A;
+	const unsigned blk = blockIdx.x * 4 + (threadIdx.x >> 5);
+
+	if (blk * 128 >= ps.nf)
+		return;
+	const int e = ps.lists[GPU_CUDA_MOE_SEXP(A) + s];
+	if (e < 0)
+		return;
+	const unsigned c0 = blk * 128 + 4 * lane;
+	const xl_moe_kind &wg = ps.w[0], &wu = ps.w[1], &wd = ps.w[2];
+	const float *const svg = reinterpret_cast<const float *>(wg.base[e] + wg.off_svh);
+	const float *const svu = reinterpret_cast<const float *>(wu.base[e] + wu.off_svh);
+	const float *const bg = wg.off_bias ? reinterpret_cast<const float *>(
+						      wg.base[e] + wg.off_bias) : NULL;
+	const float *const bu = wu.off_bias ? reinterpret_cast<const float *>(
+						      wu.base[e] + wu.off_bias) : NULL;
+	const float *const suh = reinterpret_cast<const float *>(wd.base[e] + wd.off_suh);
+	float v[4], u[4];
+
+	xl_moe_sum(v, ps.part[0], ps.n_kb, A, s, ps.nf, c0);
+	xl_moe_sum(u, ps.part[1], ps.n_kb, A, s, ps.nf, c0);
+#pragma unroll
+	for (int q = 0; q < 4; q++) {
+		const unsigned c = c0 + q;
+		float h = 0.0f;
+
+		if (c < ps.n_ff) {
+			const float g = v[q] * svg[c] + (bg ? bg[c] : 0.0f);
+			const float up = u[q] * svu[c] + (bu ? bu[c] : 0.0f);
+
+			h = __fmul_rn(g / (1.0f + expf(-g)) * up, suh[c]);
+		}
+		v[q] = h;
+	}
+	xl_fwht128(v);
+	{
+		__half2 h01 = __floats2half2_rn(v[0], v[1]);
+		__half2 h23 = __floats2half2_rn(v[2], v[3]);
+		uint2 w2;
+
+		w2.x = *reinterpret_cast<uint32_t *>(&h01);
+		w2.y = *reinterpret_cast<uint32_t *>(&h23);
+		*reinterpret_cast<uint2 *>(ps.xh + (size_t)s * ps.nf + c0) = w2;
+	}
+}
+
+struct xl_moe_out_p {
+	xl_moe_kind w; /* down */
+	const float *part;
+	float *out;
+	const int32_t *lists;
+	int A, n_kb, top_k;
+	unsigned nd, dim; /* padded (down n) and real */
+};
+
+/* grid (div_up(nd/128, 4), rows), 128 threads: one warp per (row,
+ * 128-block): each of the row's slots' down output (xl_output_kernel's
+ * arithmetic) weighted and summed as moe_combine_kernel does */
+__global__ static void __launch_bounds__(128)
+xl_moe_out_kernel(const __grid_constant__ xl_moe_out_p ps)
+{
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
+	const int lane = threadIdx.x & 31, i = blockIdx.y, A = ps.A;
+	const unsigned blk = blockIdx.x * 4 + (threadIdx.x >> 5);
+	const int32_t *const rs = ps.lists + GPU_CUDA_MOE_RSLOT(A) + (size_t)i * ps.top_k;
+	const float *const swt =
+		reinterpret_cast<const float *>(ps.lists + GPU_CUDA_MOE_SWT(A));
+
+	if (blk * 128 >= ps.nd)
+		return;
+	const unsigned c0 = blk * 128 + 4 * lane;
+	float acc[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+
+	for (int j = 0; j < ps.top_k; j++) {
+		const int s = rs[j];
+
+		if (s < 0)
+			break;
+		const int e = ps.lists[GPU_CUDA_MOE_SEXP(A) + s];
+		const float *const svh =
+			reinterpret_cast<const float *>(ps.w.base[e] + ps.w.off_svh);
+		const float *const bias = ps.w.off_bias
+			? reinterpret_cast<const float *>(ps.w.base[e] + ps.w.off_bias)
+			: NULL;
+		const float ws = swt[s];
+		float v[4];
+
+		xl_moe_sum(v, ps.part, ps.n_kb, A, s, ps.nd, c0);
+#pragma unroll
+		for (int q = 0; q < 4; q++) {
+			const unsigned c = c0 + q;
+
+			if (c < ps.dim) {
+				const float y = v[q] * svh[c] + (bias ? bias[c] : 0.0f);
+
+				acc[q] = fmaf(ws, y, acc[q]);
+			}
+		}
+	}
+#pragma unroll
+	for (int q = 0; q < 4; q++)
+		if (c0 + q < ps.dim)
+			ps.out[(size_t)i * ps.dim + c0 + q] = acc[q];
 }
 
 template <int K, int CB, bool FUSE, int NB>
@@ -873,4 +1143,220 @@ extern "C" int gpu_cuda_launch_exl3_output_multi(void *stream,
 	(void)tern_launch(xl_output_kernel, dim3((unsigned)total, (unsigned)nr), 128,
 			0, (cudaStream_t)stream, ps);
 	return (int)cudaGetLastError();
+}
+
+/* ---- MoE experts: launch wrapper ----------------------------------------- */
+
+template <int K, int CB, int NB>
+static cudaError_t xl_moe_gemv_launch1(cudaStream_t st, const xl_moe_gp &ps,
+				       unsigned gx, unsigned groups, size_t k)
+{
+	typedef xl_cfg<K, NB> C;
+	static int attr_done; /* benign race: the same value is set */
+
+	if (!attr_done) {
+		cudaError_t e = cudaFuncSetAttribute(
+			xl_moe_gemv_kernel<K, CB, NB>,
+			cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
+
+		if (e != cudaSuccess)
+			return e;
+		attr_done = 1;
+	}
+	(void)tern_launch(xl_moe_gemv_kernel<K, CB, NB>, dim3(gx, ps.n_kb, groups),
+			XL_NW * 32, C::SMEM, st, ps, (unsigned)k);
+	return cudaGetLastError();
+}
+
+template <int K>
+static cudaError_t xl_moe_gemv_cb(cudaStream_t st, const xl_moe_gp &ps, int cb,
+				  int nb, unsigned gx, unsigned groups, size_t k)
+{
+	if (nb == 1)
+		switch (cb) {
+		case 0: return xl_moe_gemv_launch1<K, 0, 1>(st, ps, gx, groups, k);
+		case 1: return xl_moe_gemv_launch1<K, 1, 1>(st, ps, gx, groups, k);
+		default: return xl_moe_gemv_launch1<K, 2, 1>(st, ps, gx, groups, k);
+		}
+	switch (cb) {
+	case 0: return xl_moe_gemv_launch1<K, 0, 2>(st, ps, gx, groups, k);
+	case 1: return xl_moe_gemv_launch1<K, 1, 2>(st, ps, gx, groups, k);
+	default: return xl_moe_gemv_launch1<K, 2, 2>(st, ps, gx, groups, k);
+	}
+}
+
+static cudaError_t xl_moe_gemv_any(cudaStream_t st, const xl_moe_gp &ps,
+				   int bits, int cb, int nb, unsigned gx,
+				   unsigned groups, size_t k)
+{
+	switch (bits) {
+	case 1: return xl_moe_gemv_cb<1>(st, ps, cb, nb, gx, groups, k);
+	case 2: return xl_moe_gemv_cb<2>(st, ps, cb, nb, gx, groups, k);
+	case 3: return xl_moe_gemv_cb<3>(st, ps, cb, nb, gx, groups, k);
+	case 4: return xl_moe_gemv_cb<4>(st, ps, cb, nb, gx, groups, k);
+	case 5: return xl_moe_gemv_cb<5>(st, ps, cb, nb, gx, groups, k);
+	case 6: return xl_moe_gemv_cb<6>(st, ps, cb, nb, gx, groups, k);
+	case 7: return xl_moe_gemv_cb<7>(st, ps, cb, nb, gx, groups, k);
+	case 8: return xl_moe_gemv_cb<8>(st, ps, cb, nb, gx, groups, k);
+	default: return cudaErrorInvalidValue;
+	}
+}
+
+static bool xl_moe_kind_set(xl_moe_kind *d, const struct gpu_cuda_exl3_moe_kind *s,
+			    size_t n_expert)
+{
+	if (s->off_suh > UINT_MAX || s->off_svh > UINT_MAX || s->off_bias > UINT_MAX ||
+	    s->bits < 1 || s->bits > 8 || s->cb < 0 || s->cb > 2)
+		return false;
+	for (size_t e = 0; e < n_expert; e++)
+		d->base[e] = (const uint8_t *)s->base[e];
+	d->off_suh = (unsigned)s->off_suh;
+	d->off_svh = (unsigned)s->off_svh;
+	d->off_bias = (unsigned)s->off_bias;
+	return true;
+}
+
+extern "C" int gpu_cuda_launch_exl3_moe(void *stream,
+					const struct gpu_cuda_exl3_moe *m)
+{
+	cudaStream_t st = (cudaStream_t)stream;
+	const size_t A = m->n * m->top_k;
+	const unsigned groups = (unsigned)(A < m->n_expert ? A : m->n_expert);
+	const int nb = m->n <= 8 ? 1 : 2;
+	const struct gpu_cuda_exl3_moe_kind *wg = &m->w[0], *wu = &m->w[1];
+	const struct gpu_cuda_exl3_moe_kind *wd = &m->w[2];
+	cudaError_t e;
+
+	if (A == 0 || A > GPU_CUDA_MOE_MAX_ASSIGN || m->top_k > 8 ||
+	    m->n_expert == 0 || m->n_expert > GPU_CUDA_MOE_MAX_EXPERTS ||
+	    m->dk == 0 || m->dk % 128 || m->fk == 0 || m->fk % 128 ||
+	    m->dim == 0 || m->dim > m->dk || m->n_ff == 0 || m->n_ff > m->fk ||
+	    m->dk > UINT_MAX || m->fk > UINT_MAX || m->kb_gu < 1 || m->kb_d < 1)
+		return (int)cudaErrorInvalidValue;
+	{
+		xl_moe_in_p ip;
+
+		memset(&ip, 0, sizeof ip);
+		if (!xl_moe_kind_set(&ip.w[0], wg, m->n_expert) ||
+		    !xl_moe_kind_set(&ip.w[1], wu, m->n_expert))
+			return (int)cudaErrorInvalidValue;
+		ip.xh[0] = (__half *)m->xh_g;
+		ip.xh[1] = (__half *)m->xh_u;
+		ip.x = m->x;
+		ip.lists = m->lists;
+		ip.A = (int)A;
+		ip.dim = (unsigned)m->dim;
+		ip.k = (unsigned)m->dk;
+		(void)tern_launch(xl_moe_in_kernel, dim3(div_up(m->dk / 128, 4),
+							  (unsigned)A, 2),
+				128, 0, st, ip);
+		if ((e = cudaGetLastError()) != cudaSuccess)
+			return (int)e;
+	}
+	{
+		/* gate and up: one grid when they share bits and codebook */
+		xl_moe_gp gp;
+		const unsigned ncg = (unsigned)(m->fk / XL_COLS);
+		const unsigned kt = (unsigned)(m->dk / 16);
+		const bool one = wg->bits == wu->bits && wg->cb == wu->cb;
+
+		memset(&gp, 0, sizeof gp);
+		for (size_t x = 0; x < m->n_expert; x++) {
+			gp.tr[0][x] = (const uint8_t *)wg->base[x];
+			gp.tr[1][x] = (const uint8_t *)wu->base[x];
+		}
+		gp.part[0] = m->part_g;
+		gp.part[1] = m->part_u;
+		gp.xh[0] = (const __half *)m->xh_g;
+		gp.xh[1] = (const __half *)m->xh_u;
+		gp.n[0] = gp.n[1] = (unsigned)m->fk;
+		gp.block0[1] = ncg;
+		gp.n_kb = (unsigned)m->kb_gu;
+		gp.per = (kt + gp.n_kb - 1) / gp.n_kb;
+		gp.np = one ? 2 : 1;
+		gp.A = (int)A;
+		gp.lists = m->lists;
+		e = xl_moe_gemv_any(st, gp, wg->bits, wg->cb, nb, one ? 2 * ncg : ncg,
+				    groups, m->dk);
+		if (e == cudaSuccess && !one) {
+			/* up alone: its part as part 0 */
+			for (size_t x = 0; x < m->n_expert; x++)
+				gp.tr[0][x] = gp.tr[1][x];
+			gp.part[0] = m->part_u;
+			gp.xh[0] = (const __half *)m->xh_u;
+			e = xl_moe_gemv_any(st, gp, wu->bits, wu->cb, nb, ncg, groups,
+					    m->dk);
+		}
+		if (e != cudaSuccess)
+			return (int)e;
+	}
+	{
+		xl_moe_mid_p mp;
+
+		memset(&mp, 0, sizeof mp);
+		if (!xl_moe_kind_set(&mp.w[0], wg, m->n_expert) ||
+		    !xl_moe_kind_set(&mp.w[1], wu, m->n_expert) ||
+		    !xl_moe_kind_set(&mp.w[2], wd, m->n_expert))
+			return (int)cudaErrorInvalidValue;
+		mp.part[0] = m->part_g;
+		mp.part[1] = m->part_u;
+		mp.xh = (__half *)m->xh_d;
+		mp.lists = m->lists;
+		mp.A = (int)A;
+		mp.n_kb = m->kb_gu;
+		mp.nf = (unsigned)m->fk;
+		mp.n_ff = (unsigned)m->n_ff;
+		(void)tern_launch(xl_moe_mid_kernel, dim3(div_up(m->fk / 128, 4),
+							   (unsigned)A),
+				128, 0, st, mp);
+		if ((e = cudaGetLastError()) != cudaSuccess)
+			return (int)e;
+	}
+	{
+		xl_moe_gp gp;
+		const unsigned kt = (unsigned)(m->fk / 16);
+
+		memset(&gp, 0, sizeof gp);
+		for (size_t x = 0; x < m->n_expert; x++)
+			gp.tr[0][x] = (const uint8_t *)wd->base[x];
+		gp.part[0] = m->part_d;
+		gp.xh[0] = (const __half *)m->xh_d;
+		gp.n[0] = (unsigned)m->dk;
+		gp.n_kb = (unsigned)m->kb_d;
+		gp.per = (kt + gp.n_kb - 1) / gp.n_kb;
+		gp.np = 1;
+		gp.A = (int)A;
+		gp.lists = m->lists;
+		e = xl_moe_gemv_any(st, gp, wd->bits, wd->cb, nb,
+				    (unsigned)(m->dk / XL_COLS), groups, m->fk);
+		if (e != cudaSuccess)
+			return (int)e;
+	}
+	{
+		xl_moe_out_p op;
+
+		memset(&op, 0, sizeof op);
+		if (!xl_moe_kind_set(&op.w, wd, m->n_expert))
+			return (int)cudaErrorInvalidValue;
+		op.part = m->part_d;
+		op.out = m->out;
+		op.lists = m->lists;
+		op.A = (int)A;
+		op.n_kb = m->kb_d;
+		op.top_k = (int)m->top_k;
+		op.nd = (unsigned)m->dk;
+		op.dim = (unsigned)m->dim;
+		(void)tern_launch(xl_moe_out_kernel, dim3(div_up(m->dk / 128, 4),
+							   (unsigned)m->n),
+				128, 0, st, op);
+	}
+	return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_cuda_exl3_moe_splits(size_t k, size_t n, size_t groups,
+					int n_sm, int kb_max)
+{
+	const int kb = xl_splits_model(k, groups * (n / XL_COLS), n_sm);
+
+	return kb < kb_max ? kb : kb_max;
 }

@@ -518,14 +518,6 @@ extern "C" int gpu_cuda_launch_gemv(void *stream, float *out, const float *x,
  * sums each row's slots in slot (= expert) order starting from zero with
  * one fmaf per term, as the host path's scatter-add does. */
 
-/* Offsets (in int32 elements) of the plan's lists for A assignments. */
-#define MOE_SROW(A) 0                /* x row of slot s */
-#define MOE_SWT(A) (A)               /* routing weight of slot s (f32 bits) */
-#define MOE_RSLOT(A) (2 * (A))       /* row i's slots, ascending, -1 padded */
-#define MOE_GEXP(A) (3 * (A))        /* expert of group g */
-#define MOE_GSTART(A) (4 * (A))      /* first slot of group g (A + 1) */
-#define MOE_NGROUP(A) (5 * (A) + 1)  /* number of groups */
-
 __global__ static void moe_plan_kernel(const int32_t *ids, const float *wts,
 				       int A, int top_k, int n_expert,
 				       int32_t *lists, int *err)
@@ -535,8 +527,9 @@ __global__ static void moe_plan_kernel(const int32_t *ids, const float *wts,
 	__shared__ int off[GPU_CUDA_MOE_MAX_EXPERTS];
 	__shared__ int slot_of[GPU_CUDA_MOE_MAX_ASSIGN];
 	__shared__ int total;
-	int32_t *srow = lists + MOE_SROW(A), *rslot = lists + MOE_RSLOT(A);
-	float *swt = reinterpret_cast<float *>(lists + MOE_SWT(A));
+	int32_t *srow = lists + GPU_CUDA_MOE_SROW(A), *rslot = lists + GPU_CUDA_MOE_RSLOT(A);
+	float *swt = reinterpret_cast<float *>(lists + GPU_CUDA_MOE_SWT(A));
+	int32_t *sexp = lists + GPU_CUDA_MOE_SEXP(A);
 	const int e = threadIdx.x;
 
 	if (e < A)
@@ -555,14 +548,14 @@ __global__ static void moe_plan_kernel(const int32_t *ids, const float *wts,
 		for (int x = 0; x < n_expert; x++) {
 			off[x] = s;
 			if (cnt[x]) {
-				lists[MOE_GEXP(A) + g] = x;
-				lists[MOE_GSTART(A) + g] = s;
+				lists[GPU_CUDA_MOE_GEXP(A) + g] = x;
+				lists[GPU_CUDA_MOE_GSTART(A) + g] = s;
 				g++;
 			}
 			s += cnt[x];
 		}
-		lists[MOE_GSTART(A) + g] = s;
-		lists[MOE_NGROUP(A)] = g;
+		lists[GPU_CUDA_MOE_GSTART(A) + g] = s;
+		lists[GPU_CUDA_MOE_NGROUP(A)] = g;
 		total = s;
 		for (int a = 0; a < A; a++)
 			if ((ids[a] < 0 || ids[a] >= n_expert) && err && !err[0]) {
@@ -581,6 +574,7 @@ __global__ static void moe_plan_kernel(const int32_t *ids, const float *wts,
 			if (ids[a] == e) {
 				srow[s] = a / top_k;
 				swt[s] = wts[a];
+				sexp[s] = e;
 				slot_of[a] = s++;
 			}
 	}
@@ -589,6 +583,7 @@ __global__ static void moe_plan_kernel(const int32_t *ids, const float *wts,
 	if (e >= total && e < A) {
 		srow[e] = 0;
 		swt[e] = 0.0f;
+		sexp[e] = -1;
 	}
 	__syncthreads();
 	if (e < A / top_k) {
@@ -668,11 +663,11 @@ moe_gemv_kernel(const __grid_constant__ moe_gemv_p p)
 	const int lane = threadIdx.x & 31;
 	const size_t r = (size_t)blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
 
-	if (g >= p.lists[MOE_NGROUP(A)] || r >= p.rows)
+	if (g >= p.lists[GPU_CUDA_MOE_NGROUP(A)] || r >= p.rows)
 		return;
-	const int e = p.lists[MOE_GEXP(A) + g];
-	const int s0 = p.lists[MOE_GSTART(A) + g];
-	const int m = p.lists[MOE_GSTART(A) + g + 1] - s0;
+	const int e = p.lists[GPU_CUDA_MOE_GEXP(A) + g];
+	const int s0 = p.lists[GPU_CUDA_MOE_GSTART(A) + g];
+	const int m = p.lists[GPU_CUDA_MOE_GSTART(A) + g + 1] - s0;
 	const void *wa = p.wa[e], *wb = GU ? p.wb[e] : nullptr;
 
 	for (int c0 = 0; c0 < m; c0 += 8) {
@@ -698,8 +693,8 @@ __global__ static void moe_combine_kernel(float *out, const float *y,
 	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	const int i = blockIdx.x;
 	const size_t c = (size_t)blockIdx.y * blockDim.x + threadIdx.x;
-	const int32_t *rs = lists + MOE_RSLOT(A) + (size_t)i * top_k;
-	const float *swt = reinterpret_cast<const float *>(lists + MOE_SWT(A));
+	const int32_t *rs = lists + GPU_CUDA_MOE_RSLOT(A) + (size_t)i * top_k;
+	const float *swt = reinterpret_cast<const float *>(lists + GPU_CUDA_MOE_SWT(A));
 	float acc = 0.0f;
 
 	if (c >= dim)
@@ -716,7 +711,7 @@ __global__ static void moe_combine_kernel(float *out, const float *y,
 
 extern "C" size_t gpu_cuda_moe_list_elems(size_t A)
 {
-	return 5 * A + 2;
+	return 6 * A + 2;
 }
 
 extern "C" int gpu_cuda_launch_moe_plan(void *stream, const int32_t *ids,

@@ -129,7 +129,8 @@ int gpu_cuda_launch_gemv_swiglu(void *stream, float *out, const float *x,
  *      ascending within one, as gpu/cpu/moe.c groups them) into slots and
  *      writes `lists` (gpu_cuda_moe_list_elems(A) int32, device): the x
  *      row and routing weight of each slot, each row's slots in
- *      ascending order, and the groups (experts with a slot).  An id
+ *      ascending order, the groups (experts with a slot) and each slot's
+ *      expert (-1 for the unused tail).  An id
  *      outside [0, n_expert) gets no slot; the first one seen is written
  *      to err (mapped host memory, may be NULL): err[1] row, err[2] id,
  *      err[3] n_expert, then err[0] = 1.
@@ -143,6 +144,16 @@ int gpu_cuda_launch_gemv_swiglu(void *stream, float *out, const float *x,
  *      slots (ascending) of weight * y[slot], from zero, one fmaf each. */
 #define GPU_CUDA_MOE_MAX_EXPERTS 128
 #define GPU_CUDA_MOE_MAX_ASSIGN 128
+/* Offsets (int32 elements) of the plan's lists for A assignments; the EXL3
+ * expert kernels (exl3.cu) read the same lists. */
+#define GPU_CUDA_MOE_SROW(A) 0                /* x row of slot s */
+#define GPU_CUDA_MOE_SWT(A) (A)               /* routing weight of slot s (f32 bits) */
+#define GPU_CUDA_MOE_RSLOT(A) (2 * (A))       /* row i's slots, ascending, -1 padded */
+#define GPU_CUDA_MOE_GEXP(A) (3 * (A))        /* expert of group g */
+#define GPU_CUDA_MOE_GSTART(A) (4 * (A))      /* first slot of group g (A + 1) */
+#define GPU_CUDA_MOE_NGROUP(A) (5 * (A) + 1)  /* number of groups */
+#define GPU_CUDA_MOE_SEXP(A) (5 * (A) + 2)    /* expert of slot s, -1: unused */
+/* 6 A + 2 */
 size_t gpu_cuda_moe_list_elems(size_t A);
 int gpu_cuda_launch_moe_plan(void *stream, const int32_t *ids, const float *wts,
 			     size_t n, size_t top_k, size_t n_expert,

@@ -32,6 +32,8 @@
  *     or 4 parts and mixed k refused; gpu_exl3_swiglu at the same row
  *     counts bit-identical to multi + gpu_swiglu, within 1e-3 of the
  *     CPU, gate and up of different n refused;
+ *   - gpu_moe_ffn with EXL3 experts (test_moe_experts): the device
+ *     dispatch and the host path against the CPU, graph replay, bad ids;
  *   - the output is poisoned (NaN) before each CUDA run, so an unwritten
  *     element fails.
  * TERN_GPU_BENCH=1 adds the decode-time timings (4096 x 14336, K = 2..6,
@@ -902,6 +904,275 @@ START_TEST(test_bench)
 }
 END_TEST
 
+/* ---- MoE experts -------------------------------------------------------- */
+
+enum { XM_NE = 8 };
+
+/* ne EXL3 experts (gate / up pad(dim) x pad(n_ff), down the reverse) on
+ * both backends; kind j at bits[j], cb[j]; odd: expert 1's down at other
+ * bits (the set no longer qualifies for the device path). */
+struct xmoe {
+	size_t ne;
+	struct wdesc w[3][XM_NE];
+	struct gpu_exl3_weight *wc[3][XM_NE], *wg[3][XM_NE];
+	struct gpu_moe_experts exc, exg;
+};
+
+static void xmoe_make(struct gpu_pair *p, struct xmoe *m, size_t ne,
+		      size_t dim, size_t n_ff, const int *bits, const int *cb,
+		      int bias, int odd)
+{
+	const size_t dk = (dim + 127) / 128 * 128, fk = (n_ff + 127) / 128 * 128;
+	struct diag d;
+	size_t e;
+	int j;
+
+	ck_assert_uint_le(ne, XM_NE);
+	memset(m, 0, sizeof *m);
+	m->ne = ne;
+	for (j = 0; j < 3; j++)
+		for (e = 0; e < ne; e++) {
+			const int b = odd && j == 2 && e == 1 ? bits[j] % 8 + 1 : bits[j];
+
+			wdesc_random(&m->w[j][e], j < 2 ? dk : fk, j < 2 ? fk : dk, b,
+				     cb[j], bias);
+			ck_assert_msg(gpu_exl3_weight_new(p->cpu, &m->w[j][e].desc,
+							  &m->wc[j][e], &d) == 0,
+				      "cpu: %s", diag_message(&d, "?"));
+			ck_assert_msg(gpu_exl3_weight_new(p->cuda, &m->w[j][e].desc,
+							  &m->wg[j][e], &d) == 0,
+				      "cuda: %s", diag_message(&d, "?"));
+		}
+	m->exc = (struct gpu_moe_experts){
+		.n_expert = ne, .n_ff = n_ff,
+		.xgate = (const struct gpu_exl3_weight *const *)m->wc[0],
+		.xup = (const struct gpu_exl3_weight *const *)m->wc[1],
+		.xdown = (const struct gpu_exl3_weight *const *)m->wc[2] };
+	m->exg = (struct gpu_moe_experts){
+		.n_expert = ne, .n_ff = n_ff,
+		.xgate = (const struct gpu_exl3_weight *const *)m->wg[0],
+		.xup = (const struct gpu_exl3_weight *const *)m->wg[1],
+		.xdown = (const struct gpu_exl3_weight *const *)m->wg[2] };
+}
+
+static void xmoe_free(struct xmoe *m)
+{
+	size_t e;
+	int j;
+
+	for (j = 0; j < 3; j++)
+		for (e = 0; e < m->ne; e++) {
+			gpu_exl3_weight_free(m->wc[j][e]);
+			gpu_exl3_weight_free(m->wg[j][e]);
+			wdesc_free(&m->w[j][e]);
+		}
+}
+
+static double rel_l2(const float *a, const float *r, size_t n)
+{
+	double num = 0, den = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const double e = (double)a[i] - (double)r[i];
+
+		if (!isfinite(a[i]))
+			return INFINITY;
+		num += e * e;
+		den += (double)r[i] * r[i];
+	}
+	return den > 0 ? sqrt(num / den) : INFINITY;
+}
+
+/* One gpu_moe_ffn case: n random rows, each routed to top_k distinct
+ * random experts with random positive weights, on both backends; CUDA's
+ * output poisoned first; returns CUDA's output and fills ref with the
+ * CPU's (both n * dim, caller frees).  With bad >= 0 the CUDA call gets
+ * row 0's first id replaced by bad and must fail (host path: at once;
+ * device path: at the next gpu_sync) with the other rows still right. */
+static void xmoe_case(struct gpu_pair *p, const struct xmoe *m, size_t n,
+		      size_t dim, size_t top_k, int dev, float **got,
+		      float **ref)
+{
+	const size_t ne = m->ne, n_ff = m->exc.n_ff;
+	float *x = malloc(n * dim * sizeof *x), *wt = malloc(n * top_k * 4);
+	int32_t *id = malloc(n * top_k * 4);
+	float *a = malloc(n * dim * 4), *r = malloc(n * dim * 4);
+	struct gpu_buf *xc, *xg, *ic, *ig, *wc, *wg, *oc, *og, *sc, *sg;
+	const size_t ns = gpu_moe_scratch_elems(n, dim, n_ff, top_k);
+	size_t i, j;
+	struct diag d;
+
+	ck_assert(x && wt && id && a && r);
+	for (i = 0; i < n * dim; i++)
+		x[i] = test_frand() * 2.0f;
+	for (i = 0; i < n; i++) {
+		int perm[XM_NE];
+		float sum = 0;
+
+		for (j = 0; j < ne; j++)
+			perm[j] = (int)j;
+		for (j = 0; j < top_k; j++) {
+			const size_t q = j + test_urand32() % (ne - j);
+			const int t = perm[j];
+
+			perm[j] = perm[q];
+			perm[q] = t;
+			id[i * top_k + j] = perm[j];
+			wt[i * top_k + j] = 0.1f + fabsf(test_frand());
+			sum += wt[i * top_k + j];
+		}
+		for (j = 0; j < top_k; j++)
+			wt[i * top_k + j] /= sum;
+	}
+	xc = mkbuf(p->cpu, n * dim, x);
+	xg = mkbuf(p->cuda, n * dim, x);
+	ck_assert_int_eq(gpu_buf_new(p->cpu, GPU_DTYPE_I32, n * top_k, &ic, NULL), 0);
+	ck_assert_int_eq(gpu_buf_new(p->cuda, GPU_DTYPE_I32, n * top_k, &ig, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(ic, 0, id, n * top_k, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(ig, 0, id, n * top_k, NULL), 0);
+	wc = mkbuf(p->cpu, n * top_k, wt);
+	wg = mkbuf(p->cuda, n * top_k, wt);
+	oc = mkbuf(p->cpu, n * dim, NULL);
+	for (i = 0; i < n * dim; i++)
+		a[i] = NAN;
+	og = mkbuf(p->cuda, n * dim, a);
+	sc = mkbuf(p->cpu, ns, NULL);
+	sg = mkbuf(p->cuda, ns, NULL);
+	ck_assert_int_eq(gpu_moe_ffn_recordable(p->cuda, &m->exg, n, dim, top_k),
+			 dev);
+	ck_assert(!gpu_moe_ffn_recordable(p->cpu, &m->exc, n, dim, top_k));
+	ck_assert_msg(gpu_moe_ffn(p->cpu, oc, xc, ic, wc, &m->exc, n, dim, top_k,
+				  sc, &d) == 0, "cpu: %s", diag_message(&d, "?"));
+	ck_assert_msg(gpu_moe_ffn(p->cuda, og, xg, ig, wg, &m->exg, n, dim, top_k,
+				  sg, &d) == 0, "cuda: %s", diag_message(&d, "?"));
+	ck_assert_msg(gpu_sync(p->cuda, &d) == 0, "sync: %s", diag_message(&d, "?"));
+	ck_assert_int_eq(gpu_buf_read(oc, 0, r, n * dim, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(og, 0, a, n * dim, NULL), 0);
+	if (dev) {
+		/* recorded and replayed: the same bits */
+		struct gpu_graph *gr = NULL;
+		float *b = malloc(n * dim * 4);
+
+		ck_assert(b);
+		ck_assert_int_eq(gpu_buf_zero(og, NULL), 0);
+		ck_assert_int_eq(gpu_graph_begin(p->cuda, NULL), 0);
+		ck_assert_int_eq(gpu_moe_ffn(p->cuda, og, xg, ig, wg, &m->exg, n, dim,
+					     top_k, sg, NULL), 0);
+		ck_assert_int_eq(gpu_graph_end(p->cuda, &gr, NULL), 0);
+		ck_assert_int_eq(gpu_graph_launch(gr, NULL), 0);
+		ck_assert_int_eq(gpu_sync(p->cuda, NULL), 0);
+		ck_assert_int_eq(gpu_buf_read(og, 0, b, n * dim, NULL), 0);
+		ck_assert_msg(memcmp(a, b, n * dim * 4) == 0,
+			      "exl3 moe n %zu: graph replay differs", n);
+		gpu_graph_free(gr);
+		free(b);
+	}
+	/* a bad expert id (too large, negative) fails cleanly; on the device
+	 * path the other rows are still right */
+	for (int bad = 0; bad < 2; bad++) {
+		float *b = malloc(n * dim * 4);
+		int rc;
+
+		ck_assert(b);
+		for (i = 0; i < n * dim; i++)
+			b[i] = NAN;
+		ck_assert_int_eq(gpu_buf_write(og, 0, b, n * dim, NULL), 0);
+		id[0] = bad ? -1 : (int32_t)ne;
+		ck_assert_int_eq(gpu_buf_write(ig, 0, id, n * top_k, NULL), 0);
+		diag_clear(&d);
+		rc = gpu_moe_ffn(p->cuda, og, xg, ig, wg, &m->exg, n, dim, top_k, sg,
+				 &d);
+		if (dev) {
+			ck_assert_int_eq(rc, 0);
+			rc = gpu_sync(p->cuda, &d);
+			ck_assert_int_eq(gpu_sync(p->cuda, NULL), 0);
+			ck_assert_int_eq(gpu_buf_read(og, 0, b, n * dim, NULL), 0);
+			if (n > 1)
+				ck_assert_msg(rel_l2(b + dim, r + dim, (n - 1) * dim) <= 2e-3,
+					      "exl3 moe n %zu: rows after a bad id",
+					      n);
+		}
+		ck_assert_int_eq(rc, GPU_E_INVALID);
+		{
+			char want[48];
+
+			snprintf(want, sizeof want, "expert %d of %zu",
+				 bad ? -1 : (int)ne, ne);
+			ck_assert_msg(strstr(d.msg, want) != NULL, "%s", d.msg);
+		}
+		free(b);
+	}
+	gpu_buf_free(xc);
+	gpu_buf_free(xg);
+	gpu_buf_free(ic);
+	gpu_buf_free(ig);
+	gpu_buf_free(wc);
+	gpu_buf_free(wg);
+	gpu_buf_free(oc);
+	gpu_buf_free(og);
+	gpu_buf_free(sc);
+	gpu_buf_free(sg);
+	free(x);
+	free(wt);
+	free(id);
+	*got = a;
+	*ref = r;
+}
+
+/* gpu_moe_ffn with EXL3 experts: CUDA dispatches them on the device
+ * (gpu_moe_ffn_recordable) for up to 16 rows when every expert of a kind
+ * shares shape, bits and codebook, else reads the routing back (per-expert
+ * gpu_exl3_matmul); both within 2e-3 relative L2 of the CPU (two f16
+ * roundings of rotated activations: gate / up input and down input).
+ * Shapes: dim and n_ff multiples of 128 and not (padded), gate and up at
+ * the same bits (one GEMV launch) and not (two), with and without bias,
+ * top_k 2 and 8 (128 assignments at 16 rows), rows 1, 3, 9 (two mma row
+ * groups), 16 and 20 (host path); an expert with other bits (host path);
+ * the device path recorded into a graph and replayed bit for bit; bad
+ * ids fail at the next gpu_sync with the other rows right. */
+START_TEST(test_moe_experts)
+{
+	static const struct {
+		size_t ne, dim, n_ff, top_k;
+		int bits[3], cb[3], bias, odd;
+		size_t ns[5];
+	} cs[] = {
+		{ 6, 256, 384, 2, { 3, 3, 5 }, { 0, 0, 1 }, 0, 0, { 1, 3, 9, 16, 20 } },
+		{ 8, 200, 300, 8, { 4, 2, 6 }, { 2, 2, 0 }, 1, 0, { 1, 16, 0, 0, 0 } },
+		{ 6, 256, 384, 2, { 3, 3, 5 }, { 0, 0, 1 }, 0, 1, { 1, 4, 0, 0, 0 } },
+	};
+	struct gpu_pair p;
+	size_t c, i;
+
+	if (!gpu_pair_open(&p, 0))
+		return;
+	for (c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+		struct xmoe m;
+
+		xmoe_make(&p, &m, cs[c].ne, cs[c].dim, cs[c].n_ff, cs[c].bits,
+			  cs[c].cb, cs[c].bias, cs[c].odd);
+		for (i = 0; i < 5 && cs[c].ns[i]; i++) {
+			const size_t n = cs[c].ns[i];
+			const int dev = !cs[c].odd && n <= 16;
+			float *a, *r;
+			double e;
+
+			xmoe_case(&p, &m, n, cs[c].dim, cs[c].top_k, dev, &a, &r);
+			e = rel_l2(a, r, n * cs[c].dim);
+			ck_assert_msg(e <= 2e-3,
+				      "exl3 moe case %zu n %zu (%s path): rel L2 %.3g "
+				      "(seed %llu)", c, n, dev ? "device" : "host", e,
+				      (unsigned long long)test_seed);
+			free(a);
+			free(r);
+		}
+		xmoe_free(&m);
+	}
+	gpu_pair_close(&p);
+}
+END_TEST
+
 Suite *cuda_exl3_suite(void)
 {
 	Suite *s = suite_create("cuda_exl3");
@@ -912,6 +1183,10 @@ Suite *cuda_exl3_suite(void)
 	tcase_add_test(tc, test_random_all_k);
 	tcase_add_test(tc, test_random_model_shapes);
 	tcase_add_test(tc, test_multi);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("moe");
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, test_moe_experts);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("prefill");
 	tcase_set_timeout(tc, 600);
