@@ -248,3 +248,93 @@ int gpu_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 		return rc;
 	return noted(g, g->be->swiglu(g, out, out, up, n_rows * n_out, d));
 }
+
+int gpu_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
+		      size_t n_rows, struct diag *d)
+{
+	const struct gpu_buf *const bufs[4] = { r ? r->x : NULL, r ? r->xn : NULL,
+						r ? r->o : NULL, r ? r->a : NULL };
+	int rc = live(g, d), i, j;
+
+	if (rc < 0)
+		return rc;
+	if (!r || !r->w || r->w->g != g)
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_exl3_residual: weight missing or from another "
+				 "backend");
+	if (r->k_in == 0 || r->k_in > r->w->k || r->dim == 0 || r->dim > r->w->n)
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_exl3_residual: %zu inputs / %zu outputs for a "
+				 "%zu x %zu weight", r->k_in, r->dim, r->w->k, r->w->n);
+	rc = need_f32(g, "a", r->a, n_rows, r->k_in, d);
+	if (rc == 0)
+		rc = need_f32(g, "o", r->o, n_rows, r->dim, d);
+	if (rc == 0)
+		rc = need_f32(g, "x", r->x, n_rows, r->dim, d);
+	if (rc == 0)
+		rc = need_f32(g, "xn", r->xn, n_rows, r->dim, d);
+	if (rc < 0)
+		return rc;
+	if (!r->norm_w || r->norm_w->g != g ||
+	    (r->norm_w->dtype != GPU_DTYPE_F32 && r->norm_w->dtype != GPU_DTYPE_F16 &&
+	     r->norm_w->dtype != GPU_DTYPE_BF16) || r->norm_w->n_elems < r->dim)
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_exl3_residual: norm_w must be a float buffer of "
+				 "at least %zu elements on this backend", r->dim);
+	for (i = 0; i < 4; i++)
+		for (j = 0; j < i; j++)
+			if (bufs[i] == bufs[j])
+				return diag_fail(d, GPU_E_INVALID,
+						 "gpu_exl3_residual: x, xn, o and a "
+						 "must be distinct");
+	if (r->n_next) {
+		rc = multi_check(g, r->xn, n_rows, r->dim, r->next, r->n_next, d);
+		if (rc < 0)
+			return rc;
+		for (j = 0; j < r->n_next; j++)
+			for (i = 0; i < 4; i++)
+				if (r->next[j].out == bufs[i])
+					return diag_fail(d, GPU_E_INVALID,
+							 "gpu_exl3_residual: next part "
+							 "%d's output aliases x, xn, o "
+							 "or a", j);
+		if (r->swiglu && (r->n_next != 2 || r->next[0].w->n != r->next[1].w->n ||
+				  r->next[0].n_out != r->next[1].n_out))
+			return diag_fail(d, GPU_E_INVALID,
+					 "gpu_exl3_residual: swiglu needs a gate and an "
+					 "up part of one shape");
+	} else if (r->swiglu) {
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_exl3_residual: swiglu without next parts");
+	}
+	if (n_rows == 0)
+		return 0;
+	if (g->be->exl3_residual) {
+		rc = noted(g, g->be->exl3_residual(g, r, n_rows, d));
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+	}
+	/* the sequence */
+	rc = noted(g, g->be->exl3_matmul(g, r->o, r->a, r->w, n_rows, r->k_in,
+					 r->dim, d));
+	if (rc == 0)
+		rc = noted(g, g->be->add_rmsnorm(g, r->x, r->xn, r->o, r->norm_w,
+						 n_rows, r->dim, r->eps, d));
+	if (rc < 0 || !r->n_next)
+		return rc;
+	if (r->swiglu) {
+		if (g->be->exl3_swiglu)
+			return noted(g, g->be->exl3_swiglu(g, r->next[0].out,
+							   r->next[1].out, r->xn,
+							   r->next[0].w, r->next[1].w,
+							   n_rows, r->dim,
+							   r->next[0].n_out, d));
+		rc = multi_run(g, r->xn, n_rows, r->dim, r->next, 2, d);
+		if (rc < 0)
+			return rc;
+		return noted(g, g->be->swiglu(g, r->next[0].out, r->next[0].out,
+					      r->next[1].out,
+					      n_rows * r->next[0].n_out, d));
+	}
+	return multi_run(g, r->xn, n_rows, r->dim, r->next, r->n_next, d);
+}

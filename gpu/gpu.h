@@ -622,6 +622,35 @@ int gpu_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 		    const struct gpu_exl3_weight *w_up, size_t n_rows, size_t k_in,
 		    size_t n_out, struct diag *d);
 
+/* A layer's last EXL3 linear (o_proj, down_proj), the residual add and
+ * the RMSNorm after it, and optionally the EXL3 products of the block
+ * that follows, as one op:
+ *   o = a W                    (gpu_exl3_matmul, a f32 [n, k_in], o f32
+ *                               [n, dim], n_out = dim)
+ *   x += o; xn = rmsnorm(x) * norm_w   (gpu_add_rmsnorm, x / xn f32 [n,
+ *                               dim], norm_w any float [dim])
+ *   n_next > 0: gpu_exl3_matmul_multi(xn, next, n_next) (k_in = dim), or
+ *   with swiglu (n_next = 2, one n_out): gpu_exl3_swiglu(next[0].out,
+ *   next[1].out, xn, next[0].w, next[1].w)
+ * The result is that sequence's up to f32 summation order (the CPU runs
+ * exactly it; CUDA, for up to 16 rows, does the linear's output step,
+ * the add, the norm and the next weights' input rotation in one launch).
+ * x, xn, o, a and the next outputs are distinct buffers.  Errors as the
+ * ops named. */
+struct gpu_exl3_residual {
+	struct gpu_buf *x, *xn, *o;
+	const struct gpu_buf *a;
+	const struct gpu_exl3_weight *w;
+	size_t k_in, dim;
+	const struct gpu_buf *norm_w;
+	float eps;
+	const struct gpu_exl3_part *next; /* n_next parts, or NULL */
+	int n_next;
+	bool swiglu;
+};
+int gpu_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
+		      size_t n_rows, struct diag *d);
+
 #ifdef __cplusplus
 }
 #endif

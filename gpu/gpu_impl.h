@@ -196,6 +196,11 @@ struct gpu_backend {
 			   const struct gpu_exl3_weight *w_gate,
 			   const struct gpu_exl3_weight *w_up, size_t n_rows,
 			   size_t k_in, size_t n_out, struct diag *d);
+	/* optional (default: the sequence gpu_exl3_residual names):
+	 * gpu_exl3_residual, arguments checked; returns 1 when it ran the
+	 * whole op, 0 (having done nothing) to ask for the default */
+	int (*exl3_residual)(struct gpu *g, const struct gpu_exl3_residual *r,
+			     size_t n_rows, struct diag *d);
 	/* optional (default: nothing to reserve, 0 bytes): gpu_reserve */
 	int (*reserve)(struct gpu *g, const struct gpu_reserve_req *r,
 		       uint64_t *bytes, struct diag *d);

@@ -61,8 +61,8 @@
  * step stays unrecorded (which rows want logits varies).  Not recorded:
  * injected embeddings or explicit MRoPE positions (host writes mid-step),
  * MoE models whose experts the backend cannot dispatch on the device
- * (EXL3 or f32 experts: the dispatch reads the routing back;
- * gpu_moe_ffn_recordable), and contexts with c->use_graphs off
+ * (f32 experts, EXL3 experts of mixed formats: the dispatch reads the
+ * routing back; gpu_moe_ffn_recordable), and contexts with c->use_graphs off
  * (TERN_CUDA_GRAPHS=0, or a CPU backend).
  * A graph whose scratch moved (a larger batch grew it) is recorded again;
  * a failed recording falls back to the unrecorded path (after 4 failures
@@ -96,6 +96,37 @@ static bool same_dense(const struct gpu_buf *a, const struct gpu_buf *b,
 	       (!c3 || gpu_buf_dtype(a) == gpu_buf_dtype(c3));
 }
 
+/* Whether q/k/v of ly are EXL3 linears only (their biases inside them):
+ * then pt holds them as one gpu_exl3_matmul_multi's parts. */
+static bool qkv_exl3(const struct llm_context *c, const struct llm_layer *ly,
+		     struct gpu_exl3_part pt[3])
+{
+	const struct llm_config *cf = &c->model->cfg;
+	const size_t hd = (size_t)cf->head_dim;
+
+	if (!ly->xq || !ly->xk || !ly->xv || ly->wq || ly->wk || ly->wv ||
+	    ly->bq || ly->bk || ly->bv)
+		return false;
+	pt[0] = (struct gpu_exl3_part){ c->q, ly->xq, (size_t)cf->n_head * hd };
+	pt[1] = (struct gpu_exl3_part){ c->k, ly->xk, (size_t)cf->n_head_kv * hd };
+	pt[2] = (struct gpu_exl3_part){ c->v, ly->xv, (size_t)cf->n_head_kv * hd };
+	return true;
+}
+
+/* Whether ly's dense FFN has EXL3 gate and up only: then pt holds them as
+ * gpu_exl3_swiglu's (out = ff_gate, up = ff_up). */
+static bool gate_up_exl3(const struct llm_context *c,
+			 const struct llm_layer *ly, struct gpu_exl3_part pt[2])
+{
+	const size_t F = (size_t)c->model->cfg.n_ff;
+
+	if (ly->moe || !ly->x_gate || !ly->x_up || ly->w_gate || ly->w_up)
+		return false;
+	pt[0] = (struct gpu_exl3_part){ c->ff_gate, ly->x_gate, F };
+	pt[1] = (struct gpu_exl3_part){ c->ff_up, ly->x_up, F };
+	return true;
+}
+
 /* q [n, H*hd], k, v [n, Hk*hd] = xn Wq^T (+ bq), xn Wk^T (+ bk), xn Wv^T
  * (+ bv): one gpu_matmul_multi for dense weights, else llm_linear each. */
 static int qkv_proj(struct llm_context *c, const struct llm_layer *ly,
@@ -116,17 +147,14 @@ static int qkv_proj(struct llm_context *c, const struct llm_layer *ly,
 		   "layer %lld q/k/v_proj", (long long)l);
 		return 0;
 	}
-	if (ly->xq && ly->xk && ly->xv && !ly->wq && !ly->wk && !ly->wv &&
-	    !ly->bq && !ly->bk && !ly->bv) {
-		const struct gpu_exl3_part pt[3] = {
-			{ c->q, ly->xq, H * hd },
-			{ c->k, ly->xk, Hk * hd },
-			{ c->v, ly->xv, Hk * hd },
-		};
+	{
+		struct gpu_exl3_part pt[3];
 
-		OP(gpu_exl3_matmul_multi(c->g, c->xn, n, E, pt, 3, d),
-		   "layer %lld q/k/v_proj (EXL3)", (long long)l);
-		return 0;
+		if (qkv_exl3(c, ly, pt)) {
+			OP(gpu_exl3_matmul_multi(c->g, c->xn, n, E, pt, 3, d),
+			   "layer %lld q/k/v_proj (EXL3)", (long long)l);
+			return 0;
+		}
 	}
 	OP(llm_linear(c->g, c->q, c->xn, ly->wq, ly->xq, ly->bq, n, E, H * hd, d),
 	   "layer %lld q_proj", (long long)l);
@@ -139,13 +167,13 @@ static int qkv_proj(struct llm_context *c, const struct llm_layer *ly,
 	return 0;
 }
 
-static int ffn_dense(struct llm_context *c, const struct llm_layer *ly,
-		     size_t n, int64_t l, struct diag *d)
+/* ff_gate [n, F] = silu(Wg xn) * (Wu xn) (the dense FFN before down_proj) */
+static int ffn_gate_up(struct llm_context *c, const struct llm_layer *ly,
+		       size_t n, int64_t l, struct diag *d)
 {
 	const struct llm_config *cf = &c->model->cfg;
 	const size_t E = (size_t)cf->n_embd, F = (size_t)cf->n_ff;
 
-	/* o [n, E] = Wd (silu(Wg xn) * (Wu xn)) */
 	if (same_dense(ly->w_gate, ly->w_up, NULL)) {
 		/* both products and the SwiGLU (one GEMV launch at decode) */
 		OP(gpu_matmul_swiglu(c->g, c->ff_gate, c->ff_up, c->xn, ly->w_gate,
@@ -166,9 +194,6 @@ static int ffn_dense(struct llm_context *c, const struct llm_layer *ly,
 		OP(gpu_swiglu(c->g, c->ff_gate, c->ff_gate, c->ff_up, n * F, d),
 		   "layer %lld swiglu", (long long)l);
 	}
-	OP(llm_linear(c->g, c->o, c->ff_gate, ly->w_down, ly->x_down, NULL, n, F,
-		      E, d),
-	   "layer %lld down_proj", (long long)l);
 	return 0;
 }
 
@@ -275,7 +300,10 @@ static int embed(struct llm_context *c, size_t n, struct diag *d)
  * Each residual add is fused with the norm after it (gpu_add_rmsnorm): the
  * attention residual with the layer's ffn_norm, the FFN residual with the
  * next layer's attn_norm or, after the last layer, with out_norm; so only
- * layer 0's input norm is a plain gpu_rmsnorm. */
+ * layer 0's input norm is a plain gpu_rmsnorm.  An EXL3 o_proj or
+ * down_proj takes the add and the norm into one gpu_exl3_residual, with
+ * the EXL3 products that follow (gate/up + SwiGLU; the next layer's
+ * q/k/v) when those are EXL3 too. */
 static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 		  bool one_seq, struct diag *d)
 {
@@ -286,8 +314,9 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 	const float scale = 1.0f / sqrtf((float)hd);
 	struct gpu_kv_batch kb;
 	struct gpu_rope rp;
+	bool qkv_done = false;
 	int64_t l;
-	int rc;
+	int rc = 0;
 
 	kb.n_rows = n;
 	kb.row_seq = c->seq;
@@ -310,11 +339,19 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 	for (l = 0; l < cf->n_layer; l++) {
 		const struct llm_layer *ly = &m->layers[l];
 		const bool last = l + 1 == cf->n_layer;
+		const struct llm_layer *nl = last ? NULL : &m->layers[l + 1];
+		const struct gpu_buf *next_norm = last ? m->out_norm : nl->attn_norm;
+		struct gpu_exl3_part nx[3];
+		bool gu_done = false;
 
-		/* attention block (xn = its input norm, from the step before) */
-		rc = qkv_proj(c, ly, n, l, d);
-		if (rc < 0)
-			return rc;
+		/* attention block (xn = its input norm, from the step before;
+		 * q/k/v too when the last op made them) */
+		if (!qkv_done) {
+			rc = qkv_proj(c, ly, n, l, d);
+			if (rc < 0)
+				return rc;
+		}
+		qkv_done = false;
 		/* Qwen3: RMSNorm over each head's hd values of q and k (NULL
 		 * otherwise), inside the rope launch; q, k = rope(q, k, pos);
 		 * cache[seq, kvpos] <- k, v */
@@ -326,22 +363,66 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 		OP(gpu_attention(c->g, c->att, c->q, &c->kv[l], &kb, H, scale,
 				 (size_t)cf->sliding_window, d),
 		   "layer %lld attention", (long long)l);
-		OP(llm_linear(c->g, c->o, c->att, ly->wo, ly->xo, NULL, n, H * hd,
-			      E, d),
-		   "layer %lld o_proj", (long long)l);
-		/* x += o; xn = rmsnorm(x) * ffn_norm */
-		OP(gpu_add_rmsnorm(c->g, c->x, c->xn, c->o, ly->ffn_norm, n, E,
-				   cf->rms_eps, d),
-		   "layer %lld residual + post_attention_layernorm", (long long)l);
+		/* o = att Wo; x += o; xn = rmsnorm(x) * ffn_norm — one op with
+		 * an EXL3 o_proj (and with EXL3 gate/up, those and the SwiGLU
+		 * too) */
+		if (ly->xo && !ly->wo) {
+			struct gpu_exl3_residual r = {
+				.x = c->x, .xn = c->xn, .o = c->o, .a = c->att,
+				.w = ly->xo, .k_in = H * hd, .dim = E,
+				.norm_w = ly->ffn_norm, .eps = cf->rms_eps,
+			};
 
-		/* feed-forward block */
-		rc = ly->moe ? ffn_moe(c, ly, n, l, d) : ffn_dense(c, ly, n, l, d);
+			gu_done = gate_up_exl3(c, ly, nx);
+			r.next = gu_done ? nx : NULL;
+			r.n_next = gu_done ? 2 : 0;
+			r.swiglu = gu_done;
+			OP(gpu_exl3_residual(c->g, &r, n, d),
+			   "layer %lld o_proj + residual + post_attention_layernorm%s",
+			   (long long)l, gu_done ? " + gate/up_proj + swiglu" : "");
+		} else {
+			OP(llm_linear(c->g, c->o, c->att, ly->wo, ly->xo, NULL, n,
+				      H * hd, E, d),
+			   "layer %lld o_proj", (long long)l);
+			OP(gpu_add_rmsnorm(c->g, c->x, c->xn, c->o, ly->ffn_norm, n,
+					   E, cf->rms_eps, d),
+			   "layer %lld residual + post_attention_layernorm",
+			   (long long)l);
+		}
+
+		/* feed-forward block: o = FFN(xn) */
+		if (ly->moe) {
+			rc = ffn_moe(c, ly, n, l, d);
+		} else if (!gu_done) {
+			rc = ffn_gate_up(c, ly, n, l, d);
+		}
 		if (rc < 0)
 			return rc;
+		if (!ly->moe && ly->x_down && !ly->w_down) {
+			/* down_proj, x += o, the next norm (and the next
+			 * layer's EXL3 q/k/v) in one op */
+			struct gpu_exl3_residual r = {
+				.x = c->x, .xn = c->xn, .o = c->o, .a = c->ff_gate,
+				.w = ly->x_down, .k_in = (size_t)cf->n_ff, .dim = E,
+				.norm_w = next_norm, .eps = cf->rms_eps,
+			};
+
+			qkv_done = nl && qkv_exl3(c, nl, nx);
+			r.next = qkv_done ? nx : NULL;
+			r.n_next = qkv_done ? 3 : 0;
+			OP(gpu_exl3_residual(c->g, &r, n, d),
+			   "layer %lld down_proj + residual + %s%s", (long long)l,
+			   last ? "final norm" : "next input_layernorm",
+			   qkv_done ? " + next q/k/v_proj" : "");
+			continue;
+		}
+		if (!ly->moe)
+			OP(llm_linear(c->g, c->o, c->ff_gate, ly->w_down, ly->x_down,
+				      NULL, n, (size_t)cf->n_ff, E, d),
+			   "layer %lld down_proj", (long long)l);
 		/* x += o; xn = rmsnorm(x) * (next attn_norm | out_norm) */
-		OP(gpu_add_rmsnorm(c->g, c->x, c->xn, c->o,
-				   last ? m->out_norm : m->layers[l + 1].attn_norm,
-				   n, E, cf->rms_eps, d),
+		OP(gpu_add_rmsnorm(c->g, c->x, c->xn, c->o, next_norm, n, E,
+				   cf->rms_eps, d),
 		   "layer %lld residual + %s", (long long)l,
 		   last ? "final norm" : "next input_layernorm");
 	}

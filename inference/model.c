@@ -808,8 +808,9 @@ static bool graphs_wanted(const struct llm_model *m)
 	 * weights are uploaded, before any graph is recorded, and matmul
 	 * neither allocates nor synchronises.  MoE layers are when the
 	 * backend dispatches their experts on the device for every batch a
-	 * graph may hold (f16/bf16 experts on CUDA); otherwise the dispatch
-	 * reads the routing on the host. */
+	 * graph may hold (f16/bf16 experts, or EXL3 experts of one format
+	 * per kind, on CUDA); otherwise the dispatch reads the routing on
+	 * the host. */
 	for (l = 0; l < m->cfg.n_layer; l++)
 		if (m->layers[l].moe) {
 			struct gpu_moe_experts ex;

@@ -1172,4 +1172,5 @@ const struct gpu_backend gpu_cuda_backend = {
 	.matmul_swiglu = cuda_matmul_swiglu,
 	.exl3_matmul_multi = gpu_cuda_exl3_matmul_multi,
 	.exl3_swiglu = gpu_cuda_exl3_swiglu,
+	.exl3_residual = gpu_cuda_exl3_residual,
 };

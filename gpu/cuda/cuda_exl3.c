@@ -635,10 +635,11 @@ int gpu_cuda_exl3_matmul_raw(struct gpu *g, float *op, const float *xp,
  * from its own call's in the order its partial sums were added (f32
  * rounding); otherwise each keeps its own slices and its own call's bits.
  * gpu_exl3_swiglu and gpu_exl3_matmul_multi of the same weights agree bit
- * for bit. */
+ * for bit.  have_xh: the rotated inputs are already in the workspace's
+ * slots (no input launch). */
 static int xl_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 		    size_t k_in, const struct gpu_exl3_part *parts, int n_parts,
-		    int swiglu, struct diag *d)
+		    int swiglu, int have_xh, struct diag *d)
 {
 	const struct cuda_exl3 *q0 = parts[0].w->priv;
 	const size_t k = parts[0].w->k;
@@ -696,8 +697,10 @@ static int xl_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 	}
 	if (pass == 2)
 		return 0;
-	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_input_multi(
-		st, xh, (const float *)x->data, suh, n_parts, n_rows, k_in, k));
+	if (!have_xh) /* else gpu_cuda_exl3_residual's tail wrote them */
+		CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_input_multi(
+			st, xh, (const float *)x->data, suh, n_parts, n_rows, k_in,
+			k));
 	/* the GEMVs: one launch when every part has the same bits and
 	 * codebook (the kernel is specialised on both) */
 	if (same) {
@@ -751,7 +754,7 @@ int gpu_cuda_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x,
 			       const struct gpu_exl3_part *parts, int n_parts,
 			       struct diag *d)
 {
-	int rc = xl_multi(g, x, n_rows, k_in, parts, n_parts, 0, d);
+	int rc = xl_multi(g, x, n_rows, k_in, parts, n_parts, 0, 0, d);
 
 	if (rc == 0)
 		rc = xl_per_part(g, x, n_rows, k_in, parts, n_parts, d);
@@ -770,7 +773,7 @@ int gpu_cuda_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 	const struct gpu_exl3_part pt[2] = { { out, w_gate, n_out },
 					     { up, w_up, n_out } };
 	const int fuse = gpu_cuda_fuse_swiglu();
-	int rc = xl_multi(g, x, n_rows, k_in, pt, 2, fuse, d);
+	int rc = xl_multi(g, x, n_rows, k_in, pt, 2, fuse, 0, d);
 
 	if (rc < 0 || (rc == 1 && fuse))
 		return rc < 0 ? rc : 0;
@@ -783,6 +786,93 @@ int gpu_cuda_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 						     (const float *)up->data,
 						     n_rows * n_out));
 	return 0;
+}
+
+/* gpu_exl3_residual, checked by the front end: for up to 16 rows with
+ * kernel 1, the linear's input and GEMV launches, then one tail launch
+ * (its output step, x += o, the norm, the next parts' input rotation into
+ * xl_multi's slots), then xl_multi without its input launch (or, when the
+ * next parts do not fit the workspace together, their own ops on xn).
+ * Returns 1 when it ran, 0 when the case is not covered. */
+int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
+			   size_t n_rows, struct diag *d)
+{
+	const struct gpu_exl3_weight *w = r->w;
+	const struct cuda_exl3 *q = w->priv;
+	cudaStream_t st = xl_stream(g);
+	const size_t k2 = r->n_next ? r->next[0].w->k : 0;
+	struct gpu_cuda_exl3_tail t;
+	int j, rc, ok;
+
+	static int tail_on = -1; /* TERN_EXL3_TAIL=0: the sequence (A/B timing) */
+
+	if (tail_on < 0) {
+		const char *e = getenv("TERN_EXL3_TAIL");
+
+		tail_on = !(e && !strcmp(e, "0"));
+	}
+	if (n_rows > GPU_CUDA_EXL3_ROWS || gpu_cuda_exl3_kernel() != 1 ||
+	    r->dim > GPU_CUDA_EXL3_TAIL_MAX_DIM || !tail_on ||
+	    !gpu_cuda_exl3_tail_ok())
+		return 0;
+	memset(&t, 0, sizeof t);
+	ok = r->n_next > 0 && r->n_next <= GPU_CUDA_EXL3_MULTI_MAX &&
+	     (size_t)r->n_next * GPU_CUDA_EXL3_ROWS * k2 * 2 <= q->ws->xh_bytes;
+	for (j = 0; ok && j < r->n_next; j++)
+		ok = ((const struct cuda_exl3 *)r->next[j].w->priv)->ws == q->ws;
+	if (ok) {
+		t.np = r->n_next;
+		t.k2 = k2;
+		for (j = 0; j < r->n_next; j++) {
+			t.xh[j] = (char *)q->ws->xh + (size_t)j * GPU_CUDA_EXL3_ROWS * k2 * 2;
+			t.suh[j] = ((const struct cuda_exl3 *)r->next[j].w->priv)->suh;
+		}
+	}
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_input(
+		st, q->ws->xh, (const float *)r->a->data, q->suh, n_rows, r->k_in,
+		w->k));
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_gemv(
+		st, q->ws->part, q->ws->xh, q->trellis, w->bits, (int)w->cb, n_rows,
+		w->k, w->n, q->n_kb));
+	t.part = q->ws->part;
+	t.svh = q->svh;
+	t.bias = q->bias;
+	t.n_kb = q->n_kb;
+	t.n = w->n;
+	t.nr = n_rows;
+	t.dim = r->dim;
+	t.o = (float *)r->o->data;
+	t.x = (float *)r->x->data;
+	t.xn = (float *)r->xn->data;
+	t.norm_w = r->norm_w->data;
+	t.norm_wt = (int)r->norm_w->dtype;
+	t.eps = r->eps;
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_tail(st, &t));
+	if (!r->n_next)
+		return 1;
+	if (r->swiglu) {
+		const int fuse = gpu_cuda_fuse_swiglu();
+
+		rc = t.np ? xl_multi(g, r->xn, n_rows, r->dim, r->next, 2, fuse, 1, d)
+			  : 0;
+		if (rc == 1 && !fuse)
+			CUDA_TRY((cudaError_t)gpu_cuda_launch_swiglu(
+				st, (float *)r->next[0].out->data,
+				(const float *)r->next[0].out->data,
+				(const float *)r->next[1].out->data,
+				n_rows * r->next[0].n_out));
+		if (rc == 0)
+			rc = gpu_cuda_exl3_swiglu(g, r->next[0].out, r->next[1].out,
+						  r->xn, r->next[0].w, r->next[1].w,
+						  n_rows, r->dim, r->next[0].n_out, d);
+		return rc < 0 ? rc : 1;
+	}
+	rc = t.np ? xl_multi(g, r->xn, n_rows, r->dim, r->next, r->n_next, 0, 1, d)
+		  : 0;
+	if (rc == 0)
+		rc = gpu_cuda_exl3_matmul_multi(g, r->xn, n_rows, r->dim, r->next,
+						r->n_next, d);
+	return rc < 0 ? rc : 1;
 }
 
 /* ---- MoE experts on the device ------------------------------------------ */

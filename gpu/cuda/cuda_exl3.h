@@ -139,6 +139,31 @@ int gpu_cuda_launch_exl3_moe(void *stream, const struct gpu_cuda_exl3_moe *m);
 int gpu_cuda_exl3_moe_splits(size_t k, size_t n, size_t groups, int n_sm,
 			     int kb_max);
 
+/* Step 3 of one linear for nr <= GPU_CUDA_EXL3_ROWS rows fused with the
+ * residual add, the RMSNorm and step 1 of np (0..MULTI_MAX) next weights
+ * of k2 inputs (gpu_exl3_residual): o[r, c] = step 3 (c < dim <= n),
+ * x += o, xn = norm_w * (x * inv) as add_rmsnorm computes them, xh[j]
+ * f16 [nr, k2] = the rotation of xn by suh[j] (zero past dim).  One
+ * cluster of 8 blocks per row; dim <= GPU_CUDA_EXL3_TAIL_MAX_DIM. */
+#define GPU_CUDA_EXL3_TAIL_MAX_DIM 8192
+struct gpu_cuda_exl3_tail {
+	const float *part, *svh, *bias;
+	int n_kb;
+	size_t n, nr, dim;
+	float *o, *x, *xn;
+	const void *norm_w;
+	int norm_wt;
+	float eps;
+	int np;
+	size_t k2;
+	void *xh[GPU_CUDA_EXL3_MULTI_MAX];
+	const float *suh[GPU_CUDA_EXL3_MULTI_MAX];
+};
+int gpu_cuda_launch_exl3_tail(void *stream, const struct gpu_cuda_exl3_tail *t);
+/* Whether the tail can run here (thread-block clusters: compute
+ * capability 9.0 and code built for it); the launch refuses otherwise. */
+int gpu_cuda_exl3_tail_ok(void);
+
 /* ---- host side (cuda_exl3.c): the vtable slots ------------------------- */
 
 struct gpu;
@@ -187,6 +212,14 @@ int gpu_cuda_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 			 const struct gpu_exl3_weight *w_gate,
 			 const struct gpu_exl3_weight *w_up, size_t n_rows,
 			 size_t k_in, size_t n_out, struct diag *d);
+
+/* gpu_exl3_residual (gpu.h), checked by the front end: the fused tail for
+ * up to GPU_CUDA_EXL3_ROWS rows (kernel 1, dim <=
+ * GPU_CUDA_EXL3_TAIL_MAX_DIM); 1 when it ran, 0 when not covered (the
+ * front end then runs the sequence), or an error. */
+struct gpu_exl3_residual;
+int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
+			   size_t n_rows, struct diag *d);
 
 /* gpu_moe_ffn with EXL3 experts on the device: whether ex qualifies for
  * n rows (gpu_cuda_launch_exl3_moe's conditions: every expert of a kind

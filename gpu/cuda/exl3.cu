@@ -37,6 +37,7 @@
  * (relative 2^-11 per element), so the output's relative L2 error is about
  * 3e-4.
  */
+#include <cooperative_groups.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <limits.h>
@@ -203,6 +204,228 @@ xl_output_kernel(const __grid_constant__ xl_out_parts ps)
 		if (c < n_out)
 			out[r * n_out + c] = v[q] * svh[c] + (bias ? bias[c] : 0.0f);
 	}
+}
+
+/* ---- 3'. output + residual + RMSNorm + the next input (one launch) ------ */
+
+struct xl_tail_p {
+	const float *part, *svh, *bias; /* the linear's step 3 */
+	int n_kb;
+	unsigned n;                     /* its padded outputs */
+	float *o, *x, *xn;              /* [nr, dim] */
+	const void *norm_w;
+	int norm_wt;
+	float eps;
+	unsigned dim;
+	int np;                         /* next parts (0..MULTI_MAX) */
+	unsigned k2;                    /* their k (>= dim) */
+	__half *xh[GPU_CUDA_EXL3_MULTI_MAX];
+	const float *suh[GPU_CUDA_EXL3_MULTI_MAX];
+};
+
+/* grid (XL_TAIL_CL, nr) in clusters of XL_TAIL_CL blocks along x (one
+ * cluster per row), XL_TAIL_THREADS threads, dynamic shared memory dim
+ * floats.  Block b of a row owns the 128-blocks j = b (mod XL_TAIL_CL),
+ * a warp per task.  The constants of each warp's first task (svh, bias,
+ * the norm's and the next part's suh) are loaded before the wait for the
+ * previous kernel: no kernel writes them.  Phase 1: step 3 as
+ * xl_output_kernel (o), x += o (kept in shared memory) and the block's
+ * sum of squares; the blocks' sums, added in rank order through
+ * distributed shared memory, give the row's 1 / rms as add_rmsnorm
+ * computes it; phase 2, a warp per (128-block, next part): xn = w * (x *
+ * inv) and xl_input_kernel's rotation of xn (zero past dim, up to the
+ * next k). */
+#define XL_TAIL_THREADS 512
+#define XL_TAIL_CL 8
+__global__ static void __launch_bounds__(XL_TAIL_THREADS)
+xl_tail_kernel(const __grid_constant__ xl_tail_p ps)
+{
+	TERN_PDL_LATE_WAIT(); /* constants first: see gpu/cuda/pdl.cuh */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+	__trap(); /* no clusters: never launched (gpu_cuda_exl3_tail_ok) */
+#elif defined(__CUDA_ARCH__)
+	namespace cgr = cooperative_groups;
+	extern __shared__ float xl_xs[];
+	__shared__ float red[32];
+	__shared__ float blk_ss;
+	cgr::cluster_group cl = cgr::this_cluster();
+	const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+	const int nw = XL_TAIL_THREADS / 32;
+	const unsigned cb = blockIdx.x;
+	const size_t r = blockIdx.y, dim = ps.dim;
+	/* 128-blocks of this block: phase 1 below dim, phase 2 below k2 */
+	const unsigned nb1 = (unsigned)(dim + 127) / 128;
+	const unsigned nb2 = ps.np ? ps.k2 / 128 : nb1;
+	const unsigned my1 = nb1 > cb ? (nb1 - cb + XL_TAIL_CL - 1) / XL_TAIL_CL : 0;
+	const unsigned my2 = nb2 > cb ? (nb2 - cb + XL_TAIL_CL - 1) / XL_TAIL_CL : 0;
+	const unsigned np1 = ps.np ? (unsigned)ps.np : 1;
+	/* first tasks: phase 1 block cb + XL_TAIL_CL w; phase 2 (my block w %
+	 * my2, part w / my2) */
+	const unsigned c1 = (cb + XL_TAIL_CL * (unsigned)w) * 128 + 4 * lane;
+	const unsigned jw = my2 ? (unsigned)w % my2 : 0, pw = my2 ? (unsigned)w / my2 : 0;
+	const unsigned c2 = (cb + XL_TAIL_CL * jw) * 128 + 4 * lane;
+	float sv[4], bi[4], nwt[4], su[4];
+	float ss = 0.0f, inv;
+
+#pragma unroll
+	for (int q = 0; q < 4; q++) {
+		const bool in1 = (unsigned)w < my1 && c1 + q < dim;
+		const bool in2 = pw < np1 && c2 + q < dim;
+
+		sv[q] = in1 ? ps.svh[c1 + q] : 0.0f;
+		bi[q] = in1 && ps.bias ? ps.bias[c1 + q] : 0.0f;
+		nwt[q] = in2 ? tern_ldw(ps.norm_w, ps.norm_wt, c2 + q) : 0.0f;
+		su[q] = in2 && ps.np ? ps.suh[pw][c2 + q] : 0.0f;
+	}
+	tern_pdl_wait(); /* the constants above do not depend on it */
+	for (unsigned t = w; t < my1; t += nw) {
+		const unsigned c0 = (cb + XL_TAIL_CL * t) * 128 + 4 * lane;
+		const bool first = t == (unsigned)w;
+		float v[4];
+
+		xl_out_block(v, ps.part, ps.n_kb, r, ps.n, c0);
+#pragma unroll
+		for (int q = 0; q < 4; q++) {
+			const unsigned c = c0 + q;
+
+			if (c < dim) {
+				const float s = first ? sv[q] : ps.svh[c];
+				const float bb = first ? bi[q]
+						       : ps.bias ? ps.bias[c] : 0.0f;
+				const float ov = v[q] * s + bb;
+				const float xv = ps.x[r * dim + c] + ov;
+
+				ps.o[r * dim + c] = ov;
+				ps.x[r * dim + c] = xv;
+				xl_xs[c] = xv;
+				ss += xv * xv;
+			}
+		}
+	}
+	ss = tern_block_sum(ss, red); /* its barriers publish xl_xs */
+	if (threadIdx.x == 0)
+		blk_ss = ss;
+	cl.sync();
+	ss = 0.0f;
+	for (unsigned b = 0; b < XL_TAIL_CL; b++)
+		ss += *cl.map_shared_rank(&blk_ss, b);
+	inv = 1.0f / sqrtf(ss / (float)dim + ps.eps);
+	for (unsigned t = w; t < my2 * np1; t += nw) {
+		const unsigned jj = t % my2, j = t / my2;
+		const unsigned c0 = (cb + XL_TAIL_CL * jj) * 128 + 4 * lane;
+		const bool first = t == (unsigned)w;
+		float xn[4];
+
+#pragma unroll
+		for (int q = 0; q < 4; q++) {
+			const unsigned c = c0 + q;
+
+			xn[q] = 0.0f;
+			if (c < dim) {
+				xn[q] = (first ? nwt[q]
+					       : tern_ldw(ps.norm_w, ps.norm_wt, c)) *
+					(xl_xs[c] * inv);
+				if (j == 0)
+					ps.xn[r * dim + c] = xn[q];
+			}
+		}
+		if (ps.np) {
+			const float *const suh = ps.suh[j];
+			float v[4];
+
+#pragma unroll
+			for (int q = 0; q < 4; q++)
+				v[q] = c0 + q < dim
+					       ? xn[q] * (first ? su[q] : suh[c0 + q])
+					       : 0.0f;
+			xl_fwht128(v);
+			{
+				__half2 h01 = __floats2half2_rn(v[0], v[1]);
+				__half2 h23 = __floats2half2_rn(v[2], v[3]);
+				uint2 u;
+
+				u.x = *reinterpret_cast<uint32_t *>(&h01);
+				u.y = *reinterpret_cast<uint32_t *>(&h23);
+				*reinterpret_cast<uint2 *>(ps.xh[j] + r * ps.k2 + c0) = u;
+			}
+		}
+	}
+	cl.sync(); /* no block leaves while another may read its blk_ss */
+#endif
+}
+
+/* Whether the device and xl_tail_kernel's loaded code have clusters
+ * (compute capability 9.0, code built for sm_90 or later); cached. */
+extern "C" int gpu_cuda_exl3_tail_ok(void)
+{
+	static int ok = -1;
+
+	if (ok < 0) {
+		cudaFuncAttributes fa;
+		int dev = 0, major = 0, v = 0;
+
+		if (cudaGetDevice(&dev) == cudaSuccess &&
+		    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor,
+					   dev) == cudaSuccess &&
+		    major >= 9 &&
+		    cudaFuncGetAttributes(&fa, (const void *)xl_tail_kernel) ==
+			    cudaSuccess &&
+		    fa.binaryVersion >= 90)
+			v = 1;
+		(void)cudaGetLastError();
+		ok = v;
+	}
+	return ok;
+}
+
+extern "C" int gpu_cuda_launch_exl3_tail(void *stream,
+					 const struct gpu_cuda_exl3_tail *t)
+{
+	xl_tail_p ps;
+	cudaLaunchConfig_t cfg;
+	cudaLaunchAttribute at[2];
+
+	if (!gpu_cuda_exl3_tail_ok())
+		return (int)cudaErrorNotSupported;
+	if (t->np < 0 || t->np > GPU_CUDA_EXL3_MULTI_MAX || t->dim == 0 ||
+	    t->dim > t->n || t->n % 128 || t->dim > GPU_CUDA_EXL3_TAIL_MAX_DIM ||
+	    (t->np && (t->k2 < t->dim || t->k2 % 128)) || t->nr == 0 ||
+	    t->nr > GPU_CUDA_EXL3_ROWS)
+		return (int)cudaErrorInvalidValue;
+	memset(&ps, 0, sizeof ps);
+	ps.part = t->part;
+	ps.svh = t->svh;
+	ps.bias = t->bias;
+	ps.n_kb = t->n_kb;
+	ps.n = (unsigned)t->n;
+	ps.o = t->o;
+	ps.x = t->x;
+	ps.xn = t->xn;
+	ps.norm_w = t->norm_w;
+	ps.norm_wt = t->norm_wt;
+	ps.eps = t->eps;
+	ps.dim = (unsigned)t->dim;
+	ps.np = t->np;
+	ps.k2 = (unsigned)t->k2;
+	for (int j = 0; j < t->np; j++) {
+		ps.xh[j] = (__half *)t->xh[j];
+		ps.suh[j] = t->suh[j];
+	}
+	memset(&cfg, 0, sizeof cfg);
+	memset(at, 0, sizeof at);
+	cfg.gridDim = dim3(XL_TAIL_CL, (unsigned)t->nr);
+	cfg.blockDim = dim3(XL_TAIL_THREADS);
+	cfg.dynamicSmemBytes = t->dim * sizeof(float);
+	cfg.stream = (cudaStream_t)stream;
+	at[0].id = cudaLaunchAttributeClusterDimension;
+	at[0].val.clusterDim.x = XL_TAIL_CL;
+	at[0].val.clusterDim.y = 1;
+	at[0].val.clusterDim.z = 1;
+	at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+	at[1].val.programmaticStreamSerializationAllowed = 1;
+	cfg.attrs = at;
+	cfg.numAttrs = tern_pdl_ok(xl_tail_kernel) ? 2 : 1;
+	return (int)cudaLaunchKernelEx(&cfg, xl_tail_kernel, ps);
 }
 
 /* ---- 2. gemv ------------------------------------------------------------- */

@@ -11,7 +11,9 @@
  * statement is tern_pdl_wait(), which returns once the previous grid has
  * completed and its memory is visible — so no kernel reads (or
  * overwrites) anything before its predecessor is done, exactly as with
- * ordinary stream order.  No kernel triggers early
+ * ordinary stream order (the one exception, exl3.cu's xl_tail_kernel,
+ * marked TERN_PDL_LATE_WAIT, loads weights no kernel writes before its
+ * wait).  No kernel triggers early
  * (griddepcontrol.launch_dependents), so a dependent grid is scheduled as
  * its predecessor's blocks exit and never takes SM slots the predecessor
  * still needs.  (Measured on an H200, llama3-8b bf16: signalling at the
@@ -37,6 +39,13 @@ __device__ __forceinline__ void tern_pdl_wait(void)
 	asm volatile("griddepcontrol.wait;\n" ::: "memory");
 #endif
 }
+
+/* The first statement of a kernel that loads data no kernel writes
+ * (weights) before its tern_pdl_wait(), to overlap those loads with the
+ * previous kernel's tail; it must still wait before touching anything a
+ * kernel writes (scripts/check-kernels.sh checks that it waits at all).
+ * Expands to nothing. */
+#define TERN_PDL_LATE_WAIT() ((void)0)
 
 /* Whether the current device and this kernel's loaded code support the
  * programmatic launch (compute capability >= 9.0, code built for sm_90+:

@@ -32,6 +32,8 @@
  *     or 4 parts and mixed k refused; gpu_exl3_swiglu at the same row
  *     counts bit-identical to multi + gpu_swiglu, within 1e-3 of the
  *     CPU, gate and up of different n refused;
+ *   - gpu_exl3_residual (test_residual): the fused tail against the CPU
+ *     and against CUDA's own sequence of ops;
  *   - gpu_moe_ffn with EXL3 experts (test_moe_experts): the device
  *     dispatch and the host path against the CPU, graph replay, bad ids;
  *   - the output is poisoned (NaN) before each CUDA run, so an unwritten
@@ -904,6 +906,201 @@ START_TEST(test_bench)
 }
 END_TEST
 
+/* ---- gpu_exl3_residual ------------------------------------------------- */
+
+static double rel_l2(const float *a, const float *r, size_t n);
+
+static float *rd(struct gpu_buf *b, size_t n)
+{
+	float *v = malloc(n * sizeof *v);
+
+	ck_assert(v);
+	ck_assert_int_eq(gpu_buf_read(b, 0, v, n, NULL), 0);
+	return v;
+}
+
+static void expect_rel(const char *what, struct gpu_buf *a, struct gpu_buf *r,
+		       size_t n, double tol, size_t rows, int mode)
+{
+	float *x = rd(a, n), *y = rd(r, n);
+	const double e = rel_l2(x, y, n);
+
+	ck_assert_msg(e <= tol, "exl3_residual %s rows %zu mode %d: rel L2 %.3g > "
+		      "%.3g (seed %llu)", what, rows, mode, e, tol,
+		      (unsigned long long)test_seed);
+	free(x);
+	free(y);
+}
+
+/* gpu_exl3_residual: o_proj-like 1024 x 1024 weight (4 bits, MUL1, bias)
+ * with dim 1000 (< n) and k_in 1000, a bf16 norm, then nothing (mode 0),
+ * three q/k/v-like parts (mode 1) or gate/up + SwiGLU (mode 2), at 1, 5,
+ * 16 rows (CUDA's fused tail) and 17 (the sequence): CUDA against the CPU
+ * (which runs the sequence) within 1e-3 relative L2 for x, xn, o and the
+ * next outputs, and against CUDA's own sequence of ops (gpu_exl3_matmul,
+ * gpu_add_rmsnorm, gpu_exl3_matmul_multi / gpu_exl3_swiglu) within 1e-6
+ * (o, x), 1e-5 (xn: the norm's sum in another order) and 1e-4 (next
+ * outputs: an f16 rounding of xn's rotation may flip). */
+START_TEST(test_residual)
+{
+	static const size_t rows[] = { 1, 5, 16, 17 };
+	static const struct {
+		size_t n, n_out;
+		int bits, cb, bias;
+	} nq[3] = { { 512, 512, 4, 2, 0 }, { 256, 200, 3, 0, 1 },
+		    { 256, 256, 5, 1, 0 } },
+	  ng[2] = { { 768, 700, 3, 0, 0 }, { 768, 700, 2, 2, 0 } };
+	const size_t k_in = 1000, dim = 1000, kw = 1024;
+	struct gpu_pair p;
+	struct wdesc ww, wn[5];
+	struct gpu_exl3_weight *wc, *wg, *nc[5], *ng_[5];
+	uint16_t *nw = malloc(dim * 2);
+	struct gpu_buf *nwc, *nwg;
+	struct diag d;
+	size_t ri, i;
+	int j, mode;
+
+	ck_assert(nw);
+	if (!gpu_pair_open(&p, 0)) {
+		free(nw);
+		return;
+	}
+	wdesc_random(&ww, kw, kw, 4, 2, 1);
+	ck_assert_int_eq(gpu_exl3_weight_new(p.cpu, &ww.desc, &wc, &d), 0);
+	ck_assert_int_eq(gpu_exl3_weight_new(p.cuda, &ww.desc, &wg, &d), 0);
+	for (j = 0; j < 5; j++) {
+		const int q = j < 3;
+		const size_t n = q ? nq[j].n : ng[j - 3].n;
+
+		wdesc_random(&wn[j], kw, n, q ? nq[j].bits : ng[j - 3].bits,
+			     q ? nq[j].cb : ng[j - 3].cb, q ? nq[j].bias : 0);
+		ck_assert_int_eq(gpu_exl3_weight_new(p.cpu, &wn[j].desc, &nc[j], &d), 0);
+		ck_assert_int_eq(gpu_exl3_weight_new(p.cuda, &wn[j].desc, &ng_[j], &d), 0);
+	}
+	for (i = 0; i < dim; i++) {
+		const float f = 1.0f + 0.2f * test_frand();
+		uint32_t u;
+
+		memcpy(&u, &f, 4);
+		nw[i] = (uint16_t)(u >> 16);
+	}
+	ck_assert_int_eq(gpu_buf_new(p.cpu, GPU_DTYPE_BF16, dim, &nwc, NULL), 0);
+	ck_assert_int_eq(gpu_buf_new(p.cuda, GPU_DTYPE_BF16, dim, &nwg, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(nwc, 0, nw, dim, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(nwg, 0, nw, dim, NULL), 0);
+	for (mode = 0; mode < 3; mode++)
+		for (ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
+			const size_t n = rows[ri];
+			const int np = mode == 0 ? 0 : mode == 1 ? 3 : 2;
+			const int j0 = mode == 2 ? 3 : 0;
+			float *x0 = malloc(n * dim * 4), *a0 = malloc(n * k_in * 4);
+			struct gpu_buf *b[3][4], *nb[3][3];
+			struct gpu_exl3_part pt[3][3];
+			struct gpu_exl3_residual r[3];
+			const char *names[4] = { "x", "xn", "o", "a" };
+
+			ck_assert(x0 && a0);
+			for (i = 0; i < n * dim; i++)
+				x0[i] = test_frand() * 3.0f;
+			for (i = 0; i < n * k_in; i++)
+				a0[i] = test_frand() * 2.0f;
+			/* [0] CPU, [1] CUDA fused, [2] CUDA sequence */
+			for (int v = 0; v < 3; v++) {
+				struct gpu *g = v ? p.cuda : p.cpu;
+
+				b[v][0] = mkbuf(g, n * dim, x0);
+				b[v][1] = mkbuf(g, n * dim, NULL);
+				b[v][2] = mkbuf(g, n * dim, NULL);
+				b[v][3] = mkbuf(g, n * k_in, a0);
+				for (j = 0; j < np; j++) {
+					const size_t no = mode == 1 ? nq[j].n_out : ng[j].n_out;
+
+					nb[v][j] = mkbuf(g, n * no, NULL);
+					pt[v][j].out = nb[v][j];
+					pt[v][j].w = v ? ng_[j0 + j] : nc[j0 + j];
+					pt[v][j].n_out = no;
+				}
+				memset(&r[v], 0, sizeof r[v]);
+				r[v].x = b[v][0];
+				r[v].xn = b[v][1];
+				r[v].o = b[v][2];
+				r[v].a = b[v][3];
+				r[v].w = v ? wg : wc;
+				r[v].k_in = k_in;
+				r[v].dim = dim;
+				r[v].norm_w = v ? nwg : nwc;
+				r[v].eps = 1e-5f;
+				r[v].next = np ? pt[v] : NULL;
+				r[v].n_next = np;
+				r[v].swiglu = mode == 2;
+			}
+			for (int v = 0; v < 2; v++)
+				ck_assert_msg(gpu_exl3_residual(v ? p.cuda : p.cpu, &r[v], n,
+								&d) == 0,
+					      "%s: %s", v ? "cuda" : "cpu",
+					      diag_message(&d, "?"));
+			/* CUDA's sequence of ops */
+			ck_assert_int_eq(gpu_exl3_matmul(p.cuda, r[2].o, r[2].a, wg, n,
+							 k_in, dim, &d), 0);
+			ck_assert_int_eq(gpu_add_rmsnorm(p.cuda, r[2].x, r[2].xn, r[2].o,
+							 nwg, n, dim, 1e-5f, &d), 0);
+			if (mode == 1)
+				ck_assert_int_eq(gpu_exl3_matmul_multi(p.cuda, r[2].xn, n, dim,
+								       pt[2], 3, &d), 0);
+			else if (mode == 2)
+				ck_assert_int_eq(gpu_exl3_swiglu(p.cuda, pt[2][0].out,
+								 pt[2][1].out, r[2].xn,
+								 pt[2][0].w, pt[2][1].w, n,
+								 dim, pt[2][0].n_out, &d), 0);
+			ck_assert_int_eq(gpu_sync(p.cuda, &d), 0);
+			for (int q = 0; q < 3; q++) {
+				expect_rel(names[q], b[1][q], b[0][q], n * dim, 1e-3, n, mode);
+				expect_rel(names[q], b[1][q], b[2][q], n * dim,
+					   q == 1 ? 1e-5 : 1e-6, n, mode);
+			}
+			/* with swiglu only part 0's output is defined */
+			for (j = 0; j < (mode == 2 ? 1 : np); j++) {
+				const size_t cnt = n * pt[0][j].n_out;
+
+				expect_rel("next", nb[1][j], nb[0][j], cnt, 1e-3, n, mode);
+				expect_rel("next (cuda sequence)", nb[1][j], nb[2][j], cnt,
+					   1e-4, n, mode);
+			}
+			for (int v = 0; v < 3; v++) {
+				for (int q = 0; q < 4; q++)
+					gpu_buf_free(b[v][q]);
+				for (j = 0; j < np; j++)
+					gpu_buf_free(nb[v][j]);
+			}
+			free(x0);
+			free(a0);
+		}
+	/* refused: aliasing, swiglu without two parts */
+	{
+		struct gpu_buf *x = mkbuf(p.cuda, dim, NULL), *a = mkbuf(p.cuda, k_in, NULL);
+		struct gpu_exl3_residual r = { .x = x, .xn = x, .o = a, .a = a, .w = wg,
+					       .k_in = k_in, .dim = dim, .norm_w = nwg,
+					       .eps = 1e-5f };
+
+		ck_assert_int_eq(gpu_exl3_residual(p.cuda, &r, 1, &d), GPU_E_INVALID);
+		gpu_buf_free(x);
+		gpu_buf_free(a);
+	}
+	gpu_buf_free(nwc);
+	gpu_buf_free(nwg);
+	gpu_exl3_weight_free(wc);
+	gpu_exl3_weight_free(wg);
+	wdesc_free(&ww);
+	for (j = 0; j < 5; j++) {
+		gpu_exl3_weight_free(nc[j]);
+		gpu_exl3_weight_free(ng_[j]);
+		wdesc_free(&wn[j]);
+	}
+	free(nw);
+	gpu_pair_close(&p);
+}
+END_TEST
+
 /* ---- MoE experts -------------------------------------------------------- */
 
 enum { XM_NE = 8 };
@@ -1187,6 +1384,7 @@ Suite *cuda_exl3_suite(void)
 	tc = tcase_create("moe");
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, test_moe_experts);
+	tcase_add_test(tc, test_residual);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("prefill");
 	tcase_set_timeout(tc, 600);
