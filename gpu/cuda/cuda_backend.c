@@ -829,6 +829,10 @@ static int cuda_moe_route(struct gpu *g, const struct gpu_buf *logits,
 }
 
 /* ---- MoE dispatch ------------------------------------------------------
+ * Two paths.  The device path (cuda_moe_recordable: few rows, f16/bf16
+ * experts — moe_ffn_device below — or EXL3 experts of one format per
+ * kind — gpu_cuda_exl3_moe) plans and dispatches on the device and reads
+ * nothing back.  The host path, for everything else (prefill), follows.
  * Same grouping and summation order as gpu/cpu/moe.c: the routing (ids,
  * weights, n * top_k values) is copied to the host, which validates every
  * expert id (GPU_E_INVALID, nothing computed) and builds, per expert in
