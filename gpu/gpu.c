@@ -957,6 +957,11 @@ bool gpu_moe_ffn_recordable(struct gpu *g, const struct gpu_moe_experts *ex,
 		if (!ex->gate[e] || !ex->up[e] || !ex->down[e] ||
 		    ex->gate[e]->g != g || ex->up[e]->g != g || ex->down[e]->g != g)
 			return false;
+	for (e = 0; ex->xgate && e < ex->n_expert; e++)
+		if (!ex->xgate[e] || !ex->xup[e] || !ex->xdown[e] ||
+		    ex->xgate[e]->g != g || ex->xup[e]->g != g ||
+		    ex->xdown[e]->g != g)
+			return false;
 	return g->be->moe_recordable(g, ex, n, dim, top_k);
 }
 

@@ -504,15 +504,17 @@ bool gpu_moe_ffn_recordable(struct gpu *g, const struct gpu_moe_experts *ex,
 /* Expert dispatch (after gpu_moe_route):
  *   out[i, :] = sum_j weights[i, j] * down[e] (silu(gate[e] x[i]) * up[e] x[i]),
  *   e = ids[i, j]
- * (with EXL3 experts each product is gpu_exl3_matmul's x . W).
+ * (with EXL3 experts each product is gpu_exl3_matmul's x . W, up to the
+ * order of its f32 partial sums: CUDA's device path chooses its own
+ * k-slices).
  * out, x f32 [n, dim] (no aliasing); ids/weights as gpu_moe_route wrote
  * them; scratch f32 with at least gpu_moe_scratch_elems(...) elements (so
  * that the op allocates nothing beyond what gpu_exl3_matmul documents for
  * the CPU's first call of a size).  Errors: GPU_E_INVALID (bad expert set:
  * neither or both triples, a NULL entry, a float expert of the wrong size,
  * an EXL3 expert from another backend or too small for dim / n_ff — the
- * diag names the expert; an expert id outside [0, n_expert), found when
- * the routing is read: before anything is computed on the CPU and on
+ * diag names the expert; an expert id outside [0, n_expert) or one a
+ * row names twice, found when the routing is read: before anything is computed on the CPU and on
  * CUDA's host path; on CUDA's device path (gpu_moe_ffn_recordable) the
  * routing never reaches the host, so such an assignment adds nothing to
  * its row and the next gpu_sync returns the error, naming row and id),
@@ -633,8 +635,10 @@ int gpu_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
  *   with swiglu (n_next = 2, one n_out): gpu_exl3_swiglu(next[0].out,
  *   next[1].out, xn, next[0].w, next[1].w)
  * The result is that sequence's up to f32 summation order (the CPU runs
- * exactly it; CUDA, for up to 16 rows, does the linear's output step,
- * the add, the norm and the next weights' input rotation in one launch).
+ * exactly it; CUDA, for up to 16 rows with dim <= 8192 on a device with
+ * thread-block clusters — compute capability 9.0 — and TERN_EXL3_TAIL
+ * not 0, does the linear's output step, the add, the norm and the next
+ * weights' input rotation in one launch).
  * x, xn, o, a and the next outputs are distinct buffers.  Errors as the
  * ops named. */
 struct gpu_exl3_residual {

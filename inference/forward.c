@@ -61,8 +61,9 @@
  * step stays unrecorded (which rows want logits varies).  Not recorded:
  * injected embeddings or explicit MRoPE positions (host writes mid-step),
  * MoE models whose experts the backend cannot dispatch on the device
- * (f32 experts, EXL3 experts of mixed formats: the dispatch reads the
- * routing back; gpu_moe_ffn_recordable), and contexts with c->use_graphs off
+ * (f32 experts, EXL3 experts of mixed formats, more than 128 experts or
+ * top_k > 8: the dispatch reads the routing back;
+ * gpu_moe_ffn_recordable), and contexts with c->use_graphs off
  * (TERN_CUDA_GRAPHS=0, or a CPU backend).
  * A graph whose scratch moved (a larger batch grew it) is recorded again;
  * a failed recording falls back to the unrecorded path (after 4 failures

@@ -779,9 +779,7 @@ static int newbuf(struct llm_context *c, struct gpu_buf **b, enum gpu_dtype t,
 	return 0;
 }
 
-/* Whether contexts of M record decode steps (forward.c): a CUDA backend,
- * no MoE layer (its dispatch reads the routing on the host mid-step), and
- * TERN_CUDA_GRAPHS not set to "0". */
+/* The expert set of MoE layer ly as gpu_moe_ffn takes it. */
 void llm_layer_experts(const struct llm_model *m, const struct llm_layer *ly,
 		       struct gpu_moe_experts *ex)
 {
@@ -797,6 +795,9 @@ void llm_layer_experts(const struct llm_model *m, const struct llm_layer *ly,
 	ex->xdown = (const struct gpu_exl3_weight *const *)ly->xe_down;
 }
 
+/* Whether contexts of M record decode steps (forward.c): a CUDA backend,
+ * every MoE layer's experts dispatched on the device
+ * (gpu_moe_ffn_recordable), and TERN_CUDA_GRAPHS not set to "0". */
 static bool graphs_wanted(const struct llm_model *m)
 {
 	const char *env = getenv("TERN_CUDA_GRAPHS");

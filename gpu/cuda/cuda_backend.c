@@ -282,9 +282,14 @@ static int cuda_sync(struct gpu *g, struct diag *d)
 	CUDA_TRY(cudaStreamSynchronize(st->stream));
 	if (st->moe_err[0]) {
 		volatile int *e = st->moe_err;
-		const int row = e[1], id = e[2], ne = e[3];
+		const int kind = e[0], row = e[1], id = e[2], ne = e[3];
 
 		e[0] = 0;
+		if (kind == 2)
+			return diag_fail(d, GPU_E_INVALID,
+					 "gpu_moe_ffn: row %d routed to expert %d twice "
+					 "(found on the device; the repeat added nothing)",
+					 row, id);
 		return diag_fail(d, GPU_E_INVALID,
 				 "gpu_moe_ffn: row %d routed to expert %d of %d "
 				 "(found on the device; it added nothing)",
@@ -964,11 +969,17 @@ static int cuda_moe_ffn(struct gpu *g, struct gpu_buf *out,
 	CUDA_TRY(cudaMemcpyAsync(h_wt, weights->data, nk * sizeof *h_wt,
 				 cudaMemcpyDeviceToHost, st->stream));
 	CUDA_TRY(cudaStreamSynchronize(st->stream));
-	for (i = 0; i < nk; i++)
+	for (i = 0; i < nk; i++) {
 		if (h_id[i] < 0 || (size_t)h_id[i] >= ex->n_expert)
 			return diag_fail(d, GPU_E_INVALID,
 					 "gpu_moe_ffn: row %zu routed to expert %d of %zu",
 					 i / top_k, (int)h_id[i], ex->n_expert);
+		for (j = i - i % top_k; j < i; j++)
+			if (h_id[j] == h_id[i])
+				return diag_fail(d, GPU_E_INVALID,
+						 "gpu_moe_ffn: row %zu routed to expert "
+						 "%d twice", i / top_k, (int)h_id[i]);
+	}
 	/* bucket rows by expert, in expert order, rows ascending */
 	m = 0;
 	for (e = 0; e < ex->n_expert; e++) {

@@ -788,6 +788,13 @@ int gpu_cuda_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 	return 0;
 }
 
+static unsigned long g_tail_runs; /* gpu_cuda_exl3_tail_runs */
+
+unsigned long gpu_cuda_exl3_tail_runs(void)
+{
+	return __atomic_load_n(&g_tail_runs, __ATOMIC_RELAXED);
+}
+
 /* gpu_exl3_residual, checked by the front end: for up to 16 rows with
  * kernel 1, the linear's input and GEMV launches, then one tail launch
  * (its output step, x += o, the norm, the next parts' input rotation into
@@ -848,13 +855,17 @@ int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 	t.norm_wt = (int)r->norm_w->dtype;
 	t.eps = r->eps;
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_tail(st, &t));
-	if (!r->n_next)
+	if (!r->n_next) {
+		__atomic_add_fetch(&g_tail_runs, 1, __ATOMIC_RELAXED);
 		return 1;
+	}
 	if (r->swiglu) {
 		const int fuse = gpu_cuda_fuse_swiglu();
 
 		rc = t.np ? xl_multi(g, r->xn, n_rows, r->dim, r->next, 2, fuse, 1, d)
 			  : 0;
+		if (rc == 1)
+			__atomic_add_fetch(&g_tail_runs, 1, __ATOMIC_RELAXED);
 		if (rc == 1 && !fuse)
 			CUDA_TRY((cudaError_t)gpu_cuda_launch_swiglu(
 				st, (float *)r->next[0].out->data,
@@ -869,6 +880,8 @@ int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 	}
 	rc = t.np ? xl_multi(g, r->xn, n_rows, r->dim, r->next, r->n_next, 0, 1, d)
 		  : 0;
+	if (rc == 1)
+		__atomic_add_fetch(&g_tail_runs, 1, __ATOMIC_RELAXED);
 	if (rc == 0)
 		rc = gpu_cuda_exl3_matmul_multi(g, r->xn, n_rows, r->dim, r->next,
 						r->n_next, d);

@@ -109,8 +109,9 @@ int gpu_cuda_launch_exl3_output_multi(void *stream,
  * "MoE experts on the device"; recordable in a graph): after
  * gpu_cuda_launch_moe_plan (kernels.h) wrote `lists` for A = n * top_k
  * assignments, five launches (input rotations of gate and up, their
- * GEMVs, outputs + SwiGLU + down's input rotation, down's GEMV, down's
- * output + the weighted sum per row) write out f32 [n, dim].  Every
+ * GEMVs — two launches when gate and up differ in bits or codebook —,
+ * outputs + SwiGLU + down's input rotation, down's GEMV, down's output +
+ * the weighted sum per row) write out f32 [n, dim].  Every
  * expert's weight of one kind has the same k, n, bits and codebook; its
  * device block holds the trellis at offset 0 and suh / svh / bias (f32)
  * at the byte offsets given (off_bias 0: no bias).  gate / up: k = dk, n
@@ -142,7 +143,8 @@ int gpu_cuda_exl3_moe_splits(size_t k, size_t n, size_t groups, int n_sm,
 /* Step 3 of one linear for nr <= GPU_CUDA_EXL3_ROWS rows fused with the
  * residual add, the RMSNorm and step 1 of np (0..MULTI_MAX) next weights
  * of k2 inputs (gpu_exl3_residual): o[r, c] = step 3 (c < dim <= n),
- * x += o, xn = norm_w * (x * inv) as add_rmsnorm computes them, xh[j]
+ * x += o, xn = norm_w * (x * inv) (add_rmsnorm's formulas, the sum of
+ * squares in another order), xh[j]
  * f16 [nr, k2] = the rotation of xn by suh[j] (zero past dim).  One
  * cluster of 8 blocks per row; dim <= GPU_CUDA_EXL3_TAIL_MAX_DIM. */
 #define GPU_CUDA_EXL3_TAIL_MAX_DIM 8192
@@ -220,6 +222,10 @@ int gpu_cuda_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 struct gpu_exl3_residual;
 int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 			   size_t n_rows, struct diag *d);
+/* For the tests: how many gpu_exl3_residual calls ran fully fused (the
+ * tail launch and, with next parts, their GEMVs without an input
+ * launch), process-wide. */
+unsigned long gpu_cuda_exl3_tail_runs(void);
 
 /* gpu_moe_ffn with EXL3 experts on the device: whether ex qualifies for
  * n rows (gpu_cuda_launch_exl3_moe's conditions: every expert of a kind

@@ -231,8 +231,8 @@ struct xl_tail_p {
  * previous kernel: no kernel writes them.  Phase 1: step 3 as
  * xl_output_kernel (o), x += o (kept in shared memory) and the block's
  * sum of squares; the blocks' sums, added in rank order through
- * distributed shared memory, give the row's 1 / rms as add_rmsnorm
- * computes it; phase 2, a warp per (128-block, next part): xn = w * (x *
+ * distributed shared memory, give the row's 1 / rms (add_rmsnorm's
+ * formula, its sum in another order); phase 2, a warp per (128-block, next part): xn = w * (x *
  * inv) and xl_input_kernel's rotation of xn (zero past dim, up to the
  * next k). */
 #define XL_TAIL_THREADS 512
@@ -370,8 +370,28 @@ extern "C" int gpu_cuda_exl3_tail_ok(void)
 		    major >= 9 &&
 		    cudaFuncGetAttributes(&fa, (const void *)xl_tail_kernel) ==
 			    cudaSuccess &&
-		    fa.binaryVersion >= 90)
-			v = 1;
+		    fa.binaryVersion >= 90) {
+			/* and a cluster of the largest launch fits (an MPS or
+			 * partition limit could forbid it) */
+			cudaLaunchConfig_t cfg;
+			cudaLaunchAttribute at;
+			int nc = 0;
+
+			memset(&cfg, 0, sizeof cfg);
+			memset(&at, 0, sizeof at);
+			cfg.gridDim = dim3(XL_TAIL_CL, 1);
+			cfg.blockDim = dim3(XL_TAIL_THREADS);
+			cfg.dynamicSmemBytes = GPU_CUDA_EXL3_TAIL_MAX_DIM * sizeof(float);
+			at.id = cudaLaunchAttributeClusterDimension;
+			at.val.clusterDim.x = XL_TAIL_CL;
+			at.val.clusterDim.y = 1;
+			at.val.clusterDim.z = 1;
+			cfg.attrs = &at;
+			cfg.numAttrs = 1;
+			v = cudaOccupancyMaxActiveClusters(&nc, xl_tail_kernel, &cfg) ==
+				    cudaSuccess &&
+			    nc > 0;
+		}
 		(void)cudaGetLastError();
 		ok = v;
 	}
@@ -970,6 +990,12 @@ xl_moe_mid_kernel(const __grid_constant__ xl_moe_mid_p ps)
 		*reinterpret_cast<uint2 *>(ps.xh + (size_t)s * ps.nf + c0) = w2;
 	}
 }
+
+/* launch parameters stay within the classic 4 KB (GPU_CUDA_MOE_MAX_EXPERTS
+ * pointers per kind travel in them) */
+static_assert(sizeof(xl_moe_in_p) <= 4096, "xl_moe_in_p too large");
+static_assert(sizeof(xl_moe_gp) <= 4096, "xl_moe_gp too large");
+static_assert(sizeof(xl_moe_mid_p) <= 4096, "xl_moe_mid_p too large");
 
 struct xl_moe_out_p {
 	xl_moe_kind w; /* down */

@@ -518,6 +518,16 @@ extern "C" int gpu_cuda_launch_gemv(void *stream, float *out, const float *x,
  * sums each row's slots in slot (= expert) order starting from zero with
  * one fmaf per term, as the host path's scatter-add does. */
 
+/* Whether assignment a repeats an expert id of an earlier slot of its
+ * row (an invalid routing: it gets no slot, as an id out of range). */
+__device__ __forceinline__ bool moe_repeat(const int32_t *ids, int a, int top_k)
+{
+	for (int b = a - a % top_k; b < a; b++)
+		if (ids[b] == ids[a])
+			return true;
+	return false;
+}
+
 __global__ static void moe_plan_kernel(const int32_t *ids, const float *wts,
 				       int A, int top_k, int n_expert,
 				       int32_t *lists, int *err)
@@ -538,7 +548,7 @@ __global__ static void moe_plan_kernel(const int32_t *ids, const float *wts,
 		int c = 0;
 
 		for (int a = 0; a < A; a++)
-			c += ids[a] == e;
+			c += ids[a] == e && !moe_repeat(ids, a, top_k);
 		cnt[e] = c;
 	}
 	__syncthreads();
@@ -557,21 +567,25 @@ __global__ static void moe_plan_kernel(const int32_t *ids, const float *wts,
 		lists[GPU_CUDA_MOE_GSTART(A) + g] = s;
 		lists[GPU_CUDA_MOE_NGROUP(A)] = g;
 		total = s;
-		for (int a = 0; a < A; a++)
-			if ((ids[a] < 0 || ids[a] >= n_expert) && err && !err[0]) {
+		for (int a = 0; a < A; a++) {
+			const int bad = ids[a] < 0 || ids[a] >= n_expert ? 1
+					: moe_repeat(ids, a, top_k) ? 2 : 0;
+
+			if (bad && err && !err[0]) {
 				err[1] = a / top_k;
 				err[2] = ids[a];
 				err[3] = n_expert;
 				__threadfence_system();
-				err[0] = 1;
+				err[0] = bad;
 			}
+		}
 	}
 	__syncthreads();
 	if (e < n_expert && cnt[e]) {
 		int s = off[e];
 
 		for (int a = 0; a < A; a++)
-			if (ids[a] == e) {
+			if (ids[a] == e && !moe_repeat(ids, a, top_k)) {
 				srow[s] = a / top_k;
 				swt[s] = wts[a];
 				sexp[s] = e;

@@ -131,9 +131,10 @@ int gpu_cuda_launch_gemv_swiglu(void *stream, float *out, const float *x,
  *      row and routing weight of each slot, each row's slots in
  *      ascending order, the groups (experts with a slot) and each slot's
  *      expert (-1 for the unused tail).  An id
- *      outside [0, n_expert) gets no slot; the first one seen is written
- *      to err (mapped host memory, may be NULL): err[1] row, err[2] id,
- *      err[3] n_expert, then err[0] = 1.
+ *      outside [0, n_expert), or repeating an earlier id of its row, gets
+ *      no slot; the first one seen is written to err (mapped host memory,
+ *      may be NULL): err[1] row, err[2] id, err[3] n_expert, then err[0] =
+ *      1 (out of range) or 2 (a repeat).
  *   2. gpu_cuda_launch_gather_rows(xg, x, lists (first A entries), A, dim).
  *   3. gpu_cuda_launch_moe_gemv, gate_up = 1: out [A, rows] = silu(xg
  *      gate_e^T) * (xg up_e^T) per slot with e its expert (wa = gate, wb

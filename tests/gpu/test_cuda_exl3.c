@@ -958,12 +958,21 @@ START_TEST(test_residual)
 	struct gpu_buf *nwc, *nwg;
 	struct diag d;
 	size_t ri, i;
-	int j, mode;
+	int j, mode, tail;
 
 	ck_assert(nw);
 	if (!gpu_pair_open(&p, 0)) {
 		free(nw);
 		return;
+	}
+	{
+		const char *e = getenv("TERN_EXL3_TAIL"), *k = getenv("TERN_EXL3_KERNEL");
+
+		tail = gpu_cuda_exl3_tail_ok() && !(e && !strcmp(e, "0")) &&
+		       !(k && !strcmp(k, "2"));
+		if (!tail)
+			printf("note: exl3_residual: fused tail not available here "
+			       "(checking the sequence only)\n");
 	}
 	wdesc_random(&ww, kw, kw, 4, 2, 1);
 	ck_assert_int_eq(gpu_exl3_weight_new(p.cpu, &ww.desc, &wc, &d), 0);
@@ -1034,11 +1043,19 @@ START_TEST(test_residual)
 				r[v].n_next = np;
 				r[v].swiglu = mode == 2;
 			}
+			const unsigned long runs0 = gpu_cuda_exl3_tail_runs();
+
 			for (int v = 0; v < 2; v++)
 				ck_assert_msg(gpu_exl3_residual(v ? p.cuda : p.cpu, &r[v], n,
 								&d) == 0,
 					      "%s: %s", v ? "cuda" : "cpu",
 					      diag_message(&d, "?"));
+			/* the fused path ran where it should (devices with
+			 * clusters, TERN_EXL3_TAIL unset) and only there */
+			if (tail)
+				ck_assert_msg(gpu_cuda_exl3_tail_runs() == runs0 + (n <= 16),
+					      "exl3_residual rows %zu mode %d: fused %lu times",
+					      n, mode, gpu_cuda_exl3_tail_runs() - runs0);
 			/* CUDA's sequence of ops */
 			ck_assert_int_eq(gpu_exl3_matmul(p.cuda, r[2].o, r[2].a, wg, n,
 							 k_in, dim, &d), 0);
@@ -1075,16 +1092,45 @@ START_TEST(test_residual)
 			free(x0);
 			free(a0);
 		}
-	/* refused: aliasing, swiglu without two parts */
+	/* refused: aliasing, swiglu without two parts, a bad norm, dim > n */
 	{
-		struct gpu_buf *x = mkbuf(p.cuda, dim, NULL), *a = mkbuf(p.cuda, k_in, NULL);
-		struct gpu_exl3_residual r = { .x = x, .xn = x, .o = a, .a = a, .w = wg,
-					       .k_in = k_in, .dim = dim, .norm_w = nwg,
-					       .eps = 1e-5f };
+		struct gpu_buf *x = mkbuf(p.cuda, dim, NULL), *xn = mkbuf(p.cuda, dim, NULL);
+		struct gpu_buf *o = mkbuf(p.cuda, dim, NULL), *a = mkbuf(p.cuda, k_in, NULL);
+		struct gpu_buf *q = mkbuf(p.cuda, 1024, NULL), *ni = NULL;
+		struct gpu_exl3_part pq[3] = { { q, ng_[0], 512 }, { q, ng_[1], 200 },
+					       { q, ng_[2], 256 } };
+		const struct gpu_exl3_residual ok = { .x = x, .xn = xn, .o = o, .a = a,
+						      .w = wg, .k_in = k_in, .dim = dim,
+						      .norm_w = nwg, .eps = 1e-5f };
+		struct gpu_exl3_residual r = ok;
 
+		ck_assert_int_eq(gpu_buf_new(p.cuda, GPU_DTYPE_I32, dim, &ni, NULL), 0);
+		ck_assert_int_eq(gpu_exl3_residual(p.cuda, &r, 1, &d), 0);
+		r.xn = x; /* x aliases xn */
+		ck_assert_int_eq(gpu_exl3_residual(p.cuda, &r, 1, &d), GPU_E_INVALID);
+		r = ok;
+		r.swiglu = true; /* no next parts */
+		ck_assert_int_eq(gpu_exl3_residual(p.cuda, &r, 1, &d), GPU_E_INVALID);
+		pq[0].out = x; /* a next output aliasing x */
+		r = ok;
+		r.next = pq;
+		r.n_next = 1;
+		ck_assert_int_eq(gpu_exl3_residual(p.cuda, &r, 1, &d), GPU_E_INVALID);
+		pq[0].out = q;
+		r.n_next = 3; /* shared outputs: refused by the multi checks */
+		ck_assert_int_eq(gpu_exl3_residual(p.cuda, &r, 1, &d), GPU_E_INVALID);
+		r = ok;
+		r.norm_w = ni; /* an i32 norm */
+		ck_assert_int_eq(gpu_exl3_residual(p.cuda, &r, 1, &d), GPU_E_INVALID);
+		r = ok;
+		r.dim = kw + 128; /* more outputs than the weight has */
 		ck_assert_int_eq(gpu_exl3_residual(p.cuda, &r, 1, &d), GPU_E_INVALID);
 		gpu_buf_free(x);
+		gpu_buf_free(xn);
+		gpu_buf_free(o);
 		gpu_buf_free(a);
+		gpu_buf_free(q);
+		gpu_buf_free(ni);
 	}
 	gpu_buf_free(nwc);
 	gpu_buf_free(nwg);
@@ -1184,11 +1230,13 @@ static double rel_l2(const float *a, const float *r, size_t n)
 /* One gpu_moe_ffn case: n random rows, each routed to top_k distinct
  * random experts with random positive weights, on both backends; CUDA's
  * output poisoned first; returns CUDA's output and fills ref with the
- * CPU's (both n * dim, caller frees).  With bad >= 0 the CUDA call gets
- * row 0's first id replaced by bad and must fail (host path: at once;
- * device path: at the next gpu_sync) with the other rows still right. */
+ * CPU's (both n * dim, caller frees).  Then row 0's first id is replaced
+ * by a bad one and the call must fail (host path: at once; device path:
+ * at the next gpu_sync) with the other rows still right.  dup: every
+ * assignment names expert 0 instead, which both backends must refuse
+ * (*got, *ref NULL). */
 static void xmoe_case(struct gpu_pair *p, const struct xmoe *m, size_t n,
-		      size_t dim, size_t top_k, int dev, float **got,
+		      size_t dim, size_t top_k, int dev, int dup, float **got,
 		      float **ref)
 {
 	const size_t ne = m->ne, n_ff = m->exc.n_ff;
@@ -1215,7 +1263,7 @@ static void xmoe_case(struct gpu_pair *p, const struct xmoe *m, size_t n,
 
 			perm[j] = perm[q];
 			perm[q] = t;
-			id[i * top_k + j] = perm[j];
+			id[i * top_k + j] = dup ? 0 : perm[j];
 			wt[i * top_k + j] = 0.1f + fabsf(test_frand());
 			sum += wt[i * top_k + j];
 		}
@@ -1239,6 +1287,28 @@ static void xmoe_case(struct gpu_pair *p, const struct xmoe *m, size_t n,
 	ck_assert_int_eq(gpu_moe_ffn_recordable(p->cuda, &m->exg, n, dim, top_k),
 			 dev);
 	ck_assert(!gpu_moe_ffn_recordable(p->cpu, &m->exc, n, dim, top_k));
+	if (dup) {
+		/* a row naming an expert twice: refused, on the device path at
+		 * the next gpu_sync */
+		int rc;
+
+		diag_clear(&d);
+		ck_assert_int_eq(gpu_moe_ffn(p->cpu, oc, xc, ic, wc, &m->exc, n, dim,
+					     top_k, sc, &d), GPU_E_INVALID);
+		ck_assert_msg(strstr(d.msg, "expert 0 twice") != NULL, "%s", d.msg);
+		diag_clear(&d);
+		rc = gpu_moe_ffn(p->cuda, og, xg, ig, wg, &m->exg, n, dim, top_k, sg,
+				 &d);
+		if (dev) {
+			ck_assert_int_eq(rc, 0);
+			rc = gpu_sync(p->cuda, &d);
+			ck_assert_int_eq(gpu_sync(p->cuda, NULL), 0);
+		}
+		ck_assert_int_eq(rc, GPU_E_INVALID);
+		ck_assert_msg(strstr(d.msg, "expert 0 twice") != NULL, "%s", d.msg);
+		*got = *ref = NULL;
+		goto out;
+	}
 	ck_assert_msg(gpu_moe_ffn(p->cpu, oc, xc, ic, wc, &m->exc, n, dim, top_k,
 				  sc, &d) == 0, "cpu: %s", diag_message(&d, "?"));
 	ck_assert_msg(gpu_moe_ffn(p->cuda, og, xg, ig, wg, &m->exg, n, dim, top_k,
@@ -1300,6 +1370,12 @@ static void xmoe_case(struct gpu_pair *p, const struct xmoe *m, size_t n,
 		}
 		free(b);
 	}
+	*got = a;
+	*ref = r;
+	a = r = NULL;
+out:
+	free(a);
+	free(r);
 	gpu_buf_free(xc);
 	gpu_buf_free(xg);
 	gpu_buf_free(ic);
@@ -1313,8 +1389,6 @@ static void xmoe_case(struct gpu_pair *p, const struct xmoe *m, size_t n,
 	free(x);
 	free(wt);
 	free(id);
-	*got = a;
-	*ref = r;
 }
 
 /* gpu_moe_ffn with EXL3 experts: CUDA dispatches them on the device
@@ -1326,18 +1400,20 @@ static void xmoe_case(struct gpu_pair *p, const struct xmoe *m, size_t n,
  * the same bits (one GEMV launch) and not (two), with and without bias,
  * top_k 2 and 8 (128 assignments at 16 rows), rows 1, 3, 9 (two mma row
  * groups), 16 and 20 (host path); an expert with other bits (host path);
+ * rows naming an expert twice refused on both backends;
  * the device path recorded into a graph and replayed bit for bit; bad
  * ids fail at the next gpu_sync with the other rows right. */
 START_TEST(test_moe_experts)
 {
 	static const struct {
 		size_t ne, dim, n_ff, top_k;
-		int bits[3], cb[3], bias, odd;
+		int bits[3], cb[3], bias, odd, dup;
 		size_t ns[5];
 	} cs[] = {
-		{ 6, 256, 384, 2, { 3, 3, 5 }, { 0, 0, 1 }, 0, 0, { 1, 3, 9, 16, 20 } },
-		{ 8, 200, 300, 8, { 4, 2, 6 }, { 2, 2, 0 }, 1, 0, { 1, 16, 0, 0, 0 } },
-		{ 6, 256, 384, 2, { 3, 3, 5 }, { 0, 0, 1 }, 0, 1, { 1, 4, 0, 0, 0 } },
+		{ 6, 256, 384, 2, { 3, 3, 5 }, { 0, 0, 1 }, 0, 0, 0, { 1, 3, 9, 16, 20 } },
+		{ 8, 200, 300, 8, { 4, 2, 6 }, { 2, 2, 0 }, 1, 0, 0, { 1, 16, 0, 0, 0 } },
+		{ 6, 256, 384, 2, { 3, 3, 5 }, { 0, 0, 1 }, 0, 1, 0, { 1, 4, 0, 0, 0 } },
+		{ 6, 256, 384, 2, { 3, 3, 5 }, { 0, 0, 1 }, 0, 0, 1, { 5, 16, 0, 0, 0 } },
 	};
 	struct gpu_pair p;
 	size_t c, i;
@@ -1355,7 +1431,10 @@ START_TEST(test_moe_experts)
 			float *a, *r;
 			double e;
 
-			xmoe_case(&p, &m, n, cs[c].dim, cs[c].top_k, dev, &a, &r);
+			xmoe_case(&p, &m, n, cs[c].dim, cs[c].top_k, dev, cs[c].dup, &a,
+				  &r);
+			if (cs[c].dup)
+				continue; /* refused, checked inside */
 			e = rel_l2(a, r, n * cs[c].dim);
 			ck_assert_msg(e <= 2e-3,
 				      "exl3 moe case %zu n %zu (%s path): rel L2 %.3g "

@@ -458,7 +458,15 @@ START_TEST(test_exl3_moe)
 	prefill(cc, ids, 5, b);
 	snprintf(what, sizeof what, "%s prefill 5 cuda vs cpu", spec);
 	expect_close(what, a, b, 5 * V, 1e-2);
-	incremental(cg, ids, 12, a, V);
+	{
+		const uint64_t before = cg->graph_launches;
+
+		incremental(cg, ids, 12, a, V);
+		/* one-row steps: the first unrecorded, then graphs */
+		ck_assert_msg(cg->graph_launches >= before + 10,
+			      "%s: %llu graph launches for 12 steps", spec,
+			      (unsigned long long)(cg->graph_launches - before));
+	}
 	incremental(cc, ids, 12, b, V);
 	snprintf(what, sizeof what, "%s incremental cuda vs cpu", spec);
 	expect_close(what, a, b, 12 * V, 1e-2);
