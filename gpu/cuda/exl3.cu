@@ -70,6 +70,19 @@ static inline unsigned div_up(size_t a, size_t b)
 	return (unsigned)((a + b - 1) / b);
 }
 
+/* v[0..3] rounded to f16 (RNE) and stored at dst (8-byte aligned): the
+ * rotated activations' one rounding. */
+__device__ __forceinline__ void xl_store_h4(__half *dst, const float v[4])
+{
+	__half2 h01 = __floats2half2_rn(v[0], v[1]);
+	__half2 h23 = __floats2half2_rn(v[2], v[3]);
+	uint2 u;
+
+	u.x = *reinterpret_cast<uint32_t *>(&h01);
+	u.y = *reinterpret_cast<uint32_t *>(&h23);
+	*reinterpret_cast<uint2 *>(dst) = u;
+}
+
 /* ---- 1. input ------------------------------------------------------------ */
 
 /* The parts of one input launch (gpu_exl3_matmul_multi: one x, each part
@@ -111,15 +124,7 @@ xl_input_kernel(const xl_in_parts ps, const float *x, size_t k_in, size_t k)
 		v[q] = c < k_in ? x[r * k_in + c] * suh[c] : 0.0f;
 	}
 	xl_fwht128(v);
-	{
-		__half2 h01 = __floats2half2_rn(v[0], v[1]);
-		__half2 h23 = __floats2half2_rn(v[2], v[3]);
-		uint2 u;
-
-		u.x = *reinterpret_cast<uint32_t *>(&h01);
-		u.y = *reinterpret_cast<uint32_t *>(&h23);
-		*reinterpret_cast<uint2 *>(xh + r * k + c0) = u;
-	}
+	xl_store_h4(xh + r * k + c0, v);
 }
 
 /* ---- 3. output ----------------------------------------------------------- */
@@ -138,16 +143,17 @@ struct xl_out_parts {
 	int swiglu; /* 2 parts of one shape: out[0] = silu(y_0) * y_1 */
 };
 
-/* Step 3 of one (row, 128-block) of a part: the split-K partial sums in
- * fixed order, H128, then * svh + bias; the 4 values of this lane. */
+/* Step 3 of one (row r, 128-block) of a part: the split-K partial sums
+ * (part[(s * stride + r) * n + c], slices s in order), H128; the 4 values
+ * of this lane (svh and bias are the caller's). */
 __device__ __forceinline__ void xl_out_block(float v[4], const float *part,
-					     int n_kb, size_t r, size_t n,
-					     size_t c0)
+					     int n_kb, size_t stride, size_t r,
+					     size_t n, size_t c0)
 {
 	v[0] = v[1] = v[2] = v[3] = 0.0f;
 	for (int s = 0; s < n_kb; s++) {
 		const float4 p = *reinterpret_cast<const float4 *>(
-			part + ((size_t)s * GPU_CUDA_EXL3_ROWS + r) * n + c0);
+			part + ((size_t)s * stride + r) * n + c0);
 
 		v[0] += p.x; v[1] += p.y; v[2] += p.z; v[3] += p.w;
 	}
@@ -176,13 +182,13 @@ xl_output_kernel(const __grid_constant__ xl_out_parts ps)
 	if (blk * 128 >= n)
 		return;
 	c0 = blk * 128 + 4 * (size_t)lane;
-	xl_out_block(v, part, n_kb, r, n, c0);
+	xl_out_block(v, part, n_kb, GPU_CUDA_EXL3_ROWS, r, n, c0);
 	if (ps.swiglu) {
 		/* the up part at the same columns; silu(g) * u as swiglu_kernel
 		 * computes it */
 		float u[4];
 
-		xl_out_block(u, ps.part[1], ps.n_kb[1], r, n, c0);
+		xl_out_block(u, ps.part[1], ps.n_kb[1], GPU_CUDA_EXL3_ROWS, r, n, c0);
 #pragma unroll
 		for (int q = 0; q < 4; q++) {
 			const size_t c = c0 + q;
@@ -283,7 +289,7 @@ xl_tail_kernel(const __grid_constant__ xl_tail_p ps)
 		const bool first = t == (unsigned)w;
 		float v[4];
 
-		xl_out_block(v, ps.part, ps.n_kb, r, ps.n, c0);
+		xl_out_block(v, ps.part, ps.n_kb, GPU_CUDA_EXL3_ROWS, r, ps.n, c0);
 #pragma unroll
 		for (int q = 0; q < 4; q++) {
 			const unsigned c = c0 + q;
@@ -339,15 +345,7 @@ xl_tail_kernel(const __grid_constant__ xl_tail_p ps)
 					       ? xn[q] * (first ? su[q] : suh[c0 + q])
 					       : 0.0f;
 			xl_fwht128(v);
-			{
-				__half2 h01 = __floats2half2_rn(v[0], v[1]);
-				__half2 h23 = __floats2half2_rn(v[2], v[3]);
-				uint2 u;
-
-				u.x = *reinterpret_cast<uint32_t *>(&h01);
-				u.y = *reinterpret_cast<uint32_t *>(&h23);
-				*reinterpret_cast<uint2 *>(ps.xh[j] + r * ps.k2 + c0) = u;
-			}
+			xl_store_h4(ps.xh[j] + r * ps.k2 + c0, v);
 		}
 	}
 	cl.sync(); /* no block leaves while another may read its blk_ss */
@@ -861,15 +859,7 @@ xl_moe_in_kernel(const __grid_constant__ xl_moe_in_p ps)
 		v[q] = c < ps.dim ? ps.x[row * ps.dim + c] * suh[c] : 0.0f;
 	}
 	xl_fwht128(v);
-	{
-		__half2 h01 = __floats2half2_rn(v[0], v[1]);
-		__half2 h23 = __floats2half2_rn(v[2], v[3]);
-		uint2 u;
-
-		u.x = *reinterpret_cast<uint32_t *>(&h01);
-		u.y = *reinterpret_cast<uint32_t *>(&h23);
-		*reinterpret_cast<uint2 *>(ps.xh[p] + (size_t)s * ps.k + c0) = u;
-	}
+	xl_store_h4(ps.xh[p] + (size_t)s * ps.k + c0, v);
 }
 
 /* The parts of one expert gemv launch (gate + up, or one of them, or
@@ -914,21 +904,6 @@ xl_moe_gemv_kernel(const __grid_constant__ xl_moe_gp ps, unsigned k)
 	}
 }
 
-/* Step 3 of a slot's 128-block: its partial sums in slice order, H128. */
-__device__ __forceinline__ void xl_moe_sum(float v[4], const float *part,
-					   int n_kb, int A, int s, unsigned n,
-					   unsigned c0)
-{
-	v[0] = v[1] = v[2] = v[3] = 0.0f;
-	for (int sl = 0; sl < n_kb; sl++) {
-		const float4 p = *reinterpret_cast<const float4 *>(
-			part + ((size_t)sl * A + s) * n + c0);
-
-		v[0] += p.x; v[1] += p.y; v[2] += p.z; v[3] += p.w;
-	}
-	xl_fwht128(v);
-}
-
 struct xl_moe_mid_p {
 	xl_moe_kind w[3]; /* gate, up, down */
 	const float *part[2];
@@ -964,8 +939,8 @@ xl_moe_mid_kernel(const __grid_constant__ xl_moe_mid_p ps)
 	const float *const suh = reinterpret_cast<const float *>(wd.base[e] + wd.off_suh);
 	float v[4], u[4];
 
-	xl_moe_sum(v, ps.part[0], ps.n_kb, A, s, ps.nf, c0);
-	xl_moe_sum(u, ps.part[1], ps.n_kb, A, s, ps.nf, c0);
+	xl_out_block(v, ps.part[0], ps.n_kb, A, s, ps.nf, c0);
+	xl_out_block(u, ps.part[1], ps.n_kb, A, s, ps.nf, c0);
 #pragma unroll
 	for (int q = 0; q < 4; q++) {
 		const unsigned c = c0 + q;
@@ -980,15 +955,7 @@ xl_moe_mid_kernel(const __grid_constant__ xl_moe_mid_p ps)
 		v[q] = h;
 	}
 	xl_fwht128(v);
-	{
-		__half2 h01 = __floats2half2_rn(v[0], v[1]);
-		__half2 h23 = __floats2half2_rn(v[2], v[3]);
-		uint2 w2;
-
-		w2.x = *reinterpret_cast<uint32_t *>(&h01);
-		w2.y = *reinterpret_cast<uint32_t *>(&h23);
-		*reinterpret_cast<uint2 *>(ps.xh + (size_t)s * ps.nf + c0) = w2;
-	}
+	xl_store_h4(ps.xh + (size_t)s * ps.nf + c0, v);
 }
 
 /* launch parameters stay within the classic 4 KB (GPU_CUDA_MOE_MAX_EXPERTS
@@ -1038,7 +1005,7 @@ xl_moe_out_kernel(const __grid_constant__ xl_moe_out_p ps)
 		const float ws = swt[s];
 		float v[4];
 
-		xl_moe_sum(v, ps.part, ps.n_kb, A, s, ps.nd, c0);
+		xl_out_block(v, ps.part, ps.n_kb, A, s, ps.nd, c0);
 #pragma unroll
 		for (int q = 0; q < 4; q++) {
 			const unsigned c = c0 + q;
