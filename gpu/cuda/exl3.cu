@@ -44,6 +44,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <type_traits>
 
 #include "gpu/cuda/cuda_common.cuh"
 #include "gpu/cuda/cuda_exl3.h"
@@ -1102,21 +1103,30 @@ static cudaError_t xl_gemv_cb(cudaStream_t st, const xl_gparts &ps, int cb,
 	}
 }
 
+/* f(std::integral_constant<int, bits>()) for bits 1..8 (the K a kernel is
+ * specialised on), cudaErrorInvalidValue otherwise. */
+template <class F> static cudaError_t xl_by_bits(int bits, F &&f)
+{
+	switch (bits) {
+	case 1: return f(std::integral_constant<int, 1>());
+	case 2: return f(std::integral_constant<int, 2>());
+	case 3: return f(std::integral_constant<int, 3>());
+	case 4: return f(std::integral_constant<int, 4>());
+	case 5: return f(std::integral_constant<int, 5>());
+	case 6: return f(std::integral_constant<int, 6>());
+	case 7: return f(std::integral_constant<int, 7>());
+	case 8: return f(std::integral_constant<int, 8>());
+	default: return cudaErrorInvalidValue;
+	}
+}
+
 static cudaError_t xl_gemv_any(cudaStream_t st, const xl_gparts &ps, int bits,
 			       int cb, int r, size_t k, const xl_fuse &fu,
 			       int *occ)
 {
-	switch (bits) {
-	case 1: return xl_gemv_cb<1>(st, ps, cb, r, k, fu, occ);
-	case 2: return xl_gemv_cb<2>(st, ps, cb, r, k, fu, occ);
-	case 3: return xl_gemv_cb<3>(st, ps, cb, r, k, fu, occ);
-	case 4: return xl_gemv_cb<4>(st, ps, cb, r, k, fu, occ);
-	case 5: return xl_gemv_cb<5>(st, ps, cb, r, k, fu, occ);
-	case 6: return xl_gemv_cb<6>(st, ps, cb, r, k, fu, occ);
-	case 7: return xl_gemv_cb<7>(st, ps, cb, r, k, fu, occ);
-	case 8: return xl_gemv_cb<8>(st, ps, cb, r, k, fu, occ);
-	default: return cudaErrorInvalidValue;
-	}
+	return xl_by_bits(bits, [&](auto K) {
+		return xl_gemv_cb<decltype(K)::value>(st, ps, cb, r, k, fu, occ);
+	});
 }
 
 /* A one-part xl_gparts. */
@@ -1405,17 +1415,10 @@ static cudaError_t xl_moe_gemv_any(cudaStream_t st, const xl_moe_gp &ps,
 				   int bits, int cb, int nb, unsigned gx,
 				   unsigned groups, size_t k)
 {
-	switch (bits) {
-	case 1: return xl_moe_gemv_cb<1>(st, ps, cb, nb, gx, groups, k);
-	case 2: return xl_moe_gemv_cb<2>(st, ps, cb, nb, gx, groups, k);
-	case 3: return xl_moe_gemv_cb<3>(st, ps, cb, nb, gx, groups, k);
-	case 4: return xl_moe_gemv_cb<4>(st, ps, cb, nb, gx, groups, k);
-	case 5: return xl_moe_gemv_cb<5>(st, ps, cb, nb, gx, groups, k);
-	case 6: return xl_moe_gemv_cb<6>(st, ps, cb, nb, gx, groups, k);
-	case 7: return xl_moe_gemv_cb<7>(st, ps, cb, nb, gx, groups, k);
-	case 8: return xl_moe_gemv_cb<8>(st, ps, cb, nb, gx, groups, k);
-	default: return cudaErrorInvalidValue;
-	}
+	return xl_by_bits(bits, [&](auto K) {
+		return xl_moe_gemv_cb<decltype(K)::value>(st, ps, cb, nb, gx, groups,
+							  k);
+	});
 }
 
 static bool xl_moe_kind_set(xl_moe_kind *d, const struct gpu_cuda_exl3_moe_kind *s,
