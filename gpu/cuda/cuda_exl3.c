@@ -975,12 +975,18 @@ int gpu_cuda_exl3_moe(struct gpu *g, float *out, const float *x,
 	m.dk = ex->xgate[0]->k;
 	m.fk = ex->xgate[0]->n;
 	groups = A < ne ? A : ne;
-	m.kb_gu = gpu_cuda_exl3_moe_splits(
-		m.dk, m.w[0].bits == m.w[1].bits && m.w[0].cb == m.w[1].cb ? 2 * m.fk
-									    : m.fk,
-		groups, q0->n_sm, GPU_MOE_XL_KB);
-	m.kb_d = gpu_cuda_exl3_moe_splits(m.fk, m.dk, groups, q0->n_sm,
-					  GPU_MOE_XL_KB);
+	/* the slice model for the launch's whole grid (groups experts side
+	 * by side, gate and up together when one launch), at most the
+	 * scratch's GPU_MOE_XL_KB */
+	m.kb_gu = gpu_cuda_exl3_splits(
+		m.dk, groups * (m.w[0].bits == m.w[1].bits && m.w[0].cb == m.w[1].cb
+					? 2 * m.fk : m.fk),
+		q0->n_sm);
+	m.kb_d = gpu_cuda_exl3_splits(m.fk, groups * m.dk, q0->n_sm);
+	if (m.kb_gu > GPU_MOE_XL_KB)
+		m.kb_gu = GPU_MOE_XL_KB;
+	if (m.kb_d > GPU_MOE_XL_KB)
+		m.kb_d = GPU_MOE_XL_KB;
 	m.x = x;
 	m.out = out;
 	m.lists = (const int32_t *)(void *)(scratch + off[0]);

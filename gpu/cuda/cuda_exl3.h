@@ -135,10 +135,6 @@ struct gpu_cuda_exl3_moe {
 	float *part_g, *part_u, *part_d;
 };
 int gpu_cuda_launch_exl3_moe(void *stream, const struct gpu_cuda_exl3_moe *m);
-/* k-slices for one of its GEMVs (k x n weights, groups experts at once),
- * the cost model of gpu_cuda_exl3_splits, at most kb_max. */
-int gpu_cuda_exl3_moe_splits(size_t k, size_t n, size_t groups, int n_sm,
-			     int kb_max);
 
 /* Step 3 of one linear for nr <= GPU_CUDA_EXL3_ROWS rows fused with the
  * residual add, the RMSNorm and step 1 of np (0..MULTI_MAX) next weights

@@ -1571,11 +1571,3 @@ extern "C" int gpu_cuda_launch_exl3_moe(void *stream,
 	}
 	return (int)cudaGetLastError();
 }
-
-extern "C" int gpu_cuda_exl3_moe_splits(size_t k, size_t n, size_t groups,
-					int n_sm, int kb_max)
-{
-	const int kb = xl_splits_model(k, groups * (n / XL_COLS), n_sm);
-
-	return kb < kb_max ? kb : kb_max;
-}
