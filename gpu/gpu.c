@@ -919,7 +919,11 @@ size_t gpu_moe_scratch_elems(size_t n, size_t dim, size_t n_ff, size_t top_k)
 	 * top_k <= GPU_MOE_DEVICE_MAX_ASSIGN: x per assignment [A, dim],
 	 * silu(gate) * up [A, n_ff], expert outputs [A, dim] and its lists
 	 * (6 A + 2 int32, gpu/cuda/kernels.h); its EXL3 experts for up to
-	 * GPU_MOE_XL_ROWS rows: gpu_moe_xl_layout (gpu_impl.h). */
+	 * GPU_MOE_XL_ROWS rows: gpu_moe_xl_layout (gpu_impl.h).  CUDA's
+	 * grouped host path cuts its work into chunks of what this holds
+	 * (n_ff + dim / 2 + 7 floats an assignment, plus 18 n_expert + 384:
+	 * n or more assignments at real widths; where not even one fits,
+	 * the per-expert path runs). */
 	const size_t host = n * (2 * dim + 2 * n_ff + 2 * top_k);
 	/* non-decreasing in n (a buffer sized for B rows serves every call
 	 * of fewer): the device path's part counts up to the most rows it

@@ -84,6 +84,9 @@ struct cuda_state {
 	int *moe_err_dev;      /* the same, as the device sees it */
 	uint64_t ws_gen;       /* bumped whenever a device scratch area moves
 				* (graphs recorded before point to the old one) */
+	int grouped;           /* MoE expert GEMMs: 1 one grouped cuBLAS call
+				* per kind, 0 one GemmEx per expert (no grouped
+				* call for these types, or TERN_MOE_GROUPED=0) */
 };
 
 void *gpu_cuda_stream(struct gpu *g)
@@ -212,6 +215,11 @@ static int cuda_open(struct gpu *g, const struct gpu_params *p, struct diag *d)
 	if (!st)
 		return diag_fail(d, GPU_E_NOMEM, "cuda backend: out of memory");
 	st->device = p->device;
+	{
+		const char *e = getenv("TERN_MOE_GROUPED");
+
+		st->grouped = !(e && !strcmp(e, "0"));
+	}
 	rc = 0;
 	if (cudaSetDevice(st->device) != cudaSuccess ||
 	    cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking) !=
@@ -421,11 +429,91 @@ static size_t att_ws_need(size_t n_rows, size_t n_head, size_t n_split,
 			   : 0;
 }
 
+/* ---- MoE experts as grouped GEMMs (the host-planned path) ----------------
+ *
+ * Above the device path's size (prefill), gpu_moe_ffn reads the routing
+ * back and sorts the assignments by expert (rows ascending within one, as
+ * gpu/cpu/moe.c).  For f16/bf16 experts the sorted list is then cut into
+ * chunks of at most `ac` assignments (as many as gpu_moe_ffn's scratch
+ * holds; an expert may straddle two chunks), and each chunk runs as
+ *   gather its x rows, as half          (1 launch)
+ *   gate and up of every expert in it   (1 grouped cuBLAS call)
+ *   silu(gate) * up, as half            (1 launch)
+ *   down of every expert in it          (1 grouped cuBLAS call)
+ *   each touched row += weight * output (1 launch; a row's terms in
+ *                                        ascending expert order)
+ * instead of six launches per expert.  The sums are gpu/cpu/moe.c's
+ * order (from zero, experts ascending), so the result does not depend on
+ * where the chunks are cut.
+ *
+ * Device layout inside the scratch (f32 elements, areas 64-aligned):
+ *   ptr  void * [9 * n_expert]: A, B, C arrays of the gate/up call (2 P
+ *        each), then of the down call (P each), P <= n_expert problems
+ *   li   int32 [5 ac + 1]: slot's x row, slot's weight (f32 bits),
+ *        touched rows, their first entry in slot (R + 1), slots per row
+ *   hg, hu [ac, n_ff], yo [ac, dim] in the weights' half type: cuBLAS's
+ *   grouped call writes half results only (f32 accumulation), so the
+ *   gate, up and expert outputs are rounded once more than on the other
+ *   paths (as transformers' bf16 modules round every product); 1e-2 of
+ *   the CPU in the tests, like every half-weight cuBLAS path.
+ * Host: the same lists and pointers staged, per-row counters, and the
+ * problem arrays of the two calls. */
+struct moe_grp {
+	size_t ac;
+	void **ptr;
+	int32_t *li;
+	uint16_t *hg, *hu, *yo;
+};
+
+static size_t al64(size_t n)
+{
+	return (n + 63) / 64 * 64;
+}
+
+/* Assignments per chunk that `elems` floats of scratch hold (0: none). */
+static size_t moe_grp_fit(size_t elems, size_t n_expert, size_t dim,
+			  size_t n_ff)
+{
+	const size_t fixed = al64(18 * n_expert) + 5 * 64 + 64;
+	const size_t per = n_ff + dim / 2 + 7; /* halves, rounded up */
+
+	return elems > fixed ? (elems - fixed) / per : 0;
+}
+
+static void moe_grp_layout(float *base, size_t ac, size_t n_expert,
+			   size_t dim, size_t n_ff, struct moe_grp *L)
+{
+	size_t o = 0;
+
+	L->ac = ac;
+	L->ptr = (void **)(void *)base;
+	o += al64(18 * n_expert);
+	L->li = (int32_t *)(void *)(base + o);
+	o += al64(5 * ac + 1);
+	L->hg = (uint16_t *)(void *)(base + o);
+	o += al64((ac * n_ff + 1) / 2);
+	L->hu = (uint16_t *)(void *)(base + o);
+	o += al64((ac * n_ff + 1) / 2);
+	L->yo = (uint16_t *)(void *)(base + o);
+}
+
+/* Host bytes of the grouped path for nk assignments (ac <= nk; n <= nk
+ * rows): staged lists, per-row counters and fill positions, staged
+ * pointers, and 2 n_expert problems' arrays (ops, sizes, scalars). */
+static size_t moe_grp_host_need(size_t nk, size_t n_expert)
+{
+	return (5 * nk + 1 + 2 * nk) * sizeof(int32_t) + 16 +
+	       9 * n_expert * sizeof(void *) +
+	       2 * n_expert * (2 * sizeof(cublasOperation_t) + 7 * sizeof(int) +
+			       2 * sizeof(float)) + 64;
+}
+
 /* Bytes of MoE host lists for nk = rows x top_k assignments of n_expert
  * experts (ids, weights, rows, row weights; expert starts). */
 static size_t moe_host_need(size_t nk, size_t n_expert)
 {
-	return nk * 4 * sizeof(int32_t) + (n_expert + 1) * sizeof(size_t);
+	return nk * 4 * sizeof(int32_t) + (n_expert + 1) * sizeof(size_t) +
+	       moe_grp_host_need(nk, n_expert);
 }
 
 /* Grow the MoE host area to at least `bytes` (kept afterwards). */
@@ -841,18 +929,21 @@ static int cuda_moe_route(struct gpu *g, const struct gpu_buf *logits,
  * Same grouping and summation order as gpu/cpu/moe.c: the routing (ids,
  * weights, n * top_k values) is copied to the host, which validates every
  * expert id (GPU_E_INVALID, nothing computed) and builds, per expert in
- * order, the list of rows routed to it; the lists go back to the rows/wts
- * part of the caller's scratch in one copy each.  Then, per expert with
- * m > 0 rows: gather x rows -> xg [m, dim]; hg, hu [m, n_ff] = xg . gate^T,
- * xg . up^T; hg = silu(hg) * hu; yo [m, dim] = hg . down^T; out[rows] +=
- * wts * yo.  EXL3 experts (ex->xgate...) run the three products with
+ * order, the list of rows routed to it.  f16/bf16 experts (one type per
+ * kind) then run as grouped GEMMs, a few launches per chunk of the sorted
+ * list (moe_ffn_grouped, "MoE experts as grouped GEMMs" above).  f32 and
+ * EXL3 experts, and a scratch too small for one assignment of the grouped
+ * layout, take the lists back to the rows/wts part of the caller's
+ * scratch in one copy each, then per expert with m > 0 rows: gather x
+ * rows -> xg [m, dim]; hg, hu [m, n_ff] = xg . gate^T, xg . up^T; hg =
+ * silu(hg) * hu; yo [m, dim] = hg . down^T; out[rows] += wts * yo.  EXL3
+ * experts (ex->xgate...) run the three products with
  * gpu_cuda_exl3_matmul_raw (fused GEMV for m <= 32 rows, dequantise +
  * cuBLAS above, in the EXL3 workspace sized at upload) on the same
  * stream.  Scratch layout as the CPU's:
  *   xg [n, dim] | hg [n, n_ff] | hu [n, n_ff] | yo [n, dim] |
  *   rows i32 [n * top_k] | wts f32 [n * top_k]
- * The copy to the host synchronises the stream (a later device-side
- * grouped GEMM removes it, see docs/PERFORMANCE.md). */
+ * The copy to the host synchronises the stream (once per call). */
 /* gpu_moe_ffn_recordable (gpu.c checked the set): the device path's
  * limits (gpu/cuda/kernels.h). */
 static bool cuda_moe_recordable(struct gpu *g, const struct gpu_moe_experts *ex,
@@ -919,6 +1010,209 @@ static int moe_ffn_device(struct cuda_state *st, struct gpu_buf *out,
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_moe_combine(
 		st->stream, (float *)out->data, y, lists, n, top_k, dim));
 	(void)d;
+	return 0;
+}
+
+/* Whether every expert's gate and up share one half type, and every down
+ * one half type (the grouped calls take one type each). */
+static bool moe_grp_types(const struct gpu_moe_experts *ex)
+{
+	const enum gpu_dtype tg = ex->gate[0]->dtype, td = ex->down[0]->dtype;
+	size_t e;
+
+	if ((tg != GPU_DTYPE_F16 && tg != GPU_DTYPE_BF16) ||
+	    (td != GPU_DTYPE_F16 && td != GPU_DTYPE_BF16))
+		return false;
+	for (e = 0; e < ex->n_expert; e++)
+		if (ex->gate[e]->dtype != tg || ex->up[e]->dtype != tg ||
+		    ex->down[e]->dtype != td)
+			return false;
+	return true;
+}
+
+static unsigned long g_grp_chunks, g_grp_calls; /* gpu_cuda_moe_grouped_stats */
+
+void gpu_cuda_moe_grouped_stats(unsigned long *chunks, unsigned long *calls)
+{
+	if (chunks)
+		*chunks = __atomic_load_n(&g_grp_chunks, __ATOMIC_RELAXED);
+	if (calls)
+		*calls = __atomic_load_n(&g_grp_calls, __ATOMIC_RELAXED);
+}
+
+static cudaDataType_t half_type(int wt)
+{
+	return wt == CUDA_WT_BF16 ? CUDA_R_16BF : CUDA_R_16F;
+}
+
+/* np products C_i [n_i, m_i] = B_i [n_i, k_i] . A_i [m_i, k_i]^T (A: a
+ * weight, ld k_i; C of the same half type ty, ld m_i; f32 accumulation),
+ * as one grouped cuBLAS call (dA, dB, dC: the pointer arrays on the
+ * device) or, where cuBLAS has none for this type (remembered), one
+ * GemmEx each (hA, hB, hC: the same pointers on the host). */
+static int gemm_grouped(struct cuda_state *st, cudaDataType_t ty, int np,
+			const cublasOperation_t *opT, const cublasOperation_t *opN,
+			const int *m, const int *n, const int *k,
+			const float *alpha, const float *beta, const int *gs,
+			void *const *dA, void *const *dB, void *const *dC,
+			void *const *hA, void *const *hB, void *const *hC,
+			struct diag *d)
+{
+	const float one = 1.0f, zero = 0.0f;
+	int i;
+
+	if (st->grouped) {
+		cublasStatus_t bs = cublasGemmGroupedBatchedEx(
+			st->blas, opT, opN, m, n, k, alpha,
+			(const void *const *)dA, ty, k, (const void *const *)dB,
+			ty, k, beta, dC, ty, m, np, gs,
+			CUBLAS_COMPUTE_32F);
+
+		if (bs == CUBLAS_STATUS_SUCCESS) {
+			__atomic_add_fetch(&g_grp_calls, 1, __ATOMIC_RELAXED);
+			return 0;
+		}
+		if (bs != CUBLAS_STATUS_NOT_SUPPORTED)
+			return diag_fail(d, GPU_E_DEVICE,
+					 "cublasGemmGroupedBatchedEx (%d experts' "
+					 "products): %s", np,
+					 cublasGetStatusString(bs));
+		st->grouped = 0;
+	}
+	for (i = 0; i < np; i++)
+		CUBLAS_TRY(cublasGemmEx(st->blas, CUBLAS_OP_T, CUBLAS_OP_N, m[i],
+					n[i], k[i], &one, hA[i], ty, k[i], hB[i],
+					ty, k[i], &zero, hC[i], ty, m[i],
+					CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+	return 0;
+}
+
+/* The grouped path of cuda_moe_ffn (f16/bf16 experts, moe_grp_types):
+ * see "MoE experts as grouped GEMMs" above.  h_rows / h_wts / start: the
+ * assignments sorted by expert (host); hw: host scratch of
+ * moe_grp_host_need(nk, n_expert) bytes. */
+static int moe_ffn_grouped(struct cuda_state *st, float *out, const float *x,
+			   const struct gpu_moe_experts *ex, size_t n,
+			   size_t dim, size_t nk, const int32_t *h_rows,
+			   const float *h_wts, const size_t *start,
+			   const struct moe_grp *L, void *hw, struct diag *d)
+{
+	const size_t E = ex->n_expert, n_ff = ex->n_ff, ac = L->ac;
+	const int wgu = (int)ex->gate[0]->dtype, wdn = (int)ex->down[0]->dtype;
+	const size_t wide = dim > n_ff ? dim : n_ff;
+	int32_t *const sl = (int32_t *)hw;
+	int32_t *const cnt = sl + 5 * ac + 1, *const fill = cnt + n;
+	void **const hp = (void **)(void *)(((uintptr_t)(fill + n) + 15) &
+					     ~(uintptr_t)15);
+	cublasOperation_t *const opT = (cublasOperation_t *)(void *)(hp + 9 * E);
+	cublasOperation_t *const opN = opT + 2 * E;
+	int *const gm = (int *)(void *)(opN + 2 * E), *const gn = gm + 2 * E;
+	int *const gk = gn + 2 * E, *const dm = gk + 2 * E, *const dn = dm + E;
+	int *const dk = dn + E, *const gs = dk + E;
+	float *const alpha = (float *)(void *)(gs + 2 * E), *const beta = alpha + 2 * E;
+	char *xh;
+	size_t a, b, e, i;
+	int rc;
+
+	if (nk > INT32_MAX || wide > INT_MAX / 2)
+		return diag_fail(d, GPU_E_UNSUPPORTED,
+				 "gpu_moe_ffn: %zu assignments of width %zu exceed "
+				 "cuBLAS's int sizes", nk, wide);
+	rc = ws_reserve(st, &st->half_ws, &st->half_ws_bytes, ac * wide * 2,
+			"matmul scratch", d);
+	if (rc < 0)
+		return rc;
+	xh = (char *)st->half_ws; /* after the reserve: it may have moved */
+	for (i = 0; i < 2 * E; i++) {
+		opT[i] = CUBLAS_OP_T;
+		opN[i] = CUBLAS_OP_N;
+		gm[i] = (int)n_ff;
+		gk[i] = (int)dim;
+		gs[i] = 1;
+		alpha[i] = 1.0f;
+		beta[i] = 0.0f;
+	}
+	for (e = 0; e < E; e++) {
+		dm[e] = (int)dim;
+		dk[e] = (int)n_ff;
+	}
+	CUDA_TRY(cudaMemsetAsync(out, 0, n * dim * sizeof(float), st->stream));
+	for (a = 0; a < nk; a = b) {
+		const size_t A = nk - a < ac ? nk - a : ac;
+		int32_t *const srow = sl, *const rows = sl + 2 * A;
+		int32_t *const rstart = rows + A, *const rslot = rstart + A + 1;
+		float *const swt = (float *)(void *)(sl + A);
+		void **const gA = hp, **const gB = hp + 2 * E, **const gC = hp + 4 * E;
+		void **const dA = hp + 6 * E, **const dB = hp + 7 * E, **const dC = hp + 8 * E;
+		void **const pd = L->ptr;
+		int32_t *const li = L->li;
+		size_t R = 0, pos = 0;
+		int P = 0;
+
+		b = a + A;
+		/* the chunk's slots; each touched row's slots, ascending */
+		memset(cnt, 0, n * sizeof *cnt);
+		for (i = a; i < b; i++) {
+			srow[i - a] = h_rows[i];
+			swt[i - a] = h_wts[i];
+			cnt[h_rows[i]]++;
+		}
+		for (i = 0; i < n; i++)
+			if (cnt[i]) {
+				rows[R] = (int32_t)i;
+				rstart[R++] = (int32_t)pos;
+				fill[i] = (int32_t)pos;
+				pos += (size_t)cnt[i];
+			}
+		rstart[R] = (int32_t)pos;
+		for (i = a; i < b; i++)
+			rslot[fill[h_rows[i]]++] = (int32_t)(i - a);
+		/* one product per expert (and kind) with slots in the chunk */
+		for (e = 0; e < E; e++) {
+			const size_t lo = start[e] > a ? start[e] : a;
+			const size_t hi = start[e + 1] < b ? start[e + 1] : b;
+			const size_t s0 = lo - a;
+
+			if (lo >= hi)
+				continue;
+			gA[2 * P] = ex->gate[e]->data;
+			gA[2 * P + 1] = ex->up[e]->data;
+			gB[2 * P] = gB[2 * P + 1] = xh + s0 * dim * 2;
+			gC[2 * P] = L->hg + s0 * n_ff;
+			gC[2 * P + 1] = L->hu + s0 * n_ff;
+			gn[2 * P] = gn[2 * P + 1] = (int)(hi - lo);
+			dA[P] = ex->down[e]->data;
+			dB[P] = xh + s0 * n_ff * 2;
+			dC[P] = L->yo + s0 * dim;
+			dn[P] = (int)(hi - lo);
+			P++;
+		}
+		/* pageable host memory: the copies hold the data on return,
+		 * so the next chunk may rewrite it */
+		CUDA_TRY(cudaMemcpyAsync(li, sl, (5 * A + 1) * sizeof *sl,
+					 cudaMemcpyHostToDevice, st->stream));
+		CUDA_TRY(cudaMemcpyAsync(pd, hp, 9 * E * sizeof *hp,
+					 cudaMemcpyHostToDevice, st->stream));
+		CUDA_TRY((cudaError_t)gpu_cuda_launch_gather_rows_half(
+			st->stream, xh, wgu, x, li, A, dim));
+		rc = gemm_grouped(st, half_type(wgu), 2 * P, opT, opN, gm, gn, gk,
+				  alpha, beta, gs, pd, pd + 2 * E, pd + 4 * E, gA,
+				  gB, gC, d);
+		if (rc < 0)
+			return rc;
+		CUDA_TRY((cudaError_t)gpu_cuda_launch_swiglu_half(
+			st->stream, xh, wdn, L->hg, L->hu, wgu, A * n_ff));
+		rc = gemm_grouped(st, half_type(wdn), P, opT, opN, dm, dn, dk,
+				  alpha, beta, gs, pd + 6 * E, pd + 7 * E,
+				  pd + 8 * E, dA, dB, dC, d);
+		if (rc < 0)
+			return rc;
+		CUDA_TRY((cudaError_t)gpu_cuda_launch_moe_scatter_csr(
+			st->stream, out, L->yo, wdn,
+			(const float *)(const void *)(li + A),
+			li + 2 * A, li + 3 * A, li + 4 * A + 1, R, dim));
+		__atomic_add_fetch(&g_grp_chunks, 1, __ATOMIC_RELAXED);
+	}
 	return 0;
 }
 
@@ -993,6 +1287,20 @@ static int cuda_moe_ffn(struct gpu *g, struct gpu_buf *out,
 				}
 	}
 	start[ex->n_expert] = m;
+	if (!ex->xgate && moe_grp_types(ex)) {
+		size_t ac = moe_grp_fit(scratch->n_elems, ex->n_expert, dim, n_ff);
+
+		ac = ac < n ? ac : n; /* the reserved half area holds n rows */
+		if (ac > 0) {
+			struct moe_grp L;
+
+			moe_grp_layout(xg, ac, ex->n_expert, dim, n_ff, &L);
+			return moe_ffn_grouped(st, (float *)out->data,
+					       (const float *)x->data, ex, n, dim,
+					       nk, h_rows, h_wts, start, &L,
+					       start + ex->n_expert + 1, d);
+		}
+	}
 	CUDA_TRY(cudaMemcpyAsync(d_rows, h_rows, nk * sizeof *h_rows,
 				 cudaMemcpyHostToDevice, st->stream));
 	CUDA_TRY(cudaMemcpyAsync(d_wts, h_wts, nk * sizeof *h_wts,

@@ -27,6 +27,11 @@ void *gpu_cuda_blas(struct gpu *g);
  * their decode launch (1), or run the products and the swiglu kernel
  * apart (0: TERN_FUSE_SWIGLU=0, for A/B timing; same bits either way). */
 int gpu_cuda_fuse_swiglu(void);
+/* For the tests, process-wide counts of gpu_moe_ffn's host-planned
+ * grouped path: chunks run, and grouped cuBLAS calls made (0 where cuBLAS
+ * has none for the experts' type, or TERN_MOE_GROUPED=0: one GemmEx per
+ * expert instead).  Either pointer may be NULL. */
+void gpu_cuda_moe_grouped_stats(unsigned long *chunks, unsigned long *calls);
 /* Runs one kernel on the current device and checks its result. */
 int gpu_cuda_selftest(struct diag *d);
 

@@ -81,6 +81,24 @@ int gpu_cuda_launch_gather_rows(void *stream, float *xg, const float *x,
 int gpu_cuda_launch_scatter_add(void *stream, float *out, const float *y,
 				const int32_t *rows, const float *wts, size_t m,
 				size_t dim);
+/* The host-planned MoE path's grouped-GEMM helpers (wt F16 or BF16):
+ * dst [m, dim] = half(x[rows[t], :]) for t < m; */
+int gpu_cuda_launch_gather_rows_half(void *stream, void *dst, int wt,
+				     const float *x, const int32_t *rows,
+				     size_t m, size_t dim);
+/* dst[i] = half(silu(gate[i]) * up[i]) (gpu_cuda_launch_swiglu's float
+ * expression on gate, up of half type wt_in, rounded to nearest even); */
+int gpu_cuda_launch_swiglu_half(void *stream, void *dst, int wt,
+				const void *gate, const void *up, int wt_in,
+				size_t n);
+/* for r < n_rows: out[rows[r], :] += wts[s] * y[s, :] (y of half type
+ * wt) for s = slot[j], j = start[r] .. start[r + 1] - 1 in that order
+ * (one fmaf each); rows distinct. */
+int gpu_cuda_launch_moe_scatter_csr(void *stream, float *out, const void *y,
+				    int wt, const float *wts,
+				    const int32_t *rows, const int32_t *start,
+				    const int32_t *slot, size_t n_rows,
+				    size_t dim);
 
 /* ---- gemv.cu ----------------------------------------------------------- */
 

@@ -738,3 +738,103 @@ extern "C" int gpu_cuda_launch_scatter_add(void *stream, float *out,
 			(cudaStream_t)stream, out, y, rows, wts, dim);
 	return (int)cudaGetLastError();
 }
+
+/* ---- MoE experts as grouped GEMMs (host-planned prefill path) --------- */
+
+__device__ static inline void st_half(void *dst, int wt, size_t i, float v)
+{
+	if (wt == CUDA_WT_BF16)
+		((__nv_bfloat16 *)dst)[i] = __float2bfloat16_rn(v);
+	else
+		((__half *)dst)[i] = __float2half_rn(v);
+}
+
+/* dst[t, :] = half(x[rows[t], :]) */
+__global__ static void gather_rows_half_kernel(void *dst, int wt,
+					       const float *x,
+					       const int32_t *rows, size_t dim)
+{
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
+	size_t t = blockIdx.x;
+	size_t j = (size_t)blockIdx.y * blockDim.x + threadIdx.x;
+
+	if (j < dim)
+		st_half(dst, wt, t * dim + j, x[(size_t)rows[t] * dim + j]);
+}
+
+extern "C" int gpu_cuda_launch_gather_rows_half(void *stream, void *dst,
+						int wt, const float *x,
+						const int32_t *rows, size_t m,
+						size_t dim)
+{
+	dim3 grid((unsigned)m, tern_div_up(dim, EW_THREADS));
+
+	(void)tern_launch(gather_rows_half_kernel, grid, EW_THREADS, 0,
+			(cudaStream_t)stream, dst, wt, x, rows, dim);
+	return (int)cudaGetLastError();
+}
+
+/* dst[i] = half(silu(gate[i]) * up[i]) with gate, up of type wt_in, the
+ * float expression of swiglu_kernel */
+__global__ static void swiglu_half_kernel(void *dst, int wt, const void *gate,
+					  const void *up, int wt_in, size_t n)
+{
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
+	for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+	     i += (size_t)gridDim.x * blockDim.x) {
+		float g = tern_ldw(gate, wt_in, i);
+
+		st_half(dst, wt, i, g / (1.0f + expf(-g)) * tern_ldw(up, wt_in, i));
+	}
+}
+
+extern "C" int gpu_cuda_launch_swiglu_half(void *stream, void *dst, int wt,
+					   const void *gate, const void *up,
+					   int wt_in, size_t n)
+{
+	(void)tern_launch(swiglu_half_kernel, ew_blocks(n), EW_THREADS, 0,
+			(cudaStream_t)stream, dst, wt, gate, up, wt_in, n);
+	return (int)cudaGetLastError();
+}
+
+/* Block (r, column block): out[rows[r], c] accumulates, from its value,
+ * wts[s] * y[s, c] (y of type wt) for s = slot[start[r]] ..
+ * slot[start[r + 1] - 1] in that order, one fmaf each. */
+__global__ static void moe_scatter_csr_kernel(float *out, const void *y, int wt,
+					      const float *wts,
+					      const int32_t *rows,
+					      const int32_t *start,
+					      const int32_t *slot, size_t dim)
+{
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
+	const int r = blockIdx.x;
+	const size_t c = (size_t)blockIdx.y * blockDim.x + threadIdx.x;
+
+	if (c >= dim)
+		return;
+	float *o = out + (size_t)rows[r] * dim + c;
+	float acc = *o;
+
+	for (int j = start[r]; j < start[r + 1]; j++) {
+		const int s = slot[j];
+
+		acc = fmaf(wts[s], tern_ldw(y, wt, (size_t)s * dim + c), acc);
+	}
+	*o = acc;
+}
+
+extern "C" int gpu_cuda_launch_moe_scatter_csr(void *stream, float *out,
+					       const void *y, int wt,
+					       const float *wts,
+					       const int32_t *rows,
+					       const int32_t *start,
+					       const int32_t *slot,
+					       size_t n_rows, size_t dim)
+{
+	dim3 grid((unsigned)n_rows, tern_div_up(dim, EW_THREADS));
+
+	(void)tern_launch(moe_scatter_csr_kernel, grid, EW_THREADS, 0,
+			(cudaStream_t)stream, out, y, wt, wts, rows, start, slot,
+			dim);
+	return (int)cudaGetLastError();
+}

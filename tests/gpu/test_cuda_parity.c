@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gpu/cuda/cuda_impl.h"
 #include "gpu/gpu.h"
 #include "gpupair.h"
 #include "testutil.h"
@@ -1520,8 +1521,8 @@ static void moe_case_free(struct moe_case *m)
 /* gpu_moe_ffn on both backends with the CPU's routing.  CUDA dispatches
  * f16/bf16 experts on the device for up to 128 assignments (n = 1, 5, 40
  * here: GEMV, f32 activations, 1e-5) and reads the routing back above
- * that or for f32 experts (n = 70: cuBLAS for experts with > 8 rows, x
- * rounded to half, 1e-2).  The device path also recorded into a graph and
+ * that or for f32 experts (n = 70: f16/bf16 experts as grouped cuBLAS
+ * GEMMs, x rounded to half, 1e-2; f32 experts one SGEMM or GEMV each).  The device path also recorded into a graph and
  * replayed (bit-identical to the direct call); a bad expert id fails with
  * GPU_E_INVALID on the host path at once, on the device path at the next
  * gpu_sync (once). */
@@ -1615,6 +1616,133 @@ START_TEST(test_moe_ffn)
 			moe_case_free(&m);
 		}
 	gpu_pair_close(&p);
+}
+END_TEST
+
+/* The host-planned path's grouped GEMMs (f16/bf16 experts above the
+ * device path's 128 assignments): 8 experts, top_k 4, 50 rows = 200
+ * assignments cut into 4 chunks of 50 (experts straddle chunk edges, a
+ * row's experts fall in several chunks), with random routing and with
+ * logits favouring two experts (the others get no rows or few), against
+ * the CPU at 1e-2; then the same with TERN_MOE_GROUPED=0 (one GemmEx per
+ * expert, same layout and roundings), also at 1e-2.  Asserts the chunk
+ * count and that cuBLAS's grouped call ran. */
+START_TEST(test_moe_ffn_grouped)
+{
+	enum { NE = 8 };
+	const size_t n = 50, top_k = 4, dim = 128, n_ff = 160;
+	size_t t, skew, i;
+
+	for (t = 1; t < 3; t++)
+		for (skew = 0; skew < 2; skew++) {
+			struct gpu_pair p, q;
+			struct moe_case m;
+			struct moe_fx f;
+			unsigned long c0, k0, c1, k1;
+			float *o2 = malloc(n * dim * 4);
+
+			ck_assert(o2);
+			if (!gpu_pair_open(&p, 3)) {
+				free(o2);
+				return;
+			}
+			moe_case_make(&p, &m, n, NE, dim, n_ff, top_k);
+			if (skew) {
+				/* experts 1 and 6 in every row's top 2 */
+				for (i = 0; i < n; i++) {
+					m.lg[i * NE + 1] += 8.0f;
+					m.lg[i * NE + 6] += 8.0f;
+				}
+				ck_assert_int_eq(gpu_buf_write(m.bl.c, 0, m.lg, n * NE,
+							       NULL), 0);
+				ck_assert_int_eq(gpu_moe_route(p.cpu, m.bl.c, m.ids.c,
+							       m.wts.c, n, NE, top_k,
+							       true, NULL), 0);
+				ck_assert_int_eq(gpu_buf_read(m.ids.c, 0, m.idh,
+							      n * top_k, NULL), 0);
+				ck_assert_int_eq(gpu_buf_read(m.wts.c, 0, m.wh,
+							      n * top_k, NULL), 0);
+				ck_assert_int_eq(gpu_buf_write(m.ids.g, 0, m.idh,
+							       n * top_k, NULL), 0);
+				ck_assert_int_eq(gpu_buf_write(m.wts.g, 0, m.wh,
+							       n * top_k, NULL), 0);
+			}
+			moe_fx_make(&p, &f, FT[t], NE, dim, n_ff, 0.2f);
+			ck_assert(!gpu_moe_ffn_recordable(p.cuda, &f.exg, n, dim, top_k));
+			gpu_cuda_moe_grouped_stats(&c0, &k0);
+			BOTH(gpu_moe_ffn(p.cpu, m.out.c, m.bx.c, m.ids.c, m.wts.c, &f.exc,
+					 n, dim, top_k, m.scr.c, &d_),
+			     gpu_moe_ffn(p.cuda, m.out.g, m.bx.g, m.ids.g, m.wts.g, &f.exg,
+					 n, dim, top_k, m.scr.g, &d_));
+			gpu_cuda_moe_grouped_stats(&c1, &k1);
+			ck_assert_msg(c1 - c0 == top_k, "%lu chunks, expected %zu",
+				      c1 - c0, top_k);
+			ck_assert_msg(k1 - k0 == 2 * top_k,
+				      "%lu grouped cuBLAS calls for %zu chunks (%s)",
+				      k1 - k0, top_k, gpu_dtype_name(FT[t]));
+			EXPECT_CLOSE(m.out, 0, n * dim, 1e-2, "moe_ffn grouped %s skew %zu",
+				     gpu_dtype_name(FT[t]), skew);
+
+			/* one GemmEx per expert: a handle opened without the call */
+			ck_assert_int_eq(setenv("TERN_MOE_GROUPED", "0", 1), 0);
+			ck_assert(gpu_pair_open(&q, 3));
+			ck_assert_int_eq(unsetenv("TERN_MOE_GROUPED"), 0);
+			{
+				struct moe_fx f2;
+				struct bb x2 = mk2(&q, GPU_DTYPE_F32, m.x, n * dim);
+				struct bb i2 = mk2(&q, GPU_DTYPE_I32, NULL, n * top_k);
+				struct bb w2 = mk2(&q, GPU_DTYPE_F32, NULL, n * top_k);
+				struct bb y2 = mk2(&q, GPU_DTYPE_F32, NULL, n * dim);
+				struct bb s2 = mk2(&q, GPU_DTYPE_F32, NULL,
+						   gpu_moe_scratch_elems(n, dim, n_ff, top_k));
+				size_t e;
+
+				moe_fx_make(&q, &f2, FT[t], NE, dim, n_ff, 0.2f);
+				/* the same weights as f (copied through the host) */
+				for (e = 0; e < NE; e++) {
+					const struct gpu_buf *src[3] = { f.gate[e].g, f.up[e].g,
+									 f.down[e].g };
+					struct gpu_buf *dst[3] = { f2.gate[e].g, f2.up[e].g,
+								   f2.down[e].g };
+					for (int k = 0; k < 3; k++) {
+						const size_t ne = n_ff * dim;
+						float *h = malloc(ne * 4);
+
+						ck_assert(h);
+						ck_assert_int_eq(gpu_buf_read(src[k], 0, h, ne, NULL), 0);
+						ck_assert_int_eq(gpu_buf_write(dst[k], 0, h, ne,
+									       NULL), 0);
+						free(h);
+					}
+				}
+				ck_assert_int_eq(gpu_buf_write(i2.g, 0, m.idh, n * top_k, NULL), 0);
+				ck_assert_int_eq(gpu_buf_write(w2.g, 0, m.wh, n * top_k, NULL), 0);
+				gpu_cuda_moe_grouped_stats(&c0, &k0);
+				ck_assert_int_eq(gpu_moe_ffn(q.cuda, y2.g, x2.g, i2.g, w2.g,
+							     &f2.exg, n, dim, top_k, s2.g,
+							     NULL), 0);
+				gpu_cuda_moe_grouped_stats(&c1, &k1);
+				ck_assert_uint_eq(c1 - c0, top_k);
+				ck_assert_uint_eq(k1 - k0, 0);
+				ck_assert_int_eq(gpu_buf_read(y2.g, 0, o2, n * dim, NULL), 0);
+				/* against the CPU's result, through m.out's pair */
+				ck_assert_int_eq(gpu_buf_write(m.out.g, 0, o2, n * dim, NULL), 0);
+				EXPECT_CLOSE(m.out, 0, n * dim, 1e-2,
+					     "moe_ffn per-expert GemmEx %s skew %zu",
+					     gpu_dtype_name(FT[t]), skew);
+				moe_fx_free(&f2);
+				free2(x2);
+				free2(i2);
+				free2(w2);
+				free2(y2);
+				free2(s2);
+			}
+			gpu_pair_close(&q);
+			moe_fx_free(&f);
+			moe_case_free(&m);
+			gpu_pair_close(&p);
+			free(o2);
+		}
 }
 END_TEST
 
@@ -1938,6 +2066,7 @@ Suite *cuda_parity_suite(void)
 	TCase *tf = tcase_create("memory_fill");
 	TCase *tb = tcase_create("bench");
 	TCase *tg = tcase_create("gemv");
+	TCase *tq = tcase_create("moe_grouped");
 
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_open_auto);
@@ -1958,6 +2087,9 @@ Suite *cuda_parity_suite(void)
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(tg, 120);
 	suite_add_tcase(s, tg);
+	tcase_set_timeout(tq, 120);
+	tcase_add_test(tq, test_moe_ffn_grouped);
+	suite_add_tcase(s, tq);
 	tcase_add_test(tm, test_memory_nomem);
 	suite_add_tcase(s, tm);
 	tcase_set_timeout(tf, 300);
