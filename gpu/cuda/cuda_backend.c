@@ -24,7 +24,8 @@
  * a larger size and are kept (later calls of that size allocate nothing):
  * a device area for activations converted to f16/bf16 (cuBLAS path of
  * matmul), one for the partial results of split-K attention, and a host
- * area for MoE routing lists.
+ * area for MoE routing lists (plus the grouped MoE path's host staging,
+ * grown on first use).
  *
  * Matmul convention (the one place it is written down): tern is row-major,
  * cuBLAS column-major.  A row-major [a, b] matrix is the column-major
@@ -87,6 +88,10 @@ struct cuda_state {
 	int grouped;           /* MoE expert GEMMs: 1 one grouped cuBLAS call
 				* per kind, 0 one GemmEx per expert (no grouped
 				* call for these types, or TERN_MOE_GROUPED=0) */
+	size_t moe_chunk;      /* most assignments per grouped chunk
+				* (TERN_MOE_CHUNK, for tests; 0: no cap) */
+	void *grp_ws;          /* host: the grouped path's staging */
+	size_t grp_ws_bytes;
 };
 
 void *gpu_cuda_stream(struct gpu *g)
@@ -190,6 +195,7 @@ static void state_free(struct cuda_state *st)
 	cudaFree(st->half_ws);
 	cudaFree(st->att_ws);
 	free(st->host_ws);
+	free(st->grp_ws);
 	if (st->moe_err)
 		cudaFreeHost(st->moe_err);
 	free(st);
@@ -219,6 +225,8 @@ static int cuda_open(struct gpu *g, const struct gpu_params *p, struct diag *d)
 		const char *e = getenv("TERN_MOE_GROUPED");
 
 		st->grouped = !(e && !strcmp(e, "0"));
+		e = getenv("TERN_MOE_CHUNK");
+		st->moe_chunk = e ? strtoul(e, NULL, 10) : 0;
 	}
 	rc = 0;
 	if (cudaSetDevice(st->device) != cudaSuccess ||
@@ -433,31 +441,34 @@ static size_t att_ws_need(size_t n_rows, size_t n_head, size_t n_split,
  *
  * Above the device path's size (prefill), gpu_moe_ffn reads the routing
  * back and sorts the assignments by expert (rows ascending within one, as
- * gpu/cpu/moe.c).  For f16/bf16 experts the sorted list is then cut into
+ * gpu/cpu/moe.c).  For bf16 experts the sorted list is then cut into
  * chunks of at most `ac` assignments (as many as gpu_moe_ffn's scratch
- * holds; an expert may straddle two chunks), and each chunk runs as
+ * holds, at most the call's rows; an expert's rows may span several
+ * chunks), and each chunk runs as
  *   gather its x rows, as half          (1 launch)
  *   gate and up of every expert in it   (1 grouped cuBLAS call)
  *   silu(gate) * up, as half            (1 launch)
  *   down of every expert in it          (1 grouped cuBLAS call)
  *   each touched row += weight * output (1 launch; a row's terms in
  *                                        ascending expert order)
- * instead of six launches per expert.  The sums are gpu/cpu/moe.c's
- * order (from zero, experts ascending), so the result does not depend on
- * where the chunks are cut.
+ * instead of six launches per expert.  Each row's sum is in gpu/cpu/moe.c's
+ * order (from zero, experts ascending) wherever the chunks are cut (an
+ * expert cut in two runs as two products of other sizes, for which
+ * cuBLAS may pick other kernels: its last bits may differ).
  *
  * Device layout inside the scratch (f32 elements, areas 64-aligned):
  *   ptr  void * [9 * n_expert]: A, B, C arrays of the gate/up call (2 P
  *        each), then of the down call (P each), P <= n_expert problems
  *   li   int32 [5 ac + 1]: slot's x row, slot's weight (f32 bits),
  *        touched rows, their first entry in slot (R + 1), slots per row
- *   hg, hu [ac, n_ff], yo [ac, dim] in the weights' half type: cuBLAS's
- *   grouped call writes half results only (f32 accumulation), so the
- *   gate, up and expert outputs are rounded once more than on the other
- *   paths (as transformers' bf16 modules round every product); 1e-2 of
- *   the CPU in the tests, like every half-weight cuBLAS path.
- * Host: the same lists and pointers staged, per-row counters, and the
- * problem arrays of the two calls. */
+ *   hg, hu [ac, n_ff], yo [ac, dim] in bf16: cuBLAS's grouped call
+ *   writes half results only (f32 accumulation; f32 output is refused
+ *   with NOT_SUPPORTED), so the gate, up and expert outputs are rounded
+ *   once more than on the other paths (as transformers' bf16 modules
+ *   round every product); 1e-2 of the CPU in the tests, like every
+ *   half-weight cuBLAS path.  f16 experts keep the per-expert path (f16
+ *   results could overflow).
+ * Host: st->grp_ws (see moe_ffn_grouped). */
 struct moe_grp {
 	size_t ac;
 	void **ptr;
@@ -475,7 +486,9 @@ static size_t moe_grp_fit(size_t elems, size_t n_expert, size_t dim,
 			  size_t n_ff)
 {
 	const size_t fixed = al64(18 * n_expert) + 5 * 64 + 64;
-	const size_t per = n_ff + dim / 2 + 7; /* halves, rounded up */
+	/* 5 list entries, n_ff + dim halves; the odd half and each area's
+	 * 64-float alignment are within the +2 and `fixed` */
+	const size_t per = n_ff + dim / 2 + 7;
 
 	return elems > fixed ? (elems - fixed) / per : 0;
 }
@@ -497,23 +510,11 @@ static void moe_grp_layout(float *base, size_t ac, size_t n_expert,
 	L->yo = (uint16_t *)(void *)(base + o);
 }
 
-/* Host bytes of the grouped path for nk assignments (ac <= nk; n <= nk
- * rows): staged lists, per-row counters and fill positions, staged
- * pointers, and 2 n_expert problems' arrays (ops, sizes, scalars). */
-static size_t moe_grp_host_need(size_t nk, size_t n_expert)
-{
-	return (5 * nk + 1 + 2 * nk) * sizeof(int32_t) + 16 +
-	       9 * n_expert * sizeof(void *) +
-	       2 * n_expert * (2 * sizeof(cublasOperation_t) + 7 * sizeof(int) +
-			       2 * sizeof(float)) + 64;
-}
-
 /* Bytes of MoE host lists for nk = rows x top_k assignments of n_expert
  * experts (ids, weights, rows, row weights; expert starts). */
 static size_t moe_host_need(size_t nk, size_t n_expert)
 {
-	return nk * 4 * sizeof(int32_t) + (n_expert + 1) * sizeof(size_t) +
-	       moe_grp_host_need(nk, n_expert);
+	return nk * 4 * sizeof(int32_t) + (n_expert + 1) * sizeof(size_t);
 }
 
 /* Grow the MoE host area to at least `bytes` (kept afterwards). */
@@ -524,6 +525,8 @@ static int host_reserve(struct cuda_state *st, size_t bytes, const char *what,
 
 	if (st->host_ws_bytes >= bytes)
 		return 0;
+	/* copies from the old area may still be queued */
+	CUDA_TRY(cudaStreamSynchronize(st->stream));
 	p = realloc(st->host_ws, bytes);
 	if (!p)
 		return diag_fail(d, GPU_E_NOMEM, "%s: %zu bytes of host scratch",
@@ -929,18 +932,18 @@ static int cuda_moe_route(struct gpu *g, const struct gpu_buf *logits,
  * Same grouping and summation order as gpu/cpu/moe.c: the routing (ids,
  * weights, n * top_k values) is copied to the host, which validates every
  * expert id (GPU_E_INVALID, nothing computed) and builds, per expert in
- * order, the list of rows routed to it.  f16/bf16 experts (one type per
- * kind) then run as grouped GEMMs, a few launches per chunk of the sorted
- * list (moe_ffn_grouped, "MoE experts as grouped GEMMs" above).  f32 and
- * EXL3 experts, and a scratch too small for one assignment of the grouped
- * layout, take the lists back to the rows/wts part of the caller's
+ * order, the list of rows routed to it.  bf16 experts then run as grouped
+ * GEMMs, a few launches per chunk of the sorted list (moe_ffn_grouped,
+ * "MoE experts as grouped GEMMs" above).  f32, f16 and EXL3 experts, and
+ * a scratch too small for one assignment of the grouped layout, take the
+ * lists back to the rows/wts part of the caller's
  * scratch in one copy each, then per expert with m > 0 rows: gather x
  * rows -> xg [m, dim]; hg, hu [m, n_ff] = xg . gate^T, xg . up^T; hg =
  * silu(hg) * hu; yo [m, dim] = hg . down^T; out[rows] += wts * yo.  EXL3
  * experts (ex->xgate...) run the three products with
  * gpu_cuda_exl3_matmul_raw (fused GEMV for m <= 32 rows, dequantise +
  * cuBLAS above, in the EXL3 workspace sized at upload) on the same
- * stream.  Scratch layout as the CPU's:
+ * stream.  That per-expert path's scratch layout is the CPU's:
  *   xg [n, dim] | hg [n, n_ff] | hu [n, n_ff] | yo [n, dim] |
  *   rows i32 [n * top_k] | wts f32 [n * top_k]
  * The copy to the host synchronises the stream (once per call). */
@@ -1013,19 +1016,20 @@ static int moe_ffn_device(struct cuda_state *st, struct gpu_buf *out,
 	return 0;
 }
 
-/* Whether every expert's gate and up share one half type, and every down
- * one half type (the grouped calls take one type each). */
-static bool moe_grp_types(const struct gpu_moe_experts *ex)
+/* Whether the grouped path takes these experts: bf16 weights only (its
+ * products are written in the weights' type; f16's range, 65504, could
+ * turn a large gate/up or expert output into inf, so f16 experts keep the
+ * per-expert path and its f32 outputs). */
+static bool moe_grp_ok(const struct gpu_moe_experts *ex)
 {
-	const enum gpu_dtype tg = ex->gate[0]->dtype, td = ex->down[0]->dtype;
 	size_t e;
 
-	if ((tg != GPU_DTYPE_F16 && tg != GPU_DTYPE_BF16) ||
-	    (td != GPU_DTYPE_F16 && td != GPU_DTYPE_BF16))
+	if (ex->xgate)
 		return false;
 	for (e = 0; e < ex->n_expert; e++)
-		if (ex->gate[e]->dtype != tg || ex->up[e]->dtype != tg ||
-		    ex->down[e]->dtype != td)
+		if (ex->gate[e]->dtype != GPU_DTYPE_BF16 ||
+		    ex->up[e]->dtype != GPU_DTYPE_BF16 ||
+		    ex->down[e]->dtype != GPU_DTYPE_BF16)
 			return false;
 	return true;
 }
@@ -1048,8 +1052,8 @@ static cudaDataType_t half_type(int wt)
 /* np products C_i [n_i, m_i] = B_i [n_i, k_i] . A_i [m_i, k_i]^T (A: a
  * weight, ld k_i; C of the same half type ty, ld m_i; f32 accumulation),
  * as one grouped cuBLAS call (dA, dB, dC: the pointer arrays on the
- * device) or, where cuBLAS has none for this type (remembered), one
- * GemmEx each (hA, hB, hC: the same pointers on the host). */
+ * device) or, once cuBLAS has answered NOT_SUPPORTED (remembered for the
+ * handle), one GemmEx each (hA, hB, hC: the same pointers on the host). */
 static int gemm_grouped(struct cuda_state *st, cudaDataType_t ty, int np,
 			const cublasOperation_t *opT, const cublasOperation_t *opN,
 			const int *m, const int *n, const int *k,
@@ -1087,30 +1091,38 @@ static int gemm_grouped(struct cuda_state *st, cudaDataType_t ty, int np,
 	return 0;
 }
 
-/* The grouped path of cuda_moe_ffn (f16/bf16 experts, moe_grp_types):
- * see "MoE experts as grouped GEMMs" above.  h_rows / h_wts / start: the
- * assignments sorted by expert (host); hw: host scratch of
- * moe_grp_host_need(nk, n_expert) bytes. */
+/* The grouped path of cuda_moe_ffn (bf16 experts, moe_grp_ok): see "MoE
+ * experts as grouped GEMMs" above.  h_rows / h_wts / start: the
+ * assignments sorted by expert (host).
+ *
+ * Host staging: every chunk's lists and pointer arrays get their own part
+ * of st->grp_ws, which nothing rewrites before the next gpu_moe_ffn has
+ * synchronised the stream (its routing read-back) — so the asynchronous
+ * copies from it never race a rewrite, whatever the driver does with
+ * pageable memory.  The problem-size arrays are read by cuBLAS during
+ * each call and reused. */
 static int moe_ffn_grouped(struct cuda_state *st, float *out, const float *x,
 			   const struct gpu_moe_experts *ex, size_t n,
 			   size_t dim, size_t nk, const int32_t *h_rows,
 			   const float *h_wts, const size_t *start,
-			   const struct moe_grp *L, void *hw, struct diag *d)
+			   const struct moe_grp *L, struct diag *d)
 {
 	const size_t E = ex->n_expert, n_ff = ex->n_ff, ac = L->ac;
+	const size_t n_ch = (nk + ac - 1) / ac;
 	const int wgu = (int)ex->gate[0]->dtype, wdn = (int)ex->down[0]->dtype;
 	const size_t wide = dim > n_ff ? dim : n_ff;
-	int32_t *const sl = (int32_t *)hw;
-	int32_t *const cnt = sl + 5 * ac + 1, *const fill = cnt + n;
-	void **const hp = (void **)(void *)(((uintptr_t)(fill + n) + 15) &
-					     ~(uintptr_t)15);
-	cublasOperation_t *const opT = (cublasOperation_t *)(void *)(hp + 9 * E);
-	cublasOperation_t *const opN = opT + 2 * E;
-	int *const gm = (int *)(void *)(opN + 2 * E), *const gn = gm + 2 * E;
-	int *const gk = gn + 2 * E, *const dm = gk + 2 * E, *const dn = dm + E;
-	int *const dk = dn + E, *const gs = dk + E;
-	float *const alpha = (float *)(void *)(gs + 2 * E), *const beta = alpha + 2 * E;
-	char *xh;
+	/* fixed arrays, counters, then per chunk: lists (5 A + 1 int32,
+	 * padded to 8 bytes) and 9 P pointers; sum of P <= E + n_ch - 1 */
+	const size_t fixed = 4 * E * sizeof(cublasOperation_t) +
+			     11 * E * sizeof(int) + 4 * E * sizeof(float) +
+			     2 * n * sizeof(int32_t);
+	const size_t need = al64(fixed) + (5 * nk + 2 * n_ch) * sizeof(int32_t) +
+			    9 * (E + n_ch) * sizeof(void *) + 64;
+	cublasOperation_t *opT, *opN;
+	int *gm, *gn, *gk, *dm, *dn, *dk, *gs;
+	float *alpha, *beta;
+	int32_t *cnt, *fill;
+	char *stage, *xh;
 	size_t a, b, e, i;
 	int rc;
 
@@ -1123,6 +1135,31 @@ static int moe_ffn_grouped(struct cuda_state *st, float *out, const float *x,
 	if (rc < 0)
 		return rc;
 	xh = (char *)st->half_ws; /* after the reserve: it may have moved */
+	if (st->grp_ws_bytes < need) {
+		/* the stream was synchronised by this call's routing
+		 * read-back: no copy from the old area is pending */
+		void *p = realloc(st->grp_ws, need);
+
+		if (!p)
+			return diag_fail(d, GPU_E_NOMEM,
+					 "gpu_moe_ffn: %zu bytes of host scratch", need);
+		st->grp_ws = p;
+		st->grp_ws_bytes = need;
+	}
+	opT = (cublasOperation_t *)st->grp_ws;
+	opN = opT + 2 * E;
+	gm = (int *)(void *)(opN + 2 * E);
+	gn = gm + 2 * E;
+	gk = gn + 2 * E;
+	dm = gk + 2 * E;
+	dn = dm + E;
+	dk = dn + E;
+	gs = dk + E;
+	alpha = (float *)(void *)(gs + 2 * E);
+	beta = alpha + 2 * E;
+	cnt = (int32_t *)(void *)(beta + 2 * E);
+	fill = cnt + n;
+	stage = (char *)st->grp_ws + al64(fixed);
 	for (i = 0; i < 2 * E; i++) {
 		opT[i] = CUBLAS_OP_T;
 		opN[i] = CUBLAS_OP_N;
@@ -1139,15 +1176,16 @@ static int moe_ffn_grouped(struct cuda_state *st, float *out, const float *x,
 	CUDA_TRY(cudaMemsetAsync(out, 0, n * dim * sizeof(float), st->stream));
 	for (a = 0; a < nk; a = b) {
 		const size_t A = nk - a < ac ? nk - a : ac;
+		int32_t *const sl = (int32_t *)(void *)stage;
 		int32_t *const srow = sl, *const rows = sl + 2 * A;
 		int32_t *const rstart = rows + A, *const rslot = rstart + A + 1;
 		float *const swt = (float *)(void *)(sl + A);
-		void **const gA = hp, **const gB = hp + 2 * E, **const gC = hp + 4 * E;
-		void **const dA = hp + 6 * E, **const dB = hp + 7 * E, **const dC = hp + 8 * E;
+		void **const hp = (void **)(void *)(sl + (5 * A + 2) / 2 * 2);
+		void **gA, **gB, **gC, **dA, **dB, **dC;
 		void **const pd = L->ptr;
 		int32_t *const li = L->li;
 		size_t R = 0, pos = 0;
-		int P = 0;
+		int P = 0, np = 0;
 
 		b = a + A;
 		/* the chunk's slots; each touched row's slots, ascending */
@@ -1167,7 +1205,17 @@ static int moe_ffn_grouped(struct cuda_state *st, float *out, const float *x,
 		rstart[R] = (int32_t)pos;
 		for (i = a; i < b; i++)
 			rslot[fill[h_rows[i]]++] = (int32_t)(i - a);
-		/* one product per expert (and kind) with slots in the chunk */
+		/* one product per expert (and kind) with slots in the chunk:
+		 * count them, then lay the pointer arrays out compactly */
+		for (e = 0; e < E; e++)
+			np += (start[e] > a ? start[e] : a) <
+			      (start[e + 1] < b ? start[e + 1] : b);
+		gA = hp;
+		gB = gA + 2 * np;
+		gC = gB + 2 * np;
+		dA = gC + 2 * np;
+		dB = dA + np;
+		dC = dB + np;
 		for (e = 0; e < E; e++) {
 			const size_t lo = start[e] > a ? start[e] : a;
 			const size_t hi = start[e + 1] < b ? start[e + 1] : b;
@@ -1187,30 +1235,29 @@ static int moe_ffn_grouped(struct cuda_state *st, float *out, const float *x,
 			dn[P] = (int)(hi - lo);
 			P++;
 		}
-		/* pageable host memory: the copies hold the data on return,
-		 * so the next chunk may rewrite it */
+		stage = (char *)(hp + 9 * np);
 		CUDA_TRY(cudaMemcpyAsync(li, sl, (5 * A + 1) * sizeof *sl,
 					 cudaMemcpyHostToDevice, st->stream));
-		CUDA_TRY(cudaMemcpyAsync(pd, hp, 9 * E * sizeof *hp,
+		CUDA_TRY(cudaMemcpyAsync(pd, hp, 9 * (size_t)np * sizeof *hp,
 					 cudaMemcpyHostToDevice, st->stream));
 		CUDA_TRY((cudaError_t)gpu_cuda_launch_gather_rows_half(
 			st->stream, xh, wgu, x, li, A, dim));
 		rc = gemm_grouped(st, half_type(wgu), 2 * P, opT, opN, gm, gn, gk,
-				  alpha, beta, gs, pd, pd + 2 * E, pd + 4 * E, gA,
+				  alpha, beta, gs, pd, pd + 2 * np, pd + 4 * np, gA,
 				  gB, gC, d);
 		if (rc < 0)
 			return rc;
 		CUDA_TRY((cudaError_t)gpu_cuda_launch_swiglu_half(
 			st->stream, xh, wdn, L->hg, L->hu, wgu, A * n_ff));
 		rc = gemm_grouped(st, half_type(wdn), P, opT, opN, dm, dn, dk,
-				  alpha, beta, gs, pd + 6 * E, pd + 7 * E,
-				  pd + 8 * E, dA, dB, dC, d);
+				  alpha, beta, gs, pd + 6 * np, pd + 7 * np,
+				  pd + 8 * np, dA, dB, dC, d);
 		if (rc < 0)
 			return rc;
 		CUDA_TRY((cudaError_t)gpu_cuda_launch_moe_scatter_csr(
 			st->stream, out, L->yo, wdn,
-			(const float *)(const void *)(li + A),
-			li + 2 * A, li + 3 * A, li + 4 * A + 1, R, dim));
+			(const float *)(const void *)(li + A), li + 2 * A, li + 3 * A,
+			li + 4 * A + 1, R, dim));
 		__atomic_add_fetch(&g_grp_chunks, 1, __ATOMIC_RELAXED);
 	}
 	return 0;
@@ -1287,18 +1334,21 @@ static int cuda_moe_ffn(struct gpu *g, struct gpu_buf *out,
 				}
 	}
 	start[ex->n_expert] = m;
-	if (!ex->xgate && moe_grp_types(ex)) {
+	if (moe_grp_ok(ex)) {
 		size_t ac = moe_grp_fit(scratch->n_elems, ex->n_expert, dim, n_ff);
 
-		ac = ac < n ? ac : n; /* the reserved half area holds n rows */
+		/* gpu_reserve sized the half area for n rows of the widest
+		 * input (else ws_reserve grows it: never while recording) */
+		ac = ac < n ? ac : n;
+		if (st->moe_chunk && ac > st->moe_chunk)
+			ac = st->moe_chunk;
 		if (ac > 0) {
 			struct moe_grp L;
 
 			moe_grp_layout(xg, ac, ex->n_expert, dim, n_ff, &L);
 			return moe_ffn_grouped(st, (float *)out->data,
 					       (const float *)x->data, ex, n, dim,
-					       nk, h_rows, h_wts, start, &L,
-					       start + ex->n_expert + 1, d);
+					       nk, h_rows, h_wts, start, &L, d);
 		}
 	}
 	CUDA_TRY(cudaMemcpyAsync(d_rows, h_rows, nk * sizeof *h_rows,

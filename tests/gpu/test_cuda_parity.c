@@ -1619,33 +1619,105 @@ START_TEST(test_moe_ffn)
 }
 END_TEST
 
-/* The host-planned path's grouped GEMMs (f16/bf16 experts above the
- * device path's 128 assignments): 8 experts, top_k 4, 50 rows = 200
- * assignments cut into 4 chunks of 50 (experts straddle chunk edges, a
- * row's experts fall in several chunks), with random routing and with
- * logits favouring two experts (the others get no rows or few), against
- * the CPU at 1e-2; then the same with TERN_MOE_GROUPED=0 (one GemmEx per
- * expert, same layout and roundings), also at 1e-2.  Asserts the chunk
- * count and that cuBLAS's grouped call ran. */
+/* gpu_moe_ffn on a CUDA handle opened with environment variable `var` set
+ * to `val` (restored afterwards), with f's weights and m's routing: its
+ * result goes to m->out's CUDA buffer (for the caller to compare with the
+ * CPU's), after exactly want_chunks grouped chunks and want_calls grouped
+ * cuBLAS calls. */
+static void moe_grouped_variant(const char *var, const char *val,
+				struct moe_case *m, struct moe_fx *f,
+				enum gpu_dtype t, size_t n, size_t dim,
+				size_t n_ff, size_t top_k,
+				unsigned long want_chunks, unsigned long want_calls)
+{
+	const char *old = getenv(var);
+	char *saved = old ? strdup(old) : NULL;
+	struct gpu_pair q;
+	struct moe_fx f2;
+	struct bb x2, i2, w2, s2, y2;
+	unsigned long c0, k0, c1, k1;
+	float *y = malloc(n * dim * sizeof *y);
+	size_t e;
+
+	ck_assert(y && (!old || saved));
+	ck_assert_int_eq(setenv(var, val, 1), 0);
+	ck_assert(gpu_pair_open(&q, 3));
+	if (saved) {
+		ck_assert_int_eq(setenv(var, saved, 1), 0);
+		free(saved);
+	} else {
+		ck_assert_int_eq(unsetenv(var), 0);
+	}
+	moe_fx_make(&q, &f2, t, f->ne, dim, n_ff, 0.2f);
+	for (e = 0; e < f->ne; e++) { /* f's weights, through the host */
+		const struct gpu_buf *src[3] = { f->gate[e].g, f->up[e].g,
+						 f->down[e].g };
+		struct gpu_buf *dst[3] = { f2.gate[e].g, f2.up[e].g, f2.down[e].g };
+
+		for (int k = 0; k < 3; k++) {
+			const size_t ne = n_ff * dim;
+			float *h = malloc(ne * sizeof *h); /* >= ne halves */
+
+			ck_assert(h);
+			ck_assert_int_eq(gpu_buf_read(src[k], 0, h, ne, NULL), 0);
+			ck_assert_int_eq(gpu_buf_write(dst[k], 0, h, ne, NULL), 0);
+			free(h);
+		}
+	}
+	x2 = mk2(&q, GPU_DTYPE_F32, m->x, n * dim);
+	i2 = mk2(&q, GPU_DTYPE_I32, m->idh, n * top_k);
+	w2 = mk2(&q, GPU_DTYPE_F32, m->wh, n * top_k);
+	s2 = mk2(&q, GPU_DTYPE_F32, NULL, gpu_moe_scratch_elems(n, dim, n_ff, top_k));
+	y2 = mk2(&q, GPU_DTYPE_F32, NULL, n * dim);
+	gpu_cuda_moe_grouped_stats(&c0, &k0);
+	ck_assert_int_eq(gpu_moe_ffn(q.cuda, y2.g, x2.g, i2.g, w2.g, &f2.exg, n,
+				     dim, top_k, s2.g, NULL), 0);
+	ck_assert_int_eq(gpu_sync(q.cuda, NULL), 0);
+	gpu_cuda_moe_grouped_stats(&c1, &k1);
+	ck_assert_msg(c1 - c0 == want_chunks && k1 - k0 == want_calls,
+		      "%s=%s %s: %lu chunks, %lu grouped calls; expected %lu, %lu",
+		      var, val, gpu_dtype_name(t), c1 - c0, k1 - k0, want_chunks,
+		      want_calls);
+	/* into m->out's CUDA half, for the caller's EXPECT_CLOSE */
+	ck_assert_int_eq(gpu_buf_read(y2.g, 0, y, n * dim, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(m->out.g, 0, y, n * dim, NULL), 0);
+	free(y);
+	moe_fx_free(&f2);
+	free2(x2);
+	free2(i2);
+	free2(w2);
+	free2(s2);
+	free2(y2);
+	gpu_pair_close(&q);
+}
+
+/* The host-planned path's grouped GEMMs (bf16 experts above the device
+ * path's 128 assignments): 8 experts, top_k 4, 50 rows = 200 assignments,
+ * random routing and routing favouring two experts (others get few rows
+ * or none), against the CPU at 1e-2:
+ *   default: chunks of 50 (the call's rows), 4 of them;
+ *   TERN_MOE_CHUNK=7: 29 chunks, the last partial, experts spanning
+ *     several chunks (asserted from the routing), rows' experts spread
+ *     over many chunks;
+ *   TERN_MOE_GROUPED=0: the same layout, one GemmEx per expert.
+ * f16 experts take the per-expert path (no chunk, no grouped call). */
 START_TEST(test_moe_ffn_grouped)
 {
 	enum { NE = 8 };
-	const size_t n = 50, top_k = 4, dim = 128, n_ff = 160;
-	size_t t, skew, i;
+	const size_t n = 50, top_k = 4, dim = 128, n_ff = 160, nk = n * top_k;
+	size_t t, skew, i, e;
 
 	for (t = 1; t < 3; t++)
 		for (skew = 0; skew < 2; skew++) {
-			struct gpu_pair p, q;
+			const bool bf = FT[t] == GPU_DTYPE_BF16;
+			struct gpu_pair p;
 			struct moe_case m;
 			struct moe_fx f;
-			unsigned long c0, k0, c1, k1;
-			float *o2 = malloc(n * dim * 4);
+			size_t cnt[NE] = { 0 }, lo = 0;
+			bool spans = false;
 
-			ck_assert(o2);
-			if (!gpu_pair_open(&p, 3)) {
-				free(o2);
+			if (!gpu_pair_open(&p, 3))
 				return;
-			}
 			moe_case_make(&p, &m, n, NE, dim, n_ff, top_k);
 			if (skew) {
 				/* experts 1 and 6 in every row's top 2 */
@@ -1658,90 +1730,43 @@ START_TEST(test_moe_ffn_grouped)
 				ck_assert_int_eq(gpu_moe_route(p.cpu, m.bl.c, m.ids.c,
 							       m.wts.c, n, NE, top_k,
 							       true, NULL), 0);
-				ck_assert_int_eq(gpu_buf_read(m.ids.c, 0, m.idh,
-							      n * top_k, NULL), 0);
-				ck_assert_int_eq(gpu_buf_read(m.wts.c, 0, m.wh,
-							      n * top_k, NULL), 0);
-				ck_assert_int_eq(gpu_buf_write(m.ids.g, 0, m.idh,
-							       n * top_k, NULL), 0);
-				ck_assert_int_eq(gpu_buf_write(m.wts.g, 0, m.wh,
-							       n * top_k, NULL), 0);
+				ck_assert_int_eq(gpu_buf_read(m.ids.c, 0, m.idh, nk,
+							      NULL), 0);
+				ck_assert_int_eq(gpu_buf_read(m.wts.c, 0, m.wh, nk,
+							      NULL), 0);
 			}
+			/* some expert's rows cross a multiple of 7 (the sorted
+			 * list's chunk edges below) */
+			for (i = 0; i < nk; i++)
+				cnt[m.idh[i]]++;
+			for (e = 0; e < NE; e++) {
+				if (cnt[e] && (lo / 7 != (lo + cnt[e] - 1) / 7))
+					spans = true;
+				lo += cnt[e];
+			}
+			ck_assert(spans);
 			moe_fx_make(&p, &f, FT[t], NE, dim, n_ff, 0.2f);
 			ck_assert(!gpu_moe_ffn_recordable(p.cuda, &f.exg, n, dim, top_k));
-			gpu_cuda_moe_grouped_stats(&c0, &k0);
-			BOTH(gpu_moe_ffn(p.cpu, m.out.c, m.bx.c, m.ids.c, m.wts.c, &f.exc,
-					 n, dim, top_k, m.scr.c, &d_),
-			     gpu_moe_ffn(p.cuda, m.out.g, m.bx.g, m.ids.g, m.wts.g, &f.exg,
-					 n, dim, top_k, m.scr.g, &d_));
-			gpu_cuda_moe_grouped_stats(&c1, &k1);
-			ck_assert_msg(c1 - c0 == top_k, "%lu chunks, expected %zu",
-				      c1 - c0, top_k);
-			ck_assert_msg(k1 - k0 == 2 * top_k,
-				      "%lu grouped cuBLAS calls for %zu chunks (%s)",
-				      k1 - k0, top_k, gpu_dtype_name(FT[t]));
+			ck_assert_int_eq(gpu_moe_ffn(p.cpu, m.out.c, m.bx.c, m.ids.c,
+						     m.wts.c, &f.exc, n, dim, top_k,
+						     m.scr.c, NULL), 0);
+			moe_grouped_variant("TERN_MOE_CHUNK", "0", &m, &f, FT[t], n, dim,
+					    n_ff, top_k, bf ? 4 : 0, bf ? 8 : 0);
 			EXPECT_CLOSE(m.out, 0, n * dim, 1e-2, "moe_ffn grouped %s skew %zu",
 				     gpu_dtype_name(FT[t]), skew);
-
-			/* one GemmEx per expert: a handle opened without the call */
-			ck_assert_int_eq(setenv("TERN_MOE_GROUPED", "0", 1), 0);
-			ck_assert(gpu_pair_open(&q, 3));
-			ck_assert_int_eq(unsetenv("TERN_MOE_GROUPED"), 0);
-			{
-				struct moe_fx f2;
-				struct bb x2 = mk2(&q, GPU_DTYPE_F32, m.x, n * dim);
-				struct bb i2 = mk2(&q, GPU_DTYPE_I32, NULL, n * top_k);
-				struct bb w2 = mk2(&q, GPU_DTYPE_F32, NULL, n * top_k);
-				struct bb y2 = mk2(&q, GPU_DTYPE_F32, NULL, n * dim);
-				struct bb s2 = mk2(&q, GPU_DTYPE_F32, NULL,
-						   gpu_moe_scratch_elems(n, dim, n_ff, top_k));
-				size_t e;
-
-				moe_fx_make(&q, &f2, FT[t], NE, dim, n_ff, 0.2f);
-				/* the same weights as f (copied through the host) */
-				for (e = 0; e < NE; e++) {
-					const struct gpu_buf *src[3] = { f.gate[e].g, f.up[e].g,
-									 f.down[e].g };
-					struct gpu_buf *dst[3] = { f2.gate[e].g, f2.up[e].g,
-								   f2.down[e].g };
-					for (int k = 0; k < 3; k++) {
-						const size_t ne = n_ff * dim;
-						float *h = malloc(ne * 4);
-
-						ck_assert(h);
-						ck_assert_int_eq(gpu_buf_read(src[k], 0, h, ne, NULL), 0);
-						ck_assert_int_eq(gpu_buf_write(dst[k], 0, h, ne,
-									       NULL), 0);
-						free(h);
-					}
-				}
-				ck_assert_int_eq(gpu_buf_write(i2.g, 0, m.idh, n * top_k, NULL), 0);
-				ck_assert_int_eq(gpu_buf_write(w2.g, 0, m.wh, n * top_k, NULL), 0);
-				gpu_cuda_moe_grouped_stats(&c0, &k0);
-				ck_assert_int_eq(gpu_moe_ffn(q.cuda, y2.g, x2.g, i2.g, w2.g,
-							     &f2.exg, n, dim, top_k, s2.g,
-							     NULL), 0);
-				gpu_cuda_moe_grouped_stats(&c1, &k1);
-				ck_assert_uint_eq(c1 - c0, top_k);
-				ck_assert_uint_eq(k1 - k0, 0);
-				ck_assert_int_eq(gpu_buf_read(y2.g, 0, o2, n * dim, NULL), 0);
-				/* against the CPU's result, through m.out's pair */
-				ck_assert_int_eq(gpu_buf_write(m.out.g, 0, o2, n * dim, NULL), 0);
-				EXPECT_CLOSE(m.out, 0, n * dim, 1e-2,
-					     "moe_ffn per-expert GemmEx %s skew %zu",
-					     gpu_dtype_name(FT[t]), skew);
-				moe_fx_free(&f2);
-				free2(x2);
-				free2(i2);
-				free2(w2);
-				free2(y2);
-				free2(s2);
-			}
-			gpu_pair_close(&q);
+			moe_grouped_variant("TERN_MOE_CHUNK", "7", &m, &f, FT[t], n, dim,
+					    n_ff, top_k, bf ? 29 : 0, bf ? 58 : 0);
+			EXPECT_CLOSE(m.out, 0, n * dim, 1e-2,
+				     "moe_ffn grouped, chunks of 7, %s skew %zu",
+				     gpu_dtype_name(FT[t]), skew);
+			moe_grouped_variant("TERN_MOE_GROUPED", "0", &m, &f, FT[t], n,
+					    dim, n_ff, top_k, bf ? 4 : 0, 0);
+			EXPECT_CLOSE(m.out, 0, n * dim, 1e-2,
+				     "moe_ffn per-expert GemmEx %s skew %zu",
+				     gpu_dtype_name(FT[t]), skew);
 			moe_fx_free(&f);
 			moe_case_free(&m);
 			gpu_pair_close(&p);
-			free(o2);
 		}
 }
 END_TEST
