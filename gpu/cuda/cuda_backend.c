@@ -56,6 +56,7 @@
 #include "gpu/cuda/cuda_exl3.h"
 #include "gpu/cuda/cuda_impl.h"
 #include "gpu/cuda/kernels.h"
+#include "gpu/moe_plan.h"
 
 _Static_assert((int)GPU_DTYPE_F32 == CUDA_WT_F32 &&
 		       (int)GPU_DTYPE_F16 == CUDA_WT_F16 &&
@@ -468,7 +469,9 @@ static size_t att_ws_need(size_t n_rows, size_t n_head, size_t n_split,
  *   round every product); 1e-2 of the CPU in the tests, like every
  *   half-weight cuBLAS path.  f16 experts keep the per-expert path (f16
  *   results could overflow).
- * Host: st->grp_ws (see moe_ffn_grouped). */
+ * Each chunk's lists and its per-expert pieces come from
+ * gpu_moe_plan_chunk (gpu/moe_plan.h, tested on the CPU in cpu_ops);
+ * host staging: st->grp_ws (see moe_ffn_grouped). */
 struct moe_grp {
 	size_t ac;
 	void **ptr;
@@ -1115,12 +1118,14 @@ static int moe_ffn_grouped(struct cuda_state *st, float *out, const float *x,
 	 * padded to 8 bytes) and 9 P pointers; sum of P <= E + n_ch - 1 */
 	const size_t fixed = 4 * E * sizeof(cublasOperation_t) +
 			     11 * E * sizeof(int) + 4 * E * sizeof(float) +
+			     E * sizeof(struct gpu_moe_piece) +
 			     2 * n * sizeof(int32_t);
 	const size_t need = al64(fixed) + (5 * nk + 2 * n_ch) * sizeof(int32_t) +
 			    9 * (E + n_ch) * sizeof(void *) + 64;
 	cublasOperation_t *opT, *opN;
 	int *gm, *gn, *gk, *dm, *dn, *dk, *gs;
 	float *alpha, *beta;
+	struct gpu_moe_piece *pc;
 	int32_t *cnt, *fill;
 	char *stage, *xh;
 	size_t a, b, e, i;
@@ -1157,7 +1162,8 @@ static int moe_ffn_grouped(struct cuda_state *st, float *out, const float *x,
 	gs = dk + E;
 	alpha = (float *)(void *)(gs + 2 * E);
 	beta = alpha + 2 * E;
-	cnt = (int32_t *)(void *)(beta + 2 * E);
+	pc = (struct gpu_moe_piece *)(void *)(beta + 2 * E);
+	cnt = (int32_t *)(void *)(pc + E);
 	fill = cnt + n;
 	stage = (char *)st->grp_ws + al64(fixed);
 	for (i = 0; i < 2 * E; i++) {
@@ -1177,63 +1183,36 @@ static int moe_ffn_grouped(struct cuda_state *st, float *out, const float *x,
 	for (a = 0; a < nk; a = b) {
 		const size_t A = nk - a < ac ? nk - a : ac;
 		int32_t *const sl = (int32_t *)(void *)stage;
-		int32_t *const srow = sl, *const rows = sl + 2 * A;
-		int32_t *const rstart = rows + A, *const rslot = rstart + A + 1;
-		float *const swt = (float *)(void *)(sl + A);
 		void **const hp = (void **)(void *)(sl + (5 * A + 2) / 2 * 2);
 		void **gA, **gB, **gC, **dA, **dB, **dC;
 		void **const pd = L->ptr;
 		int32_t *const li = L->li;
-		size_t R = 0, pos = 0;
-		int P = 0, np = 0;
+		size_t R, np, P;
 
 		b = a + A;
-		/* the chunk's slots; each touched row's slots, ascending */
-		memset(cnt, 0, n * sizeof *cnt);
-		for (i = a; i < b; i++) {
-			srow[i - a] = h_rows[i];
-			swt[i - a] = h_wts[i];
-			cnt[h_rows[i]]++;
-		}
-		for (i = 0; i < n; i++)
-			if (cnt[i]) {
-				rows[R] = (int32_t)i;
-				rstart[R++] = (int32_t)pos;
-				fill[i] = (int32_t)pos;
-				pos += (size_t)cnt[i];
-			}
-		rstart[R] = (int32_t)pos;
-		for (i = a; i < b; i++)
-			rslot[fill[h_rows[i]]++] = (int32_t)(i - a);
-		/* one product per expert (and kind) with slots in the chunk:
-		 * count them, then lay the pointer arrays out compactly */
-		for (e = 0; e < E; e++)
-			np += (start[e] > a ? start[e] : a) <
-			      (start[e + 1] < b ? start[e + 1] : b);
+		/* the chunk's slots, the rows it touches with their slots in
+		 * ascending order, and one piece per expert in it */
+		R = gpu_moe_plan_chunk(h_rows, h_wts, start, E, n, a, b, sl, cnt,
+				       fill, pc, &np);
 		gA = hp;
 		gB = gA + 2 * np;
 		gC = gB + 2 * np;
 		dA = gC + 2 * np;
 		dB = dA + np;
 		dC = dB + np;
-		for (e = 0; e < E; e++) {
-			const size_t lo = start[e] > a ? start[e] : a;
-			const size_t hi = start[e + 1] < b ? start[e + 1] : b;
-			const size_t s0 = lo - a;
+		for (P = 0; P < np; P++) {
+			const size_t ee = (size_t)pc[P].expert, s0 = (size_t)pc[P].s0;
 
-			if (lo >= hi)
-				continue;
-			gA[2 * P] = ex->gate[e]->data;
-			gA[2 * P + 1] = ex->up[e]->data;
+			gA[2 * P] = ex->gate[ee]->data;
+			gA[2 * P + 1] = ex->up[ee]->data;
 			gB[2 * P] = gB[2 * P + 1] = xh + s0 * dim * 2;
 			gC[2 * P] = L->hg + s0 * n_ff;
 			gC[2 * P + 1] = L->hu + s0 * n_ff;
-			gn[2 * P] = gn[2 * P + 1] = (int)(hi - lo);
-			dA[P] = ex->down[e]->data;
+			gn[2 * P] = gn[2 * P + 1] = pc[P].m;
+			dA[P] = ex->down[ee]->data;
 			dB[P] = xh + s0 * n_ff * 2;
 			dC[P] = L->yo + s0 * dim;
-			dn[P] = (int)(hi - lo);
-			P++;
+			dn[P] = pc[P].m;
 		}
 		stage = (char *)(hp + 9 * np);
 		CUDA_TRY(cudaMemcpyAsync(li, sl, (5 * A + 1) * sizeof *sl,
@@ -1242,14 +1221,14 @@ static int moe_ffn_grouped(struct cuda_state *st, float *out, const float *x,
 					 cudaMemcpyHostToDevice, st->stream));
 		CUDA_TRY((cudaError_t)gpu_cuda_launch_gather_rows_half(
 			st->stream, xh, wgu, x, li, A, dim));
-		rc = gemm_grouped(st, half_type(wgu), 2 * P, opT, opN, gm, gn, gk,
-				  alpha, beta, gs, pd, pd + 2 * np, pd + 4 * np, gA,
-				  gB, gC, d);
+		rc = gemm_grouped(st, half_type(wgu), (int)(2 * np), opT, opN, gm,
+				  gn, gk, alpha, beta, gs, pd, pd + 2 * np,
+				  pd + 4 * np, gA, gB, gC, d);
 		if (rc < 0)
 			return rc;
 		CUDA_TRY((cudaError_t)gpu_cuda_launch_swiglu_half(
 			st->stream, xh, wdn, L->hg, L->hu, wgu, A * n_ff));
-		rc = gemm_grouped(st, half_type(wdn), P, opT, opN, dm, dn, dk,
+		rc = gemm_grouped(st, half_type(wdn), (int)np, opT, opN, dm, dn, dk,
 				  alpha, beta, gs, pd + 6 * np, pd + 7 * np,
 				  pd + 8 * np, dA, dB, dC, d);
 		if (rc < 0)

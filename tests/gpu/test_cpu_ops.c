@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "gpu/gpu.h"
+#include "gpu/moe_plan.h"
 #include "testutil.h"
 
 static uint64_t rng_state;
@@ -520,6 +521,196 @@ START_TEST(test_attention)
 END_TEST
 
 /* ---- MoE ----------------------------------------------------------------- */
+
+/* gpu_moe_plan_chunk (the CUDA grouped prefill path's planner) over
+ * chunks of 1, 2, 5, 7, 23 and all 69 of the expert-sorted assignments of
+ * 23 rows routed to 3 of 9 experts each (expert 0 in most rows, experts
+ * left empty): each chunk's lists, touched rows and pieces are checked
+ * against the sorted list, every assignment lands in exactly one chunk,
+ * each row meets its experts in ascending order across chunks, and the
+ * MoE output assembled from the plans (double) matches gpu_moe_ffn on the
+ * CPU backend at 1e-5. */
+START_TEST(test_moe_plan)
+{
+	enum { N = 23, E = 9, K = 3, D = 16, F = 12, NK = N * K };
+	static const size_t acs[] = { 1, 2, 5, 7, 23, NK };
+	struct gpu *g = open_cpu(2);
+	float x[N * D], out[N * D], wts[NK], swts[NK];
+	float wg[E][F * D], wu[E][F * D], wd[E][D * F];
+	int32_t ids[NK], srows[NK], li[5 * NK + 1], cnt[N], fill[N];
+	size_t start[E + 1], m = 0, i, j, e, c, f, t;
+	struct gpu_moe_piece pc[E];
+	struct gpu_buf *bi, *bw, *bx, *bo, *bs, *eg[E], *eu[E], *ed[E];
+	struct gpu_moe_experts ex;
+	double h[NK][F], y[NK][D];
+
+	rng_state = 11;
+	for (i = 0; i < N; i++)
+		for (j = 0; j < K; j++) {
+			bool ok;
+
+			do { /* distinct per row; expert 0 first in most rows */
+				ids[i * K + j] = j == 0 && i % 4 ? 0 :
+						 (int32_t)((frand() + 1.0f) * 0.5f * (E - 3));
+				ok = ids[i * K + j] < E;
+				for (c = 0; c < j; c++)
+					ok = ok && ids[i * K + c] != ids[i * K + j];
+			} while (!ok);
+			wts[i * K + j] = 0.25f + 0.5f * (frand() + 1.0f) * 0.5f;
+		}
+	for (i = 0; i < N * D; i++)
+		x[i] = frand();
+	for (e = 0; e < E; e++) {
+		for (i = 0; i < F * D; i++) {
+			wg[e][i] = frand() * 0.5f;
+			wu[e][i] = frand() * 0.5f;
+			wd[e][i] = frand() * 0.5f;
+		}
+		eg[e] = buf_f32(g, wg[e], F * D);
+		eu[e] = buf_f32(g, wu[e], F * D);
+		ed[e] = buf_f32(g, wd[e], D * F);
+	}
+	/* expert-sorted, rows ascending within one (gpu/cpu/moe.c's order) */
+	for (e = 0; e < E; e++) {
+		start[e] = m;
+		for (i = 0; i < N; i++)
+			for (j = 0; j < K; j++)
+				if ((size_t)ids[i * K + j] == e) {
+					srows[m] = (int32_t)i;
+					swts[m++] = wts[i * K + j];
+				}
+	}
+	start[E] = m;
+	ck_assert_uint_eq(m, NK);
+	ck_assert_uint_eq(start[E - 1], start[E]); /* an empty expert */
+	/* each sorted assignment's expert output, in double */
+	for (t = 0; t < NK; t++) {
+		for (e = 0; start[e + 1] <= t; e++)
+			;
+		for (f = 0; f < F; f++) {
+			double a = 0, b = 0;
+
+			for (c = 0; c < D; c++) {
+				a += (double)wg[e][f * D + c] * x[srows[t] * D + c];
+				b += (double)wu[e][f * D + c] * x[srows[t] * D + c];
+			}
+			h[t][f] = a / (1 + exp(-a)) * b;
+		}
+		for (c = 0; c < D; c++) {
+			y[t][c] = 0;
+			for (f = 0; f < F; f++)
+				y[t][c] += wd[e][c * F + f] * h[t][f];
+		}
+	}
+	memset(&ex, 0, sizeof ex);
+	ex.n_expert = E;
+	ex.n_ff = F;
+	ex.gate = (const struct gpu_buf *const *)eg;
+	ex.up = (const struct gpu_buf *const *)eu;
+	ex.down = (const struct gpu_buf *const *)ed;
+	bi = buf_i32(g, ids, NK);
+	bw = buf_f32(g, wts, NK);
+	bx = buf_f32(g, x, N * D);
+	bo = buf_f32(g, NULL, N * D);
+	bs = buf_f32(g, NULL, gpu_moe_scratch_elems(N, D, F, K));
+	ck_assert_int_eq(gpu_moe_ffn(g, bo, bx, bi, bw, &ex, N, D, K, bs, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(bo, 0, out, N * D, NULL), 0);
+
+	for (size_t q = 0; q < sizeof acs / sizeof acs[0]; q++) {
+		const size_t ac = acs[q];
+		double acc[N][D];
+		int seen[NK] = { 0 }, last_e[N];
+		size_t a, b;
+
+		memset(acc, 0, sizeof acc);
+		for (i = 0; i < N; i++)
+			last_e[i] = -1;
+		for (a = 0; a < NK; a = b) {
+			const size_t A = NK - a < ac ? NK - a : ac;
+			size_t R, np, s, r, k, run = 0;
+			const float *lw = (const float *)(const void *)(li + A);
+
+			b = a + A;
+			R = gpu_moe_plan_chunk(srows, swts, start, E, N, a, b, li, cnt,
+					       fill, pc, &np);
+			for (s = 0; s < A; s++) {
+				ck_assert_int_eq(li[s], srows[a + s]);
+				ck_assert(lw[s] == swts[a + s]);
+				ck_assert_int_eq(seen[a + s]++, 0);
+			}
+			/* touched rows ascending, each with its slots ascending */
+			ck_assert_int_eq(li[3 * A], 0);
+			ck_assert_int_eq(li[3 * A + R], (int)A);
+			for (r = 0; r < R; r++) {
+				const int32_t row = li[2 * A + r];
+				size_t want = 0;
+
+				ck_assert(r == 0 || row > li[2 * A + r - 1]);
+				for (s = 0; s < A; s++)
+					if (srows[a + s] == row) {
+						const int32_t sl = li[4 * A + 1 + li[3 * A + r] +
+								     (int32_t)want];
+
+						ck_assert_int_lt((int)want,
+								 li[3 * A + r + 1] - li[3 * A + r]);
+						ck_assert_int_eq(sl, (int)s);
+						want++;
+					}
+				ck_assert_int_eq((int)want, li[3 * A + r + 1] - li[3 * A + r]);
+			}
+			for (i = 0, k = 0; i < N; i++)
+				k += cnt[i] != 0;
+			ck_assert_uint_eq(k, R);
+			/* pieces: experts ascending, contiguous, inside their
+			 * expert's range */
+			for (k = 0; k < np; k++) {
+				e = (size_t)pc[k].expert;
+				ck_assert(k == 0 || pc[k].expert > pc[k - 1].expert);
+				ck_assert_int_eq(pc[k].s0, (int)run);
+				ck_assert_int_gt(pc[k].m, 0);
+				ck_assert_uint_ge(a + (size_t)pc[k].s0, start[e]);
+				ck_assert_uint_le(a + (size_t)(pc[k].s0 + pc[k].m), start[e + 1]);
+				run += (size_t)pc[k].m;
+			}
+			ck_assert_uint_eq(run, A);
+			/* assemble: each touched row adds its slots in order */
+			for (r = 0; r < R; r++) {
+				const int32_t row = li[2 * A + r];
+
+				for (int32_t jj = li[3 * A + r]; jj < li[3 * A + r + 1]; jj++) {
+					const size_t sl = (size_t)li[4 * A + 1 + jj];
+
+					for (k = 0; k < np; k++)
+						if (sl >= (size_t)pc[k].s0 &&
+						    sl < (size_t)(pc[k].s0 + pc[k].m))
+							break;
+					ck_assert_int_gt(pc[k].expert, last_e[row]);
+					last_e[row] = pc[k].expert;
+					for (c = 0; c < D; c++)
+						acc[row][c] += lw[sl] * y[a + sl][c];
+				}
+			}
+		}
+		for (t = 0; t < NK; t++)
+			ck_assert_int_eq(seen[t], 1);
+		for (i = 0; i < N * D; i++)
+			ck_assert_msg(fabs(out[i] - acc[i / D][i % D]) < 1e-5,
+				      "chunks of %zu: %g vs %g at %zu", ac, out[i],
+				      acc[i / D][i % D], i);
+	}
+	for (e = 0; e < E; e++) {
+		gpu_buf_free(eg[e]);
+		gpu_buf_free(eu[e]);
+		gpu_buf_free(ed[e]);
+	}
+	gpu_buf_free(bi);
+	gpu_buf_free(bw);
+	gpu_buf_free(bx);
+	gpu_buf_free(bo);
+	gpu_buf_free(bs);
+	gpu_close(g);
+}
+END_TEST
 
 /* gpu_moe_scratch_elems never shrinks as n grows (a context sizes its
  * MoE scratch once for its largest batch and runs smaller ones in it),
@@ -1054,6 +1245,7 @@ Suite *cpu_ops_suite(void)
 	tcase_add_test(tc, test_attention);
 	tcase_add_test(tc, test_moe);
 	tcase_add_test(tc, test_moe_scratch_monotone);
+	tcase_add_test(tc, test_moe_plan);
 	tcase_add_test(tc, test_add_rmsnorm);
 	tcase_add_test(tc, test_matmul_multi);
 	tcase_add_test(tc, test_rope_kv_store);

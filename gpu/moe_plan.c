@@ -1,0 +1,47 @@
+/* gpu/moe_plan.c — see gpu/moe_plan.h. */
+#include "config.h"
+
+#include <string.h>
+
+#include "gpu/moe_plan.h"
+
+size_t gpu_moe_plan_chunk(const int32_t *rows, const float *wts,
+			  const size_t *start, size_t n_expert, size_t n,
+			  size_t a, size_t b, int32_t *li, int32_t *cnt,
+			  int32_t *fill, struct gpu_moe_piece *pieces,
+			  size_t *n_pieces)
+{
+	const size_t A = b - a;
+	int32_t *const srow = li, *const touched = li + 2 * A;
+	int32_t *const first = li + 3 * A, *const slot = li + 4 * A + 1;
+	float *const swt = (float *)(void *)(li + A);
+	size_t i, e, R = 0, pos = 0, np = 0;
+
+	memset(cnt, 0, n * sizeof *cnt);
+	for (i = a; i < b; i++) {
+		srow[i - a] = rows[i];
+		swt[i - a] = wts[i];
+		cnt[rows[i]]++;
+	}
+	for (i = 0; i < n; i++)
+		if (cnt[i]) {
+			touched[R] = (int32_t)i;
+			first[R++] = (int32_t)pos;
+			fill[i] = (int32_t)pos;
+			pos += (size_t)cnt[i];
+		}
+	first[R] = (int32_t)pos;
+	for (i = a; i < b; i++)
+		slot[fill[rows[i]]++] = (int32_t)(i - a);
+	for (e = 0; e < n_expert; e++) {
+		const size_t lo = start[e] > a ? start[e] : a;
+		const size_t hi = start[e + 1] < b ? start[e + 1] : b;
+
+		if (lo < hi)
+			pieces[np++] = (struct gpu_moe_piece){
+				.expert = (int32_t)e, .s0 = (int32_t)(lo - a),
+				.m = (int32_t)(hi - lo) };
+	}
+	*n_pieces = np;
+	return R;
+}
