@@ -5,6 +5,31 @@
 
 #include "gpu/moe_plan.h"
 
+void gpu_moe_plan_sort(const int32_t *ids, const float *wts, size_t n,
+		       size_t top_k, size_t n_expert, int32_t *rows, float *swts,
+		       size_t *start, size_t *cur)
+{
+	const size_t nk = n * top_k;
+	size_t i, e;
+
+	memset(cur, 0, n_expert * sizeof *cur);
+	for (i = 0; i < nk; i++)
+		cur[ids[i]]++;
+	for (e = 0, i = 0; e < n_expert; e++) {
+		const size_t c = cur[e];
+
+		start[e] = cur[e] = i;
+		i += c;
+	}
+	start[n_expert] = nk;
+	for (i = 0; i < nk; i++) { /* rows in order: ascending per expert */
+		const size_t p = cur[ids[i]]++;
+
+		rows[p] = (int32_t)(i / top_k);
+		swts[p] = wts[i];
+	}
+}
+
 size_t gpu_moe_plan_chunk(const int32_t *rows, const float *wts,
 			  const size_t *start, size_t n_expert, size_t n,
 			  size_t a, size_t b, int32_t *li, int32_t *cnt,

@@ -7,6 +7,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Sort the assignments of n rows (ids, wts [n, top_k]; every id in [0,
+ * n_expert), no repeat within a row — the caller has checked) by expert,
+ * rows ascending within one (gpu/cpu/moe.c's grouping): rows, swts
+ * [n * top_k] receive each sorted assignment's row and weight, start
+ * [n_expert + 1] where each expert's begin (start[n_expert] = n * top_k).
+ * cur: n_expert entries of scratch.  A counting sort, O(n top_k +
+ * n_expert). */
+void gpu_moe_plan_sort(const int32_t *ids, const float *wts, size_t n,
+		       size_t top_k, size_t n_expert, int32_t *rows, float *swts,
+		       size_t *start, size_t *cur);
+
 /* One expert's run of a chunk's slots: slots [s0, s0 + m) are expert's. */
 struct gpu_moe_piece {
 	int32_t expert, s0, m;

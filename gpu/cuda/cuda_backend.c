@@ -514,10 +514,11 @@ static void moe_grp_layout(float *base, size_t ac, size_t n_expert,
 }
 
 /* Bytes of MoE host lists for nk = rows x top_k assignments of n_expert
- * experts (ids, weights, rows, row weights; expert starts). */
+ * experts (ids, weights, rows, row weights; expert starts and the sort's
+ * cursors). */
 static size_t moe_host_need(size_t nk, size_t n_expert)
 {
-	return nk * 4 * sizeof(int32_t) + (n_expert + 1) * sizeof(size_t);
+	return nk * 4 * sizeof(int32_t) + (2 * n_expert + 1) * sizeof(size_t);
 }
 
 /* Grow the MoE host area to at least `bytes` (kept afterwards). */
@@ -1301,18 +1302,8 @@ static int cuda_moe_ffn(struct gpu *g, struct gpu_buf *out,
 						 "%d twice", i / top_k, (int)h_id[i]);
 	}
 	/* bucket rows by expert, in expert order, rows ascending */
-	m = 0;
-	for (e = 0; e < ex->n_expert; e++) {
-		start[e] = m;
-		for (i = 0; i < n; i++)
-			for (j = 0; j < top_k; j++)
-				if ((size_t)h_id[i * top_k + j] == e) {
-					h_rows[m] = (int32_t)i;
-					h_wts[m] = h_wt[i * top_k + j];
-					m++;
-				}
-	}
-	start[ex->n_expert] = m;
+	gpu_moe_plan_sort(h_id, h_wt, n, top_k, ex->n_expert, h_rows, h_wts, start,
+			  start + ex->n_expert + 1);
 	if (moe_grp_ok(ex)) {
 		size_t ac = moe_grp_fit(scratch->n_elems, ex->n_expert, dim, n_ff);
 

@@ -522,7 +522,8 @@ END_TEST
 
 /* ---- MoE ----------------------------------------------------------------- */
 
-/* gpu_moe_plan_chunk (the CUDA grouped prefill path's planner) over
+/* gpu_moe_plan_sort against the plain triple loop, then
+ * gpu_moe_plan_chunk (the CUDA grouped prefill path's planner) over
  * chunks of 1, 2, 5, 7, 23 and all 69 of the expert-sorted assignments of
  * 23 rows routed to 3 of 9 experts each (expert 0 in most rows, experts
  * left empty): each chunk's lists, touched rows and pieces are checked
@@ -583,6 +584,16 @@ START_TEST(test_moe_plan)
 	start[E] = m;
 	ck_assert_uint_eq(m, NK);
 	ck_assert_uint_eq(start[E - 1], start[E]); /* an empty expert */
+	{ /* gpu_moe_plan_sort gives the same lists */
+		int32_t r2[NK];
+		float w2[NK];
+		size_t s2[E + 1], cur[E];
+
+		gpu_moe_plan_sort(ids, wts, N, K, E, r2, w2, s2, cur);
+		ck_assert(memcmp(r2, srows, sizeof r2) == 0);
+		ck_assert(memcmp(w2, swts, sizeof w2) == 0);
+		ck_assert(memcmp(s2, start, sizeof s2) == 0);
+	}
 	/* each sorted assignment's expert output, in double */
 	for (t = 0; t < NK; t++) {
 		for (e = 0; start[e + 1] <= t; e++)
