@@ -1361,8 +1361,9 @@ static int cuda_moe_ffn(struct gpu *g, struct gpu_buf *out,
 			st->stream, (float *)out->data, yo, d_rows + s0, d_wts + s0,
 			m, dim));
 	}
-	/* h_rows / h_wts may be reused at once: a copy from pageable host
-	 * memory has taken the data when cudaMemcpyAsync returns */
+	/* the copies from h_rows / h_wts may still be queued: host_ws is
+	 * rewritten only after the next call's read-back has synchronised
+	 * the stream (or host_reserve has) */
 	return 0;
 }
 

@@ -525,8 +525,8 @@ END_TEST
 /* gpu_moe_plan_sort against the plain triple loop, then
  * gpu_moe_plan_chunk (the CUDA grouped prefill path's planner) over
  * chunks of 1, 2, 5, 7, 23 and all 69 of the expert-sorted assignments of
- * 23 rows routed to 3 of 9 experts each (expert 0 in most rows, experts
- * left empty): each chunk's lists, touched rows and pieces are checked
+ * 23 rows routed to 3 of 9 experts each (expert 0 in most rows; experts
+ * 3, 7 and 8 empty): each chunk's lists, touched rows and pieces are checked
  * against the sorted list, every assignment lands in exactly one chunk,
  * each row meets its experts in ascending order across chunks, and the
  * MoE output assembled from the plans (double) matches gpu_moe_ffn on the
@@ -538,7 +538,7 @@ START_TEST(test_moe_plan)
 	struct gpu *g = open_cpu(2);
 	float x[N * D], out[N * D], wts[NK], swts[NK];
 	float wg[E][F * D], wu[E][F * D], wd[E][D * F];
-	int32_t ids[NK], srows[NK], li[5 * NK + 1], cnt[N], fill[N];
+	int32_t ids[NK], srows[NK], li[5 * NK + 2], cnt[N], fill[N];
 	size_t start[E + 1], m = 0, i, j, e, c, f, t;
 	struct gpu_moe_piece pc[E];
 	struct gpu_buf *bi, *bw, *bx, *bo, *bs, *eg[E], *eu[E], *ed[E];
@@ -553,6 +553,8 @@ START_TEST(test_moe_plan)
 			do { /* distinct per row; expert 0 first in most rows */
 				ids[i * K + j] = j == 0 && i % 4 ? 0 :
 						 (int32_t)((frand() + 1.0f) * 0.5f * (E - 3));
+				if (ids[i * K + j] >= 3) /* expert 3 stays empty */
+					ids[i * K + j]++;
 				ok = ids[i * K + j] < E;
 				for (c = 0; c < j; c++)
 					ok = ok && ids[i * K + c] != ids[i * K + j];
@@ -583,7 +585,9 @@ START_TEST(test_moe_plan)
 	}
 	start[E] = m;
 	ck_assert_uint_eq(m, NK);
-	ck_assert_uint_eq(start[E - 1], start[E]); /* an empty expert */
+	ck_assert_uint_eq(start[E - 1], start[E]); /* empty experts, */
+	ck_assert_uint_eq(start[3], start[4]);     /* one among others */
+	ck_assert_uint_lt(start[4], start[5]);
 	{ /* gpu_moe_plan_sort gives the same lists */
 		int32_t r2[NK];
 		float w2[NK];
@@ -642,8 +646,10 @@ START_TEST(test_moe_plan)
 			const float *lw = (const float *)(const void *)(li + A);
 
 			b = a + A;
+			li[5 * A + 1] = 0x7eadbeef; /* a canary after the lists */
 			R = gpu_moe_plan_chunk(srows, swts, start, E, N, a, b, li, cnt,
 					       fill, pc, &np);
+			ck_assert_int_eq(li[5 * A + 1], 0x7eadbeef);
 			for (s = 0; s < A; s++) {
 				ck_assert_int_eq(li[s], srows[a + s]);
 				ck_assert(lw[s] == swts[a + s]);
@@ -695,6 +701,7 @@ START_TEST(test_moe_plan)
 						if (sl >= (size_t)pc[k].s0 &&
 						    sl < (size_t)(pc[k].s0 + pc[k].m))
 							break;
+					ck_assert_uint_lt(k, np);
 					ck_assert_int_gt(pc[k].expert, last_e[row]);
 					last_e[row] = pc[k].expert;
 					for (c = 0; c < D; c++)

@@ -1521,8 +1521,9 @@ static void moe_case_free(struct moe_case *m)
 /* gpu_moe_ffn on both backends with the CPU's routing.  CUDA dispatches
  * f16/bf16 experts on the device for up to 128 assignments (n = 1, 5, 40
  * here: GEMV, f32 activations, 1e-5) and reads the routing back above
- * that or for f32 experts (n = 70: f16/bf16 experts as grouped cuBLAS
- * GEMMs, x rounded to half, 1e-2; f32 experts one SGEMM or GEMV each).  The device path also recorded into a graph and
+ * that or for f32 experts (n = 70: bf16 experts as grouped cuBLAS GEMMs,
+ * f16 ones one GEMM or GEMV each, x rounded to half, 1e-2; f32 experts
+ * one SGEMM or GEMV each).  The device path also recorded into a graph and
  * replayed (bit-identical to the direct call); a bad expert id fails with
  * GPU_E_INVALID on the host path at once, on the device path at the next
  * gpu_sync (once). */
@@ -1619,34 +1620,44 @@ START_TEST(test_moe_ffn)
 }
 END_TEST
 
-/* gpu_moe_ffn on a CUDA handle opened with environment variable `var` set
- * to `val` (restored afterwards), with f's weights and m's routing: its
- * result goes to m->out's CUDA buffer (for the caller to compare with the
- * CPU's), after exactly want_chunks grouped chunks and want_calls grouped
- * cuBLAS calls. */
-static void moe_grouped_variant(const char *var, const char *val,
+/* gpu_moe_ffn on a CUDA handle opened with TERN_MOE_GROUPED and
+ * TERN_MOE_CHUNK set to `grouped` and `chunk` (both restored afterwards),
+ * with f's weights and m's routing: the result goes to m->out's CUDA
+ * buffer (for the caller to compare with the CPU's), after exactly
+ * want_chunks grouped chunks and want_calls grouped cuBLAS calls (cuBLAS
+ * 12.5 or later has the grouped call for bf16). */
+static void moe_grouped_variant(const char *grouped, const char *chunk,
 				struct moe_case *m, struct moe_fx *f,
 				enum gpu_dtype t, size_t n, size_t dim,
 				size_t n_ff, size_t top_k,
 				unsigned long want_chunks, unsigned long want_calls)
 {
-	const char *old = getenv(var);
-	char *saved = old ? strdup(old) : NULL;
+	static const char *const vars[2] = { "TERN_MOE_GROUPED", "TERN_MOE_CHUNK" };
+	const char *vals[2] = { grouped, chunk };
+	char *saved[2];
 	struct gpu_pair q;
 	struct moe_fx f2;
 	struct bb x2, i2, w2, s2, y2;
 	unsigned long c0, k0, c1, k1;
 	float *y = malloc(n * dim * sizeof *y);
 	size_t e;
+	int v;
 
-	ck_assert(y && (!old || saved));
-	ck_assert_int_eq(setenv(var, val, 1), 0);
+	ck_assert(y);
+	for (v = 0; v < 2; v++) {
+		const char *old = getenv(vars[v]);
+
+		saved[v] = old ? strdup(old) : NULL;
+		ck_assert(!old || saved[v]);
+		ck_assert_int_eq(setenv(vars[v], vals[v], 1), 0);
+	}
 	ck_assert(gpu_pair_open(&q, 3));
-	if (saved) {
-		ck_assert_int_eq(setenv(var, saved, 1), 0);
-		free(saved);
-	} else {
-		ck_assert_int_eq(unsetenv(var), 0);
+	for (v = 0; v < 2; v++) {
+		if (saved[v])
+			ck_assert_int_eq(setenv(vars[v], saved[v], 1), 0);
+		else
+			ck_assert_int_eq(unsetenv(vars[v]), 0);
+		free(saved[v]);
 	}
 	moe_fx_make(&q, &f2, t, f->ne, dim, n_ff, 0.2f);
 	for (e = 0; e < f->ne; e++) { /* f's weights, through the host */
@@ -1675,9 +1686,9 @@ static void moe_grouped_variant(const char *var, const char *val,
 	ck_assert_int_eq(gpu_sync(q.cuda, NULL), 0);
 	gpu_cuda_moe_grouped_stats(&c1, &k1);
 	ck_assert_msg(c1 - c0 == want_chunks && k1 - k0 == want_calls,
-		      "%s=%s %s: %lu chunks, %lu grouped calls; expected %lu, %lu",
-		      var, val, gpu_dtype_name(t), c1 - c0, k1 - k0, want_chunks,
-		      want_calls);
+		      "grouped=%s chunk=%s %s: %lu chunks, %lu grouped calls; "
+		      "expected %lu, %lu", grouped, chunk, gpu_dtype_name(t),
+		      c1 - c0, k1 - k0, want_chunks, want_calls);
 	/* into m->out's CUDA half, for the caller's EXPECT_CLOSE */
 	ck_assert_int_eq(gpu_buf_read(y2.g, 0, y, n * dim, NULL), 0);
 	ck_assert_int_eq(gpu_buf_write(m->out.g, 0, y, n * dim, NULL), 0);
@@ -1750,16 +1761,16 @@ START_TEST(test_moe_ffn_grouped)
 			ck_assert_int_eq(gpu_moe_ffn(p.cpu, m.out.c, m.bx.c, m.ids.c,
 						     m.wts.c, &f.exc, n, dim, top_k,
 						     m.scr.c, NULL), 0);
-			moe_grouped_variant("TERN_MOE_CHUNK", "0", &m, &f, FT[t], n, dim,
+			moe_grouped_variant("1", "0", &m, &f, FT[t], n, dim,
 					    n_ff, top_k, bf ? 4 : 0, bf ? 8 : 0);
 			EXPECT_CLOSE(m.out, 0, n * dim, 1e-2, "moe_ffn grouped %s skew %zu",
 				     gpu_dtype_name(FT[t]), skew);
-			moe_grouped_variant("TERN_MOE_CHUNK", "7", &m, &f, FT[t], n, dim,
+			moe_grouped_variant("1", "7", &m, &f, FT[t], n, dim,
 					    n_ff, top_k, bf ? 29 : 0, bf ? 58 : 0);
 			EXPECT_CLOSE(m.out, 0, n * dim, 1e-2,
 				     "moe_ffn grouped, chunks of 7, %s skew %zu",
 				     gpu_dtype_name(FT[t]), skew);
-			moe_grouped_variant("TERN_MOE_GROUPED", "0", &m, &f, FT[t], n,
+			moe_grouped_variant("0", "0", &m, &f, FT[t], n,
 					    dim, n_ff, top_k, bf ? 4 : 0, 0);
 			EXPECT_CLOSE(m.out, 0, n * dim, 1e-2,
 				     "moe_ffn per-expert GemmEx %s skew %zu",
