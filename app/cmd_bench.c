@@ -111,8 +111,9 @@ static void print_json(const char *model, const struct llm_model *m,
 	       "\"batch\": %zu, \"ctx\": %zu, \"chunk\": %zu,\n",
 	       (unsigned long long)llm_model_n_params(m), p->n_prompt, p->n_gen,
 	       p->n_batch, r->n_ctx, r->chunk);
-	printf(" \"prefill_s\": %.6g, \"prefill_tok_s\": %.6g,\n", r->prefill_s,
-	       r->prefill_tok_s);
+	printf(" \"prefill_s\": %.6g, \"prefill_tok_s\": %.6g, "
+	       "\"prefill_flops\": %.6g, \"prefill_flop_s\": %.6g,\n",
+	       r->prefill_s, r->prefill_tok_s, r->prefill_flops, r->prefill_flop_s);
 	printf(" \"decode_step_s\": %.6g, \"decode_step_min_s\": %.6g, "
 	       "\"decode_step_mean_s\": %.6g, \"decode_tok_s\": %.6g,\n",
 	       r->step_s, r->step_min_s, r->step_mean_s, r->decode_tok_s);
@@ -138,8 +139,12 @@ static void print_table(const char *model, const struct llm_model *m,
 	       fmt_bytes(a, sizeof a, (double)r->weight_bytes));
 	printf("backend   %s\n", r->backend);
 	if (p->n_prompt > 0)
-		printf("prefill   %zu tokens in %.3f s (chunks of %zu) %10.1f tok/s\n",
-		       p->n_prompt, r->prefill_s, r->chunk, r->prefill_tok_s);
+		printf("prefill   %zu tokens in %.3f s (chunks of %zu) %10.1f tok/s"
+		       ", %.1f %sFLOP/s\n",
+		       p->n_prompt, r->prefill_s, r->chunk, r->prefill_tok_s,
+		       r->prefill_flop_s >= 1e12 ? r->prefill_flop_s / 1e12
+						 : r->prefill_flop_s / 1e9,
+		       r->prefill_flop_s >= 1e12 ? "T" : "G");
 	if (p->n_gen > 0)
 		printf("decode    batch %zu at ctx %zu: %.2f ms/step "
 		       "(min %.2f)   %10.1f tok/s\n",

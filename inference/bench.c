@@ -12,6 +12,8 @@
  * llm_forward of B rows, logits of every row read back) puts each slot at
  * position n_ctx - n_gen + t; warm-up steps rewrite the first positions.
  * Median per-step time -> decode tok/s = B / step.
+ * Prefill FLOPs (prefill_flops): counted from the shapes, not the weights'
+ * format (EXL3 linears count as their k x n products).
  * Roofline: bytes one step must read at least,
  *   weights: every weight buffer, except MoE experts, of which a batch of B
  *     rows touches n_e (1 - (1 - k/n_e)^B) per layer in expectation
@@ -155,6 +157,37 @@ static double step_weight_bytes(const struct llm_model *m, size_t B)
 	return s;
 }
 
+double llm_prefill_flops(const struct llm_config *c, size_t n)
+{
+	const double E = (double)c->n_embd;
+	const double qd = (double)(c->n_head * c->head_dim);
+	const double kd = (double)(c->n_head_kv * c->head_dim);
+	double macs = 0, keys = 0; /* multiply-adds a row; visible keys */
+	size_t p;
+	int64_t l;
+
+	for (l = 0; l < c->n_layer; l++) {
+		macs += 2.0 * E * qd + 2.0 * E * kd; /* q, o; k, v */
+		if (llm_config_layer_is_moe(c, l)) {
+			macs += E * (double)c->n_expert +
+				3.0 * E * (double)c->n_ff_expert *
+					(double)c->n_expert_used;
+			if (c->has_shared_expert)
+				macs += 3.0 * E * (double)c->n_ff_shared + E;
+		} else {
+			macs += 3.0 * E * (double)c->n_ff;
+		}
+	}
+	for (p = 0; p < n; p++)
+		keys += c->sliding_window > 0 && (int64_t)p + 1 > c->sliding_window
+				? (double)c->sliding_window
+				: (double)(p + 1);
+	return 2.0 * macs * (double)n +
+	       4.0 * (double)c->head_dim * (double)c->n_head * keys *
+		       (double)c->n_layer +
+	       2.0 * E * (double)c->n_vocab;
+}
+
 static void context_bytes(const struct llm_context *c, uint64_t *kv,
 			  uint64_t *act)
 {
@@ -198,6 +231,8 @@ static int prefill(struct llm_context *c, const struct llm_bench_params *p,
 	if (rc == 0) {
 		r->prefill_s = median(t, (size_t)p->n_reps);
 		r->prefill_tok_s = (double)p->n_prompt / r->prefill_s;
+		r->prefill_flops = llm_prefill_flops(&c->model->cfg, p->n_prompt);
+		r->prefill_flop_s = r->prefill_flops / r->prefill_s;
 	} else {
 		diag_prefix(d, "prefill");
 	}

@@ -346,6 +346,14 @@ struct llm_bench_result {
 	/* prefill (one sequence, chunks of the context's batch size) */
 	double prefill_s;        /* median wall time of the whole prompt */
 	double prefill_tok_s;    /* n_prompt / prefill_s */
+	double prefill_flops;    /* model FLOPs of the prompt: every layer's
+				  * linears (2 k n a row; MoE: router, the
+				  * routed experts, shared expert), causal
+				  * attention (4 head_dim per query head, row
+				  * and visible key, within a sliding window)
+				  * and the lm_head of the last row; the
+				  * embedding is a lookup (none) */
+	double prefill_flop_s;   /* prefill_flops / prefill_s */
 	/* decode: n_batch rows per step, logits of every row */
 	double step_s;           /* median wall time of one step */
 	double step_min_s, step_mean_s;

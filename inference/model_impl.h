@@ -173,6 +173,10 @@ int llm_model_setup(struct llm_model *m, const struct llm_model_params *params,
 void llm_layer_experts(const struct llm_model *m, const struct llm_layer *ly,
 		       struct gpu_moe_experts *ex);
 
+/* Model FLOPs of a prefill of n tokens of one sequence from position 0,
+ * as struct llm_bench_result's prefill_flops defines them (bench.c). */
+double llm_prefill_flops(const struct llm_config *c, size_t n);
+
 /* Fill inv_freq[0 .. hd/2) for CFG's rope settings (default, linear,
  * llama3, mrope).  LLM_E_UNSUPPORTED for yarn/dynamic. */
 int llm_rope_inv_freq(const struct llm_config *cfg, float *inv_freq,

@@ -293,6 +293,15 @@ START_TEST(test_bench_run)
 	diag_clear(&d);
 	ck_assert_msg(llm_bench_run(m, &p, &r, &d) == 0, "%s", diag_message(&d, "?"));
 	ck_assert(r.prefill_s > 0 && r.prefill_tok_s > 0);
+	/* tiny-llama's prefill of 16: per row per layer 2 x (q, o 64 x 64; k,
+	 * v 64 x 32; gate, up, down 64 x 160) multiply-adds, attention 4 x hd
+	 * 16 x 4 heads per (row, key) with 1 + ... + 16 = 136 keys, 2 layers;
+	 * the lm_head (64 x 512) once */
+	ck_assert(fabs(r.prefill_flops -
+		       (2.0 * 2 * (2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 160) * 16 +
+			4.0 * 16 * 4 * 136 * 2 + 2.0 * 64 * 512)) < 0.5);
+	ck_assert(fabs(r.prefill_flop_s * r.prefill_s - r.prefill_flops) <
+		  1e-9 * r.prefill_flops);
 	ck_assert(r.step_s > 0 && r.step_min_s <= r.step_s);
 	ck_assert(fabs(r.decode_tok_s - 2.0 / r.step_s) < 1e-6 * r.decode_tok_s);
 	ck_assert(r.bw_bytes_s > 0);
@@ -330,7 +339,40 @@ START_TEST(test_bench_run)
 		ck_assert(fabs(r.step_weight_bytes - (all - ex / 2)) < 1);
 	}
 	ck_assert(r.bw_bytes_s == 0 && r.roofline == 0);
+	/* tiny-mixtral, prompt of 16: the router (64 x 4) and 2 of its 4
+	 * experts (3 x 64 x 96) replace the dense FFN */
+	ck_assert(fabs(r.prefill_flops -
+		       (2.0 * 2 * (2 * 64 * 64 + 2 * 64 * 32 + 64 * 4 +
+				   2 * 3 * 64 * 96) * 16 +
+			4.0 * 16 * 4 * 136 * 2 + 2.0 * 64 * 320)) < 0.5);
 	llm_model_free(m);
+}
+END_TEST
+
+/* Prefill FLOPs of real shapes against their published parameter counts:
+ * Llama-3-8B (8.03e9 parameters, of which the 128256 x 4096 embedding and
+ * lm_head are 1.05e9) prefilling 2048 tokens does 2 x 6.98e9 per token in
+ * its linears, 4 x 128 x 32 heads x 32 layers per (row, visible key) with
+ * 2048 x 2049 / 2 keys, and one lm_head row: 14.50 GFLOP a token, not the
+ * 2 x 8.03e9 of "2 x params"; Mixtral-8x7B (46.7e9, 12.9e9 active)
+ * about 2 x 12.9e9 a token plus attention. */
+START_TEST(test_prefill_flops)
+{
+	struct llm_config c;
+	double f, lin, att;
+
+	ck_assert(llm_synthetic_config("llama3-8b", &c, NULL) == 0);
+	f = llm_prefill_flops(&c, 2048);
+	lin = 2.0 * (8.03e9 - 2.0 * 128256 * 4096) * 2048;
+	att = 4.0 * 128 * 32 * 32 * (2048.0 * 2049 / 2);
+	ck_assert_msg(fabs(f / (lin + att + 2.0 * 4096 * 128256) - 1) < 0.005,
+		      "llama3-8b: %.5g FLOPs", f);
+	ck_assert(fabs(f / 2048 / 14.50e9 - 1) < 0.005);
+	ck_assert(llm_synthetic_config("mixtral-8x7b", &c, NULL) == 0);
+	f = llm_prefill_flops(&c, 512);
+	lin = 2.0 * (12.9e9 - 2.0 * 32000 * 4096) * 512;
+	att = 4.0 * 128 * 32 * 32 * (512.0 * 513 / 2);
+	ck_assert_msg(fabs(f / (lin + att) - 1) < 0.01, "mixtral: %.5g", f);
 }
 END_TEST
 
@@ -406,6 +448,7 @@ Suite *synthetic_suite(void)
 	tcase_add_test(tc, test_tiny_models);
 	tcase_add_test(tc, test_exl3_bits);
 	tcase_add_test(tc, test_bench_run);
+	tcase_add_test(tc, test_prefill_flops);
 	tcase_add_test(tc, test_max_batch);
 	suite_add_tcase(s, tc);
 	return s;
