@@ -891,11 +891,202 @@ __device__ __forceinline__ void cvt8s(const float *x, uint4 *hi, uint4 *lo)
 	*lo = cvt8<0>(r);
 }
 
-/* Q, K, V tiles (f32 pool: hi and lo parts each) + page offsets */
-static size_t pf_smem(int D, int f16)
+/* Q, K, V tiles (f32 pool: hi and lo parts each) + page offsets; pipe
+ * (f16 pool): two K/V tiles and two sets of page offsets */
+static size_t pf_smem(int D, int f16, int pipe)
 {
+	if (pipe)
+		return 5 * (size_t)PF_ROWS * (size_t)(D + 8) * 2 +
+		       2 * ATT_TILE * sizeof(long long);
 	return (f16 ? 3 : 6) * (size_t)PF_ROWS * (size_t)(D + 8) * 2 +
 	       ATT_TILE * sizeof(long long);
+}
+
+/* ---- the pipelined prefill loop (PIPE = 1, f16 pools) -------------------
+ * EXPERIMENTAL, not yet run on a GPU, off unless TERN_ATT_PF_PIPE=1: the
+ * next K/V tile is copied with cp.async into a second buffer while the
+ * current one is computed (the plain loop loads, waits, then computes). */
+
+/* page offsets of positions t0 .. t0 + 63 of the tile's sequence (-1:
+ * missing), written by threads 0..63 */
+__device__ __forceinline__ void pf_pages(const struct gpu_cuda_kv &kv,
+					 const tile_info &ti, long long t0,
+					 long long *pgo, int tid, size_t ps,
+					 size_t rowel, size_t hk, size_t hd)
+{
+	if (tid < ATT_TILE) {
+		const long long t = t0 + tid;
+		long long pg = -1;
+
+		if (t >= ti.tmin && t <= ti.tmax)
+			pg = kv_page(kv, (size_t)ti.seq, (size_t)t);
+		pgo[tid] = pg < 0 ? -1 :
+			(long long)(((size_t)pg * ps + (unsigned)t % (unsigned)ps) * rowel +
+				    hk * hd);
+	}
+}
+
+__device__ __forceinline__ void pf_cp16(void *smem_dst, const void *gmem)
+{
+	unsigned a = (unsigned)__cvta_generic_to_shared(smem_dst);
+
+	asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(a),
+		     "l"(gmem) : "memory");
+}
+
+/* cp.async of one f16 K/V tile (page offsets pgo) into Kd / Vd; missing
+ * positions stored as zero rows; pad columns (d >= hd) left alone */
+__device__ __forceinline__ void pf_issue(const struct gpu_cuda_kv &kv,
+					 const long long *pgo, uint16_t *Kd,
+					 uint16_t *Vd, int tid, int LD, int CH,
+					 size_t hd)
+{
+	for (int idx = tid; idx < ATT_TILE * CH; idx += PF_THREADS) {
+		const int r = idx / CH, c = idx % CH;
+		const size_t d0 = (size_t)c * 8;
+		const long long e = pgo[r];
+
+		if (d0 >= hd)
+			continue;
+		if (e >= 0) {
+			pf_cp16(Kd + r * LD + c * 8, (const __half *)kv.k + e + d0);
+			pf_cp16(Vd + r * LD + c * 8, (const __half *)kv.v + e + d0);
+		} else {
+			*(uint4 *)(Kd + r * LD + c * 8) = make_uint4(0, 0, 0, 0);
+			*(uint4 *)(Vd + r * LD + c * 8) = make_uint4(0, 0, 0, 0);
+		}
+	}
+	asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+/* One K/V tile (positions t0 .. t0 + 63 in Ks / Vs, f32 pool: plus the
+ * low parts Kl / Vl; pgo[i] < 0: position t0 + i is missing) against
+ * this warp's 16 query rows: S = Q K^T, the causal / window masks of
+ * each row (plo, phi), the online softmax (mrow, lrow) and O += P V. */
+template <int F16, int D>
+__device__ __forceinline__ void
+pf_tile(const uint16_t *Qs, const uint16_t *Ql, const uint16_t *Ks,
+	const uint16_t *Kl, const uint16_t *Vs, const uint16_t *Vl,
+	const long long *pgo, long long t0, const long long (&plo)[2],
+	const long long (&phi)[2], float (&mrow)[2], float (&lrow)[2],
+	float (&of)[D / 8][4], size_t hd, int LD, int warp, int lane, int cq)
+{
+		float sf[8][4];
+		const int nk = (int)((hd + 15) / 16);
+
+#pragma unroll
+		for (int nb = 0; nb < 8; nb++)
+			sf[nb][0] = sf[nb][1] = sf[nb][2] = sf[nb][3] = 0.0f;
+		/* S = Q K^T */
+#pragma unroll
+		for (int kk = 0; kk < D / 16; kk++) {
+			uint32_t a[4], al[4];
+			const int qo = (16 * warp + (lane & 15)) * LD + kk * 16 +
+				       (lane >> 4) * 8;
+
+			if (kk >= nk)
+				break;
+			ldsm4(a, Qs + qo);
+			if (!F16)
+				ldsm4(al, Ql + qo);
+#pragma unroll
+			for (int j = 0; j < 4; j++) {
+				uint32_t b[4], bl[4];
+				const int ko = (j * 16 + (lane & 7) + ((lane >> 4) << 3)) * LD +
+					       kk * 16 + ((lane >> 3) & 1) * 8;
+
+				ldsm4(b, Ks + ko);
+				pf_t<F16>::mma(sf[2 * j], a, b[0], b[1]);
+				pf_t<F16>::mma(sf[2 * j + 1], a, b[2], b[3]);
+				if (!F16) {
+					ldsm4(bl, Kl + ko);
+					pf_t<F16>::mma(sf[2 * j], al, b[0], b[1]);
+					pf_t<F16>::mma(sf[2 * j + 1], al, b[2], b[3]);
+					pf_t<F16>::mma(sf[2 * j], a, bl[0], bl[1]);
+					pf_t<F16>::mma(sf[2 * j + 1], a, bl[2], bl[3]);
+				}
+			}
+		}
+		/* masks, online softmax (rows a: e = 0, 1; b: e = 2, 3) */
+#pragma unroll
+		for (int k = 0; k < 2; k++) {
+			float mx = mrow[k], mu, corr, ls = 0.0f;
+
+#pragma unroll
+			for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+				for (int e = 0; e < 2; e++) {
+					const int kt = nb * 8 + 2 * cq + e;
+					const long long t = t0 + kt;
+
+					if (pgo[kt] < 0 || t < plo[k] || t > phi[k])
+						sf[nb][2 * k + e] = -INFINITY;
+					mx = fmaxf(mx, sf[nb][2 * k + e]);
+				}
+			mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+			mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+			mu = mx == -INFINITY ? 0.0f : mx;
+			corr = exp2f(mrow[k] - mu);
+#pragma unroll
+			for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+				for (int e = 0; e < 2; e++) {
+					const float pv = exp2f(sf[nb][2 * k + e] - mu);
+
+					sf[nb][2 * k + e] = pv;
+					ls += pv;
+				}
+			lrow[k] = lrow[k] * corr + ls;
+			mrow[k] = mx;
+#pragma unroll
+			for (int nd = 0; nd < D / 8; nd++) {
+				of[nd][2 * k] *= corr;
+				of[nd][2 * k + 1] *= corr;
+			}
+		}
+		/* O += P V */
+#pragma unroll
+		for (int j = 0; j < 4; j++) {
+			uint32_t a[4], al[4];
+			const float *p0 = sf[2 * j], *p1 = sf[2 * j + 1];
+
+			a[0] = pf_t<F16>::pack(p0[0], p0[1]);
+			a[1] = pf_t<F16>::pack(p0[2], p0[3]);
+			a[2] = pf_t<F16>::pack(p1[0], p1[1]);
+			a[3] = pf_t<F16>::pack(p1[2], p1[3]);
+			if (!F16) {
+				float r0[4], r1[4];
+
+#pragma unroll
+				for (int e = 0; e < 4; e++) {
+					r0[e] = p0[e] - __bfloat162float(__float2bfloat16_rn(p0[e]));
+					r1[e] = p1[e] - __bfloat162float(__float2bfloat16_rn(p1[e]));
+				}
+				al[0] = pf_t<F16>::pack(r0[0], r0[1]);
+				al[1] = pf_t<F16>::pack(r0[2], r0[3]);
+				al[2] = pf_t<F16>::pack(r1[0], r1[1]);
+				al[3] = pf_t<F16>::pack(r1[2], r1[3]);
+			}
+#pragma unroll
+			for (int dp = 0; dp < D / 16; dp++) {
+				uint32_t b[4], bl[4];
+				const int vo = (j * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD +
+					       dp * 16 + (lane >> 4) * 8;
+
+				if (dp >= nk)
+					break;
+				ldsm4t(b, Vs + vo);
+				pf_t<F16>::mma(of[2 * dp], a, b[0], b[1]);
+				pf_t<F16>::mma(of[2 * dp + 1], a, b[2], b[3]);
+				if (!F16) {
+					ldsm4t(bl, Vl + vo);
+					pf_t<F16>::mma(of[2 * dp], al, b[0], b[1]);
+					pf_t<F16>::mma(of[2 * dp + 1], al, b[2], b[3]);
+					pf_t<F16>::mma(of[2 * dp], a, bl[0], bl[1]);
+					pf_t<F16>::mma(of[2 * dp + 1], a, bl[2], bl[3]);
+				}
+			}
+		}
 }
 
 /* Block (tile, h) = (n_tiles - 1 - blockIdx.x / n_head, blockIdx.x %
@@ -903,7 +1094,7 @@ static size_t pf_smem(int D, int f16)
  * warp w owns rows 16 w .. 16 w + 15.  Fragment layouts: PTX
  * mma.m16n8k16 (g = lane / 4, c = lane % 4: A rows g, g + 8, cols 2c..,
  * 2c + 8..; B k 2c.., 2c + 8.., n g; C rows g, g + 8, cols 2c, 2c + 1). */
-template <int F16, int D>
+template <int F16, int D, int PIPE>
 __global__ static void __launch_bounds__(PF_THREADS)
 attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		    unsigned n_head, float qscale, size_t window)
@@ -916,7 +1107,9 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 	/* f32 pool: low parts (x - bf16(x)) after the high parts */
 	uint16_t *Ql = Vs + ATT_TILE * LD, *Kl = Ql + PF_ROWS * LD,
 		 *Vl = Kl + ATT_TILE * LD;
-	long long *pgo = (long long *)(F16 ? Ql : Vl + ATT_TILE * LD);
+	/* PIPE: Qs | Ks | Vs | second Ks | second Vs | pgo [2][64] */
+	long long *pgo = (long long *)(PIPE ? Vs + 3 * ATT_TILE * LD :
+				       F16 ? Ql : Vl + ATT_TILE * LD);
 	const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 	const int gq = lane >> 2, cq = lane & 3;
 	const size_t n_tiles = (kv.n_rows + PF_ROWS - 1) / PF_ROWS;
@@ -961,6 +1154,12 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		if (d0 >= hd) {
 			*(uint4 *)(Ks + r * LD + c * 8) = make_uint4(0, 0, 0, 0);
 			*(uint4 *)(Vs + r * LD + c * 8) = make_uint4(0, 0, 0, 0);
+			if (PIPE) {
+				*(uint4 *)(Ks + (2 * ATT_TILE + r) * LD + c * 8) =
+					make_uint4(0, 0, 0, 0);
+				*(uint4 *)(Vs + (2 * ATT_TILE + r) * LD + c * 8) =
+					make_uint4(0, 0, 0, 0);
+			}
 			if (!F16) {
 				*(uint4 *)(Kl + r * LD + c * 8) = make_uint4(0, 0, 0, 0);
 				*(uint4 *)(Vl + r * LD + c * 8) = make_uint4(0, 0, 0, 0);
@@ -1000,8 +1199,47 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 	for (int nd = 0; nd < D / 8; nd++)
 		of[nd][0] = of[nd][1] = of[nd][2] = of[nd][3] = 0.0f;
 
-	for (long long t0 = ti.tmax < 0 ? 1 : ti.tmin / ATT_TILE * ATT_TILE;
-	     t0 <= ti.tmax; t0 += ATT_TILE) {
+	if (PIPE) {
+		/* tile i computes from buffer i % 2 while tile i + 1's copies
+		 * fly into the other; three barriers a tile, as below */
+		const long long T0 = ti.tmin / ATT_TILE * ATT_TILE;
+		long long i = 0;
+
+		if (ti.tmax >= 0) {
+			pf_pages(kv, ti, T0, pgo, tid, ps, rowel, hk, hd);
+			__syncthreads(); /* tile 0's page offsets */
+			pf_issue(kv, pgo, Ks, Vs, tid, LD, CH, hd);
+		}
+		for (long long t0 = T0; ti.tmax >= 0 && t0 <= ti.tmax;
+		     t0 += ATT_TILE, i++) {
+			const int b = (int)(i & 1);
+			const long long *pc = pgo + b * ATT_TILE;
+			long long *pn = pgo + (b ^ 1) * ATT_TILE;
+			const uint16_t *Kc = Ks + b * 2 * ATT_TILE * LD;
+			const uint16_t *Vc = Vs + b * 2 * ATT_TILE * LD;
+			const bool next = t0 + ATT_TILE <= ti.tmax;
+
+			__syncthreads(); /* tile i - 1 (the other buffers) done */
+			if (next)
+				pf_pages(kv, ti, t0 + ATT_TILE, pn, tid, ps, rowel, hk,
+					 hd);
+			__syncthreads(); /* tile i + 1's page offsets */
+			if (next)
+				pf_issue(kv, pn, Ks + (b ^ 1) * 2 * ATT_TILE * LD,
+					 Vs + (b ^ 1) * 2 * ATT_TILE * LD, tid, LD, CH, hd);
+			else
+				asm volatile("cp.async.commit_group;\n" ::: "memory");
+			/* all but the newest group done: tile i's copies */
+			asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+			__syncthreads(); /* every thread's */
+			if (whi < t0 || wlo > t0 + ATT_TILE - 1)
+				continue; /* none of this warp's rows sees this tile */
+			pf_tile<F16, D>(Qs, Ql, Kc, Kc, Vc, Vc, pc, t0, plo, phi, mrow,
+					lrow, of, hd, LD, warp, lane, cq);
+		}
+	}
+	for (long long t0 = ti.tmax < 0 || PIPE ? 1 : ti.tmin / ATT_TILE * ATT_TILE;
+	     !PIPE && t0 <= ti.tmax; t0 += ATT_TILE) {
 		__syncthreads(); /* previous tile's K/V/pgo read; Q written */
 		if (tid < ATT_TILE) {
 			const long long t = t0 + tid;
@@ -1045,124 +1283,8 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		__syncthreads();
 		if (whi < t0 || wlo > t0 + ATT_TILE - 1)
 			continue; /* none of this warp's rows sees this tile */
-		{
-			float sf[8][4];
-			const int nk = (int)((hd + 15) / 16);
-
-#pragma unroll
-			for (int nb = 0; nb < 8; nb++)
-				sf[nb][0] = sf[nb][1] = sf[nb][2] = sf[nb][3] = 0.0f;
-			/* S = Q K^T */
-#pragma unroll
-			for (int kk = 0; kk < D / 16; kk++) {
-				uint32_t a[4], al[4];
-				const int qo = (16 * warp + (lane & 15)) * LD + kk * 16 +
-					       (lane >> 4) * 8;
-
-				if (kk >= nk)
-					break;
-				ldsm4(a, Qs + qo);
-				if (!F16)
-					ldsm4(al, Ql + qo);
-#pragma unroll
-				for (int j = 0; j < 4; j++) {
-					uint32_t b[4], bl[4];
-					const int ko = (j * 16 + (lane & 7) + ((lane >> 4) << 3)) * LD +
-						       kk * 16 + ((lane >> 3) & 1) * 8;
-
-					ldsm4(b, Ks + ko);
-					pf_t<F16>::mma(sf[2 * j], a, b[0], b[1]);
-					pf_t<F16>::mma(sf[2 * j + 1], a, b[2], b[3]);
-					if (!F16) {
-						ldsm4(bl, Kl + ko);
-						pf_t<F16>::mma(sf[2 * j], al, b[0], b[1]);
-						pf_t<F16>::mma(sf[2 * j + 1], al, b[2], b[3]);
-						pf_t<F16>::mma(sf[2 * j], a, bl[0], bl[1]);
-						pf_t<F16>::mma(sf[2 * j + 1], a, bl[2], bl[3]);
-					}
-				}
-			}
-			/* masks, online softmax (rows a: e = 0, 1; b: e = 2, 3) */
-#pragma unroll
-			for (int k = 0; k < 2; k++) {
-				float mx = mrow[k], mu, corr, ls = 0.0f;
-
-#pragma unroll
-				for (int nb = 0; nb < 8; nb++)
-#pragma unroll
-					for (int e = 0; e < 2; e++) {
-						const int kt = nb * 8 + 2 * cq + e;
-						const long long t = t0 + kt;
-
-						if (pgo[kt] < 0 || t < plo[k] || t > phi[k])
-							sf[nb][2 * k + e] = -INFINITY;
-						mx = fmaxf(mx, sf[nb][2 * k + e]);
-					}
-				mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-				mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-				mu = mx == -INFINITY ? 0.0f : mx;
-				corr = exp2f(mrow[k] - mu);
-#pragma unroll
-				for (int nb = 0; nb < 8; nb++)
-#pragma unroll
-					for (int e = 0; e < 2; e++) {
-						const float pv = exp2f(sf[nb][2 * k + e] - mu);
-
-						sf[nb][2 * k + e] = pv;
-						ls += pv;
-					}
-				lrow[k] = lrow[k] * corr + ls;
-				mrow[k] = mx;
-#pragma unroll
-				for (int nd = 0; nd < D / 8; nd++) {
-					of[nd][2 * k] *= corr;
-					of[nd][2 * k + 1] *= corr;
-				}
-			}
-			/* O += P V */
-#pragma unroll
-			for (int j = 0; j < 4; j++) {
-				uint32_t a[4], al[4];
-				const float *p0 = sf[2 * j], *p1 = sf[2 * j + 1];
-
-				a[0] = pf_t<F16>::pack(p0[0], p0[1]);
-				a[1] = pf_t<F16>::pack(p0[2], p0[3]);
-				a[2] = pf_t<F16>::pack(p1[0], p1[1]);
-				a[3] = pf_t<F16>::pack(p1[2], p1[3]);
-				if (!F16) {
-					float r0[4], r1[4];
-
-#pragma unroll
-					for (int e = 0; e < 4; e++) {
-						r0[e] = p0[e] - __bfloat162float(__float2bfloat16_rn(p0[e]));
-						r1[e] = p1[e] - __bfloat162float(__float2bfloat16_rn(p1[e]));
-					}
-					al[0] = pf_t<F16>::pack(r0[0], r0[1]);
-					al[1] = pf_t<F16>::pack(r0[2], r0[3]);
-					al[2] = pf_t<F16>::pack(r1[0], r1[1]);
-					al[3] = pf_t<F16>::pack(r1[2], r1[3]);
-				}
-#pragma unroll
-				for (int dp = 0; dp < D / 16; dp++) {
-					uint32_t b[4], bl[4];
-					const int vo = (j * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD +
-						       dp * 16 + (lane >> 4) * 8;
-
-					if (dp >= nk)
-						break;
-					ldsm4t(b, Vs + vo);
-					pf_t<F16>::mma(of[2 * dp], a, b[0], b[1]);
-					pf_t<F16>::mma(of[2 * dp + 1], a, b[2], b[3]);
-					if (!F16) {
-						ldsm4t(bl, Vl + vo);
-						pf_t<F16>::mma(of[2 * dp], al, b[0], b[1]);
-						pf_t<F16>::mma(of[2 * dp + 1], al, b[2], b[3]);
-						pf_t<F16>::mma(of[2 * dp], a, bl[0], bl[1]);
-						pf_t<F16>::mma(of[2 * dp + 1], a, bl[2], bl[3]);
-					}
-				}
-			}
-		}
+		pf_tile<F16, D>(Qs, Ql, Ks, Kl, Vs, Vl, pgo, t0, plo, phi, mrow, lrow,
+				of, hd, LD, warp, lane, cq);
 	}
 	/* out = o / l (l summed over the 4 lanes of a row) */
 #pragma unroll
@@ -1289,13 +1411,13 @@ static void dec_launch_g(int G, dim3 grid, cudaStream_t s,
 
 /* Launch the prefill kernel; *done = 0 (nothing launched) when the device
  * lacks the shared memory (e.g. 99 KB on sm_86/89: f32 pool, D >= 128). */
-template <int F16, int D>
-static int pf_launch(cudaStream_t s, const struct gpu_cuda_kv *kv, float *out,
-		     const float *q, size_t n_head, float qs, size_t window,
-		     int *done)
+template <int F16, int D, int PIPE>
+static int pf_launch1(cudaStream_t s, const struct gpu_cuda_kv *kv, float *out,
+		      const float *q, size_t n_head, float qs, size_t window,
+		      int *done)
 {
 	static int attr_set[64]; /* per device: 1 set, -1 too little smem */
-	const size_t bytes = pf_smem(D, F16);
+	const size_t bytes = pf_smem(D, F16, PIPE);
 	const size_t n_tiles = (kv->n_rows + PF_ROWS - 1) / PF_ROWS;
 	cudaError_t e;
 	int dev = 0;
@@ -1318,7 +1440,7 @@ static int pf_launch(cudaStream_t s, const struct gpu_cuda_kv *kv, float *out,
 				attr_set[dev] = -1;
 			return 0;
 		}
-		e = cudaFuncSetAttribute(attn_prefill_kernel<F16, D>,
+		e = cudaFuncSetAttribute(attn_prefill_kernel<F16, D, PIPE>,
 					 cudaFuncAttributeMaxDynamicSharedMemorySize,
 					 (int)bytes);
 		if (e != cudaSuccess)
@@ -1326,11 +1448,38 @@ static int pf_launch(cudaStream_t s, const struct gpu_cuda_kv *kv, float *out,
 		if (dev >= 0 && dev < 64)
 			attr_set[dev] = 1;
 	}
-	(void)tern_launch(attn_prefill_kernel<F16, D>,
+	(void)tern_launch(attn_prefill_kernel<F16, D, PIPE>,
 			(unsigned)(n_tiles * n_head), PF_THREADS, bytes, s, *kv,
 			out, q, (unsigned)n_head, qs, window);
 	*done = 1;
 	return (int)cudaPeekAtLastError();
+}
+
+/* 1 when TERN_ATT_PF_PIPE=1: f16 pools take the pipelined prefill loop
+ * (experimental until measured; see pf_issue). */
+static int att_pf_pipe(void)
+{
+	static int v = -1;
+
+	if (v < 0) {
+		const char *e = getenv("TERN_ATT_PF_PIPE");
+
+		v = e && !strcmp(e, "1");
+	}
+	return v;
+}
+
+template <int F16, int D>
+static int pf_launch(cudaStream_t s, const struct gpu_cuda_kv *kv, float *out,
+		     const float *q, size_t n_head, float qs, size_t window,
+		     int *done)
+{
+	if constexpr (F16 == 1) {
+		if (att_pf_pipe())
+			return pf_launch1<1, D, 1>(s, kv, out, q, n_head, qs, window,
+						   done);
+	}
+	return pf_launch1<F16, D, 0>(s, kv, out, q, n_head, qs, window, done);
 }
 
 extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv *kv,
