@@ -1475,9 +1475,15 @@ static int pf_launch(cudaStream_t s, const struct gpu_cuda_kv *kv, float *out,
 		     int *done)
 {
 	if constexpr (F16 == 1) {
-		if (att_pf_pipe())
-			return pf_launch1<1, D, 1>(s, kv, out, q, n_head, qs, window,
-						   done);
+		if (att_pf_pipe()) {
+			const int rc = pf_launch1<1, D, 1>(s, kv, out, q, n_head, qs,
+							   window, done);
+
+			if (rc || *done)
+				return rc;
+			/* too little shared memory for two K/V tiles (e.g.
+			 * head_dim 256 on sm_80): the plain loop */
+		}
 	}
 	return pf_launch1<F16, D, 0>(s, kv, out, q, n_head, qs, window, done);
 }

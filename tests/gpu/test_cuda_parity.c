@@ -1325,6 +1325,10 @@ START_TEST(test_attention)
 	one_prefill(&p, GPU_DTYPE_F32, 8, 2, 64, 16, 100, 333, 0, 0);
 	one_prefill(&p, GPU_DTYPE_F16, 12, 4, 256, 32, 0, 200, 0, 0);
 	one_prefill(&p, GPU_DTYPE_F32, 14, 2, 80, 9, 0, 150, 20, 0);
+	/* f16 pool, head_dim 80 (pad columns in the K/V tiles), pages of 9,
+	 * a window of 37 (its start inside a tile) */
+	one_prefill(&p, GPU_DTYPE_F16, 14, 2, 80, 9, 37, 150, 20, 0);
+	one_prefill(&p, GPU_DTYPE_F16, 14, 2, 80, 9, 37, 150, 0, 1);
 	one_prefill(&p, GPU_DTYPE_F32, 2, 1, 512, 16, 0, 100, 0, 0); /* decode kernel */
 	/* one-sequence batches (single_seq): prefill kernel only, partial last
 	 * tile, window; and where the prefill kernel does not apply (hd 512,
