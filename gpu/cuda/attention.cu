@@ -907,23 +907,32 @@ static size_t pf_smem(int D, int f16, int pipe)
  * next K/V tile is copied with cp.async into a second buffer while the
  * current one is computed (the plain loop loads, waits, then computes). */
 
-/* page offsets of positions t0 .. t0 + 63 of the tile's sequence (-1:
- * missing), written by threads 0..63 */
-__device__ __forceinline__ void pf_pages(const struct gpu_cuda_kv &kv,
-					 const tile_info &ti, long long t0,
-					 long long *pgo, int tid, size_t ps,
-					 size_t rowel, size_t hk, size_t hd)
+/* Page of position t0 + tid of the tile's sequence (-1: missing or
+ * outside [tmin, tmax]); threads 0..63 each hold one in a register, so
+ * the page-table load of tile i + 2 flies while tile i is computed. */
+__device__ __forceinline__ long long pf_page(const struct gpu_cuda_kv &kv,
+					     const tile_info &ti, long long t0,
+					     int tid)
 {
-	if (tid < ATT_TILE) {
-		const long long t = t0 + tid;
-		long long pg = -1;
+	const long long t = t0 + tid;
 
-		if (t >= ti.tmin && t <= ti.tmax)
-			pg = kv_page(kv, (size_t)ti.seq, (size_t)t);
+	if (tid >= ATT_TILE || t < ti.tmin || t > ti.tmax)
+		return -1;
+	return kv_page(kv, (size_t)ti.seq, (size_t)t);
+}
+
+/* pgo[tid] = element offset of position t0 + tid's K/V row of head hk
+ * (page pg from pf_page; -1 when missing), threads 0..63 */
+__device__ __forceinline__ void pf_off(long long pg, long long t0,
+				       long long *pgo, int tid, size_t ps,
+				       size_t rowel, size_t hk, size_t hd)
+{
+	const long long t = t0 + tid;
+
+	if (tid < ATT_TILE)
 		pgo[tid] = pg < 0 ? -1 :
 			(long long)(((size_t)pg * ps + (unsigned)t % (unsigned)ps) * rowel +
 				    hk * hd);
-	}
 }
 
 __device__ __forceinline__ void pf_cp16(void *smem_dst, const void *gmem)
@@ -1203,10 +1212,11 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		/* tile i computes from buffer i % 2 while tile i + 1's copies
 		 * fly into the other; three barriers a tile, as below */
 		const long long T0 = ti.tmin / ATT_TILE * ATT_TILE;
-		long long i = 0;
+		long long i = 0, pg_next = -1;
 
 		if (ti.tmax >= 0) {
-			pf_pages(kv, ti, T0, pgo, tid, ps, rowel, hk, hd);
+			pf_off(pf_page(kv, ti, T0, tid), T0, pgo, tid, ps, rowel, hk, hd);
+			pg_next = pf_page(kv, ti, T0 + ATT_TILE, tid);
 			__syncthreads(); /* tile 0's page offsets */
 			pf_issue(kv, pgo, Ks, Vs, tid, LD, CH, hd);
 		}
@@ -1221,14 +1231,17 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 
 			__syncthreads(); /* tile i - 1 (the other buffers) done */
 			if (next)
-				pf_pages(kv, ti, t0 + ATT_TILE, pn, tid, ps, rowel, hk,
-					 hd);
+				pf_off(pg_next, t0 + ATT_TILE, pn, tid, ps, rowel, hk,
+				       hd);
 			__syncthreads(); /* tile i + 1's page offsets */
-			if (next)
+			if (next) {
 				pf_issue(kv, pn, Ks + (b ^ 1) * 2 * ATT_TILE * LD,
 					 Vs + (b ^ 1) * 2 * ATT_TILE * LD, tid, LD, CH, hd);
-			else
+				/* tile i + 2's pages, in flight during tile i */
+				pg_next = pf_page(kv, ti, t0 + 2 * ATT_TILE, tid);
+			} else {
 				asm volatile("cp.async.commit_group;\n" ::: "memory");
+			}
 			/* all but the newest group done: tile i's copies */
 			asm volatile("cp.async.wait_group 1;\n" ::: "memory");
 			__syncthreads(); /* every thread's */
