@@ -3,7 +3,27 @@
 
 #include <string.h>
 
+#include "gpu/gpu.h"
 #include "gpu/moe_plan.h"
+
+int gpu_moe_plan_check(const int32_t *ids, size_t n, size_t top_k,
+		       size_t n_expert, struct diag *d)
+{
+	size_t i, j;
+
+	for (i = 0; i < n * top_k; i++) {
+		if (ids[i] < 0 || (size_t)ids[i] >= n_expert)
+			return diag_fail(d, GPU_E_INVALID,
+					 "gpu_moe_ffn: row %zu routed to expert %d of %zu",
+					 i / top_k, (int)ids[i], n_expert);
+		for (j = i - i % top_k; j < i; j++)
+			if (ids[j] == ids[i])
+				return diag_fail(d, GPU_E_INVALID,
+						 "gpu_moe_ffn: row %zu routed to expert "
+						 "%d twice", i / top_k, (int)ids[i]);
+	}
+	return 0;
+}
 
 void gpu_moe_plan_sort(const int32_t *ids, const float *wts, size_t n,
 		       size_t top_k, size_t n_expert, int32_t *rows, float *swts,

@@ -7,6 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/diag.h"
+
+/* Check a routing read back to the host: ids [n, top_k] each in [0,
+ * n_expert) and no row naming an expert twice.  0, or GPU_E_INVALID
+ * naming the first bad row and id (gpu_moe_ffn's messages). */
+int gpu_moe_plan_check(const int32_t *ids, size_t n, size_t top_k,
+		       size_t n_expert, struct diag *d);
+
 /* Sort the assignments of n rows (ids, wts [n, top_k]; every id in [0,
  * n_expert), no repeat within a row — the caller has checked) by expert,
  * rows ascending within one (gpu/cpu/moe.c's grouping): rows, swts

@@ -23,6 +23,7 @@
 
 #include "gpu/cpu/cpu_impl.h"
 #include "gpu/exl3_ref.h"
+#include "gpu/moe_plan.h"
 
 #include <math.h>
 
@@ -43,17 +44,9 @@ int cpu_moe_ffn(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *x,
 	size_t i, j, e, t, m;
 	int rc;
 
-	for (i = 0; i < n * top_k; i++) {
-		if (id[i] < 0 || (size_t)id[i] >= ex->n_expert)
-			return diag_fail(d, GPU_E_INVALID,
-					 "gpu_moe_ffn: row %zu routed to expert %d of %zu",
-					 i / top_k, (int)id[i], ex->n_expert);
-		for (j = i - i % top_k; j < i; j++)
-			if (id[j] == id[i])
-				return diag_fail(d, GPU_E_INVALID,
-						 "gpu_moe_ffn: row %zu routed to expert "
-						 "%d twice", i / top_k, (int)id[i]);
-	}
+	rc = gpu_moe_plan_check(id, n, top_k, ex->n_expert, d);
+	if (rc < 0)
+		return rc;
 	memset(o, 0, n * dim * sizeof *o);
 	for (e = 0; e < ex->n_expert; e++) {
 		m = 0;

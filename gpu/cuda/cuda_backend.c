@@ -1258,7 +1258,7 @@ static int cuda_moe_ffn(struct gpu *g, struct gpu_buf *out,
 	float *d_wts = (float *)(void *)(d_rows + nk);
 	int32_t *h_id, *h_rows;
 	float *h_wt, *h_wts;
-	size_t *start, i, j, e, m;
+	size_t *start, e, m;
 	int rc;
 
 	if (cuda_moe_recordable(g, ex, n, dim, top_k) &&
@@ -1290,17 +1290,9 @@ static int cuda_moe_ffn(struct gpu *g, struct gpu_buf *out,
 	CUDA_TRY(cudaMemcpyAsync(h_wt, weights->data, nk * sizeof *h_wt,
 				 cudaMemcpyDeviceToHost, st->stream));
 	CUDA_TRY(cudaStreamSynchronize(st->stream));
-	for (i = 0; i < nk; i++) {
-		if (h_id[i] < 0 || (size_t)h_id[i] >= ex->n_expert)
-			return diag_fail(d, GPU_E_INVALID,
-					 "gpu_moe_ffn: row %zu routed to expert %d of %zu",
-					 i / top_k, (int)h_id[i], ex->n_expert);
-		for (j = i - i % top_k; j < i; j++)
-			if (h_id[j] == h_id[i])
-				return diag_fail(d, GPU_E_INVALID,
-						 "gpu_moe_ffn: row %zu routed to expert "
-						 "%d twice", i / top_k, (int)h_id[i]);
-	}
+	rc = gpu_moe_plan_check(h_id, n, top_k, ex->n_expert, d);
+	if (rc < 0)
+		return rc;
 	/* bucket rows by expert, in expert order, rows ascending */
 	gpu_moe_plan_sort(h_id, h_wt, n, top_k, ex->n_expert, h_rows, h_wts, start,
 			  start + ex->n_expert + 1);
