@@ -902,10 +902,11 @@ static size_t pf_smem(int D, int f16, int pipe)
 	       ATT_TILE * sizeof(long long);
 }
 
-/* ---- the pipelined prefill loop (PIPE = 1, f16 pools) -------------------
- * EXPERIMENTAL, not yet run on a GPU, off unless TERN_ATT_PF_PIPE=1: the
- * next K/V tile is copied with cp.async into a second buffer while the
- * current one is computed (the plain loop loads, waits, then computes). */
+/* ---- the prefill loops' page offsets; the pipelined loop's copies -------
+ * The pipelined loop (PIPE = 1, f16 pools) is EXPERIMENTAL, not yet run
+ * on a GPU, off unless TERN_ATT_PF_PIPE=1: the next K/V tile is copied
+ * with cp.async into a second buffer while the current one is computed
+ * (the plain loop loads, waits, then computes). */
 
 /* Page of position t0 + tid of the tile's sequence (-1: missing or
  * outside [tmin, tmax]); threads 0..63 each hold one in a register, so
@@ -1254,16 +1255,9 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 	for (long long t0 = ti.tmax < 0 || PIPE ? 1 : ti.tmin / ATT_TILE * ATT_TILE;
 	     !PIPE && t0 <= ti.tmax; t0 += ATT_TILE) {
 		__syncthreads(); /* previous tile's K/V/pgo read; Q written */
-		if (tid < ATT_TILE) {
-			const long long t = t0 + tid;
-			long long pg = -1;
-
-			if (t >= ti.tmin && t <= ti.tmax)
-				pg = kv_page(kv, (size_t)ti.seq, (size_t)t);
-			pgo[tid] = pg < 0 ? -1 :
-				(long long)(((size_t)pg * ps + (unsigned)t % (unsigned)ps) * rowel +
-					    hk * hd);
-		}
+		if (tid < ATT_TILE)
+			pf_off(pf_page(kv, ti, t0, tid), t0, pgo, tid, ps, rowel, hk,
+			       hd);
 		__syncthreads();
 		for (int idx = tid; idx < ATT_TILE * CH; idx += PF_THREADS) {
 			const int r = idx / CH, c = idx % CH;
