@@ -786,6 +786,59 @@ int gpu_matmul_swiglu_unfused(struct gpu *g, struct gpu_buf *out,
 	return rc < 0 ? rc : g->be->swiglu(g, out, out, up, n * rows, d);
 }
 
+int gpu_swiglu_ffn(struct gpu *g, struct gpu_buf *out, struct gpu_buf *gate,
+		   struct gpu_buf *up, const struct gpu_buf *x,
+		   const struct gpu_buf *w_gate, const struct gpu_buf *w_up,
+		   const struct gpu_buf *w_down, size_t n, size_t k, size_t n_ff,
+		   struct diag *d)
+{
+	const char *op = "gpu_swiglu_ffn";
+
+	TRY(check_live(g, d));
+	TRY(need(g, op, "x", x, F32, 0, n, k, 1, d));
+	TRY(need(g, op, "out", out, F32, 0, n, k, 1, d));
+	TRY(need(g, op, "gate", gate, F32, 0, n, n_ff, 1, d));
+	TRY(need(g, op, "up", up, F32, 0, n, n_ff, 1, d));
+	TRY(need(g, op, "W_gate", w_gate, ANY_FLOAT, 0, n_ff, k, 1, d));
+	TRY(need(g, op, "W_up", w_up, ANY_FLOAT, 0, n_ff, k, 1, d));
+	TRY(need(g, op, "W_down", w_down, ANY_FLOAT, 0, k, n_ff, 1, d));
+	if (w_gate->dtype != w_up->dtype || w_gate->dtype != w_down->dtype)
+		return diag_fail(d, GPU_E_INVALID,
+				 "%s: W_gate is %s, W_up %s, W_down %s", op,
+				 gpu_dtype_name(w_gate->dtype),
+				 gpu_dtype_name(w_up->dtype),
+				 gpu_dtype_name(w_down->dtype));
+	if (out == x || out == gate || out == up || gate == x || up == x ||
+	    gate == up)
+		return diag_fail(d, GPU_E_INVALID,
+				 "%s: out, gate, up and x alias", op);
+	if (n_ff == 0)
+		return diag_fail(d, GPU_E_INVALID, "%s: n_ff is 0", op);
+	if (n == 0 || k == 0)
+		return 0;
+	if (g->be->swiglu_ffn)
+		DISPATCH(g, swiglu_ffn, out, gate, up, x, w_gate, w_up, w_down, n,
+			 k, n_ff, d);
+	return note(g, gpu_swiglu_ffn_composed(g, out, gate, up, x, w_gate,
+					       w_up, w_down, n, k, n_ff, d));
+}
+
+int gpu_swiglu_ffn_composed(struct gpu *g, struct gpu_buf *out,
+			    struct gpu_buf *gate, struct gpu_buf *up,
+			    const struct gpu_buf *x,
+			    const struct gpu_buf *w_gate,
+			    const struct gpu_buf *w_up,
+			    const struct gpu_buf *w_down, size_t n, size_t k,
+			    size_t n_ff, struct diag *d)
+{
+	int rc = g->be->matmul_swiglu ?
+		 g->be->matmul_swiglu(g, gate, up, x, w_gate, w_up, n, k, n_ff, d) :
+		 gpu_matmul_swiglu_unfused(g, gate, up, x, w_gate, w_up, n, k,
+					   n_ff, d);
+
+	return rc < 0 ? rc : g->be->matmul(g, out, gate, w_down, NULL, n, n_ff, k, d);
+}
+
 int gpu_swiglu(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *gate,
 	       const struct gpu_buf *up, size_t n, struct diag *d)
 {

@@ -291,6 +291,27 @@ int gpu_matmul_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 		      const struct gpu_buf *w_up, size_t n, size_t k,
 		      size_t rows, struct diag *d);
 
+/* The whole SwiGLU feed-forward on dense weights:
+ *   out[i, c] = sum_r (silu(x W_gate^T) * (x W_up^T))[i, r] * W_down[c, r]
+ * computed as gpu_matmul_swiglu(gate, up, x, W_gate, W_up, n, k, n_ff)
+ * followed by gpu_matmul(out, gate, W_down, NULL, n, n_ff, k) — the same
+ * bits on the CPU and, for n <= 16 rows (decode), on CUDA.  CUDA prefill
+ * with bf16 weights keeps the intermediates in bf16 (the gate and up
+ * products rounded to bf16 before the SwiGLU, whose result the down GEMM
+ * reads in bf16 as gpu_matmul would have converted it; within the 1e-2
+ * bound of half-weight paths) and so never writes them in f32:
+ * TERN_FFN_HALF=0 runs the composition instead.
+ * out, x f32 [n, k]; gate, up f32 [n, n_ff] scratch (their contents
+ * afterwards are unspecified); W_gate, W_up [n_ff, k] and W_down [k, n_ff]
+ * of one float dtype, n_ff > 0; out, gate, up and x distinct.  Errors:
+ * GPU_E_INVALID (shapes, dtypes, aliasing), GPU_E_NOMEM (scratch),
+ * GPU_E_DEVICE. */
+int gpu_swiglu_ffn(struct gpu *g, struct gpu_buf *out, struct gpu_buf *gate,
+		   struct gpu_buf *up, const struct gpu_buf *x,
+		   const struct gpu_buf *w_gate, const struct gpu_buf *w_up,
+		   const struct gpu_buf *w_down, size_t n, size_t k, size_t n_ff,
+		   struct diag *d);
+
 /* RMSNorm over the last dim (HF LlamaRMSNorm, computed in f32):
  *   out[i, :] = x[i, :] / sqrt(mean_j(x[i, j]^2) + eps) * w[:]
  *   out, x f32 [n, dim] (out may equal x), w any float [dim].

@@ -122,6 +122,14 @@ struct gpu_backend {
 			     const struct gpu_buf *w_gate,
 			     const struct gpu_buf *w_up, size_t n, size_t k,
 			     size_t rows, struct diag *d);
+	/* optional (default: matmul_swiglu, then matmul): gpu_swiglu_ffn,
+	 * arguments checked, n, k and n_ff > 0 */
+	int (*swiglu_ffn)(struct gpu *g, struct gpu_buf *out,
+			  struct gpu_buf *gate, struct gpu_buf *up,
+			  const struct gpu_buf *x, const struct gpu_buf *w_gate,
+			  const struct gpu_buf *w_up,
+			  const struct gpu_buf *w_down, size_t n, size_t k,
+			  size_t n_ff, struct diag *d);
 	int (*rmsnorm)(struct gpu *g, struct gpu_buf *out,
 		       const struct gpu_buf *x, const struct gpu_buf *w,
 		       size_t n, size_t dim, float eps, struct diag *d);
@@ -240,6 +248,19 @@ int gpu_matmul_swiglu_unfused(struct gpu *g, struct gpu_buf *out,
 			      const struct gpu_buf *w_gate,
 			      const struct gpu_buf *w_up, size_t n, size_t k,
 			      size_t rows, struct diag *d);
+
+/* gpu_swiglu_ffn as its composition (gpu/gpu.c): gpu_matmul_swiglu's
+ * path (the backend's fused one when it has it) into gate, then the
+ * backend's matmul of gate by W_down into out.  Arguments as checked by
+ * gpu_swiglu_ffn.  Shared by the default and the CUDA backend's decode
+ * and fallback. */
+int gpu_swiglu_ffn_composed(struct gpu *g, struct gpu_buf *out,
+			    struct gpu_buf *gate, struct gpu_buf *up,
+			    const struct gpu_buf *x,
+			    const struct gpu_buf *w_gate,
+			    const struct gpu_buf *w_up,
+			    const struct gpu_buf *w_down, size_t n, size_t k,
+			    size_t n_ff, struct diag *d);
 
 /* Registry (gpu/registry.c): the backend for KIND, or NULL when not
  * compiled in.  KIND is never GPU_KIND_AUTO here. */

@@ -32,9 +32,9 @@
  *   gpu_attention            decode (+ combine) or prefill kernel
  *   o_proj (llm_linear)
  *   gpu_add_rmsnorm          x += o; xn = rmsnorm(x) * ffn_norm
- *   gpu_matmul_swiglu        gate/up products and the SwiGLU: one GEMV
- *                            launch at batch 1
- *   down_proj (llm_linear)
+ *   gpu_swiglu_ffn           gate/up products, the SwiGLU (one GEMV
+ *                            launch at batch 1) and down_proj; CUDA
+ *                            prefill keeps the intermediates in bf16
  *   gpu_add_rmsnorm          x += o; xn = rmsnorm(x) * next layer's
  *                            attn_norm (after the last layer: out_norm)
  * so only layer 0's input norm is a plain gpu_rmsnorm, and the final norm
@@ -221,27 +221,35 @@ static int ffn_moe(struct llm_context *c, const struct llm_layer *ly, size_t n,
 		const size_t Fs = (size_t)cf->n_ff_shared;
 
 		/* o += sigmoid(xn . w_sg) * Wd_s (silu(Wg_s xn) * (Wu_s xn)) */
-		if (same_dense(ly->s_gate, ly->s_up, NULL)) {
-			const struct gpu_matmul_part pt[2] = {
-				{ c->ff_gate, ly->s_gate, NULL, Fs },
-				{ c->ff_up, ly->s_up, NULL, Fs },
-			};
-
-			OP(gpu_matmul_multi(c->g, c->xn, n, E, pt, 2, d),
-			   "layer %lld shared gate/up_proj", (long long)l);
+		if (ly->s_down && same_dense(ly->s_gate, ly->s_up, ly->s_down)) {
+			OP(gpu_swiglu_ffn(c->g, c->sh_out, c->ff_gate, c->ff_up,
+					  c->xn, ly->s_gate, ly->s_up, ly->s_down,
+					  n, E, Fs, d),
+			   "layer %lld shared expert FFN", (long long)l);
 		} else {
-			OP(llm_linear(c->g, c->ff_gate, c->xn, ly->s_gate,
-				      ly->xs_gate, NULL, n, E, Fs, d),
-			   "layer %lld shared gate_proj", (long long)l);
-			OP(llm_linear(c->g, c->ff_up, c->xn, ly->s_up, ly->xs_up,
-				      NULL, n, E, Fs, d),
-			   "layer %lld shared up_proj", (long long)l);
+			if (same_dense(ly->s_gate, ly->s_up, NULL)) {
+				const struct gpu_matmul_part pt[2] = {
+					{ c->ff_gate, ly->s_gate, NULL, Fs },
+					{ c->ff_up, ly->s_up, NULL, Fs },
+				};
+
+				OP(gpu_matmul_multi(c->g, c->xn, n, E, pt, 2, d),
+				   "layer %lld shared gate/up_proj", (long long)l);
+			} else {
+				OP(llm_linear(c->g, c->ff_gate, c->xn, ly->s_gate,
+					      ly->xs_gate, NULL, n, E, Fs, d),
+				   "layer %lld shared gate_proj", (long long)l);
+				OP(llm_linear(c->g, c->ff_up, c->xn, ly->s_up,
+					      ly->xs_up, NULL, n, E, Fs, d),
+				   "layer %lld shared up_proj", (long long)l);
+			}
+			OP(gpu_swiglu(c->g, c->ff_gate, c->ff_gate, c->ff_up, n * Fs,
+				      d),
+			   "layer %lld shared swiglu", (long long)l);
+			OP(llm_linear(c->g, c->sh_out, c->ff_gate, ly->s_down,
+				      ly->xs_down, NULL, n, Fs, E, d),
+			   "layer %lld shared down_proj", (long long)l);
 		}
-		OP(gpu_swiglu(c->g, c->ff_gate, c->ff_gate, c->ff_up, n * Fs, d),
-		   "layer %lld shared swiglu", (long long)l);
-		OP(llm_linear(c->g, c->sh_out, c->ff_gate, ly->s_down, ly->xs_down,
-			      NULL, n, Fs, E, d),
-		   "layer %lld shared down_proj", (long long)l);
 		OP(llm_linear(c->g, c->sh_gate, c->xn, ly->s_gate_inp,
 			      ly->xs_gate_inp, NULL, n, E, 1, d),
 		   "layer %lld shared_expert_gate", (long long)l);
@@ -343,7 +351,7 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 		const struct llm_layer *nl = last ? NULL : &m->layers[l + 1];
 		const struct gpu_buf *next_norm = last ? m->out_norm : nl->attn_norm;
 		struct gpu_exl3_part nx[3];
-		bool gu_done = false;
+		bool gu_done = false, down_done = false;
 
 		/* attention block (xn = its input norm, from the step before;
 		 * q/k/v too when the last op made them) */
@@ -394,6 +402,16 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 		/* feed-forward block: o = FFN(xn) */
 		if (ly->moe) {
 			rc = ffn_moe(c, ly, n, l, d);
+		} else if (!gu_done && ly->w_down &&
+			   same_dense(ly->w_gate, ly->w_up, ly->w_down)) {
+			/* dense weights of one dtype: the whole FFN in one op
+			 * (prefill keeps its intermediates in half on CUDA) */
+			OP(gpu_swiglu_ffn(c->g, c->o, c->ff_gate, c->ff_up, c->xn,
+					  ly->w_gate, ly->w_up, ly->w_down, n, E,
+					  (size_t)cf->n_ff, d),
+			   "layer %lld gate/up_proj + swiglu + down_proj",
+			   (long long)l);
+			down_done = true;
 		} else if (!gu_done) {
 			rc = ffn_gate_up(c, ly, n, l, d);
 		}
@@ -417,7 +435,7 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 			   qkv_done ? " + next q/k/v_proj" : "");
 			continue;
 		}
-		if (!ly->moe)
+		if (!ly->moe && !down_done)
 			OP(llm_linear(c->g, c->o, c->ff_gate, ly->w_down, ly->x_down,
 				      NULL, n, (size_t)cf->n_ff, E, d),
 			   "layer %lld down_proj", (long long)l);

@@ -992,6 +992,118 @@ START_TEST(test_add_rmsnorm)
 }
 END_TEST
 
+/* v rounded to dtype t (what buf_typed stores), back in f32 */
+static float round_to(enum gpu_dtype t, float v)
+{
+	if (t == GPU_DTYPE_BF16)
+		return test_from_bf16(test_to_bf16(v));
+	if (t == GPU_DTYPE_F16)
+		return test_from_f16(test_to_f16(v));
+	return v;
+}
+
+/* gpu_swiglu_ffn against the formula in double precision (weights as
+ * rounded to their dtype), n on both sides of the one-row and x-block
+ * paths, and its argument checks. */
+START_TEST(test_swiglu_ffn)
+{
+	static const enum gpu_dtype wts[] = { GPU_DTYPE_F32, GPU_DTYPE_F16,
+					      GPU_DTYPE_BF16 };
+	static const size_t ns[] = { 1, 5, 70 };
+	enum { K = 67, F = 45 };
+	struct gpu *g = open_cpu(3);
+	size_t t, c, i, r, j;
+
+	rng_state = 31;
+	for (t = 0; t < 3; t++)
+		for (c = 0; c < 3; c++) {
+			const size_t n = ns[c];
+			float *x = malloc(n * K * sizeof *x), *o = malloc(n * K * sizeof *o);
+			float wg[F * K], wu[F * K], wd[K * F];
+			double h[F];
+			struct gpu_buf *bx, *bg, *bu, *bd, *bo, *sg, *su, *bad;
+			struct diag d;
+
+			for (i = 0; i < n * K; i++)
+				x[i] = frand();
+			for (i = 0; i < F * K; i++) {
+				wg[i] = round_to(wts[t], frand() * 0.5f);
+				wu[i] = round_to(wts[t], frand() * 0.5f);
+				wd[i] = round_to(wts[t], frand() * 0.5f);
+			}
+			bx = buf_f32(g, x, n * K);
+			bg = buf_typed(g, wts[t], wg, F * K);
+			bu = buf_typed(g, wts[t], wu, F * K);
+			bd = buf_typed(g, wts[t], wd, K * F);
+			bo = buf_f32(g, NULL, n * K);
+			sg = buf_f32(g, NULL, n * F);
+			su = buf_f32(g, NULL, n * F);
+			ck_assert_int_eq(gpu_swiglu_ffn(g, bo, sg, su, bx, bg, bu, bd, n,
+							K, F, &d), 0);
+			ck_assert_int_eq(gpu_buf_read(bo, 0, o, n * K, NULL), 0);
+			for (i = 0; i < n; i++) {
+				for (r = 0; r < F; r++) {
+					double a = 0, b = 0;
+
+					for (j = 0; j < K; j++) {
+						a += (double)x[i * K + j] * wg[r * K + j];
+						b += (double)x[i * K + j] * wu[r * K + j];
+					}
+					h[r] = a / (1.0 + exp(-a)) * b;
+				}
+				for (j = 0; j < K; j++) {
+					double ref = 0, mag = 1;
+
+					for (r = 0; r < F; r++) {
+						ref += h[r] * wd[j * F + r];
+						mag += fabs(h[r] * wd[j * F + r]);
+					}
+					ck_assert_msg(fabs(o[i * K + j] - ref) <= 1e-5 * mag,
+						      "swiglu_ffn %s n=%zu: out[%zu,%zu]=%g ref %g",
+						      gpu_dtype_name(wts[t]), n, i, j,
+						      (double)o[i * K + j], ref);
+				}
+			}
+			/* refused: aliasing, n_ff 0, W_down too small, mixed
+			 * dtypes; out untouched by a refused call */
+			ck_assert_int_eq(gpu_swiglu_ffn(g, bo, sg, sg, bx, bg, bu, bd, n,
+							K, F, &d), GPU_E_INVALID);
+			ck_assert_int_eq(gpu_swiglu_ffn(g, bx, sg, su, bx, bg, bu, bd, n,
+							K, F, &d), GPU_E_INVALID);
+			ck_assert_int_eq(gpu_swiglu_ffn(g, bo, sg, su, bx, bg, bu, bd, n,
+							K, 0, &d), GPU_E_INVALID);
+			ck_assert_ptr_nonnull(strstr(d.msg, "n_ff"));
+			bad = buf_typed(g, wts[t], wd, K * F - 1);
+			ck_assert_int_eq(gpu_swiglu_ffn(g, bo, sg, su, bx, bg, bu, bad, n,
+							K, F, &d), GPU_E_INVALID);
+			ck_assert_ptr_nonnull(strstr(d.msg, "W_down"));
+			gpu_buf_free(bad);
+			bad = buf_typed(g, wts[(t + 1) % 3], wd, K * F);
+			ck_assert_int_eq(gpu_swiglu_ffn(g, bo, sg, su, bx, bg, bu, bad, n,
+							K, F, &d), GPU_E_INVALID);
+			ck_assert_ptr_nonnull(strstr(d.msg, "W_down"));
+			gpu_buf_free(bad);
+			{
+				float *o2 = malloc(n * K * sizeof *o2);
+
+				ck_assert_int_eq(gpu_buf_read(bo, 0, o2, n * K, NULL), 0);
+				ck_assert(!memcmp(o, o2, n * K * sizeof *o));
+				free(o2);
+			}
+			gpu_buf_free(bx);
+			gpu_buf_free(bg);
+			gpu_buf_free(bu);
+			gpu_buf_free(bd);
+			gpu_buf_free(bo);
+			gpu_buf_free(sg);
+			gpu_buf_free(su);
+			free(x);
+			free(o);
+		}
+	gpu_close(g);
+}
+END_TEST
+
 START_TEST(test_matmul_multi)
 {
 	static const enum gpu_dtype wts[] = { GPU_DTYPE_F32, GPU_DTYPE_F16,
@@ -1266,6 +1378,7 @@ Suite *cpu_ops_suite(void)
 	tcase_add_test(tc, test_moe_plan);
 	tcase_add_test(tc, test_add_rmsnorm);
 	tcase_add_test(tc, test_matmul_multi);
+	tcase_add_test(tc, test_swiglu_ffn);
 	tcase_add_test(tc, test_rope_kv_store);
 	tcase_add_test(tc, test_validation);
 	suite_add_tcase(s, tc);

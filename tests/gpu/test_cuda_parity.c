@@ -458,6 +458,78 @@ START_TEST(test_matmul_swiglu)
 }
 END_TEST
 
+/* gpu_swiglu_ffn: close to the CPU (1e-2 with half weights past the GEMV,
+ * the bf16 intermediates of the prefill path included); where CUDA runs
+ * the composition (f32 or f16 W, n <= 16 rows) bit-identical to
+ * gpu_matmul_swiglu + gpu_matmul on CUDA, and for bf16 W past 16 rows
+ * not (the half path ran: unless TERN_FFN_HALF=0). */
+static void one_swiglu_ffn(struct gpu_pair *p, enum gpu_dtype wt, size_t n,
+			   size_t k, size_t n_ff)
+{
+	float *x = rand_f32(n * k, 1.0f);
+	struct bb bx = mk2(p, GPU_DTYPE_F32, x, n * k);
+	struct bb wg = rand_w(p, wt, n_ff * k, 0.5f), wu = rand_w(p, wt, n_ff * k, 0.5f);
+	struct bb wd = rand_w(p, wt, k * n_ff, 0.5f);
+	struct bb out = mk2(p, GPU_DTYPE_F32, NULL, n * k);
+	struct bb sg = mk2(p, GPU_DTYPE_F32, NULL, n * n_ff);
+	struct bb su = mk2(p, GPU_DTYPE_F32, NULL, n * n_ff);
+	/* .c: the composition on CUDA */
+	struct gpu_buf *ref = mkbuf(p->cuda, GPU_DTYPE_F32, NULL, n * k);
+	const char *e = getenv("TERN_FFN_HALF");
+	const int half = wt == GPU_DTYPE_BF16 && n > 16 && !(e && !strcmp(e, "0"));
+	const double tol = wt == GPU_DTYPE_F32 || n <= 8 ? 1e-4 : 1e-2;
+	float *a = malloc(n * k * sizeof *a + 1), *b = malloc(n * k * sizeof *b + 1);
+
+	BOTH(gpu_swiglu_ffn(p->cpu, out.c, sg.c, su.c, bx.c, wg.c, wu.c, wd.c, n, k,
+			    n_ff, &d_),
+	     gpu_swiglu_ffn(p->cuda, out.g, sg.g, su.g, bx.g, wg.g, wu.g, wd.g, n, k,
+			    n_ff, &d_));
+	EXPECT_CLOSE(out, 0, n * k, tol, "swiglu_ffn %s n %zu k %zu n_ff %zu",
+		     gpu_dtype_name(wt), n, k, n_ff);
+	ck_assert_int_eq(gpu_matmul_swiglu(p->cuda, sg.g, su.g, bx.g, wg.g, wu.g, n,
+					   k, n_ff, NULL), 0);
+	ck_assert_int_eq(gpu_matmul(p->cuda, ref, sg.g, wd.g, NULL, n, n_ff, k,
+				    NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(out.g, 0, a, n * k, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(ref, 0, b, n * k, NULL), 0);
+	ck_assert_msg(!memcmp(a, b, n * k * sizeof *a) == !half,
+		      "swiglu_ffn %s n %zu k %zu n_ff %zu: %s the bits of "
+		      "matmul_swiglu + matmul (seed %llu)", gpu_dtype_name(wt), n,
+		      k, n_ff, half ? "unexpectedly" : "not",
+		      (unsigned long long)test_seed);
+	free2(bx);
+	free2(wg);
+	free2(wu);
+	free2(wd);
+	free2(out);
+	free2(sg);
+	free2(su);
+	gpu_buf_free(ref);
+	free(x);
+	free(a);
+	free(b);
+}
+
+START_TEST(test_swiglu_ffn)
+{
+	static const size_t ns[] = { 1, 3, 16, 17, 64, 200 };
+	/* (k, n_ff): Llama-like ratios, odd sizes (cuBLAS without aligned
+	 * leading dimensions), a long down product */
+	static const size_t ks[][2] = { { 1024, 2816 }, { 99, 37 }, { 64, 1000 },
+					{ 520, 130 } };
+	struct gpu_pair p;
+	size_t t, i, j;
+
+	if (!gpu_pair_open(&p, 3))
+		return;
+	for (t = 0; t < 3; t++)
+		for (i = 0; i < sizeof ns / sizeof ns[0]; i++)
+			for (j = 0; j < sizeof ks / sizeof ks[0]; j++)
+				one_swiglu_ffn(&p, FT[t], ns[i], ks[j][0], ks[j][1]);
+	gpu_pair_close(&p);
+}
+END_TEST
+
 /* ---- rmsnorm, elementwise, softmax, copy ------------------------------- */
 
 START_TEST(test_rmsnorm)
@@ -2115,6 +2187,7 @@ Suite *cuda_parity_suite(void)
 	tcase_add_test(tg, test_gemv);
 	tcase_add_test(tg, test_matmul_multi);
 	tcase_add_test(tg, test_matmul_swiglu);
+	tcase_add_test(tg, test_swiglu_ffn);
 	tcase_add_test(tc, test_rmsnorm);
 	tcase_add_test(tc, test_norms);
 	tcase_add_test(tc, test_elementwise);
