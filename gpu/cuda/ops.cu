@@ -788,10 +788,41 @@ __global__ static void swiglu_half_kernel(void *dst, int wt, const void *gate,
 	}
 }
 
+/* swiglu_half_kernel for bf16 in and out, eight elements a thread with
+ * 16-byte loads and stores (n8 groups of eight; 16-byte aligned) */
+__global__ static void swiglu_bf16x8_kernel(uint4 *dst, const uint4 *gate,
+					    const uint4 *up, size_t n8)
+{
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
+	for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n8;
+	     i += (size_t)gridDim.x * blockDim.x) {
+		uint4 gv = gate[i], uv = up[i], ov;
+		const __nv_bfloat162 *g2 = (const __nv_bfloat162 *)&gv;
+		const __nv_bfloat162 *u2 = (const __nv_bfloat162 *)&uv;
+		__nv_bfloat162 *o2 = (__nv_bfloat162 *)&ov;
+
+		for (int j = 0; j < 4; j++) {
+			const float2 g = __bfloat1622float2(g2[j]);
+			const float2 u = __bfloat1622float2(u2[j]);
+
+			o2[j] = __floats2bfloat162_rn(g.x / (1.0f + expf(-g.x)) * u.x,
+						      g.y / (1.0f + expf(-g.y)) * u.y);
+		}
+		dst[i] = ov;
+	}
+}
+
 extern "C" int gpu_cuda_launch_swiglu_half(void *stream, void *dst, int wt,
 					   const void *gate, const void *up,
 					   int wt_in, size_t n)
 {
+	if (wt == CUDA_WT_BF16 && wt_in == CUDA_WT_BF16 && n % 8 == 0 &&
+	    !(((uintptr_t)dst | (uintptr_t)gate | (uintptr_t)up) & 15)) {
+		(void)tern_launch(swiglu_bf16x8_kernel, ew_blocks(n / 8),
+				EW_THREADS, 0, (cudaStream_t)stream, (uint4 *)dst,
+				(const uint4 *)gate, (const uint4 *)up, n / 8);
+		return (int)cudaGetLastError();
+	}
 	(void)tern_launch(swiglu_half_kernel, ew_blocks(n), EW_THREADS, 0,
 			(cudaStream_t)stream, dst, wt, gate, up, wt_in, n);
 	return (int)cudaGetLastError();
