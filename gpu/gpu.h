@@ -295,8 +295,9 @@ int gpu_matmul_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
  *   out[i, c] = sum_r (silu(x W_gate^T) * (x W_up^T))[i, r] * W_down[c, r]
  * computed as gpu_matmul_swiglu(gate, up, x, W_gate, W_up, n, k, n_ff)
  * followed by gpu_matmul(out, gate, W_down, NULL, n, n_ff, k) — the same
- * bits on the CPU and, for n <= 16 rows (decode), on CUDA.  CUDA prefill
- * with bf16 weights keeps the intermediates in bf16 (the gate and up
+ * bits on the CPU and, for the rows its GEMV takes (n <= 8), on CUDA.
+ * CUDA with bf16 weights and more rows (prefill, decode batches past 8)
+ * keeps the intermediates in bf16 (the gate and up
  * products rounded to bf16 before the SwiGLU, whose result the down GEMM
  * reads in bf16 as gpu_matmul would have converted it; within the 1e-2
  * bound of half-weight paths) and so never writes them in f32:
