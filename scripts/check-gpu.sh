@@ -24,7 +24,12 @@ fi
 nvidia-smi -L
 status=0
 echo "check-gpu: parity suites"
-TERN_GPU_TESTS=1 CK_RUN_SUITE="${CK_RUN_SUITE:-}" "$b/tests/check_gpu" || status=1
+# (an empty CK_RUN_SUITE would make Check run no suite at all)
+if [ -n "${CK_RUN_SUITE:-}" ]; then
+	TERN_GPU_TESTS=1 "$b/tests/check_gpu" || status=1
+else
+	env -u CK_RUN_SUITE TERN_GPU_TESTS=1 "$b/tests/check_gpu" || status=1
+fi
 # the prefill attention's plain K/V loop (TERN_ATT_PF_PIPE=0, see
 # gpu/cuda/attention.cu; the fallback where two tiles do not fit the
 # shared memory) against the CPU too
