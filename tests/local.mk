@@ -53,7 +53,7 @@ tests_check_app_LDADD = $(APP_ALL_LIBS) $(CHECK_LIBS)
 tests/check_app-test_cli.$(OBJEXT): tern$(EXEEXT)
 
 # ---- GPU tests: `make check-gpu` on a machine with an NVIDIA GPU --------------
-check-gpu: tests/check_gpu$(EXEEXT) tern$(EXEEXT)
+check-gpu: tests/check_gpu$(EXEEXT) tests/check_inference$(EXEEXT) tern$(EXEEXT)
 	$(SHELL) $(top_srcdir)/scripts/check-gpu.sh $(abs_top_builddir)
 .PHONY: check-gpu
 EXTRA_DIST += scripts/check-gpu.sh scripts/tokenizer-vs-hf.py
