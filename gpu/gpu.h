@@ -295,9 +295,10 @@ int gpu_matmul_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
  *   out[i, c] = sum_r (silu(x W_gate^T) * (x W_up^T))[i, r] * W_down[c, r]
  * computed as gpu_matmul_swiglu(gate, up, x, W_gate, W_up, n, k, n_ff)
  * followed by gpu_matmul(out, gate, W_down, NULL, n, n_ff, k) — the same
- * bits on the CPU and, for the rows its GEMV takes (n <= 8), on CUDA.
- * CUDA with bf16 weights and more rows (prefill, decode batches past 8)
- * keeps the intermediates in bf16 (the gate and up
+ * bits on the CPU and on CUDA for f32 and f16 weights, and for bf16
+ * weights up to the rows its GEMV takes (n <= 8).  CUDA with bf16 weights
+ * and more rows (prefill, decode batches past 8) keeps the
+ * intermediates in bf16 (the gate and up
  * products rounded to bf16 before the SwiGLU, whose result the down GEMM
  * reads in bf16 as gpu_matmul would have converted it; within the 1e-2
  * bound of half-weight paths) and so never writes them in f32:
@@ -306,7 +307,8 @@ int gpu_matmul_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
  * afterwards are unspecified); W_gate, W_up [n_ff, k] and W_down [k, n_ff]
  * of one float dtype, n_ff > 0; out, gate, up and x distinct.  Errors:
  * GPU_E_INVALID (shapes, dtypes, aliasing), GPU_E_NOMEM (scratch),
- * GPU_E_DEVICE. */
+ * GPU_E_UNSUPPORTED (sizes past cuBLAS's int; scratch that would grow
+ * while a graph is recorded), GPU_E_DEVICE. */
 int gpu_swiglu_ffn(struct gpu *g, struct gpu_buf *out, struct gpu_buf *gate,
 		   struct gpu_buf *up, const struct gpu_buf *x,
 		   const struct gpu_buf *w_gate, const struct gpu_buf *w_up,

@@ -20,7 +20,8 @@
  *            Mixtral / norm_topk_prob), x += sum_j p_j expert_j(xn)
  *            (+ sigmoid(w_sg . xn) * shared_expert(xn) for Qwen2-MoE);
  *            experts float or EXL3 (gpu_moe_ffn takes either set), the
- *            shared expert through llm_linear
+ *            shared expert through gpu_swiglu_ffn (dense weights of one
+ *            dtype) or llm_linear
  *   xn [n, E]     = rmsnorm(x) * norm
  *   logits [m, V] = xn[rows wanting logits] lm_head^T
  *
@@ -44,7 +45,9 @@
  * at decode); weights of mixed kinds go through llm_linear one by one.
  *
  * Everything runs in f32 on the activations; weights are converted inside
- * matmul.  Linears go through llm_linear (inference/exl3.c): dense weights
+ * matmul (cuBLAS paths round the activations to the weights' half type
+ * on the way in, and gpu_swiglu_ffn on CUDA keeps its bf16 prefill
+ * intermediates in bf16).  Linears go through llm_linear (inference/exl3.c): dense weights
  * to gpu_matmul, EXL3 ones to gpu_exl3_matmul (same formula, the weight
  * decoded on the fly).  The function allocates nothing: every buffer was sized by
  * llm_context_new for n_batch rows.

@@ -23,34 +23,75 @@ if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; t
 fi
 nvidia-smi -L
 status=0
-echo "check-gpu: parity suites"
-# (an empty CK_RUN_SUITE would make Check run no suite at all)
-if [ -n "${CK_RUN_SUITE:-}" ]; then
-	TERN_GPU_TESTS=1 "$b/tests/check_gpu" || status=1
-else
-	env -u CK_RUN_SUITE TERN_GPU_TESTS=1 "$b/tests/check_gpu" || status=1
+# Check runs no suite (case) at all for an empty CK_RUN_SUITE (CK_RUN_CASE):
+# treat empty as unset.  The caller's values narrow the check_gpu steps;
+# the whole-model steps run when no suite or cuda_models is asked for.
+suite=${CK_RUN_SUITE:-}
+case_=${CK_RUN_CASE:-}
+unset CK_RUN_SUITE CK_RUN_CASE
+[ -n "$suite" ] && export CK_RUN_SUITE="$suite"
+[ -n "$case_" ] && export CK_RUN_CASE="$case_"
+gpu=1 models=1
+case "$suite" in
+'') [ -n "$case_" ] && models=0 ;; # a case alone names check_gpu's
+cuda_models) gpu=0 ;;
+*) models=0 ;;
+esac
+export TERN_GPU_TESTS=1
+
+# run [VAR=VALUE...] -- PROGRAM...: PROGRAM with the given variables set
+# (a subshell, so that nothing leaks into the next step)
+run() {
+	(
+		while [ "$1" != -- ]; do
+			export "$1"
+			shift
+		done
+		shift
+		exec "$@"
+	) || status=1
+}
+
+if [ $gpu = 1 ]; then
+	echo "check-gpu: parity suites"
+	run -- "$b/tests/check_gpu"
+	if { [ -z "$suite" ] || [ "$suite" = cuda_parity ]; } &&
+	    { [ -z "$case_" ] || [ "$case_" = ops ]; }; then
+		# the prefill attention's plain K/V loop (TERN_ATT_PF_PIPE=0,
+		# see gpu/cuda/attention.cu; the fallback where two tiles do
+		# not fit the shared memory) against the CPU too
+		echo "check-gpu: parity ops with TERN_ATT_PF_PIPE=0"
+		run TERN_ATT_PF_PIPE=0 CK_RUN_SUITE=cuda_parity CK_RUN_CASE=ops -- \
+			"$b/tests/check_gpu"
+	fi
+	if { [ -z "$suite" ] || [ "$suite" = cuda_parity ]; } &&
+	    { [ -z "$case_" ] || [ "$case_" = gemv ]; }; then
+		# gpu_swiglu_ffn's composition where bf16 prefill would keep
+		# half intermediates (TERN_FFN_HALF=0)
+		echo "check-gpu: parity gemv case with TERN_FFN_HALF=0"
+		run TERN_FFN_HALF=0 CK_RUN_SUITE=cuda_parity CK_RUN_CASE=gemv -- \
+			"$b/tests/check_gpu"
+	fi
 fi
-# the prefill attention's plain K/V loop (TERN_ATT_PF_PIPE=0, see
-# gpu/cuda/attention.cu; the fallback where two tiles do not fit the
-# shared memory) against the CPU too
-echo "check-gpu: parity ops with TERN_ATT_PF_PIPE=0"
-TERN_GPU_TESTS=1 TERN_ATT_PF_PIPE=0 CK_RUN_SUITE=cuda_parity CK_RUN_CASE=ops \
-	"$b/tests/check_gpu" || status=1
 # whole models: every fixture on CUDA against the CPU and transformers'
 # logits, graphs, batched decode, load/free (tests/inference/test_cuda_models.c)
-echo "check-gpu: whole models (cuda_models)"
-env -u CK_RUN_CASE TERN_GPU_TESTS=1 CK_RUN_SUITE=cuda_models \
-	"$b/tests/check_inference" || status=1
+if [ $models = 1 ]; then
+	echo "check-gpu: whole models (cuda_models)"
+	run CK_RUN_SUITE=cuda_models -- "$b/tests/check_inference"
+fi
 if command -v compute-sanitizer >/dev/null 2>&1; then
-	echo "check-gpu: compute-sanitizer memcheck"
-	TERN_GPU_TESTS=1 TERN_GPU_NO_FILL=1 TERN_GPU_BENCH= \
-		CK_RUN_SUITE="${CK_RUN_SUITE:-cuda_parity}" \
-		compute-sanitizer --tool memcheck --report-api-errors no \
-		--error-exitcode 1 "$b/tests/check_gpu" || status=1
-	echo "check-gpu: compute-sanitizer memcheck of cuda_models"
-	env -u CK_RUN_CASE TERN_GPU_TESTS=1 CK_RUN_SUITE=cuda_models \
-		compute-sanitizer --tool memcheck --report-api-errors no \
-		--error-exitcode 1 "$b/tests/check_inference" || status=1
+	# (cuda_parity by default: cuda_exl3's sizes make memcheck slow)
+	ms="compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 1"
+	if [ $gpu = 1 ]; then
+		echo "check-gpu: compute-sanitizer memcheck"
+		run TERN_GPU_NO_FILL=1 TERN_GPU_BENCH= \
+			CK_RUN_SUITE="${suite:-cuda_parity}" -- \
+			$ms "$b/tests/check_gpu"
+	fi
+	if [ $models = 1 ]; then
+		echo "check-gpu: compute-sanitizer memcheck of cuda_models"
+		run CK_RUN_SUITE=cuda_models -- $ms "$b/tests/check_inference"
+	fi
 else
 	echo "check-gpu: compute-sanitizer not found; memcheck skipped"
 fi

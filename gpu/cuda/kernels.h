@@ -81,13 +81,17 @@ int gpu_cuda_launch_gather_rows(void *stream, float *xg, const float *x,
 int gpu_cuda_launch_scatter_add(void *stream, float *out, const float *y,
 				const int32_t *rows, const float *wts, size_t m,
 				size_t dim);
-/* The host-planned MoE path's grouped-GEMM helpers (wt F16 or BF16):
+/* Half-precision helpers of the host-planned MoE path's grouped GEMMs
+ * (and, the SwiGLU, of gpu_swiglu_ffn's bf16 path); wt F16 or BF16:
  * dst [m, dim] = half(x[rows[t], :]) for t < m; */
 int gpu_cuda_launch_gather_rows_half(void *stream, void *dst, int wt,
 				     const float *x, const int32_t *rows,
 				     size_t m, size_t dim);
 /* dst[i] = half(silu(gate[i]) * up[i]) (gpu_cuda_launch_swiglu's float
- * expression on gate, up of half type wt_in, rounded to nearest even); */
+ * expression on gate, up of half type wt_in, rounded to nearest even);
+ * dst may equal gate or up (gpu_swiglu_ffn's bf16 path runs it in
+ * place); 16-byte vector loads where bf16 in and out, n % 8 == 0 and
+ * aligned (same bits). */
 int gpu_cuda_launch_swiglu_half(void *stream, void *dst, int wt,
 				const void *gate, const void *up, int wt_in,
 				size_t n);

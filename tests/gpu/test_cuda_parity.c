@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "gpu/cuda/cuda_impl.h"
+#include "gpu/cuda/kernels.h"
 #include "gpu/gpu.h"
 #include "gpupair.h"
 #include "testutil.h"
@@ -462,8 +463,8 @@ END_TEST
  * the bf16 intermediates of the prefill path included); where CUDA runs
  * the composition (f32 or f16 W, rows the GEMV takes) bit-identical to
  * gpu_matmul_swiglu + gpu_matmul on CUDA, and for bf16 W past the GEMV's
- * GPU_CUDA_GEMV_MAX_N = 8 rows not (the half path ran: unless
- * TERN_FFN_HALF=0). */
+ * GPU_CUDA_GEMV_MAX_N rows not (the half path ran: unless
+ * TERN_FFN_HALF=0, which check-gpu.sh runs too). */
 static void one_swiglu_ffn(struct gpu_pair *p, enum gpu_dtype wt, size_t n,
 			   size_t k, size_t n_ff)
 {
@@ -477,7 +478,8 @@ static void one_swiglu_ffn(struct gpu_pair *p, enum gpu_dtype wt, size_t n,
 	/* .c: the composition on CUDA */
 	struct gpu_buf *ref = mkbuf(p->cuda, GPU_DTYPE_F32, NULL, n * k);
 	const char *e = getenv("TERN_FFN_HALF");
-	const int half = wt == GPU_DTYPE_BF16 && n > 8 && !(e && !strcmp(e, "0"));
+	const int half = wt == GPU_DTYPE_BF16 && n > GPU_CUDA_GEMV_MAX_N &&
+			 !(e && !strcmp(e, "0"));
 	const double tol = wt == GPU_DTYPE_F32 || n <= 8 ? 1e-4 : 1e-2;
 	float *a = malloc(n * k * sizeof *a + 1), *b = malloc(n * k * sizeof *b + 1);
 
