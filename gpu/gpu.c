@@ -738,6 +738,21 @@ int gpu_attention(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *q,
 	DISPATCH(g, attention, out, q, pool, b, n_head, scale, window, d);
 }
 
+/* gpu_matmul_swiglu's arguments checked: the backend's fused op where it
+ * has one, else the composition (also gpu_swiglu_ffn_composed's first
+ * half). */
+static int matmul_swiglu_run(struct gpu *g, struct gpu_buf *out,
+			     struct gpu_buf *up, const struct gpu_buf *x,
+			     const struct gpu_buf *w_gate,
+			     const struct gpu_buf *w_up, size_t n, size_t k,
+			     size_t rows, struct diag *d)
+{
+	return g->be->matmul_swiglu ?
+	       g->be->matmul_swiglu(g, out, up, x, w_gate, w_up, n, k, rows, d) :
+	       gpu_matmul_swiglu_unfused(g, out, up, x, w_gate, w_up, n, k,
+					 rows, d);
+}
+
 int gpu_matmul_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 		      const struct gpu_buf *x, const struct gpu_buf *w_gate,
 		      const struct gpu_buf *w_up, size_t n, size_t k,
@@ -759,10 +774,8 @@ int gpu_matmul_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 		return diag_fail(d, GPU_E_INVALID, "%s: out, up and x alias", op);
 	if (n == 0 || rows == 0)
 		return 0;
-	if (g->be->matmul_swiglu)
-		DISPATCH(g, matmul_swiglu, out, up, x, w_gate, w_up, n, k, rows, d);
-	return note(g, gpu_matmul_swiglu_unfused(g, out, up, x, w_gate, w_up, n, k,
-						 rows, d));
+	return note(g, matmul_swiglu_run(g, out, up, x, w_gate, w_up, n, k, rows,
+					 d));
 }
 
 int gpu_matmul_swiglu_unfused(struct gpu *g, struct gpu_buf *out,
@@ -831,10 +844,7 @@ int gpu_swiglu_ffn_composed(struct gpu *g, struct gpu_buf *out,
 			    const struct gpu_buf *w_down, size_t n, size_t k,
 			    size_t n_ff, struct diag *d)
 {
-	int rc = g->be->matmul_swiglu ?
-		 g->be->matmul_swiglu(g, gate, up, x, w_gate, w_up, n, k, n_ff, d) :
-		 gpu_matmul_swiglu_unfused(g, gate, up, x, w_gate, w_up, n, k,
-					   n_ff, d);
+	int rc = matmul_swiglu_run(g, gate, up, x, w_gate, w_up, n, k, n_ff, d);
 
 	return rc < 0 ? rc : g->be->matmul(g, out, gate, w_down, NULL, n, n_ff, k, d);
 }

@@ -544,20 +544,33 @@ static int host_reserve(struct cuda_state *st, size_t bytes, const char *what,
 	return 0;
 }
 
-/* out [n, rows] = xh [n, k] . W[rows, k]^T (+ bias) by cuBLAS GemmEx with
- * f32 accumulation, xh already in W's type (f16/bf16), then the bias
- * kernel. */
+/* out [n, rows] (type out_ty) = xh [n, k] . W[rows, k]^T, row-major
+ * device arrays, W and xh of type ty, by one cuBLAS GemmEx with f32
+ * accumulation (sizes already checked against INT_MAX). */
+static int gemm_ex(struct cuda_state *st, cudaDataType_t ty,
+		   cudaDataType_t out_ty, const void *w, const void *xh,
+		   void *out, size_t n, size_t k, size_t rows, struct diag *d)
+{
+	const float one = 1.0f, zero = 0.0f;
+
+	CUBLAS_TRY(cublasGemmEx(st->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)rows,
+				(int)n, (int)k, &one, w, ty, (int)k, xh, ty,
+				(int)k, &zero, out, out_ty, (int)rows,
+				CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+	return 0;
+}
+
+/* out [n, rows] = xh [n, k] . W[rows, k]^T (+ bias) in f32 by gemm_ex, xh
+ * already in W's type (f16/bf16), then the bias kernel. */
 static int gemm_half(struct cuda_state *st, float *out, const void *xh,
 		     const struct gpu_buf *w, const struct gpu_buf *bias,
 		     size_t n, size_t k, size_t rows, struct diag *d)
 {
 	const cudaDataType_t ty = w->dtype == GPU_DTYPE_BF16 ? CUDA_R_16BF : CUDA_R_16F;
-	const float one = 1.0f, zero = 0.0f;
+	int rc = gemm_ex(st, ty, CUDA_R_32F, w->data, xh, out, n, k, rows, d);
 
-	CUBLAS_TRY(cublasGemmEx(st->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)rows,
-				(int)n, (int)k, &one, w->data, ty, (int)k, xh, ty,
-				(int)k, &zero, out, CUDA_R_32F, (int)rows,
-				CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+	if (rc < 0)
+		return rc;
 	if (bias)
 		CUDA_TRY((cudaError_t)gpu_cuda_launch_add_bias(st->stream, out,
 							       bias->data,
@@ -910,7 +923,6 @@ static int cuda_swiglu_ffn(struct gpu *g, struct gpu_buf *out,
 			   size_t n_ff, struct diag *d)
 {
 	struct cuda_state *st = cst(g);
-	const float one = 1.0f, zero = 0.0f;
 	int rc;
 
 	if (!st->ffn_half || w_gate->dtype != GPU_DTYPE_BF16 ||
@@ -925,25 +937,18 @@ static int cuda_swiglu_ffn(struct gpu *g, struct gpu_buf *out,
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_f32_to_half(
 		st->stream, st->half_ws, CUDA_WT_BF16, (const float *)x->data,
 		n * k));
-	CUBLAS_TRY(cublasGemmEx(st->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)n_ff,
-				(int)n, (int)k, &one, w_gate->data, CUDA_R_16BF,
-				(int)k, st->half_ws, CUDA_R_16BF, (int)k, &zero,
-				gate->data, CUDA_R_16BF, (int)n_ff,
-				CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-	CUBLAS_TRY(cublasGemmEx(st->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)n_ff,
-				(int)n, (int)k, &one, w_up->data, CUDA_R_16BF,
-				(int)k, st->half_ws, CUDA_R_16BF, (int)k, &zero,
-				up->data, CUDA_R_16BF, (int)n_ff,
-				CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+	rc = gemm_ex(st, CUDA_R_16BF, CUDA_R_16BF, w_gate->data, st->half_ws,
+		     gate->data, n, k, n_ff, d);
+	if (rc == 0)
+		rc = gemm_ex(st, CUDA_R_16BF, CUDA_R_16BF, w_up->data, st->half_ws,
+			     up->data, n, k, n_ff, d);
+	if (rc < 0)
+		return rc;
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_swiglu_half(
 		st->stream, gate->data, CUDA_WT_BF16, gate->data, up->data,
 		CUDA_WT_BF16, n * n_ff));
-	CUBLAS_TRY(cublasGemmEx(st->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)k,
-				(int)n, (int)n_ff, &one, w_down->data, CUDA_R_16BF,
-				(int)n_ff, gate->data, CUDA_R_16BF, (int)n_ff,
-				&zero, out->data, CUDA_R_32F, (int)k,
-				CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-	return 0;
+	return gemm_half(st, (float *)out->data, gate->data, w_down, NULL, n, n_ff,
+			 k, d);
 }
 
 static int cuda_add(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *a,
@@ -1126,8 +1131,7 @@ static int gemm_grouped(struct cuda_state *st, cudaDataType_t ty, int np,
 			void *const *hA, void *const *hB, void *const *hC,
 			struct diag *d)
 {
-	const float one = 1.0f, zero = 0.0f;
-	int i;
+	int i, rc;
 
 	if (st->grouped) {
 		cublasStatus_t bs = cublasGemmGroupedBatchedEx(
@@ -1147,11 +1151,12 @@ static int gemm_grouped(struct cuda_state *st, cudaDataType_t ty, int np,
 					 cublasGetStatusString(bs));
 		st->grouped = 0;
 	}
-	for (i = 0; i < np; i++)
-		CUBLAS_TRY(cublasGemmEx(st->blas, CUBLAS_OP_T, CUBLAS_OP_N, m[i],
-					n[i], k[i], &one, hA[i], ty, k[i], hB[i],
-					ty, k[i], &zero, hC[i], ty, m[i],
-					CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+	for (i = 0; i < np; i++) {
+		rc = gemm_ex(st, ty, ty, hA[i], hB[i], hC[i], (size_t)n[i],
+			     (size_t)k[i], (size_t)m[i], d);
+		if (rc < 0)
+			return rc;
+	}
 	return 0;
 }
 
