@@ -171,32 +171,34 @@ static int qkv_proj(struct llm_context *c, const struct llm_layer *ly,
 	return 0;
 }
 
-/* ff_gate [n, F] = silu(Wg xn) * (Wu xn) (the dense FFN before down_proj) */
-static int ffn_gate_up(struct llm_context *c, const struct llm_layer *ly,
-		       size_t n, int64_t l, struct diag *d)
+/* ff_gate [n, F] = silu(Wg xn) * (Wu xn), the first half of an FFN whose
+ * gate and up are dense (wg, wu) or EXL3 (xg, xu) linears: one
+ * gpu_matmul_swiglu (one GEMV launch at decode) for dense weights of one
+ * dtype, one gpu_exl3_swiglu (one output launch) for EXL3 ones, else
+ * llm_linear each and gpu_swiglu.  WHAT ("" or "shared ") names the FFN
+ * in errors. */
+static int ffn_gate_up(struct llm_context *c, const struct gpu_buf *wg,
+		       const struct gpu_buf *wu, const struct gpu_exl3_weight *xg,
+		       const struct gpu_exl3_weight *xu, size_t F, size_t n,
+		       int64_t l, const char *what, struct diag *d)
 {
-	const struct llm_config *cf = &c->model->cfg;
-	const size_t E = (size_t)cf->n_embd, F = (size_t)cf->n_ff;
+	const size_t E = (size_t)c->model->cfg.n_embd;
 
-	if (same_dense(ly->w_gate, ly->w_up, NULL)) {
-		/* both products and the SwiGLU (one GEMV launch at decode) */
-		OP(gpu_matmul_swiglu(c->g, c->ff_gate, c->ff_up, c->xn, ly->w_gate,
-				     ly->w_up, n, E, F, d),
-		   "layer %lld gate/up_proj + swiglu", (long long)l);
-	} else if (ly->x_gate && ly->x_up && !ly->w_gate && !ly->w_up) {
-		/* EXL3: both products and the SwiGLU (one output launch) */
-		OP(gpu_exl3_swiglu(c->g, c->ff_gate, c->ff_up, c->xn, ly->x_gate,
-				   ly->x_up, n, E, F, d),
-		   "layer %lld gate/up_proj + swiglu (EXL3)", (long long)l);
+	if (same_dense(wg, wu, NULL)) {
+		OP(gpu_matmul_swiglu(c->g, c->ff_gate, c->ff_up, c->xn, wg, wu, n,
+				     E, F, d),
+		   "layer %lld %sgate/up_proj + swiglu", (long long)l, what);
+	} else if (xg && xu && !wg && !wu) {
+		OP(gpu_exl3_swiglu(c->g, c->ff_gate, c->ff_up, c->xn, xg, xu, n, E,
+				   F, d),
+		   "layer %lld %sgate/up_proj + swiglu (EXL3)", (long long)l, what);
 	} else {
-		OP(llm_linear(c->g, c->ff_gate, c->xn, ly->w_gate, ly->x_gate, NULL,
-			      n, E, F, d),
-		   "layer %lld gate_proj", (long long)l);
-		OP(llm_linear(c->g, c->ff_up, c->xn, ly->w_up, ly->x_up, NULL, n, E,
-			      F, d),
-		   "layer %lld up_proj", (long long)l);
+		OP(llm_linear(c->g, c->ff_gate, c->xn, wg, xg, NULL, n, E, F, d),
+		   "layer %lld %sgate_proj", (long long)l, what);
+		OP(llm_linear(c->g, c->ff_up, c->xn, wu, xu, NULL, n, E, F, d),
+		   "layer %lld %sup_proj", (long long)l, what);
 		OP(gpu_swiglu(c->g, c->ff_gate, c->ff_gate, c->ff_up, n * F, d),
-		   "layer %lld swiglu", (long long)l);
+		   "layer %lld %sswiglu", (long long)l, what);
 	}
 	return 0;
 }
@@ -230,25 +232,11 @@ static int ffn_moe(struct llm_context *c, const struct llm_layer *ly, size_t n,
 					  n, E, Fs, d),
 			   "layer %lld shared expert FFN", (long long)l);
 		} else {
-			if (same_dense(ly->s_gate, ly->s_up, NULL)) {
-				const struct gpu_matmul_part pt[2] = {
-					{ c->ff_gate, ly->s_gate, NULL, Fs },
-					{ c->ff_up, ly->s_up, NULL, Fs },
-				};
+			int rc = ffn_gate_up(c, ly->s_gate, ly->s_up, ly->xs_gate,
+					     ly->xs_up, Fs, n, l, "shared ", d);
 
-				OP(gpu_matmul_multi(c->g, c->xn, n, E, pt, 2, d),
-				   "layer %lld shared gate/up_proj", (long long)l);
-			} else {
-				OP(llm_linear(c->g, c->ff_gate, c->xn, ly->s_gate,
-					      ly->xs_gate, NULL, n, E, Fs, d),
-				   "layer %lld shared gate_proj", (long long)l);
-				OP(llm_linear(c->g, c->ff_up, c->xn, ly->s_up,
-					      ly->xs_up, NULL, n, E, Fs, d),
-				   "layer %lld shared up_proj", (long long)l);
-			}
-			OP(gpu_swiglu(c->g, c->ff_gate, c->ff_gate, c->ff_up, n * Fs,
-				      d),
-			   "layer %lld shared swiglu", (long long)l);
+			if (rc < 0)
+				return rc;
 			OP(llm_linear(c->g, c->sh_out, c->ff_gate, ly->s_down,
 				      ly->xs_down, NULL, n, Fs, E, d),
 			   "layer %lld shared down_proj", (long long)l);
@@ -416,7 +404,8 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 			   (long long)l);
 			down_done = true;
 		} else if (!gu_done) {
-			rc = ffn_gate_up(c, ly, n, l, d);
+			rc = ffn_gate_up(c, ly->w_gate, ly->w_up, ly->x_gate,
+					 ly->x_up, (size_t)cf->n_ff, n, l, "", d);
 		}
 		if (rc < 0)
 			return rc;
