@@ -531,6 +531,74 @@ END_TEST
  * each row meets its experts in ascending order across chunks, and the
  * MoE output assembled from the plans (double) matches gpu_moe_ffn on the
  * CPU backend at 1e-5. */
+/* MoE test experts: E experts of f32 weights, gate and up [F, D], down
+ * [D, F], each element frand() * scale (gate, up, down of one index in
+ * turn), kept in wg/wu/wd (E x F*D floats each, expert-major) and as
+ * buffers in eg/eu/ed, which *ex names. */
+static void moe_experts_new(struct gpu *g, size_t E, size_t F, size_t D,
+			    float scale, float *wg, float *wu, float *wd,
+			    struct gpu_buf **eg, struct gpu_buf **eu,
+			    struct gpu_buf **ed, struct gpu_moe_experts *ex)
+{
+	size_t e, i;
+
+	for (e = 0; e < E; e++) {
+		float *g_ = wg + e * F * D, *u_ = wu + e * F * D, *d_ = wd + e * F * D;
+
+		for (i = 0; i < F * D; i++) {
+			g_[i] = frand() * scale;
+			u_[i] = frand() * scale;
+			d_[i] = frand() * scale;
+		}
+		eg[e] = buf_f32(g, g_, F * D);
+		eu[e] = buf_f32(g, u_, F * D);
+		ed[e] = buf_f32(g, d_, D * F);
+	}
+	memset(ex, 0, sizeof *ex);
+	ex->n_expert = E;
+	ex->n_ff = F;
+	ex->gate = (const struct gpu_buf *const *)eg;
+	ex->up = (const struct gpu_buf *const *)eu;
+	ex->down = (const struct gpu_buf *const *)ed;
+}
+
+static void moe_experts_free(size_t E, struct gpu_buf **eg, struct gpu_buf **eu,
+			     struct gpu_buf **ed)
+{
+	size_t e;
+
+	for (e = 0; e < E; e++) {
+		gpu_buf_free(eg[e]);
+		gpu_buf_free(eu[e]);
+		gpu_buf_free(ed[e]);
+	}
+}
+
+/* One expert's output for one row, in double: y [D] = Wd (silu(Wg x) *
+ * (Wu x)), wg/wu [F, D] and wd [D, F] that expert's weights. */
+static void expert_ref(const float *wg, const float *wu, const float *wd,
+		       const float *x, size_t F, size_t D, double *y)
+{
+	double h[64];
+	size_t f, c;
+
+	ck_assert_uint_le(F, 64);
+	for (f = 0; f < F; f++) {
+		double a = 0, b = 0;
+
+		for (c = 0; c < D; c++) {
+			a += (double)wg[f * D + c] * x[c];
+			b += (double)wu[f * D + c] * x[c];
+		}
+		h[f] = a / (1 + exp(-a)) * b;
+	}
+	for (c = 0; c < D; c++) {
+		y[c] = 0;
+		for (f = 0; f < F; f++)
+			y[c] += wd[c * F + f] * h[f];
+	}
+}
+
 START_TEST(test_moe_plan)
 {
 	enum { N = 23, E = 9, K = 3, D = 16, F = 12, NK = N * K };
@@ -539,11 +607,11 @@ START_TEST(test_moe_plan)
 	float x[N * D], out[N * D], wts[NK], swts[NK];
 	float wg[E][F * D], wu[E][F * D], wd[E][D * F];
 	int32_t ids[NK], srows[NK], li[5 * NK + 2], cnt[N], fill[N];
-	size_t start[E + 1], m = 0, i, j, e, c, f, t;
+	size_t start[E + 1], m = 0, i, j, e, c, t;
 	struct gpu_moe_piece pc[E];
 	struct gpu_buf *bi, *bw, *bx, *bo, *bs, *eg[E], *eu[E], *ed[E];
 	struct gpu_moe_experts ex;
-	double h[NK][F], y[NK][D];
+	double y[NK][D];
 
 	rng_state = 11;
 	for (i = 0; i < N; i++)
@@ -563,16 +631,7 @@ START_TEST(test_moe_plan)
 		}
 	for (i = 0; i < N * D; i++)
 		x[i] = frand();
-	for (e = 0; e < E; e++) {
-		for (i = 0; i < F * D; i++) {
-			wg[e][i] = frand() * 0.5f;
-			wu[e][i] = frand() * 0.5f;
-			wd[e][i] = frand() * 0.5f;
-		}
-		eg[e] = buf_f32(g, wg[e], F * D);
-		eu[e] = buf_f32(g, wu[e], F * D);
-		ed[e] = buf_f32(g, wd[e], D * F);
-	}
+	moe_experts_new(g, E, F, D, 0.5f, wg[0], wu[0], wd[0], eg, eu, ed, &ex);
 	/* expert-sorted, rows ascending within one (gpu/cpu/moe.c's order) */
 	for (e = 0; e < E; e++) {
 		start[e] = m;
@@ -602,27 +661,8 @@ START_TEST(test_moe_plan)
 	for (t = 0; t < NK; t++) {
 		for (e = 0; start[e + 1] <= t; e++)
 			;
-		for (f = 0; f < F; f++) {
-			double a = 0, b = 0;
-
-			for (c = 0; c < D; c++) {
-				a += (double)wg[e][f * D + c] * x[srows[t] * D + c];
-				b += (double)wu[e][f * D + c] * x[srows[t] * D + c];
-			}
-			h[t][f] = a / (1 + exp(-a)) * b;
-		}
-		for (c = 0; c < D; c++) {
-			y[t][c] = 0;
-			for (f = 0; f < F; f++)
-				y[t][c] += wd[e][c * F + f] * h[t][f];
-		}
+		expert_ref(wg[e], wu[e], wd[e], x + srows[t] * D, F, D, y[t]);
 	}
-	memset(&ex, 0, sizeof ex);
-	ex.n_expert = E;
-	ex.n_ff = F;
-	ex.gate = (const struct gpu_buf *const *)eg;
-	ex.up = (const struct gpu_buf *const *)eu;
-	ex.down = (const struct gpu_buf *const *)ed;
 	bi = buf_i32(g, ids, NK);
 	bw = buf_f32(g, wts, NK);
 	bx = buf_f32(g, x, N * D);
@@ -716,11 +756,7 @@ START_TEST(test_moe_plan)
 				      "chunks of %zu: %g vs %g at %zu", ac, out[i],
 				      acc[i / D][i % D], i);
 	}
-	for (e = 0; e < E; e++) {
-		gpu_buf_free(eg[e]);
-		gpu_buf_free(eu[e]);
-		gpu_buf_free(ed[e]);
-	}
+	moe_experts_free(E, eg, eu, ed);
 	gpu_buf_free(bi);
 	gpu_buf_free(bw);
 	gpu_buf_free(bx);
@@ -768,7 +804,7 @@ START_TEST(test_moe)
 	struct gpu_buf *bl, *bi, *bw, *bx, *bo, *bs;
 	struct gpu_buf *eg[E], *eu[E], *ed[E];
 	struct gpu_moe_experts ex;
-	size_t i, j, e, c, f;
+	size_t i, j, e, c;
 	int renorm;
 
 	rng_state = 7;
@@ -777,16 +813,7 @@ START_TEST(test_moe)
 	lg[0] = lg[1] = 2.5f; /* a tie: the lower index comes first */
 	for (i = 0; i < N * D; i++)
 		x[i] = frand();
-	for (e = 0; e < E; e++) {
-		for (i = 0; i < F * D; i++) {
-			wg[e][i] = frand();
-			wu[e][i] = frand();
-			wd[e][i] = frand();
-		}
-		eg[e] = buf_f32(g, wg[e], F * D);
-		eu[e] = buf_f32(g, wu[e], F * D);
-		ed[e] = buf_f32(g, wd[e], D * F);
-	}
+	moe_experts_new(g, E, F, D, 1.0f, wg[0], wu[0], wd[0], eg, eu, ed, &ex);
 	bl = buf_f32(g, lg, N * E);
 	bi = buf_i32(g, NULL, N * K);
 	bw = buf_f32(g, NULL, N * K);
@@ -825,12 +852,6 @@ START_TEST(test_moe)
 	ck_assert_int_eq(ids[0], 0);
 	ck_assert_int_eq(ids[1], 1);
 
-	memset(&ex, 0, sizeof ex);
-	ex.n_expert = E;
-	ex.n_ff = F;
-	ex.gate = (const struct gpu_buf *const *)eg;
-	ex.up = (const struct gpu_buf *const *)eu;
-	ex.down = (const struct gpu_buf *const *)ed;
 	bx = buf_f32(g, x, N * D);
 	bo = buf_f32(g, NULL, N * D);
 	bs = buf_f32(g, NULL, gpu_moe_scratch_elems(N, D, F, K));
@@ -840,25 +861,12 @@ START_TEST(test_moe)
 		double ref[D] = { 0 };
 
 		for (j = 0; j < K; j++) {
-			double h[F];
+			double y[D];
 
 			e = (size_t)ids[i * K + j];
-			for (f = 0; f < F; f++) {
-				double a = 0, b = 0;
-
-				for (c = 0; c < D; c++) {
-					a += (double)wg[e][f * D + c] * x[i * D + c];
-					b += (double)wu[e][f * D + c] * x[i * D + c];
-				}
-				h[f] = a / (1 + exp(-a)) * b;
-			}
-			for (c = 0; c < D; c++) {
-				double y = 0;
-
-				for (f = 0; f < F; f++)
-					y += wd[e][c * F + f] * h[f];
-				ref[c] += wts[i * K + j] * y;
-			}
+			expert_ref(wg[e], wu[e], wd[e], x + i * D, F, D, y);
+			for (c = 0; c < D; c++)
+				ref[c] += wts[i * K + j] * y[c];
 		}
 		for (c = 0; c < D; c++)
 			ck_assert(fabs(out[i * D + c] - ref[c]) < 1e-5);
@@ -868,11 +876,7 @@ START_TEST(test_moe)
 	ck_assert_int_eq(gpu_buf_write(bi, 0, ids, N * K, NULL), 0);
 	ck_assert_int_eq(gpu_moe_ffn(g, bo, bx, bi, bw, &ex, N, D, K, bs, NULL),
 			 GPU_E_INVALID);
-	for (e = 0; e < E; e++) {
-		gpu_buf_free(eg[e]);
-		gpu_buf_free(eu[e]);
-		gpu_buf_free(ed[e]);
-	}
+	moe_experts_free(E, eg, eu, ed);
 	gpu_buf_free(bl);
 	gpu_buf_free(bi);
 	gpu_buf_free(bw);
