@@ -847,6 +847,24 @@ template <> struct pf_t<0> {
 	}
 };
 
+/* One k16 x n16 step of a prefill product: c0 += a b[0..1], c1 += a
+ * b[2..3] (the two n8 halves); bf16 (F16 = 0) adds the low parts' terms,
+ * al b and a bl (hi/lo split, f32-accurate). */
+template <int F16>
+__device__ __forceinline__ void pf_mma16(float *c0, float *c1,
+					 const uint32_t *a, const uint32_t *al,
+					 const uint32_t *b, const uint32_t *bl)
+{
+	pf_t<F16>::mma(c0, a, b[0], b[1]);
+	pf_t<F16>::mma(c1, a, b[2], b[3]);
+	if (!F16) {
+		pf_t<F16>::mma(c0, al, b[0], b[1]);
+		pf_t<F16>::mma(c1, al, b[2], b[3]);
+		pf_t<F16>::mma(c0, a, bl[0], bl[1]);
+		pf_t<F16>::mma(c1, a, bl[2], bl[3]);
+	}
+}
+
 __device__ __forceinline__ void ldsm4(uint32_t *r, const void *p)
 {
 	unsigned a = (unsigned)__cvta_generic_to_shared(p);
@@ -1007,15 +1025,9 @@ pf_tile(const uint16_t *Qs, const uint16_t *Ql, const uint16_t *Ks,
 					       kk * 16 + ((lane >> 3) & 1) * 8;
 
 				ldsm4(b, Ks + ko);
-				pf_t<F16>::mma(sf[2 * j], a, b[0], b[1]);
-				pf_t<F16>::mma(sf[2 * j + 1], a, b[2], b[3]);
-				if (!F16) {
+				if (!F16)
 					ldsm4(bl, Kl + ko);
-					pf_t<F16>::mma(sf[2 * j], al, b[0], b[1]);
-					pf_t<F16>::mma(sf[2 * j + 1], al, b[2], b[3]);
-					pf_t<F16>::mma(sf[2 * j], a, bl[0], bl[1]);
-					pf_t<F16>::mma(sf[2 * j + 1], a, bl[2], bl[3]);
-				}
+				pf_mma16<F16>(sf[2 * j], sf[2 * j + 1], a, al, b, bl);
 			}
 		}
 		/* masks, online softmax (rows a: e = 0, 1; b: e = 2, 3) */
@@ -1087,15 +1099,9 @@ pf_tile(const uint16_t *Qs, const uint16_t *Ql, const uint16_t *Ks,
 				if (dp >= nk)
 					break;
 				ldsm4t(b, Vs + vo);
-				pf_t<F16>::mma(of[2 * dp], a, b[0], b[1]);
-				pf_t<F16>::mma(of[2 * dp + 1], a, b[2], b[3]);
-				if (!F16) {
+				if (!F16)
 					ldsm4t(bl, Vl + vo);
-					pf_t<F16>::mma(of[2 * dp], al, b[0], b[1]);
-					pf_t<F16>::mma(of[2 * dp + 1], al, b[2], b[3]);
-					pf_t<F16>::mma(of[2 * dp], a, bl[0], bl[1]);
-					pf_t<F16>::mma(of[2 * dp + 1], a, bl[2], bl[3]);
-				}
+				pf_mma16<F16>(of[2 * dp], of[2 * dp + 1], a, al, b, bl);
 			}
 		}
 }
