@@ -525,22 +525,23 @@ static size_t moe_host_need(size_t nk, size_t n_expert)
 	return nk * 4 * sizeof(int32_t) + (2 * n_expert + 1) * sizeof(size_t);
 }
 
-/* Grow the MoE host area to at least `bytes` (kept afterwards). */
-static int host_reserve(struct cuda_state *st, size_t bytes, const char *what,
-			struct diag *d)
+/* Grow a host area (*p, *cap bytes: the MoE lists or the grouped path's
+ * staging) to at least `bytes` (kept afterwards). */
+static int host_reserve(struct cuda_state *st, void **p, size_t *cap,
+			size_t bytes, const char *what, struct diag *d)
 {
-	void *p;
+	void *q;
 
-	if (st->host_ws_bytes >= bytes)
+	if (*cap >= bytes)
 		return 0;
 	/* copies from the old area may still be queued */
 	CUDA_TRY(cudaStreamSynchronize(st->stream));
-	p = realloc(st->host_ws, bytes);
-	if (!p)
+	q = realloc(*p, bytes);
+	if (!q)
 		return diag_fail(d, GPU_E_NOMEM, "%s: %zu bytes of host scratch",
 				 what, bytes);
-	st->host_ws = p;
-	st->host_ws_bytes = bytes;
+	*p = q;
+	*cap = bytes;
 	return 0;
 }
 
@@ -1206,17 +1207,10 @@ static int moe_ffn_grouped(struct cuda_state *st, float *out, const float *x,
 	if (rc < 0)
 		return rc;
 	xh = (char *)st->half_ws; /* after the reserve: it may have moved */
-	if (st->grp_ws_bytes < need) {
-		/* the stream was synchronised by this call's routing
-		 * read-back: no copy from the old area is pending */
-		void *p = realloc(st->grp_ws, need);
-
-		if (!p)
-			return diag_fail(d, GPU_E_NOMEM,
-					 "gpu_moe_ffn: %zu bytes of host scratch", need);
-		st->grp_ws = p;
-		st->grp_ws_bytes = need;
-	}
+	rc = host_reserve(st, &st->grp_ws, &st->grp_ws_bytes, need,
+			  "gpu_moe_ffn", d);
+	if (rc < 0)
+		return rc;
 	opT = (cublasOperation_t *)st->grp_ws;
 	opN = opT + 2 * E;
 	gm = (int *)(void *)(opN + 2 * E);
@@ -1342,7 +1336,8 @@ static int cuda_moe_ffn(struct gpu *g, struct gpu_buf *out,
 		return diag_fail(d, GPU_E_INVALID,
 				 "gpu_moe_ffn: buffers not 16-byte aligned while "
 				 "recording");
-	rc = host_reserve(st, need, "gpu_moe_ffn", d);
+	rc = host_reserve(st, &st->host_ws, &st->host_ws_bytes, need,
+			  "gpu_moe_ffn", d);
 	if (rc < 0)
 		return rc;
 	h_id = (int32_t *)st->host_ws;
@@ -1455,7 +1450,8 @@ static int cuda_reserve(struct gpu *g, const struct gpu_reserve_req *r,
 		rc = ws_reserve(st, (void **)&st->att_ws, &st->att_ws_bytes, att,
 				"attention scratch", d);
 	if (rc == 0)
-		rc = host_reserve(st, host, "gpu_reserve", d);
+		rc = host_reserve(st, &st->host_ws, &st->host_ws_bytes, host,
+				  "gpu_reserve", d);
 	if (rc < 0)
 		return rc;
 	*bytes = (uint64_t)st->half_ws_bytes + st->att_ws_bytes;
