@@ -223,6 +223,27 @@ int gpu_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 	return multi_run(g, x, n_rows, k_in, parts, n_parts, d);
 }
 
+/* gpu_exl3_swiglu's checked arguments to the backend: its fused op, or
+ * multi_run of the two and its swiglu. */
+static int swiglu_run(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
+		      const struct gpu_buf *x,
+		      const struct gpu_exl3_weight *w_gate,
+		      const struct gpu_exl3_weight *w_up, size_t n_rows,
+		      size_t k_in, size_t n_out, struct diag *d)
+{
+	const struct gpu_exl3_part pt[2] = { { out, w_gate, n_out },
+					     { up, w_up, n_out } };
+	int rc;
+
+	if (g->be->exl3_swiglu)
+		return noted(g, g->be->exl3_swiglu(g, out, up, x, w_gate, w_up,
+						   n_rows, k_in, n_out, d));
+	rc = multi_run(g, x, n_rows, k_in, pt, 2, d);
+	if (rc < 0)
+		return rc;
+	return noted(g, g->be->swiglu(g, out, out, up, n_rows * n_out, d));
+}
+
 int gpu_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 		    const struct gpu_buf *x, const struct gpu_exl3_weight *w_gate,
 		    const struct gpu_exl3_weight *w_up, size_t n_rows, size_t k_in,
@@ -240,13 +261,7 @@ int gpu_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 				 w_gate->n, w_up->n);
 	if (n_rows == 0)
 		return 0;
-	if (g->be->exl3_swiglu)
-		return noted(g, g->be->exl3_swiglu(g, out, up, x, w_gate, w_up,
-						   n_rows, k_in, n_out, d));
-	rc = multi_run(g, x, n_rows, k_in, pt, 2, d);
-	if (rc < 0)
-		return rc;
-	return noted(g, g->be->swiglu(g, out, out, up, n_rows * n_out, d));
+	return swiglu_run(g, out, up, x, w_gate, w_up, n_rows, k_in, n_out, d);
 }
 
 int gpu_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
@@ -322,19 +337,9 @@ int gpu_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 						 n_rows, r->dim, r->eps, d));
 	if (rc < 0 || !r->n_next)
 		return rc;
-	if (r->swiglu) {
-		if (g->be->exl3_swiglu)
-			return noted(g, g->be->exl3_swiglu(g, r->next[0].out,
-							   r->next[1].out, r->xn,
-							   r->next[0].w, r->next[1].w,
-							   n_rows, r->dim,
-							   r->next[0].n_out, d));
-		rc = multi_run(g, r->xn, n_rows, r->dim, r->next, 2, d);
-		if (rc < 0)
-			return rc;
-		return noted(g, g->be->swiglu(g, r->next[0].out, r->next[0].out,
-					      r->next[1].out,
-					      n_rows * r->next[0].n_out, d));
-	}
+	if (r->swiglu)
+		return swiglu_run(g, r->next[0].out, r->next[1].out, r->xn,
+				  r->next[0].w, r->next[1].w, n_rows, r->dim,
+				  r->next[0].n_out, d);
 	return multi_run(g, r->xn, n_rows, r->dim, r->next, r->n_next, d);
 }
