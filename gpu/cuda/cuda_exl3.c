@@ -747,45 +747,76 @@ static int xl_per_part(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 	return rc;
 }
 
-/* gpu_exl3_matmul_multi, parts checked by the front end: xl_multi, else
- * part by part. */
+/* gpu_exl3_matmul_multi's CUDA path: xl_multi, else part by part.
+ * have_xh as xl_multi's (the part-by-part path rotates x itself).
+ * Returns 1 when xl_multi ran, 0 when the parts ran one by one. */
+static int xl_matmul_multi(struct gpu *g, const struct gpu_buf *x,
+			   size_t n_rows, size_t k_in,
+			   const struct gpu_exl3_part *parts, int n_parts,
+			   int have_xh, struct diag *d)
+{
+	int rc = xl_multi(g, x, n_rows, k_in, parts, n_parts, 0, have_xh, d);
+
+	if (rc == 0) {
+		const int rc2 = xl_per_part(g, x, n_rows, k_in, parts, n_parts, d);
+
+		if (rc2 < 0)
+			return rc2;
+	}
+	return rc;
+}
+
+/* gpu_exl3_swiglu's CUDA path: xl_multi with the SwiGLU in its output
+ * launch (TERN_FUSE_SWIGLU=0: without, then the swiglu kernel), else both
+ * products part by part and the swiglu kernel.  have_xh and the result as
+ * xl_matmul_multi's. */
+static int xl_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
+		     const struct gpu_buf *x, const struct gpu_exl3_weight *w_gate,
+		     const struct gpu_exl3_weight *w_up, size_t n_rows,
+		     size_t k_in, size_t n_out, int have_xh, struct diag *d)
+{
+	const struct gpu_exl3_part pt[2] = { { out, w_gate, n_out },
+					     { up, w_up, n_out } };
+	const int fuse = gpu_cuda_fuse_swiglu();
+	int rc = xl_multi(g, x, n_rows, k_in, pt, 2, fuse, have_xh, d);
+
+	if (rc < 0 || (rc == 1 && fuse))
+		return rc;
+	if (rc == 0) {
+		const int rc2 = xl_per_part(g, x, n_rows, k_in, pt, 2, d);
+
+		if (rc2 < 0)
+			return rc2;
+	}
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_swiglu(xl_stream(g), (float *)out->data,
+						     (const float *)out->data,
+						     (const float *)up->data,
+						     n_rows * n_out));
+	return rc;
+}
+
+/* gpu_exl3_matmul_multi, parts checked by the front end */
 int gpu_cuda_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x,
 			       size_t n_rows, size_t k_in,
 			       const struct gpu_exl3_part *parts, int n_parts,
 			       struct diag *d)
 {
-	int rc = xl_multi(g, x, n_rows, k_in, parts, n_parts, 0, 0, d);
+	const int rc = xl_matmul_multi(g, x, n_rows, k_in, parts, n_parts, 0, d);
 
-	if (rc == 0)
-		rc = xl_per_part(g, x, n_rows, k_in, parts, n_parts, d);
 	return rc < 0 ? rc : 0;
 }
 
-/* gpu_exl3_swiglu, checked by the front end: xl_multi with the SwiGLU in
- * its output launch (TERN_FUSE_SWIGLU=0: without, then the swiglu
- * kernel), else both products part by part and the swiglu kernel. */
+/* gpu_exl3_swiglu, checked by the front end */
 int gpu_cuda_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 			 const struct gpu_buf *x,
 			 const struct gpu_exl3_weight *w_gate,
 			 const struct gpu_exl3_weight *w_up, size_t n_rows,
 			 size_t k_in, size_t n_out, struct diag *d)
 {
-	const struct gpu_exl3_part pt[2] = { { out, w_gate, n_out },
-					     { up, w_up, n_out } };
-	const int fuse = gpu_cuda_fuse_swiglu();
-	int rc = xl_multi(g, x, n_rows, k_in, pt, 2, fuse, 0, d);
+	const int rc = xl_swiglu(g, out, up, x, w_gate, w_up, n_rows, k_in, n_out,
+				 0, d);
 
-	if (rc < 0 || (rc == 1 && fuse))
-		return rc < 0 ? rc : 0;
-	if (rc == 0)
-		rc = xl_per_part(g, x, n_rows, k_in, pt, 2, d);
-	if (rc < 0)
-		return rc;
-	CUDA_TRY((cudaError_t)gpu_cuda_launch_swiglu(xl_stream(g), (float *)out->data,
-						     (const float *)out->data,
-						     (const float *)up->data,
-						     n_rows * n_out));
-	return 0;
+	return rc < 0 ? rc : 0;
 }
 
 static unsigned long g_tail_runs; /* gpu_cuda_exl3_tail_runs */
@@ -859,32 +890,17 @@ int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 		__atomic_add_fetch(&g_tail_runs, 1, __ATOMIC_RELAXED);
 		return 1;
 	}
-	if (r->swiglu) {
-		const int fuse = gpu_cuda_fuse_swiglu();
-
-		rc = t.np ? xl_multi(g, r->xn, n_rows, r->dim, r->next, 2, fuse, 1, d)
-			  : 0;
-		if (rc == 1)
-			__atomic_add_fetch(&g_tail_runs, 1, __ATOMIC_RELAXED);
-		if (rc == 1 && !fuse)
-			CUDA_TRY((cudaError_t)gpu_cuda_launch_swiglu(
-				st, (float *)r->next[0].out->data,
-				(const float *)r->next[0].out->data,
-				(const float *)r->next[1].out->data,
-				n_rows * r->next[0].n_out));
-		if (rc == 0)
-			rc = gpu_cuda_exl3_swiglu(g, r->next[0].out, r->next[1].out,
-						  r->xn, r->next[0].w, r->next[1].w,
-						  n_rows, r->dim, r->next[0].n_out, d);
-		return rc < 0 ? rc : 1;
-	}
-	rc = t.np ? xl_multi(g, r->xn, n_rows, r->dim, r->next, r->n_next, 0, 1, d)
-		  : 0;
-	if (rc == 1)
+	/* the next parts from the inputs the tail rotated into xl_multi's
+	 * slots (t.np), else as their own ops on xn (xl_multi's conditions
+	 * do not depend on have_xh: where it declines one, the parts run one
+	 * by one from xn) */
+	rc = r->swiglu ? xl_swiglu(g, r->next[0].out, r->next[1].out, r->xn,
+				   r->next[0].w, r->next[1].w, n_rows, r->dim,
+				   r->next[0].n_out, t.np != 0, d)
+		       : xl_matmul_multi(g, r->xn, n_rows, r->dim, r->next,
+					 r->n_next, t.np != 0, d);
+	if (rc == 1 && t.np)
 		__atomic_add_fetch(&g_tail_runs, 1, __ATOMIC_RELAXED);
-	if (rc == 0)
-		rc = gpu_cuda_exl3_matmul_multi(g, r->xn, n_rows, r->dim, r->next,
-						r->n_next, d);
 	return rc < 0 ? rc : 1;
 }
 
