@@ -504,23 +504,48 @@ __device__ __forceinline__ uint32_t xl_win(uint32_t v0, uint32_t v1,
 		return __funnelshift_l(v2, v1, P - 32) >> 16;
 }
 
-template <int K, int E> struct xl_dec {
-	template <int CB>
-	static __device__ __forceinline__ void run(uint32_t b[4], uint32_t v0,
-						   uint32_t v1, uint32_t v2)
-	{
-		b[E / 2] = xl_cb2<CB>(xl_win<E * K>(v0, v1, v2),
-				      xl_win<(E + 1) * K>(v0, v1, v2));
-		xl_dec<K, E + 2>::template run<CB>(b, v0, v1, v2);
+/* The 8 windows of a lane's elements (tile words w0 = W[i0], w1 = W[i1],
+ * w2 = W[i2], bit offset off; see xl_gemv_block), zero-extended.  K = 4
+ * has off = 20 in every lane: window e is bits 28 - 4e .. 43 - 4e of the
+ * 64-bit w0:w1, taken with 10 operations (w0's bits past 11 are never
+ * used, so with them cleared the two windows crossing into w0 need no
+ * mask, and the 64-bit run shifted right by 4 gives the odd nibble
+ * offsets by whole bytes). */
+template <int K>
+__device__ __forceinline__ void xl_windows(uint32_t s[8], uint32_t w0,
+					   uint32_t w1, uint32_t w2, int off)
+{
+	if constexpr (K == 4) {
+		const uint32_t z = w0 & 0xFFFu;
+		const uint32_t a = __funnelshift_r(w1, z, 4);
+
+		s[0] = __funnelshift_r(w1, z, 28);
+		s[1] = __byte_perm(w1, z, 0x6643);
+		s[2] = a >> 16;
+		s[3] = w1 >> 16;
+		s[4] = __byte_perm(a, 0u, 0x4421);
+		s[5] = __byte_perm(w1, 0u, 0x4421);
+		s[6] = a & 0xFFFFu;
+		s[7] = w1 & 0xFFFFu;
+	} else {
+		/* shift the lane's bits to the top: only bits < off + 7K + 16
+		 * <= 96 are used, so w2 << off needs nothing of the next word
+		 * (and for K < 4, where w2 stands in for w1, nothing past bit
+		 * 64) */
+		const uint32_t v0 = __funnelshift_l(w1, w0, off);
+		const uint32_t v1 = __funnelshift_l(w2, w1, off);
+		const uint32_t v2 = w2 << off;
+
+		s[0] = xl_win<0 * K>(v0, v1, v2);
+		s[1] = xl_win<1 * K>(v0, v1, v2);
+		s[2] = xl_win<2 * K>(v0, v1, v2);
+		s[3] = xl_win<3 * K>(v0, v1, v2);
+		s[4] = xl_win<4 * K>(v0, v1, v2);
+		s[5] = xl_win<5 * K>(v0, v1, v2);
+		s[6] = xl_win<6 * K>(v0, v1, v2);
+		s[7] = xl_win<7 * K>(v0, v1, v2);
 	}
-};
-template <int K> struct xl_dec<K, 8> {
-	template <int CB>
-	static __device__ __forceinline__ void run(uint32_t *, uint32_t,
-						   uint32_t, uint32_t)
-	{
-	}
-};
+}
 
 /* grid (n/XL_COLS, n_kb), XL_NW warps; dynamic shared memory
  * xl_cfg<K, NB>::SMEM. */
@@ -638,44 +663,21 @@ xl_gemv_block(float *const part, const unsigned pstride,
 			const uint32_t *W = reinterpret_cast<const uint32_t *>(
 				st + XL_A_BYTES + j * 32 * K);
 			const uint32_t w0 = W[i0], w1 = W[i1];
-			uint32_t b[4];
+			const uint32_t w2 = K > 4 ? W[i2] : w1;
+			uint32_t sw[8], wa[4];
 
-			if constexpr (K == 4) {
-				/* off = 20 in every lane: window e is bits
-				 * 20 + 4e .. 35 + 4e of w0:w1, i.e.
-				 * (w0:w1 >> (28 - 4e)) & 0xFFFF; 13 ops for
-				 * the 8 windows instead of 19 */
-				b[0] = xl_cb2<CB>(__funnelshift_r(w1, w0, 28) & 0xFFFFu,
-						  __funnelshift_r(w1, w0, 24) & 0xFFFFu);
-				b[1] = xl_cb2<CB>(__funnelshift_r(w1, w0, 20) & 0xFFFFu,
-						  w1 >> 16);
-				b[2] = xl_cb2<CB>((w1 >> 12) & 0xFFFFu,
-						  __byte_perm(w1, 0u, 0x4421));
-				b[3] = xl_cb2<CB>((w1 >> 4) & 0xFFFFu, w1 & 0xFFFFu);
-			} else {
-				const uint32_t w2 = K > 4 ? W[i2] : w1;
-				/* shift the lane's bits to the top: only bits
-				 * < off + 7K + 16 <= 96 are used, so w2 << off
-				 * needs nothing of the next word (and for K <=
-				 * 4, where w2 stands in for w1, nothing past
-				 * bit 64) */
-				const uint32_t v0 = __funnelshift_l(w1, w0, off);
-				const uint32_t v1 = __funnelshift_l(w2, w1, off);
-				const uint32_t v2 = w2 << off;
-
-				xl_dec<K, 0>::template run<CB>(b, v0, v1, v2);
-			}
-			/* b[0], b[1]: the B fragment of columns 0..7 (k 2t..,
-			 * 2t+8..), b[2], b[3] of columns 8..15; read as the A
-			 * fragment of W^T (16 columns x 16 k) they are a0 =
-			 * b[0], a1 = b[2], a2 = b[1], a3 = b[3] */
-			{
-				const uint32_t wa[4] = { b[0], b[2], b[1], b[3] };
-
+			xl_windows<K>(sw, w0, w1, w2, off);
+			/* (sw[0], sw[1]), (sw[2], sw[3]): the B fragment of
+			 * columns 0..7 (k 2t.., 2t+8..), the next two pairs of
+			 * columns 8..15; read as the A fragment of W^T (16
+			 * columns x 16 k) they are a0, a2, a1, a3 */
+			wa[0] = xl_cb2<CB>(sw[0], sw[1]);
+			wa[2] = xl_cb2<CB>(sw[2], sw[3]);
+			wa[1] = xl_cb2<CB>(sw[4], sw[5]);
+			wa[3] = xl_cb2<CB>(sw[6], sw[7]);
 #pragma unroll
-				for (int h = 0; h < NB; h++)
-					xl_mma(acc[j][h], wa, bx[h][0], bx[h][1]);
-			}
+			for (int h = 0; h < NB; h++)
+				xl_mma(acc[j][h], wa, bx[h][0], bx[h][1]);
 		}
 	};
 
