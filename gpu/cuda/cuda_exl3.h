@@ -12,6 +12,10 @@
  *   2. gemv:   part[s, r, :] = xh[r, k-slice s] . W_hat[k-slice s, :]
  *              (trellis decoded in registers, tensor-core mma, f32 accum)
  *                                                         f32 [n_kb, 16, n]
+ *              MUL1 up to 8 rows: K_INV * (xh . H) + K_BIAS * sum(xh)
+ *              over the slice, H = 1024 + byte sum exact in f16, i.e. the
+ *              codebook's values before their rounding to f16 (within
+ *              2^-11 relative of W_hat)
  *   3. output: out[r, c] = (H128_blk(sum_s part[s, r, :]) * svh + bias)[c]
  *              for c < n_out
  * Optionally (kernel 2) steps 2 and 3 run as one launch (the last block

@@ -76,4 +76,15 @@ __device__ __forceinline__ uint32_t xl_cb2(uint32_t s0, uint32_t s1)
 	}
 }
 
+/* MUL1 without its last step: half2 of h = 1024 + byte sum for two
+ * states (s0 in .x), exact (h <= 2044); xl_cb2<2> is h * K_INV + K_BIAS
+ * rounded to f16. */
+__device__ __forceinline__ uint32_t xl_mul1_h(uint32_t s0, uint32_t s1)
+{
+	const uint32_t h0 = __dp4a(s0 * 0x83DCD12Du, 0x01010101u, 0x6400u);
+	const uint32_t h1 = __dp4a(s1 * 0x83DCD12Du, 0x01010101u, 0x6400u);
+
+	return __byte_perm(h0, h1, 0x5410);
+}
+
 #endif
