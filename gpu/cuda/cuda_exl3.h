@@ -12,7 +12,8 @@
  *   2. gemv:   part[s, r, :] = xh[r, k-slice s] . W_hat[k-slice s, :]
  *              (trellis decoded in registers, tensor-core mma, f32 accum)
  *                                                         f32 [n_kb, 16, n]
- *              MUL1 up to 8 rows: K_INV * (xh . H) + K_BIAS * sum(xh)
+ *              MUL1 up to 8 rows (kernel 1, the default):
+ *              K_INV * (xh . H) + K_BIAS * sum(xh)
  *              over the slice, H = 1024 + byte sum exact in f16, i.e. the
  *              codebook's values before their rounding to f16 (within
  *              2^-11 relative of W_hat)
@@ -252,7 +253,9 @@ int gpu_cuda_exl3_moe(struct gpu *g, float *out, const float *x,
  * environment variable TERN_EXL3_KERNEL=2 picks 2 at the first matmul
  * (TERN_EXL3_KB=n sets its slice count at upload, 0 = occupancy model);
  * set_kernel overrides it (for A/B timing).  Both give bit-identical
- * output for the same slice count. */
+ * output for the same slice count, except MUL1 weights up to 8 rows:
+ * kernel 1 multiplies those with the codebook's exact values (XL_AFFINE),
+ * kernel 2 with W_hat (~2e-4 rel L2 apart). */
 void gpu_cuda_exl3_set_kernel(int v);
 int gpu_cuda_exl3_kernel(void);
 

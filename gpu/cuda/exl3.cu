@@ -15,7 +15,8 @@
  * offsets that depend only on l and K (computed once).  Codebooks work on
  * two elements at once in half2: 3INST / MCG with one __hadd2 (the same
  * RNE rounding as __hadd), MUL1 with __dp4a + one __hfma2 — bit-identical
- * to the CPU backend's W_hat.  The decoded registers, read as the A
+ * to the CPU backend's W_hat (MUL1 up to 8 rows in kernel 1 skips the
+ * __hfma2: XL_AFFINE below).  The decoded registers, read as the A
  * fragment of W^T (16 columns x 16 k), go into m16n8k16 with x^T (k x 8
  * rows, f16) as B: one mma per tile for up to 8 rows (NB = 1), two for 9
  * to 16 (NB = 2); f32 accumulators; the decode is shared by the rows.
@@ -33,18 +34,21 @@
  * xl_output_kernel and applies step 3, then resets the counter.  Measured
  * slower than the separate output kernel on an H200 (docs/PERFORMANCE.md).
  *
- * MUL1 up to 8 rows (XL_AFFINE): the decode stops at h = 1024 + byte sum
- * (exact in f16) and the MMA multiplies x with h; a second MMA per step,
- * ones times x^T, sums each row of x, and the warp's accumulators become
- * K_INV * acc + K_BIAS * sum(x) before the reduction.  That drops the
- * half FMA of every weight pair (4 instructions of ~47 a tile) and uses
- * the codebook's exact values where W_hat has them rounded to f16.
+ * MUL1 up to 8 rows (XL_AFFINE; kernel 1 — the fused kernel 2 always
+ * takes the 16-row shape, NB = 2, and keeps the FMA): the decode stops at
+ * h = 1024 + byte sum (exact in f16) and the MMA multiplies x with h; a
+ * second MMA per step, ones times x^T, sums each row of x, and the warp's
+ * accumulators become K_INV * acc + K_BIAS * sum(x) before the reduction.
+ * That drops the half FMA of every weight pair (4 instructions of ~47 a
+ * tile) and uses the codebook's exact values where W_hat has them rounded
+ * to f16.
  *
  * Rounding vs the CPU oracle (f32 throughout): xh is rounded to f16
  * (relative 2^-11 per element), so the output's relative L2 error is about
  * 3e-4; with XL_AFFINE the CPU's f16 rounding of each weight adds about
- * 1.9e-4 (rel L2 of x . W_exact against x . W_hat for random MUL1 states
- * and Gaussian x, k = 4096), still within the tests' 1e-3.
+ * 2e-4 (rel L2 of x . W_exact against x . W_hat: 1.9e-4 for random MUL1
+ * states and Gaussian x at k = 4096, 2.1e-4 over all states), still within
+ * the tests' 1e-3.
  */
 #include <cooperative_groups.h>
 #include <cuda_fp16.h>

@@ -42,7 +42,9 @@
  * rows 1 and 8, median of 50 after warm-up, rotating over enough copies of
  * the weight to miss L2; and the mean of 200 back-to-back calls) for both
  * kernel versions, printed as "BENCH ..." lines, and checks that kernel 2
- * is bit-stable across runs and matches kernel 1; and the prefill timings
+ * is bit-stable across runs and matches kernel 1 (within 1e-3 at <= 8
+ * rows, where kernel 1's MUL1 skips W_hat's rounding; 1e-5 above); and
+ * the prefill timings
  * (4096 x 14336 and 14336 x 4096, K = 4, 512 rows: the prefill path
  * against the GEMV path).
  *
@@ -420,16 +422,19 @@ START_TEST(test_multi)
 					 * the whole launch: the summation order of
 					 * the slices' f32 partials may differ from
 					 * the weight's own call (~1e-7 relative at k
-					 * = 1024, growing like sqrt(k)); separate
-					 * launches and the per-part path keep the
-					 * weight's own bits */
+					 * = 1024, growing like sqrt(k); about ten
+					 * times that for MUL1 up to 8 rows, whose
+					 * K_INV * acc + K_BIAS * sum(x) per slice
+					 * cancels most of its magnitude: 1e-5);
+					 * separate launches and the per-part path
+					 * keep the weight's own bits */
 					if (same && n <= 16) {
 						for (i = 0; i < cnt; i++) {
 							num += ((double)a[i] - b[i]) *
 							       ((double)a[i] - b[i]);
 							den += (double)b[i] * b[i];
 						}
-						ck_assert_msg(den > 0 && sqrt(num / den) <= 1e-6,
+						ck_assert_msg(den > 0 && sqrt(num / den) <= 1e-5,
 							      "%d parts, %zu rows: part %d differs "
 							      "from its own matmul: rel L2 %.3g "
 							      "(seed %llu)", np, n, j,
@@ -851,7 +856,10 @@ START_TEST(test_bench)
 				free(r3);
 			}
 			ck_assert_msg(same, "kernel 2 is not bit-stable across runs");
-			ck_assert_msg(den > 0 && sqrt(num / den) <= 1e-5,
+			/* kernel 1 multiplies MUL1 weights up to 8 rows with
+			 * the codebook's exact values (XL_AFFINE), kernel 2
+			 * with W_hat (f16-rounded): ~2e-4 apart */
+			ck_assert_msg(den > 0 && sqrt(num / den) <= (rows <= 8 ? 1e-3 : 1e-5),
 				      "kernel 1 vs 2: rel L2 %.3g", sqrt(num / den));
 			printf("BENCH exl3 kernel 1 vs 2 rows=%zu: rel L2 %.3g, "
 			       "kernel 2 repeat bit-identical\n", rows, sqrt(num / den));
