@@ -748,15 +748,15 @@ xl_gemv_block(float *const part, const unsigned pstride,
 	xl_wait<0>();
 	if constexpr (AF) {
 		/* acc holds x . H over the run; x . W_mul1 = K_INV (x . H) +
-		 * K_BIAS sum(x) (fp16 0x1EEE, 0xC931) */
+		 * K_BIAS sum(x) */
 #pragma unroll
 		for (int j = 0; j < XL_TNW; j++)
 #pragma unroll
 			for (int h = 0; h < NB; h++)
 #pragma unroll
 				for (int q = 0; q < 4; q++)
-					acc[j][h][q] = acc[j][h][q] * 0.00676727294921875f +
-						       xs[h][q & 1] * -10.3828125f;
+					acc[j][h][q] = acc[j][h][q] * XL_MUL1_KINV_F +
+						       xs[h][q & 1] * XL_MUL1_KBIAS_F;
 	}
 	__syncthreads(); /* the reduction area overlaps every warp's ring */
 

@@ -39,6 +39,13 @@ __device__ __forceinline__ void xl_fwht128(float v[4])
 		v[q] *= 0.088388347648f;
 }
 
+/* MUL1's affine step (§2.3): value = h * K_INV + K_BIAS; the constants'
+ * fp16 bits, and their values (exact in f32) for f32 arithmetic. */
+#define XL_MUL1_KINV 0x1EEE
+#define XL_MUL1_KBIAS 0xC931
+#define XL_MUL1_KINV_F 0.00676727294921875f
+#define XL_MUL1_KBIAS_F (-10.3828125f)
+
 /* Codebook (§2) of two 16-bit states -> half2 (s0 in .x), bit-exact. */
 template <int CB>
 __device__ __forceinline__ uint32_t xl_cb2(uint32_t s0, uint32_t s1)
@@ -47,10 +54,10 @@ __device__ __forceinline__ uint32_t xl_cb2(uint32_t s0, uint32_t s1)
 		const uint32_t h0 = __dp4a(s0 * 0x83DCD12Du, 0x01010101u, 0x6400u);
 		const uint32_t h1 = __dp4a(s1 * 0x83DCD12Du, 0x01010101u, 0x6400u);
 		const uint32_t hh = __byte_perm(h0, h1, 0x5410);
-		const __half2 kinv = __halves2half2(__ushort_as_half(0x1EEE),
-						    __ushort_as_half(0x1EEE));
-		const __half2 kbias = __halves2half2(__ushort_as_half(0xC931),
-						     __ushort_as_half(0xC931));
+		const __half2 kinv = __halves2half2(__ushort_as_half(XL_MUL1_KINV),
+						    __ushort_as_half(XL_MUL1_KINV));
+		const __half2 kbias = __halves2half2(__ushort_as_half(XL_MUL1_KBIAS),
+						     __ushort_as_half(XL_MUL1_KBIAS));
 		__half2 v = __hfma2(*reinterpret_cast<const __half2 *>(&hh), kinv,
 				    kbias);
 
