@@ -264,15 +264,14 @@ int gpu_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 	return swiglu_run(g, out, up, x, w_gate, w_up, n_rows, k_in, n_out, d);
 }
 
-int gpu_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
-		      size_t n_rows, struct diag *d)
+/* gpu_exl3_residual's checks of one op (r->then aside). */
+static int residual_check(struct gpu *g, const struct gpu_exl3_residual *r,
+			  size_t n_rows, struct diag *d)
 {
 	const struct gpu_buf *const bufs[4] = { r ? r->x : NULL, r ? r->xn : NULL,
 						r ? r->o : NULL, r ? r->a : NULL };
-	int rc = live(g, d), i, j;
+	int rc, i, j;
 
-	if (rc < 0)
-		return rc;
 	if (!r || !r->w || r->w->g != g)
 		return diag_fail(d, GPU_E_INVALID,
 				 "gpu_exl3_residual: weight missing or from another "
@@ -322,15 +321,14 @@ int gpu_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 		return diag_fail(d, GPU_E_INVALID,
 				 "gpu_exl3_residual: swiglu without next parts");
 	}
-	if (n_rows == 0)
-		return 0;
-	if (g->be->exl3_residual) {
-		rc = noted(g, g->be->exl3_residual(g, r, n_rows, d));
-		if (rc != 0)
-			return rc < 0 ? rc : 0;
-	}
-	/* the sequence */
-	rc = noted(g, g->be->exl3_matmul(g, r->o, r->a, r->w, n_rows, r->k_in,
+	return 0;
+}
+
+/* One op (r->then aside) as the sequence of the ops it stands for. */
+static int residual_seq(struct gpu *g, const struct gpu_exl3_residual *r,
+			size_t n_rows, struct diag *d)
+{
+	int rc = noted(g, g->be->exl3_matmul(g, r->o, r->a, r->w, n_rows, r->k_in,
 					 r->dim, d));
 	if (rc == 0)
 		rc = noted(g, g->be->add_rmsnorm(g, r->x, r->xn, r->o, r->norm_w,
@@ -342,4 +340,44 @@ int gpu_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 				  r->next[0].w, r->next[1].w, n_rows, r->dim,
 				  r->next[0].n_out, d);
 	return multi_run(g, r->xn, n_rows, r->dim, r->next, r->n_next, d);
+}
+
+/* One checked op (and its then): the backend's fused path where it has
+ * one and takes the case, else the sequence. */
+static int residual_run(struct gpu *g, const struct gpu_exl3_residual *r,
+			size_t n_rows, struct diag *d)
+{
+	int rc;
+
+	if (g->be->exl3_residual) {
+		rc = noted(g, g->be->exl3_residual(g, r, n_rows, d));
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+	}
+	rc = residual_seq(g, r, n_rows, d);
+	if (rc == 0 && r->then) /* then->then is NULL (checked) */
+		rc = residual_run(g, r->then, n_rows, d);
+	return rc;
+}
+
+int gpu_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
+		      size_t n_rows, struct diag *d)
+{
+	int rc = live(g, d);
+
+	if (rc == 0)
+		rc = residual_check(g, r, n_rows, d);
+	if (rc == 0 && r->then) {
+		const struct gpu_exl3_residual *t = r->then;
+
+		if (!r->swiglu || t->then || t->a != r->next[0].out)
+			return diag_fail(d, GPU_E_INVALID,
+					 "gpu_exl3_residual: then needs a SwiGLU op "
+					 "whose result is its input, and no then "
+					 "of its own");
+		rc = residual_check(g, t, n_rows, d);
+	}
+	if (rc < 0 || n_rows == 0)
+		return rc;
+	return residual_run(g, r, n_rows, d);
 }

@@ -663,8 +663,15 @@ int gpu_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
  * thread-block clusters — compute capability 9.0 — and TERN_EXL3_TAIL
  * not 0, does the linear's output step, the add, the norm and the next
  * weights' input rotation in one launch).
- * x, xn, o, a and the next outputs are distinct buffers.  Errors as the
- * ops named. */
+ * x, xn, o, a and the next outputs are distinct buffers.
+ *   then (NULL, or with swiglu): a second such op run right after, whose
+ *   a is next[0].out (the SwiGLU result: the feed-forward's down_proj
+ *   and what follows it), for the same rows; then->then must be NULL.
+ *   The result is the two calls' (CUDA, where it fuses the first, rotates
+ *   the SwiGLU result for then->w in the launch that computes it: the
+ *   same arithmetic, one launch fewer).
+ * Errors as the ops named; GPU_E_INVALID for a bad `then` (checked, as
+ * everything, before anything runs). */
 struct gpu_exl3_residual {
 	struct gpu_buf *x, *xn, *o;
 	const struct gpu_buf *a;
@@ -675,6 +682,7 @@ struct gpu_exl3_residual {
 	const struct gpu_exl3_part *next; /* n_next parts, or NULL */
 	int n_next;
 	bool swiglu;
+	const struct gpu_exl3_residual *then; /* or NULL */
 };
 int gpu_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 		      size_t n_rows, struct diag *d);

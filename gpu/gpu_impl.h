@@ -206,7 +206,8 @@ struct gpu_backend {
 			   size_t k_in, size_t n_out, struct diag *d);
 	/* optional (default: the sequence gpu_exl3_residual names):
 	 * gpu_exl3_residual, arguments checked; returns 1 when it ran the
-	 * whole op, 0 (having done nothing) to ask for the default */
+	 * whole op (r->then included), 0 (having done nothing) to ask for
+	 * the default (which asks again for r->then alone) */
 	int (*exl3_residual)(struct gpu *g, const struct gpu_exl3_residual *r,
 			     size_t n_rows, struct diag *d);
 	/* optional (default: nothing to reserve, 0 bytes): gpu_reserve */

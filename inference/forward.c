@@ -131,6 +131,28 @@ static bool gate_up_exl3(const struct llm_context *c,
 	return true;
 }
 
+/* *r = the gpu_exl3_residual of ly's EXL3 down_proj: x += ff_gate Wd^T,
+ * xn = rmsnorm(x) * next_norm, and the next layer's EXL3 q/k/v (nl, or
+ * NULL after the last layer) as its parts in pt when it has them.
+ * Returns whether it has (q/k/v are then done). */
+static bool down_residual(struct llm_context *c, const struct llm_layer *ly,
+			  const struct llm_layer *nl,
+			  const struct gpu_buf *next_norm,
+			  struct gpu_exl3_part pt[3], struct gpu_exl3_residual *r)
+{
+	const struct llm_config *cf = &c->model->cfg;
+	const bool qkv = nl && qkv_exl3(c, nl, pt);
+
+	*r = (struct gpu_exl3_residual){
+		.x = c->x, .xn = c->xn, .o = c->o, .a = c->ff_gate,
+		.w = ly->x_down, .k_in = (size_t)cf->n_ff,
+		.dim = (size_t)cf->n_embd, .norm_w = next_norm,
+		.eps = cf->rms_eps, .next = qkv ? pt : NULL,
+		.n_next = qkv ? 3 : 0,
+	};
+	return qkv;
+}
+
 /* q [n, H*hd], k, v [n, Hk*hd] = xn Wq^T (+ bq), xn Wk^T (+ bk), xn Wv^T
  * (+ bv): one gpu_matmul_multi for dense weights, else llm_linear each. */
 static int qkv_proj(struct llm_context *c, const struct llm_layer *ly,
@@ -303,7 +325,10 @@ static int embed(struct llm_context *c, size_t n, struct diag *d)
  * layer 0's input norm is a plain gpu_rmsnorm.  An EXL3 o_proj or
  * down_proj takes the add and the norm into one gpu_exl3_residual, with
  * the EXL3 products that follow (gate/up + SwiGLU; the next layer's
- * q/k/v) when those are EXL3 too. */
+ * q/k/v) when those are EXL3 too; with EXL3 gate, up and down the
+ * down_proj's op rides along as the o_proj op's `then`, so everything
+ * after the attention is one call (CUDA rotates the SwiGLU result for
+ * down_proj in the launch that computes it). */
 static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 		  bool one_seq, struct diag *d)
 {
@@ -341,7 +366,10 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 		const bool last = l + 1 == cf->n_layer;
 		const struct llm_layer *nl = last ? NULL : &m->layers[l + 1];
 		const struct gpu_buf *next_norm = last ? m->out_norm : nl->attn_norm;
-		struct gpu_exl3_part nx[3];
+		/* an EXL3 down_proj (whose input is ff_gate) */
+		const bool xdown = !ly->moe && ly->x_down && !ly->w_down;
+		struct gpu_exl3_part nx[3], nq[3];
+		struct gpu_exl3_residual rd;
 		bool gu_done = false, down_done = false;
 
 		/* attention block (xn = its input norm, from the step before;
@@ -377,9 +405,19 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 			r.next = gu_done ? nx : NULL;
 			r.n_next = gu_done ? 2 : 0;
 			r.swiglu = gu_done;
+			/* and with EXL3 gate/up and down, the rest of the layer
+			 * in the same op (one launch fewer on CUDA) */
+			if (gu_done && xdown) {
+				qkv_done = down_residual(c, ly, nl, next_norm, nq, &rd);
+				r.then = &rd;
+				down_done = true;
+			}
 			OP(gpu_exl3_residual(c->g, &r, n, d),
-			   "layer %lld o_proj + residual + post_attention_layernorm%s",
-			   (long long)l, gu_done ? " + gate/up_proj + swiglu" : "");
+			   "layer %lld o_proj + residual + post_attention_layernorm%s%s",
+			   (long long)l, gu_done ? " + gate/up_proj + swiglu" : "",
+			   down_done ? " + down_proj + residual" : "");
+			if (down_done)
+				continue;
 		} else {
 			OP(llm_linear(c->g, c->o, c->att, ly->wo, ly->xo, NULL, n,
 				      H * hd, E, d),
@@ -409,19 +447,11 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 		}
 		if (rc < 0)
 			return rc;
-		if (!ly->moe && ly->x_down && !ly->w_down) {
+		if (xdown) {
 			/* down_proj, x += o, the next norm (and the next
 			 * layer's EXL3 q/k/v) in one op */
-			struct gpu_exl3_residual r = {
-				.x = c->x, .xn = c->xn, .o = c->o, .a = c->ff_gate,
-				.w = ly->x_down, .k_in = (size_t)cf->n_ff, .dim = E,
-				.norm_w = next_norm, .eps = cf->rms_eps,
-			};
-
-			qkv_done = nl && qkv_exl3(c, nl, nx);
-			r.next = qkv_done ? nx : NULL;
-			r.n_next = qkv_done ? 3 : 0;
-			OP(gpu_exl3_residual(c->g, &r, n, d),
+			qkv_done = down_residual(c, ly, nl, next_norm, nq, &rd);
+			OP(gpu_exl3_residual(c->g, &rd, n, d),
 			   "layer %lld down_proj + residual + %s%s", (long long)l,
 			   last ? "final norm" : "next input_layernorm",
 			   qkv_done ? " + next q/k/v_proj" : "");

@@ -621,6 +621,19 @@ int gpu_cuda_exl3_matmul_raw(struct gpu *g, float *op, const float *xp,
 	return 0;
 }
 
+static unsigned long g_tail_runs; /* gpu_cuda_exl3_tail_runs */
+static unsigned long g_rot_runs;  /* gpu_cuda_exl3_rot_runs */
+
+unsigned long gpu_cuda_exl3_tail_runs(void)
+{
+	return __atomic_load_n(&g_tail_runs, __ATOMIC_RELAXED);
+}
+
+unsigned long gpu_cuda_exl3_rot_runs(void)
+{
+	return __atomic_load_n(&g_rot_runs, __ATOMIC_RELAXED);
+}
+
 /* The fused decode path of gpu_exl3_matmul_multi / gpu_exl3_swiglu: for
  * up to GPU_CUDA_EXL3_ROWS rows with kernel 1, one input launch rotating
  * x for every part into its own slice of the workspace's xh, the parts'
@@ -636,10 +649,15 @@ int gpu_cuda_exl3_matmul_raw(struct gpu *g, float *op, const float *xp,
  * rounding); otherwise each keeps its own slices and its own call's bits.
  * gpu_exl3_swiglu and gpu_exl3_matmul_multi of the same weights agree bit
  * for bit.  have_xh: the rotated inputs are already in the workspace's
- * slots (no input launch). */
+ * slots (no input launch).  rot (with swiglu, or NULL): the weight that
+ * takes the SwiGLU result as its input; when it shares the workspace,
+ * its k is the parts' n and its k_in their n_out, the output launch also
+ * rotates the result for it into the workspace's xh (slot 0, row stride
+ * its k) and *rotated is set to 1 (else 0). */
 static int xl_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 		    size_t k_in, const struct gpu_exl3_part *parts, int n_parts,
-		    int swiglu, int have_xh, struct diag *d)
+		    int swiglu, int have_xh, const struct gpu_exl3_weight *rot,
+		    size_t rot_k_in, int *rotated, struct diag *d)
 {
 	const struct cuda_exl3 *q0 = parts[0].w->priv;
 	const size_t k = parts[0].w->k;
@@ -651,7 +669,11 @@ static int xl_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 	size_t ns[GPU_CUDA_EXL3_MULTI_MAX];
 	size_t off = 0;
 	int j, ok, kbg, pass, same;
+	void *rot_xh = NULL;
+	const float *rot_suh = NULL;
 
+	if (rotated)
+		*rotated = 0;
 	ok = n_rows <= GPU_CUDA_EXL3_ROWS && gpu_cuda_exl3_kernel() == 1 &&
 	     n_parts <= GPU_CUDA_EXL3_MULTI_MAX &&
 	     (size_t)n_parts * GPU_CUDA_EXL3_ROWS * k * 2 <= q0->ws->xh_bytes;
@@ -728,8 +750,20 @@ static int xl_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 				n_rows, w->k, w->n, o[j].n_kb));
 		}
 	}
-	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_output_multi(st, o, n_parts,
-								n_rows, swiglu));
+	if (rot && swiglu && ((const struct cuda_exl3 *)rot->priv)->ws == q0->ws &&
+	    rot->k == parts[0].w->n && rot_k_in == parts[0].n_out &&
+	    GPU_CUDA_EXL3_ROWS * rot->k * 2 <= q0->ws->xh_bytes) {
+		/* xh slot 0: the GEMVs above have read the parts' inputs by
+		 * the time the output launch writes it */
+		rot_xh = q0->ws->xh;
+		rot_suh = ((const struct cuda_exl3 *)rot->priv)->suh;
+	}
+	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_output_multi(
+		st, o, n_parts, n_rows, swiglu, rot_xh, rot_suh));
+	if (rotated)
+		*rotated = rot_xh != NULL;
+	if (rot_xh)
+		__atomic_add_fetch(&g_rot_runs, 1, __ATOMIC_RELAXED);
 	return 1;
 }
 
@@ -755,7 +789,8 @@ static int xl_matmul_multi(struct gpu *g, const struct gpu_buf *x,
 			   const struct gpu_exl3_part *parts, int n_parts,
 			   int have_xh, struct diag *d)
 {
-	int rc = xl_multi(g, x, n_rows, k_in, parts, n_parts, 0, have_xh, d);
+	int rc = xl_multi(g, x, n_rows, k_in, parts, n_parts, 0, have_xh, NULL, 0,
+			  NULL, d);
 
 	if (rc == 0) {
 		const int rc2 = xl_per_part(g, x, n_rows, k_in, parts, n_parts, d);
@@ -769,16 +804,20 @@ static int xl_matmul_multi(struct gpu *g, const struct gpu_buf *x,
 /* gpu_exl3_swiglu's CUDA path: xl_multi with the SwiGLU in its output
  * launch (TERN_FUSE_SWIGLU=0: without, then the swiglu kernel), else both
  * products part by part and the swiglu kernel.  have_xh and the result as
- * xl_matmul_multi's. */
+ * xl_matmul_multi's; rot, rot_k_in and *rotated as xl_multi's (rotated may
+ * be NULL when rot is). */
 static int xl_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 		     const struct gpu_buf *x, const struct gpu_exl3_weight *w_gate,
 		     const struct gpu_exl3_weight *w_up, size_t n_rows,
-		     size_t k_in, size_t n_out, int have_xh, struct diag *d)
+		     size_t k_in, size_t n_out, int have_xh,
+		     const struct gpu_exl3_weight *rot, size_t rot_k_in,
+		     int *rotated, struct diag *d)
 {
 	const struct gpu_exl3_part pt[2] = { { out, w_gate, n_out },
 					     { up, w_up, n_out } };
 	const int fuse = gpu_cuda_fuse_swiglu();
-	int rc = xl_multi(g, x, n_rows, k_in, pt, 2, fuse, have_xh, d);
+	int rc = xl_multi(g, x, n_rows, k_in, pt, 2, fuse, have_xh,
+			  fuse ? rot : NULL, rot_k_in, rotated, d);
 
 	if (rc < 0 || (rc == 1 && fuse))
 		return rc;
@@ -814,26 +853,40 @@ int gpu_cuda_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 			 size_t k_in, size_t n_out, struct diag *d)
 {
 	const int rc = xl_swiglu(g, out, up, x, w_gate, w_up, n_rows, k_in, n_out,
-				 0, d);
+				 0, NULL, 0, NULL, d);
 
 	return rc < 0 ? rc : 0;
 }
 
-static unsigned long g_tail_runs; /* gpu_cuda_exl3_tail_runs */
 
-unsigned long gpu_cuda_exl3_tail_runs(void)
+/* Whether xl_residual covers r (the same answer for every op of a
+ * model's layers: rows, kernel, dim and the device). */
+static int xl_residual_ok(const struct gpu_exl3_residual *r, size_t n_rows)
 {
-	return __atomic_load_n(&g_tail_runs, __ATOMIC_RELAXED);
+	static int tail_on = -1; /* TERN_EXL3_TAIL=0: the sequence (A/B timing) */
+
+	if (tail_on < 0) {
+		const char *e = getenv("TERN_EXL3_TAIL");
+
+		tail_on = !(e && !strcmp(e, "0"));
+	}
+	return n_rows <= GPU_CUDA_EXL3_ROWS && gpu_cuda_exl3_kernel() == 1 &&
+	       r->dim <= GPU_CUDA_EXL3_TAIL_MAX_DIM && tail_on &&
+	       gpu_cuda_exl3_tail_ok();
 }
 
-/* gpu_exl3_residual, checked by the front end: for up to 16 rows with
- * kernel 1, the linear's input and GEMV launches, then one tail launch
- * (its output step, x += o, the norm, the next parts' input rotation into
+/* One gpu_exl3_residual (r->then aside) where xl_residual_ok: the
+ * linear's input launch (unless have_xh: its rotated input is already in
+ * the workspace's xh slot 0) and GEMV launch, then one tail launch (its
+ * output step, x += o, the norm, the next parts' input rotation into
  * xl_multi's slots), then xl_multi without its input launch (or, when the
  * next parts do not fit the workspace together, their own ops on xn).
- * Returns 1 when it ran, 0 when the case is not covered. */
-int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
-			   size_t n_rows, struct diag *d)
+ * rot / rot_k_in / *rotated: xl_swiglu's, for r->swiglu.  Returns 0 or an
+ * error. */
+static int xl_residual(struct gpu *g, const struct gpu_exl3_residual *r,
+		       size_t n_rows, int have_xh,
+		       const struct gpu_exl3_weight *rot, size_t rot_k_in,
+		       int *rotated, struct diag *d)
 {
 	const struct gpu_exl3_weight *w = r->w;
 	const struct cuda_exl3 *q = w->priv;
@@ -842,17 +895,8 @@ int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 	struct gpu_cuda_exl3_tail t;
 	int j, rc, ok;
 
-	static int tail_on = -1; /* TERN_EXL3_TAIL=0: the sequence (A/B timing) */
-
-	if (tail_on < 0) {
-		const char *e = getenv("TERN_EXL3_TAIL");
-
-		tail_on = !(e && !strcmp(e, "0"));
-	}
-	if (n_rows > GPU_CUDA_EXL3_ROWS || gpu_cuda_exl3_kernel() != 1 ||
-	    r->dim > GPU_CUDA_EXL3_TAIL_MAX_DIM || !tail_on ||
-	    !gpu_cuda_exl3_tail_ok())
-		return 0;
+	if (rotated)
+		*rotated = 0;
 	memset(&t, 0, sizeof t);
 	ok = r->n_next > 0 && r->n_next <= GPU_CUDA_EXL3_MULTI_MAX &&
 	     (size_t)r->n_next * GPU_CUDA_EXL3_ROWS * k2 * 2 <= q->ws->xh_bytes;
@@ -866,9 +910,10 @@ int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 			t.suh[j] = ((const struct cuda_exl3 *)r->next[j].w->priv)->suh;
 		}
 	}
-	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_input(
-		st, q->ws->xh, (const float *)r->a->data, q->suh, n_rows, r->k_in,
-		w->k));
+	if (!have_xh)
+		CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_input(
+			st, q->ws->xh, (const float *)r->a->data, q->suh, n_rows,
+			r->k_in, w->k));
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_gemv(
 		st, q->ws->part, q->ws->xh, q->trellis, w->bits, (int)w->cb, n_rows,
 		w->k, w->n, q->n_kb));
@@ -888,7 +933,7 @@ int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_tail(st, &t));
 	if (!r->n_next) {
 		__atomic_add_fetch(&g_tail_runs, 1, __ATOMIC_RELAXED);
-		return 1;
+		return 0;
 	}
 	/* the next parts from the inputs the tail rotated into xl_multi's
 	 * slots (t.np), else as their own ops on xn (xl_multi's conditions
@@ -896,11 +941,31 @@ int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 	 * by one from xn) */
 	rc = r->swiglu ? xl_swiglu(g, r->next[0].out, r->next[1].out, r->xn,
 				   r->next[0].w, r->next[1].w, n_rows, r->dim,
-				   r->next[0].n_out, t.np != 0, d)
+				   r->next[0].n_out, t.np != 0, rot, rot_k_in,
+				   rotated, d)
 		       : xl_matmul_multi(g, r->xn, n_rows, r->dim, r->next,
 					 r->n_next, t.np != 0, d);
 	if (rc == 1 && t.np)
 		__atomic_add_fetch(&g_tail_runs, 1, __ATOMIC_RELAXED);
+	return rc < 0 ? rc : 0;
+}
+
+/* gpu_exl3_residual, checked by the front end: xl_residual for r and,
+ * when set, r->then, whose input rotation rides in r's SwiGLU output
+ * launch where xl_multi can do it.  Returns 1 when it ran (both), 0 when
+ * the case is not covered (nothing ran). */
+int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
+			   size_t n_rows, struct diag *d)
+{
+	const struct gpu_exl3_residual *t = r->then;
+	int rc, rotated = 0;
+
+	if (!xl_residual_ok(r, n_rows) || (t && !xl_residual_ok(t, n_rows)))
+		return 0;
+	rc = xl_residual(g, r, n_rows, 0, t ? t->w : NULL, t ? t->k_in : 0,
+			 &rotated, d);
+	if (rc == 0 && t)
+		rc = xl_residual(g, t, n_rows, rotated, NULL, 0, NULL, d);
 	return rc < 0 ? rc : 1;
 }
 

@@ -105,10 +105,15 @@ struct gpu_cuda_exl3_out {
 };
 /* Step 3 for np parts in one launch (each exactly as its own launch);
  * with swiglu (np = 2, one shape) only o[0].out is written, with
- * silu(y_0) * y_1 of the two parts' results, as gpu_swiglu computes it. */
+ * silu(y_0) * y_1 of the two parts' results, as gpu_swiglu computes it.
+ * rot_xh (swiglu only; else NULL): also step 1 of the linear that takes
+ * that result as its input, with its suh rot_suh and k = o[0].n (a
+ * multiple of 128): rot_xh f16 [nr, k] = H128_blk(h * suh), h the result
+ * zero-extended past n_out, as gpu_cuda_launch_exl3_input writes it. */
 int gpu_cuda_launch_exl3_output_multi(void *stream,
 				      const struct gpu_cuda_exl3_out *o, int np,
-				      size_t nr, int swiglu);
+				      size_t nr, int swiglu, void *rot_xh,
+				      const float *rot_suh);
 
 /* The EXL3 experts of one MoE layer for few rows, on the device (exl3.cu,
  * "MoE experts on the device"; recordable in a graph): after
@@ -218,15 +223,19 @@ int gpu_cuda_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 
 /* gpu_exl3_residual (gpu.h), checked by the front end: the fused tail for
  * up to GPU_CUDA_EXL3_ROWS rows (kernel 1, dim <=
- * GPU_CUDA_EXL3_TAIL_MAX_DIM); 1 when it ran, 0 when not covered (the
- * front end then runs the sequence), or an error. */
+ * GPU_CUDA_EXL3_TAIL_MAX_DIM), for r and r->then, the SwiGLU output
+ * launch rotating its result for then's weight where it can; 1 when it
+ * ran, 0 when not covered (the front end then runs the sequence), or an
+ * error. */
 struct gpu_exl3_residual;
 int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 			   size_t n_rows, struct diag *d);
-/* For the tests: how many gpu_exl3_residual calls ran fully fused (the
- * tail launch and, with next parts, their GEMVs without an input
- * launch), process-wide. */
+/* For the tests, process-wide: how many residual ops (r and r->then
+ * count one each) ran fully fused (the tail launch and, with next parts,
+ * their GEMVs without an input launch); how many SwiGLU output launches
+ * also rotated their result for a then's weight. */
 unsigned long gpu_cuda_exl3_tail_runs(void);
+unsigned long gpu_cuda_exl3_rot_runs(void);
 
 /* gpu_moe_ffn with EXL3 experts on the device: whether ex qualifies for
  * n rows (gpu_cuda_launch_exl3_moe's conditions: every expert of a kind

@@ -160,6 +160,10 @@ struct xl_out_parts {
 	unsigned block0[GPU_CUDA_EXL3_MULTI_MAX];
 	int np;
 	int swiglu; /* 2 parts of one shape: out[0] = silu(y_0) * y_1 */
+	/* with swiglu, or NULL: that result rotated for the next linear
+	 * (xl_input_kernel's arithmetic, k_in = n_out, row stride n) */
+	__half *rot_xh;
+	const float *rot_suh;
 };
 
 /* Step 3 of one (row r, 128-block) of a part: the split-K partial sums
@@ -217,8 +221,16 @@ xl_output_kernel(const __grid_constant__ xl_out_parts ps)
 				const float up = u[q] * ps.svh[1][c] +
 						 (ps.bias[1] ? ps.bias[1][c] : 0.0f);
 
-				out[r * n_out + c] = g / (1.0f + expf(-g)) * up;
+				v[q] = g / (1.0f + expf(-g)) * up;
+				out[r * n_out + c] = v[q];
 			}
+		}
+		if (ps.rot_xh) { /* warp-uniform */
+#pragma unroll
+			for (int q = 0; q < 4; q++)
+				v[q] = c0 + q < n_out ? v[q] * ps.rot_suh[c0 + q] : 0.0f;
+			xl_fwht128(v);
+			xl_store_h4(ps.rot_xh + r * n + c0, v);
 		}
 		return;
 	}
@@ -1392,22 +1404,26 @@ extern "C" int gpu_cuda_launch_exl3_output(void *stream, float *out,
 	o.bias = bias;
 	o.n = n;
 	o.n_out = n_out;
-	return gpu_cuda_launch_exl3_output_multi(stream, &o, 1, nr, 0);
+	return gpu_cuda_launch_exl3_output_multi(stream, &o, 1, nr, 0, NULL, NULL);
 }
 
 extern "C" int gpu_cuda_launch_exl3_output_multi(void *stream,
 						 const struct gpu_cuda_exl3_out *o,
-						 int np, size_t nr, int swiglu)
+						 int np, size_t nr, int swiglu,
+						 void *rot_xh, const float *rot_suh)
 {
 	xl_out_parts ps;
 	size_t total = 0;
 
 	if (np < 1 || np > GPU_CUDA_EXL3_MULTI_MAX ||
-	    (swiglu && (np != 2 || o[0].n != o[1].n || o[0].n_out != o[1].n_out)))
+	    (swiglu && (np != 2 || o[0].n != o[1].n || o[0].n_out != o[1].n_out)) ||
+	    (rot_xh && (!swiglu || !rot_suh || o[0].n % 128)))
 		return (int)cudaErrorInvalidValue;
 	memset(&ps, 0, sizeof ps);
 	ps.np = swiglu ? 1 : np; /* swiglu: blocks cover part 0 only */
 	ps.swiglu = swiglu;
+	ps.rot_xh = (__half *)rot_xh;
+	ps.rot_suh = rot_suh;
 	for (int j = 0; j < np; j++) {
 		ps.out[j] = o[j].out;
 		ps.part[j] = o[j].part;

@@ -32,7 +32,8 @@
  *     or 4 parts and mixed k refused; gpu_exl3_swiglu at the same row
  *     counts bit-identical to multi + gpu_swiglu, within 1e-3 of the
  *     CPU, gate and up of different n refused;
- *   - gpu_exl3_residual (test_residual): the fused tail against the CPU
+ *   - gpu_exl3_residual (test_residual, test_residual_then): the fused
+ *     tail (and the FFN's down_proj in the same op) against the CPU
  *     and against CUDA's own sequence of ops;
  *   - gpu_moe_ffn with EXL3 experts (test_moe_experts): the device
  *     dispatch and the host path against the CPU, graph replay, bad ids;
@@ -1155,6 +1156,200 @@ START_TEST(test_residual)
 }
 END_TEST
 
+/* gpu_exl3_residual with then (the layer's FFN in one op): o_proj-like
+ * 1024 x 1024 (dim, k_in 1000), gate/up 1024 x 768 (n_out 700, 3 and 2
+ * bits) + SwiGLU, then down_proj-like 768 x 1024 (k_in 700, 4 bits MUL1)
+ * with no next parts (p = 0) or three q/k/v-like ones (p = 1), at 1, 5,
+ * 16 rows (CUDA rotates the SwiGLU result for down in its output launch)
+ * and 17 (the sequence).  CUDA against the CPU within 1e-3 relative L2
+ * (x, xn, o, the SwiGLU result and the next outputs), and bit for bit
+ * against CUDA's two calls (the op without then, then `then`): the fused
+ * rotation is the same arithmetic.  Refused: then without swiglu, with
+ * another input, or with a then of its own. */
+START_TEST(test_residual_then)
+{
+	static const size_t rows[] = { 1, 5, 16, 17 };
+	static const struct {
+		size_t k, n, n_out;
+		int bits, cb, bias;
+	} ws[7] = { { 1024, 1024, 1000, 4, 2, 1 },  /* o */
+		    { 1024, 768, 700, 3, 0, 0 },    /* gate */
+		    { 1024, 768, 700, 2, 2, 0 },    /* up */
+		    { 768, 1024, 1000, 4, 2, 0 },   /* down */
+		    { 1024, 512, 512, 4, 2, 0 },    /* q */
+		    { 1024, 256, 200, 3, 0, 1 },    /* k */
+		    { 1024, 256, 256, 5, 1, 0 } };  /* v */
+	const size_t dim = 1000;
+	struct gpu_pair p;
+	struct wdesc wd[7];
+	struct gpu_exl3_weight *w[2][7];
+	struct gpu_buf *nw[2];
+	uint16_t *nwh = malloc(dim * 2);
+	struct diag d;
+	size_t ri, i;
+	int j, v, pq, tail;
+
+	ck_assert(nwh);
+	if (!gpu_pair_open(&p, 0)) {
+		free(nwh);
+		return;
+	}
+	{
+		const char *e = getenv("TERN_EXL3_TAIL"), *k = getenv("TERN_EXL3_KERNEL");
+		const char *f = getenv("TERN_FUSE_SWIGLU");
+
+		tail = gpu_cuda_exl3_tail_ok() && !(e && !strcmp(e, "0")) &&
+		       !(k && !strcmp(k, "2")) && !(f && !strcmp(f, "0"));
+	}
+	for (j = 0; j < 7; j++) {
+		wdesc_random(&wd[j], ws[j].k, ws[j].n, ws[j].bits, ws[j].cb,
+			     ws[j].bias);
+		for (v = 0; v < 2; v++)
+			ck_assert_int_eq(gpu_exl3_weight_new(v ? p.cuda : p.cpu,
+							     &wd[j].desc, &w[v][j], &d), 0);
+	}
+	for (i = 0; i < dim; i++) {
+		const float f = 1.0f + 0.2f * test_frand();
+		uint32_t u;
+
+		memcpy(&u, &f, 4);
+		nwh[i] = (uint16_t)(u >> 16);
+	}
+	for (v = 0; v < 2; v++) {
+		ck_assert_int_eq(gpu_buf_new(v ? p.cuda : p.cpu, GPU_DTYPE_BF16, dim,
+					     &nw[v], NULL), 0);
+		ck_assert_int_eq(gpu_buf_write(nw[v], 0, nwh, dim, NULL), 0);
+	}
+	for (pq = 0; pq < 2; pq++)
+		for (ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
+			const size_t n = rows[ri];
+			float *x0 = malloc(n * dim * 4), *a0 = malloc(n * dim * 4);
+			/* [0] CPU, [1] CUDA with then, [2] CUDA two calls;
+			 * buffers x, xn, o, a, gate out, up out, q, k, v */
+			struct gpu_buf *b[3][9];
+			struct gpu_exl3_part gu[3][2], qkv[3][3];
+			struct gpu_exl3_residual r[3], t[3];
+			static const char *const names[9] = {
+				"x", "xn", "o", "a", "swiglu", "up", "q", "k", "v"
+			};
+
+			ck_assert(x0 && a0);
+			for (i = 0; i < n * dim; i++) {
+				x0[i] = test_frand() * 3.0f;
+				a0[i] = test_frand() * 2.0f;
+			}
+			for (v = 0; v < 3; v++) {
+				struct gpu *g = v ? p.cuda : p.cpu;
+				struct gpu_exl3_weight *const *wv = w[v ? 1 : 0];
+
+				b[v][0] = mkbuf(g, n * dim, x0);
+				b[v][1] = mkbuf(g, n * dim, NULL);
+				b[v][2] = mkbuf(g, n * dim, NULL);
+				b[v][3] = mkbuf(g, n * dim, a0);
+				for (j = 0; j < 5; j++)
+					b[v][4 + j] = mkbuf(g, n * ws[1 + (j < 2 ? j : j + 1)].n_out,
+							    NULL);
+				for (j = 0; j < 2; j++)
+					gu[v][j] = (struct gpu_exl3_part){ b[v][4 + j], wv[1 + j],
+									   ws[1 + j].n_out };
+				for (j = 0; j < 3; j++)
+					qkv[v][j] = (struct gpu_exl3_part){ b[v][6 + j], wv[4 + j],
+									    ws[4 + j].n_out };
+				r[v] = (struct gpu_exl3_residual){
+					.x = b[v][0], .xn = b[v][1], .o = b[v][2], .a = b[v][3],
+					.w = wv[0], .k_in = dim, .dim = dim, .norm_w = nw[v ? 1 : 0],
+					.eps = 1e-5f, .next = gu[v], .n_next = 2, .swiglu = true,
+				};
+				t[v] = (struct gpu_exl3_residual){
+					.x = b[v][0], .xn = b[v][1], .o = b[v][2], .a = b[v][4],
+					.w = wv[3], .k_in = ws[1].n_out, .dim = dim,
+					.norm_w = nw[v ? 1 : 0], .eps = 1e-6f,
+					.next = pq ? qkv[v] : NULL, .n_next = pq ? 3 : 0,
+				};
+				if (v < 2)
+					r[v].then = &t[v];
+			}
+			const unsigned long rot0 = gpu_cuda_exl3_rot_runs();
+
+			for (v = 0; v < 2; v++)
+				ck_assert_msg(gpu_exl3_residual(v ? p.cuda : p.cpu, &r[v], n,
+								&d) == 0,
+					      "%s: %s", v ? "cuda" : "cpu",
+					      diag_message(&d, "?"));
+			/* the rotation rode in the SwiGLU launch where the
+			 * fused tail runs (as test_residual decides), and only
+			 * there */
+			if (tail)
+				ck_assert_msg(gpu_cuda_exl3_rot_runs() == rot0 + (n <= 16),
+					      "then rows %zu: fused rotation %lu times", n,
+					      gpu_cuda_exl3_rot_runs() - rot0);
+			ck_assert_int_eq(gpu_exl3_residual(p.cuda, &r[2], n, &d), 0);
+			ck_assert_int_eq(gpu_exl3_residual(p.cuda, &t[2], n, &d), 0);
+			ck_assert_int_eq(gpu_sync(p.cuda, &d), 0);
+			for (j = 0; j < 9; j++) {
+				const size_t cnt = n * (j < 4 ? dim : ws[1 + (j < 6 ? j - 4 : j - 3)].n_out);
+				float *c0, *c1, *c2;
+
+				if (j == 3 || j == 5 || (!pq && j >= 6))
+					continue; /* a (input), up (scratch), unused */
+				c0 = rd(b[0][j], cnt);
+				c1 = rd(b[1][j], cnt);
+				c2 = rd(b[2][j], cnt);
+				ck_assert_msg(rel_l2(c1, c0, cnt) <= 1e-3,
+					      "then %s rows %zu qkv %d: rel L2 %.3g vs the CPU "
+					      "(seed %llu)", names[j], n, pq, rel_l2(c1, c0, cnt),
+					      (unsigned long long)test_seed);
+				ck_assert_msg(!memcmp(c1, c2, cnt * 4),
+					      "then %s rows %zu qkv %d: differs from the two "
+					      "calls (rel L2 %.3g, seed %llu)", names[j], n, pq,
+					      rel_l2(c1, c2, cnt), (unsigned long long)test_seed);
+				free(c0);
+				free(c1);
+				free(c2);
+			}
+			/* refused, nothing written: then without swiglu, with
+			 * another input, with a then of its own */
+			{
+				struct gpu_exl3_residual bad = r[1], tb = t[1];
+				float *x1 = rd(b[1][0], n * dim), *x2;
+
+				bad.swiglu = false;
+				bad.next = NULL;
+				bad.n_next = 0;
+				ck_assert_int_eq(gpu_exl3_residual(p.cuda, &bad, n, &d),
+						 GPU_E_INVALID);
+				bad = r[1];
+				tb.a = b[1][5];
+				bad.then = &tb;
+				ck_assert_int_eq(gpu_exl3_residual(p.cuda, &bad, n, &d),
+						 GPU_E_INVALID);
+				tb = t[1];
+				tb.then = &t[1];
+				ck_assert_int_eq(gpu_exl3_residual(p.cuda, &bad, n, &d),
+						 GPU_E_INVALID);
+				x2 = rd(b[1][0], n * dim);
+				ck_assert(!memcmp(x1, x2, n * dim * 4));
+				free(x1);
+				free(x2);
+			}
+			for (v = 0; v < 3; v++)
+				for (j = 0; j < 9; j++)
+					gpu_buf_free(b[v][j]);
+			free(x0);
+			free(a0);
+		}
+	for (v = 0; v < 2; v++) {
+		gpu_buf_free(nw[v]);
+		for (j = 0; j < 7; j++)
+			gpu_exl3_weight_free(w[v][j]);
+	}
+	for (j = 0; j < 7; j++)
+		wdesc_free(&wd[j]);
+	free(nwh);
+	gpu_pair_close(&p);
+}
+END_TEST
+
 /* ---- MoE experts -------------------------------------------------------- */
 
 enum { XM_NE = 8 };
@@ -1477,6 +1672,7 @@ Suite *cuda_exl3_suite(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, test_moe_experts);
 	tcase_add_test(tc, test_residual);
+	tcase_add_test(tc, test_residual_then);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("prefill");
 	tcase_set_timeout(tc, 600);
