@@ -16,7 +16,8 @@
  *
  * Decode kernel (attn_decode_kernel): one block of DEC_THREADS per (row,
  * kv head, group of up to G query heads of that kv head, split), so each
- * K/V row is read once for the G heads of its GQA group.  Lanes form key
+ * K/V row is read once for the G heads of its GQA group (a short context
+ * whose grid leaves SMs idle takes half the G: gpu_cuda_launch_attention).  Lanes form key
  * groups of LPK lanes (LPK = head_dim / 8 rounded up to a power of two,
  * at most 32); a lane holds 8 (or 16: C = 2) consecutive dims, loads them
  * with 16-byte loads (f16) or 2 x 16 bytes (f32), U keys in flight per
@@ -1358,6 +1359,25 @@ static size_t att_align(size_t hd, int f16)
 	return a > ATT_SPLIT_ALIGN ? a : ATT_SPLIT_ALIGN;
 }
 
+/* The current device's multiprocessors (cached per process; 1 when the
+ * query fails). */
+static int att_n_sm(void)
+{
+	static int n = 0;
+
+	if (n == 0) {
+		int dev = 0, v = 0;
+
+		if (cudaGetDevice(&dev) != cudaSuccess ||
+		    cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) !=
+			    cudaSuccess || v < 1)
+			v = 1;
+		(void)cudaGetLastError();
+		n = v;
+	}
+	return n;
+}
+
 /* 2 (the decode kernel's pipelined f16 path) unless TERN_ATT_PIPE=0, for
  * measurements. */
 static int att_pipe(void)
@@ -1547,6 +1567,26 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 	for (G = 1; (size_t)G < n_rep && G < (C == 1 ? 8 : 4);)
 		G *= 2;
 	n_grp = (n_rep + (size_t)G - 1) / (size_t)G;
+	/* a short context: every split one chunk of al positions (one round
+	 * of the block) and at most one block per SM.  Each block is then a
+	 * single chain of latencies whose length is its G heads' arithmetic
+	 * (one warp a scheduler; 12.8k cycles at G = 4 on an H200), so
+	 * halving G halves it, twice the blocks reading the same K/V rows (the
+	 * second read from L2).  Measured on an H200, llama3-8b@exl3:4.0
+	 * decode at ctx 512: 3.31 -> 3.23 ms a step (G = 1: 3.30-3.35); at
+	 * ctx 4096 (8 rounds a split) G = 2 was slower, 3.92 against 3.86,
+	 * and batch 8 (512 blocks) keeps G too. */
+	if (G > 2 && n_split > 1) {
+		size_t span = kv->max_pages * kv->page_size;
+
+		if (window && window < span)
+			span = window;
+		if (span <= n_split * al &&
+		    kv->n_rows * kv->n_head_kv * n_grp * n_split <= (size_t)att_n_sm()) {
+			G /= 2;
+			n_grp = (n_rep + (size_t)G - 1) / (size_t)G;
+		}
+	}
 	{
 		dim3 grid((unsigned)(kv->n_rows * kv->n_head_kv * n_grp), (unsigned)n_split);
 
