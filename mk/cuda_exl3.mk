@@ -9,6 +9,6 @@ EXTRA_DIST += $(CUDA_EXL3_SRCS)
 if HAVE_CUDA
 gpu_libgpu_a_SOURCES += $(CUDA_EXL3_SRCS)
 gpu/cuda/exl3.o gpu/cuda/exl3_dq.o: $(top_srcdir)/gpu/cuda/cuda_exl3.h \
-	$(top_srcdir)/gpu/cuda/exl3_dev.cuh $(CUDA_KHDRS)
+	$(top_srcdir)/gpu/cuda/exl3_dev.cuh $(top_srcdir)/gpu/exl3_cb.h $(CUDA_KHDRS)
 endif
 tests_check_gpu_SOURCES += tests/gpu/test_cuda_exl3.c

@@ -3,7 +3,7 @@
 # EXL3 linear, the EXL3 model loader in the engine, and their tests (tile
 # decode and reconstruction against ExLlamaV3's kernels' outputs in
 # tests/data/exl3/, the synthetic exl3-llama3 model against transformers).
-gpu_libgpu_a_SOURCES += gpu/exl3.c gpu/exl3_ref.h gpu/cpu/exl3.c
+gpu_libgpu_a_SOURCES += gpu/exl3.c gpu/exl3_ref.h gpu/exl3_cb.h gpu/cpu/exl3.c
 inference_libllm_a_SOURCES += inference/exl3.c inference/exl3_impl.h
 tests_check_gpu_SOURCES += tests/gpu/test_exl3.c
 # the gpu test reads the safetensors fixture with its own tiny reader

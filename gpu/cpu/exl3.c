@@ -36,6 +36,7 @@
  */
 #include "config.h"
 
+#include "gpu/exl3_cb.h"
 #include "gpu/exl3_ref.h"
 #include "gpu/cpu/cpu_impl.h"
 
@@ -56,7 +57,7 @@ static uint16_t cb_two_halves(uint32_t x)
 {
 	float v;
 
-	x = (x & 0x8FFF8FFFu) ^ 0x3B603B60u;
+	x = (x & EXL3_CB_MASK) ^ EXL3_CB_XOR;
 	v = gpu_f16_to_f32((uint16_t)(x & 0xFFFFu)) +
 	    gpu_f16_to_f32((uint16_t)(x >> 16));
 	return gpu_f32_to_f16(v);
@@ -69,20 +70,20 @@ uint16_t gpu_exl3_codebook(uint32_t state, int cb)
 
 	switch (cb) {
 	case GPU_EXL3_CB_3INST:
-		return cb_two_halves(s * 89226354u + 64248484u);
+		return cb_two_halves(s * EXL3_3INST_MUL + EXL3_3INST_ADD);
 	case GPU_EXL3_CB_MCG:
-		return cb_two_halves(s * 0xCBAC1FEDu);
+		return cb_two_halves(s * EXL3_MCG_MUL);
 	case GPU_EXL3_CB_MUL1:
 		/* v = fp16(h * K_INV + K_BIAS), h = 1024 + byte sum of s*M.
 		 * K_INV = 1774 * 2^-18 and h < 2048 make the product an
 		 * integer multiple of 2^-18 below 2^4, and K_BIAS is a multiple
 		 * of 2^-7: the f32 fma/mul+add is exact, so one f32 -> f16
 		 * rounding equals __hfma's single rounding. */
-		x = s * 0x83DCD12Du;
+		x = s * EXL3_MUL1_MUL;
 		bsum = (x & 0xFFu) + ((x >> 8) & 0xFFu) + ((x >> 16) & 0xFFu) +
 		       (x >> 24);
 		h = gpu_f16_to_f32((uint16_t)(0x6400u + bsum));
-		v = h * gpu_f16_to_f32(0x1EEEu) + gpu_f16_to_f32(0xC931u);
+		v = h * gpu_f16_to_f32(EXL3_MUL1_KINV) + gpu_f16_to_f32(EXL3_MUL1_KBIAS);
 		return gpu_f32_to_f16(v);
 	default:
 		break;
@@ -263,7 +264,7 @@ static void dec_build(void)
 		const float hv = gpu_f16_to_f32((uint16_t)(0x6400u + h));
 
 		g_mul1[h] = gpu_f16_to_f32(gpu_f32_to_f16(
-			hv * gpu_f16_to_f32(0x1EEEu) + gpu_f16_to_f32(0xC931u)));
+			hv * gpu_f16_to_f32(EXL3_MUL1_KINV) + gpu_f16_to_f32(EXL3_MUL1_KBIAS)));
 	}
 	g_simd = xl_simd_cpu();
 }
@@ -280,7 +281,7 @@ static void xl_tile_decode_scalar(const uint32_t *w, int bits, int cb,
 		float v;
 
 		if (cb == GPU_EXL3_CB_MUL1) {
-			const uint32_t x = s * 0x83DCD12Du;
+			const uint32_t x = s * EXL3_MUL1_MUL;
 			const uint32_t u = (x & 0x00FF00FFu) + ((x >> 8) & 0x00FF00FFu);
 
 			v = g_mul1[(u + (u >> 16)) & 0xFFFFu];
@@ -333,7 +334,7 @@ xl_cb8(__m256i st, int cb)
 {
 	if (cb == GPU_EXL3_CB_MUL1) {
 		const __m256i m8 = _mm256_set1_epi32(0x00FF00FF);
-		const __m256i x = _mm256_mullo_epi32(st, _mm256_set1_epi32((int)0x83DCD12Du));
+		const __m256i x = _mm256_mullo_epi32(st, _mm256_set1_epi32((int)EXL3_MUL1_MUL));
 		__m256i u = _mm256_add_epi32(_mm256_and_si256(x, m8),
 					     _mm256_and_si256(_mm256_srli_epi32(x, 8), m8));
 		__m256 h;
@@ -342,17 +343,17 @@ xl_cb8(__m256i st, int cb)
 				     _mm256_set1_epi32(0xFFFF));
 		h = _mm256_cvtepi32_ps(_mm256_add_epi32(u, _mm256_set1_epi32(1024)));
 		return xl_round_f16(_mm256_add_ps(
-			_mm256_mul_ps(h, _mm256_set1_ps(gpu_f16_to_f32(0x1EEEu))),
-			_mm256_set1_ps(gpu_f16_to_f32(0xC931u))));
+			_mm256_mul_ps(h, _mm256_set1_ps(gpu_f16_to_f32(EXL3_MUL1_KINV))),
+			_mm256_set1_ps(gpu_f16_to_f32(EXL3_MUL1_KBIAS))));
 	} else {
 		__m256i x = cb == GPU_EXL3_CB_3INST
-			? _mm256_add_epi32(_mm256_mullo_epi32(st, _mm256_set1_epi32(89226354)),
-					   _mm256_set1_epi32(64248484))
-			: _mm256_mullo_epi32(st, _mm256_set1_epi32((int)0xCBAC1FEDu));
+			? _mm256_add_epi32(_mm256_mullo_epi32(st, _mm256_set1_epi32((int)EXL3_3INST_MUL)),
+					   _mm256_set1_epi32((int)EXL3_3INST_ADD))
+			: _mm256_mullo_epi32(st, _mm256_set1_epi32((int)EXL3_MCG_MUL));
 		__m256i p;
 
-		x = _mm256_xor_si256(_mm256_and_si256(x, _mm256_set1_epi32((int)0x8FFF8FFFu)),
-				     _mm256_set1_epi32(0x3B603B60));
+		x = _mm256_xor_si256(_mm256_and_si256(x, _mm256_set1_epi32((int)EXL3_CB_MASK)),
+				     _mm256_set1_epi32((int)EXL3_CB_XOR));
 		/* low halves 0..7 then high halves 0..7 as 16-bit lanes */
 		p = _mm256_packus_epi32(_mm256_and_si256(x, _mm256_set1_epi32(0xFFFF)),
 					_mm256_srli_epi32(x, 16));

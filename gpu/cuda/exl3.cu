@@ -767,8 +767,8 @@ xl_gemv_block(float *const part, const unsigned pstride,
 			for (int h = 0; h < NB; h++)
 #pragma unroll
 				for (int q = 0; q < 4; q++)
-					acc[j][h][q] = acc[j][h][q] * XL_MUL1_KINV_F +
-						       xs[h][q & 1] * XL_MUL1_KBIAS_F;
+					acc[j][h][q] = acc[j][h][q] * EXL3_MUL1_KINV_F +
+						       xs[h][q & 1] * EXL3_MUL1_KBIAS_F;
 	}
 	__syncthreads(); /* the reduction area overlaps every warp's ring */
 

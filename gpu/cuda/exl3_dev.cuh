@@ -3,13 +3,16 @@
  * exl3_dq.cu: the prefill path's dequantisation and output): the 128-point
  * Hadamard on a warp (docs/exl3-format.md §3.1) and the three codebooks on
  * two states at once (§2), bit-exact to gpu_exl3_codebook.  Internal to
- * gpu/cuda.
+ * gpu/cuda.  The codebooks' constants are gpu/exl3_cb.h's (shared with the
+ * CPU backend).
  */
 #ifndef TERN_GPU_CUDA_EXL3_DEV_CUH
 #define TERN_GPU_CUDA_EXL3_DEV_CUH
 
 #include <cuda_fp16.h>
 #include <stdint.h>
+
+#include "gpu/exl3_cb.h"
 
 /* ---- the 128-point Hadamard on a warp ----------------------------------- */
 
@@ -39,25 +42,19 @@ __device__ __forceinline__ void xl_fwht128(float v[4])
 		v[q] *= 0.088388347648f;
 }
 
-/* MUL1's affine step (§2.3): value = h * K_INV + K_BIAS; the constants'
- * fp16 bits, and their values (exact in f32) for f32 arithmetic. */
-#define XL_MUL1_KINV 0x1EEE
-#define XL_MUL1_KBIAS 0xC931
-#define XL_MUL1_KINV_F 0.00676727294921875f
-#define XL_MUL1_KBIAS_F (-10.3828125f)
 
 /* Codebook (§2) of two 16-bit states -> half2 (s0 in .x), bit-exact. */
 template <int CB>
 __device__ __forceinline__ uint32_t xl_cb2(uint32_t s0, uint32_t s1)
 {
 	if (CB == 2) { /* MUL1: fp16(h * K_INV + K_BIAS), h = 1024 + bytesum */
-		const uint32_t h0 = __dp4a(s0 * 0x83DCD12Du, 0x01010101u, 0x6400u);
-		const uint32_t h1 = __dp4a(s1 * 0x83DCD12Du, 0x01010101u, 0x6400u);
+		const uint32_t h0 = __dp4a(s0 * EXL3_MUL1_MUL, 0x01010101u, 0x6400u);
+		const uint32_t h1 = __dp4a(s1 * EXL3_MUL1_MUL, 0x01010101u, 0x6400u);
 		const uint32_t hh = __byte_perm(h0, h1, 0x5410);
-		const __half2 kinv = __halves2half2(__ushort_as_half(XL_MUL1_KINV),
-						    __ushort_as_half(XL_MUL1_KINV));
-		const __half2 kbias = __halves2half2(__ushort_as_half(XL_MUL1_KBIAS),
-						     __ushort_as_half(XL_MUL1_KBIAS));
+		const __half2 kinv = __halves2half2(__ushort_as_half(EXL3_MUL1_KINV),
+						    __ushort_as_half(EXL3_MUL1_KINV));
+		const __half2 kbias = __halves2half2(__ushort_as_half(EXL3_MUL1_KBIAS),
+						     __ushort_as_half(EXL3_MUL1_KBIAS));
 		__half2 v = __hfma2(*reinterpret_cast<const __half2 *>(&hh), kinv,
 				    kbias);
 
@@ -67,14 +64,14 @@ __device__ __forceinline__ uint32_t xl_cb2(uint32_t s0, uint32_t s1)
 		__half2 v;
 
 		if (CB == 0) {
-			x0 = s0 * 89226354u + 64248484u;
-			x1 = s1 * 89226354u + 64248484u;
+			x0 = s0 * EXL3_3INST_MUL + EXL3_3INST_ADD;
+			x1 = s1 * EXL3_3INST_MUL + EXL3_3INST_ADD;
 		} else {
-			x0 = s0 * 0xCBAC1FEDu;
-			x1 = s1 * 0xCBAC1FEDu;
+			x0 = s0 * EXL3_MCG_MUL;
+			x1 = s1 * EXL3_MCG_MUL;
 		}
-		x0 = (x0 & 0x8FFF8FFFu) ^ 0x3B603B60u;
-		x1 = (x1 & 0x8FFF8FFFu) ^ 0x3B603B60u;
+		x0 = (x0 & EXL3_CB_MASK) ^ EXL3_CB_XOR;
+		x1 = (x1 & EXL3_CB_MASK) ^ EXL3_CB_XOR;
 		lo = __byte_perm(x0, x1, 0x5410);
 		hi = __byte_perm(x0, x1, 0x7632);
 		v = __hadd2(*reinterpret_cast<const __half2 *>(&lo),
@@ -88,8 +85,8 @@ __device__ __forceinline__ uint32_t xl_cb2(uint32_t s0, uint32_t s1)
  * rounded to f16. */
 __device__ __forceinline__ uint32_t xl_mul1_h(uint32_t s0, uint32_t s1)
 {
-	const uint32_t h0 = __dp4a(s0 * 0x83DCD12Du, 0x01010101u, 0x6400u);
-	const uint32_t h1 = __dp4a(s1 * 0x83DCD12Du, 0x01010101u, 0x6400u);
+	const uint32_t h0 = __dp4a(s0 * EXL3_MUL1_MUL, 0x01010101u, 0x6400u);
+	const uint32_t h1 = __dp4a(s1 * EXL3_MUL1_MUL, 0x01010101u, 0x6400u);
 
 	return __byte_perm(h0, h1, 0x5410);
 }
