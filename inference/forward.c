@@ -413,9 +413,10 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 				down_done = true;
 			}
 			OP(gpu_exl3_residual(c->g, &r, n, d),
-			   "layer %lld o_proj + residual + post_attention_layernorm%s%s",
+			   "layer %lld o_proj + residual + post_attention_layernorm%s%s%s",
 			   (long long)l, gu_done ? " + gate/up_proj + swiglu" : "",
-			   down_done ? " + down_proj + residual" : "");
+			   down_done ? " + down_proj + residual + next norm" : "",
+			   down_done && qkv_done ? " + next q/k/v_proj" : "");
 			if (down_done)
 				continue;
 		} else {

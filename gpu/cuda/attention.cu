@@ -16,8 +16,9 @@
  *
  * Decode kernel (attn_decode_kernel): one block of DEC_THREADS per (row,
  * kv head, group of up to G query heads of that kv head, split), so each
- * K/V row is read once for the G heads of its GQA group (a short context
- * whose grid leaves SMs idle takes half the G: gpu_cuda_launch_attention).  Lanes form key
+ * K/V row is read once for the G heads of its GQA group (a short
+ * context whose grid leaves SMs idle takes half the G; see
+ * gpu_cuda_launch_attention).  Lanes form key
  * groups of LPK lanes (LPK = head_dim / 8 rounded up to a power of two,
  * at most 32); a lane holds 8 (or 16: C = 2) consecutive dims, loads them
  * with 16-byte loads (f16) or 2 x 16 bytes (f32), U keys in flight per
@@ -1370,9 +1371,10 @@ static int att_n_sm(void)
 
 		if (cudaGetDevice(&dev) != cudaSuccess ||
 		    cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) !=
-			    cudaSuccess || v < 1)
+			    cudaSuccess || v < 1) {
 			v = 1;
-		(void)cudaGetLastError();
+			(void)cudaGetLastError(); /* only the failed query's */
+		}
 		n = v;
 	}
 	return n;
@@ -1567,8 +1569,9 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 	for (G = 1; (size_t)G < n_rep && G < (C == 1 ? 8 : 4);)
 		G *= 2;
 	n_grp = (n_rep + (size_t)G - 1) / (size_t)G;
-	/* a short context: every split one chunk of al positions (one round
-	 * of the block) and at most one block per SM.  Each block is then a
+	/* a short context (the page table's span, as n_split counts it, not
+	 * the rows' positions): every split one chunk of al positions (one
+	 * round of the block) and at most one block per SM.  Each block is then a
 	 * single chain of latencies whose length is its G heads' arithmetic
 	 * (one warp a scheduler; 12.8k cycles at G = 4 on an H200), so
 	 * halving G halves it, twice the blocks reading the same K/V rows (the

@@ -960,6 +960,8 @@ int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 	const struct gpu_exl3_residual *t = r->then;
 	int rc, rotated = 0;
 
+	/* (r and then share rows and dim in every model, so the second test
+	 * only guards the contract) */
 	if (!xl_residual_ok(r, n_rows) || (t && !xl_residual_ok(t, n_rows)))
 		return 0;
 	rc = xl_residual(g, r, n_rows, 0, t ? t->w : NULL, t ? t->k_in : 0,
