@@ -321,7 +321,30 @@ static int residual_check(struct gpu *g, const struct gpu_exl3_residual *r,
 		return diag_fail(d, GPU_E_INVALID,
 				 "gpu_exl3_residual: swiglu without next parts");
 	}
+	if (r->rope_kv) {
+		const struct gpu_rope_kv *a = r->rope_kv;
+
+		if (r->n_next != 3 || r->swiglu || a->q != r->next[0].out ||
+		    a->k != r->next[1].out || a->v != r->next[2].out || !a->b ||
+		    a->b->n_rows != n_rows)
+			return diag_fail(d, GPU_E_INVALID,
+					 "gpu_exl3_residual: rope_kv needs the three "
+					 "next outputs as its q, k and v and a batch "
+					 "of the op's %zu rows", n_rows);
+		rc = gpu_rope_kv_check(g, a, d);
+		if (rc < 0)
+			return rc;
+	}
 	return 0;
+}
+
+/* gpu_rope_kv_store of *a (checked) on the backend. */
+static int rope_kv_run(struct gpu *g, const struct gpu_rope_kv *a,
+		       struct diag *d)
+{
+	return noted(g, g->be->rope_kv_store(g, a->q, a->k, a->v, a->n_head,
+					     a->pos, a->inv_freq, a->rp, a->pool,
+					     a->b, d));
 }
 
 /* One op (r->then aside) as the sequence of the ops it stands for. */
@@ -339,7 +362,10 @@ static int residual_seq(struct gpu *g, const struct gpu_exl3_residual *r,
 		return swiglu_run(g, r->next[0].out, r->next[1].out, r->xn,
 				  r->next[0].w, r->next[1].w, n_rows, r->dim,
 				  r->next[0].n_out, d);
-	return multi_run(g, r->xn, n_rows, r->dim, r->next, r->n_next, d);
+	rc = multi_run(g, r->xn, n_rows, r->dim, r->next, r->n_next, d);
+	if (rc == 0 && r->rope_kv)
+		rc = rope_kv_run(g, r->rope_kv, d);
+	return rc;
 }
 
 /* One checked op (and its then): the backend's fused path where it has

@@ -677,16 +677,20 @@ int gpu_kv_store(struct gpu *g, const struct gpu_kv_pool *pool,
 	DISPATCH(g, kv_store, pool, b, k, v, d);
 }
 
-int gpu_rope_kv_store(struct gpu *g, struct gpu_buf *q, struct gpu_buf *k,
-		      const struct gpu_buf *v, size_t n_head,
-		      const struct gpu_buf *pos, const struct gpu_buf *inv_freq,
-		      const struct gpu_rope *rp, const struct gpu_kv_pool *pool,
-		      const struct gpu_kv_batch *b, struct diag *d)
+int gpu_rope_kv_check(struct gpu *g, const struct gpu_rope_kv *a,
+		      struct diag *d)
 {
 	const char *op = "gpu_rope_kv_store";
+	struct gpu_buf *q = a->q, *k = a->k;
+	const struct gpu_buf *v = a->v, *pos = a->pos, *inv_freq = a->inv_freq;
+	const struct gpu_rope *rp = a->rp;
+	const struct gpu_kv_pool *pool = a->pool;
+	const struct gpu_kv_batch *b = a->b;
+	const size_t n_head = a->n_head;
 	size_t n_comp;
 
-	TRY(check_live(g, d));
+	if (!rp)
+		return diag_fail(d, GPU_E_INVALID, "%s: no rope parameters", op);
 	TRY(check_kv(g, op, pool, b, d));
 	TRY(check_rope(op, rp, pool->head_dim, &n_comp, d));
 	TRY(need(g, op, "q", q, F32, 0, b->n_rows, n_head, pool->head_dim, d));
@@ -711,6 +715,22 @@ int gpu_rope_kv_store(struct gpu *g, struct gpu_buf *q, struct gpu_buf *k,
 	if (q == k || q == v || k == v)
 		return diag_fail(d, GPU_E_INVALID, "%s: q, k and v must be distinct",
 				 op);
+	if (!g->be->rope_kv_store)
+		return diag_fail(d, GPU_E_UNSUPPORTED, "%s backend has no %s op",
+				 g->be->name, "rope_kv_store");
+	return 0;
+}
+
+int gpu_rope_kv_store(struct gpu *g, struct gpu_buf *q, struct gpu_buf *k,
+		      const struct gpu_buf *v, size_t n_head,
+		      const struct gpu_buf *pos, const struct gpu_buf *inv_freq,
+		      const struct gpu_rope *rp, const struct gpu_kv_pool *pool,
+		      const struct gpu_kv_batch *b, struct diag *d)
+{
+	const struct gpu_rope_kv a = { q, k, v, n_head, pos, inv_freq, rp, pool, b };
+
+	TRY(check_live(g, d));
+	TRY(gpu_rope_kv_check(g, &a, d));
 	if (b->n_rows == 0)
 		return 0;
 	DISPATCH(g, rope_kv_store, q, k, v, n_head, pos, inv_freq, rp, pool, b,

@@ -429,6 +429,19 @@ int gpu_rope_kv_store(struct gpu *g, struct gpu_buf *q, struct gpu_buf *k,
 		      const struct gpu_rope *rp, const struct gpu_kv_pool *pool,
 		      const struct gpu_kv_batch *b, struct diag *d);
 
+/* The arguments of one gpu_rope_kv_store, for an op that runs it after
+ * its own work (gpu_exl3_residual's rope_kv).  Borrowed: nothing here is
+ * owned by the struct. */
+struct gpu_rope_kv {
+	struct gpu_buf *q, *k;
+	const struct gpu_buf *v;
+	size_t n_head;
+	const struct gpu_buf *pos, *inv_freq;
+	const struct gpu_rope *rp;
+	const struct gpu_kv_pool *pool;
+	const struct gpu_kv_batch *b;
+};
+
 /* Causal grouped-query attention over the paged cache.  For row i (sequence
  * s, position p) and head h (kv head hk = h / (n_head / n_head_kv)):
  *   score[t] = scale * q[i,h,:] . K_s[t,hk,:]   for lo <= t <= p,
@@ -670,8 +683,16 @@ int gpu_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
  *   The result is the two calls' (CUDA, where it fuses the first, rotates
  *   the SwiGLU result for then->w in the launch that computes it: the
  *   same arithmetic, one launch fewer).
- * Errors as the ops named; GPU_E_INVALID for a bad `then` (checked, as
- * everything, before anything runs). */
+ *   rope_kv (NULL, or with three next parts and no swiglu): then
+ *   gpu_rope_kv_store of *rope_kv, whose q, k and v are the three next
+ *   outputs (the next layer's attention inputs) and whose batch has
+ *   n_rows rows (CUDA, where the decode path ran the parts in one output
+ *   launch, head_dim and the rotated dims 128, no MRoPE and no q/k norm,
+ *   rotates and stores in that launch: the same arithmetic, one launch
+ *   fewer).  A row the store rejects at run time (gpu_rope_kv_store's
+ *   bad rows, CPU) fails the op after the products ran.
+ * Errors as the ops named; GPU_E_INVALID for a bad `then` or rope_kv
+ * (checked, as everything, before anything runs). */
 struct gpu_exl3_residual {
 	struct gpu_buf *x, *xn, *o;
 	const struct gpu_buf *a;
@@ -683,6 +704,7 @@ struct gpu_exl3_residual {
 	int n_next;
 	bool swiglu;
 	const struct gpu_exl3_residual *then; /* or NULL */
+	const struct gpu_rope_kv *rope_kv;    /* or NULL */
 };
 int gpu_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 		      size_t n_rows, struct diag *d);

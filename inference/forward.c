@@ -42,7 +42,9 @@
  * runs on every row inside the recorded part (the logits step gathers
  * already normed rows).  EXL3 layers use gpu_exl3_matmul_multi for q/k/v
  * and gpu_exl3_swiglu for gate/up (one input and one output launch each
- * at decode); weights of mixed kinds go through llm_linear one by one.
+ * at decode), or gpu_exl3_residual for everything from o_proj to the next
+ * layer's RoPE + KV store (see layers()); weights of mixed kinds go
+ * through llm_linear one by one.
  *
  * Everything runs in f32 on the activations; weights are converted inside
  * matmul (cuBLAS paths round the activations to the weights' half type
@@ -131,14 +133,27 @@ static bool gate_up_exl3(const struct llm_context *c,
 	return true;
 }
 
+/* The next layer's RoPE + KV store that a down_proj op runs after its
+ * q/k/v (down_residual): rp is the step's rope parameters, kb its batch;
+ * rpn and rk are filled (and must outlive the op). */
+struct next_rope {
+	const struct gpu_rope *rp;
+	struct gpu_kv_batch *kb;
+	struct gpu_rope rpn;
+	struct gpu_rope_kv rk;
+};
+
 /* *r = the gpu_exl3_residual of ly's EXL3 down_proj: x += ff_gate Wd^T,
  * xn = rmsnorm(x) * next_norm, and the next layer's EXL3 q/k/v (nl, or
- * NULL after the last layer) as its parts in pt when it has them.
- * Returns whether it has (q/k/v are then done). */
+ * NULL after the last layer) as its parts in pt when it has them, with
+ * that layer's RoPE + KV store (pool kv_next, nr's parameters) after
+ * them.  Returns whether it has (q/k/v, RoPE and the store are then
+ * done). */
 static bool down_residual(struct llm_context *c, const struct llm_layer *ly,
 			  const struct llm_layer *nl,
 			  const struct gpu_buf *next_norm,
-			  struct gpu_exl3_part pt[3], struct gpu_exl3_residual *r)
+			  struct gpu_exl3_part pt[3], struct gpu_exl3_residual *r,
+			  struct gpu_kv_pool *kv_next, struct next_rope *nr)
 {
 	const struct llm_config *cf = &c->model->cfg;
 	const bool qkv = nl && qkv_exl3(c, nl, pt);
@@ -150,6 +165,16 @@ static bool down_residual(struct llm_context *c, const struct llm_layer *ly,
 		.eps = cf->rms_eps, .next = qkv ? pt : NULL,
 		.n_next = qkv ? 3 : 0,
 	};
+	if (qkv) {
+		nr->rpn = *nr->rp;
+		nr->rpn.q_norm = nl->q_norm;
+		nr->rpn.k_norm = nl->k_norm;
+		nr->rk = (struct gpu_rope_kv){
+			c->q, c->k, c->v, (size_t)cf->n_head, c->pos,
+			c->model->inv_freq, &nr->rpn, kv_next, nr->kb,
+		};
+		r->rope_kv = &nr->rk;
+	}
 	return qkv;
 }
 
@@ -325,10 +350,11 @@ static int embed(struct llm_context *c, size_t n, struct diag *d)
  * layer 0's input norm is a plain gpu_rmsnorm.  An EXL3 o_proj or
  * down_proj takes the add and the norm into one gpu_exl3_residual, with
  * the EXL3 products that follow (gate/up + SwiGLU; the next layer's
- * q/k/v) when those are EXL3 too; with EXL3 gate, up and down the
- * down_proj's op rides along as the o_proj op's `then`, so everything
- * after the attention is one call (CUDA rotates the SwiGLU result for
- * down_proj in the launch that computes it). */
+ * q/k/v with its RoPE + KV store) when those are EXL3 too; with EXL3
+ * gate, up and down the down_proj's op rides along as the o_proj op's
+ * `then`, so everything after the attention is one call (CUDA rotates the
+ * SwiGLU result for down_proj in the launch that computes it, and rotates
+ * and stores the next q/k/v in the launch that writes them). */
 static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 		  bool one_seq, struct diag *d)
 {
@@ -339,6 +365,7 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 	const float scale = 1.0f / sqrtf((float)hd);
 	struct gpu_kv_batch kb;
 	struct gpu_rope rp;
+	struct next_rope nrp = { .rp = &rp, .kb = &kb };
 	bool qkv_done = false;
 	int64_t l;
 	int rc = 0;
@@ -373,21 +400,22 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 		bool gu_done = false, down_done = false;
 
 		/* attention block (xn = its input norm, from the step before;
-		 * q/k/v too when the last op made them) */
+		 * q/k/v with their RoPE and KV store too when the last op made
+		 * them) */
 		if (!qkv_done) {
 			rc = qkv_proj(c, ly, n, l, d);
 			if (rc < 0)
 				return rc;
+			/* Qwen3: RMSNorm over each head's hd values of q and
+			 * k (NULL otherwise), inside the rope launch; q, k =
+			 * rope(q, k, pos); cache[seq, kvpos] <- k, v */
+			rp.q_norm = ly->q_norm;
+			rp.k_norm = ly->k_norm;
+			OP(gpu_rope_kv_store(c->g, c->q, c->k, c->v, H, c->pos,
+					     m->inv_freq, &rp, &c->kv[l], &kb, d),
+			   "layer %lld rope + kv store", (long long)l);
 		}
 		qkv_done = false;
-		/* Qwen3: RMSNorm over each head's hd values of q and k (NULL
-		 * otherwise), inside the rope launch; q, k = rope(q, k, pos);
-		 * cache[seq, kvpos] <- k, v */
-		rp.q_norm = ly->q_norm;
-		rp.k_norm = ly->k_norm;
-		OP(gpu_rope_kv_store(c->g, c->q, c->k, c->v, H, c->pos, m->inv_freq,
-				     &rp, &c->kv[l], &kb, d),
-		   "layer %lld rope + kv store", (long long)l);
 		OP(gpu_attention(c->g, c->att, c->q, &c->kv[l], &kb, H, scale,
 				 (size_t)cf->sliding_window, d),
 		   "layer %lld attention", (long long)l);
@@ -408,7 +436,9 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 			/* and with EXL3 gate/up and down, the rest of the layer
 			 * in the same op (one launch fewer on CUDA) */
 			if (gu_done && xdown) {
-				qkv_done = down_residual(c, ly, nl, next_norm, nq, &rd);
+				qkv_done = down_residual(c, ly, nl, next_norm, nq, &rd,
+							 last ? NULL : &c->kv[l + 1],
+							 &nrp);
 				r.then = &rd;
 				down_done = true;
 			}
@@ -416,7 +446,8 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 			   "layer %lld o_proj + residual + post_attention_layernorm%s%s%s",
 			   (long long)l, gu_done ? " + gate/up_proj + swiglu" : "",
 			   down_done ? " + down_proj + residual + next norm" : "",
-			   down_done && qkv_done ? " + next q/k/v_proj" : "");
+			   down_done && qkv_done ?
+				   " + next q/k/v_proj + rope + kv store" : "");
 			if (down_done)
 				continue;
 		} else {
@@ -451,11 +482,12 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 		if (xdown) {
 			/* down_proj, x += o, the next norm (and the next
 			 * layer's EXL3 q/k/v) in one op */
-			qkv_done = down_residual(c, ly, nl, next_norm, nq, &rd);
+			qkv_done = down_residual(c, ly, nl, next_norm, nq, &rd,
+						 last ? NULL : &c->kv[l + 1], &nrp);
 			OP(gpu_exl3_residual(c->g, &rd, n, d),
 			   "layer %lld down_proj + residual + %s%s", (long long)l,
 			   last ? "final norm" : "next input_layernorm",
-			   qkv_done ? " + next q/k/v_proj" : "");
+			   qkv_done ? " + next q/k/v_proj + rope + kv store" : "");
 			continue;
 		}
 		if (!ly->moe && !down_done)

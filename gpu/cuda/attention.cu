@@ -71,6 +71,7 @@
 #include "gpu/cuda/kernels.h"
 #include "gpu/cuda/cuda_common.cuh"
 #include "gpu/cuda/pdl.cuh"
+#include "gpu/cuda/rope_dev.cuh"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -85,21 +86,6 @@
 #define PF_THREADS 128
 #define ATT_PREFILL_MIN 16 /* batches of at least this many rows try the prefill kernel */
 #define LOG2E 1.4426950408889634f
-
-/* Page of position t of sequence s, or -1 when the entry is invalid. */
-__device__ __forceinline__ long long kv_page(const struct gpu_cuda_kv &kv,
-					     size_t s, size_t t)
-{
-	size_t pi = (unsigned)t / (unsigned)kv.page_size; /* positions are i32 */
-	int32_t pg;
-
-	if (pi >= kv.max_pages)
-		return -1;
-	pg = kv.page_table[s * kv.max_pages + pi];
-	if (pg < 0 || (size_t)pg >= kv.n_pages)
-		return -1;
-	return pg;
-}
 
 template <int F16>
 __global__ static void kv_store_kernel(struct gpu_cuda_kv kv, const float *k,
@@ -261,16 +247,8 @@ rope_kv_kernel(struct gpu_cuda_kv kv, float *q, float *k, const float *v,
 			}
 		}
 	}
-	if (is_k) {
-		if (rs >= 0 && (size_t)rs < kv.n_seq && rp >= 0) {
-			const long long pg = kv_page(kv, (size_t)rs, (size_t)rp);
-
-			if (pg >= 0)
-				slot = (long long)((((size_t)pg * kv.page_size +
-						     (size_t)rp % kv.page_size) *
-						    kv.n_head_kv + hk) * hd);
-		}
-	}
+	if (is_k)
+		slot = kv_slot_at(kv, rs, rp, hk);
 #pragma unroll
 	for (int j = 0; j < RKV_PAIRS; j++) {
 		const unsigned f = lane + 32u * j;
@@ -278,14 +256,9 @@ rope_kv_kernel(struct gpu_cuda_kv kv, float *q, float *k, const float *v,
 		if (f < half) {
 			const int comp = mrope ? ((int)f < s0 ? 0 : (int)f < s1 ? 1 : 2) : 0;
 			const int32_t pc = comp == 0 ? p0 : comp == 1 ? p1 : p2;
-			const float theta = (float)pc * fr[j];
-			float sn, cs, ra, rb;
+			float ra, rb;
 
-			sincosf(theta, &sn, &cs);
-			cs *= af;
-			sn *= af;
-			ra = a[j] * cs - b[j] * sn;
-			rb = b[j] * cs + a[j] * sn;
+			rope_pair(a[j], b[j], pc, fr[j], af, &ra, &rb);
 			x[f] = ra;
 			x[f + half] = rb;
 			if (slot >= 0) {

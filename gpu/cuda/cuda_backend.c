@@ -754,8 +754,8 @@ static int cuda_rope(struct gpu *g, struct gpu_buf *x, size_t n, size_t n_head,
 	return 0;
 }
 
-static void kv_fill(struct gpu_cuda_kv *kv, const struct gpu_kv_pool *pool,
-		    const struct gpu_kv_batch *b)
+void gpu_cuda_kv_fill(struct gpu_cuda_kv *kv, const struct gpu_kv_pool *pool,
+		      const struct gpu_kv_batch *b)
 {
 	kv->k = pool->k->data;
 	kv->v = pool->v->data;
@@ -778,7 +778,7 @@ static int cuda_kv_store(struct gpu *g, const struct gpu_kv_pool *pool,
 {
 	struct gpu_cuda_kv kv;
 
-	kv_fill(&kv, pool, b);
+	gpu_cuda_kv_fill(&kv, pool, b);
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_kv_store(cst(g)->stream, &kv,
 						       (const float *)k->data,
 						       (const float *)v->data));
@@ -799,7 +799,7 @@ static int cuda_rope_kv_store(struct gpu *g, struct gpu_buf *q,
 	const void *qn = NULL, *kn = NULL;
 	int nwt = CUDA_WT_F32;
 
-	kv_fill(&kv, pool, b);
+	gpu_cuda_kv_fill(&kv, pool, b);
 	if (rp->q_norm && rp->q_norm->dtype == rp->k_norm->dtype) {
 		/* inside the launch */
 		qn = rp->q_norm->data;
@@ -853,7 +853,7 @@ static int cuda_attention(struct gpu *g, struct gpu_buf *out,
 		po = st->att_ws;
 		pml = po + b->n_rows * n_head * n_split * pool->head_dim;
 	}
-	kv_fill(&kv, pool, b);
+	gpu_cuda_kv_fill(&kv, pool, b);
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_attention(
 		st->stream, &kv, (float *)out->data, (const float *)q->data,
 		n_head, scale, window, n_split, b->single_seq ? 1 : 0, po, pml));

@@ -623,6 +623,43 @@ int gpu_cuda_exl3_matmul_raw(struct gpu *g, float *op, const float *xp,
 
 static unsigned long g_tail_runs; /* gpu_cuda_exl3_tail_runs */
 static unsigned long g_rot_runs;  /* gpu_cuda_exl3_rot_runs */
+static unsigned long g_rope_runs; /* gpu_cuda_exl3_rope_runs */
+
+unsigned long gpu_cuda_exl3_rope_runs(void)
+{
+	return __atomic_load_n(&g_rope_runs, __ATOMIC_RELAXED);
+}
+
+/* Whether xl_multi's output launch can take a's RoPE and KV store for
+ * parts q, k, v (gpu_cuda_launch_exl3_output_multi's conditions: head_dim
+ * and the rotated dims 128, no MRoPE, no q/k norm, n = n_out for each
+ * part, the batch's rows), unless TERN_EXL3_ROPE=0 (for measurements). */
+static bool xl_rope_ok(const struct gpu_rope_kv *a,
+		       const struct gpu_exl3_part *parts, int n_parts,
+		       size_t n_rows)
+{
+	static int on = -1;
+	const struct gpu_rope *rp = a ? a->rp : NULL;
+	size_t hk;
+	int j;
+
+	if (on < 0) {
+		const char *e = getenv("TERN_EXL3_ROPE");
+
+		on = !(e && !strcmp(e, "0"));
+	}
+	if (!on || !rp || n_parts != 3 || a->pool->head_dim != 128 ||
+	    rp->n_rot != 128 || rp->mrope_section || rp->q_norm || rp->k_norm ||
+	    a->b->n_rows != n_rows || a->q != parts[0].out ||
+	    a->k != parts[1].out || a->v != parts[2].out)
+		return false;
+	hk = a->pool->n_head_kv;
+	for (j = 0; j < 3; j++)
+		if (parts[j].w->n != parts[j].n_out)
+			return false;
+	return parts[0].n_out == a->n_head * 128 && a->n_head % hk == 0 &&
+	       parts[1].n_out == hk * 128 && parts[2].n_out == hk * 128;
+}
 
 unsigned long gpu_cuda_exl3_tail_runs(void)
 {
@@ -653,11 +690,15 @@ unsigned long gpu_cuda_exl3_rot_runs(void)
  * takes the SwiGLU result as its input; when it shares the workspace,
  * its k is the parts' n and its k_in their n_out, the output launch also
  * rotates the result for it into the workspace's xh (slot 0, row stride
- * its k) and *rotated is set to 1 (else 0). */
+ * its k) and *rotated is set to 1 (else 0).  rope (or NULL; without
+ * swiglu): the gpu_rope_kv_store that follows the three parts q, k, v;
+ * where xl_rope_ok, the output launch runs it and *roped is set to 1
+ * (else 0: the caller runs it). */
 static int xl_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 		    size_t k_in, const struct gpu_exl3_part *parts, int n_parts,
 		    int swiglu, int have_xh, const struct gpu_exl3_weight *rot,
-		    size_t rot_k_in, int *rotated, struct diag *d)
+		    size_t rot_k_in, int *rotated, const struct gpu_rope_kv *rope,
+		    int *roped, struct diag *d)
 {
 	const struct cuda_exl3 *q0 = parts[0].w->priv;
 	const size_t k = parts[0].w->k;
@@ -672,8 +713,13 @@ static int xl_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 	void *rot_xh = NULL;
 	const float *rot_suh = NULL;
 
+	struct gpu_cuda_exl3_rope rk;
+	const struct gpu_cuda_exl3_rope *rkp = NULL;
+
 	if (rotated)
 		*rotated = 0;
+	if (roped)
+		*roped = 0;
 	ok = n_rows <= GPU_CUDA_EXL3_ROWS && gpu_cuda_exl3_kernel() == 1 &&
 	     n_parts <= GPU_CUDA_EXL3_MULTI_MAX &&
 	     (size_t)n_parts * GPU_CUDA_EXL3_ROWS * k * 2 <= q0->ws->xh_bytes;
@@ -758,12 +804,23 @@ static int xl_multi(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 		rot_xh = q0->ws->xh;
 		rot_suh = ((const struct cuda_exl3 *)rot->priv)->suh;
 	}
+	if (!swiglu && roped && xl_rope_ok(rope, parts, n_parts, n_rows)) {
+		gpu_cuda_kv_fill(&rk.kv, rope->pool, rope->b);
+		rk.pos = (const int32_t *)rope->pos->data;
+		rk.inv_freq = (const float *)rope->inv_freq->data;
+		rk.attn_factor = rope->rp->attn_factor;
+		rkp = &rk;
+	}
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_exl3_output_multi(
-		st, o, n_parts, n_rows, swiglu, rot_xh, rot_suh));
+		st, o, n_parts, n_rows, swiglu, rot_xh, rot_suh, rkp));
 	if (rotated)
 		*rotated = rot_xh != NULL;
 	if (rot_xh)
 		__atomic_add_fetch(&g_rot_runs, 1, __ATOMIC_RELAXED);
+	if (rkp) {
+		*roped = 1;
+		__atomic_add_fetch(&g_rope_runs, 1, __ATOMIC_RELAXED);
+	}
 	return 1;
 }
 
@@ -787,10 +844,11 @@ static int xl_per_part(struct gpu *g, const struct gpu_buf *x, size_t n_rows,
 static int xl_matmul_multi(struct gpu *g, const struct gpu_buf *x,
 			   size_t n_rows, size_t k_in,
 			   const struct gpu_exl3_part *parts, int n_parts,
-			   int have_xh, struct diag *d)
+			   int have_xh, const struct gpu_rope_kv *rope,
+			   int *roped, struct diag *d)
 {
 	int rc = xl_multi(g, x, n_rows, k_in, parts, n_parts, 0, have_xh, NULL, 0,
-			  NULL, d);
+			  NULL, rope, roped, d);
 
 	if (rc == 0) {
 		const int rc2 = xl_per_part(g, x, n_rows, k_in, parts, n_parts, d);
@@ -817,7 +875,7 @@ static int xl_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 					     { up, w_up, n_out } };
 	const int fuse = gpu_cuda_fuse_swiglu();
 	int rc = xl_multi(g, x, n_rows, k_in, pt, 2, fuse, have_xh,
-			  fuse ? rot : NULL, rot_k_in, rotated, d);
+			  fuse ? rot : NULL, rot_k_in, rotated, NULL, NULL, d);
 
 	if (rc < 0 || (rc == 1 && fuse))
 		return rc;
@@ -840,7 +898,8 @@ int gpu_cuda_exl3_matmul_multi(struct gpu *g, const struct gpu_buf *x,
 			       const struct gpu_exl3_part *parts, int n_parts,
 			       struct diag *d)
 {
-	const int rc = xl_matmul_multi(g, x, n_rows, k_in, parts, n_parts, 0, d);
+	const int rc = xl_matmul_multi(g, x, n_rows, k_in, parts, n_parts, 0,
+				       NULL, NULL, d);
 
 	return rc < 0 ? rc : 0;
 }
@@ -893,7 +952,7 @@ static int xl_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 	cudaStream_t st = xl_stream(g);
 	const size_t k2 = r->n_next ? r->next[0].w->k : 0;
 	struct gpu_cuda_exl3_tail t;
-	int j, rc, ok;
+	int j, rc, ok, roped = 0;
 
 	if (rotated)
 		*rotated = 0;
@@ -944,9 +1003,18 @@ static int xl_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 				   r->next[0].n_out, t.np != 0, rot, rot_k_in,
 				   rotated, d)
 		       : xl_matmul_multi(g, r->xn, n_rows, r->dim, r->next,
-					 r->n_next, t.np != 0, d);
+					 r->n_next, t.np != 0, r->rope_kv, &roped,
+					 d);
+	if (rc < 0)
+		return rc;
 	if (rc == 1 && t.np)
 		__atomic_add_fetch(&g_tail_runs, 1, __ATOMIC_RELAXED);
+	if (r->rope_kv && !roped) { /* checked by the front end */
+		const struct gpu_rope_kv *a = r->rope_kv;
+
+		rc = g->be->rope_kv_store(g, a->q, a->k, a->v, a->n_head, a->pos,
+					  a->inv_freq, a->rp, a->pool, a->b, d);
+	}
 	return rc < 0 ? rc : 0;
 }
 

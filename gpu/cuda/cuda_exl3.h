@@ -30,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gpu/cuda/kernels.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -110,10 +112,27 @@ struct gpu_cuda_exl3_out {
  * that result as its input, with its suh rot_suh and k = o[0].n (a
  * multiple of 128): rot_xh f16 [nr, k] = H128_blk(h * suh), h the result
  * zero-extended past n_out, as gpu_cuda_launch_exl3_input writes it. */
+/* RoPE and the KV store inside the q/k/v output launch: kv the pool and
+ * batch (nr rows), pos the rows' RoPE positions [nr], inv_freq [64],
+ * attn_factor as gpu_rope's. */
+struct gpu_cuda_exl3_rope {
+	struct gpu_cuda_kv kv;
+	const int32_t *pos;
+	const float *inv_freq;
+	float attn_factor;
+};
+/* rope (or NULL; np = 3 parts q, k, v without swiglu, each n = n_out a
+ * multiple of 128: heads of head_dim 128, every dim rotated, q with
+ * rope->kv's n_head_kv * a whole number of heads, k and v with n_head_kv):
+ * then parts 0 and 1 are rotated by position pos[r] before they are
+ * written, and parts 1 and 2 stored at row r's cache slot, as
+ * gpu_cuda_launch_rope_kv_store does it (the same bits; a row whose
+ * sequence, position or page entry is invalid is rotated, not stored). */
 int gpu_cuda_launch_exl3_output_multi(void *stream,
 				      const struct gpu_cuda_exl3_out *o, int np,
 				      size_t nr, int swiglu, void *rot_xh,
-				      const float *rot_suh);
+				      const float *rot_suh,
+				      const struct gpu_cuda_exl3_rope *rope);
 
 /* The EXL3 experts of one MoE layer for few rows, on the device (exl3.cu,
  * "MoE experts on the device"; recordable in a graph): after
@@ -236,6 +255,15 @@ int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
  * also rotated their result for a then's weight. */
 unsigned long gpu_cuda_exl3_tail_runs(void);
 unsigned long gpu_cuda_exl3_rot_runs(void);
+/* For the tests, process-wide: how many q/k/v output launches also
+ * rotated q and k and stored k and v (gpu_exl3_residual's rope_kv). */
+unsigned long gpu_cuda_exl3_rope_runs(void);
+
+/* The launch view of a pool and a batch (cuda_backend.c). */
+struct gpu_kv_pool;
+struct gpu_kv_batch;
+void gpu_cuda_kv_fill(struct gpu_cuda_kv *kv, const struct gpu_kv_pool *pool,
+		      const struct gpu_kv_batch *b);
 
 /* gpu_moe_ffn with EXL3 experts on the device: whether ex qualifies for
  * n rows (gpu_cuda_launch_exl3_moe's conditions: every expert of a kind

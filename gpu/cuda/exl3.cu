@@ -64,6 +64,7 @@
 #include "gpu/cuda/exl3_dev.cuh"
 #include "gpu/cuda/kernels.h"
 #include "gpu/cuda/pdl.cuh"
+#include "gpu/cuda/rope_dev.cuh"
 
 #ifndef XL_NW
 #define XL_NW 8   /* warps per gemv block */
@@ -164,7 +165,64 @@ struct xl_out_parts {
 	 * (xl_input_kernel's arithmetic, k_in = n_out, row stride n) */
 	__half *rot_xh;
 	const float *rot_suh;
+	/* np = 3 (q, k, v): RoPE and the KV store (xl_out_rope) */
+	int rope;
+	struct gpu_cuda_kv kv;
+	const int32_t *pos;
+	const float *inv_freq;
+	float af;
 };
+
+/* The output step's last part for a q/k/v launch with RoPE: y (lane's
+ * elements c0 .. c0 + 3 of part j's row r, c0 = blk 128 + 4 lane; a
+ * 128-block is one head) rotated for q and k — lane l < 16 holds the
+ * first halves x[f], f = 4l + q, lane l + 16 their partners x[f + 64],
+ * one shuffle apart; each lane computes its own side of rope_pair, so
+ * the bits are rope_kv_kernel's — written to out, and k and v stored at
+ * the row's cache slot (kv head blk). */
+__device__ __forceinline__ void xl_out_rope(const xl_out_parts &ps, int j,
+					    size_t r, size_t blk, float y[4],
+					    float *out, size_t n_out, size_t c0)
+{
+	const unsigned lane = threadIdx.x & 31;
+
+	if (j < 2) {
+		const int32_t p = ps.pos[r];
+		const bool lo = lane < 16;
+
+#pragma unroll
+		for (int q = 0; q < 4; q++) {
+			const float pv = __shfl_xor_sync(0xffffffffu, y[q], 16);
+			const float fr = ps.inv_freq[(4 * lane + q) & 63];
+			float ra, rb;
+
+			rope_pair(lo ? y[q] : pv, lo ? pv : y[q], p, fr, ps.af, &ra, &rb);
+			y[q] = lo ? ra : rb;
+		}
+	}
+	*reinterpret_cast<float4 *>(out + r * n_out + c0) =
+		make_float4(y[0], y[1], y[2], y[3]);
+	if (j > 0) {
+		const long long slot = kv_slot_at(ps.kv, ps.kv.row_seq[r],
+						  ps.kv.row_pos[r], blk);
+		void *const pool = j == 1 ? ps.kv.k : ps.kv.v;
+
+		if (slot < 0)
+			return;
+		if (ps.kv.f16) {
+			const __half2 h01 = __floats2half2_rn(y[0], y[1]);
+			const __half2 h23 = __floats2half2_rn(y[2], y[3]);
+			uint2 u;
+
+			u.x = *reinterpret_cast<const uint32_t *>(&h01);
+			u.y = *reinterpret_cast<const uint32_t *>(&h23);
+			*reinterpret_cast<uint2 *>((__half *)pool + slot + 4 * lane) = u;
+		} else {
+			*reinterpret_cast<float4 *>((float *)pool + slot + 4 * lane) =
+				make_float4(y[0], y[1], y[2], y[3]);
+		}
+	}
+}
 
 /* Step 3 of one (row r, 128-block) of a part: the split-K partial sums
  * (part[(s * stride + r) * n + c], slices s in order), H128; the 4 values
@@ -217,9 +275,9 @@ xl_output_kernel(const __grid_constant__ xl_out_parts ps)
 			const size_t c = c0 + q;
 
 			if (c < n_out) {
-				const float g = v[q] * svh[c] + (bias ? bias[c] : 0.0f);
-				const float up = u[q] * ps.svh[1][c] +
-						 (ps.bias[1] ? ps.bias[1][c] : 0.0f);
+				const float g = __fmaf_rn(v[q], svh[c], bias ? bias[c] : 0.0f);
+				const float up = __fmaf_rn(u[q], ps.svh[1][c],
+							   ps.bias[1] ? ps.bias[1][c] : 0.0f);
 
 				v[q] = g / (1.0f + expf(-g)) * up;
 				out[r * n_out + c] = v[q];
@@ -234,12 +292,19 @@ xl_output_kernel(const __grid_constant__ xl_out_parts ps)
 		}
 		return;
 	}
+	if (ps.rope) { /* grid-uniform; every column < n_out (checked) */
+#pragma unroll
+		for (int q = 0; q < 4; q++)
+			v[q] = __fmaf_rn(v[q], svh[c0 + q], bias ? bias[c0 + q] : 0.0f);
+		xl_out_rope(ps, j, r, blk, v, out, n_out, c0);
+		return;
+	}
 #pragma unroll
 	for (int q = 0; q < 4; q++) {
 		size_t c = c0 + q;
 
 		if (c < n_out)
-			out[r * n_out + c] = v[q] * svh[c] + (bias ? bias[c] : 0.0f);
+			out[r * n_out + c] = __fmaf_rn(v[q], svh[c], bias ? bias[c] : 0.0f);
 	}
 }
 
@@ -1404,13 +1469,15 @@ extern "C" int gpu_cuda_launch_exl3_output(void *stream, float *out,
 	o.bias = bias;
 	o.n = n;
 	o.n_out = n_out;
-	return gpu_cuda_launch_exl3_output_multi(stream, &o, 1, nr, 0, NULL, NULL);
+	return gpu_cuda_launch_exl3_output_multi(stream, &o, 1, nr, 0, NULL, NULL,
+						 NULL);
 }
 
 extern "C" int gpu_cuda_launch_exl3_output_multi(void *stream,
 						 const struct gpu_cuda_exl3_out *o,
 						 int np, size_t nr, int swiglu,
-						 void *rot_xh, const float *rot_suh)
+						 void *rot_xh, const float *rot_suh,
+						 const struct gpu_cuda_exl3_rope *rope)
 {
 	xl_out_parts ps;
 	size_t total = 0;
@@ -1419,11 +1486,30 @@ extern "C" int gpu_cuda_launch_exl3_output_multi(void *stream,
 	    (swiglu && (np != 2 || o[0].n != o[1].n || o[0].n_out != o[1].n_out)) ||
 	    (rot_xh && (!swiglu || !rot_suh || o[0].n % 128)))
 		return (int)cudaErrorInvalidValue;
+	if (rope) {
+		const size_t hk = rope->kv.n_head_kv;
+
+		if (swiglu || np != 3 || rope->kv.head_dim != 128 ||
+		    rope->kv.n_rows != nr || hk == 0 || o[1].n != hk * 128 ||
+		    o[2].n != hk * 128 || o[0].n % (hk * 128) || !rope->pos ||
+		    !rope->inv_freq)
+			return (int)cudaErrorInvalidValue;
+		for (int j = 0; j < 3; j++)
+			if (o[j].n_out != o[j].n)
+				return (int)cudaErrorInvalidValue;
+	}
 	memset(&ps, 0, sizeof ps);
 	ps.np = swiglu ? 1 : np; /* swiglu: blocks cover part 0 only */
 	ps.swiglu = swiglu;
 	ps.rot_xh = (__half *)rot_xh;
 	ps.rot_suh = rot_suh;
+	if (rope) {
+		ps.rope = 1;
+		ps.kv = rope->kv;
+		ps.pos = rope->pos;
+		ps.inv_freq = rope->inv_freq;
+		ps.af = rope->attn_factor;
+	}
 	for (int j = 0; j < np; j++) {
 		ps.out[j] = o[j].out;
 		ps.part[j] = o[j].part;

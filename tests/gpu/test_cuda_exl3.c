@@ -65,6 +65,7 @@
 #include <time.h>
 
 #include "gpu/exl3_ref.h"
+#include "gpu/half.h"
 #include "gpu/gpu.h"
 #include "stfile.h"
 #include "gpupair.h"
@@ -77,6 +78,7 @@
 static int gpu_cuda_exl3_tail_ok(void) { return 0; }
 static unsigned long gpu_cuda_exl3_tail_runs(void) { return 0; }
 static unsigned long gpu_cuda_exl3_rot_runs(void) { return 0; }
+static unsigned long gpu_cuda_exl3_rope_runs(void) { return 0; }
 static void gpu_cuda_exl3_set_group_splits(int off) { (void)off; }
 #endif
 
@@ -1351,6 +1353,279 @@ START_TEST(test_residual_then)
 }
 END_TEST
 
+/* Pool contents as f32 (an f16 pool converted). */
+static float *pool_f32(struct gpu_buf *b, size_t n)
+{
+	float *v = malloc(n * sizeof *v);
+
+	ck_assert(v);
+	if (gpu_buf_dtype(b) == GPU_DTYPE_F16) {
+		uint16_t *h = malloc(n * 2);
+
+		ck_assert(h);
+		ck_assert_int_eq(gpu_buf_read(b, 0, h, n, NULL), 0);
+		for (size_t i = 0; i < n; i++)
+			v[i] = gpu_f16_to_f32(h[i]);
+		free(h);
+	} else {
+		ck_assert_int_eq(gpu_buf_read(b, 0, v, n, NULL), 0);
+	}
+	return v;
+}
+
+/* Whether two buffers of n elements of esz bytes hold the same bits. */
+static bool same_bits(struct gpu_buf *a, struct gpu_buf *b, size_t n, size_t esz)
+{
+	void *x = malloc(n * esz), *y = malloc(n * esz);
+	bool same;
+
+	ck_assert(x && y);
+	ck_assert_int_eq(gpu_buf_read(a, 0, x, n, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(b, 0, y, n, NULL), 0);
+	same = !memcmp(x, y, n * esz);
+	free(x);
+	free(y);
+	return same;
+}
+
+/* gpu_exl3_residual with rope_kv (a down_proj, the next norm, the next
+ * layer's q/k/v, then their RoPE + KV store): a down_proj-like 1024 x
+ * 1024 weight (k_in and dim 1000), q/k/v 1024 x 512 / 256 / 256 (4 query
+ * and 2 kv heads of head_dim 128; 4, 3 and 5 bits, the three codebooks,
+ * a bias on k), pages of 16 shuffled over 3 sequences, each row at its
+ * own (sequence, position).  Cases: f16 pool at 1, 3, 16 rows (CUDA
+ * rotates and stores in the q/k/v output launch) and 17 (the sequence);
+ * f32 pool at 5 rows; with q/k norms at 3 rows (not fused: CUDA's rope
+ * launch after the output launch).  CUDA against CUDA's op without
+ * rope_kv followed by gpu_rope_kv_store bit for bit (x, xn, o, q, k, v
+ * and both pools: the same arithmetic), against the CPU (the sequence)
+ * within 1e-3 relative L2.  Refused, changing nothing: rope_kv without
+ * the three parts, with q not the first part's output, with a batch of
+ * other rows. */
+START_TEST(test_residual_rope)
+{
+	static const struct {
+		size_t k, n;
+		int bits, cb, bias;
+	} ws[4] = { { 1024, 1024, 4, 2, 0 },   /* down */
+		    { 1024, 512, 4, 2, 0 },    /* q */
+		    { 1024, 256, 3, 0, 1 },    /* k */
+		    { 1024, 256, 5, 1, 0 } };  /* v */
+	static const struct {
+		enum gpu_dtype pool;
+		int norm;
+		size_t n;
+	} cs[] = { { GPU_DTYPE_F16, 0, 1 }, { GPU_DTYPE_F16, 0, 3 },
+		   { GPU_DTYPE_F16, 0, 16 }, { GPU_DTYPE_F16, 0, 17 },
+		   { GPU_DTYPE_F32, 0, 5 }, { GPU_DTYPE_F16, 1, 3 } };
+	const size_t dim = 1000, H = 4, Hk = 2, hd = 128, ps = 16, mp = 4;
+	const size_t n_seq = 3, n_pages = n_seq * mp, pool_n = n_pages * ps * Hk * hd;
+	struct gpu_pair p;
+	struct wdesc wd[4];
+	struct gpu_exl3_weight *w[2][4];
+	struct gpu_buf *nw[2];
+	float invf[64], qn[128], kn[128];
+	int32_t pt[3 * 4];
+	struct diag d;
+	size_t ci, i;
+	int j, v, tail;
+
+	if (!gpu_pair_open(&p, 0))
+		return;
+	{
+		const char *e = getenv("TERN_EXL3_TAIL"), *k = getenv("TERN_EXL3_KERNEL");
+		const char *f = getenv("TERN_EXL3_ROPE");
+
+		tail = gpu_cuda_exl3_tail_ok() && !(e && !strcmp(e, "0")) &&
+		       !(k && !strcmp(k, "2")) && !(f && !strcmp(f, "0"));
+	}
+	for (j = 0; j < 4; j++) {
+		wdesc_random(&wd[j], ws[j].k, ws[j].n, ws[j].bits, ws[j].cb,
+			     ws[j].bias);
+		for (v = 0; v < 2; v++)
+			ck_assert_int_eq(gpu_exl3_weight_new(v ? p.cuda : p.cpu,
+							     &wd[j].desc, &w[v][j], &d), 0);
+	}
+	norm_bf16(&p, dim, nw);
+	for (i = 0; i < 64; i++)
+		invf[i] = powf(10000.0f, -(float)(2 * i) / 128.0f);
+	for (i = 0; i < 128; i++) {
+		qn[i] = 1.0f + 0.3f * test_frand();
+		kn[i] = 1.0f + 0.3f * test_frand();
+	}
+	for (i = 0; i < n_seq * mp; i++) /* a shuffle of the pages */
+		pt[i] = (int32_t)((i * 7 + 5) % n_pages);
+	for (ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
+		const size_t n = cs[ci].n;
+		const bool fused = tail && n <= 16 && !cs[ci].norm;
+		float *x0 = malloc(n * dim * 4), *a0 = malloc(n * dim * 4);
+		int32_t seq[17], pos[17];
+		/* [0] CPU, [1] CUDA with rope_kv, [2] CUDA without, then
+		 * gpu_rope_kv_store; buffers x, xn, o, a, q, k, v, K pool, V
+		 * pool, row seq, row pos, page table, rope pos, inv_freq,
+		 * q norm, k norm */
+		struct gpu_buf *b[3][16];
+		struct gpu_exl3_part qkv[3][3];
+		struct gpu_exl3_residual r[3];
+		struct gpu_rope rp[3];
+		struct gpu_kv_pool pool[3];
+		struct gpu_kv_batch kb[3];
+		struct gpu_rope_kv rk[3];
+		static const char *const names[7] = { "x", "xn", "o", "a", "q", "k", "v" };
+		const size_t cnt[7] = { n * dim, n * dim, n * dim, n * dim, n * H * hd,
+					n * Hk * hd, n * Hk * hd };
+		const size_t esz = cs[ci].pool == GPU_DTYPE_F16 ? 2 : 4;
+		unsigned long rope0;
+
+		ck_assert(x0 && a0);
+		for (i = 0; i < n * dim; i++) {
+			x0[i] = test_frand() * 3.0f;
+			a0[i] = test_frand() * 2.0f;
+		}
+		for (i = 0; i < n; i++) { /* distinct (sequence, position) */
+			seq[i] = (int32_t)(i % n_seq);
+			pos[i] = (int32_t)(i / n_seq * 5 + 1 + i % n_seq);
+		}
+		for (v = 0; v < 3; v++) {
+			struct gpu *g = v ? p.cuda : p.cpu;
+
+			b[v][0] = mkbuf(g, n * dim, x0);
+			b[v][1] = mkbuf(g, n * dim, NULL);
+			b[v][2] = mkbuf(g, n * dim, NULL);
+			b[v][3] = mkbuf(g, n * dim, a0);
+			for (j = 0; j < 3; j++)
+				b[v][4 + j] = mkbuf(g, cnt[4 + j], NULL);
+			for (j = 0; j < 2; j++) {
+				ck_assert_int_eq(gpu_buf_new(g, cs[ci].pool, pool_n,
+							     &b[v][7 + j], NULL), 0);
+				ck_assert_int_eq(gpu_buf_zero(b[v][7 + j], NULL), 0);
+			}
+			ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_I32, n, &b[v][9], NULL), 0);
+			ck_assert_int_eq(gpu_buf_write(b[v][9], 0, seq, n, NULL), 0);
+			ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_I32, n, &b[v][10], NULL), 0);
+			ck_assert_int_eq(gpu_buf_write(b[v][10], 0, pos, n, NULL), 0);
+			ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_I32, n_seq * mp,
+						     &b[v][11], NULL), 0);
+			ck_assert_int_eq(gpu_buf_write(b[v][11], 0, pt, n_seq * mp, NULL), 0);
+			ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_I32, n, &b[v][12], NULL), 0);
+			ck_assert_int_eq(gpu_buf_write(b[v][12], 0, pos, n, NULL), 0);
+			b[v][13] = mkbuf(g, 64, invf);
+			b[v][14] = mkbuf(g, 128, qn);
+			b[v][15] = mkbuf(g, 128, kn);
+			for (j = 0; j < 3; j++) {
+				qkv[v][j].out = b[v][4 + j];
+				qkv[v][j].w = w[v ? 1 : 0][1 + j];
+				qkv[v][j].n_out = ws[1 + j].n;
+			}
+			memset(&r[v], 0, sizeof r[v]);
+			r[v].x = b[v][0];
+			r[v].xn = b[v][1];
+			r[v].o = b[v][2];
+			r[v].a = b[v][3];
+			r[v].w = w[v ? 1 : 0][0];
+			r[v].k_in = dim;
+			r[v].dim = dim;
+			r[v].norm_w = nw[v ? 1 : 0];
+			r[v].eps = 1e-5f;
+			r[v].next = qkv[v];
+			r[v].n_next = 3;
+			rp[v] = (struct gpu_rope){ .n_rot = hd, .attn_factor = 1.0f,
+						   .norm_eps = 1e-6f };
+			if (cs[ci].norm) {
+				rp[v].q_norm = b[v][14];
+				rp[v].k_norm = b[v][15];
+			}
+			pool[v] = (struct gpu_kv_pool){ b[v][7], b[v][8], n_pages, ps, Hk, hd };
+			kb[v] = (struct gpu_kv_batch){ n, b[v][9], b[v][10], b[v][11],
+						       n_seq, mp, false };
+			rk[v] = (struct gpu_rope_kv){ b[v][4], b[v][5], b[v][6], H,
+						      b[v][12], b[v][13], &rp[v],
+						      &pool[v], &kb[v] };
+			r[v].rope_kv = v < 2 ? &rk[v] : NULL;
+		}
+		rope0 = gpu_cuda_exl3_rope_runs();
+		for (v = 0; v < 3; v++)
+			ck_assert_msg(gpu_exl3_residual(v ? p.cuda : p.cpu, &r[v], n,
+							&d) == 0,
+				      "exl3_residual rope case %zu (%d): %s", ci, v,
+				      diag_message(&d, "?"));
+		ck_assert_int_eq(gpu_rope_kv_store(p.cuda, rk[2].q, rk[2].k, rk[2].v, H,
+						   rk[2].pos, rk[2].inv_freq, &rp[2],
+						   &pool[2], &kb[2], &d), 0);
+		ck_assert_int_eq(gpu_sync(p.cuda, &d), 0);
+		ck_assert_msg(gpu_cuda_exl3_rope_runs() == rope0 + fused,
+			      "exl3_residual rope case %zu: fused %lu times (want %d)",
+			      ci, gpu_cuda_exl3_rope_runs() - rope0, (int)fused);
+		for (j = 0; j < 7; j++) {
+			if (j == 3)
+				continue; /* a: the input */
+			ck_assert_msg(same_bits(b[1][j], b[2][j], cnt[j], 4),
+				      "exl3_residual rope case %zu: %s differs from "
+				      "the separate ops (seed %llu)", ci, names[j],
+				      (unsigned long long)test_seed);
+			expect_rel(names[j], b[1][j], b[0][j], cnt[j], 1e-3, n,
+				   (int)ci);
+		}
+		for (j = 7; j < 9; j++) {
+			float *pc, *pg;
+			double e;
+
+			ck_assert_msg(same_bits(b[1][j], b[2][j], pool_n, esz),
+				      "exl3_residual rope case %zu: %s pool differs "
+				      "from the separate ops (seed %llu)", ci,
+				      j == 7 ? "K" : "V", (unsigned long long)test_seed);
+			pc = pool_f32(b[0][j], pool_n);
+			pg = pool_f32(b[1][j], pool_n);
+			e = rel_l2(pg, pc, pool_n);
+			ck_assert_msg(e <= 1e-3, "exl3_residual rope case %zu: %s pool "
+				      "rel L2 %.3g against the CPU (seed %llu)", ci,
+				      j == 7 ? "K" : "V", e, (unsigned long long)test_seed);
+			free(pc);
+			free(pg);
+		}
+		if (ci == 0) {
+			/* refusals, nothing run: x keeps its value */
+			struct gpu_exl3_residual bad = r[1];
+			struct gpu_rope_kv brk = rk[1];
+			struct gpu_kv_batch bkb = kb[1];
+			float *x1 = rd(b[1][0], n * dim), *x2;
+
+			bad.n_next = 0;
+			bad.next = NULL;
+			ck_assert_int_eq(gpu_exl3_residual(p.cuda, &bad, n, &d),
+					 GPU_E_INVALID);
+			bad = r[1];
+			brk.q = b[1][5]; /* k's output as q */
+			bad.rope_kv = &brk;
+			ck_assert_int_eq(gpu_exl3_residual(p.cuda, &bad, n, &d),
+					 GPU_E_INVALID);
+			brk = rk[1];
+			bkb.n_rows = n + 1;
+			brk.b = &bkb;
+			ck_assert_int_eq(gpu_exl3_residual(p.cuda, &bad, n, &d),
+					 GPU_E_INVALID);
+			x2 = rd(b[1][0], n * dim);
+			ck_assert(!memcmp(x1, x2, n * dim * 4));
+			free(x1);
+			free(x2);
+		}
+		for (v = 0; v < 3; v++)
+			for (j = 0; j < 16; j++)
+				gpu_buf_free(b[v][j]);
+		free(x0);
+		free(a0);
+	}
+	for (v = 0; v < 2; v++) {
+		gpu_buf_free(nw[v]);
+		for (j = 0; j < 4; j++)
+			gpu_exl3_weight_free(w[v][j]);
+	}
+	for (j = 0; j < 4; j++)
+		wdesc_free(&wd[j]);
+	gpu_pair_close(&p);
+}
+END_TEST
+
 /* ---- MoE experts -------------------------------------------------------- */
 
 enum { XM_NE = 8 };
@@ -1674,6 +1949,7 @@ Suite *cuda_exl3_suite(void)
 	tcase_add_test(tc, test_moe_experts);
 	tcase_add_test(tc, test_residual);
 	tcase_add_test(tc, test_residual_then);
+	tcase_add_test(tc, test_residual_rope);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("prefill");
 	tcase_set_timeout(tc, 600);
