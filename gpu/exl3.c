@@ -321,6 +321,18 @@ static int residual_check(struct gpu *g, const struct gpu_exl3_residual *r,
 		return diag_fail(d, GPU_E_INVALID,
 				 "gpu_exl3_residual: swiglu without next parts");
 	}
+	if (r->att) {
+		const struct gpu_attention_args *a = r->att;
+
+		if (a->out != r->a || !a->b || a->b->n_rows != n_rows)
+			return diag_fail(d, GPU_E_INVALID,
+					 "gpu_exl3_residual: att needs the op's input a "
+					 "as its out and a batch of the op's %zu rows",
+					 n_rows);
+		rc = gpu_attention_check(g, a, d);
+		if (rc < 0)
+			return rc;
+	}
 	if (r->rope_kv) {
 		const struct gpu_rope_kv *a = r->rope_kv;
 
@@ -351,7 +363,17 @@ static int rope_kv_run(struct gpu *g, const struct gpu_rope_kv *a,
 static int residual_seq(struct gpu *g, const struct gpu_exl3_residual *r,
 			size_t n_rows, struct diag *d)
 {
-	int rc = noted(g, g->be->exl3_matmul(g, r->o, r->a, r->w, n_rows, r->k_in,
+	int rc = 0;
+
+	if (r->att) {
+		const struct gpu_attention_args *a = r->att;
+
+		rc = noted(g, g->be->attention(g, a->out, a->q, a->pool, a->b,
+					       a->n_head, a->scale, a->window, d));
+		if (rc < 0)
+			return rc;
+	}
+	rc = noted(g, g->be->exl3_matmul(g, r->o, r->a, r->w, n_rows, r->k_in,
 					 r->dim, d));
 	if (rc == 0)
 		rc = noted(g, g->be->add_rmsnorm(g, r->x, r->xn, r->o, r->norm_w,
@@ -396,11 +418,11 @@ int gpu_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 	if (rc == 0 && r->then) {
 		const struct gpu_exl3_residual *t = r->then;
 
-		if (!r->swiglu || t->then || t->a != r->next[0].out)
+		if (!r->swiglu || t->then || t->att || t->a != r->next[0].out)
 			return diag_fail(d, GPU_E_INVALID,
 					 "gpu_exl3_residual: then needs a SwiGLU op "
 					 "whose result is its input, and no then "
-					 "of its own");
+					 "or att of its own");
 		rc = residual_check(g, t, n_rows, d);
 	}
 	if (rc < 0 || n_rows == 0)

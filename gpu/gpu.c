@@ -737,13 +737,15 @@ int gpu_rope_kv_store(struct gpu *g, struct gpu_buf *q, struct gpu_buf *k,
 		 d);
 }
 
-int gpu_attention(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *q,
-		  const struct gpu_kv_pool *pool, const struct gpu_kv_batch *b,
-		  size_t n_head, float scale, size_t window, struct diag *d)
+int gpu_attention_check(struct gpu *g, const struct gpu_attention_args *a,
+			struct diag *d)
 {
 	const char *op = "gpu_attention";
+	const struct gpu_buf *out = a->out, *q = a->q;
+	const struct gpu_kv_pool *pool = a->pool;
+	const struct gpu_kv_batch *b = a->b;
+	const size_t n_head = a->n_head;
 
-	TRY(check_live(g, d));
 	TRY(check_kv(g, op, pool, b, d));
 	if (n_head == 0 || n_head % pool->n_head_kv)
 		return diag_fail(d, GPU_E_INVALID,
@@ -753,6 +755,20 @@ int gpu_attention(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *q,
 	TRY(need(g, op, "q", q, F32, 0, b->n_rows, n_head, pool->head_dim, d));
 	if (out == q)
 		return diag_fail(d, GPU_E_INVALID, "%s: out aliases q", op);
+	if (!g->be->attention)
+		return diag_fail(d, GPU_E_UNSUPPORTED, "%s backend has no %s op",
+				 g->be->name, "attention");
+	return 0;
+}
+
+int gpu_attention(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *q,
+		  const struct gpu_kv_pool *pool, const struct gpu_kv_batch *b,
+		  size_t n_head, float scale, size_t window, struct diag *d)
+{
+	const struct gpu_attention_args a = { out, q, pool, b, n_head, scale, window };
+
+	TRY(check_live(g, d));
+	TRY(gpu_attention_check(g, &a, d));
 	if (b->n_rows == 0)
 		return 0;
 	DISPATCH(g, attention, out, q, pool, b, n_head, scale, window, d);

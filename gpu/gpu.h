@@ -454,6 +454,19 @@ int gpu_attention(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *q,
 		  const struct gpu_kv_pool *pool, const struct gpu_kv_batch *b,
 		  size_t n_head, float scale, size_t window, struct diag *d);
 
+/* The arguments of one gpu_attention, for an op that runs it first
+ * (gpu_exl3_residual's att).  Borrowed: nothing here is owned by the
+ * struct. */
+struct gpu_attention_args {
+	struct gpu_buf *out;
+	const struct gpu_buf *q;
+	const struct gpu_kv_pool *pool;
+	const struct gpu_kv_batch *b;
+	size_t n_head;
+	float scale;
+	size_t window;
+};
+
 /* SwiGLU: out[i] = silu(gate[i]) * up[i], silu(z) = z / (1 + exp(-z));
  * out, gate, up f32 [n] (out may equal gate or up). */
 int gpu_swiglu(struct gpu *g, struct gpu_buf *out, const struct gpu_buf *gate,
@@ -683,6 +696,12 @@ int gpu_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
  *   The result is the two calls' (CUDA, where it fuses the first, rotates
  *   the SwiGLU result for then->w in the launch that computes it: the
  *   same arithmetic, one launch fewer).
+ *   att (NULL; never on a then): first
+ *   gpu_attention of *att, whose out is a and whose batch has n_rows rows
+ *   (the layer's attention before its o_proj; CUDA, where the attention
+ *   merges split partials with heads of 128 dims, k_in = n_head * 128 and
+ *   fewer than 16 rows, rotates each head's result for w as it writes it:
+ *   the same arithmetic, one launch fewer).
  *   rope_kv (NULL, or with three next parts and no swiglu): then
  *   gpu_rope_kv_store of *rope_kv, whose q, k and v are the three next
  *   outputs (the next layer's attention inputs) and whose batch has
@@ -705,6 +724,7 @@ struct gpu_exl3_residual {
 	bool swiglu;
 	const struct gpu_exl3_residual *then; /* or NULL */
 	const struct gpu_rope_kv *rope_kv;    /* or NULL */
+	const struct gpu_attention_args *att; /* or NULL */
 };
 int gpu_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 		      size_t n_rows, struct diag *d);

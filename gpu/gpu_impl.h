@@ -206,7 +206,8 @@ struct gpu_backend {
 			   size_t k_in, size_t n_out, struct diag *d);
 	/* optional (default: the sequence gpu_exl3_residual names):
 	 * gpu_exl3_residual, arguments checked; returns 1 when it ran the
-	 * whole op (r->then and the rope_kv of each included), 0 (having
+	 * whole op (r->then, and the att and rope_kv of each, included), 0
+	 * (having
 	 * done nothing) to ask for the default (which asks again for
 	 * r->then alone) */
 	int (*exl3_residual)(struct gpu *g, const struct gpu_exl3_residual *r,
@@ -269,6 +270,11 @@ int gpu_swiglu_ffn_composed(struct gpu *g, struct gpu_buf *out,
  * backend op). */
 int gpu_rope_kv_check(struct gpu *g, const struct gpu_rope_kv *a,
 		      struct diag *d);
+
+/* gpu_attention's checks of *a (gpu/gpu.c), nothing run: 0 or the error
+ * that op would return. */
+int gpu_attention_check(struct gpu *g, const struct gpu_attention_args *a,
+			struct diag *d);
 
 /* Registry (gpu/registry.c): the backend for KIND, or NULL when not
  * compiled in.  KIND is never GPU_KIND_AUTO here. */

@@ -352,9 +352,10 @@ static int embed(struct llm_context *c, size_t n, struct diag *d)
  * the EXL3 products that follow (gate/up + SwiGLU; the next layer's
  * q/k/v with its RoPE + KV store) when those are EXL3 too; with EXL3
  * gate, up and down the down_proj's op rides along as the o_proj op's
- * `then`, so everything after the attention is one call (CUDA rotates the
- * SwiGLU result for down_proj in the launch that computes it, and rotates
- * and stores the next q/k/v in the launch that writes them). */
+ * `then`, so everything from the attention on is one call (CUDA rotates
+ * the attention's result for o_proj in its combine launch and the SwiGLU
+ * result for down_proj in the launch that computes it, and rotates and
+ * stores the next q/k/v in the launch that writes them). */
 static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 		  bool one_seq, struct diag *d)
 {
@@ -416,17 +417,19 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 			   "layer %lld rope + kv store", (long long)l);
 		}
 		qkv_done = false;
-		OP(gpu_attention(c->g, c->att, c->q, &c->kv[l], &kb, H, scale,
-				 (size_t)cf->sliding_window, d),
-		   "layer %lld attention", (long long)l);
-		/* o = att Wo; x += o; xn = rmsnorm(x) * ffn_norm — one op with
-		 * an EXL3 o_proj (and with EXL3 gate/up, those and the SwiGLU
-		 * too) */
+		/* att = attention(q, cache); o = att Wo; x += o; xn =
+		 * rmsnorm(x) * ffn_norm — one op with an EXL3 o_proj (and with
+		 * EXL3 gate/up, those and the SwiGLU too) */
 		if (ly->xo && !ly->wo) {
+			const struct gpu_attention_args at = {
+				c->att, c->q, &c->kv[l], &kb, H, scale,
+				(size_t)cf->sliding_window,
+			};
 			struct gpu_exl3_residual r = {
 				.x = c->x, .xn = c->xn, .o = c->o, .a = c->att,
 				.w = ly->xo, .k_in = H * hd, .dim = E,
 				.norm_w = ly->ffn_norm, .eps = cf->rms_eps,
+				.att = &at,
 			};
 
 			gu_done = gate_up_exl3(c, ly, nx);
@@ -443,7 +446,8 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 				down_done = true;
 			}
 			OP(gpu_exl3_residual(c->g, &r, n, d),
-			   "layer %lld o_proj + residual + post_attention_layernorm%s%s%s",
+			   "layer %lld attention + o_proj + residual + "
+			   "post_attention_layernorm%s%s%s",
 			   (long long)l, gu_done ? " + gate/up_proj + swiglu" : "",
 			   down_done ? " + down_proj + residual + next norm" : "",
 			   down_done && qkv_done ?
@@ -451,6 +455,9 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 			if (down_done)
 				continue;
 		} else {
+			OP(gpu_attention(c->g, c->att, c->q, &c->kv[l], &kb, H,
+					 scale, (size_t)cf->sliding_window, d),
+			   "layer %lld attention", (long long)l);
 			OP(llm_linear(c->g, c->o, c->att, ly->wo, ly->xo, NULL, n,
 				      H * hd, E, d),
 			   "layer %lld o_proj", (long long)l);

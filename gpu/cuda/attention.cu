@@ -72,6 +72,7 @@
 #include "gpu/cuda/cuda_common.cuh"
 #include "gpu/cuda/pdl.cuh"
 #include "gpu/cuda/rope_dev.cuh"
+#include "gpu/cuda/exl3_dev.cuh"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -718,6 +719,29 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 	}
 }
 
+/* The o_proj input of one (row, head) rh = i n_head + h (head_dim 128,
+ * one 128-block of that linear's input): sv[d] = out[d] * suh[h 128 + d]
+ * (every thread's, published by the barrier here), H128 by warp 0 and
+ * rounded to f16 at xh[i k + h 128] — xl_input_kernel's arithmetic on
+ * the same values, so the bits of the input launch it replaces. */
+__device__ __forceinline__ void attn_rot_head(const struct gpu_cuda_att_rot &rot,
+					      size_t rh, size_t n_head,
+					      const float *sv)
+{
+	__syncthreads();
+	if (threadIdx.x < 32) {
+		const unsigned lane = threadIdx.x;
+		const size_t i = rh / n_head, h = rh % n_head;
+		float v[4];
+
+#pragma unroll
+		for (int q = 0; q < 4; q++)
+			v[q] = sv[4 * lane + q];
+		xl_fwht128(v);
+		xl_store_h4((__half *)rot.xh + i * rot.k + h * 128 + 4 * lane, v);
+	}
+}
+
 /* Merge the n_split partials of (row, head) = blockIdx.x (log2 domain):
  *   M = max m_s, L = sum_s l_s 2^(m_s - M), out = sum_s o_s 2^(m_s - M) / L
  * (empty splits have m = -inf, l = 0 and drop out; their o is never
@@ -735,13 +759,14 @@ static_assert(GPU_CUDA_ATT_MAX_SPLIT <= COMB_THREADS,
 __global__ static void __launch_bounds__(COMB_THREADS)
 attn_combine_kernel(struct gpu_cuda_kv kv, float *out, const float *part_o,
 		    const float *part_ml, size_t n_head, size_t n_split,
-		    size_t window, int skip_uniform)
+		    size_t window, int skip_uniform, struct gpu_cuda_att_rot rot)
 {
 	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	const size_t rh = blockIdx.x, hd = kv.head_dim;
 	const unsigned tid = threadIdx.x;
 	__shared__ float w[GPU_CUDA_ATT_MAX_SPLIT];
 	__shared__ float sh[32];
+	__shared__ __align__(16) float sv[COMB_THREADS];
 	float m = -INFINITY, l = 0.0f, M, L, f = 0.0f;
 
 	if (skip_uniform &&
@@ -753,8 +778,13 @@ attn_combine_kernel(struct gpu_cuda_kv kv, float *out, const float *part_o,
 	}
 	M = tern_block_max(m, sh);
 	if (M == -INFINITY) { /* block-uniform: nothing valid */
-		for (size_t d = tid; d < hd; d += blockDim.x)
+		for (size_t d = tid; d < hd; d += blockDim.x) {
 			out[rh * hd + d] = 0.0f;
+			if (rot.xh) /* hd = blockDim.x */
+				sv[d] = 0.0f;
+		}
+		if (rot.xh)
+			attn_rot_head(rot, rh, n_head, sv);
 		return;
 	}
 	if (tid < n_split) {
@@ -781,7 +811,11 @@ attn_combine_kernel(struct gpu_cuda_kv kv, float *out, const float *part_o,
 					acc += v[u] * w[s0 + u];
 		}
 		out[rh * hd + d] = acc / L;
+		if (rot.xh)
+			sv[d] = (acc / L) * rot.suh[(rh % n_head) * hd + d];
 	}
+	if (rot.xh)
+		attn_rot_head(rot, rh, n_head, sv);
 }
 
 /* ---- prefill kernel ----------------------------------------------------- */
@@ -1500,7 +1534,9 @@ static int pf_launch(cudaStream_t s, const struct gpu_cuda_kv *kv, float *out,
 extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv *kv,
 					 float *out, const float *q, size_t n_head,
 					 float scale, size_t window, size_t n_split,
-					 int single_seq, float *part_o, float *part_ml)
+					 int single_seq, float *part_o, float *part_ml,
+					 const struct gpu_cuda_att_rot *rot,
+					 int *rotated)
 {
 	cudaStream_t s = (cudaStream_t)stream;
 	const size_t hd = kv->head_dim, n_rep = n_head / kv->n_head_kv;
@@ -1513,6 +1549,10 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 	int lpk = 1, C, G, skip = 0, rc;
 	size_t n_grp;
 
+	struct gpu_cuda_att_rot rt = { NULL, NULL, 0 };
+
+	if (rotated)
+		*rotated = 0;
 	if (kv->n_rows == 0)
 		return 0;
 	if (n_split <= 1) {
@@ -1520,6 +1560,11 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 		part_ml = NULL;
 		n_split = 1;
 	}
+	/* the o_proj input in the combine: only where the combine writes
+	 * every row (no prefill kernel) and a head is one 128-block */
+	if (rot && rot->xh && rot->suh && n_split > 1 && hd == 128 &&
+	    kv->n_rows < ATT_PREFILL_MIN && rot->k == n_head * 128)
+		rt = *rot;
 	/* prefill: tensor-core kernel for the uniform 64-row tiles */
 	if (kv->n_rows >= ATT_PREFILL_MIN && vec && hd <= 256) {
 		if (kv->f16)
@@ -1590,6 +1635,8 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 		(void)tern_launch(attn_combine_kernel,
 				(unsigned)(kv->n_rows * n_head), COMB_THREADS,
 				0, s, *kv, out, part_o, part_ml, n_head,
-				n_split, window, skip);
+				n_split, window, skip, rt);
+	if (rotated)
+		*rotated = rt.xh != NULL;
 	return (int)cudaGetLastError();
 }

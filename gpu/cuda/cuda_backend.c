@@ -824,16 +824,21 @@ static int cuda_rope_kv_store(struct gpu *g, struct gpu_buf *q,
 	return 0;
 }
 
-static int cuda_attention(struct gpu *g, struct gpu_buf *out,
-			  const struct gpu_buf *q, const struct gpu_kv_pool *pool,
-			  const struct gpu_kv_batch *b, size_t n_head,
-			  float scale, size_t window, struct diag *d)
+int gpu_cuda_attention_rot(struct gpu *g, struct gpu_buf *out,
+			   const struct gpu_buf *q, const struct gpu_kv_pool *pool,
+			   const struct gpu_kv_batch *b, size_t n_head,
+			   float scale, size_t window,
+			   const struct gpu_cuda_att_rot *rot, int *rotated,
+			   struct diag *d)
 {
 	struct cuda_state *st = cst(g);
 	struct gpu_cuda_kv kv;
 	size_t span = b->max_pages * pool->page_size, n_split, need;
 	float *po = NULL, *pml = NULL;
 	int rc;
+
+	if (rotated)
+		*rotated = 0;
 
 	if (b->n_rows * n_head > UINT_MAX)
 		return diag_fail(d, GPU_E_UNSUPPORTED,
@@ -856,8 +861,18 @@ static int cuda_attention(struct gpu *g, struct gpu_buf *out,
 	gpu_cuda_kv_fill(&kv, pool, b);
 	CUDA_TRY((cudaError_t)gpu_cuda_launch_attention(
 		st->stream, &kv, (float *)out->data, (const float *)q->data,
-		n_head, scale, window, n_split, b->single_seq ? 1 : 0, po, pml));
+		n_head, scale, window, n_split, b->single_seq ? 1 : 0, po, pml,
+		rot, rotated));
 	return 0;
+}
+
+static int cuda_attention(struct gpu *g, struct gpu_buf *out,
+			  const struct gpu_buf *q, const struct gpu_kv_pool *pool,
+			  const struct gpu_kv_batch *b, size_t n_head,
+			  float scale, size_t window, struct diag *d)
+{
+	return gpu_cuda_attention_rot(g, out, q, pool, b, n_head, scale, window,
+				      NULL, NULL, d);
 }
 
 static int cuda_swiglu(struct gpu *g, struct gpu_buf *out,

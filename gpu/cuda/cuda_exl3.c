@@ -624,6 +624,12 @@ int gpu_cuda_exl3_matmul_raw(struct gpu *g, float *op, const float *xp,
 static unsigned long g_tail_runs; /* gpu_cuda_exl3_tail_runs */
 static unsigned long g_rot_runs;  /* gpu_cuda_exl3_rot_runs */
 static unsigned long g_rope_runs; /* gpu_cuda_exl3_rope_runs */
+static unsigned long g_att_runs;  /* gpu_cuda_exl3_att_runs */
+
+unsigned long gpu_cuda_exl3_att_runs(void)
+{
+	return __atomic_load_n(&g_att_runs, __ATOMIC_RELAXED);
+}
 
 unsigned long gpu_cuda_exl3_rope_runs(void)
 {
@@ -1018,7 +1024,22 @@ static int xl_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 	return rc < 0 ? rc : 0;
 }
 
-/* gpu_exl3_residual, checked by the front end: xl_residual for r and,
+/* 0 when TERN_EXL3_ATT=0 keeps o_proj's input rotation out of the
+ * attention's combine launch (for measurements), else 1. */
+static int xl_att_rot_on(void)
+{
+	static int on = -1;
+
+	if (on < 0) {
+		const char *e = getenv("TERN_EXL3_ATT");
+
+		on = !(e && !strcmp(e, "0"));
+	}
+	return on;
+}
+
+/* gpu_exl3_residual, checked by the front end: r's attention (whose
+ * combine launch rotates w's input where it can), xl_residual for r and,
  * when set, r->then, whose input rotation rides in r's SwiGLU output
  * launch where xl_multi can do it.  Returns 1 when it ran (both), 0 when
  * the case is not covered (nothing ran). */
@@ -1032,8 +1053,32 @@ int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 	 * only guards the contract) */
 	if (!xl_residual_ok(r, n_rows) || (t && !xl_residual_ok(t, n_rows)))
 		return 0;
-	rc = xl_residual(g, r, n_rows, 0, t ? t->w : NULL, t ? t->k_in : 0,
-			 &rotated, d);
+	if (r->att) {
+		/* the attention; its combine writes w's rotated input where
+		 * it can (a head is one 128-block of w's input: k_in =
+		 * n_head * 128 = w's k; the workspace's xh slot 0 as
+		 * xl_residual's input launch would), unless TERN_EXL3_ATT=0 */
+		const struct gpu_attention_args *a = r->att;
+		const struct cuda_exl3 *q = r->w->priv;
+		struct gpu_cuda_att_rot rot = { q->ws->xh, q->suh, r->w->k };
+		const int use = xl_att_rot_on() && a->pool->head_dim == 128 &&
+				r->k_in == a->n_head * 128 && r->w->k == r->k_in &&
+				GPU_CUDA_EXL3_ROWS * r->w->k * 2 <= q->ws->xh_bytes;
+		int att_rot = 0;
+
+		rc = gpu_cuda_attention_rot(g, a->out, a->q, a->pool, a->b,
+					    a->n_head, a->scale, a->window,
+					    use ? &rot : NULL, &att_rot, d);
+		if (rc < 0)
+			return rc;
+		if (att_rot)
+			__atomic_add_fetch(&g_att_runs, 1, __ATOMIC_RELAXED);
+		rc = xl_residual(g, r, n_rows, att_rot, t ? t->w : NULL,
+				 t ? t->k_in : 0, &rotated, d);
+	} else {
+		rc = xl_residual(g, r, n_rows, 0, t ? t->w : NULL,
+				 t ? t->k_in : 0, &rotated, d);
+	}
 	if (rc == 0 && t)
 		rc = xl_residual(g, t, n_rows, rotated, NULL, 0, NULL, d);
 	return rc < 0 ? rc : 1;

@@ -259,6 +259,24 @@ unsigned long gpu_cuda_exl3_rot_runs(void);
  * rotated q and k and stored k and v (gpu_exl3_residual's rope_kv). */
 unsigned long gpu_cuda_exl3_rope_runs(void);
 
+/* How many attention launches also wrote an EXL3 o_proj's rotated input
+ * (gpu_exl3_residual's att); for the tests, process-wide. */
+unsigned long gpu_cuda_exl3_att_runs(void);
+
+/* gpu_attention (cuda_backend.c) with rot as gpu_cuda_launch_attention's
+ * (*rotated: whether the launch wrote it; 0 when rot is NULL). */
+struct gpu;
+struct gpu_buf;
+struct gpu_kv_pool;
+struct gpu_kv_batch;
+struct diag;
+int gpu_cuda_attention_rot(struct gpu *g, struct gpu_buf *out,
+			   const struct gpu_buf *q, const struct gpu_kv_pool *pool,
+			   const struct gpu_kv_batch *b, size_t n_head,
+			   float scale, size_t window,
+			   const struct gpu_cuda_att_rot *rot, int *rotated,
+			   struct diag *d);
+
 /* The launch view of a pool and a batch (cuda_backend.c). */
 struct gpu_kv_pool;
 struct gpu_kv_batch;

@@ -90,19 +90,6 @@ static inline unsigned div_up(size_t a, size_t b)
 	return (unsigned)((a + b - 1) / b);
 }
 
-/* v[0..3] rounded to f16 (RNE) and stored at dst (8-byte aligned): the
- * rotated activations' one rounding. */
-__device__ __forceinline__ void xl_store_h4(__half *dst, const float v[4])
-{
-	__half2 h01 = __floats2half2_rn(v[0], v[1]);
-	__half2 h23 = __floats2half2_rn(v[2], v[3]);
-	uint2 u;
-
-	u.x = *reinterpret_cast<uint32_t *>(&h01);
-	u.y = *reinterpret_cast<uint32_t *>(&h23);
-	*reinterpret_cast<uint2 *>(dst) = u;
-}
-
 /* ---- 1. input ------------------------------------------------------------ */
 
 /* The parts of one input launch (gpu_exl3_matmul_multi: one x, each part

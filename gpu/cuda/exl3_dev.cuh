@@ -43,6 +43,19 @@ __device__ __forceinline__ void xl_fwht128(float v[4])
 }
 
 
+/* v[0..3] rounded to f16 (RNE) and stored at dst (8-byte aligned): the
+ * rotated activations' one rounding. */
+__device__ __forceinline__ void xl_store_h4(__half *dst, const float v[4])
+{
+	__half2 h01 = __floats2half2_rn(v[0], v[1]);
+	__half2 h23 = __floats2half2_rn(v[2], v[3]);
+	uint2 u;
+
+	u.x = *reinterpret_cast<uint32_t *>(&h01);
+	u.y = *reinterpret_cast<uint32_t *>(&h23);
+	*reinterpret_cast<uint2 *>(dst) = u;
+}
+
 /* Codebook (§2) of two 16-bit states -> half2 (s0 in .x), bit-exact. */
 template <int CB>
 __device__ __forceinline__ uint32_t xl_cb2(uint32_t s0, uint32_t s1)

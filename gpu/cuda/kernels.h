@@ -238,10 +238,21 @@ size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head_kv, size_t span,
  * the caller promises every row is of one sequence (gpu_kv_batch), so
  * when the prefill kernel runs it takes every row and the decode kernel is
  * not launched. */
+/* rot (or NULL): an EXL3 o_proj's input transform, xh f16 [n_rows, k]
+ * = H128 per 128-block of (out * suh) (xh of the linear's workspace, k =
+ * n_head * 128), which the combine launch writes beside out when it runs
+ * and covers every row (split-K, fewer than 16 rows, head_dim 128);
+ * *rotated (may be NULL) says whether it did. */
+struct gpu_cuda_att_rot {
+	void *xh;
+	const float *suh;
+	size_t k;
+};
 int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv *kv,
 			      float *out, const float *q, size_t n_head,
 			      float scale, size_t window, size_t n_split,
-			      int single_seq, float *part_o, float *part_ml);
+			      int single_seq, float *part_o, float *part_ml,
+			      const struct gpu_cuda_att_rot *rot, int *rotated);
 
 #ifdef __cplusplus
 }

@@ -13,4 +13,5 @@ gpu_libgpu_a_SOURCES += $(CUDA_SRCS)
 # nvcc's host stubs use the C++ runtime (guarded statics, EH personality)
 GPU_LIBS += -lstdc++
 gpu/cuda/probe.o gpu/cuda/ops.o gpu/cuda/gemv.o gpu/cuda/attention.o: $(CUDA_KHDRS)
+gpu/cuda/attention.o: $(top_srcdir)/gpu/cuda/exl3_dev.cuh $(top_srcdir)/gpu/exl3_cb.h
 endif

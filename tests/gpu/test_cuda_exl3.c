@@ -79,6 +79,7 @@ static int gpu_cuda_exl3_tail_ok(void) { return 0; }
 static unsigned long gpu_cuda_exl3_tail_runs(void) { return 0; }
 static unsigned long gpu_cuda_exl3_rot_runs(void) { return 0; }
 static unsigned long gpu_cuda_exl3_rope_runs(void) { return 0; }
+static unsigned long gpu_cuda_exl3_att_runs(void) { return 0; }
 static void gpu_cuda_exl3_set_group_splits(int off) { (void)off; }
 #endif
 
@@ -1401,16 +1402,21 @@ static bool same_bits(struct gpu_buf *a, struct gpu_buf *b, size_t n, size_t esz
  * and both pools: the same arithmetic), against the CPU (the sequence)
  * within 1e-3 relative L2.  Refused, changing nothing: rope_kv without
  * the three parts, with q not the first part's output, with a batch of
- * other rows. */
+ * other rows.  Then, in every case, the attention over those caches and
+ * an o_proj-like 512 x 1024 op taking it as its att (CUDA rotates each
+ * head for o_proj in the attention's combine launch below 16 rows):
+ * against gpu_attention followed by the op without att bit for bit
+ * (x, xn, o and the attention's output), against the CPU within 1e-3. */
 START_TEST(test_residual_rope)
 {
 	static const struct {
 		size_t k, n;
 		int bits, cb, bias;
-	} ws[4] = { { 1024, 1024, 4, 2, 0 },   /* down */
+	} ws[5] = { { 1024, 1024, 4, 2, 0 },   /* down */
 		    { 1024, 512, 4, 2, 0 },    /* q */
 		    { 1024, 256, 3, 0, 1 },    /* k */
-		    { 1024, 256, 5, 1, 0 } };  /* v */
+		    { 1024, 256, 5, 1, 0 },    /* v */
+		    { 512, 1024, 4, 2, 1 } };  /* o */
 	static const struct {
 		enum gpu_dtype pool;
 		int norm;
@@ -1421,8 +1427,8 @@ START_TEST(test_residual_rope)
 	const size_t dim = 1000, H = 4, Hk = 2, hd = 128, ps = 16, mp = 4;
 	const size_t n_seq = 3, n_pages = n_seq * mp, pool_n = n_pages * ps * Hk * hd;
 	struct gpu_pair p;
-	struct wdesc wd[4];
-	struct gpu_exl3_weight *w[2][4];
+	struct wdesc wd[5];
+	struct gpu_exl3_weight *w[2][5];
 	struct gpu_buf *nw[2];
 	float invf[64], qn[128], kn[128];
 	int32_t pt[3 * 4];
@@ -1439,7 +1445,7 @@ START_TEST(test_residual_rope)
 		tail = gpu_cuda_exl3_tail_ok() && !(e && !strcmp(e, "0")) &&
 		       !(k && !strcmp(k, "2")) && !(f && !strcmp(f, "0"));
 	}
-	for (j = 0; j < 4; j++) {
+	for (j = 0; j < 5; j++) {
 		wdesc_random(&wd[j], ws[j].k, ws[j].n, ws[j].bits, ws[j].cb,
 			     ws[j].bias);
 		for (v = 0; v < 2; v++)
@@ -1609,6 +1615,61 @@ START_TEST(test_residual_rope)
 			free(x1);
 			free(x2);
 		}
+		/* then the attention over those caches and an o_proj-like op
+		 * (4 heads of 128 -> 1024, dim 1000) with it as its att */
+		{
+			struct gpu_buf *ab[3];
+			struct gpu_attention_args aa[3];
+			struct gpu_exl3_residual ro[3];
+			const unsigned long att0 = gpu_cuda_exl3_att_runs();
+			const bool afused = tail && n < 16;
+			static const char *const an[4] = { "x", "xn", "o", "att" };
+
+			for (v = 0; v < 3; v++) {
+				ab[v] = mkbuf(v ? p.cuda : p.cpu, n * H * hd, NULL);
+				aa[v] = (struct gpu_attention_args){
+					ab[v], b[v][4], &pool[v], &kb[v], H,
+					1.0f / sqrtf((float)hd), 0,
+				};
+				memset(&ro[v], 0, sizeof ro[v]);
+				ro[v].x = b[v][0];
+				ro[v].xn = b[v][1];
+				ro[v].o = b[v][2];
+				ro[v].a = ab[v];
+				ro[v].w = w[v ? 1 : 0][4];
+				ro[v].k_in = H * hd;
+				ro[v].dim = dim;
+				ro[v].norm_w = nw[v ? 1 : 0];
+				ro[v].eps = 1e-5f;
+				ro[v].att = v < 2 ? &aa[v] : NULL;
+			}
+			ck_assert_int_eq(gpu_attention(p.cuda, ab[2], b[2][4], &pool[2],
+						       &kb[2], H, aa[2].scale, 0, &d), 0);
+			for (v = 0; v < 3; v++)
+				ck_assert_msg(gpu_exl3_residual(v ? p.cuda : p.cpu, &ro[v],
+								n, &d) == 0,
+					      "exl3_residual att case %zu (%d): %s", ci, v,
+					      diag_message(&d, "?"));
+			ck_assert_int_eq(gpu_sync(p.cuda, &d), 0);
+			ck_assert_msg(gpu_cuda_exl3_att_runs() == att0 + afused,
+				      "exl3_residual att case %zu: fused %lu times "
+				      "(want %d)", ci, gpu_cuda_exl3_att_runs() - att0,
+				      (int)afused);
+			for (j = 0; j < 4; j++) {
+				struct gpu_buf *x1 = j < 3 ? b[1][j] : ab[1];
+				struct gpu_buf *x2 = j < 3 ? b[2][j] : ab[2];
+				struct gpu_buf *x0c = j < 3 ? b[0][j] : ab[0];
+				const size_t m = j < 3 ? n * dim : n * H * hd;
+
+				ck_assert_msg(same_bits(x1, x2, m, 4),
+					      "exl3_residual att case %zu: %s differs "
+					      "from the separate ops (seed %llu)", ci,
+					      an[j], (unsigned long long)test_seed);
+				expect_rel(an[j], x1, x0c, m, 1e-3, n, (int)ci);
+			}
+			for (v = 0; v < 3; v++)
+				gpu_buf_free(ab[v]);
+		}
 		for (v = 0; v < 3; v++)
 			for (j = 0; j < 16; j++)
 				gpu_buf_free(b[v][j]);
@@ -1617,10 +1678,10 @@ START_TEST(test_residual_rope)
 	}
 	for (v = 0; v < 2; v++) {
 		gpu_buf_free(nw[v]);
-		for (j = 0; j < 4; j++)
+		for (j = 0; j < 5; j++)
 			gpu_exl3_weight_free(w[v][j]);
 	}
-	for (j = 0; j < 4; j++)
+	for (j = 0; j < 5; j++)
 		wdesc_free(&wd[j]);
 	gpu_pair_close(&p);
 }
