@@ -1401,13 +1401,31 @@ static int att_pipe(void)
 	return v;
 }
 
+/* The decode grid's target block count: 512, or TERN_ATT_TARGET (for
+ * measurements).  Measured on an H200 (llama3-8b@exl3:4.0, 2026-11-28):
+ * 264 (one wave of two blocks an SM) against 512 at batch 1, ctx 2048
+ * 3.50 / 3.59 ms, 4096 3.66 / 3.83, 8192 4.20 / 4.31 (fewer, longer
+ * splits), but batch 8 at ctx 4096 9.50 / 7.46 ms (5 splits: a second
+ * wave) — a rule aware of waves is the next step, not yet measured. */
+static size_t att_target(void)
+{
+	static long v = -2;
+
+	if (v == -2) {
+		const char *e = getenv("TERN_ATT_TARGET");
+
+		v = e && *e ? strtol(e, NULL, 10) : -1;
+	}
+	return v > 0 ? (size_t)v : 512;
+}
+
 extern "C" size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head_kv,
 					    size_t span, size_t head_dim, int f16)
 {
 	/* blocks = n_rows * n_head_kv * n_split: about 4 per SM on 132 SMs
 	 * (at least 2 per SM for batch 1 of 8 KV heads from 512 positions
 	 * on); a split needs at least one round of positions (att_align) */
-	const size_t target = 512, items = n_rows * n_head_kv;
+	const size_t target = att_target(), items = n_rows * n_head_kv;
 	const size_t al = att_align(head_dim, f16);
 	size_t n_split = 1, units = (span + al - 1) / al;
 
