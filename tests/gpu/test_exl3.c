@@ -928,6 +928,207 @@ START_TEST(test_moe_experts)
 }
 END_TEST
 
+/* A CPU f32 (or i32) buffer of n elements holding v (or zeros). */
+static struct gpu_buf *cbuf(struct gpu *g, enum gpu_dtype t, size_t n,
+			    const void *v)
+{
+	struct gpu_buf *b = NULL;
+
+	ck_assert_int_eq(gpu_buf_new(g, t, n, &b, NULL), 0);
+	if (v)
+		ck_assert_int_eq(gpu_buf_write(b, 0, v, n, NULL), 0);
+	else
+		ck_assert_int_eq(gpu_buf_zero(b, NULL), 0);
+	return b;
+}
+
+/* Whether buffers a and b (n elements of 4 bytes) hold the same bits. */
+static bool cbits_equal(struct gpu_buf *a, struct gpu_buf *b, size_t n)
+{
+	uint32_t *x = malloc(n * 4), *y = malloc(n * 4);
+	bool same;
+
+	ck_assert(x && y);
+	ck_assert_int_eq(gpu_buf_read(a, 0, x, n, NULL), 0);
+	ck_assert_int_eq(gpu_buf_read(b, 0, y, n, NULL), 0);
+	same = !memcmp(x, y, n * 4);
+	free(x);
+	free(y);
+	return same;
+}
+
+/* gpu_exl3_residual with att and rope_kv on the CPU backend (what CI
+ * runs of the front end; the CUDA suite compares the fused paths): an
+ * o_proj-like op (4 heads of 128 -> dim 256) whose att is the attention
+ * over a paged f32 cache and whose next parts are q/k/v (256 -> 512 /
+ * 256 / 256) with their RoPE + KV store, for 3 rows of 2 sequences; the
+ * result equals gpu_attention, gpu_exl3_matmul, gpu_add_rmsnorm,
+ * gpu_exl3_matmul_multi and gpu_rope_kv_store called in that order, bit
+ * for bit (q is the attention's input and the q part's output, as in the
+ * forward pass).  Refused before anything runs (x and the cache
+ * unchanged): att whose out is not a, rope_kv without three next parts or
+ * with another batch size. */
+START_TEST(test_residual_att_rope)
+{
+	enum { N = 3, H = 4, HK = 2, HD = 128, DIM = 256, PS = 16, MP = 2, NS = 2 };
+	const size_t npg = NS * MP, pool_n = npg * PS * HK * HD;
+	struct gpu *g = open_cpu(2);
+	struct moe_lin lo, lq, lk, lv;
+	struct gpu_buf *b[2][16];
+	float *x0 = malloc(N * DIM * 4), *q0 = malloc(N * H * HD * 4);
+	float *kp = malloc(pool_n * 4), *vp = malloc(pool_n * 4), nwv[DIM], invf[64];
+	const int32_t seq[N] = { 0, 1, 0 }, pos[N] = { 20, 9, 21 }, pt[NS * MP] = { 2, 0, 3, 1 };
+	struct gpu_exl3_part parts[2][3];
+	struct gpu_kv_pool pool[2];
+	struct gpu_kv_batch kb[2];
+	struct gpu_rope rp = { .n_rot = HD, .attn_factor = 1.0f };
+	struct gpu_rope_kv rk[2];
+	struct gpu_attention_args aa[2];
+	struct gpu_exl3_residual r;
+	struct diag d;
+	size_t i;
+	int v, j;
+
+	ck_assert(x0 && q0 && kp && vp);
+	moe_lin_make(g, &lo, H * HD, DIM, 4, 2);
+	moe_lin_make(g, &lq, DIM, H * HD, 3, 0);
+	moe_lin_make(g, &lk, DIM, HK * HD, 4, 1);
+	moe_lin_make(g, &lv, DIM, HK * HD, 5, 2);
+	for (i = 0; i < N * DIM; i++)
+		x0[i] = frand() * 2.0f;
+	for (i = 0; i < N * H * HD; i++)
+		q0[i] = frand();
+	for (i = 0; i < pool_n; i++) {
+		kp[i] = frand();
+		vp[i] = frand();
+	}
+	for (i = 0; i < DIM; i++)
+		nwv[i] = 1.0f + 0.25f * frand();
+	for (i = 0; i < 64; i++)
+		invf[i] = powf(10000.0f, -(float)(2 * i) / 128.0f);
+	/* [0] the op, [1] the sequence; buffers x, xn, o, att, q, k, v, K
+	 * pool, V pool, row seq, row pos, page table, rope pos, inv_freq,
+	 * norm */
+	for (v = 0; v < 2; v++) {
+		b[v][0] = cbuf(g, GPU_DTYPE_F32, N * DIM, x0);
+		b[v][1] = cbuf(g, GPU_DTYPE_F32, N * DIM, NULL);
+		b[v][2] = cbuf(g, GPU_DTYPE_F32, N * DIM, NULL);
+		b[v][3] = cbuf(g, GPU_DTYPE_F32, N * H * HD, NULL);
+		b[v][4] = cbuf(g, GPU_DTYPE_F32, N * H * HD, q0);
+		b[v][5] = cbuf(g, GPU_DTYPE_F32, N * HK * HD, NULL);
+		b[v][6] = cbuf(g, GPU_DTYPE_F32, N * HK * HD, NULL);
+		b[v][7] = cbuf(g, GPU_DTYPE_F32, pool_n, kp);
+		b[v][8] = cbuf(g, GPU_DTYPE_F32, pool_n, vp);
+		b[v][9] = cbuf(g, GPU_DTYPE_I32, N, seq);
+		b[v][10] = cbuf(g, GPU_DTYPE_I32, N, pos);
+		b[v][11] = cbuf(g, GPU_DTYPE_I32, NS * MP, pt);
+		b[v][12] = cbuf(g, GPU_DTYPE_I32, N, pos);
+		b[v][13] = cbuf(g, GPU_DTYPE_F32, 64, invf);
+		b[v][14] = cbuf(g, GPU_DTYPE_F32, DIM, nwv);
+		b[v][15] = NULL;
+		pool[v] = (struct gpu_kv_pool){ b[v][7], b[v][8], npg, PS, HK, HD };
+		kb[v] = (struct gpu_kv_batch){ N, b[v][9], b[v][10], b[v][11], NS, MP,
+					       false };
+		parts[v][0] = (struct gpu_exl3_part){ b[v][4], lq.w, H * HD };
+		parts[v][1] = (struct gpu_exl3_part){ b[v][5], lk.w, HK * HD };
+		parts[v][2] = (struct gpu_exl3_part){ b[v][6], lv.w, HK * HD };
+		rk[v] = (struct gpu_rope_kv){ b[v][4], b[v][5], b[v][6], H, b[v][12],
+					      b[v][13], &rp, &pool[v], &kb[v] };
+		aa[v] = (struct gpu_attention_args){ b[v][3], b[v][4], &pool[v], &kb[v],
+						     H, 1.0f / sqrtf((float)HD), 0 };
+	}
+	memset(&r, 0, sizeof r);
+	r.x = b[0][0];
+	r.xn = b[0][1];
+	r.o = b[0][2];
+	r.a = b[0][3];
+	r.w = lo.w;
+	r.k_in = H * HD;
+	r.dim = DIM;
+	r.norm_w = b[0][14];
+	r.eps = 1e-5f;
+	r.next = parts[0];
+	r.n_next = 3;
+	r.att = &aa[0];
+	r.rope_kv = &rk[0];
+	/* refusals first: nothing may change */
+	{
+		struct gpu_exl3_residual bad = r;
+		struct gpu_attention_args ba = aa[0];
+		struct gpu_rope_kv br = rk[0];
+		struct gpu_kv_batch bk = kb[0];
+
+		ba.out = b[0][2]; /* not a */
+		bad.att = &ba;
+		ck_assert_int_eq(gpu_exl3_residual(g, &bad, N, &d), GPU_E_INVALID);
+		bad = r;
+		bad.next = NULL;
+		bad.n_next = 0;
+		ck_assert_int_eq(gpu_exl3_residual(g, &bad, N, &d), GPU_E_INVALID);
+		bk.n_rows = N - 1;
+		br.b = &bk;
+		bad = r;
+		bad.rope_kv = &br;
+		ck_assert_int_eq(gpu_exl3_residual(g, &bad, N, &d), GPU_E_INVALID);
+		ck_assert(cbits_equal(b[0][0], b[1][0], N * DIM));
+		ck_assert(cbits_equal(b[0][7], b[1][7], pool_n));
+	}
+	ck_assert_msg(gpu_exl3_residual(g, &r, N, &d) == 0, "%s", d.msg);
+	/* the sequence */
+	ck_assert_int_eq(gpu_attention(g, b[1][3], b[1][4], &pool[1], &kb[1], H,
+				       aa[1].scale, 0, &d), 0);
+	ck_assert_int_eq(gpu_exl3_matmul(g, b[1][2], b[1][3], lo.w, N, H * HD, DIM,
+					 &d), 0);
+	ck_assert_int_eq(gpu_add_rmsnorm(g, b[1][0], b[1][1], b[1][2], b[1][14], N,
+					 DIM, 1e-5f, &d), 0);
+	ck_assert_int_eq(gpu_exl3_matmul_multi(g, b[1][1], N, DIM, parts[1], 3, &d),
+			 0);
+	ck_assert_int_eq(gpu_rope_kv_store(g, b[1][4], b[1][5], b[1][6], H, b[1][12],
+					   b[1][13], &rp, &pool[1], &kb[1], &d), 0);
+	{
+		static const char *const nm[9] = { "x", "xn", "o", "att", "q", "k",
+						   "v", "K pool", "V pool" };
+		const size_t cnt[9] = { N * DIM, N * DIM, N * DIM, N * H * HD,
+					N * H * HD, N * HK * HD, N * HK * HD, pool_n,
+					pool_n };
+
+		for (j = 0; j < 9; j++)
+			ck_assert_msg(cbits_equal(b[0][j], b[1][j], cnt[j]),
+				      "residual with att and rope_kv: %s differs "
+				      "from the sequence of ops", nm[j]);
+	}
+	{
+		/* and the op did something: q replaced, the rows' slots of
+		 * the K pool written */
+		float *qq = malloc(N * H * HD * 4), *kk = malloc(pool_n * 4);
+
+		ck_assert(qq && kk);
+		ck_assert_int_eq(gpu_buf_read(b[0][4], 0, qq, N * H * HD, NULL), 0);
+		ck_assert_int_eq(gpu_buf_read(b[0][7], 0, kk, pool_n, NULL), 0);
+		ck_assert(memcmp(qq, q0, N * H * HD * 4) != 0);
+		ck_assert(memcmp(kk, kp, pool_n * 4) != 0);
+		free(qq);
+		free(kk);
+	}
+	for (v = 0; v < 2; v++)
+		for (j = 0; j < 15; j++)
+			gpu_buf_free(b[v][j]);
+	gpu_exl3_weight_free(lo.w);
+	gpu_exl3_weight_free(lq.w);
+	gpu_exl3_weight_free(lk.w);
+	gpu_exl3_weight_free(lv.w);
+	free(lo.W);
+	free(lq.W);
+	free(lk.W);
+	free(lv.W);
+	free(x0);
+	free(q0);
+	free(kp);
+	free(vp);
+	gpu_close(g);
+}
+END_TEST
+
 Suite *exl3_suite(void)
 {
 	Suite *s = suite_create("exl3");
@@ -942,6 +1143,7 @@ Suite *exl3_suite(void)
 	tcase_add_test(tc, test_linear_large);
 	tcase_add_test(tc, test_validation);
 	tcase_add_test(tc, test_moe_experts);
+	tcase_add_test(tc, test_residual_att_rope);
 	suite_add_tcase(s, tc);
 	return s;
 }
