@@ -974,6 +974,33 @@ static void norm_bf16(struct gpu_pair *p, size_t dim, struct gpu_buf *nw[2])
 	free(h);
 }
 
+/* Whether CUDA's fused residual tail runs here (thread-block clusters,
+ * TERN_EXL3_TAIL and TERN_EXL3_KERNEL at their defaults) and knob (NULL,
+ * or the environment switch of the fused path under test) is not "0". */
+static int tail_on(const char *knob)
+{
+	const char *e = getenv("TERN_EXL3_TAIL"), *k = getenv("TERN_EXL3_KERNEL");
+	const char *f = knob ? getenv(knob) : NULL;
+
+	return gpu_cuda_exl3_tail_ok() && !(e && !strcmp(e, "0")) &&
+	       !(k && !strcmp(k, "2")) && !(f && !strcmp(f, "0"));
+}
+
+/* *wd a random k x n weight (bits, codebook cb, a bias or not) and w[0]
+ * (CPU), w[1] (CUDA) made from it. */
+static void weight_pair(struct gpu_pair *p, struct wdesc *wd,
+			struct gpu_exl3_weight *w[2], size_t k, size_t n,
+			int bits, int cb, int bias)
+{
+	struct diag d;
+
+	wdesc_random(wd, k, n, bits, cb, bias);
+	for (int v = 0; v < 2; v++)
+		ck_assert_msg(gpu_exl3_weight_new(v ? p->cuda : p->cpu, &wd->desc,
+						  &w[v], &d) == 0,
+			      "gpu_exl3_weight_new: %s", diag_message(&d, "?"));
+}
+
 /* gpu_exl3_residual: o_proj-like 1024 x 1024 weight (4 bits, MUL1, bias)
  * with dim 1000 (< n) and k_in 1000, a bf16 norm, then nothing (mode 0),
  * three q/k/v-like parts (mode 1) or gate/up + SwiGLU (mode 2), at 1, 5,
@@ -1003,26 +1030,25 @@ START_TEST(test_residual)
 
 	if (!gpu_pair_open(&p, 0))
 		return;
+	tail = tail_on(NULL);
+	if (!tail)
+		printf("note: exl3_residual: fused tail not available here "
+		       "(checking the sequence only)\n");
 	{
-		const char *e = getenv("TERN_EXL3_TAIL"), *k = getenv("TERN_EXL3_KERNEL");
+		struct gpu_exl3_weight *wp[2];
 
-		tail = gpu_cuda_exl3_tail_ok() && !(e && !strcmp(e, "0")) &&
-		       !(k && !strcmp(k, "2"));
-		if (!tail)
-			printf("note: exl3_residual: fused tail not available here "
-			       "(checking the sequence only)\n");
-	}
-	wdesc_random(&ww, kw, kw, 4, 2, 1);
-	ck_assert_int_eq(gpu_exl3_weight_new(p.cpu, &ww.desc, &wc, &d), 0);
-	ck_assert_int_eq(gpu_exl3_weight_new(p.cuda, &ww.desc, &wg, &d), 0);
-	for (j = 0; j < 5; j++) {
-		const int q = j < 3;
-		const size_t n = q ? nq[j].n : ng[j - 3].n;
+		weight_pair(&p, &ww, wp, kw, kw, 4, 2, 1);
+		wc = wp[0];
+		wg = wp[1];
+		for (j = 0; j < 5; j++) {
+			const int q = j < 3;
+			const size_t n = q ? nq[j].n : ng[j - 3].n;
 
-		wdesc_random(&wn[j], kw, n, q ? nq[j].bits : ng[j - 3].bits,
-			     q ? nq[j].cb : ng[j - 3].cb, q ? nq[j].bias : 0);
-		ck_assert_int_eq(gpu_exl3_weight_new(p.cpu, &wn[j].desc, &nc[j], &d), 0);
-		ck_assert_int_eq(gpu_exl3_weight_new(p.cuda, &wn[j].desc, &ng_[j], &d), 0);
+			weight_pair(&p, &wn[j], wp, kw, n, q ? nq[j].bits : ng[j - 3].bits,
+				    q ? nq[j].cb : ng[j - 3].cb, q ? nq[j].bias : 0);
+			nc[j] = wp[0];
+			ng_[j] = wp[1];
+		}
 	}
 	norm_bf16(&p, dim, nwb);
 	nwc = nwb[0];
@@ -1210,19 +1236,14 @@ START_TEST(test_residual_then)
 
 	if (!gpu_pair_open(&p, 0))
 		return;
-	{
-		const char *e = getenv("TERN_EXL3_TAIL"), *k = getenv("TERN_EXL3_KERNEL");
-		const char *f = getenv("TERN_FUSE_SWIGLU");
-
-		tail = gpu_cuda_exl3_tail_ok() && !(e && !strcmp(e, "0")) &&
-		       !(k && !strcmp(k, "2")) && !(f && !strcmp(f, "0"));
-	}
+	tail = tail_on("TERN_FUSE_SWIGLU");
 	for (j = 0; j < 7; j++) {
-		wdesc_random(&wd[j], ws[j].k, ws[j].n, ws[j].bits, ws[j].cb,
-			     ws[j].bias);
-		for (v = 0; v < 2; v++)
-			ck_assert_int_eq(gpu_exl3_weight_new(v ? p.cuda : p.cpu,
-							     &wd[j].desc, &w[v][j], &d), 0);
+		struct gpu_exl3_weight *wj[2];
+
+		weight_pair(&p, &wd[j], wj, ws[j].k, ws[j].n, ws[j].bits, ws[j].cb,
+			    ws[j].bias);
+		w[0][j] = wj[0];
+		w[1][j] = wj[1];
 	}
 	norm_bf16(&p, dim, nw);
 	for (pq = 0; pq < 2; pq++)
@@ -1434,23 +1455,19 @@ START_TEST(test_residual_rope)
 	int32_t pt[3 * 4];
 	struct diag d;
 	size_t ci, i;
-	int j, v, tail;
+	int j, v, tail, att_on;
 
 	if (!gpu_pair_open(&p, 0))
 		return;
-	{
-		const char *e = getenv("TERN_EXL3_TAIL"), *k = getenv("TERN_EXL3_KERNEL");
-		const char *f = getenv("TERN_EXL3_ROPE");
-
-		tail = gpu_cuda_exl3_tail_ok() && !(e && !strcmp(e, "0")) &&
-		       !(k && !strcmp(k, "2")) && !(f && !strcmp(f, "0"));
-	}
+	tail = tail_on("TERN_EXL3_ROPE");
+	att_on = tail_on("TERN_EXL3_ATT");
 	for (j = 0; j < 5; j++) {
-		wdesc_random(&wd[j], ws[j].k, ws[j].n, ws[j].bits, ws[j].cb,
-			     ws[j].bias);
-		for (v = 0; v < 2; v++)
-			ck_assert_int_eq(gpu_exl3_weight_new(v ? p.cuda : p.cpu,
-							     &wd[j].desc, &w[v][j], &d), 0);
+		struct gpu_exl3_weight *wj[2];
+
+		weight_pair(&p, &wd[j], wj, ws[j].k, ws[j].n, ws[j].bits, ws[j].cb,
+			    ws[j].bias);
+		w[0][j] = wj[0];
+		w[1][j] = wj[1];
 	}
 	norm_bf16(&p, dim, nw);
 	for (i = 0; i < 64; i++)
@@ -1622,7 +1639,7 @@ START_TEST(test_residual_rope)
 			struct gpu_attention_args aa[3];
 			struct gpu_exl3_residual ro[3];
 			const unsigned long att0 = gpu_cuda_exl3_att_runs();
-			const bool afused = tail && n < 16;
+			const bool afused = att_on && n < 16;
 			static const char *const an[4] = { "x", "xn", "o", "att" };
 
 			for (v = 0; v < 3; v++) {
