@@ -42,9 +42,9 @@
  * runs on every row inside the recorded part (the logits step gathers
  * already normed rows).  EXL3 layers use gpu_exl3_matmul_multi for q/k/v
  * and gpu_exl3_swiglu for gate/up (one input and one output launch each
- * at decode), or gpu_exl3_residual for everything from o_proj to the next
- * layer's RoPE + KV store (see layers()); weights of mixed kinds go
- * through llm_linear one by one.
+ * at decode), or gpu_exl3_residual for everything from the attention to
+ * the next layer's RoPE + KV store (see layers()); weights of mixed kinds
+ * go through llm_linear one by one.
  *
  * Everything runs in f32 on the activations; weights are converted inside
  * matmul (cuBLAS paths round the activations to the weights' half type
