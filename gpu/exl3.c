@@ -324,11 +324,13 @@ static int residual_check(struct gpu *g, const struct gpu_exl3_residual *r,
 	if (r->att) {
 		const struct gpu_attention_args *a = r->att;
 
-		if (a->out != r->a || !a->b || a->b->n_rows != n_rows)
+		if (a->out != r->a || !a->b || a->b->n_rows != n_rows || !a->pool ||
+		    a->n_head * a->pool->head_dim != r->k_in)
 			return diag_fail(d, GPU_E_INVALID,
 					 "gpu_exl3_residual: att needs the op's input a "
-					 "as its out and a batch of the op's %zu rows",
-					 n_rows);
+					 "as its out, a batch of the op's %zu rows and "
+					 "heads x head_dim = k_in (%zu)", n_rows,
+					 r->k_in);
 		rc = gpu_attention_check(g, a, d);
 		if (rc < 0)
 			return rc;
@@ -338,11 +340,15 @@ static int residual_check(struct gpu *g, const struct gpu_exl3_residual *r,
 
 		if (r->n_next != 3 || r->swiglu || a->q != r->next[0].out ||
 		    a->k != r->next[1].out || a->v != r->next[2].out || !a->b ||
-		    a->b->n_rows != n_rows)
+		    a->b->n_rows != n_rows || !a->pool ||
+		    r->next[0].n_out != a->n_head * a->pool->head_dim ||
+		    r->next[1].n_out != a->pool->n_head_kv * a->pool->head_dim ||
+		    r->next[2].n_out != a->pool->n_head_kv * a->pool->head_dim)
 			return diag_fail(d, GPU_E_INVALID,
 					 "gpu_exl3_residual: rope_kv needs the three "
-					 "next outputs as its q, k and v and a batch "
-					 "of the op's %zu rows", n_rows);
+					 "next outputs as its q, k and v (heads x "
+					 "head_dim columns each) and a batch of the "
+					 "op's %zu rows", n_rows);
 		rc = gpu_rope_kv_check(g, a, d);
 		if (rc < 0)
 			return rc;

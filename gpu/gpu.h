@@ -710,7 +710,7 @@ int gpu_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
  *   rotates and stores in that launch: the same arithmetic, one launch
  *   fewer).  A row the store rejects at run time (gpu_rope_kv_store's
  *   bad rows, CPU) fails the op after the products ran.
- * Errors as the ops named; GPU_E_INVALID for a bad `then` or rope_kv
+ * Errors as the ops named; GPU_E_INVALID for a bad `then`, att or rope_kv
  * (checked, as everything, before anything runs). */
 struct gpu_exl3_residual {
 	struct gpu_buf *x, *xn, *o;

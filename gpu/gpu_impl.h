@@ -207,9 +207,8 @@ struct gpu_backend {
 	/* optional (default: the sequence gpu_exl3_residual names):
 	 * gpu_exl3_residual, arguments checked; returns 1 when it ran the
 	 * whole op (r->then, and the att and rope_kv of each, included), 0
-	 * (having
-	 * done nothing) to ask for the default (which asks again for
-	 * r->then alone) */
+	 * (having done nothing) to ask for the default (which asks again
+	 * for r->then alone) */
 	int (*exl3_residual)(struct gpu *g, const struct gpu_exl3_residual *r,
 			     size_t n_rows, struct diag *d);
 	/* optional (default: nothing to reserve, 0 bytes): gpu_reserve */

@@ -780,8 +780,9 @@ attn_combine_kernel(struct gpu_cuda_kv kv, float *out, const float *part_o,
 	if (M == -INFINITY) { /* block-uniform: nothing valid */
 		for (size_t d = tid; d < hd; d += blockDim.x) {
 			out[rh * hd + d] = 0.0f;
-			if (rot.xh) /* hd = blockDim.x */
-				sv[d] = 0.0f;
+			if (rot.xh) /* hd = blockDim.x; 0 * suh as the input
+				     * launch computes it (signed zeros) */
+				sv[d] = 0.0f * rot.suh[(rh % n_head) * hd + d];
 		}
 		if (rot.xh)
 			attn_rot_head(rot, rh, n_head, sv);

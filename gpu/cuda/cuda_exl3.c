@@ -946,8 +946,9 @@ static int xl_residual_ok(const struct gpu_exl3_residual *r, size_t n_rows)
  * output step, x += o, the norm, the next parts' input rotation into
  * xl_multi's slots), then xl_multi without its input launch (or, when the
  * next parts do not fit the workspace together, their own ops on xn).
- * rot / rot_k_in / *rotated: xl_swiglu's, for r->swiglu.  Returns 0 or an
- * error. */
+ * rot / rot_k_in / *rotated: xl_swiglu's, for r->swiglu.  r->rope_kv
+ * rides in the next parts' output launch where xl_multi can take it, else
+ * the backend's rope op runs after them.  Returns 0 or an error. */
 static int xl_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 		       size_t n_rows, int have_xh,
 		       const struct gpu_exl3_weight *rot, size_t rot_k_in,
@@ -1071,10 +1072,10 @@ int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 					    use ? &rot : NULL, &att_rot, d);
 		if (rc < 0)
 			return rc;
-		if (att_rot)
-			__atomic_add_fetch(&g_att_runs, 1, __ATOMIC_RELAXED);
 		rc = xl_residual(g, r, n_rows, att_rot, t ? t->w : NULL,
 				 t ? t->k_in : 0, &rotated, d);
+		if (rc == 0 && att_rot)
+			__atomic_add_fetch(&g_att_runs, 1, __ATOMIC_RELAXED);
 	} else {
 		rc = xl_residual(g, r, n_rows, 0, t ? t->w : NULL,
 				 t ? t->k_in : 0, &rotated, d);

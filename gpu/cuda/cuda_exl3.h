@@ -105,13 +105,6 @@ struct gpu_cuda_exl3_out {
 	int n_kb;
 	size_t n, n_out;
 };
-/* Step 3 for np parts in one launch (each exactly as its own launch);
- * with swiglu (np = 2, one shape) only o[0].out is written, with
- * silu(y_0) * y_1 of the two parts' results, as gpu_swiglu computes it.
- * rot_xh (swiglu only; else NULL): also step 1 of the linear that takes
- * that result as its input, with its suh rot_suh and k = o[0].n (a
- * multiple of 128): rot_xh f16 [nr, k] = H128_blk(h * suh), h the result
- * zero-extended past n_out, as gpu_cuda_launch_exl3_input writes it. */
 /* RoPE and the KV store inside the q/k/v output launch: kv the pool and
  * batch (nr rows), pos the rows' RoPE positions [nr], inv_freq [64],
  * attn_factor as gpu_rope's. */
@@ -121,7 +114,14 @@ struct gpu_cuda_exl3_rope {
 	const float *inv_freq;
 	float attn_factor;
 };
-/* rope (or NULL; np = 3 parts q, k, v without swiglu, each n = n_out a
+/* Step 3 for np parts in one launch (each exactly as its own launch);
+ * with swiglu (np = 2, one shape) only o[0].out is written, with
+ * silu(y_0) * y_1 of the two parts' results, as gpu_swiglu computes it.
+ * rot_xh (swiglu only; else NULL): also step 1 of the linear that takes
+ * that result as its input, with its suh rot_suh and k = o[0].n (a
+ * multiple of 128): rot_xh f16 [nr, k] = H128_blk(h * suh), h the result
+ * zero-extended past n_out, as gpu_cuda_launch_exl3_input writes it.
+ * rope (or NULL; np = 3 parts q, k, v without swiglu, each n = n_out a
  * multiple of 128: heads of head_dim 128, every dim rotated, q with
  * rope->kv's n_head_kv * a whole number of heads, k and v with n_head_kv):
  * then parts 0 and 1 are rotated by position pos[r] before they are
@@ -242,10 +242,12 @@ int gpu_cuda_exl3_swiglu(struct gpu *g, struct gpu_buf *out, struct gpu_buf *up,
 
 /* gpu_exl3_residual (gpu.h), checked by the front end: the fused tail for
  * up to GPU_CUDA_EXL3_ROWS rows (kernel 1, dim <=
- * GPU_CUDA_EXL3_TAIL_MAX_DIM), for r and r->then, the SwiGLU output
- * launch rotating its result for then's weight where it can; 1 when it
- * ran, 0 when not covered (the front end then runs the sequence), or an
- * error. */
+ * GPU_CUDA_EXL3_TAIL_MAX_DIM), for r and r->then, r's att first (its
+ * combine launch rotating the result for r's weight where it can), the
+ * SwiGLU output launch rotating its result for then's weight where it
+ * can, a rope_kv in the q/k/v output launch where it can (else the rope
+ * op after it); 1 when it ran, 0 when not covered (the front end then
+ * runs the sequence), or an error. */
 struct gpu_exl3_residual;
 int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 			   size_t n_rows, struct diag *d);
@@ -278,8 +280,6 @@ int gpu_cuda_attention_rot(struct gpu *g, struct gpu_buf *out,
 			   struct diag *d);
 
 /* The launch view of a pool and a batch (cuda_backend.c). */
-struct gpu_kv_pool;
-struct gpu_kv_batch;
 void gpu_cuda_kv_fill(struct gpu_cuda_kv *kv, const struct gpu_kv_pool *pool,
 		      const struct gpu_kv_batch *b);
 

@@ -80,6 +80,12 @@ static unsigned long gpu_cuda_exl3_tail_runs(void) { return 0; }
 static unsigned long gpu_cuda_exl3_rot_runs(void) { return 0; }
 static unsigned long gpu_cuda_exl3_rope_runs(void) { return 0; }
 static unsigned long gpu_cuda_exl3_att_runs(void) { return 0; }
+static size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head_kv,
+					size_t span, size_t head_dim, int f16)
+{
+	(void)n_rows; (void)n_head_kv; (void)span; (void)head_dim; (void)f16;
+	return 1;
+}
 static void gpu_cuda_exl3_set_group_splits(int off) { (void)off; }
 #endif
 
@@ -1639,7 +1645,10 @@ START_TEST(test_residual_rope)
 			struct gpu_attention_args aa[3];
 			struct gpu_exl3_residual ro[3];
 			const unsigned long att0 = gpu_cuda_exl3_att_runs();
-			const bool afused = att_on && n < 16;
+			/* where the attention has split partials to merge */
+			const bool afused = att_on && n < 16 &&
+					    gpu_cuda_attention_splits(n, Hk, mp * ps, hd,
+								      esz == 2) > 1;
 			static const char *const an[4] = { "x", "xn", "o", "att" };
 
 			for (v = 0; v < 3; v++) {

@@ -966,8 +966,9 @@ static bool cbits_equal(struct gpu_buf *a, struct gpu_buf *b, size_t n)
  * gpu_exl3_matmul_multi and gpu_rope_kv_store called in that order, bit
  * for bit (q is the attention's input and the q part's output, as in the
  * forward pass).  Refused before anything runs (x and the cache
- * unchanged): att whose out is not a, rope_kv without three next parts or
- * with another batch size. */
+ * unchanged): att whose out is not a or whose heads are not the op's
+ * input, rope_kv without three next parts, with another batch size or
+ * with heads that are not q's columns. */
 START_TEST(test_residual_att_rope)
 {
 	enum { N = 3, H = 4, HK = 2, HD = 128, DIM = 256, PS = 16, MP = 2, NS = 2 };
@@ -1069,6 +1070,14 @@ START_TEST(test_residual_att_rope)
 		br.b = &bk;
 		bad = r;
 		bad.rope_kv = &br;
+		ck_assert_int_eq(gpu_exl3_residual(g, &bad, N, &d), GPU_E_INVALID);
+		br = rk[0];
+		br.n_head = H / 2; /* q's columns are not its heads */
+		ck_assert_int_eq(gpu_exl3_residual(g, &bad, N, &d), GPU_E_INVALID);
+		ba = aa[0];
+		ba.n_head = H / 2; /* nor the attention's */
+		bad = r;
+		bad.att = &ba;
 		ck_assert_int_eq(gpu_exl3_residual(g, &bad, N, &d), GPU_E_INVALID);
 		ck_assert(cbits_equal(b[0][0], b[1][0], N * DIM));
 		ck_assert(cbits_equal(b[0][7], b[1][7], pool_n));
