@@ -1407,7 +1407,8 @@ static int att_pipe(void)
  * 264 (one wave of two blocks an SM) against 512 at batch 1, ctx 2048
  * 3.50 / 3.59 ms, 4096 3.66 / 3.83, 8192 4.20 / 4.31 (fewer, longer
  * splits), but batch 8 at ctx 4096 9.50 / 7.46 ms (5 splits: a second
- * wave) — a rule aware of waves is the next step, not yet measured. */
+ * wave) — hence gpu_cuda_attention_splits_waves, which
+ * TERN_ATT_SPLITS=waves selects; not yet measured, so not the default. */
 static size_t att_target(void)
 {
 	static long v = -2;
@@ -1420,6 +1421,42 @@ static size_t att_target(void)
 	return v > 0 ? (size_t)v : 512;
 }
 
+extern "C" size_t gpu_cuda_attention_splits_waves(size_t items, size_t units,
+						  size_t max_split, int n_sm)
+{
+	const size_t slots = 2 * (size_t)(n_sm > 0 ? n_sm : 1);
+	size_t s, n_split = 1, best = 0;
+
+	if (items >= slots)
+		return 1; /* a wave is full unsplit: splits would only add
+			   * partials to merge */
+	if (max_split > units)
+		max_split = units;
+	for (s = 1; s <= max_split; s++) {
+		const size_t waves = (items * s + slots - 1) / slots;
+		const size_t cost = waves * ((units + s - 1) / s);
+
+		if (best == 0 || cost < best) {
+			best = cost;
+			n_split = s;
+		}
+	}
+	return n_split;
+}
+
+/* 1 when TERN_ATT_SPLITS=waves selects gpu_cuda_attention_splits_waves. */
+static int att_waves(void)
+{
+	static int v = -1;
+
+	if (v < 0) {
+		const char *e = getenv("TERN_ATT_SPLITS");
+
+		v = e && !strcmp(e, "waves");
+	}
+	return v;
+}
+
 extern "C" size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head_kv,
 					    size_t span, size_t head_dim, int f16)
 {
@@ -1430,6 +1467,10 @@ extern "C" size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head_kv,
 	const size_t al = att_align(head_dim, f16);
 	size_t n_split = 1, units = (span + al - 1) / al;
 
+	if (att_waves())
+		return gpu_cuda_attention_splits_waves(items, units,
+						       GPU_CUDA_ATT_MAX_SPLIT,
+						       att_n_sm());
 	if (items < target)
 		n_split = (target + items - 1) / items;
 	if (n_split > units)

@@ -2185,6 +2185,44 @@ START_TEST(test_open_auto)
 }
 END_TEST
 
+#ifdef HAVE_CUDA
+/* gpu_cuda_attention_splits_waves (TERN_ATT_SPLITS=waves; host
+ * arithmetic, no device needed): the choices of kernels.h's rule, worked
+ * by hand, for the shapes docs/PERFORMANCE.md measured with 132 SMs (264
+ * block slots). */
+START_TEST(test_attention_splits_waves)
+{
+	static const struct {
+		size_t items, units, max;
+		int n_sm;
+		size_t want;
+	} cs[] = {
+		{ 8, 16, 64, 132, 16 },   /* b1 ctx 512: one round a split, a wave */
+		{ 8, 64, 64, 132, 32 },   /* b1 ctx 2048: 256 blocks of 2 rounds */
+		{ 8, 128, 64, 132, 32 },  /* b1 ctx 4096: 256 blocks of 4 rounds */
+		{ 64, 128, 64, 132, 4 },  /* b8 ctx 4096: 4 (5 would be 2 waves) */
+		{ 64, 16, 64, 132, 4 },   /* b8 ctx 512 */
+		{ 8, 1024, 64, 132, 32 }, /* b1 ctx 32K (64 ties: 2 waves of 16) */
+		{ 264, 16, 64, 132, 1 },  /* a full wave unsplit */
+		{ 4096, 16, 64, 132, 1 },
+		{ 8, 3, 64, 132, 3 },     /* at most a split a round */
+		{ 8, 1024, 16, 132, 16 }, /* at most max */
+		{ 1, 4, 64, 0, 2 },       /* no SM count: one SM, 2 slots */
+	};
+
+	for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
+		ck_assert_msg(gpu_cuda_attention_splits_waves(cs[i].items, cs[i].units,
+							      cs[i].max, cs[i].n_sm) ==
+				      cs[i].want,
+			      "splits_waves(%zu, %zu, %zu, %d) = %zu, want %zu",
+			      cs[i].items, cs[i].units, cs[i].max, cs[i].n_sm,
+			      gpu_cuda_attention_splits_waves(cs[i].items, cs[i].units,
+							      cs[i].max, cs[i].n_sm),
+			      cs[i].want);
+}
+END_TEST
+#endif
+
 Suite *cuda_parity_suite(void)
 {
 	Suite *s = suite_create("cuda_parity");
@@ -2209,6 +2247,9 @@ Suite *cuda_parity_suite(void)
 	tcase_add_test(tc, test_rope);
 	tcase_add_test(tc, test_rope_kv_store);
 	tcase_add_test(tc, test_attention);
+#ifdef HAVE_CUDA
+	tcase_add_test(tc, test_attention_splits_waves);
+#endif
 	tcase_add_test(tc, test_moe_route);
 	tcase_add_test(tc, test_moe_ffn);
 	tcase_add_test(tc, test_moe_ffn_wide);
