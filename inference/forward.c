@@ -146,14 +146,14 @@ struct next_rope {
 /* *r = the gpu_exl3_residual of ly's EXL3 down_proj: x += ff_gate Wd^T,
  * xn = rmsnorm(x) * next_norm, and the next layer's EXL3 q/k/v (nl, or
  * NULL after the last layer) as its parts in pt when it has them, with
- * that layer's RoPE + KV store (pool kv_next, nr's parameters) after
+ * that layer's RoPE + KV store (its cache pool, nr's parameters) after
  * them.  Returns whether it has (q/k/v, RoPE and the store are then
  * done). */
 static bool down_residual(struct llm_context *c, const struct llm_layer *ly,
 			  const struct llm_layer *nl,
 			  const struct gpu_buf *next_norm,
 			  struct gpu_exl3_part pt[3], struct gpu_exl3_residual *r,
-			  struct gpu_kv_pool *kv_next, struct next_rope *nr)
+			  struct next_rope *nr)
 {
 	const struct llm_config *cf = &c->model->cfg;
 	const bool qkv = nl && qkv_exl3(c, nl, pt);
@@ -171,7 +171,8 @@ static bool down_residual(struct llm_context *c, const struct llm_layer *ly,
 		nr->rpn.k_norm = nl->k_norm;
 		nr->rk = (struct gpu_rope_kv){
 			c->q, c->k, c->v, (size_t)cf->n_head, c->pos,
-			c->model->inv_freq, &nr->rpn, kv_next, nr->kb,
+			c->model->inv_freq, &nr->rpn,
+			&c->kv[nl - c->model->layers], nr->kb,
 		};
 		r->rope_kv = &nr->rk;
 	}
@@ -440,7 +441,6 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 			 * in the same op (one launch fewer on CUDA) */
 			if (gu_done && xdown) {
 				qkv_done = down_residual(c, ly, nl, next_norm, nq, &rd,
-							 last ? NULL : &c->kv[l + 1],
 							 &nrp);
 				r.then = &rd;
 				down_done = true;
@@ -490,7 +490,7 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 			/* down_proj, x += o, the next norm (and the next
 			 * layer's EXL3 q/k/v) in one op */
 			qkv_done = down_residual(c, ly, nl, next_norm, nq, &rd,
-						 last ? NULL : &c->kv[l + 1], &nrp);
+						 &nrp);
 			OP(gpu_exl3_residual(c->g, &rd, n, d),
 			   "layer %lld down_proj + residual + %s%s", (long long)l,
 			   last ? "final norm" : "next input_layernorm",

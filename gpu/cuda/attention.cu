@@ -94,17 +94,13 @@ __global__ static void kv_store_kernel(struct gpu_cuda_kv kv, const float *k,
 {
 	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
 	const size_t row = kv.n_head_kv * kv.head_dim;
-	size_t i = blockIdx.x;
-	int32_t s = kv.row_seq[i], p = kv.row_pos[i];
-	long long pg;
+	const size_t i = blockIdx.x;
+	const long long sl = kv_slot_at(kv, kv.row_seq[i], kv.row_pos[i], 0);
 	size_t slot;
 
-	if (s < 0 || (size_t)s >= kv.n_seq || p < 0)
+	if (sl < 0)
 		return;
-	pg = kv_page(kv, (size_t)s, (size_t)p);
-	if (pg < 0)
-		return;
-	slot = ((size_t)pg * kv.page_size + (size_t)p % kv.page_size) * row;
+	slot = (size_t)sl;
 	for (size_t j = threadIdx.x; j < row; j += blockDim.x) {
 		if (F16) {
 			((__half *)kv.k)[slot + j] = __float2half_rn(k[i * row + j]);

@@ -621,6 +621,18 @@ int gpu_cuda_exl3_matmul_raw(struct gpu *g, float *op, const float *xp,
 	return 0;
 }
 
+/* Whether the environment switch `name` (a fused path, for A/B timing)
+ * is on: anything but "0", cached in *cache (-1 until read). */
+static int xl_switch_on(const char *name, int *cache)
+{
+	if (*cache < 0) {
+		const char *e = getenv(name);
+
+		*cache = !(e && !strcmp(e, "0"));
+	}
+	return *cache;
+}
+
 static unsigned long g_tail_runs; /* gpu_cuda_exl3_tail_runs */
 static unsigned long g_rot_runs;  /* gpu_cuda_exl3_rot_runs */
 static unsigned long g_rope_runs; /* gpu_cuda_exl3_rope_runs */
@@ -649,12 +661,7 @@ static bool xl_rope_ok(const struct gpu_rope_kv *a,
 	size_t hk;
 	int j;
 
-	if (on < 0) {
-		const char *e = getenv("TERN_EXL3_ROPE");
-
-		on = !(e && !strcmp(e, "0"));
-	}
-	if (!on || !rp || n_parts != 3 || a->pool->head_dim != 128 ||
+	if (!xl_switch_on("TERN_EXL3_ROPE", &on) || !rp || n_parts != 3 || a->pool->head_dim != 128 ||
 	    rp->n_rot != 128 || rp->mrope_section || rp->q_norm || rp->k_norm ||
 	    a->b->n_rows != n_rows || a->q != parts[0].out ||
 	    a->k != parts[1].out || a->v != parts[2].out)
@@ -930,14 +937,9 @@ static int xl_residual_ok(const struct gpu_exl3_residual *r, size_t n_rows)
 {
 	static int tail_on = -1; /* TERN_EXL3_TAIL=0: the sequence (A/B timing) */
 
-	if (tail_on < 0) {
-		const char *e = getenv("TERN_EXL3_TAIL");
-
-		tail_on = !(e && !strcmp(e, "0"));
-	}
 	return n_rows <= GPU_CUDA_EXL3_ROWS && gpu_cuda_exl3_kernel() == 1 &&
-	       r->dim <= GPU_CUDA_EXL3_TAIL_MAX_DIM && tail_on &&
-	       gpu_cuda_exl3_tail_ok();
+	       r->dim <= GPU_CUDA_EXL3_TAIL_MAX_DIM &&
+	       xl_switch_on("TERN_EXL3_TAIL", &tail_on) && gpu_cuda_exl3_tail_ok();
 }
 
 /* One gpu_exl3_residual (r->then aside) where xl_residual_ok: the
@@ -1025,20 +1027,6 @@ static int xl_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 	return rc < 0 ? rc : 0;
 }
 
-/* 0 when TERN_EXL3_ATT=0 keeps o_proj's input rotation out of the
- * attention's combine launch (for measurements), else 1. */
-static int xl_att_rot_on(void)
-{
-	static int on = -1;
-
-	if (on < 0) {
-		const char *e = getenv("TERN_EXL3_ATT");
-
-		on = !(e && !strcmp(e, "0"));
-	}
-	return on;
-}
-
 /* gpu_exl3_residual, checked by the front end: r's attention (whose
  * combine launch rotates w's input where it can), xl_residual for r and,
  * when set, r->then, whose input rotation rides in r's SwiGLU output
@@ -1048,7 +1036,7 @@ int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 			   size_t n_rows, struct diag *d)
 {
 	const struct gpu_exl3_residual *t = r->then;
-	int rc, rotated = 0;
+	int rc, rotated = 0, att_rot = 0;
 
 	/* (r and then share rows and dim in every model, so the second test
 	 * only guards the contract) */
@@ -1059,27 +1047,25 @@ int gpu_cuda_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 		 * it can (a head is one 128-block of w's input: k_in =
 		 * n_head * 128 = w's k; the workspace's xh slot 0 as
 		 * xl_residual's input launch would), unless TERN_EXL3_ATT=0 */
+		static int att_on = -1; /* TERN_EXL3_ATT=0: the input launch */
 		const struct gpu_attention_args *a = r->att;
 		const struct cuda_exl3 *q = r->w->priv;
 		struct gpu_cuda_att_rot rot = { q->ws->xh, q->suh, r->w->k };
-		const int use = xl_att_rot_on() && a->pool->head_dim == 128 &&
+		const int use = xl_switch_on("TERN_EXL3_ATT", &att_on) &&
+				a->pool->head_dim == 128 &&
 				r->k_in == a->n_head * 128 && r->w->k == r->k_in &&
 				GPU_CUDA_EXL3_ROWS * r->w->k * 2 <= q->ws->xh_bytes;
-		int att_rot = 0;
 
 		rc = gpu_cuda_attention_rot(g, a->out, a->q, a->pool, a->b,
 					    a->n_head, a->scale, a->window,
 					    use ? &rot : NULL, &att_rot, d);
 		if (rc < 0)
 			return rc;
-		rc = xl_residual(g, r, n_rows, att_rot, t ? t->w : NULL,
-				 t ? t->k_in : 0, &rotated, d);
-		if (rc == 0 && att_rot)
-			__atomic_add_fetch(&g_att_runs, 1, __ATOMIC_RELAXED);
-	} else {
-		rc = xl_residual(g, r, n_rows, 0, t ? t->w : NULL,
-				 t ? t->k_in : 0, &rotated, d);
 	}
+	rc = xl_residual(g, r, n_rows, att_rot, t ? t->w : NULL,
+			 t ? t->k_in : 0, &rotated, d);
+	if (rc == 0 && att_rot)
+		__atomic_add_fetch(&g_att_runs, 1, __ATOMIC_RELAXED);
 	if (rc == 0 && t)
 		rc = xl_residual(g, t, n_rows, rotated, NULL, 0, NULL, d);
 	return rc < 0 ? rc : 1;

@@ -197,13 +197,7 @@ __device__ __forceinline__ void xl_out_rope(const xl_out_parts &ps, int j,
 		if (slot < 0)
 			return;
 		if (ps.kv.f16) {
-			const __half2 h01 = __floats2half2_rn(y[0], y[1]);
-			const __half2 h23 = __floats2half2_rn(y[2], y[3]);
-			uint2 u;
-
-			u.x = *reinterpret_cast<const uint32_t *>(&h01);
-			u.y = *reinterpret_cast<const uint32_t *>(&h23);
-			*reinterpret_cast<uint2 *>((__half *)pool + slot + 4 * lane) = u;
+			xl_store_h4((__half *)pool + slot + 4 * lane, y);
 		} else {
 			*reinterpret_cast<float4 *>((float *)pool + slot + 4 * lane) =
 				make_float4(y[0], y[1], y[2], y[3]);
