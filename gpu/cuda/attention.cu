@@ -1398,13 +1398,14 @@ static int att_pipe(void)
 	return v;
 }
 
-/* The decode grid's target block count: 512, or TERN_ATT_TARGET (for
- * measurements).  Measured on an H200 (llama3-8b@exl3:4.0, 2026-11-28):
- * 264 (one wave of two blocks an SM) against 512 at batch 1, ctx 2048
- * 3.50 / 3.59 ms, 4096 3.66 / 3.83, 8192 4.20 / 4.31 (fewer, longer
- * splits), but batch 8 at ctx 4096 9.50 / 7.46 ms (5 splits: a second
- * wave) — hence gpu_cuda_attention_splits_waves, which
- * TERN_ATT_SPLITS=waves selects; not yet measured, so not the default. */
+/* The old rule's target block count: 512, or TERN_ATT_TARGET (both only
+ * under TERN_ATT_SPLITS=target, for measurements).  Measured on an H200
+ * (llama3-8b@exl3:4.0, 2026-11-28): 264 (one wave of two blocks an SM)
+ * against 512 at batch 1, ctx 2048 3.50 / 3.59 ms, 4096 3.66 / 3.83, 8192
+ * 4.20 / 4.31 (fewer, longer splits), but batch 8 at ctx 4096 9.50 / 7.46
+ * ms (5 splits: a second wave) — hence gpu_cuda_attention_splits_waves,
+ * the default since it measured as fast or faster at every shape
+ * (docs/PERFORMANCE.md). */
 static size_t att_target(void)
 {
 	static long v = -2;
@@ -1440,7 +1441,8 @@ extern "C" size_t gpu_cuda_attention_splits_waves(size_t items, size_t units,
 	return n_split;
 }
 
-/* 1 when TERN_ATT_SPLITS=waves selects gpu_cuda_attention_splits_waves. */
+/* 1 (gpu_cuda_attention_splits_waves) unless TERN_ATT_SPLITS=target
+ * selects the old fixed-target rule, for measurements. */
 static int att_waves(void)
 {
 	static int v = -1;
@@ -1448,7 +1450,7 @@ static int att_waves(void)
 	if (v < 0) {
 		const char *e = getenv("TERN_ATT_SPLITS");
 
-		v = e && !strcmp(e, "waves");
+		v = !(e && !strcmp(e, "target"));
 	}
 	return v;
 }
@@ -1456,9 +1458,9 @@ static int att_waves(void)
 extern "C" size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head_kv,
 					    size_t span, size_t head_dim, int f16)
 {
-	/* blocks = n_rows * n_head_kv * n_split: about 4 per SM on 132 SMs
-	 * (at least 2 per SM for batch 1 of 8 KV heads from 512 positions
-	 * on); a split needs at least one round of positions (att_align) */
+	/* blocks = n_rows * n_head_kv * n_split; a split needs at least one
+	 * round of positions (att_align).  Default: the waves rule; under
+	 * TERN_ATT_SPLITS=target about 4 blocks per SM on 132 SMs. */
 	const size_t target = att_target(), items = n_rows * n_head_kv;
 	const size_t al = att_align(head_dim, f16);
 	size_t n_split = 1, units = (span + al - 1) / al;

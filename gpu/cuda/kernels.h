@@ -231,8 +231,8 @@ int gpu_cuda_launch_rope_kv_store(void *stream, const struct gpu_cuda_kv *kv,
  * f32. */
 size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head_kv, size_t span,
 				 size_t head_dim, int f16);
-/* The split rule that counts waves (TERN_ATT_SPLITS=waves makes
- * gpu_cuda_attention_splits use it; for measurements, not the default):
+/* The split rule that counts waves (gpu_cuda_attention_splits' default;
+ * TERN_ATT_SPLITS=target selects the old fixed 512-block target instead):
  * with items = n_rows * n_head_kv blocks a split, units rounds of
  * positions in the span, at most max_split splits (and units) and n_sm
  * SMs holding two decode blocks each: 1 when items fill the 2 n_sm slots

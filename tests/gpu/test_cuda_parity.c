@@ -2186,7 +2186,7 @@ START_TEST(test_open_auto)
 END_TEST
 
 #ifdef HAVE_CUDA
-/* gpu_cuda_attention_splits_waves (TERN_ATT_SPLITS=waves; host
+/* gpu_cuda_attention_splits_waves (the default split rule; host
  * arithmetic, no device needed): the choices of kernels.h's rule, worked
  * by hand, for the shapes docs/PERFORMANCE.md measured with 132 SMs (264
  * block slots). */
