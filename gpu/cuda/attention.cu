@@ -637,6 +637,7 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 				}
 		}
 	}
+	tern_pdl_trigger(); /* the main loop is done: see gpu/cuda/pdl.cuh */
 	/* merge the key groups (M = max m_k, o = sum o_k 2^(m_k - M), same
 	 * for l): first the 32 / lpk groups of a warp by shuffles, then the
 	 * DEC_THREADS / 32 warps through shared memory with one barrier (the

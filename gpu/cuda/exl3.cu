@@ -318,8 +318,12 @@ struct xl_tail_p {
  * formula, its sum in another order); phase 2, a warp per (128-block, next part): xn = w * (x *
  * inv) and xl_input_kernel's rotation of xn (zero past dim, up to the
  * next k). */
+#ifndef XL_TAIL_THREADS
 #define XL_TAIL_THREADS 512
-#define XL_TAIL_CL 8
+#endif
+#ifndef XL_TAIL_CL
+#define XL_TAIL_CL 8 /* at most 8: the portable cluster size */
+#endif
 __global__ static void __launch_bounds__(XL_TAIL_THREADS)
 xl_tail_kernel(const __grid_constant__ xl_tail_p ps)
 {
@@ -804,6 +808,7 @@ xl_gemv_block(float *const part, const unsigned pstride,
 		step();
 	}
 	xl_wait<0>();
+	tern_pdl_trigger(); /* the main loop is done: see gpu/cuda/pdl.cuh */
 	if constexpr (AF) {
 		/* acc holds x . H over the run; x . W_mul1 = K_INV (x . H) +
 		 * K_BIAS sum(x) */

@@ -13,10 +13,10 @@
  * overwrites) anything before its predecessor is done, exactly as with
  * ordinary stream order (the one exception, exl3.cu's xl_tail_kernel,
  * marked TERN_PDL_LATE_WAIT, loads weights no kernel writes before its
- * wait).  No kernel triggers early
- * (griddepcontrol.launch_dependents), so a dependent grid is scheduled as
- * its predecessor's blocks exit and never takes SM slots the predecessor
- * still needs.  (Measured on an H200, llama3-8b bf16: signalling at the
+ * wait).  No kernel triggers at its start
+ * (griddepcontrol.launch_dependents), so a dependent grid never takes SM
+ * slots its predecessor still needs; the long kernels trigger after their
+ * main loop (tern_pdl_trigger), when all their blocks are resident.  (Measured on an H200, llama3-8b bf16: signalling at the
  * start of every kernel, with the decode GEMV loading its first weights
  * before its wait, changed batch-1 decode by less than the run-to-run
  * noise — 5.16 / 5.16 ms against 5.12 / 5.17 ms — and made batch 8
@@ -37,6 +37,23 @@ __device__ __forceinline__ void tern_pdl_wait(void)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 	asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+/* Called by a long kernel's blocks once their main loop is done (the
+ * EXL3 GEMV, the decode attention): when every block has called it or
+ * exited, the next kernel in the stream may be scheduled, so its launch
+ * overlaps this kernel's last reductions; the next kernel still waits
+ * (tern_pdl_wait) for this one to complete.  By then every block of this
+ * kernel is resident, so the next one takes no slot this one needs.
+ * TERN_PDL_TRIGGER=0 at build time leaves it out (measurements). */
+#ifndef TERN_PDL_TRIGGER
+#define TERN_PDL_TRIGGER 1
+#endif
+__device__ __forceinline__ void tern_pdl_trigger(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && TERN_PDL_TRIGGER
+	asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
 }
 
