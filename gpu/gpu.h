@@ -367,7 +367,8 @@ int gpu_rope(struct gpu *g, struct gpu_buf *x, size_t n, size_t n_head,
  * Sequence s owns page_table[s * max_pages + p] = the pool page holding its
  * positions [p * page_size, (p + 1) * page_size).  Row i belongs to sequence
  * row_seq[i] at position row_pos[i].  The buffers live on the device; the
- * caller fills them with gpu_buf_write.  Page tables need not be contiguous
+ * caller fills them with gpu_buf_write (never with an op: CUDA's decode
+ * attention reads them before waiting for the kernel before it).  Page tables need not be contiguous
  * or ordered (pages may be shared between sequences, read-only). */
 struct gpu_kv_batch {
 	size_t n_rows;

@@ -428,7 +428,12 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		   float *part_o, float *part_ml, int skip_uniform,
 		   int lpk, int vec, unsigned align)
 {
-	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
+	TERN_PDL_LATE_WAIT();
+	/* The row's sequence, position and first round's pages come from
+	 * buffers only the host writes (gpu_kv_batch: gpu_buf_write), so
+	 * they are read before the wait, overlapping the previous kernel
+	 * (which lets this one launch early: xl_output_kernel with RoPE);
+	 * q and the K/V pool, which kernels write, only after it. */
 	/* per warp and head: o (hd <= 256 C), m, l */
 	__shared__ __align__(16) float red[DEC_THREADS / 32 * G * 256 * C];
 	__shared__ float sm_m[DEC_THREADS / 32][G], sm_l[DEC_THREADS / 32][G];
@@ -478,15 +483,23 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 	const bool pipe = PIPE && (vec & 2); /* vec | 2: see att_pipe */
 	const long long step = (long long)nkg * U;
 	uint4 kp[U][C], vp[U][C];
+	long long pgp[U];
 	int okp[U];
-	auto fetch = [&](long long b0) {
+	/* a round's pages (host-written table), then its K/V loads */
+	auto pages = [&](long long b0) {
 #pragma unroll
 		for (int u = 0; u < U; u++) {
 			const long long t = b0 + kg + (long long)u * nkg;
-			long long pg = -1;
 
-			if (t <= t_end)
-				pg = kv_page(kv, s, (size_t)t);
+			pgp[u] = t <= t_end ? kv_page(kv, s, (size_t)t) : -1;
+		}
+	};
+	auto loads = [&](long long b0) {
+#pragma unroll
+		for (int u = 0; u < U; u++) {
+			const long long t = b0 + kg + (long long)u * nkg;
+			const long long pg = pgp[u];
+
 			okp[u] = pg >= 0;
 #pragma unroll
 			for (int c = 0; c < C; c++) {
@@ -504,12 +517,19 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 			}
 		}
 	};
+	auto fetch = [&](long long b0) {
+		pages(b0);
+		loads(b0);
+	};
 
-	/* the first round's K/V loads go out before q's: their latencies
-	 * overlap (q was written by the previous kernel, K/V long ago except
-	 * for position p) */
+	/* the first round's pages before the wait; its K/V loads go out
+	 * before q's: their latencies overlap (q and position p were written
+	 * by the kernel before, the rest long ago) */
 	if (pipe && t_begin <= t_end)
-		fetch(t_begin);
+		pages(t_begin);
+	tern_pdl_wait(); /* q and the pool: see the top */
+	if (pipe && t_begin <= t_end)
+		loads(t_begin);
 #pragma unroll
 	for (int g = 0; g < G; g++) {
 		m[g] = -INFINITY;

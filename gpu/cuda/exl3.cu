@@ -228,6 +228,12 @@ __global__ static void __launch_bounds__(128)
 xl_output_kernel(const __grid_constant__ xl_out_parts ps)
 {
 	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
+#if TERN_ATT_EARLY
+	/* with RoPE the decode attention comes next: it may launch now and
+	 * look up its rows and pages while this runs (attn_decode_kernel) */
+	if (ps.rope)
+		tern_pdl_trigger();
+#endif
 	const int lane = threadIdx.x & 31;
 	const size_t r = blockIdx.y;
 	const int j = tern_part_of(ps.block0, ps.np, blockIdx.x);

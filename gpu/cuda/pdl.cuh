@@ -11,18 +11,22 @@
  * statement is tern_pdl_wait(), which returns once the previous grid has
  * completed and its memory is visible — so no kernel reads (or
  * overwrites) anything before its predecessor is done, exactly as with
- * ordinary stream order (the one exception, exl3.cu's xl_tail_kernel,
- * marked TERN_PDL_LATE_WAIT, loads weights no kernel writes before its
- * wait).  No kernel triggers at its start
- * (griddepcontrol.launch_dependents), so a dependent grid never takes SM
- * slots its predecessor still needs; the long kernels trigger after their
- * main loop (tern_pdl_trigger), when all their blocks are resident.  (Measured on an H200, llama3-8b bf16: signalling at the
- * start of every kernel, with the decode GEMV loading its first weights
- * before its wait, changed batch-1 decode by less than the run-to-run
- * noise — 5.16 / 5.16 ms against 5.12 / 5.17 ms — and made batch 8
- * 11% slower, 8.92 against 8.03 ms, as waiting blocks of the next
- * kernels held SM slots; pulling the next GEMV's rows into L2 before
- * its wait was slower still.)  Device code only (included by .cu files).
+ * ordinary stream order (the exceptions, marked TERN_PDL_LATE_WAIT, load
+ * only what no kernel writes before their wait: exl3.cu's xl_tail_kernel
+ * its weights, attention.cu's attn_decode_kernel its rows and pages,
+ * which gpu_kv_batch says the host writes).  No kernel triggers
+ * (griddepcontrol.launch_dependents) at its start — so a dependent grid
+ * never takes SM slots its predecessor still needs — except the q/k/v
+ * output launch with RoPE, whose 12-odd blocks leave room for the
+ * decode attention after it; the long kernels (EXL3 GEMV, decode
+ * attention) trigger after their main loop (tern_pdl_trigger), when all
+ * their blocks are resident.  (Measured on an H200, llama3-8b bf16:
+ * signalling at the start of every kernel, with the decode GEMV loading
+ * its first weights before its wait, changed batch-1 decode by less than
+ * the run-to-run noise — 5.16 / 5.16 ms against 5.12 / 5.17 ms — and made
+ * batch 8 11% slower, 8.92 against 8.03 ms, as waiting blocks of the next
+ * kernels held SM slots; pulling the next GEMV's rows into L2 before its
+ * wait was slower still.)  Device code only (included by .cu files).
  */
 #ifndef TERN_GPU_CUDA_PDL_CUH
 #define TERN_GPU_CUDA_PDL_CUH
@@ -49,6 +53,12 @@ __device__ __forceinline__ void tern_pdl_wait(void)
  * TERN_PDL_TRIGGER=0 at build time leaves it out (measurements). */
 #ifndef TERN_PDL_TRIGGER
 #define TERN_PDL_TRIGGER 1
+#endif
+/* 1: the q/k/v output launch with RoPE triggers at its start, so that the
+ * decode attention after it reads its rows and pages (host-written)
+ * before its wait; 0 at build time leaves that out (measurements). */
+#ifndef TERN_ATT_EARLY
+#define TERN_ATT_EARLY 1
 #endif
 __device__ __forceinline__ void tern_pdl_trigger(void)
 {
