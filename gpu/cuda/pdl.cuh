@@ -50,7 +50,9 @@ __device__ __forceinline__ void tern_pdl_wait(void)
  * overlaps this kernel's last reductions; the next kernel still waits
  * (tern_pdl_wait) for this one to complete.  By then every block of this
  * kernel is resident, so the next one takes no slot this one needs.
- * TERN_PDL_TRIGGER=0 at build time leaves it out (measurements). */
+ * (Also called at the start of the q/k/v output launch with RoPE:
+ * TERN_ATT_EARLY below.)  TERN_PDL_TRIGGER=0 at build time leaves every
+ * call out (measurements). */
 #ifndef TERN_PDL_TRIGGER
 #define TERN_PDL_TRIGGER 1
 #endif
