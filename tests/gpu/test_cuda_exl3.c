@@ -1590,7 +1590,7 @@ START_TEST(test_residual_rope)
 			r[v].rope_kv = v < 2 ? &rk[v] : NULL;
 		}
 		rope0 = gpu_cuda_exl3_rope_runs();
-		if (broken) /* the CPU refuses, changing nothing */
+		if (broken) /* the CPU refuses the store (gpu.h), after the parts */
 			ck_assert_int_eq(gpu_exl3_residual(p.cpu, &r[0], n, &d),
 					 GPU_E_INVALID);
 		for (v = v0; v < 3; v++)
