@@ -26,7 +26,12 @@
  * the run-to-run noise — 5.16 / 5.16 ms against 5.12 / 5.17 ms — and made
  * batch 8 11% slower, 8.92 against 8.03 ms, as waiting blocks of the next
  * kernels held SM slots; pulling the next GEMV's rows into L2 before its
- * wait was slower still.)  Device code only (included by .cu files).
+ * wait was slower still.  And an early-launched grid of fewer blocks than
+ * the device has slots does not spread: its blocks land as slots free,
+ * up to the kernel's occupancy on the first SMs freed — EXL3's o and down
+ * GEMVs, 128 blocks, ran on a fraction of the SMs and the batch-1 step
+ * went from 3.06 to 3.63 ms; see docs/PERFORMANCE.md, "the GEMV launched
+ * early".)  Device code only (included by .cu files).
  */
 #ifndef TERN_GPU_CUDA_PDL_CUH
 #define TERN_GPU_CUDA_PDL_CUH
