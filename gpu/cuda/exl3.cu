@@ -596,7 +596,8 @@ __device__ __forceinline__ uint32_t xl_win(uint32_t v0, uint32_t v1,
  * 64-bit w0:w1, taken with 10 operations (w0's bits past 11 are never
  * used, so with them cleared the two windows crossing into w0 need no
  * mask, and the 64-bit run shifted right by 4 gives the odd nibble
- * offsets by whole bytes). */
+ * offsets by whole bytes); K = 2 and K = 8 have shortcuts of their own
+ * (below); other K shift each window out of the lane's run. */
 template <int K>
 __device__ __forceinline__ void xl_windows(uint32_t s[8], uint32_t w0,
 					   uint32_t w1, uint32_t w2, int off)
@@ -613,6 +614,38 @@ __device__ __forceinline__ void xl_windows(uint32_t s[8], uint32_t w0,
 		s[5] = __byte_perm(w1, 0u, 0x4421);
 		s[6] = a & 0xFFFFu;
 		s[7] = w1 & 0xFFFFu;
+	} else if constexpr (K == 2) {
+		/* every window lies in the 32 bits v at the lane's offset
+		 * (off + 14 + 16 <= 48): window e is v >> (16 - 2e), masked;
+		 * the shifts 16 and 8 are whole bytes, and v shifted by 2, 4
+		 * and 6 gives each of the other six shifts as a byte select
+		 * or a mask (12 operations instead of 17) */
+		const uint32_t v = __funnelshift_l(w1, w0, off);
+		const uint32_t c = v >> 2, a = v >> 4, d = v >> 6;
+
+		s[0] = v >> 16;
+		s[1] = __byte_perm(d, 0u, 0x4421);
+		s[2] = __byte_perm(a, 0u, 0x4421);
+		s[3] = __byte_perm(c, 0u, 0x4421);
+		s[4] = __byte_perm(v, 0u, 0x4421);
+		s[5] = d & 0xFFFFu;
+		s[6] = a & 0xFFFFu;
+		s[7] = c & 0xFFFFu;
+	} else if constexpr (K == 8) {
+		/* off = 24 in every lane: window e is bits 24 + 8e .. 39 + 8e
+		 * of w0:w1:w2, two whole bytes (w0's low byte cleared of the
+		 * rest serves the first as its zero source; 10 operations) */
+		const uint32_t z = w0 & 0xFFu;
+
+		(void)off;
+		s[0] = __byte_perm(w1, z, 0x5543);
+		s[1] = w1 >> 16;
+		s[2] = __byte_perm(w1, 0u, 0x4421);
+		s[3] = w1 & 0xFFFFu;
+		s[4] = __funnelshift_l(w2, w1, 8) & 0xFFFFu;
+		s[5] = w2 >> 16;
+		s[6] = __byte_perm(w2, 0u, 0x4421);
+		s[7] = w2 & 0xFFFFu;
 	} else {
 		/* shift the lane's bits to the top: only bits < off + 7K + 16
 		 * <= 96 are used, so w2 << off needs nothing of the next word
