@@ -661,8 +661,9 @@ static bool xl_rope_ok(const struct gpu_rope_kv *a,
 	size_t hk;
 	int j;
 
-	if (!xl_switch_on("TERN_EXL3_ROPE", &on) || !rp || n_parts != 3 || a->pool->head_dim != 128 ||
-	    rp->n_rot != 128 || rp->mrope_section || rp->q_norm || rp->k_norm ||
+	if (!xl_switch_on("TERN_EXL3_ROPE", &on) || !rp || n_parts != 3 ||
+	    a->pool->head_dim != 128 || rp->n_rot != 128 ||
+	    rp->mrope_section || rp->q_norm || rp->k_norm ||
 	    a->b->n_rows != n_rows || a->q != parts[0].out ||
 	    a->k != parts[1].out || a->v != parts[2].out)
 		return false;
