@@ -73,6 +73,7 @@
 #include "gpu/cuda/pdl.cuh"
 #include "gpu/cuda/rope_dev.cuh"
 #include "gpu/cuda/exl3_dev.cuh"
+#include "gpu/cuda/switches.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -1369,30 +1370,13 @@ static size_t dec_round(size_t hd, int f16)
  * and 64 such splits at position 511 made two waves of latency-bound
  * blocks plus 64 partials per head to combine); TERN_ATT_ALIGN
  * overrides, for measurements. */
-/* The measurement switches below, read once each by their callers: the
- * number in environment variable name (-1 when unset or empty), and
- * whether it is set to exactly val. */
-static long att_env_long(const char *name)
-{
-	const char *e = getenv(name);
-
-	return e && *e ? strtol(e, NULL, 10) : -1;
-}
-
-static bool att_env_is(const char *name, const char *val)
-{
-	const char *e = getenv(name);
-
-	return e && !strcmp(e, val);
-}
-
 static size_t att_align(size_t hd, int f16)
 {
 	static long env = -2;
 	size_t a;
 
 	if (env == -2)
-		env = att_env_long("TERN_ATT_ALIGN");
+		env = tern_switch_long("TERN_ATT_ALIGN");
 	if (env > 0)
 		return (size_t)env;
 	a = dec_round(hd, f16);
@@ -1426,7 +1410,7 @@ static int att_pipe(void)
 	static int v = -1;
 
 	if (v < 0)
-		v = att_env_is("TERN_ATT_PIPE", "0") ? 0 : 2;
+		v = tern_switch_is("TERN_ATT_PIPE", "0") ? 0 : 2;
 	return v;
 }
 
@@ -1443,7 +1427,7 @@ static size_t att_target(void)
 	static long v = -2;
 
 	if (v == -2)
-		v = att_env_long("TERN_ATT_TARGET");
+		v = tern_switch_long("TERN_ATT_TARGET");
 	return v > 0 ? (size_t)v : 512;
 }
 
@@ -1477,7 +1461,7 @@ static int att_waves(void)
 	static int v = -1;
 
 	if (v < 0)
-		v = !att_env_is("TERN_ATT_SPLITS", "target");
+		v = !tern_switch_is("TERN_ATT_SPLITS", "target");
 	return v;
 }
 
@@ -1589,7 +1573,7 @@ static int att_pf_pipe(void)
 	static int v = -1;
 
 	if (v < 0)
-		v = !att_env_is("TERN_ATT_PF_PIPE", "0");
+		v = !tern_switch_is("TERN_ATT_PF_PIPE", "0");
 	return v;
 }
 

@@ -56,6 +56,7 @@
 #include "gpu/cuda/cuda_exl3.h"
 #include "gpu/cuda/cuda_impl.h"
 #include "gpu/cuda/kernels.h"
+#include "gpu/cuda/switches.h"
 #include "gpu/moe_plan.h"
 
 _Static_assert((int)GPU_DTYPE_F32 == CUDA_WT_F32 &&
@@ -225,13 +226,11 @@ static int cuda_open(struct gpu *g, const struct gpu_params *p, struct diag *d)
 		return diag_fail(d, GPU_E_NOMEM, "cuda backend: out of memory");
 	st->device = p->device;
 	{
-		const char *e = getenv("TERN_MOE_GROUPED");
+		const long chunk = tern_switch_long("TERN_MOE_CHUNK");
 
-		st->grouped = !(e && !strcmp(e, "0"));
-		e = getenv("TERN_MOE_CHUNK");
-		st->moe_chunk = e ? strtoul(e, NULL, 10) : 0;
-		e = getenv("TERN_FFN_HALF");
-		st->ffn_half = !(e && !strcmp(e, "0"));
+		st->grouped = tern_switch_on("TERN_MOE_GROUPED");
+		st->moe_chunk = chunk > 0 ? (size_t)chunk : 0;
+		st->ffn_half = tern_switch_on("TERN_FFN_HALF");
 	}
 	rc = 0;
 	if (cudaSetDevice(st->device) != cudaSuccess ||
@@ -890,11 +889,8 @@ int gpu_cuda_fuse_swiglu(void)
 {
 	static int v = -1;
 
-	if (v < 0) {
-		const char *e = getenv("TERN_FUSE_SWIGLU");
-
-		v = !(e && !strcmp(e, "0"));
-	}
+	if (v < 0)
+		v = tern_switch_on("TERN_FUSE_SWIGLU");
 	return v;
 }
 

@@ -66,6 +66,7 @@
 #include "gpu/cuda/cuda_exl3.h"
 #include "gpu/cuda/cuda_impl.h"
 #include "gpu/cuda/kernels.h"
+#include "gpu/cuda/switches.h"
 #include "gpu/gpu_impl.h"
 #include "gpu/half.h"
 
@@ -332,8 +333,7 @@ int gpu_cuda_exl3_upload(struct gpu *g, struct gpu_exl3_weight *w,
 	 * otherwise (0 = the occupancy model, n = n slices; for timing) */
 	q->n_kb2 = q->n_kb;
 	{
-		const char *e = getenv("TERN_EXL3_KB");
-		long v = e && *e ? strtol(e, NULL, 10) : -1;
+		const long v = tern_switch_long("TERN_EXL3_KB");
 
 		if (v == 0)
 			q->n_kb2 = gpu_cuda_exl3_splits2(k, n, desc->bits,
@@ -469,9 +469,7 @@ int gpu_cuda_exl3_kernel(void)
 	int v = __atomic_load_n(&g_kernel, __ATOMIC_RELAXED);
 
 	if (!v) {
-		const char *e = getenv("TERN_EXL3_KERNEL");
-
-		v = e && !strcmp(e, "2") ? 2 : 1;
+		v = tern_switch_is("TERN_EXL3_KERNEL", "2") ? 2 : 1;
 		__atomic_store_n(&g_kernel, v, __ATOMIC_RELAXED);
 	}
 	return v;
@@ -489,9 +487,7 @@ static int dq_on(void)
 	int v = __atomic_load_n(&g_dq, __ATOMIC_RELAXED);
 
 	if (!v) {
-		const char *e = getenv("TERN_EXL3_DQ");
-
-		v = e && !strcmp(e, "0") ? 2 : 1;
+		v = tern_switch_is("TERN_EXL3_DQ", "0") ? 2 : 1;
 		__atomic_store_n(&g_dq, v, __ATOMIC_RELAXED);
 	}
 	return v == 1;
@@ -625,11 +621,8 @@ int gpu_cuda_exl3_matmul_raw(struct gpu *g, float *op, const float *xp,
  * is on: anything but "0", cached in *cache (-1 until read). */
 static int xl_switch_on(const char *name, int *cache)
 {
-	if (*cache < 0) {
-		const char *e = getenv(name);
-
-		*cache = !(e && !strcmp(e, "0"));
-	}
+	if (*cache < 0)
+		*cache = tern_switch_on(name);
 	return *cache;
 }
 

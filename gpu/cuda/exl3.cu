@@ -65,6 +65,7 @@
 #include "gpu/cuda/kernels.h"
 #include "gpu/cuda/pdl.cuh"
 #include "gpu/cuda/rope_dev.cuh"
+#include "gpu/cuda/switches.h"
 
 #ifndef XL_NW
 #define XL_NW 8   /* warps per gemv block */
@@ -1321,7 +1322,7 @@ static int xl_splits_model(size_t k, size_t ncg, int n_sm)
 {
 	const size_t ktiles = k / 16;
 	const size_t sm = (size_t)(n_sm > 0 ? n_sm : 1);
-	const char *env = getenv("TERN_EXL3_KB1");
+	const long env = tern_switch_long("TERN_EXL3_KB1");
 	size_t kb, best = 1, kb_max = ktiles / XL_NW;
 	double best_t = 1e300;
 
@@ -1329,8 +1330,8 @@ static int xl_splits_model(size_t k, size_t ncg, int n_sm)
 		kb_max = GPU_CUDA_EXL3_MAX_KB;
 	if (kb_max < 1)
 		kb_max = 1;
-	if (env && atoi(env) > 0)
-		return (size_t)atoi(env) < kb_max ? atoi(env) : (int)kb_max;
+	if (env > 0)
+		return (size_t)env < kb_max ? (int)env : (int)kb_max;
 	for (kb = 1; kb <= kb_max; kb++) {
 		const size_t per = (ktiles + kb - 1) / kb;
 		const size_t s = (per + XL_NW - 1) / XL_NW;
