@@ -5,7 +5,11 @@
  *   tern tokenize — run.c's ids for the bundled model, exact decode, stdin
  *                   read verbatim;
  *   tern template — transformers' renders (templates/cases.json), exit 3
- *                   with the message when the template raises. */
+ *                   with the message when the template raises;
+ *   tern ppl      — transformers' perplexity of the shared trained-target
+ *                   model on War and Peace's tail (its README's protocol:
+ *                   windows of BOS + 1023 tokens), skipped without
+ *                   ../shared; bad input refused with a message. */
 #include "config.h"
 
 #include <check.h>
@@ -261,6 +265,124 @@ START_TEST(test_run_chat)
 }
 END_TEST
 
+/* The value of "key value" line KEY in OUT (-1 when absent). */
+static double kv_get(const char *out, const char *key)
+{
+	const size_t n = strlen(key);
+	const char *p = out;
+
+	while (p && *p) {
+		if (!strncmp(p, key, n) && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return -1.0;
+}
+
+START_TEST(test_ppl_reference)
+{
+	char *dir = test_shared_path("models/trained-target");
+	char *text = test_shared_path("text/war-and-peace-tail.txt");
+	struct strbuf cmd, res;
+	json_t *ev, *h;
+	json_error_t je;
+	char *evp;
+	double want, got;
+
+	if (!dir || !text) {
+		free(dir);
+		free(text);
+		return; /* skipped: message printed by test_shared_path */
+	}
+	evp = test_shared_path("models/trained-target/eval.json");
+	ck_assert_ptr_nonnull(evp);
+	ev = json_load_file(evp, 0, &je);
+	ck_assert_msg(ev != NULL, "%s: %s", evp, je.text);
+	h = json_object_get(json_object_get(ev, "heldout"), "war-and-peace-tail");
+	ck_assert_ptr_nonnull(h);
+	want = json_number_value(json_object_get(h, "mean_nll"));
+	strbuf_init(&cmd, 0);
+	strbuf_init(&res, 0);
+	strbuf_printf(&cmd, "'%s' ppl -b cpu -q -m '%s' -f '%s' 2>&1", TERN_BINARY, dir,
+		      text);
+	ck_assert_msg(run(strbuf_cstr(&cmd), &res) == 0, "%s", strbuf_cstr(&res));
+	/* the same tokens and windows as the reference, every one scored */
+	ck_assert_int_eq((int)kv_get(strbuf_cstr(&res), "tokens"),
+			 (int)json_integer_value(json_object_get(h, "tokens")));
+	ck_assert_int_eq((int)kv_get(strbuf_cstr(&res), "scored"),
+			 (int)json_integer_value(json_object_get(h, "tokens")));
+	ck_assert_int_eq((int)kv_get(strbuf_cstr(&res), "windows"),
+			 (int)json_integer_value(json_object_get(h, "windows")));
+	ck_assert_int_eq((int)kv_get(strbuf_cstr(&res), "ctx"), 1024);
+	/* float32 logits on both sides: the mean over 40k tokens agrees to
+	 * about 1e-6; the bound leaves room for summation order */
+	got = kv_get(strbuf_cstr(&res), "mean_nll");
+	ck_assert_msg(fabs(got - want) <= 2e-5, "mean NLL %.6f, transformers %.6f", got,
+		      want);
+	got = kv_get(strbuf_cstr(&res), "ppl");
+	want = json_number_value(json_object_get(h, "ppl"));
+	ck_assert_msg(fabs(got - want) <= 2e-5 * want + 1e-4, "ppl %.4f, transformers %.4f",
+		      got, want);
+	json_decref(ev);
+	strbuf_fini(&cmd);
+	strbuf_fini(&res);
+	free(evp);
+	free(dir);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_ppl_errors)
+{
+	static const struct {
+		const char *args; /* after "tern ppl -b cpu -m MODEL" */
+		int status;
+		const char *msg;
+	} cases[] = {
+		{ "", 2, "-f FILE is required" },
+		{ "-f /nonexistent/text.txt", 1, "/nonexistent/text.txt" },
+		{ "-f /dev/null", 1, "no token to score" },
+		{ "-f /dev/null -c 1", 2, "--ctx wants a whole number of at least 2" },
+		{ "-f /dev/null -w 0", 2, "--windows wants a whole number of at least 1" },
+		{ "-f /dev/null -c 9999999", 2, "more than the model's context" },
+	};
+	struct strbuf cmd, res;
+	size_t i;
+
+	strbuf_init(&cmd, 0);
+	strbuf_init(&res, 0);
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int st;
+
+		strbuf_reset(&cmd);
+		strbuf_printf(&cmd, "'%s' ppl -b cpu -m '%s/models/stories260k' %s 2>&1",
+			      TERN_BINARY, TERN_SRCDIR, cases[i].args);
+		st = run(strbuf_cstr(&cmd), &res);
+		ck_assert_msg(st == cases[i].status, "'%s': status %d, want %d: %s",
+			      cases[i].args, st, cases[i].status, strbuf_cstr(&res));
+		ck_assert_msg(strstr(strbuf_cstr(&res), cases[i].msg) != NULL,
+			      "'%s': '%s' not in: %s", cases[i].args, cases[i].msg,
+			      strbuf_cstr(&res));
+	}
+	/* standard input, a small window and a window count: 2 windows of
+	 * BOS + 7 tokens, every token scored, a finite perplexity */
+	strbuf_reset(&cmd);
+	strbuf_printf(&cmd,
+		      "printf 'Once upon a time, there was a little girl named Lily.' | "
+		      "'%s' ppl -b cpu -m '%s/models/stories260k' -f - -c 8 -w 2",
+		      TERN_BINARY, TERN_SRCDIR);
+	ck_assert_int_eq(run(strbuf_cstr(&cmd), &res), 0);
+	ck_assert_int_eq((int)kv_get(strbuf_cstr(&res), "windows"), 2);
+	ck_assert_int_eq((int)kv_get(strbuf_cstr(&res), "scored"), 14);
+	ck_assert(kv_get(strbuf_cstr(&res), "ppl") > 1.0);
+	ck_assert(isfinite(kv_get(strbuf_cstr(&res), "mean_nll")));
+	strbuf_fini(&cmd);
+	strbuf_fini(&res);
+}
+END_TEST
+
 Suite *cmds_suite(void)
 {
 	Suite *s = suite_create("cmds");
@@ -272,6 +394,11 @@ Suite *cmds_suite(void)
 	tcase_add_test(tc, test_tokenize);
 	tcase_add_test(tc, test_template);
 	tcase_add_test(tc, test_run_chat);
+	tcase_add_test(tc, test_ppl_errors);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("ppl");
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, test_ppl_reference);
 	suite_add_tcase(s, tc);
 	return s;
 }
