@@ -143,7 +143,9 @@ static void push_transcript(struct tui *t)
 	ui_generating_set(t->ui, s->gen_tag != 0);
 }
 
-static void push_status(struct tui *t, double tps)
+/* TPS: tokens/s while generating (0 otherwise); ACC: the share of
+ * speculative proposals kept so far (< 0: none made). */
+static void push_status_acc(struct tui *t, double tps, double acc)
 {
 	struct ui_status st;
 	char model[160];
@@ -161,7 +163,19 @@ static void push_status(struct tui *t, double tps)
 	}
 	st.ctx_used = (long)t->ctx_used;
 	st.tokens_per_s = tps;
+	st.spec = acc >= 0.0;
+	st.accept = acc;
 	ui_status_set(t->ui, &st);
+}
+
+static void push_status(struct tui *t, double tps)
+{
+	push_status_acc(t, tps, -1.0);
+}
+
+static double acceptance(const struct llm_job_stats *st)
+{
+	return st->n_drafted ? (double)st->n_accepted / (double)st->n_drafted : -1.0;
 }
 
 static void push_sampler(struct tui *t)
@@ -224,7 +238,7 @@ static void push_themes(struct tui *t)
 /* K_BITS / V_BITS: the model entry's KV-cache bits (16 for a path typed
  * in the model menu or given with -m). */
 static void load_model(struct tui *t, const char *name, const char *path,
-		       size_t n_ctx, int k_bits, int v_bits)
+		       const char *draft, size_t n_ctx, int k_bits, int v_bits)
 {
 	size_t i;
 
@@ -238,8 +252,8 @@ static void load_model(struct tui *t, const char *name, const char *path,
 	ui_model_error(t->ui, NULL);
 	ui_model_progress(t->ui, 0.0, "unloading");
 	ui_notice_set(t->ui, UI_NOTICE_INFO, "loading model...");
-	app_worker_load(t->worker, name, path, n_ctx, t->cfg.backend, t->cfg.threads,
-			k_bits, v_bits);
+	app_worker_load(t->worker, name, path, draft, n_ctx, t->cfg.backend,
+			t->cfg.threads, k_bits, v_bits);
 	push_status(t, 0);
 }
 
@@ -448,7 +462,8 @@ static void on_worker_event(struct tui *t, struct app_wev *ev)
 			double dt = clock_now_s() - t->gen_t0;
 
 			ui_transcript_append(t->ui, s->gen_msg, ev->text, ev->len);
-			push_status(t, dt > 0 ? (double)t->gen_tokens / dt : 0);
+			push_status_acc(t, dt > 0 ? (double)t->gen_tokens / dt : 0,
+					acceptance(&ev->stats));
 		}
 		break;
 	case APP_WEV_DONE:
@@ -468,7 +483,7 @@ static void on_worker_event(struct tui *t, struct app_wev *ev)
 		}
 		if (s == active(t)) {
 			ui_generating_set(t->ui, 0);
-			push_status(t, ev->stats.decode_tps);
+			push_status_acc(t, ev->stats.decode_tps, acceptance(&ev->stats));
 		}
 		break;
 	}
@@ -621,13 +636,13 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 		if (ev->index >= 0 && ev->index < (int)t->cfg.n_models) {
 			const struct app_model_entry *m = &t->cfg.models[ev->index];
 
-			load_model(t, m->name, m->path, (size_t)m->context,
+			load_model(t, m->name, m->path, m->draft, (size_t)m->context,
 				   m->k_bits, m->v_bits);
 		}
 		break;
 	case UI_EVENT_MODEL_PATH:
 		if (ev->text && ev->text[0])
-			load_model(t, ev->text, ev->text, 0, 16, 16);
+			load_model(t, ev->text, ev->text, NULL, 0, 16, 16);
 		break;
 	case UI_EVENT_ATTACH_PREVIEW:
 		if (ev->text && ev->text[0]) {
@@ -794,9 +809,9 @@ int app_tui_run(const char *model_override, const char *config_path)
 	push_models(&t);
 	push_themes(&t);
 	if (model_override && !app_config_find_model(&t.cfg, model_override))
-		load_model(&t, model_override, model_override, 0, 16, 16);
+		load_model(&t, model_override, model_override, NULL, 0, 16, 16);
 	else if ((me = app_config_find_model(&t.cfg, model_override ? model_override : t.cfg.model)))
-		load_model(&t, me->name, me->path, (size_t)me->context,
+		load_model(&t, me->name, me->path, me->draft, (size_t)me->context,
 			   me->k_bits, me->v_bits);
 	push_status(&t, 0);
 

@@ -25,7 +25,7 @@ enum cmd_type { CMD_LOAD, CMD_GENERATE, CMD_CANCEL, CMD_QUIT };
 struct cmd {
 	enum cmd_type type;
 	int tag;
-	char *name, *dir, *backend;
+	char *name, *dir, *backend, *draft;
 	size_t n_ctx;
 	int threads;
 	int k_bits, v_bits; /* KV cache bits (16 = f16) */
@@ -64,7 +64,7 @@ struct app_worker {
 	struct evnode *ev_head, *ev_tail;
 	int wake_fd;
 	/* worker-thread state */
-	struct llm_model *model;
+	struct llm_model *model, *draft; /* draft: speculative decoding, or NULL */
 	struct llm_tokenizer *tok;
 	struct llm_template *tmpl;
 	char *bos, *eos;
@@ -112,6 +112,7 @@ static void free_cmd(struct cmd *c)
 	free(c->name);
 	free(c->dir);
 	free(c->backend);
+	free(c->draft);
 	free(c->system);
 	for (i = 0; i < c->n_msgs; i++) {
 		free(c->roles[i]);
@@ -165,6 +166,8 @@ static void unload(struct app_worker *w)
 	w->tok = NULL;
 	llm_model_free(w->model);
 	w->model = NULL;
+	llm_model_free(w->draft);
+	w->draft = NULL;
 }
 
 static void do_load(struct app_worker *w, struct cmd *c)
@@ -193,6 +196,13 @@ static void do_load(struct app_worker *w, struct cmd *c)
 	mp.kv_type = LLM_KV_F16;
 	if (llm_model_open(c->dir, &mp, &w->model, &d) < 0)
 		goto fail;
+	if (c->draft) {
+		post_text(w, APP_WEV_PROGRESS, 0, "loading the draft model", 23);
+		if (llm_model_open(c->draft, &mp, &w->draft, &d) < 0) {
+			diag_prefix(&d, "draft model");
+			goto fail;
+		}
+	}
 	post_text(w, APP_WEV_PROGRESS, 0, "loading tokenizer", 17);
 	if (llm_tokenizer_open(c->dir, &w->tok, &d) < 0)
 		goto fail;
@@ -211,7 +221,7 @@ static void do_load(struct app_worker *w, struct cmd *c)
 	}
 	ep.n_ctx = w->n_ctx;
 	ep.n_slots = 4;
-	if (llm_engine_new(w->model, NULL, &ep, w->tok, &w->engine, &d) < 0)
+	if (llm_engine_new(w->model, w->draft, &ep, w->tok, &w->engine, &d) < 0)
 		goto fail;
 	memset(&ev, 0, sizeof ev);
 	ev.type = APP_WEV_LOADED;
@@ -253,8 +263,16 @@ static void job_cb(struct llm_job *job, const struct llm_job_event *e, void *use
 
 	(void)job;
 	if (e->type == LLM_JOB_EVENT_TOKEN) {
-		if (e->text_len)
-			post_text(w, APP_WEV_TEXT, s->tag, e->text, e->text_len);
+		if (e->text_len) {
+			memset(&ev, 0, sizeof ev);
+			ev.type = APP_WEV_TEXT;
+			ev.tag = s->tag;
+			ev.text = xstrndup(e->text, e->text_len);
+			ev.len = e->text_len;
+			if (e->stats)
+				ev.stats = *e->stats;
+			post(w, &ev);
+		}
 		return;
 	}
 	if (e->type != LLM_JOB_EVENT_FINISH)
@@ -499,14 +517,15 @@ void app_worker_stop(struct app_worker *w)
 }
 
 void app_worker_load(struct app_worker *w, const char *name, const char *dir,
-		     size_t n_ctx, const char *backend, int threads, int k_bits,
-		     int v_bits)
+		     const char *draft, size_t n_ctx, const char *backend,
+		     int threads, int k_bits, int v_bits)
 {
 	struct cmd *c = xcalloc(1, sizeof *c);
 
 	c->type = CMD_LOAD;
 	c->name = xstrdup(name);
 	c->dir = xstrdup(dir);
+	c->draft = draft ? xstrdup(draft) : NULL;
 	c->backend = xstrdup(backend ? backend : "auto");
 	c->n_ctx = n_ctx;
 	c->threads = threads;

@@ -50,7 +50,8 @@ struct app_wev {
 	size_t len;
 	double value;
 	enum llm_finish_reason finish;
-	struct llm_job_stats stats;
+	struct llm_job_stats stats; /* DONE; TEXT: the speculative decoding
+				     * counts so far (n_drafted, n_accepted) */
 	size_t ctx_used;     /* prompt + generated positions of the job */
 	struct app_model_info info;
 };
@@ -65,10 +66,12 @@ void app_worker_stop(struct app_worker *w);
 /* Unload the current model completely, then load DIR (n_ctx 0: the
  * model's own, capped at 8192; backend "auto"/"cpu"/"cuda"; k_bits and
  * v_bits the KV cache's bits per element: 16 = f16, the only kind
- * implemented — 2..8 (quantized) fail the load with a message). */
+ * implemented — 2..8 (quantized) fail the load with a message; DRAFT, may
+ * be NULL: a smaller model of the same vocabulary for speculative
+ * decoding, loaded with the same settings). */
 void app_worker_load(struct app_worker *w, const char *name, const char *dir,
-		     size_t n_ctx, const char *backend, int threads, int k_bits,
-		     int v_bits);
+		     const char *draft, size_t n_ctx, const char *backend,
+		     int threads, int k_bits, int v_bits);
 /* Generate a reply to MSGS (the conversation up to and including the last
  * user message) as job TAG with PRESET's sampler settings and
  * max_tokens (copied, arrays included).  In completion mode (no chat template) the

@@ -11,6 +11,17 @@
  * first one row per decoding job (its last token), then prefill rows of
  * admitted prompts up to prefill_chunk, and calls llm_forward once.
  *
+ * Speculative decoding (par.n_draft > 0): before the batch is built, each
+ * decoding job gets up to n_draft proposals for the tokens after its last
+ * one — the draft model's argmax continuation (its own multi-slot context,
+ * caught up with the job's tokens first) or the tokens that followed the
+ * latest earlier occurrence of the job's last 3, 2 or 1 tokens (n-gram).
+ * The job's rows are then its last token and the proposals, all wanting
+ * logits; afterwards take_token samples row 0, 1, ... while each sample
+ * equals the proposal fed after it, so the job keeps exactly the tokens
+ * plain decoding would have drawn.  Positions past the kept ones hold
+ * stale K/V that the next rows overwrite before anything reads them.
+ *
  * Invariants:
  *   - a running job's slot row of ctx->page_table maps pages covering
  *     [0, n_kv) (and any page taken for the current batch); every mapped
@@ -46,6 +57,8 @@ struct llm_engine_params llm_engine_default_params(void)
 	p.n_slots = 4;
 	p.n_pages = 0;
 	p.prefill_chunk = 512;
+	p.n_draft = 0;
+	p.ngram = false;
 	return p;
 }
 
@@ -91,9 +104,18 @@ int llm_engine_new(struct llm_model *model, struct llm_model *draft,
 	if (!out || !model)
 		return diag_fail(d, LLM_E_INVALID, "llm_engine_new: bad arguments");
 	*out = NULL;
-	if (draft)
-		return diag_fail(d, LLM_E_UNSUPPORTED,
-				 "speculative decoding (a draft model) is not supported yet");
+	if (draft && draft->cfg.n_vocab != model->cfg.n_vocab)
+		return diag_fail(d, LLM_E_INVALID,
+				 "the draft model's vocabulary has %lld tokens, the model's %lld",
+				 (long long)draft->cfg.n_vocab,
+				 (long long)model->cfg.n_vocab);
+	if (p.n_draft > LLM_SPEC_MAX_DRAFT)
+		return diag_fail(d, LLM_E_INVALID, "%zu draft tokens a step (at most %d)",
+				 p.n_draft, LLM_SPEC_MAX_DRAFT);
+	if (!draft && !p.ngram)
+		p.n_draft = 0;
+	else if (p.n_draft == 0)
+		p.n_draft = LLM_SPEC_DEFAULT_DRAFT;
 	if (p.n_slots == 0 || p.n_slots > 256)
 		return diag_fail(d, LLM_E_INVALID, "%zu job slots (1..256)", p.n_slots);
 	n_ctx = p.n_ctx ? p.n_ctx :
@@ -130,12 +152,29 @@ int llm_engine_new(struct llm_model *model, struct llm_model *draft,
 	e->b_seq = malloc(e->ctx->n_batch * sizeof *e->b_seq);
 	e->b_pos = malloc(e->ctx->n_batch * sizeof *e->b_pos);
 	e->b_want = malloc(e->ctx->n_batch * sizeof *e->b_want);
-	e->b_logits = malloc(p.n_slots * V * sizeof *e->b_logits);
-	e->b_jobs = calloc(p.n_slots, sizeof *e->b_jobs);
+	e->b_logits = malloc(p.n_slots * (1 + p.n_draft) * V * sizeof *e->b_logits);
+	e->b_jobs = calloc(p.n_slots * (1 + p.n_draft), sizeof *e->b_jobs);
 	if (!e->slots || !e->b_ids || !e->b_seq || !e->b_pos || !e->b_want ||
 	    !e->b_logits || !e->b_jobs) {
 		rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
 		goto fail;
+	}
+	if (draft) {
+		e->draft = draft;
+		rc = llm_context_new_slots(draft, n_ctx, p.n_slots, 0, &e->dctx, d);
+		if (rc < 0) {
+			diag_prefix(d, "draft model");
+			goto fail;
+		}
+		e->d_logits = malloc(V * sizeof *e->d_logits);
+		e->d_ids = malloc(e->dctx->n_batch * sizeof *e->d_ids);
+		e->d_seq = malloc(e->dctx->n_batch * sizeof *e->d_seq);
+		e->d_pos = malloc(e->dctx->n_batch * sizeof *e->d_pos);
+		e->d_want = malloc(e->dctx->n_batch * sizeof *e->d_want);
+		if (!e->d_logits || !e->d_ids || !e->d_seq || !e->d_pos || !e->d_want) {
+			rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
+			goto fail;
+		}
 	}
 	*out = e;
 	return 0;
@@ -168,6 +207,7 @@ void llm_engine_free(struct llm_engine *e)
 	detach_list(e->wait_head);
 	detach_list(e->run_head);
 	llm_context_free(e->ctx);
+	llm_context_free(e->dctx);
 	llm_kvc_fini(&e->kc);
 	if (e->pieces) {
 		for (i = 0; i < e->n_vocab; i++)
@@ -182,6 +222,11 @@ void llm_engine_free(struct llm_engine *e)
 	free(e->b_want);
 	free(e->b_logits);
 	free(e->b_jobs);
+	free(e->d_logits);
+	free(e->d_ids);
+	free(e->d_seq);
+	free(e->d_pos);
+	free(e->d_want);
 	free(e);
 }
 
@@ -198,6 +243,8 @@ void llm_engine_get_stats(const struct llm_engine *e, struct llm_engine_stats *o
 	out->n_reused = e->n_reused;
 	out->n_computed = e->n_computed;
 	out->n_steps = e->n_steps;
+	out->n_drafted = e->n_drafted;
+	out->n_accepted = e->n_accepted;
 	out->n_pages = e->kc.n_pages;
 	out->n_pages_used = llm_kvc_n_used(&e->kc);
 	out->n_pages_cached = e->kc.n_cached;
@@ -256,6 +303,7 @@ static void job_destroy(struct llm_job *j)
 	free(j->tokens);
 	free(j->evtext);
 	free(j->page_keys);
+	free(j->prop);
 	free(j);
 }
 
@@ -321,7 +369,8 @@ int llm_job_submit(struct llm_engine *e, const struct llm_job_params *p,
 	j->tokens = malloc(j->cap * sizeof *j->tokens);
 	j->evtext_cap = 256;
 	j->evtext = malloc(j->evtext_cap);
-	if (!j->tokens || !j->evtext) {
+	j->prop = malloc((e->par.n_draft ? e->par.n_draft : 1) * sizeof *j->prop);
+	if (!j->tokens || !j->evtext || !j->prop) {
 		rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
 		goto fail;
 	}
@@ -454,6 +503,10 @@ static void release_job(struct llm_engine *e, struct llm_job *j)
 			e->ctx->pt_dirty = true;
 		}
 		e->ctx->n_past[j->slot] = 0;
+		if (e->dctx) {
+			llm_kv_release(e->dctx, (size_t)j->slot, 0);
+			e->dctx->n_past[j->slot] = 0;
+		}
 		e->slots[j->slot] = NULL;
 		j->slot = -1;
 	}
@@ -812,11 +865,178 @@ static void map_pos(struct llm_engine *e, struct llm_job *j, size_t pos)
 	e->ctx->pt_dirty = true;
 }
 
+/* ---- speculative decoding ------------------------------------------------ */
+
+/* Longest n-gram the lookup drafter matches. */
+#define SPEC_NGRAM 3
+
+/* Up to NP tokens that followed the latest earlier occurrence of J's last
+ * k tokens (k = SPEC_NGRAM .. 1, longest first) into OUT; their count. */
+static size_t propose_ngram(const struct llm_job *j, int32_t *out, size_t np)
+{
+	const int32_t *t = j->tokens;
+	const size_t n = j->n_tokens;
+	size_t k, p, m;
+
+	for (k = n - 1 < SPEC_NGRAM ? n - 1 : SPEC_NGRAM; k >= 1; k--) {
+		const int32_t *tail = t + n - k;
+
+		for (p = n - k; p-- > 0;) {
+			if (t[p] != tail[0] || memcmp(t + p, tail, k * sizeof *t))
+				continue;
+			m = n - (p + k) < np ? n - (p + k) : np;
+			memcpy(out, t + p + k, m * sizeof *out);
+			return m;
+		}
+	}
+	return 0;
+}
+
+/* Run the draft model over J's tokens IDS[0..n) at positions POS.. (its
+ * slot of e->dctx); the last row's logits land in e->d_logits. */
+static int draft_feed(struct llm_engine *e, struct llm_job *j, const int32_t *ids,
+		      size_t n, size_t pos, struct diag *d)
+{
+	size_t done = 0, i;
+	int rc = llm_kv_reserve(e->dctx, (size_t)j->slot, pos + n, d);
+
+	if (rc < 0)
+		return rc;
+	while (done < n) {
+		const size_t m = n - done < e->dctx->n_batch ? n - done : e->dctx->n_batch;
+		struct llm_batch b;
+
+		for (i = 0; i < m; i++) {
+			e->d_ids[i] = ids[done + i];
+			e->d_seq[i] = j->slot;
+			e->d_pos[i] = (int32_t)(pos + done + i);
+			e->d_want[i] = done + i == n - 1;
+		}
+		memset(&b, 0, sizeof b);
+		b.n = m;
+		b.ids = e->d_ids;
+		b.seq = e->d_seq;
+		b.pos = e->d_pos;
+		b.logits = e->d_want;
+		b.logits_out = e->d_logits;
+		rc = llm_forward(e->dctx, &b, d);
+		if (rc < 0)
+			return rc;
+		done += m;
+	}
+	e->dctx->n_past[j->slot] = pos + n;
+	return 0;
+}
+
+static int32_t argmax(const float *v, size_t n)
+{
+	size_t i, best = 0;
+
+	for (i = 1; i < n; i++)
+		if (v[i] > v[best])
+			best = i;
+	return (int32_t)best;
+}
+
+/* The draft model's argmax continuation of J, NP tokens into J->prop:
+ * first the tokens its cache lacks (at least the last one), then each
+ * proposal but the last fed back.  Returns 0 or an LLM_E_* error. */
+static int propose_draft(struct llm_engine *e, struct llm_job *j, size_t np,
+			 struct diag *d)
+{
+	const size_t n = j->n_tokens;
+	size_t start = j->d_kv < n - 1 ? j->d_kv : n - 1, i;
+	int rc = draft_feed(e, j, j->tokens + start, n - start, start, d);
+
+	if (rc < 0)
+		return rc;
+	j->d_kv = n;
+	for (i = 0; i < np; i++) {
+		j->prop[i] = argmax(e->d_logits, e->n_vocab);
+		if (i + 1 < np) {
+			rc = draft_feed(e, j, &j->prop[i], 1, n + i, d);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* This step's proposals for decoding job J, at most MAX (the rows the
+ * batch has left): none past the job's last position (the final token is
+ * never fed back).  Sets j->n_prop; a draft model failure fails the job. */
+static void propose(struct llm_engine *e, struct llm_job *j, size_t max)
+{
+	const size_t gen = j->n_tokens - j->n_prompt;
+	size_t np = e->par.n_draft;
+	struct diag d;
+	int rc;
+
+	j->n_prop = 0;
+	/* rows at positions n_kv .. n_kv + np must stay below n_prompt +
+	 * max_gen - 1, the positions admission reserved */
+	if (j->max_gen - gen < 2)
+		return;
+	if (np > j->max_gen - gen - 1)
+		np = j->max_gen - gen - 1;
+	if (np > max)
+		np = max;
+	if (np == 0)
+		return;
+	if (!e->draft) {
+		j->n_prop = propose_ngram(j, j->prop, np);
+		return;
+	}
+	diag_clear(&d);
+	rc = propose_draft(e, j, np, &d);
+	if (rc < 0) {
+		diag_prefix(&d, "draft model");
+		fail_job(e, j, rc, &d);
+		return;
+	}
+	j->n_prop = np;
+}
+
+/* After the forward: J's rows are its last token and n_prop proposals.
+ * Sample row i while the job runs on and each sample equals proposal i;
+ * the cache then holds the positions of the kept tokens but the last. */
+static void take_proposed(struct llm_engine *e, struct llm_job *j)
+{
+	const size_t base = j->n_kv, nt0 = j->n_tokens, np = j->n_prop;
+	size_t i, acc = 0;
+
+	j->st.n_computed += j->step_rows;
+	for (i = 0; i <= np; i++) {
+		j->n_kv = base + i + 1;
+		e->ctx->n_past[j->slot] = j->n_kv;
+		take_token(e, j, e->b_logits + ((size_t)j->logit_idx + i) * e->n_vocab);
+		if (j->phase != LLM_JOB_DECODE || j->n_tokens != nt0 + i + 1 ||
+		    i == np || j->tokens[nt0 + i] != j->prop[i])
+			break;
+		acc++;
+	}
+	j->st.n_drafted += np;
+	j->st.n_accepted += acc;
+	j->st.n_verify++;
+	e->n_drafted += np;
+	e->n_accepted += acc;
+	if (j->phase != LLM_JOB_DECODE)
+		return;
+	/* a back-off may have moved n_kv back */
+	e->ctx->n_past[j->slot] = j->n_kv;
+	if (e->draft) {
+		/* the draft's cache holds proposals 0 .. np - 2 after nt0 */
+		size_t keep = nt0 + (acc < np - 1 ? acc : np - 1);
+
+		j->d_kv = keep < j->n_tokens - 1 ? keep : j->n_tokens - 1;
+	}
+}
+
 int llm_engine_step(struct llm_engine *e, struct diag *d)
 {
 	struct llm_job *j, **link;
 	struct llm_batch b;
-	size_t n = 0, n_logit = 0, budget, i;
+	size_t n = 0, n_logit = 0, n_dec, budget, i;
 	int rc, ret = 0;
 
 	if (!e)
@@ -855,21 +1075,40 @@ int llm_engine_step(struct llm_engine *e, struct diag *d)
 	}
 	sweep(e);
 
-	/* the batch: one row per decoding job, then prefill chunks */
+	/* the batch: one row per decoding job and its proposals, then
+	 * prefill chunks */
+	n_dec = 0;
+	for (j = e->run_head; j; j = j->next)
+		n_dec += j->phase == LLM_JOB_DECODE;
 	for (j = e->run_head; j; j = j->next) {
 		j->logit_idx = -1;
 		j->step_rows = 0;
+		j->n_prop = 0;
 		if (j->phase != LLM_JOB_DECODE)
 			continue;
-		map_pos(e, j, j->n_kv);
-		e->b_ids[n] = j->tokens[j->n_kv];
-		e->b_seq[n] = j->slot;
-		e->b_pos[n] = (int32_t)j->n_kv;
-		e->b_want[n] = 1;
+		if (e->par.n_draft) {
+			/* every decoding job after this one keeps its row */
+			const size_t left = e->ctx->n_batch - n;
+
+			propose(e, j, left > n_dec ? left - n_dec : 0);
+			if (j->phase != LLM_JOB_DECODE) {
+				n_dec--;
+				continue; /* the draft model failed: job ended */
+			}
+		}
+		n_dec--;
+		for (i = 0; i <= j->n_prop; i++) {
+			map_pos(e, j, j->n_kv + i);
+			e->b_ids[n] = i ? j->prop[i - 1] : j->tokens[j->n_kv];
+			e->b_seq[n] = j->slot;
+			e->b_pos[n] = (int32_t)(j->n_kv + i);
+			e->b_want[n] = 1;
+			n++;
+		}
 		e->b_jobs[n_logit] = j;
-		j->logit_idx = (int32_t)n_logit++;
-		j->step_rows = 1;
-		n++;
+		j->logit_idx = (int32_t)n_logit;
+		n_logit += 1 + j->n_prop;
+		j->step_rows = 1 + j->n_prop;
 	}
 	budget = e->ctx->n_batch - n;
 	if (budget > e->par.prefill_chunk)
@@ -929,6 +1168,10 @@ int llm_engine_step(struct llm_engine *e, struct diag *d)
 	for (j = e->run_head; j; j = j->next) {
 		if (j->step_rows == 0)
 			continue;
+		if (j->phase == LLM_JOB_DECODE && j->n_prop > 0) {
+			take_proposed(e, j);
+			continue;
+		}
 		j->n_kv += j->step_rows;
 		j->st.n_computed += j->step_rows;
 		e->ctx->n_past[j->slot] = j->n_kv;

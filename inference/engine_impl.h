@@ -142,8 +142,16 @@ struct llm_job {
 	void *user;
 
 	/* this step */
-	size_t step_rows;   /* prefill rows in the batch */
-	int32_t logit_idx;  /* row in the logits output, -1 */
+	size_t step_rows;   /* rows in the batch (prefill, or a decode row
+			     * and its n_prop proposals) */
+	int32_t logit_idx;  /* first of its rows in the logits output, -1 */
+
+	/* speculative decoding: this step's proposals for the positions
+	 * after tokens[n_tokens - 1]; d_kv: positions [0, d_kv) of tokens
+	 * are in the draft model's cache (slot `slot`) */
+	int32_t *prop;      /* [par.n_draft] */
+	size_t n_prop;
+	size_t d_kv;
 
 	char *evtext;       /* text of the FINISH event (stop + detok flush) */
 	size_t evtext_cap;
@@ -175,8 +183,18 @@ struct llm_engine {
 	/* one batch, sized at creation */
 	int32_t *b_ids, *b_seq, *b_pos;
 	uint8_t *b_want;
-	float *b_logits;             /* [n_slots, n_vocab] */
+	float *b_logits;             /* [n_slots * (1 + n_draft), n_vocab] */
 	struct llm_job **b_jobs;     /* [n_slots]: job of each logits row */
+
+	/* speculative decoding (par.n_draft > 0): the draft model (NULL for
+	 * n-gram proposals), its context (a slot per job slot, pages taken
+	 * as positions grow), one row of its logits, its batch */
+	struct llm_model *draft;
+	struct llm_context *dctx;
+	float *d_logits;             /* [n_vocab] */
+	int32_t *d_ids, *d_seq, *d_pos;
+	uint8_t *d_want;
+	uint64_t n_drafted, n_accepted;
 
 	/* DRY's token texts, built on first need */
 	char **pieces;

@@ -421,18 +421,40 @@ struct llm_engine_params {
 			       * every slot to fill n_ctx */
 	size_t prefill_chunk; /* most prompt tokens computed per step (over
 			       * all jobs); clamped to the batch size (512) */
+	/* Speculative decoding: each step a decoding job may feed up to
+	 * n_draft guessed tokens after its last one, and keeps those the
+	 * target samples itself (see llm_engine_new).  The guesses come from
+	 * the draft model when there is one, else from n-gram lookup in the
+	 * job's own tokens when ngram is set; 0: LLM_SPEC_DEFAULT_DRAFT with
+	 * either, none without. */
+	size_t n_draft;
+	bool ngram;
 };
 
-/* Defaults: n_ctx 0 (the model's), 4 slots, n_pages 0 (auto), chunk 512. */
+/* Draft tokens per step when n_draft is 0 and a drafter is on; at most
+ * LLM_SPEC_MAX_DRAFT. */
+#define LLM_SPEC_DEFAULT_DRAFT 4
+#define LLM_SPEC_MAX_DRAFT 16
+
+/* Defaults: n_ctx 0 (the model's), 4 slots, n_pages 0 (auto), chunk 512,
+ * no speculative decoding. */
 struct llm_engine_params llm_engine_default_params(void);
 
-/* Make an engine over MODEL (which must outlive it).  DRAFT (speculative
- * decoding) must be NULL for now (LLM_E_UNSUPPORTED otherwise).  TOK (may
+/* Make an engine over MODEL (which must outlive it).  DRAFT (may be NULL;
+ * must outlive the engine) turns on speculative decoding with a smaller
+ * model of the same vocabulary: each step it proposes n_draft tokens by
+ * argmax (from its own KV cache, kept in step with each job), the target
+ * scores them all in the job's rows of one forward pass, and the job takes
+ * the target's own samples in order while they equal the proposals, plus
+ * the first that does not.  Every generated token is thus drawn from the
+ * target's distribution by the job's sampler, one draw per token in order:
+ * the output is the one decoding without a draft gives (the same ids for
+ * greedy and for a seeded sampler), only in fewer target passes.  TOK (may
  * be NULL; then jobs get token ids but no text, and stop/banned strings are
  * refused) is borrowed and must outlive the engine.  params NULL: defaults.
- * Allocates the KV pool and every buffer a step needs.
- * Errors: LLM_E_INVALID (params), LLM_E_UNSUPPORTED, LLM_E_NOMEM,
- * LLM_E_BACKEND. */
+ * Allocates the KV pool and every buffer a step needs (the draft's too).
+ * Errors: LLM_E_INVALID (params; a draft whose vocabulary size differs
+ * from the model's), LLM_E_NOMEM, LLM_E_BACKEND. */
 int llm_engine_new(struct llm_model *model, struct llm_model *draft,
 		   const struct llm_engine_params *params,
 		   const struct llm_tokenizer *tok, struct llm_engine **out,
@@ -461,13 +483,18 @@ struct llm_job_stats {
 	size_t n_prompt;    /* prompt tokens */
 	size_t n_reused;    /* prompt tokens whose KV came from cached pages */
 	size_t n_computed;  /* positions run through the model for this job
-			     * (prompt minus reused, plus one per decode step) */
+			     * (prompt minus reused, plus each decode step's
+			     * rows: one, and the proposals it verified) */
 	size_t n_generated; /* tokens generated (kept; banned back-offs undone) */
 	double t_queued;    /* seconds from submit to admission */
 	double t_prefill;   /* seconds from admission to the first token */
 	double t_decode;    /* seconds from the first token to the end */
 	double prefill_tps; /* computed prompt tokens / t_prefill */
 	double decode_tps;  /* (n_generated - 1) / t_decode (0 when undefined) */
+	size_t n_drafted;   /* speculative decoding: tokens proposed */
+	size_t n_accepted;  /* of which the target kept (acceptance =
+			     * n_accepted / n_drafted) */
+	size_t n_verify;    /* decode steps that fed proposals */
 };
 
 enum llm_job_event_type {
@@ -570,6 +597,7 @@ struct llm_engine_stats {
 	size_t n_pages_cached; /* unreferenced pages kept for reuse */
 	size_t n_pages_free;  /* never used or evicted */
 	size_t n_running, n_waiting;
+	uint64_t n_drafted, n_accepted; /* speculative decoding, all jobs */
 };
 void llm_engine_get_stats(const struct llm_engine *e, struct llm_engine_stats *out);
 

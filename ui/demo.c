@@ -45,7 +45,7 @@ int main(int argc, char **argv)
 	const char **names;
 	int next_id = 100, streaming = -1, running = 1;
 	size_t pos = 0;
-	struct ui_status st = { "stories260K", "cpu", 0, 512, 0, 0 };
+	struct ui_status st = { "stories260K", "cpu", 0, 512, 0, 0, false, 0.0 };
 
 	diag_clear(&d);
 	theme_set_init(&set);

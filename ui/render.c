@@ -211,6 +211,10 @@ static void render_status(struct ui *ui)
 		snprintf(b, sizeof b, " " VLINE " %.1f tok/s", ui->tps);
 		x += ui_screen_puts(s, x, r.y, r.x + r.w - x, b, THEME_ROLE_STATUS_ACCENT);
 	}
+	if (ui->accept >= 0.0) {
+		snprintf(b, sizeof b, " " VLINE " draft %.0f%%", 100.0 * ui->accept);
+		x += ui_screen_puts(s, x, r.y, r.x + r.w - x, b, THEME_ROLE_STATUS);
+	}
 	if (ui->mem_bytes) {
 		char m[32];
 		fmt_bytes(ui->mem_bytes, m, sizeof m);

@@ -351,6 +351,7 @@ void ui_status_set(struct ui *ui, const struct ui_status *st)
 	ui->ctx_used = st->ctx_used;
 	ui->ctx_total = st->ctx_total;
 	ui->tps = st->tokens_per_s;
+	ui->accept = st->spec ? st->accept : -1.0;
 	ui->mem_bytes = st->mem_bytes;
 	mark(ui);
 }

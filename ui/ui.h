@@ -26,6 +26,7 @@
 #ifndef TERN_UI_UI_H
 #define TERN_UI_UI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -257,6 +258,8 @@ struct ui_status {
 	long ctx_used, ctx_total;
 	double tokens_per_s;  /* shown while generating */
 	uint64_t mem_bytes;   /* memory in use (0 = hide) */
+	bool spec;            /* speculative decoding: show accept */
+	double accept;        /* share of the proposed tokens kept, 0..1 */
 };
 void ui_status_set(struct ui *ui, const struct ui_status *st);
 

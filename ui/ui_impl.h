@@ -74,6 +74,7 @@ struct ui {
 	char *st_model, *st_backend;
 	long ctx_used, ctx_total;
 	double tps;
+	double accept; /* ui_status.accept */
 	uint64_t mem_bytes;
 
 	char *notice;

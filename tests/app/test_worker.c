@@ -18,7 +18,8 @@
 
 /* Load stories260k with the given KV bits and return the first LOADED or
  * LOAD_FAILED event (progress events skipped); waits at most 60 s. */
-static void load_and_wait(int k_bits, int v_bits, struct app_wev *out)
+static void load_and_wait(const char *draft, int k_bits, int v_bits,
+			  struct app_wev *out)
 {
 	char *model = test_data_path("../../models/stories260k");
 	struct app_worker *w;
@@ -29,7 +30,7 @@ static void load_and_wait(int k_bits, int v_bits, struct app_wev *out)
 	diag_clear(&d);
 	w = app_worker_start(fds[1], &d);
 	ck_assert_msg(w != NULL, "%s", d.msg);
-	app_worker_load(w, "stories", model, 256, "cpu", 1, k_bits, v_bits);
+	app_worker_load(w, "stories", model, draft, 256, "cpu", 1, k_bits, v_bits);
 	for (spins = 0; spins < 600; spins++) {
 		struct pollfd p = { fds[0], POLLIN, 0 };
 		struct app_wev ev;
@@ -56,7 +57,7 @@ START_TEST(test_f16_cache_loads)
 {
 	struct app_wev ev;
 
-	load_and_wait(16, 16, &ev);
+	load_and_wait(NULL, 16, 16, &ev);
 	ck_assert_msg(ev.type == APP_WEV_LOADED, "load failed: %s", ev.text);
 	ck_assert_msg(ev.info.backend[0] != '\0', "no backend reported");
 	app_worker_event_fini(&ev);
@@ -71,7 +72,7 @@ START_TEST(test_quantized_cache_refused)
 	for (i = 0; i < sizeof bits / sizeof *bits; i++) {
 		struct app_wev ev;
 
-		load_and_wait(bits[i][0], bits[i][1], &ev);
+		load_and_wait(NULL, bits[i][0], bits[i][1], &ev);
 		ck_assert_msg(ev.type == APP_WEV_LOAD_FAILED,
 			      "k_bits %d v_bits %d loaded", bits[i][0], bits[i][1]);
 		ck_assert_msg(strstr(ev.text, "quantized KV cache") &&
@@ -82,6 +83,79 @@ START_TEST(test_quantized_cache_refused)
 }
 END_TEST
 
+/* A draft model: the bundled model drafting for itself generates with
+ * every greedy proposal kept, and the TEXT events carry the counts as they
+ * grow; a draft of another vocabulary, or none at that path, fails the
+ * load with a message. */
+START_TEST(test_draft)
+{
+	char *model = test_data_path("../../models/stories260k");
+	char *other = test_data_path("models/exl3-llama3");
+	static const struct app_wmsg msg = { "user", "Once upon a time" };
+	struct app_preset preset;
+	struct app_worker *w;
+	struct app_wev ev;
+	struct diag d;
+	size_t last_drafted = 0, n_text = 0;
+	int fds[2], spins, loaded = 0, done = 0;
+
+	load_and_wait(other, 16, 16, &ev);
+	ck_assert_msg(ev.type == APP_WEV_LOAD_FAILED && strstr(ev.text, "vocabulary"),
+		      "draft of another vocabulary: %s", ev.text);
+	app_worker_event_fini(&ev);
+	load_and_wait("/nonexistent/draft", 16, 16, &ev);
+	ck_assert_msg(ev.type == APP_WEV_LOAD_FAILED && strstr(ev.text, "draft model"),
+		      "missing draft: %s", ev.text);
+	app_worker_event_fini(&ev);
+
+	ck_assert_int_eq(pipe(fds), 0);
+	diag_clear(&d);
+	w = app_worker_start(fds[1], &d);
+	ck_assert_msg(w != NULL, "%s", d.msg);
+	app_worker_load(w, "stories", model, model, 256, "cpu", 1, 16, 16);
+	memset(&preset, 0, sizeof preset);
+	preset.params = llm_sampler_default_params();
+	preset.params.temperature = 0.0f;
+	preset.max_tokens = 60;
+	for (spins = 0; spins < 600 && !done; spins++) {
+		struct pollfd p = { fds[0], POLLIN, 0 };
+		char buf[64];
+
+		if (poll(&p, 1, 100) > 0 && read(fds[0], buf, sizeof buf) < 0)
+			ck_abort_msg("wake fd");
+		while (app_worker_poll(w, &ev)) {
+			if (ev.type == APP_WEV_LOAD_FAILED)
+				ck_abort_msg("load failed: %s", ev.text);
+			if (ev.type == APP_WEV_LOADED && !loaded) {
+				loaded = 1;
+				app_worker_generate(w, 7, NULL, &msg, 1, &preset);
+			}
+			if (ev.type == APP_WEV_TEXT && ev.tag == 7) {
+				ck_assert_uint_ge(ev.stats.n_drafted, last_drafted);
+				ck_assert_uint_eq(ev.stats.n_accepted, ev.stats.n_drafted);
+				last_drafted = ev.stats.n_drafted;
+				n_text++;
+			}
+			if (ev.type == APP_WEV_DONE && ev.tag == 7) {
+				ck_assert_int_eq(ev.finish, LLM_FINISH_MAX_TOKENS);
+				ck_assert_uint_gt(ev.stats.n_drafted, 0);
+				ck_assert_uint_eq(ev.stats.n_accepted, ev.stats.n_drafted);
+				done = 1;
+			}
+			app_worker_event_fini(&ev);
+		}
+	}
+	ck_assert_msg(done, "no reply within 60 s");
+	ck_assert_uint_gt(n_text, 0);
+	ck_assert_uint_gt(last_drafted, 0);
+	app_worker_stop(w);
+	close(fds[0]);
+	close(fds[1]);
+	free(model);
+	free(other);
+}
+END_TEST
+
 Suite *worker_suite(void)
 {
 	Suite *s = suite_create("worker");
@@ -89,6 +163,7 @@ Suite *worker_suite(void)
 
 	tcase_add_test(tc, test_f16_cache_loads);
 	tcase_add_test(tc, test_quantized_cache_refused);
+	tcase_add_test(tc, test_draft);
 	suite_add_tcase(s, tc);
 	return s;
 }

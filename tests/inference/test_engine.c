@@ -691,7 +691,6 @@ START_TEST(test_impossible)
 	ck_assert_int_eq(llm_job_submit(e, &jp, &j, &d), LLM_E_NOSPACE);
 	ck_assert_msg(strstr(d.msg, "pool"), "%s", d.msg);
 	llm_engine_free(e);
-	ck_assert_int_eq(llm_engine_new(m, m, NULL, NULL, &e, &d), LLM_E_UNSUPPORTED);
 	llm_model_free(m);
 }
 END_TEST

@@ -54,7 +54,8 @@ static struct ui *fixture(void)
 {
 	struct ui *ui = ui_new(NULL);
 	struct ui_conv_item convs[] = { { 1, "First chat" }, { 2, "\xe4\xb8\xad\xe6\x96\x87 chat" } };
-	struct ui_status st = { "tiny-llama", "cpu", 120, 4096, 31.5, (uint64_t)3 << 29 };
+	struct ui_status st = { "tiny-llama", "cpu", 120, 4096, 31.5, (uint64_t)3 << 29,
+				false, 0.0 };
 
 	ui_conversations_set(ui, convs, 2, 1);
 	ui_status_set(ui, &st);
@@ -81,7 +82,20 @@ START_TEST(test_frames_sizes)
 	ui_generating_set(ui, 1);
 	t = check_frame(ui, 80, 24);
 	ck_assert_ptr_nonnull(strstr(t, "31.5 tok/s"));
+	ck_assert_ptr_null(strstr(t, "draft")); /* no speculative decoding */
 	free(t);
+	{
+		/* with a draft model: the share of its tokens kept */
+		struct ui_status sp = { "tiny-llama", "cpu", 120, 4096, 31.5,
+					(uint64_t)3 << 29, true, 0.686 };
+
+		ui_status_set(ui, &sp);
+		t = check_frame(ui, 80, 24);
+		ck_assert_msg(strstr(t, "draft 69%") != NULL, "%s", t);
+		free(t);
+		sp.spec = false;
+		ui_status_set(ui, &sp);
+	}
 	ui_resize(ui, 300, 80);
 	ck_assert_int_eq(next(ui).type, UI_EVENT_RESIZE);
 	free(check_frame(ui, 300, 80));
