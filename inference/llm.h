@@ -320,6 +320,40 @@ void llm_context_reset(struct llm_context *c);
  * speculative decoding).  LLM_E_INVALID when N > n_past. */
 int llm_context_truncate(struct llm_context *c, size_t n, struct diag *d);
 
+/* ==== Vision (inference/vision.c) ======================================== */
+/* The vision tower of a Qwen2.5-VL model directory, on the host in
+ * float32 (the reference for a device path): image patches as the image
+ * processor writes them (pixel_values) in, one embedding per merged token
+ * out, in raster order — what the language model takes in place of the
+ * image pad tokens.  Weights are converted to float32 at open (several GB
+ * for a 7B model's tower).  A loaded tower is immutable: encode may run on
+ * several threads at once. */
+struct llm_vision;
+
+/* Load DIR's vision_config and visual.* tensors.  *out is owned by the
+ * caller (llm_vision_free).  Errors: LLM_E_IO, LLM_E_FORMAT (a tensor
+ * missing or of the wrong shape: named), LLM_E_UNSUPPORTED (no vision
+ * tower; a head size not a multiple of 4), LLM_E_NOMEM. */
+int llm_vision_open(const char *dir, struct llm_vision **out, struct diag *d);
+/* NULL is a no-op. */
+void llm_vision_free(struct llm_vision *v);
+/* Floats in one patch row (channels x temporal patch x patch x patch),
+ * the width of an output embedding, and the merge size (a merged token is
+ * merge x merge patches). */
+size_t llm_vision_patch_len(const struct llm_vision *v);
+size_t llm_vision_n_embd(const struct llm_vision *v);
+size_t llm_vision_merge(const struct llm_vision *v);
+/* Merged tokens of a grid (frames, patch rows, patch columns) into *n;
+ * LLM_E_INVALID when a side is not a positive multiple of the merge size. */
+int llm_vision_n_tokens(const struct llm_vision *v, const int32_t grid[3], size_t *n);
+/* Encode N patch rows PIXELS [n, patch_len] of grid GRID (n = frames x
+ * rows x columns, in the processor's order: the merge x merge patches of
+ * each merged token together) into OUT [n / merge^2, n_embd].  Allocates
+ * its scratch per call.  Errors: LLM_E_INVALID (n or grid inconsistent),
+ * LLM_E_NOMEM. */
+int llm_vision_encode(const struct llm_vision *v, const float *pixels, size_t n,
+		      const int32_t grid[3], float *out, struct diag *d);
+
 /* ==== Benchmark (inference/bench.c) ===================================== */
 /* What `tern bench` measures over a model (docs/PERFORMANCE.md).  Runs on
  * the calling thread; prints nothing. */

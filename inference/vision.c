@@ -1,0 +1,445 @@
+/* inference/vision.c — the Qwen2.5-VL vision tower on the host, in float32:
+ * the reference the GPU path is to be tested against.  Public API:
+ * inference/llm.h, section "Vision".
+ *
+ * From the image processor's patches (pixel_values: one row per 14 x 14 x
+ * 2-frame x 3-channel patch, in the processor's order, which already puts
+ * the 2 x 2 patches of each merged token next to each other) to one
+ * embedding per merged token, as transformers' Qwen2_5_VisionTransformer:
+ *   1. patch embedding: the Conv3d with kernel = stride is a linear map of
+ *      each row (no bias);
+ *   2. 2-D rotary positions: each patch's (row, column) in the patch grid,
+ *      frequencies theta^(-2i/(head_dim/2)) for the first and second half
+ *      of the rotated half of each head (the row's, then the column's);
+ *   3. window order: merged tokens regrouped window by window (windows of
+ *      window_size / merge / patch merged tokens a side, the grid padded
+ *      to whole windows), every row and rotary angle moved with its token;
+ *   4. depth blocks: x += proj(attention(rope(qkv(rmsnorm1(x))))), then
+ *      x += down(silu(gate(h)) * up(h)), h = rmsnorm2(x); attention is
+ *      bidirectional inside each window, or inside each frame for the
+ *      blocks in fullatt_block_indexes;
+ *   5. merger: rmsnorm, the 2 x 2 patches of a merged token as one row,
+ *      linear, exact GELU, linear to the language model's width;
+ *   6. the merged tokens put back in raster order.
+ * RMS norms use eps 1e-6 (the vision tower's), linears keep their biases.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inference/config_impl.h"
+#include "inference/llm.h"
+#include "inference/safetensors_impl.h"
+
+#define VIS_EPS 1e-6f
+#define VIS_THETA 10000.0
+
+struct vis_block {
+	float *n1, *n2;              /* [E] */
+	float *qkv_w, *qkv_b;        /* [3E, E], [3E] */
+	float *proj_w, *proj_b;      /* [E, E], [E] */
+	float *gate_w, *gate_b;      /* [F, E], [F] */
+	float *up_w, *up_b;          /* [F, E], [F] */
+	float *down_w, *down_b;      /* [E, F], [E] */
+	bool full;                   /* attention over the whole frame */
+};
+
+struct llm_vision {
+	size_t E, H, F, out, depth, patch, merge, tps, C, window, row;
+	float *patch_w;              /* [E, row] */
+	struct vis_block *blk;
+	float *ln_q;                 /* [E] */
+	float *m0_w, *m0_b;          /* [E m^2, E m^2] */
+	float *m2_w, *m2_b;          /* [out, E m^2] */
+};
+
+/* Tensor NAME with the dims given (0-terminated list) as a fresh float
+ * array. */
+static int load(struct llm_st_set *st, const char *name, float **out,
+		struct diag *d, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+		int64_t d4)
+{
+	const int64_t shape[5] = { d0, d1, d2, d3, d4 };
+	const struct llm_tensor_info *t;
+	int n = d4 ? 5 : d3 ? 4 : d2 ? 3 : d1 ? 2 : 1;
+	int rc = llm_st_expect(st, name, n, shape, &t, d);
+
+	if (rc < 0)
+		return rc;
+	*out = malloc((size_t)t->n_elems * sizeof **out);
+	if (!*out)
+		return diag_fail(d, LLM_E_NOMEM, "out of memory (%s)", name);
+	return llm_tensor_to_f32(t, *out, d);
+}
+
+void llm_vision_free(struct llm_vision *v)
+{
+	size_t l;
+
+	if (!v)
+		return;
+	if (v->blk)
+		for (l = 0; l < v->depth; l++) {
+			struct vis_block *b = &v->blk[l];
+
+			free(b->n1); free(b->n2); free(b->qkv_w); free(b->qkv_b);
+			free(b->proj_w); free(b->proj_b); free(b->gate_w); free(b->gate_b);
+			free(b->up_w); free(b->up_b); free(b->down_w); free(b->down_b);
+		}
+	free(v->blk);
+	free(v->patch_w);
+	free(v->ln_q);
+	free(v->m0_w);
+	free(v->m0_b);
+	free(v->m2_w);
+	free(v->m2_b);
+	free(v);
+}
+
+int llm_vision_open(const char *dir, struct llm_vision **out, struct diag *d)
+{
+	struct llm_config cfg;
+	struct llm_st_set *st = NULL;
+	struct llm_vision *v;
+	char name[96];
+	size_t l, M;
+	int rc, i;
+
+	*out = NULL;
+	rc = llm_config_load(dir, &cfg, d);
+	if (rc < 0)
+		return rc;
+	if (!cfg.has_vision)
+		return diag_fail(d, LLM_E_UNSUPPORTED,
+				 "%s: %s has no vision tower (vision_config)", dir,
+				 cfg.arch_name);
+	v = calloc(1, sizeof *v);
+	if (!v)
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	v->E = (size_t)cfg.vision.n_embd;
+	v->H = (size_t)cfg.vision.n_head;
+	v->F = (size_t)cfg.vision.n_ff;
+	v->out = (size_t)cfg.vision.out_embd;
+	v->depth = (size_t)cfg.vision.depth;
+	v->patch = (size_t)cfg.vision.patch_size;
+	v->merge = (size_t)cfg.vision.merge_size;
+	v->tps = (size_t)cfg.vision.temporal_patch_size;
+	v->C = (size_t)cfg.vision.in_channels;
+	v->window = (size_t)cfg.vision.window_size;
+	v->row = v->C * v->tps * v->patch * v->patch;
+	if ((v->E / v->H) % 4 || v->window % (v->merge * v->patch) ||
+	    v->window < v->merge * v->patch) {
+		llm_vision_free(v);
+		return diag_fail(d, LLM_E_UNSUPPORTED,
+				 "%s: vision head size %zu (must be a multiple of 4) or "
+				 "window %zu (a multiple of merge x patch) not supported",
+				 dir, v->E / v->H, v->window);
+	}
+	M = v->E * v->merge * v->merge;
+	rc = llm_st_open(dir, &st, d);
+	if (rc < 0)
+		goto fail;
+	v->blk = calloc(v->depth, sizeof *v->blk);
+	if (!v->blk) {
+		rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	rc = load(st, "visual.patch_embed.proj.weight", &v->patch_w, d, (int64_t)v->E,
+		  (int64_t)v->C, (int64_t)v->tps, (int64_t)v->patch, (int64_t)v->patch);
+	for (l = 0; l < v->depth && rc == 0; l++) {
+		struct vis_block *b = &v->blk[l];
+		const int64_t E = (int64_t)v->E, F = (int64_t)v->F;
+#define LD(field, suffix, ...)                                                 \
+	do {                                                                   \
+		if (rc == 0) {                                                 \
+			snprintf(name, sizeof name, "visual.blocks.%zu.%s", l, suffix); \
+			rc = load(st, name, &b->field, d, __VA_ARGS__);         \
+		}                                                              \
+	} while (0)
+		LD(n1, "norm1.weight", E, 0, 0, 0, 0);
+		LD(n2, "norm2.weight", E, 0, 0, 0, 0);
+		LD(qkv_w, "attn.qkv.weight", 3 * E, E, 0, 0, 0);
+		LD(qkv_b, "attn.qkv.bias", 3 * E, 0, 0, 0, 0);
+		LD(proj_w, "attn.proj.weight", E, E, 0, 0, 0);
+		LD(proj_b, "attn.proj.bias", E, 0, 0, 0, 0);
+		LD(gate_w, "mlp.gate_proj.weight", F, E, 0, 0, 0);
+		LD(gate_b, "mlp.gate_proj.bias", F, 0, 0, 0, 0);
+		LD(up_w, "mlp.up_proj.weight", F, E, 0, 0, 0);
+		LD(up_b, "mlp.up_proj.bias", F, 0, 0, 0, 0);
+		LD(down_w, "mlp.down_proj.weight", E, F, 0, 0, 0);
+		LD(down_b, "mlp.down_proj.bias", E, 0, 0, 0, 0);
+#undef LD
+		for (i = 0; i < cfg.vision.n_fullatt; i++)
+			if ((size_t)cfg.vision.fullatt_blocks[i] == l)
+				b->full = true;
+	}
+	if (rc == 0)
+		rc = load(st, "visual.merger.ln_q.weight", &v->ln_q, d, (int64_t)v->E, 0, 0,
+			  0, 0);
+	if (rc == 0)
+		rc = load(st, "visual.merger.mlp.0.weight", &v->m0_w, d, (int64_t)M,
+			  (int64_t)M, 0, 0, 0);
+	if (rc == 0)
+		rc = load(st, "visual.merger.mlp.0.bias", &v->m0_b, d, (int64_t)M, 0, 0, 0, 0);
+	if (rc == 0)
+		rc = load(st, "visual.merger.mlp.2.weight", &v->m2_w, d, (int64_t)v->out,
+			  (int64_t)M, 0, 0, 0);
+	if (rc == 0)
+		rc = load(st, "visual.merger.mlp.2.bias", &v->m2_b, d, (int64_t)v->out, 0, 0,
+			  0, 0);
+	if (rc < 0)
+		goto fail;
+	llm_st_close(st);
+	*out = v;
+	return 0;
+fail:
+	llm_st_close(st);
+	llm_vision_free(v);
+	diag_prefix(d, "vision tower");
+	return rc;
+}
+
+size_t llm_vision_patch_len(const struct llm_vision *v) { return v->row; }
+size_t llm_vision_n_embd(const struct llm_vision *v) { return v->out; }
+size_t llm_vision_merge(const struct llm_vision *v) { return v->merge; }
+
+/* y[n, o] = x[n, i] . W[o, i] + b[o] (b may be NULL). */
+static void linear(float *y, const float *x, size_t n, size_t in, const float *W,
+		   const float *b, size_t out)
+{
+	size_t r, o, i;
+
+	for (r = 0; r < n; r++) {
+		const float *xr = x + r * in;
+		float *yr = y + r * out;
+
+		for (o = 0; o < out; o++) {
+			const float *w = W + o * in;
+			float s = 0.0f;
+
+			for (i = 0; i < in; i++)
+				s += xr[i] * w[i];
+			yr[o] = s + (b ? b[o] : 0.0f);
+		}
+	}
+}
+
+static void rmsnorm(float *y, const float *x, size_t n, size_t E, const float *w)
+{
+	size_t r, i;
+
+	for (r = 0; r < n; r++) {
+		const float *xr = x + r * E;
+		float s = 0.0f, inv;
+
+		for (i = 0; i < E; i++)
+			s += xr[i] * xr[i];
+		inv = 1.0f / sqrtf(s / (float)E + VIS_EPS);
+		for (i = 0; i < E; i++)
+			y[r * E + i] = w[i] * (xr[i] * inv);
+	}
+}
+
+/* Rotate head vector x[hd] in place: x * cos + rotate_half(x) * sin, the
+ * angles ang[hd / 2] used for both halves. */
+static void rope(float *x, size_t hd, const float *cs, const float *sn)
+{
+	const size_t h = hd / 2;
+	size_t i;
+
+	for (i = 0; i < h; i++) {
+		const float a = x[i], b = x[i + h];
+
+		x[i] = a * cs[i] - b * sn[i];
+		x[i + h] = b * cs[i] + a * sn[i];
+	}
+}
+
+int llm_vision_n_tokens(const struct llm_vision *v, const int32_t grid[3], size_t *n)
+{
+	if (!v || !grid || grid[0] < 1 || grid[1] < 1 || grid[2] < 1 ||
+	    grid[1] % (int32_t)v->merge || grid[2] % (int32_t)v->merge)
+		return LLM_E_INVALID;
+	*n = (size_t)grid[0] * (size_t)grid[1] * (size_t)grid[2] / (v->merge * v->merge);
+	return 0;
+}
+
+int llm_vision_encode(const struct llm_vision *v, const float *pixels, size_t n,
+		      const int32_t grid[3], float *out, struct diag *d)
+{
+	const size_t E = v->E, H = v->H, hd = E / H, F = v->F, m = v->merge;
+	const size_t mu = m * m, M = E * mu;
+	const size_t T = grid ? (size_t)(grid[0] > 0 ? grid[0] : 0) : 0;
+	const size_t gh = grid ? (size_t)(grid[1] > 0 ? grid[1] : 0) : 0;
+	const size_t gw = grid ? (size_t)(grid[2] > 0 ? grid[2] : 0) : 0;
+	const size_t lh = gh / m, lw = gw / m, n_tok = n / mu;
+	const size_t vws = v->window / m / v->patch; /* merged tokens a window side */
+	float *x = NULL, *xn = NULL, *qkv = NULL, *att = NULL, *ff = NULL, *up = NULL;
+	float *cs = NULL, *sn = NULL, *sc = NULL, *tmp = NULL;
+	size_t *win = NULL, *seg = NULL, n_seg = 0, *fseg = NULL;
+	size_t i, j, l, t, r, c;
+	int rc = 0;
+
+	if (!grid || T < 1 || gh < 1 || gw < 1 || gh % m || gw % m || n != T * gh * gw)
+		return diag_fail(d, LLM_E_INVALID,
+				 "vision: %zu patches for a grid of %d x %d x %d (each side a "
+				 "multiple of %zu)",
+				 n, grid ? grid[0] : 0, grid ? grid[1] : 0, grid ? grid[2] : 0,
+				 m);
+	x = malloc(n * E * sizeof *x);
+	xn = malloc(n * (M > E ? M : E) * sizeof *xn);
+	qkv = malloc(n * 3 * E * sizeof *qkv);
+	att = malloc(n * E * sizeof *att);
+	ff = malloc(n * F * sizeof *ff);
+	up = malloc(n * F * sizeof *up);
+	tmp = malloc(n_tok * (M > E ? M : E) * sizeof *tmp);
+	cs = malloc(n * (hd / 2) * sizeof *cs);
+	sn = malloc(n * (hd / 2) * sizeof *sn);
+	sc = malloc(n * sizeof *sc);
+	win = malloc(n_tok * sizeof *win);
+	seg = malloc((n_tok + 1) * sizeof *seg);
+	fseg = malloc((T + 1) * sizeof *fseg);
+	if (!x || !xn || !qkv || !att || !ff || !up || !tmp || !cs || !sn || !sc ||
+	    !win || !seg || !fseg) {
+		rc = diag_fail(d, LLM_E_NOMEM, "vision: out of memory (%zu patches)", n);
+		goto out;
+	}
+
+	/* 3. the window order of the merged tokens (raster order within a
+	 * window, windows in raster order, frame by frame) and the patch
+	 * offsets where windows start */
+	{
+		const size_t nwh = lh / vws + 1, nww = lw / vws + 1;
+		size_t k = 0;
+
+		seg[n_seg++] = 0;
+		for (t = 0; t < T; t++)
+			for (size_t wy = 0; wy < nwh; wy++)
+				for (size_t wx = 0; wx < nww; wx++) {
+					size_t cnt = 0;
+
+					for (r = wy * vws; r < (wy + 1) * vws && r < lh; r++)
+						for (c = wx * vws; c < (wx + 1) * vws && c < lw;
+						     c++) {
+							win[k++] = (t * lh + r) * lw + c;
+							cnt++;
+						}
+					if (cnt)
+						seg[n_seg++] = k * mu;
+				}
+		for (t = 0; t <= T; t++)
+			fseg[t] = t * gh * gw;
+	}
+
+	/* 1. patch embedding, rows put in window order (a merged token's mu
+	 * patches stay together); 2. their rotary angles */
+	{
+		const size_t q = hd / 4; /* frequencies per axis */
+
+		for (i = 0; i < n_tok; i++) {
+			const size_t src = win[i];
+			/* the merged token's place in the grid */
+			const size_t tt = src / (lh * lw), rem = src % (lh * lw);
+			const size_t br = rem / lw, bc = rem % lw;
+
+			(void)tt;
+			linear(x + i * mu * E, pixels + src * mu * v->row, mu, v->row, v->patch_w,
+			       NULL, E);
+			for (j = 0; j < mu; j++) {
+				const size_t row = br * m + j / m, col = bc * m + j % m;
+				float *pc = cs + (i * mu + j) * (hd / 2);
+				float *ps = sn + (i * mu + j) * (hd / 2);
+
+				for (size_t f = 0; f < q; f++) {
+					const double inv = pow(VIS_THETA, -(double)(2 * f) /
+										 (double)(hd / 2));
+					const float ar = (float)row * (float)inv;
+					const float ac = (float)col * (float)inv;
+
+					pc[f] = cosf(ar);
+					ps[f] = sinf(ar);
+					pc[q + f] = cosf(ac);
+					ps[q + f] = sinf(ac);
+				}
+			}
+		}
+	}
+
+	/* 4. the blocks */
+	for (l = 0; l < v->depth; l++) {
+		const struct vis_block *b = &v->blk[l];
+		const size_t *sg = b->full ? fseg : seg;
+		const size_t ns = b->full ? T : n_seg - 1;
+		const float scale = 1.0f / sqrtf((float)hd);
+		size_t s, h;
+
+		rmsnorm(xn, x, n, E, b->n1);
+		linear(qkv, xn, n, E, b->qkv_w, b->qkv_b, 3 * E);
+		for (i = 0; i < n; i++)
+			for (h = 0; h < H; h++) {
+				rope(qkv + i * 3 * E + h * hd, hd, cs + i * (hd / 2),
+				     sn + i * (hd / 2));
+				rope(qkv + i * 3 * E + E + h * hd, hd, cs + i * (hd / 2),
+				     sn + i * (hd / 2));
+			}
+		for (s = 0; s < ns; s++) {
+			const size_t a0 = sg[s], a1 = sg[s + 1];
+
+			for (h = 0; h < H; h++)
+				for (i = a0; i < a1; i++) {
+					const float *qv = qkv + i * 3 * E + h * hd;
+					float mx = -INFINITY, sum = 0.0f;
+					float *o = att + i * E + h * hd;
+
+					for (j = a0; j < a1; j++) {
+						const float *kv = qkv + j * 3 * E + E + h * hd;
+						float dot = 0.0f;
+
+						for (c = 0; c < hd; c++)
+							dot += qv[c] * kv[c];
+						sc[j] = dot * scale;
+						mx = sc[j] > mx ? sc[j] : mx;
+					}
+					for (j = a0; j < a1; j++) {
+						sc[j] = expf(sc[j] - mx);
+						sum += sc[j];
+					}
+					for (c = 0; c < hd; c++)
+						o[c] = 0.0f;
+					for (j = a0; j < a1; j++) {
+						const float *vv = qkv + j * 3 * E + 2 * E + h * hd;
+						const float p = sc[j] / sum;
+
+						for (c = 0; c < hd; c++)
+							o[c] += p * vv[c];
+					}
+				}
+		}
+		linear(xn, att, n, E, b->proj_w, b->proj_b, E);
+		for (i = 0; i < n * E; i++)
+			x[i] += xn[i];
+		rmsnorm(xn, x, n, E, b->n2);
+		linear(ff, xn, n, E, b->gate_w, b->gate_b, F);
+		linear(up, xn, n, E, b->up_w, b->up_b, F);
+		for (i = 0; i < n * F; i++)
+			ff[i] = ff[i] / (1.0f + expf(-ff[i])) * up[i];
+		linear(xn, ff, n, F, b->down_w, b->down_b, E);
+		for (i = 0; i < n * E; i++)
+			x[i] += xn[i];
+	}
+
+	/* 5. merger (rows of mu patches), 6. back to raster order */
+	rmsnorm(xn, x, n, E, v->ln_q);
+	linear(tmp, xn, n_tok, M, v->m0_w, v->m0_b, M);
+	for (i = 0; i < n_tok * M; i++)
+		tmp[i] = 0.5f * tmp[i] * (1.0f + erff(tmp[i] * (float)M_SQRT1_2));
+	for (i = 0; i < n_tok; i++)
+		linear(out + win[i] * v->out, tmp + i * M, 1, M, v->m2_w, v->m2_b, v->out);
+out:
+	free(x); free(xn); free(qkv); free(att); free(ff); free(up); free(tmp);
+	free(cs); free(sn); free(sc); free(win); free(seg); free(fseg);
+	return rc;
+}
