@@ -353,6 +353,26 @@ int llm_vision_n_tokens(const struct llm_vision *v, const int32_t grid[3], size_
  * LLM_E_NOMEM. */
 int llm_vision_encode(const struct llm_vision *v, const float *pixels, size_t n,
 		      const int32_t grid[3], float *out, struct diag *d);
+/* The image processor's pixel bounds (preprocessor_config.json:
+ * min_pixels / max_pixels or size.shortest_edge / longest_edge; else 3136
+ * and 1003520). */
+void llm_vision_pixel_bounds(const struct llm_vision *v, size_t *min_pixels,
+			     size_t *max_pixels);
+/* smart_resize: the size (*ow x *oh, multiples of patch x merge) an image
+ * of W x H pixels is resized to, its area brought into [min_pixels,
+ * max_pixels].  LLM_E_INVALID for an empty image or sides beyond 200:1. */
+int llm_vision_fit(const struct llm_vision *v, int w, int h, size_t min_pixels,
+		   size_t max_pixels, int *ow, int *oh);
+/* The image processor on one 8-bit RGB image RGB [h, w, 3]: resized to
+ * llm_vision_fit's size as PIL's bicubic filter does it, scaled to [0, 1],
+ * normalised with the processor's mean and std, cut into patch rows.
+ * MIN_PIXELS / MAX_PIXELS 0: the processor's.  *pixels (fresh, free() it)
+ * gets *n rows of llm_vision_patch_len floats, grid the (1, rows,
+ * columns) of patches.  Errors: LLM_E_INVALID (no image, bad size),
+ * LLM_E_NOMEM. */
+int llm_vision_preprocess(const struct llm_vision *v, const uint8_t *rgb, int w,
+			  int h, size_t min_pixels, size_t max_pixels, float **pixels,
+			  size_t *n, int32_t grid[3], struct diag *d);
 
 /* ==== Benchmark (inference/bench.c) ===================================== */
 /* What `tern bench` measures over a model (docs/PERFORMANCE.md).  Runs on

@@ -2,16 +2,22 @@
  * pixel values read by an independent decoder (Pillow 9.4, see
  * tests/data/README.md): palette, grayscale, RGBA (composited on black) PNGs,
  * a baseline JPEG, a truncated JPEG (clear error), thumbnails, and storing by
- * content hash. */
+ * content hash.  And the vision model's image processor
+ * (llm_vision_preprocess) on the decoded qwen2_5_vl fixture images against
+ * the pixel_values transformers' Qwen2VLImageProcessor made of them, with
+ * the pixel bounds the reference used (reference.safetensors metadata). */
 #include "config.h"
 
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app/image.h"
 #include "common/file.h"
+#include "inference/llm.h"
+#include "stfile.h"
 #include "testutil.h"
 
 struct px { int x, y, r, g, b; };
@@ -120,6 +126,111 @@ START_TEST(test_thumbnail_and_store)
 }
 END_TEST
 
+static void check_pixels(const char *png, const char *suffix, size_t min_px,
+			 size_t max_px)
+{
+	char *path = test_data_path(png), *dir = test_data_path("models/qwen2_5_vl");
+	struct test_st ref;
+	struct llm_vision *v = NULL;
+	struct diag d;
+	uint8_t *rgb;
+	float *px = NULL;
+	const float *want;
+	int32_t grid[3];
+	const int32_t *wg;
+	long long shape[2];
+	char name[64];
+	size_t n = 0, i, bad = 0;
+	float md = 0.0f;
+	int w, h;
+
+	diag_clear(&d);
+	ck_assert_msg(app_image_decode(path, &rgb, &w, &h, &d) == 0, "%s", d.msg);
+	ck_assert_msg(llm_vision_open(dir, &v, &d) == 0, "%s", d.msg);
+	ck_assert_msg(llm_vision_preprocess(v, rgb, w, h, min_px, max_px, &px, &n, grid,
+					    &d) == 0, "%s", d.msg);
+	test_st_open(&ref, "models/qwen2_5_vl/reference.safetensors");
+	snprintf(name, sizeof name, "image_grid_thw%s", suffix);
+	wg = test_st_get(&ref, name, "I32", 2, NULL, NULL);
+	ck_assert_msg(grid[0] == wg[0] && grid[1] == wg[1] && grid[2] == wg[2],
+		      "%s: grid %d x %d x %d, transformers %d x %d x %d", png, grid[0],
+		      grid[1], grid[2], wg[0], wg[1], wg[2]);
+	snprintf(name, sizeof name, "pixel_values%s", suffix);
+	want = test_st_get(&ref, name, "F32", 2, shape, NULL);
+	ck_assert_uint_eq(n, (size_t)shape[0]);
+	ck_assert_uint_eq(llm_vision_patch_len(v), (size_t)shape[1]);
+	for (i = 0; i < n * (size_t)shape[1]; i++) {
+		float r;
+		const float e = fabsf(px[i] - (memcpy(&r, want + i, sizeof r), r));
+
+		md = fmaxf(md, e);
+		bad += e > 1e-5f;
+	}
+	/* one step of an 8-bit value is 1 / 255 / std ~ 0.015: every pixel
+	 * must be PIL's exactly */
+	ck_assert_msg(bad == 0, "%s: %zu of %zu values differ, max %g", png, bad,
+		      n * (size_t)shape[1], (double)md);
+	test_st_close(&ref);
+	llm_vision_free(v);
+	free(px);
+	free(rgb);
+	free(path);
+	free(dir);
+}
+
+START_TEST(test_vision_pixels)
+{
+	check_pixels("models/qwen2_5_vl/picture.png", "", 3136, 50176);
+	check_pixels("models/qwen2_5_vl/skimage-chelsea.png", ".photo", 3136, 200704);
+}
+END_TEST
+
+START_TEST(test_vision_fit)
+{
+	char *dir = test_data_path("models/qwen2_5_vl");
+	struct llm_vision *v = NULL;
+	struct diag d;
+	size_t lo, hi;
+	int ow, oh;
+	float *px;
+	size_t n;
+	int32_t grid[3];
+	uint8_t one[3] = { 1, 2, 3 };
+
+	diag_clear(&d);
+	ck_assert_msg(llm_vision_open(dir, &v, &d) == 0, "%s", d.msg);
+	/* the fixture's preprocessor_config.json: size.shortest_edge 3136,
+	 * size.longest_edge 50176 */
+	llm_vision_pixel_bounds(v, &lo, &hi);
+	ck_assert_uint_eq(lo, 3136);
+	ck_assert_uint_eq(hi, 50176);
+	/* Qwen's smart_resize: round half to even (42 / 28 = 1.5 -> 2, 70 /
+	 * 28 = 2.5 -> 2), then into the bounds */
+	ck_assert_int_eq(llm_vision_fit(v, 70, 42, 0, 1u << 30, &ow, &oh), 0);
+	ck_assert_int_eq(ow, 56);
+	ck_assert_int_eq(oh, 56);
+	ck_assert_int_eq(llm_vision_fit(v, 4000, 3000, 3136, 50176, &ow, &oh), 0);
+	ck_assert_int_le(ow * oh, 50176);
+	ck_assert_int_eq(ow % 28, 0);
+	ck_assert_int_eq(oh % 28, 0);
+	ck_assert_int_eq(llm_vision_fit(v, 10, 10, 3136, 50176, &ow, &oh), 0);
+	ck_assert_int_ge(ow * oh, 3136);
+	/* refused: empty, or beyond 200:1 */
+	ck_assert_int_eq(llm_vision_fit(v, 0, 10, 3136, 50176, &ow, &oh), LLM_E_INVALID);
+	ck_assert_int_eq(llm_vision_fit(v, 5000, 10, 3136, 50176, &ow, &oh),
+			 LLM_E_INVALID);
+	ck_assert_int_eq(llm_vision_preprocess(v, one, 1, 0, 0, 0, &px, &n, grid, &d),
+			 LLM_E_INVALID);
+	ck_assert_ptr_null(px);
+	/* a single pixel grows to the minimum area */
+	ck_assert_int_eq(llm_vision_preprocess(v, one, 1, 1, 0, 0, &px, &n, grid, &d), 0);
+	ck_assert_uint_ge(n * 14 * 14, 3136);
+	free(px);
+	llm_vision_free(v);
+	free(dir);
+}
+END_TEST
+
 Suite *image_suite(void)
 {
 	Suite *s = suite_create("image");
@@ -131,6 +242,8 @@ Suite *image_suite(void)
 	tcase_add_test(tc, test_jpeg);
 	tcase_add_test(tc, test_bad_files);
 	tcase_add_test(tc, test_thumbnail_and_store);
+	tcase_add_test(tc, test_vision_pixels);
+	tcase_add_test(tc, test_vision_fit);
 	suite_add_tcase(s, tc);
 	return s;
 }
