@@ -166,7 +166,7 @@ int llm_engine_new(struct llm_model *model, struct llm_model *draft,
 			diag_prefix(d, "draft model");
 			goto fail;
 		}
-		e->d_logits = malloc(V * sizeof *e->d_logits);
+		e->d_logits = malloc(p.n_slots * V * sizeof *e->d_logits);
 		e->d_ids = malloc(e->dctx->n_batch * sizeof *e->d_ids);
 		e->d_seq = malloc(e->dctx->n_batch * sizeof *e->d_seq);
 		e->d_pos = malloc(e->dctx->n_batch * sizeof *e->d_pos);
@@ -359,6 +359,7 @@ int llm_job_submit(struct llm_engine *e, const struct llm_job_params *p,
 	atomic_init(&j->cancel, false);
 	j->slot = -1;
 	j->logit_idx = -1;
+	j->d_row = -1;
 	j->n_prompt = p->n_prompt;
 	j->max_gen = max_gen;
 	j->to_ctx = p->max_tokens <= 0;
@@ -892,42 +893,6 @@ static size_t propose_ngram(const struct llm_job *j, int32_t *out, size_t np)
 	return 0;
 }
 
-/* Run the draft model over J's tokens IDS[0..n) at positions POS.. (its
- * slot of e->dctx); the last row's logits land in e->d_logits. */
-static int draft_feed(struct llm_engine *e, struct llm_job *j, const int32_t *ids,
-		      size_t n, size_t pos, struct diag *d)
-{
-	size_t done = 0, i;
-	int rc = llm_kv_reserve(e->dctx, (size_t)j->slot, pos + n, d);
-
-	if (rc < 0)
-		return rc;
-	while (done < n) {
-		const size_t m = n - done < e->dctx->n_batch ? n - done : e->dctx->n_batch;
-		struct llm_batch b;
-
-		for (i = 0; i < m; i++) {
-			e->d_ids[i] = ids[done + i];
-			e->d_seq[i] = j->slot;
-			e->d_pos[i] = (int32_t)(pos + done + i);
-			e->d_want[i] = done + i == n - 1;
-		}
-		memset(&b, 0, sizeof b);
-		b.n = m;
-		b.ids = e->d_ids;
-		b.seq = e->d_seq;
-		b.pos = e->d_pos;
-		b.logits = e->d_want;
-		b.logits_out = e->d_logits;
-		rc = llm_forward(e->dctx, &b, d);
-		if (rc < 0)
-			return rc;
-		done += m;
-	}
-	e->dctx->n_past[j->slot] = pos + n;
-	return 0;
-}
-
 static int32_t argmax(const float *v, size_t n)
 {
 	size_t i, best = 0;
@@ -938,39 +903,114 @@ static int32_t argmax(const float *v, size_t n)
 	return (int32_t)best;
 }
 
-/* The draft model's argmax continuation of J, NP tokens into J->prop:
- * first the tokens its cache lacks (at least the last one), then each
- * proposal but the last fed back.  Returns 0 or an LLM_E_* error. */
-static int propose_draft(struct llm_engine *e, struct llm_job *j, size_t np,
-			 struct diag *d)
+/* One forward of the draft's batch (e->d_n rows); each job with d_want
+ * set takes the argmax of its logits row as proposal d_step. */
+static int draft_flush(struct llm_engine *e, struct diag *d)
 {
-	const size_t n = j->n_tokens;
-	size_t start = j->d_kv < n - 1 ? j->d_kv : n - 1, i;
-	int rc = draft_feed(e, j, j->tokens + start, n - start, start, d);
+	struct llm_batch b;
+	struct llm_job *j;
+	int rc;
 
-	if (rc < 0)
-		return rc;
-	j->d_kv = n;
-	for (i = 0; i < np; i++) {
-		j->prop[i] = argmax(e->d_logits, e->n_vocab);
-		if (i + 1 < np) {
-			rc = draft_feed(e, j, &j->prop[i], 1, n + i, d);
-			if (rc < 0)
-				return rc;
-		}
+	if (e->d_n == 0)
+		return 0;
+	memset(&b, 0, sizeof b);
+	b.n = e->d_n;
+	b.ids = e->d_ids;
+	b.seq = e->d_seq;
+	b.pos = e->d_pos;
+	b.logits = e->d_want;
+	b.logits_out = e->d_logits;
+	rc = llm_forward(e->dctx, &b, d);
+	e->d_n = 0;
+	e->d_nw = 0;
+	for (j = e->run_head; j; j = j->next) {
+		if (j->d_row < 0)
+			continue;
+		if (rc == 0)
+			j->prop[j->d_step] = argmax(e->d_logits + (size_t)j->d_row * e->n_vocab,
+						    e->n_vocab);
+		j->d_row = -1;
 	}
-	return 0;
+	return rc;
 }
 
-/* This step's proposals for decoding job J, at most MAX (the rows the
- * batch has left): none past the job's last position (the final token is
- * never fed back).  Sets j->n_prop; a draft model failure fails the job. */
+/* Queue draft row ID at POS of J (its logits wanted when WANT). */
+static int draft_row(struct llm_engine *e, struct llm_job *j, int32_t id, size_t pos,
+		     bool want, size_t step, struct diag *d)
+{
+	int rc = 0;
+
+	if (e->d_n == e->dctx->n_batch)
+		rc = draft_flush(e, d);
+	e->d_ids[e->d_n] = id;
+	e->d_seq[e->d_n] = j->slot;
+	e->d_pos[e->d_n] = (int32_t)pos;
+	e->d_want[e->d_n] = want;
+	if (want) {
+		j->d_row = (int32_t)e->d_nw++;
+		j->d_step = step;
+	}
+	e->d_n++;
+	return rc;
+}
+
+/* The draft model's argmax continuations of every job with j->n_prop > 0
+ * (the count wanted) into j->prop, the jobs batched: first the tokens
+ * each draft cache lacks (at least the last one), then proposal after
+ * proposal, each but the last fed back.  On an error every such job
+ * fails (the draft's state is unknown). */
+static void propose_drafts(struct llm_engine *e)
+{
+	struct llm_job *j;
+	size_t step, maxp = 0, p;
+	struct diag d;
+	int rc = 0;
+
+	diag_clear(&d);
+	for (j = e->run_head; j && rc == 0; j = j->next) {
+		const size_t n = j->n_tokens;
+
+		j->d_row = -1;
+		if (j->phase != LLM_JOB_DECODE || j->n_prop == 0)
+			continue;
+		rc = llm_kv_reserve(e->dctx, (size_t)j->slot, n + j->n_prop - 1, &d);
+		for (p = j->d_kv < n - 1 ? j->d_kv : n - 1; p < n && rc == 0; p++)
+			rc = draft_row(e, j, j->tokens[p], p, p == n - 1, 0, &d);
+		j->d_kv = n;
+		maxp = j->n_prop > maxp ? j->n_prop : maxp;
+	}
+	if (rc == 0)
+		rc = draft_flush(e, &d);
+	for (step = 1; step < maxp && rc == 0; step++) {
+		for (j = e->run_head; j && rc == 0; j = j->next)
+			if (j->phase == LLM_JOB_DECODE && j->n_prop > step)
+				rc = draft_row(e, j, j->prop[step - 1], j->n_tokens + step - 1,
+					       true, step, &d);
+		if (rc == 0)
+			rc = draft_flush(e, &d);
+	}
+	for (j = e->run_head; j; j = j->next) {
+		if (j->phase != LLM_JOB_DECODE || j->n_prop == 0)
+			continue;
+		e->dctx->n_past[j->slot] = j->n_tokens + j->n_prop - 1;
+		if (rc < 0) {
+			struct diag jd = d;
+
+			diag_prefix(&jd, "draft model");
+			j->n_prop = 0;
+			fail_job(e, j, rc, &jd);
+		}
+	}
+}
+
+/* How many proposals decoding job J takes this step, at most MAX (the
+ * rows the batch has left): none past the job's last position (the final
+ * token is never fed back).  Sets j->n_prop; n-gram proposals are made
+ * here, the draft model's after every job has its count. */
 static void propose(struct llm_engine *e, struct llm_job *j, size_t max)
 {
 	const size_t gen = j->n_tokens - j->n_prompt;
 	size_t np = e->par.n_draft;
-	struct diag d;
-	int rc;
 
 	j->n_prop = 0;
 	/* rows at positions n_kv .. n_kv + np must stay below n_prompt +
@@ -983,18 +1023,7 @@ static void propose(struct llm_engine *e, struct llm_job *j, size_t max)
 		np = max;
 	if (np == 0)
 		return;
-	if (!e->draft) {
-		j->n_prop = propose_ngram(j, j->prop, np);
-		return;
-	}
-	diag_clear(&d);
-	rc = propose_draft(e, j, np, &d);
-	if (rc < 0) {
-		diag_prefix(&d, "draft model");
-		fail_job(e, j, rc, &d);
-		return;
-	}
-	j->n_prop = np;
+	j->n_prop = e->draft ? np : propose_ngram(j, j->prop, np);
 }
 
 /* After the forward: J's rows are its last token and n_prop proposals.
@@ -1078,25 +1107,33 @@ int llm_engine_step(struct llm_engine *e, struct diag *d)
 	/* the batch: one row per decoding job and its proposals, then
 	 * prefill chunks */
 	n_dec = 0;
-	for (j = e->run_head; j; j = j->next)
-		n_dec += j->phase == LLM_JOB_DECODE;
 	for (j = e->run_head; j; j = j->next) {
 		j->logit_idx = -1;
 		j->step_rows = 0;
 		j->n_prop = 0;
+		n_dec += j->phase == LLM_JOB_DECODE;
+	}
+	if (e->par.n_draft) {
+		size_t rows = 0;
+
+		/* every decoding job after this one keeps its row */
+		for (j = e->run_head; j; j = j->next) {
+			if (j->phase != LLM_JOB_DECODE)
+				continue;
+			{
+				const size_t left = e->ctx->n_batch - rows;
+
+				propose(e, j, left > n_dec ? left - n_dec : 0);
+			}
+			rows += 1 + j->n_prop;
+			n_dec--;
+		}
+		if (e->draft)
+			propose_drafts(e); /* jobs whose draft fails end here */
+	}
+	for (j = e->run_head; j; j = j->next) {
 		if (j->phase != LLM_JOB_DECODE)
 			continue;
-		if (e->par.n_draft) {
-			/* every decoding job after this one keeps its row */
-			const size_t left = e->ctx->n_batch - n;
-
-			propose(e, j, left > n_dec ? left - n_dec : 0);
-			if (j->phase != LLM_JOB_DECODE) {
-				n_dec--;
-				continue; /* the draft model failed: job ended */
-			}
-		}
-		n_dec--;
 		for (i = 0; i <= j->n_prop; i++) {
 			map_pos(e, j, j->n_kv + i);
 			e->b_ids[n] = i ? j->prop[i - 1] : j->tokens[j->n_kv];

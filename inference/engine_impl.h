@@ -152,6 +152,9 @@ struct llm_job {
 	int32_t *prop;      /* [par.n_draft] */
 	size_t n_prop;
 	size_t d_kv;
+	int32_t d_row;      /* its logits row in the draft batch being built,
+			     * for proposal d_step; -1 */
+	size_t d_step;
 
 	char *evtext;       /* text of the FINISH event (stop + detok flush) */
 	size_t evtext_cap;
@@ -191,9 +194,10 @@ struct llm_engine {
 	 * as positions grow), one row of its logits, its batch */
 	struct llm_model *draft;
 	struct llm_context *dctx;
-	float *d_logits;             /* [n_vocab] */
+	float *d_logits;             /* [n_slots, n_vocab] */
 	int32_t *d_ids, *d_seq, *d_pos;
 	uint8_t *d_want;
+	size_t d_n, d_nw;            /* rows queued, of which want logits */
 	uint64_t n_drafted, n_accepted;
 
 	/* DRY's token texts, built on first need */
