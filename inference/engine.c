@@ -153,9 +153,10 @@ int llm_engine_new(struct llm_model *model, struct llm_model *draft,
 	e->b_pos = malloc(e->ctx->n_batch * sizeof *e->b_pos);
 	e->b_want = malloc(e->ctx->n_batch * sizeof *e->b_want);
 	e->b_logits = malloc(p.n_slots * (1 + p.n_draft) * V * sizeof *e->b_logits);
+	e->b_mpos = malloc(3 * e->ctx->n_batch * sizeof *e->b_mpos);
 	e->b_jobs = calloc(p.n_slots * (1 + p.n_draft), sizeof *e->b_jobs);
 	if (!e->slots || !e->b_ids || !e->b_seq || !e->b_pos || !e->b_want ||
-	    !e->b_logits || !e->b_jobs) {
+	    !e->b_logits || !e->b_jobs || !e->b_mpos) {
 		rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
 		goto fail;
 	}
@@ -222,6 +223,8 @@ void llm_engine_free(struct llm_engine *e)
 	free(e->b_want);
 	free(e->b_logits);
 	free(e->b_jobs);
+	free(e->b_embd);
+	free(e->b_mpos);
 	free(e->d_logits);
 	free(e->d_ids);
 	free(e->d_seq);
@@ -304,6 +307,9 @@ static void job_destroy(struct llm_job *j)
 	free(j->evtext);
 	free(j->page_keys);
 	free(j->prop);
+	free(j->embd);
+	free(j->erow);
+	free(j->mpos);
 	free(j);
 }
 
@@ -377,9 +383,56 @@ int llm_job_submit(struct llm_engine *e, const struct llm_job_params *p,
 	}
 	memcpy(j->tokens, p->prompt, p->n_prompt * sizeof *j->tokens);
 	j->n_tokens = p->n_prompt;
+	if (p->embd || p->n_embd) {
+		const struct llm_config *cf = &e->model->cfg;
+		const size_t E = (size_t)cf->n_embd;
+		size_t k = 0;
+
+		if (!cf->has_vision || cf->image_token_id < 0 || !p->embd) {
+			rc = diag_fail(d, LLM_E_INVALID,
+				       "image embeddings for a model without a vision tower");
+			goto fail;
+		}
+		j->erow = malloc(p->n_prompt * sizeof *j->erow);
+		if (!j->erow) {
+			rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
+			goto fail;
+		}
+		for (i = 0; i < p->n_prompt; i++)
+			j->erow[i] = p->prompt[i] == cf->image_token_id ? (int32_t)k++ : -1;
+		if (k != p->n_embd) {
+			rc = diag_fail(d, LLM_E_INVALID,
+				       "%zu image embeddings for %zu image tokens in the prompt",
+				       p->n_embd, k);
+			goto fail;
+		}
+		j->embd = malloc((k ? k : 1) * E * sizeof *j->embd);
+		if (!j->embd) {
+			rc = diag_fail(d, LLM_E_NOMEM, "out of memory (%zu image rows)", k);
+			goto fail;
+		}
+		memcpy(j->embd, p->embd, k * E * sizeof *j->embd);
+		j->no_share = true;
+		if (!e->b_embd) {
+			e->b_embd = calloc(e->ctx->n_batch * E, sizeof *e->b_embd);
+			if (!e->b_embd) {
+				rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
+				goto fail;
+			}
+		}
+	}
+	if (p->mpos) {
+		j->mpos = malloc(3 * p->n_prompt * sizeof *j->mpos);
+		if (!j->mpos) {
+			rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
+			goto fail;
+		}
+		memcpy(j->mpos, p->mpos, 3 * p->n_prompt * sizeof *j->mpos);
+		j->mpos_delta = p->mpos_next - (int64_t)p->n_prompt;
+	}
 	/* keys of the pages other jobs may share: full pages ending at or
 	 * before n_prompt - 1 (the last prompt token is always recomputed) */
-	j->n_shareable = (p->n_prompt - 1) / LLM_KV_PAGE;
+	j->n_shareable = j->no_share ? 0 : (p->n_prompt - 1) / LLM_KV_PAGE;
 	j->page_keys = malloc((j->n_shareable ? j->n_shareable : 1) * sizeof *j->page_keys);
 	if (!j->page_keys) {
 		rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
@@ -477,6 +530,8 @@ static void publish_pages(struct llm_engine *e, struct llm_job *j, size_t limit)
 	uint64_t parent = LLM_KVC_SEED;
 	size_t p;
 
+	if (j->no_share)
+		return;
 	for (p = 0; (p + 1) * LLM_KV_PAGE <= limit; p++) {
 		const int32_t *ids = j->tokens + p * LLM_KV_PAGE;
 		uint64_t key = llm_kvc_key(parent, ids);
@@ -851,6 +906,35 @@ static void take_token(struct llm_engine *e, struct llm_job *j, const float *log
 	j->phase = LLM_JOB_DECODE;
 }
 
+/* Row N of the batch is J's position POS: its token (an image row's
+ * embedding instead) and MRoPE positions.  Returns whether the row reads
+ * an embedding. */
+static bool put_row(struct llm_engine *e, struct llm_job *j, size_t n, size_t pos,
+		    int32_t id)
+{
+	const size_t B = e->ctx->n_batch;
+	bool img = false;
+	int a;
+
+	e->b_ids[n] = id;
+	e->b_seq[n] = j->slot;
+	e->b_pos[n] = (int32_t)pos;
+	if (j->erow && pos < j->n_prompt && j->erow[pos] >= 0) {
+		const size_t E = (size_t)e->model->cfg.n_embd;
+
+		e->b_ids[n] = -1;
+		memcpy(e->b_embd + n * E, j->embd + (size_t)j->erow[pos] * E,
+		       E * sizeof *e->b_embd);
+		img = true;
+	}
+	for (a = 0; a < 3; a++)
+		e->b_mpos[a * B + n] =
+			!j->mpos ? (int32_t)pos :
+			pos < j->n_prompt ? j->mpos[(size_t)a * j->n_prompt + pos] :
+			(int32_t)((int64_t)pos + j->mpos_delta);
+	return img;
+}
+
 /* Map the page holding POS in J's slot, taking a reserved page if needed. */
 static void map_pos(struct llm_engine *e, struct llm_job *j, size_t pos)
 {
@@ -1066,6 +1150,7 @@ int llm_engine_step(struct llm_engine *e, struct diag *d)
 	struct llm_job *j, **link;
 	struct llm_batch b;
 	size_t n = 0, n_logit = 0, n_dec, budget, i;
+	bool use_embd = false, use_mpos = false;
 	int rc, ret = 0;
 
 	if (!e)
@@ -1136,9 +1221,9 @@ int llm_engine_step(struct llm_engine *e, struct diag *d)
 			continue;
 		for (i = 0; i <= j->n_prop; i++) {
 			map_pos(e, j, j->n_kv + i);
-			e->b_ids[n] = i ? j->prop[i - 1] : j->tokens[j->n_kv];
-			e->b_seq[n] = j->slot;
-			e->b_pos[n] = (int32_t)(j->n_kv + i);
+			use_embd |= put_row(e, j, n, j->n_kv + i,
+					    i ? j->prop[i - 1] : j->tokens[j->n_kv]);
+			use_mpos |= j->mpos != NULL;
 			e->b_want[n] = 1;
 			n++;
 		}
@@ -1162,9 +1247,8 @@ int llm_engine_step(struct llm_engine *e, struct diag *d)
 			size_t pos = j->n_kv + i;
 
 			map_pos(e, j, pos);
-			e->b_ids[n] = j->tokens[pos];
-			e->b_seq[n] = j->slot;
-			e->b_pos[n] = (int32_t)pos;
+			use_embd |= put_row(e, j, n, pos, j->tokens[pos]);
+			use_mpos |= j->mpos != NULL;
 			e->b_want[n] = pos == j->n_prompt - 1;
 			n++;
 		}
@@ -1185,6 +1269,18 @@ int llm_engine_step(struct llm_engine *e, struct diag *d)
 	b.pos = e->b_pos;
 	b.logits = e->b_want;
 	b.logits_out = e->b_logits;
+	if (use_mpos) {
+		/* the three rows packed [3][n] as the forward pass reads them */
+		const size_t B = e->ctx->n_batch;
+
+		if (n < B) {
+			memmove(e->b_mpos + n, e->b_mpos + B, n * sizeof *e->b_mpos);
+			memmove(e->b_mpos + 2 * n, e->b_mpos + 2 * B, n * sizeof *e->b_mpos);
+		}
+		b.mpos = e->b_mpos;
+	}
+	if (use_embd)
+		b.embd = e->b_embd;
 	{
 		struct diag fd;
 

@@ -131,6 +131,12 @@ struct llm_job {
 	uint64_t *page_keys;     /* [n_shareable]: chained keys of the prompt's
 				  * full pages below n_prompt - 1 */
 	size_t n_shareable;
+	bool no_share;           /* images: no page reuse or publishing */
+	float *embd;             /* [n_embd rows, E] image embeddings, or NULL */
+	int32_t *erow;           /* [n_prompt]: embedding row of each prompt
+				  * token, -1 for text */
+	int32_t *mpos;           /* [3][n_prompt] or NULL */
+	int64_t mpos_delta;      /* generated position p is at p + delta */
 	int32_t slot;            /* sequence slot, -1 */
 	size_t n_pages_total;    /* pages of the longest run */
 	size_t n_pages_reserved; /* promised pages not yet taken */
@@ -187,6 +193,8 @@ struct llm_engine {
 	int32_t *b_ids, *b_seq, *b_pos;
 	uint8_t *b_want;
 	float *b_logits;             /* [n_slots * (1 + n_draft), n_vocab] */
+	float *b_embd;               /* [n_batch, n_embd], on the first image job */
+	int32_t *b_mpos;             /* [3, n_batch] */
 	struct llm_job **b_jobs;     /* [n_slots]: job of each logits row */
 
 	/* speculative decoding (par.n_draft > 0): the draft model (NULL for

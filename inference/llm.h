@@ -373,6 +373,16 @@ int llm_vision_fit(const struct llm_vision *v, int w, int h, size_t min_pixels,
 int llm_vision_preprocess(const struct llm_vision *v, const uint8_t *rgb, int w,
 			  int h, size_t min_pixels, size_t max_pixels, float **pixels,
 			  size_t *n, int32_t grid[3], struct diag *d);
+/* MRoPE positions of a prompt IDS[0..n) (get_rope_index of transformers'
+ * Qwen2.5-VL, images only): text tokens count up on all three axes; the
+ * run of image tokens of image k (grids[k] in patches) gets (t, row,
+ * column) = (at, at + r, at + c) over its merged grid, at being the next
+ * text position, and the text after it starts one past the image's
+ * largest.  MPOS [3][n] (t, h, w); *next: the position of a token after
+ * the prompt.  Errors: LLM_E_INVALID (image tokens and grids disagree). */
+int llm_vision_rope_index(const struct llm_vision *v, const int32_t *ids, size_t n,
+			  int32_t image_token, const int32_t (*grids)[3], size_t n_images,
+			  int32_t *mpos, int64_t *next, struct diag *d);
 
 /* ==== Benchmark (inference/bench.c) ===================================== */
 /* What `tern bench` measures over a model (docs/PERFORMANCE.md).  Runs on
@@ -597,6 +607,18 @@ struct llm_job_params {
 	int64_t max_tokens; /* tokens to generate at most; <= 0: until n_ctx */
 	llm_job_callback callback; /* may be NULL */
 	void *user;
+	/* Images (a model with a vision tower): EMBD holds one row of
+	 * llm_model_n_embd floats for each prompt token that is the model's
+	 * image token, in order (n_embd rows, llm_vision_encode's output);
+	 * copied; NULL: none.  MPOS: the prompt's MRoPE positions [3][n_prompt]
+	 * (t, h, w; llm_vision_rope_index), copied, NULL: each token's index
+	 * on all three; then the generated tokens take mpos_next, +1, ... on
+	 * all three.  A job with embeddings neither reuses cached pages nor
+	 * leaves its own (image tokens have one id for every image). */
+	const float *embd;
+	size_t n_embd;
+	const int32_t *mpos;
+	int64_t mpos_next;
 };
 
 /* Defaults: no prompt, sampler NULL (defaults), no strings, stop at

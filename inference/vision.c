@@ -776,3 +776,66 @@ int llm_vision_preprocess(const struct llm_vision *v, const uint8_t *rgb, int w,
 	*n = gh * gw;
 	return 0;
 }
+
+/* ---- MRoPE positions ------------------------------------------------------ */
+
+int llm_vision_rope_index(const struct llm_vision *v, const int32_t *ids, size_t n,
+			  int32_t image_token, const int32_t (*grids)[3], size_t n_images,
+			  int32_t *mpos, int64_t *next, struct diag *d)
+{
+	const size_t m = v->merge;
+	size_t i = 0, img = 0, a;
+	int64_t at = 0; /* the next text position */
+
+	while (i < n) {
+		if (ids[i] != image_token) {
+			for (a = 0; a < 3; a++)
+				mpos[a * n + i] = (int32_t)at;
+			at++;
+			i++;
+			continue;
+		}
+		/* an image: t x (h / m) x (w / m) tokens, positions (t, row,
+		 * column) after the text before it */
+		{
+			size_t T, gh, gw, k, t, r, c;
+
+			if (img == n_images)
+				return diag_fail(d, LLM_E_INVALID,
+						 "more image tokens than the %zu images' grids",
+						 n_images);
+			T = (size_t)grids[img][0];
+			gh = (size_t)grids[img][1] / m;
+			gw = (size_t)grids[img][2] / m;
+			if (grids[img][0] < 1 || grids[img][1] < 1 || grids[img][2] < 1 ||
+			    grids[img][1] % (int32_t)m || grids[img][2] % (int32_t)m ||
+			    i + T * gh * gw > n)
+				return diag_fail(d, LLM_E_INVALID,
+						 "image %zu: a grid of %d x %d x %d does not fit the "
+						 "prompt's image tokens", img, grids[img][0],
+						 grids[img][1], grids[img][2]);
+			k = i;
+			for (t = 0; t < T; t++)
+				for (r = 0; r < gh; r++)
+					for (c = 0; c < gw; c++, k++) {
+						if (ids[k] != image_token)
+							return diag_fail(d, LLM_E_INVALID,
+									 "image %zu: token %zu is not an "
+									 "image token", img, k);
+						/* images have no time step: t 0 */
+						mpos[k] = (int32_t)at;
+						mpos[n + k] = (int32_t)(at + (int64_t)r);
+						mpos[2 * n + k] = (int32_t)(at + (int64_t)c);
+					}
+			/* the text after it: one past the largest */
+			at += (int64_t)(gh > gw ? gh : gw);
+			i = k;
+			img++;
+		}
+	}
+	if (img != n_images)
+		return diag_fail(d, LLM_E_INVALID, "%zu images' grids for %zu images",
+				 n_images, img);
+	*next = at;
+	return 0;
+}
