@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "app/app.h"
+#include "app/image.h"
 #include "common/file.h"
 #include "common/strbuf.h"
 #include "common/xalloc.h"
@@ -64,6 +65,11 @@ void app_help_run(FILE *out)
 		"                           in the text so far (no draft model)\n"
 		"      --draft-n N          proposals per step (default 4, at most 16);\n"
 		"                           the output is the same, only faster or not\n"
+		"      --image FILE         a PNG or JPEG for a vision model (Qwen2.5-VL),\n"
+		"                           placed before the prompt; its tower runs on\n"
+		"                           the CPU for now\n"
+		"      --max-pixels N       resize the image to at most N pixels (default:\n"
+		"                           the model's preprocessor_config.json)\n"
 		"\n"
 		"Sampler options (defaults as llama.cpp):\n"
 		"  --temp T (0.8; <= 0 greedy)   --top-k K (40)      --top-p P (0.95)\n"
@@ -84,7 +90,7 @@ enum {
 	OPT_TOP_N_SIGMA, OPT_XTC_P, OPT_XTC_T, OPT_DRY_MULT, OPT_DRY_BASE,
 	OPT_DRY_LEN, OPT_REPEAT, OPT_FREQ, OPT_PRESENCE, OPT_PEN_LAST_N,
 	OPT_MIROSTAT, OPT_MIRO_TAU, OPT_MIRO_ETA, OPT_LOGIT_BIAS, OPT_KV,
-	OPT_DRAFT, OPT_NGRAM, OPT_DRAFT_N,
+	OPT_DRAFT, OPT_NGRAM, OPT_DRAFT_N, OPT_IMAGE, OPT_MAX_PIXELS,
 };
 
 static const struct option run_opts[] = {
@@ -107,6 +113,8 @@ static const struct option run_opts[] = {
 	{ "draft", required_argument, NULL, OPT_DRAFT },
 	{ "ngram", no_argument, NULL, OPT_NGRAM },
 	{ "draft-n", required_argument, NULL, OPT_DRAFT_N },
+	{ "image", required_argument, NULL, OPT_IMAGE },
+	{ "max-pixels", required_argument, NULL, OPT_MAX_PIXELS },
 	{ "temp", required_argument, NULL, OPT_TEMP },
 	{ "temperature", required_argument, NULL, OPT_TEMP },
 	{ "top-k", required_argument, NULL, OPT_TOP_K },
@@ -195,9 +203,9 @@ static void on_event(struct llm_job *job, const struct llm_job_event *ev, void *
 }
 
 struct run_args {
-	const char *model, *prompt, *file, *system, *draft;
+	const char *model, *prompt, *file, *system, *draft, *image;
 	bool chat, ignore_eos, stats, ngram;
-	long long max_tokens, parallel, threads, n_ctx, n_draft;
+	long long max_tokens, parallel, threads, n_ctx, n_draft, max_pixels;
 	enum llm_backend backend;
 	enum llm_kv_type kv_type;
 	struct llm_sampler_params sp;
@@ -254,6 +262,10 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 		case OPT_STATS: a->stats = true; break;
 		case OPT_DRAFT: a->draft = optarg; break;
 		case OPT_NGRAM: a->ngram = true; break;
+		case OPT_IMAGE: a->image = optarg; break;
+		case OPT_MAX_PIXELS:
+			rc = parse_long("--max-pixels", optarg, 784, INT32_MAX, &a->max_pixels);
+			break;
 		case OPT_DRAFT_N:
 			rc = parse_long("--draft-n", optarg, 1, LLM_SPEC_MAX_DRAFT, &a->n_draft);
 			break;
@@ -414,6 +426,123 @@ static int chat_text(const struct run_args *a, const char *user, char **out,
 	return 0;
 }
 
+/* An image for the prompt: embeddings and MRoPE positions. */
+struct run_image {
+	float *embd;    /* [n_tok, n_embd] */
+	size_t n_tok;
+	int32_t grid[3];
+	int32_t *mpos;  /* [3][n_ids] */
+	int64_t next;
+};
+
+/* The Qwen2.5-VL placeholder the chat templates write for an image. */
+#define RUN_IMAGE_TEXT "<|vision_start|><|image_pad|><|vision_end|>"
+
+/* Decode, preprocess and encode A->image (the model's vision tower). */
+static int image_encode(const struct run_args *a, struct llm_model *model,
+			struct run_image *im)
+{
+	struct llm_vision *v = NULL;
+	struct diag d;
+	uint8_t *rgb = NULL;
+	float *px = NULL;
+	size_t n = 0;
+	int w, h, rc = -1;
+
+	diag_clear(&d);
+	if (llm_model_image_token(model) < 0) {
+		app_error("run: --image: %s has no vision tower", a->model);
+		return -1;
+	}
+	if (llm_vision_open(a->model, &v, &d) < 0) {
+		app_error("run: --image: %s", diag_message(&d, "cannot load the vision tower"));
+		return -1;
+	}
+	if ((size_t)llm_model_n_embd(model) != llm_vision_n_embd(v)) {
+		app_error("run: --image: the vision tower gives %zu values a token, the "
+			  "model takes %lld", llm_vision_n_embd(v),
+			  (long long)llm_model_n_embd(model));
+		goto out;
+	}
+	if (app_image_decode(a->image, &rgb, &w, &h, &d) < 0) {
+		app_error("run: --image: %s", diag_message(&d, "cannot read the image"));
+		goto out;
+	}
+	if (llm_vision_preprocess(v, rgb, w, h, 0, (size_t)a->max_pixels, &px, &n, im->grid,
+				  &d) < 0 ||
+	    llm_vision_n_tokens(v, im->grid, &im->n_tok) < 0) {
+		app_error("run: --image: %s", diag_message(&d, "bad image"));
+		goto out;
+	}
+	im->embd = malloc(im->n_tok * llm_vision_n_embd(v) * sizeof *im->embd);
+	if (!im->embd) {
+		app_error("run: --image: out of memory");
+		goto out;
+	}
+	if (llm_vision_encode(v, px, n, im->grid, im->embd, &d) < 0) {
+		app_error("run: --image: %s", diag_message(&d, "cannot encode the image"));
+		goto out;
+	}
+	if (a->stats)
+		fprintf(stderr, "image %s: %d x %d pixels, %d x %d patches, %zu tokens\n",
+			a->image, w, h, im->grid[1], im->grid[2], im->n_tok);
+	rc = 0;
+out:
+	free(px);
+	free(rgb);
+	llm_vision_free(v);
+	return rc;
+}
+
+/* Expand the one image token of *ids into im->n_tok of them and compute
+ * the prompt's MRoPE positions. */
+static int image_expand(const struct run_args *a, struct llm_model *model,
+			struct run_image *im, int32_t **ids, size_t *n_ids)
+{
+	const int32_t tok = llm_model_image_token(model);
+	struct llm_vision *v = NULL;
+	size_t i, at = SIZE_MAX, n;
+	int32_t *out;
+	struct diag d;
+	int rc;
+
+	for (i = 0; i < *n_ids; i++)
+		if ((*ids)[i] == tok) {
+			if (at != SIZE_MAX) {
+				app_error("run: --image: the prompt already holds an image token");
+				return -1;
+			}
+			at = i;
+		}
+	if (at == SIZE_MAX) {
+		app_error("run: --image: the tokenizer did not give '%s' an image token",
+			  RUN_IMAGE_TEXT);
+		return -1;
+	}
+	n = *n_ids - 1 + im->n_tok;
+	out = xmalloc(n * sizeof *out);
+	memcpy(out, *ids, at * sizeof *out);
+	for (i = 0; i < im->n_tok; i++)
+		out[at + i] = tok;
+	memcpy(out + at + im->n_tok, *ids + at + 1, (*n_ids - at - 1) * sizeof *out);
+	free(*ids);
+	*ids = out;
+	*n_ids = n;
+	im->mpos = xmalloc(3 * n * sizeof *im->mpos);
+	diag_clear(&d);
+	rc = llm_vision_open(a->model, &v, &d);
+	if (rc == 0)
+		rc = llm_vision_rope_index(v, out, n, tok,
+					   (const int32_t(*)[3])im->grid, 1, im->mpos, &im->next,
+					   &d);
+	llm_vision_free(v);
+	if (rc < 0) {
+		app_error("run: --image: %s", diag_message(&d, llm_strerror(rc)));
+		return -1;
+	}
+	return 0;
+}
+
 static void print_stats(int idx, const struct run_out *o)
 {
 	const struct llm_job_stats *s = &o->stats;
@@ -441,6 +570,7 @@ int app_cmd_run(int argc, char **argv)
 	struct llm_engine *eng = NULL;
 	struct llm_job **jobs = NULL;
 	struct run_out *outs = NULL;
+	struct run_image im;
 	char *text = NULL, *rendered = NULL, *echo = NULL;
 	size_t len = 0, n_ids = 0, echo_len = 0, i, n_jobs;
 	int32_t *ids = NULL;
@@ -448,6 +578,7 @@ int app_cmd_run(int argc, char **argv)
 	int status = APP_STATUS_ERROR, rc;
 
 	memset(&a, 0, sizeof a);
+	memset(&im, 0, sizeof im);
 	a.sp = llm_sampler_default_params();
 	a.parallel = 1;
 	rc = parse_args(argc, argv, &a);
@@ -480,6 +611,23 @@ int app_cmd_run(int argc, char **argv)
 	}
 	if (prompt_text(&a, &text, &len) < 0)
 		goto out;
+	if (a.image) {
+		/* the image first, as the chat templates place an image item
+		 * before the text */
+		const size_t pl = strlen(RUN_IMAGE_TEXT);
+		char *t2 = xmalloc(pl + len + 1);
+
+		if (image_encode(&a, model, &im) < 0) {
+			free(t2);
+			goto out;
+		}
+		memcpy(t2, RUN_IMAGE_TEXT, pl);
+		memcpy(t2 + pl, text, len);
+		t2[pl + len] = '\0';
+		free(text);
+		text = t2;
+		len += pl;
+	}
 	if (a.chat) {
 		size_t rl = 0;
 
@@ -494,6 +642,8 @@ int app_cmd_run(int argc, char **argv)
 		app_error("run: encoding the prompt: %s", diag_message(&d, llm_strerror(rc)));
 		goto out;
 	}
+	if (a.image && image_expand(&a, model, &im, &ids, &n_ids) < 0)
+		goto out;
 	if (n_ids == 0) {
 		/* an empty prompt means "start from BOS" */
 		int32_t bos = llm_model_bos(model);
@@ -542,6 +692,12 @@ int app_cmd_run(int argc, char **argv)
 		jp.prompt = ids;
 		jp.n_prompt = n_ids;
 		jp.sampler = &sp;
+		if (im.embd) {
+			jp.embd = im.embd;
+			jp.n_embd = im.n_tok;
+			jp.mpos = im.mpos;
+			jp.mpos_next = im.next;
+		}
 		jp.stop_strings = a.stops;
 		jp.n_stop_strings = a.n_stops;
 		jp.banned_strings = a.bans;
@@ -605,5 +761,7 @@ out:
 	free(a.stops);
 	free(a.bans);
 	free(a.bias);
+	free(im.embd);
+	free(im.mpos);
 	return status;
 }

@@ -285,6 +285,8 @@ uint64_t llm_model_bytes(const struct llm_model *m);
 const char *llm_model_backend(const struct llm_model *m);
 /* BOS id (-1 if none) and whether ID is one of the model's EOS ids. */
 int32_t llm_model_bos(const struct llm_model *m);
+/* The image placeholder token of a model with a vision tower, else -1. */
+int32_t llm_model_image_token(const struct llm_model *m);
 bool llm_model_is_eos(const struct llm_model *m, int32_t id);
 
 /* Which logits llm_context_eval returns. */

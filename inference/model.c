@@ -670,6 +670,10 @@ uint64_t llm_model_n_params(const struct llm_model *m) { return m->n_params; }
 uint64_t llm_model_bytes(const struct llm_model *m) { return m->n_bytes; }
 const char *llm_model_backend(const struct llm_model *m) { return gpu_describe(m->g); }
 int32_t llm_model_bos(const struct llm_model *m) { return m->cfg.bos_id; }
+int32_t llm_model_image_token(const struct llm_model *m)
+{
+	return m->cfg.has_vision ? (int32_t)m->cfg.image_token_id : -1;
+}
 
 bool llm_model_is_eos(const struct llm_model *m, int32_t id)
 {
