@@ -65,6 +65,7 @@ struct tui {
 	int loading;
 	struct theme_set themes;
 	char **attach;        /* pending image paths */
+	int image_notice;     /* "reading the image" is shown */
 	size_t n_attach;
 	double gen_t0;
 	size_t gen_tokens;
@@ -298,6 +299,7 @@ static struct conv_slot *find_tag(struct tui *t, int tag)
 static void start_reply(struct tui *t, struct conv_slot *s, int parent)
 {
 	struct app_wmsg *msgs;
+	char ***imgs;
 	int path[4096];
 	size_t n, i, k = 0;
 
@@ -315,16 +317,35 @@ static void start_reply(struct tui *t, struct conv_slot *s, int parent)
 	if (n > 4096)
 		n = 4096;
 	msgs = xcalloc(n + 1, sizeof *msgs);
+	imgs = xcalloc(n + 1, sizeof *imgs);
 	for (i = 0; i < n; i++) {
 		const struct app_msg *m = &s->conv->msgs[path[i]];
+		size_t j;
 
 		if (path[i] == s->gen_msg)
 			break;
 		msgs[k].role = m->role == APP_ROLE_USER ? "user" :
 			       m->role == APP_ROLE_ASSISTANT ? "assistant" : "system";
-		msgs[k++].content = m->content;
+		msgs[k].content = m->content;
+		/* attachments: stored in the data directory by content hash */
+		if (m->n_images) {
+			imgs[k] = xcalloc(m->n_images, sizeof *imgs[k]);
+			for (j = 0; j < m->n_images; j++)
+				imgs[k][j] = file_join(t->image_dir, m->images[j]);
+			msgs[k].images = (const char *const *)imgs[k];
+			msgs[k].n_images = m->n_images;
+		}
+		k++;
 	}
 	app_worker_generate(t->worker, s->gen_tag, s->conv->system, msgs, k, &t->preset);
+	for (i = 0; i < k; i++) {
+		size_t j;
+
+		for (j = 0; j < msgs[i].n_images; j++)
+			free(imgs[i][j]);
+		free(imgs[i]);
+	}
+	free(imgs);
 	free(msgs);
 	save_conv(t, s);
 	t->gen_t0 = clock_now_s();
@@ -396,7 +417,10 @@ static void on_submit(struct tui *t, const char *text)
 	if (t->n_attach) {
 		store_images(t, &s->conv->msgs[u]);
 		ui_notice_set(t->ui, UI_NOTICE_INFO,
+			      t->info.has_vision ?
+			      "reading the image (its encoder runs on the CPU)..." :
 			      "this model reads text only: the images are kept with the message but not sent");
+		t->image_notice = t->info.has_vision;
 		clear_attachments(t);
 	} else {
 		ui_notice_set(t->ui, UI_NOTICE_INFO, NULL);
@@ -457,6 +481,10 @@ static void on_worker_event(struct tui *t, struct app_wev *ev)
 			break;
 		app_conv_append_content(s->conv, s->gen_msg, ev->text, ev->len);
 		s->dirty = 1;
+		if (t->image_notice) {
+			ui_notice_set(t->ui, UI_NOTICE_INFO, NULL);
+			t->image_notice = 0;
+		}
 		t->gen_tokens++;
 		if (s == active(t)) {
 			double dt = clock_now_s() - t->gen_t0;

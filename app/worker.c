@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include "app/worker.h"
+#include "app/image.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -31,6 +32,8 @@ struct cmd {
 	int k_bits, v_bits; /* KV cache bits (16 = f16) */
 	char *system;
 	char **roles, **contents;
+	char ***images;     /* [n_msgs][n_images[i]] paths */
+	size_t *n_images;
 	size_t n_msgs;
 	struct app_preset preset; /* a full copy: arrays inline, name NULL */
 	struct cmd *next;
@@ -42,6 +45,7 @@ struct evnode {
 };
 
 #define MAX_JOBS 64
+#define IMG_CACHE 16 /* encoded images kept (by file: names are content hashes) */
 
 struct jobslot {
 	struct llm_job *job;
@@ -65,6 +69,15 @@ struct app_worker {
 	int wake_fd;
 	/* worker-thread state */
 	struct llm_model *model, *draft; /* draft: speculative decoding, or NULL */
+	struct llm_vision *vision;       /* loaded at the first image */
+	char *dir;                       /* the model's directory */
+	struct img_cache {
+		char *path;
+		float *embd;
+		size_t n_tok;
+		int32_t grid[3];
+	} icache[IMG_CACHE];
+	size_t icache_next;              /* the entry replaced next */
 	struct llm_tokenizer *tok;
 	struct llm_template *tmpl;
 	char *bos, *eos;
@@ -114,6 +127,15 @@ static void free_cmd(struct cmd *c)
 	free(c->backend);
 	free(c->draft);
 	free(c->system);
+	for (i = 0; c->images && i < c->n_msgs; i++) {
+		size_t k;
+
+		for (k = 0; k < c->n_images[i]; k++)
+			free(c->images[i][k]);
+		free(c->images[i]);
+	}
+	free(c->images);
+	free(c->n_images);
 	for (i = 0; i < c->n_msgs; i++) {
 		free(c->roles[i]);
 		free(c->contents[i]);
@@ -168,6 +190,16 @@ static void unload(struct app_worker *w)
 	w->model = NULL;
 	llm_model_free(w->draft);
 	w->draft = NULL;
+	llm_vision_free(w->vision);
+	w->vision = NULL;
+	free(w->dir);
+	w->dir = NULL;
+	for (size_t e = 0; e < IMG_CACHE; e++) {
+		free(w->icache[e].path);
+		free(w->icache[e].embd);
+		memset(&w->icache[e], 0, sizeof w->icache[e]);
+	}
+	w->icache_next = 0;
 }
 
 static void do_load(struct app_worker *w, struct cmd *c)
@@ -196,6 +228,7 @@ static void do_load(struct app_worker *w, struct cmd *c)
 	mp.kv_type = LLM_KV_F16;
 	if (llm_model_open(c->dir, &mp, &w->model, &d) < 0)
 		goto fail;
+	w->dir = xstrdup(c->dir);
 	if (c->draft) {
 		post_text(w, APP_WEV_PROGRESS, 0, "loading the draft model", 23);
 		if (llm_model_open(c->draft, &mp, &w->draft, &d) < 0) {
@@ -230,6 +263,7 @@ static void do_load(struct app_worker *w, struct cmd *c)
 	snprintf(ev.info.backend, sizeof ev.info.backend, "%s", llm_model_backend(w->model));
 	ev.info.n_ctx = w->n_ctx;
 	ev.info.has_template = w->tmpl != NULL;
+	ev.info.has_vision = llm_model_image_token(w->model) >= 0;
 	ev.info.bytes = llm_model_bytes(w->model);
 	post(w, &ev);
 	return;
@@ -292,12 +326,34 @@ static void job_cb(struct llm_job *job, const struct llm_job_event *e, void *use
 	s->done = 1;
 }
 
+/* The placeholder the Qwen2.5-VL chat templates write for an image. */
+#define IMAGE_TEXT "<|vision_start|><|image_pad|><|vision_end|>"
+
+/* Message I's content with one placeholder per attached image first (a
+ * fresh string), when the model reads images. */
+static char *msg_text(const struct app_worker *w, const struct cmd *c, size_t i)
+{
+	struct strbuf sb;
+	size_t k, len;
+
+	if (!c->images || !c->n_images[i] || llm_model_image_token(w->model) < 0)
+		return xstrdup(c->contents[i]);
+	strbuf_init(&sb, 0);
+	for (k = 0; k < c->n_images[i]; k++)
+		strbuf_puts(&sb, IMAGE_TEXT);
+	strbuf_puts(&sb, c->contents[i]);
+	return strbuf_take(&sb, &len);
+}
+
 static int render_prompt(struct app_worker *w, struct cmd *c, int32_t **ids,
 			 size_t *n, struct diag *d)
 {
-	char *text = NULL;
+	char *text = NULL, **body = xcalloc(c->n_msgs + 1, sizeof *body);
 	size_t len = 0, i;
 	int rc;
+
+	for (i = 0; i < c->n_msgs; i++)
+		body[i] = msg_text(w, c, i);
 
 	if (w->tmpl) {
 		struct llm_chat_msg *msgs = xcalloc(c->n_msgs + 1, sizeof *msgs);
@@ -309,7 +365,7 @@ static int render_prompt(struct app_worker *w, struct cmd *c, int32_t **ids,
 		}
 		for (i = 0; i < c->n_msgs; i++) {
 			msgs[k].role = c->roles[i];
-			msgs[k++].content = c->contents[i];
+			msgs[k++].content = body[i];
 		}
 		rc = llm_chat_render(w->tmpl, msgs, k, true, w->bos, w->eos, NULL,
 				     &text, &len, d);
@@ -326,12 +382,148 @@ static int render_prompt(struct app_worker *w, struct cmd *c, int32_t **ids,
 		if (c->system && c->system[0])
 			strbuf_puts(&sb, c->system);
 		for (i = 0; i < c->n_msgs; i++)
-			strbuf_puts(&sb, c->contents[i]);
+			strbuf_puts(&sb, body[i]);
 		text = strbuf_take(&sb, &len);
 		rc = llm_tokenizer_encode(w->tok, text, len, true, ids, n, d);
 	}
 	free(text);
+	for (i = 0; i < c->n_msgs; i++)
+		free(body[i]);
+	free(body);
 	return rc;
+}
+
+/* Image PATH encoded (from the cache when seen before). */
+static const struct img_cache *encode_image(struct app_worker *w, const char *path,
+					    struct diag *d)
+{
+	struct img_cache *e;
+	uint8_t *rgb = NULL;
+	float *px = NULL;
+	size_t i, n = 0;
+	int iw, ih;
+
+	for (i = 0; i < IMG_CACHE; i++)
+		if (w->icache[i].path && !strcmp(w->icache[i].path, path))
+			return &w->icache[i];
+	if (!w->vision && llm_vision_open(w->dir, &w->vision, d) < 0)
+		return NULL;
+	e = &w->icache[w->icache_next];
+	w->icache_next = (w->icache_next + 1) % IMG_CACHE;
+	free(e->path);
+	free(e->embd);
+	memset(e, 0, sizeof *e);
+	if (app_image_decode(path, &rgb, &iw, &ih, d) < 0)
+		return NULL;
+	if (llm_vision_preprocess(w->vision, rgb, iw, ih, 0, 0, &px, &n, e->grid, d) < 0 ||
+	    llm_vision_n_tokens(w->vision, e->grid, &e->n_tok) < 0) {
+		free(rgb);
+		return NULL;
+	}
+	free(rgb);
+	e->embd = malloc(e->n_tok * llm_vision_n_embd(w->vision) * sizeof *e->embd);
+	if (!e->embd || llm_vision_encode(w->vision, px, n, e->grid, e->embd, d) < 0) {
+		if (!e->embd)
+			diag_fail(d, LLM_E_NOMEM, "out of memory");
+		free(px);
+		free(e->embd);
+		e->embd = NULL;
+		return NULL;
+	}
+	free(px);
+	e->path = xstrdup(path);
+	return e;
+}
+
+/* The prompt's images: each image token of *ids expanded to its image's
+ * tokens (images in message order), their embeddings and MRoPE
+ * positions into JP, the arrays also in *embd_out and *mpos_out (the
+ * caller frees them; NULL without images). */
+static int add_images(struct app_worker *w, struct cmd *c, int32_t **ids, size_t *n,
+		      struct llm_job_params *jp, float **embd_out, int32_t **mpos_out,
+		      struct diag *d)
+{
+	const int32_t tok = llm_model_image_token(w->model);
+	const struct img_cache **im = NULL;
+	size_t n_im = 0, i, k, j, at, total, E;
+	int32_t *out, (*grids)[3];
+	float *embd;
+	int32_t *mpos;
+	int64_t next;
+	int rc;
+
+	if (tok < 0 || !c->images)
+		return 0;
+	for (i = 0; i < c->n_msgs; i++)
+		n_im += c->n_images[i];
+	if (!n_im)
+		return 0;
+	im = xcalloc(n_im, sizeof *im);
+	for (i = 0, k = 0; i < c->n_msgs; i++)
+		for (j = 0; j < c->n_images[i]; j++) {
+			im[k] = encode_image(w, c->images[i][j], d);
+			if (!im[k]) {
+				diag_prefix(d, "%s", c->images[i][j]);
+				free(im);
+				return -1;
+			}
+			k++;
+		}
+	for (i = 0, k = 0; i < *n; i++)
+		k += (*ids)[i] == tok;
+	if (k != n_im) {
+		free(im);
+		return diag_fail(d, LLM_E_INVALID,
+				 "the prompt has %zu image tokens for %zu images", k, n_im);
+	}
+	total = *n - n_im;
+	for (k = 0; k < n_im; k++)
+		total += im[k]->n_tok;
+	E = llm_vision_n_embd(w->vision);
+	out = xmalloc(total * sizeof *out);
+	embd = malloc((total - (*n - n_im)) * E * sizeof *embd);
+	mpos = malloc(3 * total * sizeof *mpos);
+	grids = xcalloc(n_im, sizeof *grids);
+	if (!embd || !mpos) {
+		free(im);
+		free(out);
+		free(embd);
+		free(mpos);
+		free(grids);
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	}
+	for (i = 0, at = 0, k = 0; i < *n; i++) {
+		if ((*ids)[i] != tok) {
+			out[at++] = (*ids)[i];
+			continue;
+		}
+		for (j = 0; j < im[k]->n_tok; j++)
+			out[at++] = tok;
+		memcpy(grids[k], im[k]->grid, sizeof grids[k]);
+		k++;
+	}
+	for (k = 0, at = 0; k < n_im; k++) {
+		memcpy(embd + at * E, im[k]->embd, im[k]->n_tok * E * sizeof *embd);
+		at += im[k]->n_tok;
+	}
+	rc = llm_vision_rope_index(w->vision, out, total, tok, (const int32_t(*)[3])grids,
+				   n_im, mpos, &next, d);
+	free(im);
+	free(grids);
+	if (rc < 0) {
+		free(out);
+		free(embd);
+		free(mpos);
+		return rc;
+	}
+	free(*ids);
+	*ids = out;
+	*n = total;
+	jp->embd = *embd_out = embd;
+	jp->n_embd = at;
+	jp->mpos = *mpos_out = mpos;
+	jp->mpos_next = next;
+	return 0;
 }
 
 static void do_generate(struct app_worker *w, struct cmd *c)
@@ -339,7 +531,8 @@ static void do_generate(struct app_worker *w, struct cmd *c)
 	struct llm_job_params jp = llm_job_default_params();
 	struct llm_sampler_params sp;
 	struct jobslot *s = NULL;
-	int32_t *ids = NULL;
+	int32_t *ids = NULL, *img_mpos = NULL;
+	float *img_embd = NULL;
 	size_t n = 0;
 	struct diag d;
 	int i;
@@ -361,7 +554,8 @@ static void do_generate(struct app_worker *w, struct cmd *c)
 			s = &w->jobs[i];
 			break;
 		}
-	if (!s || render_prompt(w, c, &ids, &n, &d) < 0 || n == 0) {
+	if (!s || render_prompt(w, c, &ids, &n, &d) < 0 || n == 0 ||
+	    add_images(w, c, &ids, &n, &jp, &img_embd, &img_mpos, &d) < 0) {
 		struct app_wev ev;
 
 		memset(&ev, 0, sizeof ev);
@@ -381,6 +575,22 @@ static void do_generate(struct app_worker *w, struct cmd *c)
 
 		if (room >= w->n_ctx)
 			room = w->n_ctx / 2;
+		if (n + room > w->n_ctx && jp.embd) {
+			/* dropping part of an image would garble it */
+			struct app_wev ev;
+
+			memset(&ev, 0, sizeof ev);
+			ev.type = APP_WEV_DONE;
+			ev.tag = c->tag;
+			ev.finish = LLM_FINISH_ERROR;
+			ev.text = xstrdup("the conversation and its images no longer fit the "
+					  "context: start a new one");
+			post(w, &ev);
+			free(ids);
+			free(img_embd);
+			free(img_mpos);
+			return;
+		}
 		if (n + room > w->n_ctx) {
 			size_t keep = w->n_ctx - room, drop = n - keep;
 
@@ -412,6 +622,8 @@ static void do_generate(struct app_worker *w, struct cmd *c)
 		s->job = NULL;
 	}
 	free(ids);
+	free(img_embd);
+	free(img_mpos);
 }
 
 static void *worker_main(void *arg)
@@ -546,9 +758,17 @@ void app_worker_generate(struct app_worker *w, int tag, const char *system,
 	c->system = xstrdup(system ? system : "");
 	c->roles = xcalloc(n_msgs + 1, sizeof *c->roles);
 	c->contents = xcalloc(n_msgs + 1, sizeof *c->contents);
+	c->images = xcalloc(n_msgs + 1, sizeof *c->images);
+	c->n_images = xcalloc(n_msgs + 1, sizeof *c->n_images);
 	for (i = 0; i < n_msgs; i++) {
+		size_t k;
+
 		c->roles[i] = xstrdup(msgs[i].role);
 		c->contents[i] = xstrdup(msgs[i].content);
+		c->images[i] = xcalloc(msgs[i].n_images + 1, sizeof *c->images[i]);
+		for (k = 0; k < msgs[i].n_images; k++)
+			c->images[i][k] = xstrdup(msgs[i].images[k]);
+		c->n_images[i] = msgs[i].n_images;
 	}
 	c->n_msgs = n_msgs;
 	c->preset = *preset;

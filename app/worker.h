@@ -25,6 +25,10 @@ struct app_worker;
 struct app_wmsg {
 	const char *role; /* "system", "user", "assistant" */
 	const char *content;
+	/* image files attached to the message (read when the model has a
+	 * vision tower, placed before its text; ignored otherwise) */
+	const char *const *images;
+	size_t n_images;
 };
 
 enum app_wev_type {
@@ -40,6 +44,7 @@ struct app_model_info {
 	char backend[64];
 	size_t n_ctx;
 	int has_template;   /* 0: completion mode */
+	int has_vision;     /* images attached to messages are read */
 	uint64_t bytes;
 };
 

@@ -5,9 +5,8 @@
  * print one labelled block per job; --chat on a model without a chat
  * template and impossible lengths must fail with a clear message.
  *
- * --image: the tiny Qwen2.5-VL fixture (tests/data/models/qwen2_5_vl) with
- * a byte-level tokenizer written here (bytes 0..255, its image and vision
- * markers at the fixture's ids 512, 514, 515) runs picture.png through
+ * --image: the tiny Qwen2.5-VL fixture with a byte-level tokenizer
+ * (tests/app/vlmodel.c) runs picture.png through
  * the image processor and tower into 24 image tokens, greedy output the
  * same on every run; a model without a vision tower, or a missing image,
  * fails with a message.  (The numerics of image jobs are checked against
@@ -16,7 +15,6 @@
 #include "config.h"
 
 #include <check.h>
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +23,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "vlmodel.h"
 
 /* Run `tern run -m stories260k ARGS`, capturing stdout (and stderr too
  * when want_err) into a fresh buffer; returns the exit status. */
@@ -143,91 +142,14 @@ START_TEST(test_backend_kv_options)
 }
 END_TEST
 
-/* A byte-level BPE tokenizer.json: the 256 bytes as GPT-2's printable
- * characters at ids 0..255, no merges, the vision markers as added
- * special tokens. */
-static void write_byte_tokenizer(const char *path)
-{
-	json_t *root = json_object(), *model = json_object(), *vocab = json_object();
-	json_t *added = json_array(), *pre = json_object(), *dec = json_object();
-	static const struct { const char *s; int id; } sp[] = {
-		{ "<|image_pad|>", 512 }, { "<|video_pad|>", 513 },
-		{ "<|vision_start|>", 514 }, { "<|vision_end|>", 515 },
-	};
-	int b, n = 0;
-	size_t i;
-
-	for (b = 0; b < 256; b++) {
-		/* GPT-2 bytes_to_unicode */
-		int cp = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) ||
-				 (b >= 0xAE && b <= 0xFF) ? b : 256 + n++;
-		char u[4];
-
-		if (cp < 0x80) {
-			u[0] = (char)cp;
-			u[1] = 0;
-		} else {
-			u[0] = (char)(0xC0 | (cp >> 6));
-			u[1] = (char)(0x80 | (cp & 0x3F));
-			u[2] = 0;
-		}
-		json_object_set_new(vocab, u, json_integer(b));
-	}
-	json_object_set_new(model, "type", json_string("BPE"));
-	json_object_set_new(model, "vocab", vocab);
-	json_object_set_new(model, "merges", json_array());
-	for (i = 0; i < sizeof sp / sizeof sp[0]; i++) {
-		json_t *t = json_object();
-
-		json_object_set_new(t, "id", json_integer(sp[i].id));
-		json_object_set_new(t, "content", json_string(sp[i].s));
-		json_object_set_new(t, "single_word", json_false());
-		json_object_set_new(t, "lstrip", json_false());
-		json_object_set_new(t, "rstrip", json_false());
-		json_object_set_new(t, "normalized", json_false());
-		json_object_set_new(t, "special", json_true());
-		json_array_append_new(added, t);
-	}
-	json_object_set_new(pre, "type", json_string("ByteLevel"));
-	json_object_set_new(pre, "add_prefix_space", json_false());
-	json_object_set_new(pre, "trim_offsets", json_true());
-	json_object_set_new(pre, "use_regex", json_true());
-	json_object_set_new(dec, "type", json_string("ByteLevel"));
-	json_object_set_new(dec, "add_prefix_space", json_true());
-	json_object_set_new(dec, "trim_offsets", json_true());
-	json_object_set_new(dec, "use_regex", json_true());
-	json_object_set_new(root, "version", json_string("1.0"));
-	json_object_set_new(root, "added_tokens", added);
-	json_object_set_new(root, "normalizer", json_null());
-	json_object_set_new(root, "pre_tokenizer", pre);
-	json_object_set_new(root, "post_processor", json_null());
-	json_object_set_new(root, "decoder", dec);
-	json_object_set_new(root, "model", model);
-	ck_assert_int_eq(json_dump_file(root, path, 0), 0);
-	json_decref(root);
-}
-
 START_TEST(test_image)
 {
-	static const char *const files[] = { "config.json", "generation_config.json",
-		"model.safetensors", "preprocessor_config.json" };
-	char dir[] = "/tmp/tern-vl-XXXXXX", path[512], cmd[2048];
-	char *src = test_data_path("models/qwen2_5_vl");
+	char *dir = test_vl_model(), cmd[2048];
 	char *png = test_data_path("models/qwen2_5_vl/picture.png");
 	char buf[8192], first[8192];
-	size_t i, n;
+	size_t n;
 	int k, st;
 
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	for (i = 0; i < sizeof files / sizeof files[0]; i++) {
-		char target[512];
-
-		snprintf(target, sizeof target, "%s/%s", src, files[i]);
-		snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-		ck_assert_int_eq(symlink(target, path), 0);
-	}
-	snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-	write_byte_tokenizer(path);
 	for (k = 0; k < 2; k++) {
 		FILE *p;
 
@@ -270,14 +192,7 @@ START_TEST(test_image)
 		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0);
 		ck_assert_msg(strstr(buf, "/nonexistent.png") != NULL, "%s", buf);
 	}
-	for (i = 0; i < sizeof files / sizeof files[0]; i++) {
-		snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-		unlink(path);
-	}
-	snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-	unlink(path);
-	rmdir(dir);
-	free(src);
+	test_vl_model_rm(dir);
 	free(png);
 }
 END_TEST

@@ -15,6 +15,7 @@
 #include "app/worker.h"
 #include "common/diag.h"
 #include "testutil.h"
+#include "vlmodel.h"
 
 /* Load stories260k with the given KV bits and return the first LOADED or
  * LOAD_FAILED event (progress events skipped); waits at most 60 s. */
@@ -91,7 +92,7 @@ START_TEST(test_draft)
 {
 	char *model = test_data_path("../../models/stories260k");
 	char *other = test_data_path("models/exl3-llama3");
-	static const struct app_wmsg msg = { "user", "Once upon a time" };
+	static const struct app_wmsg msg = { "user", "Once upon a time", NULL, 0 };
 	struct app_preset preset;
 	struct app_worker *w;
 	struct app_wev ev;
@@ -156,6 +157,104 @@ START_TEST(test_draft)
 }
 END_TEST
 
+/* Generate a reply to MSGS on the model in DIR; the DONE event into *out
+ * (loaded info into *info). */
+static void generate_and_wait(const char *dir, const struct app_wmsg *msgs, size_t n,
+			      struct app_model_info *info, struct app_wev *out)
+{
+	struct app_preset preset;
+	struct app_worker *w;
+	struct app_wev ev;
+	struct diag d;
+	int fds[2], spins, done = 0;
+
+	memset(&preset, 0, sizeof preset);
+	preset.params = llm_sampler_default_params();
+	preset.params.temperature = 0.0f;
+	preset.max_tokens = 6;
+	ck_assert_int_eq(pipe(fds), 0);
+	diag_clear(&d);
+	w = app_worker_start(fds[1], &d);
+	ck_assert_msg(w != NULL, "%s", d.msg);
+	app_worker_load(w, "vl", dir, NULL, 256, "cpu", 1, 16, 16);
+	for (spins = 0; spins < 600 && !done; spins++) {
+		struct pollfd p = { fds[0], POLLIN, 0 };
+		char buf[64];
+
+		if (poll(&p, 1, 100) > 0 && read(fds[0], buf, sizeof buf) < 0)
+			ck_abort_msg("wake fd");
+		while (app_worker_poll(w, &ev)) {
+			if (ev.type == APP_WEV_LOAD_FAILED)
+				ck_abort_msg("load failed: %s", ev.text);
+			if (ev.type == APP_WEV_LOADED) {
+				*info = ev.info;
+				app_worker_generate(w, 3, NULL, msgs, n, &preset);
+			}
+			if (ev.type == APP_WEV_DONE && ev.tag == 3) {
+				*out = ev;
+				done = 1;
+				continue;
+			}
+			app_worker_event_fini(&ev);
+		}
+	}
+	ck_assert_msg(done, "no reply within 60 s");
+	app_worker_stop(w);
+	close(fds[0]);
+	close(fds[1]);
+}
+
+/* Images attached to messages reach a vision model: each adds its tokens
+ * to the prompt (picture.png: 24, the chelsea photo at the fixture's 50176
+ * pixels: 48); a missing image file fails the reply with its name. */
+START_TEST(test_images)
+{
+	char *dir = test_vl_model();
+	char *pic = test_data_path("models/qwen2_5_vl/picture.png");
+	char *photo = test_data_path("models/qwen2_5_vl/skimage-chelsea.png");
+	const char *one[1] = { pic }, *two[2] = { pic, photo }, *bad[1] = { "/nonexistent.png" };
+	struct app_wmsg m[3];
+	struct app_model_info info;
+	struct app_wev plain, with1, with3;
+
+	memset(m, 0, sizeof m);
+	m[0].role = "user";
+	m[0].content = "hi";
+	generate_and_wait(dir, m, 1, &info, &plain);
+	ck_assert_int_eq(info.has_vision, 1);
+	ck_assert_int_eq(plain.finish, LLM_FINISH_MAX_TOKENS);
+	m[0].images = one;
+	m[0].n_images = 1;
+	generate_and_wait(dir, m, 1, &info, &with1);
+	ck_assert_msg(with1.finish == LLM_FINISH_MAX_TOKENS, "%s", with1.text);
+	/* the placeholder (3 tokens) with 24 image tokens in it */
+	ck_assert_uint_eq(with1.stats.n_prompt, plain.stats.n_prompt + 2 + 24);
+	/* a conversation: two images in the first message, one later */
+	m[1].role = "assistant";
+	m[1].content = "ok";
+	m[2].role = "user";
+	m[2].content = "and?";
+	m[0].images = two;
+	m[0].n_images = 2;
+	m[2].images = one;
+	m[2].n_images = 1;
+	generate_and_wait(dir, m, 3, &info, &with3);
+	ck_assert_msg(with3.finish == LLM_FINISH_MAX_TOKENS, "%s", with3.text);
+	ck_assert_uint_gt(with3.stats.n_prompt, 2 * 24 + 48);
+	app_worker_event_fini(&with3);
+	m[2].images = bad;
+	generate_and_wait(dir, m, 3, &info, &with3);
+	ck_assert_int_eq(with3.finish, LLM_FINISH_ERROR);
+	ck_assert_msg(strstr(with3.text, "/nonexistent.png") != NULL, "%s", with3.text);
+	app_worker_event_fini(&with3);
+	app_worker_event_fini(&plain);
+	app_worker_event_fini(&with1);
+	test_vl_model_rm(dir);
+	free(pic);
+	free(photo);
+}
+END_TEST
+
 Suite *worker_suite(void)
 {
 	Suite *s = suite_create("worker");
@@ -164,6 +263,7 @@ Suite *worker_suite(void)
 	tcase_add_test(tc, test_f16_cache_loads);
 	tcase_add_test(tc, test_quantized_cache_refused);
 	tcase_add_test(tc, test_draft);
+	tcase_add_test(tc, test_images);
 	suite_add_tcase(s, tc);
 	return s;
 }
