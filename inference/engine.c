@@ -1118,7 +1118,11 @@ static void take_proposed(struct llm_engine *e, struct llm_job *j)
 	const size_t base = j->n_kv, nt0 = j->n_tokens, np = j->n_prop;
 	size_t i, acc = 0;
 
+	/* counted as they happen: the events of take_token carry them */
 	j->st.n_computed += j->step_rows;
+	j->st.n_drafted += np;
+	j->st.n_verify++;
+	e->n_drafted += np;
 	for (i = 0; i <= np; i++) {
 		j->n_kv = base + i + 1;
 		e->ctx->n_past[j->slot] = j->n_kv;
@@ -1127,12 +1131,9 @@ static void take_proposed(struct llm_engine *e, struct llm_job *j)
 		    i == np || j->tokens[nt0 + i] != j->prop[i])
 			break;
 		acc++;
+		j->st.n_accepted++;
+		e->n_accepted++;
 	}
-	j->st.n_drafted += np;
-	j->st.n_accepted += acc;
-	j->st.n_verify++;
-	e->n_drafted += np;
-	e->n_accepted += acc;
 	if (j->phase != LLM_JOB_DECODE)
 		return;
 	/* a back-off may have moved n_kv back */

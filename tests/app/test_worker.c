@@ -86,8 +86,9 @@ END_TEST
 
 /* A draft model: the bundled model drafting for itself generates with
  * every greedy proposal kept, and the TEXT events carry the counts as they
- * grow; a draft of another vocabulary, or none at that path, fails the
- * load with a message. */
+ * grow (a step's proposals counted when made, each kept one when taken);
+ * a draft of another vocabulary, or none at that path, fails the load
+ * with a message. */
 START_TEST(test_draft)
 {
 	char *model = test_data_path("../../models/stories260k");
@@ -132,8 +133,9 @@ START_TEST(test_draft)
 				app_worker_generate(w, 7, NULL, &msg, 1, &preset);
 			}
 			if (ev.type == APP_WEV_TEXT && ev.tag == 7) {
+				/* counted as a step makes and keeps them */
 				ck_assert_uint_ge(ev.stats.n_drafted, last_drafted);
-				ck_assert_uint_eq(ev.stats.n_accepted, ev.stats.n_drafted);
+				ck_assert_uint_le(ev.stats.n_accepted, ev.stats.n_drafted);
 				last_drafted = ev.stats.n_drafted;
 				n_text++;
 			}
