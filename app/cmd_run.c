@@ -426,8 +426,10 @@ static int chat_text(const struct run_args *a, const char *user, char **out,
 	return 0;
 }
 
-/* An image for the prompt: embeddings and MRoPE positions. */
+/* An image for the prompt: the vision tower, embeddings and MRoPE
+ * positions. */
 struct run_image {
+	struct llm_vision *v;
 	float *embd;    /* [n_tok, n_embd] */
 	size_t n_tok;
 	int32_t grid[3];
@@ -435,14 +437,11 @@ struct run_image {
 	int64_t next;
 };
 
-/* The Qwen2.5-VL placeholder the chat templates write for an image. */
-#define RUN_IMAGE_TEXT "<|vision_start|><|image_pad|><|vision_end|>"
-
-/* Decode, preprocess and encode A->image (the model's vision tower). */
+/* Decode, preprocess and encode A->image with the model's vision tower
+ * (left open in im->v for image_expand). */
 static int image_encode(const struct run_args *a, struct llm_model *model,
 			struct run_image *im)
 {
-	struct llm_vision *v = NULL;
 	struct diag d;
 	uint8_t *rgb = NULL;
 	float *px = NULL;
@@ -454,13 +453,13 @@ static int image_encode(const struct run_args *a, struct llm_model *model,
 		app_error("run: --image: %s has no vision tower", a->model);
 		return -1;
 	}
-	if (llm_vision_open(a->model, &v, &d) < 0) {
+	if (llm_vision_open(a->model, &im->v, &d) < 0) {
 		app_error("run: --image: %s", diag_message(&d, "cannot load the vision tower"));
 		return -1;
 	}
-	if ((size_t)llm_model_n_embd(model) != llm_vision_n_embd(v)) {
+	if ((size_t)llm_model_n_embd(model) != llm_vision_n_embd(im->v)) {
 		app_error("run: --image: the vision tower gives %zu values a token, the "
-			  "model takes %lld", llm_vision_n_embd(v),
+			  "model takes %lld", llm_vision_n_embd(im->v),
 			  (long long)llm_model_n_embd(model));
 		goto out;
 	}
@@ -468,18 +467,18 @@ static int image_encode(const struct run_args *a, struct llm_model *model,
 		app_error("run: --image: %s", diag_message(&d, "cannot read the image"));
 		goto out;
 	}
-	if (llm_vision_preprocess(v, rgb, w, h, 0, (size_t)a->max_pixels, &px, &n, im->grid,
-				  &d) < 0 ||
-	    llm_vision_n_tokens(v, im->grid, &im->n_tok) < 0) {
+	if (llm_vision_preprocess(im->v, rgb, w, h, 0, (size_t)a->max_pixels, &px, &n,
+				  im->grid, &d) < 0 ||
+	    llm_vision_n_tokens(im->v, im->grid, &im->n_tok) < 0) {
 		app_error("run: --image: %s", diag_message(&d, "bad image"));
 		goto out;
 	}
-	im->embd = malloc(im->n_tok * llm_vision_n_embd(v) * sizeof *im->embd);
+	im->embd = malloc(im->n_tok * llm_vision_n_embd(im->v) * sizeof *im->embd);
 	if (!im->embd) {
 		app_error("run: --image: out of memory");
 		goto out;
 	}
-	if (llm_vision_encode(v, px, n, im->grid, im->embd, &d) < 0) {
+	if (llm_vision_encode(im->v, px, n, im->grid, im->embd, &d) < 0) {
 		app_error("run: --image: %s", diag_message(&d, "cannot encode the image"));
 		goto out;
 	}
@@ -490,56 +489,26 @@ static int image_encode(const struct run_args *a, struct llm_model *model,
 out:
 	free(px);
 	free(rgb);
-	llm_vision_free(v);
 	return rc;
 }
 
-/* Expand the one image token of *ids into im->n_tok of them and compute
- * the prompt's MRoPE positions. */
-static int image_expand(const struct run_args *a, struct llm_model *model,
-			struct run_image *im, int32_t **ids, size_t *n_ids)
+/* Widen the prompt's image token to the image's tokens and compute the
+ * prompt's MRoPE positions. */
+static int image_expand(struct llm_model *model, struct run_image *im, int32_t **ids,
+			size_t *n_ids)
 {
-	const int32_t tok = llm_model_image_token(model);
-	struct llm_vision *v = NULL;
-	size_t i, at = SIZE_MAX, n;
-	int32_t *out;
+	int32_t *out = NULL;
 	struct diag d;
-	int rc;
 
-	for (i = 0; i < *n_ids; i++)
-		if ((*ids)[i] == tok) {
-			if (at != SIZE_MAX) {
-				app_error("run: --image: the prompt already holds an image token");
-				return -1;
-			}
-			at = i;
-		}
-	if (at == SIZE_MAX) {
-		app_error("run: --image: the tokenizer did not give '%s' an image token",
-			  RUN_IMAGE_TEXT);
+	diag_clear(&d);
+	if (llm_vision_expand_prompt(im->v, *ids, *n_ids, llm_model_image_token(model),
+				     (const int32_t(*)[3])im->grid, 1, &out, n_ids, &im->mpos,
+				     &im->next, &d) < 0) {
+		app_error("run: --image: %s", diag_message(&d, "bad prompt"));
 		return -1;
 	}
-	n = *n_ids - 1 + im->n_tok;
-	out = xmalloc(n * sizeof *out);
-	memcpy(out, *ids, at * sizeof *out);
-	for (i = 0; i < im->n_tok; i++)
-		out[at + i] = tok;
-	memcpy(out + at + im->n_tok, *ids + at + 1, (*n_ids - at - 1) * sizeof *out);
 	free(*ids);
 	*ids = out;
-	*n_ids = n;
-	im->mpos = xmalloc(3 * n * sizeof *im->mpos);
-	diag_clear(&d);
-	rc = llm_vision_open(a->model, &v, &d);
-	if (rc == 0)
-		rc = llm_vision_rope_index(v, out, n, tok,
-					   (const int32_t(*)[3])im->grid, 1, im->mpos, &im->next,
-					   &d);
-	llm_vision_free(v);
-	if (rc < 0) {
-		app_error("run: --image: %s", diag_message(&d, llm_strerror(rc)));
-		return -1;
-	}
 	return 0;
 }
 
@@ -614,14 +583,14 @@ int app_cmd_run(int argc, char **argv)
 	if (a.image) {
 		/* the image first, as the chat templates place an image item
 		 * before the text */
-		const size_t pl = strlen(RUN_IMAGE_TEXT);
+		const size_t pl = strlen(LLM_VISION_IMAGE_TEXT);
 		char *t2 = xmalloc(pl + len + 1);
 
 		if (image_encode(&a, model, &im) < 0) {
 			free(t2);
 			goto out;
 		}
-		memcpy(t2, RUN_IMAGE_TEXT, pl);
+		memcpy(t2, LLM_VISION_IMAGE_TEXT, pl);
 		memcpy(t2 + pl, text, len);
 		t2[pl + len] = '\0';
 		free(text);
@@ -642,7 +611,7 @@ int app_cmd_run(int argc, char **argv)
 		app_error("run: encoding the prompt: %s", diag_message(&d, llm_strerror(rc)));
 		goto out;
 	}
-	if (a.image && image_expand(&a, model, &im, &ids, &n_ids) < 0)
+	if (a.image && image_expand(model, &im, &ids, &n_ids) < 0)
 		goto out;
 	if (n_ids == 0) {
 		/* an empty prompt means "start from BOS" */
@@ -763,5 +732,6 @@ out:
 	free(a.bias);
 	free(im.embd);
 	free(im.mpos);
+	llm_vision_free(im.v);
 	return status;
 }

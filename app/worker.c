@@ -326,9 +326,6 @@ static void job_cb(struct llm_job *job, const struct llm_job_event *e, void *use
 	s->done = 1;
 }
 
-/* The placeholder the Qwen2.5-VL chat templates write for an image. */
-#define IMAGE_TEXT "<|vision_start|><|image_pad|><|vision_end|>"
-
 /* Message I's content with one placeholder per attached image first (a
  * fresh string), when the model reads images. */
 static char *msg_text(const struct app_worker *w, const struct cmd *c, size_t i)
@@ -340,7 +337,7 @@ static char *msg_text(const struct app_worker *w, const struct cmd *c, size_t i)
 		return xstrdup(c->contents[i]);
 	strbuf_init(&sb, 0);
 	for (k = 0; k < c->n_images[i]; k++)
-		strbuf_puts(&sb, IMAGE_TEXT);
+		strbuf_puts(&sb, LLM_VISION_IMAGE_TEXT);
 	strbuf_puts(&sb, c->contents[i]);
 	return strbuf_take(&sb, &len);
 }
@@ -444,13 +441,12 @@ static int add_images(struct app_worker *w, struct cmd *c, int32_t **ids, size_t
 		      struct diag *d)
 {
 	const int32_t tok = llm_model_image_token(w->model);
-	const struct img_cache **im = NULL;
-	size_t n_im = 0, i, k, j, at, total, E;
-	int32_t *out, (*grids)[3];
-	float *embd;
-	int32_t *mpos;
-	int64_t next;
-	int rc;
+	const struct img_cache **im;
+	size_t n_im = 0, i, k, j, at, E, n_out = 0;
+	int32_t *out = NULL, *mpos = NULL, (*grids)[3];
+	float *embd = NULL;
+	int64_t next = 0;
+	int rc = 0;
 
 	if (tok < 0 || !c->images)
 		return 0;
@@ -459,66 +455,43 @@ static int add_images(struct app_worker *w, struct cmd *c, int32_t **ids, size_t
 	if (!n_im)
 		return 0;
 	im = xcalloc(n_im, sizeof *im);
-	for (i = 0, k = 0; i < c->n_msgs; i++)
-		for (j = 0; j < c->n_images[i]; j++) {
+	grids = xcalloc(n_im, sizeof *grids);
+	for (i = 0, k = 0; i < c->n_msgs && rc == 0; i++)
+		for (j = 0; j < c->n_images[i] && rc == 0; j++, k++) {
 			im[k] = encode_image(w, c->images[i][j], d);
 			if (!im[k]) {
 				diag_prefix(d, "%s", c->images[i][j]);
-				free(im);
-				return -1;
+				rc = -1;
+			} else {
+				memcpy(grids[k], im[k]->grid, sizeof grids[k]);
 			}
-			k++;
 		}
-	for (i = 0, k = 0; i < *n; i++)
-		k += (*ids)[i] == tok;
-	if (k != n_im) {
-		free(im);
-		return diag_fail(d, LLM_E_INVALID,
-				 "the prompt has %zu image tokens for %zu images", k, n_im);
-	}
-	total = *n - n_im;
-	for (k = 0; k < n_im; k++)
-		total += im[k]->n_tok;
-	E = llm_vision_n_embd(w->vision);
-	out = xmalloc(total * sizeof *out);
-	embd = malloc((total - (*n - n_im)) * E * sizeof *embd);
-	mpos = malloc(3 * total * sizeof *mpos);
-	grids = xcalloc(n_im, sizeof *grids);
-	if (!embd || !mpos) {
-		free(im);
-		free(out);
-		free(embd);
-		free(mpos);
-		free(grids);
-		return diag_fail(d, LLM_E_NOMEM, "out of memory");
-	}
-	for (i = 0, at = 0, k = 0; i < *n; i++) {
-		if ((*ids)[i] != tok) {
-			out[at++] = (*ids)[i];
-			continue;
+	if (rc == 0)
+		rc = llm_vision_expand_prompt(w->vision, *ids, *n, tok,
+					      (const int32_t(*)[3])grids, n_im, &out, &n_out,
+					      &mpos, &next, d);
+	if (rc == 0) {
+		E = llm_vision_n_embd(w->vision);
+		for (k = 0, at = 0; k < n_im; k++)
+			at += im[k]->n_tok;
+		embd = malloc(at * E * sizeof *embd);
+		if (!embd)
+			rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
+		for (k = 0, at = 0; embd && k < n_im; k++) {
+			memcpy(embd + at * E, im[k]->embd, im[k]->n_tok * E * sizeof *embd);
+			at += im[k]->n_tok;
 		}
-		for (j = 0; j < im[k]->n_tok; j++)
-			out[at++] = tok;
-		memcpy(grids[k], im[k]->grid, sizeof grids[k]);
-		k++;
 	}
-	for (k = 0, at = 0; k < n_im; k++) {
-		memcpy(embd + at * E, im[k]->embd, im[k]->n_tok * E * sizeof *embd);
-		at += im[k]->n_tok;
-	}
-	rc = llm_vision_rope_index(w->vision, out, total, tok, (const int32_t(*)[3])grids,
-				   n_im, mpos, &next, d);
 	free(im);
 	free(grids);
 	if (rc < 0) {
 		free(out);
-		free(embd);
 		free(mpos);
 		return rc;
 	}
 	free(*ids);
 	*ids = out;
-	*n = total;
+	*n = n_out;
 	jp->embd = *embd_out = embd;
 	jp->n_embd = at;
 	jp->mpos = *mpos_out = mpos;

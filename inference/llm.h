@@ -385,6 +385,19 @@ int llm_vision_preprocess(const struct llm_vision *v, const uint8_t *rgb, int w,
 int llm_vision_rope_index(const struct llm_vision *v, const int32_t *ids, size_t n,
 			  int32_t image_token, const int32_t (*grids)[3], size_t n_images,
 			  int32_t *mpos, int64_t *next, struct diag *d);
+/* The text the Qwen2.5-VL chat templates write for an image: tokenized,
+ * it holds one image token, which llm_vision_expand_prompt widens. */
+#define LLM_VISION_IMAGE_TEXT "<|vision_start|><|image_pad|><|vision_end|>"
+/* A prompt IDS[0..n) whose k-th image token stands for image k (grid
+ * grids[k]) made ready for a job: each such token repeated to its image's
+ * merged tokens into *out (*n_out of them), their MRoPE positions into
+ * *mpos ([3][*n_out], llm_vision_rope_index's) and *next.  *out and *mpos
+ * are fresh (free() them).  Errors: LLM_E_INVALID (not exactly n_images
+ * image tokens, or a bad grid), LLM_E_NOMEM. */
+int llm_vision_expand_prompt(const struct llm_vision *v, const int32_t *ids, size_t n,
+			     int32_t image_token, const int32_t (*grids)[3],
+			     size_t n_images, int32_t **out, size_t *n_out,
+			     int32_t **mpos, int64_t *next, struct diag *d);
 
 /* ==== Benchmark (inference/bench.c) ===================================== */
 /* What `tern bench` measures over a model (docs/PERFORMANCE.md).  Runs on

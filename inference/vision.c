@@ -839,3 +839,55 @@ int llm_vision_rope_index(const struct llm_vision *v, const int32_t *ids, size_t
 	*next = at;
 	return 0;
 }
+
+int llm_vision_expand_prompt(const struct llm_vision *v, const int32_t *ids, size_t n,
+			     int32_t image_token, const int32_t (*grids)[3],
+			     size_t n_images, int32_t **out, size_t *n_out,
+			     int32_t **mpos, int64_t *next, struct diag *d)
+{
+	size_t i, k = 0, total = 0, at = 0, j, nt;
+	int32_t *o, *mp;
+	int rc;
+
+	*out = NULL;
+	*mpos = NULL;
+	for (i = 0; i < n; i++)
+		k += ids[i] == image_token;
+	if (k != n_images)
+		return diag_fail(d, LLM_E_INVALID,
+				 "the prompt has %zu image tokens for %zu images", k, n_images);
+	for (k = 0; k < n_images; k++) {
+		if (llm_vision_n_tokens(v, grids[k], &nt) < 0)
+			return diag_fail(d, LLM_E_INVALID,
+					 "image %zu: a grid of %d x %d x %d patches", k,
+					 grids[k][0], grids[k][1], grids[k][2]);
+		total += nt;
+	}
+	total += n - n_images;
+	o = malloc(total * sizeof *o);
+	mp = malloc(3 * total * sizeof *mp);
+	if (!o || !mp) {
+		free(o);
+		free(mp);
+		return diag_fail(d, LLM_E_NOMEM, "out of memory (%zu prompt tokens)", total);
+	}
+	for (i = 0, k = 0; i < n; i++) {
+		if (ids[i] != image_token) {
+			o[at++] = ids[i];
+			continue;
+		}
+		(void)llm_vision_n_tokens(v, grids[k++], &nt);
+		for (j = 0; j < nt; j++)
+			o[at++] = image_token;
+	}
+	rc = llm_vision_rope_index(v, o, total, image_token, grids, n_images, mp, next, d);
+	if (rc < 0) {
+		free(o);
+		free(mp);
+		return rc;
+	}
+	*out = o;
+	*n_out = total;
+	*mpos = mp;
+	return 0;
+}
