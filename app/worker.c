@@ -118,6 +118,19 @@ static void post_text(struct app_worker *w, enum app_wev_type t, int tag,
 	post(w, &ev);
 }
 
+/* Reply TAG ended before it began: a DONE event with MSG. */
+static void post_failed(struct app_worker *w, int tag, const char *msg)
+{
+	struct app_wev ev;
+
+	memset(&ev, 0, sizeof ev);
+	ev.type = APP_WEV_DONE;
+	ev.tag = tag;
+	ev.finish = LLM_FINISH_ERROR;
+	ev.text = xstrdup(msg);
+	post(w, &ev);
+}
+
 static void free_cmd(struct cmd *c)
 {
 	size_t i;
@@ -512,14 +525,7 @@ static void do_generate(struct app_worker *w, struct cmd *c)
 
 	diag_clear(&d);
 	if (!w->engine) {
-		struct app_wev ev;
-
-		memset(&ev, 0, sizeof ev);
-		ev.type = APP_WEV_DONE;
-		ev.tag = c->tag;
-		ev.finish = LLM_FINISH_ERROR;
-		ev.text = xstrdup("no model is loaded");
-		post(w, &ev);
+		post_failed(w, c->tag, "no model is loaded");
 		return;
 	}
 	for (i = 0; i < MAX_JOBS; i++)
@@ -529,17 +535,9 @@ static void do_generate(struct app_worker *w, struct cmd *c)
 		}
 	if (!s || render_prompt(w, c, &ids, &n, &d) < 0 || n == 0 ||
 	    add_images(w, c, &ids, &n, &jp, &img_embd, &img_mpos, &d) < 0) {
-		struct app_wev ev;
-
-		memset(&ev, 0, sizeof ev);
-		ev.type = APP_WEV_DONE;
-		ev.tag = c->tag;
-		ev.finish = LLM_FINISH_ERROR;
-		ev.text = xstrdup(!s ? "too many replies in progress" :
-				  n == 0 && !d.msg[0] ? "empty prompt" : d.msg);
-		post(w, &ev);
-		free(ids);
-		return;
+		post_failed(w, c->tag, !s ? "too many replies in progress" :
+				       n == 0 && !d.msg[0] ? "empty prompt" : d.msg);
+		goto out;
 	}
 	/* Keep the newest tokens when the conversation outgrows the context
 	 * (leaving room for the reply). */
@@ -550,19 +548,9 @@ static void do_generate(struct app_worker *w, struct cmd *c)
 			room = w->n_ctx / 2;
 		if (n + room > w->n_ctx && jp.embd) {
 			/* dropping part of an image would garble it */
-			struct app_wev ev;
-
-			memset(&ev, 0, sizeof ev);
-			ev.type = APP_WEV_DONE;
-			ev.tag = c->tag;
-			ev.finish = LLM_FINISH_ERROR;
-			ev.text = xstrdup("the conversation and its images no longer fit the "
-					  "context: start a new one");
-			post(w, &ev);
-			free(ids);
-			free(img_embd);
-			free(img_mpos);
-			return;
+			post_failed(w, c->tag, "the conversation and its images no longer "
+					       "fit the context: start a new one");
+			goto out;
 		}
 		if (n + room > w->n_ctx) {
 			size_t keep = w->n_ctx - room, drop = n - keep;
@@ -584,16 +572,10 @@ static void do_generate(struct app_worker *w, struct cmd *c)
 	jp.callback = job_cb;
 	jp.user = &w->cb[s - w->jobs];
 	if (llm_job_submit(w->engine, &jp, &s->job, &d) < 0) {
-		struct app_wev ev;
-
-		memset(&ev, 0, sizeof ev);
-		ev.type = APP_WEV_DONE;
-		ev.tag = c->tag;
-		ev.finish = LLM_FINISH_ERROR;
-		ev.text = xstrdup(d.msg);
-		post(w, &ev);
+		post_failed(w, c->tag, d.msg);
 		s->job = NULL;
 	}
+out:
 	free(ids);
 	free(img_embd);
 	free(img_mpos);
