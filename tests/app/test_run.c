@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include "testutil.h"
 #include "vlmodel.h"
@@ -144,54 +143,36 @@ END_TEST
 
 START_TEST(test_image)
 {
-	char *dir = test_vl_model(), cmd[2048];
+	char *dir = test_vl_model(), args[1024];
 	char *png = test_data_path("models/qwen2_5_vl/picture.png");
-	char buf[8192], first[8192];
-	size_t n;
-	int k, st;
+	char *out, *first = NULL;
+	size_t len;
+	int k;
 
+	/* run() names stories260k first; the later -m picks the VL model */
 	for (k = 0; k < 2; k++) {
-		FILE *p;
-
-		snprintf(cmd, sizeof cmd,
-			 "'%s' run -b cpu -m '%s' --image '%s' -p 'what is it?' -n 8 "
-			 "--temp 0 --ignore-eos --stats 2>&1", TERN_BINARY, dir, png);
-		p = popen(cmd, "r");
-		ck_assert_ptr_nonnull(p);
-		n = fread(buf, 1, sizeof buf - 1, p);
-		buf[n] = 0;
-		st = pclose(p);
-		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", buf);
-		ck_assert_msg(strstr(buf, "8 x 12 patches, 24 tokens") != NULL, "%s", buf);
-		ck_assert_msg(strstr(buf, "8 generated") != NULL, "%s", buf);
+		snprintf(args, sizeof args,
+			 "-b cpu -m '%s' --image '%s' -p 'what is it?' -n 8 --temp 0 "
+			 "--ignore-eos --stats", dir, png);
+		ck_assert_msg(run(args, true, &out, &len) == 0, "%s", out);
+		ck_assert_msg(strstr(out, "8 x 12 patches, 24 tokens") != NULL, "%s", out);
+		ck_assert_msg(strstr(out, "8 generated") != NULL, "%s", out);
 		if (k == 0)
-			memcpy(first, buf, n + 1);
+			first = out;
 	}
 	/* the same text both times (the timing figures aside) */
-	ck_assert(strncmp(first, buf, (size_t)(strstr(buf, "[1]") - buf)) == 0);
-	/* refused: no vision tower, no such image */
-	snprintf(cmd, sizeof cmd, "'%s' run -b cpu --image '%s' -p x -n 2 2>&1", TERN_BINARY,
-		 png);
-	{
-		FILE *p = popen(cmd, "r");
-
-		n = fread(buf, 1, sizeof buf - 1, p);
-		buf[n] = 0;
-		st = pclose(p);
-		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0);
-		ck_assert_msg(strstr(buf, "no vision tower") != NULL, "%s", buf);
-	}
-	snprintf(cmd, sizeof cmd, "'%s' run -b cpu -m '%s' --image /nonexistent.png -p x 2>&1",
-		 TERN_BINARY, dir);
-	{
-		FILE *p = popen(cmd, "r");
-
-		n = fread(buf, 1, sizeof buf - 1, p);
-		buf[n] = 0;
-		st = pclose(p);
-		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0);
-		ck_assert_msg(strstr(buf, "/nonexistent.png") != NULL, "%s", buf);
-	}
+	ck_assert(strncmp(first, out, (size_t)(strstr(out, "[1]") - out)) == 0);
+	free(first);
+	free(out);
+	/* refused: no vision tower (stories260k), no such image */
+	snprintf(args, sizeof args, "-b cpu --image '%s' -p x -n 2", png);
+	ck_assert_int_ne(run(args, true, &out, &len), 0);
+	ck_assert_msg(strstr(out, "no vision tower") != NULL, "%s", out);
+	free(out);
+	snprintf(args, sizeof args, "-b cpu -m '%s' --image /nonexistent.png -p x", dir);
+	ck_assert_int_ne(run(args, true, &out, &len), 0);
+	ck_assert_msg(strstr(out, "/nonexistent.png") != NULL, "%s", out);
+	free(out);
 	test_vl_model_rm(dir);
 	free(png);
 }

@@ -84,85 +84,16 @@ START_TEST(test_quantized_cache_refused)
 }
 END_TEST
 
-/* A draft model: the bundled model drafting for itself generates with
- * every greedy proposal kept, and the TEXT events carry the counts as they
- * grow (a step's proposals counted when made, each kept one when taken);
- * a draft of another vocabulary, or none at that path, fails the load
- * with a message. */
-START_TEST(test_draft)
-{
-	char *model = test_data_path("../../models/stories260k");
-	char *other = test_data_path("models/exl3-llama3");
-	static const struct app_wmsg msg = { "user", "Once upon a time", NULL, 0 };
-	struct app_preset preset;
-	struct app_worker *w;
-	struct app_wev ev;
-	struct diag d;
-	size_t last_drafted = 0, n_text = 0;
-	int fds[2], spins, loaded = 0, done = 0;
+/* What a reply's TEXT events are checked with (may be NULL). */
+typedef void (*text_check)(const struct app_wev *ev, void *user);
 
-	load_and_wait(other, 16, 16, &ev);
-	ck_assert_msg(ev.type == APP_WEV_LOAD_FAILED && strstr(ev.text, "vocabulary"),
-		      "draft of another vocabulary: %s", ev.text);
-	app_worker_event_fini(&ev);
-	load_and_wait("/nonexistent/draft", 16, 16, &ev);
-	ck_assert_msg(ev.type == APP_WEV_LOAD_FAILED && strstr(ev.text, "draft model"),
-		      "missing draft: %s", ev.text);
-	app_worker_event_fini(&ev);
-
-	ck_assert_int_eq(pipe(fds), 0);
-	diag_clear(&d);
-	w = app_worker_start(fds[1], &d);
-	ck_assert_msg(w != NULL, "%s", d.msg);
-	app_worker_load(w, "stories", model, model, 256, "cpu", 1, 16, 16);
-	memset(&preset, 0, sizeof preset);
-	preset.params = llm_sampler_default_params();
-	preset.params.temperature = 0.0f;
-	preset.max_tokens = 60;
-	for (spins = 0; spins < 600 && !done; spins++) {
-		struct pollfd p = { fds[0], POLLIN, 0 };
-		char buf[64];
-
-		if (poll(&p, 1, 100) > 0 && read(fds[0], buf, sizeof buf) < 0)
-			ck_abort_msg("wake fd");
-		while (app_worker_poll(w, &ev)) {
-			if (ev.type == APP_WEV_LOAD_FAILED)
-				ck_abort_msg("load failed: %s", ev.text);
-			if (ev.type == APP_WEV_LOADED && !loaded) {
-				loaded = 1;
-				app_worker_generate(w, 7, NULL, &msg, 1, &preset);
-			}
-			if (ev.type == APP_WEV_TEXT && ev.tag == 7) {
-				/* counted as a step makes and keeps them */
-				ck_assert_uint_ge(ev.stats.n_drafted, last_drafted);
-				ck_assert_uint_le(ev.stats.n_accepted, ev.stats.n_drafted);
-				last_drafted = ev.stats.n_drafted;
-				n_text++;
-			}
-			if (ev.type == APP_WEV_DONE && ev.tag == 7) {
-				ck_assert_int_eq(ev.finish, LLM_FINISH_MAX_TOKENS);
-				ck_assert_uint_gt(ev.stats.n_drafted, 0);
-				ck_assert_uint_eq(ev.stats.n_accepted, ev.stats.n_drafted);
-				done = 1;
-			}
-			app_worker_event_fini(&ev);
-		}
-	}
-	ck_assert_msg(done, "no reply within 60 s");
-	ck_assert_uint_gt(n_text, 0);
-	ck_assert_uint_gt(last_drafted, 0);
-	app_worker_stop(w);
-	close(fds[0]);
-	close(fds[1]);
-	free(model);
-	free(other);
-}
-END_TEST
-
-/* Generate a reply to MSGS on the model in DIR; the DONE event into *out
- * (loaded info into *info). */
-static void generate_and_wait(const char *dir, const struct app_wmsg *msgs, size_t n,
-			      struct app_model_info *info, struct app_wev *out)
+/* Load DIR (with DRAFT, may be NULL) on the CPU and reply greedily to
+ * MSGS with at most MAX_TOKENS tokens; each TEXT event goes to ON_TEXT,
+ * the loaded info to *info, the DONE event to *out (the caller finis it);
+ * 60 s at most. */
+static void reply(const char *dir, const char *draft, const struct app_wmsg *msgs,
+		  size_t n, int max_tokens, text_check on_text, void *user,
+		  struct app_model_info *info, struct app_wev *out)
 {
 	struct app_preset preset;
 	struct app_worker *w;
@@ -173,12 +104,12 @@ static void generate_and_wait(const char *dir, const struct app_wmsg *msgs, size
 	memset(&preset, 0, sizeof preset);
 	preset.params = llm_sampler_default_params();
 	preset.params.temperature = 0.0f;
-	preset.max_tokens = 6;
+	preset.max_tokens = max_tokens;
 	ck_assert_int_eq(pipe(fds), 0);
 	diag_clear(&d);
 	w = app_worker_start(fds[1], &d);
 	ck_assert_msg(w != NULL, "%s", d.msg);
-	app_worker_load(w, "vl", dir, NULL, 256, "cpu", 1, 16, 16);
+	app_worker_load(w, "m", dir, draft, 256, "cpu", 1, 16, 16);
 	for (spins = 0; spins < 600 && !done; spins++) {
 		struct pollfd p = { fds[0], POLLIN, 0 };
 		char buf[64];
@@ -192,6 +123,8 @@ static void generate_and_wait(const char *dir, const struct app_wmsg *msgs, size
 				*info = ev.info;
 				app_worker_generate(w, 3, NULL, msgs, n, &preset);
 			}
+			if (ev.type == APP_WEV_TEXT && ev.tag == 3 && on_text)
+				on_text(&ev, user);
 			if (ev.type == APP_WEV_DONE && ev.tag == 3) {
 				*out = ev;
 				done = 1;
@@ -205,6 +138,56 @@ static void generate_and_wait(const char *dir, const struct app_wmsg *msgs, size
 	close(fds[0]);
 	close(fds[1]);
 }
+
+struct draft_counts {
+	size_t last_drafted, n_text;
+};
+
+/* counted as a step makes and keeps them */
+static void check_counts(const struct app_wev *ev, void *user)
+{
+	struct draft_counts *c = user;
+
+	ck_assert_uint_ge(ev->stats.n_drafted, c->last_drafted);
+	ck_assert_uint_le(ev->stats.n_accepted, ev->stats.n_drafted);
+	c->last_drafted = ev->stats.n_drafted;
+	c->n_text++;
+}
+
+/* A draft model: the bundled model drafting for itself generates with
+ * every greedy proposal kept, and the TEXT events carry the counts as they
+ * grow (a step's proposals counted when made, each kept one when taken);
+ * a draft of another vocabulary, or none at that path, fails the load
+ * with a message. */
+START_TEST(test_draft)
+{
+	char *model = test_data_path("../../models/stories260k");
+	char *other = test_data_path("models/exl3-llama3");
+	static const struct app_wmsg msg = { "user", "Once upon a time", NULL, 0 };
+	struct draft_counts counts = { 0, 0 };
+	struct app_model_info info;
+	struct app_wev ev;
+
+	load_and_wait(other, 16, 16, &ev);
+	ck_assert_msg(ev.type == APP_WEV_LOAD_FAILED && strstr(ev.text, "vocabulary"),
+		      "draft of another vocabulary: %s", ev.text);
+	app_worker_event_fini(&ev);
+	load_and_wait("/nonexistent/draft", 16, 16, &ev);
+	ck_assert_msg(ev.type == APP_WEV_LOAD_FAILED && strstr(ev.text, "draft model"),
+		      "missing draft: %s", ev.text);
+	app_worker_event_fini(&ev);
+
+	reply(model, model, &msg, 1, 60, check_counts, &counts, &info, &ev);
+	ck_assert_int_eq(ev.finish, LLM_FINISH_MAX_TOKENS);
+	ck_assert_uint_gt(ev.stats.n_drafted, 0);
+	ck_assert_uint_eq(ev.stats.n_accepted, ev.stats.n_drafted);
+	ck_assert_uint_gt(counts.n_text, 0);
+	ck_assert_uint_gt(counts.last_drafted, 0);
+	app_worker_event_fini(&ev);
+	free(model);
+	free(other);
+}
+END_TEST
 
 /* Images attached to messages reach a vision model: each adds its tokens
  * to the prompt (picture.png: 24, the chelsea photo at the fixture's 50176
@@ -222,12 +205,12 @@ START_TEST(test_images)
 	memset(m, 0, sizeof m);
 	m[0].role = "user";
 	m[0].content = "hi";
-	generate_and_wait(dir, m, 1, &info, &plain);
+	reply(dir, NULL, m, 1, 6, NULL, NULL, &info, &plain);
 	ck_assert_int_eq(info.has_vision, 1);
 	ck_assert_int_eq(plain.finish, LLM_FINISH_MAX_TOKENS);
 	m[0].images = one;
 	m[0].n_images = 1;
-	generate_and_wait(dir, m, 1, &info, &with1);
+	reply(dir, NULL, m, 1, 6, NULL, NULL, &info, &with1);
 	ck_assert_msg(with1.finish == LLM_FINISH_MAX_TOKENS, "%s", with1.text);
 	/* the placeholder (3 tokens) with 24 image tokens in it */
 	ck_assert_uint_eq(with1.stats.n_prompt, plain.stats.n_prompt + 2 + 24);
@@ -240,12 +223,12 @@ START_TEST(test_images)
 	m[0].n_images = 2;
 	m[2].images = one;
 	m[2].n_images = 1;
-	generate_and_wait(dir, m, 3, &info, &with3);
+	reply(dir, NULL, m, 3, 6, NULL, NULL, &info, &with3);
 	ck_assert_msg(with3.finish == LLM_FINISH_MAX_TOKENS, "%s", with3.text);
 	ck_assert_uint_gt(with3.stats.n_prompt, 2 * 24 + 48);
 	app_worker_event_fini(&with3);
 	m[2].images = bad;
-	generate_and_wait(dir, m, 3, &info, &with3);
+	reply(dir, NULL, m, 3, 6, NULL, NULL, &info, &with3);
 	ck_assert_int_eq(with3.finish, LLM_FINISH_ERROR);
 	ck_assert_msg(strstr(with3.text, "/nonexistent.png") != NULL, "%s", with3.text);
 	app_worker_event_fini(&with3);

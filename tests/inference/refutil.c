@@ -91,6 +91,19 @@ void ref_expect_rows(const char *what, const float *a, const float *r,
 	}
 }
 
+struct llm_model *ref_open_cpu(const char *dir)
+{
+	struct llm_model_params p = llm_model_default_params();
+	struct llm_model *m = NULL;
+	struct diag d;
+
+	diag_clear(&d);
+	p.backend = LLM_BACKEND_CPU;
+	p.n_threads = 2;
+	ck_assert_msg(llm_model_open(dir, &p, &m, &d) == 0, "%s: %s", dir, d.msg);
+	return m;
+}
+
 int32_t ref_argmax(const float *v, size_t n)
 {
 	size_t i, b = 0;

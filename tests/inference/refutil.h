@@ -30,6 +30,9 @@ float *ref_seq(struct llm_st_set *ref, size_t s, size_t V, int32_t **ids,
  * of V values; fails the test naming WHAT and the row otherwise. */
 void ref_expect_rows(const char *what, const float *a, const float *r,
 		     size_t n_rows, size_t V);
+/* The model in DIR on the CPU backend with 2 threads (the suites' oracle
+ * setting); fails the test with the loader's message otherwise. */
+struct llm_model *ref_open_cpu(const char *dir);
 /* Index of the largest value (ties: the lowest index), as greedy decoding. */
 int32_t ref_argmax(const float *v, size_t n);
 

@@ -30,19 +30,6 @@
 #include "refutil.h"
 #include "testutil.h"
 
-static struct llm_model *open_model(const char *dir)
-{
-	struct llm_model_params p = llm_model_default_params();
-	struct llm_model *m = NULL;
-	struct diag d;
-
-	diag_clear(&d);
-	p.backend = LLM_BACKEND_CPU;
-	p.n_threads = 2;
-	ck_assert_msg(llm_model_open(dir, &p, &m, &d) == 0, "%s: %s", dir, d.msg);
-	return m;
-}
-
 /* Prefill with all logits and incremental decoding of IDS vs REF. */
 static void check_sequence(struct llm_context *c, const char *what,
 			   const int32_t *ids, size_t n, const float *ref, size_t V)
@@ -82,7 +69,7 @@ static void check_tiny(const char *arch)
 
 	diag_clear(&d);
 	dir = ref_fixture_open(arch, &ref);
-	m = open_model(dir);
+	m = ref_open_cpu(dir);
 	V = (size_t)llm_model_n_vocab(m);
 	ck_assert_int_eq(llm_context_new(m, 64, &c, &d), 0);
 	for (s = 0; s < 3; s++) {
@@ -125,7 +112,7 @@ START_TEST(test_moe_batch_sizes)
 
 	diag_clear(&d);
 	dir = ref_fixture_open("qwen3moe", &ref);
-	m = open_model(dir);
+	m = ref_open_cpu(dir);
 	V = (size_t)llm_model_n_vocab(m);
 	for (i = 0; i < 60; i++)
 		ids[i] = (int32_t)((i * 37 + 5) % V);
@@ -190,7 +177,7 @@ START_TEST(test_qwen2_5_vl)
 
 	diag_clear(&d);
 	ck_assert_msg(llm_st_open(refp, &ref, &d) == 0, "%s", d.msg);
-	m = open_model(dir);
+	m = ref_open_cpu(dir);
 	V = (size_t)llm_model_n_vocab(m);
 	ck_assert_uint_eq(V, 520);
 	ids = ref_ids(ref, "input_ids", &n);
@@ -275,7 +262,7 @@ START_TEST(test_stories260k)
 
 	diag_clear(&d);
 	ck_assert_msg(llm_st_open(refp, &ref, &d) == 0, "%s", d.msg);
-	m = open_model(dir);
+	m = ref_open_cpu(dir);
 	V = (size_t)llm_model_n_vocab(m);
 	ck_assert_str_eq(llm_model_arch(m), "LlamaForCausalLM");
 	ck_assert_int_eq(llm_context_new(m, 512, &c, &d), 0);
@@ -382,7 +369,7 @@ START_TEST(test_two_sequences)
 
 	diag_clear(&d);
 	ck_assert_int_eq(llm_st_open(refp, &ref, &d), 0);
-	m = open_model(dir);
+	m = ref_open_cpu(dir);
 	V = (size_t)llm_model_n_vocab(m);
 	a = ref_ids(ref, "input_ids.0", &na);
 	b = ref_ids(ref, "input_ids.1", &nb);
@@ -475,7 +462,7 @@ START_TEST(test_trained_target)
 	ck_assert_ptr_nonnull(refp);
 	diag_clear(&d);
 	ck_assert_msg(llm_st_open(refp, &ref, &d) == 0, "%s", d.msg);
-	m = open_model(dir);
+	m = ref_open_cpu(dir);
 	V = (size_t)llm_model_n_vocab(m);
 	ck_assert_uint_eq(V, 32000);
 	ck_assert_int_eq(llm_context_new(m, 128, &c, &d), 0);

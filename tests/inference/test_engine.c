@@ -24,21 +24,16 @@
 
 #include "inference/engine_impl.h"
 #include "inference/llm.h"
+#include "refutil.h"
 #include "testutil.h"
 
 #define MAXGEN 512
 
 static struct llm_model *open_model(const char *rel)
 {
-	struct llm_model_params p = llm_model_default_params();
-	struct llm_model *m = NULL;
-	struct diag d;
 	char *dir = test_data_path(rel);
+	struct llm_model *m = ref_open_cpu(dir);
 
-	diag_clear(&d);
-	p.backend = LLM_BACKEND_CPU;
-	p.n_threads = 2;
-	ck_assert_msg(llm_model_open(dir, &p, &m, &d) == 0, "%s: %s", dir, d.msg);
 	free(dir);
 	return m;
 }

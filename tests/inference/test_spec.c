@@ -26,23 +26,10 @@
 
 #define MAXGEN 256
 
-static struct llm_model *open_dir(const char *dir)
-{
-	struct llm_model_params p = llm_model_default_params();
-	struct llm_model *m = NULL;
-	struct diag d;
-
-	diag_clear(&d);
-	p.backend = LLM_BACKEND_CPU;
-	p.n_threads = 2;
-	ck_assert_msg(llm_model_open(dir, &p, &m, &d) == 0, "%s: %s", dir, d.msg);
-	return m;
-}
-
 static struct llm_model *stories(void)
 {
 	char *dir = test_data_path("../../models/stories260k");
-	struct llm_model *m = open_dir(dir);
+	struct llm_model *m = ref_open_cpu(dir);
 
 	free(dir);
 	return m;
@@ -206,8 +193,8 @@ START_TEST(test_reference_greedy)
 		want[i] = ref_ids(ref, name, &nw[i]);
 		ck_assert_uint_eq(nw[i], 64);
 	}
-	t = open_dir(tdir);
-	dm = open_dir(ddir);
+	t = ref_open_cpu(tdir);
+	dm = ref_open_cpu(ddir);
 	/* 0: the draft model, 4 a step; 1: the draft model, 7; 2: n-gram;
 	 * all three prompts at once, and each alone */
 	for (mode = 0; mode < 6; mode++) {
@@ -277,8 +264,8 @@ START_TEST(test_reference_acceptance)
 	ck_assert_uint_eq(n, 8);
 	diag_clear(&d);
 	ck_assert_msg(llm_tokenizer_open(tdir, &tok, &d) == 0, "%s", d.msg);
-	t = open_dir(tdir);
-	dm = open_dir(ddir);
+	t = ref_open_cpu(tdir);
+	dm = ref_open_cpu(ddir);
 	json_array_foreach(pp, i, it) {
 		const char *text = json_string_value(json_object_get(it, "prompt"));
 		const double rp = json_number_value(json_object_get(it, "proposed"));
@@ -450,7 +437,7 @@ START_TEST(test_refused)
 	struct diag d;
 
 	/* a draft of another vocabulary */
-	other = open_dir(dir);
+	other = ref_open_cpu(dir);
 	diag_clear(&d);
 	ep.n_ctx = 256;
 	ck_assert_int_eq(llm_engine_new(m, other, &ep, NULL, &e, &d), LLM_E_INVALID);

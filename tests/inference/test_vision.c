@@ -194,10 +194,9 @@ START_TEST(test_engine_image)
 {
 	char *dir = test_data_path("models/qwen2_5_vl");
 	char *refp = test_data_path("models/qwen2_5_vl/reference.safetensors");
-	struct llm_model_params mp = llm_model_default_params();
 	struct llm_engine_params ep = llm_engine_default_params();
 	struct llm_st_set *ref = NULL;
-	struct llm_model *m = NULL;
+	struct llm_model *m;
 	struct llm_engine *e = NULL;
 	struct diag d;
 	const char *const sfx[2] = { "", ".photo" };
@@ -205,9 +204,7 @@ START_TEST(test_engine_image)
 
 	diag_clear(&d);
 	ck_assert_msg(llm_st_open(refp, &ref, &d) == 0, "%s", d.msg);
-	mp.backend = LLM_BACKEND_CPU;
-	mp.n_threads = 2;
-	ck_assert_msg(llm_model_open(dir, &mp, &m, &d) == 0, "%s", d.msg);
+	m = ref_open_cpu(dir);
 	ep.n_ctx = 256;
 	ep.n_slots = 2;
 	ck_assert_msg(llm_engine_new(m, NULL, &ep, NULL, &e, &d) == 0, "%s", d.msg);
@@ -267,7 +264,7 @@ START_TEST(test_engine_image)
 		const int32_t ids[2] = { 5, 6 };
 		const float row[128] = { 0 };
 
-		ck_assert_msg(llm_model_open(tdir, &mp, &m, &d) == 0, "%s", d.msg);
+		m = ref_open_cpu(tdir);
 		ck_assert_int_eq(llm_engine_new(m, NULL, &ep, NULL, &e, &d), 0);
 		jp.prompt = ids;
 		jp.n_prompt = 2;
