@@ -46,6 +46,11 @@ int app_parse_ids(const char *s, int **ids, size_t *n, char *err, size_t err_len
  * or -1 (*out unchanged) for anything else; the caller reports it. */
 int app_parse_backend(const char *s, enum llm_backend *out);
 
+/* Read all of standard input, every byte as it is, into a fresh buffer
+ * (*out, NUL added after the *len bytes; free() it).  Returns 0, or -1
+ * (read error, no memory) with nothing to free. */
+int app_read_stdin(char **out, size_t *len);
+
 /* Directory of the bundled default model: the installed copy under
  * $(pkgdatadir)/models/stories260k, else the source tree's (running from a
  * build tree).  Returns a static string. */

@@ -81,6 +81,36 @@ int app_parse_backend(const char *s, enum llm_backend *out)
 	return 0;
 }
 
+int app_read_stdin(char **out, size_t *len)
+{
+	size_t cap = 65536, n = 0, r;
+	char *buf = malloc(cap + 1);
+
+	if (!buf)
+		return -1;
+	while ((r = fread(buf + n, 1, cap - n, stdin)) > 0) {
+		n += r;
+		if (n == cap) {
+			char *p = cap > SIZE_MAX / 4 ? NULL : realloc(buf, cap * 2 + 1);
+
+			if (!p) {
+				free(buf);
+				return -1;
+			}
+			buf = p;
+			cap *= 2;
+		}
+	}
+	if (ferror(stdin)) {
+		free(buf);
+		return -1;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
 const char *app_default_model_dir(void)
 {
 	static const char *installed = TERN_PKGDATADIR "/models/stories260k";

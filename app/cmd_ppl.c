@@ -67,36 +67,6 @@ void app_help_ppl(FILE *out)
 		PPL_DEFAULT_CTX);
 }
 
-static int read_stream(FILE *f, char **out, size_t *len)
-{
-	size_t cap = 65536, n = 0, r;
-	char *buf = malloc(cap + 1);
-
-	if (!buf)
-		return -1;
-	while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
-		n += r;
-		if (n == cap) {
-			char *p = cap > SIZE_MAX / 4 ? NULL : realloc(buf, cap * 2 + 1);
-
-			if (!p) {
-				free(buf);
-				return -1;
-			}
-			buf = p;
-			cap *= 2;
-		}
-	}
-	if (ferror(f)) {
-		free(buf);
-		return -1;
-	}
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
 /* -ln softmax(row)[target] over n logits: the exponentials in float (each
  * of x - max <= 0, to an ulp), summed and logged in double. */
 static double row_nll(const float *row, size_t n, int32_t target)
@@ -211,7 +181,7 @@ int app_cmd_ppl(int argc, char **argv)
 
 	/* the text, exactly as stored */
 	if (!strcmp(path, "-")) {
-		if (read_stream(stdin, &text, &text_len) != 0) {
+		if (app_read_stdin(&text, &text_len) != 0) {
 			app_error("ppl: cannot read standard input");
 			goto out;
 		}

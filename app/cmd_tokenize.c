@@ -39,35 +39,6 @@ void app_help_tokenize(FILE *out)
 		"TEXT '-' reads standard input verbatim (all bytes, no newline stripped).\n");
 }
 
-static int read_stdin(char **out, size_t *len)
-{
-	size_t cap = 65536, n = 0, r;
-	char *buf = malloc(cap);
-
-	if (!buf)
-		return -1;
-	while ((r = fread(buf + n, 1, cap - n, stdin)) > 0) {
-		n += r;
-		if (n == cap) {
-			char *p = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
-
-			if (!p) {
-				free(buf);
-				return -1;
-			}
-			buf = p;
-			cap *= 2;
-		}
-	}
-	if (ferror(stdin)) {
-		free(buf);
-		return -1;
-	}
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
 /* a piece shown readably: control bytes and backslash escaped */
 static void print_piece(FILE *f, const char *s, size_t n)
 {
@@ -212,7 +183,7 @@ int app_cmd_tokenize(int argc, char **argv)
 		char *buf = NULL;
 		size_t len = 0;
 
-		if (read_stdin(&buf, &len) != 0) {
+		if (app_read_stdin(&buf, &len) != 0) {
 			app_error("tokenize: cannot read standard input");
 			status = APP_STATUS_ERROR;
 		} else {
