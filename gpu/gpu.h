@@ -730,6 +730,64 @@ struct gpu_exl3_residual {
 int gpu_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 		      size_t n_rows, struct diag *d);
 
+/* ==== EXL3 quantizer (gpu/exl3_quant.c) ================================= */
+/*
+ * The numeric core of `tern convert` (docs/exl3-format.md §4): host code,
+ * independent of any backend handle; the trellis search is spread over
+ * N_THREADS POSIX threads (0: one per online CPU).  Thread-safe; nothing
+ * is kept between calls.
+ */
+
+/* Tail-biting Viterbi search (§4.8) for N_TILES sequences of 256 values x
+ * (tile-major; each a 16x16 tile in the element order of §1.7, see
+ * gpu_exl3_tile_order): for each, the 256 16-bit states of a cyclic
+ * BITS-bit trellis path minimising sum_e (cb(state_e) - x_e)^2, into
+ * states[256 * tile + e], and (VALUES non-NULL) their codebook values; the
+ * states satisfy the shift-register property, ring closed, so
+ * gpu_exl3_pack_tile stores them exactly.  VALUES may alias X.  Errors:
+ * GPU_E_INVALID (bits outside 1..8, bad codebook, NULL), GPU_E_NOMEM (each
+ * thread needs 256 * 2^(16-bits) bytes of scratch). */
+int gpu_exl3_encode_tiles(const float *x, size_t n_tiles, int bits,
+			  enum gpu_exl3_cb cb, int n_threads, uint16_t *states,
+			  float *values, struct diag *d);
+
+/* Pack one tile's 256 states (their low BITS bits) into its record of
+ * 16 * BITS uint16 (§1.8: MSB-first stream, uint32 words as int16 pairs). */
+void gpu_exl3_pack_tile(const uint16_t *states, int bits, uint16_t *t16);
+
+/* Row R (input channel) and column C (output channel) in its tile of the
+ * tile's element E (0..255), the tensor-core order of §1.7. */
+void gpu_exl3_tile_order(int e, int *r, int *c);
+
+/* How gpu_exl3_quantize works (gpu/exl3_quant.c's header has the maths). */
+struct gpu_exl3_qparams {
+	int bits;                /* K, 1..8 */
+	enum gpu_exl3_cb cb;
+	uint64_t seed;           /* of the random sign vectors */
+	int n_threads;           /* 0: one per online CPU */
+	bool no_out_scales;      /* svh = signs only (ExLlamaV3 "never") */
+	double sigma_reg;        /* Hessian damping x mean(diag); 0: 0.025 */
+};
+struct gpu_exl3_qstats {
+	double rel_err;          /* ||W_reg - Q|| / ||W_reg||, rotated basis */
+	float scale;             /* the global scale the search chose */
+};
+
+/* Quantize one linear, W f32 [k][n] in input-major orientation (y = x W;
+ * an HF weight [out, in] transposed), k and n multiples of 128 (pad with
+ * zeros), given H f32 [k][k] = mean of x' x over calibration rows (NULL, or
+ * a degenerate H: no LDLQ feedback).  Writes trellis (k/16 * n/16 * 16 *
+ * bits uint16, tile-major as the file stores it), suh (f16 bits [k]) and
+ * svh (f16 bits [n]); ST (may be NULL) gets statistics.  Deterministic for
+ * given inputs, parameters and seed, whatever the thread count.
+ * Allocates about 3 k n + k^2 floats for the call.  Errors: GPU_E_INVALID
+ * (shape, bits, codebook, NULL, a non-finite weight, a Hessian no damping
+ * makes positive definite), GPU_E_NOMEM. */
+int gpu_exl3_quantize(const float *w, size_t k, size_t n, const float *h,
+		      const struct gpu_exl3_qparams *p, uint16_t *trellis,
+		      uint16_t *suh, uint16_t *svh, struct gpu_exl3_qstats *st,
+		      struct diag *d);
+
 #ifdef __cplusplus
 }
 #endif
