@@ -55,6 +55,9 @@ int app_read_stdin(char **out, size_t *len);
  * $(pkgdatadir)/models/stories260k, else the source tree's (running from a
  * build tree).  Returns a static string. */
 const char *app_default_model_dir(void);
+/* The bundled calibration text of `tern convert`: the installed
+ * $(pkgdatadir)/calibration.txt, else the source tree's data/.  Static. */
+const char *app_default_calibration(void);
 
 /* The interactive chat (tern with no subcommand). */
 int app_chat_main(int argc, char **argv);

@@ -111,6 +111,16 @@ int app_read_stdin(char **out, size_t *len)
 	return 0;
 }
 
+const char *app_default_calibration(void)
+{
+	static const char *installed = TERN_PKGDATADIR "/calibration.txt";
+	static const char *source = TERN_SRCDIR "/data/calibration.txt";
+
+	if (file_is_file(installed))
+		return installed;
+	return source;
+}
+
 const char *app_default_model_dir(void)
 {
 	static const char *installed = TERN_PKGDATADIR "/models/stories260k";

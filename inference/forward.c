@@ -357,6 +357,25 @@ static int embed(struct llm_context *c, size_t n, struct diag *d)
  * the attention's result for o_proj in its combine launch and the SwiGLU
  * result for down_proj in the launch that computes it, and rotates and
  * stores the next q/k/v in the launch that writes them). */
+/* The converter's capture hook at point PT of the layer being captured
+ * (model_impl.h): returns its result (< 0 error, 1 stop, 0 go on). */
+static int capture(const struct llm_capture *cap, enum llm_capture_point pt,
+		   const struct gpu_buf *x, size_t n, size_t k, struct diag *d)
+{
+	int rc = cap->fn(cap->user, pt, x, n, k, d);
+
+	if (rc < 0)
+		diag_prefix(d, "calibration capture");
+	return rc;
+}
+
+#define CAPTURE(pt, x, k)                                                   \
+	do {                                                                \
+		int crc_ = capture(cap, (pt), (x), n, (k), d);              \
+		if (crc_ != 0)                                              \
+			return crc_ < 0 ? crc_ : 0;                         \
+	} while (0)
+
 static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 		  bool one_seq, struct diag *d)
 {
@@ -368,6 +387,7 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 	struct gpu_kv_batch kb;
 	struct gpu_rope rp;
 	struct next_rope nrp = { .rp = &rp, .kb = &kb };
+	const struct llm_capture *cap = m->capture;
 	bool qkv_done = false;
 	int64_t l;
 	int rc = 0;
@@ -400,10 +420,14 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 		struct gpu_exl3_part nx[3], nq[3];
 		struct gpu_exl3_residual rd;
 		bool gu_done = false, down_done = false;
+		/* the layer the converter captures runs op by op */
+		const bool capl = cap && cap->layer == l;
 
 		/* attention block (xn = its input norm, from the step before;
 		 * q/k/v with their RoPE and KV store too when the last op made
 		 * them) */
+		if (capl)
+			CAPTURE(LLM_CAPTURE_ATTN_IN, c->xn, E);
 		if (!qkv_done) {
 			rc = qkv_proj(c, ly, n, l, d);
 			if (rc < 0)
@@ -421,7 +445,7 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 		/* att = attention(q, cache); o = att Wo; x += o; xn =
 		 * rmsnorm(x) * ffn_norm — one op with an EXL3 o_proj (and with
 		 * EXL3 gate/up, those and the SwiGLU too) */
-		if (ly->xo && !ly->wo) {
+		if (ly->xo && !ly->wo && !capl) {
 			const struct gpu_attention_args at = {
 				c->att, c->q, &c->kv[l], &kb, H, scale,
 				(size_t)cf->sliding_window,
@@ -458,6 +482,8 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 			OP(gpu_attention(c->g, c->att, c->q, &c->kv[l], &kb, H,
 					 scale, (size_t)cf->sliding_window, d),
 			   "layer %lld attention", (long long)l);
+			if (capl)
+				CAPTURE(LLM_CAPTURE_ATTN_O, c->att, H * hd);
 			OP(llm_linear(c->g, c->o, c->att, ly->wo, ly->xo, NULL, n,
 				      H * hd, E, d),
 			   "layer %lld o_proj", (long long)l);
@@ -468,9 +494,11 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 		}
 
 		/* feed-forward block: o = FFN(xn) */
+		if (capl)
+			CAPTURE(LLM_CAPTURE_MLP_IN, c->xn, E);
 		if (ly->moe) {
 			rc = ffn_moe(c, ly, n, l, d);
-		} else if (!gu_done && ly->w_down &&
+		} else if (!gu_done && ly->w_down && !capl &&
 			   same_dense(ly->w_gate, ly->w_up, ly->w_down)) {
 			/* dense weights of one dtype: the whole FFN in one op
 			 * (prefill keeps its intermediates in half on CUDA) */
@@ -486,6 +514,8 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 		}
 		if (rc < 0)
 			return rc;
+		if (capl && !ly->moe)
+			CAPTURE(LLM_CAPTURE_MLP_DOWN, c->ff_gate, (size_t)cf->n_ff);
 		if (xdown) {
 			/* down_proj, x += o, the next norm (and the next
 			 * layer's EXL3 q/k/v) in one op */
@@ -507,8 +537,11 @@ static int layers(struct llm_context *c, size_t n, struct gpu_buf *kvpos,
 		   "layer %lld residual + %s", (long long)l,
 		   last ? "final norm" : "next input_layernorm");
 	}
+	if (cap && cap->layer == cf->n_layer)
+		CAPTURE(LLM_CAPTURE_HEAD, c->xn, E);
 	return 0;
 }
+#undef CAPTURE
 
 /* The unrecorded step: embedding, injected rows, layers. */
 static int eager_step(struct llm_context *c, const struct llm_batch *b,

@@ -289,6 +289,57 @@ int32_t llm_model_bos(const struct llm_model *m);
 int32_t llm_model_image_token(const struct llm_model *m);
 bool llm_model_is_eos(const struct llm_model *m, int32_t id);
 
+/* ---- EXL3 conversion (inference/convert.c) -------------------------------
+ * `tern convert`: quantize a dense bf16/f16/f32 Hugging Face model to EXL3
+ * (docs/exl3-format.md §4), layer by layer on calibration text, resumable
+ * from its work directory. */
+
+/* What llm_convert reports after each quantized linear. */
+struct llm_convert_progress {
+	size_t step, n_steps;    /* linears done (this one included), of all */
+	const char *what;        /* "layer 3 mlp.down_proj (4 bits, error
+				  * 0.0671)"; valid during the call */
+	int bits;
+	double rel_err;          /* relative RMS error of the rotated weight */
+	double elapsed_s;        /* since this run began */
+	double eta_s;            /* estimated seconds left; < 0: unknown */
+};
+
+struct llm_convert_params {
+	const char *in_dir;      /* source model directory */
+	const char *out_dir;     /* output directory (created) */
+	const char *work_dir;    /* NULL: OUT/convert-work */
+	const char *cal_file;    /* calibration text (required) */
+	double bits;             /* target average bits per weight, 1..8 */
+	int head_bits;           /* lm_head: 1..8, or 16 to keep it as is */
+	const char *codebook;    /* "mul1" (default), "mcg" or "3inst" */
+	size_t cal_rows, cal_cols; /* calibration rows x tokens per row */
+	uint64_t seed;           /* of the random sign vectors and rows */
+	enum llm_backend backend; /* for the calibration forward passes */
+	int n_threads;           /* CPU threads (<= 0: all cores) */
+	bool resume;             /* continue the job in the work directory */
+	bool keep_work;          /* keep the work directory after success */
+	int max_layers;          /* > 0: stop (LLM_E_CANCELLED) after this many
+				  * layers, as an interruption would (tests) */
+	void (*progress)(void *user, const struct llm_convert_progress *p);
+	void *user;              /* for progress */
+};
+
+/* Defaults: 4.0 bits, head 6, mul1, 64 rows of 512 tokens, seed 1, the
+ * CPU backend; the directories and calibration file unset. */
+struct llm_convert_params llm_convert_default_params(void);
+
+/* Convert P->in_dir into P->out_dir (inference/convert.c's header has the
+ * pipeline).  Progress goes to P->progress on the calling thread.  The
+ * output is a model directory llm_model_open loads (and ExLlamaV3's
+ * format).  Errors: LLM_E_INVALID (bad parameters; an unfinished job in the
+ * work directory without resume, or with other settings), LLM_E_IO,
+ * LLM_E_FORMAT, LLM_E_UNSUPPORTED (MoE or already quantized models, other
+ * tensor layouts), LLM_E_NOMEM, LLM_E_BACKEND, LLM_E_CANCELLED (max_layers
+ * reached: the work directory can be resumed).  On failure the work
+ * directory keeps every finished layer. */
+int llm_convert(const struct llm_convert_params *p, struct diag *d);
+
 /* Which logits llm_context_eval returns. */
 enum llm_logits {
 	LLM_LOGITS_NONE = 0, /* none (prompt prefill whose logits are unused) */

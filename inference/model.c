@@ -807,7 +807,8 @@ static bool graphs_wanted(const struct llm_model *m)
 	const char *env = getenv("TERN_CUDA_GRAPHS");
 	int64_t l;
 
-	if ((env && !strcmp(env, "0")) || gpu_get_kind(m->g) != GPU_KIND_CUDA)
+	if ((env && !strcmp(env, "0")) || gpu_get_kind(m->g) != GPU_KIND_CUDA ||
+	    m->capture)
 		return false;
 	/* EXL3 linears are recordable: their workspace is sized when the
 	 * weights are uploaded, before any graph is recorded, and matmul

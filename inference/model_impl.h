@@ -69,6 +69,31 @@ struct llm_layer {
 	struct gpu_exl3_weight *xs_gate, *xs_up, *xs_down, *xs_gate_inp;
 };
 
+/* Where the converter (inference/convert.c) reads a layer's linear
+ * inputs during a calibration forward pass: the rows entering q/k/v (the
+ * normed residual), o_proj (the attention output), gate/up (the normed
+ * residual) and down_proj (the SwiGLU result), and the rows entering
+ * lm_head (every row's final norm, after the last layer). */
+enum llm_capture_point {
+	LLM_CAPTURE_ATTN_IN,
+	LLM_CAPTURE_ATTN_O,
+	LLM_CAPTURE_MLP_IN,
+	LLM_CAPTURE_MLP_DOWN,
+	LLM_CAPTURE_HEAD,
+};
+
+/* A capture hook: during a forward pass, layer LAYER (n_layer: the head)
+ * runs its dense path op by op and FN sees each input X (f32 [n, k] on the
+ * model's backend) before it is used.  FN returns < 0 to fail the forward
+ * (LLM_E_*, message in d), 1 to end it after this layer (the caller wants
+ * no logits), 0 to go on. */
+struct llm_capture {
+	int64_t layer;
+	int (*fn)(void *user, enum llm_capture_point pt, const struct gpu_buf *x,
+		  size_t n, size_t k, struct diag *d);
+	void *user;
+};
+
 struct llm_model {
 	struct llm_config cfg;
 	struct gpu *g;
@@ -86,6 +111,9 @@ struct llm_model {
 	uint64_t n_params;         /* elements of all weights (tied counted once) */
 	uint64_t n_bytes;          /* bytes of all weight buffers */
 	char arch[64];
+	/* converter only (NULL otherwise): contexts made while it is set do
+	 * not record graphs */
+	const struct llm_capture *capture;
 };
 
 /* One forward call.  Rows are tokens; all arrays have n entries unless

@@ -1,0 +1,1343 @@
+/* inference/convert.c — `tern convert`: EXL3 quantization of a bf16/f16/
+ * f32 Hugging Face model directory (docs/exl3-format.md §4), GPTQ-style
+ * layer by layer.
+ *
+ * Pipeline (llm_convert):
+ *   1. The source model is opened on the chosen backend; the calibration
+ *      text is tokenized into cal_rows rows of cal_cols tokens (BOS, then
+ *      consecutive text; about one row in seven is random token ids, as
+ *      ExLlamaV3 mixes them in).
+ *   2. Bits per linear (§4.12): every quantized linear starts at
+ *      floor(bits); groups (q/k/v, o, gate/up, down of a layer) are raised
+ *      by one bit, the layers nearest either end first, while the budget
+ *      bits x weights allows; lm_head gets head_bits outside the budget.
+ *   3. For each layer l: every calibration row runs through the model
+ *      with the capture hook on layer l (inference/model_impl.h), which
+ *      accumulates H = mean x'x of each input (q/k/v share one, gate/up
+ *      one, o and down their own) — through the backend's matmul; the
+ *      forward stops after layer l.  Layers before l are already the
+ *      quantized ones, so each layer is calibrated on the states the
+ *      converted model will really produce.  Each linear is quantized
+ *      (gpu_exl3_quantize, seed = the job's seed + its index), the layer's
+ *      tensors are written to WORK/layer-NNN.safetensors (atomic rename),
+ *      loaded back into the model through the EXL3 loader
+ *      (llm_exl3_load: the path every converted file takes), and
+ *      WORK/job.json records the next layer.  Then lm_head on the final
+ *      norm's rows (WORK/head.safetensors).
+ *   4. Output: OUT/model.safetensors holds every source tensor that is not
+ *      a quantized linear's weight, unchanged, plus the layer and head
+ *      files' tensors; config.json gets quantization_config (quant_method
+ *      exl3, bits, head_bits, calibration, codebook) and, with a quantized
+ *      head, tie_word_embeddings false; quantization_config.json is written;
+ *      every other non-weight file is copied.  The work directory is
+ *      removed after success.
+ *
+ * Resuming: WORK/job.json holds the job's arguments and the next layer.
+ * With resume set, the arguments must match (bits, head bits, codebook,
+ * calibration, seed), finished layers are loaded from their files and the
+ * job continues — the result is byte-identical to an uninterrupted run
+ * (the states layer l sees come from the same files either way).  Without
+ * resume, a work directory holding a job is refused (nothing is deleted).
+ *
+ * Supported: dense decoder models (Llama, Mistral, Qwen2/2.5, Qwen3).  MoE
+ * models are refused (their experts need per-expert calibration).
+ * Dimensions not multiples of 128 are padded with zeros (§1.5).
+ */
+#include "config.h"
+
+#include "inference/exl3_impl.h"
+#include "inference/model_impl.h"
+#include "inference/safetensors_impl.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/file.h"
+
+/* The seven linears of a dense layer, in the order they are quantized. */
+enum { CV_Q, CV_K, CV_V, CV_O, CV_GATE, CV_UP, CV_DOWN, CV_N };
+static const char *const cv_name[CV_N] = {
+	"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+	"self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+	"mlp.down_proj",
+};
+/* Which Hessian each takes (the capture point of its input). */
+static const enum llm_capture_point cv_point[CV_N] = {
+	LLM_CAPTURE_ATTN_IN, LLM_CAPTURE_ATTN_IN, LLM_CAPTURE_ATTN_IN,
+	LLM_CAPTURE_ATTN_O,  LLM_CAPTURE_MLP_IN,  LLM_CAPTURE_MLP_IN,
+	LLM_CAPTURE_MLP_DOWN,
+};
+/* Allocation group of each (§4.12): qkv, o, gate/up, down. */
+static const int cv_group[CV_N] = { 0, 0, 0, 1, 2, 2, 3 };
+
+#define CV_POINTS 5
+
+static size_t round128(size_t v)
+{
+	return (v + 127) / 128 * 128;
+}
+
+struct llm_convert_params llm_convert_default_params(void)
+{
+	struct llm_convert_params p;
+
+	memset(&p, 0, sizeof p);
+	p.bits = 4.0;
+	p.head_bits = 6;
+	p.codebook = "mul1";
+	p.cal_rows = 64;
+	p.cal_cols = 512;
+	p.seed = 1;
+	p.backend = LLM_BACKEND_CPU;
+	return p;
+}
+
+/* ---- a small safetensors writer -------------------------------------- */
+
+struct st_entry {
+	char *name;
+	enum llm_dtype dtype;
+	int n_dims;
+	int64_t shape[LLM_MAX_DIMS];
+	const void *data;  /* borrowed */
+	void *own;         /* or owned (freed with the writer) */
+	uint64_t n_bytes;
+};
+
+struct st_writer {
+	struct st_entry *e;
+	size_t n, cap;
+};
+
+static void stw_free(struct st_writer *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->n; i++) {
+		free(w->e[i].name);
+		free(w->e[i].own);
+	}
+	free(w->e);
+	memset(w, 0, sizeof *w);
+}
+
+/* Add a tensor; OWN non-NULL makes the writer free it.  LLM_E_NOMEM. */
+static int stw_add(struct st_writer *w, const char *name, enum llm_dtype dt,
+		   int n_dims, const int64_t *shape, const void *data, void *own,
+		   struct diag *d)
+{
+	struct st_entry *e;
+	uint64_t n = 1;
+	int i;
+
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 64;
+		struct st_entry *p = realloc(w->e, cap * sizeof *p);
+
+		if (!p) {
+			free(own);
+			return diag_fail(d, LLM_E_NOMEM, "out of memory");
+		}
+		w->e = p;
+		w->cap = cap;
+	}
+	e = &w->e[w->n];
+	memset(e, 0, sizeof *e);
+	e->name = strdup(name);
+	if (!e->name) {
+		free(own);
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	}
+	e->dtype = dt;
+	e->n_dims = n_dims;
+	for (i = 0; i < n_dims; i++) {
+		e->shape[i] = shape[i];
+		n *= (uint64_t)shape[i];
+	}
+	e->n_bytes = n * llm_dtype_size(dt);
+	e->data = data ? data : own;
+	e->own = own;
+	w->n++;
+	return 0;
+}
+
+static int stw_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct st_entry *)a)->name,
+		      ((const struct st_entry *)b)->name);
+}
+
+/* Write every tensor to PATH (temporary file, fsync, rename): tensors in
+ * name order, the header padded with spaces to a multiple of 8 bytes. */
+static int stw_save(struct st_writer *w, const char *path, struct diag *d)
+{
+	json_t *hdr = json_object(), *meta = json_object();
+	char *js = NULL, *tmp = NULL;
+	uint64_t off = 0, hlen, pad;
+	FILE *f = NULL;
+	size_t i;
+	int rc = 0, j;
+
+	if (!hdr || !meta) {
+		json_decref(hdr);
+		json_decref(meta);
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	}
+	qsort(w->e, w->n, sizeof *w->e, stw_cmp);
+	json_object_set_new(meta, "format", json_string("pt"));
+	json_object_set_new(hdr, "__metadata__", meta);
+	for (i = 0; i < w->n; i++) {
+		const struct st_entry *e = &w->e[i];
+		json_t *t = json_object(), *sh = json_array(), *of = json_array();
+
+		for (j = 0; j < e->n_dims; j++)
+			json_array_append_new(sh, json_integer(e->shape[j]));
+		json_array_append_new(of, json_integer((json_int_t)off));
+		json_array_append_new(of, json_integer((json_int_t)(off + e->n_bytes)));
+		json_object_set_new(t, "dtype", json_string(llm_dtype_name(e->dtype)));
+		json_object_set_new(t, "shape", sh);
+		json_object_set_new(t, "data_offsets", of);
+		json_object_set_new(hdr, e->name, t);
+		off += e->n_bytes;
+	}
+	js = json_dumps(hdr, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(hdr);
+	if (!js)
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	hlen = strlen(js);
+	pad = (8 - hlen % 8) % 8;
+	tmp = malloc(strlen(path) + 8);
+	if (!tmp) {
+		free(js);
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	}
+	sprintf(tmp, "%s.tmp", path);
+	f = fopen(tmp, "wb");
+	if (!f) {
+		rc = diag_fail(d, LLM_E_IO, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	{
+		uint8_t le[8];
+		const uint64_t total = hlen + pad;
+
+		for (j = 0; j < 8; j++)
+			le[j] = (uint8_t)(total >> (8 * j));
+		if (fwrite(le, 1, 8, f) != 8 || fwrite(js, 1, hlen, f) != hlen)
+			goto io;
+		for (i = 0; i < pad; i++)
+			if (fputc(' ', f) == EOF)
+				goto io;
+	}
+	for (i = 0; i < w->n; i++)
+		if (w->e[i].n_bytes &&
+		    fwrite(w->e[i].data, 1, w->e[i].n_bytes, f) != w->e[i].n_bytes)
+			goto io;
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+		goto io;
+	if (fclose(f) != 0) {
+		f = NULL;
+		goto io;
+	}
+	f = NULL;
+	if (rename(tmp, path) != 0) {
+		rc = diag_fail(d, LLM_E_IO, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	goto out;
+io:
+	rc = diag_fail(d, LLM_E_IO, "%s: write failed: %s", tmp, strerror(errno));
+	if (f)
+		fclose(f);
+	unlink(tmp);
+out:
+	free(js);
+	free(tmp);
+	return rc;
+}
+
+/* ---- the job ----------------------------------------------------------- */
+
+struct cv_job {
+	const struct llm_convert_params *p;
+	struct llm_model *m;
+	struct llm_st_set *src;
+	const struct llm_config *cf;
+	char prefix[64];          /* "model." */
+	int32_t *rows;            /* [cal_rows][cal_cols] token ids */
+	size_t n_rows, n_cols;
+	int *bits;                /* [n_layer][CV_N] */
+	double avg_bits;
+	enum gpu_exl3_cb cb;
+	/* capture */
+	double *h[CV_POINTS];     /* accumulators [k][k] */
+	size_t hk[CV_POINTS];     /* their k (padded: multiples of 128) */
+	size_t h_rows[CV_POINTS];
+	float *xh, *xt, *hh;      /* host staging [n][k], [k][n], [k][k] */
+	size_t xh_cap, hh_cap;
+	struct gpu_buf *xb, *hb;  /* backend staging */
+	size_t xb_cap, hb_cap;
+	double t0;
+	size_t step, n_steps;
+	double w_done, w_total, w_start; /* padded weights: done, all, at start */
+};
+
+static int cv_cb_parse(const char *s, enum gpu_exl3_cb *cb)
+{
+	if (!s || !strcmp(s, "mul1"))
+		*cb = GPU_EXL3_CB_MUL1;
+	else if (!strcmp(s, "mcg"))
+		*cb = GPU_EXL3_CB_MCG;
+	else if (!strcmp(s, "3inst"))
+		*cb = GPU_EXL3_CB_3INST;
+	else
+		return -1;
+	return 0;
+}
+
+static const char *cv_cb_name(enum gpu_exl3_cb cb)
+{
+	return cb == GPU_EXL3_CB_MUL1 ? "mul1" : cb == GPU_EXL3_CB_MCG ? "mcg" : "3inst";
+}
+
+/* in/out features of linear i */
+static void cv_dims(const struct llm_config *cf, int i, size_t *in, size_t *out)
+{
+	const size_t E = (size_t)cf->n_embd, F = (size_t)cf->n_ff;
+	const size_t qd = (size_t)(cf->n_head * cf->head_dim);
+	const size_t kd = (size_t)(cf->n_head_kv * cf->head_dim);
+
+	switch (i) {
+	case CV_Q: *in = E; *out = qd; break;
+	case CV_K:
+	case CV_V: *in = E; *out = kd; break;
+	case CV_O: *in = qd; *out = E; break;
+	case CV_GATE:
+	case CV_UP: *in = E; *out = F; break;
+	default: *in = F; *out = E; break;
+	}
+}
+
+static void cv_progress(struct cv_job *j, const char *what, int bits,
+			double rel_err)
+{
+	struct llm_convert_progress pr;
+	const double el = clock_now_s() - j->t0;
+
+	if (!j->p->progress)
+		return;
+	pr.step = j->step;
+	pr.n_steps = j->n_steps;
+	pr.what = what;
+	pr.bits = bits;
+	pr.rel_err = rel_err;
+	pr.elapsed_s = el;
+	/* time goes with the weights (the trellis search per tile dominates) */
+	pr.eta_s = j->w_done > j->w_start ?
+			   el / (j->w_done - j->w_start) * (j->w_total - j->w_done) :
+			   -1.0;
+	j->p->progress(j->p->user, &pr);
+}
+
+/* §4.12: bits of every linear (j->bits), average into j->avg_bits. */
+static void cv_allocate(struct cv_job *j)
+{
+	const struct llm_config *cf = j->cf;
+	const int64_t L = cf->n_layer;
+	const int base = (int)floor(j->p->bits + 1e-9);
+	double budget = 0.0, used = 0.0, total = 0.0;
+	uint64_t gsize[4] = { 0, 0, 0, 0 };
+	int64_t l, dist;
+	int i, changed;
+
+	for (i = 0; i < CV_N; i++) {
+		size_t in, out;
+
+		cv_dims(cf, i, &in, &out);
+		gsize[cv_group[i]] += (uint64_t)in * out;
+	}
+	for (l = 0; l < L; l++)
+		for (i = 0; i < CV_N; i++)
+			j->bits[l * CV_N + i] = base;
+	for (i = 0; i < 4; i++)
+		total += (double)gsize[i] * (double)L;
+	budget = j->p->bits * total;
+	used = base * total;
+	/* passes over the groups, nearest an end first */
+	do {
+		changed = 0;
+		for (dist = 0; dist <= L / 2; dist++) {
+			int64_t pick[2] = { dist, L - 1 - dist }, q;
+
+			for (q = 0; q < 2; q++) {
+				int g;
+
+				l = pick[q];
+				if (q == 1 && pick[1] == pick[0])
+					continue;
+				for (g = 0; g < 4; g++) {
+					int cur = -1;
+
+					for (i = 0; i < CV_N; i++)
+						if (cv_group[i] == g)
+							cur = j->bits[l * CV_N + i];
+					if (cur >= 8 || used + (double)gsize[g] > budget + 1e-6)
+						continue;
+					for (i = 0; i < CV_N; i++)
+						if (cv_group[i] == g)
+							j->bits[l * CV_N + i] = cur + 1;
+					used += (double)gsize[g];
+					changed = 1;
+				}
+			}
+		}
+	} while (changed);
+	j->avg_bits = used / total;
+}
+
+/* ---- calibration --------------------------------------------------------- */
+
+static uint64_t cv_rng(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static int cv_calibration(struct cv_job *j, struct diag *d)
+{
+	const struct llm_convert_params *p = j->p;
+	struct llm_tokenizer *tok = NULL;
+	char *text = NULL;
+	size_t len = 0, n_ids = 0, r, c, pos = 0;
+	int32_t *ids = NULL, bos = llm_model_bos(j->m);
+	uint64_t s = p->seed ^ 0xC0FFEEull;
+	const int64_t V = j->cf->n_vocab;
+	int rc;
+
+	rc = file_read_all(p->cal_file, 0, &text, &len, d);
+	if (rc < 0) {
+		diag_prefix(d, "calibration text");
+		return LLM_E_IO;
+	}
+	rc = llm_tokenizer_open(p->in_dir, &tok, d);
+	if (rc == 0)
+		rc = llm_tokenizer_encode(tok, text, len, false, &ids, &n_ids, d);
+	free(text);
+	llm_tokenizer_free(tok);
+	if (rc < 0)
+		return rc;
+	if (n_ids < 16) {
+		free(ids);
+		return diag_fail(d, LLM_E_INVALID,
+				 "calibration text %s has %zu tokens; it needs some text",
+				 p->cal_file, n_ids);
+	}
+	j->n_rows = p->cal_rows;
+	j->n_cols = p->cal_cols;
+	j->rows = malloc(j->n_rows * j->n_cols * sizeof *j->rows);
+	if (!j->rows) {
+		free(ids);
+		return diag_fail(d, LLM_E_NOMEM, "out of memory for calibration rows");
+	}
+	for (r = 0; r < j->n_rows; r++) {
+		int32_t *row = j->rows + r * j->n_cols;
+		const bool rnd = r % 7 == 6;
+
+		for (c = 0; c < j->n_cols; c++) {
+			if (c == 0 && bos >= 0 && !rnd) {
+				row[c] = bos;
+			} else if (rnd) {
+				row[c] = (int32_t)(cv_rng(&s) % (uint64_t)V);
+			} else {
+				row[c] = ids[pos];
+				pos = (pos + 1) % n_ids;
+			}
+		}
+	}
+	free(ids);
+	return 0;
+}
+
+/* The capture hook: H[pt] += x' x for the n rows of x (f32 [n, k]). */
+static int cv_capture(void *user, enum llm_capture_point pt,
+		      const struct gpu_buf *x, size_t n, size_t k, struct diag *d)
+{
+	struct cv_job *j = user;
+	const size_t kp = j->hk[pt];
+	double *h = j->h[pt];
+	size_t a, b;
+	int rc;
+
+	if (!h)
+		return 0;
+	if (n * k > j->xh_cap) {
+		float *p1 = realloc(j->xh, n * k * sizeof *p1);
+		float *p2 = p1 ? realloc(j->xt, n * k * sizeof *p2) : NULL;
+
+		if (p1)
+			j->xh = p1;
+		if (!p1 || !p2)
+			return diag_fail(d, LLM_E_NOMEM, "out of memory");
+		j->xt = p2;
+		j->xh_cap = n * k;
+	}
+	if (k * k > j->hh_cap) {
+		float *p3 = realloc(j->hh, k * k * sizeof *p3);
+
+		if (!p3)
+			return diag_fail(d, LLM_E_NOMEM, "out of memory");
+		j->hh = p3;
+		j->hh_cap = k * k;
+	}
+	rc = gpu_buf_read(x, 0, j->xh, n * k, d);
+	if (rc < 0)
+		return LLM_E_BACKEND;
+	/* xt [k][n]: then x' x = xt xt' is one matmul with xt as both the
+	 * rows and the weight */
+	for (a = 0; a < n; a++)
+		for (b = 0; b < k; b++)
+			j->xt[b * n + a] = j->xh[a * k + b];
+	if (n * k > j->xb_cap) {
+		gpu_buf_free(j->xb);
+		j->xb = NULL;
+		rc = gpu_buf_new(j->m->g, GPU_DTYPE_F32, n * k, &j->xb, d);
+		if (rc < 0)
+			return rc == GPU_E_NOMEM ? LLM_E_NOMEM : LLM_E_BACKEND;
+		j->xb_cap = n * k;
+	}
+	if (k * k > j->hb_cap) {
+		gpu_buf_free(j->hb);
+		j->hb = NULL;
+		rc = gpu_buf_new(j->m->g, GPU_DTYPE_F32, k * k, &j->hb, d);
+		if (rc < 0)
+			return rc == GPU_E_NOMEM ? LLM_E_NOMEM : LLM_E_BACKEND;
+		j->hb_cap = k * k;
+	}
+	if (gpu_buf_write(j->xb, 0, j->xt, n * k, d) < 0 ||
+	    gpu_matmul(j->m->g, j->hb, j->xb, j->xb, NULL, k, n, k, d) < 0 ||
+	    gpu_buf_read(j->hb, 0, j->hh, k * k, d) < 0)
+		return LLM_E_BACKEND;
+	/* rows and columns past k (padding) stay zero */
+	for (a = 0; a < k; a++)
+		for (b = 0; b < k; b++)
+			h[a * kp + b] += j->hh[a * k + b];
+	j->h_rows[pt] += n;
+	/* the layer's last input: nothing after it is needed */
+	return pt == LLM_CAPTURE_MLP_DOWN || pt == LLM_CAPTURE_HEAD ? 1 : 0;
+}
+
+/* Run every calibration row with the hook on LAYER (n_layer: the head),
+ * filling the accumulators of the points WANT[] marks. */
+static int cv_collect(struct cv_job *j, int64_t layer, const bool *want,
+		      struct diag *d)
+{
+	const struct llm_config *cf = j->cf;
+	struct llm_capture cap = { layer, cv_capture, j };
+	struct llm_context *c = NULL;
+	size_t dims[CV_POINTS], r;
+	int i, rc;
+
+	dims[LLM_CAPTURE_ATTN_IN] = (size_t)cf->n_embd;
+	dims[LLM_CAPTURE_ATTN_O] = (size_t)(cf->n_head * cf->head_dim);
+	dims[LLM_CAPTURE_MLP_IN] = (size_t)cf->n_embd;
+	dims[LLM_CAPTURE_MLP_DOWN] = (size_t)cf->n_ff;
+	dims[LLM_CAPTURE_HEAD] = (size_t)cf->n_embd;
+	for (i = 0; i < CV_POINTS; i++) {
+		j->h_rows[i] = 0;
+		if (!want[i])
+			continue;
+		j->hk[i] = round128(dims[i]);
+		j->h[i] = calloc(j->hk[i] * j->hk[i], sizeof *j->h[i]);
+		if (!j->h[i])
+			return diag_fail(d, LLM_E_NOMEM,
+					 "out of memory for a %zu x %zu Hessian",
+					 j->hk[i], j->hk[i]);
+	}
+	j->m->capture = &cap;
+	rc = llm_context_new(j->m, j->n_cols, &c, d);
+	for (r = 0; rc == 0 && r < j->n_rows; r++) {
+		llm_context_reset(c);
+		rc = llm_context_eval(c, j->rows + r * j->n_cols, j->n_cols,
+				      LLM_LOGITS_NONE, NULL, d);
+	}
+	llm_context_free(c);
+	j->m->capture = NULL;
+	if (rc < 0)
+		diag_prefix(d, "calibration forward (layer %lld)", (long long)layer);
+	return rc;
+}
+
+static void cv_drop_hessians(struct cv_job *j)
+{
+	int i;
+
+	for (i = 0; i < CV_POINTS; i++) {
+		free(j->h[i]);
+		j->h[i] = NULL;
+	}
+}
+
+/* H as the quantizer takes it: f32 mean. */
+static float *cv_mean_h(const struct cv_job *j, int pt)
+{
+	const size_t k = j->hk[pt];
+	float *h = malloc(k * k * sizeof *h);
+	size_t i;
+
+	if (!h || j->h_rows[pt] == 0) {
+		free(h);
+		return NULL;
+	}
+	for (i = 0; i < k * k; i++)
+		h[i] = (float)(j->h[pt][i] / (double)j->h_rows[pt]);
+	return h;
+}
+
+/* Quantize source weight KEY (HF [out, in]) into writer W under KEY. */
+static int cv_quantize(struct cv_job *j, const char *key, size_t in, size_t out,
+		       int bits, const float *h, uint64_t seed,
+		       struct st_writer *w, double *rel_err, struct diag *d)
+{
+	const size_t kp = round128(in), np = round128(out);
+	const struct llm_tensor_info *t, *tb;
+	char name[320];
+	float *src = NULL, *wt = NULL;
+	uint16_t *tr = NULL, *suh = NULL, *svh = NULL;
+	struct gpu_exl3_qparams qp;
+	struct gpu_exl3_qstats st;
+	size_t a, b;
+	int rc;
+	int64_t shape[3];
+
+	snprintf(name, sizeof name, "%s.weight", key);
+	{
+		const int64_t sh[2] = { (int64_t)out, (int64_t)in };
+
+		rc = llm_st_expect(j->src, name, 2, sh, &t, d);
+		if (rc < 0)
+			return rc;
+	}
+	src = malloc(in * out * sizeof *src);
+	wt = calloc(kp * np, sizeof *wt);
+	tr = malloc(kp * np / 256 * 16 * (size_t)bits * sizeof *tr);
+	suh = malloc(kp * sizeof *suh);
+	svh = malloc(np * sizeof *svh);
+	if (!src || !wt || !tr || !suh || !svh) {
+		rc = diag_fail(d, LLM_E_NOMEM, "%s: out of memory", key);
+		goto out;
+	}
+	rc = llm_tensor_to_f32(t, src, d);
+	if (rc < 0)
+		goto out;
+	for (a = 0; a < out; a++)
+		for (b = 0; b < in; b++)
+			wt[b * np + a] = src[a * in + b];
+	memset(&qp, 0, sizeof qp);
+	qp.bits = bits;
+	qp.cb = j->cb;
+	qp.seed = seed;
+	qp.n_threads = j->p->n_threads;
+	rc = gpu_exl3_quantize(wt, kp, np, h, &qp, tr, suh, svh, &st, d);
+	if (rc < 0) {
+		diag_prefix(d, "%s", key);
+		rc = rc == GPU_E_NOMEM ? LLM_E_NOMEM : LLM_E_INVALID;
+		goto out;
+	}
+	*rel_err = st.rel_err;
+	j->w_done += (double)kp * (double)np;
+	shape[0] = (int64_t)(kp / 16);
+	shape[1] = (int64_t)(np / 16);
+	shape[2] = 16 * bits;
+	snprintf(name, sizeof name, "%s.trellis", key);
+	rc = stw_add(w, name, LLM_DTYPE_I16, 3, shape, NULL, tr, d);
+	tr = NULL;
+	if (rc == 0) {
+		snprintf(name, sizeof name, "%s.suh", key);
+		shape[0] = (int64_t)kp;
+		rc = stw_add(w, name, LLM_DTYPE_F16, 1, shape, NULL, suh, d);
+		suh = NULL;
+	}
+	if (rc == 0) {
+		snprintf(name, sizeof name, "%s.svh", key);
+		shape[0] = (int64_t)np;
+		rc = stw_add(w, name, LLM_DTYPE_F16, 1, shape, NULL, svh, d);
+		svh = NULL;
+	}
+	if (rc == 0 && j->cb != GPU_EXL3_CB_3INST) {
+		int32_t *flag = malloc(sizeof *flag);
+
+		if (!flag) {
+			rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
+		} else {
+			const uint32_t v = j->cb == GPU_EXL3_CB_MUL1 ? 0x83DCD12Du : 0xCBAC1FEDu;
+
+			memcpy(flag, &v, sizeof v);
+			snprintf(name, sizeof name, "%s.%s", key,
+				 j->cb == GPU_EXL3_CB_MUL1 ? "mul1" : "mcg");
+			rc = stw_add(w, name, LLM_DTYPE_I32, 0, shape, NULL, flag, d);
+		}
+	}
+	/* a bias (qwen2 q/k/v) travels as f16 [np] */
+	snprintf(name, sizeof name, "%s.bias", key);
+	tb = llm_st_find(j->src, name);
+	if (rc == 0 && tb) {
+		uint16_t *bias = calloc(np, sizeof *bias);
+		float *bf = malloc(out * sizeof *bf);
+
+		if (!bias || !bf || tb->n_elems != (int64_t)out) {
+			free(bias);
+			free(bf);
+			rc = !bias || !bf ? diag_fail(d, LLM_E_NOMEM, "out of memory")
+					  : diag_fail(d, LLM_E_FORMAT,
+						      "tensor '%s' has %" PRId64
+						      " elements, expected %zu",
+						      name, tb->n_elems, out);
+		} else {
+			rc = llm_tensor_to_f32(tb, bf, d);
+			for (a = 0; rc == 0 && a < out; a++)
+				bias[a] = llm_f32_to_f16(bf[a]);
+			free(bf);
+			shape[0] = (int64_t)np;
+			if (rc == 0)
+				rc = stw_add(w, name, LLM_DTYPE_F16, 1, shape, NULL, bias, d);
+			else
+				free(bias);
+		}
+	}
+out:
+	free(src);
+	free(wt);
+	free(tr);
+	free(suh);
+	free(svh);
+	return rc;
+}
+
+/* WORK/layer-NNN.safetensors */
+static char *cv_layer_path(const char *dir, long l)
+{
+	char name[64];
+
+	snprintf(name, sizeof name, "layer-%03ld.safetensors", l);
+	return file_join(dir, name);
+}
+
+/* Swap layer L's dense linears for the EXL3 ones in FILE. */
+static int cv_install_layer(struct cv_job *j, int64_t l, const char *file,
+			    struct diag *d)
+{
+	struct llm_layer *ly = &j->m->layers[l];
+	struct gpu_exl3_weight **xs[CV_N] = { &ly->xq, &ly->xk, &ly->xv, &ly->xo,
+					      &ly->x_gate, &ly->x_up, &ly->x_down };
+	struct gpu_buf **ws[CV_N] = { &ly->wq, &ly->wk, &ly->wv, &ly->wo,
+				      &ly->w_gate, &ly->w_up, &ly->w_down };
+	struct gpu_buf **bs[3] = { &ly->bq, &ly->bk, &ly->bv };
+	struct llm_st_set *st = NULL;
+	int i, rc;
+
+	rc = llm_st_open(file, &st, d);
+	for (i = 0; rc == 0 && i < CV_N; i++) {
+		char key[160];
+		size_t in, out;
+
+		cv_dims(j->cf, i, &in, &out);
+		snprintf(key, sizeof key, "%slayers.%lld.%s", j->prefix, (long long)l,
+			 cv_name[i]);
+		rc = llm_exl3_load(j->m->g, st, key, (int64_t)in, (int64_t)out, 0,
+				   xs[i], NULL, NULL, d);
+		if (rc == 0) {
+			gpu_buf_free(*ws[i]);
+			*ws[i] = NULL;
+			if (i < 3) {
+				gpu_buf_free(*bs[i]);
+				*bs[i] = NULL;
+			}
+		}
+	}
+	llm_st_close(st);
+	return rc;
+}
+
+/* Quantize layer L (or the head, l == n_layer) into its work file. */
+static int cv_layer(struct cv_job *j, int64_t l, const char *file,
+		    struct diag *d)
+{
+	const struct llm_config *cf = j->cf;
+	bool want[CV_POINTS] = { false };
+	struct st_writer w = { NULL, 0, 0 };
+	char key[160], what[200];
+	int i, rc;
+
+	if (l == cf->n_layer)
+		want[LLM_CAPTURE_HEAD] = true;
+	else
+		for (i = 0; i < CV_N; i++)
+			want[cv_point[i]] = true;
+	rc = cv_collect(j, l, want, d);
+	if (rc < 0)
+		goto out;
+	if (l == cf->n_layer) {
+		float *h = cv_mean_h(j, LLM_CAPTURE_HEAD);
+		double err = 0.0;
+		const char *src_key = llm_st_find(j->src, "lm_head.weight") ?
+					      "lm_head" : NULL;
+
+		cv_drop_hessians(j);
+		/* a tied head is quantized from the embedding, written as
+		 * lm_head (the embedding stays as it is) */
+		if (!src_key) {
+			snprintf(key, sizeof key, "%sembed_tokens", j->prefix);
+			src_key = key;
+		}
+		rc = cv_quantize(j, src_key, (size_t)cf->n_embd, (size_t)cf->n_vocab,
+				 j->p->head_bits, h, j->p->seed + 1000003ull, &w, &err, d);
+		free(h);
+		if (rc == 0 && src_key == key) {
+			/* rename embed_tokens.* -> lm_head.* */
+			size_t q;
+
+			for (q = 0; q < w.n; q++) {
+				const char *sfx = strrchr(w.e[q].name, '.');
+				char *nn = malloc(strlen("lm_head") + strlen(sfx) + 1);
+
+				if (!nn) {
+					rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
+					break;
+				}
+				sprintf(nn, "lm_head%s", sfx);
+				free(w.e[q].name);
+				w.e[q].name = nn;
+			}
+		}
+		if (rc == 0)
+			rc = stw_save(&w, file, d);
+		snprintf(what, sizeof what, "lm_head (%d bits, error %.4f)",
+			 j->p->head_bits, err);
+		j->step++;
+		if (rc == 0)
+			cv_progress(j, what, j->p->head_bits, err);
+		goto out;
+	}
+	for (i = 0; i < CV_N; i++) {
+		size_t in, out;
+		float *h = cv_mean_h(j, cv_point[i]);
+		double err = 0.0;
+
+		cv_dims(cf, i, &in, &out);
+		snprintf(key, sizeof key, "%slayers.%lld.%s", j->prefix, (long long)l,
+			 cv_name[i]);
+		rc = cv_quantize(j, key, in, out, j->bits[l * CV_N + i], h,
+				 j->p->seed + (uint64_t)(l * CV_N + i), &w, &err, d);
+		free(h);
+		if (rc < 0)
+			goto out;
+		j->step++;
+		snprintf(what, sizeof what, "layer %lld %s (%d bits, error %.4f)",
+			 (long long)l, cv_name[i], j->bits[l * CV_N + i], err);
+		cv_progress(j, what, j->bits[l * CV_N + i], err);
+	}
+	cv_drop_hessians(j);
+	rc = stw_save(&w, file, d);
+	if (rc == 0)
+		rc = cv_install_layer(j, l, file, d);
+out:
+	cv_drop_hessians(j);
+	stw_free(&w);
+	return rc;
+}
+
+/* ---- job file ------------------------------------------------------------ */
+
+static json_t *cv_args_json(const struct cv_job *j)
+{
+	const struct llm_convert_params *p = j->p;
+
+	return json_pack("{s:f, s:i, s:s, s:I, s:I, s:I, s:s}", "bits", p->bits,
+			 "head_bits", p->head_bits, "codebook", cv_cb_name(j->cb),
+			 "cal_rows", (json_int_t)p->cal_rows, "cal_cols",
+			 (json_int_t)p->cal_cols, "seed", (json_int_t)p->seed,
+			 "cal_file", p->cal_file);
+}
+
+static int cv_write_job(const struct cv_job *j, const char *work, long next,
+			struct diag *d)
+{
+	json_t *o = json_object();
+	char *path = file_join(work, "job.json"), *js;
+	int rc;
+
+	json_object_set_new(o, "args", cv_args_json(j));
+	json_object_set_new(o, "next_layer", json_integer(next));
+	js = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (!js || !path) {
+		free(js);
+		free(path);
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	}
+	rc = file_write_atomic(path, js, strlen(js), d) < 0 ? LLM_E_IO : 0;
+	free(js);
+	free(path);
+	return rc;
+}
+
+/* Read WORK/job.json: its next layer, after checking the arguments match. */
+static int cv_read_job(const struct cv_job *j, const char *work, long *next,
+		       struct diag *d)
+{
+	char *path = file_join(work, "job.json");
+	json_error_t je;
+	json_t *o, *args, *mine;
+	const char *k;
+	json_t *v;
+	int rc = 0;
+
+	o = path ? json_load_file(path, 0, &je) : NULL;
+	if (!o) {
+		rc = diag_fail(d, LLM_E_FORMAT, "%s: %s", path ? path : work,
+			       path ? je.text : "out of memory");
+		free(path);
+		return rc;
+	}
+	args = json_object_get(o, "args");
+	mine = cv_args_json(j);
+	json_object_foreach(mine, k, v) {
+		json_t *theirs = json_object_get(args, k);
+
+		if (!strcmp(k, "cal_file"))
+			continue; /* the text may move; its tokens are checked by the rows */
+		if (!theirs || !json_equal(theirs, v)) {
+			char *a = json_dumps(v, JSON_ENCODE_ANY);
+			char *b = theirs ? json_dumps(theirs, JSON_ENCODE_ANY) : NULL;
+
+			rc = diag_fail(d, LLM_E_INVALID,
+				       "%s: the unfinished job has %s %s, this one %s; "
+				       "resume with the same settings or use another "
+				       "work directory", path, k, b ? b : "(none)",
+				       a ? a : "?");
+			free(a);
+			free(b);
+			break;
+		}
+	}
+	json_decref(mine);
+	if (rc == 0) {
+		json_t *n = json_object_get(o, "next_layer");
+
+		if (!json_is_integer(n) || json_integer_value(n) < 0)
+			rc = diag_fail(d, LLM_E_FORMAT, "%s: no next_layer", path);
+		else
+			*next = (long)json_integer_value(n);
+	}
+	json_decref(o);
+	free(path);
+	return rc;
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+/* file_write_atomic makes private files (0600, for conversations); a
+ * model directory's files are as readable as the umask allows. */
+static void cv_publish(const char *path)
+{
+	const mode_t um = umask(0);
+
+	umask(um);
+	(void)chmod(path, 0666 & ~um);
+}
+
+static int cv_copy_file(const char *from, const char *to, struct diag *d)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int rc = file_read_all(from, 0, &buf, &len, d);
+
+	if (rc == 0)
+		rc = file_write_atomic(to, buf, len, d);
+	free(buf);
+	if (rc == 0)
+		cv_publish(to);
+	return rc < 0 ? LLM_E_IO : 0;
+}
+
+/* Is NAME the weight of a linear this job quantized? */
+static bool cv_is_quantized(const struct cv_job *j, const char *name)
+{
+	const size_t pl = strlen(j->prefix);
+	int i;
+
+	if (!strcmp(name, "lm_head.weight"))
+		return j->p->head_bits != 16;
+	if (strncmp(name, j->prefix, pl) || strncmp(name + pl, "layers.", 7))
+		return false;
+	{
+		const char *dot = strchr(name + pl + 7, '.');
+		size_t ln;
+
+		if (!dot)
+			return false;
+		for (i = 0; i < CV_N; i++) {
+			ln = strlen(cv_name[i]);
+			if (!strncmp(dot + 1, cv_name[i], ln) &&
+			    (!strcmp(dot + 1 + ln, ".weight") ||
+			     !strcmp(dot + 1 + ln, ".bias")))
+				return true;
+		}
+	}
+	return false;
+}
+
+static int cv_write_config(const struct cv_job *j, const char *out,
+			   struct diag *d)
+{
+	char *src = file_join(j->p->in_dir, "config.json");
+	char *dst = file_join(out, "config.json");
+	char *qdst = file_join(out, "quantization_config.json");
+	json_error_t je;
+	json_t *cfg = src ? json_load_file(src, 0, &je) : NULL, *q;
+	char *js = NULL;
+	int rc = 0;
+
+	if (!cfg) {
+		rc = diag_fail(d, LLM_E_FORMAT, "%s: %s", src ? src : "config.json",
+			       src ? je.text : "out of memory");
+		goto out;
+	}
+	q = json_pack("{s:s, s:s, s:f, s:i, s:{s:I, s:I}, s:s, s:s}",
+		      "quant_method", "exl3", "version", "tern-" PACKAGE_VERSION,
+		      "bits", round(j->avg_bits * 100.0) / 100.0, "head_bits",
+		      j->p->head_bits, "calibration", "rows", (json_int_t)j->n_rows,
+		      "cols", (json_int_t)j->n_cols, "out_scales", "always",
+		      "codebook", cv_cb_name(j->cb));
+	json_object_set(cfg, "quantization_config", q);
+	if (j->p->head_bits != 16)
+		json_object_set_new(cfg, "tie_word_embeddings", json_false());
+	js = json_dumps(cfg, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+				     JSON_REAL_PRECISION(10));
+	if (!js || file_write_atomic(dst, js, strlen(js), d) < 0) {
+		rc = js ? LLM_E_IO : diag_fail(d, LLM_E_NOMEM, "out of memory");
+		json_decref(q);
+		goto out;
+	}
+	free(js);
+	cv_publish(dst);
+	js = json_dumps(q, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+			       JSON_REAL_PRECISION(10));
+	json_decref(q);
+	if (!js || file_write_atomic(qdst, js, strlen(js), d) < 0)
+		rc = js ? LLM_E_IO : diag_fail(d, LLM_E_NOMEM, "out of memory");
+	else
+		cv_publish(qdst);
+out:
+	json_decref(cfg);
+	free(js);
+	free(src);
+	free(dst);
+	free(qdst);
+	return rc;
+}
+
+static bool cv_skip_file(const char *name)
+{
+	static const char *const sfx[] = { ".safetensors", ".bin", ".pt", ".pth",
+					   ".ckpt", ".gguf" };
+	const size_t n = strlen(name);
+	size_t i;
+
+	if (!strcmp(name, "config.json") ||
+	    !strcmp(name, "model.safetensors.index.json") ||
+	    !strcmp(name, "quantization_config.json") || name[0] == '.')
+		return true;
+	for (i = 0; i < sizeof sfx / sizeof *sfx; i++) {
+		const size_t m = strlen(sfx[i]);
+
+		if (n >= m && !strcmp(name + n - m, sfx[i]))
+			return true;
+	}
+	return false;
+}
+
+static int cv_compile(struct cv_job *j, const char *work, struct diag *d)
+{
+	const char *out = j->p->out_dir;
+	struct st_writer w = { NULL, 0, 0 };
+	struct llm_st_set *parts[1024];
+	size_t n_parts = 0, i, q;
+	char *path = NULL;
+	int64_t l;
+	int rc = 0;
+	DIR *dir;
+	struct dirent *de;
+
+	for (i = 0; i < llm_st_count(j->src) && rc == 0; i++) {
+		const struct llm_tensor_info *t = llm_st_at(j->src, i);
+
+		if (cv_is_quantized(j, t->name))
+			continue;
+		rc = stw_add(&w, t->name, t->dtype, t->n_dims, t->shape, t->data, NULL, d);
+	}
+	for (l = 0; l <= j->cf->n_layer && rc == 0; l++) {
+		if (l == j->cf->n_layer && j->p->head_bits == 16)
+			break;
+		path = l == j->cf->n_layer ? file_join(work, "head.safetensors")
+					   : cv_layer_path(work, (long)l);
+		if (n_parts == sizeof parts / sizeof *parts) {
+			rc = diag_fail(d, LLM_E_UNSUPPORTED, "too many layers");
+			break;
+		}
+		rc = llm_st_open(path, &parts[n_parts], d);
+		free(path);
+		path = NULL;
+		if (rc < 0)
+			break;
+		for (q = 0; q < llm_st_count(parts[n_parts]) && rc == 0; q++) {
+			const struct llm_tensor_info *t = llm_st_at(parts[n_parts], q);
+
+			rc = stw_add(&w, t->name, t->dtype, t->n_dims, t->shape, t->data,
+				     NULL, d);
+		}
+		n_parts++;
+	}
+	if (rc == 0) {
+		path = file_join(out, "model.safetensors");
+		rc = path ? stw_save(&w, path, d) : diag_fail(d, LLM_E_NOMEM, "out of memory");
+		free(path);
+	}
+	stw_free(&w);
+	for (i = 0; i < n_parts; i++)
+		llm_st_close(parts[i]);
+	if (rc == 0)
+		rc = cv_write_config(j, out, d);
+	if (rc < 0)
+		return rc;
+	dir = opendir(j->p->in_dir);
+	if (!dir)
+		return diag_fail(d, LLM_E_IO, "%s: %s", j->p->in_dir, strerror(errno));
+	while (rc == 0 && (de = readdir(dir))) {
+		char *from, *to;
+
+		if (cv_skip_file(de->d_name))
+			continue;
+		from = file_join(j->p->in_dir, de->d_name);
+		to = file_join(out, de->d_name);
+		if (from && to && file_is_file(from))
+			rc = cv_copy_file(from, to, d);
+		free(from);
+		free(to);
+	}
+	closedir(dir);
+	return rc;
+}
+
+static void cv_remove_work(const struct cv_job *j, const char *work)
+{
+	int64_t l;
+	char *p;
+
+	for (l = 0; l < j->cf->n_layer; l++) {
+		p = cv_layer_path(work, (long)l);
+		if (p)
+			unlink(p);
+		free(p);
+	}
+	p = file_join(work, "head.safetensors");
+	if (p)
+		unlink(p);
+	free(p);
+	p = file_join(work, "job.json");
+	if (p)
+		unlink(p);
+	free(p);
+	rmdir(work);
+}
+
+int llm_convert(const struct llm_convert_params *p, struct diag *d)
+{
+	struct cv_job j;
+	struct llm_model_params mp = llm_model_default_params();
+	char *work = NULL, *job = NULL;
+	long next = 0;
+	int64_t l;
+	int rc;
+
+	memset(&j, 0, sizeof j);
+	j.p = p;
+	if (!p || !p->in_dir || !p->out_dir || !p->cal_file)
+		return diag_fail(d, LLM_E_INVALID,
+				 "convert: the source, output and calibration text are "
+				 "required");
+	if (!(p->bits >= 1.0 && p->bits <= 8.0))
+		return diag_fail(d, LLM_E_INVALID,
+				 "convert: %g bits per weight (1 to 8)", p->bits);
+	if (!((p->head_bits >= 1 && p->head_bits <= 8) || p->head_bits == 16))
+		return diag_fail(d, LLM_E_INVALID,
+				 "convert: head bits %d (1 to 8, or 16 to keep it)",
+				 p->head_bits);
+	if (cv_cb_parse(p->codebook, &j.cb) != 0)
+		return diag_fail(d, LLM_E_INVALID,
+				 "convert: codebook '%s' (mul1, mcg or 3inst)",
+				 p->codebook);
+	if (p->cal_rows < 1 || p->cal_cols < 16 || p->cal_rows > 100000 ||
+	    p->cal_cols > 65536)
+		return diag_fail(d, LLM_E_INVALID,
+				 "convert: calibration of %zu rows of %zu tokens (at "
+				 "least 1 row of 16)", p->cal_rows, p->cal_cols);
+	if (!strcmp(p->in_dir, p->out_dir))
+		return diag_fail(d, LLM_E_INVALID,
+				 "convert: the output directory must not be the source");
+	work = p->work_dir ? strdup(p->work_dir) : file_join(p->out_dir, "convert-work");
+	if (!work)
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	job = file_join(work, "job.json");
+
+	mp.backend = p->backend;
+	mp.n_threads = p->n_threads;
+	mp.kv_type = LLM_KV_F32;
+	rc = llm_model_open(p->in_dir, &mp, &j.m, d);
+	if (rc < 0)
+		goto out;
+	j.cf = &j.m->cfg;
+	if (j.cf->exl3) {
+		rc = diag_fail(d, LLM_E_UNSUPPORTED,
+			       "%s is already EXL3-quantized", p->in_dir);
+		goto out;
+	}
+	for (l = 0; l < j.cf->n_layer; l++)
+		if (j.m->layers[l].moe) {
+			rc = diag_fail(d, LLM_E_UNSUPPORTED,
+				       "convert: %s is a mixture-of-experts model; this "
+				       "version converts dense models only",
+				       j.cf->arch_name);
+			goto out;
+		}
+	rc = llm_st_open(p->in_dir, &j.src, d);
+	if (rc < 0)
+		goto out;
+	strcpy(j.prefix, "model.");
+	if (!llm_st_find(j.src, "model.layers.0.self_attn.q_proj.weight")) {
+		rc = diag_fail(d, LLM_E_UNSUPPORTED,
+			       "convert: %s: no model.layers.0.self_attn.q_proj.weight "
+			       "(only the plain decoder layout is converted)",
+			       p->in_dir);
+		goto out;
+	}
+	j.bits = malloc((size_t)j.cf->n_layer * CV_N * sizeof *j.bits);
+	if (!j.bits) {
+		rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
+		goto out;
+	}
+	cv_allocate(&j);
+	rc = cv_calibration(&j, d);
+	if (rc < 0)
+		goto out;
+
+	/* the work directory: new, or an unfinished job to resume */
+	if (file_is_file(job)) {
+		if (!p->resume) {
+			rc = diag_fail(d, LLM_E_INVALID,
+				       "%s holds an unfinished conversion: resume it "
+				       "(--resume) or remove the directory", work);
+			goto out;
+		}
+		rc = cv_read_job(&j, work, &next, d);
+		if (rc < 0)
+			goto out;
+		if (next > j.cf->n_layer + 1) {
+			rc = diag_fail(d, LLM_E_FORMAT, "%s: next layer %ld of %lld",
+				       job, next, (long long)j.cf->n_layer);
+			goto out;
+		}
+		for (l = 0; l < next && l < j.cf->n_layer; l++) {
+			char *f = cv_layer_path(work, (long)l);
+
+			rc = f ? cv_install_layer(&j, l, f, d)
+			       : diag_fail(d, LLM_E_NOMEM, "out of memory");
+			free(f);
+			if (rc < 0) {
+				diag_prefix(d, "resuming from %s", work);
+				goto out;
+			}
+		}
+	} else {
+		rc = file_mkdirs(work, d) < 0 ? LLM_E_IO : 0;
+		if (rc == 0)
+			rc = cv_write_job(&j, work, 0, d);
+		if (rc < 0)
+			goto out;
+	}
+	if (file_mkdirs(p->out_dir, d) < 0) {
+		rc = LLM_E_IO;
+		goto out;
+	}
+
+	j.t0 = clock_now_s();
+	j.n_steps = (size_t)j.cf->n_layer * CV_N + (p->head_bits != 16);
+	for (l = 0; l < j.cf->n_layer; l++) {
+		int i;
+
+		for (i = 0; i < CV_N; i++) {
+			size_t in, out;
+
+			cv_dims(j.cf, i, &in, &out);
+			j.w_total += (double)round128(in) * (double)round128(out);
+			if (l < next)
+				j.w_done += (double)round128(in) * (double)round128(out);
+		}
+	}
+	if (p->head_bits != 16)
+		j.w_total += (double)round128((size_t)j.cf->n_embd) *
+			     (double)round128((size_t)j.cf->n_vocab);
+	j.w_start = j.w_done;
+	j.step = (size_t)(next < j.cf->n_layer ? next : j.cf->n_layer) * CV_N +
+		 (next > j.cf->n_layer ? 1 : 0);
+	for (l = next; l <= j.cf->n_layer; l++) {
+		char *f;
+
+		if (l == j.cf->n_layer && p->head_bits == 16)
+			break;
+		if (p->max_layers > 0 && l - next >= p->max_layers) {
+			rc = diag_fail(d, LLM_E_CANCELLED,
+				       "stopped after %d layers (resume with --resume)",
+				       p->max_layers);
+			goto out;
+		}
+		f = l == j.cf->n_layer ? file_join(work, "head.safetensors")
+				       : cv_layer_path(work, (long)l);
+		rc = f ? cv_layer(&j, l, f, d) : diag_fail(d, LLM_E_NOMEM, "out of memory");
+		free(f);
+		if (rc == 0)
+			rc = cv_write_job(&j, work, (long)l + 1, d);
+		if (rc < 0)
+			goto out;
+	}
+	rc = cv_compile(&j, work, d);
+	if (rc == 0 && !p->keep_work)
+		cv_remove_work(&j, work);
+out:
+	cv_drop_hessians(&j);
+	free(j.xh);
+	free(j.xt);
+	free(j.hh);
+	gpu_buf_free(j.xb);
+	gpu_buf_free(j.hb);
+	free(j.rows);
+	free(j.bits);
+	llm_st_close(j.src);
+	llm_model_free(j.m);
+	free(work);
+	free(job);
+	return rc;
+}
