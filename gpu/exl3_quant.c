@@ -354,19 +354,40 @@ static int xq_check_cb(int bits, enum gpu_exl3_cb cb, const char *who,
 	return 0;
 }
 
-int gpu_exl3_encode_tiles(const float *x, size_t n_tiles, int bits,
-			  enum gpu_exl3_cb cb, int n_threads, uint16_t *states,
-			  float *values, struct diag *d)
+int gpu_exl3_encode_tiles(struct gpu *g, const float *x, size_t n_tiles,
+			  int bits, enum gpu_exl3_cb cb, int n_threads,
+			  uint16_t *states, float *values, struct diag *d)
 {
 	struct xq_tiles t = { x, NULL, bits, states, values };
 	int rc = xq_check_cb(bits, cb, "gpu_exl3_encode_tiles", d);
+	size_t i;
 
 	if (rc < 0)
 		return rc;
 	if (n_tiles && (!x || !states))
 		return diag_fail(d, GPU_E_INVALID,
 				 "gpu_exl3_encode_tiles: NULL input or output");
+	if (n_tiles == 0)
+		return 0;
 	t.lut = gpu_exl3_lut((int)cb);
+	if (g && g->poisoned)
+		return diag_fail(d, GPU_E_DEVICE,
+				 "backend unusable after an earlier device error");
+	if (g && g->be->exl3_encode) {
+		rc = g->be->exl3_encode(g, x, n_tiles, bits, (int)cb, states, d);
+		if (rc == 0) {
+			if (values)
+				for (i = 0; i < n_tiles * 256; i++)
+					values[i] = t.lut[states[i]];
+			return 0;
+		}
+		if (rc != GPU_E_UNSUPPORTED) {
+			if (rc == GPU_E_DEVICE)
+				g->poisoned = 1;
+			return rc;
+		}
+		diag_clear(d);
+	}
 	return xq_parallel(n_tiles, n_threads, xq_scratch_bytes(bits), xq_tile_job,
 			   &t, d);
 }
@@ -456,7 +477,8 @@ static void xq_gather_tile(const float *w, size_t n, size_t tk, size_t tn,
 
 /* Mean squared error of quantizing s * T / s for the sampled tiles T
  * (tile-major, 256 each), relative to their mean square. */
-static int xq_scale_mse(const float *tiles, size_t nt, float s, int bits,
+static int xq_scale_mse(struct gpu *g, const float *tiles, size_t nt, float s,
+			int bits,
 			enum gpu_exl3_cb cb, int n_threads, float *buf,
 			uint16_t *st, double *out, struct diag *d)
 {
@@ -466,7 +488,7 @@ static int xq_scale_mse(const float *tiles, size_t nt, float s, int bits,
 
 	for (i = 0; i < nt * 256; i++)
 		buf[i] = tiles[i] * s;
-	rc = gpu_exl3_encode_tiles(buf, nt, bits, cb, n_threads, st, buf, d);
+	rc = gpu_exl3_encode_tiles(g, buf, nt, bits, cb, n_threads, st, buf, d);
 	if (rc < 0)
 		return rc;
 	for (i = 0; i < nt * 256; i++) {
@@ -482,10 +504,11 @@ static int xq_scale_mse(const float *tiles, size_t nt, float s, int bits,
  * diagonal of the tile grid plus the 8 (4 in matrices of fewer than 256
  * tiles) of highest and of lowest RMS; a
  * coarse grid 0.1, 0.3, .., 1.9, then 5 points 0.075 apart around its best
- * and a parabola through the best three.  *g gets the factor W_reg is
- * multiplied by. */
-static int xq_scale_search(const float *w, size_t k, size_t n, int bits,
-			   enum gpu_exl3_cb cb, int n_threads, float *g,
+ * and a parabola through the best three.  *gs gets the factor W_reg is
+ * multiplied by.  G: the backend searching the tiles (NULL: host). */
+static int xq_scale_search(struct gpu *g, const float *w, size_t k, size_t n,
+			   int bits,
+			   enum gpu_exl3_cb cb, int n_threads, float *gs,
 			   struct diag *d)
 {
 	const size_t TK = k / 16, TN = n / 16, nt_all = TK * TN;
@@ -582,7 +605,7 @@ static int xq_scale_search(const float *w, size_t k, size_t n, int bits,
 		for (s = 0.1f; s < 2.0f; s += 0.2f) {
 			double e;
 
-			rc = xq_scale_mse(sub, ns, s, bits, cb, n_threads, buf, st, &e, d);
+			rc = xq_scale_mse(g, sub, ns, s, bits, cb, n_threads, buf, st, &e, d);
 			if (rc < 0)
 				break;
 			if (e < best) {
@@ -602,7 +625,8 @@ static int xq_scale_search(const float *w, size_t k, size_t n, int bits,
 			mse[bi] = INFINITY;
 			continue;
 		}
-		rc = xq_scale_mse(tiles, np, sf, bits, cb, n_threads, buf, st, &mse[bi], d);
+		rc = xq_scale_mse(g, tiles, np, sf, bits, cb, n_threads, buf, st,
+				  &mse[bi], d);
 		if (rc < 0)
 			goto out;
 	}
@@ -623,9 +647,9 @@ static int xq_scale_search(const float *w, size_t k, size_t n, int bits,
 			if (off < -0.5f)
 				off = -0.5f;
 		}
-		*g = bs + 0.075f * ((float)(m - 2) + off);
-		if (*g < 0.01f)
-			*g = 0.01f;
+		*gs = bs + 0.075f * ((float)(m - 2) + off);
+		if (*gs < 0.01f)
+			*gs = 0.01f;
 	}
 out:
 	free(tiles);
@@ -707,29 +731,6 @@ static void xq_block_ldl(float *c, size_t k)
 	}
 }
 
-struct xq_block {
-	const float *target;  /* [16][n] */
-	float *q;             /* [16][n] out: quantized values */
-	uint16_t *states;     /* tiles of this block row [n/16][256] */
-	size_t n;
-	int bits;
-	const float *lut;
-};
-
-static void xq_block_job(void *ctx, size_t tn, void *scratch)
-{
-	const struct xq_block *b = ctx;
-	float x[256], v[256];
-	int e, r, c;
-
-	xq_gather_tile(b->target, b->n, 0, tn, x);
-	xq_search(x, b->lut, b->bits, b->states + 256 * tn, v, scratch);
-	for (e = 0; e < 256; e++) {
-		gpu_exl3_tile_order(e, &r, &c);
-		b->q[(size_t)r * b->n + tn * 16 + (size_t)c] = v[e];
-	}
-}
-
 int gpu_exl3_quantize(const float *w_in, size_t k, size_t n, const float *h_in,
 		      const struct gpu_exl3_qparams *p, uint16_t *trellis,
 		      uint16_t *suh, uint16_t *svh, struct gpu_exl3_qstats *st,
@@ -737,6 +738,7 @@ int gpu_exl3_quantize(const float *w_in, size_t k, size_t n, const float *h_in,
 {
 	const size_t TN = n / 16;
 	float *w1 = NULL, *wr = NULL, *q = NULL, *h = NULL, *target = NULL;
+	float *tiles = NULL;
 	float *su = NULL, *sv = NULL, *colsum = NULL;
 	uint16_t *states = NULL;
 	uint64_t rng;
@@ -768,9 +770,10 @@ int gpu_exl3_quantize(const float *w_in, size_t k, size_t n, const float *h_in,
 	colsum = calloc(n, sizeof *colsum);
 	states = malloc(TN * 256 * sizeof *states);
 	target = malloc(16 * n * sizeof *target);
+	tiles = malloc(16 * n * sizeof *tiles);
 	if (h_in)
 		h = malloc(k * k * sizeof *h);
-	if (!w1 || !wr || !q || !su || !sv || !colsum || !states || !target ||
+	if (!w1 || !wr || !q || !su || !sv || !colsum || !states || !target || !tiles ||
 	    (h_in && !h)) {
 		rc = diag_fail(d, GPU_E_NOMEM,
 			       "gpu_exl3_quantize: out of memory for a %zu x %zu "
@@ -835,7 +838,7 @@ int gpu_exl3_quantize(const float *w_in, size_t k, size_t n, const float *h_in,
 		for (b = 0; b < n; b++)
 			wr[a * n + b] = w1[a * n + b] / su[a];
 	xq_rot_cols(wr, k, n);
-	rc = xq_scale_search(wr, k, n, bits, p->cb, p->n_threads, &g, d);
+	rc = xq_scale_search(p->g, wr, k, n, bits, p->cb, p->n_threads, &g, d);
 	if (rc < 0)
 		goto out;
 	for (a = 0; a < k; a++) {
@@ -886,12 +889,9 @@ int gpu_exl3_quantize(const float *w_in, size_t k, size_t n, const float *h_in,
 
 	/* LDLQ: 16-row blocks from the last */
 	{
-		const float *lut = gpu_exl3_lut((int)p->cb);
 		size_t blk = k;
 
 		while (blk > 0) {
-			struct xq_block jb;
-
 			blk -= 16;
 			memcpy(target, wr + blk * n, 16 * n * sizeof *target);
 			if (h) {
@@ -912,16 +912,23 @@ int gpu_exl3_quantize(const float *w_in, size_t k, size_t n, const float *h_in,
 					}
 				}
 			}
-			jb.target = target;
-			jb.q = q + blk * n;
-			jb.states = states;
-			jb.n = n;
-			jb.bits = bits;
-			jb.lut = lut;
-			rc = xq_parallel(TN, p->n_threads, xq_scratch_bytes(bits),
-					 xq_block_job, &jb, d);
+			/* the block row's tiles, searched together (on p->g when
+			 * it has a search), their values back in place */
+			for (b = 0; b < TN; b++)
+				xq_gather_tile(target, n, 0, b, tiles + 256 * b);
+			rc = gpu_exl3_encode_tiles(p->g, tiles, TN, bits, p->cb,
+						   p->n_threads, states, tiles, d);
 			if (rc < 0)
 				goto out;
+			for (b = 0; b < TN; b++) {
+				int e, r, c;
+
+				for (e = 0; e < 256; e++) {
+					gpu_exl3_tile_order(e, &r, &c);
+					q[(blk + (size_t)r) * n + b * 16 + (size_t)c] =
+						tiles[256 * b + (size_t)e];
+				}
+			}
 			for (b = 0; b < TN; b++)
 				gpu_exl3_pack_tile(states + 256 * b, bits,
 						   trellis + ((blk / 16) * TN + b) * 16 * (size_t)bits);
@@ -956,5 +963,6 @@ out:
 	free(colsum);
 	free(states);
 	free(target);
+	free(tiles);
 	return rc;
 }

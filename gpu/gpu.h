@@ -732,9 +732,10 @@ int gpu_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
 
 /* ==== EXL3 quantizer (gpu/exl3_quant.c) ================================= */
 /*
- * The numeric core of `tern convert` (docs/exl3-format.md §4): host code,
- * independent of any backend handle; the trellis search is spread over
- * N_THREADS POSIX threads (0: one per online CPU).  Thread-safe; nothing
+ * The numeric core of `tern convert` (docs/exl3-format.md §4): host code
+ * whose trellis search is spread over N_THREADS POSIX threads (0: one per
+ * online CPU) or runs on a backend that has one (CUDA).  Thread-safe as
+ * far as the backend handle is (one thread at a time per handle); nothing
  * is kept between calls.
  */
 
@@ -744,12 +745,15 @@ int gpu_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
  * BITS-bit trellis path minimising sum_e (cb(state_e) - x_e)^2, into
  * states[256 * tile + e], and (VALUES non-NULL) their codebook values; the
  * states satisfy the shift-register property, ring closed, so
- * gpu_exl3_pack_tile stores them exactly.  VALUES may alias X.  Errors:
- * GPU_E_INVALID (bits outside 1..8, bad codebook, NULL), GPU_E_NOMEM (each
- * thread needs 256 * 2^(16-bits) bytes of scratch). */
-int gpu_exl3_encode_tiles(const float *x, size_t n_tiles, int bits,
-			  enum gpu_exl3_cb cb, int n_threads, uint16_t *states,
-			  float *values, struct diag *d);
+ * gpu_exl3_pack_tile stores them exactly.  VALUES may alias X.  G: a
+ * backend with a search of its own (CUDA, 2..8 bits: the same states, bit
+ * for bit) runs it there, synchronously; NULL or any other runs on the
+ * host threads.  Errors: GPU_E_INVALID (bits outside 1..8, bad codebook,
+ * NULL), GPU_E_NOMEM (each host thread needs 1 KiB x 2^(16-bits) of
+ * scratch; or device memory), GPU_E_DEVICE. */
+int gpu_exl3_encode_tiles(struct gpu *g, const float *x, size_t n_tiles,
+			  int bits, enum gpu_exl3_cb cb, int n_threads,
+			  uint16_t *states, float *values, struct diag *d);
 
 /* Pack one tile's 256 states (their low BITS bits) into its record of
  * 16 * BITS uint16 (§1.8: MSB-first stream, uint32 words as int16 pairs). */
@@ -765,6 +769,8 @@ struct gpu_exl3_qparams {
 	enum gpu_exl3_cb cb;
 	uint64_t seed;           /* of the random sign vectors */
 	int n_threads;           /* 0: one per online CPU */
+	struct gpu *g;           /* where the trellis search runs (NULL: the
+				  * host threads; see gpu_exl3_encode_tiles) */
 	bool no_out_scales;      /* svh = signs only (ExLlamaV3 "never") */
 	double sigma_reg;        /* Hessian damping x mean(diag); 0: 0.025 */
 };

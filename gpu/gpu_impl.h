@@ -211,6 +211,12 @@ struct gpu_backend {
 	 * for r->then alone) */
 	int (*exl3_residual)(struct gpu *g, const struct gpu_exl3_residual *r,
 			     size_t n_rows, struct diag *d);
+	/* optional (default: the host search): gpu_exl3_encode_tiles' states
+	 * for host tiles x, arguments checked, cb an enum gpu_exl3_cb;
+	 * GPU_E_UNSUPPORTED (nothing
+	 * done) sends a case back to the host */
+	int (*exl3_encode)(struct gpu *g, const float *x, size_t n_tiles,
+			   int bits, int cb, uint16_t *states, struct diag *d);
 	/* optional (default: nothing to reserve, 0 bytes): gpu_reserve */
 	int (*reserve)(struct gpu *g, const struct gpu_reserve_req *r,
 		       uint64_t *bytes, struct diag *d);

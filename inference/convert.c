@@ -39,6 +39,12 @@
  * (the states layer l sees come from the same files either way).  Without
  * resume, a work directory holding a job is refused (nothing is deleted).
  *
+ * Where it runs: the calibration passes on the chosen backend; the
+ * trellis search on the CUDA device when that backend is CUDA (bit-equal
+ * to the host's, ~30x the 16 host cores of an H200 machine), else on the
+ * host's threads; the rest of gpu_exl3_quantize (regularization, LDL,
+ * LDLQ feedback) on the host.
+ *
  * Supported: dense decoder models (Llama, Mistral, Qwen2/2.5, Qwen3).  MoE
  * models are refused (their experts need per-expert calibration).
  * Dimensions not multiples of 128 are padded with zeros (§1.5).
@@ -650,6 +656,8 @@ static int cv_quantize(struct cv_job *j, const char *key, size_t in, size_t out,
 	qp.cb = j->cb;
 	qp.seed = seed;
 	qp.n_threads = j->p->n_threads;
+	/* the trellis search on the device when the passes run there */
+	qp.g = gpu_get_kind(j->m->g) == GPU_KIND_CUDA ? j->m->g : NULL;
 	rc = gpu_exl3_quantize(wt, kp, np, h, &qp, tr, suh, svh, &st, d);
 	if (rc < 0) {
 		diag_prefix(d, "%s", key);

@@ -1582,4 +1582,5 @@ const struct gpu_backend gpu_cuda_backend = {
 	.exl3_matmul_multi = gpu_cuda_exl3_matmul_multi,
 	.exl3_swiglu = gpu_cuda_exl3_swiglu,
 	.exl3_residual = gpu_cuda_exl3_residual,
+	.exl3_encode = gpu_cuda_exl3_encode,
 };

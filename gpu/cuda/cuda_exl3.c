@@ -67,6 +67,7 @@
 #include "gpu/cuda/cuda_impl.h"
 #include "gpu/cuda/kernels.h"
 #include "gpu/cuda/switches.h"
+#include "gpu/exl3_ref.h"
 #include "gpu/gpu_impl.h"
 #include "gpu/half.h"
 
@@ -1317,4 +1318,25 @@ done:
 	if (e1)
 		cudaEventDestroy(e1);
 	return rc;
+}
+
+int gpu_cuda_exl3_encode(struct gpu *g, const float *x, size_t n_tiles,
+			 int bits, int cb, uint16_t *states, struct diag *d)
+{
+	int dev = 0, n_sm = 0, e;
+
+	if (bits < 2)
+		return diag_fail(d, GPU_E_UNSUPPORTED,
+				 "exl3 encode: 1 bit is searched on the host");
+	CUDA_TRY(cudaGetDevice(&dev));
+	CUDA_TRY(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
+	e = gpu_cuda_exl3_encode_run(gpu_cuda_stream(g), x, n_tiles, bits,
+				     gpu_exl3_lut(cb), n_sm, states);
+	if (e != 0) {
+		(void)cudaGetLastError();
+		return diag_fail(d, e == (int)cudaErrorMemoryAllocation ? GPU_E_NOMEM
+									 : GPU_E_DEVICE,
+				 "exl3 encode: %s", cudaGetErrorString((cudaError_t)e));
+	}
+	return 0;
 }

@@ -17,7 +17,10 @@
  *     from correlated inputs (LDLQ) its output error on those inputs is
  *     clearly smaller than without one;
  *   - results do not depend on the thread count; bad arguments are
- *     refused.
+ *     refused;
+ *   - on a CUDA device (skipped without one), the device's search gives
+ *     the host's states bit for bit, for every K it takes and every
+ *     codebook, and a whole linear quantized with it the same bytes.
  * The Gaussian samples come from the test's own generator (Box-Muller on
  * an LCG), independent of the code under test.
  */
@@ -28,9 +31,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gpu/exl3_ref.h"
 #include "gpu/gpu.h"
+#include "gpupair.h"
 #include "testutil.h"
 
 static uint64_t g_lcg = 12345;
@@ -60,7 +65,7 @@ static double encode_check(int bits, int cb, size_t nt, double scale)
 	for (e = 0; e < nt * 256; e++)
 		x[e] = (float)(gauss() * scale);
 	diag_clear(&d);
-	ck_assert_msg(gpu_exl3_encode_tiles(x, nt, bits, cb, 2, st, v, &d) == 0,
+	ck_assert_msg(gpu_exl3_encode_tiles(NULL, x, nt, bits, cb, 2, st, v, &d) == 0,
 		      "%s", d.msg);
 	for (t = 0; t < nt; t++) {
 		gpu_exl3_pack_tile(st + 256 * t, bits, t16);
@@ -296,8 +301,104 @@ START_TEST(test_quantize_validation)
 	/* an all-zero H is degenerate: the fallback quantizes without it */
 	ck_assert_msg(gpu_exl3_quantize(w, 128, 128, h, &p, tr, suh, svh, NULL, &d) == 0,
 		      "%s", d.msg);
-	ck_assert_int_eq(gpu_exl3_encode_tiles(w, 1, 0, GPU_EXL3_CB_MUL1, 1, st, NULL, &d),
+	ck_assert_int_eq(gpu_exl3_encode_tiles(NULL, w, 1, 0, GPU_EXL3_CB_MUL1, 1, st, NULL, &d),
 			 GPU_E_INVALID);
+}
+END_TEST
+
+START_TEST(test_cuda_search)
+{
+	struct gpu_pair gp;
+	const size_t nt = 40; /* more than one tile per block on small grids */
+	float *x = malloc(nt * 256 * sizeof *x);
+	uint16_t *sh = malloc(nt * 256 * sizeof *sh), *sc = malloc(nt * 256 * sizeof *sc);
+	struct diag d;
+	size_t i;
+	int bits, cb;
+
+	if (!gpu_pair_open(&gp, 2)) {
+		free(x);
+		free(sh);
+		free(sc);
+		return;
+	}
+	diag_clear(&d);
+	g_lcg = test_seed | 1;
+	for (i = 0; i < nt * 256; i++)
+		x[i] = (float)gauss();
+	for (bits = 1; bits <= 8; bits++)
+		for (cb = 0; cb < 3; cb++) {
+			if (cb != GPU_EXL3_CB_MUL1 && bits != 3 && bits != 6)
+				continue;
+			ck_assert_msg(gpu_exl3_encode_tiles(NULL, x, nt, bits, cb, 2, sh, NULL,
+							    &d) == 0, "%s", d.msg);
+			ck_assert_msg(gpu_exl3_encode_tiles(gp.cuda, x, nt, bits, cb, 2, sc,
+							    NULL, &d) == 0, "%s", d.msg);
+			for (i = 0; i < nt * 256; i++)
+				ck_assert_msg(sh[i] == sc[i],
+					      "K=%d cb=%d tile %zu element %zu: host state %u, "
+					      "CUDA %u (seed %llu)", bits, cb, i / 256, i % 256,
+					      sh[i], sc[i], (unsigned long long)test_seed);
+		}
+	/* a whole linear with its Hessian: the same file either way */
+	{
+		const size_t n16 = QK / 16 * QN / 16 * 16 * 4;
+		uint16_t *t0 = malloc(n16 * sizeof *t0), *t1 = malloc(n16 * sizeof *t1);
+		uint16_t u0[QK], v0[QN], u1[QK], v1[QN];
+		struct gpu_exl3_qparams p;
+		struct qcase q;
+
+		qcase_make(&q);
+		memset(&p, 0, sizeof p);
+		p.bits = 4;
+		p.cb = GPU_EXL3_CB_MUL1;
+		p.seed = 9;
+		p.n_threads = 2;
+		ck_assert_msg(gpu_exl3_quantize(q.w, QK, QN, q.h, &p, t0, u0, v0, NULL,
+						&d) == 0, "%s", d.msg);
+		p.g = gp.cuda;
+		ck_assert_msg(gpu_exl3_quantize(q.w, QK, QN, q.h, &p, t1, u1, v1, NULL,
+						&d) == 0, "%s", d.msg);
+		ck_assert(memcmp(t0, t1, n16 * sizeof *t0) == 0);
+		ck_assert(memcmp(u0, u1, sizeof u0) == 0 && memcmp(v0, v1, sizeof v0) == 0);
+		free(t0);
+		free(t1);
+		qcase_free(&q);
+	}
+	/* TERN_GPU_BENCH=1: the search's speed, device against host threads */
+	if (getenv("TERN_GPU_BENCH") && !strcmp(getenv("TERN_GPU_BENCH"), "1")) {
+		const size_t nb = 8192;
+		float *xb = malloc(nb * 256 * sizeof *xb);
+		uint16_t *sb = malloc(nb * 256 * sizeof *sb);
+		struct timespec t0, t1;
+		int bb;
+
+		for (i = 0; i < nb * 256; i++)
+			xb[i] = (float)gauss();
+		for (bb = 2; bb <= 6; bb += 2) {
+			double tc, th;
+
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			ck_assert(gpu_exl3_encode_tiles(gp.cuda, xb, nb, bb, GPU_EXL3_CB_MUL1, 0,
+							sb, NULL, &d) == 0);
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			tc = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			ck_assert(gpu_exl3_encode_tiles(NULL, xb, nb / 8, bb, GPU_EXL3_CB_MUL1, 0,
+							sb, NULL, &d) == 0);
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			th = ((double)(t1.tv_sec - t0.tv_sec) +
+			      1e-9 * (double)(t1.tv_nsec - t0.tv_nsec)) * 8;
+			printf("BENCH exl3 search K=%d: CUDA %.0f tiles/s, host (all cores) "
+			       "%.0f tiles/s\n", bb, (double)nb / tc, (double)nb / th);
+		}
+		free(xb);
+		free(sb);
+	}
+	gpu_pair_close(&gp);
+	free(x);
+	free(sh);
+	free(sc);
 }
 END_TEST
 
@@ -311,6 +412,7 @@ Suite *exl3_quant_suite(void)
 	tcase_add_test(tc, test_encode_mse);
 	tcase_add_loop_test(tc, test_quantize_linear, 0, 2);
 	tcase_add_test(tc, test_quantize_validation);
+	tcase_add_test(tc, test_cuda_search);
 	suite_add_tcase(s, tc);
 	return s;
 }
