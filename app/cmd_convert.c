@@ -23,8 +23,8 @@ void app_help_convert(FILE *out)
 	fprintf(out,
 		"Usage: tern convert -i MODEL_DIR -o OUT_DIR [options]\n"
 		"\n"
-		"Quantize a dense bf16/f16/f32 Hugging Face model (Llama, Mistral,\n"
-		"Qwen2/2.5/3) to EXL3: layer by layer, each layer calibrated on the states\n"
+		"Quantize a bf16/f16/f32 Hugging Face model (Llama, Mistral, Qwen2/2.5/3,\n"
+		"Mixtral, Qwen-MoE) to EXL3: layer by layer, each layer calibrated on the states\n"
 		"the already-quantized layers produce, Hessian-aware (LDLQ) trellis\n"
 		"quantization after Hadamard rotation, the bit budget spread over the\n"
 		"layers (the first and last get more), lm_head at its own bits.  The\n"
@@ -36,7 +36,8 @@ void app_help_convert(FILE *out)
 		"  -b, --bits B         average bits per weight, 1 to 8 (default %.1f)\n"
 		"      --head-bits N    lm_head bits, 1 to 8, or 16 to keep it (default %d)\n"
 		"      --codebook C     mul1, mcg or 3inst (default %s)\n"
-		"  -c, --cal FILE       calibration text (default: the bundled corpus)\n"
+		"  -c, --cal FILE       calibration text (default: the bundled corpus);\n"
+		"                       'random': random token ids only (no tokenizer)\n"
 		"      --cal-rows N     calibration rows (default %zu)\n"
 		"      --cal-cols N     tokens per row (default %zu)\n"
 		"  -w, --work DIR       work directory (default OUT_DIR/convert-work)\n"
@@ -131,6 +132,7 @@ int app_cmd_convert(int argc, char **argv)
 	};
 	struct llm_convert_params p = llm_convert_default_params();
 	struct cmd_progress cp = { 1, 0 };
+	int cal_set = 0;
 	struct diag d;
 	char *end;
 	int c, rc;
@@ -167,7 +169,7 @@ int app_cmd_convert(int argc, char **argv)
 			}
 			p.codebook = optarg;
 			break;
-		case 'c': p.cal_file = optarg; break;
+		case 'c': p.cal_file = optarg; cal_set = 1; break;
 		case 'R':
 		case 'L':
 			if (parse_size(optarg, c == 'R' ? &p.cal_rows : &p.cal_cols) != 0) {
@@ -198,8 +200,10 @@ int app_cmd_convert(int argc, char **argv)
 			  "help convert')");
 		return APP_STATUS_USAGE;
 	}
-	if (!p.cal_file)
+	if (!cal_set)
 		p.cal_file = app_default_calibration();
+	else if (!strcmp(p.cal_file, "random"))
+		p.cal_file = NULL;
 	p.progress = on_progress;
 	p.user = &cp;
 	diag_clear(&d);

@@ -500,9 +500,9 @@ static int xq_scale_mse(struct gpu *g, const float *tiles, size_t nt, float s,
 	return 0;
 }
 
-/* §4.7's global scale search, on fewer tiles: 8 to 48 tiles along a wrapped
- * diagonal of the tile grid plus the 8 (4 in matrices of fewer than 256
- * tiles) of highest and of lowest RMS; a
+/* §4.7's global scale search, on fewer tiles: 4 to 48 tiles along a wrapped
+ * diagonal of the tile grid (a sixteenth of the tiles) plus the 8 (2 in
+ * matrices of fewer than 256 tiles) of highest and of lowest RMS; a
  * coarse grid 0.1, 0.3, .., 1.9, then 5 points 0.075 apart around its best
  * and a parabola through the best three.  *gs gets the factor W_reg is
  * multiplied by.  G: the backend searching the tiles (NULL: host). */
@@ -520,11 +520,11 @@ static int xq_scale_search(struct gpu *g, const float *w, size_t k, size_t n,
 	int rc = 0, bi;
 
 	/* the diagonal: up to 48 tiles, fewer for small matrices (a sixteenth
-	 * of them, at least 8: the search then costs at most about as much as
-	 * the quantization) */
+	 * of them, at least 4: the search then costs about as much as the
+	 * quantization or less) */
 	{
 		const size_t nd = TK > TN ? TK : TN;
-		size_t want = nt_all / 16 < 8 ? 8 : nt_all / 16;
+		size_t want = nt_all / 16 < 4 ? 4 : nt_all / 16;
 		size_t step;
 
 		want = want > 48 ? 48 : want;
@@ -552,7 +552,7 @@ static int xq_scale_search(struct gpu *g, const float *w, size_t k, size_t n,
 				}
 			ms[i] = ss;
 		}
-		const int n_ext = nt_all >= 256 ? 8 : 4;
+		const int n_ext = nt_all >= 256 ? 8 : 2;
 
 		for (pass = 0; pass < 2; pass++)
 			for (m = 0; m < n_ext && (size_t)m < nt_all; m++) {

@@ -6,16 +6,20 @@
  *   1. The source model is opened on the chosen backend; the calibration
  *      text is tokenized into cal_rows rows of cal_cols tokens (BOS, then
  *      consecutive text; about one row in seven is random token ids, as
- *      ExLlamaV3 mixes them in).
+ *      ExLlamaV3 mixes them in; without a text, every row is).
  *   2. Bits per linear (§4.12): every quantized linear starts at
- *      floor(bits); groups (q/k/v, o, gate/up, down of a layer) are raised
+ *      floor(bits); groups (q/k/v, o, gate/up, down of a layer; in a MoE
+ *      layer every routed expert and the shared one form one) are raised
  *      by one bit, the layers nearest either end first, while the budget
  *      bits x weights allows; lm_head gets head_bits outside the budget.
  *   3. For each layer l: every calibration row runs through the model
  *      with the capture hook on layer l (inference/model_impl.h), which
  *      accumulates H = mean x'x of each input (q/k/v share one, gate/up
- *      one, o and down their own) — through the backend's matmul; the
- *      forward stops after layer l.  Layers before l are already the
+ *      one, o and down their own; in a MoE layer every expert's gate/up
+ *      take the MLP input's, and each expert's down the H of its own
+ *      intermediate silu(x Wg') * (x Wu') over every row, all experts
+ *      active as in ExLlamaV3's capture, and the shared expert's likewise)
+ *      — through the backend's matmul; the forward stops after layer l.  Layers before l are already the
  *      quantized ones, so each layer is calibrated on the states the
  *      converted model will really produce.  Each linear is quantized
  *      (gpu_exl3_quantize, seed = the job's seed + its index), the layer's
@@ -45,8 +49,9 @@
  * host's threads; the rest of gpu_exl3_quantize (regularization, LDL,
  * LDLQ feedback) on the host.
  *
- * Supported: dense decoder models (Llama, Mistral, Qwen2/2.5, Qwen3).  MoE
- * models are refused (their experts need per-expert calibration).
+ * Supported: the decoder models tern runs (Llama, Mistral, Qwen2/2.5,
+ * Qwen3, Mixtral, Qwen2-MoE, Qwen3-MoE) in the plain "model.layers" layout;
+ * MoE routers and shared-expert gates stay as they are (§1.9).
  * Dimensions not multiples of 128 are padded with zeros (§1.5).
  */
 #include "config.h"
@@ -70,23 +75,29 @@
 #include "common/clock.h"
 #include "common/file.h"
 
-/* The seven linears of a dense layer, in the order they are quantized. */
-enum { CV_Q, CV_K, CV_V, CV_O, CV_GATE, CV_UP, CV_DOWN, CV_N };
-static const char *const cv_name[CV_N] = {
-	"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-	"self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
-	"mlp.down_proj",
-};
-/* Which Hessian each takes (the capture point of its input). */
-static const enum llm_capture_point cv_point[CV_N] = {
-	LLM_CAPTURE_ATTN_IN, LLM_CAPTURE_ATTN_IN, LLM_CAPTURE_ATTN_IN,
-	LLM_CAPTURE_ATTN_O,  LLM_CAPTURE_MLP_IN,  LLM_CAPTURE_MLP_IN,
-	LLM_CAPTURE_MLP_DOWN,
-};
-/* Allocation group of each (§4.12): qkv, o, gate/up, down. */
-static const int cv_group[CV_N] = { 0, 0, 0, 1, 2, 2, 3 };
+/* Hessian slots of a layer: its inputs at the capture points, and in a
+ * MoE layer each routed expert's down_proj input (slot CV_H_EXPERT + e)
+ * and the shared expert's (CV_H_EXPERT + n_expert).  The head's one
+ * Hessian is slot CV_H_ATTN_IN of the pass on layer n_layer. */
+enum { CV_H_ATTN_IN, CV_H_ATTN_O, CV_H_MLP_IN, CV_H_MLP_DOWN, CV_H_EXPERT };
 
-#define CV_POINTS 5
+/* Which weight of struct llm_layer an item replaces. */
+enum cv_kind {
+	CV_KQ, CV_KK, CV_KV, CV_KO, CV_KGATE, CV_KUP, CV_KDOWN,
+	CV_KEGATE, CV_KEUP, CV_KEDOWN, CV_KSGATE, CV_KSUP, CV_KSDOWN,
+};
+
+/* One linear to quantize. */
+struct cv_item {
+	char key[192];   /* HF key, without ".weight" */
+	size_t in, out;  /* logical features */
+	int hess;        /* Hessian slot */
+	int group;       /* allocation group in its layer (§4.12): 0 q/k/v,
+			  * 1 o, 2 gate/up (in a MoE layer every expert and
+			  * the shared one), 3 down */
+	enum cv_kind kind;
+	int expert;      /* routed expert, or -1 */
+};
 
 static size_t round128(size_t v)
 {
@@ -282,13 +293,21 @@ struct cv_job {
 	char prefix[64];          /* "model." */
 	int32_t *rows;            /* [cal_rows][cal_cols] token ids */
 	size_t n_rows, n_cols;
-	int *bits;                /* [n_layer][CV_N] */
+	int *bits;                /* [n_layer][max_items] */
+	size_t max_items;         /* most linears a layer has */
+	struct cv_item *items;    /* [max_items] scratch for one layer */
+	char **qnames;            /* sorted names of every replaced tensor */
+	size_t n_qnames;
 	double avg_bits;
 	enum gpu_exl3_cb cb;
 	/* capture */
-	double *h[CV_POINTS];     /* accumulators [k][k] */
-	size_t hk[CV_POINTS];     /* their k (padded: multiples of 128) */
-	size_t h_rows[CV_POINTS];
+	int64_t cap_layer;        /* the layer being captured */
+	size_t n_slots;           /* CV_H_EXPERT + n_expert + 1 */
+	double **h;               /* [n_slots] accumulators [k][k] or NULL */
+	size_t *hk;               /* their k (padded: multiples of 128) */
+	size_t *h_rows;
+	struct gpu_buf *eg, *eu;  /* expert intermediates [n, F_e] */
+	size_t e_cap;
 	float *xh, *xt, *hh;      /* host staging [n][k], [k][n], [k][k] */
 	size_t xh_cap, hh_cap;
 	struct gpu_buf *xb, *hb;  /* backend staging */
@@ -316,22 +335,70 @@ static const char *cv_cb_name(enum gpu_exl3_cb cb)
 	return cb == GPU_EXL3_CB_MUL1 ? "mul1" : cb == GPU_EXL3_CB_MCG ? "mcg" : "3inst";
 }
 
-/* in/out features of linear i */
-static void cv_dims(const struct llm_config *cf, int i, size_t *in, size_t *out)
+static void cv_item_set(struct cv_item *it, const struct cv_job *j, int64_t l,
+			const char *name, size_t in, size_t out, int hess,
+			int group, enum cv_kind kind, int expert)
 {
+	if (expert >= 0)
+		snprintf(it->key, sizeof it->key, "%slayers.%lld.%s.experts.%d.%s",
+			 j->prefix, (long long)l,
+			 j->cf->arch == LLM_ARCH_MIXTRAL ? "block_sparse_moe" : "mlp",
+			 expert, name);
+	else
+		snprintf(it->key, sizeof it->key, "%slayers.%lld.%s", j->prefix,
+			 (long long)l, name);
+	it->in = in;
+	it->out = out;
+	it->hess = hess;
+	it->group = group;
+	it->kind = kind;
+	it->expert = expert;
+}
+
+/* The linears of layer L, in the order they are quantized, into IT (room
+ * for j->max_items); returns their count. */
+static size_t cv_layer_items(const struct cv_job *j, int64_t l, struct cv_item *it)
+{
+	const struct llm_config *cf = j->cf;
+	const struct llm_layer *ly = &j->m->layers[l];
 	const size_t E = (size_t)cf->n_embd, F = (size_t)cf->n_ff;
 	const size_t qd = (size_t)(cf->n_head * cf->head_dim);
 	const size_t kd = (size_t)(cf->n_head_kv * cf->head_dim);
+	const bool mx = cf->arch == LLM_ARCH_MIXTRAL;
+	size_t n = 0;
+	int e;
 
-	switch (i) {
-	case CV_Q: *in = E; *out = qd; break;
-	case CV_K:
-	case CV_V: *in = E; *out = kd; break;
-	case CV_O: *in = qd; *out = E; break;
-	case CV_GATE:
-	case CV_UP: *in = E; *out = F; break;
-	default: *in = F; *out = E; break;
+	cv_item_set(&it[n++], j, l, "self_attn.q_proj", E, qd, CV_H_ATTN_IN, 0, CV_KQ, -1);
+	cv_item_set(&it[n++], j, l, "self_attn.k_proj", E, kd, CV_H_ATTN_IN, 0, CV_KK, -1);
+	cv_item_set(&it[n++], j, l, "self_attn.v_proj", E, kd, CV_H_ATTN_IN, 0, CV_KV, -1);
+	cv_item_set(&it[n++], j, l, "self_attn.o_proj", qd, E, CV_H_ATTN_O, 1, CV_KO, -1);
+	if (!ly->moe) {
+		cv_item_set(&it[n++], j, l, "mlp.gate_proj", E, F, CV_H_MLP_IN, 2, CV_KGATE, -1);
+		cv_item_set(&it[n++], j, l, "mlp.up_proj", E, F, CV_H_MLP_IN, 2, CV_KUP, -1);
+		cv_item_set(&it[n++], j, l, "mlp.down_proj", F, E, CV_H_MLP_DOWN, 3, CV_KDOWN, -1);
+		return n;
 	}
+	for (e = 0; e < (int)cf->n_expert; e++) {
+		const size_t Fe = (size_t)cf->n_ff_expert;
+
+		cv_item_set(&it[n++], j, l, mx ? "w1" : "gate_proj", E, Fe, CV_H_MLP_IN, 2,
+			    CV_KEGATE, e);
+		cv_item_set(&it[n++], j, l, mx ? "w3" : "up_proj", E, Fe, CV_H_MLP_IN, 2,
+			    CV_KEUP, e);
+		cv_item_set(&it[n++], j, l, mx ? "w2" : "down_proj", Fe, E,
+			    CV_H_EXPERT + e, 2, CV_KEDOWN, e);
+	}
+	if (cf->has_shared_expert) {
+		const size_t Fs = (size_t)cf->n_ff_shared;
+
+		cv_item_set(&it[n++], j, l, "mlp.shared_expert.gate_proj", E, Fs,
+			    CV_H_MLP_IN, 2, CV_KSGATE, -1);
+		cv_item_set(&it[n++], j, l, "mlp.shared_expert.up_proj", E, Fs,
+			    CV_H_MLP_IN, 2, CV_KSUP, -1);
+		cv_item_set(&it[n++], j, l, "mlp.shared_expert.down_proj", Fs, E,
+			    CV_H_EXPERT + (int)cf->n_expert, 2, CV_KSDOWN, -1);
+	}
+	return n;
 }
 
 static void cv_progress(struct cv_job *j, const char *what, int bits,
@@ -355,54 +422,58 @@ static void cv_progress(struct cv_job *j, const char *what, int bits,
 	j->p->progress(j->p->user, &pr);
 }
 
-/* §4.12: bits of every linear (j->bits), average into j->avg_bits. */
+/* §4.12: bits of every linear (j->bits), average into j->avg_bits: all
+ * start at floor(bits); whole groups of a layer go up a bit, the layers
+ * nearest either end first, in passes, while the budget allows. */
 static void cv_allocate(struct cv_job *j)
 {
-	const struct llm_config *cf = j->cf;
-	const int64_t L = cf->n_layer;
+	const int64_t L = j->cf->n_layer;
+	const size_t M = j->max_items;
 	const int base = (int)floor(j->p->bits + 1e-9);
-	double budget = 0.0, used = 0.0, total = 0.0;
-	uint64_t gsize[4] = { 0, 0, 0, 0 };
+	double budget, used = 0.0, total = 0.0;
 	int64_t l, dist;
-	int i, changed;
+	size_t i, n;
+	int changed;
 
-	for (i = 0; i < CV_N; i++) {
-		size_t in, out;
-
-		cv_dims(cf, i, &in, &out);
-		gsize[cv_group[i]] += (uint64_t)in * out;
+	for (l = 0; l < L; l++) {
+		n = cv_layer_items(j, l, j->items);
+		for (i = 0; i < M; i++)
+			j->bits[l * (int64_t)M + (int64_t)i] = base;
+		for (i = 0; i < n; i++)
+			total += (double)j->items[i].in * (double)j->items[i].out;
 	}
-	for (l = 0; l < L; l++)
-		for (i = 0; i < CV_N; i++)
-			j->bits[l * CV_N + i] = base;
-	for (i = 0; i < 4; i++)
-		total += (double)gsize[i] * (double)L;
 	budget = j->p->bits * total;
 	used = base * total;
-	/* passes over the groups, nearest an end first */
 	do {
 		changed = 0;
 		for (dist = 0; dist <= L / 2; dist++) {
-			int64_t pick[2] = { dist, L - 1 - dist }, q;
+			const int64_t pick[2] = { dist, L - 1 - dist };
+			int q, g;
 
 			for (q = 0; q < 2; q++) {
-				int g;
+				int *bl;
 
 				l = pick[q];
 				if (q == 1 && pick[1] == pick[0])
 					continue;
+				bl = j->bits + l * (int64_t)M;
+				n = cv_layer_items(j, l, j->items);
 				for (g = 0; g < 4; g++) {
+					double gsize = 0.0;
 					int cur = -1;
 
-					for (i = 0; i < CV_N; i++)
-						if (cv_group[i] == g)
-							cur = j->bits[l * CV_N + i];
-					if (cur >= 8 || used + (double)gsize[g] > budget + 1e-6)
+					for (i = 0; i < n; i++)
+						if (j->items[i].group == g) {
+							gsize += (double)j->items[i].in *
+								 (double)j->items[i].out;
+							cur = bl[i];
+						}
+					if (cur < 0 || cur >= 8 || used + gsize > budget + 1e-6)
 						continue;
-					for (i = 0; i < CV_N; i++)
-						if (cv_group[i] == g)
-							j->bits[l * CV_N + i] = cur + 1;
-					used += (double)gsize[g];
+					for (i = 0; i < n; i++)
+						if (j->items[i].group == g)
+							bl[i] = cur + 1;
+					used += gsize;
 					changed = 1;
 				}
 			}
@@ -433,12 +504,23 @@ static int cv_calibration(struct cv_job *j, struct diag *d)
 	const int64_t V = j->cf->n_vocab;
 	int rc;
 
+	if (!p->cal_file) {
+		/* random token ids only (a model without a tokenizer) */
+		ids = malloc(sizeof *ids);
+		n_ids = 0;
+		if (!ids)
+			return diag_fail(d, LLM_E_NOMEM, "out of memory");
+		goto rows;
+	}
 	rc = file_read_all(p->cal_file, 0, &text, &len, d);
 	if (rc < 0) {
 		diag_prefix(d, "calibration text");
 		return LLM_E_IO;
 	}
 	rc = llm_tokenizer_open(p->in_dir, &tok, d);
+	if (rc < 0)
+		diag_prefix(d, "calibration needs the model's tokenizer (or random "
+			       "tokens: --cal random)");
 	if (rc == 0)
 		rc = llm_tokenizer_encode(tok, text, len, false, &ids, &n_ids, d);
 	free(text);
@@ -451,6 +533,7 @@ static int cv_calibration(struct cv_job *j, struct diag *d)
 				 "calibration text %s has %zu tokens; it needs some text",
 				 p->cal_file, n_ids);
 	}
+rows:
 	j->n_rows = p->cal_rows;
 	j->n_cols = p->cal_cols;
 	j->rows = malloc(j->n_rows * j->n_cols * sizeof *j->rows);
@@ -460,7 +543,7 @@ static int cv_calibration(struct cv_job *j, struct diag *d)
 	}
 	for (r = 0; r < j->n_rows; r++) {
 		int32_t *row = j->rows + r * j->n_cols;
-		const bool rnd = r % 7 == 6;
+		const bool rnd = r % 7 == 6 || n_ids == 0;
 
 		for (c = 0; c < j->n_cols; c++) {
 			if (c == 0 && bos >= 0 && !rnd) {
@@ -477,13 +560,12 @@ static int cv_calibration(struct cv_job *j, struct diag *d)
 	return 0;
 }
 
-/* The capture hook: H[pt] += x' x for the n rows of x (f32 [n, k]). */
-static int cv_capture(void *user, enum llm_capture_point pt,
-		      const struct gpu_buf *x, size_t n, size_t k, struct diag *d)
+/* H[slot] += x' x for the n rows of X (f32 [n, k] on the backend). */
+static int cv_accumulate(struct cv_job *j, size_t slot, const struct gpu_buf *x,
+			 size_t n, size_t k, struct diag *d)
 {
-	struct cv_job *j = user;
-	const size_t kp = j->hk[pt];
-	double *h = j->h[pt];
+	const size_t kp = j->hk[slot];
+	double *h = j->h[slot];
 	size_t a, b;
 	int rc;
 
@@ -540,38 +622,124 @@ static int cv_capture(void *user, enum llm_capture_point pt,
 	for (a = 0; a < k; a++)
 		for (b = 0; b < k; b++)
 			h[a * kp + b] += j->hh[a * k + b];
-	j->h_rows[pt] += n;
-	/* the layer's last input: nothing after it is needed */
-	return pt == LLM_CAPTURE_MLP_DOWN || pt == LLM_CAPTURE_HEAD ? 1 : 0;
+	j->h_rows[slot] += n;
+	return 0;
 }
 
-/* Run every calibration row with the hook on LAYER (n_layer: the head),
- * filling the accumulators of the points WANT[] marks. */
-static int cv_collect(struct cv_job *j, int64_t layer, const bool *want,
+/* A MoE layer's expert inputs from the rows X entering its MLP (f32 [n,
+ * E]): every routed expert's down_proj input silu(x Wg') * (x Wu') for
+ * every row, as ExLlamaV3's capture activates all experts, and the shared
+ * expert's; each into its own Hessian. */
+static int cv_experts(struct cv_job *j, const struct gpu_buf *x, size_t n,
 		      struct diag *d)
 {
 	const struct llm_config *cf = j->cf;
+	const struct llm_layer *ly = &j->m->layers[j->cap_layer];
+	const size_t E = (size_t)cf->n_embd;
+	const size_t ne = (size_t)cf->n_expert;
+	size_t e, F = (size_t)cf->n_ff_expert;
+	int rc;
+
+	if (cf->has_shared_expert && (size_t)cf->n_ff_shared > F)
+		F = (size_t)cf->n_ff_shared;
+	if (n * F > j->e_cap) {
+		gpu_buf_free(j->eg);
+		gpu_buf_free(j->eu);
+		j->eg = j->eu = NULL;
+		rc = gpu_buf_new(j->m->g, GPU_DTYPE_F32, n * F, &j->eg, d);
+		if (rc == 0)
+			rc = gpu_buf_new(j->m->g, GPU_DTYPE_F32, n * F, &j->eu, d);
+		if (rc < 0)
+			return rc == GPU_E_NOMEM ? LLM_E_NOMEM : LLM_E_BACKEND;
+		j->e_cap = n * F;
+	}
+	for (e = 0; e <= ne; e++) {
+		const struct gpu_buf *wg, *wu;
+		size_t Fe;
+
+		if (e == ne) {
+			if (!cf->has_shared_expert)
+				break;
+			wg = ly->s_gate;
+			wu = ly->s_up;
+			Fe = (size_t)cf->n_ff_shared;
+		} else {
+			wg = ly->e_gate[e];
+			wu = ly->e_up[e];
+			Fe = (size_t)cf->n_ff_expert;
+		}
+		if (gpu_matmul(j->m->g, j->eg, x, wg, NULL, n, E, Fe, d) < 0 ||
+		    gpu_matmul(j->m->g, j->eu, x, wu, NULL, n, E, Fe, d) < 0 ||
+		    gpu_swiglu(j->m->g, j->eg, j->eg, j->eu, n * Fe, d) < 0)
+			return LLM_E_BACKEND;
+		rc = cv_accumulate(j, CV_H_EXPERT + e, j->eg, n, Fe, d);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* The capture hook (model_impl.h): each point's rows into its Hessian;
+ * ends the pass after the layer's last input. */
+static int cv_capture(void *user, enum llm_capture_point pt,
+		      const struct gpu_buf *x, size_t n, size_t k, struct diag *d)
+{
+	struct cv_job *j = user;
+	const bool moe = j->cap_layer < j->cf->n_layer &&
+			 j->m->layers[j->cap_layer].moe;
+	int rc;
+
+	switch (pt) {
+	case LLM_CAPTURE_ATTN_IN:
+	case LLM_CAPTURE_HEAD:
+		rc = cv_accumulate(j, CV_H_ATTN_IN, x, n, k, d);
+		return rc < 0 ? rc : pt == LLM_CAPTURE_HEAD;
+	case LLM_CAPTURE_ATTN_O:
+		return cv_accumulate(j, CV_H_ATTN_O, x, n, k, d);
+	case LLM_CAPTURE_MLP_IN:
+		rc = cv_accumulate(j, CV_H_MLP_IN, x, n, k, d);
+		if (rc == 0 && moe)
+			rc = cv_experts(j, x, n, d);
+		return rc < 0 ? rc : moe;
+	default:
+		rc = cv_accumulate(j, CV_H_MLP_DOWN, x, n, k, d);
+		return rc < 0 ? rc : 1;
+	}
+}
+
+/* Run every calibration row with the hook on LAYER (n_layer: the head),
+ * after making the Hessians of its items (slot: k; none for the head's
+ * but CV_H_ATTN_IN). */
+static int cv_collect(struct cv_job *j, int64_t layer, const struct cv_item *it,
+		      size_t n_it, struct diag *d)
+{
 	struct llm_capture cap = { layer, cv_capture, j };
 	struct llm_context *c = NULL;
-	size_t dims[CV_POINTS], r;
-	int i, rc;
+	size_t i, r;
+	int rc;
 
-	dims[LLM_CAPTURE_ATTN_IN] = (size_t)cf->n_embd;
-	dims[LLM_CAPTURE_ATTN_O] = (size_t)(cf->n_head * cf->head_dim);
-	dims[LLM_CAPTURE_MLP_IN] = (size_t)cf->n_embd;
-	dims[LLM_CAPTURE_MLP_DOWN] = (size_t)cf->n_ff;
-	dims[LLM_CAPTURE_HEAD] = (size_t)cf->n_embd;
-	for (i = 0; i < CV_POINTS; i++) {
+	for (i = 0; i < j->n_slots; i++)
 		j->h_rows[i] = 0;
-		if (!want[i])
+	if (layer == j->cf->n_layer)
+		j->hk[CV_H_ATTN_IN] = round128((size_t)j->cf->n_embd);
+	for (i = 0; i < n_it; i++)
+		j->hk[it[i].hess] = round128(it[i].in);
+	for (i = 0; i < j->n_slots; i++) {
+		const bool used = layer == j->cf->n_layer ? i == CV_H_ATTN_IN : false;
+		size_t q;
+		bool want = used;
+
+		for (q = 0; q < n_it && !want; q++)
+			want = (size_t)it[q].hess == i;
+		if (!want)
 			continue;
-		j->hk[i] = round128(dims[i]);
 		j->h[i] = calloc(j->hk[i] * j->hk[i], sizeof *j->h[i]);
 		if (!j->h[i])
 			return diag_fail(d, LLM_E_NOMEM,
 					 "out of memory for a %zu x %zu Hessian",
 					 j->hk[i], j->hk[i]);
 	}
+	j->cap_layer = layer;
 	j->m->capture = &cap;
 	rc = llm_context_new(j->m, j->n_cols, &c, d);
 	for (r = 0; rc == 0 && r < j->n_rows; r++) {
@@ -588,9 +756,9 @@ static int cv_collect(struct cv_job *j, int64_t layer, const bool *want,
 
 static void cv_drop_hessians(struct cv_job *j)
 {
-	int i;
+	size_t i;
 
-	for (i = 0; i < CV_POINTS; i++) {
+	for (i = 0; j->h && i < j->n_slots; i++) {
 		free(j->h[i]);
 		j->h[i] = NULL;
 	}
@@ -743,39 +911,78 @@ static char *cv_layer_path(const char *dir, long l)
 	return file_join(dir, name);
 }
 
-/* Swap layer L's dense linears for the EXL3 ones in FILE. */
+/* Free a layer's dense expert array (n entries) and clear it. */
+static void cv_free_bufs(struct gpu_buf ***arr, size_t n)
+{
+	size_t i;
+
+	if (!*arr)
+		return;
+	for (i = 0; i < n; i++)
+		gpu_buf_free((*arr)[i]);
+	free(*arr);
+	*arr = NULL;
+}
+
+/* Swap layer L's dense linears for the EXL3 ones in FILE (all or, on an
+ * error, the model keeps a mix the forward still runs: dense where the
+ * EXL3 one did not load). */
 static int cv_install_layer(struct cv_job *j, int64_t l, const char *file,
 			    struct diag *d)
 {
 	struct llm_layer *ly = &j->m->layers[l];
-	struct gpu_exl3_weight **xs[CV_N] = { &ly->xq, &ly->xk, &ly->xv, &ly->xo,
-					      &ly->x_gate, &ly->x_up, &ly->x_down };
-	struct gpu_buf **ws[CV_N] = { &ly->wq, &ly->wk, &ly->wv, &ly->wo,
-				      &ly->w_gate, &ly->w_up, &ly->w_down };
-	struct gpu_buf **bs[3] = { &ly->bq, &ly->bk, &ly->bv };
+	const size_t ne = (size_t)j->cf->n_expert;
+	const size_t n = cv_layer_items(j, l, j->items);
 	struct llm_st_set *st = NULL;
-	int i, rc;
+	size_t i;
+	int rc;
 
+	if (ly->moe && !ly->xe_gate) {
+		ly->xe_gate = calloc(ne, sizeof *ly->xe_gate);
+		ly->xe_up = calloc(ne, sizeof *ly->xe_up);
+		ly->xe_down = calloc(ne, sizeof *ly->xe_down);
+		if (!ly->xe_gate || !ly->xe_up || !ly->xe_down)
+			return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	}
 	rc = llm_st_open(file, &st, d);
-	for (i = 0; rc == 0 && i < CV_N; i++) {
-		char key[160];
-		size_t in, out;
+	for (i = 0; rc == 0 && i < n; i++) {
+		const struct cv_item *it = &j->items[i];
+		struct gpu_exl3_weight **x = NULL;
+		struct gpu_buf **w = NULL, **b = NULL;
 
-		cv_dims(j->cf, i, &in, &out);
-		snprintf(key, sizeof key, "%slayers.%lld.%s", j->prefix, (long long)l,
-			 cv_name[i]);
-		rc = llm_exl3_load(j->m->g, st, key, (int64_t)in, (int64_t)out, 0,
-				   xs[i], NULL, NULL, d);
-		if (rc == 0) {
-			gpu_buf_free(*ws[i]);
-			*ws[i] = NULL;
-			if (i < 3) {
-				gpu_buf_free(*bs[i]);
-				*bs[i] = NULL;
-			}
+		switch (it->kind) {
+		case CV_KQ: x = &ly->xq; w = &ly->wq; b = &ly->bq; break;
+		case CV_KK: x = &ly->xk; w = &ly->wk; b = &ly->bk; break;
+		case CV_KV: x = &ly->xv; w = &ly->wv; b = &ly->bv; break;
+		case CV_KO: x = &ly->xo; w = &ly->wo; break;
+		case CV_KGATE: x = &ly->x_gate; w = &ly->w_gate; break;
+		case CV_KUP: x = &ly->x_up; w = &ly->w_up; break;
+		case CV_KDOWN: x = &ly->x_down; w = &ly->w_down; break;
+		case CV_KEGATE: x = &ly->xe_gate[it->expert]; break;
+		case CV_KEUP: x = &ly->xe_up[it->expert]; break;
+		case CV_KEDOWN: x = &ly->xe_down[it->expert]; break;
+		case CV_KSGATE: x = &ly->xs_gate; w = &ly->s_gate; break;
+		case CV_KSUP: x = &ly->xs_up; w = &ly->s_up; break;
+		default: x = &ly->xs_down; w = &ly->s_down; break;
+		}
+		rc = llm_exl3_load(j->m->g, st, it->key, (int64_t)it->in,
+				   (int64_t)it->out, 0, x, NULL, NULL, d);
+		if (rc == 0 && w) {
+			gpu_buf_free(*w);
+			*w = NULL;
+		}
+		if (rc == 0 && b) {
+			gpu_buf_free(*b);
+			*b = NULL;
 		}
 	}
 	llm_st_close(st);
+	/* routed experts: the layer holds one set (gpu_moe_ffn) */
+	if (rc == 0 && ly->moe) {
+		cv_free_bufs(&ly->e_gate, ne);
+		cv_free_bufs(&ly->e_up, ne);
+		cv_free_bufs(&ly->e_down, ne);
+	}
 	return rc;
 }
 
@@ -784,21 +991,18 @@ static int cv_layer(struct cv_job *j, int64_t l, const char *file,
 		    struct diag *d)
 {
 	const struct llm_config *cf = j->cf;
-	bool want[CV_POINTS] = { false };
 	struct st_writer w = { NULL, 0, 0 };
-	char key[160], what[200];
-	int i, rc;
+	char key[160], what[300];
+	size_t i, n = 0;
+	int rc;
 
-	if (l == cf->n_layer)
-		want[LLM_CAPTURE_HEAD] = true;
-	else
-		for (i = 0; i < CV_N; i++)
-			want[cv_point[i]] = true;
-	rc = cv_collect(j, l, want, d);
+	if (l < cf->n_layer)
+		n = cv_layer_items(j, l, j->items);
+	rc = cv_collect(j, l, j->items, n, d);
 	if (rc < 0)
 		goto out;
 	if (l == cf->n_layer) {
-		float *h = cv_mean_h(j, LLM_CAPTURE_HEAD);
+		float *h = cv_mean_h(j, CV_H_ATTN_IN);
 		double err = 0.0;
 		const char *src_key = llm_st_find(j->src, "lm_head.weight") ?
 					      "lm_head" : NULL;
@@ -839,23 +1043,21 @@ static int cv_layer(struct cv_job *j, int64_t l, const char *file,
 			cv_progress(j, what, j->p->head_bits, err);
 		goto out;
 	}
-	for (i = 0; i < CV_N; i++) {
-		size_t in, out;
-		float *h = cv_mean_h(j, cv_point[i]);
+	for (i = 0; i < n; i++) {
+		const struct cv_item *it = &j->items[i];
+		const int bits = j->bits[l * (int64_t)j->max_items + (int64_t)i];
+		float *h = cv_mean_h(j, it->hess);
 		double err = 0.0;
 
-		cv_dims(cf, i, &in, &out);
-		snprintf(key, sizeof key, "%slayers.%lld.%s", j->prefix, (long long)l,
-			 cv_name[i]);
-		rc = cv_quantize(j, key, in, out, j->bits[l * CV_N + i], h,
-				 j->p->seed + (uint64_t)(l * CV_N + i), &w, &err, d);
+		rc = cv_quantize(j, it->key, it->in, it->out, bits, h,
+				 j->p->seed + (uint64_t)l * j->max_items + i, &w, &err, d);
 		free(h);
 		if (rc < 0)
 			goto out;
 		j->step++;
-		snprintf(what, sizeof what, "layer %lld %s (%d bits, error %.4f)",
-			 (long long)l, cv_name[i], j->bits[l * CV_N + i], err);
-		cv_progress(j, what, j->bits[l * CV_N + i], err);
+		snprintf(what, sizeof what, "%s (%d bits, error %.4f)",
+			 it->key + strlen(j->prefix), bits, err);
+		cv_progress(j, what, bits, err);
 	}
 	cv_drop_hessians(j);
 	rc = stw_save(&w, file, d);
@@ -873,7 +1075,7 @@ static json_t *cv_args_json(const struct cv_job *j)
 {
 	const struct llm_convert_params *p = j->p;
 
-	return json_pack("{s:f, s:i, s:s, s:I, s:I, s:I, s:s}", "bits", p->bits,
+	return json_pack("{s:f, s:i, s:s, s:I, s:I, s:I, s:s?}", "bits", p->bits,
 			 "head_bits", p->head_bits, "codebook", cv_cb_name(j->cb),
 			 "cal_rows", (json_int_t)p->cal_rows, "cal_cols",
 			 (json_int_t)p->cal_cols, "seed", (json_int_t)p->seed,
@@ -981,31 +1183,54 @@ static int cv_copy_file(const char *from, const char *to, struct diag *d)
 	return rc < 0 ? LLM_E_IO : 0;
 }
 
-/* Is NAME the weight of a linear this job quantized? */
-static bool cv_is_quantized(const struct cv_job *j, const char *name)
+static int cv_strcmp(const void *a, const void *b)
 {
-	const size_t pl = strlen(j->prefix);
-	int i;
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
-	if (!strcmp(name, "lm_head.weight"))
-		return j->p->head_bits != 16;
-	if (strncmp(name, j->prefix, pl) || strncmp(name + pl, "layers.", 7))
-		return false;
-	{
-		const char *dot = strchr(name + pl + 7, '.');
-		size_t ln;
+/* j->qnames: every source tensor the converted model replaces (each
+ * quantized linear's weight and bias, a quantized lm_head's weight),
+ * sorted for cv_is_quantized. */
+static int cv_list_quantized(struct cv_job *j, struct diag *d)
+{
+	const size_t cap = (size_t)j->cf->n_layer * j->max_items * 2 + 1;
+	int64_t l;
+	size_t i, n;
 
-		if (!dot)
-			return false;
-		for (i = 0; i < CV_N; i++) {
-			ln = strlen(cv_name[i]);
-			if (!strncmp(dot + 1, cv_name[i], ln) &&
-			    (!strcmp(dot + 1 + ln, ".weight") ||
-			     !strcmp(dot + 1 + ln, ".bias")))
-				return true;
+	j->qnames = calloc(cap, sizeof *j->qnames);
+	if (!j->qnames)
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	for (l = 0; l < j->cf->n_layer; l++) {
+		n = cv_layer_items(j, l, j->items);
+		for (i = 0; i < n; i++) {
+			const char *key = j->items[i].key;
+			char *a = malloc(strlen(key) + 8), *b = malloc(strlen(key) + 8);
+
+			if (!a || !b) {
+				free(a);
+				free(b);
+				return diag_fail(d, LLM_E_NOMEM, "out of memory");
+			}
+			sprintf(a, "%s.weight", key);
+			sprintf(b, "%s.bias", key);
+			j->qnames[j->n_qnames++] = a;
+			j->qnames[j->n_qnames++] = b;
 		}
 	}
-	return false;
+	if (j->p->head_bits != 16) {
+		j->qnames[j->n_qnames] = strdup("lm_head.weight");
+		if (!j->qnames[j->n_qnames++])
+			return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	}
+	qsort(j->qnames, j->n_qnames, sizeof *j->qnames, cv_strcmp);
+	return 0;
+}
+
+/* Is NAME a source tensor the converted model replaces? */
+static bool cv_is_quantized(const struct cv_job *j, const char *name)
+{
+	return bsearch(&name, j->qnames, j->n_qnames, sizeof *j->qnames,
+		       cv_strcmp) != NULL;
 }
 
 static int cv_write_config(const struct cv_job *j, const char *out,
@@ -1183,10 +1408,9 @@ int llm_convert(const struct llm_convert_params *p, struct diag *d)
 
 	memset(&j, 0, sizeof j);
 	j.p = p;
-	if (!p || !p->in_dir || !p->out_dir || !p->cal_file)
+	if (!p || !p->in_dir || !p->out_dir)
 		return diag_fail(d, LLM_E_INVALID,
-				 "convert: the source, output and calibration text are "
-				 "required");
+				 "convert: the source and output directories are required");
 	if (!(p->bits >= 1.0 && p->bits <= 8.0))
 		return diag_fail(d, LLM_E_INVALID,
 				 "convert: %g bits per weight (1 to 8)", p->bits);
@@ -1223,14 +1447,6 @@ int llm_convert(const struct llm_convert_params *p, struct diag *d)
 			       "%s is already EXL3-quantized", p->in_dir);
 		goto out;
 	}
-	for (l = 0; l < j.cf->n_layer; l++)
-		if (j.m->layers[l].moe) {
-			rc = diag_fail(d, LLM_E_UNSUPPORTED,
-				       "convert: %s is a mixture-of-experts model; this "
-				       "version converts dense models only",
-				       j.cf->arch_name);
-			goto out;
-		}
 	rc = llm_st_open(p->in_dir, &j.src, d);
 	if (rc < 0)
 		goto out;
@@ -1242,12 +1458,21 @@ int llm_convert(const struct llm_convert_params *p, struct diag *d)
 			       p->in_dir);
 		goto out;
 	}
-	j.bits = malloc((size_t)j.cf->n_layer * CV_N * sizeof *j.bits);
-	if (!j.bits) {
+	j.max_items = 7 + 3 * (size_t)j.cf->n_expert + 3;
+	j.n_slots = CV_H_EXPERT + (size_t)j.cf->n_expert + 1;
+	j.items = calloc(j.max_items, sizeof *j.items);
+	j.bits = malloc((size_t)j.cf->n_layer * j.max_items * sizeof *j.bits);
+	j.h = calloc(j.n_slots, sizeof *j.h);
+	j.hk = calloc(j.n_slots, sizeof *j.hk);
+	j.h_rows = calloc(j.n_slots, sizeof *j.h_rows);
+	if (!j.items || !j.bits || !j.h || !j.hk || !j.h_rows) {
 		rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
 		goto out;
 	}
 	cv_allocate(&j);
+	rc = cv_list_quantized(&j, d);
+	if (rc < 0)
+		goto out;
 	rc = cv_calibration(&j, d);
 	if (rc < 0)
 		goto out;
@@ -1292,25 +1517,28 @@ int llm_convert(const struct llm_convert_params *p, struct diag *d)
 	}
 
 	j.t0 = clock_now_s();
-	j.n_steps = (size_t)j.cf->n_layer * CV_N + (p->head_bits != 16);
+	j.n_steps = p->head_bits != 16;
 	for (l = 0; l < j.cf->n_layer; l++) {
-		int i;
+		const size_t n = cv_layer_items(&j, l, j.items);
+		size_t i;
 
-		for (i = 0; i < CV_N; i++) {
-			size_t in, out;
+		j.n_steps += n;
+		if (l < next)
+			j.step += n;
+		for (i = 0; i < n; i++) {
+			const double wn = (double)round128(j.items[i].in) *
+					  (double)round128(j.items[i].out);
 
-			cv_dims(j.cf, i, &in, &out);
-			j.w_total += (double)round128(in) * (double)round128(out);
+			j.w_total += wn;
 			if (l < next)
-				j.w_done += (double)round128(in) * (double)round128(out);
+				j.w_done += wn;
 		}
 	}
 	if (p->head_bits != 16)
 		j.w_total += (double)round128((size_t)j.cf->n_embd) *
 			     (double)round128((size_t)j.cf->n_vocab);
 	j.w_start = j.w_done;
-	j.step = (size_t)(next < j.cf->n_layer ? next : j.cf->n_layer) * CV_N +
-		 (next > j.cf->n_layer ? 1 : 0);
+	j.step += next > j.cf->n_layer ? 1 : 0;
 	for (l = next; l <= j.cf->n_layer; l++) {
 		char *f;
 
@@ -1336,6 +1564,19 @@ int llm_convert(const struct llm_convert_params *p, struct diag *d)
 		cv_remove_work(&j, work);
 out:
 	cv_drop_hessians(&j);
+	free(j.h);
+	free(j.hk);
+	free(j.h_rows);
+	free(j.items);
+	if (j.qnames) {
+		size_t q;
+
+		for (q = 0; q < j.n_qnames; q++)
+			free(j.qnames[q]);
+		free(j.qnames);
+	}
+	gpu_buf_free(j.eg);
+	gpu_buf_free(j.eu);
 	free(j.xh);
 	free(j.xt);
 	free(j.hh);

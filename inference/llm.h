@@ -290,7 +290,7 @@ int32_t llm_model_image_token(const struct llm_model *m);
 bool llm_model_is_eos(const struct llm_model *m, int32_t id);
 
 /* ---- EXL3 conversion (inference/convert.c) -------------------------------
- * `tern convert`: quantize a dense bf16/f16/f32 Hugging Face model to EXL3
+ * `tern convert`: quantize a bf16/f16/f32 Hugging Face model to EXL3
  * (docs/exl3-format.md §4), layer by layer on calibration text, resumable
  * from its work directory. */
 
@@ -309,7 +309,8 @@ struct llm_convert_params {
 	const char *in_dir;      /* source model directory */
 	const char *out_dir;     /* output directory (created) */
 	const char *work_dir;    /* NULL: OUT/convert-work */
-	const char *cal_file;    /* calibration text (required) */
+	const char *cal_file;    /* calibration text; NULL: random token ids
+				  * only (models without a tokenizer) */
 	double bits;             /* target average bits per weight, 1..8 */
 	int head_bits;           /* lm_head: 1..8, or 16 to keep it as is */
 	const char *codebook;    /* "mul1" (default), "mcg" or "3inst" */
@@ -326,7 +327,7 @@ struct llm_convert_params {
 };
 
 /* Defaults: 4.0 bits, head 6, mul1, 64 rows of 512 tokens, seed 1, the
- * CPU backend; the directories and calibration file unset. */
+ * CPU backend; the directories and the calibration file unset. */
 struct llm_convert_params llm_convert_default_params(void);
 
 /* Convert P->in_dir into P->out_dir (inference/convert.c's header has the
@@ -334,8 +335,8 @@ struct llm_convert_params llm_convert_default_params(void);
  * output is a model directory llm_model_open loads (and ExLlamaV3's
  * format).  Errors: LLM_E_INVALID (bad parameters; an unfinished job in the
  * work directory without resume, or with other settings), LLM_E_IO,
- * LLM_E_FORMAT, LLM_E_UNSUPPORTED (MoE or already quantized models, other
- * tensor layouts), LLM_E_NOMEM, LLM_E_BACKEND, LLM_E_CANCELLED (max_layers
+ * LLM_E_FORMAT, LLM_E_UNSUPPORTED (already quantized models, other tensor
+ * layouts), LLM_E_NOMEM, LLM_E_BACKEND, LLM_E_CANCELLED (max_layers
  * reached: the work directory can be resumed).  On failure the work
  * directory keeps every finished layer. */
 int llm_convert(const struct llm_convert_params *p, struct diag *d);

@@ -11,6 +11,9 @@
  *   - an interrupted job (max_layers) refuses to be overwritten, refuses a
  *     resume with other settings, resumes, and then writes exactly the
  *     bytes an uninterrupted run writes;
+ *   - the tiny transformers fixtures of the MoE architectures (routed and
+ *     shared experts) convert at 8 bits, on random calibration rows, to
+ *     logits close to transformers';
  *   - models it cannot convert are refused with a clear error.
  * Calibration is small (rows of 128 tokens of the bundled corpus) to keep
  * the suite at CI speed.
@@ -252,9 +255,10 @@ START_TEST(test_convert_refused)
 
 	snprintf(out, sizeof out, "%s/out", dir);
 	diag_clear(&d);
+	/* a text needs the model's tokenizer (the fixture has none) */
 	p = params(moe, out, cal);
-	ck_assert_int_eq(llm_convert(&p, &d), LLM_E_UNSUPPORTED);
-	ck_assert_msg(strstr(d.msg, "mixture-of-experts") != NULL, "%s", d.msg);
+	ck_assert_int_eq(llm_convert(&p, &d), LLM_E_IO);
+	ck_assert_msg(strstr(d.msg, "--cal random") != NULL, "%s", d.msg);
 	p = params(xl, out, cal);
 	ck_assert_int_eq(llm_convert(&p, &d), LLM_E_UNSUPPORTED);
 	ck_assert_msg(strstr(d.msg, "already EXL3") != NULL, "%s", d.msg);
@@ -282,6 +286,87 @@ START_TEST(test_convert_refused)
 }
 END_TEST
 
+/* The tiny transformers fixtures (no tokenizer: random calibration rows)
+ * at 8 bits: every linear, routed and shared experts included, quantized
+ * (the source's weights are gone from the file), and the logits of the
+ * reference sequences close to transformers' (8-bit trellis error is about
+ * 2^-8 of a weight's scale; the bound is 5% of each row's largest logit,
+ * against 100% for a broken layer). */
+START_TEST(test_convert_fixtures)
+{
+	static const char *const archs[] = { "qwen2moe", "mixtral" };
+	const char *arch = archs[_i];
+	char *dir = tmpdir(), out[600], path[700];
+	struct llm_st_set *ref = NULL, *st = NULL;
+	char *in = ref_fixture_open(arch, &ref);
+	struct llm_convert_params p;
+	struct llm_model *m;
+	struct llm_context *c = NULL;
+	struct diag d;
+	size_t V, s, i, q;
+
+	snprintf(out, sizeof out, "%s/out", dir);
+	p = params(in, out, NULL);
+	p.bits = 8.0;
+	p.head_bits = 8;
+	p.cal_rows = 4;
+	p.cal_cols = 64;
+	diag_clear(&d);
+	ck_assert_msg(llm_convert(&p, &d) == 0, "%s: %s", arch, d.msg);
+	snprintf(path, sizeof path, "%s/model.safetensors", out);
+	ck_assert_msg(llm_st_open(path, &st, &d) == 0, "%s", d.msg);
+	for (q = 0; q < llm_st_count(st); q++) {
+		const char *name = llm_st_at(st, q)->name;
+
+		/* no linear of the decoder is left in float but the routers */
+		if (strstr(name, "_proj.weight") || strstr(name, ".w1.weight") ||
+		    strstr(name, ".w2.weight") || strstr(name, ".w3.weight"))
+			ck_abort_msg("%s: %s left unquantized", arch, name);
+	}
+	if (!strcmp(arch, "qwen2moe"))
+		ck_assert_ptr_nonnull(llm_st_find(st,
+			"model.layers.1.mlp.shared_expert.down_proj.trellis"));
+	if (!strcmp(arch, "mixtral"))
+		ck_assert_ptr_nonnull(llm_st_find(st,
+			"model.layers.0.block_sparse_moe.experts.3.w2.trellis"));
+	llm_st_close(st);
+	m = ref_open_cpu(out);
+	V = (size_t)llm_model_n_vocab(m);
+	ck_assert_int_eq(llm_context_new(m, 256, &c, &d), 0);
+	for (s = 0; s < 2; s++) {
+		int32_t *ids;
+		size_t n;
+		float *lr = ref_seq(ref, s, V, &ids, &n);
+		float *lq = malloc(n * V * sizeof *lq);
+
+		llm_context_reset(c);
+		ck_assert_msg(llm_context_eval(c, ids, n, LLM_LOGITS_ALL, lq, &d) == 0,
+			      "%s", d.msg);
+		for (i = 0; i < n; i++) {
+			double mx = 0.0, md = 0.0;
+			size_t v;
+
+			for (v = 0; v < V; v++) {
+				mx = fmax(mx, fabs((double)lr[i * V + v]));
+				md = fmax(md, fabs((double)lq[i * V + v] - lr[i * V + v]));
+			}
+			ck_assert_msg(md <= 0.05 * mx,
+				      "%s seq %zu row %zu: logits %.4f from transformers' "
+				      "(row max %.4f)", arch, s, i, md, mx);
+		}
+		free(ids);
+		free(lr);
+		free(lq);
+	}
+	llm_context_free(c);
+	llm_model_free(m);
+	llm_st_close(ref);
+	rm_rf(dir);
+	free(dir);
+	free(in);
+}
+END_TEST
+
 Suite *convert_suite(void)
 {
 	Suite *s = suite_create("convert");
@@ -291,6 +376,7 @@ Suite *convert_suite(void)
 	tcase_add_test(tc, test_convert_refused);
 	tcase_add_test(tc, test_convert_4bit);
 	tcase_add_test(tc, test_convert_resume);
+	tcase_add_loop_test(tc, test_convert_fixtures, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
