@@ -327,6 +327,13 @@ static void xq_search(const float *x, const float *lut, int bits,
 			values[e] = lut[states[e]];
 }
 
+/* gpu_exl3_tile_order's row of element E (its column into *c). */
+static int xq_row_of(int e, int *r, int *c)
+{
+	gpu_exl3_tile_order(e, r, c);
+	return *r;
+}
+
 struct xq_tiles {
 	const float *x;
 	const float *lut;
@@ -660,32 +667,98 @@ out:
 
 /* Cholesky H = C C' in place (lower triangle of h [k][k], upper zeroed);
  * 0, or -1 when H is not positive definite. */
-static int xq_cholesky(float *h, size_t k)
+/* Rows of column j of the Cholesky factor, XQ_CHOL_ROWS a chunk. */
+#define XQ_CHOL_ROWS 64
+
+struct xq_chol {
+	float *h;
+	size_t k, j;
+};
+
+static void xq_chol_rows(void *ctx, size_t c, void *scratch)
+{
+	const struct xq_chol *q = ctx;
+	const size_t k = q->k, j = q->j;
+	const float *rj = q->h + j * k;
+	const size_t i0 = j + 1 + c * XQ_CHOL_ROWS;
+	const size_t i1 = i0 + XQ_CHOL_ROWS < k ? i0 + XQ_CHOL_ROWS : k;
+	size_t i, m;
+
+	(void)scratch;
+	for (i = i0; i < i1; i++) {
+		float *ri = q->h + i * k;
+		double t = ri[j];
+
+		for (m = 0; m < j; m++)
+			t -= (double)ri[m] * rj[m];
+		ri[j] = (float)(t / rj[j]);
+	}
+}
+
+static int xq_cholesky(float *h, size_t k, int n_threads)
 {
 	size_t i, j, m;
 
 	for (j = 0; j < k; j++) {
 		float *rj = h + j * k;
 		double s = rj[j];
+		struct xq_chol q = { h, k, j };
+		const size_t chunks = (k - j - 1 + XQ_CHOL_ROWS - 1) / XQ_CHOL_ROWS;
 
 		for (m = 0; m < j; m++)
 			s -= (double)rj[m] * rj[m];
 		if (!(s > 0.0))
 			return -1;
 		rj[j] = (float)sqrt(s);
-		for (i = j + 1; i < k; i++) {
-			float *ri = h + i * k;
-			double t = ri[j];
-
-			for (m = 0; m < j; m++)
-				t -= (double)ri[m] * rj[m];
-			ri[j] = (float)(t / rj[j]);
+		/* the rows below: the same arithmetic whoever computes them */
+		if (chunks > 1 && (k - j) * j > ((size_t)1 << 18)) {
+			if (xq_parallel(chunks, n_threads, 0, xq_chol_rows, &q, NULL) < 0)
+				return -2;
+		} else {
+			for (i = 0; i < chunks; i++)
+				xq_chol_rows(&q, i, NULL);
 		}
 	}
 	for (i = 0; i < k; i++)
 		for (j = i + 1; j < k; j++)
 			h[i * k + j] = 0.0f;
 	return 0;
+}
+
+/* The LDLQ feedback for the 16-row block at BLK, XQ_FB_COLS columns a
+ * chunk: target[r][b] += sum over rows a below the block of L[a][blk + r]
+ * * err[a][b]. */
+#define XQ_FB_COLS 256
+
+struct xq_fb {
+	float *target;
+	const float *l, *err;
+	size_t k, n, blk;
+};
+
+static void xq_fb_cols(void *ctx, size_t c, void *scratch)
+{
+	const struct xq_fb *f = ctx;
+	const size_t b0 = c * XQ_FB_COLS;
+	const size_t b1 = b0 + XQ_FB_COLS < f->n ? b0 + XQ_FB_COLS : f->n;
+	size_t a, b;
+	int r;
+
+	(void)scratch;
+	for (a = f->blk + 16; a < f->k; a++) {
+		const float *la = f->l + a * f->k + f->blk;
+		const float *ea = f->err + a * f->n;
+
+		for (r = 0; r < 16; r++) {
+			const float l = la[r];
+			float *tr = f->target + (size_t)r * f->n;
+
+			if (l == 0.0f)
+				continue;
+			for (b = b0; b < b1; b++)
+				tr[b] += l * ea[b];
+		}
+	}
 }
 
 /* From the Cholesky factor C (lower, [k][k]): L = C blockdiag(B)^-1 - I,
@@ -872,7 +945,12 @@ int gpu_exl3_quantize(const float *w_in, size_t k, size_t n, const float *h_in,
 								       su[a] * su[b]);
 				xq_rot_rows(h, k, k);
 				xq_rot_cols(h, k, k);
-				if (xq_cholesky(h, k) == 0)
+				rc = xq_cholesky(h, k, p->n_threads);
+				if (rc == -2) {
+					rc = diag_fail(d, GPU_E_NOMEM, "gpu_exl3_quantize: out of memory");
+					goto out;
+				}
+				if (rc == 0)
 					break;
 				if (tries == 10) {
 					rc = diag_fail(d, GPU_E_INVALID,
@@ -894,23 +972,14 @@ int gpu_exl3_quantize(const float *w_in, size_t k, size_t n, const float *h_in,
 		while (blk > 0) {
 			blk -= 16;
 			memcpy(target, wr + blk * n, 16 * n * sizeof *target);
-			if (h) {
+			if (h && blk + 16 < k) {
 				/* target += L[below, blk..]' (W_reg - Q)[below] */
-				for (a = blk + 16; a < k; a++) {
-					const float *la = h + a * k + blk;
-					const float *wa = wr + a * n, *qa = q + a * n;
-					int r;
+				struct xq_fb fb = { target, h, q, k, n, blk };
 
-					for (r = 0; r < 16; r++) {
-						const float l = la[r];
-						float *tr = target + (size_t)r * n;
-
-						if (l == 0.0f)
-							continue;
-						for (b = 0; b < n; b++)
-							tr[b] += l * (wa[b] - qa[b]);
-					}
-				}
+				rc = xq_parallel((n + XQ_FB_COLS - 1) / XQ_FB_COLS,
+						 p->n_threads, 0, xq_fb_cols, &fb, d);
+				if (rc < 0)
+					goto out;
 			}
 			/* the block row's tiles, searched together (on p->g when
 			 * it has a search), their values back in place */
@@ -920,13 +989,15 @@ int gpu_exl3_quantize(const float *w_in, size_t k, size_t n, const float *h_in,
 						   p->n_threads, states, tiles, d);
 			if (rc < 0)
 				goto out;
+			/* q holds the error W_reg - Q of every quantized row */
 			for (b = 0; b < TN; b++) {
 				int e, r, c;
 
 				for (e = 0; e < 256; e++) {
-					gpu_exl3_tile_order(e, &r, &c);
-					q[(blk + (size_t)r) * n + b * 16 + (size_t)c] =
-						tiles[256 * b + (size_t)e];
+					const size_t at = (blk + (size_t)xq_row_of(e, &r, &c)) * n +
+							  b * 16 + (size_t)c;
+
+					q[at] = wr[at] - tiles[256 * b + (size_t)e];
 				}
 			}
 			for (b = 0; b < TN; b++)
@@ -944,7 +1015,7 @@ int gpu_exl3_quantize(const float *w_in, size_t k, size_t n, const float *h_in,
 		double e2 = 0.0, w2 = 0.0;
 
 		for (i = 0; i < k * n; i++) {
-			const double df = (double)wr[i] - q[i];
+			const double df = q[i];
 
 			e2 += df * df;
 			w2 += (double)wr[i] * wr[i];

@@ -394,6 +394,55 @@ START_TEST(test_cuda_search)
 		}
 		free(xb);
 		free(sb);
+		/* whole Llama-3-8B-shaped linears (gate/up 4096 x 14336, down
+		 * 14336 x 4096) with a dense Hessian (diagonal + rank 8), the
+		 * search on the device, the rest on the host's threads */
+		{
+			const size_t shapes[2][2] = { { 4096, 14336 }, { 14336, 4096 } };
+			int si;
+
+			for (si = 0; si < 2; si++) {
+				const size_t K = shapes[si][0], N = shapes[si][1], R = 8;
+				float *w = malloc(K * N * sizeof *w), *h = malloc(K * K * sizeof *h);
+				float *vr = malloc(K * R * sizeof *vr);
+				uint16_t *tr = malloc(K / 16 * N / 16 * 16 * 4 * sizeof *tr);
+				uint16_t *su = malloc(K * sizeof *su), *sv = malloc(N * sizeof *sv);
+				struct gpu_exl3_qparams p;
+				size_t a, b2, r;
+				double t;
+
+				for (a = 0; a < K * N; a++)
+					w[a] = (float)(gauss() * 0.02);
+				for (a = 0; a < K * R; a++)
+					vr[a] = (float)gauss();
+				for (a = 0; a < K; a++)
+					for (b2 = 0; b2 < K; b2++) {
+						double v = a == b2 ? 1.0 + (double)(a % 17) : 0.0;
+
+						for (r = 0; r < R; r++)
+							v += 0.1 * vr[a * R + r] * vr[b2 * R + r];
+						h[a * K + b2] = (float)v;
+					}
+				memset(&p, 0, sizeof p);
+				p.bits = 4;
+				p.cb = GPU_EXL3_CB_MUL1;
+				p.g = gp.cuda;
+				clock_gettime(CLOCK_MONOTONIC, &t0);
+				ck_assert_msg(gpu_exl3_quantize(w, K, N, h, &p, tr, su, sv, NULL,
+								&d) == 0, "%s", d.msg);
+				clock_gettime(CLOCK_MONOTONIC, &t1);
+				t = (double)(t1.tv_sec - t0.tv_sec) +
+				    1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+				printf("BENCH exl3 quantize %zu x %zu at 4 bits with H: %.1f s\n",
+				       K, N, t);
+				free(w);
+				free(h);
+				free(vr);
+				free(tr);
+				free(su);
+				free(sv);
+			}
+		}
 	}
 	gpu_pair_close(&gp);
 	free(x);
