@@ -1233,8 +1233,79 @@ static bool cv_is_quantized(const struct cv_job *j, const char *name)
 		       cv_strcmp) != NULL;
 }
 
+static const char *cv_torch_dtype(enum llm_dtype t)
+{
+	switch (t) {
+	case LLM_DTYPE_F32: return "torch.float32";
+	case LLM_DTYPE_F16: return "torch.float16";
+	case LLM_DTYPE_BF16: return "torch.bfloat16";
+	case LLM_DTYPE_I16: return "torch.int16";
+	case LLM_DTYPE_I32: return "torch.int32";
+	case LLM_DTYPE_I64: return "torch.int64";
+	default: return "torch.uint8";
+	}
+}
+
+/* §1.3's "tensor_storage" of the written file: for every module (a tensor
+ * name without its last component), its tensors' shapes, bytes and
+ * dtypes, and for an EXL3 linear its format, bits and codebook flag.
+ * NULL when out of memory. */
+static json_t *cv_tensor_storage(const struct st_writer *w)
+{
+	json_t *ts = json_object();
+	size_t i;
+	int q;
+
+	if (!ts)
+		return NULL;
+	for (i = 0; i < w->n; i++) {
+		const struct st_entry *e = &w->e[i];
+		const char *dot = strrchr(e->name, '.');
+		const char *sfx = dot ? dot + 1 : e->name;
+		char mod[256];
+		json_t *m, *st, *t, *sh;
+
+		snprintf(mod, sizeof mod, "%.*s",
+			 (int)(dot ? (size_t)(dot - e->name) : strlen(e->name)), e->name);
+		m = json_object_get(ts, mod);
+		if (!m) {
+			m = json_object();
+			if (!m || json_object_set_new(ts, mod, m) < 0 ||
+			    json_object_set_new(m, "stored_tensors", json_object()) < 0)
+				goto fail;
+		}
+		st = json_object_get(m, "stored_tensors");
+		t = json_object();
+		sh = json_array();
+		if (!st || !t || !sh) {
+			json_decref(t);
+			json_decref(sh);
+			goto fail;
+		}
+		for (q = 0; q < e->n_dims; q++)
+			json_array_append_new(sh, json_integer(e->shape[q]));
+		json_object_set_new(t, "shape", sh);
+		json_object_set_new(t, "n_bytes", json_integer((json_int_t)e->n_bytes));
+		json_object_set_new(t, "dtype", json_string(cv_torch_dtype(e->dtype)));
+		json_object_set_new(st, e->name, t);
+		if (!strcmp(sfx, "trellis") && e->n_dims == 3) {
+			json_object_set_new(m, "quant_format", json_string("exl3"));
+			json_object_set_new(m, "bits_per_weight",
+					    json_integer(e->shape[2] / 16));
+		} else if (!strcmp(sfx, "mul1")) {
+			json_object_set_new(m, "mul1_multiplier", json_integer(2212286765LL));
+		} else if (!strcmp(sfx, "mcg")) {
+			json_object_set_new(m, "mcg_multiplier", json_integer(3417055213LL));
+		}
+	}
+	return ts;
+fail:
+	json_decref(ts);
+	return NULL;
+}
+
 static int cv_write_config(const struct cv_job *j, const char *out,
-			   struct diag *d)
+			   json_t *storage, struct diag *d)
 {
 	char *src = file_join(j->p->in_dir, "config.json");
 	char *dst = file_join(out, "config.json");
@@ -1267,6 +1338,8 @@ static int cv_write_config(const struct cv_job *j, const char *out,
 	}
 	free(js);
 	cv_publish(dst);
+	/* quantization_config.json: the same dict plus the tensor storage */
+	json_object_set(q, "tensor_storage", storage);
 	js = json_dumps(q, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
 			       JSON_REAL_PRECISION(10));
 	json_decref(q);
@@ -1308,6 +1381,7 @@ static int cv_compile(struct cv_job *j, const char *work, struct diag *d)
 	const char *out = j->p->out_dir;
 	struct st_writer w = { NULL, 0, 0 };
 	struct llm_st_set *parts[1024];
+	json_t *storage = NULL;
 	size_t n_parts = 0, i, q;
 	char *path = NULL;
 	int64_t l;
@@ -1349,11 +1423,17 @@ static int cv_compile(struct cv_job *j, const char *work, struct diag *d)
 		rc = path ? stw_save(&w, path, d) : diag_fail(d, LLM_E_NOMEM, "out of memory");
 		free(path);
 	}
+	if (rc == 0) {
+		storage = cv_tensor_storage(&w);
+		if (!storage)
+			rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
+	}
 	stw_free(&w);
 	for (i = 0; i < n_parts; i++)
 		llm_st_close(parts[i]);
 	if (rc == 0)
-		rc = cv_write_config(j, out, d);
+		rc = cv_write_config(j, out, storage, d);
+	json_decref(storage);
 	if (rc < 0)
 		return rc;
 	dir = opendir(j->p->in_dir);
@@ -1402,6 +1482,7 @@ int llm_convert(const struct llm_convert_params *p, struct diag *d)
 	struct cv_job j;
 	struct llm_model_params mp = llm_model_default_params();
 	char *work = NULL, *job = NULL;
+	bool out_existed;
 	long next = 0;
 	int64_t l;
 	int rc;
@@ -1430,6 +1511,7 @@ int llm_convert(const struct llm_convert_params *p, struct diag *d)
 	if (!strcmp(p->in_dir, p->out_dir))
 		return diag_fail(d, LLM_E_INVALID,
 				 "convert: the output directory must not be the source");
+	out_existed = file_is_dir(p->out_dir);
 	work = p->work_dir ? strdup(p->work_dir) : file_join(p->out_dir, "convert-work");
 	if (!work)
 		return diag_fail(d, LLM_E_NOMEM, "out of memory");
@@ -1562,6 +1644,14 @@ int llm_convert(const struct llm_convert_params *p, struct diag *d)
 	rc = cv_compile(&j, work, d);
 	if (rc == 0 && !p->keep_work)
 		cv_remove_work(&j, work);
+	if (rc == 0 && !out_existed) {
+		/* file_mkdirs makes private directories; a model's is as
+		 * readable as the umask allows */
+		const mode_t um = umask(0);
+
+		umask(um);
+		(void)chmod(p->out_dir, 0777 & ~um);
+	}
 out:
 	cv_drop_hessians(&j);
 	free(j.h);

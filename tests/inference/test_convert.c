@@ -131,6 +131,20 @@ START_TEST(test_convert_4bit)
 	llm_st_close(st);
 	snprintf(path, sizeof path, "%s/tokenizer.json", out);
 	ck_assert(access(path, R_OK) == 0);
+	/* quantization_config.json with its tensor storage (§1.3) */
+	{
+		size_t len;
+		char *qc;
+
+		snprintf(path, sizeof path, "%s/quantization_config.json", out);
+		qc = test_read_file(path, &len);
+		ck_assert_ptr_nonnull(strstr(qc, "\"quant_method\": \"exl3\""));
+		ck_assert_ptr_nonnull(strstr(qc, "\"model.layers.2.mlp.down_proj\": {"));
+		ck_assert_ptr_nonnull(strstr(qc, "\"bits_per_weight\": 4"));
+		ck_assert_ptr_nonnull(strstr(qc, "\"mul1_multiplier\": 2212286765"));
+		ck_assert_ptr_nonnull(strstr(qc, "\"dtype\": \"torch.int16\""));
+		free(qc);
+	}
 
 	/* against transformers' logits of the original */
 	ck_assert_msg(llm_st_open(refp, &ref, &d) == 0, "%s", d.msg);
