@@ -44,6 +44,8 @@ void app_help_convert(FILE *out)
 		"  -r, --resume         continue an interrupted conversion\n"
 		"      --keep-work      keep the work directory after success\n"
 		"      --seed N         seed of the random rotations' signs (default %llu)\n"
+		"      --max-layers N   stop after N layers, as an interruption would\n"
+		"                       (for trying --resume)\n"
 		"  -t, --threads N      CPU threads (default: all cores)\n"
 		"      --backend NAME   cpu, cuda or auto (default cpu): where the\n"
 		"                       calibration passes run, and with cuda the\n"
@@ -60,7 +62,6 @@ void app_help_convert(FILE *out)
 
 struct cmd_progress {
 	int show;
-	size_t last_len;
 };
 
 static void fmt_time(char *buf, size_t cap, double s)
@@ -131,7 +132,7 @@ int app_cmd_convert(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct llm_convert_params p = llm_convert_default_params();
-	struct cmd_progress cp = { 1, 0 };
+	struct cmd_progress cp = { 1 };
 	int cal_set = 0;
 	struct diag d;
 	char *end;
@@ -181,15 +182,31 @@ int app_cmd_convert(int argc, char **argv)
 		case 'w': p.work_dir = optarg; break;
 		case 'r': p.resume = true; break;
 		case 'k': p.keep_work = true; break;
-		case 'S': p.seed = strtoull(optarg, NULL, 10); break;
-		case 't': p.n_threads = atoi(optarg); break;
+		case 'S':
+			p.seed = strtoull(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0') {
+				app_error("convert: --seed wants a whole number, not '%s'", optarg);
+				return APP_STATUS_USAGE;
+			}
+			break;
+		case 't':
+		case 'M': {
+			long v = strtol(optarg, &end, 10);
+
+			if (*optarg == '\0' || *end != '\0' || v < 0 || v > 4096) {
+				app_error("convert: --%s wants a whole number, not '%s'",
+					  c == 't' ? "threads" : "max-layers", optarg);
+				return APP_STATUS_USAGE;
+			}
+			*(c == 't' ? &p.n_threads : &p.max_layers) = (int)v;
+			break;
+		}
 		case 'B':
 			if (app_parse_backend(optarg, &p.backend) != 0) {
 				app_error("convert: unknown backend '%s'", optarg);
 				return APP_STATUS_USAGE;
 			}
 			break;
-		case 'M': p.max_layers = atoi(optarg); break;
 		case 'q': cp.show = 0; break;
 		case 'h': app_help_convert(stdout); return APP_STATUS_OK;
 		default: app_help_convert(stderr); return APP_STATUS_USAGE;

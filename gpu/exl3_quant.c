@@ -3,8 +3,10 @@
  * 16x16 tile, its bit packing, and the quantization of one linear layer
  * (incoherence processing, Hessian-aware LDLQ, global scale search), all
  * as docs/exl3-format.md §3.4 and §4.4-4.10 describe ExLlamaV3's
- * converter.  Host code on any backend (the converter's hot loop, the
- * Viterbi search, is spread over n_threads POSIX threads).
+ * converter.  Host code on any backend: the Viterbi search, the Cholesky's
+ * rows and the LDLQ feedback are spread over n_threads POSIX threads, and
+ * the search runs on a backend that has one of its own (CUDA,
+ * gpu/cuda/exl3_quant.cu) when the caller names it.
  *
  * Trellis search (§4.8).  A tile is a cyclic sequence of 256 values x_e
  * (tensor-core element order, §1.7).  Element e's 16-bit state s_e is a
@@ -14,7 +16,9 @@
  * (16-K)) | o has predecessor edge p = s >> K, so
  *   cost_e[o] = min over hi in [0, 2^K) of cost_{e-1}[p(hi, o)]
  *               + (cb(s) - x_e)^2
- * and back[e][o] keeps the best hi.  The ring closes by QTIP's two passes:
+ * and the best hi is found again on the way back (the host keeps every
+ * step's cost row and recomputes it, xq_pick; the CUDA kernel stores it
+ * per step).  The ring closes by QTIP's two passes:
  * pass 1 starts at element 128 unconstrained, goes round, and its best
  * path's edge before element 0 is b; pass 2 starts at element 0 with only
  * edge b allowed before it and ends at edge b, so s_0 >> K equals s_255's
@@ -376,6 +380,14 @@ int gpu_exl3_encode_tiles(struct gpu *g, const float *x, size_t n_tiles,
 				 "gpu_exl3_encode_tiles: NULL input or output");
 	if (n_tiles == 0)
 		return 0;
+	if (n_tiles > ((size_t)1 << 30))
+		return diag_fail(d, GPU_E_INVALID,
+				 "gpu_exl3_encode_tiles: %zu tiles (at most 2^30)", n_tiles);
+	for (i = 0; i < n_tiles * 256; i++)
+		if (!isfinite(x[i]))
+			return diag_fail(d, GPU_E_INVALID,
+					 "gpu_exl3_encode_tiles: value %zu of tile %zu is "
+					 "not finite", i % 256, i / 256);
 	t.lut = gpu_exl3_lut((int)cb);
 	if (g && g->poisoned)
 		return diag_fail(d, GPU_E_DEVICE,
@@ -399,12 +411,14 @@ int gpu_exl3_encode_tiles(struct gpu *g, const float *x, size_t n_tiles,
 			   &t, d);
 }
 
-void gpu_exl3_pack_tile(const uint16_t *states, int bits, uint16_t *t16)
+int gpu_exl3_pack_tile(const uint16_t *states, int bits, uint16_t *t16)
 {
 	uint32_t w[64];
 	const int nw = 8 * bits;
 	int e, i, pos = 0;
 
+	if (bits < 1 || bits > 8 || !states || !t16)
+		return GPU_E_INVALID;
 	memset(w, 0, sizeof w);
 	for (e = 0; e < 256; e++) {
 		const uint32_t v = states[e] & ((1u << bits) - 1u);
@@ -418,6 +432,7 @@ void gpu_exl3_pack_tile(const uint16_t *states, int bits, uint16_t *t16)
 		t16[2 * i] = (uint16_t)(w[i] & 0xFFFFu);
 		t16[2 * i + 1] = (uint16_t)(w[i] >> 16);
 	}
+	return 0;
 }
 
 void gpu_exl3_tile_order(int e, int *r, int *c)
@@ -482,8 +497,8 @@ static void xq_gather_tile(const float *w, size_t n, size_t tk, size_t tn,
 	}
 }
 
-/* Mean squared error of quantizing s * T / s for the sampled tiles T
- * (tile-major, 256 each), relative to their mean square. */
+/* Summed squared error of quantizing s * T, divided by s, against the
+ * sampled tiles T (tile-major, 256 each). */
 static int xq_scale_mse(struct gpu *g, const float *tiles, size_t nt, float s,
 			int bits,
 			enum gpu_exl3_cb cb, int n_threads, float *buf,
@@ -886,6 +901,12 @@ int gpu_exl3_quantize(const float *w_in, size_t k, size_t n, const float *h_in,
 
 			if (colsum[b] == 0.0f)
 				s = 0.0f;
+			/* within f16's normal range: a tiny nonzero column keeps a
+			 * scale (not 0), a huge one no inf */
+			else if (s < 6.103515625e-05f)
+				s = 6.103515625e-05f;
+			else if (s > 65504.0f)
+				s = 65504.0f;
 			sv[b] = gpu_f16_to_f32(gpu_f32_to_f16(sg * s));
 		}
 	}
@@ -915,9 +936,15 @@ int gpu_exl3_quantize(const float *w_in, size_t k, size_t n, const float *h_in,
 	if (rc < 0)
 		goto out;
 	for (a = 0; a < k; a++) {
-		su[a] = gpu_f16_to_f32(gpu_f32_to_f16(su[a] / g));
-		if (su[a] == 0.0f) /* underflow: keep the row representable */
-			su[a] = gpu_f16_to_f32(0x0001u);
+		float v = su[a] / g;
+
+		/* f16's normal range (the row's values scale with it): no inf,
+		 * no zero */
+		if (fabsf(v) > 65504.0f)
+			v = v < 0.0f ? -65504.0f : 65504.0f;
+		else if (fabsf(v) < 6.103515625e-05f)
+			v = v < 0.0f ? -6.103515625e-05f : 6.103515625e-05f;
+		su[a] = gpu_f16_to_f32(gpu_f32_to_f16(v));
 	}
 	for (a = 0; a < k; a++)
 		for (b = 0; b < n; b++)
@@ -1001,8 +1028,9 @@ int gpu_exl3_quantize(const float *w_in, size_t k, size_t n, const float *h_in,
 				}
 			}
 			for (b = 0; b < TN; b++)
-				gpu_exl3_pack_tile(states + 256 * b, bits,
-						   trellis + ((blk / 16) * TN + b) * 16 * (size_t)bits);
+				(void)gpu_exl3_pack_tile(states + 256 * b, bits,
+							 trellis + ((blk / 16) * TN + b) * 16 *
+									   (size_t)bits);
 		}
 	}
 	for (a = 0; a < k; a++)
@@ -1010,7 +1038,7 @@ int gpu_exl3_quantize(const float *w_in, size_t k, size_t n, const float *h_in,
 	for (b = 0; b < n; b++)
 		svh[b] = gpu_f32_to_f16(sv[b]);
 
-	/* statistics: relative error in W_reg's basis, plain and by H */
+	/* statistics: relative error in W_reg's basis */
 	if (st) {
 		double e2 = 0.0, w2 = 0.0;
 

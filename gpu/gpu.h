@@ -749,15 +749,17 @@ int gpu_exl3_residual(struct gpu *g, const struct gpu_exl3_residual *r,
  * backend with a search of its own (CUDA, 2..8 bits: the same states, bit
  * for bit) runs it there, synchronously; NULL or any other runs on the
  * host threads.  Errors: GPU_E_INVALID (bits outside 1..8, bad codebook,
- * NULL), GPU_E_NOMEM (each host thread needs 1 KiB x 2^(16-bits) of
- * scratch; or device memory), GPU_E_DEVICE. */
+ * NULL, a value not finite, more than 2^30 tiles), GPU_E_NOMEM (each
+ * host thread needs 1 KiB x 2^(16-bits) of scratch; or device memory),
+ * GPU_E_DEVICE (G's device failed; G is then unusable). */
 int gpu_exl3_encode_tiles(struct gpu *g, const float *x, size_t n_tiles,
 			  int bits, enum gpu_exl3_cb cb, int n_threads,
 			  uint16_t *states, float *values, struct diag *d);
 
 /* Pack one tile's 256 states (their low BITS bits) into its record of
- * 16 * BITS uint16 (§1.8: MSB-first stream, uint32 words as int16 pairs). */
-void gpu_exl3_pack_tile(const uint16_t *states, int bits, uint16_t *t16);
+ * 16 * BITS uint16 (§1.8: MSB-first stream, uint32 words as int16 pairs).
+ * 0, or GPU_E_INVALID (bits outside 1..8, NULL) with nothing written. */
+int gpu_exl3_pack_tile(const uint16_t *states, int bits, uint16_t *t16);
 
 /* Row R (input channel) and column C (output channel) in its tile of the
  * tile's element E (0..255), the tensor-core order of §1.7. */
@@ -786,9 +788,11 @@ struct gpu_exl3_qstats {
  * bits uint16, tile-major as the file stores it), suh (f16 bits [k]) and
  * svh (f16 bits [n]); ST (may be NULL) gets statistics.  Deterministic for
  * given inputs, parameters and seed, whatever the thread count.
- * Allocates about 3 k n + k^2 floats for the call.  Errors: GPU_E_INVALID
- * (shape, bits, codebook, NULL, a non-finite weight, a Hessian no damping
- * makes positive definite), GPU_E_NOMEM. */
+ * Allocates about 3 k n + k^2 floats for the call.  suh and svh stay in
+ * f16's normal range (scales clamped to [2^-14, 65504]).  Errors:
+ * GPU_E_INVALID (shape, bits, codebook, NULL, a non-finite weight, a
+ * Hessian no damping makes positive definite), GPU_E_NOMEM, and with p->g
+ * gpu_exl3_encode_tiles' device errors. */
 int gpu_exl3_quantize(const float *w, size_t k, size_t n, const float *h,
 		      const struct gpu_exl3_qparams *p, uint16_t *trellis,
 		      uint16_t *suh, uint16_t *svh, struct gpu_exl3_qstats *st,

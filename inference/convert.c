@@ -211,24 +211,41 @@ static int stw_save(struct st_writer *w, const char *path, struct diag *d)
 		return diag_fail(d, LLM_E_NOMEM, "out of memory");
 	}
 	qsort(w->e, w->n, sizeof *w->e, stw_cmp);
-	json_object_set_new(meta, "format", json_string("pt"));
-	json_object_set_new(hdr, "__metadata__", meta);
-	for (i = 0; i < w->n; i++) {
+	for (i = 1; i < w->n; i++)
+		if (!strcmp(w->e[i - 1].name, w->e[i].name)) {
+			json_decref(hdr);
+			json_decref(meta);
+			return diag_fail(d, LLM_E_INVALID, "%s: tensor '%s' twice", path,
+					 w->e[i].name);
+		}
+	/* every set checked: a tensor missing from the header while its bytes
+	 * are written would make the file unreadable */
+	rc = json_object_set_new(meta, "format", json_string("pt")) |
+	     json_object_set_new(hdr, "__metadata__", meta);
+	for (i = 0; rc == 0 && i < w->n; i++) {
 		const struct st_entry *e = &w->e[i];
 		json_t *t = json_object(), *sh = json_array(), *of = json_array();
 
+		if (!t || !sh || !of) {
+			json_decref(t);
+			json_decref(sh);
+			json_decref(of);
+			rc = -1;
+			break;
+		}
 		for (j = 0; j < e->n_dims; j++)
-			json_array_append_new(sh, json_integer(e->shape[j]));
-		json_array_append_new(of, json_integer((json_int_t)off));
-		json_array_append_new(of, json_integer((json_int_t)(off + e->n_bytes)));
-		json_object_set_new(t, "dtype", json_string(llm_dtype_name(e->dtype)));
-		json_object_set_new(t, "shape", sh);
-		json_object_set_new(t, "data_offsets", of);
-		json_object_set_new(hdr, e->name, t);
+			rc |= json_array_append_new(sh, json_integer(e->shape[j]));
+		rc |= json_array_append_new(of, json_integer((json_int_t)off));
+		rc |= json_array_append_new(of, json_integer((json_int_t)(off + e->n_bytes)));
+		rc |= json_object_set_new(t, "dtype", json_string(llm_dtype_name(e->dtype)));
+		rc |= json_object_set_new(t, "shape", sh);
+		rc |= json_object_set_new(t, "data_offsets", of);
+		rc |= json_object_set_new(hdr, e->name, t);
 		off += e->n_bytes;
 	}
-	js = json_dumps(hdr, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	js = rc == 0 ? json_dumps(hdr, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(hdr);
+	rc = 0;
 	if (!js)
 		return diag_fail(d, LLM_E_NOMEM, "out of memory");
 	hlen = strlen(js);
@@ -306,6 +323,7 @@ struct cv_job {
 	double **h;               /* [n_slots] accumulators [k][k] or NULL */
 	size_t *hk;               /* their k (padded: multiples of 128) */
 	size_t *h_rows;
+	size_t bad_rows;          /* calibration rows dropped (inf/NaN) */
 	struct gpu_buf *eg, *eu;  /* expert intermediates [n, F_e] */
 	size_t e_cap;
 	float *xh, *xt, *hh;      /* host staging [n][k], [k][n], [k][k] */
@@ -593,6 +611,27 @@ static int cv_accumulate(struct cv_job *j, size_t slot, const struct gpu_buf *x,
 	rc = gpu_buf_read(x, 0, j->xh, n * k, d);
 	if (rc < 0)
 		return LLM_E_BACKEND;
+	/* rows holding inf or NaN are left out (and counted), as §4.3 does */
+	{
+		size_t kept = 0;
+
+		for (a = 0; a < n; a++) {
+			bool fin = true;
+
+			for (b = 0; b < k && fin; b++)
+				fin = isfinite(j->xh[a * k + b]);
+			if (!fin) {
+				j->bad_rows++;
+				continue;
+			}
+			if (kept != a)
+				memmove(j->xh + kept * k, j->xh + a * k, k * sizeof *j->xh);
+			kept++;
+		}
+		n = kept;
+		if (n == 0)
+			return 0;
+	}
 	/* xt [k][n]: then x' x = xt xt' is one matmul with xt as both the
 	 * rows and the weight */
 	for (a = 0; a < n; a++)
@@ -765,19 +804,26 @@ static void cv_drop_hessians(struct cv_job *j)
 }
 
 /* H as the quantizer takes it: f32 mean. */
-static float *cv_mean_h(const struct cv_job *j, int pt)
+/* *out = slot PT's mean x'x (f32), or NULL when no row reached it (the
+ * quantizer then runs without one).  0 or LLM_E_NOMEM. */
+static int cv_mean_h(const struct cv_job *j, int pt, float **out,
+		     struct diag *d)
 {
 	const size_t k = j->hk[pt];
-	float *h = malloc(k * k * sizeof *h);
+	float *h;
 	size_t i;
 
-	if (!h || j->h_rows[pt] == 0) {
-		free(h);
-		return NULL;
-	}
+	*out = NULL;
+	if (j->h_rows[pt] == 0 || !j->h[pt])
+		return 0;
+	h = malloc(k * k * sizeof *h);
+	if (!h)
+		return diag_fail(d, LLM_E_NOMEM,
+				 "out of memory for a %zu x %zu Hessian", k, k);
 	for (i = 0; i < k * k; i++)
 		h[i] = (float)(j->h[pt][i] / (double)j->h_rows[pt]);
-	return h;
+	*out = h;
+	return 0;
 }
 
 /* Quantize source weight KEY (HF [out, in]) into writer W under KEY. */
@@ -829,7 +875,8 @@ static int cv_quantize(struct cv_job *j, const char *key, size_t in, size_t out,
 	rc = gpu_exl3_quantize(wt, kp, np, h, &qp, tr, suh, svh, &st, d);
 	if (rc < 0) {
 		diag_prefix(d, "%s", key);
-		rc = rc == GPU_E_NOMEM ? LLM_E_NOMEM : LLM_E_INVALID;
+		rc = rc == GPU_E_NOMEM ? LLM_E_NOMEM :
+		     rc == GPU_E_INVALID ? LLM_E_INVALID : LLM_E_BACKEND;
 		goto out;
 	}
 	*rel_err = st.rel_err;
@@ -941,8 +988,13 @@ static int cv_install_layer(struct cv_job *j, int64_t l, const char *file,
 		ly->xe_gate = calloc(ne, sizeof *ly->xe_gate);
 		ly->xe_up = calloc(ne, sizeof *ly->xe_up);
 		ly->xe_down = calloc(ne, sizeof *ly->xe_down);
-		if (!ly->xe_gate || !ly->xe_up || !ly->xe_down)
+		if (!ly->xe_gate || !ly->xe_up || !ly->xe_down) {
+			free(ly->xe_gate);
+			free(ly->xe_up);
+			free(ly->xe_down);
+			ly->xe_gate = ly->xe_up = ly->xe_down = NULL;
 			return diag_fail(d, LLM_E_NOMEM, "out of memory");
+		}
 	}
 	rc = llm_st_open(file, &st, d);
 	for (i = 0; rc == 0 && i < n; i++) {
@@ -1002,12 +1054,15 @@ static int cv_layer(struct cv_job *j, int64_t l, const char *file,
 	if (rc < 0)
 		goto out;
 	if (l == cf->n_layer) {
-		float *h = cv_mean_h(j, CV_H_ATTN_IN);
+		float *h = NULL;
 		double err = 0.0;
 		const char *src_key = llm_st_find(j->src, "lm_head.weight") ?
 					      "lm_head" : NULL;
 
+		rc = cv_mean_h(j, CV_H_ATTN_IN, &h, d);
 		cv_drop_hessians(j);
+		if (rc < 0)
+			goto out;
 		/* a tied head is quantized from the embedding, written as
 		 * lm_head (the embedding stays as it is) */
 		if (!src_key) {
@@ -1046,9 +1101,12 @@ static int cv_layer(struct cv_job *j, int64_t l, const char *file,
 	for (i = 0; i < n; i++) {
 		const struct cv_item *it = &j->items[i];
 		const int bits = j->bits[l * (int64_t)j->max_items + (int64_t)i];
-		float *h = cv_mean_h(j, it->hess);
+		float *h = NULL;
 		double err = 0.0;
 
+		rc = cv_mean_h(j, it->hess, &h, d);
+		if (rc < 0)
+			goto out;
 		rc = cv_quantize(j, it->key, it->in, it->out, bits, h,
 				 j->p->seed + (uint64_t)l * j->max_items + i, &w, &err, d);
 		free(h);
@@ -1071,15 +1129,35 @@ out:
 
 /* ---- job file ------------------------------------------------------------ */
 
+/* FNV-1a of the calibration rows: a resumed job must calibrate on the
+ * same tokens (the text and its tokenizer, or the random rows). */
+static uint64_t cv_rows_digest(const struct cv_job *j)
+{
+	const unsigned char *b = (const unsigned char *)j->rows;
+	const size_t n = j->n_rows * j->n_cols * sizeof *j->rows;
+	uint64_t h = 0xcbf29ce484222325ull;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* The settings a resumed job must share with the one that began (the
+ * calibration rows by digest, the backend because its rounding shapes
+ * the Hessians).  NULL when out of memory. */
 static json_t *cv_args_json(const struct cv_job *j)
 {
 	const struct llm_convert_params *p = j->p;
+	char dg[32];
 
-	return json_pack("{s:f, s:i, s:s, s:I, s:I, s:I, s:s?}", "bits", p->bits,
+	snprintf(dg, sizeof dg, "%016llx", (unsigned long long)cv_rows_digest(j));
+	return json_pack("{s:f, s:i, s:s, s:I, s:I, s:I, s:s, s:s}", "bits", p->bits,
 			 "head_bits", p->head_bits, "codebook", cv_cb_name(j->cb),
 			 "cal_rows", (json_int_t)p->cal_rows, "cal_cols",
 			 (json_int_t)p->cal_cols, "seed", (json_int_t)p->seed,
-			 "cal_file", p->cal_file);
+			 "calibration_digest", dg, "backend",
+			 gpu_get_kind(j->m->g) == GPU_KIND_CUDA ? "cuda" : "cpu");
 }
 
 static int cv_write_job(const struct cv_job *j, const char *work, long next,
@@ -1089,8 +1167,12 @@ static int cv_write_job(const struct cv_job *j, const char *work, long next,
 	char *path = file_join(work, "job.json"), *js;
 	int rc;
 
-	json_object_set_new(o, "args", cv_args_json(j));
-	json_object_set_new(o, "next_layer", json_integer(next));
+	if (!o || json_object_set_new(o, "args", cv_args_json(j)) < 0 ||
+	    json_object_set_new(o, "next_layer", json_integer(next)) < 0) {
+		json_decref(o);
+		free(path);
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	}
 	js = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	if (!js || !path) {
@@ -1124,11 +1206,14 @@ static int cv_read_job(const struct cv_job *j, const char *work, long *next,
 	}
 	args = json_object_get(o, "args");
 	mine = cv_args_json(j);
+	if (!mine) {
+		json_decref(o);
+		free(path);
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	}
 	json_object_foreach(mine, k, v) {
 		json_t *theirs = json_object_get(args, k);
 
-		if (!strcmp(k, "cal_file"))
-			continue; /* the text may move; its tokens are checked by the rows */
 		if (!theirs || !json_equal(theirs, v)) {
 			char *a = json_dumps(v, JSON_ENCODE_ANY);
 			char *b = theirs ? json_dumps(theirs, JSON_ENCODE_ANY) : NULL;
@@ -1455,25 +1540,35 @@ static int cv_compile(struct cv_job *j, const char *work, struct diag *d)
 	return rc;
 }
 
+/* Remove the work directory: job.json first (a crash half-way leaves no
+ * job pointing at missing layers), then the layers, the head and any
+ * temporary file a crash left. */
 static void cv_remove_work(const struct cv_job *j, const char *work)
 {
-	int64_t l;
-	char *p;
+	DIR *dir;
+	struct dirent *de;
+	char *p = file_join(work, "job.json");
 
-	for (l = 0; l < j->cf->n_layer; l++) {
-		p = cv_layer_path(work, (long)l);
-		if (p)
-			unlink(p);
-		free(p);
+	(void)j;
+	if (p)
+		unlink(p);
+	free(p);
+	dir = opendir(work);
+	while (dir && (de = readdir(dir))) {
+		const char *nm = de->d_name;
+		const size_t n = strlen(nm);
+
+		if ((n > 12 && !strcmp(nm + n - 12, ".safetensors") &&
+		     (!strncmp(nm, "layer-", 6) || !strcmp(nm, "head.safetensors"))) ||
+		    (n > 4 && !strcmp(nm + n - 4, ".tmp"))) {
+			p = file_join(work, nm);
+			if (p)
+				unlink(p);
+			free(p);
+		}
 	}
-	p = file_join(work, "head.safetensors");
-	if (p)
-		unlink(p);
-	free(p);
-	p = file_join(work, "job.json");
-	if (p)
-		unlink(p);
-	free(p);
+	if (dir)
+		closedir(dir);
 	rmdir(work);
 }
 
@@ -1508,9 +1603,16 @@ int llm_convert(const struct llm_convert_params *p, struct diag *d)
 		return diag_fail(d, LLM_E_INVALID,
 				 "convert: calibration of %zu rows of %zu tokens (at "
 				 "least 1 row of 16)", p->cal_rows, p->cal_cols);
-	if (!strcmp(p->in_dir, p->out_dir))
-		return diag_fail(d, LLM_E_INVALID,
-				 "convert: the output directory must not be the source");
+	{
+		struct stat si, so;
+
+		if (!strcmp(p->in_dir, p->out_dir) ||
+		    (stat(p->in_dir, &si) == 0 && stat(p->out_dir, &so) == 0 &&
+		     si.st_dev == so.st_dev && si.st_ino == so.st_ino))
+			return diag_fail(d, LLM_E_INVALID,
+					 "convert: the output directory must not be the "
+					 "source");
+	}
 	out_existed = file_is_dir(p->out_dir);
 	work = p->work_dir ? strdup(p->work_dir) : file_join(p->out_dir, "convert-work");
 	if (!work)
@@ -1586,6 +1688,10 @@ int llm_convert(const struct llm_convert_params *p, struct diag *d)
 				goto out;
 			}
 		}
+	} else if (p->resume) {
+		rc = diag_fail(d, LLM_E_INVALID,
+			       "--resume: %s holds no unfinished conversion", work);
+		goto out;
 	} else {
 		rc = file_mkdirs(work, d) < 0 ? LLM_E_IO : 0;
 		if (rc == 0)

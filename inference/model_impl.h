@@ -85,8 +85,8 @@ enum llm_capture_point {
 /* A capture hook: during a forward pass, layer LAYER (n_layer: the head)
  * runs its dense path op by op and FN sees each input X (f32 [n, k] on the
  * model's backend) before it is used.  FN returns < 0 to fail the forward
- * (LLM_E_*, message in d), 1 to end it after this layer (the caller wants
- * no logits), 0 to go on. */
+ * (LLM_E_*, message in d), 1 to end the pass right there (nothing after
+ * that point runs: the caller wants no logits), 0 to go on. */
 struct llm_capture {
 	int64_t layer;
 	int (*fn)(void *user, enum llm_capture_point pt, const struct gpu_buf *x,

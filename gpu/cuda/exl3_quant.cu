@@ -118,7 +118,9 @@ xq_viterbi_kernel(const float *__restrict__ x, const float *__restrict__ lut,
 							bv = red_v[w];
 							bi = red_i[w];
 						}
-					s_end = bi;
+					/* every end infinite (inputs past f32's
+					 * squares): edge 0, as the host takes */
+					s_end = bi < E ? bi : 0;
 				}
 			}
 			__syncthreads(); /* back pointers and s_end visible */

@@ -68,7 +68,7 @@ static double encode_check(int bits, int cb, size_t nt, double scale)
 	ck_assert_msg(gpu_exl3_encode_tiles(NULL, x, nt, bits, cb, 2, st, v, &d) == 0,
 		      "%s", d.msg);
 	for (t = 0; t < nt; t++) {
-		gpu_exl3_pack_tile(st + 256 * t, bits, t16);
+		ck_assert_int_eq(gpu_exl3_pack_tile(st + 256 * t, bits, t16), 0);
 		for (e = 0; e < 256; e++) {
 			const uint32_t s = gpu_exl3_state(t16, bits, (int)e);
 
@@ -303,6 +303,11 @@ START_TEST(test_quantize_validation)
 		      "%s", d.msg);
 	ck_assert_int_eq(gpu_exl3_encode_tiles(NULL, w, 1, 0, GPU_EXL3_CB_MUL1, 1, st, NULL, &d),
 			 GPU_E_INVALID);
+	w[3] = INFINITY;
+	ck_assert_int_eq(gpu_exl3_encode_tiles(NULL, w, 1, 4, GPU_EXL3_CB_MUL1, 1, st, NULL, &d),
+			 GPU_E_INVALID);
+	ck_assert_ptr_nonnull(strstr(d.msg, "not finite"));
+	ck_assert_int_eq(gpu_exl3_pack_tile(st, 9, tr), GPU_E_INVALID);
 }
 END_TEST
 

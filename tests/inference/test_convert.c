@@ -207,11 +207,16 @@ START_TEST(test_convert_resume)
 	p.max_layers = 0;
 	ck_assert_int_eq(llm_convert(&p, &d), LLM_E_INVALID);
 	ck_assert_msg(strstr(d.msg, "--resume") != NULL, "%s", d.msg);
-	/* nor resumed with other settings */
+	/* nor resumed with other settings, or on other calibration rows */
 	p.resume = true;
 	p.bits = 4.0;
 	ck_assert_int_eq(llm_convert(&p, &d), LLM_E_INVALID);
 	ck_assert_msg(strstr(d.msg, "bits") != NULL, "%s", d.msg);
+	p.bits = 3.5;
+	p.cal_file = NULL;
+	ck_assert_int_eq(llm_convert(&p, &d), LLM_E_INVALID);
+	ck_assert_msg(strstr(d.msg, "calibration_digest") != NULL, "%s", d.msg);
+	p.cal_file = cal;
 	/* resumed, one more interruption, then to the end */
 	p.bits = 3.5;
 	p.max_layers = 1;
@@ -288,6 +293,19 @@ START_TEST(test_convert_refused)
 	p.out_dir = in;
 	ck_assert_int_eq(llm_convert(&p, &d), LLM_E_INVALID);
 	p.out_dir = out;
+	p.resume = true; /* nothing to resume */
+	ck_assert_int_eq(llm_convert(&p, &d), LLM_E_INVALID);
+	ck_assert_msg(strstr(d.msg, "no unfinished") != NULL, "%s", d.msg);
+	p.resume = false;
+	{
+		/* the source named another way is still the source */
+		char same[700];
+
+		snprintf(same, sizeof same, "%s/", in);
+		p.out_dir = same;
+		ck_assert_int_eq(llm_convert(&p, &d), LLM_E_INVALID);
+		p.out_dir = out;
+	}
 	p.cal_file = "/nonexistent/calibration.txt";
 	ck_assert_int_eq(llm_convert(&p, &d), LLM_E_IO);
 	ck_assert_msg(strstr(d.msg, "calibration") != NULL, "%s", d.msg);
