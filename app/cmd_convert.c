@@ -62,6 +62,7 @@ void app_help_convert(FILE *out)
 
 struct cmd_progress {
 	int show;
+	size_t bad_rows; /* last reported */
 };
 
 static void fmt_time(char *buf, size_t cap, double s)
@@ -95,6 +96,11 @@ static void on_progress(void *user, const struct llm_convert_progress *p)
 	else
 		fprintf(stderr, "%zu/%zu  %s  elapsed %s  eta %s\n", p->step,
 			p->n_steps, p->what, el, eta);
+	if (p->bad_rows > cp->bad_rows) {
+		cp->bad_rows = p->bad_rows;
+		fprintf(stderr, "%s%zu calibration rows dropped so far (inf or NaN "
+			"activations)\n", isatty(STDERR_FILENO) ? "\n" : "", p->bad_rows);
+	}
 	fflush(stderr);
 }
 
@@ -132,7 +138,7 @@ int app_cmd_convert(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct llm_convert_params p = llm_convert_default_params();
-	struct cmd_progress cp = { 1 };
+	struct cmd_progress cp = { 1, 0 };
 	int cal_set = 0;
 	struct diag d;
 	char *end;

@@ -433,6 +433,7 @@ static void cv_progress(struct cv_job *j, const char *what, int bits,
 	pr.bits = bits;
 	pr.rel_err = rel_err;
 	pr.elapsed_s = el;
+	pr.bad_rows = j->bad_rows;
 	/* time goes with the weights (the trellis search per tile dominates) */
 	pr.eta_s = j->w_done > j->w_start ?
 			   el / (j->w_done - j->w_start) * (j->w_total - j->w_done) :

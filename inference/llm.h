@@ -303,6 +303,8 @@ struct llm_convert_progress {
 	double rel_err;          /* relative RMS error of the rotated weight */
 	double elapsed_s;        /* since this run began */
 	double eta_s;            /* estimated seconds left; < 0: unknown */
+	size_t bad_rows;         /* calibration row captures dropped so far
+				  * for holding inf or NaN */
 };
 
 struct llm_convert_params {
