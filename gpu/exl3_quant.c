@@ -680,58 +680,162 @@ out:
 	return rc;
 }
 
-/* Cholesky H = C C' in place (lower triangle of h [k][k], upper zeroed);
- * 0, or -1 when H is not positive definite. */
-/* Rows of column j of the Cholesky factor, XQ_CHOL_ROWS a chunk. */
-#define XQ_CHOL_ROWS 64
+/* Cholesky H = C C' (lower triangle of h [k][k] in place, upper zeroed),
+ * blocked left-looking by panels of XQ_CHOL_B columns:
+ *   1. every row i at or below the panel takes the columns left of it:
+ *      A[i][J + c] -= sum_{m < J} C[i][m] C[J + c][m]   (the k^3/6 work:
+ *      four rows against one panel row at a time, eight lanes of f32
+ *      partial sums, row chunks over the threads);
+ *   2. the panel's diagonal block is factored on one thread, then every
+ *      row below solves for its panel columns (row chunks over threads).
+ * Each entry is computed by one thread in a fixed order: the result does
+ * not depend on the thread count. */
+#define XQ_CHOL_B 64
+#define XQ_CHOL_ROWS 32
+
+typedef float xq_v8 __attribute__((vector_size(32)));
+
+/* an AVX2 + FMA clone of the hot update next to the baseline one, picked
+ * at run time (as gpu/cpu's CPU_HOT) */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && \
+	!defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define XQ_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define XQ_HOT
+#endif
 
 struct xq_chol {
 	float *h;
-	size_t k, j;
+	size_t k, J, jb;
 };
 
-static void xq_chol_rows(void *ctx, size_t c, void *scratch)
+/* dot of two f32 rows of length n: eight lane sums, then the lanes */
+static inline float xq_dot_tail(const float *a, const float *b, size_t n,
+				const xq_v8 *acc)
+{
+	float s = 0.0f;
+	size_t m;
+	int l;
+
+	for (l = 0; l < 8; l++)
+		s += (*acc)[l];
+	for (m = n & ~(size_t)7; m < n; m++)
+		s += a[m] * b[m];
+	return s;
+}
+
+/* step 1 for rows [J + c*ROWS, ...): A[i][J + q] -= dot(C[i][0:J], C[J + q][0:J]) */
+XQ_HOT static void xq_chol_update(void *ctx, size_t c, void *scratch)
 {
 	const struct xq_chol *q = ctx;
-	const size_t k = q->k, j = q->j;
-	const float *rj = q->h + j * k;
-	const size_t i0 = j + 1 + c * XQ_CHOL_ROWS;
+	const size_t k = q->k, J = q->J, jb = q->jb;
+	const size_t i0 = J + c * XQ_CHOL_ROWS;
 	const size_t i1 = i0 + XQ_CHOL_ROWS < k ? i0 + XQ_CHOL_ROWS : k;
-	size_t i, m;
+	const size_t n8 = J & ~(size_t)7;
+	size_t i, col, m;
+
+	(void)scratch;
+	for (i = i0; i < i1; i += 4) {
+		const size_t nr = i1 - i < 4 ? i1 - i : 4;
+
+		for (col = 0; col < jb; col++) {
+			const float *pr = q->h + (J + col) * k;
+			xq_v8 acc[4] = { { 0 }, { 0 }, { 0 }, { 0 } };
+			size_t r;
+
+			if (J + col > i + nr - 1)
+				break; /* above the diagonal for every row here */
+			for (m = 0; m < n8; m += 8) {
+				xq_v8 pv;
+
+				memcpy(&pv, pr + m, sizeof pv);
+				for (r = 0; r < nr; r++) {
+					xq_v8 av;
+
+					memcpy(&av, q->h + (i + r) * k + m, sizeof av);
+					acc[r] += av * pv;
+				}
+			}
+			for (r = 0; r < nr; r++)
+				if (J + col <= i + r)
+					q->h[(i + r) * k + J + col] -=
+						xq_dot_tail(q->h + (i + r) * k, pr, J, &acc[r]);
+		}
+	}
+}
+
+/* step 2 for rows below the panel: C[i][J + c] = (A[i][J + c] - sum_{m =
+ * J}^{J + c - 1} C[i][m] C[J + c][m]) / C[J + c][J + c] */
+static void xq_chol_solve(void *ctx, size_t c, void *scratch)
+{
+	const struct xq_chol *q = ctx;
+	const size_t k = q->k, J = q->J, jb = q->jb;
+	const size_t i0 = J + jb + c * XQ_CHOL_ROWS;
+	const size_t i1 = i0 + XQ_CHOL_ROWS < k ? i0 + XQ_CHOL_ROWS : k;
+	size_t i, col, m;
 
 	(void)scratch;
 	for (i = i0; i < i1; i++) {
 		float *ri = q->h + i * k;
-		double t = ri[j];
 
-		for (m = 0; m < j; m++)
-			t -= (double)ri[m] * rj[m];
-		ri[j] = (float)(t / rj[j]);
+		for (col = J; col < J + jb; col++) {
+			const float *rc = q->h + col * k;
+			double t = ri[col];
+
+			for (m = J; m < col; m++)
+				t -= (double)ri[m] * rc[m];
+			ri[col] = (float)(t / rc[col]);
+		}
 	}
 }
 
+/* 0, -1 when H is not positive definite, -2 out of memory (threads). */
 static int xq_cholesky(float *h, size_t k, int n_threads)
 {
-	size_t i, j, m;
+	size_t i, j, m, J;
 
-	for (j = 0; j < k; j++) {
-		float *rj = h + j * k;
-		double s = rj[j];
-		struct xq_chol q = { h, k, j };
-		const size_t chunks = (k - j - 1 + XQ_CHOL_ROWS - 1) / XQ_CHOL_ROWS;
+	for (J = 0; J < k; J += XQ_CHOL_B) {
+		struct xq_chol q = { h, k, J, k - J < XQ_CHOL_B ? k - J : XQ_CHOL_B };
+		const size_t ch1 = (k - J + XQ_CHOL_ROWS - 1) / XQ_CHOL_ROWS;
+		const size_t below = k - J - q.jb;
+		const size_t ch2 = (below + XQ_CHOL_ROWS - 1) / XQ_CHOL_ROWS;
 
-		for (m = 0; m < j; m++)
-			s -= (double)rj[m] * rj[m];
-		if (!(s > 0.0))
-			return -1;
-		rj[j] = (float)sqrt(s);
-		/* the rows below: the same arithmetic whoever computes them */
-		if (chunks > 1 && (k - j) * j > ((size_t)1 << 18)) {
-			if (xq_parallel(chunks, n_threads, 0, xq_chol_rows, &q, NULL) < 0)
-				return -2;
-		} else {
-			for (i = 0; i < chunks; i++)
-				xq_chol_rows(&q, i, NULL);
+		if (J > 0) {
+			if (ch1 > 1 && (k - J) * J > ((size_t)1 << 16)) {
+				if (xq_parallel(ch1, n_threads, 0, xq_chol_update, &q, NULL) < 0)
+					return -2;
+			} else {
+				for (i = 0; i < ch1; i++)
+					xq_chol_update(&q, i, NULL);
+			}
+		}
+		/* the diagonal block, unblocked */
+		for (j = J; j < J + q.jb; j++) {
+			float *rj = h + j * k;
+			double s = rj[j];
+
+			for (m = J; m < j; m++)
+				s -= (double)rj[m] * rj[m];
+			if (!(s > 0.0))
+				return -1;
+			rj[j] = (float)sqrt(s);
+			for (i = j + 1; i < J + q.jb; i++) {
+				float *ri = h + i * k;
+				double t = ri[j];
+
+				for (m = J; m < j; m++)
+					t -= (double)ri[m] * rj[m];
+				ri[j] = (float)(t / rj[j]);
+			}
+		}
+		if (below > 0) {
+			if (ch2 > 1 && below * q.jb > ((size_t)1 << 14)) {
+				if (xq_parallel(ch2, n_threads, 0, xq_chol_solve, &q, NULL) < 0)
+					return -2;
+			} else {
+				for (i = 0; i < ch2; i++)
+					xq_chol_solve(&q, i, NULL);
+			}
 		}
 	}
 	for (i = 0; i < k; i++)
