@@ -281,6 +281,76 @@ static double kv_get(const char *out, const char *key)
 	return -1.0;
 }
 
+/* tern convert through the command line: usage errors with status 2,
+ * an interrupted job (--max-layers) that refuses a plain rerun, resumes,
+ * reports its progress a line per linear on a non-terminal stderr, and
+ * leaves a model tern ppl runs. */
+START_TEST(test_convert_cli)
+{
+	static const struct {
+		const char *args; /* after "tern convert" */
+		const char *msg;
+	} usage[] = {
+		{ "", "-i MODEL_DIR and -o OUT_DIR are required" },
+		{ "-i a -o b -b 9", "--bits wants a number from 1 to 8" },
+		{ "-i a -o b --head-bits 12", "--head-bits wants 1 to 8 or 16" },
+		{ "-i a -o b --codebook e8p", "--codebook is mul1, mcg or 3inst" },
+		{ "-i a -o b --cal-rows 0", "--cal-rows wants a positive whole number" },
+		{ "-i a -o b --seed x", "--seed wants a whole number" },
+	};
+	char dir[] = "/tmp/tern-convert-cli-XXXXXX";
+	struct strbuf cmd, res;
+	size_t i;
+	char *src = strdup(TERN_SRCDIR "/models/stories260k");
+	const char *common = "-b 3 --head-bits 16 --cal-rows 2 --cal-cols 32 -t 2";
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	strbuf_init(&cmd, 0);
+	strbuf_init(&res, 0);
+	for (i = 0; i < sizeof usage / sizeof usage[0]; i++) {
+		strbuf_reset(&cmd);
+		strbuf_printf(&cmd, "'%s' convert %s 2>&1", TERN_BINARY, usage[i].args);
+		ck_assert_int_eq(run(strbuf_cstr(&cmd), &res), 2);
+		ck_assert_msg(strstr(strbuf_cstr(&res), usage[i].msg) != NULL,
+			      "'%s': '%s' not in: %s", usage[i].args, usage[i].msg,
+			      strbuf_cstr(&res));
+	}
+	/* interrupted after 2 of 5 layers */
+	strbuf_reset(&cmd);
+	strbuf_printf(&cmd, "'%s' convert -i '%s' -o '%s/out' %s --max-layers 2 2>&1",
+		      TERN_BINARY, src, dir, common);
+	ck_assert_int_eq(run(strbuf_cstr(&cmd), &res), 1);
+	ck_assert_msg(strstr(strbuf_cstr(&res), "stopped after 2 layers") != NULL, "%s",
+		      strbuf_cstr(&res));
+	/* a progress line per linear: 2 layers of 7 */
+	ck_assert_msg(strstr(strbuf_cstr(&res), "14/35  layers.1.mlp.down_proj (3 bits") !=
+			      NULL, "%s", strbuf_cstr(&res));
+	strbuf_reset(&cmd);
+	strbuf_printf(&cmd, "'%s' convert -i '%s' -o '%s/out' %s 2>&1", TERN_BINARY,
+		      src, dir, common);
+	ck_assert_int_eq(run(strbuf_cstr(&cmd), &res), 1);
+	ck_assert_msg(strstr(strbuf_cstr(&res), "--resume") != NULL, "%s",
+		      strbuf_cstr(&res));
+	strbuf_reset(&cmd);
+	strbuf_printf(&cmd, "'%s' convert -i '%s' -o '%s/out' %s -q --resume", TERN_BINARY,
+		      src, dir, common);
+	ck_assert_int_eq(run(strbuf_cstr(&cmd), &res), 0);
+	ck_assert_ptr_nonnull(strstr(strbuf_cstr(&res), "converted"));
+	strbuf_reset(&cmd);
+	strbuf_printf(&cmd,
+		      "printf 'Once upon a time, there was a little girl named Lily.' | "
+		      "'%s' ppl -b cpu -m '%s/out' -f - -c 8", TERN_BINARY, dir);
+	ck_assert_int_eq(run(strbuf_cstr(&cmd), &res), 0);
+	ck_assert(isfinite(kv_get(strbuf_cstr(&res), "ppl")));
+	strbuf_reset(&cmd);
+	strbuf_printf(&cmd, "rm -rf '%s'", dir);
+	ck_assert_int_eq(run(strbuf_cstr(&cmd), &res), 0);
+	strbuf_fini(&cmd);
+	strbuf_fini(&res);
+	free(src);
+}
+END_TEST
+
 START_TEST(test_ppl_reference)
 {
 	char *dir = test_shared_path("models/trained-target");
@@ -395,6 +465,7 @@ Suite *cmds_suite(void)
 	tcase_add_test(tc, test_template);
 	tcase_add_test(tc, test_run_chat);
 	tcase_add_test(tc, test_ppl_errors);
+	tcase_add_test(tc, test_convert_cli);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("ppl");
 	tcase_set_timeout(tc, 600);
