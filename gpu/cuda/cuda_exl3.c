@@ -67,7 +67,6 @@
 #include "gpu/cuda/cuda_impl.h"
 #include "gpu/cuda/kernels.h"
 #include "gpu/cuda/switches.h"
-#include "gpu/exl3_ref.h"
 #include "gpu/gpu_impl.h"
 #include "gpu/half.h"
 
@@ -1330,8 +1329,8 @@ int gpu_cuda_exl3_encode(struct gpu *g, const float *x, size_t n_tiles,
 				 "exl3 encode: 1 bit is searched on the host");
 	CUDA_TRY(cudaGetDevice(&dev));
 	CUDA_TRY(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
-	e = gpu_cuda_exl3_encode_run(gpu_cuda_stream(g), x, n_tiles, bits,
-				     gpu_exl3_lut(cb), n_sm, states);
+	e = gpu_cuda_exl3_encode_run(gpu_cuda_stream(g), x, n_tiles, bits, cb, n_sm,
+				     states);
 	if (e != 0) {
 		(void)cudaGetLastError();
 		return diag_fail(d, e == (int)cudaErrorMemoryAllocation ? GPU_E_NOMEM

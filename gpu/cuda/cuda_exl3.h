@@ -225,13 +225,12 @@ int gpu_cuda_exl3_matmul_raw(struct gpu *g, float *out, const float *x,
 			     size_t k_in, size_t n_out, struct diag *d);
 
 /* The quantizer's trellis search (gpu/cuda/exl3_quant.cu): the states of
- * N_TILES tiles of 256 host values X at BITS (2..8) with the codebook
- * table LUT_HOST (gpu_exl3_lut), into host STATES; the same states as the
- * host search.  Synchronous on STREAM; allocates and frees its device
- * buffers.  Returns a cudaError_t (0: success). */
+ * N_TILES tiles of 256 host values X at BITS (2..8) with codebook CB
+ * (enum gpu_exl3_cb), into host STATES; the same states as the host
+ * search.  Synchronous on STREAM; allocates and frees its device buffers.
+ * Returns a cudaError_t (0: success). */
 int gpu_cuda_exl3_encode_run(void *stream, const float *x_host, size_t n_tiles,
-			     int bits, const float *lut_host, int n_sm,
-			     uint16_t *states_host);
+			     int bits, int cb, int n_sm, uint16_t *states_host);
 /* The vtable's exl3_encode (CB an enum gpu_exl3_cb, passed as int here so
  * that the .cu files need not see gpu.h): gpu_cuda_exl3_encode_run on the
  * handle's stream; GPU_E_UNSUPPORTED for 1 bit (the host searches those). */

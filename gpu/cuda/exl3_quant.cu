@@ -6,7 +6,8 @@
  * the tiles): the two cost rows of E = 2^(16-K) edges live in shared
  * memory (ping-pong), every thread takes edges tid, tid + 1024, ... and
  * tries their 2^K candidates in ascending hi, keeping the first minimum of
- * fma(df, df, cost[p]) with df = lut[s] - x_e (exactly the host's
+ * fma(df, df, cost[p]) with df = cb(s) - x_e, the codebook computed in
+ * registers (xl_cb2, bit-exact to the host's table; exactly the host's
  * arithmetic, so the same costs, the same choices and the same states: the
  * suite exl3_quant holds the two to bit equality); the chosen hi goes to a
  * per-block back-pointer array in global memory ([256][E] bytes), which
@@ -21,15 +22,15 @@
 #include <stdint.h>
 
 #include "gpu/cuda/cuda_exl3.h"
+#include "gpu/cuda/exl3_dev.cuh"
 #include "gpu/cuda/pdl.cuh"
 
 #define XQ_THREADS 1024
 
-template <int K>
+template <int K, int CB>
 __global__ void __launch_bounds__(XQ_THREADS)
-xq_viterbi_kernel(const float *__restrict__ x, const float *__restrict__ lut,
-		  uint16_t *__restrict__ states, uint8_t *__restrict__ back_all,
-		  int n_tiles)
+xq_viterbi_kernel(const float *__restrict__ x, uint16_t *__restrict__ states,
+		  uint8_t *__restrict__ back_all, int n_tiles)
 {
 	tern_pdl_wait();
 	constexpr int E = 1 << (16 - K), J = E >> K, NH = 1 << K;
@@ -65,14 +66,28 @@ xq_viterbi_kernel(const float *__restrict__ x, const float *__restrict__ lut,
 					float best = INFINITY;
 					int arg = 0;
 
-#pragma unroll 8
-					for (int hi = 0; hi < NH; hi++) {
-						const float df = __fsub_rn(__ldg(lut + hi * E + o), xe);
-						const float v = __fmaf_rn(df, df, cph[hi * J]);
+					/* the codebook computed (xl_cb2, bit-exact to
+					 * the host's table): no 256 KB table streamed
+					 * from L2 every step */
+#pragma unroll 4
+					for (int hi = 0; hi < NH; hi += 2) {
+						const uint32_t s0 = ((uint32_t)hi << (16 - K)) | (uint32_t)o;
+						const uint32_t s1 = s0 + (1u << (16 - K));
+						const uint32_t h2 = xl_cb2<CB>(s0, s1);
+						const float2 f = __half22float2(
+							*reinterpret_cast<const __half2 *>(&h2));
+						const float d0 = __fsub_rn(f.x, xe);
+						const float d1 = __fsub_rn(f.y, xe);
+						const float v0 = __fmaf_rn(d0, d0, cph[hi * J]);
+						const float v1 = __fmaf_rn(d1, d1, cph[(hi + 1) * J]);
 
-						if (v < best) {
-							best = v;
+						if (v0 < best) {
+							best = v0;
 							arg = hi;
+						}
+						if (v1 < best) {
+							best = v1;
+							arg = hi + 1;
 						}
 					}
 					cn[o] = best;
@@ -146,29 +161,39 @@ xq_viterbi_kernel(const float *__restrict__ x, const float *__restrict__ lut,
 	}
 }
 
-template <int K>
-static cudaError_t xq_launch(cudaStream_t s, const float *x, const float *lut,
-			     uint16_t *states, uint8_t *back, int grid, int n_tiles)
+template <int K, int CB>
+static cudaError_t xq_launch(cudaStream_t s, const float *x, uint16_t *states,
+			     uint8_t *back, int grid, int n_tiles)
 {
 	const size_t smem = 2 * ((size_t)1 << (16 - K)) * sizeof(float);
-	cudaError_t e = cudaFuncSetAttribute(xq_viterbi_kernel<K>,
+	cudaError_t e = cudaFuncSetAttribute(xq_viterbi_kernel<K, CB>,
 					     cudaFuncAttributeMaxDynamicSharedMemorySize,
 					     (int)smem);
 
 	if (e != cudaSuccess)
 		return e;
-	return tern_launch(xq_viterbi_kernel<K>, dim3((unsigned)grid), dim3(XQ_THREADS),
-			   smem, s, x, lut, states, back, n_tiles);
+	return tern_launch(xq_viterbi_kernel<K, CB>, dim3((unsigned)grid),
+			   dim3(XQ_THREADS), smem, s, x, states, back, n_tiles);
+}
+
+template <int K>
+static cudaError_t xq_launch_cb(int cb, cudaStream_t s, const float *x,
+				uint16_t *states, uint8_t *back, int grid, int n_tiles)
+{
+	switch (cb) {
+	case 0: return xq_launch<K, 0>(s, x, states, back, grid, n_tiles);
+	case 1: return xq_launch<K, 1>(s, x, states, back, grid, n_tiles);
+	default: return xq_launch<K, 2>(s, x, states, back, grid, n_tiles);
+	}
 }
 
 extern "C" int gpu_cuda_exl3_encode_run(void *stream, const float *x_host,
-					size_t n_tiles, int bits,
-					const float *lut_host, int n_sm,
+					size_t n_tiles, int bits, int cb, int n_sm,
 					uint16_t *states_host)
 {
 	cudaStream_t s = (cudaStream_t)stream;
 	const size_t E = (size_t)1 << (16 - bits);
-	float *x = NULL, *lut = NULL;
+	float *x = NULL;
 	uint16_t *st = NULL;
 	uint8_t *back = NULL;
 	size_t grid = (size_t)(n_sm > 0 ? n_sm : 1) * 2;
@@ -183,26 +208,23 @@ extern "C" int gpu_cuda_exl3_encode_run(void *stream, const float *x_host,
 		grid /= 2;
 	e = cudaMallocAsync((void **)&x, n_tiles * 256 * sizeof(float), s);
 	if (e == cudaSuccess)
-		e = cudaMallocAsync((void **)&lut, 65536 * sizeof(float), s);
-	if (e == cudaSuccess)
 		e = cudaMallocAsync((void **)&st, n_tiles * 256 * sizeof(uint16_t), s);
 	if (e == cudaSuccess)
 		e = cudaMallocAsync((void **)&back, grid * 256 * E, s);
 	if (e == cudaSuccess)
 		e = cudaMemcpyAsync(x, x_host, n_tiles * 256 * sizeof(float),
 				    cudaMemcpyHostToDevice, s);
-	if (e == cudaSuccess)
-		e = cudaMemcpyAsync(lut, lut_host, 65536 * sizeof(float),
-				    cudaMemcpyHostToDevice, s);
 	if (e == cudaSuccess) {
+		const int g = (int)grid, nt = (int)n_tiles;
+
 		switch (bits) {
-		case 2: e = xq_launch<2>(s, x, lut, st, back, (int)grid, (int)n_tiles); break;
-		case 3: e = xq_launch<3>(s, x, lut, st, back, (int)grid, (int)n_tiles); break;
-		case 4: e = xq_launch<4>(s, x, lut, st, back, (int)grid, (int)n_tiles); break;
-		case 5: e = xq_launch<5>(s, x, lut, st, back, (int)grid, (int)n_tiles); break;
-		case 6: e = xq_launch<6>(s, x, lut, st, back, (int)grid, (int)n_tiles); break;
-		case 7: e = xq_launch<7>(s, x, lut, st, back, (int)grid, (int)n_tiles); break;
-		default: e = xq_launch<8>(s, x, lut, st, back, (int)grid, (int)n_tiles); break;
+		case 2: e = xq_launch_cb<2>(cb, s, x, st, back, g, nt); break;
+		case 3: e = xq_launch_cb<3>(cb, s, x, st, back, g, nt); break;
+		case 4: e = xq_launch_cb<4>(cb, s, x, st, back, g, nt); break;
+		case 5: e = xq_launch_cb<5>(cb, s, x, st, back, g, nt); break;
+		case 6: e = xq_launch_cb<6>(cb, s, x, st, back, g, nt); break;
+		case 7: e = xq_launch_cb<7>(cb, s, x, st, back, g, nt); break;
+		default: e = xq_launch_cb<8>(cb, s, x, st, back, g, nt); break;
 		}
 	}
 	if (e == cudaSuccess)
@@ -210,8 +232,6 @@ extern "C" int gpu_cuda_exl3_encode_run(void *stream, const float *x_host,
 				    cudaMemcpyDeviceToHost, s);
 	if (x)
 		cudaFreeAsync(x, s);
-	if (lut)
-		cudaFreeAsync(lut, s);
 	if (st)
 		cudaFreeAsync(st, s);
 	if (back)
