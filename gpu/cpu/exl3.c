@@ -147,10 +147,9 @@ static void perm_build(void)
 	int e;
 
 	for (e = 0; e < 256; e++) {
-		int l = e >> 3, j = e & 7;
-		int r = 2 * (l & 3) + (j & 1) + 8 * ((j >> 1) & 1);
-		int c = (l >> 2) + 8 * ((j >> 2) & 1);
+		int r, c;
 
+		gpu_exl3_tile_order(e, &r, &c);
 		g_perm[e] = (uint8_t)(r * 16 + c);
 	}
 }
