@@ -325,11 +325,9 @@ struct cv_job {
 	size_t *h_rows;
 	size_t bad_rows;          /* calibration rows dropped (inf/NaN) */
 	struct gpu_buf *eg, *eu;  /* expert intermediates [n, F_e] */
-	size_t e_cap;
 	float *xh, *xt, *hh;      /* host staging [n][k], [k][n], [k][k] */
 	size_t xh_cap, hh_cap;
 	struct gpu_buf *xb, *hb;  /* backend staging */
-	size_t xb_cap, hb_cap;
 	double t0;
 	size_t step, n_steps;
 	double w_done, w_total, w_start; /* padded weights: done, all, at start */
@@ -579,6 +577,24 @@ rows:
 	return 0;
 }
 
+/* *B: an f32 buffer of at least N elements on the model's backend (kept
+ * while it is large enough, else replaced).  0, LLM_E_NOMEM or
+ * LLM_E_BACKEND. */
+static int cv_f32_buf(struct cv_job *j, struct gpu_buf **b, size_t n,
+		      struct diag *d)
+{
+	int rc;
+
+	if (*b && gpu_buf_n_elems(*b) >= n)
+		return 0;
+	gpu_buf_free(*b);
+	*b = NULL;
+	rc = gpu_buf_new(j->m->g, GPU_DTYPE_F32, n, b, d);
+	if (rc < 0)
+		return rc == GPU_E_NOMEM ? LLM_E_NOMEM : LLM_E_BACKEND;
+	return 0;
+}
+
 /* H[slot] += x' x for the n rows of X (f32 [n, k] on the backend). */
 static int cv_accumulate(struct cv_job *j, size_t slot, const struct gpu_buf *x,
 			 size_t n, size_t k, struct diag *d)
@@ -638,22 +654,11 @@ static int cv_accumulate(struct cv_job *j, size_t slot, const struct gpu_buf *x,
 	for (a = 0; a < n; a++)
 		for (b = 0; b < k; b++)
 			j->xt[b * n + a] = j->xh[a * k + b];
-	if (n * k > j->xb_cap) {
-		gpu_buf_free(j->xb);
-		j->xb = NULL;
-		rc = gpu_buf_new(j->m->g, GPU_DTYPE_F32, n * k, &j->xb, d);
-		if (rc < 0)
-			return rc == GPU_E_NOMEM ? LLM_E_NOMEM : LLM_E_BACKEND;
-		j->xb_cap = n * k;
-	}
-	if (k * k > j->hb_cap) {
-		gpu_buf_free(j->hb);
-		j->hb = NULL;
-		rc = gpu_buf_new(j->m->g, GPU_DTYPE_F32, k * k, &j->hb, d);
-		if (rc < 0)
-			return rc == GPU_E_NOMEM ? LLM_E_NOMEM : LLM_E_BACKEND;
-		j->hb_cap = k * k;
-	}
+	rc = cv_f32_buf(j, &j->xb, n * k, d);
+	if (rc == 0)
+		rc = cv_f32_buf(j, &j->hb, k * k, d);
+	if (rc < 0)
+		return rc;
 	if (gpu_buf_write(j->xb, 0, j->xt, n * k, d) < 0 ||
 	    gpu_matmul(j->m->g, j->hb, j->xb, j->xb, NULL, k, n, k, d) < 0 ||
 	    gpu_buf_read(j->hb, 0, j->hh, k * k, d) < 0)
@@ -682,17 +687,11 @@ static int cv_experts(struct cv_job *j, const struct gpu_buf *x, size_t n,
 
 	if (cf->has_shared_expert && (size_t)cf->n_ff_shared > F)
 		F = (size_t)cf->n_ff_shared;
-	if (n * F > j->e_cap) {
-		gpu_buf_free(j->eg);
-		gpu_buf_free(j->eu);
-		j->eg = j->eu = NULL;
-		rc = gpu_buf_new(j->m->g, GPU_DTYPE_F32, n * F, &j->eg, d);
-		if (rc == 0)
-			rc = gpu_buf_new(j->m->g, GPU_DTYPE_F32, n * F, &j->eu, d);
-		if (rc < 0)
-			return rc == GPU_E_NOMEM ? LLM_E_NOMEM : LLM_E_BACKEND;
-		j->e_cap = n * F;
-	}
+	rc = cv_f32_buf(j, &j->eg, n * F, d);
+	if (rc == 0)
+		rc = cv_f32_buf(j, &j->eu, n * F, d);
+	if (rc < 0)
+		return rc;
 	for (e = 0; e <= ne; e++) {
 		const struct gpu_buf *wg, *wu;
 		size_t Fe;
@@ -1245,14 +1244,15 @@ static int cv_read_job(const struct cv_job *j, const char *work, long *next,
 
 /* ---- output -------------------------------------------------------------- */
 
-/* file_write_atomic makes private files (0600, for conversations); a
- * model directory's files are as readable as the umask allows. */
-static void cv_publish(const char *path)
+/* file_write_atomic and file_mkdirs make private files and directories
+ * (0600/0700, for conversations); a model directory's are as readable as
+ * the umask allows: MODE (0666 a file, 0777 a directory) less the umask. */
+static void cv_publish(const char *path, mode_t mode)
 {
 	const mode_t um = umask(0);
 
 	umask(um);
-	(void)chmod(path, 0666 & ~um);
+	(void)chmod(path, mode & ~um);
 }
 
 static int cv_copy_file(const char *from, const char *to, struct diag *d)
@@ -1265,7 +1265,7 @@ static int cv_copy_file(const char *from, const char *to, struct diag *d)
 		rc = file_write_atomic(to, buf, len, d);
 	free(buf);
 	if (rc == 0)
-		cv_publish(to);
+		cv_publish(to, 0666);
 	return rc < 0 ? LLM_E_IO : 0;
 }
 
@@ -1423,7 +1423,7 @@ static int cv_write_config(const struct cv_job *j, const char *out,
 		goto out;
 	}
 	free(js);
-	cv_publish(dst);
+	cv_publish(dst, 0666);
 	/* quantization_config.json: the same dict plus the tensor storage */
 	json_object_set(q, "tensor_storage", storage);
 	js = json_dumps(q, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
@@ -1432,7 +1432,7 @@ static int cv_write_config(const struct cv_job *j, const char *out,
 	if (!js || file_write_atomic(qdst, js, strlen(js), d) < 0)
 		rc = js ? LLM_E_IO : diag_fail(d, LLM_E_NOMEM, "out of memory");
 	else
-		cv_publish(qdst);
+		cv_publish(qdst, 0666);
 out:
 	json_decref(cfg);
 	free(js);
@@ -1751,14 +1751,8 @@ int llm_convert(const struct llm_convert_params *p, struct diag *d)
 	rc = cv_compile(&j, work, d);
 	if (rc == 0 && !p->keep_work)
 		cv_remove_work(&j, work);
-	if (rc == 0 && !out_existed) {
-		/* file_mkdirs makes private directories; a model's is as
-		 * readable as the umask allows */
-		const mode_t um = umask(0);
-
-		umask(um);
-		(void)chmod(p->out_dir, 0777 & ~um);
-	}
+	if (rc == 0 && !out_existed)
+		cv_publish(p->out_dir, 0777);
 out:
 	cv_drop_hessians(&j);
 	free(j.h);
