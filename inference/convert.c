@@ -501,15 +501,6 @@ static void cv_allocate(struct cv_job *j)
 
 /* ---- calibration --------------------------------------------------------- */
 
-static uint64_t cv_rng(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
 static int cv_calibration(struct cv_job *j, struct diag *d)
 {
 	const struct llm_convert_params *p = j->p;
@@ -566,7 +557,7 @@ rows:
 			if (c == 0 && bos >= 0 && !rnd) {
 				row[c] = bos;
 			} else if (rnd) {
-				row[c] = (int32_t)(cv_rng(&s) % (uint64_t)V);
+				row[c] = (int32_t)(llm_splitmix64(&s) % (uint64_t)V);
 			} else {
 				row[c] = ids[pos];
 				pos = (pos + 1) % n_ids;

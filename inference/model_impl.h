@@ -69,6 +69,28 @@ struct llm_layer {
 	struct gpu_exl3_weight *xs_gate, *xs_up, *xs_down, *xs_gate_inp;
 };
 
+/* splitmix64 (Steele, Lea, Flood 2014): llm_mix64 is its output function
+ * of Z plus the golden-ratio step, a 64-bit hash for seeded streams
+ * (synthetic weights); llm_splitmix64 steps the generator whose state is
+ * *S (the converter's random calibration rows). */
+#define LLM_SPLITMIX_STEP 0x9E3779B97F4A7C15ull
+
+static inline uint64_t llm_mix64(uint64_t z)
+{
+	z += LLM_SPLITMIX_STEP;
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static inline uint64_t llm_splitmix64(uint64_t *s)
+{
+	const uint64_t r = llm_mix64(*s);
+
+	*s += LLM_SPLITMIX_STEP;
+	return r;
+}
+
 /* Where the converter (inference/convert.c) reads a layer's linear
  * inputs during a calibration forward pass: the rows entering q/k/v (the
  * normed residual), o_proj (the attention output), gate/up (the normed

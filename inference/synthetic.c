@@ -224,14 +224,6 @@ struct builder {
 	size_t tmp_cap;      /* uint16 elements */
 };
 
-static uint64_t mix64(uint64_t z)
-{
-	z += 0x9E3779B97F4A7C15ull;
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
 static int gerr(int rc)
 {
 	return rc == GPU_E_NOMEM ? LLM_E_NOMEM : LLM_E_BACKEND;
@@ -260,7 +252,7 @@ static int rnd(struct builder *B, struct gpu_buf **out, int64_t rows,
 
 	rc = gpu_buf_new(B->m->g, GPU_DTYPE_BF16, n, out, d);
 	if (rc == 0)
-		rc = gpu_buf_fill_random(B->m->g, *out, mix64(++B->n_tensor), scale, d);
+		rc = gpu_buf_fill_random(B->m->g, *out, llm_mix64(++B->n_tensor), scale, d);
 	if (rc < 0)
 		return gerr(rc);
 	B->m->n_params += n;
@@ -329,9 +321,9 @@ static int exl3(struct builder *B, struct gpu_exl3_weight **out, int64_t in,
 	rc = grow(B, n_tr + kp + 2 * np, d);
 	if (rc < 0)
 		return rc;
-	z = mix64(++B->n_tensor);
+	z = llm_mix64(++B->n_tensor);
 	for (i = 0; i < n_tr; i += 4) {
-		uint64_t r = z = mix64(z);
+		uint64_t r = z = llm_mix64(z);
 		size_t j;
 
 		for (j = 0; j < 4 && i + j < n_tr; j++)
@@ -347,15 +339,15 @@ static int exl3(struct builder *B, struct gpu_exl3_weight **out, int64_t in,
 		sk = (uint16_t)((((u >> 23) & 0xff) - 112) << 10 | ((u >> 13) & 0x3ff));
 	}
 	for (i = 0; i < kp; i++) {
-		z = mix64(z);
+		z = llm_mix64(z);
 		B->tmp[n_tr + i] = (uint16_t)(sk | (z & 1 ? 0x8000 : 0));
 	}
 	for (i = 0; i < np; i++) {
-		z = mix64(z);
+		z = llm_mix64(z);
 		B->tmp[n_tr + kp + i] = (uint16_t)(0x3C00 | (z & 1 ? 0x8000 : 0));
 	}
 	for (i = 0; bias && i < np; i++) {
-		z = mix64(z);
+		z = llm_mix64(z);
 		/* +-0.01 in f16 */
 		B->tmp[n_tr + kp + np + i] = (uint16_t)(0x211F | (z & 1 ? 0x8000 : 0));
 	}
