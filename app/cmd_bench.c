@@ -49,7 +49,8 @@ void app_help_bench(FILE *out)
 		"  -t, --threads N      CPU threads (default: all cores)\n"
 		"  -b, --backend NAME   auto, cpu or cuda (default auto)\n"
 		"      --kv-type T      KV cache elements: auto (f16 on CUDA, f32 on\n"
-		"                       the CPU), f32 or f16\n"
+		"                       the CPU), f32, f16, or quantized\n"
+		"                       qN (2..8 bits: q4) or K,V bits (q8,q4)\n"
 		"  -u, --ubatch N       rows per forward pass, i.e. the prefill chunk\n"
 		"                       (1..4096; default 2048 on CUDA, 512 on the CPU)\n"
 		"      --no-bandwidth   skip the copy-bandwidth measurement\n"
@@ -150,7 +151,7 @@ static void print_table(const char *model, const struct llm_model *m,
 		       "(min %.2f)   %10.1f tok/s\n",
 		       p->n_batch, r->n_ctx, 1e3 * r->step_s, 1e3 * r->step_min_s,
 		       r->decode_tok_s);
-	printf("memory    %s = weights %s + KV %s (%zu-byte) + activations %s\n",
+	printf("memory    %s = weights %s + KV %s (%.4g-byte) + activations %s\n",
 	       fmt_bytes(a, sizeof a, (double)r->mem_bytes),
 	       fmt_bytes(b, sizeof b, (double)r->weight_bytes),
 	       fmt_bytes(c, sizeof c, (double)r->kv_bytes), r->kv_elem_bytes,
@@ -240,8 +241,8 @@ int app_cmd_bench(int argc, char **argv)
 			break;
 		case OPT_NO_BW: bp.measure_bw = false; break;
 		case OPT_KV:
-			if (!llm_kv_type_parse(optarg, &mp.kv_type)) {
-				app_error("bench: unknown KV type '%s' (auto, f32, f16)",
+			if (!llm_kv_type_parse(optarg, &mp)) {
+				app_error("bench: unknown KV type '%s' (auto, f32, f16, q2..q8, or K,V bits as q8,q4)",
 					  optarg);
 				return APP_STATUS_USAGE;
 			}

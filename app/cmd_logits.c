@@ -36,7 +36,8 @@ void app_help_logits(FILE *out)
 		"  -t, --threads N      CPU threads (default: all cores)\n"
 		"  -b, --backend NAME   auto, cpu or cuda (default auto)\n"
 		"      --kv-type T      KV cache elements: auto (f16 on CUDA, f32 on\n"
-		"                       the CPU), f32 or f16\n"
+		"                       the CPU), f32, f16, or quantized\n"
+		"                       qN (2..8 bits: q4) or K,V bits (q8,q4)\n"
 		"  -h, --help           show this help\n");
 }
 
@@ -105,8 +106,8 @@ int app_cmd_logits(int argc, char **argv)
 			}
 			break;
 		case 'K':
-			if (!llm_kv_type_parse(optarg, &mp.kv_type)) {
-				app_error("logits: unknown KV type '%s' (auto, f32, f16)",
+			if (!llm_kv_type_parse(optarg, &mp)) {
+				app_error("logits: unknown KV type '%s' (auto, f32, f16, q2..q8, or K,V bits as q8,q4)",
 					  optarg);
 				return APP_STATUS_USAGE;
 			}

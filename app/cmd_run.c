@@ -52,7 +52,8 @@ void app_help_run(FILE *out)
 		"  -t, --threads N          CPU threads (default: all cores)\n"
 		"  -b, --backend NAME       auto, cpu or cuda (default auto)\n"
 		"      --kv-type T          KV cache elements: auto (f16 on CUDA, f32\n"
-		"                           on the CPU), f32 or f16\n"
+		"                           on the CPU), f32, f16, or quantized\n"
+		"                           qN (2..8 bits: q4) or K,V bits (q8,q4)\n"
 		"  -c, --ctx N              context positions per job (default: the\n"
 		"                           model's, at most 8192)\n"
 		"      --stop STR           stop before STR (repeatable)\n"
@@ -207,7 +208,7 @@ struct run_args {
 	bool chat, ignore_eos, stats, ngram;
 	long long max_tokens, parallel, threads, n_ctx, n_draft, max_pixels;
 	enum llm_backend backend;
-	enum llm_kv_type kv_type;
+	struct llm_model_params mp; /* its kv_type and bits (--kv-type) */
 	struct llm_sampler_params sp;
 	const char **stops, **bans;
 	size_t n_stops, n_bans;
@@ -283,8 +284,8 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 			}
 			break;
 		case OPT_KV:
-			if (!llm_kv_type_parse(optarg, &a->kv_type)) {
-				app_error("run: unknown KV type '%s' (auto, f32, f16)", optarg);
+			if (!llm_kv_type_parse(optarg, &a->mp)) {
+				app_error("run: unknown KV type '%s' (auto, f32, f16, q2..q8, or K,V bits as q8,q4)", optarg);
 				rc = -1;
 			}
 			break;
@@ -565,7 +566,9 @@ int app_cmd_run(int argc, char **argv)
 	if (a.threads)
 		mp.n_threads = (int)a.threads;
 	mp.backend = a.backend;
-	mp.kv_type = a.kv_type;
+	mp.kv_type = a.mp.kv_type;
+	mp.kv_k_bits = a.mp.kv_k_bits;
+	mp.kv_v_bits = a.mp.kv_v_bits;
 	if (llm_model_open(a.model, &mp, &model, &d) < 0) {
 		app_error("run: %s: %s", a.model, diag_message(&d, "cannot load model"));
 		goto out;

@@ -231,14 +231,19 @@ static void do_load(struct app_worker *w, struct cmd *c)
 	else if (strcmp(c->backend, "cuda") == 0)
 		mp.backend = LLM_BACKEND_CUDA;
 	mp.n_threads = c->threads;
-	if (c->k_bits != 16 || c->v_bits != 16) {
+	if (c->k_bits == 16 && c->v_bits == 16) {
+		mp.kv_type = LLM_KV_F16;
+	} else if (c->k_bits <= 8 && c->v_bits <= 8) {
+		mp.kv_type = LLM_KV_QUANT;
+		mp.kv_k_bits = c->k_bits;
+		mp.kv_v_bits = c->v_bits;
+	} else {
 		diag_fail(&d, LLM_E_UNSUPPORTED,
-			  "%s: a quantized KV cache (k_bits %d, v_bits %d) is not "
-			  "implemented yet; set kv_bits: 16 (f16) for this model",
+			  "%s: k_bits %d with v_bits %d: keys and values are both "
+			  "f16 (16) or both quantized (2..8 bits each)",
 			  c->name, c->k_bits, c->v_bits);
 		goto fail;
 	}
-	mp.kv_type = LLM_KV_F16;
 	if (llm_model_open(c->dir, &mp, &w->model, &d) < 0)
 		goto fail;
 	w->dir = xstrdup(c->dir);

@@ -446,6 +446,7 @@ static int need(struct gpu *g, const char *op, const char *name,
 #define ANY_FLOAT (-1)
 #define F32 ((int)GPU_DTYPE_F32)
 #define I32 ((int)GPU_DTYPE_I32)
+#define F16 ((int)GPU_DTYPE_F16)
 
 /* Run the backend's op after validation; NULL slot = unsupported. */
 #define DISPATCH(g, slot, ...)                                              \
@@ -641,16 +642,42 @@ static int check_kv(struct gpu *g, const char *op, const struct gpu_kv_pool *poo
 				 "%s: bad pool geometry (page %zu, kv heads %zu, head_dim %zu)",
 				 op, pool->page_size, pool->n_head_kv,
 				 pool->head_dim);
-	if (!pool->k || !pool->v || pool->k->dtype != pool->v->dtype ||
-	    (pool->k->dtype != GPU_DTYPE_F32 && pool->k->dtype != GPU_DTYPE_F16))
-		return diag_fail(d, GPU_E_INVALID,
-				 "%s: K and V pools must both be f32 or both f16", op);
-	TRY(need(g, op, "K pool", pool->k, (int)pool->k->dtype, 0,
-		 pool->n_pages, pool->page_size, pool->n_head_kv * pool->head_dim,
-		 d));
-	TRY(need(g, op, "V pool", pool->v, (int)pool->v->dtype, 0,
-		 pool->n_pages, pool->page_size, pool->n_head_kv * pool->head_dim,
-		 d));
+	if (pool->k_bits || pool->v_bits) {
+		const size_t ng = pool->n_head_kv * pool->head_dim / GPU_KVQ_GROUP;
+
+		if (pool->k_bits < GPU_KVQ_MIN_BITS || pool->k_bits > GPU_KVQ_MAX_BITS ||
+		    pool->v_bits < GPU_KVQ_MIN_BITS || pool->v_bits > GPU_KVQ_MAX_BITS)
+			return diag_fail(d, GPU_E_INVALID,
+					 "%s: quantized KV pool of %u-bit keys and %u-bit "
+					 "values (each must be %d..%d)", op, pool->k_bits,
+					 pool->v_bits, GPU_KVQ_MIN_BITS, GPU_KVQ_MAX_BITS);
+		if (pool->head_dim % GPU_KVQ_GROUP)
+			return diag_fail(d, GPU_E_INVALID,
+					 "%s: a quantized KV pool needs head_dim a multiple "
+					 "of %d (it is %zu)", op, GPU_KVQ_GROUP,
+					 pool->head_dim);
+		TRY(need(g, op, "K pool", pool->k, I32, 0, pool->n_pages,
+			 pool->page_size, ng * pool->k_bits, d));
+		TRY(need(g, op, "V pool", pool->v, I32, 0, pool->n_pages,
+			 pool->page_size, ng * pool->v_bits, d));
+		TRY(need(g, op, "K scales", pool->k_scale, F16, 0, pool->n_pages,
+			 pool->page_size, ng, d));
+		TRY(need(g, op, "V scales", pool->v_scale, F16, 0, pool->n_pages,
+			 pool->page_size, ng, d));
+	} else {
+		if (!pool->k || !pool->v || pool->k->dtype != pool->v->dtype ||
+		    (pool->k->dtype != GPU_DTYPE_F32 &&
+		     pool->k->dtype != GPU_DTYPE_F16))
+			return diag_fail(d, GPU_E_INVALID,
+					 "%s: K and V pools must both be f32 or both f16",
+					 op);
+		TRY(need(g, op, "K pool", pool->k, (int)pool->k->dtype, 0,
+			 pool->n_pages, pool->page_size,
+			 pool->n_head_kv * pool->head_dim, d));
+		TRY(need(g, op, "V pool", pool->v, (int)pool->v->dtype, 0,
+			 pool->n_pages, pool->page_size,
+			 pool->n_head_kv * pool->head_dim, d));
+	}
 	if (b->n_seq == 0 || b->max_pages == 0)
 		return diag_fail(d, GPU_E_INVALID, "%s: empty page table", op);
 	TRY(need(g, op, "row_seq", b->row_seq, I32, 0, b->n_rows, 1, 1, d));

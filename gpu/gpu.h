@@ -117,7 +117,8 @@ struct gpu_reserve_req {
 	size_t n_head, n_head_kv, head_dim; /* attention (0: no attention) */
 	size_t span;             /* most positions one row attends (the page
 				  * table's pages x page size, or the window) */
-	enum gpu_dtype kv_dtype; /* the KV pools' elements (f32 or f16) */
+	enum gpu_dtype kv_dtype; /* the KV pools' elements (f32 or f16;
+				  * f16 for quantized pools) */
 	size_t moe_rows_k;       /* MoE: most rows x top_k of one call */
 	size_t moe_experts;      /* MoE: experts (0: no MoE) */
 };
@@ -387,8 +388,28 @@ struct gpu_kv_batch {
 	bool single_seq;
 };
 
-/* The paged K or V pool of one layer: f32 or f16
- * [n_pages, page_size, n_head_kv, head_dim]. */
+/* The paged K and V pools of one layer.
+ *
+ * Plain (k_bits = v_bits = 0, what a zeroed tail says): k, v f32 or f16
+ * [n_pages, page_size, n_head_kv, head_dim].
+ *
+ * Quantized (k_bits and v_bits each 2..8; head_dim a multiple of 32):
+ * every slot's n_head_kv * head_dim values are cut into groups of 32
+ * consecutive values (a group never straddles a head), each stored as
+ *   r = H32 x / sqrt(32)            (H32: natural-order Sylvester Hadamard,
+ *                                    H[i][j] = (-1)^popcount(i & j))
+ *   s = f16(min(max|r_j| + 1e-10, 65504))        (the group's scale)
+ *   c_j = clamp(floor(r_j / s * m + m), 0, 2^bits - 1),  m = 2^(bits - 1)
+ * and read back as r'_j = (c_j - m + 0.5) s / m, x' = H32 r' / sqrt(32)
+ * (ExLlamaV3's quantized cache, exl3-format.md 6.2).  k, v are i32 words
+ * [n_pages, page_size, n_head_kv * head_dim / 32, bits] (k_bits words a
+ * group for k, v_bits for v): the codes in bit planes of widths 8, 4, 2, 1
+ * (those in bits' binary form, widest first: 5 = 4 + 1), a plane of width
+ * w taking w words with code j's w bits (its most significant ones first
+ * plane) at bit j w of the plane; k_scale, v_scale f16 [n_pages,
+ * page_size, n_head_kv * head_dim / 32].  Each value costs bits + 0.5
+ * bits; attention on such a pool equals attention on the read-back
+ * values x' (up to summation order). */
 struct gpu_kv_pool {
 	struct gpu_buf *k;
 	struct gpu_buf *v;
@@ -396,7 +417,22 @@ struct gpu_kv_pool {
 	size_t page_size;
 	size_t n_head_kv;
 	size_t head_dim;
+	unsigned k_bits, v_bits;           /* 0: plain; else 2..8 each */
+	struct gpu_buf *k_scale, *v_scale; /* quantized pools only */
 };
+
+/* Smallest and largest bits of a quantized KV pool; values per group. */
+#define GPU_KVQ_MIN_BITS 2
+#define GPU_KVQ_MAX_BITS 8
+#define GPU_KVQ_GROUP 32
+
+/* One group of a quantized pool, on the host (the reference the backends
+ * follow; tests and tools): quantize x[32] into words[bits] and *scale
+ * (f16 bits), or read them back into x[32].  bits 2..8; nothing checked. */
+void gpu_kvq_quantize(const float *x, unsigned bits, uint32_t *words,
+		      uint16_t *scale);
+void gpu_kvq_dequantize(const uint32_t *words, uint16_t scale, unsigned bits,
+			float *x);
 
 /* Store each row's key and value at its position:
  *   pool.k[page_table[s, p / page_size], p % page_size, :, :] = k[i, :, :]

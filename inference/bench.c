@@ -202,7 +202,8 @@ static void context_bytes(const struct llm_context *c, uint64_t *kv,
 	*kv = 0;
 	*act = 0;
 	for (i = 0; i < (size_t)c->model->cfg.n_layer; i++)
-		*kv += (uint64_t)(bb(c->kv[i].k) + bb(c->kv[i].v));
+		*kv += (uint64_t)(bb(c->kv[i].k) + bb(c->kv[i].v) +
+				  bb(c->kv[i].k_scale) + bb(c->kv[i].v_scale));
 	for (i = 0; i < sizeof a / sizeof a[0]; i++)
 		*act += (uint64_t)bb(a[i]);
 }
@@ -257,6 +258,10 @@ static int decode(struct llm_context *c, const struct llm_bench_params *p,
 		rc = gpu_buf_zero(c->kv[l].k, d);
 		if (rc == 0)
 			rc = gpu_buf_zero(c->kv[l].v, d);
+		if (rc == 0 && c->kv[l].k_scale)
+			rc = gpu_buf_zero(c->kv[l].k_scale, d);
+		if (rc == 0 && c->kv[l].v_scale)
+			rc = gpu_buf_zero(c->kv[l].v_scale, d);
 		if (rc < 0)
 			return gerr(rc);
 	}
@@ -378,7 +383,7 @@ int llm_bench_run(struct llm_model *m, const struct llm_bench_params *p,
 	context_bytes(c, &r->kv_bytes, &r->act_bytes);
 	r->weight_bytes = m->n_bytes;
 	r->mem_bytes = r->weight_bytes + r->kv_bytes + r->act_bytes;
-	r->kv_elem_bytes = gpu_dtype_size(gpu_buf_dtype(c->kv[0].k));
+	r->kv_elem_bytes = llm_kv_value_bytes(m) / 2.0;
 
 	if (p->n_prompt > 0) {
 		rc = prefill(c, p, ids, lg, r, d);

@@ -215,12 +215,17 @@ enum llm_kv_type {
 			  * f32 on the CPU backend (the reference) */
 	LLM_KV_F32,
 	LLM_KV_F16,
+	LLM_KV_QUANT,    /* kv_k_bits-bit keys, kv_v_bits-bit values (2..8
+			  * each): groups of 32 values Hadamard-rotated with
+			  * an f16 scale, bits + 0.5 bits a value (gpu.h,
+			  * struct gpu_kv_pool; ExLlamaV3's quantized cache) */
 };
 
 struct llm_model_params {
 	enum llm_backend backend;
 	int n_threads;            /* CPU backend threads; <= 0: all cores */
 	enum llm_kv_type kv_type; /* KV cache of the model's contexts */
+	int kv_k_bits, kv_v_bits; /* LLM_KV_QUANT only: 2..8 each */
 	size_t max_batch;         /* most rows one forward pass computes: the
 				   * prefill chunk of llm_context_eval and the
 				   * batch ceiling of every context; 0 = auto
@@ -232,8 +237,12 @@ struct llm_model_params {
 /* Largest max_batch a model accepts. */
 #define LLM_MAX_BATCH_LIMIT 4096
 
-/* "auto", "f32", "f16" -> *out; false for anything else. */
-bool llm_kv_type_parse(const char *s, enum llm_kv_type *out);
+/* The KV cache type of p from "auto", "f32", "f16", "qN" (N-bit keys and
+ * values, N 2..8; "16" is f16) or "K,V" (each a bit count 2..8 or 16,
+ * "q" allowed before it: "q8,q4", "8,4"; 16 twice is f16, 16 with a
+ * quantized half is refused): sets p->kv_type and, for LLM_KV_QUANT,
+ * kv_k_bits and kv_v_bits.  false (p unchanged) for anything else. */
+bool llm_kv_type_parse(const char *s, struct llm_model_params *p);
 
 /* Defaults: LLM_BACKEND_AUTO, all cores, LLM_KV_AUTO, max_batch 0 (auto). */
 struct llm_model_params llm_model_default_params(void);
@@ -507,7 +516,10 @@ struct llm_bench_result {
 	double bw_bytes;         /* bytes moved per timed copy */
 	double roofline;         /* (step bytes / step_s) / bw_bytes_s */
 	char backend[96];        /* llm_model_backend */
-	size_t n_ctx, kv_elem_bytes;
+	size_t n_ctx;
+	double kv_elem_bytes;    /* bytes of one K (or V) element (a
+				  * quantized cache: bits / 8 + its scale's
+				  * share) */
 	size_t chunk;            /* rows per forward pass (prefill chunk) */
 };
 

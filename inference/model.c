@@ -51,17 +51,61 @@ struct llm_model_params llm_model_default_params(void)
 	return p;
 }
 
-bool llm_kv_type_parse(const char *s, enum llm_kv_type *out)
+/* One half of a KV spec: "N" or "qN" with N 2..8 or 16; -1 when bad. */
+static int kv_bits_parse(const char *s, size_t n)
 {
-	if (!strcmp(s, "auto"))
-		*out = LLM_KV_AUTO;
-	else if (!strcmp(s, "f32"))
-		*out = LLM_KV_F32;
-	else if (!strcmp(s, "f16"))
-		*out = LLM_KV_F16;
-	else
+	int v = 0;
+	size_t i = 0;
+
+	if (n > 0 && (s[0] == 'q' || s[0] == 'Q'))
+		i = 1;
+	if (i == n || n - i > 2)
+		return -1;
+	for (; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return (v >= 2 && v <= 8) || v == 16 ? v : -1;
+}
+
+bool llm_kv_type_parse(const char *s, struct llm_model_params *p)
+{
+	const char *comma = strchr(s, ',');
+	int kb, vb;
+
+	if (!strcmp(s, "auto")) {
+		p->kv_type = LLM_KV_AUTO;
+		return true;
+	}
+	if (!strcmp(s, "f32")) {
+		p->kv_type = LLM_KV_F32;
+		return true;
+	}
+	if (!strcmp(s, "f16")) {
+		p->kv_type = LLM_KV_F16;
+		return true;
+	}
+	kb = kv_bits_parse(s, comma ? (size_t)(comma - s) : strlen(s));
+	vb = comma ? kv_bits_parse(comma + 1, strlen(comma + 1)) : kb;
+	if (kb < 0 || vb < 0 || (kb == 16) != (vb == 16))
 		return false;
+	if (kb == 16) {
+		p->kv_type = LLM_KV_F16;
+		return true;
+	}
+	p->kv_type = LLM_KV_QUANT;
+	p->kv_k_bits = kb;
+	p->kv_v_bits = vb;
 	return true;
+}
+
+double llm_kv_value_bytes(const struct llm_model *m)
+{
+	if (m->kv_k_bits)
+		return (double)(m->kv_k_bits + m->kv_v_bits) / 8.0 +
+		       4.0 / GPU_KVQ_GROUP;
+	return 2.0 * (double)gpu_dtype_size(m->kv_dtype);
 }
 
 /* ---- RoPE frequencies ---------------------------------------------------- */
@@ -562,6 +606,24 @@ int llm_model_setup(struct llm_model *m, const struct llm_model_params *params,
 		      params->kv_type == LLM_KV_F32 ? GPU_DTYPE_F32 :
 		      gpu_get_kind(m->g) == GPU_KIND_CUDA ? GPU_DTYPE_F16 :
 							     GPU_DTYPE_F32;
+	if (params->kv_type == LLM_KV_QUANT) {
+		const int kb = params->kv_k_bits, vb = params->kv_v_bits;
+
+		if (kb < GPU_KVQ_MIN_BITS || kb > GPU_KVQ_MAX_BITS ||
+		    vb < GPU_KVQ_MIN_BITS || vb > GPU_KVQ_MAX_BITS)
+			return diag_fail(d, LLM_E_INVALID,
+					 "quantized KV cache of %d-bit keys and %d-bit "
+					 "values: each must be %d..%d bits", kb, vb,
+					 GPU_KVQ_MIN_BITS, GPU_KVQ_MAX_BITS);
+		if (m->cfg.head_dim % GPU_KVQ_GROUP)
+			return diag_fail(d, LLM_E_UNSUPPORTED,
+					 "%s: head_dim %" PRId64 " is not a multiple of "
+					 "%d, which a quantized KV cache needs; use "
+					 "--kv-type f16", name, m->cfg.head_dim,
+					 GPU_KVQ_GROUP);
+		m->kv_k_bits = (unsigned)kb;
+		m->kv_v_bits = (unsigned)vb;
+	}
 	m->max_batch = params->max_batch ? params->max_batch :
 		       gpu_get_kind(m->g) == GPU_KIND_CUDA ? LLM_MAX_BATCH_GPU :
 							      LLM_MAX_BATCH;
@@ -735,6 +797,8 @@ void llm_context_free(struct llm_context *c)
 		for (l = 0; l < (size_t)c->model->cfg.n_layer; l++) {
 			gpu_buf_free(c->kv[l].k);
 			gpu_buf_free(c->kv[l].v);
+			gpu_buf_free(c->kv[l].k_scale);
+			gpu_buf_free(c->kv[l].v_scale);
 		}
 	}
 	free(c->kv);
@@ -862,8 +926,8 @@ static int context_fits(const struct llm_model *m, size_t n_ctx,
 	diag_clear(&d2);
 	if (gpu_mem_info(m->g, &fr, &tot, &d2) < 0 || tot == 0)
 		return 0; /* unknown: the allocations will tell */
-	kv = 2.0 * (double)cf->n_layer * pages * LLM_KV_PAGE * Hk * hd *
-	     (double)gpu_dtype_size(m->kv_dtype);
+	kv = (double)cf->n_layer * pages * LLM_KV_PAGE * Hk * hd *
+	     llm_kv_value_bytes(m);
 	act = 4.0 * B * (3.0 * E + 2.0 * H * hd + 2.0 * Hk * hd + 2.0 * F +
 			 (double)cf->n_vocab);
 	margin = (double)(64u << 20);
@@ -875,9 +939,11 @@ static int context_fits(const struct llm_model *m, size_t n_ctx,
 			 "activations about %.2f GiB, but %s has %.2f GiB free; "
 			 "use a shorter context or fewer slots%s",
 			 n_ctx, n_seq, kv / (1 << 30), pages, LLM_KV_PAGE,
-			 gpu_dtype_name(m->kv_dtype), act / (1 << 30),
-			 gpu_describe(m->g), (double)fr / (1 << 30),
-			 m->kv_dtype == GPU_DTYPE_F32 ? " (or an f16 cache)" : "");
+			 m->kv_k_bits ? "quantized" : gpu_dtype_name(m->kv_dtype),
+			 act / (1 << 30), gpu_describe(m->g), (double)fr / (1 << 30),
+			 m->kv_k_bits ? "" :
+			 m->kv_dtype == GPU_DTYPE_F32 ? " (or an f16 or quantized cache: --kv-type f16, q8, q4)" :
+			 " (or a quantized cache: --kv-type q8 or q4)");
 }
 
 /* The backend's scratch areas sized for the context's largest ops
@@ -905,7 +971,8 @@ static int reserve_scratch(struct llm_context *c, struct diag *d)
 	r.n_head_kv = (size_t)cf->n_head_kv;
 	r.head_dim = (size_t)cf->head_dim;
 	r.span = span;
-	r.kv_dtype = c->model->kv_dtype;
+	/* a quantized pool's attention splits as an f16 pool's (gpu.h) */
+	r.kv_dtype = c->model->kv_k_bits ? GPU_DTYPE_F16 : c->model->kv_dtype;
 	if (cf->n_expert > 0) {
 		r.moe_rows_k = c->n_batch * (size_t)cf->n_expert_used;
 		r.moe_experts = (size_t)cf->n_expert;
@@ -991,8 +1058,19 @@ int llm_context_new_slots(struct llm_model *m, size_t n_ctx, size_t n_seq,
 	for (l = 0; l < (size_t)cf->n_layer; l++) {
 		size_t n = c->n_pages * LLM_KV_PAGE * Hk * hd;
 
-		NB(kv[l].k, m->kv_dtype, n);
-		NB(kv[l].v, m->kv_dtype, n);
+		if (m->kv_k_bits) {
+			const size_t ng = n / GPU_KVQ_GROUP;
+
+			NB(kv[l].k, GPU_DTYPE_I32, ng * m->kv_k_bits);
+			NB(kv[l].v, GPU_DTYPE_I32, ng * m->kv_v_bits);
+			NB(kv[l].k_scale, GPU_DTYPE_F16, ng);
+			NB(kv[l].v_scale, GPU_DTYPE_F16, ng);
+			c->kv[l].k_bits = m->kv_k_bits;
+			c->kv[l].v_bits = m->kv_v_bits;
+		} else {
+			NB(kv[l].k, m->kv_dtype, n);
+			NB(kv[l].v, m->kv_dtype, n);
+		}
 		c->kv[l].n_pages = c->n_pages;
 		c->kv[l].page_size = LLM_KV_PAGE;
 		c->kv[l].n_head_kv = Hk;

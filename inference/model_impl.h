@@ -129,6 +129,7 @@ struct llm_model {
 	int mrope_section[3];
 	bool mrope;
 	enum gpu_dtype kv_dtype;   /* KV pool elements (f32 or f16) */
+	unsigned kv_k_bits, kv_v_bits; /* quantized KV pools (2..8), or 0 */
 	size_t max_batch;          /* rows per forward call (params.max_batch) */
 	uint64_t n_params;         /* elements of all weights (tied counted once) */
 	uint64_t n_bytes;          /* bytes of all weight buffers */
@@ -226,6 +227,10 @@ void llm_layer_experts(const struct llm_model *m, const struct llm_layer *ly,
 /* Model FLOPs of a prefill of n tokens of one sequence from position 0,
  * as struct llm_bench_result's prefill_flops defines them (bench.c). */
 double llm_prefill_flops(const struct llm_config *c, size_t n);
+/* Bytes the KV cache of M's contexts spends on one position's element of
+ * one head dimension, K and V together (2 x the element size; quantized:
+ * (k_bits + v_bits) / 8 plus the two f16 scales' share, 4 / 32). */
+double llm_kv_value_bytes(const struct llm_model *m);
 
 /* Fill inv_freq[0 .. hd/2) for CFG's rope settings (default, linear,
  * llama3, mrope).  LLM_E_UNSUPPORTED for yarn/dynamic. */

@@ -10,8 +10,9 @@
 gpu_libgpu_a_SOURCES += gpu/gpu.c gpu/gpu_impl.h gpu/registry.c \
 	gpu/cpu/cpu_impl.h gpu/cpu/pool.c gpu/cpu/backend.c gpu/cpu/matmul.c \
 	gpu/cpu/ops.c gpu/cpu/attention.c gpu/cpu/moe.c gpu/moe_plan.c \
+	gpu/kvq.c \
 	gpu/moe_plan.h
 gpu_libgpu_a_CFLAGS = $(AM_CFLAGS) -ftree-vectorize -fvect-cost-model=dynamic \
 	-ffp-contract=fast
 
-tests_check_gpu_SOURCES += tests/gpu/test_cpu_ops.c
+tests_check_gpu_SOURCES += tests/gpu/test_cpu_ops.c tests/gpu/test_kvq.c

@@ -2,7 +2,9 @@
  * and causal GQA attention on the CPU.
  *
  * Pool layout (one layer): K, V [n_pages, page_size, n_head_kv, head_dim],
- * f32 or f16.  Position t of sequence s lives in page
+ * f32 or f16, or quantized (gpu.h: groups of 32 values in bit planes with
+ * an f16 scale, stored and read back through gpu/kvq.c, the reference the
+ * CUDA kernels follow).  Position t of sequence s lives in page
  * page_table[s, t / page_size], slot t % page_size.
  *
  * Attention walks a row's positions page by page with an online softmax:
@@ -83,6 +85,41 @@ static int kv_rows_check(const struct gpu_kv_pool *pool,
 	return 0;
 }
 
+/* Quantized pool (gpu.h): slot's groups of 32 values from k, v f32
+ * [n_head_kv * head_dim] (gpu/kvq.c). */
+static void kvq_store_row(const struct gpu_kv_pool *pool, size_t slot,
+			  const float *k, const float *v)
+{
+	const size_t ng = pool->n_head_kv * pool->head_dim / GPU_KVQ_GROUP;
+	uint32_t *kw = (uint32_t *)pool->k->data + slot * ng * pool->k_bits;
+	uint32_t *vw = (uint32_t *)pool->v->data + slot * ng * pool->v_bits;
+	uint16_t *ks = (uint16_t *)pool->k_scale->data + slot * ng;
+	uint16_t *vs = (uint16_t *)pool->v_scale->data + slot * ng;
+	size_t j;
+
+	for (j = 0; j < ng; j++) {
+		gpu_kvq_quantize(k + j * GPU_KVQ_GROUP, pool->k_bits,
+				 kw + j * pool->k_bits, ks + j);
+		gpu_kvq_quantize(v + j * GPU_KVQ_GROUP, pool->v_bits,
+				 vw + j * pool->v_bits, vs + j);
+	}
+}
+
+/* Head hk of a quantized pool's slot, read back as f32 [head_dim]. */
+static void kvq_load_head(const struct gpu_buf *words, const struct gpu_buf *scales,
+			  unsigned bits, const struct gpu_kv_pool *pool,
+			  size_t slot, size_t hk, float *dst)
+{
+	const size_t ng = pool->n_head_kv * pool->head_dim / GPU_KVQ_GROUP;
+	const size_t g0 = slot * ng + hk * (pool->head_dim / GPU_KVQ_GROUP);
+	size_t j;
+
+	for (j = 0; j < pool->head_dim / GPU_KVQ_GROUP; j++)
+		gpu_kvq_dequantize((const uint32_t *)words->data + (g0 + j) * bits,
+				   ((const uint16_t *)scales->data)[g0 + j], bits,
+				   dst + j * GPU_KVQ_GROUP);
+}
+
 /* Store the rows of k, v f32 [n_rows, n_head_kv, head_dim] at their slots
  * (rows already checked). */
 static void kv_store_rows(const struct gpu_kv_pool *pool,
@@ -99,7 +136,9 @@ static void kv_store_rows(const struct gpu_kv_pool *pool,
 		size_t page = (size_t)pt[s * b->max_pages + p / pool->page_size];
 		size_t slot = page * pool->page_size + p % pool->page_size;
 
-		if (pool->k->dtype == GPU_DTYPE_F32) {
+		if (pool->k_bits) {
+			kvq_store_row(pool, slot, kf + i * row, vf + i * row);
+		} else if (pool->k->dtype == GPU_DTYPE_F32) {
 			memcpy((float *)pool->k->data + slot * row, kf + i * row,
 			       row * sizeof(float));
 			memcpy((float *)pool->v->data + slot * row, vf + i * row,
@@ -229,8 +268,9 @@ static void attn_group(const struct attn_ctx *c, size_t i, size_t hk,
 	const struct gpu_kv_batch *b = c->b;
 	const size_t hd = pool->head_dim, ps = pool->page_size;
 	const size_t row = pool->n_head_kv * hd;
-	const int f16 = pool->k->dtype == GPU_DTYPE_F16;
-	const size_t es = f16 ? 2 : 4;
+	const int qnt = pool->k_bits != 0;
+	const int f16 = !qnt && pool->k->dtype == GPU_DTYPE_F16;
+	const size_t es = f16 ? 2 : 4; /* plain pools */
 	const size_t s = (size_t)((const int32_t *)b->row_seq->data)[i];
 	const size_t p = (size_t)((const int32_t *)b->row_pos->data)[i];
 	const int32_t *pt = (const int32_t *)b->page_table->data + s * b->max_pages;
@@ -248,8 +288,8 @@ static void attn_group(const struct attn_ctx *c, size_t i, size_t hk,
 	}
 	for (t0 = lo - lo % ps; t0 <= p; t0 += ps) {
 		size_t page = (size_t)pt[t0 / ps];
-		const char *kb = (const char *)pool->k->data + page * ps * row * es;
-		const char *vb = (const char *)pool->v->data + page * ps * row * es;
+		const char *kb = qnt ? NULL : (const char *)pool->k->data + page * ps * row * es;
+		const char *vb = qnt ? NULL : (const char *)pool->v->data + page * ps * row * es;
 		size_t ta = t0 < lo ? lo : t0;
 		size_t tb = t0 + ps - 1 < p ? t0 + ps - 1 : p;
 		float mx[ATT_GROUP];
@@ -258,10 +298,14 @@ static void attn_group(const struct attn_ctx *c, size_t i, size_t hk,
 		for (g = 0; g < ng; g++)
 			mx[g] = m[g];
 		for (t = ta; t <= tb; t++) {
-			const void *kp = kb + ((t - t0) * row + hk * hd) * es;
+			const void *kp = qnt ? NULL : kb + ((t - t0) * row + hk * hd) * es;
 			const float *kv = kp;
 
-			if (f16) {
+			if (qnt) {
+				kvq_load_head(pool->k, pool->k_scale, pool->k_bits, pool,
+					      page * ps + (t - t0), hk, kbuf);
+				kv = kbuf;
+			} else if (f16) {
 				to_f32(kbuf, kp, hd);
 				kv = kbuf;
 			}
@@ -288,10 +332,14 @@ static void attn_group(const struct attn_ctx *c, size_t i, size_t hk,
 			m[g] = mx[g];
 		}
 		for (t = ta; t <= tb; t++) {
-			const void *vp = vb + ((t - t0) * row + hk * hd) * es;
+			const void *vp = qnt ? NULL : vb + ((t - t0) * row + hk * hd) * es;
 			const float *vv = vp;
 
-			if (f16) {
+			if (qnt) {
+				kvq_load_head(pool->v, pool->v_scale, pool->v_bits, pool,
+					      page * ps + (t - t0), hk, vbuf);
+				vv = vbuf;
+			} else if (f16) {
 				to_f32(vbuf, vp, hd);
 				vv = vbuf;
 			}

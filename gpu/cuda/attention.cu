@@ -73,6 +73,7 @@
 #include "gpu/cuda/pdl.cuh"
 #include "gpu/cuda/rope_dev.cuh"
 #include "gpu/cuda/exl3_dev.cuh"
+#include "gpu/cuda/kvq_dev.cuh"
 #include "gpu/cuda/switches.h"
 
 #include <limits.h>
@@ -102,13 +103,25 @@ __global__ static void kv_store_kernel(struct gpu_cuda_kv kv, const float *k,
 	if (sl < 0)
 		return;
 	slot = (size_t)sl;
-	for (size_t j = threadIdx.x; j < row; j += blockDim.x) {
-		if (F16) {
-			((__half *)kv.k)[slot + j] = __float2half_rn(k[i * row + j]);
-			((__half *)kv.v)[slot + j] = __float2half_rn(v[i * row + j]);
-		} else {
-			((float *)kv.k)[slot + j] = k[i * row + j];
-			((float *)kv.v)[slot + j] = v[i * row + j];
+	if constexpr (F16 == 2) {
+		/* quantized: a warp per group of 32 values */
+		for (size_t g = threadIdx.x >> 5; g < row / 32; g += blockDim.x >> 5) {
+			const size_t e = i * row + g * 32 + (threadIdx.x & 31);
+
+			kvq_put((uint32_t *)kv.k, (__half *)kv.ks, slot / 32 + g, kv.kb,
+				k[e]);
+			kvq_put((uint32_t *)kv.v, (__half *)kv.vs, slot / 32 + g, kv.vb,
+				v[e]);
+		}
+	} else {
+		for (size_t j = threadIdx.x; j < row; j += blockDim.x) {
+			if (F16) {
+				((__half *)kv.k)[slot + j] = __float2half_rn(k[i * row + j]);
+				((__half *)kv.v)[slot + j] = __float2half_rn(v[i * row + j]);
+			} else {
+				((float *)kv.k)[slot + j] = k[i * row + j];
+				((float *)kv.v)[slot + j] = v[i * row + j];
+			}
 		}
 	}
 }
@@ -118,7 +131,10 @@ extern "C" int gpu_cuda_launch_kv_store(void *stream, const struct gpu_cuda_kv *
 {
 	cudaStream_t s = (cudaStream_t)stream;
 
-	if (kv->f16)
+	if (kv->f16 == 2)
+		(void)tern_launch(kv_store_kernel<2>, (unsigned)kv->n_rows, 128,
+				0, s, *kv, k, v);
+	else if (kv->f16)
 		(void)tern_launch(kv_store_kernel<1>, (unsigned)kv->n_rows, 128,
 				0, s, *kv, k, v);
 	else
@@ -259,13 +275,13 @@ rope_kv_kernel(struct gpu_cuda_kv kv, float *q, float *k, const float *v,
 			rope_pair(a[j], b[j], pc, fr[j], af, &ra, &rb);
 			x[f] = ra;
 			x[f + half] = rb;
-			if (slot >= 0) {
+			if (F16 != 2 && slot >= 0) {
 				pool_put<F16>(kv.k, (size_t)slot + f, ra);
 				pool_put<F16>(kv.k, (size_t)slot + f + half, rb);
 			}
 		}
 	}
-	if (slot >= 0) {
+	if (F16 != 2 && slot >= 0) {
 #pragma unroll
 		for (int j = 0; j < RKV_DIMS; j++) {
 			const size_t dd = lane + 32u * j;
@@ -276,6 +292,21 @@ rope_kv_kernel(struct gpu_cuda_kv kv, float *q, float *k, const float *v,
 					pool_put<F16>(kv.k, (size_t)slot + dd, tl[j]);
 			}
 		}
+	}
+	if (F16 == 2 && slot >= 0) {
+		/* quantized: the rotated key is in x (this warp's lanes wrote
+		 * it), v in vv; lane l holds value l of each group */
+		__syncwarp();
+#pragma unroll
+		for (int j = 0; j < RKV_DIMS; j++)
+			if (32u * j < hd) {
+				const size_t g = (size_t)slot / 32 + j;
+
+				kvq_put((uint32_t *)kv.k, (__half *)kv.ks, g, kv.kb,
+					x[32u * j + lane]);
+				kvq_put((uint32_t *)kv.v, (__half *)kv.vs, g, kv.vb,
+					vv[j]);
+			}
 	}
 }
 
@@ -297,7 +328,14 @@ extern "C" int gpu_cuda_launch_rope_kv_store(void *stream,
 		return 0;
 	if (nb > INT_MAX || n_rot / 2 > GPU_CUDA_MAX_HEAD_DIM / 2)
 		return (int)cudaErrorInvalidValue;
-	if (kv->f16)
+	if (kv->f16 == 2)
+		(void)tern_launch(rope_kv_kernel<2>, (unsigned)nb,
+				RKV_WARPS * 32, 0, s, *kv, q, k, v,
+				(unsigned)n_head, (unsigned)(n_rot / 2), pos,
+				inv_freq, sec ? sec[0] : 0, sec ? sec[1] : 0,
+				sec != NULL, attn_factor, q_norm, k_norm, norm_wt,
+				norm_eps);
+	else if (kv->f16)
 		(void)tern_launch(rope_kv_kernel<1>, (unsigned)nb,
 				RKV_WARPS * 32, 0, s, *kv, q, k, v,
 				(unsigned)n_head, (unsigned)(n_rot / 2), pos,
@@ -480,7 +518,7 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 	 * (at ctx 8192, 4 rounds per split, that wait was most of the
 	 * kernel: DRAM 10% busy with 2 blocks per SM).  Only for C = 1 and
 	 * G <= 4: elsewhere the extra registers spill. */
-	constexpr bool PIPE = F16 && C == 1 && G <= 4;
+	constexpr bool PIPE = F16 == 1 && C == 1 && G <= 4;
 	const bool pipe = PIPE && (vec & 2); /* vec | 2: see att_pipe */
 	const long long step = (long long)nkg * U;
 	uint4 kp[U][C], vp[U][C];
@@ -551,13 +589,37 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 #pragma unroll
 	for (int g = 0; g < G; g++)
 #pragma unroll
-		for (int c = 0; c < C; c++)
+		for (int c = 0; c < C; c++) {
+			if constexpr (F16 == 2) /* into the keys' rotated domain */
+				kvq_h32_8x4(qr[g][c], 1, 2);
 #pragma unroll
 			for (int e = 0; e < 8; e++)
 				qr[g][c][e] *= qscale;
+		}
+	/* quantized pool: a key value is step (c + 0.5 - m), so q . k over
+	 * a lane's 8 values is step (q . c + (0.5 - m) sum q) and the
+	 * weighted values sum_t p_t step_t (c_t + 0.5 - m): the codes go
+	 * into the products raw, qsum and ob carry the offset */
+	const float koff = F16 == 2 ? 0.5f - (float)(1u << (kv.kb - 1)) : 0.0f;
+	const float voff = F16 == 2 ? 0.5f - (float)(1u << (kv.vb - 1)) : 0.0f;
+	float qsum[G][C], ob[G][C];
+
+#pragma unroll
+	for (int g = 0; g < G; g++)
+#pragma unroll
+		for (int c = 0; c < C; c++) {
+			float a = 0.0f;
+
+#pragma unroll
+			for (int e = 0; e < 8; e++)
+				a += qr[g][c][e];
+			qsum[g][c] = a * koff;
+			ob[g][c] = 0.0f;
+		}
 	/* base: warp-uniform trip count (the shuffles need every lane) */
 	for (long long base = t_begin; base <= t_end; base += step) {
 		float kx[U][C][8], vx[U][C][8], sc[U][G];
+		float kst[U][C], vst[U][C]; /* quantized: the groups' steps */
 		int ok[U];
 
 		if (pipe) {
@@ -602,12 +664,31 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 								 rowel + hk * hd + d0;
 						const int nd = hd - d0 < 8 ? (int)(hd - d0) : 8;
 
-						ld8<F16>(kx[u][c], kv.k, e, vec, nd);
-						ld8<F16>(vx[u][c], kv.v, e, vec, nd);
+						if constexpr (F16 == 2) {
+							/* raw codes, rotated
+							 * domain; e a multiple
+							 * of 8 */
+							kvq_codes8((const uint32_t *)kv.k,
+								   e / 32, kv.kb,
+								   (unsigned)(e % 32) / 8,
+								   kx[u][c]);
+							kvq_codes8((const uint32_t *)kv.v,
+								   e / 32, kv.vb,
+								   (unsigned)(e % 32) / 8,
+								   vx[u][c]);
+							kst[u][c] = kvq_step((const __half *)kv.ks,
+									     e / 32, kv.kb);
+							vst[u][c] = kvq_step((const __half *)kv.vs,
+									     e / 32, kv.vb);
+						} else {
+							ld8<F16>(kx[u][c], kv.k, e, vec, nd);
+							ld8<F16>(vx[u][c], kv.v, e, vec, nd);
+						}
 					} else {
 #pragma unroll
 						for (int e = 0; e < 8; e++)
 							kx[u][c][e] = vx[u][c][e] = 0.0f;
+						kst[u][c] = vst[u][c] = 0.0f;
 					}
 				}
 			}
@@ -619,10 +700,20 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 				float a = 0.0f;
 
 #pragma unroll
-				for (int c = 0; c < C; c++)
+				for (int c = 0; c < C; c++) {
+					if constexpr (F16 == 2) {
+						float b = qsum[g][c];
+
 #pragma unroll
-					for (int e = 0; e < 8; e++)
-						a += qr[g][c][e] * kx[u][c][e];
+						for (int e = 0; e < 8; e++)
+							b += qr[g][c][e] * kx[u][c][e];
+						a += kst[u][c] * b;
+					} else {
+#pragma unroll
+						for (int e = 0; e < 8; e++)
+							a += qr[g][c][e] * kx[u][c][e];
+					}
+				}
 				for (int off = lpk >> 1; off > 0; off >>= 1)
 					a += __shfl_xor_sync(0xffffffffu, a, off);
 				sc[u][g] = a;
@@ -646,19 +737,44 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 			}
 			m[g] = mx;
 #pragma unroll
-			for (int c = 0; c < C; c++)
+			for (int c = 0; c < C; c++) {
+				float pv[U];
+
+#pragma unroll
+				for (int u = 0; u < U; u++)
+					pv[u] = F16 == 2 ? p[u] * vst[u][c] : p[u];
+				if constexpr (F16 == 2) {
+					float a = ob[g][c] * corr;
+
+#pragma unroll
+					for (int u = 0; u < U; u++)
+						a += pv[u];
+					ob[g][c] = a;
+				}
 #pragma unroll
 				for (int e = 0; e < 8; e++) {
 					float a = o[g][c][e] * corr;
 
 #pragma unroll
 					for (int u = 0; u < U; u++)
-						a += p[u] * vx[u][c][e];
+						a += pv[u] * vx[u][c][e];
 					o[g][c][e] = a;
 				}
+			}
 		}
 	}
 	tern_pdl_trigger(); /* the main loop is done: see gpu/cuda/pdl.cuh */
+	if constexpr (F16 == 2) /* the values' offset, then o back from
+				 * their rotated domain */
+#pragma unroll
+		for (int g = 0; g < G; g++)
+#pragma unroll
+			for (int c = 0; c < C; c++) {
+#pragma unroll
+				for (int e = 0; e < 8; e++)
+					o[g][c][e] += voff * ob[g][c];
+				kvq_h32_8x4(o[g][c], 1, 2);
+			}
 	/* merge the key groups (M = max m_k, o = sum o_k 2^(m_k - M), same
 	 * for l): first the 32 / lpk groups of a warp by shuffles, then the
 	 * DEC_THREADS / 32 warps through shared memory with one barrier (the
@@ -1139,7 +1255,7 @@ pf_tile(const uint16_t *Qs, const uint16_t *Ql, const uint16_t *Ks,
  * warp w owns rows 16 w .. 16 w + 15.  Fragment layouts: PTX
  * mma.m16n8k16 (g = lane / 4, c = lane % 4: A rows g, g + 8, cols 2c..,
  * 2c + 8..; B k 2c.., 2c + 8.., n g; C rows g, g + 8, cols 2c, 2c + 1). */
-template <int F16, int D, int PIPE>
+template <int F16, int D, int PIPE, int QN>
 __global__ static void __launch_bounds__(PF_THREADS)
 attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		    unsigned n_head, float qscale, size_t window)
@@ -1187,6 +1303,9 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 			x[4] = b.x * qscale; x[5] = b.y * qscale;
 			x[6] = b.z * qscale; x[7] = b.w * qscale;
 		}
+		if (QN) /* into the keys' rotated domain (lanes 4a..4a+3 hold
+			 * chunks 4b..4b+3: CH divides 128) */
+			kvq_h32_8x4(x, 1, 2);
 		if (F16) {
 			*(uint4 *)(Qs + r * LD + c * 8) = cvt8<1>(x);
 		} else {
@@ -1303,7 +1422,19 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 			if (d0 >= hd)
 				continue; /* pad: zeroed above */
 			if (e >= 0) {
-				if (F16) {
+				if (QN) {
+					const size_t el = (size_t)e + d0;
+					float x[8];
+
+					kvq_get8((const uint32_t *)kv.k,
+						 (const __half *)kv.ks, el / 32, kv.kb,
+						 (unsigned)(el % 32) / 8, x);
+					ku = cvt8<1>(x);
+					kvq_get8((const uint32_t *)kv.v,
+						 (const __half *)kv.vs, el / 32, kv.vb,
+						 (unsigned)(el % 32) / 8, x);
+					vu = cvt8<1>(x);
+				} else if (F16) {
 					ku = *(const uint4 *)((const __half *)kv.k + e + d0);
 					vu = *(const uint4 *)((const __half *)kv.v + e + d0);
 				} else {
@@ -1328,6 +1459,23 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		pf_tile<F16, D>(Qs, Ql, Ks, Kl, Vs, Vl, pgo, t0, plo, phi, mrow, lrow,
 				of, hd, LD, warp, lane, cq);
 	}
+	if (QN) /* o back from the values' rotated domain: a group's 32 dims
+		 * are fragments 4 G .. 4 G + 3 (x 2 values) of the 4 lanes of
+		 * a row */
+#pragma unroll
+		for (int k = 0; k < 2; k++)
+#pragma unroll
+			for (int G = 0; G < D / 32; G++) {
+				float x[8];
+
+#pragma unroll
+				for (int e = 0; e < 8; e++)
+					x[e] = of[4 * G + e / 2][2 * k + (e & 1)];
+				kvq_h32_8x4(x, 1, 2);
+#pragma unroll
+				for (int e = 0; e < 8; e++)
+					of[4 * G + e / 2][2 * k + (e & 1)] = x[e];
+			}
 	/* out = o / l (l summed over the 4 lanes of a row) */
 #pragma unroll
 	for (int k = 0; k < 2; k++) {
@@ -1522,7 +1670,7 @@ static void dec_launch_g(int G, dim3 grid, cudaStream_t s,
 
 /* Launch the prefill kernel; *done = 0 (nothing launched) when the device
  * lacks the shared memory (e.g. 99 KB on sm_86/89: f32 pool, D >= 128). */
-template <int F16, int D, int PIPE>
+template <int F16, int D, int PIPE, int QN = 0>
 static int pf_launch1(cudaStream_t s, const struct gpu_cuda_kv *kv, float *out,
 		      const float *q, size_t n_head, float qs, size_t window,
 		      int *done)
@@ -1551,7 +1699,7 @@ static int pf_launch1(cudaStream_t s, const struct gpu_cuda_kv *kv, float *out,
 				attr_set[dev] = -1;
 			return 0;
 		}
-		e = cudaFuncSetAttribute(attn_prefill_kernel<F16, D, PIPE>,
+		e = cudaFuncSetAttribute(attn_prefill_kernel<F16, D, PIPE, QN>,
 					 cudaFuncAttributeMaxDynamicSharedMemorySize,
 					 (int)bytes);
 		if (e != cudaSuccess)
@@ -1559,7 +1707,7 @@ static int pf_launch1(cudaStream_t s, const struct gpu_cuda_kv *kv, float *out,
 		if (dev >= 0 && dev < 64)
 			attr_set[dev] = 1;
 	}
-	(void)tern_launch(attn_prefill_kernel<F16, D, PIPE>,
+	(void)tern_launch(attn_prefill_kernel<F16, D, PIPE, QN>,
 			(unsigned)(n_tiles * n_head), PF_THREADS, bytes, s, *kv,
 			out, q, (unsigned)n_head, qs, window);
 	*done = 1;
@@ -1632,7 +1780,11 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 		rt = *rot;
 	/* prefill: tensor-core kernel for the uniform 64-row tiles */
 	if (kv->n_rows >= ATT_PREFILL_MIN && vec && hd <= 256) {
-		if (kv->f16)
+		if (kv->f16 == 2) /* quantized: dequantized to f16 tiles */
+			rc = hd <= 64 ? pf_launch1<1, 64, 0, 1>(s, kv, out, q, n_head, qs, window, &skip) :
+			     hd <= 128 ? pf_launch1<1, 128, 0, 1>(s, kv, out, q, n_head, qs, window, &skip) :
+					 pf_launch1<1, 256, 0, 1>(s, kv, out, q, n_head, qs, window, &skip);
+		else if (kv->f16)
 			rc = hd <= 64 ? pf_launch<1, 64>(s, kv, out, q, n_head, qs, window, &skip) :
 			     hd <= 128 ? pf_launch<1, 128>(s, kv, out, q, n_head, qs, window, &skip) :
 					 pf_launch<1, 256>(s, kv, out, q, n_head, qs, window, &skip);
@@ -1676,7 +1828,16 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 	{
 		dim3 grid((unsigned)(kv->n_rows * kv->n_head_kv * n_grp), (unsigned)n_split);
 
-		if (kv->f16) {
+		if (kv->f16 == 2) {
+			if (C == 1)
+				dec_launch_g<2, 1>(G, grid, s, kv, out, q, (unsigned)n_head,
+						   (unsigned)n_grp, qs, window,
+						   part_o, part_ml, skip, lpk, vec, al);
+			else
+				dec_launch_g<2, 2>(G, grid, s, kv, out, q, (unsigned)n_head,
+						   (unsigned)n_grp, qs, window,
+						   part_o, part_ml, skip, lpk, vec, al);
+		} else if (kv->f16) {
 			if (C == 1)
 				dec_launch_g<1, 1>(G, grid, s, kv, out, q, (unsigned)n_head,
 						   (unsigned)n_grp, qs, window,

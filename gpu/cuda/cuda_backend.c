@@ -758,7 +758,11 @@ void gpu_cuda_kv_fill(struct gpu_cuda_kv *kv, const struct gpu_kv_pool *pool,
 {
 	kv->k = pool->k->data;
 	kv->v = pool->v->data;
-	kv->f16 = pool->k->dtype == GPU_DTYPE_F16;
+	kv->f16 = pool->k_bits ? 2 : pool->k->dtype == GPU_DTYPE_F16;
+	kv->kb = pool->k_bits;
+	kv->vb = pool->v_bits;
+	kv->ks = pool->k_bits ? pool->k_scale->data : NULL;
+	kv->vs = pool->k_bits ? pool->v_scale->data : NULL;
 	kv->n_pages = pool->n_pages;
 	kv->page_size = pool->page_size;
 	kv->n_head_kv = pool->n_head_kv;
@@ -847,6 +851,7 @@ int gpu_cuda_attention_rot(struct gpu *g, struct gpu_buf *out,
 		span = window;
 	n_split = gpu_cuda_attention_splits(b->n_rows, pool->n_head_kv, span,
 					    pool->head_dim,
+					    pool->k_bits ? 2 :
 					    pool->k->dtype == GPU_DTYPE_F16);
 	if (n_split > 1) {
 		need = att_ws_need(b->n_rows, n_head, n_split, pool->head_dim);

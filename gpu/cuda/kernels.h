@@ -193,8 +193,12 @@ int gpu_cuda_launch_moe_combine(void *stream, float *out, const float *y,
 
 /* Paged KV geometry and batch, device pointers (see gpu.h). */
 struct gpu_cuda_kv {
-	void *k, *v;          /* [n_pages, page_size, n_head_kv, head_dim] */
-	int f16;              /* pool element type: 1 = f16, 0 = f32 */
+	void *k, *v;          /* [n_pages, page_size, n_head_kv, head_dim];
+			       * quantized: u32 words, bits a group of 32 */
+	int f16;              /* pool element type: 1 = f16, 0 = f32,
+			       * 2 = quantized (gpu.h: kb, vb, ks, vs) */
+	unsigned kb, vb;      /* quantized: bits of keys and values */
+	void *ks, *vs;        /* quantized: f16 scales, one a group */
 	size_t n_pages, page_size, n_head_kv, head_dim;
 	const int32_t *row_seq, *row_pos, *page_table;
 	size_t n_rows, n_seq, max_pages;

@@ -123,8 +123,15 @@ START_TEST(test_errors)
 	free(out);
 	ck_assert_int_eq(run("-p a -f b", true, &out, &len), 2);
 	free(out);
-	ck_assert_int_eq(run("--kv-type q4 -p hi", true, &out, &len), 2);
-	ck_assert_msg(strstr(out, "unknown KV type 'q4'"), "%s", out);
+	ck_assert_int_eq(run("--kv-type q9 -p hi", true, &out, &len), 2);
+	ck_assert_msg(strstr(out, "unknown KV type 'q9'"), "%s", out);
+	free(out);
+	ck_assert_int_eq(run("--kv-type 16,4 -p hi", true, &out, &len), 2);
+	ck_assert_msg(strstr(out, "unknown KV type '16,4'"), "%s", out);
+	free(out);
+	/* stories260k's heads are 8 wide: no groups of 32 to quantize */
+	ck_assert_int_eq(run("--kv-type q4 -p hi", true, &out, &len), 1);
+	ck_assert_msg(strstr(out, "not a multiple of 32"), "%s", out);
 	free(out);
 	ck_assert_int_eq(run("-b tpu -p hi", true, &out, &len), 2);
 	ck_assert_msg(strstr(out, "unknown backend 'tpu'"), "%s", out);

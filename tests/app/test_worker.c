@@ -65,9 +65,13 @@ START_TEST(test_f16_cache_loads)
 }
 END_TEST
 
+/* The bundled stories260k has head_dim 8: a quantized cache (groups of
+ * 32 values) is refused with the reason; an f16 half with a quantized
+ * half is refused whatever the model. */
 START_TEST(test_quantized_cache_refused)
 {
 	static const int bits[][2] = { { 4, 4 }, { 8, 16 }, { 16, 2 } };
+	static const char *why[] = { "multiple of 32", "both f16", "both f16" };
 	size_t i;
 
 	for (i = 0; i < sizeof bits / sizeof *bits; i++) {
@@ -76,9 +80,7 @@ START_TEST(test_quantized_cache_refused)
 		load_and_wait(NULL, bits[i][0], bits[i][1], &ev);
 		ck_assert_msg(ev.type == APP_WEV_LOAD_FAILED,
 			      "k_bits %d v_bits %d loaded", bits[i][0], bits[i][1]);
-		ck_assert_msg(strstr(ev.text, "quantized KV cache") &&
-				      strstr(ev.text, "kv_bits: 16"),
-			      "message: %s", ev.text);
+		ck_assert_msg(strstr(ev.text, why[i]), "message: %s", ev.text);
 		app_worker_event_fini(&ev);
 	}
 }

@@ -1237,8 +1237,8 @@ static void check_rope_kv(enum gpu_dtype kvt, int mrope, size_t n_rot, float af)
 	gpu_buf_zero(vp1, NULL);
 	gpu_buf_zero(kp2, NULL);
 	gpu_buf_zero(vp2, NULL);
-	p1 = (struct gpu_kv_pool){ kp1, vp1, NP, PS, HKV, HD };
-	p2 = (struct gpu_kv_pool){ kp2, vp2, NP, PS, HKV, HD };
+	p1 = (struct gpu_kv_pool){ kp1, vp1, NP, PS, HKV, HD, 0, 0, NULL, NULL };
+	p2 = (struct gpu_kv_pool){ kp2, vp2, NP, PS, HKV, HD, 0, 0, NULL, NULL };
 	memset(&b, 0, sizeof b);
 	b.n_rows = N;
 	b.row_seq = brs;

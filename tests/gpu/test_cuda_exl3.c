@@ -1581,7 +1581,7 @@ START_TEST(test_residual_rope)
 				rp[v].q_norm = b[v][14];
 				rp[v].k_norm = b[v][15];
 			}
-			pool[v] = (struct gpu_kv_pool){ b[v][7], b[v][8], n_pages, ps, Hk, hd };
+			pool[v] = (struct gpu_kv_pool){ b[v][7], b[v][8], n_pages, ps, Hk, hd, 0, 0, NULL, NULL };
 			kb[v] = (struct gpu_kv_batch){ n, b[v][9], b[v][10], b[v][11],
 						       n_seq, mp, false };
 			rk[v] = (struct gpu_rope_kv){ b[v][4], b[v][5], b[v][6], H,

@@ -917,8 +917,8 @@ static void one_rope_kv_n(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	nk_ = rand_w(p, norm == 2 ? GPU_DTYPE_F16 : GPU_DTYPE_BF16, hd, 1.0f);
 	if (norm)
 		rp.norm_eps = 1e-6f;
-	pc = (struct gpu_kv_pool){ kpool.c, vpool.c, n_pages, ps, n_head_kv, hd };
-	pg = (struct gpu_kv_pool){ kpool.g, vpool.g, n_pages, ps, n_head_kv, hd };
+	pc = (struct gpu_kv_pool){ kpool.c, vpool.c, n_pages, ps, n_head_kv, hd, 0, 0, NULL, NULL };
+	pg = (struct gpu_kv_pool){ kpool.g, vpool.g, n_pages, ps, n_head_kv, hd, 0, 0, NULL, NULL };
 	for (round = 0; round < 2; round++) {
 		/* round 0: the n valid rows; round 1: all nt rows, the last
 		 * N_BAD invalid */
@@ -1135,8 +1135,8 @@ static void one_attention(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	gpu_buf_zero(kpool.g, NULL);
 	gpu_buf_zero(vpool.c, NULL);
 	gpu_buf_zero(vpool.g, NULL);
-	pc = (struct gpu_kv_pool){ kpool.c, vpool.c, n_pages, ps, n_head_kv, hd };
-	pg = (struct gpu_kv_pool){ kpool.g, vpool.g, n_pages, ps, n_head_kv, hd };
+	pc = (struct gpu_kv_pool){ kpool.c, vpool.c, n_pages, ps, n_head_kv, hd, 0, 0, NULL, NULL };
+	pg = (struct gpu_kv_pool){ kpool.g, vpool.g, n_pages, ps, n_head_kv, hd, 0, 0, NULL, NULL };
 	bc = (struct gpu_kv_batch){ n_all, bseq.c, bpos.c, bpt.c, 2, max_pages, false };
 	bg = (struct gpu_kv_batch){ n_all, bseq.g, bpos.g, bpt.g, 2, max_pages, false };
 	BOTH(gpu_kv_store(p->cpu, &pc, &bc, bk.c, bv.c, &d_),
@@ -1253,8 +1253,8 @@ static void one_prefill(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	gpu_buf_zero(kpool.g, NULL);
 	gpu_buf_zero(vpool.c, NULL);
 	gpu_buf_zero(vpool.g, NULL);
-	pc = (struct gpu_kv_pool){ kpool.c, vpool.c, n_pages, ps, n_head_kv, hd };
-	pg = (struct gpu_kv_pool){ kpool.g, vpool.g, n_pages, ps, n_head_kv, hd };
+	pc = (struct gpu_kv_pool){ kpool.c, vpool.c, n_pages, ps, n_head_kv, hd, 0, 0, NULL, NULL };
+	pg = (struct gpu_kv_pool){ kpool.g, vpool.g, n_pages, ps, n_head_kv, hd, 0, 0, NULL, NULL };
 	bc = (struct gpu_kv_batch){ n_all, bseq.c, bpos.c, bpt.c, 2, max_pages, false };
 	bg = (struct gpu_kv_batch){ n_all, bseq.g, bpos.g, bpt.g, 2, max_pages, false };
 	BOTH(gpu_kv_store(p->cpu, &pc, &bc, bk.c, bv.c, &d_),
@@ -1354,8 +1354,8 @@ static void one_decode(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	q = rand_f32(nr * n_head * hd, 2.0f);
 	bq = mk2(p, GPU_DTYPE_F32, q, nr * n_head * hd);
 	out = mk2(p, GPU_DTYPE_F32, NULL, nr * n_head * hd);
-	pc = (struct gpu_kv_pool){ kpool.c, vpool.c, n_pages, ps, n_head_kv, hd };
-	pg = (struct gpu_kv_pool){ kpool.g, vpool.g, n_pages, ps, n_head_kv, hd };
+	pc = (struct gpu_kv_pool){ kpool.c, vpool.c, n_pages, ps, n_head_kv, hd, 0, 0, NULL, NULL };
+	pg = (struct gpu_kv_pool){ kpool.g, vpool.g, n_pages, ps, n_head_kv, hd, 0, 0, NULL, NULL };
 	bc = (struct gpu_kv_batch){ nr, bseq.c, bpos.c, bpt.c, 2, max_pages, false };
 	bg = (struct gpu_kv_batch){ nr, bseq.g, bpos.g, bpt.g, 2, max_pages, false };
 	attention2(p, out, bq, &pc, &pg, &bc, &bg, n_head, hd, window);
@@ -1373,6 +1373,171 @@ static void one_decode(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
 	free(q);
 	free(pt);
 }
+
+/* A quantized pool (gpu.h): sequence 0 holds L positions, sequence 1
+ * holds 50, over shuffled pages; both backends store every position
+ * (gpu_kv_store, or gpu_rope_kv_store with rope), the stored words and
+ * scales must match (bit for bit without RoPE: the same codes from the
+ * same arithmetic; with it, sincos may differ in the last bit, so the CPU's
+ * pool is copied over), then attention of a prefill chunk of sequence 0
+ * (rows start..L-1: the prefill kernel's f16 tiles of the dequantized
+ * values), and of decode rows of both sequences (the decode kernel, f32,
+ * split over long tables) on the same pool. */
+static void one_quant(struct gpu_pair *p, unsigned kb, unsigned vb, size_t n_head,
+		      size_t n_head_kv, size_t hd, size_t window, size_t L,
+		      size_t start, int rope)
+{
+	const size_t ps = 256, len1 = 50, max_pages = (L + ps - 1) / ps + 1;
+	const size_t n_pages = 2 * max_pages + 3, row = n_head_kv * hd;
+	const size_t ng = n_pages * ps * row / 32, n_all = L + len1;
+	const size_t nq = L - start + 2;
+	int32_t *pt = malloc(2 * max_pages * sizeof *pt);
+	int32_t *seqs = malloc((n_all + nq) * sizeof *seqs);
+	int32_t *poss = malloc((n_all + nq) * sizeof *poss);
+	float *k, *v, *q, inv[256];
+	struct bb bk, bv, bqr, bseq, bpos, bpt, kw, vw, ksc, vsc, bq, out, bi;
+	struct gpu_kv_pool pc, pg;
+	struct gpu_kv_batch bc, bg;
+	struct gpu_rope rp = { hd, 1.0f, NULL, NULL, NULL, 0.0f };
+	size_t i, nrows = n_all > nq ? n_all : nq;
+	int same;
+
+	shuffled_pages(pt, 2 * max_pages, n_pages);
+	for (i = 0; i < n_all; i++) {
+		seqs[i] = i < L ? 0 : 1;
+		poss[i] = (int32_t)(i < L ? i : i - L);
+	}
+	for (i = 0; i < hd / 2; i++)
+		inv[i] = powf(10000.0f, -2.0f * (float)i / (float)hd);
+	k = rand_f32(nrows * row, 1.0f);
+	v = rand_f32(nrows * row, 1.0f);
+	q = rand_f32(nrows * n_head * hd, 2.0f);
+	for (i = 0; i < nrows * row; i += 7)
+		k[i] *= 5.0f; /* some outliers */
+	bk = mk2(p, GPU_DTYPE_F32, k, nrows * row);
+	bv = mk2(p, GPU_DTYPE_F32, v, nrows * row);
+	bqr = mk2(p, GPU_DTYPE_F32, q, nrows * n_head * hd);
+	bseq = mk2(p, GPU_DTYPE_I32, seqs, nrows);
+	bpos = mk2(p, GPU_DTYPE_I32, poss, nrows);
+	bpt = mk2(p, GPU_DTYPE_I32, pt, 2 * max_pages);
+	bi = mk2(p, GPU_DTYPE_F32, inv, hd / 2);
+	kw = mk2(p, GPU_DTYPE_I32, NULL, ng * kb);
+	vw = mk2(p, GPU_DTYPE_I32, NULL, ng * vb);
+	ksc = mk2(p, GPU_DTYPE_F16, NULL, ng);
+	vsc = mk2(p, GPU_DTYPE_F16, NULL, ng);
+	gpu_buf_zero(kw.c, NULL);
+	gpu_buf_zero(kw.g, NULL);
+	gpu_buf_zero(vw.c, NULL);
+	gpu_buf_zero(vw.g, NULL);
+	gpu_buf_zero(ksc.c, NULL);
+	gpu_buf_zero(ksc.g, NULL);
+	gpu_buf_zero(vsc.c, NULL);
+	gpu_buf_zero(vsc.g, NULL);
+	pc = (struct gpu_kv_pool){ kw.c, vw.c, n_pages, ps, n_head_kv, hd, kb, vb,
+				   ksc.c, vsc.c };
+	pg = (struct gpu_kv_pool){ kw.g, vw.g, n_pages, ps, n_head_kv, hd, kb, vb,
+				   ksc.g, vsc.g };
+	bc = (struct gpu_kv_batch){ n_all, bseq.c, bpos.c, bpt.c, 2, max_pages, false };
+	bg = (struct gpu_kv_batch){ n_all, bseq.g, bpos.g, bpt.g, 2, max_pages, false };
+	if (rope)
+		BOTH(gpu_rope_kv_store(p->cpu, bqr.c, bk.c, bv.c, n_head, bpos.c, bi.c,
+				       &rp, &pc, &bc, &d_),
+		     gpu_rope_kv_store(p->cuda, bqr.g, bk.g, bv.g, n_head, bpos.g,
+				       bi.g, &rp, &pg, &bg, &d_));
+	else
+		BOTH(gpu_kv_store(p->cpu, &pc, &bc, bk.c, bv.c, &d_),
+		     gpu_kv_store(p->cuda, &pg, &bg, bk.g, bv.g, &d_));
+	gpu_sync(p->cuda, NULL);
+	{
+		const size_t nw = ng * (kb > vb ? kb : vb);
+		uint32_t *a = malloc(nw * 4), *b = malloc(nw * 4);
+		size_t diff = 0, j;
+		struct bb parts[4] = { kw, vw, ksc, vsc };
+		const size_t cnt[4] = { ng * kb, ng * vb, ng, ng };
+
+		for (j = 0; j < 4; j++) {
+			ck_assert_int_eq(gpu_buf_read(parts[j].c, 0, a, cnt[j], NULL), 0);
+			ck_assert_int_eq(gpu_buf_read(parts[j].g, 0, b, cnt[j], NULL), 0);
+			diff += memcmp(a, b, cnt[j] * (j < 2 ? 4 : 2)) != 0;
+			/* one pool for both: the CPU's */
+			ck_assert_int_eq(gpu_buf_write(parts[j].g, 0, a, cnt[j], NULL), 0);
+		}
+		same = diff == 0;
+		if (!rope)
+			ck_assert_msg(same, "quantized kv_store k%u v%u hd %zu: pools differ "
+				      "(seed %llu)", kb, vb, hd,
+				      (unsigned long long)test_seed);
+		free(a);
+		free(b);
+	}
+	/* queries: rows start..L-1 of sequence 0 (single sequence), then the
+	 * last position of each sequence as decode rows (separate call) */
+	for (i = 0; i < nq - 2; i++) {
+		seqs[i] = 0;
+		poss[i] = (int32_t)(start + i);
+	}
+	ck_assert_int_eq(gpu_buf_write(bseq.c, 0, seqs, nq - 2, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bseq.g, 0, seqs, nq - 2, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bpos.c, 0, poss, nq - 2, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bpos.g, 0, poss, nq - 2, NULL), 0);
+	bq = mk2(p, GPU_DTYPE_F32, q, nq * n_head * hd);
+	out = mk2(p, GPU_DTYPE_F32, NULL, nq * n_head * hd);
+	bc.n_rows = bg.n_rows = nq - 2;
+	bc.single_seq = bg.single_seq = true;
+	attention2(p, out, bq, &pc, &pg, &bc, &bg, n_head, hd, window);
+	EXPECT_CLOSE(out, 0, (nq - 2) * n_head * hd, 2e-3,
+		     "quantized prefill k%u v%u heads %zu/%zu hd %zu window %zu L %zu",
+		     kb, vb, n_head, n_head_kv, hd, window, L);
+	seqs[0] = 0;
+	poss[0] = (int32_t)L - 1;
+	seqs[1] = 1;
+	poss[1] = (int32_t)len1 - 1;
+	ck_assert_int_eq(gpu_buf_write(bseq.c, 0, seqs, 2, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bseq.g, 0, seqs, 2, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bpos.c, 0, poss, 2, NULL), 0);
+	ck_assert_int_eq(gpu_buf_write(bpos.g, 0, poss, 2, NULL), 0);
+	bc.n_rows = bg.n_rows = 2;
+	bc.single_seq = bg.single_seq = false;
+	attention2(p, out, bq, &pc, &pg, &bc, &bg, n_head, hd, window);
+	EXPECT_CLOSE(out, 0, 2 * n_head * hd, 1e-5,
+		     "quantized decode k%u v%u heads %zu/%zu hd %zu window %zu L %zu",
+		     kb, vb, n_head, n_head_kv, hd, window, L);
+	free2(bk);
+	free2(bv);
+	free2(bqr);
+	free2(bseq);
+	free2(bpos);
+	free2(bpt);
+	free2(bi);
+	free2(kw);
+	free2(vw);
+	free2(ksc);
+	free2(vsc);
+	free2(bq);
+	free2(out);
+	free(k);
+	free(v);
+	free(q);
+	free(pt);
+	free(seqs);
+	free(poss);
+}
+
+START_TEST(test_attention_quant)
+{
+	struct gpu_pair p;
+
+	if (!gpu_pair_open(&p, 3))
+		return;
+	one_quant(&p, 4, 4, 32, 8, 128, 0, 700, 200, 0);
+	one_quant(&p, 8, 8, 32, 8, 128, 0, 300, 0, 1);
+	one_quant(&p, 6, 5, 12, 4, 64, 100, 400, 100, 0);
+	one_quant(&p, 3, 2, 8, 2, 256, 0, 150, 0, 1);
+	one_quant(&p, 2, 7, 14, 2, 96, 37, 160, 20, 0); /* pad columns */
+	one_quant(&p, 4, 8, 4, 4, 32, 0, 3000, 2900, 1);
+	gpu_pair_close(&p);
+}
+END_TEST
 
 START_TEST(test_attention)
 {
@@ -2094,7 +2259,7 @@ START_TEST(test_bench)
 		struct gpu_buf *vp = mkbuf(g, GPU_DTYPE_F16, NULL, np * ps * row);
 		int32_t *pt = malloc(np * 4), seq0 = 0, pos = (int32_t)ctx - 1;
 		struct gpu_buf *bpt, *bs, *bp, *q, *o;
-		struct gpu_kv_pool pool = { kp, vp, np, ps, hkv, hd };
+		struct gpu_kv_pool pool = { kp, vp, np, ps, hkv, hd, 0, 0, NULL, NULL };
 		struct gpu_kv_batch b;
 		size_t i;
 
@@ -2247,6 +2412,7 @@ Suite *cuda_parity_suite(void)
 	tcase_add_test(tc, test_rope);
 	tcase_add_test(tc, test_rope_kv_store);
 	tcase_add_test(tc, test_attention);
+	tcase_add_test(tc, test_attention_quant);
 #ifdef HAVE_CUDA
 	tcase_add_test(tc, test_attention_splits_waves);
 #endif

@@ -1027,7 +1027,7 @@ START_TEST(test_residual_att_rope)
 		b[v][13] = cbuf(g, GPU_DTYPE_F32, 64, invf);
 		b[v][14] = cbuf(g, GPU_DTYPE_F32, DIM, nwv);
 		b[v][15] = NULL;
-		pool[v] = (struct gpu_kv_pool){ b[v][7], b[v][8], npg, PS, HK, HD };
+		pool[v] = (struct gpu_kv_pool){ b[v][7], b[v][8], npg, PS, HK, HD, 0, 0, NULL, NULL };
 		kb[v] = (struct gpu_kv_batch){ N, b[v][9], b[v][10], b[v][11], NS, MP,
 					       false };
 		parts[v][0] = (struct gpu_exl3_part){ b[v][4], lq.w, H * HD };
