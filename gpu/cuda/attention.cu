@@ -84,7 +84,11 @@
 #define ATT_SPLIT_ALIGN 8  /* decode split chunks are multiples of this, at
 			    * least (att_align) */
 #define DEC_THREADS 128
-#define DEC_U(f16) ((f16) ? 4 : 2) /* keys in flight per key group */
+/* keys in flight per key group (C: 8 dims a lane, or 16): f32 2, f16 4,
+ * quantized 8 (a key is 1/4 of an f16 one's bytes at 4 bits: more keys
+ * keep as many bytes in flight; 2 at C = 2, whose unpipelined loop holds
+ * every key's values in registers) */
+#define DEC_U(f16, C) ((f16) == 2 ? ((C) == 1 ? 8 : 2) : (f16) ? 4 : 2)
 #define PF_ROWS 64         /* query rows per prefill block (16 per warp) */
 #define PF_THREADS 128
 #define ATT_PREFILL_MIN 16 /* batches of at least this many rows try the prefill kernel */
@@ -560,15 +564,46 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		pages(b0);
 		loads(b0);
 	};
+	/* quantized pool, pipelined (C = 1): the next round's words and
+	 * scales (raw) while this round is computed */
+	constexpr bool QPIPE = F16 == 2 && C == 1;
+	uint32_t kr[QPIPE ? U : 1][3], vr[QPIPE ? U : 1][3];
+	unsigned short ksr[QPIPE ? U : 1], vsr[QPIPE ? U : 1];
+	const unsigned qpart = (unsigned)li & 3u; /* this lane's 8 of a group */
+	auto qloads = [&](long long b0) {
+#pragma unroll
+		for (int u = 0; u < (QPIPE ? U : 0); u++) {
+			const long long t = b0 + kg + (long long)u * nkg;
+			const long long pg = pgp[u];
+			const size_t d0 = (size_t)li * 8;
+
+			okp[u] = pg >= 0;
+			if (okp[u] && d0 < hd) {
+				const size_t gi = (((size_t)pg * ps + (unsigned)t % (unsigned)ps) *
+						   rowel + hk * hd + d0) / 32;
+
+				kvq_load_raw((const uint32_t *)kv.k, gi, kv.kb, qpart, kr[u]);
+				kvq_load_raw((const uint32_t *)kv.v, gi, kv.vb, qpart, vr[u]);
+				ksr[u] = ((const unsigned short *)kv.ks)[gi];
+				vsr[u] = ((const unsigned short *)kv.vs)[gi];
+			} else {
+				kr[u][0] = kr[u][1] = kr[u][2] = 0;
+				vr[u][0] = vr[u][1] = vr[u][2] = 0;
+				ksr[u] = vsr[u] = 0; /* step 0: no contribution */
+			}
+		}
+	};
 
 	/* the first round's pages before the wait; its K/V loads go out
 	 * before q's: their latencies overlap (q and position p were written
 	 * by the kernel before, the rest long ago) */
-	if (pipe && t_begin <= t_end)
+	if ((pipe || QPIPE) && t_begin <= t_end)
 		pages(t_begin);
 	tern_pdl_wait(); /* q and the pool: see the top */
 	if (pipe && t_begin <= t_end)
 		loads(t_begin);
+	if (QPIPE && t_begin <= t_end)
+		qloads(t_begin);
 #pragma unroll
 	for (int g = 0; g < G; g++) {
 		m[g] = -INFINITY;
@@ -618,6 +653,91 @@ attn_decode_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		}
 	/* base: warp-uniform trip count (the shuffles need every lane) */
 	for (long long base = t_begin; base <= t_end; base += step) {
+		if constexpr (QPIPE) {
+			/* this round from the raw registers: the scores from
+			 * the keys' words, then the next round's loads issued
+			 * (over the registers just read, the values' words
+			 * copied first), then softmax and values */
+			uint32_t vc[U][3];
+			float kst1[U], vst1[U], sq[U][G], pq[G][U];
+			int okc[U];
+			const float kinv = 1.0f / (float)(1u << (kv.kb - 1));
+			const float vinv = 1.0f / (float)(1u << (kv.vb - 1));
+
+#pragma unroll
+			for (int u = 0; u < U; u++) {
+				float kf[8];
+
+				okc[u] = okp[u];
+				kst1[u] = __half2float(__ushort_as_half(ksr[u])) * kinv;
+				vst1[u] = __half2float(__ushort_as_half(vsr[u])) * vinv;
+				kvq_raw_codes(kr[u], kv.kb, kf);
+#pragma unroll
+				for (int j = 0; j < 3; j++)
+					vc[u][j] = vr[u][j];
+#pragma unroll
+				for (int g = 0; g < G; g++) {
+					float b = qsum[g][0];
+
+#pragma unroll
+					for (int e = 0; e < 8; e++)
+						b += qr[g][0][e] * kf[e];
+					sq[u][g] = b * kst1[u];
+				}
+			}
+			if (base + step <= t_end) {
+				pages(base + step);
+				qloads(base + step);
+			}
+#pragma unroll
+			for (int u = 0; u < U; u++)
+#pragma unroll
+				for (int g = 0; g < G; g++)
+					for (int off = lpk >> 1; off > 0; off >>= 1)
+						sq[u][g] += __shfl_xor_sync(0xffffffffu, sq[u][g], off);
+#pragma unroll
+			for (int g = 0; g < G; g++) {
+				float mx = m[g], corr;
+
+#pragma unroll
+				for (int u = 0; u < U; u++)
+					if (okc[u])
+						mx = fmaxf(mx, sq[u][g]);
+				if (mx == -INFINITY) {
+#pragma unroll
+					for (int u = 0; u < U; u++)
+						pq[g][u] = 0.0f;
+					continue; /* nothing valid yet */
+				}
+				corr = exp2f(m[g] - mx);
+				l[g] *= corr;
+				ob[g][0] *= corr;
+#pragma unroll
+				for (int e = 0; e < 8; e++)
+					o[g][0][e] *= corr;
+#pragma unroll
+				for (int u = 0; u < U; u++) {
+					const float pp = okc[u] ? exp2f(sq[u][g] - mx) : 0.0f;
+
+					l[g] += pp;
+					pq[g][u] = pp * vst1[u];
+					ob[g][0] += pq[g][u];
+				}
+				m[g] = mx;
+			}
+#pragma unroll
+			for (int u = 0; u < U; u++) {
+				float vf[8];
+
+				kvq_raw_codes(vc[u], kv.vb, vf);
+#pragma unroll
+				for (int g = 0; g < G; g++)
+#pragma unroll
+					for (int e = 0; e < 8; e++)
+						o[g][0][e] += pq[g][u] * vf[e];
+			}
+			continue;
+		}
 		float kx[U][C][8], vx[U][C][8], sc[U][G];
 		float kst[U][C], vst[U][C]; /* quantized: the groups' steps */
 		int ok[U];
@@ -1510,7 +1630,7 @@ static size_t dec_round(size_t hd, int f16)
 
 	while (lpk < n8 && lpk < 32)
 		lpk *= 2;
-	return DEC_THREADS / lpk * (size_t)(f16 ? DEC_U(1) : DEC_U(0));
+	return DEC_THREADS / lpk * (size_t)DEC_U(f16, (n8 + lpk - 1) / lpk);
 }
 
 /* Positions of a split chunk are a multiple of this: one whole round of
@@ -1642,7 +1762,7 @@ static void dec_launch(dim3 grid, cudaStream_t s, const struct gpu_cuda_kv *kv,
 		       float qs, size_t window, float *po, float *pml,
 		       int skip, int lpk, int vec, unsigned align)
 {
-	(void)tern_launch(attn_decode_kernel<F16, G, C, DEC_U(F16)>, grid,
+	(void)tern_launch(attn_decode_kernel<F16, G, C, DEC_U(F16, C)>, grid,
 			DEC_THREADS, 0, s, *kv, out, q, n_head, n_grp, qs,
 			window, po, pml, skip, lpk, vec, align);
 }
@@ -1663,9 +1783,10 @@ static void dec_launch_g(int G, dim3 grid, cudaStream_t s,
 	else if (G == 4)
 		dec_launch<F16, 4, C>(grid, s, kv, out, q, n_head, n_grp, qs, window,
 				      po, pml, skip, lpk, vec, al);
-	else if (C == 1)
-		dec_launch<F16, 8, 1>(grid, s, kv, out, q, n_head, n_grp, qs, window,
-				      po, pml, skip, lpk, vec, al);
+	else if (C == 1 && F16 != 2) /* a quantized pool: G <= 4 */
+		dec_launch<F16 == 2 ? 0 : F16, 8, 1>(grid, s, kv, out, q, n_head,
+						     n_grp, qs, window, po, pml, skip,
+						     lpk, vec, al);
 }
 
 /* Launch the prefill kernel; *done = 0 (nothing launched) when the device
@@ -1801,7 +1922,10 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 	while ((size_t)lpk < n8 && lpk < 32)
 		lpk *= 2;
 	C = (int)((n8 + (size_t)lpk - 1) / (size_t)lpk); /* 1, or 2 for hd > 256 */
-	for (G = 1; (size_t)G < n_rep && G < (C == 1 ? 8 : 4);)
+	/* at most 4 heads a block on a quantized pool: its pipelined
+	 * decode's registers (a second block of the group reads the same
+	 * small rows, from L2) */
+	for (G = 1; (size_t)G < n_rep && G < (C == 1 && kv->f16 != 2 ? 8 : 4);)
 		G *= 2;
 	n_grp = (n_rep + (size_t)G - 1) / (size_t)G;
 	/* a short context (the page table's span, as n_split counts it, not

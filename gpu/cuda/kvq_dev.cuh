@@ -214,6 +214,65 @@ __device__ __forceinline__ void kvq_codes8(const uint32_t *words, size_t g,
 	}
 }
 
+/* The words holding values 8 p .. 8 p + 7 of group g, loaded for a later
+ * kvq_raw_codes (a pipelined reader issues the next keys' loads before
+ * decoding these): bits 8: r[0], r[1] the two words; else r[0] the 4-bit
+ * plane's word, r[1] the 2-bit plane's, r[2] the 1-bit plane's (shifted
+ * so the part starts at bit 0; 0 where the plane is absent). */
+__device__ __forceinline__ void kvq_load_raw(const uint32_t *words, size_t g,
+					     unsigned bits, unsigned p, uint32_t *r)
+{
+	const uint32_t *w0 = words + g * bits;
+	unsigned off = 0;
+
+	r[0] = r[1] = r[2] = 0;
+	if (bits == 8) {
+		const uint2 u = reinterpret_cast<const uint2 *>(w0)[p];
+
+		r[0] = u.x;
+		r[1] = u.y;
+		return;
+	}
+	if (bits & 4) {
+		r[0] = w0[p];
+		off = 4;
+	}
+	if (bits & 2) {
+		r[1] = w0[off + p / 2] >> (16 * (p & 1));
+		off += 2;
+	}
+	if (bits & 1)
+		r[2] = w0[off] >> (8 * p);
+}
+
+/* The 8 codes of kvq_load_raw's words as floats (kvq_cf). */
+__device__ __forceinline__ void kvq_raw_codes(const uint32_t *r, unsigned bits,
+					      float *y)
+{
+	if (bits == 8) {
+#pragma unroll
+		for (int e = 0; e < 8; e++)
+			y[e] = kvq_cf(((e < 4 ? r[0] : r[1]) >> (8 * (e & 3))) & 255u);
+		return;
+	}
+	if (bits == 4) {
+#pragma unroll
+		for (int e = 0; e < 8; e++)
+			y[e] = kvq_cf((r[0] >> (4 * e)) & 15u);
+		return;
+	}
+#pragma unroll
+	for (int e = 0; e < 8; e++) {
+		unsigned c = (r[0] >> (4 * e)) & 15u; /* 0 without the plane */
+
+		if (bits & 2)
+			c = (c << 2) | ((r[1] >> (2 * e)) & 3u);
+		if (bits & 1)
+			c = (c << 1) | ((r[2] >> e) & 1u);
+		y[e] = kvq_cf(c);
+	}
+}
+
 /* A group's step s / m (m = 2^(bits - 1): exact). */
 __device__ __forceinline__ float kvq_step(const __half *scales, size_t g,
 					  unsigned bits)
