@@ -433,6 +433,13 @@ void gpu_kvq_quantize(const float *x, unsigned bits, uint32_t *words,
 		      uint16_t *scale);
 void gpu_kvq_dequantize(const uint32_t *words, uint16_t scale, unsigned bits,
 			float *x);
+/* gpu_kvq_dequantize in two steps: the group's values in the rotated
+ * domain, r'[32] (gpu_kvq_values), then the rotation x = H32 r' /
+ * sqrt(32) in place (gpu_kvq_rotate: orthonormal and its own inverse, so
+ * q . x = R q . r' and sum_t p_t x_t = R sum_t p_t r'_t). */
+void gpu_kvq_values(const uint32_t *words, uint16_t scale, unsigned bits,
+		    float *x);
+void gpu_kvq_rotate(float *x);
 
 /* Store each row's key and value at its position:
  *   pool.k[page_table[s, p / page_size], p % page_size, :, :] = k[i, :, :]

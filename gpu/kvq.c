@@ -81,14 +81,39 @@ void gpu_kvq_quantize(const float *x, unsigned bits, uint32_t *words,
 	}
 }
 
+void gpu_kvq_rotate(float *x)
+{
+	h32(x);
+}
+
 void gpu_kvq_dequantize(const uint32_t *words, uint16_t scale, unsigned bits,
 			float *x)
+{
+	gpu_kvq_values(words, scale, bits, x);
+	h32(x);
+}
+
+void gpu_kvq_values(const uint32_t *words, uint16_t scale, unsigned bits,
+		    float *x)
 {
 	const float m = (float)(1u << (bits - 1));
 	const float s = gpu_f16_to_f32(scale), step = s / m;
 	unsigned code[GPU_KVQ_GROUP] = { 0 }, w, j;
 	const uint32_t *pw = words;
 
+	/* one plane: straight loops (the common widths) */
+	if (bits == 4) {
+		for (j = 0; j < GPU_KVQ_GROUP; j++)
+			x[j] = ((float)((pw[j / 8] >> (j % 8 * 4)) & 15u) - m + 0.5f) *
+			       step;
+		return;
+	}
+	if (bits == 8) {
+		for (j = 0; j < GPU_KVQ_GROUP; j++)
+			x[j] = ((float)((pw[j / 4] >> (j % 4 * 8)) & 255u) - m + 0.5f) *
+			       step;
+		return;
+	}
 	for (w = 8; w >= 1; w >>= 1) {
 		if (!(bits & w))
 			continue;
@@ -99,5 +124,4 @@ void gpu_kvq_dequantize(const uint32_t *words, uint16_t scale, unsigned bits,
 	}
 	for (j = 0; j < GPU_KVQ_GROUP; j++)
 		x[j] = ((float)code[j] - m + 0.5f) * step;
-	h32(x);
 }

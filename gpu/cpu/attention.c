@@ -105,7 +105,9 @@ static void kvq_store_row(const struct gpu_kv_pool *pool, size_t slot,
 	}
 }
 
-/* Head hk of a quantized pool's slot, read back as f32 [head_dim]. */
+/* Head hk of a quantized pool's slot as f32 [head_dim] in the rotated
+ * domain (gpu_kvq_values: attention rotates q in and o out once instead
+ * of every key and value back). */
 static void kvq_load_head(const struct gpu_buf *words, const struct gpu_buf *scales,
 			  unsigned bits, const struct gpu_kv_pool *pool,
 			  size_t slot, size_t hk, float *dst)
@@ -115,9 +117,9 @@ static void kvq_load_head(const struct gpu_buf *words, const struct gpu_buf *sca
 	size_t j;
 
 	for (j = 0; j < pool->head_dim / GPU_KVQ_GROUP; j++)
-		gpu_kvq_dequantize((const uint32_t *)words->data + (g0 + j) * bits,
-				   ((const uint16_t *)scales->data)[g0 + j], bits,
-				   dst + j * GPU_KVQ_GROUP);
+		gpu_kvq_values((const uint32_t *)words->data + (g0 + j) * bits,
+			       ((const uint16_t *)scales->data)[g0 + j], bits,
+			       dst + j * GPU_KVQ_GROUP);
 }
 
 /* Store the rows of k, v f32 [n_rows, n_head_kv, head_dim] at their slots
@@ -276,6 +278,7 @@ static void attn_group(const struct attn_ctx *c, size_t i, size_t hk,
 	const int32_t *pt = (const int32_t *)b->page_table->data + s * b->max_pages;
 	const float *q = c->q + (i * c->n_head + h0) * hd; /* [ng, hd] */
 	float o[ATT_GROUP][GPU_MAX_HEAD_DIM], sc[ATT_GROUP][GPU_MAX_PAGE_SIZE];
+	float qrot[ATT_GROUP * GPU_MAX_HEAD_DIM];
 	float kbuf[GPU_MAX_HEAD_DIM], vbuf[GPU_MAX_HEAD_DIM];
 	float m[ATT_GROUP], l[ATT_GROUP];
 	size_t lo = c->window && p + 1 > c->window ? p + 1 - c->window : 0;
@@ -285,6 +288,12 @@ static void attn_group(const struct attn_ctx *c, size_t i, size_t hk,
 		memset(o[g], 0, hd * sizeof(float));
 		m[g] = -INFINITY;
 		l[g] = 0.0f;
+	}
+	if (qnt) { /* q into the stored keys' rotated domain */
+		memcpy(qrot, q, ng * hd * sizeof *qrot);
+		for (j = 0; j < ng * hd; j += GPU_KVQ_GROUP)
+			gpu_kvq_rotate(qrot + j);
+		q = qrot;
 	}
 	for (t0 = lo - lo % ps; t0 <= p; t0 += ps) {
 		size_t page = (size_t)pt[t0 / ps];
@@ -350,6 +359,9 @@ static void attn_group(const struct attn_ctx *c, size_t i, size_t hk,
 	for (g = 0; g < ng; g++) {
 		float *out = c->out + (i * c->n_head + h0 + g) * hd;
 
+		if (qnt) /* o back from the values' rotated domain */
+			for (j = 0; j < hd; j += GPU_KVQ_GROUP)
+				gpu_kvq_rotate(o[g] + j);
 		for (j = 0; j < hd; j++)
 			out[j] = o[g][j] / l[g];
 	}
