@@ -13,8 +13,8 @@
  *       path: DIR           Hugging Face model directory (~ expanded)
  *       draft: DIR          optional draft model for speculative decoding
  *       context: N          context length in tokens (0: the model's)
- *       kv_bits: N          KV-cache bits for K and V (16 = f16; 2..8 quantized,
- *                           refused at load: not implemented yet)
+ *       kv_bits: N          KV-cache bits for K and V (16 = f16; 2..8 quantized:
+ *                           groups of 32 rotated values, an f16 scale each)
  *       k_bits: N / v_bits: N   the same, separately
  *   presets:                named sampler settings (any sampler field, see
  *     - name: NAME          `tern help run`)
