@@ -84,11 +84,17 @@
 #define ATT_SPLIT_ALIGN 8  /* decode split chunks are multiples of this, at
 			    * least (att_align) */
 #define DEC_THREADS 128
-/* keys in flight per key group (C: 8 dims a lane, or 16): f32 2, f16 4,
- * quantized 8 (a key is 1/4 of an f16 one's bytes at 4 bits: more keys
- * keep as many bytes in flight; 2 at C = 2, whose unpipelined loop holds
- * every key's values in registers) */
-#define DEC_U(f16, C) ((f16) == 2 ? ((C) == 1 ? 8 : 2) : (f16) ? 4 : 2)
+/* keys in flight per key group (C: 8 dims a lane, or 16) over a page
+ * table of SPAN positions: f32 2, f16 4, quantized 8 from DEC_QSPAN
+ * positions (a key is 1/4 of an f16 one's bytes at 4 bits: more keys keep
+ * as many bytes in flight) and 4 below (shorter rounds, more splits:
+ * H200, llama3-8b@exl3:4.0, q4 at ctx 512: 3.97 ms a step with 8 against
+ * f16's 3.07), 2 at C = 2, whose unpipelined loop holds every key's
+ * values in registers */
+#define DEC_QSPAN 16384
+#define DEC_U(f16, C, span)                                                  \
+	((f16) == 2 ? ((C) == 1 ? ((span) >= DEC_QSPAN ? 8 : 4) : 2) :       \
+		      (f16) ? 4 : 2)
 #define PF_ROWS 64         /* query rows per prefill block (16 per warp) */
 #define PF_THREADS 128
 #define ATT_PREFILL_MIN 16 /* batches of at least this many rows try the prefill kernel */
@@ -1623,14 +1629,14 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 /* Keys a decode block visits per round: DEC_THREADS / LPK key groups x
  * U keys in flight (LPK lanes per key: head_dim / 8 rounded up to a power
  * of two, at most 32). */
-static size_t dec_round(size_t hd, int f16)
+static size_t dec_round(size_t hd, int f16, size_t span)
 {
 	const size_t n8 = (hd + 7) / 8;
 	size_t lpk = 1;
 
 	while (lpk < n8 && lpk < 32)
 		lpk *= 2;
-	return DEC_THREADS / lpk * (size_t)DEC_U(f16, (n8 + lpk - 1) / lpk);
+	return DEC_THREADS / lpk * (size_t)DEC_U(f16, (n8 + lpk - 1) / lpk, span);
 }
 
 /* Positions of a split chunk are a multiple of this: one whole round of
@@ -1638,7 +1644,7 @@ static size_t dec_round(size_t hd, int f16)
  * and 64 such splits at position 511 made two waves of latency-bound
  * blocks plus 64 partials per head to combine); TERN_ATT_ALIGN
  * overrides, for measurements. */
-static size_t att_align(size_t hd, int f16)
+static size_t att_align(size_t hd, int f16, size_t span)
 {
 	static long env = -2;
 	size_t a;
@@ -1647,7 +1653,7 @@ static size_t att_align(size_t hd, int f16)
 		env = tern_switch_long("TERN_ATT_ALIGN");
 	if (env > 0)
 		return (size_t)env;
-	a = dec_round(hd, f16);
+	a = dec_round(hd, f16, span);
 	return a > ATT_SPLIT_ALIGN ? a : ATT_SPLIT_ALIGN;
 }
 
@@ -1740,7 +1746,7 @@ extern "C" size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head_kv,
 	 * round of positions (att_align).  Default: the waves rule; under
 	 * TERN_ATT_SPLITS=target about 4 blocks per SM on 132 SMs. */
 	const size_t target = att_target(), items = n_rows * n_head_kv;
-	const size_t al = att_align(head_dim, f16);
+	const size_t al = att_align(head_dim, f16, span);
 	size_t n_split = 1, units = (span + al - 1) / al;
 
 	if (att_waves())
@@ -1760,11 +1766,16 @@ template <int F16, int G, int C>
 static void dec_launch(dim3 grid, cudaStream_t s, const struct gpu_cuda_kv *kv,
 		       float *out, const float *q, unsigned n_head, unsigned n_grp,
 		       float qs, size_t window, float *po, float *pml,
-		       int skip, int lpk, int vec, unsigned align)
+		       int skip, int lpk, int vec, unsigned align, size_t span)
 {
-	(void)tern_launch(attn_decode_kernel<F16, G, C, DEC_U(F16, C)>, grid,
-			DEC_THREADS, 0, s, *kv, out, q, n_head, n_grp, qs,
-			window, po, pml, skip, lpk, vec, align);
+	if (F16 == 2 && C == 1 && DEC_U(F16, C, span) == 8)
+		(void)tern_launch(attn_decode_kernel<F16, G, C, DEC_U(F16, C, DEC_QSPAN)>,
+				grid, DEC_THREADS, 0, s, *kv, out, q, n_head, n_grp,
+				qs, window, po, pml, skip, lpk, vec, align);
+	else
+		(void)tern_launch(attn_decode_kernel<F16, G, C, DEC_U(F16, C, 0)>, grid,
+				DEC_THREADS, 0, s, *kv, out, q, n_head, n_grp, qs,
+				window, po, pml, skip, lpk, vec, align);
 }
 
 template <int F16, int C>
@@ -1772,21 +1783,21 @@ static void dec_launch_g(int G, dim3 grid, cudaStream_t s,
 			 const struct gpu_cuda_kv *kv, float *out, const float *q,
 			 unsigned n_head, unsigned n_grp, float qs, size_t window,
 			 float *po, float *pml, int skip, int lpk,
-			 int vec, unsigned al)
+			 int vec, unsigned al, size_t span)
 {
 	if (G == 1)
 		dec_launch<F16, 1, C>(grid, s, kv, out, q, n_head, n_grp, qs, window,
-				      po, pml, skip, lpk, vec, al);
+				      po, pml, skip, lpk, vec, al, span);
 	else if (G == 2)
 		dec_launch<F16, 2, C>(grid, s, kv, out, q, n_head, n_grp, qs, window,
-				      po, pml, skip, lpk, vec, al);
+				      po, pml, skip, lpk, vec, al, span);
 	else if (G == 4)
 		dec_launch<F16, 4, C>(grid, s, kv, out, q, n_head, n_grp, qs, window,
-				      po, pml, skip, lpk, vec, al);
+				      po, pml, skip, lpk, vec, al, span);
 	else if (C == 1 && F16 != 2) /* a quantized pool: G <= 4 */
 		dec_launch<F16 == 2 ? 0 : F16, 8, 1>(grid, s, kv, out, q, n_head,
 						     n_grp, qs, window, po, pml, skip,
-						     lpk, vec, al);
+						     lpk, vec, al, span);
 }
 
 /* Launch the prefill kernel; *done = 0 (nothing launched) when the device
@@ -1879,7 +1890,10 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 	const int aligned = !(((uintptr_t)kv->k | (uintptr_t)kv->v | (uintptr_t)q |
 			       (uintptr_t)out) & 15);
 	const int vec = hd % 8 == 0 && aligned ? 1 | att_pipe() : 0;
-	const unsigned al = (unsigned)att_align(hd, kv->f16);
+	/* the positions a row may attend (the page table's, or the window) */
+	const size_t span = window && window < kv->max_pages * kv->page_size ?
+				    window : kv->max_pages * kv->page_size;
+	const unsigned al = (unsigned)att_align(hd, kv->f16, span);
 	int lpk = 1, C, G, skip = 0, rc;
 	size_t n_grp;
 
@@ -1939,10 +1953,6 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 	 * ctx 4096 (8 rounds a split) G = 2 was slower, 3.92 against 3.86,
 	 * and batch 8 (512 blocks) keeps G too. */
 	if (G > 2 && n_split > 1) {
-		size_t span = kv->max_pages * kv->page_size;
-
-		if (window && window < span)
-			span = window;
 		if (span <= n_split * al &&
 		    kv->n_rows * kv->n_head_kv * n_grp * n_split <= (size_t)att_n_sm()) {
 			G /= 2;
@@ -1956,29 +1966,29 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 			if (C == 1)
 				dec_launch_g<2, 1>(G, grid, s, kv, out, q, (unsigned)n_head,
 						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec, al);
+						   part_o, part_ml, skip, lpk, vec, al, span);
 			else
 				dec_launch_g<2, 2>(G, grid, s, kv, out, q, (unsigned)n_head,
 						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec, al);
+						   part_o, part_ml, skip, lpk, vec, al, span);
 		} else if (kv->f16) {
 			if (C == 1)
 				dec_launch_g<1, 1>(G, grid, s, kv, out, q, (unsigned)n_head,
 						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec, al);
+						   part_o, part_ml, skip, lpk, vec, al, span);
 			else
 				dec_launch_g<1, 2>(G, grid, s, kv, out, q, (unsigned)n_head,
 						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec, al);
+						   part_o, part_ml, skip, lpk, vec, al, span);
 		} else {
 			if (C == 1)
 				dec_launch_g<0, 1>(G, grid, s, kv, out, q, (unsigned)n_head,
 						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec, al);
+						   part_o, part_ml, skip, lpk, vec, al, span);
 			else
 				dec_launch_g<0, 2>(G, grid, s, kv, out, q, (unsigned)n_head,
 						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec, al);
+						   part_o, part_ml, skip, lpk, vec, al, span);
 		}
 	}
 	if (n_split > 1 && cudaPeekAtLastError() == cudaSuccess)

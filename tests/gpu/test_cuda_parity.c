@@ -1535,6 +1535,8 @@ START_TEST(test_attention_quant)
 	one_quant(&p, 3, 2, 8, 2, 256, 0, 150, 0, 1);
 	one_quant(&p, 2, 7, 14, 2, 96, 37, 160, 20, 0); /* pad columns */
 	one_quant(&p, 4, 8, 4, 4, 32, 0, 3000, 2900, 1);
+	/* a table of 16K+ positions: the decode keeps 8 keys in flight */
+	one_quant(&p, 4, 4, 8, 2, 128, 0, 17000, 16950, 0);
 	gpu_pair_close(&p);
 }
 END_TEST
