@@ -643,8 +643,7 @@ unsigned long gpu_cuda_exl3_rope_runs(void)
 
 /* Whether xl_multi's output launch can take a's RoPE and KV store for
  * parts q, k, v (gpu_cuda_launch_exl3_output_multi's conditions: head_dim
- * and the rotated dims 128, a plain (f16 or f32) pool, no MRoPE, no q/k
- * norm, n = n_out for each
+ * and the rotated dims 128, no MRoPE, no q/k norm, n = n_out for each
  * part, the batch's rows), unless TERN_EXL3_ROPE=0 (for measurements). */
 static bool xl_rope_ok(const struct gpu_rope_kv *a,
 		       const struct gpu_exl3_part *parts, int n_parts,
@@ -656,7 +655,6 @@ static bool xl_rope_ok(const struct gpu_rope_kv *a,
 	int j;
 
 	if (!xl_switch_on("TERN_EXL3_ROPE", &on) || !rp || n_parts != 3 ||
-	    a->pool->k_bits || /* a quantized pool: the rope op stores */
 	    a->pool->head_dim != 128 || rp->n_rot != 128 ||
 	    rp->mrope_section || rp->q_norm || rp->k_norm ||
 	    a->b->n_rows != n_rows || a->q != parts[0].out ||

@@ -65,6 +65,7 @@
 #include "gpu/cuda/kernels.h"
 #include "gpu/cuda/pdl.cuh"
 #include "gpu/cuda/rope_dev.cuh"
+#include "gpu/cuda/kvq_dev.cuh"
 #include "gpu/cuda/switches.h"
 
 #ifndef XL_NW
@@ -197,7 +198,10 @@ __device__ __forceinline__ void xl_out_rope(const xl_out_parts &ps, int j,
 
 		if (slot < 0)
 			return;
-		if (ps.kv.f16) {
+		if (ps.kv.f16 == 2) { /* quantized: groups of 8 lanes */
+			kvq_put4((uint32_t *)pool, (__half *)(j == 1 ? ps.kv.ks : ps.kv.vs),
+				 (size_t)slot / 32, j == 1 ? ps.kv.kb : ps.kv.vb, y);
+		} else if (ps.kv.f16) {
 			xl_store_h4((__half *)pool + slot + 4 * lane, y);
 		} else {
 			*reinterpret_cast<float4 *>((float *)pool + slot + 4 * lane) =

@@ -100,6 +100,84 @@ __device__ __forceinline__ void kvq_put(uint32_t *words, __half *scales, size_t 
 		scales[g] = hs;
 }
 
+/* kvq_put for a warp holding four consecutive values a lane (lane l:
+ * values 4 l .. 4 l + 3 of 128, i.e. groups g0 + l / 8, their value
+ * 4 (l % 8) + e in y[e]): the same stages in the host's order (index bits
+ * 0-1 in registers, 2-4 across lanes 1, 2, 4 apart), so the host's codes;
+ * the lowest lane of each word's lanes writes it. */
+__device__ __forceinline__ void kvq_put4(uint32_t *words, __half *scales, size_t g0,
+					 unsigned bits, const float *y)
+{
+	const unsigned lane = threadIdx.x & 31, li = lane & 7;
+	const size_t g = g0 + lane / 8;
+	const float m = (float)(1u << (bits - 1));
+	const int top = (1 << bits) - 1;
+	float r[4], mx, s;
+	unsigned c[4], shift = bits, off = 0;
+	__half hs;
+
+#pragma unroll
+	for (int e = 0; e < 4; e++)
+		r[e] = y[e];
+#pragma unroll
+	for (int h = 1; h < 4; h <<= 1)
+#pragma unroll
+		for (int e = 0; e < 4; e++)
+			if (!(e & h)) {
+				const float a = r[e], b = r[e + h];
+
+				r[e] = a + b;
+				r[e + h] = a - b;
+			}
+#pragma unroll
+	for (unsigned lm = 1; lm < 8; lm <<= 1)
+#pragma unroll
+		for (int e = 0; e < 4; e++)
+			r[e] = kvq_stage_lane(r[e], lm);
+	mx = 0.0f;
+#pragma unroll
+	for (int e = 0; e < 4; e++) {
+		r[e] *= KVQ_NORM;
+		mx = fmaxf(mx, fabsf(r[e]));
+	}
+#pragma unroll
+	for (int o = 1; o < 8; o <<= 1)
+		mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+	s = mx + 1e-10f;
+	if (!(s <= 65504.0f))
+		s = 65504.0f;
+	hs = __float2half_rn(s);
+	s = __half2float(hs);
+#pragma unroll
+	for (int e = 0; e < 4; e++) {
+		const float t = floorf(__fadd_rn(__fmul_rn(__fdiv_rn(r[e], s), m), m));
+
+		c[e] = t >= 0.0f ? (t <= (float)top ? (unsigned)t : (unsigned)top) : 0u;
+	}
+#pragma unroll
+	for (unsigned w = 8; w >= 1; w >>= 1) {
+		if (!(bits & w))
+			continue;
+		shift -= w;
+		{
+			const unsigned bit0 = 4 * li * w, per = 8 / w; /* lanes a word */
+			uint32_t mine = 0;
+
+#pragma unroll
+			for (int e = 0; e < 4; e++)
+				mine |= ((c[e] >> shift) & ((1u << w) - 1)) <<
+					(bit0 % 32 + (unsigned)e * w);
+			for (unsigned o = 1; o < per; o <<= 1)
+				mine |= __shfl_xor_sync(0xffffffffu, mine, o);
+			if (li % per == 0)
+				words[g * bits + off + bit0 / 32] = mine;
+		}
+		off += w;
+	}
+	if (li == 0)
+		scales[g] = hs;
+}
+
 /* Values 8 p .. 8 p + 7 of group g (p = 0..3) in the rotated domain:
  * (c - m + 0.5) s / m, the host's read-back before its rotation. */
 __device__ __forceinline__ void kvq_get8(const uint32_t *words, const __half *scales,

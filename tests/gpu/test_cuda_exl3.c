@@ -1450,7 +1450,8 @@ START_TEST(test_residual_rope)
 	 * empty: the combine's empty-row branch) and leaves row 2's page
 	 * out, so only the fused and the separate CUDA paths are compared;
 	 * base: the first position (40: the window of 36 still spans two
-	 * splits of 32) */
+	 * splits of 32); pool I32: a quantized cache of 4-bit keys and 6-bit
+	 * values (gpu.h), stored by the output launch itself */
 	static const struct {
 		enum gpu_dtype pool;
 		int norm;
@@ -1461,7 +1462,8 @@ START_TEST(test_residual_rope)
 		   { GPU_DTYPE_F16, 0, 16, 0, 0, 0 }, { GPU_DTYPE_F16, 0, 17, 0, 0, 0 },
 		   { GPU_DTYPE_F32, 0, 5, 0, 0, 0 }, { GPU_DTYPE_F16, 1, 3, 0, 0, 0 },
 		   { GPU_DTYPE_F16, 0, 5, 0, 36, 40 }, { GPU_DTYPE_F16, 0, 5, 1, 0, 40 },
-		   { GPU_DTYPE_F32, 0, 4, 1, 36, 40 } };
+		   { GPU_DTYPE_F32, 0, 4, 1, 36, 40 }, { GPU_DTYPE_I32, 0, 3, 0, 0, 0 },
+		   { GPU_DTYPE_I32, 0, 5, 0, 36, 40 } };
 	const size_t dim = 1000, H = 4, Hk = 2, hd = 128, ps = 16, mp = 4;
 	const size_t n_seq = 3, n_pages = n_seq * mp, pool_n = n_pages * ps * Hk * hd;
 	struct gpu_pair p;
@@ -1505,7 +1507,7 @@ START_TEST(test_residual_rope)
 		 * gpu_rope_kv_store; buffers x, xn, o, a, q, k, v, K pool, V
 		 * pool, row seq, row pos, page table, rope pos, inv_freq,
 		 * q norm, k norm */
-		struct gpu_buf *b[3][16];
+		struct gpu_buf *b[3][18]; /* [16], [17]: quantized pools' scales */
 		struct gpu_exl3_part qkv[3][3];
 		struct gpu_exl3_residual r[3];
 		struct gpu_rope rp[3];
@@ -1516,6 +1518,14 @@ START_TEST(test_residual_rope)
 		const size_t cnt[7] = { n * dim, n * dim, n * dim, n * dim, n * H * hd,
 					n * Hk * hd, n * Hk * hd };
 		const size_t esz = cs[ci].pool == GPU_DTYPE_F16 ? 2 : 4;
+		const int quant = cs[ci].pool == GPU_DTYPE_I32;
+		const unsigned qb[2] = { 4, 6 };
+		/* elements of the K and V pools */
+		const size_t pn[2] = { quant ? pool_n / 32 * qb[0] : pool_n,
+				       quant ? pool_n / 32 * qb[1] : pool_n };
+		/* the CPU's keys differ in their last bits: a quantized code
+		 * moves a step now and then */
+		const double ctol = quant ? 5e-2 : 1e-3;
 		unsigned long rope0;
 
 		ck_assert(x0 && a0);
@@ -1542,9 +1552,16 @@ START_TEST(test_residual_rope)
 			for (j = 0; j < 3; j++)
 				b[v][4 + j] = mkbuf(g, cnt[4 + j], NULL);
 			for (j = 0; j < 2; j++) {
-				ck_assert_int_eq(gpu_buf_new(g, cs[ci].pool, pool_n,
+				ck_assert_int_eq(gpu_buf_new(g, cs[ci].pool, pn[j],
 							     &b[v][7 + j], NULL), 0);
 				ck_assert_int_eq(gpu_buf_zero(b[v][7 + j], NULL), 0);
+				b[v][16 + j] = NULL;
+				if (quant) {
+					ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_F16,
+								     pool_n / 32,
+								     &b[v][16 + j], NULL), 0);
+					ck_assert_int_eq(gpu_buf_zero(b[v][16 + j], NULL), 0);
+				}
 			}
 			ck_assert_int_eq(gpu_buf_new(g, GPU_DTYPE_I32, n, &b[v][9], NULL), 0);
 			ck_assert_int_eq(gpu_buf_write(b[v][9], 0, seq, n, NULL), 0);
@@ -1581,7 +1598,9 @@ START_TEST(test_residual_rope)
 				rp[v].q_norm = b[v][14];
 				rp[v].k_norm = b[v][15];
 			}
-			pool[v] = (struct gpu_kv_pool){ b[v][7], b[v][8], n_pages, ps, Hk, hd, 0, 0, NULL, NULL };
+			pool[v] = (struct gpu_kv_pool){ b[v][7], b[v][8], n_pages, ps, Hk, hd,
+							 quant ? qb[0] : 0, quant ? qb[1] : 0,
+							 b[v][16], b[v][17] };
 			kb[v] = (struct gpu_kv_batch){ n, b[v][9], b[v][10], b[v][11],
 						       n_seq, mp, false };
 			rk[v] = (struct gpu_rope_kv){ b[v][4], b[v][5], b[v][6], H,
@@ -1620,10 +1639,21 @@ START_TEST(test_residual_rope)
 			float *pc, *pg;
 			double e;
 
-			ck_assert_msg(same_bits(b[1][j], b[2][j], pool_n, esz),
+			ck_assert_msg(same_bits(b[1][j], b[2][j], pn[j - 7], esz),
 				      "exl3_residual rope case %zu: %s pool differs "
 				      "from the separate ops (seed %llu)", ci,
 				      j == 7 ? "K" : "V", (unsigned long long)test_seed);
+			if (quant) {
+				/* the launch's codes are the rope op's (the
+				 * host's arithmetic), scales too; the CPU's
+				 * side is checked through the attention below */
+				ck_assert_msg(same_bits(b[1][9 + j], b[2][9 + j],
+							pool_n / 32, 2),
+					      "exl3_residual rope case %zu: %s scales "
+					      "differ from the separate ops", ci,
+					      j == 7 ? "K" : "V");
+				continue;
+			}
 			if (broken) {
 				/* rows 1 (no sequence) and 2 (page unmapped)
 				 * store nothing: the pool holds the other rows'
@@ -1690,7 +1720,7 @@ START_TEST(test_residual_rope)
 						    cs[ci].win : mp * ps;
 			const bool afused = att_on && n < 16 &&
 					    gpu_cuda_attention_splits(n, Hk, span, hd,
-								      esz == 2) > 1;
+								      quant ? 2 : esz == 2) > 1;
 			static const char *const an[4] = { "x", "xn", "o", "att" };
 
 			for (v = 0; v < 3; v++) {
@@ -1735,7 +1765,7 @@ START_TEST(test_residual_rope)
 					      "from the separate ops (seed %llu)", ci,
 					      an[j], (unsigned long long)test_seed);
 				if (!broken)
-					expect_rel(an[j], x1, x0c, m, 1e-3, n, (int)ci);
+					expect_rel(an[j], x1, x0c, m, ctol, n, (int)ci);
 			}
 			if (broken) { /* row 1 (no sequence) attends nothing */
 				float *at = rd(ab[1], n * H * hd);
@@ -1751,7 +1781,7 @@ START_TEST(test_residual_rope)
 				gpu_buf_free(ab[v]);
 		}
 		for (v = 0; v < 3; v++)
-			for (j = 0; j < 16; j++)
+			for (j = 0; j < 18; j++)
 				gpu_buf_free(b[v][j]);
 		free(x0);
 		free(a0);
