@@ -577,6 +577,9 @@ int app_cmd_run(int argc, char **argv)
 		app_error("run: %s: %s", a.model, diag_message(&d, "cannot load tokenizer"));
 		goto out;
 	}
+	/* the draft's cache is small: unquantized (any head size) */
+	if (mp.kv_type == LLM_KV_QUANT)
+		mp.kv_type = LLM_KV_AUTO;
 	if (a.draft && llm_model_open(a.draft, &mp, &draft, &d) < 0) {
 		app_error("run: draft %s: %s", a.draft, diag_message(&d, "cannot load model"));
 		goto out;

@@ -249,6 +249,8 @@ static void do_load(struct app_worker *w, struct cmd *c)
 	w->dir = xstrdup(c->dir);
 	if (c->draft) {
 		post_text(w, APP_WEV_PROGRESS, 0, "loading the draft model", 23);
+		/* the draft's cache is small: f16 (any head size) */
+		mp.kv_type = LLM_KV_F16;
 		if (llm_model_open(c->draft, &mp, &w->draft, &d) < 0) {
 			diag_prefix(&d, "draft model");
 			goto fail;

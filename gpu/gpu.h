@@ -117,8 +117,9 @@ struct gpu_reserve_req {
 	size_t n_head, n_head_kv, head_dim; /* attention (0: no attention) */
 	size_t span;             /* most positions one row attends (the page
 				  * table's pages x page size, or the window) */
-	enum gpu_dtype kv_dtype; /* the KV pools' elements (f32 or f16;
-				  * f16 for quantized pools) */
+	enum gpu_dtype kv_dtype; /* the KV pools' elements (f32 or f16) */
+	unsigned kv_k_bits;      /* quantized pools: their key bits (2..8;
+				  * kv_dtype then ignored); 0: plain */
 	size_t moe_rows_k;       /* MoE: most rows x top_k of one call */
 	size_t moe_experts;      /* MoE: experts (0: no MoE) */
 };
@@ -409,7 +410,9 @@ struct gpu_kv_batch {
  * plane) at bit j w of the plane; k_scale, v_scale f16 [n_pages,
  * page_size, n_head_kv * head_dim / 32].  Each value costs bits + 0.5
  * bits; attention on such a pool equals attention on the read-back
- * values x' (up to summation order). */
+ * values x' (up to summation order; CUDA's prefill kernel rounds them to
+ * f16, as it does an f16 pool's values).  A group holding a NaN reads
+ * back as zeros (its rotated maximum is taken as 0). */
 struct gpu_kv_pool {
 	struct gpu_buf *k;
 	struct gpu_buf *v;

@@ -54,9 +54,9 @@ void gpu_kvq_quantize(const float *x, unsigned bits, uint32_t *words,
 	h32(r);
 	for (j = 0; j < GPU_KVQ_GROUP; j++)
 		mx = fabsf(r[j]) > mx ? fabsf(r[j]) : mx;
-	s = mx + 1e-10f;
+	s = mx + 1e-10f; /* NaN values were skipped: a NaN group reads as 0 */
 	if (!(s <= 65504.0f))
-		s = 65504.0f; /* f16's largest (and NaN input: see below) */
+		s = 65504.0f; /* f16's largest */
 	*scale = gpu_f32_to_f16(s);
 	s = gpu_f16_to_f32(*scale);
 	for (j = 0; j < GPU_KVQ_GROUP; j++) {

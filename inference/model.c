@@ -971,8 +971,8 @@ static int reserve_scratch(struct llm_context *c, struct diag *d)
 	r.n_head_kv = (size_t)cf->n_head_kv;
 	r.head_dim = (size_t)cf->head_dim;
 	r.span = span;
-	/* a quantized pool's attention splits as an f16 pool's (gpu.h) */
-	r.kv_dtype = c->model->kv_k_bits ? GPU_DTYPE_F16 : c->model->kv_dtype;
+	r.kv_dtype = c->model->kv_dtype;
+	r.kv_k_bits = c->model->kv_k_bits;
 	if (cf->n_expert > 0) {
 		r.moe_rows_k = c->n_batch * (size_t)cf->n_expert_used;
 		r.moe_experts = (size_t)cf->n_expert;

@@ -1452,7 +1452,7 @@ static int cuda_reserve(struct gpu *g, const struct gpu_reserve_req *r,
 		for (n = 1; n <= r->n_rows && n * r->n_head_kv < 1024; n++) {
 			const size_t sp = gpu_cuda_attention_splits(
 				n, r->n_head_kv, r->span, r->head_dim,
-				r->kv_dtype == GPU_DTYPE_F16);
+				r->kv_k_bits ? 2 : r->kv_dtype == GPU_DTYPE_F16);
 			const size_t need = att_ws_need(n, r->n_head, sp,
 							r->head_dim);
 

@@ -61,7 +61,7 @@ __device__ __forceinline__ void kvq_put(uint32_t *words, __half *scales, size_t 
 	const float r = kvq_h32_lanes(x);
 	const float m = (float)(1u << (bits - 1));
 	const int top = (1 << bits) - 1;
-	float mx = fabsf(r), s, t;
+	float mx = fmaxf(0.0f, fabsf(r)), s, t; /* NaN -> 0: the host's max */
 	unsigned code, shift = bits, off = 0, mine = 0;
 	__half hs;
 

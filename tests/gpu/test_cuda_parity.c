@@ -1414,6 +1414,8 @@ static void one_quant(struct gpu_pair *p, unsigned kb, unsigned vb, size_t n_hea
 	q = rand_f32(nrows * n_head * hd, 2.0f);
 	for (i = 0; i < nrows * row; i += 7)
 		k[i] *= 5.0f; /* some outliers */
+	if (!rope)
+		k[3] = NAN; /* a group that reads back as zeros on both */
 	bk = mk2(p, GPU_DTYPE_F32, k, nrows * row);
 	bv = mk2(p, GPU_DTYPE_F32, v, nrows * row);
 	bqr = mk2(p, GPU_DTYPE_F32, q, nrows * n_head * hd);

@@ -370,6 +370,29 @@ static void check_attention(unsigned kb, unsigned vb, int rope)
 	gpu_close(g);
 }
 
+/* A group holding a NaN reads back as zeros (gpu.h): the NaN does not
+ * spread into attention through a garbage scale. */
+START_TEST(test_group_nan)
+{
+	unsigned bits;
+
+	for (bits = GPU_KVQ_MIN_BITS; bits <= GPU_KVQ_MAX_BITS; bits++) {
+		float x[32], y[32];
+		uint32_t words[8];
+		uint16_t s;
+		unsigned i;
+
+		make_group(x, 0);
+		x[bits] = NAN;
+		gpu_kvq_quantize(x, bits, words, &s);
+		gpu_kvq_dequantize(words, s, bits, y);
+		for (i = 0; i < 32; i++)
+			ck_assert_msg(y[i] == 0.0f, "bits %u: value %u %g after a NaN",
+				      bits, i, (double)y[i]);
+	}
+}
+END_TEST
+
 START_TEST(test_pool_attention)
 {
 	static const unsigned kv[][2] = { { 8, 8 }, { 4, 4 }, { 6, 5 }, { 3, 2 },
@@ -458,6 +481,7 @@ Suite *kvq_suite(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_group_vs_spec);
+	tcase_add_test(tc, test_group_nan);
 	tcase_add_test(tc, test_pool_attention);
 	tcase_add_test(tc, test_pool_validation);
 	suite_add_tcase(s, tc);
