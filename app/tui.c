@@ -205,6 +205,17 @@ static void push_sampler(struct tui *t)
 	ui_presets_set(t->ui, names, (int)i);
 }
 
+/* A model entry's KV cache as --kv-type writes it: f16, q4, q8,q4. */
+static void kv_desc(char *buf, size_t n, int kb, int vb)
+{
+	if (kb == 16 && vb == 16)
+		snprintf(buf, n, "f16");
+	else if (kb == vb)
+		snprintf(buf, n, "q%d", kb);
+	else
+		snprintf(buf, n, "q%d,q%d", kb, vb);
+}
+
 static void push_models(struct tui *t)
 {
 	struct ui_model_item *items = xcalloc(t->cfg.n_models + 1, sizeof *items);
@@ -213,10 +224,12 @@ static void push_models(struct tui *t)
 
 	for (i = 0; i < t->cfg.n_models; i++) {
 		const struct app_model_entry *m = &t->cfg.models[i];
+		char kv[16];
 
-		snprintf(details[i], sizeof details[i], "ctx %ld%s, kv %d/%d bits%s%s",
-			 m->context, m->context ? "" : " (model's)", m->k_bits,
-			 m->v_bits, m->draft ? ", draft " : "", m->draft ? m->draft : "");
+		kv_desc(kv, sizeof kv, m->k_bits, m->v_bits);
+		snprintf(details[i], sizeof details[i], "ctx %ld%s, kv %s%s%s",
+			 m->context, m->context ? "" : " (model's)", kv,
+			 m->draft ? ", draft " : "", m->draft ? m->draft : "");
 		items[i].name = m->name;
 		items[i].path = m->path;
 		items[i].details = details[i];
