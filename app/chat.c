@@ -11,16 +11,18 @@
 
 #include "app/app.h"
 #include "app/tui.h"
+#include "inference/llm.h"
 
 int app_chat_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "model", required_argument, NULL, 'm' },
 		{ "config", required_argument, NULL, 'c' },
+		{ "kv-type", required_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *model = NULL, *config = NULL;
-	int c;
+	int c, kb = 0, vb = 0;
 
 	opterr = 0;
 	optind = 1;
@@ -32,6 +34,19 @@ int app_chat_main(int argc, char **argv)
 		case 'c':
 			config = optarg;
 			break;
+		case 'K': {
+			struct llm_model_params mp = llm_model_default_params();
+
+			/* the chat's caches are f16 or quantized */
+			if (!llm_kv_type_parse(optarg, &mp) || mp.kv_type == LLM_KV_F32) {
+				app_error("unknown KV type '%s' for the chat (f16, q2..q8, "
+					  "or K,V bits as q8,q4)", optarg);
+				return APP_STATUS_USAGE;
+			}
+			kb = mp.kv_type == LLM_KV_QUANT ? mp.kv_k_bits : 16;
+			vb = mp.kv_type == LLM_KV_QUANT ? mp.kv_v_bits : 16;
+			break;
+		}
 		case ':':
 			app_error("option '%s' needs an argument", argv[optind - 1]);
 			return APP_STATUS_USAGE;
@@ -49,5 +64,5 @@ int app_chat_main(int argc, char **argv)
 		return APP_STATUS_USAGE;
 	}
 	setlocale(LC_ALL, "");
-	return app_tui_run(model, config);
+	return app_tui_run(model, config, kb, vb);
 }

@@ -53,8 +53,15 @@ static void usage(FILE *out)
 		"stories260k model when there is none).\n"
 		"\n"
 		"Options:\n"
-		"  -h, --help       show this help and exit\n"
-		"      --version    show the version and exit\n"
+		"  -m, --model DIR|NAME  start with this model directory, or the\n"
+		"                        config's model of that name\n"
+		"  -c, --config FILE     the configuration (default\n"
+		"                        ~/.config/tern/config.yaml)\n"
+		"      --kv-type T       KV cache for the models loaded in this chat:\n"
+		"                        f16, qN (2..8 bits: q4) or K,V bits (q8,q4);\n"
+		"                        default: each model entry's kv_bits\n"
+		"  -h, --help            show this help and exit\n"
+		"      --version         show the version and exit\n"
 		"\n"
 		"Subcommands:\n");
 	for (c = subcommands; c->name; c++)

@@ -70,6 +70,7 @@ struct tui {
 	double gen_t0;
 	size_t gen_tokens;
 	size_t ctx_used;
+	int kv_k, kv_v;       /* --kv-type for every load, or 0: the entry's */
 	int quit;
 };
 
@@ -226,7 +227,8 @@ static void push_models(struct tui *t)
 		const struct app_model_entry *m = &t->cfg.models[i];
 		char kv[16];
 
-		kv_desc(kv, sizeof kv, m->k_bits, m->v_bits);
+		kv_desc(kv, sizeof kv, t->kv_k ? t->kv_k : m->k_bits,
+			t->kv_k ? t->kv_v : m->v_bits);
 		snprintf(details[i], sizeof details[i], "ctx %ld%s, kv %s%s%s",
 			 m->context, m->context ? "" : " (model's)", kv,
 			 m->draft ? ", draft " : "", m->draft ? m->draft : "");
@@ -678,12 +680,14 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 			const struct app_model_entry *m = &t->cfg.models[ev->index];
 
 			load_model(t, m->name, m->path, m->draft, (size_t)m->context,
-				   m->k_bits, m->v_bits);
+				   t->kv_k ? t->kv_k : m->k_bits,
+				   t->kv_k ? t->kv_v : m->v_bits);
 		}
 		break;
 	case UI_EVENT_MODEL_PATH:
 		if (ev->text && ev->text[0])
-			load_model(t, ev->text, ev->text, NULL, 0, 16, 16);
+			load_model(t, ev->text, ev->text, NULL, 0,
+				   t->kv_k ? t->kv_k : 16, t->kv_k ? t->kv_v : 16);
 		break;
 	case UI_EVENT_ATTACH_PREVIEW:
 		if (ev->text && ev->text[0]) {
@@ -782,7 +786,8 @@ static void load_conversations(struct tui *t)
 	t->active = 0;
 }
 
-int app_tui_run(const char *model_override, const char *config_path)
+int app_tui_run(const char *model_override, const char *config_path,
+		int k_bits, int v_bits)
 {
 	struct tui t;
 	struct diag d;
@@ -795,6 +800,8 @@ int app_tui_run(const char *model_override, const char *config_path)
 	char *themes_dir;
 
 	memset(&t, 0, sizeof t);
+	t.kv_k = k_bits;
+	t.kv_v = v_bits;
 	cfg_rc = app_config_load(&t.cfg, cfg_path, app_default_model_dir(), &d);
 	free(cfg_path);
 	theme_set_init(&t.themes);
@@ -850,10 +857,11 @@ int app_tui_run(const char *model_override, const char *config_path)
 	push_models(&t);
 	push_themes(&t);
 	if (model_override && !app_config_find_model(&t.cfg, model_override))
-		load_model(&t, model_override, model_override, NULL, 0, 16, 16);
+		load_model(&t, model_override, model_override, NULL, 0,
+			   t.kv_k ? t.kv_k : 16, t.kv_k ? t.kv_v : 16);
 	else if ((me = app_config_find_model(&t.cfg, model_override ? model_override : t.cfg.model)))
 		load_model(&t, me->name, me->path, me->draft, (size_t)me->context,
-			   me->k_bits, me->v_bits);
+			   t.kv_k ? t.kv_k : me->k_bits, t.kv_k ? t.kv_v : me->v_bits);
 	push_status(&t, 0);
 
 	while (!t.quit && !got_signal) {

@@ -6,6 +6,7 @@
  * or a model directory (NULL: the config's `model`).  CONFIG_PATH: NULL for
  * $XDG_CONFIG_HOME/tern/config.yaml (written with defaults on first
  * start).  Returns the exit status. */
-int app_tui_run(const char *model, const char *config_path);
+int app_tui_run(const char *model, const char *config_path, int k_bits,
+		int v_bits);
 
 #endif

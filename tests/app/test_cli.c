@@ -76,6 +76,14 @@ START_TEST(test_unknown_option_and_subcommand)
 	ck_assert_ptr_nonnull(strstr(out, "unknown option '--frobnicate'"));
 	ck_assert_int_eq(run_tern("frobnicate", out, sizeof out), 2);
 	ck_assert_ptr_nonnull(strstr(out, "unknown subcommand 'frobnicate'"));
+	/* the chat's KV cache: f16 or quantized; f32 is for scripts */
+	ck_assert_int_eq(run_tern("--kv-type q9", out, sizeof out), 2);
+	ck_assert_ptr_nonnull(strstr(out, "unknown KV type 'q9' for the chat"));
+	ck_assert_int_eq(run_tern("--kv-type f32", out, sizeof out), 2);
+	ck_assert_ptr_nonnull(strstr(out, "unknown KV type 'f32' for the chat"));
+	/* a good one gets as far as wanting a terminal */
+	ck_assert_int_eq(run_tern("--kv-type q8,q4", out, sizeof out), 2);
+	ck_assert_ptr_nonnull(strstr(out, "needs a terminal"));
 }
 END_TEST
 
