@@ -458,6 +458,9 @@ static int image_encode(const struct run_args *a, struct llm_model *model,
 		app_error("run: --image: %s", diag_message(&d, "cannot load the vision tower"));
 		return -1;
 	}
+	if (llm_model_on_gpu(model) && llm_vision_use_backend(im->v, model, &d) < 0)
+		fprintf(stderr, "tern: run: --image: %s; encoding on the CPU\n",
+			diag_message(&d, "the vision tower does not fit on the GPU"));
 	if ((size_t)llm_model_n_embd(model) != llm_vision_n_embd(im->v)) {
 		app_error("run: --image: the vision tower gives %zu values a token, the "
 			  "model takes %lld", llm_vision_n_embd(im->v),
@@ -727,6 +730,8 @@ out:
 	free(outs);
 	llm_engine_free(eng);
 	llm_tokenizer_free(tok);
+	llm_vision_free(im.v); /* before its model (its buffers) */
+	im.v = NULL;
 	llm_model_free(draft);
 	llm_model_free(model);
 	free(ids);
@@ -738,6 +743,5 @@ out:
 	free(a.bias);
 	free(im.embd);
 	free(im.mpos);
-	llm_vision_free(im.v);
 	return status;
 }

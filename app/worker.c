@@ -199,12 +199,12 @@ static void unload(struct app_worker *w)
 	w->bos = w->eos = NULL;
 	llm_tokenizer_free(w->tok);
 	w->tok = NULL;
+	llm_vision_free(w->vision); /* before its model (its buffers) */
+	w->vision = NULL;
 	llm_model_free(w->model);
 	w->model = NULL;
 	llm_model_free(w->draft);
 	w->draft = NULL;
-	llm_vision_free(w->vision);
-	w->vision = NULL;
 	free(w->dir);
 	w->dir = NULL;
 	for (size_t e = 0; e < IMG_CACHE; e++) {
@@ -423,8 +423,17 @@ static const struct img_cache *encode_image(struct app_worker *w, const char *pa
 	for (i = 0; i < IMG_CACHE; i++)
 		if (w->icache[i].path && !strcmp(w->icache[i].path, path))
 			return &w->icache[i];
-	if (!w->vision && llm_vision_open(w->dir, &w->vision, d) < 0)
-		return NULL;
+	if (!w->vision) {
+		struct diag d2;
+
+		if (llm_vision_open(w->dir, &w->vision, d) < 0)
+			return NULL;
+		/* on the model's GPU; should that fail (memory), the host's
+		 * path still encodes */
+		diag_clear(&d2);
+		if (llm_model_on_gpu(w->model))
+			(void)llm_vision_use_backend(w->vision, w->model, &d2);
+	}
 	e = &w->icache[w->icache_next];
 	w->icache_next = (w->icache_next + 1) % IMG_CACHE;
 	free(e->path);

@@ -296,6 +296,8 @@ const char *llm_model_backend(const struct llm_model *m);
 int32_t llm_model_bos(const struct llm_model *m);
 /* The image placeholder token of a model with a vision tower, else -1. */
 int32_t llm_model_image_token(const struct llm_model *m);
+/* Whether M runs on a GPU (its backend is not the CPU). */
+bool llm_model_on_gpu(const struct llm_model *m);
 bool llm_model_is_eos(const struct llm_model *m, int32_t id);
 
 /* ---- EXL3 conversion (inference/convert.c) -------------------------------
@@ -387,12 +389,14 @@ int llm_context_truncate(struct llm_context *c, size_t n, struct diag *d);
 
 /* ==== Vision (inference/vision.c) ======================================== */
 /* The vision tower of a Qwen2.5-VL model directory, on the host in
- * float32 (the reference for a device path): image patches as the image
- * processor writes them (pixel_values) in, one embedding per merged token
- * out, in raster order — what the language model takes in place of the
- * image pad tokens.  Weights are converted to float32 at open (several GB
- * for a 7B model's tower).  A loaded tower is immutable: encode may run on
- * several threads at once. */
+ * float32 (the reference), or on a model's backend (llm_vision_use_backend:
+ * the GPU): image patches as the image processor writes them
+ * (pixel_values) in, one embedding per merged token out, in raster order —
+ * what the language model takes in place of the image pad tokens.
+ * Weights are converted to float32 at open (several GB for a 7B model's
+ * tower).  A loaded tower is immutable once set up: on the host, encode
+ * may run on several threads at once; on a backend, as that backend's
+ * other calls (one thread at a time). */
 struct llm_vision;
 
 /* Load DIR's vision_config and visual.* tensors.  *out is owned by the
@@ -402,6 +406,16 @@ struct llm_vision;
 int llm_vision_open(const char *dir, struct llm_vision **out, struct diag *d);
 /* NULL is a no-op. */
 void llm_vision_free(struct llm_vision *v);
+/* Run V's encodes on M's backend from now on: its weights are copied
+ * there (float32, about 4 bytes a parameter: 2.5 GB for Qwen2.5-VL-7B's
+ * tower) and llm_vision_encode computes with the backend's ops, attention
+ * window by window through its paged attention (the merger's GELU on the
+ * host).  On the CPU backend this works too (with its threads), but the
+ * weights are then in host memory twice: the apps call it when
+ * llm_model_on_gpu.  V must be freed before M.  Errors: LLM_E_NOMEM (host
+ * or device memory: V keeps the host path), LLM_E_BACKEND. */
+int llm_vision_use_backend(struct llm_vision *v, struct llm_model *m,
+			   struct diag *d);
 /* Floats in one patch row (channels x temporal patch x patch x patch),
  * the width of an output embedding, and the merge size (a merged token is
  * merge x merge patches). */
@@ -414,8 +428,8 @@ int llm_vision_n_tokens(const struct llm_vision *v, const int32_t grid[3], size_
 /* Encode N patch rows PIXELS [n, patch_len] of grid GRID (n = frames x
  * rows x columns, in the processor's order: the merge x merge patches of
  * each merged token together) into OUT [n / merge^2, n_embd].  Allocates
- * its scratch per call.  Errors: LLM_E_INVALID (n or grid inconsistent),
- * LLM_E_NOMEM. */
+ * its scratch per call (on the backend too).  Errors: LLM_E_INVALID (n or
+ * grid inconsistent), LLM_E_NOMEM, LLM_E_BACKEND. */
 int llm_vision_encode(const struct llm_vision *v, const float *pixels, size_t n,
 		      const int32_t grid[3], float *out, struct diag *d);
 /* The image processor's pixel bounds (preprocessor_config.json:

@@ -731,6 +731,10 @@ const char *llm_model_arch(const struct llm_model *m) { return m->arch; }
 uint64_t llm_model_n_params(const struct llm_model *m) { return m->n_params; }
 uint64_t llm_model_bytes(const struct llm_model *m) { return m->n_bytes; }
 const char *llm_model_backend(const struct llm_model *m) { return gpu_describe(m->g); }
+bool llm_model_on_gpu(const struct llm_model *m)
+{
+	return gpu_get_kind(m->g) != GPU_KIND_CPU;
+}
 int32_t llm_model_bos(const struct llm_model *m) { return m->cfg.bos_id; }
 int32_t llm_model_image_token(const struct llm_model *m)
 {

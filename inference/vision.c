@@ -1,6 +1,7 @@
-/* inference/vision.c — the Qwen2.5-VL vision tower on the host, in float32:
- * the reference the GPU path is to be tested against.  Public API:
- * inference/llm.h, section "Vision".
+/* inference/vision.c — the Qwen2.5-VL vision tower on the host, in float32
+ * (the reference), and the same through a model backend's ops (the GPU
+ * path, llm_vision_use_backend: see "the tower on a model's backend"
+ * below).  Public API: inference/llm.h, section "Vision".
  *
  * From the image processor's patches (pixel_values: one row per 14 x 14 x
  * 2-frame x 3-channel patch, in the processor's order, which already puts
@@ -45,6 +46,7 @@
 
 #include "inference/config_impl.h"
 #include "inference/llm.h"
+#include "inference/model_impl.h"
 #include "inference/safetensors_impl.h"
 
 #define VIS_EPS 1e-6f
@@ -70,6 +72,15 @@ struct llm_vision {
 	float *ln_q;                 /* [E] */
 	float *m0_w, *m0_b;          /* [E m^2, E m^2] */
 	float *m2_w, *m2_b;          /* [out, E m^2] */
+	/* llm_vision_use_backend: the same weights on a model's backend
+	 * (f32; q, k, v apart), or g NULL */
+	struct gpu *g;
+	struct vis_dev {
+		struct gpu_buf *n1, *n2, *w[6], *b[6]; /* q k v proj gate up */
+		struct gpu_buf *down_w, *down_b;
+	} *dblk;
+	struct gpu_buf *d_patch_w, *d_ln_q, *d_m0_w, *d_m0_b, *d_m2_w, *d_m2_b;
+	struct gpu_buf *d_inv_freq; /* [hd / 2]: both axes' frequencies */
 };
 
 /* Tensor NAME with the dims given (0-terminated list) as a fresh float
@@ -146,12 +157,45 @@ static int load_processor(struct llm_vision *v, const char *dir, struct diag *d)
 	return 0;
 }
 
+static void vis_dev_free(struct llm_vision *v)
+{
+	size_t l;
+	int j;
+
+	if (v->dblk)
+		for (l = 0; l < v->depth; l++) {
+			struct vis_dev *b = &v->dblk[l];
+
+			gpu_buf_free(b->n1);
+			gpu_buf_free(b->n2);
+			for (j = 0; j < 6; j++) {
+				gpu_buf_free(b->w[j]);
+				gpu_buf_free(b->b[j]);
+			}
+			gpu_buf_free(b->down_w);
+			gpu_buf_free(b->down_b);
+		}
+	free(v->dblk);
+	v->dblk = NULL;
+	gpu_buf_free(v->d_patch_w);
+	gpu_buf_free(v->d_ln_q);
+	gpu_buf_free(v->d_m0_w);
+	gpu_buf_free(v->d_m0_b);
+	gpu_buf_free(v->d_m2_w);
+	gpu_buf_free(v->d_m2_b);
+	gpu_buf_free(v->d_inv_freq);
+	v->d_patch_w = v->d_ln_q = v->d_m0_w = v->d_m0_b = NULL;
+	v->d_m2_w = v->d_m2_b = v->d_inv_freq = NULL;
+	v->g = NULL;
+}
+
 void llm_vision_free(struct llm_vision *v)
 {
 	size_t l;
 
 	if (!v)
 		return;
+	vis_dev_free(v);
 	if (v->blk)
 		for (l = 0; l < v->depth; l++) {
 			struct vis_block *b = &v->blk[l];
@@ -341,6 +385,47 @@ int llm_vision_n_tokens(const struct llm_vision *v, const int32_t grid[3], size_
 	return 0;
 }
 
+/* The window order of a grid's merged tokens (raster order within a
+ * window, windows in raster order, frame by frame: T frames of lh x lw
+ * merged tokens, windows of vws a side, mu patches a token): win[n_tok]
+ * the raster index of each token in window order, seg[] the patch offsets
+ * where windows start (and the end), fseg[T + 1] where frames start.
+ * Returns the entries of seg. */
+static size_t vis_layout(size_t T, size_t lh, size_t lw, size_t vws, size_t mu,
+			 size_t *win, size_t *seg, size_t *fseg)
+{
+	const size_t nwh = lh / vws + 1, nww = lw / vws + 1;
+	size_t k = 0, n_seg = 0, t, r, c;
+
+	seg[n_seg++] = 0;
+	for (t = 0; t < T; t++)
+		for (size_t wy = 0; wy < nwh; wy++)
+			for (size_t wx = 0; wx < nww; wx++) {
+				size_t cnt = 0;
+
+				for (r = wy * vws; r < (wy + 1) * vws && r < lh; r++)
+					for (c = wx * vws; c < (wx + 1) * vws && c < lw; c++) {
+						win[k++] = (t * lh + r) * lw + c;
+						cnt++;
+					}
+				if (cnt)
+					seg[n_seg++] = k * mu;
+			}
+	for (t = 0; t <= T; t++)
+		fseg[t] = t * lh * lw * mu;
+	return n_seg;
+}
+
+/* The rotary frequency f (< head_dim / 4) of both axes. */
+static float vis_inv_freq(size_t hd, size_t f)
+{
+	return (float)pow(VIS_THETA, -(double)(2 * f) / (double)(hd / 2));
+}
+
+static int vis_encode_dev(const struct llm_vision *v, const float *pixels,
+			  size_t n, const int32_t grid[3], float *out,
+			  struct diag *d);
+
 int llm_vision_encode(const struct llm_vision *v, const float *pixels, size_t n,
 		      const int32_t grid[3], float *out, struct diag *d)
 {
@@ -354,7 +439,7 @@ int llm_vision_encode(const struct llm_vision *v, const float *pixels, size_t n,
 	float *x = NULL, *xn = NULL, *qkv = NULL, *att = NULL, *ff = NULL, *up = NULL;
 	float *cs = NULL, *sn = NULL, *sc = NULL, *tmp = NULL;
 	size_t *win = NULL, *seg = NULL, n_seg = 0, *fseg = NULL;
-	size_t i, j, l, t, r, c;
+	size_t i, j, l, c;
 	int rc = 0;
 
 	if (!grid || T < 1 || gh < 1 || gw < 1 || gh % m || gw % m || n != T * gh * gw)
@@ -363,6 +448,8 @@ int llm_vision_encode(const struct llm_vision *v, const float *pixels, size_t n,
 				 "multiple of %zu)",
 				 n, grid ? grid[0] : 0, grid ? grid[1] : 0, grid ? grid[2] : 0,
 				 m);
+	if (v->g)
+		return vis_encode_dev(v, pixels, n, grid, out, d);
 	x = malloc(n * E * sizeof *x);
 	xn = malloc(n * (M > E ? M : E) * sizeof *xn);
 	qkv = malloc(n * 3 * E * sizeof *qkv);
@@ -382,31 +469,8 @@ int llm_vision_encode(const struct llm_vision *v, const float *pixels, size_t n,
 		goto out;
 	}
 
-	/* 3. the window order of the merged tokens (raster order within a
-	 * window, windows in raster order, frame by frame) and the patch
-	 * offsets where windows start */
-	{
-		const size_t nwh = lh / vws + 1, nww = lw / vws + 1;
-		size_t k = 0;
-
-		seg[n_seg++] = 0;
-		for (t = 0; t < T; t++)
-			for (size_t wy = 0; wy < nwh; wy++)
-				for (size_t wx = 0; wx < nww; wx++) {
-					size_t cnt = 0;
-
-					for (r = wy * vws; r < (wy + 1) * vws && r < lh; r++)
-						for (c = wx * vws; c < (wx + 1) * vws && c < lw;
-						     c++) {
-							win[k++] = (t * lh + r) * lw + c;
-							cnt++;
-						}
-					if (cnt)
-						seg[n_seg++] = k * mu;
-				}
-		for (t = 0; t <= T; t++)
-			fseg[t] = t * gh * gw;
-	}
+	/* 3. the window order */
+	n_seg = vis_layout(T, lh, lw, vws, mu, win, seg, fseg);
 
 	/* 1. patch embedding, rows put in window order (a merged token's mu
 	 * patches stay together); 2. their rotary angles */
@@ -428,10 +492,9 @@ int llm_vision_encode(const struct llm_vision *v, const float *pixels, size_t n,
 				float *ps = sn + (i * mu + j) * (hd / 2);
 
 				for (size_t f = 0; f < q; f++) {
-					const double inv = pow(VIS_THETA, -(double)(2 * f) /
-										 (double)(hd / 2));
-					const float ar = (float)row * (float)inv;
-					const float ac = (float)col * (float)inv;
+					const float inv = vis_inv_freq(hd, f);
+					const float ar = (float)row * inv;
+					const float ac = (float)col * inv;
 
 					pc[f] = cosf(ar);
 					ps[f] = sinf(ar);
@@ -515,6 +578,299 @@ int llm_vision_encode(const struct llm_vision *v, const float *pixels, size_t n,
 out:
 	free(x); free(xn); free(qkv); free(att); free(ff); free(up); free(tmp);
 	free(cs); free(sn); free(sc); free(win); free(seg); free(fseg);
+	return rc;
+}
+
+/* ---- the tower on a model's backend ------------------------------------
+ * The same steps as above through the backend's ops (gpu.h), so that the
+ * tower runs where the language model does: linears with their biases
+ * (q, k and v as three parts of one gpu_matmul_multi), the 2-D rotary
+ * angles as MRoPE with sections (hd/4, hd/4, 0) over the patch's (row,
+ * column, 0) and each axis's frequencies, and the bidirectional attention
+ * inside each window (or frame) as gpu_attention over a paged pool in
+ * which every window is a sequence: its rows are stored at positions
+ * 0 .. len - 1 and each attends from the last one, so it sees the whole
+ * window.  The window order is applied to the pixel rows before the
+ * upload and undone on the embeddings after the download; the merger's
+ * exact GELU runs on the host between its two linears (no such op; one
+ * round trip an image). */
+
+/* A host array as a new f32 buffer of g. */
+static int vis_up(struct gpu *g, const float *src, size_t n, struct gpu_buf **out,
+		  struct diag *d)
+{
+	int rc = gpu_buf_new(g, GPU_DTYPE_F32, n, out, d);
+
+	if (rc == 0)
+		rc = gpu_buf_write(*out, 0, src, n, d);
+	return rc;
+}
+
+int llm_vision_use_backend(struct llm_vision *v, struct llm_model *m,
+			   struct diag *d)
+{
+	const size_t E = v->E, F = v->F, hd = E / v->H, M = E * v->merge * v->merge;
+	struct gpu *g = m->g;
+	float *inv = NULL;
+	size_t l, f;
+	int rc = 0, j;
+
+	vis_dev_free(v);
+	v->dblk = calloc(v->depth, sizeof *v->dblk);
+	inv = malloc(hd / 2 * sizeof *inv);
+	if (!v->dblk || !inv) {
+		free(inv);
+		vis_dev_free(v);
+		return diag_fail(d, LLM_E_NOMEM, "out of memory");
+	}
+	for (f = 0; f < hd / 4; f++)
+		inv[f] = inv[hd / 4 + f] = vis_inv_freq(hd, f);
+	rc = vis_up(g, inv, hd / 2, &v->d_inv_freq, d);
+	free(inv);
+	if (rc == 0)
+		rc = vis_up(g, v->patch_w, E * v->row, &v->d_patch_w, d);
+	for (l = 0; l < v->depth && rc == 0; l++) {
+		const struct vis_block *b = &v->blk[l];
+		struct vis_dev *db = &v->dblk[l];
+		const float *w[6] = { b->qkv_w, b->qkv_w + E * E, b->qkv_w + 2 * E * E,
+				      b->proj_w, b->gate_w, b->up_w };
+		const float *bs[6] = { b->qkv_b, b->qkv_b + E, b->qkv_b + 2 * E,
+				       b->proj_b, b->gate_b, b->up_b };
+		const size_t rows[6] = { E, E, E, E, F, F };
+
+		rc = vis_up(g, b->n1, E, &db->n1, d);
+		if (rc == 0)
+			rc = vis_up(g, b->n2, E, &db->n2, d);
+		for (j = 0; j < 6 && rc == 0; j++) {
+			rc = vis_up(g, w[j], rows[j] * E, &db->w[j], d);
+			if (rc == 0)
+				rc = vis_up(g, bs[j], rows[j], &db->b[j], d);
+		}
+		if (rc == 0)
+			rc = vis_up(g, b->down_w, E * F, &db->down_w, d);
+		if (rc == 0)
+			rc = vis_up(g, b->down_b, E, &db->down_b, d);
+	}
+	if (rc == 0)
+		rc = vis_up(g, v->ln_q, E, &v->d_ln_q, d);
+	if (rc == 0)
+		rc = vis_up(g, v->m0_w, M * M, &v->d_m0_w, d);
+	if (rc == 0)
+		rc = vis_up(g, v->m0_b, M, &v->d_m0_b, d);
+	if (rc == 0)
+		rc = vis_up(g, v->m2_w, v->out * M, &v->d_m2_w, d);
+	if (rc == 0)
+		rc = vis_up(g, v->m2_b, v->out, &v->d_m2_b, d);
+	if (rc < 0) {
+		vis_dev_free(v);
+		diag_prefix(d, "vision tower on %s", gpu_describe(g));
+		return rc == GPU_E_NOMEM ? LLM_E_NOMEM : LLM_E_BACKEND;
+	}
+	v->g = g;
+	return 0;
+}
+
+#define VIS_PAGE 256 /* positions a page of the attention pool */
+
+/* One attention layout (windows, or frames): for the patch rows in window
+ * order, the sequence (segment) of each row, its position in it, the
+ * position it attends from (its segment's last) and the page table;
+ * *n_pages the pages it takes. */
+struct vis_att {
+	int32_t *seq, *pos, *last, *pt;
+	size_t n_seq, max_pages, n_pages;
+};
+
+static int vis_att_make(struct vis_att *a, const size_t *sg, size_t ns, size_t n)
+{
+	size_t s, i, p, next = 0;
+
+	memset(a, 0, sizeof *a);
+	for (s = 0; s < ns; s++) {
+		const size_t pg = (sg[s + 1] - sg[s] + VIS_PAGE - 1) / VIS_PAGE;
+
+		a->max_pages = pg > a->max_pages ? pg : a->max_pages;
+	}
+	a->n_seq = ns;
+	a->seq = malloc(n * sizeof *a->seq);
+	a->pos = malloc(n * sizeof *a->pos);
+	a->last = malloc(n * sizeof *a->last);
+	a->pt = malloc(ns * a->max_pages * sizeof *a->pt);
+	if (!a->seq || !a->pos || !a->last || !a->pt)
+		return -1;
+	for (s = 0; s < ns; s++) {
+		for (p = 0; p < a->max_pages; p++)
+			a->pt[s * a->max_pages + p] =
+				p * VIS_PAGE < sg[s + 1] - sg[s] ? (int32_t)next++ : -1;
+		for (i = sg[s]; i < sg[s + 1]; i++) {
+			a->seq[i] = (int32_t)s;
+			a->pos[i] = (int32_t)(i - sg[s]);
+			a->last[i] = (int32_t)(sg[s + 1] - sg[s] - 1);
+		}
+	}
+	a->n_pages = next;
+	return 0;
+}
+
+static void vis_att_free(struct vis_att *a)
+{
+	free(a->seq);
+	free(a->pos);
+	free(a->last);
+	free(a->pt);
+}
+
+static int vis_encode_dev(const struct llm_vision *v, const float *pixels,
+			  size_t n, const int32_t grid[3], float *out,
+			  struct diag *d)
+{
+	const size_t E = v->E, H = v->H, hd = E / H, F = v->F, m = v->merge;
+	const size_t mu = m * m, M = E * mu, T = (size_t)grid[0];
+	const size_t lh = (size_t)grid[1] / m, lw = (size_t)grid[2] / m;
+	const size_t n_tok = n / mu, vws = v->window / m / v->patch, V = v->out;
+	struct gpu *g = v->g;
+	const int sec[3] = { (int)(hd / 4), (int)(hd / 4), 0 };
+	const struct gpu_rope rp = { hd, 1.0f, sec, NULL, NULL, 0.0f };
+	const float scale = 1.0f / sqrtf((float)hd);
+	size_t *win = malloc(n_tok * sizeof *win), *seg = malloc((n_tok + 1) * sizeof *seg);
+	size_t *fseg = malloc((T + 1) * sizeof *fseg), n_seg, i, j, l, np;
+	float *px = malloc(n * v->row * sizeof *px), *tmp = NULL, *ob = NULL;
+	int32_t *pos = malloc(3 * n * sizeof *pos);
+	struct vis_att lay[2];
+	/* device: x, xn ([n, E] = [n_tok, M]), q, k, v, att, o, gate, up,
+	 * pixels, positions, K and V pools, the merger's two outputs, and
+	 * per layout the stored positions, the attending ones, the table */
+	enum { X, XN, Q, K, VV, ATT, O, GATE, UP, PX, POS, KP, VP, TMP, OUT,
+	       SEQ0, SPOS0, APOS0, PT0, SEQ1, SPOS1, APOS1, PT1, NB };
+	struct gpu_buf *b[NB];
+	int rc = 0, ok;
+
+	memset(b, 0, sizeof b);
+	memset(lay, 0, sizeof lay);
+	if (!win || !seg || !fseg || !px || !pos) {
+		rc = diag_fail(d, LLM_E_NOMEM, "vision: out of memory (%zu patches)", n);
+		goto out;
+	}
+	n_seg = vis_layout(T, lh, lw, vws, mu, win, seg, fseg);
+	for (i = 0; i < n_tok; i++) {
+		const size_t rem = win[i] % (lh * lw), br = rem / lw, bc = rem % lw;
+
+		memcpy(px + i * mu * v->row, pixels + win[i] * mu * v->row,
+		       mu * v->row * sizeof *px);
+		for (j = 0; j < mu; j++) {
+			pos[i * mu + j] = (int32_t)(br * m + j / m);
+			pos[n + i * mu + j] = (int32_t)(bc * m + j % m);
+			pos[2 * n + i * mu + j] = 0;
+		}
+	}
+	if (vis_att_make(&lay[0], seg, n_seg - 1, n) < 0 ||
+	    vis_att_make(&lay[1], fseg, T, n) < 0) {
+		rc = diag_fail(d, LLM_E_NOMEM, "vision: out of memory (%zu patches)", n);
+		goto out;
+	}
+	np = lay[0].n_pages > lay[1].n_pages ? lay[0].n_pages : lay[1].n_pages;
+	{
+		const size_t cnt[NB] = {
+			n * E, n * E, n * E, n * E, n * E, n * E, n * E, n * F, n * F,
+			n * v->row, 3 * n, np * VIS_PAGE * E, np * VIS_PAGE * E,
+			n_tok * M, n_tok * V,
+			n, n, n, lay[0].n_seq * lay[0].max_pages,
+			n, n, n, lay[1].n_seq * lay[1].max_pages,
+		};
+		const void *src[NB] = {
+			[PX] = px, [POS] = pos,
+			[SEQ0] = lay[0].seq, [SPOS0] = lay[0].pos, [APOS0] = lay[0].last,
+			[PT0] = lay[0].pt, [SEQ1] = lay[1].seq, [SPOS1] = lay[1].pos,
+			[APOS1] = lay[1].last, [PT1] = lay[1].pt,
+		};
+
+		for (j = 0; j < NB && rc == 0; j++) {
+			const enum gpu_dtype t = j == POS || j >= SEQ0 ? GPU_DTYPE_I32 :
+							      GPU_DTYPE_F32;
+
+			rc = gpu_buf_new(g, t, cnt[j], &b[j], d);
+			if (rc == 0 && src[j])
+				rc = gpu_buf_write(b[j], 0, src[j], cnt[j], d);
+		}
+	}
+	ok = rc == 0;
+#define VOP(call)                                                            \
+	do {                                                                 \
+		if (ok && (rc = (call)) < 0)                                 \
+			ok = 0;                                              \
+	} while (0)
+	VOP(gpu_matmul(g, b[X], b[PX], v->d_patch_w, NULL, n, v->row, E, d));
+	for (l = 0; l < v->depth && ok; l++) {
+		const struct vis_dev *db = &v->dblk[l];
+		const int f = v->blk[l].full;
+		const struct gpu_kv_pool pool = { b[KP], b[VP], np, VIS_PAGE, H, hd,
+						  0, 0, NULL, NULL };
+		const struct gpu_kv_batch st = { n, b[f ? SEQ1 : SEQ0],
+						 b[f ? SPOS1 : SPOS0],
+						 b[f ? PT1 : PT0], lay[f].n_seq,
+						 lay[f].max_pages, false };
+		const struct gpu_kv_batch at = { n, b[f ? SEQ1 : SEQ0],
+						 b[f ? APOS1 : APOS0],
+						 b[f ? PT1 : PT0], lay[f].n_seq,
+						 lay[f].max_pages, false };
+		const struct gpu_matmul_part qkv[3] = {
+			{ b[Q], db->w[0], db->b[0], E }, { b[K], db->w[1], db->b[1], E },
+			{ b[VV], db->w[2], db->b[2], E } };
+		const struct gpu_matmul_part gu[2] = {
+			{ b[GATE], db->w[4], db->b[4], F }, { b[UP], db->w[5], db->b[5], F } };
+
+		VOP(gpu_rmsnorm(g, b[XN], b[X], db->n1, n, E, VIS_EPS, d));
+		VOP(gpu_matmul_multi(g, b[XN], n, E, qkv, 3, d));
+		VOP(gpu_rope(g, b[Q], n, H, hd, b[POS], v->d_inv_freq, &rp, d));
+		VOP(gpu_rope(g, b[K], n, H, hd, b[POS], v->d_inv_freq, &rp, d));
+		VOP(gpu_kv_store(g, &pool, &st, b[K], b[VV], d));
+		VOP(gpu_attention(g, b[ATT], b[Q], &pool, &at, H, scale, 0, d));
+		VOP(gpu_matmul(g, b[O], b[ATT], db->w[3], db->b[3], n, E, E, d));
+		VOP(gpu_add_rmsnorm(g, b[X], b[XN], b[O], db->n2, n, E, VIS_EPS, d));
+		VOP(gpu_matmul_multi(g, b[XN], n, E, gu, 2, d));
+		VOP(gpu_swiglu(g, b[GATE], b[GATE], b[UP], n * F, d));
+		VOP(gpu_matmul(g, b[O], b[GATE], db->down_w, db->down_b, n, F, E, d));
+		VOP(gpu_add(g, b[X], b[X], b[O], n * E, d));
+	}
+	/* 5. merger: the rms-normed rows of mu patches are rows of M */
+	VOP(gpu_rmsnorm(g, b[XN], b[X], v->d_ln_q, n, E, VIS_EPS, d));
+	VOP(gpu_matmul(g, b[TMP], b[XN], v->d_m0_w, v->d_m0_b, n_tok, M, M, d));
+	if (ok) {
+		tmp = malloc(n_tok * M * sizeof *tmp);
+		ob = malloc(n_tok * V * sizeof *ob);
+		if (!tmp || !ob) {
+			rc = diag_fail(d, LLM_E_NOMEM, "vision: out of memory");
+			goto out;
+		}
+	}
+	VOP(gpu_buf_read(b[TMP], 0, tmp, n_tok * M, d));
+	if (ok) {
+		for (i = 0; i < n_tok * M; i++)
+			tmp[i] = 0.5f * tmp[i] * (1.0f + erff(tmp[i] * (float)M_SQRT1_2));
+	}
+	VOP(gpu_buf_write(b[TMP], 0, tmp, n_tok * M, d));
+	VOP(gpu_matmul(g, b[OUT], b[TMP], v->d_m2_w, v->d_m2_b, n_tok, M, V, d));
+	VOP(gpu_buf_read(b[OUT], 0, ob, n_tok * V, d));
+#undef VOP
+	if (ok) /* 6. back to raster order */
+		for (i = 0; i < n_tok; i++)
+			memcpy(out + win[i] * V, ob + i * V, V * sizeof *out);
+	if (rc < 0) {
+		diag_prefix(d, "vision tower on %s", gpu_describe(g));
+		rc = rc == GPU_E_NOMEM ? LLM_E_NOMEM : LLM_E_BACKEND;
+	}
+out:
+	for (j = 0; j < NB; j++)
+		gpu_buf_free(b[j]);
+	vis_att_free(&lay[0]);
+	vis_att_free(&lay[1]);
+	free(win);
+	free(seg);
+	free(fseg);
+	free(px);
+	free(pos);
+	free(tmp);
+	free(ob);
 	return rc;
 }
 

@@ -660,6 +660,76 @@ END_TEST
  * the image tokens and 3-row MRoPE positions (see test_conformance.c for
  * why the positions are sequential): CUDA vs CPU; then the text prefix
  * one token at a time (graphs) vs the reference. */
+/* The vision tower on CUDA (llm_vision_use_backend): both fixture images'
+ * embeddings against transformers' (the host path is within 1e-4 of them,
+ * suite vision); CUDA's matmuls of many rows round activations to 16 bits,
+ * hence the looser bound here (the measured value is printed). */
+START_TEST(test_vision_cuda)
+{
+	static const char *const sfx[2] = { "", ".photo" };
+	char *dir = test_data_path("models/qwen2_5_vl");
+	char *refp = test_data_path("models/qwen2_5_vl/reference.safetensors");
+	struct llm_st_set *ref = NULL;
+	struct llm_vision *v = NULL;
+	struct llm_model *mg;
+	struct diag d;
+	size_t k;
+
+	if (!have_cuda("vision")) {
+		free(dir);
+		free(refp);
+		return;
+	}
+	diag_clear(&d);
+	ck_assert_msg(llm_st_open(refp, &ref, &d) == 0, "%s", d.msg);
+	mg = open_model(dir, LLM_BACKEND_CUDA);
+	ck_assert(llm_model_on_gpu(mg));
+	ck_assert_msg(llm_vision_open(dir, &v, &d) == 0, "%s", d.msg);
+	ck_assert_msg(llm_vision_use_backend(v, mg, &d) == 0, "%s", d.msg);
+	for (k = 0; k < 2; k++) {
+		char name[64];
+		const struct llm_tensor_info *tp, *tg;
+		float *px, *want, *got, mx = 0.0f, md = 0.0f;
+		int32_t grid[3];
+		size_t n, n_tok = 0, ne, D = llm_vision_n_embd(v), i;
+
+		snprintf(name, sizeof name, "pixel_values%s", sfx[k]);
+		tp = llm_st_find(ref, name);
+		snprintf(name, sizeof name, "image_grid_thw%s", sfx[k]);
+		tg = llm_st_find(ref, name);
+		ck_assert(tp && tg);
+		memcpy(grid, tg->data, sizeof grid);
+		n = (size_t)tp->shape[0];
+		ck_assert_int_eq(llm_vision_n_tokens(v, grid, &n_tok), 0);
+		snprintf(name, sizeof name, "image_embeds%s", sfx[k]);
+		want = ref_f32(ref, name, &ne);
+		ck_assert_uint_eq(ne, n_tok * D);
+		px = malloc(n * llm_vision_patch_len(v) * sizeof *px);
+		got = malloc(n_tok * D * sizeof *got);
+		ck_assert(px && got);
+		ck_assert_int_eq(llm_tensor_to_f32(tp, px, &d), 0);
+		ck_assert_msg(llm_vision_encode(v, px, n, grid, got, &d) == 0, "%s",
+			      d.msg);
+		for (i = 0; i < n_tok * D; i++) {
+			mx = fmaxf(mx, fabsf(want[i]));
+			md = fmaxf(md, fabsf(got[i] - want[i]));
+		}
+		fprintf(stderr, "note: vision image%s on CUDA: max diff %g, max |ref| %g\n",
+			sfx[k], (double)md, (double)mx);
+		ck_assert_msg(md <= 2e-2f * mx, "vision image%s on CUDA: max diff %g, "
+			      "max |ref| %g", sfx[k], (double)md, (double)mx);
+		free(px);
+		free(got);
+		free(want);
+	}
+	llm_vision_free(v);
+	llm_model_free(mg);
+	llm_st_close(ref);
+	free(dir);
+	free(refp);
+}
+END_TEST
+
 START_TEST(test_qwen2_5_vl)
 {
 	char *dir = test_data_path("models/qwen2_5_vl");
@@ -1138,6 +1208,7 @@ Suite *cuda_models_suite(void)
 	tcase_add_test(tc, test_qwen3moe);
 	tcase_add_test(tc, test_f16_kv);
 	tcase_add_test(tc, test_quant_kv);
+	tcase_add_test(tc, test_vision_cuda);
 	tcase_add_test(tc, test_qwen2_5_vl);
 	tcase_add_test(tc, test_stories260k);
 	tcase_add_test(tc, test_exl3_llama3);

@@ -27,6 +27,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +37,9 @@
 #include "refutil.h"
 #include "testutil.h"
 
-static void check_image(const char *suffix)
+/* BACKEND: NULL for the host path, else the model opened on it whose ops
+ * run the tower (llm_vision_use_backend). */
+static void check_image_on(const char *suffix, const char *backend)
 {
 	char *dir = test_data_path("models/qwen2_5_vl");
 	char *refp = test_data_path("models/qwen2_5_vl/reference.safetensors");
@@ -48,11 +51,20 @@ static void check_image(const char *suffix)
 	int32_t grid[3];
 	size_t n, n_tok = 0, D, i;
 	float mx = 0.0f, md = 0.0f;
+	struct llm_model *m = NULL;
 	struct diag d;
 
 	diag_clear(&d);
 	ck_assert_msg(llm_st_open(refp, &ref, &d) == 0, "%s", d.msg);
 	ck_assert_msg(llm_vision_open(dir, &v, &d) == 0, "%s", d.msg);
+	if (backend) {
+		struct llm_model_params mp = llm_model_default_params();
+
+		mp.backend = strcmp(backend, "cuda") ? LLM_BACKEND_CPU : LLM_BACKEND_CUDA;
+		mp.n_threads = 2;
+		ck_assert_msg(llm_model_open(dir, &mp, &m, &d) == 0, "%s", d.msg);
+		ck_assert_msg(llm_vision_use_backend(v, m, &d) == 0, "%s", d.msg);
+	}
 	snprintf(name, sizeof name, "pixel_values%s", suffix);
 	tp = llm_st_find(ref, name);
 	snprintf(name, sizeof name, "image_grid_thw%s", suffix);
@@ -78,22 +90,38 @@ static void check_image(const char *suffix)
 		mx = fmaxf(mx, fabsf(want[i]));
 		md = fmaxf(md, fabsf(got[i] - want[i]));
 	}
-	ck_assert_msg(md <= 1e-4f * mx, "image%s (grid %d x %d x %d): max diff %g, "
-		      "max |ref| %g", suffix, grid[0], grid[1], grid[2], (double)md,
-		      (double)mx);
+	ck_assert_msg(md <= 1e-4f * mx, "image%s on %s (grid %d x %d x %d): max diff "
+		      "%g, max |ref| %g", suffix, backend ? backend : "the host",
+		      grid[0], grid[1], grid[2], (double)md, (double)mx);
+	if (getenv("TERN_TEST_VERBOSE"))
+		fprintf(stderr, "vision image%s on %s: max diff %g, max |ref| %g\n",
+			suffix, backend ? backend : "the host", (double)md, (double)mx);
 	free(px);
 	free(want);
 	free(got);
 	llm_vision_free(v);
+	llm_model_free(m);
 	llm_st_close(ref);
 	free(dir);
 	free(refp);
 }
 
+static void check_image(const char *suffix) { check_image_on(suffix, NULL); }
+
 START_TEST(test_picture) { check_image(""); }
 END_TEST
 
 START_TEST(test_photo) { check_image(".photo"); }
+END_TEST
+
+/* The same through the CPU backend's ops (the path a GPU takes: windows
+ * as sequences of a paged pool, MRoPE for the 2-D angles), against the
+ * same reference and bound. */
+START_TEST(test_backend)
+{
+	check_image_on("", "cpu");
+	check_image_on(".photo", "cpu");
+}
 END_TEST
 
 START_TEST(test_refused)
@@ -342,6 +370,7 @@ Suite *vision_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_picture);
 	tcase_add_test(tc, test_photo);
+	tcase_add_test(tc, test_backend);
 	tcase_add_test(tc, test_refused);
 	tcase_add_test(tc, test_engine_image);
 	tcase_add_test(tc, test_rope_index);
