@@ -8,7 +8,8 @@
  * (seeded sampling) a job is run alone on a one-slot engine.  Checked:
  * batched jobs of different prompt lengths joining at different steps give
  * the tokens they give alone; prefix reuse gives the same logits and
- * tokens as recomputing, and the stats show the reused tokens; chunked
+ * tokens as recomputing (also over a quantized KV cache), and the stats
+ * show the reused tokens; chunked
  * prefill interleaves with decoding; cancelling one job leaves the others'
  * tokens unchanged; a tiny page pool makes jobs wait, not fail; impossible
  * jobs are refused with a clear error; stop strings, banned strings and
@@ -338,9 +339,10 @@ static void hook(struct llm_job *job, const float *logits, size_t n_vocab, void 
 
 /* Job B shares a 280-token prefix with finished job A: it reuses one page
  * (256 tokens) and gets the logits and tokens of a fresh computation. */
-START_TEST(test_prefix_reuse)
+/* Prefix reuse on M (freed here): B shares A's first page; its logits
+ * and tokens must equal a fresh engine's recomputation. */
+static void prefix_reuse(struct llm_model *m)
 {
-	struct llm_model *m = stories();
 	size_t V = (size_t)llm_model_n_vocab(m), i;
 	static int32_t pa[300], pb[300];
 	static struct rec ra, rb, rf, rc;
@@ -423,6 +425,30 @@ START_TEST(test_prefix_reuse)
 	free(fb.v);
 	free(ff.v);
 	llm_model_free(m);
+}
+
+START_TEST(test_prefix_reuse) { prefix_reuse(stories()); }
+END_TEST
+
+/* The same with a quantized KV cache (the tiny Llama-3, head_dim 32):
+ * a reused page holds the codes the recomputation stores, so the reused
+ * and recomputed logits agree as closely as with f32 pages. */
+START_TEST(test_prefix_reuse_kvq)
+{
+	struct llm_model_params p = llm_model_default_params();
+	char *dir = test_data_path("models/llama3");
+	struct llm_model *m = NULL;
+	struct diag d;
+
+	diag_clear(&d);
+	p.backend = LLM_BACKEND_CPU;
+	p.n_threads = 2;
+	p.kv_type = LLM_KV_QUANT;
+	p.kv_k_bits = 4;
+	p.kv_v_bits = 6;
+	ck_assert_msg(llm_model_open(dir, &p, &m, &d) == 0, "%s", d.msg);
+	free(dir);
+	prefix_reuse(m);
 }
 END_TEST
 
@@ -857,6 +883,7 @@ Suite *engine_suite(void)
 	tcase_add_loop_test(tc, test_batched_fixtures, 0, 2);
 	tcase_add_test(tc, test_sampled_batched);
 	tcase_add_test(tc, test_prefix_reuse);
+	tcase_add_test(tc, test_prefix_reuse_kvq);
 	tcase_add_test(tc, test_reuse_generated);
 	tcase_add_test(tc, test_same_prompt_together);
 	tcase_add_test(tc, test_chunked_prefill);
