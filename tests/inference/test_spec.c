@@ -391,6 +391,67 @@ START_TEST(test_same_tokens)
 }
 END_TEST
 
+/* Proposals over a quantized KV cache (the tiny Llama-3, head_dim 32,
+ * drafting for itself and by n-gram): rows verified together store and
+ * read the same codes as one at a time, and rolled-back positions are
+ * stored again, so the tokens equal those without proposals. */
+START_TEST(test_same_tokens_kvq)
+{
+	struct llm_model_params p = llm_model_default_params();
+	char *dir = test_data_path("models/llama3");
+	struct llm_model *m = NULL, *self = NULL;
+	int32_t *prompts[3];
+	size_t np[3] = { 5, 40, 300 }, i, j, mode;
+	struct spec_run base;
+	struct rec want[3];
+	struct diag d;
+
+	diag_clear(&d);
+	p.backend = LLM_BACKEND_CPU;
+	p.n_threads = 2;
+	p.kv_type = LLM_KV_QUANT;
+	p.kv_k_bits = 4;
+	p.kv_v_bits = 4;
+	ck_assert_msg(llm_model_open(dir, &p, &m, &d) == 0, "%s", d.msg);
+	ck_assert_msg(llm_model_open(dir, &p, &self, &d) == 0, "%s", d.msg);
+	free(dir);
+	for (i = 0; i < 3; i++) {
+		prompts[i] = malloc(np[i] * sizeof *prompts[i]);
+		for (j = 0; j < np[i]; j++) /* repeats for the n-gram drafter */
+			prompts[i][j] = (int32_t)(3 + (j * 7 + i * 13) % 61);
+	}
+	memset(&base, 0, sizeof base);
+	base.ignore_eos = true;
+	run_jobs(m, &base, prompts, np, 3, 60, want, NULL, NULL);
+	for (mode = 0; mode < 3; mode++) {
+		struct spec_run sr = base;
+		struct rec got[3];
+		uint64_t drafted = 0, accepted = 0;
+		char what[64];
+
+		sr.draft = mode != 1 ? self : NULL;
+		sr.ngram = mode == 1;
+		sr.n_slots = mode == 2 ? 1 : 0;
+		run_jobs(m, &sr, prompts, np, 3, 60, got, &drafted, &accepted);
+		for (i = 0; i < 3; i++) {
+			snprintf(what, sizeof what, "quantized KV, mode %zu, job %zu",
+				 mode, i);
+			expect_same(what, &got[i], &want[i]);
+		}
+		ck_assert_uint_gt(drafted, 0);
+		if (sr.draft)
+			ck_assert_msg(accepted == drafted,
+				      "the model drafting for itself: %llu of %llu",
+				      (unsigned long long)accepted,
+				      (unsigned long long)drafted);
+	}
+	for (i = 0; i < 3; i++)
+		free(prompts[i]);
+	llm_model_free(self);
+	llm_model_free(m);
+}
+END_TEST
+
 START_TEST(test_strings)
 {
 	/* stop and banned strings hold text back and roll tokens back; with
@@ -462,6 +523,7 @@ Suite *spec_suite(void)
 
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_same_tokens);
+	tcase_add_test(tc, test_same_tokens_kvq);
 	tcase_add_test(tc, test_strings);
 	tcase_add_test(tc, test_refused);
 	suite_add_tcase(s, tc);
