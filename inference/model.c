@@ -618,8 +618,9 @@ int llm_model_setup(struct llm_model *m, const struct llm_model_params *params,
 		if (m->cfg.head_dim % GPU_KVQ_GROUP)
 			return diag_fail(d, LLM_E_UNSUPPORTED,
 					 "%s: head_dim %" PRId64 " is not a multiple of "
-					 "%d, which a quantized KV cache needs; use "
-					 "--kv-type f16", name, m->cfg.head_dim,
+					 "%d, which a quantized KV cache needs; use an "
+					 "f16 cache (--kv-type f16; in the chat's "
+					 "config kv_bits: 16)", name, m->cfg.head_dim,
 					 GPU_KVQ_GROUP);
 		m->kv_k_bits = (unsigned)kb;
 		m->kv_v_bits = (unsigned)vb;
