@@ -178,118 +178,12 @@ __device__ __forceinline__ void kvq_put4(uint32_t *words, __half *scales, size_t
 		scales[g] = hs;
 }
 
-/* Values 8 p .. 8 p + 7 of group g (p = 0..3) in the rotated domain:
- * (c - m + 0.5) s / m, the host's read-back before its rotation. */
-__device__ __forceinline__ void kvq_get8(const uint32_t *words, const __half *scales,
-					 size_t g, unsigned bits, unsigned p, float *y)
-{
-	const uint32_t *w0 = words + g * bits;
-	const float m = (float)(1u << (bits - 1));
-	const float step = __fdiv_rn(__half2float(scales[g]), m);
-	unsigned c[8], off = 0;
-
-#pragma unroll
-	for (int e = 0; e < 8; e++)
-		c[e] = 0;
-	if (bits & 8) {
-		const uint2 u = reinterpret_cast<const uint2 *>(w0)[p];
-
-#pragma unroll
-		for (int e = 0; e < 8; e++)
-			c[e] = ((e < 4 ? u.x : u.y) >> (8 * (e & 3))) & 255u;
-		off = 8;
-	}
-	if (bits & 4) {
-		const uint32_t u = w0[off + p];
-
-#pragma unroll
-		for (int e = 0; e < 8; e++)
-			c[e] = (c[e] << 4) | ((u >> (4 * e)) & 15u);
-		off += 4;
-	}
-	if (bits & 2) {
-		const uint32_t u = w0[off + p / 2] >> (16 * (p & 1));
-
-#pragma unroll
-		for (int e = 0; e < 8; e++)
-			c[e] = (c[e] << 2) | ((u >> (2 * e)) & 3u);
-		off += 2;
-	}
-	if (bits & 1) {
-		const uint32_t u = w0[off] >> (8 * p);
-
-#pragma unroll
-		for (int e = 0; e < 8; e++)
-			c[e] = (c[e] << 1) | ((u >> e) & 1u);
-	}
-#pragma unroll
-	for (int e = 0; e < 8; e++)
-		y[e] = __fmul_rn((float)c[e] - m + 0.5f, step);
-}
-
-/* The raw codes c of values 8 p .. 8 p + 7 of group g as floats (exact:
- * 2^23 + c by its bits, less 2^23), for kernels that apply the step
- * (s / m) and the offset (0.5 - m) once per group instead of per value:
- * value = step (c + 0.5 - m). */
+/* A raw code c as a float (exact: 2^23 + c by its bits, less 2^23), for
+ * kernels that apply the step (s / m) and the offset (0.5 - m) once per
+ * group instead of per value: value = step (c + 0.5 - m). */
 __device__ __forceinline__ float kvq_cf(uint32_t c)
 {
 	return __int_as_float((int)(0x4b000000u | c)) - 8388608.0f;
-}
-
-__device__ __forceinline__ void kvq_codes8(const uint32_t *words, size_t g,
-					   unsigned bits, unsigned p, float *y)
-{
-	const uint32_t *w0 = words + g * bits;
-
-	if (bits == 4) { /* the common case, one word */
-		const uint32_t u = w0[p];
-
-#pragma unroll
-		for (int e = 0; e < 8; e++)
-			y[e] = kvq_cf((u >> (4 * e)) & 15u);
-		return;
-	}
-	if (bits == 8) {
-		const uint2 u = reinterpret_cast<const uint2 *>(w0)[p];
-
-#pragma unroll
-		for (int e = 0; e < 8; e++)
-			y[e] = kvq_cf(((e < 4 ? u.x : u.y) >> (8 * (e & 3))) & 255u);
-		return;
-	}
-	{
-		unsigned c[8], off = 0;
-
-#pragma unroll
-		for (int e = 0; e < 8; e++)
-			c[e] = 0;
-		if (bits & 4) {
-			const uint32_t u = w0[p];
-
-#pragma unroll
-			for (int e = 0; e < 8; e++)
-				c[e] = (u >> (4 * e)) & 15u;
-			off = 4;
-		}
-		if (bits & 2) {
-			const uint32_t u = w0[off + p / 2] >> (16 * (p & 1));
-
-#pragma unroll
-			for (int e = 0; e < 8; e++)
-				c[e] = (c[e] << 2) | ((u >> (2 * e)) & 3u);
-			off += 2;
-		}
-		if (bits & 1) {
-			const uint32_t u = w0[off] >> (8 * p);
-
-#pragma unroll
-			for (int e = 0; e < 8; e++)
-				c[e] = (c[e] << 1) | ((u >> e) & 1u);
-		}
-#pragma unroll
-		for (int e = 0; e < 8; e++)
-			y[e] = kvq_cf(c[e]);
-	}
 }
 
 /* The words holding values 8 p .. 8 p + 7 of group g, loaded for a later
@@ -349,6 +243,31 @@ __device__ __forceinline__ void kvq_raw_codes(const uint32_t *r, unsigned bits,
 			c = (c << 1) | ((r[2] >> e) & 1u);
 		y[e] = kvq_cf(c);
 	}
+}
+
+/* kvq_load_raw then kvq_raw_codes: the codes of values 8 p .. 8 p + 7 of
+ * group g as floats. */
+__device__ __forceinline__ void kvq_codes8(const uint32_t *words, size_t g,
+					   unsigned bits, unsigned p, float *y)
+{
+	uint32_t r[3];
+
+	kvq_load_raw(words, g, bits, p, r);
+	kvq_raw_codes(r, bits, y);
+}
+
+/* Values 8 p .. 8 p + 7 of group g (p = 0..3) in the rotated domain:
+ * (c - m + 0.5) s / m, the host's read-back before its rotation. */
+__device__ __forceinline__ void kvq_get8(const uint32_t *words, const __half *scales,
+					 size_t g, unsigned bits, unsigned p, float *y)
+{
+	const float m = (float)(1u << (bits - 1));
+	const float step = __fdiv_rn(__half2float(scales[g]), m);
+
+	kvq_codes8(words, g, bits, p, y);
+#pragma unroll
+	for (int e = 0; e < 8; e++)
+		y[e] = __fmul_rn(y[e] - m + 0.5f, step);
 }
 
 /* A group's step s / m (m = 2^(bits - 1): exact). */
