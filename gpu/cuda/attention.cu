@@ -1800,6 +1800,22 @@ static void dec_launch_g(int G, dim3 grid, cudaStream_t s,
 						     lpk, vec, al, span);
 }
 
+/* dec_launch_g for C (8 dims a lane, or 16) known at run time. */
+template <int F16>
+static void dec_launch_c(int C, int G, dim3 grid, cudaStream_t s,
+			 const struct gpu_cuda_kv *kv, float *out, const float *q,
+			 unsigned n_head, unsigned n_grp, float qs, size_t window,
+			 float *po, float *pml, int skip, int lpk, int vec,
+			 unsigned al, size_t span)
+{
+	if (C == 1)
+		dec_launch_g<F16, 1>(G, grid, s, kv, out, q, n_head, n_grp, qs, window,
+				     po, pml, skip, lpk, vec, al, span);
+	else
+		dec_launch_g<F16, 2>(G, grid, s, kv, out, q, n_head, n_grp, qs, window,
+				     po, pml, skip, lpk, vec, al, span);
+}
+
 /* Launch the prefill kernel; *done = 0 (nothing launched) when the device
  * lacks the shared memory (e.g. 99 KB on sm_86/89: f32 pool, D >= 128). */
 template <int F16, int D, int PIPE, int QN = 0>
@@ -1857,12 +1873,14 @@ static int att_pf_pipe(void)
 	return v;
 }
 
-template <int F16, int D>
+/* KIND: the pool's (gpu_cuda_kv.f16: 0 f32, 1 f16, 2 quantized, whose
+ * tiles are dequantized to f16). */
+template <int KIND, int D>
 static int pf_launch(cudaStream_t s, const struct gpu_cuda_kv *kv, float *out,
 		     const float *q, size_t n_head, float qs, size_t window,
 		     int *done)
 {
-	if constexpr (F16 == 1) {
+	if constexpr (KIND == 1) {
 		if (att_pf_pipe()) {
 			const int rc = pf_launch1<1, D, 1>(s, kv, out, q, n_head, qs,
 							   window, done);
@@ -1873,7 +1891,21 @@ static int pf_launch(cudaStream_t s, const struct gpu_cuda_kv *kv, float *out,
 			 * head_dim 256 on sm_80): the plain loop */
 		}
 	}
-	return pf_launch1<F16, D, 0>(s, kv, out, q, n_head, qs, window, done);
+	return pf_launch1<KIND != 0, D, 0, KIND == 2>(s, kv, out, q, n_head, qs,
+						      window, done);
+}
+
+/* pf_launch at the smallest tile width D >= head_dim (<= 256). */
+template <int KIND>
+static int pf_launch_hd(cudaStream_t s, const struct gpu_cuda_kv *kv, float *out,
+			const float *q, size_t n_head, float qs, size_t window,
+			int *done)
+{
+	const size_t hd = kv->head_dim;
+
+	return hd <= 64 ? pf_launch<KIND, 64>(s, kv, out, q, n_head, qs, window, done) :
+	       hd <= 128 ? pf_launch<KIND, 128>(s, kv, out, q, n_head, qs, window, done) :
+			   pf_launch<KIND, 256>(s, kv, out, q, n_head, qs, window, done);
 }
 
 extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv *kv,
@@ -1915,18 +1947,9 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 		rt = *rot;
 	/* prefill: tensor-core kernel for the uniform 64-row tiles */
 	if (kv->n_rows >= ATT_PREFILL_MIN && vec && hd <= 256) {
-		if (kv->f16 == 2) /* quantized: dequantized to f16 tiles */
-			rc = hd <= 64 ? pf_launch1<1, 64, 0, 1>(s, kv, out, q, n_head, qs, window, &skip) :
-			     hd <= 128 ? pf_launch1<1, 128, 0, 1>(s, kv, out, q, n_head, qs, window, &skip) :
-					 pf_launch1<1, 256, 0, 1>(s, kv, out, q, n_head, qs, window, &skip);
-		else if (kv->f16)
-			rc = hd <= 64 ? pf_launch<1, 64>(s, kv, out, q, n_head, qs, window, &skip) :
-			     hd <= 128 ? pf_launch<1, 128>(s, kv, out, q, n_head, qs, window, &skip) :
-					 pf_launch<1, 256>(s, kv, out, q, n_head, qs, window, &skip);
-		else
-			rc = hd <= 64 ? pf_launch<0, 64>(s, kv, out, q, n_head, qs, window, &skip) :
-			     hd <= 128 ? pf_launch<0, 128>(s, kv, out, q, n_head, qs, window, &skip) :
-					 pf_launch<0, 256>(s, kv, out, q, n_head, qs, window, &skip);
+		rc = kv->f16 == 2 ? pf_launch_hd<2>(s, kv, out, q, n_head, qs, window, &skip) :
+		     kv->f16 ? pf_launch_hd<1>(s, kv, out, q, n_head, qs, window, &skip) :
+			       pf_launch_hd<0>(s, kv, out, q, n_head, qs, window, &skip);
 		if (rc)
 			return rc; /* skip = 1: the decode kernel leaves uniform tiles */
 		if (skip && single_seq)
@@ -1962,34 +1985,18 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 	{
 		dim3 grid((unsigned)(kv->n_rows * kv->n_head_kv * n_grp), (unsigned)n_split);
 
-		if (kv->f16 == 2) {
-			if (C == 1)
-				dec_launch_g<2, 1>(G, grid, s, kv, out, q, (unsigned)n_head,
-						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec, al, span);
-			else
-				dec_launch_g<2, 2>(G, grid, s, kv, out, q, (unsigned)n_head,
-						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec, al, span);
-		} else if (kv->f16) {
-			if (C == 1)
-				dec_launch_g<1, 1>(G, grid, s, kv, out, q, (unsigned)n_head,
-						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec, al, span);
-			else
-				dec_launch_g<1, 2>(G, grid, s, kv, out, q, (unsigned)n_head,
-						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec, al, span);
-		} else {
-			if (C == 1)
-				dec_launch_g<0, 1>(G, grid, s, kv, out, q, (unsigned)n_head,
-						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec, al, span);
-			else
-				dec_launch_g<0, 2>(G, grid, s, kv, out, q, (unsigned)n_head,
-						   (unsigned)n_grp, qs, window,
-						   part_o, part_ml, skip, lpk, vec, al, span);
-		}
+		if (kv->f16 == 2)
+			dec_launch_c<2>(C, G, grid, s, kv, out, q, (unsigned)n_head,
+					(unsigned)n_grp, qs, window, part_o, part_ml, skip,
+					lpk, vec, al, span);
+		else if (kv->f16)
+			dec_launch_c<1>(C, G, grid, s, kv, out, q, (unsigned)n_head,
+					(unsigned)n_grp, qs, window, part_o, part_ml, skip,
+					lpk, vec, al, span);
+		else
+			dec_launch_c<0>(C, G, grid, s, kv, out, q, (unsigned)n_head,
+					(unsigned)n_grp, qs, window, part_o, part_ml, skip,
+					lpk, vec, al, span);
 	}
 	if (n_split > 1 && cudaPeekAtLastError() == cudaSuccess)
 		(void)tern_launch(attn_combine_kernel,
