@@ -91,17 +91,102 @@ void ref_expect_rows(const char *what, const float *a, const float *r,
 	}
 }
 
-struct llm_model *ref_open_cpu(const char *dir)
+static struct llm_model *ref_open(const char *dir, enum llm_backend be,
+				   int kb, int vb)
 {
 	struct llm_model_params p = llm_model_default_params();
 	struct llm_model *m = NULL;
 	struct diag d;
 
 	diag_clear(&d);
-	p.backend = LLM_BACKEND_CPU;
+	p.backend = be;
 	p.n_threads = 2;
+	if (kb) {
+		p.kv_type = LLM_KV_QUANT;
+		p.kv_k_bits = kb;
+		p.kv_v_bits = vb;
+	}
 	ck_assert_msg(llm_model_open(dir, &p, &m, &d) == 0, "%s: %s", dir, d.msg);
 	return m;
+}
+
+struct llm_model *ref_open_cpu(const char *dir)
+{
+	return ref_open(dir, LLM_BACKEND_CPU, 0, 0);
+}
+
+struct llm_model *ref_open_kvq(const char *dir, enum llm_backend be, int kb,
+			       int vb)
+{
+	return ref_open(dir, be, kb, vb);
+}
+
+void ref_vision_check(const char *suffix, const char *backend, float bound,
+		      float *md_out, float *mx_out)
+{
+	char *dir = test_data_path("models/qwen2_5_vl");
+	char *refp = test_data_path("models/qwen2_5_vl/reference.safetensors");
+	struct llm_st_set *ref = NULL;
+	struct llm_vision *v = NULL;
+	const struct llm_tensor_info *tp, *tg, *te;
+	char name[64];
+	float *px, *want, *got;
+	int32_t grid[3];
+	size_t n, n_tok = 0, D, i;
+	float mx = 0.0f, md = 0.0f;
+	struct llm_model *m = NULL;
+	struct diag d;
+
+	diag_clear(&d);
+	ck_assert_msg(llm_st_open(refp, &ref, &d) == 0, "%s", d.msg);
+	ck_assert_msg(llm_vision_open(dir, &v, &d) == 0, "%s", d.msg);
+	if (backend) {
+		const int cuda = !strcmp(backend, "cuda");
+
+		m = ref_open(dir, cuda ? LLM_BACKEND_CUDA : LLM_BACKEND_CPU, 0, 0);
+		ck_assert(!cuda || llm_model_on_gpu(m));
+		ck_assert_msg(llm_vision_use_backend(v, m, &d) == 0, "%s", d.msg);
+	}
+	snprintf(name, sizeof name, "pixel_values%s", suffix);
+	tp = llm_st_find(ref, name);
+	snprintf(name, sizeof name, "image_grid_thw%s", suffix);
+	tg = llm_st_find(ref, name);
+	snprintf(name, sizeof name, "image_embeds%s", suffix);
+	te = llm_st_find(ref, name);
+	ck_assert(tp && tg && te);
+	ck_assert_uint_eq((size_t)tp->shape[1], llm_vision_patch_len(v));
+	memcpy(grid, tg->data, sizeof grid);
+	n = (size_t)tp->shape[0];
+	D = llm_vision_n_embd(v);
+	ck_assert_int_eq(llm_vision_n_tokens(v, grid, &n_tok), 0);
+	ck_assert_uint_eq(n_tok, (size_t)te->shape[0]);
+	ck_assert_uint_eq(D, (size_t)te->shape[1]);
+	px = malloc(n * llm_vision_patch_len(v) * sizeof *px);
+	want = malloc(n_tok * D * sizeof *want);
+	got = malloc(n_tok * D * sizeof *got);
+	ck_assert(px && want && got);
+	ck_assert_int_eq(llm_tensor_to_f32(tp, px, &d), 0);
+	ck_assert_int_eq(llm_tensor_to_f32(te, want, &d), 0);
+	ck_assert_msg(llm_vision_encode(v, px, n, grid, got, &d) == 0, "%s", d.msg);
+	for (i = 0; i < n_tok * D; i++) {
+		mx = fmaxf(mx, fabsf(want[i]));
+		md = fmaxf(md, fabsf(got[i] - want[i]));
+	}
+	ck_assert_msg(md <= bound * mx, "image%s on %s (grid %d x %d x %d): max diff "
+		      "%g, max |ref| %g", suffix, backend ? backend : "the host",
+		      grid[0], grid[1], grid[2], (double)md, (double)mx);
+	if (md_out)
+		*md_out = md;
+	if (mx_out)
+		*mx_out = mx;
+	free(px);
+	free(want);
+	free(got);
+	llm_vision_free(v);
+	llm_model_free(m);
+	llm_st_close(ref);
+	free(dir);
+	free(refp);
 }
 
 int32_t ref_argmax(const float *v, size_t n)

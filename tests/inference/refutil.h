@@ -33,6 +33,17 @@ void ref_expect_rows(const char *what, const float *a, const float *r,
 /* The model in DIR on the CPU backend with 2 threads (the suites' oracle
  * setting); fails the test with the loader's message otherwise. */
 struct llm_model *ref_open_cpu(const char *dir);
+/* The same on backend BE with a quantized KV cache of KB-bit keys and
+ * VB-bit values (LLM_KV_QUANT). */
+struct llm_model *ref_open_kvq(const char *dir, enum llm_backend be, int kb,
+			       int vb);
+/* The tiny Qwen2.5-VL fixture's vision tower on image SUFFIX ("" or
+ * ".photo") against transformers' image_embeds: on the host (BACKEND
+ * NULL) or through the ops of the model opened on BACKEND ("cpu", "cuda":
+ * llm_vision_use_backend); fails the test unless max |diff| <= BOUND x max
+ * |ref|.  *MD and *MX (may be NULL) receive the two. */
+void ref_vision_check(const char *suffix, const char *backend, float bound,
+		      float *md, float *mx);
 /* Index of the largest value (ties: the lowest index), as greedy decoding. */
 int32_t ref_argmax(const float *v, size_t n);
 

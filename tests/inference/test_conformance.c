@@ -561,16 +561,10 @@ START_TEST(test_trained_target_kvq)
 	diag_clear(&d);
 	ck_assert_msg(llm_st_open(refp, &ref, &d) == 0, "%s", d.msg);
 	for (t = 0; t < sizeof cases / sizeof *cases; t++) {
-		struct llm_model_params p = llm_model_default_params();
-		struct llm_model *m = NULL;
+		struct llm_model *m = ref_open_kvq(dir, LLM_BACKEND_CPU, cases[t].kb,
+						   cases[t].vb);
 		struct llm_context *c = NULL;
 
-		p.backend = LLM_BACKEND_CPU;
-		p.n_threads = 2;
-		p.kv_type = LLM_KV_QUANT;
-		p.kv_k_bits = cases[t].kb;
-		p.kv_v_bits = cases[t].vb;
-		ck_assert_msg(llm_model_open(dir, &p, &m, &d) == 0, "%s", d.msg);
 		ck_assert_int_eq(llm_context_new(m, 128, &c, &d), 0);
 		for (s = 0; s < 2; s++) {
 			int32_t *ids;

@@ -384,23 +384,16 @@ END_TEST
 static void check_tiny_quant(const char *arch, int kb, int vb, double ref_tol)
 {
 	char what[128];
-	struct llm_model_params p = llm_model_default_params();
 	struct llm_st_set *ref;
 	char *dir = ref_fixture_open(arch, &ref);
-	struct llm_model *mg = NULL, *mc = NULL;
+	struct llm_model *mg, *mc;
 	struct llm_context *cg, *cc;
 	struct diag d;
 	size_t V, s, n, ng;
 
 	diag_clear(&d);
-	p.n_threads = 2;
-	p.kv_type = LLM_KV_QUANT;
-	p.kv_k_bits = kb;
-	p.kv_v_bits = vb;
-	p.backend = LLM_BACKEND_CUDA;
-	ck_assert_msg(llm_model_open(dir, &p, &mg, &d) == 0, "%s: %s", arch, d.msg);
-	p.backend = LLM_BACKEND_CPU;
-	ck_assert_msg(llm_model_open(dir, &p, &mc, &d) == 0, "%s: %s", arch, d.msg);
+	mg = ref_open_kvq(dir, LLM_BACKEND_CUDA, kb, vb);
+	mc = ref_open_kvq(dir, LLM_BACKEND_CPU, kb, vb);
 	V = (size_t)llm_model_n_vocab(mg);
 	ck_assert_int_eq(llm_context_new(mg, 64, &cg, &d), 0);
 	ck_assert_int_eq(llm_context_new(mc, 64, &cc, &d), 0);
@@ -667,66 +660,17 @@ END_TEST
 START_TEST(test_vision_cuda)
 {
 	static const char *const sfx[2] = { "", ".photo" };
-	char *dir = test_data_path("models/qwen2_5_vl");
-	char *refp = test_data_path("models/qwen2_5_vl/reference.safetensors");
-	struct llm_st_set *ref = NULL;
-	struct llm_vision *v = NULL;
-	struct llm_model *mg;
-	struct diag d;
 	size_t k;
 
-	if (!have_cuda("vision")) {
-		free(dir);
-		free(refp);
+	if (!have_cuda("vision"))
 		return;
-	}
-	diag_clear(&d);
-	ck_assert_msg(llm_st_open(refp, &ref, &d) == 0, "%s", d.msg);
-	mg = open_model(dir, LLM_BACKEND_CUDA);
-	ck_assert(llm_model_on_gpu(mg));
-	ck_assert_msg(llm_vision_open(dir, &v, &d) == 0, "%s", d.msg);
-	ck_assert_msg(llm_vision_use_backend(v, mg, &d) == 0, "%s", d.msg);
 	for (k = 0; k < 2; k++) {
-		char name[64];
-		const struct llm_tensor_info *tp, *tg;
-		float *px, *want, *got, mx = 0.0f, md = 0.0f;
-		int32_t grid[3];
-		size_t n, n_tok = 0, ne, D = llm_vision_n_embd(v), i;
+		float md, mx;
 
-		snprintf(name, sizeof name, "pixel_values%s", sfx[k]);
-		tp = llm_st_find(ref, name);
-		snprintf(name, sizeof name, "image_grid_thw%s", sfx[k]);
-		tg = llm_st_find(ref, name);
-		ck_assert(tp && tg);
-		memcpy(grid, tg->data, sizeof grid);
-		n = (size_t)tp->shape[0];
-		ck_assert_int_eq(llm_vision_n_tokens(v, grid, &n_tok), 0);
-		snprintf(name, sizeof name, "image_embeds%s", sfx[k]);
-		want = ref_f32(ref, name, &ne);
-		ck_assert_uint_eq(ne, n_tok * D);
-		px = malloc(n * llm_vision_patch_len(v) * sizeof *px);
-		got = malloc(n_tok * D * sizeof *got);
-		ck_assert(px && got);
-		ck_assert_int_eq(llm_tensor_to_f32(tp, px, &d), 0);
-		ck_assert_msg(llm_vision_encode(v, px, n, grid, got, &d) == 0, "%s",
-			      d.msg);
-		for (i = 0; i < n_tok * D; i++) {
-			mx = fmaxf(mx, fabsf(want[i]));
-			md = fmaxf(md, fabsf(got[i] - want[i]));
-		}
+		ref_vision_check(sfx[k], "cuda", 2e-2f, &md, &mx);
 		fprintf(stderr, "note: vision image%s on CUDA: max diff %g, max |ref| %g\n",
 			sfx[k], (double)md, (double)mx);
-		ck_assert_msg(md <= 2e-2f * mx, "vision image%s on CUDA: max diff %g, "
-			      "max |ref| %g", sfx[k], (double)md, (double)mx);
-		free(px);
-		free(got);
-		free(want);
 	}
-	llm_vision_free(v);
-	llm_model_free(mg);
-	llm_st_close(ref);
-	free(dir);
-	free(refp);
 }
 END_TEST
 

@@ -435,18 +435,9 @@ END_TEST
  * and recomputed logits agree as closely as with f32 pages. */
 START_TEST(test_prefix_reuse_kvq)
 {
-	struct llm_model_params p = llm_model_default_params();
 	char *dir = test_data_path("models/llama3");
-	struct llm_model *m = NULL;
-	struct diag d;
+	struct llm_model *m = ref_open_kvq(dir, LLM_BACKEND_CPU, 4, 6);
 
-	diag_clear(&d);
-	p.backend = LLM_BACKEND_CPU;
-	p.n_threads = 2;
-	p.kv_type = LLM_KV_QUANT;
-	p.kv_k_bits = 4;
-	p.kv_v_bits = 6;
-	ck_assert_msg(llm_model_open(dir, &p, &m, &d) == 0, "%s", d.msg);
 	free(dir);
 	prefix_reuse(m);
 }

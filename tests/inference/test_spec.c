@@ -397,23 +397,14 @@ END_TEST
  * stored again, so the tokens equal those without proposals. */
 START_TEST(test_same_tokens_kvq)
 {
-	struct llm_model_params p = llm_model_default_params();
 	char *dir = test_data_path("models/llama3");
-	struct llm_model *m = NULL, *self = NULL;
+	struct llm_model *m = ref_open_kvq(dir, LLM_BACKEND_CPU, 4, 4);
+	struct llm_model *self = ref_open_kvq(dir, LLM_BACKEND_CPU, 4, 4);
 	int32_t *prompts[3];
 	size_t np[3] = { 5, 40, 300 }, i, j, mode;
 	struct spec_run base;
 	struct rec want[3];
-	struct diag d;
 
-	diag_clear(&d);
-	p.backend = LLM_BACKEND_CPU;
-	p.n_threads = 2;
-	p.kv_type = LLM_KV_QUANT;
-	p.kv_k_bits = 4;
-	p.kv_v_bits = 4;
-	ck_assert_msg(llm_model_open(dir, &p, &m, &d) == 0, "%s", d.msg);
-	ck_assert_msg(llm_model_open(dir, &p, &self, &d) == 0, "%s", d.msg);
 	free(dir);
 	for (i = 0; i < 3; i++) {
 		prompts[i] = malloc(np[i] * sizeof *prompts[i]);
