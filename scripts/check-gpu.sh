@@ -65,6 +65,15 @@ if [ $gpu = 1 ]; then
 			"$b/tests/check_gpu"
 	fi
 	if { [ -z "$suite" ] || [ "$suite" = cuda_parity ]; } &&
+	    { [ -z "$case_" ] || [ "$case_" = ops ]; }; then
+		# the tensor-core decode attention at every span and on
+		# quantized pools (TERN_ATT_TC=1; by default only f16 pools
+		# over long tables take it)
+		echo "check-gpu: parity ops with TERN_ATT_TC=1"
+		run TERN_ATT_TC=1 CK_RUN_SUITE=cuda_parity CK_RUN_CASE=ops -- \
+			"$b/tests/check_gpu"
+	fi
+	if { [ -z "$suite" ] || [ "$suite" = cuda_parity ]; } &&
 	    { [ -z "$case_" ] || [ "$case_" = gemv ]; }; then
 		# gpu_swiglu_ffn's composition where bf16 prefill would keep
 		# half intermediates (TERN_FFN_HALF=0)
@@ -78,6 +87,8 @@ fi
 if [ $models = 1 ]; then
 	echo "check-gpu: whole models (cuda_models)"
 	run CK_RUN_SUITE=cuda_models -- "$b/tests/check_inference"
+	echo "check-gpu: whole models with TERN_ATT_TC=1 (cuda_models)"
+	run TERN_ATT_TC=1 CK_RUN_SUITE=cuda_models -- "$b/tests/check_inference"
 fi
 if command -v compute-sanitizer >/dev/null 2>&1; then
 	# (cuda_parity by default: cuda_exl3's sizes make memcheck slow)
@@ -87,6 +98,12 @@ if command -v compute-sanitizer >/dev/null 2>&1; then
 		run TERN_GPU_NO_FILL=1 TERN_GPU_BENCH= \
 			CK_RUN_SUITE="${suite:-cuda_parity}" -- \
 			$ms "$b/tests/check_gpu"
+		if { [ -z "$suite" ] || [ "$suite" = cuda_parity ]; } &&
+		    { [ -z "$case_" ] || [ "$case_" = ops ]; }; then
+			echo "check-gpu: compute-sanitizer memcheck, ops with TERN_ATT_TC=1"
+			run TERN_ATT_TC=1 TERN_GPU_NO_FILL=1 CK_RUN_SUITE=cuda_parity \
+				CK_RUN_CASE=ops -- $ms "$b/tests/check_gpu"
+		fi
 	fi
 	if [ $models = 1 ]; then
 		echo "check-gpu: compute-sanitizer memcheck of cuda_models"

@@ -46,6 +46,16 @@
  * Bytes: K and V of the context once per (row, kv head); FLOPs 4 * n_head
  * * head_dim per position.
  *
+ * Tensor-core decode kernel (attn_dectc_kernel, f16 pools of head_dim <= 128
+ * over page tables of DTC_MIN_SPAN positions or more; dtc_use): the same
+ * blocks, splits and partials, but the GQA group's heads are the rows of
+ * an mma.m16n8k16 A operand and each warp streams its own key tiles
+ * through a cp.async ring in shared memory, so the bytes in flight no
+ * longer cost registers.  Measured on an H200, llama3-8b@exl3:4.0 batch 1:
+ * ctx 131072 17.96 -> 7.38 ms a step, batch 8 at ctx 4096 7.4 -> 4.7 ms
+ * (docs/PERFORMANCE.md).  q and p are rounded to f16 as in the prefill
+ * kernel (~1e-3 relative).
+ *
  * Prefill kernel (attn_prefill_kernel, batches of >= ATT_PREFILL_MIN rows,
  * head_dim a multiple of 8 up to 256): one block of 4 warps per (64-row
  * tile, query head), for tiles whose valid rows all belong to one sequence
@@ -1624,6 +1634,457 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 	}
 }
 
+/* ---- tensor-core decode kernel ------------------------------------------
+ * attn_dectc_kernel: the decode rows of a long page table (dtc_use).
+ * Block (row i, kv head hk) x split, DTC_WARPS warps: the query heads of
+ * the GQA group are the rows of one m16n8k16 A operand (heads past n_rep
+ * zero), and each warp walks its own key tiles of DTC_KEYS positions
+ * (tile j of the split goes to warp j % DTC_WARPS) with S = Q K^T and
+ * O += P V on tensor cores, an online softmax per head in registers, as
+ * the prefill kernel's tile (f16 Q, K, V and P; f32 accumulators).  The
+ * K/V rows go global -> shared memory by cp.async into a ring of
+ * DTC_STAGES tiles private to the warp (no block barrier in the loop), so
+ * a warp has two tiles of copies in flight while it computes the third
+ * from registers that hold no loaded data: the per-lane kernel above keeps
+ * its keys in registers (a round of 4 keys a lane in flight, 223-255
+ * registers, two blocks an SM) and reached ~25% of the memory bandwidth
+ * at ctx 131072 on an H200.  A quantized pool (QN) copies the raw words
+ * and scales of the tile, and the warp decodes them to an f16 tile (the
+ * rotated domain, kvq_get8's values rounded to f16 as the prefill
+ * kernel's) before its products; q goes into that domain first and o
+ * back at the end.  The warps' (m, l, o) meet through shared memory at
+ * the end; the split's result goes out as the per-lane kernel's (final
+ * or a partial for attn_combine_kernel).  Chunks are multiples of
+ * DTC_ROUND positions (att_align). */
+#define DTC_WARPS 4
+#define DTC_KEYS 16
+#define DTC_STAGES 3
+#define DTC_ROUND (DTC_WARPS * DTC_KEYS)
+
+/* u32 words of one stage's raw quantized tile, K and V (at most 8 bits:
+ * words, then the f16 scales two a word) */
+#define DTC_RAW(D) (2 * DTC_KEYS * ((D) / 32) * 8 + 2 * DTC_KEYS * ((D) / 32) / 2)
+
+static size_t dtc_smem(int D, int qn)
+{
+	const size_t ld = (size_t)D + 8, q = 16 * ld * 2;
+	const size_t mask = (size_t)DTC_WARPS * DTC_STAGES * sizeof(unsigned);
+
+	if (qn)
+		return q + (size_t)DTC_WARPS * 2 * DTC_KEYS * ld * 2 +
+		       (size_t)DTC_WARPS * DTC_STAGES * DTC_RAW(D) * 4 + mask;
+	return q + (size_t)DTC_WARPS * DTC_STAGES * 2 * DTC_KEYS * ld * 2 + mask;
+}
+
+__device__ __forceinline__ void dtc_cp4(void *smem_dst, const void *gmem)
+{
+	unsigned a = (unsigned)__cvta_generic_to_shared(smem_dst);
+
+	asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(a),
+		     "l"(gmem) : "memory");
+}
+
+/* n u32 words from global src to shared dst by the warp (16-byte copies
+ * when w16: both 16-byte aligned and n a multiple of 4) */
+__device__ __forceinline__ void dtc_cpw(uint32_t *dst, const uint32_t *src, int n,
+					int w16, int lane)
+{
+	if (w16) {
+		for (int j = lane; j < n / 4; j += 32)
+			pf_cp16(dst + 4 * j, src + 4 * j);
+	} else {
+		for (int j = lane; j < n; j += 32)
+			dtc_cp4(dst + j, src + j);
+	}
+}
+
+template <int D, int QN>
+__global__ static void __launch_bounds__(DTC_WARPS * 32)
+attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
+		  unsigned n_head, float qscale, size_t window, float *part_o,
+		  float *part_ml, int skip_uniform, unsigned align)
+{
+	tern_pdl_wait(); /* first: see gpu/cuda/pdl.cuh */
+	extern __shared__ __align__(16) unsigned char smem[];
+	constexpr int LD = D + 8, CH = D / 8, NT = DTC_WARPS * 32;
+	constexpr int NG = D / 32; /* quantized groups a head */
+	const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+	const int cq = lane & 3, gq = lane >> 2;
+	uint16_t *Qs = (uint16_t *)smem, *St = Qs + 16 * LD;
+	/* f16: St = [warp][stage][K | V][DTC_KEYS][LD]; QN: St = [warp][K | V]
+	 * [DTC_KEYS][LD] f16 tiles, then raw = [warp][stage][DTC_RAW] */
+	uint32_t *raw = (uint32_t *)(St + DTC_WARPS * 2 * DTC_KEYS * LD);
+	unsigned *vmask = QN ? (unsigned *)(raw + DTC_WARPS * DTC_STAGES * DTC_RAW(D)) :
+			       (unsigned *)(St + DTC_WARPS * DTC_STAGES * 2 * DTC_KEYS * LD);
+	const size_t hd = kv.head_dim, ps = kv.page_size;
+	const size_t rowel = kv.n_head_kv * hd;
+	const unsigned nhk = (unsigned)kv.n_head_kv, n_rep = n_head / nhk;
+	const size_t hk = blockIdx.x % nhk, i = blockIdx.x / nhk;
+	const size_t h0 = hk * n_rep;
+	const unsigned sp = blockIdx.y, n_split = gridDim.y;
+	const int nk = (int)((hd + 15) / 16);
+	long long t_begin = 1, t_end = 0;
+	size_t s = 0;
+
+	if (skip_uniform && tile_scan(kv, i / PF_ROWS * PF_ROWS, window).uniform)
+		return; /* the prefill kernel owns this row */
+	{
+		const int32_t s32 = kv.row_seq[i], p32 = kv.row_pos[i];
+
+		if (s32 >= 0 && (size_t)s32 < kv.n_seq && p32 >= 0) {
+			const unsigned p = (unsigned)p32;
+			const unsigned lo = window && (size_t)p + 1 > window ?
+						    (unsigned)((size_t)p + 1 - window) : 0;
+			unsigned chunk = (p - lo + n_split) / n_split;
+
+			chunk = (chunk + align - 1) / align * align;
+			s = (size_t)s32;
+			t_begin = (long long)lo + (long long)sp * chunk;
+			t_end = t_begin + (long long)chunk - 1 < (long long)p ?
+					t_begin + (long long)chunk - 1 : (long long)p;
+		}
+	}
+	/* Q: rows = the group's heads (x scale log2 e; QN: rotated), f16 */
+	for (int idx = tid; idx < 16 * CH; idx += NT) {
+		const int r = idx / CH, c = idx % CH;
+		const size_t d0 = (size_t)c * 8;
+		float x[8];
+
+#pragma unroll
+		for (int e = 0; e < 8; e++)
+			x[e] = 0.0f;
+		if ((unsigned)r < n_rep && d0 < hd) {
+			const float4 *src = (const float4 *)(q + (i * n_head + h0 + r) * hd + d0);
+			const float4 a = src[0], b = src[1];
+
+			x[0] = a.x; x[1] = a.y; x[2] = a.z; x[3] = a.w;
+			x[4] = b.x; x[5] = b.y; x[6] = b.z; x[7] = b.w;
+		}
+		if (QN) /* lanes 4a..4a+3 hold chunks 4b..4b+3 (CH divides 128) */
+			kvq_h32_8x4(x, 1, 2);
+#pragma unroll
+		for (int e = 0; e < 8; e++)
+			x[e] *= qscale;
+		*(uint4 *)(Qs + r * LD + c * 8) = cvt8<1>(x);
+	}
+	/* the tiles' pad columns (d >= hd): zero once, no copy touches them */
+	if (hd < (size_t)D)
+		for (int idx = tid; idx < DTC_WARPS * (QN ? 1 : DTC_STAGES) * 2 * DTC_KEYS * CH;
+		     idx += NT)
+			if ((size_t)(idx % CH) * 8 >= hd)
+				*(uint4 *)(St + idx / CH * LD + idx % CH * 8) =
+					make_uint4(0, 0, 0, 0);
+	__syncthreads();
+
+	uint32_t qa[D / 16][4];
+	float of[D / 8][4], mrow[2], lrow[2];
+
+#pragma unroll
+	for (int kk = 0; kk < D / 16; kk++)
+		if (kk < nk)
+			ldsm4(qa[kk], Qs + (lane & 15) * LD + kk * 16 + (lane >> 4) * 8);
+#pragma unroll
+	for (int nd = 0; nd < D / 8; nd++)
+		of[nd][0] = of[nd][1] = of[nd][2] = of[nd][3] = 0.0f;
+	mrow[0] = mrow[1] = -INFINITY;
+	lrow[0] = lrow[1] = 0.0f;
+
+	uint16_t *Kw = QN ? St + warp * 2 * DTC_KEYS * LD :
+			    St + warp * DTC_STAGES * 2 * DTC_KEYS * LD;
+	uint32_t *Rw = raw + warp * DTC_STAGES * DTC_RAW(D);
+	const long long first = t_begin + (long long)warp * DTC_KEYS;
+	const long long stride = DTC_ROUND;
+	/* the page-table entry of position T + lane (lanes < DTC_KEYS; -1
+	 * past t_end), loaded a tile before its copies need it and checked
+	 * only then, so the load's latency hides behind a tile */
+	auto entry = [&](long long T) -> int32_t {
+		const long long t = T + lane;
+		int32_t e = -1;
+
+		if (lane < DTC_KEYS && t <= t_end) {
+			const size_t pi = (unsigned)t / (unsigned)ps;
+
+			if (pi < kv.max_pages)
+				e = kv.page_table[s * kv.max_pages + pi];
+		}
+		return e;
+	};
+	/* copies of the tile at T (entries ent) into stage st, one group */
+	auto issue = [&](int st, long long T, int32_t ent) {
+		const long long t = T + lane;
+		const long long off = ent >= 0 && (size_t)ent < kv.n_pages ?
+			(long long)(((size_t)ent * ps + (unsigned)t % (unsigned)ps) * rowel +
+				    hk * hd) : -1;
+		const unsigned vm = __ballot_sync(0xffffffffu, lane < DTC_KEYS && off >= 0);
+
+		if (lane == 0)
+			vmask[warp * DTC_STAGES + st] = vm;
+		if constexpr (QN) {
+			uint32_t *R = Rw + st * DTC_RAW(D);
+			const unsigned kb = kv.kb, vb = kv.vb;
+			uint32_t *Rk = R, *Rv = R + DTC_KEYS * NG * kb;
+			uint32_t *Sk = Rv + DTC_KEYS * NG * vb, *Sv = Sk + DTC_KEYS * NG / 2;
+
+			for (int r = 0; r < DTC_KEYS; r++) {
+				const long long e = __shfl_sync(0xffffffffu, off, r);
+
+				if (e < 0) {
+					for (int j = lane; j < NG * (int)kb; j += 32)
+						Rk[r * NG * kb + j] = 0u;
+					for (int j = lane; j < NG * (int)vb; j += 32)
+						Rv[r * NG * vb + j] = 0u;
+					if (lane < NG / 2)
+						Sk[r * NG / 2 + lane] = Sv[r * NG / 2 + lane] = 0u;
+					continue;
+				}
+				{
+					const size_t g0 = (size_t)e / 32;
+
+					dtc_cpw(Rk + r * NG * kb, (const uint32_t *)kv.k + g0 * kb,
+						NG * (int)kb, (NG * kb) % 4 == 0, lane);
+					dtc_cpw(Rv + r * NG * vb, (const uint32_t *)kv.v + g0 * vb,
+						NG * (int)vb, (NG * vb) % 4 == 0, lane);
+					if (lane < NG / 2) {
+						dtc_cp4(Sk + r * NG / 2 + lane,
+							(const uint16_t *)kv.ks + g0 + 2 * lane);
+						dtc_cp4(Sv + r * NG / 2 + lane,
+							(const uint16_t *)kv.vs + g0 + 2 * lane);
+					}
+				}
+			}
+		} else {
+			uint16_t *Kd = Kw + st * 2 * DTC_KEYS * LD, *Vd = Kd + DTC_KEYS * LD;
+
+#pragma unroll
+			for (int idx = lane; idx < DTC_KEYS * CH; idx += 32) {
+				const int r = idx / CH, c = idx % CH;
+				const long long e = __shfl_sync(0xffffffffu, off, r);
+
+				if ((size_t)c * 8 >= hd)
+					continue;
+				if (e >= 0) {
+					pf_cp16(Kd + r * LD + c * 8, (const __half *)kv.k + e + c * 8);
+					pf_cp16(Vd + r * LD + c * 8, (const __half *)kv.v + e + c * 8);
+				} else {
+					*(uint4 *)(Kd + r * LD + c * 8) = make_uint4(0, 0, 0, 0);
+					*(uint4 *)(Vd + r * LD + c * 8) = make_uint4(0, 0, 0, 0);
+				}
+			}
+		}
+		asm volatile("cp.async.commit_group;\n" ::: "memory");
+	};
+	/* QN: stage st's raw tile -> the warp's f16 K and V tiles */
+	auto dequant = [&](int st) {
+		const uint32_t *R = Rw + st * DTC_RAW(D);
+		const unsigned kb = kv.kb, vb = kv.vb;
+		const uint32_t *Rk = R, *Rv = R + DTC_KEYS * NG * kb;
+		const __half *Sk = (const __half *)(Rv + DTC_KEYS * NG * vb);
+		const __half *Sv = Sk + DTC_KEYS * NG;
+		uint16_t *Kt = Kw, *Vt = Kw + DTC_KEYS * LD;
+
+#pragma unroll
+		for (int idx = lane; idx < DTC_KEYS * NG * 4; idx += 32) {
+			const int r = idx / (NG * 4), g = idx / 4 % NG, p = idx % 4;
+			float x[8];
+
+			kvq_get8(Rk + r * NG * kb, Sk + r * NG, (size_t)g, kb, (unsigned)p, x);
+			*(uint4 *)(Kt + r * LD + g * 32 + p * 8) = cvt8<1>(x);
+			kvq_get8(Rv + r * NG * vb, Sv + r * NG, (size_t)g, vb, (unsigned)p, x);
+			*(uint4 *)(Vt + r * LD + g * 32 + p * 8) = cvt8<1>(x);
+		}
+	};
+	/* S = Q K^T over the tile, softmax, O += P V (pf_tile for 16 keys;
+	 * vm: the valid positions) */
+	auto tile = [&](const uint16_t *Ks, const uint16_t *Vs, unsigned vm) {
+		float sf[2][4];
+
+#pragma unroll
+		for (int nb = 0; nb < 2; nb++)
+			sf[nb][0] = sf[nb][1] = sf[nb][2] = sf[nb][3] = 0.0f;
+#pragma unroll
+		for (int kk = 0; kk < D / 16; kk++) {
+			uint32_t b[4];
+
+			if (kk >= nk)
+				break;
+			ldsm4(b, Ks + ((lane & 7) + ((lane >> 4) << 3)) * LD + kk * 16 +
+					 ((lane >> 3) & 1) * 8);
+			pf_t<1>::mma(sf[0], qa[kk], b[0], b[1]);
+			pf_t<1>::mma(sf[1], qa[kk], b[2], b[3]);
+		}
+#pragma unroll
+		for (int k = 0; k < 2; k++) {
+			float mx = mrow[k], mu, corr, ls = 0.0f;
+
+#pragma unroll
+			for (int nb = 0; nb < 2; nb++)
+#pragma unroll
+				for (int e = 0; e < 2; e++) {
+					if (!((vm >> (nb * 8 + 2 * cq + e)) & 1u))
+						sf[nb][2 * k + e] = -INFINITY;
+					mx = fmaxf(mx, sf[nb][2 * k + e]);
+				}
+			mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+			mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+			mu = mx == -INFINITY ? 0.0f : mx;
+			corr = exp2f(mrow[k] - mu);
+#pragma unroll
+			for (int nb = 0; nb < 2; nb++)
+#pragma unroll
+				for (int e = 0; e < 2; e++) {
+					const float pv = exp2f(sf[nb][2 * k + e] - mu);
+
+					sf[nb][2 * k + e] = pv;
+					ls += pv;
+				}
+			lrow[k] = lrow[k] * corr + ls;
+			mrow[k] = mx;
+#pragma unroll
+			for (int nd = 0; nd < D / 8; nd++) {
+				of[nd][2 * k] *= corr;
+				of[nd][2 * k + 1] *= corr;
+			}
+		}
+		{
+			uint32_t a[4];
+
+			a[0] = pf_t<1>::pack(sf[0][0], sf[0][1]);
+			a[1] = pf_t<1>::pack(sf[0][2], sf[0][3]);
+			a[2] = pf_t<1>::pack(sf[1][0], sf[1][1]);
+			a[3] = pf_t<1>::pack(sf[1][2], sf[1][3]);
+#pragma unroll
+			for (int dp = 0; dp < D / 16; dp++) {
+				uint32_t b[4];
+
+				if (dp >= nk)
+					break;
+				ldsm4t(b, Vs + ((lane & 7) + ((lane >> 3) & 1) * 8) * LD +
+						  dp * 16 + (lane >> 4) * 8);
+				pf_t<1>::mma(of[2 * dp], a, b[0], b[1]);
+				pf_t<1>::mma(of[2 * dp + 1], a, b[2], b[3]);
+			}
+		}
+	};
+
+	/* the ring: tiles n + 1 .. n + DTC_STAGES - 1 in flight while tile n
+	 * is computed; an empty group where a tile is past the split */
+	{
+		int32_t ent = entry(first);
+
+		for (int st = 0; st < DTC_STAGES - 1; st++) {
+			const long long T = first + st * stride;
+			const int32_t nx = entry(T + stride);
+
+			if (T <= t_end)
+				issue(st, T, ent);
+			else
+				asm volatile("cp.async.commit_group;\n" ::: "memory");
+			ent = nx;
+		}
+		for (int n = 0;; n++) {
+			const long long T = first + (long long)n * stride;
+			const long long Tn = T + (long long)(DTC_STAGES - 1) * stride;
+			const int cur = n % DTC_STAGES;
+
+			if (T > t_end)
+				break;
+			{
+				const int32_t e = ent;
+
+				ent = entry(Tn + stride);
+				if (Tn <= t_end)
+					issue((n + DTC_STAGES - 1) % DTC_STAGES, Tn, e);
+				else
+					asm volatile("cp.async.commit_group;\n" ::: "memory");
+			}
+			/* all but the newest DTC_STAGES - 1 groups: tile n */
+			asm volatile("cp.async.wait_group %0;\n" ::"n"(DTC_STAGES - 1) : "memory");
+			__syncwarp();
+			if constexpr (QN) {
+				dequant(cur);
+				__syncwarp();
+				tile(Kw, Kw + DTC_KEYS * LD, vmask[warp * DTC_STAGES + cur]);
+			} else {
+				const uint16_t *Kc = Kw + cur * 2 * DTC_KEYS * LD;
+
+				tile(Kc, Kc + DTC_KEYS * LD, vmask[warp * DTC_STAGES + cur]);
+			}
+			__syncwarp(); /* stage cur (and QN's tiles) read */
+		}
+	}
+	tern_pdl_trigger(); /* the main loop is done: see gpu/cuda/pdl.cuh */
+	asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+	if (QN) /* o back from the values' rotated domain (the prefill
+		 * kernel's order) */
+#pragma unroll
+		for (int k = 0; k < 2; k++)
+#pragma unroll
+			for (int G = 0; G < D / 32; G++) {
+				float x[8];
+
+#pragma unroll
+				for (int e = 0; e < 8; e++)
+					x[e] = of[4 * G + e / 2][2 * k + (e & 1)];
+				kvq_h32_8x4(x, 1, 2);
+#pragma unroll
+				for (int e = 0; e < 8; e++)
+					of[4 * G + e / 2][2 * k + (e & 1)] = x[e];
+			}
+	__syncthreads(); /* every warp done with its stages: reused below */
+	{
+		/* [warp][16][D] o, then [warp][16] m and l */
+		float *ro = (float *)St, *rm = ro + DTC_WARPS * 16 * D,
+		      *rl = rm + DTC_WARPS * 16;
+
+#pragma unroll
+		for (int k = 0; k < 2; k++) {
+			const int r = gq + 8 * k;
+			float L = lrow[k];
+
+			L += __shfl_xor_sync(0xffffffffu, L, 1);
+			L += __shfl_xor_sync(0xffffffffu, L, 2);
+#pragma unroll
+			for (int nd = 0; nd < D / 8; nd++)
+				*(float2 *)(ro + (warp * 16 + r) * D + nd * 8 + 2 * cq) =
+					make_float2(of[nd][2 * k], of[nd][2 * k + 1]);
+			if (cq == 0) {
+				rm[warp * 16 + r] = mrow[k];
+				rl[warp * 16 + r] = L;
+			}
+		}
+		__syncthreads();
+		for (unsigned idx = tid; idx < n_rep * (unsigned)hd; idx += NT) {
+			const unsigned g = idx / (unsigned)hd, d = idx - g * (unsigned)hd;
+			const size_t h = h0 + g;
+			float acc = 0.0f, L = 0.0f, M = -INFINITY;
+
+#pragma unroll
+			for (int w = 0; w < DTC_WARPS; w++)
+				M = fmaxf(M, rm[w * 16 + g]);
+#pragma unroll
+			for (int w = 0; w < DTC_WARPS; w++) {
+				const float mw = rm[w * 16 + g];
+				const float f = mw == -INFINITY ? 0.0f : exp2f(mw - M);
+
+				L += rl[w * 16 + g] * f;
+				acc += ro[(w * 16 + g) * D + d] * f;
+			}
+			if (part_o) {
+				const size_t slot = (i * n_head + h) * n_split + sp;
+
+				if (M > -INFINITY) /* else the combine never reads it */
+					part_o[slot * hd + d] = acc;
+				if (d == 0) {
+					part_ml[2 * slot] = M;
+					part_ml[2 * slot + 1] = L;
+				}
+			} else {
+				out[(i * n_head + h) * hd + d] = L > 0.0f ? acc / L : 0.0f;
+			}
+		}
+	}
+}
+
 /* ---- host side ---------------------------------------------------------- */
 
 /* Keys a decode block visits per round: DEC_THREADS / LPK key groups x
@@ -1637,6 +2098,78 @@ static size_t dec_round(size_t hd, int f16, size_t span)
 	while (lpk < n8 && lpk < 32)
 		lpk *= 2;
 	return DEC_THREADS / lpk * (size_t)DEC_U(f16, (n8 + lpk - 1) / lpk, span);
+}
+
+/* Whether the decode rows over a page table of span positions take the
+ * tensor-core kernel (attn_dectc_kernel): f16 pools of head_dim a
+ * multiple of 8 up to 128 and quantized pools of head_dim 64 or 128, from
+ * DTC_MIN_SPAN positions (below, the per-lane kernel's shorter chains
+ * win; docs/PERFORMANCE.md); TERN_ATT_TC=0 never, TERN_ATT_TC=1 at every
+ * span (tests, measurements).  The launch also needs at most 16 query
+ * heads a KV head and 16-byte aligned pools. */
+#define DTC_MIN_SPAN 1024
+static int dtc_use(size_t hd, int f16, size_t span)
+{
+	static int mode = -1;
+
+	if (mode < 0)
+		mode = tern_switch_is("TERN_ATT_TC", "0") ? 0 :
+		       tern_switch_is("TERN_ATT_TC", "1") ? 2 : 1;
+	if (!mode)
+		return 0;
+	if (f16 == 1 ? !(hd % 8 == 0 && hd <= 128) :
+	    f16 == 2 ? !(hd == 64 || hd == 128) : 1)
+		return 0;
+	if (f16 == 2) /* measured slower than the per-lane kernel (its
+		       * decoding to f16 tiles): only when asked */
+		return mode == 2;
+	return mode == 2 || span >= DTC_MIN_SPAN;
+}
+
+/* Launch attn_dectc_kernel<D, QN>; *done = 0 (nothing launched) when the
+ * device lacks the shared memory. */
+template <int D, int QN>
+static int dtc_launch(dim3 grid, cudaStream_t s, const struct gpu_cuda_kv *kv,
+		      float *out, const float *q, size_t n_head, float qs,
+		      size_t window, float *po, float *pml, int skip,
+		      unsigned align, int *done)
+{
+	static int attr_set[64]; /* per device: 1 set, -1 too little smem */
+	const size_t bytes = dtc_smem(D, QN);
+	cudaError_t e;
+	int dev = 0;
+
+	*done = 0;
+	e = cudaGetDevice(&dev);
+	if (e != cudaSuccess)
+		return (int)e;
+	if (dev >= 0 && dev < 64 && attr_set[dev] < 0)
+		return 0;
+	if (dev < 0 || dev >= 64 || !attr_set[dev]) {
+		int maxs = 0;
+
+		e = cudaDeviceGetAttribute(&maxs, cudaDevAttrMaxSharedMemoryPerBlockOptin,
+					   dev);
+		if (e != cudaSuccess)
+			return (int)e;
+		if ((size_t)maxs < bytes) {
+			if (dev >= 0 && dev < 64)
+				attr_set[dev] = -1;
+			return 0;
+		}
+		e = cudaFuncSetAttribute(attn_dectc_kernel<D, QN>,
+					 cudaFuncAttributeMaxDynamicSharedMemorySize,
+					 (int)bytes);
+		if (e != cudaSuccess)
+			return (int)e;
+		if (dev >= 0 && dev < 64)
+			attr_set[dev] = 1;
+	}
+	(void)tern_launch(attn_dectc_kernel<D, QN>, grid, DTC_WARPS * 32, bytes, s,
+			*kv, out, q, (unsigned)n_head, qs, window, po, pml, skip,
+			align);
+	*done = 1;
+	return (int)cudaPeekAtLastError();
 }
 
 /* Positions of a split chunk are a multiple of this: one whole round of
@@ -1653,6 +2186,8 @@ static size_t att_align(size_t hd, int f16, size_t span)
 		env = tern_switch_long("TERN_ATT_ALIGN");
 	if (env > 0)
 		return (size_t)env;
+	if (dtc_use(hd, f16, span))
+		return DTC_ROUND;
 	a = dec_round(hd, f16, span);
 	return a > ATT_SPLIT_ALIGN ? a : ATT_SPLIT_ALIGN;
 }
@@ -1955,6 +2490,25 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 		if (skip && single_seq)
 			return 0; /* every tile is uniform: nothing left to do */
 	}
+	/* decode: the tensor-core kernel over long page tables */
+	if ((vec & 1) && n_rep <= 16 && dtc_use(hd, kv->f16, span)) {
+		dim3 grid((unsigned)(kv->n_rows * kv->n_head_kv), (unsigned)n_split);
+		int done = 0;
+
+		rc = kv->f16 == 2 ?
+			(hd <= 64 ? dtc_launch<64, 1>(grid, s, kv, out, q, n_head, qs, window,
+						      part_o, part_ml, skip, al, &done) :
+				    dtc_launch<128, 1>(grid, s, kv, out, q, n_head, qs, window,
+						       part_o, part_ml, skip, al, &done)) :
+			(hd <= 64 ? dtc_launch<64, 0>(grid, s, kv, out, q, n_head, qs, window,
+						      part_o, part_ml, skip, al, &done) :
+				    dtc_launch<128, 0>(grid, s, kv, out, q, n_head, qs, window,
+						       part_o, part_ml, skip, al, &done));
+		if (rc)
+			return rc;
+		if (done)
+			goto combine;
+	}
 	/* decode: lanes per key, dims per lane (8 C), heads per block */
 	while ((size_t)lpk < n8 && lpk < 32)
 		lpk *= 2;
@@ -1998,6 +2552,7 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 					(unsigned)n_grp, qs, window, part_o, part_ml, skip,
 					lpk, vec, al, span);
 	}
+combine:
 	if (n_split > 1 && cudaPeekAtLastError() == cudaSuccess)
 		(void)tern_launch(attn_combine_kernel,
 				(unsigned)(kv->n_rows * n_head), COMB_THREADS,
