@@ -47,7 +47,8 @@
  * * head_dim per position.
  *
  * Tensor-core decode kernel (attn_dectc_kernel, f16 pools of head_dim <= 128
- * over page tables of DTC_MIN_SPAN positions or more; dtc_use): the same
+ * over page tables of DTC_MIN_SPAN positions or more, quantized ones of
+ * head_dim 64 or 128 from DTC_QMIN_SPAN; dtc_use): the same
  * blocks, splits and partials, but the GQA group's heads are the rows of
  * an mma.m16n8k16 A operand and each warp streams its own key tiles
  * through a cp.async ring in shared memory, so the bytes in flight no
@@ -1698,6 +1699,44 @@ __device__ __forceinline__ void dtc_cpw(uint32_t *dst, const uint32_t *src, int 
 	}
 }
 
+/* The 8 codes of kvq_load_raw's words (values e = 0..7 of a part) as
+ * four half2 bit patterns pr[s] = (1024 + c_s, 1024 + c_s+4): exact (f16
+ * spacing 1 over [1024, 2048)), the 4- and 8-bit planes without
+ * unpacking. */
+__device__ __forceinline__ void dtc_pairs(const uint32_t *r, unsigned bits, uint32_t *pr)
+{
+	if (bits == 4) {
+#pragma unroll
+		for (int s = 0; s < 4; s++)
+			pr[s] = ((r[0] >> (4 * s)) & 0x000F000Fu) | 0x64006400u;
+		return;
+	}
+	if (bits == 8) {
+#pragma unroll
+		for (int s = 0; s < 4; s++)
+			pr[s] = (__byte_perm(r[0], r[1], (unsigned)(s | (s + 4) << 8)) &
+				 0x00FF00FFu) | 0x64006400u;
+		return;
+	}
+	{
+		unsigned c[8];
+
+#pragma unroll
+		for (int e = 0; e < 8; e++) {
+			unsigned v = (r[0] >> (4 * e)) & 15u; /* 0 without the plane */
+
+			if (bits & 2)
+				v = (v << 2) | ((r[1] >> (2 * e)) & 3u);
+			if (bits & 1)
+				v = (v << 1) | ((r[2] >> e) & 1u);
+			c[e] = v;
+		}
+#pragma unroll
+		for (int s = 0; s < 4; s++)
+			pr[s] = c[s] | (c[s + 4] << 16) | 0x64006400u;
+	}
+}
+
 template <int D, int QN>
 __global__ static void __launch_bounds__(DTC_WARPS * 32)
 attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
@@ -1765,7 +1804,16 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 #pragma unroll
 		for (int e = 0; e < 8; e++)
 			x[e] *= qscale;
-		*(uint4 *)(Qs + r * LD + c * 8) = cvt8<1>(x);
+		if (QN) { /* the tiles' column order (dequant) */
+			float y[8];
+
+#pragma unroll
+			for (int e = 0; e < 8; e++)
+				y[e] = x[(e >> 1) + 4 * (e & 1)];
+			*(uint4 *)(Qs + r * LD + c * 8) = cvt8<1>(y);
+		} else {
+			*(uint4 *)(Qs + r * LD + c * 8) = cvt8<1>(x);
+		}
 	}
 	/* the tiles' pad columns (d >= hd): zero once, no copy touches them */
 	if (hd < (size_t)D)
@@ -1820,35 +1868,62 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		if (lane == 0)
 			vmask[warp * DTC_STAGES + st] = vm;
 		if constexpr (QN) {
+			/* a key's words: NG kb (NG vb) u32 from word g0 kb, g0 =
+			 * its element offset / 32, in 16-byte units where they
+			 * are whole (then aligned: g0 is a multiple of NG), else
+			 * one word a copy; its scales NG / 2 u32; the pieces of
+			 * the tile spread over the lanes, each lane finding its
+			 * key's offset by shuffle (every lane shuffles) */
 			uint32_t *R = Rw + st * DTC_RAW(D);
 			const unsigned kb = kv.kb, vb = kv.vb;
 			uint32_t *Rk = R, *Rv = R + DTC_KEYS * NG * kb;
 			uint32_t *Sk = Rv + DTC_KEYS * NG * vb, *Sv = Sk + DTC_KEYS * NG / 2;
 
-			for (int r = 0; r < DTC_KEYS; r++) {
+#pragma unroll
+			for (int h = 0; h < 2; h++) {
+				const unsigned b = h ? vb : kb;
+				const int u = (NG * b) % 4 == 0 ? 4 : 1; /* words a copy */
+				const int nu = NG * (int)b / u, tot = DTC_KEYS * nu;
+				const uint32_t *src = (const uint32_t *)(h ? kv.v : kv.k);
+				uint32_t *dst = h ? Rv : Rk;
+
+				for (int b0 = 0; b0 < tot; b0 += 32) {
+					const int idx = b0 + lane, r = idx < tot ? idx / nu : 0;
+					const long long e = __shfl_sync(0xffffffffu, off, r);
+
+					if (idx >= tot)
+						continue;
+					{
+						uint32_t *d = dst + r * NG * b + (idx - r * nu) * u;
+
+						if (e < 0) {
+							for (int w = 0; w < u; w++)
+								d[w] = 0u;
+						} else {
+							const uint32_t *g = src + (size_t)e / 32 * b +
+									    (idx - r * nu) * u;
+
+							if (u == 4)
+								pf_cp16(d, g);
+							else
+								dtc_cp4(d, g);
+						}
+					}
+				}
+			}
+			{
+				/* scales: DTC_KEYS NG / 2 <= 32 words a half */
+				const int tot = DTC_KEYS * NG / 2, r = lane < tot ? lane / (NG / 2) : 0;
 				const long long e = __shfl_sync(0xffffffffu, off, r);
 
-				if (e < 0) {
-					for (int j = lane; j < NG * (int)kb; j += 32)
-						Rk[r * NG * kb + j] = 0u;
-					for (int j = lane; j < NG * (int)vb; j += 32)
-						Rv[r * NG * vb + j] = 0u;
-					if (lane < NG / 2)
-						Sk[r * NG / 2 + lane] = Sv[r * NG / 2 + lane] = 0u;
-					continue;
-				}
-				{
-					const size_t g0 = (size_t)e / 32;
+				if (lane < tot) {
+					const int j = lane - r * (NG / 2);
 
-					dtc_cpw(Rk + r * NG * kb, (const uint32_t *)kv.k + g0 * kb,
-						NG * (int)kb, (NG * kb) % 4 == 0, lane);
-					dtc_cpw(Rv + r * NG * vb, (const uint32_t *)kv.v + g0 * vb,
-						NG * (int)vb, (NG * vb) % 4 == 0, lane);
-					if (lane < NG / 2) {
-						dtc_cp4(Sk + r * NG / 2 + lane,
-							(const uint16_t *)kv.ks + g0 + 2 * lane);
-						dtc_cp4(Sv + r * NG / 2 + lane,
-							(const uint16_t *)kv.vs + g0 + 2 * lane);
+					if (e < 0) {
+						Sk[lane] = Sv[lane] = 0u;
+					} else {
+						dtc_cp4(Sk + lane, (const uint16_t *)kv.ks + (size_t)e / 32 + 2 * j);
+						dtc_cp4(Sv + lane, (const uint16_t *)kv.vs + (size_t)e / 32 + 2 * j);
 					}
 				}
 			}
@@ -1873,7 +1948,13 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		}
 		asm volatile("cp.async.commit_group;\n" ::: "memory");
 	};
-	/* QN: stage st's raw tile -> the warp's f16 K and V tiles */
+	/* QN: stage st's raw tile -> the warp's f16 K and V tiles, a lane 8
+	 * values (key r, group g, part p) at a time: code pairs (c_e, c_e+4)
+	 * as half2 1024 + c (dtc_pairs), then (c - m) step + step / 2 in one
+	 * rounding (hsub2 exact, hfma2): kvq_get8's values rounded to f16, to
+	 * the bit.  Columns 8 p + 2 s, 8 p + 2 s + 1 get values 8 p + s and 8
+	 * p + s + 4: q is laid out alike, and o's columns are mapped back at
+	 * the end (dtc_col). */
 	auto dequant = [&](int st) {
 		const uint32_t *R = Rw + st * DTC_RAW(D);
 		const unsigned kb = kv.kb, vb = kv.vb;
@@ -1881,16 +1962,34 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		const __half *Sk = (const __half *)(Rv + DTC_KEYS * NG * vb);
 		const __half *Sv = Sk + DTC_KEYS * NG;
 		uint16_t *Kt = Kw, *Vt = Kw + DTC_KEYS * LD;
+		const __half2 mk = __float2half2_rn(1024.0f + (float)(1u << (kb - 1)));
+		const __half2 mv = __float2half2_rn(1024.0f + (float)(1u << (vb - 1)));
+		const float ik = 1.0f / (float)(1u << (kb - 1)), iv = 1.0f / (float)(1u << (vb - 1));
 
 #pragma unroll
 		for (int idx = lane; idx < DTC_KEYS * NG * 4; idx += 32) {
 			const int r = idx / (NG * 4), g = idx / 4 % NG, p = idx % 4;
-			float x[8];
+#pragma unroll
+			for (int h = 0; h < 2; h++) {
+				const unsigned b = h ? vb : kb;
+				const uint32_t *w = (h ? Rv : Rk) + r * NG * b;
+				const float st = __half2float((h ? Sv : Sk)[r * NG + g]) * (h ? iv : ik);
+				const __half2 s2 = __float2half2_rn(st), s1 = __float2half2_rn(0.5f * st);
+				uint32_t raw[3], pr[4];
+				uint4 o;
 
-			kvq_get8(Rk + r * NG * kb, Sk + r * NG, (size_t)g, kb, (unsigned)p, x);
-			*(uint4 *)(Kt + r * LD + g * 32 + p * 8) = cvt8<1>(x);
-			kvq_get8(Rv + r * NG * vb, Sv + r * NG, (size_t)g, vb, (unsigned)p, x);
-			*(uint4 *)(Vt + r * LD + g * 32 + p * 8) = cvt8<1>(x);
+				kvq_load_raw(w, (size_t)g, b, (unsigned)p, raw);
+				dtc_pairs(raw, b, pr);
+#pragma unroll
+				for (int q2 = 0; q2 < 4; q2++) {
+					__half2 x = __hsub2(*(__half2 *)&pr[q2], h ? mv : mk);
+
+					x = __hfma2(x, s2, s1);
+					pr[q2] = *(uint32_t *)&x;
+				}
+				o = make_uint4(pr[0], pr[1], pr[2], pr[3]);
+				*(uint4 *)((h ? Vt : Kt) + r * LD + g * 32 + p * 8) = o;
+			}
 		}
 	};
 	/* S = Q K^T over the tile, softmax, O += P V (pf_tile for 16 keys;
@@ -2044,9 +2143,17 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 			L += __shfl_xor_sync(0xffffffffu, L, 1);
 			L += __shfl_xor_sync(0xffffffffu, L, 2);
 #pragma unroll
-			for (int nd = 0; nd < D / 8; nd++)
-				*(float2 *)(ro + (warp * 16 + r) * D + nd * 8 + 2 * cq) =
-					make_float2(of[nd][2 * k], of[nd][2 * k + 1]);
+			for (int nd = 0; nd < D / 8; nd++) {
+				float *dst = ro + (warp * 16 + r) * D + nd * 8;
+
+				if (QN) { /* columns 2 cq, 2 cq + 1 are dims cq, cq + 4 */
+					dst[cq] = of[nd][2 * k];
+					dst[cq + 4] = of[nd][2 * k + 1];
+				} else {
+					*(float2 *)(dst + 2 * cq) =
+						make_float2(of[nd][2 * k], of[nd][2 * k + 1]);
+				}
+			}
 			if (cq == 0) {
 				rm[warp * 16 + r] = mrow[k];
 				rl[warp * 16 + r] = L;
@@ -2102,12 +2209,14 @@ static size_t dec_round(size_t hd, int f16, size_t span)
 
 /* Whether the decode rows over a page table of span positions take the
  * tensor-core kernel (attn_dectc_kernel): f16 pools of head_dim a
- * multiple of 8 up to 128 and quantized pools of head_dim 64 or 128, from
- * DTC_MIN_SPAN positions (below, the per-lane kernel's shorter chains
- * win; docs/PERFORMANCE.md); TERN_ATT_TC=0 never, TERN_ATT_TC=1 at every
+ * multiple of 8 up to 128 from DTC_MIN_SPAN positions, quantized pools of
+ * head_dim 64 or 128 from DTC_QMIN_SPAN (below, the per-lane kernel's
+ * shorter chains win or tie; docs/PERFORMANCE.md); TERN_ATT_TC=0 never,
+ * TERN_ATT_TC=1 at every
  * span (tests, measurements).  The launch also needs at most 16 query
  * heads a KV head and 16-byte aligned pools. */
 #define DTC_MIN_SPAN 1024
+#define DTC_QMIN_SPAN 4096 /* quantized pools (their tiles' decoding) */
 static int dtc_use(size_t hd, int f16, size_t span)
 {
 	static int mode = -1;
@@ -2120,10 +2229,7 @@ static int dtc_use(size_t hd, int f16, size_t span)
 	if (f16 == 1 ? !(hd % 8 == 0 && hd <= 128) :
 	    f16 == 2 ? !(hd == 64 || hd == 128) : 1)
 		return 0;
-	if (f16 == 2) /* measured slower than the per-lane kernel (its
-		       * decoding to f16 tiles): only when asked */
-		return mode == 2;
-	return mode == 2 || span >= DTC_MIN_SPAN;
+	return mode == 2 || span >= (f16 == 2 ? DTC_QMIN_SPAN : DTC_MIN_SPAN);
 }
 
 /* Launch attn_dectc_kernel<D, QN>; *done = 0 (nothing launched) when the

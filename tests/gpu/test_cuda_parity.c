@@ -1081,8 +1081,9 @@ static double att_tc_tol(enum gpu_dtype kvt, size_t hd)
  * (window: the row's, 0 for none): f32-accurate (1e-5) from the per-lane
  * decode kernel; where the tensor-core decode kernel takes them
  * (gpu/cuda/attention.cu, dtc_use: f16 pools of head_dim a multiple of 8
- * up to 128 over spans of 1024 positions or more, and with TERN_ATT_TC=1
- * those at every span and quantized pools of head_dim 64 or 128), q and
+ * up to 128 over spans of 1024 positions or more, quantized pools of
+ * head_dim 64 or 128 over 4096 or more, and with TERN_ATT_TC=1 those at
+ * every span), q and
  * p are rounded to f16 as in the prefill kernel: 2e-3. */
 static double dec_tol(int quant, enum gpu_dtype kvt, size_t hd, size_t table_span,
 		      size_t window)
@@ -1094,7 +1095,7 @@ static double dec_tol(int quant, enum gpu_dtype kvt, size_t hd, size_t table_spa
 	if (never)
 		return 1e-5;
 	if (quant)
-		return force && (hd == 64 || hd == 128) ? 2e-3 : 1e-5;
+		return (force || span >= 4096) && (hd == 64 || hd == 128) ? 2e-3 : 1e-5;
 	if (kvt != GPU_DTYPE_F16 || hd % 8 || hd > 128)
 		return 1e-5;
 	return force || span >= 1024 ? 2e-3 : 1e-5;
@@ -1407,7 +1408,7 @@ static void one_decode(struct gpu_pair *p, enum gpu_dtype kvt, size_t n_head,
  * same arithmetic; with it, sincos may differ in the last bit, so the CPU's
  * pool is copied over), then attention of a prefill chunk of sequence 0
  * (rows start..L-1: the prefill kernel's f16 tiles of the dequantized
- * values), and of decode rows of both sequences (the decode kernel, f32,
+ * values), and of decode rows of both sequences (a decode kernel: dec_tol,
  * split over long tables) on the same pool. */
 static void one_quant(struct gpu_pair *p, unsigned kb, unsigned vb, size_t n_head,
 		      size_t n_head_kv, size_t hd, size_t window, size_t L,
@@ -1564,8 +1565,12 @@ START_TEST(test_attention_quant)
 	one_quant(&p, 3, 2, 8, 2, 256, 0, 150, 0, 1);
 	one_quant(&p, 2, 7, 14, 2, 96, 37, 160, 20, 0); /* pad columns */
 	one_quant(&p, 4, 8, 4, 4, 32, 0, 3000, 2900, 1);
-	/* a table of 16K+ positions: the decode keeps 8 keys in flight */
+	/* tables of 4096+ positions: the tensor-core decode kernel (odd
+	 * widths: one-word copies, codes from three planes) and, at head_dim
+	 * 256 over 16K+ positions, the per-lane one with 8 keys in flight */
 	one_quant(&p, 4, 4, 8, 2, 128, 0, 17000, 16950, 0);
+	one_quant(&p, 5, 3, 16, 2, 64, 0, 5000, 4990, 0);
+	one_quant(&p, 4, 4, 4, 1, 256, 0, 17000, 16990, 0);
 	gpu_pair_close(&p);
 }
 END_TEST
