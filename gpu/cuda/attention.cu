@@ -1269,6 +1269,47 @@ __device__ __forceinline__ void pf_issue(const struct gpu_cuda_kv &kv,
 	asm volatile("cp.async.commit_group;\n" ::: "memory");
 }
 
+/* The online softmax step of a warp's 16 rows over NB n8 blocks of scores
+ * sf (mma C fragments, log2 domain, masked entries -inf; rows a: e = 0,
+ * 1; b: e = 2, 3, each row's 16 NB values over the 4 lanes of a quad):
+ * the row maxima m, p = 2^(s - m) in place of the scores, this lane's
+ * part of l and o rescaled by 2^(m_old - m). */
+template <int NB, int D>
+__device__ __forceinline__ void frag_softmax(float (&sf)[NB][4], float (&mrow)[2],
+					     float (&lrow)[2], float (&of)[D / 8][4])
+{
+#pragma unroll
+	for (int k = 0; k < 2; k++) {
+		float mx = mrow[k], mu, corr, ls = 0.0f;
+
+#pragma unroll
+		for (int nb = 0; nb < NB; nb++)
+#pragma unroll
+			for (int e = 0; e < 2; e++)
+				mx = fmaxf(mx, sf[nb][2 * k + e]);
+		mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+		mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+		mu = mx == -INFINITY ? 0.0f : mx;
+		corr = exp2f(mrow[k] - mu);
+#pragma unroll
+		for (int nb = 0; nb < NB; nb++)
+#pragma unroll
+			for (int e = 0; e < 2; e++) {
+				const float pv = exp2f(sf[nb][2 * k + e] - mu);
+
+				sf[nb][2 * k + e] = pv;
+				ls += pv;
+			}
+		lrow[k] = lrow[k] * corr + ls;
+		mrow[k] = mx;
+#pragma unroll
+		for (int nd = 0; nd < D / 8; nd++) {
+			of[nd][2 * k] *= corr;
+			of[nd][2 * k + 1] *= corr;
+		}
+	}
+}
+
 /* One K/V tile (positions t0 .. t0 + 63 in Ks / Vs, f32 pool: plus the
  * low parts Kl / Vl; pgo[i] < 0: position t0 + i is missing) against
  * this warp's 16 query rows: S = Q K^T, the causal / window masks of
@@ -1311,11 +1352,9 @@ pf_tile(const uint16_t *Qs, const uint16_t *Ql, const uint16_t *Ks,
 				pf_mma16<F16>(sf[2 * j], sf[2 * j + 1], a, al, b, bl);
 			}
 		}
-		/* masks, online softmax (rows a: e = 0, 1; b: e = 2, 3) */
+		/* masks (rows a: e = 0, 1; b: e = 2, 3), online softmax */
 #pragma unroll
-		for (int k = 0; k < 2; k++) {
-			float mx = mrow[k], mu, corr, ls = 0.0f;
-
+		for (int k = 0; k < 2; k++)
 #pragma unroll
 			for (int nb = 0; nb < 8; nb++)
 #pragma unroll
@@ -1325,29 +1364,8 @@ pf_tile(const uint16_t *Qs, const uint16_t *Ql, const uint16_t *Ks,
 
 					if (pgo[kt] < 0 || t < plo[k] || t > phi[k])
 						sf[nb][2 * k + e] = -INFINITY;
-					mx = fmaxf(mx, sf[nb][2 * k + e]);
 				}
-			mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-			mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-			mu = mx == -INFINITY ? 0.0f : mx;
-			corr = exp2f(mrow[k] - mu);
-#pragma unroll
-			for (int nb = 0; nb < 8; nb++)
-#pragma unroll
-				for (int e = 0; e < 2; e++) {
-					const float pv = exp2f(sf[nb][2 * k + e] - mu);
-
-					sf[nb][2 * k + e] = pv;
-					ls += pv;
-				}
-			lrow[k] = lrow[k] * corr + ls;
-			mrow[k] = mx;
-#pragma unroll
-			for (int nd = 0; nd < D / 8; nd++) {
-				of[nd][2 * k] *= corr;
-				of[nd][2 * k + 1] *= corr;
-			}
-		}
+		frag_softmax<8, D>(sf, mrow, lrow, of);
 		/* O += P V */
 #pragma unroll
 		for (int j = 0; j < 4; j++) {
@@ -2012,38 +2030,14 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 			pf_t<1>::mma(sf[1], qa[kk], b[2], b[3]);
 		}
 #pragma unroll
-		for (int k = 0; k < 2; k++) {
-			float mx = mrow[k], mu, corr, ls = 0.0f;
-
+		for (int k = 0; k < 2; k++)
 #pragma unroll
 			for (int nb = 0; nb < 2; nb++)
 #pragma unroll
-				for (int e = 0; e < 2; e++) {
+				for (int e = 0; e < 2; e++)
 					if (!((vm >> (nb * 8 + 2 * cq + e)) & 1u))
 						sf[nb][2 * k + e] = -INFINITY;
-					mx = fmaxf(mx, sf[nb][2 * k + e]);
-				}
-			mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-			mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-			mu = mx == -INFINITY ? 0.0f : mx;
-			corr = exp2f(mrow[k] - mu);
-#pragma unroll
-			for (int nb = 0; nb < 2; nb++)
-#pragma unroll
-				for (int e = 0; e < 2; e++) {
-					const float pv = exp2f(sf[nb][2 * k + e] - mu);
-
-					sf[nb][2 * k + e] = pv;
-					ls += pv;
-				}
-			lrow[k] = lrow[k] * corr + ls;
-			mrow[k] = mx;
-#pragma unroll
-			for (int nd = 0; nd < D / 8; nd++) {
-				of[nd][2 * k] *= corr;
-				of[nd][2 * k + 1] *= corr;
-			}
-		}
+		frag_softmax<2, D>(sf, mrow, lrow, of);
 		{
 			uint32_t a[4];
 
