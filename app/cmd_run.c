@@ -59,6 +59,9 @@ void app_help_run(FILE *out)
 		"      --stop STR           stop before STR (repeatable)\n"
 		"      --ban STR            never output STR (repeatable)\n"
 		"      --ignore-eos         keep going after end-of-sequence\n"
+		"      --stop-on-loop N     stop when the last N tokens repeat one block\n"
+		"                           (a block of N/2 twice, ..., one token N\n"
+		"                           times; 2..1024; default off)\n"
 		"      --stats              print per-job statistics to stderr\n"
 		"      --draft DIR          speculative decoding with DIR, a smaller model\n"
 		"                           of the same vocabulary, proposing tokens\n"
@@ -68,7 +71,7 @@ void app_help_run(FILE *out)
 		"                           the output is the same, only faster or not\n"
 		"      --image FILE         a PNG or JPEG for a vision model (Qwen2.5-VL),\n"
 		"                           placed before the prompt; its tower runs on\n"
-		"                           the CPU for now\n"
+		"                           the model's backend\n"
 		"      --max-pixels N       resize the image to at most N pixels (default:\n"
 		"                           the model's preprocessor_config.json)\n"
 		"\n"
@@ -91,7 +94,7 @@ enum {
 	OPT_TOP_N_SIGMA, OPT_XTC_P, OPT_XTC_T, OPT_DRY_MULT, OPT_DRY_BASE,
 	OPT_DRY_LEN, OPT_REPEAT, OPT_FREQ, OPT_PRESENCE, OPT_PEN_LAST_N,
 	OPT_MIROSTAT, OPT_MIRO_TAU, OPT_MIRO_ETA, OPT_LOGIT_BIAS, OPT_KV,
-	OPT_DRAFT, OPT_NGRAM, OPT_DRAFT_N, OPT_IMAGE, OPT_MAX_PIXELS,
+	OPT_DRAFT, OPT_NGRAM, OPT_DRAFT_N, OPT_IMAGE, OPT_MAX_PIXELS, OPT_LOOP,
 };
 
 static const struct option run_opts[] = {
@@ -110,6 +113,7 @@ static const struct option run_opts[] = {
 	{ "stop", required_argument, NULL, OPT_STOP },
 	{ "ban", required_argument, NULL, OPT_BAN },
 	{ "ignore-eos", no_argument, NULL, OPT_IGNORE_EOS },
+	{ "stop-on-loop", required_argument, NULL, OPT_LOOP },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "draft", required_argument, NULL, OPT_DRAFT },
 	{ "ngram", no_argument, NULL, OPT_NGRAM },
@@ -206,7 +210,7 @@ static void on_event(struct llm_job *job, const struct llm_job_event *ev, void *
 struct run_args {
 	const char *model, *prompt, *file, *system, *draft, *image;
 	bool chat, ignore_eos, stats, ngram;
-	long long max_tokens, parallel, threads, n_ctx, n_draft, max_pixels;
+	long long max_tokens, parallel, threads, n_ctx, n_draft, max_pixels, loop;
 	enum llm_backend backend;
 	struct llm_model_params mp; /* its kv_type and bits (--kv-type) */
 	struct llm_sampler_params sp;
@@ -260,6 +264,10 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 		case OPT_CHAT: a->chat = true; break;
 		case OPT_SYSTEM: a->system = optarg; break;
 		case OPT_IGNORE_EOS: a->ignore_eos = true; break;
+		case OPT_LOOP:
+			rc = parse_long("--stop-on-loop", optarg, LLM_LOOP_MIN, LLM_LOOP_MAX,
+					&a->loop);
+			break;
 		case OPT_STATS: a->stats = true; break;
 		case OPT_DRAFT: a->draft = optarg; break;
 		case OPT_NGRAM: a->ngram = true; break;
@@ -682,6 +690,7 @@ int app_cmd_run(int argc, char **argv)
 		jp.n_banned_strings = a.n_bans;
 		jp.ignore_eos = a.ignore_eos;
 		jp.max_tokens = a.max_tokens;
+		jp.stop_on_loop = (int32_t)a.loop;
 		jp.callback = on_event;
 		jp.user = &outs[i];
 		if (llm_job_submit(eng, &jp, &jobs[i], &d) < 0) {
@@ -715,6 +724,9 @@ int app_cmd_run(int argc, char **argv)
 			app_error("run: job %zu: %s", i + 1, outs[i].err);
 			status = APP_STATUS_ERROR;
 		}
+		if (outs[i].finish == LLM_FINISH_LOOP)
+			app_error("run: job %zu stopped: its last %lld tokens "
+				"repeat themselves (--stop-on-loop)", i + 1, a.loop);
 		if (a.stats)
 			print_stats((int)i + 1, &outs[i]);
 	}

@@ -51,6 +51,7 @@ const struct app_sampler_field app_sampler_fields[] = {
 	F("logit_bias", APP_FIELD_BIAS, bias, 0, 0, "token biases: ID=BIAS ... (-inf bans)"),
 	F("banned_tokens", APP_FIELD_BANNED, banned, 0, 0, "token ids never sampled: ID ID ..."),
 	F("max_tokens", APP_FIELD_INT, max_tokens, 0, 10000000, "reply length limit; 0 = context"),
+	F("stop_on_loop", APP_FIELD_INT, stop_on_loop, 0, LLM_LOOP_MAX, "stop when the last N tokens repeat one block; 0 off"),
 	{ NULL, 0, 0, 0, 0, NULL },
 };
 #undef F
@@ -261,6 +262,7 @@ static void preset_add(struct app_config *c, const char *name, float temp,
 	p->params.min_p = min_p;
 	p->params.top_k = top_k;
 	p->params.seed = LLM_SAMPLER_SEED_RANDOM;
+	p->stop_on_loop = APP_LOOP_DEFAULT;
 }
 
 void app_config_defaults(struct app_config *c, const char *bundled)
@@ -445,6 +447,7 @@ static int parse_preset(struct reader *r, yaml_node_t *n, struct app_preset *ps)
 		return fail_at(r, n, "presets: each entry must be a mapping (name:, temperature:, ...)");
 	ps->params = llm_sampler_default_params();
 	ps->params.seed = LLM_SAMPLER_SEED_RANDOM;
+	ps->stop_on_loop = APP_LOOP_DEFAULT;
 	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
 		yaml_node_t *k = yaml_document_get_node(&r->doc, p->key);
 		yaml_node_t *v = yaml_document_get_node(&r->doc, p->value);

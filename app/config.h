@@ -42,6 +42,11 @@ struct app_model_entry {
 };
 
 #define APP_MAX_BIAS 64
+/* Presets stop a reply whose last 256 tokens repeat one block (of at most
+ * 128 tokens) unless they say otherwise: a small model's loop ends there
+ * instead of filling the context, and real text that long is never one
+ * block repeated. */
+#define APP_LOOP_DEFAULT 256
 #define APP_MAX_BANNED 64
 
 struct app_preset {
@@ -51,6 +56,7 @@ struct app_preset {
 	 * params at (a copy of) them (app_preset_params). */
 	struct llm_sampler_params params;
 	int max_tokens;                   /* 0: until the context is full */
+	int stop_on_loop;                 /* llm_job_params'; 0 off */
 	struct llm_logit_bias bias[APP_MAX_BIAS];
 	size_t n_bias;
 	int32_t banned[APP_MAX_BANNED];

@@ -524,6 +524,10 @@ static void on_worker_event(struct tui *t, struct app_wev *ev)
 			snprintf(msg, sizeof msg, "generation failed: %s", ev->text);
 			ui_notice_set(t->ui, UI_NOTICE_ERROR, msg);
 		}
+		if (ev->finish == LLM_FINISH_LOOP)
+			ui_notice_set(t->ui, UI_NOTICE_INFO,
+				      "reply stopped: it was repeating itself "
+				      "(stop_on_loop in the sampler panel; 0 turns it off)");
 		if (s == active(t)) {
 			ui_generating_set(t->ui, 0);
 			push_status_acc(t, ev->stats.decode_tps, acceptance(&ev->stats));

@@ -585,6 +585,7 @@ static void do_generate(struct app_worker *w, struct cmd *c)
 	sp = app_preset_params(&c->preset);
 	jp.sampler = &sp;
 	jp.max_tokens = c->preset.max_tokens;
+	jp.stop_on_loop = c->preset.stop_on_loop;
 	jp.callback = job_cb;
 	jp.user = &w->cb[s - w->jobs];
 	if (llm_job_submit(w->engine, &jp, &s->job, &d) < 0) {

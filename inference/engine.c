@@ -80,6 +80,7 @@ const char *llm_finish_reason_name(enum llm_finish_reason r)
 	case LLM_FINISH_CONTEXT: return "context";
 	case LLM_FINISH_CANCELLED: return "cancelled";
 	case LLM_FINISH_ERROR: return "error";
+	case LLM_FINISH_LOOP: return "loop";
 	}
 	return "?";
 }
@@ -337,6 +338,11 @@ int llm_job_submit(struct llm_engine *e, const struct llm_job_params *p,
 	if (!e->tok && (p->n_stop_strings || p->n_banned_strings))
 		return diag_fail(d, LLM_E_INVALID,
 				 "stop or banned strings need an engine with a tokenizer");
+	if (p->stop_on_loop &&
+	    (p->stop_on_loop < LLM_LOOP_MIN || p->stop_on_loop > LLM_LOOP_MAX))
+		return diag_fail(d, LLM_E_INVALID,
+				 "stop_on_loop %ld: 0 (off) or %d..%d tokens",
+				 (long)p->stop_on_loop, LLM_LOOP_MIN, LLM_LOOP_MAX);
 	/* the last generated token is never fed back, so a run of n_prompt
 	 * + max_gen tokens needs n_prompt + max_gen - 1 cache positions */
 	if (p->max_tokens > 0) {
@@ -369,6 +375,7 @@ int llm_job_submit(struct llm_engine *e, const struct llm_job_params *p,
 	j->n_prompt = p->n_prompt;
 	j->max_gen = max_gen;
 	j->to_ctx = p->max_tokens <= 0;
+	j->loop_span = (size_t)p->stop_on_loop;
 	j->cap = p->n_prompt + max_gen;
 	j->n_pages_total = pages_for(n_pos);
 	j->cb = p->callback;
@@ -901,6 +908,11 @@ static void take_token(struct llm_engine *e, struct llm_job *j, const float *log
 	if (res.status == LLM_STOP_MAX_TOKENS) {
 		finish_job(e, j, j->to_ctx ? LLM_FINISH_CONTEXT : LLM_FINISH_MAX_TOKENS,
 			   -1, -1, "", 0, 0, NULL);
+		return;
+	}
+	if (j->loop_span && llm_loop_period(j->tokens + j->n_prompt,
+					    j->n_tokens - j->n_prompt, j->loop_span)) {
+		finish_flush(e, j, LLM_FINISH_LOOP);
 		return;
 	}
 	j->phase = LLM_JOB_DECODE;

@@ -127,6 +127,7 @@ struct llm_job {
 	size_t n_kv;       /* positions [0, n_kv) are in the KV cache */
 	size_t max_gen;    /* most tokens generated */
 	bool to_ctx;       /* max_tokens <= 0: the limit is the context */
+	size_t loop_span;  /* stop_on_loop (0 off) */
 
 	uint64_t *page_keys;     /* [n_shareable]: chained keys of the prompt's
 				  * full pages below n_prompt - 1 */

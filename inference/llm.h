@@ -633,9 +633,11 @@ enum llm_finish_reason {
 	LLM_FINISH_CONTEXT,    /* n_ctx positions filled (max_tokens <= 0) */
 	LLM_FINISH_CANCELLED,  /* llm_job_cancel */
 	LLM_FINISH_ERROR,      /* see the event's error / llm_job_error */
+	LLM_FINISH_LOOP,       /* the output repeats itself (stop_on_loop) */
 };
 
-/* "eos", "stop", "max_tokens", "context", "cancelled", "error", "none". */
+/* "eos", "stop", "max_tokens", "context", "cancelled", "error", "loop",
+ * "none". */
 const char *llm_finish_reason_name(enum llm_finish_reason r);
 
 struct llm_job_stats {
@@ -700,6 +702,10 @@ struct llm_job_params {
 	size_t n_banned_strings;
 	bool ignore_eos;    /* do not stop at the model's EOS ids */
 	int64_t max_tokens; /* tokens to generate at most; <= 0: until n_ctx */
+	/* Loop stop: finish with LLM_FINISH_LOOP (held text released) as
+	 * soon as the last stop_on_loop generated tokens repeat one block
+	 * (llm_loop_period); 0 off, else LLM_LOOP_MIN .. LLM_LOOP_MAX. */
+	int32_t stop_on_loop;
 	llm_job_callback callback; /* may be NULL */
 	void *user;
 	/* Images (a model with a vision tower): EMBD holds one row of
@@ -959,6 +965,19 @@ int32_t llm_sampler_draw(struct llm_sampler *s, const float *w, int32_t n);
 double llm_sampler_uniform(struct llm_sampler *s);
 
 /* ---- stop strings and banned strings (inference/stop.c) ---- */
+
+/* Loop stop spans (llm_job_params.stop_on_loop) */
+#define LLM_LOOP_MIN 2
+#define LLM_LOOP_MAX 1024
+
+/* The smallest period p in 1 .. span / 2 of the last span ids of
+ * ids[0..n): ids[i] == ids[i - p] for every i in [n - span + p, n), so
+ * that they are one block of p ids repeated (at least twice; the last
+ * repeat may be cut short).  0 when there is none, when n < span or when
+ * span < 2.  At most 3 span^2 / 8 comparisons, usually about span / 2 (a
+ * period fails at its first mismatch, from the end).  Allocates
+ * nothing. */
+size_t llm_loop_period(const int32_t *ids, size_t n, size_t span);
 
 /* What one llm_stop_feed call found. */
 enum llm_stop_status {

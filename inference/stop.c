@@ -409,3 +409,20 @@ void llm_stop_flush(struct llm_stop *st, struct llm_stop_result *res)
 	}
 	emit_all(st, res);
 }
+
+size_t llm_loop_period(const int32_t *ids, size_t n, size_t span)
+{
+	size_t p, i;
+
+	if (!ids || span < 2 || n < span)
+		return 0;
+	for (p = 1; p <= span / 2; p++) {
+		/* from the end: a block that does not repeat fails fast */
+		for (i = n; i > n - span + p; i--)
+			if (ids[i - 1] != ids[i - 1 - p])
+				break;
+		if (i == n - span + p)
+			return p;
+	}
+	return 0;
+}

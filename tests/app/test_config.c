@@ -28,6 +28,7 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(app_config_find_model(&c, "stories260k")->path, "/bundled");
 	ck_assert_ptr_nonnull(app_config_find_preset(&c, "greedy"));
 	ck_assert(app_config_find_preset(&c, "greedy")->params.temperature == 0.0f);
+	ck_assert_int_eq(app_config_find_preset(&c, "greedy")->stop_on_loop, APP_LOOP_DEFAULT);
 	app_config_fini(&c);
 }
 END_TEST
@@ -51,6 +52,9 @@ START_TEST(test_full_file)
 		"    temperature: 0.5\n"
 		"    top_k: 7\n"
 		"    seed: 42\n"
+		"    stop_on_loop: 0\n"
+		"  - name: loopy\n"
+		"    temperature: 0.7\n"
 		"keys:\n"
 		"  quit: C-q\n";
 	struct app_config c;
@@ -69,11 +73,14 @@ START_TEST(test_full_file)
 	ck_assert(p->params.temperature == 0.5f);
 	ck_assert_int_eq(p->params.top_k, 7);
 	ck_assert_uint_eq(p->params.seed, 42);
+	ck_assert_int_eq(p->stop_on_loop, 0);
+	/* a preset that does not say keeps the loop stop */
+	ck_assert_int_eq(app_config_find_preset(&c, "loopy")->stop_on_loop, APP_LOOP_DEFAULT);
 	ck_assert_int_eq(c.threads, 3);
 	ck_assert_str_eq(c.backend, "cpu");
 	ck_assert_uint_eq(c.n_keys, 1);
 	ck_assert_str_eq(c.keys[0].key, "C-q");
-	ck_assert_int_eq(c.keys[0].line, 18);
+	ck_assert_int_eq(c.keys[0].line, 21);
 	/* The bundled model is still there. */
 	ck_assert_ptr_nonnull(app_config_find_model(&c, "stories260k"));
 	app_config_fini(&c);
@@ -95,6 +102,10 @@ START_TEST(test_errors_have_positions)
 
 	ck_assert_int_eq(parse(&c, "presets:\n  - name: x\n    top_p: 1.5\n", &d), -1);
 	ck_assert_ptr_nonnull(strstr(d.msg, "cfg.yaml:3:12: top_p: 1.5 is outside [0, 1]"));
+	app_config_fini(&c);
+
+	ck_assert_int_eq(parse(&c, "presets:\n  - name: x\n    stop_on_loop: 5000\n", &d), -1);
+	ck_assert_ptr_nonnull(strstr(d.msg, "cfg.yaml:3:19: stop_on_loop: 5000 is outside [0, 1024]"));
 	app_config_fini(&c);
 
 	ck_assert_int_eq(parse(&c, "models:\n  - name: a\n    path: /x\n    kv_bits: 12\n", &d), -1);
@@ -196,6 +207,7 @@ START_TEST(test_preset_save_roundtrip)
 	n = c.n_presets;
 	p = *app_config_find_preset(&c, "balanced");
 	p.params.temperature = 0.3f;
+	p.stop_on_loop = 64;
 	p.n_banned = 1;
 	p.banned[0] = 7;
 	for (p.n_bias = 0; p.n_bias < APP_MAX_BIAS; p.n_bias++) {
@@ -210,6 +222,7 @@ START_TEST(test_preset_save_roundtrip)
 	ck_assert_msg(app_config_load(&c2, path, "/bundled", &d) == 0, "%s", d.msg);
 	ck_assert_uint_eq(c2.n_presets, n + 1);
 	ck_assert(app_config_find_preset(&c2, "mine")->params.temperature == 0.3f);
+	ck_assert_int_eq(app_config_find_preset(&c2, "mine")->stop_on_loop, 64);
 	ck_assert_uint_eq(app_config_find_preset(&c2, "mine")->n_banned, 1);
 	ck_assert_int_eq(app_config_find_preset(&c2, "mine")->banned[0], 7);
 	/* the longest field (every bias slot used) is written whole */

@@ -864,6 +864,105 @@ START_TEST(test_same_prompt_together)
 }
 END_TEST
 
+/* stop_on_loop: a greedy run that falls into a loop (the tiny random
+ * models of the fixtures do within a few dozen tokens) stops at the first
+ * token where its last L tokens repeat one block — the same tokens as the
+ * single-sequence baseline up to there — and says LLM_FINISH_LOOP; a
+ * value out of range is refused. */
+static void loop_stop(const char *rel, size_t L)
+{
+	struct llm_model *m = open_model(rel);
+	const int32_t V = llm_model_n_vocab(m);
+	int32_t prompt[6], base[300];
+	size_t nb, k, first = 0;
+	static struct rec r;
+	struct llm_sampler_params sp = greedy();
+	struct llm_job_params jp = llm_job_default_params();
+	struct llm_engine *e;
+	struct llm_job *bad = NULL;
+	struct diag d;
+
+	make_prompt(prompt, 6, 7, V);
+	nb = ref_greedy(m, prompt, 6, 300, base);
+	for (k = L; k <= nb && !first; k++)
+		if (llm_loop_period(base, k, L))
+			first = k;
+	ck_assert_msg(first > 0, "%s: the greedy run of %zu tokens never loops over %zu",
+		      rel, nb, L);
+	memset(&r, 0, sizeof r);
+	e = engine(m, NULL, 512, 2, 0, 0);
+	jp.prompt = prompt;
+	jp.n_prompt = 6;
+	jp.max_tokens = 300;
+	jp.sampler = &sp;
+	jp.callback = on_event;
+	jp.user = &r;
+	jp.stop_on_loop = (int32_t)L;
+	diag_clear(&d);
+	ck_assert_msg(llm_job_submit(e, &jp, &r.self, &d) == 0, "%s", d.msg);
+	jp.stop_on_loop = LLM_LOOP_MAX + 1;
+	ck_assert_int_eq(llm_job_submit(e, &jp, &bad, &d), LLM_E_INVALID);
+	ck_assert_ptr_null(bad);
+	jp.stop_on_loop = 1;
+	ck_assert_int_eq(llm_job_submit(e, &jp, &bad, &d), LLM_E_INVALID);
+	run_all(e);
+	ck_assert_int_eq(r.finish, LLM_FINISH_LOOP);
+	ck_assert_uint_eq(r.n_ids, first);
+	ck_assert(memcmp(r.ids, base, first * sizeof *base) == 0);
+	fprintf(stderr, "note: %s greedy loops from token %zu (period %zu over %zu)\n",
+		rel, first, llm_loop_period(base, first, L), L);
+	llm_job_free(r.self);
+	llm_engine_free(e);
+	llm_model_free(m);
+}
+
+START_TEST(test_loop_stop)
+{
+	/* period 3 over 16 tokens; one token over 32 */
+	loop_stop("models/mistral", 16);
+	loop_stop("models/qwen2", 32);
+}
+END_TEST
+
+/* Real text is not a loop: stories260k's 252 greedy tokens after "Once
+ * upon a time" (run.c's output) run to the end with stop_on_loop 4. */
+START_TEST(test_loop_stop_text)
+{
+	struct llm_model *m = stories();
+	struct llm_tokenizer *t = stories_tok();
+	int32_t p1[5] = { 1, 403, 407, 261, 378 };
+	static struct rec r;
+	struct llm_sampler_params sp = greedy();
+	struct llm_job_params jp = llm_job_default_params();
+	struct llm_engine *e;
+	struct diag d;
+	size_t l1;
+	char *ref1 = reference_text("out_greedy_prompt_n256.txt", &l1);
+	const char *pre = "Once upon a time";
+
+	memset(&r, 0, sizeof r);
+	e = engine(m, t, 512, 2, 0, 0);
+	jp.prompt = p1;
+	jp.n_prompt = 5;
+	jp.max_tokens = 252;
+	jp.sampler = &sp;
+	jp.callback = on_event;
+	jp.user = &r;
+	jp.stop_on_loop = 4;
+	diag_clear(&d);
+	ck_assert_msg(llm_job_submit(e, &jp, &r.self, &d) == 0, "%s", d.msg);
+	run_all(e);
+	ck_assert_int_eq(r.finish, LLM_FINISH_MAX_TOKENS);
+	ck_assert_uint_eq(r.text_len + strlen(pre) + 1, l1);
+	ck_assert(memcmp(r.text, ref1 + strlen(pre), r.text_len) == 0);
+	llm_job_free(r.self);
+	llm_engine_free(e);
+	free(ref1);
+	llm_tokenizer_free(t);
+	llm_model_free(m);
+}
+END_TEST
+
 Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -884,6 +983,8 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, test_context_too_big);
 	tcase_add_test(tc, test_text_reference);
 	tcase_add_test(tc, test_stop_and_ban);
+	tcase_add_test(tc, test_loop_stop);
+	tcase_add_test(tc, test_loop_stop_text);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1188,6 +1188,47 @@ START_TEST(test_banned_generation_loop)
 }
 END_TEST
 
+/* llm_loop_period: the last `span` ids must be one block repeated, the
+ * smallest such block wins, and nothing before the window counts. */
+START_TEST(test_loop_period)
+{
+	/* "the cat sat ." three times over ids 5 6 7 8 */
+	static const int32_t cat[] = { 1, 2, 5, 6, 7, 8, 5, 6, 7, 8, 5, 6, 7, 8 };
+	static const int32_t same[] = { 9, 4, 4, 4, 4, 4, 4 };
+	static const int32_t cut[] = { 3, 1, 2, 3, 1, 2, 3, 1 }; /* ends mid-block */
+	static const int32_t near[] = { 1, 2, 3, 1, 2, 4, 1, 2, 3 };
+	static const int32_t two4[] = { 7, 7, 7, 7, 7, 7, 7, 7 };
+	const size_t ncat = sizeof cat / sizeof cat[0];
+
+	/* 12 ids = three blocks of 4; 8 = two; 9 would take in the 2 */
+	ck_assert_uint_eq(llm_loop_period(cat, ncat, 12), 4);
+	ck_assert_uint_eq(llm_loop_period(cat, ncat, 8), 4);
+	ck_assert_uint_eq(llm_loop_period(cat, ncat, 9), 4); /* 8 5 6 7 8 ... */
+	ck_assert_uint_eq(llm_loop_period(cat, ncat, 13), 0);
+	ck_assert_uint_eq(llm_loop_period(cat, ncat, 14), 0);
+	ck_assert_uint_eq(llm_loop_period(cat, ncat, 15), 0); /* n < span */
+	/* one block of 4 is not a loop: the period must fit twice */
+	ck_assert_uint_eq(llm_loop_period(cat, 7, 7), 0);
+	/* one id repeated: period 1, but not across the 9 */
+	ck_assert_uint_eq(llm_loop_period(same, 7, 6), 1);
+	ck_assert_uint_eq(llm_loop_period(same, 7, 2), 1);
+	ck_assert_uint_eq(llm_loop_period(same, 7, 7), 0);
+	/* a repeat cut short still repeats */
+	ck_assert_uint_eq(llm_loop_period(cut, 8, 8), 3);
+	ck_assert_uint_eq(llm_loop_period(cut, 8, 7), 3);
+	/* one id off breaks every period that spans it */
+	ck_assert_uint_eq(llm_loop_period(near, 9, 9), 0);
+	ck_assert_uint_eq(llm_loop_period(near, 9, 6), 0);
+	ck_assert_uint_eq(llm_loop_period(near, 9, 3), 0);
+	/* the smallest block: 7 7 7 7 is period 1 before 2 */
+	ck_assert_uint_eq(llm_loop_period(two4, 8, 8), 1);
+	/* degenerate spans and input */
+	ck_assert_uint_eq(llm_loop_period(same, 7, 1), 0);
+	ck_assert_uint_eq(llm_loop_period(same, 7, 0), 0);
+	ck_assert_uint_eq(llm_loop_period(NULL, 7, 4), 0);
+}
+END_TEST
+
 Suite *sampler_suite(void);
 
 Suite *sampler_suite(void)
@@ -1226,6 +1267,7 @@ Suite *sampler_suite(void)
 	tcase_add_test(ts, test_banned_string);
 	tcase_add_test(ts, test_eos_and_max_tokens);
 	tcase_add_test(ts, test_banned_generation_loop);
+	tcase_add_test(ts, test_loop_period);
 	suite_add_tcase(s, ts);
 	return s;
 }
