@@ -1678,6 +1678,10 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 #define DTC_WARPS 4
 #define DTC_KEYS 16
 #define DTC_STAGES 3
+/* quantized pools: two stages (a q4 tile is 2.3 KB, and the smaller ring
+ * lets three blocks share an SM: dtc_blocks_per_sm) */
+#define DTC_QSTAGES 2
+#define DTC_NS(qn) ((qn) ? DTC_QSTAGES : DTC_STAGES)
 #define DTC_ROUND (DTC_WARPS * DTC_KEYS)
 
 /* u32 words of one stage's raw quantized tile, K and V (at most 8 bits:
@@ -1687,11 +1691,11 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 static size_t dtc_smem(int D, int qn)
 {
 	const size_t ld = (size_t)D + 8, q = 16 * ld * 2;
-	const size_t mask = (size_t)DTC_WARPS * DTC_STAGES * sizeof(unsigned);
+	const size_t mask = (size_t)DTC_WARPS * DTC_NS(qn) * sizeof(unsigned);
 
 	if (qn)
 		return q + (size_t)DTC_WARPS * 2 * DTC_KEYS * ld * 2 +
-		       (size_t)DTC_WARPS * DTC_STAGES * DTC_RAW(D) * 4 + mask;
+		       (size_t)DTC_WARPS * DTC_QSTAGES * DTC_RAW(D) * 4 + mask;
 	return q + (size_t)DTC_WARPS * DTC_STAGES * 2 * DTC_KEYS * ld * 2 + mask;
 }
 
@@ -1765,13 +1769,14 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 	extern __shared__ __align__(16) unsigned char smem[];
 	constexpr int LD = D + 8, CH = D / 8, NT = DTC_WARPS * 32;
 	constexpr int NG = D / 32; /* quantized groups a head */
+	constexpr int NS = DTC_NS(QN); /* ring stages */
 	const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 	const int cq = lane & 3, gq = lane >> 2;
 	uint16_t *Qs = (uint16_t *)smem, *St = Qs + 16 * LD;
 	/* f16: St = [warp][stage][K | V][DTC_KEYS][LD]; QN: St = [warp][K | V]
 	 * [DTC_KEYS][LD] f16 tiles, then raw = [warp][stage][DTC_RAW] */
 	uint32_t *raw = (uint32_t *)(St + DTC_WARPS * 2 * DTC_KEYS * LD);
-	unsigned *vmask = QN ? (unsigned *)(raw + DTC_WARPS * DTC_STAGES * DTC_RAW(D)) :
+	unsigned *vmask = QN ? (unsigned *)(raw + DTC_WARPS * NS * DTC_RAW(D)) :
 			       (unsigned *)(St + DTC_WARPS * DTC_STAGES * 2 * DTC_KEYS * LD);
 	const size_t hd = kv.head_dim, ps = kv.page_size;
 	const size_t rowel = kv.n_head_kv * hd;
@@ -1857,7 +1862,7 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 
 	uint16_t *Kw = QN ? St + warp * 2 * DTC_KEYS * LD :
 			    St + warp * DTC_STAGES * 2 * DTC_KEYS * LD;
-	uint32_t *Rw = raw + warp * DTC_STAGES * DTC_RAW(D);
+	uint32_t *Rw = raw + warp * NS * DTC_RAW(D);
 	const long long first = t_begin + (long long)warp * DTC_KEYS;
 	const long long stride = DTC_ROUND;
 	/* the page-table entry of position T + lane (lanes < DTC_KEYS; -1
@@ -1884,7 +1889,7 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		const unsigned vm = __ballot_sync(0xffffffffu, lane < DTC_KEYS && off >= 0);
 
 		if (lane == 0)
-			vmask[warp * DTC_STAGES + st] = vm;
+			vmask[warp * NS + st] = vm;
 		if constexpr (QN) {
 			/* a key's words: NG kb (NG vb) u32 from word g0 kb, g0 =
 			 * its element offset / 32, in 16-byte units where they
@@ -1905,8 +1910,13 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 				const uint32_t *src = (const uint32_t *)(h ? kv.v : kv.k);
 				uint32_t *dst = h ? Rv : Rk;
 
+				/* idx / nu by a float reciprocal (exact: idx < 256,
+				 * nu <= 16), not an integer division a copy */
+				const float inu = 1.0f / (float)nu;
+
 				for (int b0 = 0; b0 < tot; b0 += 32) {
-					const int idx = b0 + lane, r = idx < tot ? idx / nu : 0;
+					const int idx = b0 + lane;
+					const int r = idx < tot ? (int)(((float)idx + 0.5f) * inu) : 0;
 					const long long e = __shfl_sync(0xffffffffu, off, r);
 
 					if (idx >= tot)
@@ -2059,12 +2069,12 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		}
 	};
 
-	/* the ring: tiles n + 1 .. n + DTC_STAGES - 1 in flight while tile n
+	/* the ring: tiles n + 1 .. n + NS - 1 in flight while tile n
 	 * is computed; an empty group where a tile is past the split */
 	{
 		int32_t ent = entry(first);
 
-		for (int st = 0; st < DTC_STAGES - 1; st++) {
+		for (int st = 0; st < NS - 1; st++) {
 			const long long T = first + st * stride;
 			const int32_t nx = entry(T + stride);
 
@@ -2076,8 +2086,8 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		}
 		for (int n = 0;; n++) {
 			const long long T = first + (long long)n * stride;
-			const long long Tn = T + (long long)(DTC_STAGES - 1) * stride;
-			const int cur = n % DTC_STAGES;
+			const long long Tn = T + (long long)(NS - 1) * stride;
+			const int cur = n % NS;
 
 			if (T > t_end)
 				break;
@@ -2086,21 +2096,21 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 
 				ent = entry(Tn + stride);
 				if (Tn <= t_end)
-					issue((n + DTC_STAGES - 1) % DTC_STAGES, Tn, e);
+					issue((n + NS - 1) % NS, Tn, e);
 				else
 					asm volatile("cp.async.commit_group;\n" ::: "memory");
 			}
-			/* all but the newest DTC_STAGES - 1 groups: tile n */
-			asm volatile("cp.async.wait_group %0;\n" ::"n"(DTC_STAGES - 1) : "memory");
+			/* all but the newest NS - 1 groups: tile n */
+			asm volatile("cp.async.wait_group %0;\n" ::"n"(NS - 1) : "memory");
 			__syncwarp();
 			if constexpr (QN) {
 				dequant(cur);
 				__syncwarp();
-				tile(Kw, Kw + DTC_KEYS * LD, vmask[warp * DTC_STAGES + cur]);
+				tile(Kw, Kw + DTC_KEYS * LD, vmask[warp * NS + cur]);
 			} else {
 				const uint16_t *Kc = Kw + cur * 2 * DTC_KEYS * LD;
 
-				tile(Kc, Kc + DTC_KEYS * LD, vmask[warp * DTC_STAGES + cur]);
+				tile(Kc, Kc + DTC_KEYS * LD, vmask[warp * NS + cur]);
 			}
 			__syncwarp(); /* stage cur (and QN's tiles) read */
 		}
@@ -2211,6 +2221,9 @@ static size_t dec_round(size_t hd, int f16, size_t span)
  * heads a KV head and 16-byte aligned pools. */
 #define DTC_MIN_SPAN 1024
 #define DTC_QMIN_SPAN 4096 /* quantized pools (their tiles' decoding) */
+/* blocks an SM holds of the quantized kernel (dtc_smem: 72 KB at head_dim
+ * 128; the split rule counts on it) */
+#define DTC_QBLOCKS 3
 static int dtc_use(size_t hd, int f16, size_t span)
 {
 	static int mode = -1;
@@ -2260,6 +2273,10 @@ static int dtc_launch(dim3 grid, cudaStream_t s, const struct gpu_cuda_kv *kv,
 		e = cudaFuncSetAttribute(attn_dectc_kernel<D, QN>,
 					 cudaFuncAttributeMaxDynamicSharedMemorySize,
 					 (int)bytes);
+		if (e == cudaSuccess) /* as many blocks as the memory holds */
+			e = cudaFuncSetAttribute(attn_dectc_kernel<D, QN>,
+						 cudaFuncAttributePreferredSharedMemoryCarveout,
+						 cudaSharedmemCarveoutMaxShared);
 		if (e != cudaSuccess)
 			return (int)e;
 		if (dev >= 0 && dev < 64)
@@ -2341,9 +2358,9 @@ static size_t att_target(void)
 }
 
 extern "C" size_t gpu_cuda_attention_splits_waves(size_t items, size_t units,
-						  size_t max_split, int n_sm)
+						  size_t max_split, int n_sm, int per_sm)
 {
-	const size_t slots = 2 * (size_t)(n_sm > 0 ? n_sm : 1);
+	const size_t slots = (size_t)(per_sm > 0 ? per_sm : 2) * (size_t)(n_sm > 0 ? n_sm : 1);
 	size_t s, n_split = 1, best = 0;
 
 	if (items >= slots)
@@ -2387,7 +2404,9 @@ extern "C" size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head_kv,
 	if (att_waves())
 		return gpu_cuda_attention_splits_waves(items, units,
 						       GPU_CUDA_ATT_MAX_SPLIT,
-						       att_n_sm());
+						       att_n_sm(),
+						       f16 == 2 && dtc_use(head_dim, f16, span) ?
+							       DTC_QBLOCKS : 2);
 	if (items < target)
 		n_split = (target + items - 1) / items;
 	if (n_split > units)

@@ -239,11 +239,12 @@ size_t gpu_cuda_attention_splits(size_t n_rows, size_t n_head_kv, size_t span,
  * TERN_ATT_SPLITS=target selects the old fixed 512-block target instead):
  * with items = n_rows * n_head_kv blocks a split, units rounds of
  * positions in the span, at most max_split splits (and units) and n_sm
- * SMs holding two decode blocks each: 1 when items fill the 2 n_sm slots
- * already, else the fewest splits s minimising ceil(items s / (2 n_sm))
- * * ceil(units / s).  Pure host arithmetic. */
+ * SMs holding per_sm decode blocks each (2; 3 for the tensor-core kernel
+ * on a quantized pool; < 1 counts as 2): 1 when items fill the per_sm n_sm
+ * slots already, else the fewest splits s minimising ceil(items s /
+ * (per_sm n_sm)) * ceil(units / s).  Pure host arithmetic. */
 size_t gpu_cuda_attention_splits_waves(size_t items, size_t units,
-				       size_t max_split, int n_sm);
+				       size_t max_split, int n_sm, int per_sm);
 /* Causal GQA attention over the pool (gpu.h formula).  A row whose
  * sequence or position is invalid gets zeros; positions whose page entry
  * is invalid are left out.  n_split > 1: part_o [rows*heads*n_split,

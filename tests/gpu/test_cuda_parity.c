@@ -2405,30 +2405,34 @@ START_TEST(test_attention_splits_waves)
 {
 	static const struct {
 		size_t items, units, max;
-		int n_sm;
+		int n_sm, per;
 		size_t want;
 	} cs[] = {
-		{ 8, 16, 64, 132, 16 },   /* b1 ctx 512: one round a split, a wave */
-		{ 8, 64, 64, 132, 32 },   /* b1 ctx 2048: 256 blocks of 2 rounds */
-		{ 8, 128, 64, 132, 32 },  /* b1 ctx 4096: 256 blocks of 4 rounds */
-		{ 64, 128, 64, 132, 4 },  /* b8 ctx 4096: 4 (5 would be 2 waves) */
-		{ 64, 16, 64, 132, 4 },   /* b8 ctx 512 */
-		{ 8, 1024, 64, 132, 32 }, /* b1 ctx 32K (64 ties: 2 waves of 16) */
-		{ 264, 16, 64, 132, 1 },  /* a full wave unsplit */
-		{ 4096, 16, 64, 132, 1 },
-		{ 8, 3, 64, 132, 3 },     /* at most a split a round */
-		{ 8, 1024, 16, 132, 16 }, /* at most max */
-		{ 1, 4, 64, 0, 2 },       /* no SM count: one SM, 2 slots */
+		{ 8, 16, 64, 132, 2, 16 },   /* b1 ctx 512: one round a split, a wave */
+		{ 8, 64, 64, 132, 2, 32 },   /* b1 ctx 2048: 256 blocks of 2 rounds */
+		{ 8, 128, 64, 132, 2, 32 },  /* b1 ctx 4096: 256 blocks of 4 rounds */
+		{ 64, 128, 64, 132, 2, 4 },  /* b8 ctx 4096: 4 (5 would be 2 waves) */
+		{ 64, 16, 64, 132, 2, 4 },   /* b8 ctx 512 */
+		{ 8, 1024, 64, 132, 2, 32 }, /* b1 ctx 32K (64 ties: 2 waves of 16) */
+		{ 264, 16, 64, 132, 2, 1 },  /* a full wave unsplit */
+		{ 4096, 16, 64, 132, 2, 1 },
+		{ 8, 3, 64, 132, 2, 3 },     /* at most a split a round */
+		{ 8, 1024, 16, 132, 2, 16 }, /* at most max */
+		{ 1, 4, 64, 0, 2, 2 },       /* no SM count: one SM, 2 slots */
+		{ 8, 2048, 64, 132, 3, 49 }, /* quantized TC kernel at 128K: 3 an SM */
+		{ 8, 2048, 64, 132, 2, 33 }, /* the same, 2 an SM (f16 TC kernel) */
+		{ 1, 4, 64, 1, 0, 2 },       /* per_sm < 1: 2 */
 	};
 
 	for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
 		ck_assert_msg(gpu_cuda_attention_splits_waves(cs[i].items, cs[i].units,
-							      cs[i].max, cs[i].n_sm) ==
-				      cs[i].want,
-			      "splits_waves(%zu, %zu, %zu, %d) = %zu, want %zu",
-			      cs[i].items, cs[i].units, cs[i].max, cs[i].n_sm,
+							      cs[i].max, cs[i].n_sm,
+							      cs[i].per) == cs[i].want,
+			      "splits_waves(%zu, %zu, %zu, %d, %d) = %zu, want %zu",
+			      cs[i].items, cs[i].units, cs[i].max, cs[i].n_sm, cs[i].per,
 			      gpu_cuda_attention_splits_waves(cs[i].items, cs[i].units,
-							      cs[i].max, cs[i].n_sm),
+							      cs[i].max, cs[i].n_sm,
+							      cs[i].per),
 			      cs[i].want);
 }
 END_TEST
