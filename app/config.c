@@ -52,6 +52,7 @@ const struct app_sampler_field app_sampler_fields[] = {
 	F("banned_tokens", APP_FIELD_BANNED, banned, 0, 0, "token ids never sampled: ID ID ..."),
 	F("max_tokens", APP_FIELD_INT, max_tokens, 0, 10000000, "reply length limit; 0 = context"),
 	F("stop_on_loop", APP_FIELD_INT, stop_on_loop, 0, LLM_LOOP_MAX, "stop when the last N tokens repeat one block; 0 off"),
+	F("thinking", APP_FIELD_INT, thinking, 0, 1, "reasoning models think first (<think>); 0 answers at once"),
 	{ NULL, 0, 0, 0, 0, NULL },
 };
 #undef F
@@ -263,6 +264,7 @@ static void preset_add(struct app_config *c, const char *name, float temp,
 	p->params.top_k = top_k;
 	p->params.seed = LLM_SAMPLER_SEED_RANDOM;
 	p->stop_on_loop = APP_LOOP_DEFAULT;
+	p->thinking = 1;
 }
 
 void app_config_defaults(struct app_config *c, const char *bundled)
@@ -448,6 +450,7 @@ static int parse_preset(struct reader *r, yaml_node_t *n, struct app_preset *ps)
 	ps->params = llm_sampler_default_params();
 	ps->params.seed = LLM_SAMPLER_SEED_RANDOM;
 	ps->stop_on_loop = APP_LOOP_DEFAULT;
+	ps->thinking = 1;
 	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
 		yaml_node_t *k = yaml_document_get_node(&r->doc, p->key);
 		yaml_node_t *v = yaml_document_get_node(&r->doc, p->value);

@@ -57,6 +57,12 @@ struct app_preset {
 	struct llm_sampler_params params;
 	int max_tokens;                   /* 0: until the context is full */
 	int stop_on_loop;                 /* llm_job_params'; 0 off */
+	int thinking;                     /* 0: the chat template's
+					   * enable_thinking false (Qwen3 and
+					   * other reasoning models answer
+					   * without a <think> block); 1 (the
+					   * presets' default): the template's
+					   * own default */
 	struct llm_logit_bias bias[APP_MAX_BIAS];
 	size_t n_bias;
 	int32_t banned[APP_MAX_BANNED];

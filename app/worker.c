@@ -384,7 +384,10 @@ static int render_prompt(struct app_worker *w, struct cmd *c, int32_t **ids,
 			msgs[k].role = c->roles[i];
 			msgs[k++].content = body[i];
 		}
-		rc = llm_chat_render(w->tmpl, msgs, k, true, w->bos, w->eos, NULL,
+		/* thinking off: Qwen3's (and like templates') switch; others
+		 * ignore the variable */
+		rc = llm_chat_render(w->tmpl, msgs, k, true, w->bos, w->eos,
+				     c->preset.thinking ? NULL : "{\"enable_thinking\": false}",
 				     &text, &len, d);
 		free(msgs);
 		if (rc < 0)

@@ -31,6 +31,10 @@ struct styled {
 	size_t cap;
 };
 
+/* parser state at a source line (ui_tmsg.tail_state) */
+#define TS_CODE 1  /* inside a ``` fence */
+#define TS_THINK 2 /* inside a reply's <think> block */
+
 static void st_put(struct styled *st, const char *p, size_t n, int role)
 {
 	size_t old = st->s.len;
@@ -302,21 +306,93 @@ static void emit(struct ui_tmsg *m, struct styled *st, int width, int word, cons
 	ui_spans_fini(&sp);
 }
 
-static void render_line(struct ui_tmsg *m, const char *raw, size_t rn, int width, int *in_code,
+/* A line that is the tag (spaces around it allowed): its length, the
+ * bytes after it on the line start at *rest. */
+static int is_tag_line(const char *s, size_t n, const char *tag, size_t *rest)
+{
+	const size_t tl = strlen(tag);
+	size_t i = 0;
+
+	while (i < n && s[i] == ' ')
+		i++;
+	if (n - i < tl || memcmp(s + i, tag, tl))
+		return 0;
+	*rest = i + tl;
+	return 1;
+}
+
+/* A reasoning model's thinking (an assistant reply's "<think>" line up
+ * to the "</think>" that closes it): dim rows behind a dotted bar, the
+ * opening tag as a "thinking" label, the closing one dropped; text after
+ * the closing tag on its line is rendered as an ordinary line. */
+#define THINK_BAR "\xe2\x94\x8a " /* ┊ */
+
+static void render_line(struct ui_tmsg *m, const char *raw, size_t rn, int width, int *state,
+			struct styled *st);
+
+static void render_think(struct ui_tmsg *m, const char *s, size_t n, int width, int *state,
+			 struct styled *st)
+{
+	const char *close = NULL;
+	size_t i;
+
+	for (i = 0; i + 8 <= n; i++)
+		if (!memcmp(s + i, "</think>", 8)) {
+			close = s + i;
+			break;
+		}
+	if (close) {
+		size_t before = (size_t)(close - s), after = before + 8;
+
+		*state &= ~TS_THINK;
+		while (before > 0 && s[before - 1] == ' ')
+			before--;
+		if (before > 0) {
+			st_reset(st);
+			inline_md(st, s, before, THEME_ROLE_DIM);
+			emit(m, st, width, 1, THINK_BAR, THINK_BAR, THEME_ROLE_DIM, -1);
+		}
+		while (after < n && s[after] == ' ')
+			after++;
+		if (after < n)
+			render_line(m, s + after, n - after, width, state, st);
+		return;
+	}
+	st_reset(st);
+	inline_md(st, s, n, THEME_ROLE_DIM);
+	emit(m, st, width, 1, THINK_BAR, THINK_BAR, THEME_ROLE_DIM, -1);
+}
+
+static void render_line(struct ui_tmsg *m, const char *raw, size_t rn, int width, int *state,
 			struct styled *st)
 {
 	int base = base_role(m->role);
-	size_t n, i;
+	size_t n, i, rest;
 	char *s = expand_tabs(raw, rn, &n);
 
 	st_reset(st);
+	if (*state & TS_THINK) {
+		render_think(m, s, n, width, state, st);
+		goto out;
+	}
+	if (!(*state & TS_CODE) && m->role == UI_ROLE_ASSISTANT &&
+	    is_tag_line(s, n, "<think>", &rest)) {
+		st_put(st, "thinking", 8, THEME_ROLE_DIM);
+		emit(m, st, width, 0, THINK_BAR, THINK_BAR, THEME_ROLE_DIM, -1);
+		*state |= TS_THINK;
+		while (rest < n && s[rest] == ' ')
+			rest++;
+		if (rest < n)
+			render_think(m, s + rest, n - rest, width, state, st);
+		goto out;
+	}
 	if (is_fence(s, n)) {
 		st_put(st, s, n, THEME_ROLE_DIM);
 		emit(m, st, width, 0, "", "", THEME_ROLE_DIM, -1);
-		*in_code = !*in_code;
+		*state ^= TS_CODE;
 		goto out;
 	}
-	if (*in_code) {
+	if (*state & TS_CODE) {
 		code_md(st, s, n);
 		emit(m, st, width, 0, "", "", THEME_ROLE_CODE, THEME_ROLE_CODE);
 		goto out;
@@ -385,7 +461,7 @@ static void render_tail(struct ui_tmsg *m, int width)
 	struct styled st = { 0 };
 	const char *s = strbuf_cstr(&m->text);
 	size_t n = m->text.len, p = m->tail_src;
-	int code = m->tail_code;
+	int code = m->tail_state;
 
 	while (m->n_lines > m->tail_line)
 		tline_fini(&m->lines[--m->n_lines]);
@@ -398,7 +474,7 @@ static void render_tail(struct ui_tmsg *m, int width)
 			/* the last source line: remember how to resume here */
 			m->tail_src = p;
 			m->tail_line = m->n_lines;
-			m->tail_code = code;
+			m->tail_state = code;
 			render_line(m, s + p, e - p, width, &code, &st);
 			break;
 		}
@@ -443,7 +519,7 @@ static void render_full(struct ui_tmsg *m, int width)
 {
 	m->tail_src = 0;
 	m->tail_line = 0;
-	m->tail_code = 0;
+	m->tail_state = 0;
 	render_tail(m, width);
 	render_header(m);
 }

@@ -2,7 +2,8 @@
  *
  * Owns the messages of the open conversation (source text, as the app gave
  * it) and their rendering: markdown-ish source lines -> styled rows wrapped
- * to the current width.  Each row owns its bytes and a list of runs (byte
+ * to the current width; a reply's <think> ... </think> block (reasoning
+ * models) as dim rows behind a dotted bar.  Each row owns its bytes and a list of runs (byte
  * range + theme role).  Rendering is incremental: appending streamed text
  * re-renders only the message's last source line onward, resuming with the
  * parser state (inside a code fence or not) saved at that line.
@@ -46,7 +47,8 @@ struct ui_tmsg {
 	/* resume point for streaming: the last source line */
 	size_t tail_src;        /* byte offset where it starts */
 	size_t tail_line;       /* body rows before it */
-	int tail_code;          /* inside a ``` fence at tail_src */
+	int tail_state;         /* parser state at tail_src: inside a ```
+				 * fence, a <think> block (transcript.c) */
 };
 
 struct ui_transcript {

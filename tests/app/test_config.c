@@ -29,6 +29,7 @@ START_TEST(test_defaults)
 	ck_assert_ptr_nonnull(app_config_find_preset(&c, "greedy"));
 	ck_assert(app_config_find_preset(&c, "greedy")->params.temperature == 0.0f);
 	ck_assert_int_eq(app_config_find_preset(&c, "greedy")->stop_on_loop, APP_LOOP_DEFAULT);
+	ck_assert_int_eq(app_config_find_preset(&c, "greedy")->thinking, 1);
 	app_config_fini(&c);
 }
 END_TEST
@@ -53,6 +54,7 @@ START_TEST(test_full_file)
 		"    top_k: 7\n"
 		"    seed: 42\n"
 		"    stop_on_loop: 0\n"
+		"    thinking: 0\n"
 		"  - name: loopy\n"
 		"    temperature: 0.7\n"
 		"keys:\n"
@@ -74,13 +76,15 @@ START_TEST(test_full_file)
 	ck_assert_int_eq(p->params.top_k, 7);
 	ck_assert_uint_eq(p->params.seed, 42);
 	ck_assert_int_eq(p->stop_on_loop, 0);
+	ck_assert_int_eq(p->thinking, 0);
+	ck_assert_int_eq(app_config_find_preset(&c, "loopy")->thinking, 1);
 	/* a preset that does not say keeps the loop stop */
 	ck_assert_int_eq(app_config_find_preset(&c, "loopy")->stop_on_loop, APP_LOOP_DEFAULT);
 	ck_assert_int_eq(c.threads, 3);
 	ck_assert_str_eq(c.backend, "cpu");
 	ck_assert_uint_eq(c.n_keys, 1);
 	ck_assert_str_eq(c.keys[0].key, "C-q");
-	ck_assert_int_eq(c.keys[0].line, 21);
+	ck_assert_int_eq(c.keys[0].line, 22);
 	/* The bundled model is still there. */
 	ck_assert_ptr_nonnull(app_config_find_model(&c, "stories260k"));
 	app_config_fini(&c);

@@ -86,6 +86,9 @@ START_TEST(test_quantized_cache_refused)
 }
 END_TEST
 
+/* The presets' thinking switch for reply() (1, their default). */
+static int reply_thinking = 1;
+
 /* What a reply's TEXT events are checked with (may be NULL). */
 typedef void (*text_check)(const struct app_wev *ev, void *user);
 
@@ -107,6 +110,7 @@ static void reply(const char *dir, const char *draft, const struct app_wmsg *msg
 	preset.params = llm_sampler_default_params();
 	preset.params.temperature = 0.0f;
 	preset.max_tokens = max_tokens;
+	preset.thinking = reply_thinking;
 	ck_assert_int_eq(pipe(fds), 0);
 	diag_clear(&d);
 	w = app_worker_start(fds[1], &d);
@@ -242,6 +246,32 @@ START_TEST(test_images)
 }
 END_TEST
 
+/* The preset's thinking switch reaches the chat template: Qwen3's
+ * template (tests/data/templates/hf-qwen3.jinja), told enable_thinking
+ * false, opens the reply with an empty think block "<think>\n\n</think>\n\n"
+ * — 19 bytes, so 19 more prompt tokens with the byte tokenizer; on (the
+ * default) the template's own prompt. */
+START_TEST(test_thinking_switch)
+{
+	char *dir = test_chat_model("models/qwen3", "templates/hf-qwen3.jinja");
+	static const struct app_wmsg m = { "user", "hi", NULL, 0 };
+	struct app_model_info info;
+	struct app_wev on, off;
+
+	reply(dir, NULL, &m, 1, 2, NULL, NULL, &info, &on);
+	ck_assert_int_eq(info.has_template, 1);
+	reply_thinking = 0;
+	reply(dir, NULL, &m, 1, 2, NULL, NULL, &info, &off);
+	reply_thinking = 1;
+	ck_assert_msg(on.finish == LLM_FINISH_MAX_TOKENS, "%s", on.text);
+	ck_assert_msg(off.finish == LLM_FINISH_MAX_TOKENS, "%s", off.text);
+	ck_assert_uint_eq(off.stats.n_prompt, on.stats.n_prompt + 19);
+	app_worker_event_fini(&on);
+	app_worker_event_fini(&off);
+	test_vl_model_rm(dir);
+}
+END_TEST
+
 Suite *worker_suite(void)
 {
 	Suite *s = suite_create("worker");
@@ -251,6 +281,7 @@ Suite *worker_suite(void)
 	tcase_add_test(tc, test_quantized_cache_refused);
 	tcase_add_test(tc, test_draft);
 	tcase_add_test(tc, test_images);
+	tcase_add_test(tc, test_thinking_switch);
 	suite_add_tcase(s, tc);
 	return s;
 }

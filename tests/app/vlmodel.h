@@ -9,6 +9,11 @@
 
 /* The directory (fresh string); test_vl_model_rm removes and frees it. */
 char *test_vl_model(void);
+/* The same for a text model: FIXTURE (under tests/data, e.g.
+ * "models/qwen3") with the byte tokenizer and the chat template JINJA
+ * (under tests/data, e.g. "templates/hf-qwen3.jinja"; NULL: none).
+ * test_vl_model_rm removes it too. */
+char *test_chat_model(const char *fixture, const char *jinja);
 void test_vl_model_rm(char *dir);
 
 #endif

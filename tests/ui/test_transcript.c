@@ -221,6 +221,55 @@ START_TEST(test_rows_headers_branches)
 }
 END_TEST
 
+/* A reasoning model's <think> block: a "thinking" label, the thoughts dim
+ * behind a dotted bar, the closing tag dropped, the answer as usual; the
+ * same when streamed in pieces; only in replies, not in code. */
+START_TEST(test_think_block)
+{
+	static const char reply[] =
+		"<think>\n"
+		"The user asks **two**.\n"
+		"Maybe 2.\n"
+		"</think>\n"
+		"\n"
+		"The answer is 2.";
+	struct ui_transcript t, st;
+	char b[1024];
+
+	ui_transcript_init(&t, 80);
+	ui_transcript_add_msg(&t, 1, UI_ROLE_ASSISTANT, reply, 1, 1);
+	body(&t, 0, b, sizeof b);
+	ck_assert_str_eq(b, "\xe2\x94\x8a thinking|\xe2\x94\x8a The user asks two.|"
+			    "\xe2\x94\x8a Maybe 2.||The answer is 2.");
+	ck_assert_int_eq(role_at(&t, 1, 4), THEME_ROLE_DIM);     /* "The" */
+	ck_assert_int_eq(role_at(&t, 1, 18), THEME_ROLE_STRONG); /* "two" */
+	ck_assert_int_eq(role_at(&t, 4, 0), THEME_ROLE_ASSISTANT);
+	/* streamed a byte at a time: the same rows (the tag lines too) */
+	ui_transcript_init(&st, 80);
+	ui_transcript_add_msg(&st, 1, UI_ROLE_ASSISTANT, "", 1, 1);
+	for (size_t p = 0; p < sizeof reply - 1; p++)
+		ui_transcript_append_msg(&st, 1, reply + p, 1);
+	ck_assert(same_render(&t, &st));
+	/* still thinking: everything after the tag is dim */
+	ui_transcript_set_msg(&t, 1, "<think>\nhmm", 1, 1);
+	body(&t, 0, b, sizeof b);
+	ck_assert_str_eq(b, "\xe2\x94\x8a thinking|\xe2\x94\x8a hmm");
+	/* tags on the text's own lines */
+	ui_transcript_set_msg(&t, 1, "<think>short</think> Answer", 1, 1);
+	body(&t, 0, b, sizeof b);
+	ck_assert_str_eq(b, "\xe2\x94\x8a thinking|\xe2\x94\x8a short|Answer");
+	/* a fenced tag is code; a user's tag is text */
+	ui_transcript_set_msg(&t, 1, "```\n<think>\n```", 1, 1);
+	body(&t, 0, b, sizeof b);
+	ck_assert_str_eq(b, "```|<think>|```");
+	ui_transcript_add_msg(&t, 2, UI_ROLE_USER, "<think>\nx", 1, 1);
+	body(&t, 1, b, sizeof b);
+	ck_assert_str_eq(b, "<think>|x");
+	ui_transcript_fini(&t);
+	ui_transcript_fini(&st);
+}
+END_TEST
+
 Suite *transcript_suite(void)
 {
 	Suite *s = suite_create("transcript");
@@ -230,6 +279,7 @@ Suite *transcript_suite(void)
 	tcase_add_test(tc, test_roles);
 	tcase_add_test(tc, test_list_hanging_indent);
 	tcase_add_test(tc, test_streaming_equals_full);
+	tcase_add_test(tc, test_think_block);
 	tcase_add_test(tc, test_scroll_clamp_and_follow);
 	tcase_add_test(tc, test_rows_headers_branches);
 	suite_add_tcase(s, tc);
