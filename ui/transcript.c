@@ -324,7 +324,8 @@ static int is_tag_line(const char *s, size_t n, const char *tag, size_t *rest)
 /* A reasoning model's thinking (an assistant reply's "<think>" line up
  * to the "</think>" that closes it): dim rows behind a dotted bar, the
  * opening tag as a "thinking" label, the closing one dropped; text after
- * the closing tag on its line is rendered as an ordinary line. */
+ * the closing tag on its line is rendered as an ordinary line.  Folded
+ * (m->hide_think): the label alone. */
 #define THINK_BAR "\xe2\x94\x8a " /* ┊ */
 
 static void render_line(struct ui_tmsg *m, const char *raw, size_t rn, int width, int *state,
@@ -347,7 +348,7 @@ static void render_think(struct ui_tmsg *m, const char *s, size_t n, int width, 
 		*state &= ~TS_THINK;
 		while (before > 0 && s[before - 1] == ' ')
 			before--;
-		if (before > 0) {
+		if (before > 0 && !m->hide_think) {
 			st_reset(st);
 			inline_md(st, s, before, THEME_ROLE_DIM);
 			emit(m, st, width, 1, THINK_BAR, THINK_BAR, THEME_ROLE_DIM, -1);
@@ -358,6 +359,8 @@ static void render_think(struct ui_tmsg *m, const char *s, size_t n, int width, 
 			render_line(m, s + after, n - after, width, state, st);
 		return;
 	}
+	if (m->hide_think)
+		return;
 	st_reset(st);
 	inline_md(st, s, n, THEME_ROLE_DIM);
 	emit(m, st, width, 1, THINK_BAR, THINK_BAR, THEME_ROLE_DIM, -1);
@@ -377,7 +380,10 @@ static void render_line(struct ui_tmsg *m, const char *raw, size_t rn, int width
 	}
 	if (!(*state & TS_CODE) && m->role == UI_ROLE_ASSISTANT &&
 	    is_tag_line(s, n, "<think>", &rest)) {
-		st_put(st, "thinking", 8, THEME_ROLE_DIM);
+		if (m->hide_think)
+			st_put(st, "thinking (hidden)", 17, THEME_ROLE_DIM);
+		else
+			st_put(st, "thinking", 8, THEME_ROLE_DIM);
 		emit(m, st, width, 0, THINK_BAR, THINK_BAR, THEME_ROLE_DIM, -1);
 		*state |= TS_THINK;
 		while (rest < n && s[rest] == ' ')
@@ -515,8 +521,9 @@ static void render_header(struct ui_tmsg *m)
 	st_fini(&st);
 }
 
-static void render_full(struct ui_tmsg *m, int width)
+static void render_full(struct ui_tmsg *m, int width, int hide_think)
 {
+	m->hide_think = hide_think;
 	m->tail_src = 0;
 	m->tail_line = 0;
 	m->tail_state = 0;
@@ -566,7 +573,7 @@ void ui_transcript_set_width(struct ui_transcript *t, int width)
 		return;
 	t->width = width;
 	for (int i = 0; i < t->n_msgs; i++)
-		render_full(&t->msgs[i], width);
+		render_full(&t->msgs[i], width, t->hide_think);
 }
 
 int ui_transcript_find(const struct ui_transcript *t, int id)
@@ -582,6 +589,19 @@ static void keep_view(struct ui_transcript *t, long before)
 {
 	if (t->scroll > 0)
 		t->scroll += ui_transcript_rows(t) - before;
+}
+
+void ui_transcript_set_hide_think(struct ui_transcript *t, int hide)
+{
+	long before = ui_transcript_rows(t);
+
+	hide = !!hide;
+	if (hide == t->hide_think)
+		return;
+	t->hide_think = hide;
+	for (int i = 0; i < t->n_msgs; i++)
+		render_full(&t->msgs[i], t->width, hide);
+	keep_view(t, before);
 }
 
 int ui_transcript_add_msg(struct ui_transcript *t, int id, enum ui_role role, const char *text,
@@ -602,7 +622,7 @@ int ui_transcript_add_msg(struct ui_transcript *t, int id, enum ui_role role, co
 	m->branch_n = branch_n;
 	strbuf_init(&m->text, 0);
 	strbuf_puts(&m->text, text ? text : "");
-	render_full(m, t->width);
+	render_full(m, t->width, t->hide_think);
 	keep_view(t, before);
 	return t->n_msgs - 1;
 }
@@ -631,7 +651,7 @@ int ui_transcript_set_msg(struct ui_transcript *t, int id, const char *text, int
 	strbuf_puts(&t->msgs[i].text, text ? text : "");
 	t->msgs[i].branch_i = branch_i;
 	t->msgs[i].branch_n = branch_n;
-	render_full(&t->msgs[i], t->width);
+	render_full(&t->msgs[i], t->width, t->hide_think);
 	return i;
 }
 

@@ -49,6 +49,7 @@ struct ui_tmsg {
 	size_t tail_line;       /* body rows before it */
 	int tail_state;         /* parser state at tail_src: inside a ```
 				 * fence, a <think> block (transcript.c) */
+	int hide_think;         /* the transcript's, when last rendered */
 };
 
 struct ui_transcript {
@@ -57,6 +58,7 @@ struct ui_transcript {
 	int width;      /* wrap width (columns) */
 	long scroll;    /* rows from the bottom */
 	int selected;   /* message index, -1 = none */
+	int hide_think; /* <think> blocks as their label row alone */
 };
 
 void ui_transcript_init(struct ui_transcript *t, int width);
@@ -64,6 +66,9 @@ void ui_transcript_fini(struct ui_transcript *t);
 void ui_transcript_reset(struct ui_transcript *t);
 /* Re-wrap everything when the width changes. */
 void ui_transcript_set_width(struct ui_transcript *t, int width);
+/* Show (0) or fold (1) reasoning models' <think> blocks: folded, a block
+ * is its "thinking (hidden)" label row; everything is re-rendered. */
+void ui_transcript_set_hide_think(struct ui_transcript *t, int hide);
 int ui_transcript_add_msg(struct ui_transcript *t, int id, enum ui_role role, const char *text,
 			  int branch_i, int branch_n);
 /* Returns the message index, or -1 when id is unknown. */

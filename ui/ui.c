@@ -1123,6 +1123,10 @@ void ui_handle_key(struct ui *ui, uint32_t key)
 	case UI_ACTION_MODELS: open_dialog(ui, UI_DIALOG_MODELS, NULL); return;
 	case UI_ACTION_ATTACH: open_dialog(ui, UI_DIALOG_ATTACH, NULL); return;
 	case UI_ACTION_THEMES: open_dialog(ui, UI_DIALOG_THEMES, NULL); return;
+	case UI_ACTION_TOGGLE_THINKING:
+		ui_transcript_set_hide_think(&ui->tr, !ui->tr.hide_think);
+		ui_transcript_clamp(&ui->tr, th);
+		return;
 	case UI_ACTION_SCROLL_UP: ui_transcript_scroll(&ui->tr, th > 2 ? th - 2 : 1, th); return;
 	case UI_ACTION_SCROLL_DOWN: ui_transcript_scroll(&ui->tr, -(th > 2 ? th - 2 : 1), th); return;
 	case UI_ACTION_SCROLL_TOP: ui_transcript_scroll(&ui->tr, 1L << 40, th); return;

@@ -102,6 +102,7 @@ enum ui_action {
 	UI_ACTION_MODELS,
 	UI_ACTION_ATTACH,
 	UI_ACTION_THEMES,
+	UI_ACTION_TOGGLE_THINKING,  /* fold / show <think> blocks */
 	UI_ACTION_SCROLL_UP,        /* transcript page up */
 	UI_ACTION_SCROLL_DOWN,
 	UI_ACTION_SCROLL_TOP,

@@ -250,6 +250,21 @@ START_TEST(test_think_block)
 	for (size_t p = 0; p < sizeof reply - 1; p++)
 		ui_transcript_append_msg(&st, 1, reply + p, 1);
 	ck_assert(same_render(&t, &st));
+	/* folded (M-t): the label alone, streamed or not; unfolded again */
+	ui_transcript_set_hide_think(&t, 1);
+	body(&t, 0, b, sizeof b);
+	ck_assert_str_eq(b, "\xe2\x94\x8a thinking (hidden)||The answer is 2.");
+	ui_transcript_fini(&st);
+	ui_transcript_init(&st, 80);
+	ui_transcript_set_hide_think(&st, 1);
+	ui_transcript_add_msg(&st, 1, UI_ROLE_ASSISTANT, "", 1, 1);
+	for (size_t p = 0; p < sizeof reply - 1; p++)
+		ui_transcript_append_msg(&st, 1, reply + p, 1);
+	ck_assert(same_render(&t, &st));
+	ui_transcript_set_hide_think(&t, 0);
+	body(&t, 0, b, sizeof b);
+	ck_assert_str_eq(b, "\xe2\x94\x8a thinking|\xe2\x94\x8a The user asks two.|"
+			    "\xe2\x94\x8a Maybe 2.||The answer is 2.");
 	/* still thinking: everything after the tag is dim */
 	ui_transcript_set_msg(&t, 1, "<think>\nhmm", 1, 1);
 	body(&t, 0, b, sizeof b);
