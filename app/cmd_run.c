@@ -68,7 +68,10 @@ void app_help_run(FILE *out)
 		"      --ngram              speculative decoding with proposals looked up\n"
 		"                           in the text so far (no draft model)\n"
 		"      --draft-n N          proposals per step (default 4, at most 16);\n"
-		"                           the output is the same, only faster or not\n"
+		"                           the output is the same, only faster or not;\n"
+		"                           auto: up to 8, more while all are kept, fewer\n"
+		"                           when they are not, none for a while when\n"
+		"                           none are\n"
 		"      --image FILE         a PNG or JPEG for a vision model (Qwen2.5-VL),\n"
 		"                           placed before the prompt; its tower runs on\n"
 		"                           the model's backend\n"
@@ -209,7 +212,7 @@ static void on_event(struct llm_job *job, const struct llm_job_event *ev, void *
 
 struct run_args {
 	const char *model, *prompt, *file, *system, *draft, *image;
-	bool chat, ignore_eos, stats, ngram;
+	bool chat, ignore_eos, stats, ngram, draft_auto;
 	long long max_tokens, parallel, threads, n_ctx, n_draft, max_pixels, loop;
 	enum llm_backend backend;
 	struct llm_model_params mp; /* its kv_type and bits (--kv-type) */
@@ -276,7 +279,14 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 			rc = parse_long("--max-pixels", optarg, 784, INT32_MAX, &a->max_pixels);
 			break;
 		case OPT_DRAFT_N:
-			rc = parse_long("--draft-n", optarg, 1, LLM_SPEC_MAX_DRAFT, &a->n_draft);
+			if (strcmp(optarg, "auto") == 0) {
+				a->n_draft = 2 * LLM_SPEC_DEFAULT_DRAFT;
+				a->draft_auto = true;
+			} else {
+				rc = parse_long("--draft-n", optarg, 1, LLM_SPEC_MAX_DRAFT,
+						&a->n_draft);
+				a->draft_auto = false;
+			}
 			break;
 		case 'n': rc = parse_long("-n", optarg, 0, INT32_MAX, &a->max_tokens); break;
 		case 's':
@@ -661,6 +671,7 @@ int app_cmd_run(int argc, char **argv)
 	}
 	ep.ngram = a.ngram;
 	ep.n_draft = (size_t)a.n_draft;
+	ep.draft_adaptive = a.draft_auto;
 	if (llm_engine_new(model, draft, &ep, tok, &eng, &d) < 0) {
 		app_error("run: %s", diag_message(&d, "cannot create the engine"));
 		goto out;

@@ -384,6 +384,7 @@ int llm_job_submit(struct llm_engine *e, const struct llm_job_params *p,
 	j->evtext_cap = 256;
 	j->evtext = malloc(j->evtext_cap);
 	j->prop = malloc((e->par.n_draft ? e->par.n_draft : 1) * sizeof *j->prop);
+	j->k_prop = e->par.n_draft;
 	if (!j->tokens || !j->evtext || !j->prop) {
 		rc = diag_fail(d, LLM_E_NOMEM, "out of memory");
 		goto fail;
@@ -1106,9 +1107,15 @@ static void propose_drafts(struct llm_engine *e)
 static void propose(struct llm_engine *e, struct llm_job *j, size_t max)
 {
 	const size_t gen = j->n_tokens - j->n_prompt;
-	size_t np = e->par.n_draft;
+	size_t np = e->par.draft_adaptive ? j->k_prop : e->par.n_draft;
 
 	j->n_prop = 0;
+	if (e->par.draft_adaptive && j->n_pause) {
+		/* proposals kept nothing for a while: a rest, then one again */
+		if (--j->n_pause == 0)
+			j->k_prop = 1;
+		return;
+	}
 	/* rows at positions n_kv .. n_kv + np must stay below n_prompt +
 	 * max_gen - 1, the positions admission reserved */
 	if (j->max_gen - gen < 2)
@@ -1145,6 +1152,21 @@ static void take_proposed(struct llm_engine *e, struct llm_job *j)
 		acc++;
 		j->st.n_accepted++;
 		e->n_accepted++;
+	}
+	if (e->par.draft_adaptive && np) {
+		if (acc == np) {
+			j->k_prop = j->k_prop + LLM_SPEC_ADAPT_UP < e->par.n_draft ?
+					    j->k_prop + LLM_SPEC_ADAPT_UP : e->par.n_draft;
+			j->n_miss = 0;
+		} else {
+			if (j->k_prop > 1)
+				j->k_prop--;
+			j->n_miss = acc ? 0 : j->n_miss + 1;
+			if (j->n_miss >= LLM_SPEC_ADAPT_MISSES) {
+				j->n_miss = 0;
+				j->n_pause = LLM_SPEC_ADAPT_PAUSE;
+			}
+		}
 	}
 	if (j->phase != LLM_JOB_DECODE)
 		return;

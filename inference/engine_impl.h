@@ -158,6 +158,9 @@ struct llm_job {
 	 * are in the draft model's cache (slot `slot`) */
 	int32_t *prop;      /* [par.n_draft] */
 	size_t n_prop;
+	size_t k_prop;      /* par.draft_adaptive: proposals wanted a step */
+	unsigned n_miss;    /* adaptive: verify steps in a row that kept none */
+	unsigned n_pause;   /* adaptive: steps left without proposals */
 	size_t d_kv;
 	int32_t d_row;      /* its logits row in the draft batch being built,
 			     * for proposal d_step; -1 */

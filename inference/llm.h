@@ -588,12 +588,22 @@ struct llm_engine_params {
 	 * either, none without. */
 	size_t n_draft;
 	bool ngram;
+	/* Adaptive proposals: each job starts at n_draft proposals a step;
+	 * after a step that kept them all it takes LLM_SPEC_ADAPT_UP more
+	 * (up to n_draft), after one that did not, one fewer (down to 1);
+	 * after LLM_SPEC_ADAPT_MISSES steps in a row that kept none it makes
+	 * no proposal for LLM_SPEC_ADAPT_PAUSE steps, then tries one again.
+	 * The tokens are the same either way; only the work differs. */
+	bool draft_adaptive;
 };
 
 /* Draft tokens per step when n_draft is 0 and a drafter is on; at most
  * LLM_SPEC_MAX_DRAFT. */
 #define LLM_SPEC_DEFAULT_DRAFT 4
 #define LLM_SPEC_MAX_DRAFT 16
+#define LLM_SPEC_ADAPT_UP 2
+#define LLM_SPEC_ADAPT_MISSES 4
+#define LLM_SPEC_ADAPT_PAUSE 16
 
 /* Defaults: n_ctx 0 (the model's), 4 slots, n_pages 0 (auto), chunk 512,
  * no speculative decoding. */

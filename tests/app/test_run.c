@@ -84,6 +84,23 @@ START_TEST(test_greedy_bos)
 }
 END_TEST
 
+/* The same reference text with speculative decoding at the adaptive
+ * count (n-gram, and the model drafting for itself) and with the loop
+ * stop on: proposals change the passes, not the tokens, and run.c's
+ * story is not a loop. */
+START_TEST(test_greedy_options)
+{
+	char *model = test_data_path("../../models/stories260k"), args[1024];
+
+	expect_reference("-p 'Once upon a time' -n 252 --temp 0 --ngram --draft-n auto "
+			 "--stop-on-loop 64", "out_greedy_prompt_n256.txt");
+	snprintf(args, sizeof args,
+		 "-p 'Once upon a time' -n 252 --temp 0 --draft '%s' --draft-n auto", model);
+	expect_reference(args, "out_greedy_prompt_n256.txt");
+	free(model);
+}
+END_TEST
+
 START_TEST(test_parallel)
 {
 	char *out, *one;
@@ -193,6 +210,7 @@ Suite *run_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_greedy_prompt);
 	tcase_add_test(tc, test_greedy_bos);
+	tcase_add_test(tc, test_greedy_options);
 	tcase_add_test(tc, test_parallel);
 	tcase_add_test(tc, test_errors);
 	tcase_add_test(tc, test_backend_kv_options);

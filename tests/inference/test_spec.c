@@ -82,6 +82,7 @@ struct spec_run {
 	struct llm_model *draft; /* or NULL */
 	bool ngram;
 	size_t n_draft;
+	bool adaptive; /* llm_engine_params.draft_adaptive */
 	size_t n_slots;
 	const struct llm_tokenizer *tok;
 	const struct llm_sampler_params *sp; /* NULL: greedy */
@@ -111,6 +112,7 @@ static void run_jobs(struct llm_model *m, const struct spec_run *sr,
 	ep.n_slots = sr->n_slots ? sr->n_slots : n;
 	ep.n_draft = sr->n_draft;
 	ep.ngram = sr->ngram;
+	ep.draft_adaptive = sr->adaptive;
 	ck_assert_msg(llm_engine_new(m, sr->draft, &ep, sr->tok, &e, &d) == 0, "%s",
 		      d.msg);
 	for (i = 0; i < n; i++) {
@@ -350,7 +352,8 @@ START_TEST(test_same_tokens)
 	sp.seed = 1234;
 	/* greedy and seeded sampling; proposals from the model itself (all
 	 * greedy ones accepted), by n-gram, and up to 16 a step; the jobs
-	 * together (4 slots, prefill beside decoding) and in 2 slots */
+	 * together (4 slots, prefill beside decoding) and in 2 slots; the
+	 * adaptive count (modes 4, 5: itself, n-gram) */
 	for (smp = 0; smp < 2; smp++) {
 		struct spec_run base;
 		struct rec want[4];
@@ -359,16 +362,17 @@ START_TEST(test_same_tokens)
 		base.tok = tok;
 		base.sp = smp ? &sp : NULL;
 		run_jobs(m, &base, prompts, np, 4, 200, want, NULL, NULL);
-		for (mode = 0; mode < 4; mode++) {
+		for (mode = 0; mode < 6; mode++) {
 			struct spec_run sr = base;
 			struct rec got[4];
 			uint64_t drafted = 0, accepted = 0;
 			char what[64];
 
-			sr.draft = mode == 0 || mode == 3 ? self : NULL;
-			sr.ngram = mode == 1 || mode == 2;
-			sr.n_draft = mode == 2 ? 16 : 0;
+			sr.draft = mode == 0 || mode == 3 || mode == 4 ? self : NULL;
+			sr.ngram = mode == 1 || mode == 2 || mode == 5;
+			sr.n_draft = mode == 2 ? 16 : mode >= 4 ? 8 : 0;
 			sr.n_slots = mode == 3 ? 2 : 0;
+			sr.adaptive = mode >= 4;
 			run_jobs(m, &sr, prompts, np, 4, 200, got, &drafted, &accepted);
 			for (i = 0; i < 4; i++) {
 				snprintf(what, sizeof what, "%s, mode %zu, job %zu",
@@ -507,6 +511,59 @@ START_TEST(test_refused)
 }
 END_TEST
 
+/* The adaptive count: a draft that hardly ever agrees (the tiny random
+ * Llama-2 fixture, the same 512-token vocabulary, for stories260k) makes
+ * far fewer proposals than the fixed count — it falls to one a step and
+ * rests after misses in a row — while a draft that always agrees (the
+ * model itself) grows to the cap and stays there; the tokens are those
+ * without proposals every time. */
+START_TEST(test_adaptive_count)
+{
+	struct llm_model *m = stories(), *self = stories();
+	char *bdir = test_data_path("models/llama2");
+	struct llm_model *bad = ref_open_cpu(bdir);
+	struct llm_tokenizer *tok = stories_tok();
+	int32_t *prompts[1];
+	size_t np[1];
+	struct spec_run base, sr;
+	struct rec want[1], fixed[1], adapt[1];
+	uint64_t d_fixed = 0, d_adapt = 0, a_adapt = 0;
+
+	encode(tok, "Once upon a time", &prompts[0], &np[0]);
+	memset(&base, 0, sizeof base);
+	base.tok = tok;
+	base.ignore_eos = true;
+	run_jobs(m, &base, prompts, np, 1, 240, want, NULL, NULL);
+	sr = base;
+	sr.draft = bad;
+	sr.n_draft = 4;
+	run_jobs(m, &sr, prompts, np, 1, 240, fixed, &d_fixed, NULL);
+	sr.adaptive = true;
+	run_jobs(m, &sr, prompts, np, 1, 240, adapt, &d_adapt, &a_adapt);
+	expect_same("fixed, a poor draft", &fixed[0], &want[0]);
+	expect_same("adaptive, a poor draft", &adapt[0], &want[0]);
+	ck_assert_msg(d_adapt * 4 < d_fixed, "adaptive drafted %llu, fixed %llu",
+		      (unsigned long long)d_adapt, (unsigned long long)d_fixed);
+	fprintf(stderr, "note: a poor draft proposed %llu tokens adaptive, %llu fixed "
+		"(%llu kept adaptive)\n", (unsigned long long)d_adapt,
+		(unsigned long long)d_fixed, (unsigned long long)a_adapt);
+	/* itself: every proposal kept, so the count climbs 8 -> stays 8:
+	 * verify steps about 240 / 9 */
+	sr.draft = self;
+	sr.n_draft = 8;
+	run_jobs(m, &sr, prompts, np, 1, 240, adapt, &d_adapt, &a_adapt);
+	expect_same("adaptive, itself", &adapt[0], &want[0]);
+	ck_assert_uint_eq(a_adapt, d_adapt);
+	ck_assert_uint_le(adapt[0].st.n_verify, 240 / 9 + 2);
+	free(prompts[0]);
+	free(bdir);
+	llm_tokenizer_free(tok);
+	llm_model_free(bad);
+	llm_model_free(self);
+	llm_model_free(m);
+}
+END_TEST
+
 Suite *spec_suite(void)
 {
 	Suite *s = suite_create("spec");
@@ -517,6 +574,7 @@ Suite *spec_suite(void)
 	tcase_add_test(tc, test_same_tokens_kvq);
 	tcase_add_test(tc, test_strings);
 	tcase_add_test(tc, test_refused);
+	tcase_add_test(tc, test_adaptive_count);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("trained");
 	tcase_set_timeout(tc, 600);
