@@ -1662,8 +1662,9 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
  * O += P V on tensor cores, an online softmax per head in registers, as
  * the prefill kernel's tile (f16 Q, K, V and P; f32 accumulators).  The
  * K/V rows go global -> shared memory by cp.async into a ring of
- * DTC_STAGES tiles private to the warp (no block barrier in the loop), so
- * a warp has two tiles of copies in flight while it computes the third
+ * DTC_STAGES tiles (quantized: DTC_QSTAGES) private to the warp (no block
+ * barrier in the loop), so a warp has tiles of copies in flight while it
+ * computes another
  * from registers that hold no loaded data: the per-lane kernel above keeps
  * its keys in registers (a round of 4 keys a lane in flight, 223-255
  * registers, two blocks an SM) and reached ~25% of the memory bandwidth
@@ -1679,7 +1680,7 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 #define DTC_KEYS 16
 #define DTC_STAGES 3
 /* quantized pools: two stages (a q4 tile is 2.3 KB, and the smaller ring
- * lets three blocks share an SM: dtc_blocks_per_sm) */
+ * lets three blocks share an SM: DTC_QBLOCKS) */
 #define DTC_QSTAGES 2
 #define DTC_NS(qn) ((qn) ? DTC_QSTAGES : DTC_STAGES)
 #define DTC_ROUND (DTC_WARPS * DTC_KEYS)
