@@ -34,6 +34,7 @@ struct styled {
 /* parser state at a source line (ui_tmsg.tail_state) */
 #define TS_CODE 1  /* inside a ``` fence */
 #define TS_THINK 2 /* inside a reply's <think> block */
+#define TS_HIDE 4  /* <think> blocks folded (the transcript's hide_think) */
 
 static void st_put(struct styled *st, const char *p, size_t n, int role)
 {
@@ -306,8 +307,8 @@ static void emit(struct ui_tmsg *m, struct styled *st, int width, int word, cons
 	ui_spans_fini(&sp);
 }
 
-/* A line that is the tag (spaces around it allowed): its length, the
- * bytes after it on the line start at *rest. */
+/* Whether line S starts with TAG (after spaces); *rest: the offset after
+ * the tag. */
 static int is_tag_line(const char *s, size_t n, const char *tag, size_t *rest)
 {
 	const size_t tl = strlen(tag);
@@ -325,11 +326,22 @@ static int is_tag_line(const char *s, size_t n, const char *tag, size_t *rest)
  * to the "</think>" that closes it): dim rows behind a dotted bar, the
  * opening tag as a "thinking" label, the closing one dropped; text after
  * the closing tag on its line is rendered as an ordinary line.  Folded
- * (m->hide_think): the label alone. */
+ * (TS_HIDE): the label alone. */
 #define THINK_BAR "\xe2\x94\x8a " /* ┊ */
 
 static void render_line(struct ui_tmsg *m, const char *raw, size_t rn, int width, int *state,
 			struct styled *st);
+
+/* One line of thoughts: dim rows behind the bar (none when folded). */
+static void think_rows(struct ui_tmsg *m, const char *s, size_t n, int width, int state,
+		       struct styled *st)
+{
+	if (state & TS_HIDE)
+		return;
+	st_reset(st);
+	inline_md(st, s, n, THEME_ROLE_DIM);
+	emit(m, st, width, 1, THINK_BAR, THINK_BAR, THEME_ROLE_DIM, -1);
+}
 
 static void render_think(struct ui_tmsg *m, const char *s, size_t n, int width, int *state,
 			 struct styled *st)
@@ -348,22 +360,15 @@ static void render_think(struct ui_tmsg *m, const char *s, size_t n, int width, 
 		*state &= ~TS_THINK;
 		while (before > 0 && s[before - 1] == ' ')
 			before--;
-		if (before > 0 && !m->hide_think) {
-			st_reset(st);
-			inline_md(st, s, before, THEME_ROLE_DIM);
-			emit(m, st, width, 1, THINK_BAR, THINK_BAR, THEME_ROLE_DIM, -1);
-		}
+		if (before > 0)
+			think_rows(m, s, before, width, *state, st);
 		while (after < n && s[after] == ' ')
 			after++;
 		if (after < n)
 			render_line(m, s + after, n - after, width, state, st);
 		return;
 	}
-	if (m->hide_think)
-		return;
-	st_reset(st);
-	inline_md(st, s, n, THEME_ROLE_DIM);
-	emit(m, st, width, 1, THINK_BAR, THINK_BAR, THEME_ROLE_DIM, -1);
+	think_rows(m, s, n, width, *state, st);
 }
 
 static void render_line(struct ui_tmsg *m, const char *raw, size_t rn, int width, int *state,
@@ -380,7 +385,7 @@ static void render_line(struct ui_tmsg *m, const char *raw, size_t rn, int width
 	}
 	if (!(*state & TS_CODE) && m->role == UI_ROLE_ASSISTANT &&
 	    is_tag_line(s, n, "<think>", &rest)) {
-		if (m->hide_think)
+		if (*state & TS_HIDE)
 			st_put(st, "thinking (hidden)", 17, THEME_ROLE_DIM);
 		else
 			st_put(st, "thinking", 8, THEME_ROLE_DIM);
@@ -467,7 +472,7 @@ static void render_tail(struct ui_tmsg *m, int width)
 	struct styled st = { 0 };
 	const char *s = strbuf_cstr(&m->text);
 	size_t n = m->text.len, p = m->tail_src;
-	int code = m->tail_state;
+	int state = m->tail_state;
 
 	while (m->n_lines > m->tail_line)
 		tline_fini(&m->lines[--m->n_lines]);
@@ -480,11 +485,11 @@ static void render_tail(struct ui_tmsg *m, int width)
 			/* the last source line: remember how to resume here */
 			m->tail_src = p;
 			m->tail_line = m->n_lines;
-			m->tail_state = code;
-			render_line(m, s + p, e - p, width, &code, &st);
+			m->tail_state = state;
+			render_line(m, s + p, e - p, width, &state, &st);
 			break;
 		}
-		render_line(m, s + p, e - p, width, &code, &st);
+		render_line(m, s + p, e - p, width, &state, &st);
 		p = e + 1;
 	}
 	st_fini(&st);
@@ -523,10 +528,9 @@ static void render_header(struct ui_tmsg *m)
 
 static void render_full(struct ui_tmsg *m, int width, int hide_think)
 {
-	m->hide_think = hide_think;
 	m->tail_src = 0;
 	m->tail_line = 0;
-	m->tail_state = 0;
+	m->tail_state = hide_think ? TS_HIDE : 0;
 	render_tail(m, width);
 	render_header(m);
 }

@@ -48,8 +48,8 @@ struct ui_tmsg {
 	size_t tail_src;        /* byte offset where it starts */
 	size_t tail_line;       /* body rows before it */
 	int tail_state;         /* parser state at tail_src: inside a ```
-				 * fence, a <think> block (transcript.c) */
-	int hide_think;         /* the transcript's, when last rendered */
+				 * fence, a <think> block, blocks folded
+				 * (transcript.c) */
 };
 
 struct ui_transcript {
