@@ -206,6 +206,16 @@ static void push_sampler(struct tui *t)
 	ui_presets_set(t->ui, names, (int)i);
 }
 
+/* The KV bits a model gets: --kv-type's (t->kv_k, t->kv_v) when given,
+ * else the entry's (*kb, *vb as passed). */
+static void kv_bits(const struct tui *t, int *kb, int *vb)
+{
+	if (t->kv_k) {
+		*kb = t->kv_k;
+		*vb = t->kv_v;
+	}
+}
+
 /* A model entry's KV cache as --kv-type writes it: f16, q4, q8,q4. */
 static void kv_desc(char *buf, size_t n, int kb, int vb)
 {
@@ -225,10 +235,11 @@ static void push_models(struct tui *t)
 
 	for (i = 0; i < t->cfg.n_models; i++) {
 		const struct app_model_entry *m = &t->cfg.models[i];
+		int kb = m->k_bits, vb = m->v_bits;
 		char kv[16];
 
-		kv_desc(kv, sizeof kv, t->kv_k ? t->kv_k : m->k_bits,
-			t->kv_k ? t->kv_v : m->v_bits);
+		kv_bits(t, &kb, &vb);
+		kv_desc(kv, sizeof kv, kb, vb);
 		snprintf(details[i], sizeof details[i], "ctx %ld%s, kv %s%s%s",
 			 m->context, m->context ? "" : " (model's)", kv,
 			 m->draft ? ", draft " : "", m->draft ? m->draft : "");
@@ -252,12 +263,14 @@ static void push_themes(struct tui *t)
 }
 
 /* K_BITS / V_BITS: the model entry's KV-cache bits (16 for a path typed
- * in the model menu or given with -m). */
+ * in the model menu or given with -m); --kv-type overrides them
+ * (kv_bits). */
 static void load_model(struct tui *t, const char *name, const char *path,
 		       const char *draft, size_t n_ctx, int k_bits, int v_bits)
 {
 	size_t i;
 
+	kv_bits(t, &k_bits, &v_bits);
 	/* Stop replies in flight: the old model is unloaded completely. */
 	for (i = 0; i < t->n_convs; i++)
 		if (t->convs[i].gen_tag)
@@ -684,14 +697,12 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 			const struct app_model_entry *m = &t->cfg.models[ev->index];
 
 			load_model(t, m->name, m->path, m->draft, (size_t)m->context,
-				   t->kv_k ? t->kv_k : m->k_bits,
-				   t->kv_k ? t->kv_v : m->v_bits);
+				   m->k_bits, m->v_bits);
 		}
 		break;
 	case UI_EVENT_MODEL_PATH:
 		if (ev->text && ev->text[0])
-			load_model(t, ev->text, ev->text, NULL, 0,
-				   t->kv_k ? t->kv_k : 16, t->kv_k ? t->kv_v : 16);
+			load_model(t, ev->text, ev->text, NULL, 0, 16, 16);
 		break;
 	case UI_EVENT_ATTACH_PREVIEW:
 		if (ev->text && ev->text[0]) {
@@ -861,11 +872,10 @@ int app_tui_run(const char *model_override, const char *config_path,
 	push_models(&t);
 	push_themes(&t);
 	if (model_override && !app_config_find_model(&t.cfg, model_override))
-		load_model(&t, model_override, model_override, NULL, 0,
-			   t.kv_k ? t.kv_k : 16, t.kv_k ? t.kv_v : 16);
+		load_model(&t, model_override, model_override, NULL, 0, 16, 16);
 	else if ((me = app_config_find_model(&t.cfg, model_override ? model_override : t.cfg.model)))
 		load_model(&t, me->name, me->path, me->draft, (size_t)me->context,
-			   t.kv_k ? t.kv_k : me->k_bits, t.kv_k ? t.kv_v : me->v_bits);
+			   me->k_bits, me->v_bits);
 	push_status(&t, 0);
 
 	while (!t.quit && !got_signal) {
