@@ -416,6 +416,16 @@ static size_t vis_layout(size_t T, size_t lh, size_t lw, size_t vws, size_t mu,
 	return n_seg;
 }
 
+/* The merger's exact GELU, x[0..n) in place (both paths: the device has
+ * no such op). */
+static void vis_gelu(float *x, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+}
+
 /* The rotary frequency f (< head_dim / 4) of both axes. */
 static float vis_inv_freq(size_t hd, size_t f)
 {
@@ -571,8 +581,7 @@ int llm_vision_encode(const struct llm_vision *v, const float *pixels, size_t n,
 	/* 5. merger (rows of mu patches), 6. back to raster order */
 	rmsnorm(xn, x, n, E, v->ln_q);
 	linear(tmp, xn, n_tok, M, v->m0_w, v->m0_b, M);
-	for (i = 0; i < n_tok * M; i++)
-		tmp[i] = 0.5f * tmp[i] * (1.0f + erff(tmp[i] * (float)M_SQRT1_2));
+	vis_gelu(tmp, n_tok * M);
 	for (i = 0; i < n_tok; i++)
 		linear(out + win[i] * v->out, tmp + i * M, 1, M, v->m2_w, v->m2_b, v->out);
 out:
@@ -844,10 +853,8 @@ static int vis_encode_dev(const struct llm_vision *v, const float *pixels,
 		}
 	}
 	VOP(gpu_buf_read(b[TMP], 0, tmp, n_tok * M, d));
-	if (ok) {
-		for (i = 0; i < n_tok * M; i++)
-			tmp[i] = 0.5f * tmp[i] * (1.0f + erff(tmp[i] * (float)M_SQRT1_2));
-	}
+	if (ok)
+		vis_gelu(tmp, n_tok * M);
 	VOP(gpu_buf_write(b[TMP], 0, tmp, n_tok * M, d));
 	VOP(gpu_matmul(g, b[OUT], b[TMP], v->d_m2_w, v->d_m2_b, n_tok, M, V, d));
 	VOP(gpu_buf_read(b[OUT], 0, ob, n_tok * V, d));
