@@ -162,21 +162,32 @@ static struct llm_sampler_params greedy(void)
 	return sp;
 }
 
-static struct llm_job *submit(struct llm_engine *e, const int32_t *prompt, size_t n,
-			      int64_t max_tokens, const struct llm_sampler_params *sp,
-			      struct rec *r)
+/* A job of PROMPT (N ids), at most MAX_TOKENS, sampler SP, its events
+ * recorded into R. */
+static struct llm_job_params job_params(const int32_t *prompt, size_t n,
+					int64_t max_tokens,
+					const struct llm_sampler_params *sp, struct rec *r)
 {
 	struct llm_job_params jp = llm_job_default_params();
-	struct llm_job *j = NULL;
-	struct diag d;
 
-	diag_clear(&d);
 	jp.prompt = prompt;
 	jp.n_prompt = n;
 	jp.max_tokens = max_tokens;
 	jp.sampler = sp;
 	jp.callback = on_event;
 	jp.user = r;
+	return jp;
+}
+
+static struct llm_job *submit(struct llm_engine *e, const int32_t *prompt, size_t n,
+			      int64_t max_tokens, const struct llm_sampler_params *sp,
+			      struct rec *r)
+{
+	struct llm_job_params jp = job_params(prompt, n, max_tokens, sp, r);
+	struct llm_job *j = NULL;
+	struct diag d;
+
+	diag_clear(&d);
 	ck_assert_msg(llm_job_submit(e, &jp, &j, &d) == 0, "%s", d.msg);
 	r->self = j;
 	return j;
@@ -782,7 +793,7 @@ START_TEST(test_stop_and_ban)
 	int32_t p1[5] = { 1, 403, 407, 261, 378 };
 	static struct rec rs, rban;
 	struct llm_sampler_params sp = greedy();
-	struct llm_job_params jp = llm_job_default_params();
+	struct llm_job_params jp = job_params(p1, 5, 100, &sp, &rs);
 	const char *stops[2] = { "zzz", "Lily" };
 	const char *bans[1] = { "Lily" };
 	struct llm_engine *e;
@@ -794,12 +805,6 @@ START_TEST(test_stop_and_ban)
 	memset(&rs, 0, sizeof rs);
 	memset(&rban, 0, sizeof rban);
 	e = engine(m, t, 512, 2, 0, 0);
-	jp.prompt = p1;
-	jp.n_prompt = 5;
-	jp.max_tokens = 100;
-	jp.sampler = &sp;
-	jp.callback = on_event;
-	jp.user = &rs;
 	jp.stop_strings = stops;
 	jp.n_stop_strings = 2;
 	diag_clear(&d);
@@ -877,7 +882,7 @@ static void loop_stop(const char *rel, size_t L)
 	size_t nb, k, first = 0;
 	static struct rec r;
 	struct llm_sampler_params sp = greedy();
-	struct llm_job_params jp = llm_job_default_params();
+	struct llm_job_params jp = job_params(prompt, 6, 300, &sp, &r);
 	struct llm_engine *e;
 	struct llm_job *bad = NULL;
 	struct diag d;
@@ -891,12 +896,6 @@ static void loop_stop(const char *rel, size_t L)
 		      rel, nb, L);
 	memset(&r, 0, sizeof r);
 	e = engine(m, NULL, 512, 2, 0, 0);
-	jp.prompt = prompt;
-	jp.n_prompt = 6;
-	jp.max_tokens = 300;
-	jp.sampler = &sp;
-	jp.callback = on_event;
-	jp.user = &r;
 	jp.stop_on_loop = (int32_t)L;
 	diag_clear(&d);
 	ck_assert_msg(llm_job_submit(e, &jp, &r.self, &d) == 0, "%s", d.msg);
@@ -933,7 +932,7 @@ START_TEST(test_loop_stop_text)
 	int32_t p1[5] = { 1, 403, 407, 261, 378 };
 	static struct rec r;
 	struct llm_sampler_params sp = greedy();
-	struct llm_job_params jp = llm_job_default_params();
+	struct llm_job_params jp = job_params(p1, 5, 252, &sp, &r);
 	struct llm_engine *e;
 	struct diag d;
 	size_t l1;
@@ -942,12 +941,6 @@ START_TEST(test_loop_stop_text)
 
 	memset(&r, 0, sizeof r);
 	e = engine(m, t, 512, 2, 0, 0);
-	jp.prompt = p1;
-	jp.n_prompt = 5;
-	jp.max_tokens = 252;
-	jp.sampler = &sp;
-	jp.callback = on_event;
-	jp.user = &r;
 	jp.stop_on_loop = 4;
 	diag_clear(&d);
 	ck_assert_msg(llm_job_submit(e, &jp, &r.self, &d) == 0, "%s", d.msg);
