@@ -46,6 +46,11 @@ int app_parse_ids(const char *s, int **ids, size_t *n, char *err, size_t err_len
  * or -1 (*out unchanged) for anything else; the caller reports it. */
 int app_parse_backend(const char *s, enum llm_backend *out);
 
+/* Parse a --kv-type value into mp's kv_type and bits (llm_kv_type_parse).
+ * Returns 0, or -1 after reporting "CMD: unknown KV type ..." with the
+ * forms it takes. */
+int app_parse_kv_type(const char *cmd, const char *s, struct llm_model_params *mp);
+
 /* Read all of standard input, every byte as it is, into a fresh buffer
  * (*out, NUL added after the *len bytes; free() it).  Returns 0, or -1
  * (read error, no memory) with nothing to free. */

@@ -81,6 +81,15 @@ int app_parse_backend(const char *s, enum llm_backend *out)
 	return 0;
 }
 
+int app_parse_kv_type(const char *cmd, const char *s, struct llm_model_params *mp)
+{
+	if (llm_kv_type_parse(s, mp))
+		return 0;
+	app_error("%s: unknown KV type '%s' (auto, f32, f16, q2..q8, or K,V bits as q8,q4)",
+		  cmd, s);
+	return -1;
+}
+
 int app_read_stdin(char **out, size_t *len)
 {
 	size_t cap = 65536, n = 0, r;

@@ -241,11 +241,8 @@ int app_cmd_bench(int argc, char **argv)
 			break;
 		case OPT_NO_BW: bp.measure_bw = false; break;
 		case OPT_KV:
-			if (!llm_kv_type_parse(optarg, &mp)) {
-				app_error("bench: unknown KV type '%s' (auto, f32, f16, q2..q8, or K,V bits as q8,q4)",
-					  optarg);
+			if (app_parse_kv_type("bench", optarg, &mp) < 0)
 				return APP_STATUS_USAGE;
-			}
 			break;
 		case 'j': json = true; break;
 		case 'h': app_help_bench(stdout); return APP_STATUS_OK;

@@ -106,11 +106,8 @@ int app_cmd_logits(int argc, char **argv)
 			}
 			break;
 		case 'K':
-			if (!llm_kv_type_parse(optarg, &mp)) {
-				app_error("logits: unknown KV type '%s' (auto, f32, f16, q2..q8, or K,V bits as q8,q4)",
-					  optarg);
+			if (app_parse_kv_type("logits", optarg, &mp) < 0)
 				return APP_STATUS_USAGE;
-			}
 			break;
 		case 'h': app_help_logits(stdout); return APP_STATUS_OK;
 		default: app_help_logits(stderr); return APP_STATUS_USAGE;

@@ -162,10 +162,8 @@ int app_cmd_ppl(int argc, char **argv)
 			}
 			break;
 		case 'K':
-			if (!llm_kv_type_parse(optarg, &mp)) {
-				app_error("ppl: unknown KV type '%s' (auto, f32, f16, q2..q8, or K,V bits as q8,q4)", optarg);
+			if (app_parse_kv_type("ppl", optarg, &mp) < 0)
 				return APP_STATUS_USAGE;
-			}
 			break;
 		case 'q': quiet = 1; break;
 		case 'h': app_help_ppl(stdout); return APP_STATUS_OK;

@@ -302,10 +302,7 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 			}
 			break;
 		case OPT_KV:
-			if (!llm_kv_type_parse(optarg, &a->mp)) {
-				app_error("run: unknown KV type '%s' (auto, f32, f16, q2..q8, or K,V bits as q8,q4)", optarg);
-				rc = -1;
-			}
+			rc = app_parse_kv_type("run", optarg, &a->mp);
 			break;
 		case 'c': rc = parse_long("--ctx", optarg, 2, 1 << 24, &a->n_ctx); break;
 		case OPT_STOP:
