@@ -164,6 +164,26 @@ static void expect_same(const char *what, const struct rec *a, const struct rec 
 	ck_assert_int_eq(a->finish, b->finish);
 }
 
+/* Jobs got[0..n) equal those without proposals, want[]; some tokens were
+ * proposed, and all of them kept when ALL_KEPT (a model drafting for
+ * itself, greedily).  WHAT names the run. */
+static void expect_run(const char *what, const struct rec *got, const struct rec *want,
+		       size_t n, uint64_t drafted, uint64_t accepted, bool all_kept)
+{
+	char job[96];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(job, sizeof job, "%s, job %zu", what, i);
+		expect_same(job, &got[i], &want[i]);
+	}
+	ck_assert_uint_gt(drafted, 0);
+	if (all_kept)
+		ck_assert_msg(accepted == drafted,
+			      "%s: the model drafting for itself: %llu of %llu", what,
+			      (unsigned long long)accepted, (unsigned long long)drafted);
+}
+
 /* ---- with the shared trained pair -------------------------------------- */
 
 START_TEST(test_reference_greedy)
@@ -374,17 +394,9 @@ START_TEST(test_same_tokens)
 			sr.n_slots = mode == 3 ? 2 : 0;
 			sr.adaptive = mode >= 4;
 			run_jobs(m, &sr, prompts, np, 4, 200, got, &drafted, &accepted);
-			for (i = 0; i < 4; i++) {
-				snprintf(what, sizeof what, "%s, mode %zu, job %zu",
-					 smp ? "sampled" : "greedy", mode, i);
-				expect_same(what, &got[i], &want[i]);
-			}
-			ck_assert_uint_gt(drafted, 0);
-			if (!smp && sr.draft)
-				ck_assert_msg(accepted == drafted,
-					      "the model drafting for itself: %llu of %llu",
-					      (unsigned long long)accepted,
-					      (unsigned long long)drafted);
+			snprintf(what, sizeof what, "%s, mode %zu", smp ? "sampled" : "greedy",
+				 mode);
+			expect_run(what, got, want, 4, drafted, accepted, !smp && sr.draft);
 		}
 	}
 	for (i = 0; i < 4; i++)
@@ -428,17 +440,8 @@ START_TEST(test_same_tokens_kvq)
 		sr.ngram = mode == 1;
 		sr.n_slots = mode == 2 ? 1 : 0;
 		run_jobs(m, &sr, prompts, np, 3, 60, got, &drafted, &accepted);
-		for (i = 0; i < 3; i++) {
-			snprintf(what, sizeof what, "quantized KV, mode %zu, job %zu",
-				 mode, i);
-			expect_same(what, &got[i], &want[i]);
-		}
-		ck_assert_uint_gt(drafted, 0);
-		if (sr.draft)
-			ck_assert_msg(accepted == drafted,
-				      "the model drafting for itself: %llu of %llu",
-				      (unsigned long long)accepted,
-				      (unsigned long long)drafted);
+		snprintf(what, sizeof what, "quantized KV, mode %zu", mode);
+		expect_run(what, got, want, 3, drafted, accepted, sr.draft != NULL);
 	}
 	for (i = 0; i < 3; i++)
 		free(prompts[i]);
