@@ -1201,6 +1201,50 @@ static size_t pf_smem(int D, int f16, int pipe)
 	       ATT_TILE * sizeof(long long);
 }
 
+/* Devices a kernel's opt-in state is remembered for. */
+#define ATT_MAX_DEV 64
+
+/* Opt kernel fn in to bytes of dynamic shared memory on the current
+ * device, once per device (state[dev]: 0 not yet, 1 set, -1 too little
+ * memory); carveout: also prefer the largest shared-memory carveout.
+ * *ok = 1 when fn may be launched with bytes, 0 when the device lacks
+ * them (nothing set; the caller takes another path).  Returns a CUDA
+ * error code, 0 on success. */
+static int att_smem_optin(const void *fn, size_t bytes, int carveout,
+			  int state[ATT_MAX_DEV], int *ok)
+{
+	cudaError_t e;
+	int dev = 0, maxs = 0;
+
+	*ok = 0;
+	e = cudaGetDevice(&dev);
+	if (e != cudaSuccess)
+		return (int)e;
+	if (dev >= 0 && dev < ATT_MAX_DEV && state[dev]) {
+		*ok = state[dev] > 0;
+		return 0;
+	}
+	e = cudaDeviceGetAttribute(&maxs, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+	if (e != cudaSuccess)
+		return (int)e;
+	if ((size_t)maxs < bytes) {
+		if (dev >= 0 && dev < ATT_MAX_DEV)
+			state[dev] = -1;
+		return 0;
+	}
+	e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
+				 (int)bytes);
+	if (e == cudaSuccess && carveout)
+		e = cudaFuncSetAttribute(fn, cudaFuncAttributePreferredSharedMemoryCarveout,
+					 cudaSharedmemCarveoutMaxShared);
+	if (e != cudaSuccess)
+		return (int)e;
+	if (dev >= 0 && dev < ATT_MAX_DEV)
+		state[dev] = 1;
+	*ok = 1;
+	return 0;
+}
+
 /* ---- the prefill loops' page offsets; the pipelined loop's copies -------
  * The pipelined loop (PIPE = 1, f16 pools; the default, TERN_ATT_PF_PIPE=0
  * turns it off): the next K/V tile is copied with cp.async into a second
@@ -1278,6 +1322,8 @@ template <int NB, int D>
 __device__ __forceinline__ void frag_softmax(float (&sf)[NB][4], float (&mrow)[2],
 					     float (&lrow)[2], float (&of)[D / 8][4])
 {
+	float cr[2];
+
 #pragma unroll
 	for (int k = 0; k < 2; k++) {
 		float mx = mrow[k], mu, corr, ls = 0.0f;
@@ -1302,12 +1348,18 @@ __device__ __forceinline__ void frag_softmax(float (&sf)[NB][4], float (&mrow)[2
 			}
 		lrow[k] = lrow[k] * corr + ls;
 		mrow[k] = mx;
-#pragma unroll
-		for (int nd = 0; nd < D / 8; nd++) {
-			of[nd][2 * k] *= corr;
-			of[nd][2 * k + 1] *= corr;
-		}
+		cr[k] = corr;
 	}
+	/* o's rescale, skipped (multiplying by exactly 1) when no row of
+	 * the warp's tile raised its maximum: over long contexts most tiles */
+	if (__any_sync(0xffffffffu, cr[0] != 1.0f || cr[1] != 1.0f))
+#pragma unroll
+		for (int k = 0; k < 2; k++)
+#pragma unroll
+			for (int nd = 0; nd < D / 8; nd++) {
+				of[nd][2 * k] *= cr[k];
+				of[nd][2 * k + 1] *= cr[k];
+			}
 }
 
 /* One K/V tile (positions t0 .. t0 + 63 in Ks / Vs, f32 pool: plus the
@@ -1675,7 +1727,11 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
  * back at the end.  The warps' (m, l, o) meet through shared memory at
  * the end; the split's result goes out as the per-lane kernel's (final
  * or a partial for attn_combine_kernel).  Chunks are multiples of
- * DTC_ROUND positions (att_align). */
+ * DTC_ROUND positions (att_align).  KB, VB: the quantized pool's widths
+ * when the launch knows them (dtc_launch_q: both 4 or both 8 bits), 0 to
+ * read them from kv; known widths fold the plane layout's tests and the
+ * copies' index arithmetic away (H200, q4 cache at ctx 131072: the step
+ * 10.27 -> 7.13 ms with the rescale skip and the f16 step below). */
 #define DTC_WARPS 4
 #define DTC_KEYS 16
 #define DTC_STAGES 3
@@ -1741,26 +1797,13 @@ __device__ __forceinline__ void dtc_pairs(const uint32_t *r, unsigned bits, uint
 				 0x00FF00FFu) | 0x64006400u;
 		return;
 	}
-	{
-		unsigned c[8];
-
 #pragma unroll
-		for (int e = 0; e < 8; e++) {
-			unsigned v = (r[0] >> (4 * e)) & 15u; /* 0 without the plane */
-
-			if (bits & 2)
-				v = (v << 2) | ((r[1] >> (2 * e)) & 3u);
-			if (bits & 1)
-				v = (v << 1) | ((r[2] >> e) & 1u);
-			c[e] = v;
-		}
-#pragma unroll
-		for (int s = 0; s < 4; s++)
-			pr[s] = c[s] | (c[s + 4] << 16) | 0x64006400u;
-	}
+	for (int s = 0; s < 4; s++)
+		pr[s] = kvq_code(r, bits, s) | (kvq_code(r, bits, s + 4) << 16) |
+			0x64006400u;
 }
 
-template <int D, int QN>
+template <int D, int QN, int KB = 0, int VB = 0>
 __global__ static void __launch_bounds__(DTC_WARPS * 32)
 attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		  unsigned n_head, float qscale, size_t window, float *part_o,
@@ -1867,25 +1910,27 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 	const long long first = t_begin + (long long)warp * DTC_KEYS;
 	const long long stride = DTC_ROUND;
 	/* the page-table entry of position T + lane (lanes < DTC_KEYS; -1
-	 * past t_end), loaded a tile before its copies need it and checked
-	 * only then, so the load's latency hides behind a tile */
-	auto entry = [&](long long T) -> int32_t {
+	 * past t_end; .y: the position's slot in its page), loaded a tile
+	 * before its copies need it and checked only then, so the load's
+	 * latency hides behind a tile */
+	auto entry = [&](long long T) -> int2 {
 		const long long t = T + lane;
-		int32_t e = -1;
+		int2 e = make_int2(-1, 0);
 
 		if (lane < DTC_KEYS && t <= t_end) {
-			const size_t pi = (unsigned)t / (unsigned)ps;
+			const unsigned pi = (unsigned)t / (unsigned)ps;
 
+			e.y = (int)((unsigned)t - pi * (unsigned)ps);
 			if (pi < kv.max_pages)
-				e = kv.page_table[s * kv.max_pages + pi];
+				e.x = kv.page_table[s * kv.max_pages + pi];
 		}
 		return e;
 	};
-	/* copies of the tile at T (entries ent) into stage st, one group */
-	auto issue = [&](int st, long long T, int32_t ent) {
-		const long long t = T + lane;
-		const long long off = ent >= 0 && (size_t)ent < kv.n_pages ?
-			(long long)(((size_t)ent * ps + (unsigned)t % (unsigned)ps) * rowel +
+	/* copies of the tile whose entries entry() gave (ent) into stage st,
+	 * one group */
+	auto issue = [&](int st, int2 ent) {
+		const long long off = ent.x >= 0 && (size_t)ent.x < kv.n_pages ?
+			(long long)(((size_t)ent.x * ps + (unsigned)ent.y) * rowel +
 				    hk * hd) : -1;
 		const unsigned vm = __ballot_sync(0xffffffffu, lane < DTC_KEYS && off >= 0);
 
@@ -1899,7 +1944,7 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 			 * the tile spread over the lanes, each lane finding its
 			 * key's offset by shuffle (every lane shuffles) */
 			uint32_t *R = Rw + st * DTC_RAW(D);
-			const unsigned kb = kv.kb, vb = kv.vb;
+			const unsigned kb = KB ? KB : kv.kb, vb = VB ? VB : kv.vb;
 			uint32_t *Rk = R, *Rv = R + DTC_KEYS * NG * kb;
 			uint32_t *Sk = Rv + DTC_KEYS * NG * vb, *Sv = Sk + DTC_KEYS * NG / 2;
 
@@ -1912,12 +1957,14 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 				uint32_t *dst = h ? Rv : Rk;
 
 				/* idx / nu by a float reciprocal (exact: idx < 256,
-				 * nu <= 16), not an integer division a copy */
+				 * nu <= 16), not an integer division a copy; a
+				 * shift where the widths are known */
 				const float inu = 1.0f / (float)nu;
 
 				for (int b0 = 0; b0 < tot; b0 += 32) {
 					const int idx = b0 + lane;
-					const int r = idx < tot ? (int)(((float)idx + 0.5f) * inu) : 0;
+					const int r = idx >= tot ? 0 : KB && VB ? idx / nu :
+						(int)(((float)idx + 0.5f) * inu);
 					const long long e = __shfl_sync(0xffffffffu, off, r);
 
 					if (idx >= tot)
@@ -1986,14 +2033,19 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 	 * the end (dtc_col). */
 	auto dequant = [&](int st) {
 		const uint32_t *R = Rw + st * DTC_RAW(D);
-		const unsigned kb = kv.kb, vb = kv.vb;
+		const unsigned kb = KB ? KB : kv.kb, vb = VB ? VB : kv.vb;
 		const uint32_t *Rk = R, *Rv = R + DTC_KEYS * NG * kb;
 		const __half *Sk = (const __half *)(Rv + DTC_KEYS * NG * vb);
 		const __half *Sv = Sk + DTC_KEYS * NG;
 		uint16_t *Kt = Kw, *Vt = Kw + DTC_KEYS * LD;
 		const __half2 mk = __float2half2_rn(1024.0f + (float)(1u << (kb - 1)));
 		const __half2 mv = __float2half2_rn(1024.0f + (float)(1u << (vb - 1)));
-		const float ik = 1.0f / (float)(1u << (kb - 1)), iv = 1.0f / (float)(1u << (vb - 1));
+		/* 1 / m and 1 / (2 m): powers of two, so scale x them rounds
+		 * to the f16 of the exact step (and half step) */
+		const __half2 ik = __float2half2_rn(1.0f / (float)(1u << (kb - 1)));
+		const __half2 iv = __float2half2_rn(1.0f / (float)(1u << (vb - 1)));
+		const __half2 hk = __float2half2_rn(0.5f / (float)(1u << (kb - 1)));
+		const __half2 hv = __float2half2_rn(0.5f / (float)(1u << (vb - 1)));
 
 #pragma unroll
 		for (int idx = lane; idx < DTC_KEYS * NG * 4; idx += 32) {
@@ -2002,8 +2054,8 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 			for (int h = 0; h < 2; h++) {
 				const unsigned b = h ? vb : kb;
 				const uint32_t *w = (h ? Rv : Rk) + r * NG * b;
-				const float st = __half2float((h ? Sv : Sk)[r * NG + g]) * (h ? iv : ik);
-				const __half2 s2 = __float2half2_rn(st), s1 = __float2half2_rn(0.5f * st);
+				const __half2 sc = __half2half2((h ? Sv : Sk)[r * NG + g]);
+				const __half2 s2 = __hmul2(sc, h ? iv : ik), s1 = __hmul2(sc, h ? hv : hk);
 				uint32_t raw[3], pr[4];
 				uint4 o;
 
@@ -2073,14 +2125,14 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 	/* the ring: tiles n + 1 .. n + NS - 1 in flight while tile n
 	 * is computed; an empty group where a tile is past the split */
 	{
-		int32_t ent = entry(first);
+		int2 ent = entry(first);
 
 		for (int st = 0; st < NS - 1; st++) {
 			const long long T = first + st * stride;
-			const int32_t nx = entry(T + stride);
+			const int2 nx = entry(T + stride);
 
 			if (T <= t_end)
-				issue(st, T, ent);
+				issue(st, ent);
 			else
 				asm volatile("cp.async.commit_group;\n" ::: "memory");
 			ent = nx;
@@ -2093,11 +2145,11 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 			if (T > t_end)
 				break;
 			{
-				const int32_t e = ent;
+				const int2 e = ent;
 
 				ent = entry(Tn + stride);
 				if (Tn <= t_end)
-					issue((n + NS - 1) % NS, Tn, e);
+					issue((n + NS - 1) % NS, e);
 				else
 					asm volatile("cp.async.commit_group;\n" ::: "memory");
 			}
@@ -2240,54 +2292,50 @@ static int dtc_use(size_t hd, int f16, size_t span)
 	return mode == 2 || span >= (f16 == 2 ? DTC_QMIN_SPAN : DTC_MIN_SPAN);
 }
 
-/* Launch attn_dectc_kernel<D, QN>; *done = 0 (nothing launched) when the
- * device lacks the shared memory. */
-template <int D, int QN>
+/* Launch attn_dectc_kernel<D, QN, KB, VB>; *done = 0 (nothing launched)
+ * when the device lacks the shared memory. */
+template <int D, int QN, int KB = 0, int VB = 0>
 static int dtc_launch(dim3 grid, cudaStream_t s, const struct gpu_cuda_kv *kv,
 		      float *out, const float *q, size_t n_head, float qs,
 		      size_t window, float *po, float *pml, int skip,
 		      unsigned align, int *done)
 {
-	static int attr_set[64]; /* per device: 1 set, -1 too little smem */
+	static int attr_set[ATT_MAX_DEV];
 	const size_t bytes = dtc_smem(D, QN);
-	cudaError_t e;
-	int dev = 0;
+	/* as many blocks as the memory holds: the carveout at its maximum */
+	const int e = att_smem_optin((const void *)attn_dectc_kernel<D, QN, KB, VB>,
+				     bytes, 1, attr_set, done);
 
-	*done = 0;
-	e = cudaGetDevice(&dev);
-	if (e != cudaSuccess)
-		return (int)e;
-	if (dev >= 0 && dev < 64 && attr_set[dev] < 0)
-		return 0;
-	if (dev < 0 || dev >= 64 || !attr_set[dev]) {
-		int maxs = 0;
-
-		e = cudaDeviceGetAttribute(&maxs, cudaDevAttrMaxSharedMemoryPerBlockOptin,
-					   dev);
-		if (e != cudaSuccess)
-			return (int)e;
-		if ((size_t)maxs < bytes) {
-			if (dev >= 0 && dev < 64)
-				attr_set[dev] = -1;
-			return 0;
-		}
-		e = cudaFuncSetAttribute(attn_dectc_kernel<D, QN>,
-					 cudaFuncAttributeMaxDynamicSharedMemorySize,
-					 (int)bytes);
-		if (e == cudaSuccess) /* as many blocks as the memory holds */
-			e = cudaFuncSetAttribute(attn_dectc_kernel<D, QN>,
-						 cudaFuncAttributePreferredSharedMemoryCarveout,
-						 cudaSharedmemCarveoutMaxShared);
-		if (e != cudaSuccess)
-			return (int)e;
-		if (dev >= 0 && dev < 64)
-			attr_set[dev] = 1;
-	}
-	(void)tern_launch(attn_dectc_kernel<D, QN>, grid, DTC_WARPS * 32, bytes, s,
-			*kv, out, q, (unsigned)n_head, qs, window, po, pml, skip,
+	if (e || !*done)
+		return e;
+	(void)tern_launch(attn_dectc_kernel<D, QN, KB, VB>, grid, DTC_WARPS * 32, bytes,
+			s, *kv, out, q, (unsigned)n_head, qs, window, po, pml, skip,
 			align);
-	*done = 1;
 	return (int)cudaPeekAtLastError();
+}
+
+/* dtc_launch for a quantized pool: the common widths (both 4 or both 8
+ * bits) with the widths known to the compiler (no per-value tests of the
+ * plane layout; TERN_ATT_QSPEC=0 takes the generic kernel, for
+ * measurements), any other pair with them read from kv. */
+template <int D>
+static int dtc_launch_q(dim3 grid, cudaStream_t s, const struct gpu_cuda_kv *kv,
+			float *out, const float *q, size_t n_head, float qs,
+			size_t window, float *po, float *pml, int skip,
+			unsigned align, int *done)
+{
+	static int spec = -1;
+
+	if (spec < 0)
+		spec = !tern_switch_is("TERN_ATT_QSPEC", "0");
+	if (spec && kv->kb == 4 && kv->vb == 4)
+		return dtc_launch<D, 1, 4, 4>(grid, s, kv, out, q, n_head, qs, window,
+					      po, pml, skip, align, done);
+	if (spec && kv->kb == 8 && kv->vb == 8)
+		return dtc_launch<D, 1, 8, 8>(grid, s, kv, out, q, n_head, qs, window,
+					      po, pml, skip, align, done);
+	return dtc_launch<D, 1>(grid, s, kv, out, q, n_head, qs, window, po, pml,
+				skip, align, done);
 }
 
 /* Positions of a split chunk are a multiple of this: one whole round of
@@ -2478,42 +2526,17 @@ static int pf_launch1(cudaStream_t s, const struct gpu_cuda_kv *kv, float *out,
 		      const float *q, size_t n_head, float qs, size_t window,
 		      int *done)
 {
-	static int attr_set[64]; /* per device: 1 set, -1 too little smem */
+	static int attr_set[ATT_MAX_DEV];
 	const size_t bytes = pf_smem(D, F16, PIPE);
 	const size_t n_tiles = (kv->n_rows + PF_ROWS - 1) / PF_ROWS;
-	cudaError_t e;
-	int dev = 0;
+	const int e = att_smem_optin((const void *)attn_prefill_kernel<F16, D, PIPE, QN>,
+				     bytes, 0, attr_set, done);
 
-	e = cudaGetDevice(&dev);
-	if (e != cudaSuccess)
-		return (int)e;
-	*done = 0;
-	if (dev >= 0 && dev < 64 && attr_set[dev] < 0)
-		return 0;
-	if (dev < 0 || dev >= 64 || !attr_set[dev]) {
-		int maxs = 0;
-
-		e = cudaDeviceGetAttribute(&maxs, cudaDevAttrMaxSharedMemoryPerBlockOptin,
-					   dev);
-		if (e != cudaSuccess)
-			return (int)e;
-		if ((size_t)maxs < bytes) {
-			if (dev >= 0 && dev < 64)
-				attr_set[dev] = -1;
-			return 0;
-		}
-		e = cudaFuncSetAttribute(attn_prefill_kernel<F16, D, PIPE, QN>,
-					 cudaFuncAttributeMaxDynamicSharedMemorySize,
-					 (int)bytes);
-		if (e != cudaSuccess)
-			return (int)e;
-		if (dev >= 0 && dev < 64)
-			attr_set[dev] = 1;
-	}
+	if (e || !*done)
+		return e;
 	(void)tern_launch(attn_prefill_kernel<F16, D, PIPE, QN>,
 			(unsigned)(n_tiles * n_head), PF_THREADS, bytes, s, *kv,
 			out, q, (unsigned)n_head, qs, window);
-	*done = 1;
 	return (int)cudaPeekAtLastError();
 }
 
@@ -2616,10 +2639,10 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 		int done = 0;
 
 		rc = kv->f16 == 2 ?
-			(hd <= 64 ? dtc_launch<64, 1>(grid, s, kv, out, q, n_head, qs, window,
-						      part_o, part_ml, skip, al, &done) :
-				    dtc_launch<128, 1>(grid, s, kv, out, q, n_head, qs, window,
-						       part_o, part_ml, skip, al, &done)) :
+			(hd <= 64 ? dtc_launch_q<64>(grid, s, kv, out, q, n_head, qs, window,
+						     part_o, part_ml, skip, al, &done) :
+				    dtc_launch_q<128>(grid, s, kv, out, q, n_head, qs, window,
+						      part_o, part_ml, skip, al, &done)) :
 			(hd <= 64 ? dtc_launch<64, 0>(grid, s, kv, out, q, n_head, qs, window,
 						      part_o, part_ml, skip, al, &done) :
 				    dtc_launch<128, 0>(grid, s, kv, out, q, n_head, qs, window,

@@ -100,6 +100,23 @@ __device__ __forceinline__ void kvq_put(uint32_t *words, __half *scales, size_t 
 		scales[g] = hs;
 }
 
+/* The Hadamard stages over N consecutive values in one thread's x
+ * (index bits below log2 N), unnormalised, in the host's order. */
+template <int N>
+__device__ __forceinline__ void kvq_bfly(float *x)
+{
+#pragma unroll
+	for (int h = 1; h < N; h <<= 1)
+#pragma unroll
+		for (int e = 0; e < N; e++)
+			if (!(e & h)) {
+				const float a = x[e], b = x[e + h];
+
+				x[e] = a + b;
+				x[e + h] = a - b;
+			}
+}
+
 /* kvq_put for a warp holding four consecutive values a lane (lane l:
  * values 4 l .. 4 l + 3 of 128, i.e. groups g0 + l / 8, their value
  * 4 (l % 8) + e in y[e]): the same stages in the host's order (index bits
@@ -119,16 +136,7 @@ __device__ __forceinline__ void kvq_put4(uint32_t *words, __half *scales, size_t
 #pragma unroll
 	for (int e = 0; e < 4; e++)
 		r[e] = y[e];
-#pragma unroll
-	for (int h = 1; h < 4; h <<= 1)
-#pragma unroll
-		for (int e = 0; e < 4; e++)
-			if (!(e & h)) {
-				const float a = r[e], b = r[e + h];
-
-				r[e] = a + b;
-				r[e + h] = a - b;
-			}
+	kvq_bfly<4>(r);
 #pragma unroll
 	for (unsigned lm = 1; lm < 8; lm <<= 1)
 #pragma unroll
@@ -217,6 +225,19 @@ __device__ __forceinline__ void kvq_load_raw(const uint32_t *words, size_t g,
 		r[2] = w0[off] >> (8 * p);
 }
 
+/* Code e (0..7) of kvq_load_raw's words for bits < 8: the 4-, 2- and
+ * 1-bit planes' parts, high to low (an absent plane's word is 0). */
+__device__ __forceinline__ unsigned kvq_code(const uint32_t *r, unsigned bits, int e)
+{
+	unsigned c = (r[0] >> (4 * e)) & 15u;
+
+	if (bits & 2)
+		c = (c << 2) | ((r[1] >> (2 * e)) & 3u);
+	if (bits & 1)
+		c = (c << 1) | ((r[2] >> e) & 1u);
+	return c;
+}
+
 /* The 8 codes of kvq_load_raw's words as floats (kvq_cf). */
 __device__ __forceinline__ void kvq_raw_codes(const uint32_t *r, unsigned bits,
 					      float *y)
@@ -234,15 +255,8 @@ __device__ __forceinline__ void kvq_raw_codes(const uint32_t *r, unsigned bits,
 		return;
 	}
 #pragma unroll
-	for (int e = 0; e < 8; e++) {
-		unsigned c = (r[0] >> (4 * e)) & 15u; /* 0 without the plane */
-
-		if (bits & 2)
-			c = (c << 2) | ((r[1] >> (2 * e)) & 3u);
-		if (bits & 1)
-			c = (c << 1) | ((r[2] >> e) & 1u);
-		y[e] = kvq_cf(c);
-	}
+	for (int e = 0; e < 8; e++)
+		y[e] = kvq_cf(kvq_code(r, bits, e));
 }
 
 /* kvq_load_raw then kvq_raw_codes: the codes of values 8 p .. 8 p + 7 of
@@ -283,16 +297,7 @@ __device__ __forceinline__ float kvq_step(const __half *scales, size_t g,
  * the warp calls it. */
 __device__ __forceinline__ void kvq_h32_8x4(float *x, unsigned lb0, unsigned lb1)
 {
-#pragma unroll
-	for (int h = 1; h < 8; h <<= 1)
-#pragma unroll
-		for (int e = 0; e < 8; e++)
-			if (!(e & h)) {
-				const float a = x[e], b = x[e + h];
-
-				x[e] = a + b;
-				x[e + h] = a - b;
-			}
+	kvq_bfly<8>(x);
 #pragma unroll
 	for (int e = 0; e < 8; e++) {
 		x[e] = kvq_stage_lane(x[e], lb0);
