@@ -93,7 +93,10 @@ static json_t *load_json(const char *path, struct diag *d, int *rc)
 		*rc = LLM_E_IO;
 		return NULL;
 	}
-	json_t *j = json_loadb(buf, len, JSON_ALLOW_NUL, &je);
+	/* integers as reals: Hugging Face writes model_max_length as
+	 * 1000000000000000019884624838656, past any C integer; only strings
+	 * are read from these files */
+	json_t *j = json_loadb(buf, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je);
 	free(buf);
 	if (!j) {
 		*rc = diag_fail(d, LLM_E_FORMAT, "%s:%d:%d: %s", path, je.line,

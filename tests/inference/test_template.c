@@ -417,9 +417,25 @@ START_TEST(test_load_tokenizer_config)
 	remove(jpath);
 	remove(path);
 	rmdir(dir);
-	/* no template anywhere */
+	/* Mistral's real file: model_max_length 1000000000000000019884624838656
+	 * (past any C integer) does not stop its template loading */
+	cfg = test_data_path("tokenizers/mistral-7b-instruct-v0.2/tokenizer_config.json");
+	rc = llm_chat_template_load(cfg, &src, &bos, &eos, &d);
+	ck_assert_msg(rc == 0, "%s", d.msg);
+	want = read_template("hf-mistral-7b-instruct-v0.2", &len);
+	ck_assert_str_eq(src, want);
+	ck_assert_str_eq(bos, "<s>");
+	ck_assert_str_eq(eos, "</s>");
+	free(want);
+	free(src);
+	free(bos);
+	free(eos);
+	free(cfg);
+	/* no template anywhere (llama2's file has none, and the same huge
+	 * integer) */
 	cfg = test_data_path("tokenizers/llama2/tokenizer_config.json");
 	ck_assert_int_eq(llm_chat_template_load(cfg, &src, &bos, &eos, &d), LLM_E_FORMAT);
+	ck_assert_msg(strstr(d.msg, "no chat template") != NULL, "%s", d.msg);
 	ck_assert_ptr_null(src);
 	ck_assert_ptr_null(bos);
 	/* ... and through llm_chat_template_open: nothing left allocated */
