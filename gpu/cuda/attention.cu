@@ -1730,8 +1730,9 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
  * DTC_ROUND positions (att_align).  KB, VB: the quantized pool's widths
  * when the launch knows them (dtc_launch_q: both 4 or both 8 bits), 0 to
  * read them from kv; known widths fold the plane layout's tests and the
- * copies' index arithmetic away (H200, q4 cache at ctx 131072: the step
- * 10.27 -> 7.13 ms with the rescale skip and the f16 step below). */
+ * copies' index arithmetic away, and 4 bits decode a whole group a lane
+ * (dequant).  H200, llama3-8b@exl3:4.0 with a q4 cache at ctx 131072: the
+ * step 10.27 -> 6.44 ms (docs/PERFORMANCE.md). */
 #define DTC_WARPS 4
 #define DTC_KEYS 16
 #define DTC_STAGES 3
@@ -1778,6 +1779,16 @@ __device__ __forceinline__ void dtc_cpw(uint32_t *dst, const uint32_t *src, int 
 	}
 }
 
+/* (x & m) | c in one instruction (lop3: the compiler emits two when both
+ * are constants, an instruction taking one immediate) */
+__device__ __forceinline__ uint32_t dtc_andor(uint32_t x, uint32_t m, uint32_t c)
+{
+	uint32_t d;
+
+	asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(x), "r"(m), "r"(c));
+	return d;
+}
+
 /* The 8 codes of kvq_load_raw's words (values e = 0..7 of a part) as
  * four half2 bit patterns pr[s] = (1024 + c_s, 1024 + c_s+4): exact (f16
  * spacing 1 over [1024, 2048)), the 4- and 8-bit planes without
@@ -1787,14 +1798,14 @@ __device__ __forceinline__ void dtc_pairs(const uint32_t *r, unsigned bits, uint
 	if (bits == 4) {
 #pragma unroll
 		for (int s = 0; s < 4; s++)
-			pr[s] = ((r[0] >> (4 * s)) & 0x000F000Fu) | 0x64006400u;
+			pr[s] = dtc_andor(r[0] >> (4 * s), 0x000F000Fu, 0x64006400u);
 		return;
 	}
 	if (bits == 8) {
 #pragma unroll
 		for (int s = 0; s < 4; s++)
-			pr[s] = (__byte_perm(r[0], r[1], (unsigned)(s | (s + 4) << 8)) &
-				 0x00FF00FFu) | 0x64006400u;
+			pr[s] = dtc_andor(__byte_perm(r[0], r[1], (unsigned)(s | (s + 4) << 8)),
+					  0x00FF00FFu, 0x64006400u);
 		return;
 	}
 #pragma unroll
@@ -1947,6 +1958,8 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 			const unsigned kb = KB ? KB : kv.kb, vb = VB ? VB : kv.vb;
 			uint32_t *Rk = R, *Rv = R + DTC_KEYS * NG * kb;
 			uint32_t *Sk = Rv + DTC_KEYS * NG * vb, *Sv = Sk + DTC_KEYS * NG / 2;
+			/* the key's first group (-1: none), 32 bits (dtc_use) */
+			const int go = off >= 0 ? (int)(off >> 5) : -1;
 
 #pragma unroll
 			for (int h = 0; h < 2; h++) {
@@ -1965,7 +1978,7 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 					const int idx = b0 + lane;
 					const int r = idx >= tot ? 0 : KB && VB ? idx / nu :
 						(int)(((float)idx + 0.5f) * inu);
-					const long long e = __shfl_sync(0xffffffffu, off, r);
+					const int e = __shfl_sync(0xffffffffu, go, r);
 
 					if (idx >= tot)
 						continue;
@@ -1973,10 +1986,12 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 						uint32_t *d = dst + r * NG * b + (idx - r * nu) * u;
 
 						if (e < 0) {
-							for (int w = 0; w < u; w++)
-								d[w] = 0u;
+							if (u == 4)
+								*(uint4 *)d = make_uint4(0, 0, 0, 0);
+							else
+								d[0] = 0u;
 						} else {
-							const uint32_t *g = src + (size_t)e / 32 * b +
+							const uint32_t *g = src + (size_t)e * b +
 									    (idx - r * nu) * u;
 
 							if (u == 4)
@@ -1990,7 +2005,7 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 			{
 				/* scales: DTC_KEYS NG / 2 <= 32 words a half */
 				const int tot = DTC_KEYS * NG / 2, r = lane < tot ? lane / (NG / 2) : 0;
-				const long long e = __shfl_sync(0xffffffffu, off, r);
+				const int e = __shfl_sync(0xffffffffu, go, r);
 
 				if (lane < tot) {
 					const int j = lane - r * (NG / 2);
@@ -1998,8 +2013,8 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 					if (e < 0) {
 						Sk[lane] = Sv[lane] = 0u;
 					} else {
-						dtc_cp4(Sk + lane, (const uint16_t *)kv.ks + (size_t)e / 32 + 2 * j);
-						dtc_cp4(Sv + lane, (const uint16_t *)kv.vs + (size_t)e / 32 + 2 * j);
+						dtc_cp4(Sk + lane, (const uint16_t *)kv.ks + (size_t)e + 2 * j);
+						dtc_cp4(Sv + lane, (const uint16_t *)kv.vs + (size_t)e + 2 * j);
 					}
 				}
 			}
@@ -2047,29 +2062,81 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		const __half2 hk = __float2half2_rn(0.5f / (float)(1u << (kb - 1)));
 		const __half2 hv = __float2half2_rn(0.5f / (float)(1u << (vb - 1)));
 
-#pragma unroll
-		for (int idx = lane; idx < DTC_KEYS * NG * 4; idx += 32) {
-			const int r = idx / (NG * 4), g = idx / 4 % NG, p = idx % 4;
-#pragma unroll
-			for (int h = 0; h < 2; h++) {
-				const unsigned b = h ? vb : kb;
-				const uint32_t *w = (h ? Rv : Rk) + r * NG * b;
-				const __half2 sc = __half2half2((h ? Sv : Sk)[r * NG + g]);
-				const __half2 s2 = __hmul2(sc, h ? iv : ik), s1 = __hmul2(sc, h ? hv : hk);
-				uint32_t raw[3], pr[4];
-				uint4 o;
+		if constexpr (KB == 4 && VB == 4) {
+			/* 4 bits: a lane takes a whole group (key r, group g) at
+			 * a time, its 4 words in one 16-byte load and its step
+			 * once.  Groups vary fastest over the lanes (a load
+			 * phase's 8 lanes read 128 contiguous bytes); lanes of
+			 * groups 2, 3 store their parts in the order p ^ 2, so a
+			 * store phase's 8 lanes (2 rows x 4 groups) hit distinct
+			 * banks (groups 0 and 2 of a row are 64 bytes apart). */
+			const __half2 m64 = __float2half2_rn(64.0f + (float)(1u << (KB - 1)));
 
-				kvq_load_raw(w, (size_t)g, b, (unsigned)p, raw);
-				dtc_pairs(raw, b, pr);
 #pragma unroll
-				for (int q2 = 0; q2 < 4; q2++) {
-					__half2 x = __hsub2(*(__half2 *)&pr[q2], h ? mv : mk);
+			for (int idx = lane; idx < DTC_KEYS * NG; idx += 32) {
+				const int r = idx / NG, g = idx % NG;
+				const bool flip = (g & 2) != 0;
+#pragma unroll
+				for (int h = 0; h < 2; h++) {
+					const uint4 u = *(const uint4 *)((h ? Rv : Rk) + (r * NG + g) * 4);
+					const __half2 sc = __half2half2((h ? Sv : Sk)[r * NG + g]);
+					const __half2 s2 = __hmul2(sc, h ? iv : ik);
+					const __half2 s1 = __hmul2(sc, h ? hv : hk);
+					const uint32_t wd[4] = {u.x, u.y, u.z, u.w};
 
-					x = __hfma2(x, s2, s1);
-					pr[q2] = *(uint32_t *)&x;
+#pragma unroll
+					for (int p0 = 0; p0 < 4; p0++) {
+						const int p = flip ? p0 ^ 2 : p0;
+						/* codes s, s + 4 as half2 1024 + c (s
+						 * even: bits 0-3 of each half) or 64 + c
+						 * (s odd: bits 4-7, spacing 1/16), one
+						 * shift a word */
+						const uint32_t x = flip ? wd[p0 ^ 2] : wd[p0], y = x >> 8;
+						uint32_t pr[4];
+
+						pr[0] = dtc_andor(x, 0x000F000Fu, 0x64006400u);
+						pr[1] = dtc_andor(x, 0x00F000F0u, 0x54005400u);
+						pr[2] = dtc_andor(y, 0x000F000Fu, 0x64006400u);
+						pr[3] = dtc_andor(y, 0x00F000F0u, 0x54005400u);
+#pragma unroll
+						for (int q2 = 0; q2 < 4; q2++) {
+							/* mk = mv: KB == VB */
+							__half2 v = __hsub2(*(__half2 *)&pr[q2],
+									    q2 & 1 ? m64 : mk);
+
+							v = __hfma2(v, s2, s1);
+							pr[q2] = *(uint32_t *)&v;
+						}
+						*(uint4 *)((h ? Vt : Kt) + r * LD + g * 32 + p * 8) =
+							make_uint4(pr[0], pr[1], pr[2], pr[3]);
+					}
 				}
-				o = make_uint4(pr[0], pr[1], pr[2], pr[3]);
-				*(uint4 *)((h ? Vt : Kt) + r * LD + g * 32 + p * 8) = o;
+			}
+		} else {
+#pragma unroll
+			for (int idx = lane; idx < DTC_KEYS * NG * 4; idx += 32) {
+				const int r = idx / (NG * 4), g = idx / 4 % NG, p = idx % 4;
+#pragma unroll
+				for (int h = 0; h < 2; h++) {
+					const unsigned b = h ? vb : kb;
+					const uint32_t *w = (h ? Rv : Rk) + r * NG * b;
+					const __half2 sc = __half2half2((h ? Sv : Sk)[r * NG + g]);
+					const __half2 s2 = __hmul2(sc, h ? iv : ik), s1 = __hmul2(sc, h ? hv : hk);
+					uint32_t raw[3], pr[4];
+					uint4 o;
+
+					kvq_load_raw(w, (size_t)g, b, (unsigned)p, raw);
+					dtc_pairs(raw, b, pr);
+#pragma unroll
+					for (int q2 = 0; q2 < 4; q2++) {
+						__half2 x = __hsub2(*(__half2 *)&pr[q2], h ? mv : mk);
+
+						x = __hfma2(x, s2, s1);
+						pr[q2] = *(uint32_t *)&x;
+					}
+					o = make_uint4(pr[0], pr[1], pr[2], pr[3]);
+					*(uint4 *)((h ? Vt : Kt) + r * LD + g * 32 + p * 8) = o;
+				}
 			}
 		}
 	};
@@ -2633,8 +2700,11 @@ extern "C" int gpu_cuda_launch_attention(void *stream, const struct gpu_cuda_kv 
 		if (skip && single_seq)
 			return 0; /* every tile is uniform: nothing left to do */
 	}
-	/* decode: the tensor-core kernel over long page tables */
-	if ((vec & 1) && n_rep <= 16 && dtc_use(hd, kv->f16, span)) {
+	/* decode: the tensor-core kernel over long page tables (a quantized
+	 * pool's group index in 32 bits there) */
+	if ((vec & 1) && n_rep <= 16 && dtc_use(hd, kv->f16, span) &&
+	    (kv->f16 != 2 || kv->n_pages * kv->page_size * kv->n_head_kv * hd / 32 <
+			     (size_t)INT_MAX)) {
 		dim3 grid((unsigned)(kv->n_rows * kv->n_head_kv), (unsigned)n_split);
 		int done = 0;
 
