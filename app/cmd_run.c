@@ -41,7 +41,8 @@ void app_help_run(FILE *out)
 		"Options:\n"
 		"  -m, --model DIR          model directory (default: the bundled model)\n"
 		"  -p, --prompt TEXT        the prompt\n"
-		"  -f, --file FILE          read the prompt from FILE\n"
+		"  -f, --file FILE          read the prompt from FILE ('-' for standard\n"
+		"                           input)\n"
 		"      --chat               wrap the prompt as a user message in the\n"
 		"                           model's chat template (print only the reply)\n"
 		"      --system TEXT        with --chat, a system message first\n"
@@ -387,11 +388,19 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 	return 0;
 }
 
-/* The prompt text: -p, -f, or empty.  A fresh string. */
+/* The prompt text: -p, -f (a file or '-', standard input), or empty.  A
+ * fresh string. */
 static int prompt_text(const struct run_args *a, char **text, size_t *len)
 {
 	struct diag d;
 
+	if (a->file && strcmp(a->file, "-") == 0) {
+		if (app_read_stdin(text, len) != 0) {
+			app_error("run: cannot read standard input");
+			return -1;
+		}
+		return 0;
+	}
 	if (a->file) {
 		diag_clear(&d);
 		if (file_read_all(a->file, 0, text, len, &d) != 0) {

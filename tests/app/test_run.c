@@ -1,7 +1,8 @@
 /* tests/app/test_run.c — suite `run`: the `tern run` subcommand end to end
  * on the bundled stories260k.  Greedy output must equal, byte for byte,
  * what karpathy's llama2.c run.c printed for the same model
- * (tests/data/stories260k/, see tests/data/README.md); --parallel must
+ * (tests/data/stories260k/, see tests/data/README.md), the prompt given
+ * by -p, -f FILE or -f - (standard input); --parallel must
  * print one labelled block per job; --chat on a model without a chat
  * template and impossible lengths must fail with a clear message.
  *
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include "vlmodel.h"
@@ -98,6 +100,24 @@ START_TEST(test_greedy_options)
 		 "-p 'Once upon a time' -n 252 --temp 0 --draft '%s' --draft-n auto", model);
 	expect_reference(args, "out_greedy_prompt_n256.txt");
 	free(model);
+}
+END_TEST
+
+/* The prompt read from a file and, with -f -, from standard input: the
+ * same tokens, so run.c's greedy text. */
+START_TEST(test_prompt_file)
+{
+	char path[] = "/tmp/tern-prompt-XXXXXX", args[256];
+	int fd = mkstemp(path);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "Once upon a time", 16), 16);
+	close(fd);
+	snprintf(args, sizeof args, "-f '%s' -n 252 --temp 0", path);
+	expect_reference(args, "out_greedy_prompt_n256.txt");
+	snprintf(args, sizeof args, "-f - -n 252 --temp 0 < '%s'", path);
+	expect_reference(args, "out_greedy_prompt_n256.txt");
+	unlink(path);
 }
 END_TEST
 
@@ -211,6 +231,7 @@ Suite *run_suite(void)
 	tcase_add_test(tc, test_greedy_prompt);
 	tcase_add_test(tc, test_greedy_bos);
 	tcase_add_test(tc, test_greedy_options);
+	tcase_add_test(tc, test_prompt_file);
 	tcase_add_test(tc, test_parallel);
 	tcase_add_test(tc, test_errors);
 	tcase_add_test(tc, test_backend_kv_options);
