@@ -46,8 +46,10 @@ void app_help_run(FILE *out)
 		"      --chat               wrap the prompt as a user message in the\n"
 		"                           model's chat template (print only the reply)\n"
 		"      --system TEXT        with --chat, a system message first\n"
-		"  -n, --max-tokens N       generate at most N tokens (default: until EOS\n"
-		"                           or the context is full)\n"
+		"  -n, --max-tokens N       generate at most N tokens, fewer where the\n"
+		"                           context is full first (said on stderr);\n"
+		"                           0 (the default): until EOS or the context\n"
+		"                           is full\n"
 		"  -s, --seed S             sampler seed (default: from the clock)\n"
 		"      --parallel N         N continuations at once (seeds S, S+1, ...)\n"
 		"  -t, --threads N          CPU threads (default: all cores)\n"
@@ -571,6 +573,8 @@ int app_cmd_run(int argc, char **argv)
 	char *text = NULL, *rendered = NULL, *echo = NULL;
 	size_t len = 0, n_ids = 0, echo_len = 0, i, n_jobs;
 	int32_t *ids = NULL;
+	int64_t max_tokens;
+	bool cut = false;
 	struct diag d;
 	int status = APP_STATUS_ERROR, rc;
 
@@ -585,6 +589,7 @@ int app_cmd_run(int argc, char **argv)
 	}
 	if (!a.model)
 		a.model = app_default_model_dir();
+	max_tokens = a.max_tokens;
 	a.sp.logit_bias = a.bias;
 	a.sp.n_logit_bias = a.n_bias;
 	n_jobs = (size_t)a.parallel;
@@ -675,6 +680,14 @@ int app_cmd_run(int argc, char **argv)
 
 		ep.n_ctx = t > 0 && t < 8192 ? (size_t)t : 8192;
 	}
+	/* -n is a limit, not a demand: a run that would pass the end of the
+	 * context stops there as one without -n does (llm_job_submit refuses
+	 * max_tokens that cannot fit); only a prompt that fills the context
+	 * alone is an error */
+	if (a.max_tokens > 0 && n_ids + (size_t)a.max_tokens > ep.n_ctx) {
+		max_tokens = 0;
+		cut = true;
+	}
 	ep.ngram = a.ngram;
 	ep.n_draft = (size_t)a.n_draft;
 	ep.draft_adaptive = a.draft_auto;
@@ -706,7 +719,7 @@ int app_cmd_run(int argc, char **argv)
 		jp.banned_strings = a.bans;
 		jp.n_banned_strings = a.n_bans;
 		jp.ignore_eos = a.ignore_eos;
-		jp.max_tokens = a.max_tokens;
+		jp.max_tokens = max_tokens;
 		jp.stop_on_loop = (int32_t)a.loop;
 		jp.callback = on_event;
 		jp.user = &outs[i];
@@ -741,6 +754,10 @@ int app_cmd_run(int argc, char **argv)
 			app_error("run: job %zu: %s", i + 1, outs[i].err);
 			status = APP_STATUS_ERROR;
 		}
+		if (cut && outs[i].finish == LLM_FINISH_CONTEXT)
+			app_error("run: job %zu stopped after %zu of the %lld tokens of -n: "
+				  "the context of %zu positions is full", i + 1,
+				  outs[i].stats.n_generated, a.max_tokens, ep.n_ctx);
 		if (outs[i].finish == LLM_FINISH_LOOP)
 			app_error("run: job %zu stopped: its last %lld tokens "
 				"repeat themselves (--stop-on-loop)", i + 1, a.loop);

@@ -3,8 +3,9 @@
  * what karpathy's llama2.c run.c printed for the same model
  * (tests/data/stories260k/, see tests/data/README.md), the prompt given
  * by -p, -f FILE or -f - (standard input); --parallel must
- * print one labelled block per job; --chat on a model without a chat
- * template and impossible lengths must fail with a clear message.
+ * print one labelled block per job; -n past the end of the context stops
+ * there with a note; --chat on a model without a chat template and a
+ * prompt that fills the context must fail with a clear message.
  *
  * --image: the tiny Qwen2.5-VL fixture with a byte-level tokenizer
  * (tests/app/vlmodel.c) runs picture.png through
@@ -152,8 +153,10 @@ START_TEST(test_errors)
 	ck_assert_int_eq(run("--chat -p hi", true, &out, &len), 1);
 	ck_assert_msg(strstr(out, "no usable chat template"), "%s", out);
 	free(out);
-	ck_assert_int_eq(run("-p hi -n 600", true, &out, &len), 1);
-	ck_assert_msg(strstr(out, "exceed the context of 512"), "%s", out);
+	/* a prompt that fills the context alone */
+	ck_assert_int_eq(run("-p 'Once upon a time' --ctx 5", true, &out, &len), 1);
+	ck_assert_msg(strstr(out, "prompt of 5 tokens leaves no room in the context of 5"),
+		      "%s", out);
 	free(out);
 	ck_assert_int_eq(run("--temp x", true, &out, &len), 2);
 	ck_assert_msg(strstr(out, "--temp"), "%s", out);
@@ -172,6 +175,33 @@ START_TEST(test_errors)
 	free(out);
 	ck_assert_int_eq(run("-b tpu -p hi", true, &out, &len), 2);
 	ck_assert_msg(strstr(out, "unknown backend 'tpu'"), "%s", out);
+	free(out);
+}
+END_TEST
+
+/* -n is "at most": more than the context holds stops at its end, as
+ * without -n (BOS "hi" is 3 tokens, 509 more fill the 512 positions),
+ * and says so on stderr; the output is the one without -n. */
+START_TEST(test_max_tokens_past_context)
+{
+	char *out, *all;
+	size_t len, all_len;
+
+	ck_assert_int_eq(run("-p hi -n 100000 --temp 0 --ignore-eos --stats", true, &out,
+			     &len), 0);
+	ck_assert_msg(strstr(out, "stopped after 509 of the 100000 tokens of -n: the "
+			      "context of 512 positions is full"), "%s", out);
+	ck_assert_msg(strstr(out, "[1] context: prompt 3 tokens"), "%s", out);
+	free(out);
+	ck_assert_int_eq(run("-p hi -n 100000 --temp 0 --ignore-eos", false, &out, &len), 0);
+	ck_assert_int_eq(run("-p hi --temp 0 --ignore-eos", false, &all, &all_len), 0);
+	ck_assert_uint_eq(len, all_len);
+	ck_assert(memcmp(out, all, len) == 0);
+	free(out);
+	free(all);
+	/* exactly the room left: no note */
+	ck_assert_int_eq(run("-p hi -n 509 --temp 0 --ignore-eos", true, &out, &len), 0);
+	ck_assert_msg(!strstr(out, "stopped after"), "%s", out);
 	free(out);
 }
 END_TEST
@@ -234,6 +264,7 @@ Suite *run_suite(void)
 	tcase_add_test(tc, test_prompt_file);
 	tcase_add_test(tc, test_parallel);
 	tcase_add_test(tc, test_errors);
+	tcase_add_test(tc, test_max_tokens_past_context);
 	tcase_add_test(tc, test_backend_kv_options);
 	tcase_add_test(tc, test_image);
 	suite_add_tcase(s, tc);
