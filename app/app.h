@@ -51,6 +51,15 @@ int app_parse_backend(const char *s, enum llm_backend *out);
  * forms it takes. */
 int app_parse_kv_type(const char *cmd, const char *s, struct llm_model_params *mp);
 
+/* Check an explicit --ctx N of subcommand CMD against M's context
+ * (max_position_embeddings: with llama3 or linear RoPE scaling it is
+ * already the scaled length, and YaRN/dynamic scaling, which could
+ * stretch it further, do not load), so that run, bench and ppl refuse
+ * the same values.  Returns 0, or -1 after reporting "CMD: --ctx N is
+ * more than the model's context (T)"; the caller exits with
+ * APP_STATUS_USAGE.  A model that does not give its context passes. */
+int app_check_ctx(const char *cmd, long long n_ctx, const struct llm_model *m);
+
 /* Read all of standard input, every byte as it is, into a fresh buffer
  * (*out, NUL added after the *len bytes; free() it).  Returns 0, or -1
  * (read error, no memory) with nothing to free. */

@@ -90,6 +90,18 @@ int app_parse_kv_type(const char *cmd, const char *s, struct llm_model_params *m
 	return -1;
 }
 
+int app_check_ctx(const char *cmd, long long n_ctx, const struct llm_model *m)
+{
+	const int64_t train = llm_model_n_ctx_train(m);
+
+	if (train > 0 && n_ctx > train) {
+		app_error("%s: --ctx %lld is more than the model's context (%lld)", cmd, n_ctx,
+			  (long long)train);
+		return -1;
+	}
+	return 0;
+}
+
 int app_read_stdin(char **out, size_t *len)
 {
 	size_t cap = 65536, n = 0, r;

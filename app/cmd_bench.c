@@ -42,8 +42,8 @@ void app_help_bench(FILE *out)
 		"  -p, --prompt N       prefill length, 0 to skip (default 512)\n"
 		"  -g, --gen N          timed decode steps, 0 to skip (default 128)\n"
 		"  -B, --batch B        sequences decoded together (default 1)\n"
-		"  -c, --ctx C          context position of the decode steps\n"
-		"                       (default prompt + gen)\n"
+		"  -c, --ctx C          context position of the decode steps, at most\n"
+		"                       the model's context (default prompt + gen)\n"
 		"  -r, --reps N         prefill repetitions, median reported (default 3)\n"
 		"  -w, --warmup N       untimed decode steps first (default 3)\n"
 		"  -t, --threads N      CPU threads (default: all cores)\n"
@@ -260,6 +260,10 @@ int app_cmd_bench(int argc, char **argv)
 		rc = llm_model_new_synthetic(model, &mp, &m, &d);
 	else
 		rc = llm_model_open(model, &mp, &m, &d);
+	if (rc == 0 && bp.n_ctx && app_check_ctx("bench", (long long)bp.n_ctx, m) < 0) {
+		llm_model_free(m);
+		return APP_STATUS_USAGE;
+	}
 	if (rc == 0)
 		rc = llm_bench_run(m, &bp, &r, &d);
 	if (rc < 0) {

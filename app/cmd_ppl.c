@@ -206,9 +206,7 @@ int app_cmd_ppl(int argc, char **argv)
 		const int64_t train = llm_model_n_ctx_train(m);
 
 		if (ctx_arg > 0) {
-			if (train > 0 && ctx_arg > train) {
-				app_error("ppl: --ctx %ld is more than the model's context (%lld)",
-					  ctx_arg, (long long)train);
+			if (app_check_ctx("ppl", ctx_arg, m) < 0) {
 				status = APP_STATUS_USAGE;
 				goto out;
 			}

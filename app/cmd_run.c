@@ -57,8 +57,8 @@ void app_help_run(FILE *out)
 		"      --kv-type T          KV cache elements: auto (f16 on CUDA, f32\n"
 		"                           on the CPU), f32, f16, or quantized\n"
 		"                           qN (2..8 bits: q4) or K,V bits (q8,q4)\n"
-		"  -c, --ctx N              context positions per job (default: the\n"
-		"                           model's, at most 8192)\n"
+		"  -c, --ctx N              context positions per job, at most the\n"
+		"                           model's (default: the model's, at most 8192)\n"
 		"      --stop STR           stop before STR (repeatable)\n"
 		"      --ban STR            never output STR (repeatable)\n"
 		"      --ignore-eos         keep going after end-of-sequence\n"
@@ -603,6 +603,10 @@ int app_cmd_run(int argc, char **argv)
 	mp.kv_v_bits = a.mp.kv_v_bits;
 	if (llm_model_open(a.model, &mp, &model, &d) < 0) {
 		app_error("run: %s: %s", a.model, diag_message(&d, "cannot load model"));
+		goto out;
+	}
+	if (a.n_ctx && app_check_ctx("run", a.n_ctx, model) < 0) {
+		status = APP_STATUS_USAGE;
 		goto out;
 	}
 	if (llm_tokenizer_open(a.model, &tok, &d) < 0) {

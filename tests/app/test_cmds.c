@@ -9,7 +9,9 @@
  *   tern ppl      — transformers' perplexity of the shared trained-target
  *                   model on War and Peace's tail (its README's protocol:
  *                   windows of BOS + 1023 tokens), skipped without
- *                   ../shared; bad input refused with a message. */
+ *                   ../shared; bad input refused with a message;
+ *   tern bench    — bad options refused with the usage status and a
+ *                   message naming the option. */
 #include "config.h"
 
 #include <check.h>
@@ -453,6 +455,46 @@ START_TEST(test_ppl_errors)
 }
 END_TEST
 
+/* tern bench's command line: values it cannot measure are refused with
+ * the usage status and a message naming the option. */
+START_TEST(test_bench_errors)
+{
+	static const struct {
+		const char *args; /* after "tern bench -b cpu -m MODEL" */
+		const char *msg;
+	} cases[] = {
+		{ "--ctx 513", "--ctx 513 is more than the model's context (512)" },
+	};
+	struct strbuf cmd, res;
+	size_t i;
+
+	strbuf_init(&cmd, 0);
+	strbuf_init(&res, 0);
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int st;
+
+		strbuf_reset(&cmd);
+		strbuf_printf(&cmd, "'%s' bench -b cpu -m '%s/models/stories260k' %s 2>&1",
+			      TERN_BINARY, TERN_SRCDIR, cases[i].args);
+		st = run(strbuf_cstr(&cmd), &res);
+		ck_assert_msg(st == 2, "'%s': status %d, want 2: %s", cases[i].args, st,
+			      strbuf_cstr(&res));
+		ck_assert_msg(strstr(strbuf_cstr(&res), cases[i].msg) != NULL,
+			      "'%s': '%s' not in: %s", cases[i].args, cases[i].msg,
+			      strbuf_cstr(&res));
+	}
+	/* the model's whole context is fine */
+	strbuf_reset(&cmd);
+	strbuf_printf(&cmd, "'%s' bench -b cpu -m '%s/models/stories260k' -p 8 -g 4 -r 1 "
+		      "--ctx 512 --no-bandwidth 2>&1", TERN_BINARY, TERN_SRCDIR);
+	ck_assert_msg(run(strbuf_cstr(&cmd), &res) == 0, "%s", strbuf_cstr(&res));
+	ck_assert_msg(strstr(strbuf_cstr(&res), "at ctx 512") != NULL, "%s",
+		      strbuf_cstr(&res));
+	strbuf_fini(&cmd);
+	strbuf_fini(&res);
+}
+END_TEST
+
 Suite *cmds_suite(void)
 {
 	Suite *s = suite_create("cmds");
@@ -465,6 +507,7 @@ Suite *cmds_suite(void)
 	tcase_add_test(tc, test_template);
 	tcase_add_test(tc, test_run_chat);
 	tcase_add_test(tc, test_ppl_errors);
+	tcase_add_test(tc, test_bench_errors);
 	tcase_add_test(tc, test_convert_cli);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("ppl");

@@ -158,6 +158,11 @@ START_TEST(test_errors)
 	ck_assert_msg(strstr(out, "prompt of 5 tokens leaves no room in the context of 5"),
 		      "%s", out);
 	free(out);
+	/* the model's context is the limit, as for ppl and bench */
+	ck_assert_int_eq(run("-p hi --ctx 513", true, &out, &len), 2);
+	ck_assert_msg(strstr(out, "--ctx 513 is more than the model's context (512)"), "%s",
+		      out);
+	free(out);
 	ck_assert_int_eq(run("--temp x", true, &out, &len), 2);
 	ck_assert_msg(strstr(out, "--temp"), "%s", out);
 	free(out);
