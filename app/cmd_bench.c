@@ -69,6 +69,15 @@ static int parse_count(const char *s, long lo, long hi, long *out)
 	return 0;
 }
 
+/* The long name of the option whose short form is C. */
+static const char *opt_name(const struct option *opts, int c)
+{
+	for (; opts->name; opts++)
+		if (opts->val == c)
+			return opts->name;
+	return "?";
+}
+
 /* Bytes as "12.3 GiB" / "45.6 MiB" / "7.8 KiB". */
 static const char *fmt_bytes(char *buf, size_t cap, double b)
 {
@@ -209,11 +218,13 @@ int app_cmd_bench(int argc, char **argv)
 		case 'r':
 		case 'w':
 		case 't':
-		case 'u':
-			if (parse_count(optarg, c == 'r' || c == 'B' || c == 'u' ? 1 : 0,
-					c == 'B' || c == 'u' ? LLM_MAX_BATCH_LIMIT : 1 << 24,
-					&v) != 0) {
-				app_error("bench: bad number '%s'", optarg);
+		case 'u': {
+			const long lo = c == 'r' || c == 'B' || c == 'u' ? 1 : 0;
+			const long hi = c == 'B' || c == 'u' ? LLM_MAX_BATCH_LIMIT : 1 << 24;
+
+			if (parse_count(optarg, lo, hi, &v) != 0) {
+				app_error("bench: --%s: '%s' is not an integer in [%ld, %ld]",
+					  opt_name(opts, c), optarg, lo, hi);
 				return APP_STATUS_USAGE;
 			}
 			if (c == 'p')
@@ -233,6 +244,7 @@ int app_cmd_bench(int argc, char **argv)
 			else
 				mp.n_threads = (int)v;
 			break;
+		}
 		case 'b':
 			if (app_parse_backend(optarg, &mp.backend) != 0) {
 				app_error("bench: unknown backend '%s'", optarg);
@@ -249,8 +261,13 @@ int app_cmd_bench(int argc, char **argv)
 		default: app_help_bench(stderr); return APP_STATUS_USAGE;
 		}
 	}
-	if (optind != argc || bp.n_prompt + bp.n_gen < 1) {
-		app_help_bench(stderr);
+	if (optind != argc) {
+		app_error("bench: unexpected argument '%s' (see 'tern bench --help')",
+			  argv[optind]);
+		return APP_STATUS_USAGE;
+	}
+	if (bp.n_prompt + bp.n_gen < 1) {
+		app_error("bench: --prompt and --gen are both 0: nothing to measure");
 		return APP_STATUS_USAGE;
 	}
 	if (!model)

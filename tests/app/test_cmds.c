@@ -464,6 +464,11 @@ START_TEST(test_bench_errors)
 		const char *msg;
 	} cases[] = {
 		{ "--ctx 513", "--ctx 513 is more than the model's context (512)" },
+		{ "-p 0 -g 0", "--prompt and --gen are both 0: nothing to measure" },
+		{ "-B 0", "--batch: '0' is not an integer in [1, " },
+		{ "-u 0", "--ubatch: '0' is not an integer in [1, " },
+		{ "--reps x", "--reps: 'x' is not an integer in [1, " },
+		{ "-p 8 extra", "unexpected argument 'extra'" },
 	};
 	struct strbuf cmd, res;
 	size_t i;
