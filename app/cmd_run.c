@@ -11,6 +11,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "app/app.h"
+#include "app/config.h"
 #include "app/image.h"
 #include "common/file.h"
 #include "common/strbuf.h"
@@ -81,7 +83,9 @@ void app_help_run(FILE *out)
 		"      --max-pixels N       resize the image to at most N pixels (default:\n"
 		"                           the model's preprocessor_config.json)\n"
 		"\n"
-		"Sampler options (defaults as llama.cpp):\n"
+		"Sampler options (defaults as llama.cpp; each but --temp within the\n"
+		"range the chat's sampler panel allows, e.g. --top-p, --min-p in [0, 1],\n"
+		"--top-k in [0, 1000000]):\n"
 		"  --temp T (0.8; <= 0 greedy)   --top-k K (40)      --top-p P (0.95)\n"
 		"  --min-p P (0.05)              --typical P (1)     --top-n-sigma N (-1)\n"
 		"  --xtc-probability P (0)       --xtc-threshold T (0.1)\n"
@@ -178,6 +182,49 @@ static int parse_long(const char *opt, const char *s, long long lo, long long hi
 		return -1;
 	}
 	*out = v;
+	return 0;
+}
+
+/* The sampler panel's and presets' field NAME (app_sampler_fields), whose
+ * range a flag shares so that both take the same values. */
+static const struct app_sampler_field *sampler_field(const char *name)
+{
+	const struct app_sampler_field *f;
+
+	for (f = app_sampler_fields; f->name; f++)
+		if (strcmp(f->name, name) == 0)
+			return f;
+	return NULL;
+}
+
+/* Sampler option OPT (preset field NAME) within the field's range. */
+static int parse_sampler_float(const char *opt, const char *name, const char *s,
+			       float *out)
+{
+	const struct app_sampler_field *f = sampler_field(name);
+	float v;
+
+	assert(f && f->type == APP_FIELD_FLOAT);
+	if (parse_float(opt, s, &v) < 0)
+		return -1;
+	if (v < f->min || v > f->max) {
+		app_error("run: %s: '%s' is not a number in [%g, %g]", opt, s, f->min, f->max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_sampler_int(const char *opt, const char *name, const char *s,
+			     int32_t *out)
+{
+	const struct app_sampler_field *f = sampler_field(name);
+	long long v;
+
+	assert(f && f->type == APP_FIELD_INT);
+	if (parse_long(opt, s, (long long)f->min, (long long)f->max, &v) < 0)
+		return -1;
+	*out = (int32_t)v;
 	return 0;
 }
 
@@ -317,52 +364,70 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 			a->bans[a->n_bans++] = optarg;
 			break;
 		case OPT_TEMP: rc = parse_float("--temp", optarg, &sp->temperature); break;
-		case OPT_TOP_K:
-			rc = parse_long("--top-k", optarg, INT32_MIN, INT32_MAX, &v);
-			sp->top_k = (int32_t)v;
+		case OPT_TOP_K: rc = parse_sampler_int("--top-k", "top_k", optarg, &sp->top_k); break;
+		case OPT_TOP_P:
+			rc = parse_sampler_float("--top-p", "top_p", optarg, &sp->top_p);
 			break;
-		case OPT_TOP_P: rc = parse_float("--top-p", optarg, &sp->top_p); break;
-		case OPT_MIN_P: rc = parse_float("--min-p", optarg, &sp->min_p); break;
-		case OPT_TYPICAL: rc = parse_float("--typical", optarg, &sp->typical_p); break;
+		case OPT_MIN_P:
+			rc = parse_sampler_float("--min-p", "min_p", optarg, &sp->min_p);
+			break;
+		case OPT_TYPICAL:
+			rc = parse_sampler_float("--typical", "typical_p", optarg, &sp->typical_p);
+			break;
 		case OPT_TOP_N_SIGMA:
-			rc = parse_float("--top-n-sigma", optarg, &sp->top_n_sigma);
+			rc = parse_sampler_float("--top-n-sigma", "top_n_sigma", optarg,
+						 &sp->top_n_sigma);
 			break;
 		case OPT_XTC_P:
-			rc = parse_float("--xtc-probability", optarg, &sp->xtc_probability);
+			rc = parse_sampler_float("--xtc-probability", "xtc_probability", optarg,
+						 &sp->xtc_probability);
 			break;
 		case OPT_XTC_T:
-			rc = parse_float("--xtc-threshold", optarg, &sp->xtc_threshold);
+			rc = parse_sampler_float("--xtc-threshold", "xtc_threshold", optarg,
+						 &sp->xtc_threshold);
 			break;
 		case OPT_DRY_MULT:
-			rc = parse_float("--dry-multiplier", optarg, &sp->dry_multiplier);
+			rc = parse_sampler_float("--dry-multiplier", "dry_multiplier", optarg,
+						 &sp->dry_multiplier);
 			break;
-		case OPT_DRY_BASE: rc = parse_float("--dry-base", optarg, &sp->dry_base); break;
+		case OPT_DRY_BASE:
+			rc = parse_sampler_float("--dry-base", "dry_base", optarg, &sp->dry_base);
+			break;
 		case OPT_DRY_LEN:
-			rc = parse_long("--dry-allowed-length", optarg, 0, INT32_MAX, &v);
-			sp->dry_allowed_length = (int32_t)v;
+			rc = parse_sampler_int("--dry-allowed-length", "dry_allowed_length", optarg,
+					       &sp->dry_allowed_length);
 			break;
 		case OPT_REPEAT:
-			rc = parse_float("--repeat-penalty", optarg, &sp->repeat_penalty);
+			rc = parse_sampler_float("--repeat-penalty", "repeat_penalty", optarg,
+						 &sp->repeat_penalty);
 			break;
 		case OPT_FREQ:
-			rc = parse_float("--frequency-penalty", optarg, &sp->frequency_penalty);
+			rc = parse_sampler_float("--frequency-penalty", "frequency_penalty", optarg,
+						 &sp->frequency_penalty);
 			break;
 		case OPT_PRESENCE:
-			rc = parse_float("--presence-penalty", optarg, &sp->presence_penalty);
+			rc = parse_sampler_float("--presence-penalty", "presence_penalty", optarg,
+						 &sp->presence_penalty);
 			break;
 		case OPT_PEN_LAST_N:
-			rc = parse_long("--penalty-last-n", optarg, -1, INT32_MAX, &v);
-			sp->penalty_last_n = (int32_t)v;
+			rc = parse_sampler_int("--penalty-last-n", "penalty_last_n", optarg,
+					       &sp->penalty_last_n);
 			break;
 		case OPT_MIROSTAT:
-			rc = parse_long("--mirostat", optarg, 0, 2, &v);
-			sp->mirostat = (int32_t)v;
+			rc = parse_sampler_int("--mirostat", "mirostat", optarg, &sp->mirostat);
+			if (rc == 0 && sp->mirostat == 1) {
+				app_error("run: --mirostat: 1 (mirostat v1) is not supported; "
+					  "0 (off) or 2");
+				rc = -1;
+			}
 			break;
 		case OPT_MIRO_TAU:
-			rc = parse_float("--mirostat-tau", optarg, &sp->mirostat_tau);
+			rc = parse_sampler_float("--mirostat-tau", "mirostat_tau", optarg,
+						 &sp->mirostat_tau);
 			break;
 		case OPT_MIRO_ETA:
-			rc = parse_float("--mirostat-eta", optarg, &sp->mirostat_eta);
+			rc = parse_sampler_float("--mirostat-eta", "mirostat_eta", optarg,
+						 &sp->mirostat_eta);
 			break;
 		case OPT_LOGIT_BIAS: rc = parse_bias(a, optarg); break;
 		case 'h':

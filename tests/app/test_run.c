@@ -166,6 +166,24 @@ START_TEST(test_errors)
 	ck_assert_int_eq(run("--temp x", true, &out, &len), 2);
 	ck_assert_msg(strstr(out, "--temp"), "%s", out);
 	free(out);
+	/* sampler values outside the sampler panel's ranges */
+	{
+		static const char *const bad[][2] = {
+			{ "--top-p 5", "--top-p: '5' is not a number in [0, 1]" },
+			{ "--min-p 2", "--min-p: '2' is not a number in [0, 1]" },
+			{ "--top-k -3", "--top-k: '-3' is not an integer in [0, 1000000]" },
+			{ "--mirostat 1", "--mirostat: 1 (mirostat v1) is not supported" },
+		};
+		char args[128];
+		size_t i;
+
+		for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+			snprintf(args, sizeof args, "-p hi %s", bad[i][0]);
+			ck_assert_int_eq(run(args, true, &out, &len), 2);
+			ck_assert_msg(strstr(out, bad[i][1]), "%s: %s", args, out);
+			free(out);
+		}
+	}
 	ck_assert_int_eq(run("-p a -f b", true, &out, &len), 2);
 	free(out);
 	ck_assert_int_eq(run("--kv-type q9 -p hi", true, &out, &len), 2);
