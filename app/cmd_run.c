@@ -292,6 +292,10 @@ static int parse_bias(struct run_args *a, const char *s)
 		b = -INFINITY;
 	else if (parse_float("--logit-bias", eq + 1, &b) < 0)
 		return -1;
+	if (!isfinite(b) && b > 0) {
+		app_error("run: --logit-bias: '%s': BIAS is a number or -inf", s);
+		return -1;
+	}
 	a->bias = xrealloc(a->bias, (a->n_bias + 1) * sizeof *a->bias);
 	a->bias[a->n_bias].token = (int32_t)id;
 	a->bias[a->n_bias].bias = b;
@@ -673,6 +677,15 @@ int app_cmd_run(int argc, char **argv)
 	if (a.n_ctx && app_check_ctx("run", a.n_ctx, model) < 0) {
 		status = APP_STATUS_USAGE;
 		goto out;
+	}
+	for (i = 0; i < a.n_bias; i++) {
+		if (a.bias[i].token >= llm_model_n_vocab(model)) {
+			app_error("run: --logit-bias: token %d is outside the model's vocabulary "
+				  "of %lld", (int)a.bias[i].token,
+				  (long long)llm_model_n_vocab(model));
+			status = APP_STATUS_USAGE;
+			goto out;
+		}
 	}
 	if (llm_tokenizer_open(a.model, &tok, &d) < 0) {
 		app_error("run: %s: %s", a.model, diag_message(&d, "cannot load tokenizer"));

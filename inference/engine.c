@@ -452,10 +452,8 @@ int llm_job_submit(struct llm_engine *e, const struct llm_job_params *p,
 
 	sp = p->sampler ? *p->sampler : llm_sampler_default_params();
 	rc = llm_sampler_new(&sp, (int32_t)e->n_vocab, &j->smp, d);
-	if (rc < 0) {
-		diag_prefix(d, "sampler");
-		goto fail;
-	}
+	if (rc < 0)
+		goto fail; /* its messages start with "sampler: " */
 	if (sp.dry_multiplier > 0.0f && e->tok) {
 		rc = build_pieces(e, d);
 		if (rc < 0)

@@ -173,6 +173,9 @@ START_TEST(test_errors)
 			{ "--min-p 2", "--min-p: '2' is not a number in [0, 1]" },
 			{ "--top-k -3", "--top-k: '-3' is not an integer in [0, 1000000]" },
 			{ "--mirostat 1", "--mirostat: 1 (mirostat v1) is not supported" },
+			{ "--logit-bias 99999=1",
+			  "--logit-bias: token 99999 is outside the model's vocabulary of 512" },
+			{ "--logit-bias 5=inf", "BIAS is a number or -inf" },
 		};
 		char args[128];
 		size_t i;

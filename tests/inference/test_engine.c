@@ -699,6 +699,20 @@ START_TEST(test_impossible)
 	p[1] = 512;
 	ck_assert_int_eq(llm_job_submit(e, &jp, &j, &d), LLM_E_INVALID);
 	p[1] = 5;
+	/* sampler settings it refuses, said once ("sampler: ...") */
+	{
+		struct llm_sampler_params sp = llm_sampler_default_params();
+		struct llm_logit_bias lb = { 99999, 1.0f };
+
+		sp.logit_bias = &lb;
+		sp.n_logit_bias = 1;
+		jp.sampler = &sp;
+		diag_clear(&d);
+		ck_assert_int_eq(llm_job_submit(e, &jp, &j, &d), LLM_E_INVALID);
+		ck_assert_msg(strncmp(d.msg, "sampler: logit bias for token 99999", 35) == 0,
+			      "%s", d.msg);
+		jp.sampler = NULL;
+	}
 	jp.stop_strings = stops;
 	jp.n_stop_strings = 1;
 	ck_assert_int_eq(llm_job_submit(e, &jp, &j, &d), LLM_E_INVALID);
