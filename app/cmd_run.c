@@ -66,7 +66,7 @@ void app_help_run(FILE *out)
 		"      --ignore-eos         keep going after end-of-sequence\n"
 		"      --stop-on-loop N     stop when the last N tokens repeat one block\n"
 		"                           (a block of N/2 twice, ..., one token N\n"
-		"                           times; 2..1024; default off)\n"
+		"                           times; 2..1024; 0, the default: off)\n"
 		"      --stats              print per-job statistics to stderr\n"
 		"      --draft DIR          speculative decoding with DIR, a smaller model\n"
 		"                           of the same vocabulary, proposing tokens\n"
@@ -322,8 +322,14 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 		case OPT_SYSTEM: a->system = optarg; break;
 		case OPT_IGNORE_EOS: a->ignore_eos = true; break;
 		case OPT_LOOP:
-			rc = parse_long("--stop-on-loop", optarg, LLM_LOOP_MIN, LLM_LOOP_MAX,
-					&a->loop);
+			/* 0 turns it off, as stop_on_loop: 0 in a preset */
+			rc = parse_long("--stop-on-loop", optarg, 0, LLM_LOOP_MAX, &a->loop);
+			if (rc == 0 && a->loop > 0 && a->loop < LLM_LOOP_MIN) {
+				app_error("run: --stop-on-loop: '%s' is not 0 (off) or an "
+					  "integer in [%d, %d]", optarg, LLM_LOOP_MIN,
+					  LLM_LOOP_MAX);
+				rc = -1;
+			}
 			break;
 		case OPT_STATS: a->stats = true; break;
 		case OPT_DRAFT: a->draft = optarg; break;

@@ -97,6 +97,8 @@ START_TEST(test_greedy_options)
 
 	expect_reference("-p 'Once upon a time' -n 252 --temp 0 --ngram --draft-n auto "
 			 "--stop-on-loop 64", "out_greedy_prompt_n256.txt");
+	expect_reference("-p 'Once upon a time' -n 252 --temp 0 --stop-on-loop 0",
+			 "out_greedy_prompt_n256.txt"); /* 0: off */
 	snprintf(args, sizeof args,
 		 "-p 'Once upon a time' -n 252 --temp 0 --draft '%s' --draft-n auto", model);
 	expect_reference(args, "out_greedy_prompt_n256.txt");
@@ -187,6 +189,9 @@ START_TEST(test_errors)
 			free(out);
 		}
 	}
+	ck_assert_int_eq(run("-p hi --stop-on-loop 1", true, &out, &len), 2);
+	ck_assert_msg(strstr(out, "'1' is not 0 (off) or an integer in [2, 1024]"), "%s", out);
+	free(out);
 	ck_assert_int_eq(run("-p a -f b", true, &out, &len), 2);
 	free(out);
 	ck_assert_int_eq(run("--kv-type q9 -p hi", true, &out, &len), 2);
