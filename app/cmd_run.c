@@ -72,7 +72,8 @@ void app_help_run(FILE *out)
 		"                           of the same vocabulary, proposing tokens\n"
 		"      --ngram              speculative decoding with proposals looked up\n"
 		"                           in the text so far (no draft model)\n"
-		"      --draft-n N          proposals per step (default 4, at most 16);\n"
+		"      --draft-n N          with --draft or --ngram, proposals per step\n"
+		"                           (default 4, at most 16);\n"
 		"                           the output is the same, only faster or not;\n"
 		"                           auto: up to 8, more while all are kept, fewer\n"
 		"                           when they are not, none for a while when\n"
@@ -460,6 +461,10 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 	}
 	if (a->system && !a->chat) {
 		app_error("run: --system needs --chat");
+		return -1;
+	}
+	if (a->n_draft && !a->draft && !a->ngram) {
+		app_error("run: --draft-n needs --draft DIR or --ngram");
 		return -1;
 	}
 	return 0;

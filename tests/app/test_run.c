@@ -192,6 +192,10 @@ START_TEST(test_errors)
 	ck_assert_int_eq(run("-p hi --stop-on-loop 1", true, &out, &len), 2);
 	ck_assert_msg(strstr(out, "'1' is not 0 (off) or an integer in [2, 1024]"), "%s", out);
 	free(out);
+	/* proposals a step without anything proposing them */
+	ck_assert_int_eq(run("-p hi --draft-n 4", true, &out, &len), 2);
+	ck_assert_msg(strstr(out, "--draft-n needs --draft DIR or --ngram"), "%s", out);
+	free(out);
 	ck_assert_int_eq(run("-p a -f b", true, &out, &len), 2);
 	free(out);
 	ck_assert_int_eq(run("--kv-type q9 -p hi", true, &out, &len), 2);
