@@ -37,6 +37,15 @@ void app_error(const char *fmt, ...)
 #endif
 	;
 
+/* Report the option that getopt_long refused in subcommand CMD's command
+ * line, the same way in every subcommand: "CMD: unrecognized option
+ * '--x'", "CMD: option '-n' needs an argument" or "CMD: option '--x'
+ * takes no argument", each with "(see 'tern CMD --help')".  C is what
+ * getopt_long returned ('?' or ':'); call it with opterr = 0 and an
+ * optstring that starts with ':'.  The caller exits with
+ * APP_STATUS_USAGE. */
+void app_bad_option(const char *cmd, int c, char **argv);
+
 /* Parse a whitespace-separated list of token ids ("1 2 3") into a fresh
  * array (*ids, free() it).  Returns 0, or -1 with a message in err (a bad
  * number or an id outside [0, INT32_MAX]). */

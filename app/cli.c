@@ -4,8 +4,10 @@
 #include "app/app.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,36 @@ void app_error(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+void app_bad_option(const char *cmd, int c, char **argv)
+{
+	/* getopt_long has stepped past the offending word, except for an
+	 * unknown letter inside a cluster (-xq, still argv[optind]), which
+	 * optopt names; a long option sets optopt to 0 when unknown, to its
+	 * value when given an argument it does not take */
+	const char *arg = optind > 0 && argv[optind - 1] ? argv[optind - 1] : "";
+	const char *cur = argv[optind]; /* argv ends with NULL */
+	const bool in_cluster = c == '?' && optopt > 0 && optopt <= UCHAR_MAX && cur &&
+				cur[0] == '-' && cur[1] != '-' && strchr(cur + 1, optopt);
+	const bool is_long = !in_cluster && strncmp(arg, "--", 2) == 0 &&
+			     (c == ':' || optopt == 0 || optopt > UCHAR_MAX ||
+			      strchr(arg, '=') != NULL);
+	char name[128];
+
+	if (is_long)
+		snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
+	else
+		snprintf(name, sizeof name, "-%c", optopt);
+	if (c == ':')
+		app_error("%s: option '%s' needs an argument (see 'tern %s --help')", cmd,
+			  name, cmd);
+	else if (is_long && optopt != 0)
+		app_error("%s: option '%s' takes no argument (see 'tern %s --help')", cmd,
+			  name, cmd);
+	else
+		app_error("%s: unrecognized option '%s' (see 'tern %s --help')", cmd, name,
+			  cmd);
 }
 
 int app_parse_ids(const char *s, int **ids, size_t *n, char *err, size_t err_len)

@@ -207,8 +207,8 @@ int app_cmd_bench(int argc, char **argv)
 	struct diag d;
 
 	optind = 0;
-	opterr = 1;
-	while ((c = getopt_long(argc, argv, "m:p:g:B:c:r:w:t:b:u:jh", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":m:p:g:B:c:r:w:t:b:u:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': model = optarg; break;
 		case 'p':
@@ -258,7 +258,7 @@ int app_cmd_bench(int argc, char **argv)
 			break;
 		case 'j': json = true; break;
 		case 'h': app_help_bench(stdout); return APP_STATUS_OK;
-		default: app_help_bench(stderr); return APP_STATUS_USAGE;
+		default: app_bad_option("bench", c, argv); return APP_STATUS_USAGE;
 		}
 	}
 	if (optind != argc) {

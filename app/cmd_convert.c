@@ -147,8 +147,8 @@ int app_cmd_convert(int argc, char **argv)
 	int c, rc;
 
 	optind = 0;
-	opterr = 1;
-	while ((c = getopt_long(argc, argv, "i:o:b:c:w:rt:qh", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":i:o:b:c:w:rt:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'i': p.in_dir = optarg; break;
 		case 'o': p.out_dir = optarg; break;
@@ -217,7 +217,7 @@ int app_cmd_convert(int argc, char **argv)
 			break;
 		case 'q': cp.show = 0; break;
 		case 'h': app_help_convert(stdout); return APP_STATUS_OK;
-		default: app_help_convert(stderr); return APP_STATUS_USAGE;
+		default: app_bad_option("convert", c, argv); return APP_STATUS_USAGE;
 		}
 	}
 	if (!p.in_dir || !p.out_dir || optind != argc) {

@@ -91,8 +91,8 @@ int app_cmd_logits(int argc, char **argv)
 	FILE *f = NULL;
 
 	optind = 0;
-	opterr = 1;
-	while ((c = getopt_long(argc, argv, "m:i:o:t:b:h", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":m:i:o:t:b:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': model = optarg; break;
 		case 'i': ids_s = optarg; break;
@@ -110,7 +110,7 @@ int app_cmd_logits(int argc, char **argv)
 				return APP_STATUS_USAGE;
 			break;
 		case 'h': app_help_logits(stdout); return APP_STATUS_OK;
-		default: app_help_logits(stderr); return APP_STATUS_USAGE;
+		default: app_bad_option("logits", c, argv); return APP_STATUS_USAGE;
 		}
 	}
 	if (!ids_s || !outp || optind != argc) {

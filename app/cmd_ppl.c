@@ -137,8 +137,8 @@ int app_cmd_ppl(int argc, char **argv)
 	struct diag d;
 
 	optind = 0;
-	opterr = 1;
-	while ((c = getopt_long(argc, argv, "m:f:c:w:t:b:qh", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":m:f:c:w:t:b:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': model = optarg; break;
 		case 'f': path = optarg; break;
@@ -167,7 +167,7 @@ int app_cmd_ppl(int argc, char **argv)
 			break;
 		case 'q': quiet = 1; break;
 		case 'h': app_help_ppl(stdout); return APP_STATUS_OK;
-		default: app_help_ppl(stderr); return APP_STATUS_USAGE;
+		default: app_bad_option("ppl", c, argv); return APP_STATUS_USAGE;
 		}
 	}
 	if (!path || optind != argc) {

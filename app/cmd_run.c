@@ -312,7 +312,8 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 	int c;
 
 	optind = 0; /* other subcommands may have used getopt */
-	while ((c = getopt_long(argc, argv, "m:p:f:n:s:t:c:b:h", run_opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":m:p:f:n:s:t:c:b:h", run_opts, NULL)) != -1) {
 		int rc = 0;
 
 		switch (c) {
@@ -445,7 +446,8 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 			app_help_run(stdout);
 			return 1;
 		default:
-			return -1; /* getopt printed the message */
+			app_bad_option("run", c, argv);
+			return -1;
 		}
 		if (rc < 0)
 			return -1;

@@ -127,8 +127,8 @@ int app_cmd_template(int argc, char **argv)
 	int c;
 
 	optind = 0; /* reset getopt: other subcommands may have used it */
-	opterr = 1;
-	while ((c = getopt_long(argc, argv, "m:t:c:h", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":m:t:c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': model = optarg; break;
 		case 'M': messages = optarg; break;
@@ -138,7 +138,7 @@ int app_cmd_template(int argc, char **argv)
 		case 't': tpl_path = optarg; break;
 		case 'c': ctx_path = optarg; break;
 		case 'h': app_help_template(stdout); return APP_STATUS_OK;
-		default: app_help_template(stderr); return APP_STATUS_USAGE;
+		default: app_bad_option("template", c, argv); return APP_STATUS_USAGE;
 		}
 	}
 	if (optind < argc) {

@@ -147,8 +147,8 @@ int app_cmd_tokenize(int argc, char **argv)
 	int c, status;
 
 	optind = 0; /* full reset: main may have used getopt already */
-	opterr = 1;
-	while ((c = getopt_long(argc, argv, "m:sid:Sh", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":m:sid:Sh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': model = optarg; break;
 		case 's': special = true; break;
@@ -159,7 +159,7 @@ int app_cmd_tokenize(int argc, char **argv)
 			app_help_tokenize(stdout);
 			return APP_STATUS_OK;
 		default:
-			app_help_tokenize(stderr);
+			app_bad_option("tokenize", c, argv);
 			return APP_STATUS_USAGE;
 		}
 	}

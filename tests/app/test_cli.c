@@ -1,6 +1,6 @@
 /* tests/app/test_cli.c — the tern binary's command line: --version, --help,
  * help SUBCOMMAND, and clear errors with a non-zero status for unknown
- * options and subcommands. */
+ * options and subcommands, worded alike in every subcommand. */
 #include "config.h"
 
 #include <check.h>
@@ -87,6 +87,37 @@ START_TEST(test_unknown_option_and_subcommand)
 }
 END_TEST
 
+/* Every subcommand words a bad option the same way: "tern: NAME: ...",
+ * the option as typed, and where to look. */
+START_TEST(test_subcommand_bad_option)
+{
+	static const struct {
+		const char *args, *msg;
+	} cases[] = {
+		{ "run -p hi -n", "tern: run: option '-n' needs an argument (see 'tern run --help')" },
+		{ "run --max-tokens", "tern: run: option '--max-tokens' needs an argument" },
+		{ "run --ngram=1", "tern: run: option '--ngram' takes no argument" },
+		{ "run -p hi -qz", "tern: run: unrecognized option '-q'" },
+		{ "bench --json=1 -x", "tern: bench: option '--json' takes no argument" },
+		{ "bench -j -x", "tern: bench: unrecognized option '-x'" },
+	};
+	char out[4096], args[128];
+	size_t i;
+
+#define SUBCOMMAND(n, s)                                                              \
+	snprintf(args, sizeof args, "%s --bogus", #n);                               \
+	ck_assert_int_eq(run_tern(args, out, sizeof out), 2);                         \
+	ck_assert_msg(strcmp(out, "tern: " #n ": unrecognized option '--bogus' (see " \
+			     "'tern " #n " --help')\n") == 0, "%s: %s", args, out);
+#include "app/subcommands.def"
+#undef SUBCOMMAND
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		ck_assert_int_eq(run_tern(cases[i].args, out, sizeof out), 2);
+		ck_assert_msg(strstr(out, cases[i].msg) != NULL, "%s: %s", cases[i].args, out);
+	}
+}
+END_TEST
+
 START_TEST(test_parse_ids)
 {
 	char err[128];
@@ -115,6 +146,7 @@ Suite *cli_suite(void)
 	tcase_add_test(tc, test_help_lists_subcommands);
 	tcase_add_test(tc, test_help_subcommand);
 	tcase_add_test(tc, test_unknown_option_and_subcommand);
+	tcase_add_test(tc, test_subcommand_bad_option);
 	tcase_add_test(tc, test_parse_ids);
 	suite_add_tcase(s, tc);
 	return s;
