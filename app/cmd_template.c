@@ -29,7 +29,7 @@
 void app_help_template(FILE *out)
 {
 	fprintf(out,
-		"usage: tern template -m DIR|FILE --messages FILE.json [options]\n"
+		"Usage: tern template -m DIR|FILE --messages FILE.json [options]\n"
 		"       tern template --template FILE.jinja --context FILE.json\n"
 		"\n"
 		"Render a chat template exactly as transformers' apply_chat_template\n"

@@ -73,7 +73,7 @@ static int help_main(int argc, char **argv)
 {
 	const struct subcommand *c;
 
-	if (argc < 2) {
+	if (argc < 2 || strcmp(argv[1], "help") == 0) {
 		usage(stdout);
 		return APP_STATUS_OK;
 	}

@@ -59,10 +59,14 @@ START_TEST(test_help_subcommand)
 #define SUBCOMMAND(n, s)                                                  \
 	snprintf(args, sizeof args, "help %s", #n);                      \
 	ck_assert_int_eq(run_tern(args, out, sizeof out), 0);             \
-	ck_assert_msg(strstr(out, "tern " #n) != NULL,                    \
-		      "help for " #n " does not show its usage: %s", out);
+	ck_assert_msg(strncmp(out, "Usage: tern " #n " ", 12 + strlen(#n) + 1) == 0, \
+		      "help for " #n " does not start with its usage: %s", out);
 #include "app/subcommands.def"
 #undef SUBCOMMAND
+	/* help on help is the general help */
+	ck_assert_int_eq(run_tern("help help", out, sizeof out), 0);
+	ck_assert_ptr_nonnull(strstr(out, "Usage: tern"));
+	ck_assert_ptr_nonnull(strstr(out, "tern help [SUBCOMMAND]"));
 	ck_assert_int_eq(run_tern("help nosuchthing", out, sizeof out), 2);
 	ck_assert_ptr_nonnull(strstr(out, "no such subcommand 'nosuchthing'"));
 }
