@@ -69,6 +69,15 @@ int app_parse_kv_type(const char *cmd, const char *s, struct llm_model_params *m
  * APP_STATUS_USAGE.  A model that does not give its context passes. */
 int app_check_ctx(const char *cmd, long long n_ctx, const struct llm_model *m);
 
+/* Check that PATH, given to subcommand CMD's option OPT ("-m", "--draft"),
+ * is not a file: a model is the directory holding config.json, and
+ * a file there (say that config.json) would otherwise give a puzzling
+ * "config.json/config.json: Not a directory".  Returns 0 (a directory,
+ * or nothing there: the loader reports that), or -1 after reporting
+ * "CMD: OPT expects a model directory, not the file PATH"; the caller
+ * exits with APP_STATUS_USAGE. */
+int app_check_model_dir(const char *cmd, const char *opt, const char *path);
+
 /* Read all of standard input, every byte as it is, into a fresh buffer
  * (*out, NUL added after the *len bytes; free() it).  Returns 0, or -1
  * (read error, no memory) with nothing to free. */

@@ -134,6 +134,14 @@ int app_check_ctx(const char *cmd, long long n_ctx, const struct llm_model *m)
 	return 0;
 }
 
+int app_check_model_dir(const char *cmd, const char *opt, const char *path)
+{
+	if (!file_is_file(path))
+		return 0;
+	app_error("%s: %s expects a model directory, not the file %s", cmd, opt, path);
+	return -1;
+}
+
 int app_read_stdin(char **out, size_t *len)
 {
 	size_t cap = 65536, n = 0, r;

@@ -272,6 +272,8 @@ int app_cmd_bench(int argc, char **argv)
 	}
 	if (!model)
 		model = app_default_model_dir();
+	if (strncmp(model, "synthetic:", 10) && app_check_model_dir("bench", "-m", model) < 0)
+		return APP_STATUS_USAGE;
 	diag_clear(&d);
 	if (!strncmp(model, "synthetic:", 10))
 		rc = llm_model_new_synthetic(model, &mp, &m, &d);

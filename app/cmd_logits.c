@@ -128,6 +128,10 @@ int app_cmd_logits(int argc, char **argv)
 	}
 	if (!model)
 		model = app_default_model_dir();
+	if (app_check_model_dir("logits", "-m", model) < 0) {
+		free(ids_i);
+		return APP_STATUS_USAGE;
+	}
 	diag_clear(&d);
 	ids = malloc(n * sizeof *ids);
 	if (!ids) {

@@ -176,6 +176,8 @@ int app_cmd_ppl(int argc, char **argv)
 	}
 	if (!model)
 		model = app_default_model_dir();
+	if (app_check_model_dir("ppl", "-m", model) < 0)
+		return APP_STATUS_USAGE;
 	diag_clear(&d);
 
 	/* the text, exactly as stored */

@@ -671,6 +671,11 @@ int app_cmd_run(int argc, char **argv)
 	}
 	if (!a.model)
 		a.model = app_default_model_dir();
+	if (app_check_model_dir("run", "-m", a.model) < 0 ||
+	    (a.draft && app_check_model_dir("run", "--draft", a.draft) < 0)) {
+		status = APP_STATUS_USAGE;
+		goto out;
+	}
 	max_tokens = a.max_tokens;
 	a.sp.logit_bias = a.bias;
 	a.sp.n_logit_bias = a.n_bias;

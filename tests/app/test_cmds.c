@@ -419,6 +419,8 @@ START_TEST(test_ppl_errors)
 		{ "-f /dev/null -c 1", 2, "--ctx wants a whole number of at least 2" },
 		{ "-f /dev/null -w 0", 2, "--windows wants a whole number of at least 1" },
 		{ "-f /dev/null -c 9999999", 2, "more than the model's context" },
+		{ "-m '" TERN_SRCDIR "/models/stories260k/config.json' -f /dev/null", 2,
+		  "-m expects a model directory, not the file " },
 	};
 	struct strbuf cmd, res;
 	size_t i;
@@ -469,6 +471,8 @@ START_TEST(test_bench_errors)
 		{ "-u 0", "--ubatch: '0' is not an integer in [1, " },
 		{ "--reps x", "--reps: 'x' is not an integer in [1, " },
 		{ "-p 8 extra", "unexpected argument 'extra'" },
+		{ "-m '" TERN_SRCDIR "/models/stories260k/config.json'",
+		  "-m expects a model directory, not the file " },
 	};
 	struct strbuf cmd, res;
 	size_t i;

@@ -208,6 +208,21 @@ START_TEST(test_errors)
 	ck_assert_int_eq(run("--kv-type q4 -p hi", true, &out, &len), 1);
 	ck_assert_msg(strstr(out, "not a multiple of 32"), "%s", out);
 	free(out);
+	/* a model's file instead of its directory (the later -m wins) */
+	{
+		char *cfg = test_data_path("../../models/stories260k/config.json"), args[1024];
+
+		snprintf(args, sizeof args, "-m '%s' -p hi", cfg);
+		ck_assert_int_eq(run(args, true, &out, &len), 2);
+		ck_assert_msg(strstr(out, "tern: run: -m expects a model directory, not the file "),
+			      "%s", out);
+		free(out);
+		snprintf(args, sizeof args, "--draft '%s' -p hi", cfg);
+		ck_assert_int_eq(run(args, true, &out, &len), 2);
+		ck_assert_msg(strstr(out, "--draft expects a model directory"), "%s", out);
+		free(out);
+		free(cfg);
+	}
 	ck_assert_int_eq(run("-b tpu -p hi", true, &out, &len), 2);
 	ck_assert_msg(strstr(out, "unknown backend 'tpu'"), "%s", out);
 	free(out);
