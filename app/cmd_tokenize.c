@@ -3,7 +3,9 @@
  *
  * Output is meant for scripts: --ids-only prints the ids on one line
  * separated by single spaces; --decode prints the text exactly, with no
- * newline added.  TEXT "-" reads stdin verbatim (every byte, NUL included).
+ * newline added.  TEXT "-" reads stdin as it is (every byte, NUL
+ * included); like any TEXT, bytes that are not valid UTF-8 are encoded as
+ * U+FFFD (llm_tokenizer_encode repairs them, as HF's str input implies).
  * Errors go to stderr and give a non-zero status; this never exits.
  */
 #include "config.h"
@@ -36,7 +38,9 @@ void app_help_tokenize(FILE *out)
 		"  -S, --skip-special   with --decode, drop special tokens\n"
 		"  -h, --help           show this help\n"
 		"\n"
-		"TEXT '-' reads standard input verbatim (all bytes, no newline stripped).\n");
+		"TEXT '-' reads standard input as it is (every byte, NUL included, no\n"
+		"newline stripped).  Bytes that are not valid UTF-8 become U+FFFD\n"
+		"before tokenizing, as in Hugging Face tokenizers, which take a str.\n");
 }
 
 /* a piece shown readably: control bytes and backslash escaped */

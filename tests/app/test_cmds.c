@@ -3,7 +3,7 @@
  *   tern logits   — transformers' logits (tiny llama3 fixture), prefill and
  *                   --incremental, each within 1e-3 x max|ref| per row;
  *   tern tokenize — run.c's ids for the bundled model, exact decode, stdin
- *                   read verbatim;
+ *                   read as it is, bytes that are not UTF-8 as U+FFFD;
  *   tern template — transformers' renders (templates/cases.json), exit 3
  *                   with the message when the template raises;
  *   tern ppl      — transformers' perplexity of the shared trained-target
@@ -128,6 +128,22 @@ START_TEST(test_tokenize)
 	ck_assert_int_eq(run(strbuf_cstr(&cmd), &res), 0);
 	ck_assert_msg(strncmp(strbuf_cstr(&res), "403 407 261 378 ", 16) == 0, "%s",
 		      strbuf_cstr(&res));
+	/* bytes that are not UTF-8 are tokenized as U+FFFD (EF BF BD), as HF
+	 * tokenizers, which only ever see a str, does */
+	strbuf_reset(&cmd);
+	strbuf_printf(&cmd, "printf 'a\\377b' | '%s' tokenize -m '%s' --ids-only -",
+		      TERN_BINARY, model);
+	ck_assert_int_eq(run(strbuf_cstr(&cmd), &res), 0);
+	{
+		char *bad = strdup(strbuf_cstr(&res));
+
+		strbuf_reset(&cmd);
+		strbuf_printf(&cmd, "printf 'a\\357\\277\\275b' | '%s' tokenize -m '%s' --ids-only -",
+			      TERN_BINARY, model);
+		ck_assert_int_eq(run(strbuf_cstr(&cmd), &res), 0);
+		ck_assert_str_eq(bad, strbuf_cstr(&res));
+		free(bad);
+	}
 	strbuf_reset(&cmd);
 	strbuf_printf(&cmd, "'%s' tokenize -m /nonexistent/dir x 2>&1", TERN_BINARY);
 	ck_assert_int_ne(run(strbuf_cstr(&cmd), &res), 0);
