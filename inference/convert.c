@@ -1695,6 +1695,11 @@ int llm_convert(const struct llm_convert_params *p, struct diag *d)
 		rc = LLM_E_IO;
 		goto out;
 	}
+	/* made here (with the work directory inside it, or just now):
+	 * readable from the start, so that a job finished by --resume,
+	 * which finds it existing, ends with the same mode as one run */
+	if (!out_existed)
+		cv_publish(p->out_dir, 0777);
 
 	j.t0 = clock_now_s();
 	j.n_steps = p->head_bits != 16;
@@ -1742,8 +1747,6 @@ int llm_convert(const struct llm_convert_params *p, struct diag *d)
 	rc = cv_compile(&j, work, d);
 	if (rc == 0 && !p->keep_work)
 		cv_remove_work(&j, work);
-	if (rc == 0 && !out_existed)
-		cv_publish(p->out_dir, 0777);
 out:
 	cv_drop_hessians(&j);
 	free(j.h);

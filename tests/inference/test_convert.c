@@ -10,7 +10,7 @@
  *     while its logits are far from equal (it really is quantized);
  *   - an interrupted job (max_layers) refuses to be overwritten, refuses a
  *     resume with other settings, resumes, and then writes exactly the
- *     bytes an uninterrupted run writes;
+ *     bytes an uninterrupted run writes, into a directory of the same mode;
  *   - the tiny transformers fixtures of the MoE architectures (routed and
  *     shared experts) convert at 8 bits, on random calibration rows, to
  *     logits close to transformers';
@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "refutil.h"
@@ -228,6 +229,17 @@ START_TEST(test_convert_resume)
 	p.bits = 3.5;
 	p.head_bits = 16;
 	ck_assert_msg(llm_convert(&p, &d) == 0, "%s", d.msg);
+	/* the same directory mode, as readable as the umask allows */
+	{
+		struct stat sa, sb;
+		const mode_t um = umask(0);
+
+		umask(um);
+		ck_assert_int_eq(stat(a, &sa), 0);
+		ck_assert_int_eq(stat(b, &sb), 0);
+		ck_assert_int_eq(sa.st_mode & 07777, sb.st_mode & 07777);
+		ck_assert_int_eq(sb.st_mode & 07777, 0777 & ~um);
+	}
 	snprintf(pa, sizeof pa, "%s/model.safetensors", a);
 	snprintf(pb, sizeof pb, "%s/model.safetensors", b);
 	fa = test_read_file(pa, &la);
