@@ -1,7 +1,7 @@
 /* ui/layout.c — pane geometry (see layout_impl.h).
  *
  * Space is handed out bottom-up in priority order: the status bar, the
- * input (at least one row), its separator, the notice, and the rest to the
+ * input (at least one row), its separator, the notice rows, and the rest to the
  * transcript; on tiny screens lower-priority panes get zero rows rather than
  * negative ones.  The sidebar takes a fifth of the width (16..32 columns)
  * when the screen is at least UI_LAYOUT_SIDEBAR_MIN_COLS wide.
@@ -43,7 +43,7 @@ void ui_layout_compute(int cols, int rows, int sidebar_wanted, int input_rows, i
 		input_rows = 1;
 	o->input.h = take(&avail, input_rows < in_cap ? input_rows : in_cap);
 	o->input_sep.h = take(&avail, 1);
-	o->notice.h = notice ? take(&avail, 1) : 0;
+	o->notice.h = take(&avail, notice);
 	o->transcript.h = avail;
 
 	/* stack from the top */

@@ -111,15 +111,52 @@ static void render_transcript(struct ui *ui)
 	}
 }
 
+static int notice_role(int level)
+{
+	return level == UI_NOTICE_ERROR ? THEME_ROLE_ERROR : THEME_ROLE_NOTICE;
+}
+
+/* Kept notices first, wrapped left of a column where the last one shown
+ * says what Esc does and how many more wait; then the banner, on the row
+ * above the input.  Rows the layout did not give are left out, the
+ * banner's last. */
 static void render_notice(struct ui *ui)
 {
+	struct ui_screen *s = &ui->screen;
 	struct ui_rect r = ui->lay.notice;
-	int role = ui->notice_level == UI_NOTICE_ERROR ? THEME_ROLE_ERROR : THEME_ROLE_NOTICE;
+	int banner = ui->notice != NULL, n = ui_notice_kept_shown(ui), y = r.y;
+	int end = r.y + r.h - banner;
+	char tag[32];
 
-	if (r.h <= 0 || !ui->notice)
+	if (r.h <= 0)
 		return;
-	ui_screen_fill(&ui->screen, r, role);
-	ui_screen_puts(&ui->screen, r.x + 1, r.y, r.w - 1, ui->notice, role);
+	for (int i = 0; i < n && y < end; i++) {
+		struct ui_spans rows = { 0 };
+		int role = notice_role(ui->kept[i].level);
+		const char *t = ui->kept[i].text;
+
+		ui_notice_kept_wrap(ui, i, &rows);
+		for (size_t k = 0; k < rows.n && y < end; k++, y++) {
+			ui_screen_fill(s, (struct ui_rect){ r.x, y, r.w, 1 }, role);
+			ui_screen_put(s, r.x + 1, y, r.w - 1 - UI_NOTICE_TAG_COLS,
+				      t + rows.v[k].start, rows.v[k].end - rows.v[k].start, role);
+		}
+		ui_spans_fini(&rows);
+		if (i == n - 1 || y == end) {
+			if (ui->n_kept > i + 1)
+				snprintf(tag, sizeof tag, "+%d more, Esc ", ui->n_kept - i - 1);
+			else
+				snprintf(tag, sizeof tag, "Esc dismisses ");
+			ui_screen_puts(s, r.x + r.w - ui_text_width(tag, strlen(tag)), y - 1,
+				       UI_NOTICE_TAG_COLS, tag, role);
+		}
+	}
+	if (banner) {
+		int role = notice_role(ui->notice_level);
+
+		ui_screen_fill(s, (struct ui_rect){ r.x, r.y + r.h - 1, r.w, 1 }, role);
+		ui_screen_puts(s, r.x + 1, r.y + r.h - 1, r.w - 1, ui->notice, role);
+	}
 }
 
 static void render_input(struct ui *ui)

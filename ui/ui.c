@@ -23,6 +23,7 @@
 #include "common/utf8.h"
 #include "common/xalloc.h"
 #include "ui/image_impl.h"
+#include "ui/text_impl.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -107,9 +108,33 @@ int ui_input_rows_wanted(struct ui *ui)
 	return n;
 }
 
+int ui_notice_kept_shown(const struct ui *ui)
+{
+	return ui->n_kept < UI_NOTICE_KEPT_SHOWN ? ui->n_kept : UI_NOTICE_KEPT_SHOWN;
+}
+
+int ui_notice_kept_wrap(const struct ui *ui, int i, struct ui_spans *rows)
+{
+	size_t n0 = rows->n;
+	int w = ui->cols - 1 - UI_NOTICE_TAG_COLS;
+	const char *t = ui->kept[i].text;
+
+	ui_text_wrap(t, strlen(t), w < 1 ? 1 : w, 1, rows);
+	if (rows->n - n0 > UI_NOTICE_KEPT_WRAP) {
+		rows->v[n0 + UI_NOTICE_KEPT_WRAP - 1].end = strlen(t); /* drawn cut */
+		rows->n = n0 + UI_NOTICE_KEPT_WRAP;
+	}
+	return (int)(rows->n - n0);
+}
+
 void ui_relayout(struct ui *ui)
 {
 	int notice = ui->notice && *ui->notice;
+	struct ui_spans rows = { 0 };
+
+	for (int i = 0; i < ui_notice_kept_shown(ui); i++)
+		notice += ui_notice_kept_wrap(ui, i, &rows);
+	ui_spans_fini(&rows);
 
 	ui_layout_compute(ui->cols, ui->rows, ui->sidebar_wanted, ui_input_rows_wanted(ui), notice,
 			  &ui->lay);
@@ -231,6 +256,9 @@ void ui_free(struct ui *ui)
 	free(ui->st_model);
 	free(ui->st_backend);
 	free(ui->notice);
+	for (int i = 0; i < ui->n_kept; i++)
+		free(ui->kept[i].text);
+	free(ui->kept);
 	free(ui->system_prompt);
 	free_strv(ui->presets, ui->n_presets);
 	free_strv(ui->themes, ui->n_themes);
@@ -362,6 +390,36 @@ void ui_notice_set(struct ui *ui, enum ui_notice_level level, const char *text)
 	ui->notice_level = level;
 	ui_relayout(ui);
 	mark(ui);
+}
+
+void ui_notice_push(struct ui *ui, enum ui_notice_level level, const char *text)
+{
+	char *p;
+
+	if (!text || !*text)
+		return;
+	ui->kept = xrealloc(ui->kept, (size_t)(ui->n_kept + 1) * sizeof *ui->kept);
+	ui->kept[ui->n_kept].text = xstrdup(text);
+	ui->kept[ui->n_kept].level = level;
+	for (p = ui->kept[ui->n_kept].text; *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
+	ui->n_kept++;
+	ui_relayout(ui);
+	mark(ui);
+}
+
+/* Esc on notices: the banner and the kept notices on screen go; the next
+ * kept ones (if any) take their rows. */
+static void notices_dismiss(struct ui *ui)
+{
+	int n = ui_notice_kept_shown(ui);
+
+	for (int i = 0; i < n; i++)
+		free(ui->kept[i].text);
+	memmove(ui->kept, ui->kept + n, (size_t)(ui->n_kept - n) * sizeof *ui->kept);
+	ui->n_kept -= n;
+	ui_notice_set(ui, UI_NOTICE_INFO, NULL);
 }
 
 void ui_system_prompt_set(struct ui *ui, const char *text)
@@ -1063,8 +1121,8 @@ void ui_handle_key(struct ui *ui, uint32_t key)
 			push_event(ui, UI_EVENT_CANCEL, 0, 0, 0, NULL);
 		else if (ui->editing_msg_id >= 0)
 			stop_edit(ui);
-		else if (ui->notice)
-			ui_notice_set(ui, UI_NOTICE_INFO, NULL);
+		else if (ui->notice || ui->n_kept)
+			notices_dismiss(ui);
 		else if (ui->focus != UI_FOCUS_INPUT) {
 			ui->focus = UI_FOCUS_INPUT;
 			ui->tr.selected = -1;

@@ -265,8 +265,17 @@ struct ui_status {
 void ui_status_set(struct ui *ui, const struct ui_status *st);
 
 enum ui_notice_level { UI_NOTICE_INFO, UI_NOTICE_ERROR };
-/* A one-line banner above the input (NULL or "" clears). */
+/* A one-line banner above the input (NULL or "" clears); the next call
+ * replaces it: progress, and answers to what the user just did. */
 void ui_notice_set(struct ui *ui, enum ui_notice_level level, const char *text);
+/* A notice kept until the user dismisses it: problems found at start
+ * (configuration errors, damaged conversation files) that later
+ * ui_notice_set calls must not hide.  Kept notices queue up, oldest first,
+ * above ui_notice_set's banner, three at a time (a row or two each; the
+ * last one shown says how many more wait); Esc dismisses the ones shown
+ * and the banner.  Copied (line breaks become spaces); NULL or "" is
+ * ignored. */
+void ui_notice_push(struct ui *ui, enum ui_notice_level level, const char *text);
 
 /* System prompt shown in the system-prompt dialog. */
 void ui_system_prompt_set(struct ui *ui, const char *text);

@@ -77,8 +77,14 @@ struct ui {
 	double accept; /* ui_status.accept */
 	uint64_t mem_bytes;
 
-	char *notice;
+	char *notice;               /* ui_notice_set's, replaced by the next */
 	int notice_level;
+	struct ui_kept_notice {
+		char *text;
+		int level;
+	} *kept;                    /* ui_notice_push's, oldest first, until
+				     * Esc dismisses them */
+	int n_kept;
 	char *system_prompt;
 
 	struct ui_form form;
@@ -123,8 +129,21 @@ struct ui {
 	struct ui_term *term;       /* NULL when headless */
 };
 
+/* Kept notices shown at once; more wait for Esc.  Each wraps to at most
+ * UI_NOTICE_KEPT_WRAP rows, left of a UI_NOTICE_TAG_COLS-wide column for
+ * the "Esc dismisses" tag. */
+#define UI_NOTICE_KEPT_SHOWN 3
+#define UI_NOTICE_KEPT_WRAP 2
+#define UI_NOTICE_TAG_COLS 16
+
 /* ui.c */
 void ui_relayout(struct ui *ui);
+/* How many kept notices the notice rows show (the first ones). */
+int ui_notice_kept_shown(const struct ui *ui);
+/* Kept notice I wrapped for the screen's width into *rows (appended; at
+ * most UI_NOTICE_KEPT_WRAP spans, the last may be cut short); returns
+ * the number of rows. */
+int ui_notice_kept_wrap(const struct ui *ui, int i, struct ui_spans *rows);
 int ui_input_rows_wanted(struct ui *ui);
 /* Dialog geometry, shared by render.c and ui.c (page sizes). */
 struct ui_rect ui_dialog_rect(const struct ui *ui);

@@ -30,6 +30,11 @@ START_TEST(test_80x24)
 	rect_eq(l.transcript, 17, 0, 63, 18);
 	rect_eq(l.notice, 0, 18, 80, 1);
 	rect_eq(l.input, 0, 20, 80, 3);
+	/* kept notices: one row each, above the input */
+	ui_layout_compute(80, 24, 1, 1, 3, &l);
+	rect_eq(l.transcript, 17, 0, 63, 18);
+	rect_eq(l.notice, 0, 18, 80, 3);
+	rect_eq(l.input_sep, 0, 21, 80, 1);
 	/* 20 input rows are capped at min(24/3, 10) = 8 */
 	ui_layout_compute(80, 24, 1, 20, 0, &l);
 	ck_assert_int_eq(l.input.h, 8);

@@ -356,6 +356,67 @@ START_TEST(test_notice_and_preview)
 }
 END_TEST
 
+/* Start-up problems stay on screen under later banners until Esc. */
+START_TEST(test_notice_queue)
+{
+	struct ui *ui = fixture();
+	struct ui_event ev;
+	char *t;
+
+	ui_notice_push(ui, UI_NOTICE_ERROR, "config.yaml:1:1: unknown key 'bogus_key'");
+	ui_notice_push(ui, UI_NOTICE_ERROR, "x.json: damaged (line 1)\n; set aside");
+	ui_notice_set(ui, UI_NOTICE_INFO, "loading model...");
+	ui_notice_set(ui, UI_NOTICE_INFO, "completion mode: no chat template");
+	t = check_frame(ui, 80, 24);
+	ck_assert_ptr_nonnull(strstr(t, "config.yaml:1:1: unknown key 'bogus_key'"));
+	ck_assert_ptr_nonnull(strstr(t, "x.json: damaged (line 1) ; set aside"));
+	ck_assert_ptr_nonnull(strstr(t, "Esc dismisses"));
+	ck_assert_ptr_nonnull(strstr(t, "completion mode: no chat template"));
+	ck_assert_ptr_null(strstr(t, "loading model"));
+	free(t);
+	ui_notice_set(ui, UI_NOTICE_INFO, NULL); /* the banner only */
+	t = check_frame(ui, 80, 24);
+	ck_assert_ptr_nonnull(strstr(t, "bogus_key"));
+	ck_assert_ptr_null(strstr(t, "completion mode"));
+	free(t);
+	/* three at a time; the rest wait */
+	ui_notice_push(ui, UI_NOTICE_INFO, "third");
+	ui_notice_push(ui, UI_NOTICE_INFO, "fourth");
+	ui_notice_push(ui, UI_NOTICE_INFO, "fifth");
+	ui_notice_push(ui, UI_NOTICE_INFO, ""); /* ignored */
+	t = check_frame(ui, 80, 24);
+	ck_assert_ptr_nonnull(strstr(t, "third"));
+	ck_assert_ptr_null(strstr(t, "fourth"));
+	ck_assert_ptr_nonnull(strstr(t, "+2 more, Esc"));
+	free(t);
+	ui_handle_key(ui, UI_KEY_ESC);
+	ck_assert_int_eq(ui_poll_event(ui, &ev), 0);
+	t = check_frame(ui, 80, 24);
+	ck_assert_ptr_null(strstr(t, "bogus_key"));
+	ck_assert_ptr_nonnull(strstr(t, "fourth"));
+	ck_assert_ptr_nonnull(strstr(t, "fifth"));
+	free(t);
+	ui_resize(ui, 20, 3); /* tiny: rows stay whole */
+	free(check_frame(ui, 20, 3));
+	ui_resize(ui, 80, 24);
+	drain(ui);
+	ui_handle_key(ui, UI_KEY_ESC);
+	t = check_frame(ui, 80, 24);
+	ck_assert_ptr_null(strstr(t, "fifth"));
+	ck_assert_ptr_null(strstr(t, "Esc dismisses"));
+	free(t);
+	/* a long one wraps to a second row */
+	ui_notice_push(ui, UI_NOTICE_ERROR,
+		       "/home/someone/.local/share/tern/conversations/1700000000-000001-1-0.json: "
+		       "damaged; set aside as TAILWORD");
+	t = check_frame(ui, 80, 24);
+	ck_assert_ptr_nonnull(strstr(t, "/home/someone/.local/share"));
+	ck_assert_ptr_nonnull(strstr(t, "TAILWORD"));
+	free(t);
+	ui_free(ui);
+}
+END_TEST
+
 Suite *ui_suite(void)
 {
 	Suite *s = suite_create("ui");
@@ -369,6 +430,7 @@ Suite *ui_suite(void)
 	tcase_add_test(tc, test_sampler_validation);
 	tcase_add_test(tc, test_models_themes_keymap);
 	tcase_add_test(tc, test_notice_and_preview);
+	tcase_add_test(tc, test_notice_queue);
 	suite_add_tcase(s, tc);
 	return s;
 }
