@@ -511,6 +511,9 @@ static int parse_root(struct reader *r, struct app_config *c)
 		} else if (strcmp(key, "theme") == 0) {
 			if (set_str(r, v, key, &c->theme))
 				return -1;
+			/* themes are found by the chat, which reports a bad name here */
+			c->theme_line = (int)v->start_mark.line + 1;
+			c->theme_col = (int)v->start_mark.column + 1;
 		} else if (strcmp(key, "backend") == 0) {
 			const char *s = scalar(r, v, key);
 

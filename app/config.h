@@ -80,6 +80,9 @@ struct app_config {
 	char *model;    /* name of the start model */
 	char *preset;
 	char *theme;
+	int theme_line, theme_col; /* where `theme:` was written (0: nowhere);
+				    * the name is checked against the themes
+				    * found, by the chat */
 	char *backend;  /* "auto", "cpu" or "cuda" */
 	int threads;
 	struct app_model_entry *models;

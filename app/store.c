@@ -395,9 +395,11 @@ int app_store_load_all(const char *dir, struct app_conv ***out, size_t *n,
 			snprintf(aside, sizeof aside, "%s.corrupt-%lld", path,
 				 (long long)time(NULL));
 			if (rename(path, aside) == 0)
-				strbuf_printf(&warn, "%s: %s (moved to %s)\n", path, sub.msg, aside);
+				strbuf_printf(&warn, "%s: damaged (%s); set aside as %s\n",
+					      e->d_name, sub.msg, strrchr(aside, '/') + 1);
 			else
-				strbuf_printf(&warn, "%s: %s\n", path, sub.msg);
+				strbuf_printf(&warn, "%s: damaged (%s); could not set it aside: %s\n",
+					      e->d_name, sub.msg, strerror(errno));
 		} else {
 			v = xrealloc(v, (cnt + 1) * sizeof *v);
 			v[cnt++] = c;

@@ -81,8 +81,10 @@ int app_conv_delete(const struct app_conv *c, const char *dir, struct diag *d);
 
 /* Load every *.json conversation in DIR, newest first, into *out (array
  * of n pointers; free each with app_conv_free and the array with free).
- * Corrupt files are renamed aside; their names and reasons are appended to
- * *warnings (fresh string or NULL, free() it). */
+ * Corrupt files are renamed aside.  One line per such file, naming it
+ * (relative to DIR) and saying why and what was done, goes into *warnings
+ * (fresh string or NULL, free() it).  Returns 0, or -1 when DIR cannot be
+ * read. */
 int app_store_load_all(const char *dir, struct app_conv ***out, size_t *n,
 		       char **warnings, struct diag *d);
 

@@ -765,11 +765,33 @@ static void bind_keys(struct tui *t)
 
 			snprintf(msg, sizeof msg, "%s:%d:%d: %s", t->cfg.path ? t->cfg.path : "config",
 				 t->cfg.keys[i].line, t->cfg.keys[i].col, d.msg);
-			ui_notice_set(t->ui, UI_NOTICE_ERROR, msg);
+			ui_notice_push(t->ui, UI_NOTICE_ERROR, msg);
 		}
 	}
 }
 
+/* The config's theme must be one that was found (the config reader
+ * cannot know them); the default one is used otherwise. */
+static void check_theme(struct tui *t)
+{
+	struct strbuf msg;
+	int i;
+
+	if (theme_set_find(&t->themes, t->cfg.theme) >= 0)
+		return;
+	strbuf_init(&msg, 0);
+	strbuf_printf(&msg, "%s:%d:%d: theme: no theme called '%s' (", t->cfg.path ? t->cfg.path : "config",
+		      t->cfg.theme_line, t->cfg.theme_col, t->cfg.theme);
+	for (i = 0; i < t->themes.n_items; i++)
+		strbuf_printf(&msg, "%s%s", i ? ", " : "", t->themes.items[i].name);
+	strbuf_puts(&msg, ")");
+	ui_notice_push(t->ui, UI_NOTICE_ERROR, strbuf_cstr(&msg));
+	strbuf_fini(&msg);
+}
+
+/* Damaged files are reported with ui_notice_push, as every start-up
+ * problem: kept on screen until the user dismisses them, not replaced by
+ * the model's load notices that follow at once. */
 static void load_conversations(struct tui *t)
 {
 	struct app_conv **all = NULL;
@@ -778,7 +800,7 @@ static void load_conversations(struct tui *t)
 	size_t n = 0, i;
 
 	if (app_store_load_all(t->conv_dir, &all, &n, &warn, &d) < 0)
-		ui_notice_set(t->ui, UI_NOTICE_ERROR, d.msg);
+		ui_notice_push(t->ui, UI_NOTICE_ERROR, d.msg);
 	t->convs = xcalloc(n + 1, sizeof *t->convs);
 	for (i = 0; i < n; i++) {
 		t->convs[i].conv = all[i];
@@ -786,14 +808,20 @@ static void load_conversations(struct tui *t)
 	}
 	t->n_convs = n;
 	free(all);
-	if (warn) {
-		char msg[512];
+	if (warn) { /* a line a file */
+		char *line = warn, *nl;
 
-		snprintf(msg, sizeof msg, "damaged conversation set aside: %.400s", warn);
-		for (i = 0; msg[i]; i++)
-			if (msg[i] == '\n')
-				msg[i] = ' ';
-		ui_notice_set(t->ui, UI_NOTICE_ERROR, msg);
+		for (; *line; line = nl + (*nl == '\n')) {
+			struct strbuf msg;
+
+			nl = strchr(line, '\n');
+			if (!nl)
+				nl = line + strlen(line);
+			strbuf_init(&msg, 0);
+			strbuf_printf(&msg, "conversation %.*s", (int)(nl - line), line);
+			ui_notice_push(t->ui, UI_NOTICE_ERROR, strbuf_cstr(&msg));
+			strbuf_fini(&msg);
+		}
 		free(warn);
 	}
 	if (!t->n_convs)
@@ -832,8 +860,13 @@ int app_tui_run(const char *model_override, const char *config_path,
 
 		t.ui = ui_new(ti >= 0 ? &t.themes.items[ti] : NULL);
 	}
-	if (cfg_rc < 0)
-		ui_notice_set(t.ui, UI_NOTICE_ERROR, d.msg);
+	if (cfg_rc < 0) {
+		char msg[DIAG_MSG_MAX + 64];
+
+		snprintf(msg, sizeof msg, "%s (so the built-in settings are used)", d.msg);
+		ui_notice_push(t.ui, UI_NOTICE_ERROR, msg);
+	}
+	check_theme(&t);
 	t.conv_dir = file_join(data, "conversations");
 	t.image_dir = file_join(data, "images");
 	free(data);

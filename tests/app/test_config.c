@@ -120,6 +120,14 @@ START_TEST(test_errors_have_positions)
 	ck_assert_ptr_nonnull(strstr(d.msg, "'nope' is not in the models list"));
 	app_config_fini(&c);
 
+	/* the chat checks the theme's name against the themes it finds and
+	 * reports it where it was written */
+	ck_assert_int_eq(parse(&c, "backend: cpu\ntheme:   nosuch\n", &d), 0);
+	ck_assert_str_eq(c.theme, "nosuch");
+	ck_assert_int_eq(c.theme_line, 2);
+	ck_assert_int_eq(c.theme_col, 10);
+	app_config_fini(&c);
+
 	ck_assert_int_eq(parse(&c, "a: [1, 2\n", &d), -1); /* YAML syntax */
 	ck_assert_ptr_nonnull(strstr(d.msg, "cfg.yaml:"));
 	/* A failed parse leaves usable defaults. */

@@ -107,7 +107,8 @@ START_TEST(test_save_load_and_corrupt)
 	ck_assert_str_eq(all[0]->title, "second"); /* newest first */
 	ck_assert_str_eq(all[1]->msgs[0].content, "one");
 	ck_assert_ptr_nonnull(warn);
-	ck_assert_ptr_nonnull(strstr(warn, "broken.json"));
+	ck_assert_ptr_nonnull(strstr(warn, "broken.json: damaged (line 1"));
+	ck_assert_ptr_nonnull(strstr(warn, "set aside as broken.json.corrupt-"));
 	ck_assert(!file_is_file(bad)); /* moved aside, not deleted: */
 	snprintf(cmd, sizeof cmd, "ls '%s' | grep -q 'broken.json.corrupt-'", dir);
 	ck_assert_int_eq(system(cmd), 0);
