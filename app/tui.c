@@ -322,6 +322,20 @@ static struct conv_slot *find_tag(struct tui *t, int tag)
 	return NULL;
 }
 
+/* 1 when a reply can start now; else 0 with the reason on screen.
+ * Checked before a message is added, so that a message no reply can
+ * follow never enters the conversation (two user turns in a row break
+ * chat templates that want the roles to alternate). */
+static int can_reply(struct tui *t)
+{
+	if (t->model_name)
+		return 1;
+	ui_notice_set(t->ui, UI_NOTICE_ERROR,
+		      t->loading ? "the model is still loading; your message is kept in the editor" :
+		      "no model loaded (F3 opens the model menu); your message is kept in the editor");
+	return 0;
+}
+
 /* Start a reply to the active path of S, into a new assistant message
  * under PARENT. */
 static void start_reply(struct tui *t, struct conv_slot *s, int parent)
@@ -433,14 +447,19 @@ static void on_submit(struct tui *t, const char *text)
 	struct conv_slot *s = active(t);
 	int u;
 
-	if (!s)
-		s = new_conv(t);
-	if (s->gen_tag) {
+	if (!text[0] && !t->n_attach)
+		return;
+	if (s && s->gen_tag) {
+		ui_submit_refuse(t->ui);
 		ui_notice_set(t->ui, UI_NOTICE_ERROR, "a reply is still being written (Esc stops it)");
 		return;
 	}
-	if (!text[0] && !t->n_attach)
+	if (!can_reply(t)) {
+		ui_submit_refuse(t->ui);
 		return;
+	}
+	if (!s)
+		s = new_conv(t);
 	u = app_conv_add(s->conv, app_conv_leaf(s->conv), APP_ROLE_USER, text);
 	if (t->n_attach) {
 		store_images(t, &s->conv->msgs[u]);
@@ -628,8 +647,14 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 	case UI_EVENT_MESSAGE_EDIT:
 		if (s && !s->gen_tag && ev->id >= 0 && ev->id < (int)s->conv->n_msgs &&
 		    s->conv->msgs[ev->id].role == APP_ROLE_USER) {
-			int u = app_conv_add(s->conv, s->conv->msgs[ev->id].parent,
-					     APP_ROLE_USER, ev->text ? ev->text : "");
+			int u;
+
+			if (!can_reply(t)) {
+				ui_submit_refuse(t->ui);
+				break;
+			}
+			u = app_conv_add(s->conv, s->conv->msgs[ev->id].parent,
+					 APP_ROLE_USER, ev->text ? ev->text : "");
 			start_reply(t, s, u);
 		}
 		break;

@@ -193,6 +193,7 @@ struct ui *ui_new(const struct theme *theme)
 	ui->sidebar_wanted = 1;
 	ui->focus = UI_FOCUS_INPUT;
 	ui->editing_msg_id = -1;
+	ui->submitted_edit = -1;
 	ui->active_conv = -1;
 	ui->progress = -1;
 	ui_keymap_init(&ui->km);
@@ -253,6 +254,7 @@ void ui_free(struct ui *ui)
 	free_models(ui);
 	free_dir(ui);
 	free(ui->edit_saved_draft);
+	free(ui->submitted);
 	free(ui->st_model);
 	free(ui->st_backend);
 	free(ui->notice);
@@ -720,18 +722,50 @@ static void submit(struct ui *ui)
 		return;
 	}
 	ui_input_history_add(&ui->input, t);
+	set_str(&ui->submitted, t);
+	ui->submitted_edit = ui->editing_msg_id;
 	if (ui->editing_msg_id >= 0) {
 		push_event(ui, UI_EVENT_MESSAGE_EDIT, ui->editing_msg_id, 0, 0, t);
 		ui->editing_msg_id = -1;
+		/* the draft set aside for the edit comes back */
+		ui_input_set(&ui->input, ui->edit_saved_draft ? ui->edit_saved_draft : "");
 		free(ui->edit_saved_draft);
 		ui->edit_saved_draft = NULL;
 	} else {
 		push_event(ui, UI_EVENT_SUBMIT, 0, 0, 0, t);
+		ui_input_clear(&ui->input);
 	}
-	ui_input_clear(&ui->input);
 	ui->tr.scroll = 0;
 	ui->tr.selected = -1;
 	ui_relayout(ui);
+}
+
+void ui_submit_refuse(struct ui *ui)
+{
+	char *typed;
+
+	if (!ui->submitted)
+		return;
+	typed = xstrdup(ui_input_text(&ui->input));
+	if (ui->submitted_edit >= 0 && ui->editing_msg_id < 0) {
+		/* back to editing; what was typed since is the draft again */
+		ui->editing_msg_id = ui->submitted_edit;
+		free(ui->edit_saved_draft);
+		ui->edit_saved_draft = typed;
+		typed = NULL;
+	}
+	ui_input_set(&ui->input, ui->submitted);
+	if (typed && *typed) {
+		ui_input_insert(&ui->input, "\n", 1);
+		ui_input_insert(&ui->input, typed, strlen(typed));
+	}
+	free(typed);
+	free(ui->submitted);
+	ui->submitted = NULL;
+	ui->submitted_edit = -1;
+	ui->focus = UI_FOCUS_INPUT;
+	ui_relayout(ui);
+	mark(ui);
 }
 
 static int conv_index(const struct ui *ui, int id)

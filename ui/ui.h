@@ -184,14 +184,18 @@ char *ui_screen_text(struct ui *ui);
 
 enum ui_event_type {
 	UI_EVENT_NONE,
-	UI_EVENT_SUBMIT,          /* text: the message (attachments: see app) */
+	UI_EVENT_SUBMIT,          /* text: the message (attachments: see app);
+				   * the editor is cleared: ui_submit_refuse
+				   * gives the text back */
 	UI_EVENT_CANCEL,          /* stop generation */
 	UI_EVENT_QUIT,
 	UI_EVENT_CONV_NEW,
 	UI_EVENT_CONV_SELECT,     /* id */
 	UI_EVENT_CONV_RENAME,     /* id, text = new title */
 	UI_EVENT_CONV_DELETE,     /* id (already confirmed by the user) */
-	UI_EVENT_MESSAGE_EDIT,    /* id = message, text = new content: branch */
+	UI_EVENT_MESSAGE_EDIT,    /* id = message, text = new content: branch;
+				   * the draft from before the edit is back
+				   * in the editor */
 	UI_EVENT_REGENERATE,      /* id = message to regenerate (last reply) */
 	UI_EVENT_BRANCH_PREV,     /* id = message */
 	UI_EVENT_BRANCH_NEXT,     /* id = message */
@@ -220,6 +224,14 @@ struct ui_event {
 
 /* Take the oldest pending event.  Returns 1 and fills *ev, or 0 when none. */
 int ui_poll_event(struct ui *ui, struct ui_event *ev);
+
+/* The app cannot take the message of the last UI_EVENT_SUBMIT or
+ * UI_EVENT_MESSAGE_EDIT (no model loaded...): put its text back into the
+ * editor, so that nothing typed is lost.  Text typed since follows it on a
+ * new line; an edit is in progress again, with what the editor held as
+ * its draft.  Say why with ui_notice_set.  A no-op when nothing was
+ * submitted since the last call. */
+void ui_submit_refuse(struct ui *ui);
 
 /* ---- data in ---------------------------------------------------------- */
 

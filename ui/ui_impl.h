@@ -64,6 +64,8 @@ struct ui {
 	struct ui_input prompt;     /* text field of the open dialog */
 	int editing_msg_id;         /* message being edited, -1 = none */
 	char *edit_saved_draft;     /* input before editing started */
+	char *submitted;            /* text of the last SUBMIT / MESSAGE_EDIT */
+	int submitted_edit;         /* its message id (MESSAGE_EDIT), else -1 */
 	struct ui_transcript tr;
 	int generating;
 

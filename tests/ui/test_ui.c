@@ -417,6 +417,57 @@ START_TEST(test_notice_queue)
 }
 END_TEST
 
+/* A message the app cannot take goes back into the editor. */
+START_TEST(test_submit_refused)
+{
+	struct ui *ui = fixture();
+	struct ui_event ev;
+	char *t;
+
+	type(ui, "good morning");
+	ui_handle_key(ui, UI_KEY_ENTER);
+	ev = next(ui);
+	ck_assert_int_eq(ev.type, UI_EVENT_SUBMIT);
+	t = ui_screen_text(ui);
+	ck_assert_ptr_null(strstr(t, "good morning"));
+	free(t);
+	ui_submit_refuse(ui);
+	t = ui_screen_text(ui);
+	ck_assert_ptr_nonnull(strstr(t, "good morning"));
+	free(t);
+	ui_submit_refuse(ui); /* nothing more to give back */
+	ui_handle_key(ui, UI_KEY_ENTER);
+	ev = next(ui);
+	ck_assert_int_eq(ev.type, UI_EVENT_SUBMIT);
+	ck_assert_str_eq(ev.text, "good morning");
+	/* typed after sending: follows the message given back */
+	type(ui, "more");
+	ui_submit_refuse(ui);
+	ui_handle_key(ui, UI_KEY_ENTER);
+	ck_assert_str_eq(next(ui).text, "good morning\nmore");
+	/* an edit comes back as an edit, the draft kept aside again */
+	type(ui, "draft");
+	ui_handle_key(ui, 'e' | UI_KEY_META);
+	type(ui, "!");
+	ui_handle_key(ui, UI_KEY_ENTER);
+	ev = next(ui);
+	ck_assert_int_eq(ev.type, UI_EVENT_MESSAGE_EDIT);
+	ui_submit_refuse(ui);
+	ui_handle_key(ui, UI_KEY_ENTER);
+	ev = next(ui);
+	ck_assert_int_eq(ev.type, UI_EVENT_MESSAGE_EDIT);
+	ck_assert_int_eq(ev.id, 10);
+	ck_assert_str_eq(ev.text, "hello **there**!");
+	ui_submit_refuse(ui);
+	ui_handle_key(ui, UI_KEY_ESC); /* leave the edit: the draft is back */
+	ui_handle_key(ui, UI_KEY_ENTER);
+	ev = next(ui);
+	ck_assert_int_eq(ev.type, UI_EVENT_SUBMIT);
+	ck_assert_str_eq(ev.text, "draft");
+	ui_free(ui);
+}
+END_TEST
+
 Suite *ui_suite(void)
 {
 	Suite *s = suite_create("ui");
@@ -431,6 +482,7 @@ Suite *ui_suite(void)
 	tcase_add_test(tc, test_models_themes_keymap);
 	tcase_add_test(tc, test_notice_and_preview);
 	tcase_add_test(tc, test_notice_queue);
+	tcase_add_test(tc, test_submit_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
