@@ -75,6 +75,7 @@ int app_conv_add(struct app_conv *c, int parent, enum app_role role,
 	m->parent = parent;
 	m->role = role;
 	m->content = xstrdup(content ? content : "");
+	m->content_bytes = strlen(m->content);
 	m->sel = -1;
 	m->time = (int64_t)time(NULL);
 	if (parent < 0)
@@ -89,16 +90,18 @@ void app_conv_set_content(struct app_conv *c, int i, const char *content)
 {
 	free(c->msgs[i].content);
 	c->msgs[i].content = xstrdup(content);
+	c->msgs[i].content_bytes = strlen(content);
 }
 
 void app_conv_append_content(struct app_conv *c, int i, const char *text, size_t len)
 {
-	size_t old = strlen(c->msgs[i].content);
+	size_t old = c->msgs[i].content_bytes;
 	char *p = xrealloc(c->msgs[i].content, old + len + 1);
 
 	memcpy(p + old, text, len);
 	p[old + len] = '\0';
 	c->msgs[i].content = p;
+	c->msgs[i].content_bytes = old + len;
 }
 
 size_t app_conv_path(const struct app_conv *c, int *out, size_t cap)
@@ -188,7 +191,7 @@ char *app_conv_to_json(const struct app_conv *c)
 
 		json_object_set_new(o, "parent", json_integer(m->parent));
 		json_object_set_new(o, "role", json_string(role_names[m->role]));
-		json_object_set_new(o, "content", json_string(m->content));
+		json_object_set_new(o, "content", json_stringn(m->content, m->content_bytes));
 		json_object_set_new(o, "sel", json_integer(m->sel));
 		json_object_set_new(o, "time", json_integer(m->time));
 		if (m->partial)
@@ -223,7 +226,8 @@ int app_conv_from_json(const char *text, size_t len, struct app_conv **out,
 		       struct diag *d)
 {
 	json_error_t err;
-	json_t *root = json_loadb(text, len, 0, &err), *msgs, *v;
+	/* JSON_ALLOW_NUL: a reply's NUL bytes are saved as \u0000. */
+	json_t *root = json_loadb(text, len, JSON_ALLOW_NUL, &err), *msgs, *v;
 	struct app_conv *c;
 	size_t i, j;
 	const char *id;
@@ -269,7 +273,9 @@ int app_conv_from_json(const char *text, size_t len, struct app_conv **out,
 		memset(m, 0, sizeof *m);
 		m->parent = (int)json_integer_value(json_object_get(o, "parent"));
 		m->role = (enum app_role)r;
-		m->content = xstrdup(content);
+		m->content_bytes = json_string_length(json_object_get(o, "content"));
+		m->content = xmalloc(m->content_bytes + 1);
+		memcpy(m->content, content, m->content_bytes + 1);
 		v = json_object_get(o, "sel");
 		m->sel = json_is_integer(v) ? (int)json_integer_value(v) : -1;
 		m->time = json_integer_value(json_object_get(o, "time"));

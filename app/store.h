@@ -24,7 +24,10 @@ enum app_role { APP_ROLE_SYSTEM, APP_ROLE_USER, APP_ROLE_ASSISTANT };
 struct app_msg {
 	int parent;          /* index of the parent message, -1 for a root */
 	enum app_role role;
-	char *content;       /* UTF-8 */
+	char *content;       /* UTF-8, NUL-terminated after content_bytes */
+	size_t content_bytes; /* the content's length: a reply may hold NUL
+			      * bytes (a model's <0x00> token), kept as they
+			      * are on disk too */
 	int sel;             /* index of the chosen child, -1 when none */
 	int64_t time;        /* unix seconds */
 	char **images;       /* attached image file names (content hashes) */
@@ -53,6 +56,7 @@ int app_conv_add(struct app_conv *c, int parent, enum app_role role,
 		 const char *content);
 /* Replace the content of message I (while a reply streams in). */
 void app_conv_set_content(struct app_conv *c, int i, const char *content);
+/* Append LEN bytes of TEXT (NUL bytes included) to message I. */
 void app_conv_append_content(struct app_conv *c, int i, const char *text, size_t len);
 
 /* The active path: message indices from the root to the leaf into out

@@ -139,7 +139,9 @@ static void push_transcript(struct tui *t)
 		int bi, bn;
 
 		app_conv_siblings(s->conv, path[i], &bi, &bn);
-		ui_transcript_add(t->ui, path[i], ui_role_of(m->role), m->content, bi, bn);
+		/* added as a reply streams in: the content may hold NUL bytes */
+		ui_transcript_add(t->ui, path[i], ui_role_of(m->role), "", bi, bn);
+		ui_transcript_append(t->ui, path[i], m->content, m->content_bytes);
 	}
 	ui_system_prompt_set(t->ui, s->conv->system);
 	ui_generating_set(t->ui, s->gen_tag != 0);

@@ -70,6 +70,48 @@ START_TEST(test_json_roundtrip)
 }
 END_TEST
 
+/* A reply's NUL bytes (a model's <0x00> token) are kept, on disk too. */
+START_TEST(test_nul_bytes_roundtrip)
+{
+	static const char reply[] = "a\0b\0\0c";
+	char dir[] = "/tmp/tern-store-XXXXXX", cmd[256], *a, *warn;
+	struct app_conv *c = app_conv_new(NULL), *r, **all;
+	struct diag d;
+	size_t n;
+	int u;
+
+	u = app_conv_add(c, -1, APP_ROLE_USER, "Once");
+	u = app_conv_add(c, u, APP_ROLE_ASSISTANT, "");
+	app_conv_append_content(c, u, reply, 3);
+	app_conv_append_content(c, u, reply + 3, sizeof reply - 4);
+	app_conv_append_content(c, u, "\0", 1);
+	ck_assert_uint_eq(c->msgs[u].content_bytes, sizeof reply);
+	ck_assert_int_eq(memcmp(c->msgs[u].content, reply, sizeof reply), 0);
+	a = app_conv_to_json(c);
+	ck_assert_ptr_nonnull(strstr(a, "\"a\\u0000b\\u0000\\u0000c\\u0000\""));
+	ck_assert_msg(app_conv_from_json(a, strlen(a), &r, &d) == 0, "%s", d.msg);
+	ck_assert_uint_eq(r->msgs[1].content_bytes, sizeof reply);
+	ck_assert_int_eq(memcmp(r->msgs[1].content, reply, sizeof reply), 0);
+	ck_assert_int_eq(r->msgs[1].content[sizeof reply], '\0');
+	ck_assert_uint_eq(r->msgs[0].content_bytes, 4);
+	app_conv_free(r);
+	/* and through a file */
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(app_conv_save(c, dir, &d), 0);
+	ck_assert_int_eq(app_store_load_all(dir, &all, &n, &warn, &d), 0);
+	ck_assert_ptr_null(warn);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(all[0]->msgs[1].content_bytes, sizeof reply);
+	ck_assert_int_eq(memcmp(all[0]->msgs[1].content, reply, sizeof reply), 0);
+	app_conv_free(all[0]);
+	free(all);
+	free(a);
+	app_conv_free(c);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(test_rejects_bad_structure)
 {
 	struct app_conv *c;
@@ -136,6 +178,7 @@ Suite *store_suite(void)
 
 	tcase_add_test(tc, test_branches);
 	tcase_add_test(tc, test_json_roundtrip);
+	tcase_add_test(tc, test_nul_bytes_roundtrip);
 	tcase_add_test(tc, test_rejects_bad_structure);
 	tcase_add_test(tc, test_save_load_and_corrupt);
 	suite_add_tcase(s, tc);
