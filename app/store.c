@@ -176,7 +176,7 @@ char *app_conv_to_json(const struct app_conv *c)
 	char *text;
 	size_t i, j;
 
-	json_object_set_new(root, "version", json_integer(1));
+	json_object_set_new(root, "version", json_integer(APP_CONV_VERSION));
 	json_object_set_new(root, "id", json_string(c->id));
 	json_object_set_new(root, "title", json_string(c->title));
 	json_object_set_new(root, "system", json_string(c->system));
@@ -234,12 +234,28 @@ int app_conv_from_json(const char *text, size_t len, struct app_conv **out,
 
 	*out = NULL;
 	if (!root)
-		return diag_fail(d, -1, "line %d column %d: %s", err.line, err.column, err.text);
+		return diag_fail(d, APP_STORE_E_FORMAT, "line %d column %d: %s", err.line, err.column,
+				 err.text);
+	/* A later format may hold what this tern would drop on saving it
+	 * back: refuse it.  No "version" reads as 1. */
+	v = json_object_get(root, "version");
+	if (v && (!json_is_integer(v) || json_integer_value(v) < 1)) {
+		json_decref(root);
+		return diag_fail(d, APP_STORE_E_FORMAT, "\"version\" is not a format version");
+	}
+	if (v && json_integer_value(v) > APP_CONV_VERSION) {
+		long long ver = (long long)json_integer_value(v);
+
+		json_decref(root);
+		return diag_fail(d, APP_STORE_E_NEWER,
+				 "written by a newer tern (format version %lld; this one reads %d)",
+				 ver, APP_CONV_VERSION);
+	}
 	id = get_str(root, "id");
 	msgs = json_object_get(root, "messages");
 	if (!json_is_object(root) || !id || !*id || !json_is_array(msgs)) {
 		json_decref(root);
-		return diag_fail(d, -1, "not a tern conversation (needs id and messages)");
+		return diag_fail(d, APP_STORE_E_FORMAT, "not a tern conversation (needs id and messages)");
 	}
 	c = xcalloc(1, sizeof *c);
 	c->id = xstrdup(id);
@@ -310,7 +326,7 @@ int app_conv_from_json(const char *text, size_t len, struct app_conv **out,
 bad:
 	json_decref(root);
 	app_conv_free(c);
-	return diag_fail(d, -1, "malformed message list (message %zu)", i);
+	return diag_fail(d, APP_STORE_E_FORMAT, "malformed message list (message %zu)", i);
 }
 
 static char *conv_path(const char *dir, const char *id)
@@ -383,6 +399,7 @@ int app_store_load_all(const char *dir, struct app_conv ***out, size_t *n,
 		struct diag sub;
 		char *path, *text;
 		size_t len;
+		int rc;
 
 		if (l < 6 || strcmp(e->d_name + l - 5, ".json") != 0 || e->d_name[0] == '.')
 			continue;
@@ -394,7 +411,11 @@ int app_store_load_all(const char *dir, struct app_conv ***out, size_t *n,
 			free(path);
 			continue;
 		}
-		if (app_conv_from_json(text, len, &c, &sub) < 0) {
+		rc = app_conv_from_json(text, len, &c, &sub);
+		if (rc == APP_STORE_E_NEWER) {
+			/* Not damaged: kept where it is, for the tern that wrote it. */
+			strbuf_printf(&warn, "%s: %s; left as it is\n", e->d_name, sub.msg);
+		} else if (rc < 0) {
 			/* Keep the damaged file, out of the way, for the user. */
 			char aside[4096];
 

@@ -9,7 +9,8 @@
  * On disk: one JSON file per conversation in DIR/conversations/ID.json,
  * written atomically (temp file, fsync, rename) after every change; a file
  * that cannot be read is renamed to ID.json.corrupt-UNIXTIME and reported,
- * never deleted.  Ownership: a struct app_conv owns all its strings.
+ * never deleted; one of a later format version is reported and left
+ * alone.  Ownership: a struct app_conv owns all its strings.
  */
 #ifndef TERN_APP_STORE_H
 #define TERN_APP_STORE_H
@@ -18,6 +19,14 @@
 #include <stdint.h>
 
 #include "common/diag.h"
+
+/* The file format version this tern writes; it reads no later one. */
+#define APP_CONV_VERSION 1
+
+enum app_store_error {
+	APP_STORE_E_FORMAT = -1, /* not a well-formed tern conversation */
+	APP_STORE_E_NEWER = -2,  /* written in a later format version */
+};
 
 enum app_role { APP_ROLE_SYSTEM, APP_ROLE_USER, APP_ROLE_ASSISTANT };
 
@@ -73,8 +82,9 @@ int app_conv_switch(struct app_conv *c, int i, int delta);
 
 /* JSON text of the conversation (fresh string, free() it). */
 char *app_conv_to_json(const struct app_conv *c);
-/* Parse; 0 or -1 with the reason in d (bad JSON, missing fields, a parent
- * index out of range or a cycle). */
+/* Parse; 0, APP_STORE_E_FORMAT (bad JSON, missing fields, a parent index
+ * out of range or a cycle) or APP_STORE_E_NEWER (a "version" above
+ * APP_CONV_VERSION, which this tern must not save back), the reason in d. */
 int app_conv_from_json(const char *text, size_t len, struct app_conv **out,
 		       struct diag *d);
 
@@ -85,10 +95,10 @@ int app_conv_delete(const struct app_conv *c, const char *dir, struct diag *d);
 
 /* Load every *.json conversation in DIR, newest first, into *out (array
  * of n pointers; free each with app_conv_free and the array with free).
- * Corrupt files are renamed aside.  One line per such file, naming it
- * (relative to DIR) and saying why and what was done, goes into *warnings
- * (fresh string or NULL, free() it).  Returns 0, or -1 when DIR cannot be
- * read. */
+ * Corrupt files are renamed aside; files of a newer format version are
+ * skipped and left in place.  One line per such file, naming it (relative
+ * to DIR) and saying why and what was done, goes into *warnings (fresh
+ * string or NULL, free() it).  Returns 0, or -1 when DIR cannot be read. */
 int app_store_load_all(const char *dir, struct app_conv ***out, size_t *n,
 		       char **warnings, struct diag *d);
 

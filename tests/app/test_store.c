@@ -112,6 +112,47 @@ START_TEST(test_nul_bytes_roundtrip)
 }
 END_TEST
 
+/* A file of a later format version is refused and left alone: saving it
+ * back as version 1 would drop what this tern does not know. */
+START_TEST(test_newer_version_left_alone)
+{
+	const char *v99 = "{\"version\":99,\"id\":\"x\",\"messages\":[]}";
+	const char *v1 = "{\"version\":1,\"id\":\"x\",\"messages\":[]}";
+	const char *none = "{\"id\":\"x\",\"messages\":[]}";
+	const char *bad = "{\"version\":\"2\",\"id\":\"x\",\"messages\":[]}";
+	char dir[] = "/tmp/tern-store-XXXXXX", cmd[256], *path, *warn, *text;
+	struct app_conv *c, **all;
+	struct diag d;
+	size_t n, len;
+
+	ck_assert_int_eq(app_conv_from_json(v99, strlen(v99), &c, &d), APP_STORE_E_NEWER);
+	ck_assert_ptr_null(c);
+	ck_assert_ptr_nonnull(strstr(d.msg, "newer tern (format version 99"));
+	ck_assert_int_eq(app_conv_from_json(bad, strlen(bad), &c, &d), APP_STORE_E_FORMAT);
+	ck_assert_int_eq(app_conv_from_json(v1, strlen(v1), &c, &d), 0);
+	app_conv_free(c);
+	ck_assert_int_eq(app_conv_from_json(none, strlen(none), &c, &d), 0);
+	app_conv_free(c);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	path = file_join(dir, "x.json");
+	ck_assert_int_eq(file_write_atomic(path, v99, strlen(v99), &d), 0);
+	ck_assert_int_eq(app_store_load_all(dir, &all, &n, &warn, &d), 0);
+	ck_assert_uint_eq(n, 0);
+	free(all);
+	ck_assert_ptr_nonnull(warn);
+	ck_assert_msg(strstr(warn, "x.json: written by a newer tern") && strstr(warn, "left as it is"),
+		      "%s", warn);
+	free(warn);
+	/* untouched: same name, same bytes */
+	ck_assert_int_eq(file_read_all(path, 1 << 20, &text, &len, &d), 0);
+	ck_assert_str_eq(text, v99);
+	free(text);
+	free(path);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(test_rejects_bad_structure)
 {
 	struct app_conv *c;
@@ -179,6 +220,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, test_branches);
 	tcase_add_test(tc, test_json_roundtrip);
 	tcase_add_test(tc, test_nul_bytes_roundtrip);
+	tcase_add_test(tc, test_newer_version_left_alone);
 	tcase_add_test(tc, test_rejects_bad_structure);
 	tcase_add_test(tc, test_save_load_and_corrupt);
 	suite_add_tcase(s, tc);
