@@ -19,6 +19,7 @@
 #include "common/xalloc.h"
 
 static const char *const role_names[] = { "system", "user", "assistant" };
+static const char default_title[] = "New chat";
 
 struct app_conv *app_conv_new(const char *title)
 {
@@ -32,11 +33,16 @@ struct app_conv *app_conv_new(const char *title)
 	snprintf(id, sizeof id, "%lld-%06ld-%u-%u", (long long)ts.tv_sec,
 		 ts.tv_nsec / 1000, (unsigned)getpid() % 100000u, counter++);
 	c->id = xstrdup(id);
-	c->title = xstrdup(title ? title : "New chat");
+	c->title = xstrdup(title ? title : default_title);
 	c->system = xstrdup("");
 	c->created = c->updated = (int64_t)ts.tv_sec;
 	c->root_sel = -1;
 	return c;
+}
+
+int app_conv_is_blank(const struct app_conv *c)
+{
+	return !c->n_msgs && !c->system[0] && strcmp(c->title, default_title) == 0;
 }
 
 void app_conv_free(struct app_conv *c)

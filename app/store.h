@@ -55,8 +55,12 @@ struct app_conv {
 	int root_sel;        /* chosen root, -1 when empty */
 };
 
-/* A fresh empty conversation with a new unique id. */
+/* A fresh empty conversation with a new unique id (TITLE NULL: "New
+ * chat"). */
 struct app_conv *app_conv_new(const char *title);
+/* 1 when nothing was done with C yet: no message, no system prompt, the
+ * title app_conv_new(NULL) gives. */
+int app_conv_is_blank(const struct app_conv *c);
 void app_conv_free(struct app_conv *c);
 
 /* Append a message under PARENT (-1: a new root) and make it the chosen

@@ -288,6 +288,9 @@ static void load_model(struct tui *t, const char *name, const char *path,
 	push_status(t, 0);
 }
 
+/* A new empty conversation, made active.  Not saved: its file is written
+ * with its first message (or name, or system prompt), so an empty chat
+ * leaves no file behind. */
 static struct conv_slot *new_conv(struct tui *t)
 {
 	struct conv_slot *s;
@@ -300,8 +303,20 @@ static struct conv_slot *new_conv(struct tui *t)
 	s->conv = app_conv_new(NULL);
 	s->uid = ++t->next_uid;
 	t->active = 0;
-	save_conv(t, s);
 	return s;
+}
+
+/* Index of a conversation nothing was done with yet (no message, no
+ * system prompt, the default title), -1 when none: C-n opens it rather
+ * than piling up empty chats. */
+static int find_blank(struct tui *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n_convs; i++)
+		if (app_conv_is_blank(t->convs[i].conv))
+			return (int)i;
+	return -1;
 }
 
 static int find_uid(struct tui *t, int uid)
@@ -606,7 +621,11 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 			app_worker_cancel(t->worker, s->gen_tag);
 		break;
 	case UI_EVENT_CONV_NEW:
-		new_conv(t);
+		i = find_blank(t);
+		if (i >= 0)
+			t->active = i;
+		else
+			new_conv(t);
 		push_conversations(t);
 		push_transcript(t);
 		break;

@@ -153,6 +153,25 @@ START_TEST(test_newer_version_left_alone)
 }
 END_TEST
 
+START_TEST(test_blank)
+{
+	struct app_conv *c = app_conv_new(NULL);
+
+	ck_assert(app_conv_is_blank(c));
+	free(c->system);
+	c->system = strdup("be brief");
+	ck_assert(!app_conv_is_blank(c));
+	app_conv_free(c);
+	c = app_conv_new("named");
+	ck_assert(!app_conv_is_blank(c));
+	app_conv_free(c);
+	c = app_conv_new(NULL);
+	app_conv_add(c, -1, APP_ROLE_USER, "hi");
+	ck_assert(!app_conv_is_blank(c));
+	app_conv_free(c);
+}
+END_TEST
+
 START_TEST(test_rejects_bad_structure)
 {
 	struct app_conv *c;
@@ -221,6 +240,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, test_json_roundtrip);
 	tcase_add_test(tc, test_nul_bytes_roundtrip);
 	tcase_add_test(tc, test_newer_version_left_alone);
+	tcase_add_test(tc, test_blank);
 	tcase_add_test(tc, test_rejects_bad_structure);
 	tcase_add_test(tc, test_save_load_and_corrupt);
 	suite_add_tcase(s, tc);
