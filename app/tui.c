@@ -47,6 +47,7 @@ struct conv_slot {
 	int gen_tag;   /* running generation's tag, 0 when idle */
 	int gen_msg;   /* message receiving the reply */
 	int dirty;     /* unsaved streamed text */
+	size_t ctx_used; /* positions its last reply took (0: none yet) */
 };
 
 struct tui {
@@ -69,7 +70,6 @@ struct tui {
 	size_t n_attach;
 	double gen_t0;
 	size_t gen_tokens;
-	size_t ctx_used;
 	int kv_k, kv_v;       /* --kv-type for every load, or 0: the entry's */
 	int quit;
 };
@@ -165,7 +165,7 @@ static void push_status_acc(struct tui *t, double tps, double acc)
 	} else {
 		st.model = t->loading ? "loading..." : NULL;
 	}
-	st.ctx_used = (long)t->ctx_used;
+	st.ctx_used = active(t) ? (long)active(t)->ctx_used : 0;
 	st.tokens_per_s = tps;
 	st.spec = acc >= 0.0;
 	st.accept = acc;
@@ -566,7 +566,7 @@ static void on_worker_event(struct tui *t, struct app_wev *ev)
 		s->conv->msgs[s->gen_msg].partial = ev->finish == LLM_FINISH_CANCELLED ||
 						     ev->finish == LLM_FINISH_ERROR;
 		save_conv(t, s);
-		t->ctx_used = ev->ctx_used;
+		s->ctx_used = ev->ctx_used;
 		if (ev->finish == LLM_FINISH_ERROR && ev->text && ev->text[0]) {
 			char msg[DIAG_MSG_MAX + 32];
 
@@ -628,6 +628,7 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 			new_conv(t);
 		push_conversations(t);
 		push_transcript(t);
+		push_status(t, 0);
 		break;
 	case UI_EVENT_CONV_SELECT:
 		i = find_uid(t, ev->id);
@@ -635,6 +636,7 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 			t->active = i;
 			push_conversations(t);
 			push_transcript(t);
+			push_status(t, 0);
 		}
 		break;
 	case UI_EVENT_CONV_RENAME:
@@ -663,6 +665,7 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 				new_conv(t);
 			push_conversations(t);
 			push_transcript(t);
+			push_status(t, 0); /* the context shown was the deleted one's */
 		}
 		break;
 	case UI_EVENT_MESSAGE_EDIT:
