@@ -523,7 +523,7 @@ static void on_worker_event(struct tui *t, struct app_wev *ev)
 		free(t->model_name);
 		t->model_name = xstrdup(ev->text);
 		t->info = ev->info;
-		ui_model_progress(t->ui, -1, NULL);
+		ui_model_loaded(t->ui);
 		ui_notice_set(t->ui, UI_NOTICE_INFO, ev->info.has_template ? NULL :
 			      "completion mode: this model has no chat template, so your text is continued as a story");
 		push_status(t, 0);

@@ -92,6 +92,8 @@ static void mark(struct ui *ui)
 	ui->dirty = 1;
 }
 
+static void close_dialog(struct ui *ui);
+
 /* ---- geometry ------------------------------------------------------------ */
 
 int ui_input_rows_wanted(struct ui *ui)
@@ -469,9 +471,21 @@ void ui_model_progress(struct ui *ui, double fraction, const char *text)
 	mark(ui);
 }
 
+void ui_model_loaded(struct ui *ui)
+{
+	ui->progress = -1;
+	set_str(&ui->progress_text, NULL);
+	if (ui->model_wait && ui->dialog == UI_DIALOG_MODELS)
+		close_dialog(ui);
+	ui->model_wait = 0;
+	mark(ui);
+}
+
 void ui_model_error(struct ui *ui, const char *text)
 {
 	set_str(&ui->model_error, text);
+	if (text)
+		ui->model_wait = 0; /* the menu stays open to show it */
 	mark(ui);
 }
 
@@ -928,8 +942,10 @@ static void dialog_key(struct ui *ui, uint32_t key, enum ui_action a)
 					   ui->conv_list.sel, 0, t);
 			else if (d == UI_DIALOG_PRESET_SAVE && *t)
 				push_event(ui, UI_EVENT_PRESET_SAVE, 0, 0, 0, t);
-			else if (d == UI_DIALOG_MODEL_PATH && *t)
+			else if (d == UI_DIALOG_MODEL_PATH && *t) {
 				push_event(ui, UI_EVENT_MODEL_PATH, 0, 0, 0, t);
+				ui->model_wait = 1;
+			}
 			else if (d == UI_DIALOG_ATTACH_PATH && *t)
 				push_event(ui, UI_EVENT_ATTACH, 0, 0, 0, t);
 			else if (d == UI_DIALOG_SYSTEM_PROMPT) {
@@ -1006,6 +1022,7 @@ static void dialog_key(struct ui *ui, uint32_t key, enum ui_action a)
 		else if (a == UI_ACTION_SUBMIT) {
 			if (ui->model_list.sel < ui->n_models) {
 				set_str(&ui->model_error, NULL);
+				ui->model_wait = 1; /* closes once loaded */
 				push_event(ui, UI_EVENT_MODEL_SELECT, 0, ui->model_list.sel, 0,
 					   ui->models[ui->model_list.sel].path);
 			} else {

@@ -311,6 +311,10 @@ struct ui_model_item {
 void ui_models_set(struct ui *ui, const struct ui_model_item *items, int n);
 /* Load progress: fraction in [0,1] (< 0 hides the bar) and text. */
 void ui_model_progress(struct ui *ui, double fraction, const char *text);
+/* The model has loaded: hides the progress bar and closes the model menu
+ * when the load was chosen there (a failed load keeps it open, showing
+ * ui_model_error's text). */
+void ui_model_loaded(struct ui *ui);
 /* Model load error shown in the model menu (NULL clears). */
 void ui_model_error(struct ui *ui, const char *text);
 

@@ -100,6 +100,7 @@ struct ui {
 	struct ui_list model_list;  /* n_models + 1 ("path...") */
 	double progress;
 	char *progress_text, *model_error;
+	int model_wait;             /* a load chosen in the model menu runs */
 
 	char **themes;
 	int n_themes;

@@ -468,6 +468,43 @@ START_TEST(test_submit_refused)
 }
 END_TEST
 
+/* The model menu closes once the model chosen there has loaded, and
+ * stays open to show why when it failed. */
+START_TEST(test_model_menu_closes)
+{
+	struct ui *ui = fixture();
+	struct ui_model_item m[] = { { "llama", "/m/llama", "1B bf16" } };
+	char *t;
+
+	ui_models_set(ui, m, 1);
+	ui_model_loaded(ui); /* a load from the command line: no menu */
+	ui_handle_key(ui, UI_KEY_F1 + 2);
+	ui_handle_key(ui, UI_KEY_ENTER);
+	ck_assert_int_eq(next(ui).type, UI_EVENT_MODEL_SELECT);
+	ui_model_progress(ui, 0.5, "loading layers");
+	t = ui_screen_text(ui);
+	ck_assert_ptr_nonnull(strstr(t, "Models"));
+	free(t);
+	ui_model_progress(ui, -1, NULL);
+	ui_model_error(ui, "model failed to load: no config.json");
+	t = ui_screen_text(ui);
+	ck_assert_ptr_nonnull(strstr(t, "no config.json"));
+	free(t);
+	ui_model_loaded(ui); /* a later load (not chosen here) leaves it open */
+	t = ui_screen_text(ui);
+	ck_assert_ptr_nonnull(strstr(t, "Models"));
+	free(t);
+	ui_handle_key(ui, UI_KEY_ENTER); /* try again */
+	ck_assert_int_eq(next(ui).type, UI_EVENT_MODEL_SELECT);
+	ui_model_loaded(ui);
+	t = ui_screen_text(ui);
+	ck_assert_ptr_null(strstr(t, "Models"));
+	ck_assert_ptr_null(strstr(t, " 50% "));
+	free(t);
+	ui_free(ui);
+}
+END_TEST
+
 Suite *ui_suite(void)
 {
 	Suite *s = suite_create("ui");
@@ -483,6 +520,7 @@ Suite *ui_suite(void)
 	tcase_add_test(tc, test_notice_and_preview);
 	tcase_add_test(tc, test_notice_queue);
 	tcase_add_test(tc, test_submit_refused);
+	tcase_add_test(tc, test_model_menu_closes);
 	suite_add_tcase(s, tc);
 	return s;
 }
