@@ -985,16 +985,30 @@ int app_tui_run(const char *model_override, const char *config_path,
 		while (!t.quit && ui_poll_event(t.ui, &ev))
 			on_ui_event(&t, &ev);
 	}
-	/* Keep what was streamed so far, marked partial. */
+	/* Keep what was streamed so far, marked partial; a file that cannot
+	 * be written is reported once the terminal is back. */
 	{
+		struct strbuf failed;
 		size_t i;
 
+		strbuf_init(&failed, 0);
 		for (i = 0; i < t.n_convs; i++)
-			if (t.convs[i].gen_tag || t.convs[i].dirty)
-				save_conv(&t, &t.convs[i]);
+			if ((t.convs[i].gen_tag || t.convs[i].dirty) &&
+			    app_conv_save(t.convs[i].conv, t.conv_dir, &d) < 0)
+				strbuf_printf(&failed, "%scould not save a conversation: %s",
+					      failed.len ? "\ntern: " : "", d.msg);
+		app_worker_stop(t.worker);
+		ui_term_close(t.ui);
+		if (failed.len) {
+			app_error("%s", strbuf_cstr(&failed));
+			rc = APP_STATUS_ERROR;
+		}
+		strbuf_fini(&failed);
 	}
-	app_worker_stop(t.worker);
-	ui_term_close(t.ui);
+	/* Stopped by a signal (SIGINT, SIGTERM, SIGHUP), everything saved:
+	 * the status a shell gives a process the signal killed, 128 + N. */
+	if (got_signal)
+		rc = 128 + got_signal;
 out:
 	{
 		size_t i;
