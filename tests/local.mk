@@ -64,7 +64,7 @@ AM_TESTS_FD_REDIRECT = 9>&2
 EXTRA_DIST += scripts/test-run.sh
 
 # The TUI end to end, in tmux (skips when tmux is missing).
-TESTS += tests/e2e/tui.sh
-EXTRA_DIST += tests/e2e/tui.sh
+TESTS += tests/e2e/tui.sh tests/e2e/tui_errors.sh
+EXTRA_DIST += tests/e2e/tui.sh tests/e2e/tui_errors.sh
 TESTS_ENVIRONMENT = TERN='$(abs_top_builddir)/tern$(EXEEXT)'; export TERN; \
 	CK_DEFAULT_TIMEOUT="$${CK_DEFAULT_TIMEOUT:-120}"; export CK_DEFAULT_TIMEOUT;

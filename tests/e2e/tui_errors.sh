@@ -1,0 +1,134 @@
+#!/bin/sh
+# tests/e2e/tui_errors.sh — the real tern binary in tmux, where things go
+# wrong: start-up problems (a config error, a bad theme, a damaged
+# conversation file, one of a newer format) stay on screen after the model
+# has loaded; a message sent with no model stays in the editor and enters
+# the conversation only once a model is loaded; empty chats leave no files;
+# a reply's NUL bytes are saved; SIGINT saves and exits with 130.
+# Exits 77 (SKIP) when tmux is missing.
+set -u
+TERN=${TERN:-$(cd "$(dirname "$0")/../.." && pwd)/tern}
+[ -x "$TERN" ] || TERN=$(pwd)/tern
+command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux not installed"; exit 77; }
+
+home=$(mktemp -d "${TMPDIR:-/tmp}/tern-e2e.XXXXXX")
+sock="tern-e2e-err-$$"
+convs="$home/.local/share/tern/conversations"
+cfg="$home/.config/tern/config.yaml"
+cleanup() {
+	tmux -L "$sock" kill-server 2>/dev/null
+	rm -rf "$home"
+}
+trap cleanup EXIT
+fail() {
+	echo "FAIL: $*"
+	echo "---- screen ----"
+	tmux -L "$sock" capture-pane -p -t t 2>/dev/null
+	echo "----------------"
+	exit 1
+}
+# start [ARGS...]: tern in a 100x30 pane; its exit status is printed after.
+start() {
+	tmux -L "$sock" new-session -d -s t -x 100 -y 30 \
+		"env -u XDG_CONFIG_HOME -u XDG_DATA_HOME HOME='$home' TERM=xterm-256color LANG=C.UTF-8 '$TERN' $*; echo \"EXIT=\$?\"; sleep 30" ||
+		fail "tmux could not start"
+}
+quit() {
+	keys C-q
+	wait_for 'EXIT=' 10 || fail "tern did not quit"
+	tmux -L "$sock" kill-session -t t 2>/dev/null
+}
+screen() { tmux -L "$sock" capture-pane -p -t t; }
+wait_for() {
+	i=0
+	while [ "$i" -lt $(($2 * 10)) ]; do
+		screen | grep -Eq -- "$1" && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+keys() { tmux -L "$sock" send-keys -t t "$@"; }
+nfiles() { ls "$convs"/*.json 2>/dev/null | wc -l; }
+
+mkdir -p "$convs" "$(dirname "$cfg")"
+
+# 1. Start-up problems outlive the model's load notices, until Esc.
+printf '{"version":1,"id":"x","messages":[' >"$convs/x.json"
+newer='{"version":99,"id":"y","title":"from the future","messages":[]}'
+printf '%s' "$newer" >"$convs/y.json"
+printf 'bogus_key: 3\n' >"$cfg"
+start
+wait_for 'completion' 20 || fail "the model did not load"
+sleep 0.5
+wait_for "config.yaml:1:1: unknown key 'bogus_key'" 2 || fail "the config error is not shown"
+wait_for 'x.json: damaged' 2 || fail "the damaged conversation is not reported"
+wait_for 'y.json: written by a newer tern' 2 || fail "the newer-format file is not reported"
+ls "$convs"/x.json.corrupt-* >/dev/null 2>&1 || fail "the damaged file was not set aside"
+[ "$(cat "$convs/y.json")" = "$newer" ] || fail "the newer-format file was changed"
+keys Escape
+sleep 0.5
+screen | grep -q 'bogus_key' && fail "Esc did not dismiss the start-up notices"
+quit
+[ "$(cat "$convs/y.json")" = "$newer" ] || fail "the newer-format file was overwritten"
+rm -f "$convs"/x.json.corrupt-* "$convs/y.json"
+
+printf 'theme: nosuch\n' >"$cfg"
+start
+wait_for 'completion' 20 || fail "the model did not load (theme)"
+wait_for "config.yaml:1:8: theme: no theme called 'nosuch'" 2 || fail "the bad theme is not reported"
+quit
+[ "$(nfiles)" -eq 0 ] || fail "an empty chat left a file"
+
+# 2. No model: the message stays in the editor and out of the conversation.
+printf 'preset: nul\npresets:\n  - name: nul\n    logit_bias: "3=100"\n    max_tokens: 4\n' >"$cfg"
+start -m /nonexistent
+wait_for 'model failed to load' 20 || fail "the missing model was not reported"
+keys -l 'hello there'
+keys Enter
+wait_for 'no model loaded' 5 || fail "no notice for a message sent with no model"
+screen | grep -q '› hello there' || fail "the message left the editor"
+screen | grep -q '▌New chat' || fail "the conversation was renamed after an unsent message"
+[ "$(nfiles)" -eq 0 ] || fail "an unsent message was saved"
+# C-n on an empty chat opens the same one
+keys C-n
+sleep 0.3
+keys C-n
+sleep 0.3
+[ "$(screen | grep -c 'New chat')" -eq 1 ] || fail "C-n piled up empty chats"
+# F3: the bundled model; the menu closes once it has loaded
+keys F3
+wait_for 'Models' 5 || fail "no model menu"
+keys Enter
+wait_for 'completion' 20 || fail "the bundled model did not load from the menu"
+sleep 0.5
+screen | grep -q 'Models' && fail "the model menu stayed open after the model loaded"
+screen | grep -q '› hello there' || fail "loading a model lost the message in the editor"
+# Sent now: one user turn, then the reply (its NUL bytes kept on disk)
+keys Enter
+wait_for 'ctx [1-9][0-9]*/512' 10 || fail "no reply to the kept message"
+sleep 0.5
+f=$(ls "$convs"/*.json)
+roles=$(grep -o '"role": "[a-z]*"' "$f" | cut -d'"' -f4 | tr '\n' ' ')
+[ "$roles" = "user assistant " ] || fail "roles in the file: '$roles', not 'user assistant'"
+grep -q '"content": "hello there"' "$f" || fail "the user message was not saved"
+grep -q '"content": "\\u0000' "$f" || fail "the reply's NUL bytes were not saved: $(grep content "$f")"
+# deleting it resets the context shown
+keys F8
+sleep 0.3
+keys y
+sleep 0.5
+screen | grep -q 'ctx 0/512' || fail "the status bar kept the deleted conversation's context"
+[ "$(nfiles)" -eq 0 ] || fail "the conversation file was not deleted"
+
+# 3. SIGINT: everything saved, exit status 130.
+keys -l 'Once upon'
+keys Enter
+wait_for 'ctx [1-9][0-9]*/512' 10 || fail "no reply before SIGINT"
+pid=$(pgrep -P "$(tmux -L "$sock" display -p -t t '#{pane_pid}')" | head -1)
+[ -n "$pid" ] || fail "cannot find tern's process"
+kill -INT "$pid"
+wait_for 'EXIT=130' 10 || fail "SIGINT did not end tern with status 130"
+grep -q '"content": "Once upon"' "$convs"/*.json || fail "the conversation was not saved on SIGINT"
+echo "PASS: tui errors end-to-end (start-up notices, no-model send, empty chats, model menu, NUL bytes, SIGINT)"
+exit 0
