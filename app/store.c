@@ -4,6 +4,7 @@
 
 #include "app/store.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -20,6 +21,21 @@
 
 static const char *const role_names[] = { "system", "user", "assistant" };
 static const char default_title[] = "New chat";
+
+/* Whether id can name the conversation's file: it becomes DIR/ID.json,
+ * so a crafted file's "../x" or "/tmp/x" must not take the save
+ * elsewhere.  app_conv_new's ids pass. */
+static int id_is_file_name(const char *id)
+{
+	size_t i, n = strlen(id);
+
+	if (n == 0 || n > 100 || id[0] == '.')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)id[i]) && !strchr("-_.", id[i]))
+			return 0;
+	return 1;
+}
 
 struct app_conv *app_conv_new(const char *title)
 {
@@ -262,6 +278,12 @@ int app_conv_from_json(const char *text, size_t len, struct app_conv **out,
 	if (!json_is_object(root) || !id || !*id || !json_is_array(msgs)) {
 		json_decref(root);
 		return diag_fail(d, APP_STORE_E_FORMAT, "not a tern conversation (needs id and messages)");
+	}
+	if (!id_is_file_name(id)) {
+		json_decref(root);
+		return diag_fail(d, APP_STORE_E_FORMAT,
+				 "\"id\" is not a name tern gives a conversation "
+				 "(letters, digits, '-', '_', '.'; at most 100)");
 	}
 	c = xcalloc(1, sizeof *c);
 	c->id = xstrdup(id);

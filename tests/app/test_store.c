@@ -183,6 +183,21 @@ START_TEST(test_rejects_bad_structure)
 	ck_assert_int_eq(app_conv_from_json(role, strlen(role), &c, &d), -1);
 	ck_assert_int_eq(app_conv_from_json("{", 1, &c, &d), -1);
 	ck_assert_ptr_nonnull(strstr(d.msg, "line 1"));
+	/* ids name the file a save writes (DIR/ID.json): none that leaves DIR */
+	{
+		static const char *const bad[] = {"../x", "/tmp/x", "a/b", ".hidden", "", "a\\b"};
+		char j[256];
+		size_t i;
+
+		for (i = 0; i < sizeof bad / sizeof *bad; i++) {
+			snprintf(j, sizeof j, "{\"id\":\"%s\",\"messages\":[]}", bad[i]);
+			ck_assert_msg(app_conv_from_json(j, strlen(j), &c, &d) == -1, "%s", j);
+		}
+		snprintf(j, sizeof j, "{\"id\":\"%s\",\"messages\":[]}",
+			 "1764361234-123456-4242-0");
+		ck_assert_msg(app_conv_from_json(j, strlen(j), &c, &d) == 0, "%s", d.msg);
+		app_conv_free(c);
+	}
 }
 END_TEST
 
