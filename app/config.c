@@ -653,7 +653,8 @@ char *app_config_default_text(const char *bundled)
 		"# balanced, precise, creative, greedy).\n"
 		"preset: balanced\n"
 		"\n"
-		"# Theme: default, light, high-contrast, or a file name in themes/.\n"
+		"# Theme: default, light, high-contrast, or the name of one of yours\n"
+		"# (themes/NAME.yaml beside this file; see tern's themes/default.yaml).\n"
 		"theme: default\n"
 		"\n"
 		"# Compute backend: auto (CUDA when there is a GPU), cpu or cuda.\n"
@@ -727,8 +728,7 @@ int app_config_load(struct app_config *c, const char *path, const char *bundled,
 	return rc;
 }
 
-/* presets/ beside the config file. */
-static char *presets_dir(const char *config_path)
+char *app_config_sibling(const char *config_path, const char *leaf)
 {
 	const char *slash = strrchr(config_path, '/');
 	struct strbuf sb;
@@ -738,8 +738,14 @@ static char *presets_dir(const char *config_path)
 		strbuf_append(&sb, config_path, (size_t)(slash - config_path));
 	else
 		strbuf_puts(&sb, ".");
-	strbuf_puts(&sb, "/presets");
+	strbuf_printf(&sb, "/%s", leaf);
 	return strbuf_take(&sb, NULL);
+}
+
+/* presets/ beside the config file. */
+static char *presets_dir(const char *config_path)
+{
+	return app_config_sibling(config_path, "presets");
 }
 
 int app_preset_save(struct app_config *c, const char *name,

@@ -140,6 +140,9 @@ void app_config_fini(struct app_config *c);
 char *app_config_default_path(void);
 /* $XDG_DATA_HOME/tern (or ~/.local/share/tern); fresh string. */
 char *app_data_dir(void);
+/* LEAF in the directory of the config file at CONFIG_PATH (presets/,
+ * themes/); fresh string. */
+char *app_config_sibling(const char *config_path, const char *leaf);
 
 const struct app_model_entry *app_config_find_model(const struct app_config *c,
 						    const char *name);

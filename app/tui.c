@@ -887,28 +887,43 @@ int app_tui_run(const char *model_override, const char *config_path,
 	char *data = app_data_dir();
 	const struct app_model_entry *me;
 	const struct app_preset *pre;
-	int rc = APP_STATUS_OK, cfg_rc;
+	int rc = APP_STATUS_OK, cfg_rc, theme_diag[2];
 	struct sigaction sa;
+	struct diag td[2];
 	char *themes_dir;
 
 	memset(&t, 0, sizeof t);
 	t.kv_k = k_bits;
 	t.kv_v = v_bits;
 	cfg_rc = app_config_load(&t.cfg, cfg_path, app_default_model_dir(), &d);
-	free(cfg_path);
 	theme_set_init(&t.themes);
+	/* the bundled themes, then the user's (themes/ beside the config
+	 * file; a name there replaces a bundled one); a theme that does not
+	 * load is reported once the screen is up */
 	themes_dir = file_join(TERN_PKGDATADIR, "themes");
 	if (!file_is_dir(themes_dir)) {
 		free(themes_dir);
 		themes_dir = file_join(TERN_SRCDIR, "themes");
 	}
-	theme_set_load_dir(&t.themes, themes_dir, NULL);
+	theme_diag[0] = theme_set_load_dir(&t.themes, themes_dir, &td[0]);
 	free(themes_dir);
+	themes_dir = app_config_sibling(cfg_path, "themes");
+	theme_diag[1] = file_is_dir(themes_dir) ?
+			theme_set_load_dir(&t.themes, themes_dir, &td[1]) : 0;
+	free(themes_dir);
+	free(cfg_path);
 	{
 		int ti = theme_set_find(&t.themes, t.cfg.theme);
 
 		t.ui = ui_new(ti >= 0 ? &t.themes.items[ti] : NULL);
 	}
+	for (int i = 0; i < 2; i++)
+		if (theme_diag[i] < 0) {
+			char msg[DIAG_MSG_MAX + 64];
+
+			snprintf(msg, sizeof msg, "theme: %s", td[i].msg);
+			ui_notice_push(t.ui, UI_NOTICE_ERROR, msg);
+		}
 	if (cfg_rc < 0) {
 		char msg[DIAG_MSG_MAX + 64];
 

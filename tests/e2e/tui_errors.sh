@@ -78,6 +78,19 @@ start
 wait_for 'completion' 20 || fail "the model did not load (theme)"
 wait_for "config.yaml:1:8: theme: no theme called 'nosuch'" 2 || fail "the bad theme is not reported"
 quit
+
+# Themes of one's own beside the config file: found by name; one that
+# does not load is reported with its file and line.
+mkdir -p "$(dirname "$cfg")/themes"
+printf 'name: mine\nroles:\n  user: { fg: "#ff8700" }\n' >"$(dirname "$cfg")/themes/mine.yaml"
+printf 'name: broken\nroles:\n  user: { fg: nocolour }\n' >"$(dirname "$cfg")/themes/broken.yaml"
+printf 'theme: mine\n' >"$cfg"
+start
+wait_for 'completion' 20 || fail "the model did not load (user themes)"
+wait_for 'theme: .*broken.yaml:3' 2 || fail "the user's broken theme is not reported"
+screen | grep -q "no theme called" && fail "the user's theme 'mine' was not found"
+quit
+rm -rf "$(dirname "$cfg")/themes"
 [ "$(nfiles)" -eq 0 ] || fail "an empty chat left a file"
 
 # 2. No model: the message stays in the editor and out of the conversation.
