@@ -809,7 +809,7 @@ static void bind_keys(struct tui *t)
 	for (i = 0; i < t->cfg.n_keys; i++) {
 		struct diag d;
 
-		if (ui_keymap_bind(t->ui, t->cfg.keys[i].key, t->cfg.keys[i].action, &d) < 0) {
+		if (ui_keymap_bind(t->ui, t->cfg.keys[i].key, t->cfg.keys[i].action, &d) != 0) {
 			char msg[DIAG_MSG_MAX + 128];
 
 			snprintf(msg, sizeof msg, "%s:%d:%d: %s", t->cfg.path ? t->cfg.path : "config",

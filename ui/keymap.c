@@ -243,7 +243,20 @@ int ui_keymap_bind_names(struct ui_keymap *km, const char *key_name, const char 
 	if (a < 0)
 		return diag_fail(d, UI_E_ACTION, "unknown action '%s' for key '%s'",
 				 action_name ? action_name : "(null)", key_name);
-	ui_keymap_set(km, key, (enum ui_action)a);
+	{
+		const enum ui_action old = ui_keymap_lookup(km, key);
+
+		ui_keymap_set(km, key, (enum ui_action)a);
+		if (old != UI_ACTION_NONE && old != (enum ui_action)a &&
+		    a != UI_ACTION_NONE) {
+			char kn[32];
+
+			ui_key_format(key, kn, sizeof kn);
+			diag_fail(d, 0, "%s no longer does %s: it is bound to %s now", kn,
+				  ui_action_name(old), ui_action_name((enum ui_action)a));
+			return 1;
+		}
+	}
 	return 0;
 }
 

@@ -32,7 +32,7 @@ enum ui_action ui_keymap_lookup(const struct ui_keymap *km, uint32_t key);
 int ui_action_from_name(const char *name);
 /* Keys bound to action a, formatted and joined with ", " into buf. */
 void ui_keymap_keys_for(const struct ui_keymap *km, enum ui_action a, char *buf, size_t cap);
-/* Parse and bind on a bare keymap (ui_keymap_bind's work). */
+/* Parse and bind on a bare keymap (ui_keymap_bind's work and returns). */
 int ui_keymap_bind_names(struct ui_keymap *km, const char *key_name, const char *action_name,
 			 struct diag *d);
 

@@ -138,9 +138,11 @@ int ui_key_parse(const char *name, uint32_t *key, struct diag *d);
 /* Format a key as its canonical name into buf (always NUL-terminated). */
 void ui_key_format(uint32_t key, char *buf, size_t cap);
 
-/* Bind key_name to action_name ("none" unbinds).  Later binds of the same
- * key replace earlier ones.  Returns 0, UI_E_KEY or UI_E_ACTION (message
- * in d names the bad word). */
+/* Bind key_name to action_name ("none" unbinds); the action's other keys
+ * keep it.  Later binds of the same key replace earlier ones.  Returns 0;
+ * 1 when the key did another action until now (bound all the same; d says
+ * which, for the user: binding Enter to quit loses sending); UI_E_KEY or
+ * UI_E_ACTION (message in d names the bad word). */
 int ui_keymap_bind(struct ui *ui, const char *key_name, const char *action_name, struct diag *d);
 
 /* ---- lifecycle ------------------------------------------------------- */

@@ -86,8 +86,13 @@ START_TEST(test_bind)
 	ck_assert_int_eq(ui_keymap_lookup(&km, UI_KEY_F1), UI_ACTION_HELP);
 	ck_assert_int_eq(ui_keymap_bind_names(&km, "C-t", "themes", &d), 0);
 	ck_assert_int_eq(ui_keymap_lookup(&km, 't' | UI_KEY_CTRL), UI_ACTION_THEMES);
-	ck_assert_int_eq(ui_keymap_bind_names(&km, "C-n", "quit", &d), 0); /* rebind */
+	/* rebind: done, and said, since C-n no longer opens a chat */
+	ck_assert_int_eq(ui_keymap_bind_names(&km, "C-n", "quit", &d), 1);
 	ck_assert_int_eq(ui_keymap_lookup(&km, 'n' | UI_KEY_CTRL), UI_ACTION_QUIT);
+	ck_assert_msg(strstr(d.msg, "C-n") && strstr(d.msg, "new-conversation") &&
+		      strstr(d.msg, "quit"), "%s", d.msg);
+	ck_assert_int_eq(ui_keymap_lookup(&km, 'q' | UI_KEY_CTRL), UI_ACTION_QUIT);
+	ck_assert_int_eq(ui_keymap_bind_names(&km, "C-n", "quit", &d), 0); /* the same again */
 	ck_assert_int_eq(ui_keymap_bind_names(&km, "C-n", "none", &d), 0); /* unbind */
 	ck_assert_int_eq(ui_keymap_lookup(&km, 'n' | UI_KEY_CTRL), UI_ACTION_NONE);
 	ck_assert_int_eq(ui_keymap_bind_names(&km, "C-n", "fly", &d), UI_E_ACTION);
