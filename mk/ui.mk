@@ -11,7 +11,8 @@ ui_libui_a_SOURCES += ui/ui.h ui/ui_impl.h \
 
 tests_check_ui_SOURCES += tests/ui/test_text.c tests/ui/test_input.c \
 	tests/ui/test_transcript.c tests/ui/test_layout.c tests/ui/test_keymap.c \
-	tests/ui/test_form.c tests/ui/test_image.c tests/ui/test_ui.c
+	tests/ui/test_form.c tests/ui/test_image.c tests/ui/test_ui.c \
+	tests/ui/test_screen.c
 
 # A manual self-check: `ui/ui-demo` runs the UI with canned data (no model).
 noinst_PROGRAMS += ui/ui-demo

@@ -2,7 +2,9 @@
  *
  * Cells unchanged since the previous frame are skipped (curses diffs too,
  * but this saves building cchar_t's for a 300x80 screen on every token);
- * then one wnoutrefresh + doupdate sends the frame.  The only other file
+ * ui_screen_diff_row (screen.c, tested without a terminal) decides which,
+ * keeping both halves of wide glyphs in step; then one wnoutrefresh +
+ * doupdate sends the frame.  The only other file
  * calling curses is term.c.
  */
 #include "config.h"
@@ -31,12 +33,6 @@ void ui_draw_invalidate(struct ui *ui)
 	clearok(curscr, TRUE);
 }
 
-static int cell_eq(const struct ui_cell *a, const struct ui_cell *b)
-{
-	return a->width == b->width && a->role == b->role && !strcmp(a->g, b->g) &&
-	       (a->role != UI_CELL_RGB || (a->fg == b->fg && a->bg == b->bg));
-}
-
 static void put_cell(struct ui_term *t, int x, int y, const struct ui_cell *c)
 {
 	wchar_t wbuf[UI_CELL_BYTES + 1];
@@ -57,6 +53,8 @@ static void put_cell(struct ui_term *t, int x, int y, const struct ui_cell *c)
 	}
 	if (n == 0)
 		wbuf[n++] = L' ';
+	if (n > CCHARW_MAX)
+		n = CCHARW_MAX; /* curses keeps at most this many per cell */
 	wbuf[n] = L'\0';
 	if (c->role == UI_CELL_RGB) {
 		pair = alloc_pair(ui_term_color(t, c->fg, 1), ui_term_color(t, c->bg, 0));
@@ -67,7 +65,13 @@ static void put_cell(struct ui_term *t, int x, int y, const struct ui_cell *c)
 		pair = t->role_pair[r];
 		attr = (attr_t)t->role_attr[r];
 	}
-	setcchar(&cc, wbuf, attr, 0, &pair);
+	if (setcchar(&cc, wbuf, attr, 0, &pair) == ERR) {
+		/* curses refused the cluster: a stand-in of the same width */
+		wbuf[0] = c->width == 2 ? 0xff1f /* ？ */ : 0xfffd;
+		wbuf[1] = L'\0';
+		if (setcchar(&cc, wbuf, attr, 0, &pair) == ERR)
+			return;
+	}
 	mvwadd_wch(stdscr, y, x, &cc);
 }
 
@@ -76,6 +80,7 @@ void ui_draw_frame(struct ui *ui)
 	struct ui_term *t = ui->term;
 	struct ui_screen *s = &ui->screen;
 	size_t ncell = (size_t)s->cols * (size_t)s->rows;
+	int *xs;
 
 	if (!t)
 		return;
@@ -88,16 +93,15 @@ void ui_draw_frame(struct ui *ui)
 		t->prev_rows = s->rows;
 		werase(stdscr);
 	}
+	xs = xcalloc((size_t)s->cols + 1, sizeof *xs);
 	for (int y = 0; y < s->rows; y++) {
-		for (int x = 0; x < s->cols; x++) {
-			const struct ui_cell *c = &s->cells[y * s->cols + x];
-			struct ui_cell *p = &t->prev[y * s->cols + x];
-			if (c->width == 0 || cell_eq(c, p))
-				continue;
-			put_cell(t, x, y, c);
-			*p = *c;
-		}
+		const struct ui_cell *row = &s->cells[y * s->cols];
+		int n = ui_screen_diff_row(row, &t->prev[y * s->cols], s->cols, xs);
+
+		for (int i = 0; i < n; i++)
+			put_cell(t, xs[i], y, &row[xs[i]]);
 	}
+	free(xs);
 	if (s->cur_visible) {
 		curs_set(1);
 		wmove(stdscr, s->cur_y, s->cur_x);

@@ -196,6 +196,50 @@ void ui_screen_box(struct ui_screen *s, struct ui_rect r, int role)
 	ui_screen_puts(s, r.x + r.w - 1, r.y + r.h - 1, 1, "\xe2\x94\x98", role);
 }
 
+int ui_cell_eq(const struct ui_cell *a, const struct ui_cell *b)
+{
+	return a->width == b->width && a->role == b->role && !strcmp(a->g, b->g) &&
+	       (a->role != UI_CELL_RGB || (a->fg == b->fg && a->bg == b->bg));
+}
+
+int ui_screen_diff_row(const struct ui_cell *cur, struct ui_cell *prev, int cols, int *xs)
+{
+	int n = 0, x;
+
+	/* xs doubles as the dirty marks (1 = repaint) until the last pass */
+	for (x = 0; x < cols; x++)
+		xs[x] = !ui_cell_eq(&cur[x], &prev[x]);
+	/* Spread to the halves that go with a dirty cell: the other half of a
+	 * wide glyph shown there now, and of one to be shown.  Leftward spread
+	 * restarts the scan there, so chains of wide glyphs settle. */
+	for (x = 0; x < cols; x++) {
+		int back = 0;
+
+		if (!xs[x])
+			continue;
+		if (x + 1 < cols && !xs[x + 1] && (prev[x].width == 2 || cur[x].width == 2))
+			xs[x + 1] = 1;
+		if (x > 0 && !xs[x - 1] && (prev[x].width == 0 || cur[x].width == 0)) {
+			xs[x - 1] = 1;
+			back = 1;
+		}
+		if (back)
+			x -= 2;
+	}
+	for (x = 0; x < cols; x++) {
+		int dirty = xs[x];
+
+		if (!dirty)
+			continue;
+		/* a continuation cell is painted by its glyph to the left,
+		 * unless orphaned (then it is painted as a blank) */
+		if (!(cur[x].width == 0 && x > 0 && cur[x - 1].width == 2))
+			xs[n++] = x;
+		prev[x] = cur[x];
+	}
+	return n;
+}
+
 char *ui_screen_to_text(const struct ui_screen *s)
 {
 	struct strbuf b;

@@ -47,6 +47,18 @@ void ui_screen_put_rgb(struct ui_screen *s, int x, int y, const char *glyph, uin
 void ui_screen_set_role(struct ui_screen *s, struct ui_rect r, int role);
 /* Frame a rectangle with box-drawing characters. */
 void ui_screen_box(struct ui_screen *s, struct ui_rect r, int role);
+/* The terminal-update diff for one row (draw.c): cur is the new row,
+ * prev what the terminal shows (a cell of width -1: unknown, never equal).
+ * Writes to xs the columns to paint, left to right, and updates prev to
+ * what the terminal shows once they are painted; returns their count.
+ * Exact for wide glyphs: painting a wide glyph covers the next cell, and
+ * painting over either half of a wide glyph on the terminal blanks the other
+ * half, so both halves are repainted together.  A continuation cell is
+ * never listed (its glyph paints it) unless it is orphaned, when it is
+ * listed and painted as a blank. */
+int ui_screen_diff_row(const struct ui_cell *cur, struct ui_cell *prev, int cols, int *xs);
+/* Cells equal for drawing purposes. */
+int ui_cell_eq(const struct ui_cell *a, const struct ui_cell *b);
 /* The frame as text (rows joined with '\n'); caller frees. */
 char *ui_screen_to_text(const struct ui_screen *s);
 
