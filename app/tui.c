@@ -980,13 +980,14 @@ int app_tui_run(const char *model_override, const char *config_path,
 		struct ui_event ev;
 		struct app_wev wev;
 		char buf[256];
+		int pr;
 
 		ui_draw(t.ui);
 		pfd[0].fd = ui_input_fd(t.ui);
 		pfd[0].events = POLLIN;
 		pfd[1].fd = t.wake[0];
 		pfd[1].events = POLLIN;
-		if (poll(pfd, 2, 1000) < 0 && errno != EINTR)
+		if ((pr = poll(pfd, 2, 1000)) < 0 && errno != EINTR)
 			break;
 		if (pfd[1].revents & POLLIN)
 			while (read(t.wake[0], buf, sizeof buf) > 0)
@@ -995,7 +996,8 @@ int app_tui_run(const char *model_override, const char *config_path,
 			on_worker_event(&t, &wev);
 			app_worker_event_fini(&wev);
 		}
-		if (pfd[0].revents & (POLLIN | POLLHUP))
+		/* after EINTR or a timeout too: a SIGWINCH is read as a key */
+		if (pr <= 0 || (pfd[0].revents & (POLLIN | POLLHUP)))
 			ui_process_input(t.ui);
 		while (!t.quit && ui_poll_event(t.ui, &ev))
 			on_ui_event(&t, &ev);

@@ -48,6 +48,15 @@ wait_for 'stories260k' 20 || fail "status bar never showed the bundled model"
 grep -q 'stories260k' "$home/.config/tern/config.yaml" || fail "default config does not name the bundled model"
 wait_for 'completion' 20 || fail "no completion-mode notice for a model without a chat template"
 
+# Resizing while idle redraws at once, with no key pressed: the status bar
+# is on the new last row.
+tmux -L "$sock" resize-window -t t -x 90 -y 26
+sleep 1
+screen | tail -n 1 | grep -q 'stories260k' || fail "resizing while idle did not redraw (no status bar)"
+tmux -L "$sock" resize-window -t t -x 100 -y 30
+sleep 1
+screen | tail -n 1 | grep -q 'stories260k' || fail "resizing back while idle did not redraw"
+
 keys -l 'Once upon a time'
 keys Enter
 # The reply streams in: the story model continues with more words.  Wait
