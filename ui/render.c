@@ -461,7 +461,13 @@ static void render_dialog(struct ui *ui)
 			list_rows(ui, (struct ui_rect){ in.x + lw, in.y + 1, in.w - lw, in.h - 4 },
 				  &ui->preset_list, ui->sampler_on_presets, preset_label);
 		}
-		if (ui->form.n_fields) {
+		/* one row for the field's help, or the error that replaces it */
+		ui_screen_fill(s, (struct ui_rect){ in.x, in.y + in.h - 3, in.w, 1 },
+			       THEME_ROLE_DIALOG);
+		if (ui->form.editing && ui->form.error[0]) {
+			ui_screen_puts(s, in.x, in.y + in.h - 3, in.w, ui->form.error,
+				       THEME_ROLE_ERROR);
+		} else if (ui->form.n_fields) {
 			const struct ui_form_field *f = &ui->form.fields[ui->form.list.sel];
 			if (f->type == UI_FIELD_INT || f->type == UI_FIELD_FLOAT)
 				snprintf(b, sizeof b, "%s  [%.10g .. %.10g]", f->help, f->min, f->max);
@@ -469,12 +475,8 @@ static void render_dialog(struct ui *ui)
 				snprintf(b, sizeof b, "%s", f->help);
 			ui_screen_puts(s, in.x, in.y + in.h - 3, in.w, b, THEME_ROLE_DIM);
 		}
-		if (ui->form.editing) {
+		if (ui->form.editing)
 			field(ui, in, in.y + in.h - 2, 1);
-			if (ui->form.error[0])
-				ui_screen_puts(s, in.x, in.y + in.h - 3, in.w, ui->form.error,
-					       THEME_ROLE_ERROR);
-		}
 		footer(ui, in, ui->form.editing ? "Enter: set    Esc: cancel"
 			       : "Enter: edit/toggle  Tab: presets  Enter on preset: load  s: save  Esc");
 		return;

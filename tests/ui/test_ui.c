@@ -240,7 +240,8 @@ START_TEST(test_sampler_validation)
 {
 	struct ui *ui = fixture();
 	struct ui_field f[] = {
-		{ "temperature", UI_FIELD_FLOAT, 0, 2, "0.8", "randomness" },
+		{ "temperature", UI_FIELD_FLOAT, 0, 2, "0.8",
+		  "randomness; 0 = greedy, higher = more varied" },
 		{ "greedy", UI_FIELD_BOOL, 0, 0, "false", "argmax" },
 	};
 	const char *presets[] = { "default", "creative" };
@@ -257,6 +258,8 @@ START_TEST(test_sampler_validation)
 	ck_assert_int_eq(ui_poll_event(ui, &ev), 0);
 	t = ui_screen_text(ui);
 	ck_assert_ptr_nonnull(strstr(t, "must be between 0 and 2"));
+	/* the error replaces the (longer) help text; none of it shows through */
+	ck_assert_ptr_null(strstr(t, "varied"));
 	free(t);
 	ui_handle_key(ui, UI_KEY_BACKSPACE);
 	type(ui, "1.5");
