@@ -155,7 +155,7 @@ static void render_notice(struct ui *ui)
 		int role = notice_role(ui->notice_level);
 
 		ui_screen_fill(s, (struct ui_rect){ r.x, r.y + r.h - 1, r.w, 1 }, role);
-		ui_screen_puts(s, r.x + 1, r.y + r.h - 1, r.w - 1, ui->notice, role);
+		ui_screen_puts_clip(s, r.x + 1, r.y + r.h - 1, r.w - 1, ui->notice, role);
 	}
 }
 

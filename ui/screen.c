@@ -153,6 +153,21 @@ int ui_screen_puts(struct ui_screen *s, int x, int y, int max_w, const char *t, 
 	return ui_screen_put(s, x, y, max_w, t, strlen(t), role);
 }
 
+int ui_screen_puts_clip(struct ui_screen *s, int x, int y, int max_w, const char *t, int role)
+{
+	size_t n = strcspn(t, "\n");
+	int used;
+
+	if (x + max_w > s->cols)
+		max_w = s->cols - x;
+	if (max_w <= 0)
+		return 0;
+	if (ui_text_width(t, n) <= max_w && !t[n])
+		return ui_screen_put(s, x, y, max_w, t, n, role);
+	used = ui_screen_put(s, x, y, max_w - 1, t, n, role);
+	return used + ui_screen_puts(s, x + used, y, 1, "\xe2\x80\xa6", role); /* … */
+}
+
 void ui_screen_put_rgb(struct ui_screen *s, int x, int y, const char *glyph, uint32_t fg,
 		       uint32_t bg)
 {

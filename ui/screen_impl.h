@@ -40,6 +40,9 @@ void ui_screen_fill(struct ui_screen *s, struct ui_rect r, int role);
 int ui_screen_put(struct ui_screen *s, int x, int y, int max_w, const char *t, size_t n, int role);
 /* Convenience for NUL-terminated text. */
 int ui_screen_puts(struct ui_screen *s, int x, int y, int max_w, const char *t, int role);
+/* As ui_screen_puts, but text wider than max_w (or the screen) ends in
+ * an ellipsis in the last column, so the cut shows. */
+int ui_screen_puts_clip(struct ui_screen *s, int x, int y, int max_w, const char *t, int role);
 /* One glyph with explicit colours. */
 void ui_screen_put_rgb(struct ui_screen *s, int x, int y, const char *glyph, uint32_t fg,
 		       uint32_t bg);

@@ -170,6 +170,35 @@ START_TEST(test_diff_minimal)
 }
 END_TEST
 
+/* Text cut at the edge ends in an ellipsis; text that fits does not. */
+START_TEST(test_puts_clip)
+{
+	struct ui_screen s;
+	char *t;
+
+	ui_screen_init(&s);
+	ui_screen_resize(&s, 8, 1);
+	ck_assert_int_eq(ui_screen_puts_clip(&s, 0, 0, 8, "abcdefgh", 0), 8);
+	t = ui_screen_to_text(&s);
+	ck_assert_str_eq(t, "abcdefgh");
+	free(t);
+	ck_assert_int_eq(ui_screen_puts_clip(&s, 1, 0, 20, "abcdefghij", 0), 7);
+	t = ui_screen_to_text(&s);
+	ck_assert_str_eq(t, "aabcdef\xe2\x80\xa6");
+	free(t);
+	ui_screen_fill(&s, (struct ui_rect){ 0, 0, 8, 1 }, 0);
+	ck_assert_int_eq(ui_screen_puts_clip(&s, 0, 0, 6, "ab\xe4\xb8\xad\xe6\x96\x87z", 0), 6);
+	t = ui_screen_to_text(&s);
+	ck_assert_str_eq(t, "ab\xe4\xb8\xad \xe2\x80\xa6  ");
+	free(t);
+	ck_assert_int_eq(ui_screen_puts_clip(&s, 0, 0, 8, "ab\ncd", 0), 3);
+	t = ui_screen_to_text(&s);
+	ck_assert_str_eq(t, "ab\xe2\x80\xa6  \xe2\x80\xa6  ");
+	free(t);
+	ui_screen_fini(&s);
+}
+END_TEST
+
 Suite *screen_suite(void)
 {
 	Suite *s = suite_create("screen");
@@ -179,6 +208,7 @@ Suite *screen_suite(void)
 	tcase_add_test(tc, test_diff_half_overwrites);
 	tcase_add_test(tc, test_diff_pairs);
 	tcase_add_test(tc, test_diff_minimal);
+	tcase_add_test(tc, test_puts_clip);
 	suite_add_tcase(s, tc);
 	return s;
 }
