@@ -33,12 +33,20 @@ void ui_draw_invalidate(struct ui *ui)
 	clearok(curscr, TRUE);
 }
 
+/* Paint cell c at (x,y).  curses measures a cell by its first code point
+ * (wcwidth) and joins only zero-width ones to it, while the frame measures
+ * whole graphemes; where they disagree (emoji + VS16, flags, ZWJ
+ * sequences) the cell is drawn in a form curses measures the same way, so
+ * its idea of the screen and the frame's stay in step:
+ * marks are kept up to the first ZWJ or spacing code point, and a glyph of
+ * width 2 that curses counts as 1 is followed by its second code point (a
+ * flag's second letter) or a space in the continuation cell. */
 static void put_cell(struct ui_term *t, int x, int y, const struct ui_cell *c)
 {
-	wchar_t wbuf[UI_CELL_BYTES + 1];
+	wchar_t wbuf[UI_CELL_BYTES + 1], second[2] = { L' ', L'\0' };
 	cchar_t cc;
-	size_t n = 0, len = strlen(c->g);
-	int pair;
+	size_t n = 0, k, len = strlen(c->g);
+	int pair, cw, pad;
 	attr_t attr = 0;
 
 	for (size_t p = 0; p < len && n < UI_CELL_BYTES;) {
@@ -53,6 +61,22 @@ static void put_cell(struct ui_term *t, int x, int y, const struct ui_cell *c)
 	}
 	if (n == 0)
 		wbuf[n++] = L' ';
+	cw = wcwidth(wbuf[0]);
+	if (cw < 1)
+		cw = 1;
+	for (k = 1; k < n && wbuf[k] != 0x200d && wcwidth(wbuf[k]) == 0; k++)
+		;
+	pad = c->width == 2 && cw == 1;
+	if (pad && k + 1 == n && wcwidth(wbuf[k]) == 1)
+		second[0] = wbuf[k]; /* e.g. the second regional indicator */
+	n = k;
+	if (pad) { /* VS16 asks for a 2-column emoji curses would count as 1 */
+		size_t m = 1;
+		for (k = 1; k < n; k++)
+			if (wbuf[k] != 0xfe0f)
+				wbuf[m++] = wbuf[k];
+		n = m;
+	}
 	if (n > CCHARW_MAX)
 		n = CCHARW_MAX; /* curses keeps at most this many per cell */
 	wbuf[n] = L'\0';
@@ -67,12 +91,14 @@ static void put_cell(struct ui_term *t, int x, int y, const struct ui_cell *c)
 	}
 	if (setcchar(&cc, wbuf, attr, 0, &pair) == ERR) {
 		/* curses refused the cluster: a stand-in of the same width */
-		wbuf[0] = c->width == 2 ? 0xff1f /* ？ */ : 0xfffd;
+		wbuf[0] = c->width == 2 && !pad ? 0xff1f /* ？ */ : 0xfffd;
 		wbuf[1] = L'\0';
 		if (setcchar(&cc, wbuf, attr, 0, &pair) == ERR)
 			return;
 	}
 	mvwadd_wch(stdscr, y, x, &cc);
+	if (pad && setcchar(&cc, second, attr, 0, &pair) != ERR)
+		mvwadd_wch(stdscr, y, x + 1, &cc);
 }
 
 void ui_draw_frame(struct ui *ui)
