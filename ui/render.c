@@ -205,7 +205,7 @@ static void render_input(struct ui *ui)
 	if (!*txt && r.w > 30)
 		ui_screen_puts(s, r.x + 2, r.y, r.w - 2,
 			       ui->generating ? "generating... (Esc stops)"
-					      : "message (Enter sends, Alt-Enter/C-j new line, ? help)",
+					      : "message (Enter sends, Alt-Enter/C-j new line, F1 help)",
 			       THEME_ROLE_DIM);
 	if (focus) {
 		s->cur_x = r.x + 2 + ccol;

@@ -1153,7 +1153,9 @@ void ui_handle_key(struct ui *ui, uint32_t key)
 	if (a == UI_ACTION_NONE) {
 		if (!printable(key))
 			return;
-		if (key == '?' && ui_input_empty(&ui->input)) {
+		/* '?' is help from the transcript and the list; in the editor
+		 * it is text (a message may start with one) */
+		if (key == '?' && ui->focus != UI_FOCUS_INPUT) {
 			open_dialog(ui, UI_DIALOG_HELP, NULL);
 			return;
 		}

@@ -147,13 +147,26 @@ START_TEST(test_cancel_help_quit)
 	ui_generating_set(ui, 1);
 	ui_handle_key(ui, UI_KEY_ESC);
 	ck_assert_int_eq(next(ui).type, UI_EVENT_CANCEL);
-	ui_handle_key(ui, '?'); /* input empty: help */
+	ui_handle_key(ui, '?'); /* in the editor, even empty: text */
+	t = ui_screen_text(ui);
+	ck_assert_ptr_null(strstr(t, "Help: keys"));
+	ck_assert_ptr_nonnull(strstr(t, "› ?"));
+	free(t);
+	ui_handle_key(ui, UI_KEY_BACKSPACE);
+	ui_handle_key(ui, UI_KEY_TAB); /* the transcript: '?' is help */
+	ui_handle_key(ui, '?');
 	t = ui_screen_text(ui);
 	ck_assert_ptr_nonnull(strstr(t, "Help: keys"));
 	ck_assert_ptr_nonnull(strstr(t, "new-conversation"));
 	free(t);
 	ui_handle_key(ui, UI_KEY_ESC);
-	type(ui, "a?"); /* not empty: '?' is text */
+	ui_handle_key(ui, UI_KEY_F1); /* and F1 everywhere */
+	t = ui_screen_text(ui);
+	ck_assert_ptr_nonnull(strstr(t, "Help: keys"));
+	free(t);
+	ui_handle_key(ui, UI_KEY_ESC);
+	ui_handle_key(ui, UI_KEY_TAB | UI_KEY_SHIFT); /* back to the editor */
+	type(ui, "a?");
 	t = ui_screen_text(ui);
 	ck_assert_ptr_null(strstr(t, "Help: keys"));
 	ck_assert_ptr_nonnull(strstr(t, "a?"));
