@@ -659,7 +659,11 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 			memmove(t->convs + i, t->convs + i + 1,
 				(t->n_convs - (size_t)i - 1) * sizeof *t->convs);
 			t->n_convs--;
-			if (t->active >= (int)t->n_convs)
+			/* the open conversation stays open when one above it
+			 * goes; when it is the one deleted, its neighbour opens */
+			if (i < t->active)
+				t->active--;
+			else if (t->active >= (int)t->n_convs)
 				t->active = t->n_convs ? (int)t->n_convs - 1 : 0;
 			if (!t->n_convs)
 				new_conv(t);

@@ -4,7 +4,8 @@
 # conversation file, one of a newer format) stay on screen after the model
 # has loaded; a message sent with no model stays in the editor and enters
 # the conversation only once a model is loaded; empty chats leave no files;
-# a reply's NUL bytes are saved; SIGINT saves and exits with 130.
+# a reply's NUL bytes are saved; SIGINT saves and exits with 130;
+# deleting a conversation above the open one keeps it open.
 # Exits 77 (SKIP) when tmux is missing.
 set -u
 TERN=${TERN:-$(cd "$(dirname "$0")/../.." && pwd)/tern}
@@ -143,5 +144,34 @@ pid=$(pgrep -P "$(tmux -L "$sock" display -p -t t '#{pane_pid}')" | head -1)
 kill -INT "$pid"
 wait_for 'EXIT=130' 10 || fail "SIGINT did not end tern with status 130"
 grep -q '"content": "Once upon"' "$convs"/*.json || fail "the conversation was not saved on SIGINT"
-echo "PASS: tui errors end-to-end (start-up notices, no-model send, empty chats, model menu, NUL bytes, SIGINT)"
+tmux -L "$sock" kill-session -t t 2>/dev/null
+rm -f "$convs"/*.json
+
+# 4. Deleting a conversation above the open one keeps that one open
+# (OOO, the oldest, below AAA: a stale index would land on it).
+for n in 0 1 2 3 4; do
+	title=$(echo "OOO AAA BBB CCC DDD" | cut -d' ' -f$((n + 1)))
+	printf '{"version":1,"id":"c%s","title":"%s","system":"","created":%s,"updated":%s,"root_sel":0,"messages":[{"parent":-1,"role":"user","content":"text of %s","sel":-1,"time":%s}]}' \
+		"$n" "$title" "$n" "$n" "$title" "$n" >"$convs/c$n.json"
+done
+start
+wait_for 'completion' 20 || fail "the model did not load (delete)"
+wait_for '▌DDD' 2 || fail "the newest conversation is not open at start"
+keys BTab
+sleep 0.2
+keys Down Down Down Enter
+wait_for 'text of AAA' 5 || fail "AAA did not open from the list"
+keys BTab
+sleep 0.2
+keys Up Up Up d
+sleep 0.3
+keys y
+sleep 0.5
+[ -e "$convs/c4.json" ] && fail "DDD's file was not deleted"
+screen | grep -q 'DDD' && fail "DDD is still listed"
+screen | grep -q '▌AAA' || fail "deleting DDD (above AAA) opened another conversation"
+screen | grep -q 'text of AAA' || fail "AAA's messages left the transcript"
+quit
+
+echo "PASS: tui errors end-to-end (start-up notices, no-model send, empty chats, model menu, NUL bytes, SIGINT, delete above the open one)"
 exit 0
