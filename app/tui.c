@@ -651,10 +651,15 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 	case UI_EVENT_CONV_DELETE:
 		i = find_uid(t, ev->id);
 		if (i >= 0) {
+			/* A file that stays on disk (read-only directory...)
+			 * would come back at the next start: the entry stays
+			 * too, and its reply keeps streaming. */
+			if (app_conv_delete(t->convs[i].conv, t->conv_dir, &d) < 0) {
+				ui_notice_set(t->ui, UI_NOTICE_ERROR, d.msg);
+				break;
+			}
 			if (t->convs[i].gen_tag)
 				app_worker_cancel(t->worker, t->convs[i].gen_tag);
-			if (app_conv_delete(t->convs[i].conv, t->conv_dir, &d) < 0)
-				ui_notice_set(t->ui, UI_NOTICE_ERROR, d.msg);
 			app_conv_free(t->convs[i].conv);
 			memmove(t->convs + i, t->convs + i + 1,
 				(t->n_convs - (size_t)i - 1) * sizeof *t->convs);

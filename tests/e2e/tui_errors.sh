@@ -5,7 +5,8 @@
 # has loaded; a message sent with no model stays in the editor and enters
 # the conversation only once a model is loaded; empty chats leave no files;
 # a reply's NUL bytes are saved; SIGINT saves and exits with 130;
-# deleting a conversation above the open one keeps it open.
+# deleting a conversation above the open one keeps it open; a delete that
+# fails (read-only directory) keeps the entry.
 # Exits 77 (SKIP) when tmux is missing.
 set -u
 TERN=${TERN:-$(cd "$(dirname "$0")/../.." && pwd)/tern}
@@ -173,5 +174,22 @@ screen | grep -q '▌AAA' || fail "deleting DDD (above AAA) opened another conve
 screen | grep -q 'text of AAA' || fail "AAA's messages left the transcript"
 quit
 
-echo "PASS: tui errors end-to-end (start-up notices, no-model send, empty chats, model menu, NUL bytes, SIGINT, delete above the open one)"
+# 5. A delete that fails (read-only data directory) keeps the entry.
+if unshare -m sh -c "mount --bind '$convs' '$convs' && mount -o remount,ro,bind '$convs'" 2>/dev/null; then
+	tmux -L "$sock" new-session -d -s t -x 100 -y 30 \
+		"unshare -m sh -c \"mount --bind '$convs' '$convs' && mount -o remount,ro,bind '$convs' && env -u XDG_CONFIG_HOME -u XDG_DATA_HOME HOME='$home' TERM=xterm-256color LANG=C.UTF-8 '$TERN'\"; echo \"EXIT=\$?\"; sleep 30" ||
+		fail "tmux could not start (read-only)"
+	wait_for 'completion' 20 || fail "the model did not load (read-only)"
+	wait_for '▌CCC' 2 || fail "the newest conversation is not open (read-only)"
+	keys F8
+	sleep 0.3
+	keys y
+	wait_for 'c3.json: Read-only file system' 3 || fail "the failed delete is not reported"
+	screen | grep -q '▌CCC' || fail "a conversation whose file could not be deleted left the list"
+	quit
+	[ -e "$convs/c3.json" ] || fail "c3.json vanished from a read-only directory"
+else
+	echo "note: no mount namespace here; the read-only delete step is skipped"
+fi
+echo "PASS: tui errors end-to-end (start-up notices, no-model send, empty chats, model menu, NUL bytes, SIGINT, deletes)"
 exit 0
