@@ -7,10 +7,12 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +37,55 @@ static int id_is_file_name(const char *id)
 		if (!isalnum((unsigned char)id[i]) && !strchr("-_.", id[i]))
 			return 0;
 	return 1;
+}
+
+/* FNV-1a, 64 bits: change detection, not security. */
+static uint64_t fnv(const void *p, size_t n, uint64_t h)
+{
+	const unsigned char *b = p;
+
+	while (n--)
+		h = (h ^ *b++) * 0x100000001b3ull;
+	return h;
+}
+
+#define FNV_SEED 0xcbf29ce484222325ull
+
+/* Of a title, system prompt or model name (NULL too); never 0. */
+static uint64_t str_hash(const char *s)
+{
+	uint64_t h = s ? fnv(s, strlen(s) + 1, FNV_SEED) : 1;
+
+	return h ? h : 1;
+}
+
+/* Of what can change in a saved message: its text and partial mark;
+ * never 0 (0 is "not in the file"). */
+static uint64_t msg_hash(const struct app_msg *m)
+{
+	uint64_t h = fnv(m->content, m->content_bytes, FNV_SEED);
+
+	h = fnv(&(unsigned char){ (unsigned char)m->partial }, 1, h);
+	return h ? h : 1;
+}
+
+/* A message id no other process makes: clock, pid and a counter mixed
+ * (splitmix64).  The top bit is set so that it never equals a pre-id
+ * file's index + 1. */
+static uint64_t new_mid(void)
+{
+	static uint64_t counter;
+	struct timespec ts;
+	uint64_t z;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	z = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	z ^= (uint64_t)getpid() << 40;
+	z += ++counter * 0x9e3779b97f4a7c15ull;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	return z | 1ull << 63;
 }
 
 struct app_conv *app_conv_new(const char *title)
@@ -100,6 +151,7 @@ int app_conv_add(struct app_conv *c, int parent, enum app_role role,
 	m->content_bytes = strlen(m->content);
 	m->sel = -1;
 	m->time = (int64_t)time(NULL);
+	m->mid = new_mid();
 	if (parent < 0)
 		c->root_sel = i;
 	else
@@ -210,7 +262,10 @@ char *app_conv_to_json(const struct app_conv *c)
 	for (i = 0; i < c->n_msgs; i++) {
 		const struct app_msg *m = &c->msgs[i];
 		json_t *o = json_object();
+		char mid[24];
 
+		snprintf(mid, sizeof mid, "%016llx", (unsigned long long)m->mid);
+		json_object_set_new(o, "id", json_string(mid));
 		json_object_set_new(o, "parent", json_integer(m->parent));
 		json_object_set_new(o, "role", json_string(role_names[m->role]));
 		json_object_set_new(o, "content", json_stringn(m->content, m->content_bytes));
@@ -324,6 +379,14 @@ int app_conv_from_json(const char *text, size_t len, struct app_conv **out,
 		m->sel = json_is_integer(v) ? (int)json_integer_value(v) : -1;
 		m->time = json_integer_value(json_object_get(o, "time"));
 		m->partial = json_is_true(json_object_get(o, "partial"));
+		{
+			const char *mid = get_str(o, "id");
+			char *end;
+
+			m->mid = mid && strlen(mid) == 16 ? strtoull(mid, &end, 16) : 0;
+			if (!m->mid || *end)
+				m->mid = (uint64_t)i + 1; /* written before ids */
+		}
 		imgs = json_object_get(o, "images");
 		if (json_is_array(imgs) && json_array_size(imgs)) {
 			m->images = xcalloc(json_array_size(imgs), sizeof *m->images);
@@ -366,16 +429,191 @@ static char *conv_path(const char *dir, const char *id)
 	return strbuf_take(&sb, NULL);
 }
 
-int app_conv_save(const struct app_conv *c, const char *dir, struct diag *d)
+/* C now matches the file STAT describes, whose bytes hash to HASH. */
+static void mark_synced(struct app_conv *c, const struct stat *st, uint64_t hash)
 {
-	char *path, *text;
-	int rc;
+	size_t i;
+
+	c->sync.known = 1;
+	c->sync.dev = (uint64_t)st->st_dev;
+	c->sync.ino = (uint64_t)st->st_ino;
+	c->sync.size = (int64_t)st->st_size;
+	c->sync.mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	c->sync.hash = hash;
+	c->sync.title = str_hash(c->title);
+	c->sync.system = str_hash(c->system);
+	c->sync.model = str_hash(c->model);
+	for (i = 0; i < c->n_msgs; i++)
+		c->msgs[i].sync_hash = msg_hash(&c->msgs[i]);
+}
+
+static int same_file(const struct app_conv *c, const struct stat *st)
+{
+	return c->sync.known && c->sync.dev == (uint64_t)st->st_dev &&
+	       c->sync.ino == (uint64_t)st->st_ino && c->sync.size == (int64_t)st->st_size &&
+	       c->sync.mtime_ns == (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/* *DST (C's, as in the file at SYNC) becomes SRC (the file's now) when
+ * only the file's side changed it. */
+static void merge_str(char **dst, const char *src, uint64_t sync)
+{
+	if (str_hash(*dst) == sync && str_hash(src) != sync) {
+		free(*dst);
+		*dst = src ? xstrdup(src) : NULL;
+	}
+}
+
+static int find_mid(const struct app_conv *c, uint64_t mid)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_msgs; i++)
+		if (c->msgs[i].mid == mid)
+			return (int)i;
+	return -1;
+}
+
+/* Merge DK (the file as another process left it) into C, both from one
+ * file at C's last sync.  C's messages keep their indices; DK's that C
+ * lacks are appended (parents precede children in DK, so each parent is
+ * placed first); a text only DK changed is taken; C's choices of branch
+ * stand where it made one. */
+static void conv_merge(struct app_conv *c, const struct app_conv *dk)
+{
+	int *map = xcalloc(dk->n_msgs + 1, sizeof *map);
+	size_t j, k;
+
+	merge_str(&c->title, dk->title, c->sync.title);
+	merge_str(&c->system, dk->system, c->sync.system);
+	merge_str(&c->model, dk->model, c->sync.model);
+	if (dk->updated > c->updated)
+		c->updated = dk->updated;
+	for (j = 0; j < dk->n_msgs; j++) {
+		const struct app_msg *o = &dk->msgs[j];
+		struct app_msg *m;
+		int i = find_mid(c, o->mid);
+
+		if (i >= 0) {
+			m = &c->msgs[i];
+			if (msg_hash(m) == m->sync_hash && msg_hash(o) != m->sync_hash) {
+				free(m->content);
+				m->content = xmalloc(o->content_bytes + 1);
+				memcpy(m->content, o->content, o->content_bytes + 1);
+				m->content_bytes = o->content_bytes;
+				m->partial = o->partial;
+			}
+			map[j] = i;
+			continue;
+		}
+		if (c->n_msgs == c->cap_msgs) {
+			c->cap_msgs = c->cap_msgs ? 2 * c->cap_msgs : 16;
+			c->msgs = xrealloc(c->msgs, c->cap_msgs * sizeof *c->msgs);
+		}
+		i = (int)c->n_msgs++;
+		m = &c->msgs[i];
+		*m = *o;
+		m->parent = o->parent < 0 ? -1 : map[o->parent];
+		m->sel = -1;
+		m->sync_hash = 0;
+		m->content = xmalloc(o->content_bytes + 1);
+		memcpy(m->content, o->content, o->content_bytes + 1);
+		m->images = o->n_images ? xcalloc(o->n_images, sizeof *m->images) : NULL;
+		for (k = 0; k < o->n_images; k++)
+			m->images[k] = xstrdup(o->images[k]);
+		map[j] = i;
+	}
+	/* where C chose nothing, DK's choice (a real child only) */
+	for (j = 0; j < dk->n_msgs; j++) {
+		int s = dk->msgs[j].sel, i = map[j];
+
+		if (c->msgs[i].sel == -1 && s >= 0 && c->msgs[map[s]].parent == i)
+			c->msgs[i].sel = map[s];
+	}
+	if (c->root_sel == -1 && dk->root_sel >= 0 && c->msgs[map[dk->root_sel]].parent == -1)
+		c->root_sel = map[dk->root_sel];
+	free(map);
+}
+
+/* An exclusive flock on DIR/.lock, so that two processes' check, merge
+ * and write do not interleave; -1 (no lock, saved anyway) when it cannot
+ * be had: a read-only directory fails the write with its own error. */
+static int lock_dir(const char *dir)
+{
+	char *path = file_join(dir, ".lock");
+	int fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644) : -1;
+
+	free(path);
+	if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+int app_conv_save(struct app_conv *c, const char *dir, struct diag *d)
+{
+	char *path, *text, *disk = NULL;
+	struct app_conv *dk = NULL;
+	struct stat st;
+	struct diag sub;
+	size_t disk_len;
+	int rc = 0, lock;
 
 	if (file_mkdirs(dir, d) < 0)
 		return -1;
+	lock = lock_dir(dir);
 	path = conv_path(dir, c->id);
+	/* Changed since C last read or wrote it: another tern saved it. */
+	if (stat(path, &st) == 0 && !same_file(c, &st)) {
+		if (file_read_all(path, 256u << 20, &disk, &disk_len, &sub) < 0) {
+			rc = APP_STORE_COPIED;
+		} else if (c->sync.known && fnv(disk, disk_len, FNV_SEED) == c->sync.hash) {
+			; /* the same bytes (touched, or copied back) */
+		} else if (app_conv_from_json(disk, disk_len, &dk, &sub) < 0) {
+			rc = APP_STORE_COPIED;
+		} else {
+			conv_merge(c, dk);
+			app_conv_free(dk);
+			rc = APP_STORE_MERGED;
+			diag_clear(d);
+			snprintf(d->msg, sizeof d->msg,
+				 "%s.json was changed by another tern; its messages were merged in "
+				 "(as branches where both added some)", c->id);
+		}
+		free(disk);
+	}
+	if (rc == APP_STORE_COPIED) {
+		/* Not ours to overwrite: C goes beside it, under a new id. */
+		struct app_conv *n = app_conv_new(NULL);
+		char *old = c->id, *title;
+		size_t i;
+
+		c->id = n->id;
+		n->id = NULL;
+		app_conv_free(n);
+		title = xmalloc(strlen(c->title) + 8);
+		sprintf(title, "%s (copy)", c->title);
+		free(c->title);
+		c->title = title;
+		memset(&c->sync, 0, sizeof c->sync);
+		for (i = 0; i < c->n_msgs; i++)
+			c->msgs[i].sync_hash = 0;
+		diag_clear(d);
+		snprintf(d->msg, sizeof d->msg,
+			 "%s.json was changed by another tern and cannot be merged (%.200s); "
+			 "this conversation is saved as %s.json", old, sub.msg, c->id);
+		free(old);
+		free(path);
+		path = conv_path(dir, c->id);
+	}
 	text = app_conv_to_json(c);
-	rc = file_write_atomic(path, text, strlen(text), d) < 0 ? -1 : 0;
+	if (file_write_atomic(path, text, strlen(text), d) < 0)
+		rc = -1;
+	else if (stat(path, &st) == 0)
+		mark_synced(c, &st, fnv(text, strlen(text), FNV_SEED));
+	if (lock >= 0)
+		close(lock); /* releases the flock */
 	free(text);
 	free(path);
 	return rc;
@@ -425,6 +663,7 @@ int app_store_load_all(const char *dir, struct app_conv ***out, size_t *n,
 		size_t l = strlen(e->d_name);
 		struct app_conv *c;
 		struct diag sub;
+		struct stat st;
 		char *path, *text;
 		size_t len;
 		int rc;
@@ -434,6 +673,10 @@ int app_store_load_all(const char *dir, struct app_conv ***out, size_t *n,
 		path = file_join(dir, e->d_name);
 		if (!path)
 			continue;
+		/* before reading: a change after the stat shows at the next
+		 * save as a different file */
+		if (stat(path, &st) < 0)
+			memset(&st, 0, sizeof st);
 		if (file_read_all(path, 256u << 20, &text, &len, &sub) < 0) {
 			strbuf_printf(&warn, "%s\n", sub.msg);
 			free(path);
@@ -456,6 +699,7 @@ int app_store_load_all(const char *dir, struct app_conv ***out, size_t *n,
 				strbuf_printf(&warn, "%s: damaged (%s); could not set it aside: %s\n",
 					      e->d_name, sub.msg, strerror(errno));
 		} else {
+			mark_synced(c, &st, fnv(text, len, FNV_SEED));
 			v = xrealloc(v, (cnt + 1) * sizeof *v);
 			v[cnt++] = c;
 		}

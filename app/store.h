@@ -11,6 +11,17 @@
  * that cannot be read is renamed to ID.json.corrupt-UNIXTIME and reported,
  * never deleted; one of a later format version is reported and left
  * alone.  Ownership: a struct app_conv owns all its strings.
+ *
+ * Several tern processes may share the directory.  Each conversation
+ * remembers the file as it last read or wrote it (identity and content
+ * hash, and the hash of every message as in that file); a save that finds
+ * the file changed since merges instead of overwriting: messages carry
+ * ids unique across processes, the other process's new messages are added
+ * as branches (indices of ours never change, so message ids held by the
+ * UI stay valid), and a text only the other side changed (a title, a
+ * reply it finished) is taken from the file.  A file that cannot be
+ * merged is left alone and ours saved as a copy.  The check-merge-write is
+ * serialised between processes by flock on DIR/.lock.
  */
 #ifndef TERN_APP_STORE_H
 #define TERN_APP_STORE_H
@@ -28,6 +39,13 @@ enum app_store_error {
 	APP_STORE_E_NEWER = -2,  /* written in a later format version */
 };
 
+/* app_conv_save's successes besides 0. */
+enum app_store_saved {
+	APP_STORE_MERGED = 1, /* the file had changed: merged, then saved */
+	APP_STORE_COPIED = 2, /* the file had changed and could not be merged:
+			       * saved under a new id, title "... (copy)" */
+};
+
 enum app_role { APP_ROLE_SYSTEM, APP_ROLE_USER, APP_ROLE_ASSISTANT };
 
 struct app_msg {
@@ -42,6 +60,19 @@ struct app_msg {
 	char **images;       /* attached image file names (content hashes) */
 	size_t n_images;
 	int partial;         /* 1: an interrupted reply (kept, marked) */
+	uint64_t mid;        /* id unique across processes ("id" on disk;
+			      * index + 1 for a file written before ids) */
+	uint64_t sync_hash;  /* content hash as in the file when last read
+			      * or written, 0: not in the file yet */
+};
+
+/* The file as this process last read or wrote it. */
+struct app_conv_sync {
+	int known;           /* 0: never read or written by this process */
+	uint64_t dev, ino;
+	int64_t size, mtime_ns;
+	uint64_t hash;       /* of the file's bytes */
+	uint64_t title, system, model; /* hashes of those fields as in the file */
 };
 
 struct app_conv {
@@ -53,6 +84,7 @@ struct app_conv {
 	struct app_msg *msgs;
 	size_t n_msgs, cap_msgs;
 	int root_sel;        /* chosen root, -1 when empty */
+	struct app_conv_sync sync;
 };
 
 /* A fresh empty conversation with a new unique id (TITLE NULL: "New
@@ -92,8 +124,14 @@ char *app_conv_to_json(const struct app_conv *c);
 int app_conv_from_json(const char *text, size_t len, struct app_conv **out,
 		       struct diag *d);
 
-/* Save C into DIR (created if needed) atomically. */
-int app_conv_save(const struct app_conv *c, const char *dir, struct diag *d);
+/* Save C into DIR (created if needed) atomically.  When the file changed
+ * since C last read or wrote it (another tern), what it holds is merged
+ * into C first (APP_STORE_MERGED; new messages appended, C's indices
+ * kept) or, when it cannot be read as a conversation, C is given a new id
+ * and saved beside it (APP_STORE_COPIED); either way d->msg says what
+ * happened, naming the file.  Returns 0, one of those, or -1 (d says
+ * why). */
+int app_conv_save(struct app_conv *c, const char *dir, struct diag *d);
 /* Remove C's file from DIR. */
 int app_conv_delete(const struct app_conv *c, const char *dir, struct diag *d);
 

@@ -86,15 +86,26 @@ static struct conv_slot *active(struct tui *t)
 	return t->n_convs ? &t->convs[t->active] : NULL;
 }
 
+static void push_conversations(struct tui *t);
+static void push_transcript(struct tui *t);
+
 static void save_conv(struct tui *t, struct conv_slot *s)
 {
 	struct diag d;
+	int rc = app_conv_save(s->conv, t->conv_dir, &d);
 
-	if (app_conv_save(s->conv, t->conv_dir, &d) < 0) {
+	if (rc < 0) {
 		char msg[DIAG_MSG_MAX + 32];
 
 		snprintf(msg, sizeof msg, "could not save: %s", d.msg);
 		ui_notice_set(t->ui, UI_NOTICE_ERROR, msg);
+	} else if (rc > 0) {
+		/* another tern saved it meanwhile: merged (new branches) or
+		 * saved beside it as a copy; kept until dismissed */
+		ui_notice_push(t->ui, UI_NOTICE_INFO, d.msg);
+		push_conversations(t);
+		if (s == active(t))
+			push_transcript(t);
 	}
 	s->dirty = 0;
 }

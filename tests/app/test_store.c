@@ -1,5 +1,6 @@
 /* tests/app/test_store.c — conversation trees (edit/regenerate keep the old
- * branch), JSON round trips, atomic saves, and corrupt files set aside. */
+ * branch), JSON round trips, atomic saves, corrupt files set aside, and
+ * two terns saving one conversation (merged, or saved as a copy). */
 #include "config.h"
 
 #include <check.h>
@@ -246,6 +247,184 @@ START_TEST(test_save_load_and_corrupt)
 }
 END_TEST
 
+/* The only conversation in DIR, loaded afresh (as a second tern would). */
+static struct app_conv *load_one(const char *dir)
+{
+	struct app_conv **all, *c;
+	struct diag d;
+	char *warn;
+	size_t n;
+
+	ck_assert_int_eq(app_store_load_all(dir, &all, &n, &warn, &d), 0);
+	ck_assert_ptr_null(warn);
+	ck_assert_uint_eq(n, 1);
+	c = all[0];
+	free(all);
+	return c;
+}
+
+static int find_content(const struct app_conv *c, const char *text)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_msgs; i++)
+		if (strcmp(c->msgs[i].content, text) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void rm_rf(const char *dir)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Two terns on one directory, both in one conversation: neither's
+ * messages are lost; the second to save merges, its indices unchanged. */
+START_TEST(test_two_processes_merge)
+{
+	char dir[] = "/tmp/tern-store-XXXXXX";
+	struct app_conv *c, *a, *b, *r;
+	int a1, ua, ra, ub, rb, i, idx, n;
+	struct diag d;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	c = app_conv_new("shared");
+	a1 = app_conv_add(c, app_conv_add(c, -1, APP_ROLE_USER, "hi"), APP_ROLE_ASSISTANT, "hello");
+	ck_assert_int_eq(app_conv_save(c, dir, &d), 0);
+	app_conv_free(c);
+	a = load_one(dir);
+	b = load_one(dir);
+	ck_assert_int_eq(app_conv_save(a, dir, &d), 0); /* unchanged: plain save */
+	ua = app_conv_add(a, a1, APP_ROLE_USER, "A asks");
+	ra = app_conv_add(a, ua, APP_ROLE_ASSISTANT, "A's reply");
+	a->msgs[ra].partial = 1;
+	ck_assert_int_eq(app_conv_save(a, dir, &d), 0);
+	ub = app_conv_add(b, a1, APP_ROLE_USER, "B asks");
+	rb = app_conv_add(b, ub, APP_ROLE_ASSISTANT, "B's reply");
+	ck_assert_int_eq(app_conv_save(b, dir, &d), APP_STORE_MERGED);
+	ck_assert_ptr_nonnull(strstr(d.msg, "changed by another tern"));
+	ck_assert_ptr_nonnull(strstr(d.msg, b->id));
+	/* B's own messages kept their indices and stay on B's path */
+	ck_assert_uint_eq(b->n_msgs, 6);
+	ck_assert_str_eq(b->msgs[ub].content, "B asks");
+	ck_assert_int_eq(app_conv_leaf(b), rb);
+	i = find_content(b, "A asks");
+	ck_assert_int_ge(i, 4);
+	ck_assert_int_eq(b->msgs[i].parent, a1);
+	app_conv_siblings(b, ub, &idx, &n);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(b->msgs[find_content(b, "A's reply")].parent, i);
+	ck_assert_int_eq(app_conv_save(b, dir, &d), 0); /* in step again */
+	/* A finishes its reply (content and partial mark) and renames */
+	app_conv_append_content(a, ra, " ends", 5);
+	a->msgs[ra].partial = 0;
+	free(a->title);
+	a->title = strdup("renamed by A");
+	ck_assert_int_eq(app_conv_save(a, dir, &d), APP_STORE_MERGED);
+	ck_assert_uint_eq(a->n_msgs, 6);
+	ck_assert_int_eq(app_conv_leaf(a), ra);
+	/* B saves again: what only A changed is taken, nothing doubles */
+	app_conv_add(b, rb, APP_ROLE_USER, "B again");
+	ck_assert_int_eq(app_conv_save(b, dir, &d), APP_STORE_MERGED);
+	ck_assert_uint_eq(b->n_msgs, 7);
+	ck_assert_str_eq(b->title, "renamed by A");
+	i = find_content(b, "A's reply ends");
+	ck_assert_int_ge(i, 0);
+	ck_assert_int_eq(b->msgs[i].partial, 0);
+	r = load_one(dir);
+	ck_assert_uint_eq(r->n_msgs, 7);
+	ck_assert_int_ge(find_content(r, "A's reply ends"), 0);
+	ck_assert_int_ge(find_content(r, "B's reply"), 0);
+	ck_assert_int_ge(find_content(r, "B again"), 0);
+	ck_assert_str_eq(r->title, "renamed by A");
+	app_conv_free(r);
+	app_conv_free(a);
+	app_conv_free(b);
+	rm_rf(dir);
+}
+END_TEST
+
+/* A file written before message ids: two terns give its messages the
+ * same ids, so a merge does not double them. */
+START_TEST(test_merge_file_without_ids)
+{
+	static const char old[] =
+		"{\"version\":1,\"id\":\"old\",\"title\":\"t\",\"root_sel\":0,\"messages\":["
+		"{\"parent\":-1,\"role\":\"user\",\"content\":\"q\",\"sel\":1,\"time\":1},"
+		"{\"parent\":0,\"role\":\"assistant\",\"content\":\"r\",\"sel\":-1,\"time\":2}]}";
+	char dir[] = "/tmp/tern-store-XXXXXX", *path;
+	struct app_conv *a, *b, *r;
+	struct diag d;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	path = file_join(dir, "old.json");
+	ck_assert_int_eq(file_write_atomic(path, old, strlen(old), &d), 0);
+	a = load_one(dir);
+	b = load_one(dir);
+	app_conv_add(a, 1, APP_ROLE_USER, "from A");
+	app_conv_add(b, 1, APP_ROLE_USER, "from B");
+	ck_assert_int_eq(app_conv_save(a, dir, &d), 0);
+	ck_assert_int_eq(app_conv_save(b, dir, &d), APP_STORE_MERGED);
+	r = load_one(dir);
+	ck_assert_uint_eq(r->n_msgs, 4);
+	ck_assert_int_ge(find_content(r, "from A"), 2);
+	ck_assert_int_ge(find_content(r, "from B"), 2);
+	app_conv_free(r);
+	app_conv_free(a);
+	app_conv_free(b);
+	free(path);
+	rm_rf(dir);
+}
+END_TEST
+
+/* A file changed into something that is not a conversation (or one of
+ * a newer format) is left alone; ours is saved beside it as a copy. */
+START_TEST(test_unmergeable_saved_as_copy)
+{
+	static const char newer[] = "{\"version\":99,\"id\":\"x\",\"messages\":[]}";
+	char dir[] = "/tmp/tern-store-XXXXXX", *path, *text, *old_id;
+	struct app_conv *a, **all;
+	struct diag d;
+	size_t len, n;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	a = app_conv_new("mine");
+	app_conv_add(a, -1, APP_ROLE_USER, "keep me");
+	ck_assert_int_eq(app_conv_save(a, dir, &d), 0);
+	{ /* another tern puts a newer format's file in its place */
+		char name[160];
+
+		snprintf(name, sizeof name, "%s.json", a->id);
+		path = file_join(dir, name);
+	}
+	ck_assert_int_eq(file_write_atomic(path, newer, strlen(newer), &d), 0);
+	old_id = strdup(a->id);
+	app_conv_add(a, 0, APP_ROLE_ASSISTANT, "reply");
+	ck_assert_int_eq(app_conv_save(a, dir, &d), APP_STORE_COPIED);
+	ck_assert_ptr_nonnull(strstr(d.msg, "cannot be merged"));
+	ck_assert_str_ne(a->id, old_id);
+	ck_assert_str_eq(a->title, "mine (copy)");
+	ck_assert_int_eq(file_read_all(path, 1 << 20, &text, &len, &d), 0);
+	ck_assert_str_eq(text, newer); /* untouched */
+	free(text);
+	ck_assert_int_eq(app_conv_save(a, dir, &d), 0); /* the copy is its own now */
+	ck_assert_int_eq(app_store_load_all(dir, &all, &n, &text, &d), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(all[0]->id, a->id);
+	ck_assert_uint_eq(all[0]->n_msgs, 2);
+	app_conv_free(all[0]);
+	free(all);
+	free(text);
+	free(old_id);
+	free(path);
+	app_conv_free(a);
+	rm_rf(dir);
+}
+END_TEST
+
 Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -258,6 +437,9 @@ Suite *store_suite(void)
 	tcase_add_test(tc, test_blank);
 	tcase_add_test(tc, test_rejects_bad_structure);
 	tcase_add_test(tc, test_save_load_and_corrupt);
+	tcase_add_test(tc, test_two_processes_merge);
+	tcase_add_test(tc, test_merge_file_without_ids);
+	tcase_add_test(tc, test_unmergeable_saved_as_copy);
 	suite_add_tcase(s, tc);
 	return s;
 }
