@@ -6,7 +6,8 @@
 # the conversation only once a model is loaded; empty chats leave no files;
 # a reply's NUL bytes are saved; SIGINT saves and exits with 130;
 # deleting a conversation above the open one keeps it open; a delete that
-# fails (read-only directory) keeps the entry.
+# fails (read-only directory) keeps the entry; two terns sending in one
+# conversation both keep their messages.
 # Exits 77 (SKIP) when tmux is missing.
 set -u
 TERN=${TERN:-$(cd "$(dirname "$0")/../.." && pwd)/tern}
@@ -191,5 +192,40 @@ if unshare -m sh -c "mount --bind '$convs' '$convs' && mount -o remount,ro,bind 
 else
 	echo "note: no mount namespace here; the read-only delete step is skipped"
 fi
-echo "PASS: tui errors end-to-end (start-up notices, no-model send, empty chats, model menu, NUL bytes, SIGINT, deletes)"
+rm -f "$convs"/*.json
+
+# 6. Two terns in one conversation: the second to save merges, nothing lost.
+printf '{"version":1,"id":"shared","title":"Shared","system":"","created":1,"updated":1,"root_sel":0,"messages":[{"parent":-1,"role":"user","content":"first words","sel":-1,"time":1}]}' >"$convs/shared.json"
+start
+tmux -L "$sock" new-session -d -s u -x 100 -y 30 \
+	"env -u XDG_CONFIG_HOME -u XDG_DATA_HOME HOME='$home' TERM=xterm-256color LANG=C.UTF-8 '$TERN'; echo \"EXIT=\$?\"; sleep 30" ||
+	fail "tmux could not start the second tern"
+wait_for 'completion' 20 || fail "the model did not load (first tern)"
+i=0
+until tmux -L "$sock" capture-pane -p -t u | grep -q 'completion'; do
+	i=$((i + 1))
+	[ "$i" -lt 200 ] || fail "the model did not load (second tern)"
+	sleep 0.1
+done
+keys -l 'from A'
+keys Enter
+wait_for 'ctx [1-9][0-9]*/512' 10 || fail "no reply in the first tern"
+sleep 0.5
+tmux -L "$sock" send-keys -t u -l 'from B'
+tmux -L "$sock" send-keys -t u Enter
+i=0
+until tmux -L "$sock" capture-pane -p -t u | grep -q 'changed by another tern'; do
+	i=$((i + 1))
+	[ "$i" -lt 100 ] || { tmux -L "$sock" capture-pane -p -t u; fail "the second tern did not report the merge"; }
+	sleep 0.1
+done
+sleep 1
+tmux -L "$sock" send-keys -t u C-q
+quit
+tmux -L "$sock" kill-session -t u 2>/dev/null
+grep -q '"content": "from A"' "$convs/shared.json" || fail "the first tern's message was lost: $(cat "$convs/shared.json")"
+grep -q '"content": "from B"' "$convs/shared.json" || fail "the second tern's message was lost"
+[ "$(grep -c '"role": "assistant"' "$convs/shared.json")" -eq 2 ] || fail "a reply was lost: $(cat "$convs/shared.json")"
+[ "$(ls "$convs"/*.json | wc -l)" -eq 1 ] || fail "the merge left extra files: $(ls "$convs")"
+echo "PASS: tui errors end-to-end (start-up notices, no-model send, empty chats, model menu, NUL bytes, SIGINT, deletes, two terns)"
 exit 0
