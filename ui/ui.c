@@ -644,10 +644,31 @@ static void dir_enter(struct ui *ui, const char *name)
 	} else {
 		p = path_join(ui->attach_dir, name);
 	}
+	{
+		/* canonical, so the header reads /home/me/pics, not ./../.. */
+		char *r = realpath(p, NULL);
+
+		if (r) {
+			free(p);
+			p = r;
+		}
+	}
 	free(ui->attach_dir);
 	ui->attach_dir = p;
 	dir_load(ui);
 	attach_preview_request(ui);
+}
+
+/* A path typed in the attach dialog that names a directory: browse it. */
+static int dir_typed(struct ui *ui, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+		return 0;
+	set_str(&ui->attach_dir, path);
+	dir_enter(ui, ".");
+	return 1;
 }
 
 /* ---- actions on messages ---------------------------------------------------- */
@@ -946,7 +967,7 @@ static void dialog_key(struct ui *ui, uint32_t key, enum ui_action a)
 				push_event(ui, UI_EVENT_MODEL_PATH, 0, 0, 0, t);
 				ui->model_wait = 1;
 			}
-			else if (d == UI_DIALOG_ATTACH_PATH && *t)
+			else if (d == UI_DIALOG_ATTACH_PATH && *t && !dir_typed(ui, t))
 				push_event(ui, UI_EVENT_ATTACH, 0, 0, 0, t);
 			else if (d == UI_DIALOG_SYSTEM_PROMPT) {
 				push_event(ui, UI_EVENT_SYSTEM_PROMPT, 0, 0, 0, t);

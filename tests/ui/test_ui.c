@@ -3,8 +3,11 @@
 #include "config.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ui/text_impl.h"
 #include "ui/ui.h"
@@ -372,6 +375,39 @@ START_TEST(test_notice_and_preview)
 }
 END_TEST
 
+/* A directory typed at '/' in the attach dialog is browsed (not sent to
+ * be attached), its header the canonical path; ".." entered from there
+ * is canonical too. */
+START_TEST(test_attach_typed_dir)
+{
+	struct ui *ui = fixture();
+	struct ui_event ev;
+	char dir[] = "/tmp/tern-attach-XXXXXX", sub[64], *t;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(sub, sizeof sub, "%s/pics", dir);
+	ck_assert_int_eq(mkdir(sub, 0700), 0);
+	ui_handle_key(ui, UI_KEY_F1 + 6);
+	ui_handle_key(ui, '/');
+	snprintf(sub, sizeof sub, "%s/./pics/", dir);
+	type(ui, sub);
+	ui_handle_key(ui, UI_KEY_ENTER);
+	ck_assert_int_eq(ui_poll_event(ui, &ev), 0); /* nothing to attach */
+	snprintf(sub, sizeof sub, "%s/pics", dir);
+	t = check_frame(ui, 80, 24);
+	ck_assert_msg(strstr(t, sub) && !strstr(t, "/./"), "%s", t);
+	free(t);
+	ui_handle_key(ui, UI_KEY_ENTER); /* "..", the first entry */
+	t = check_frame(ui, 80, 24);
+	ck_assert_msg(strstr(t, dir) && !strstr(t, "pics/.."), "%s", t);
+	free(t);
+	snprintf(sub, sizeof sub, "%s/pics", dir);
+	rmdir(sub);
+	rmdir(dir);
+	ui_free(ui);
+}
+END_TEST
+
 /* Start-up problems stay on screen under later banners until Esc. */
 START_TEST(test_notice_queue)
 {
@@ -534,6 +570,7 @@ Suite *ui_suite(void)
 	tcase_add_test(tc, test_sampler_validation);
 	tcase_add_test(tc, test_models_themes_keymap);
 	tcase_add_test(tc, test_notice_and_preview);
+	tcase_add_test(tc, test_attach_typed_dir);
 	tcase_add_test(tc, test_notice_queue);
 	tcase_add_test(tc, test_submit_refused);
 	tcase_add_test(tc, test_model_menu_closes);
