@@ -138,6 +138,52 @@ int app_image_decode(const char *path, uint8_t **rgb, int *w, int *h,
 	return rc;
 }
 
+int app_image_size(const char *path, int *w, int *h, struct diag *d)
+{
+	char *buf;
+	size_t len;
+	int rc = 0;
+
+	if (file_read_all(path, 256u << 20, &buf, &len, d) < 0)
+		return -1;
+	if (len >= 8 && memcmp(buf, "\x89PNG\r\n\x1a\n", 8) == 0) {
+		png_image img;
+
+		memset(&img, 0, sizeof img);
+		img.version = PNG_IMAGE_VERSION;
+		if (!png_image_begin_read_from_memory(&img, buf, len)) {
+			rc = diag_fail(d, -1, "%s: %s", path, img.message);
+		} else {
+			*w = (int)img.width;
+			*h = (int)img.height;
+			png_image_free(&img);
+		}
+	} else if (len >= 3 && memcmp(buf, "\xff\xd8\xff", 3) == 0) {
+		struct jpeg_decompress_struct c;
+		struct jerr err;
+
+		memset(&c, 0, sizeof c);
+		c.err = jpeg_std_error(&err.mgr);
+		err.mgr.error_exit = jpeg_fail;
+		err.mgr.emit_message = jpeg_warn;
+		if (setjmp(err.jb)) {
+			jpeg_destroy_decompress(&c);
+			free(buf);
+			return diag_fail(d, -1, "%s: %s", path, err.msg);
+		}
+		jpeg_create_decompress(&c);
+		jpeg_mem_src(&c, (const unsigned char *)buf, (unsigned long)len);
+		jpeg_read_header(&c, TRUE);
+		*w = (int)c.image_width;
+		*h = (int)c.image_height;
+		jpeg_destroy_decompress(&c);
+	} else {
+		rc = diag_fail(d, -1, "%s: not a PNG or JPEG image", path);
+	}
+	free(buf);
+	return rc;
+}
+
 int app_image_thumbnail(const char *path, int max_w, int max_h, uint8_t **rgb,
 			int *w, int *h, struct diag *d)
 {

@@ -17,6 +17,9 @@
  * neither PNG nor JPEG, truncated/corrupt, over APP_IMAGE_MAX_PIXELS. */
 int app_image_decode(const char *path, uint8_t **rgb, int *w, int *h,
 		     struct diag *d);
+/* The size of image PATH (PNG or JPEG) from its header, nothing decoded.
+ * Errors (-1, message in d naming the file) as app_image_decode's. */
+int app_image_size(const char *path, int *w, int *h, struct diag *d);
 /* Decode and shrink (box filter, aspect kept) to fit MAX_W x MAX_H. */
 int app_image_thumbnail(const char *path, int max_w, int max_h, uint8_t **rgb,
 			int *w, int *h, struct diag *d);

@@ -437,9 +437,16 @@ int llm_vision_encode(const struct llm_vision *v, const float *pixels, size_t n,
  * and 1003520). */
 void llm_vision_pixel_bounds(const struct llm_vision *v, size_t *min_pixels,
 			     size_t *max_pixels);
+/* Whether the image processor takes an image of W x H pixels at all
+ * (each side at least 1, sides within 200:1): 0, or LLM_E_INVALID with
+ * "vision: an image of W x H pixels (...)" in d.  Needs no model, so an
+ * image can be checked when it is picked, before any is encoded; the
+ * same limit llm_vision_fit and llm_vision_preprocess apply. */
+int llm_vision_check_size(int w, int h, struct diag *d);
 /* smart_resize: the size (*ow x *oh, multiples of patch x merge) an image
  * of W x H pixels is resized to, its area brought into [min_pixels,
- * max_pixels].  LLM_E_INVALID for an empty image or sides beyond 200:1. */
+ * max_pixels].  LLM_E_INVALID for an empty image or sides beyond 200:1
+ * (llm_vision_check_size). */
 int llm_vision_fit(const struct llm_vision *v, int w, int h, size_t min_pixels,
 		   size_t max_pixels, int *ow, int *oh);
 /* The image processor on one 8-bit RGB image RGB [h, w, 3]: resized to

@@ -890,13 +890,22 @@ void llm_vision_pixel_bounds(const struct llm_vision *v, size_t *min_pixels,
 	*max_pixels = v->max_pixels;
 }
 
+int llm_vision_check_size(int w, int h, struct diag *d)
+{
+	if (w < 1 || h < 1 || (double)w / h > 200.0 || (double)h / w > 200.0)
+		return diag_fail(d, LLM_E_INVALID,
+				 "vision: an image of %d x %d pixels (each side at least 1, "
+				 "sides within 200:1)", w, h);
+	return 0;
+}
+
 int llm_vision_fit(const struct llm_vision *v, int w, int h, size_t min_pixels,
 		   size_t max_pixels, int *ow, int *oh)
 {
 	const double f = (double)(v->patch * v->merge);
 	double hb, wb;
 
-	if (w < 1 || h < 1 || (double)w / h > 200.0 || (double)h / w > 200.0)
+	if (llm_vision_check_size(w, h, NULL) < 0)
 		return LLM_E_INVALID;
 	/* Python's round: half to even (the default rounding mode) */
 	hb = fmax(f, nearbyint(h / f) * f);
@@ -1087,10 +1096,10 @@ int llm_vision_preprocess(const struct llm_vision *v, const uint8_t *rgb, int w,
 		min_pixels = v->min_pixels;
 	if (!max_pixels)
 		max_pixels = v->max_pixels;
+	if (llm_vision_check_size(w, h, d) < 0)
+		return LLM_E_INVALID;
 	if (llm_vision_fit(v, w, h, min_pixels, max_pixels, &ow, &oh) < 0)
-		return diag_fail(d, LLM_E_INVALID,
-				 "vision: an image of %d x %d pixels (each side at least 1, "
-				 "sides within 200:1)", w, h);
+		return diag_fail(d, LLM_E_INVALID, "vision: cannot resize a %d x %d image", w, h);
 	if (ow == w && oh == h) {
 		img = malloc((size_t)w * h * 3);
 		if (img)

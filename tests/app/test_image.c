@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <png.h>
 
 #include "app/image.h"
 #include "common/file.h"
@@ -123,6 +126,61 @@ START_TEST(test_thumbnail_and_store)
 	free(path);
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* A PNG of W x H gray pixels at PATH (through libpng's writer). */
+void test_write_png(const char *path, int w, int h);
+void test_write_png(const char *path, int w, int h)
+{
+	png_image img;
+	uint8_t *px = calloc((size_t)w * h, 1);
+
+	ck_assert_ptr_nonnull(px);
+	memset(&img, 0, sizeof img);
+	img.version = PNG_IMAGE_VERSION;
+	img.width = (png_uint_32)w;
+	img.height = (png_uint_32)h;
+	img.format = PNG_FORMAT_GRAY;
+	ck_assert_msg(png_image_write_to_file(&img, path, 0, px, 0, NULL), "%s", img.message);
+	free(px);
+}
+
+/* app_image_size reads the size from the header (PNG, JPEG); the vision
+ * tower's limit (llm_vision_check_size, no model needed) refuses what
+ * llm_vision_fit refuses: a 10000 x 1 PNG decodes fine but cannot be
+ * read by the vision model, which the chat checks when it is attached. */
+START_TEST(test_size_and_vision_limit)
+{
+	char *jpg = test_data_path("images/skimage-rocket.jpg");
+	char *png = test_data_path("images/skimage-camera.png");
+	char wide[] = "/tmp/tern-wide-XXXXXX.png";
+	struct diag d;
+	int w = 0, h = 0, fd;
+
+	ck_assert_msg(app_image_size(jpg, &w, &h, &d) == 0, "%s", d.msg);
+	ck_assert_int_eq(w, 640);
+	ck_assert_int_eq(h, 427);
+	ck_assert_msg(app_image_size(png, &w, &h, &d) == 0, "%s", d.msg);
+	ck_assert_int_eq(w, 512);
+	ck_assert_int_eq(h, 512);
+	fd = mkstemps(wide, 4);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	test_write_png(wide, 10000, 1);
+	ck_assert_msg(app_image_size(wide, &w, &h, &d) == 0, "%s", d.msg);
+	ck_assert_int_eq(w, 10000);
+	ck_assert_int_eq(h, 1);
+	ck_assert_int_eq(llm_vision_check_size(w, h, &d), LLM_E_INVALID);
+	ck_assert_msg(strstr(d.msg, "10000 x 1") != NULL, "%s", d.msg);
+	ck_assert_int_eq(llm_vision_check_size(640, 427, &d), 0);
+	ck_assert_int_eq(llm_vision_check_size(200, 1, &d), 0);
+	ck_assert_int_eq(llm_vision_check_size(1, 201, &d), LLM_E_INVALID);
+	ck_assert_int_eq(llm_vision_check_size(0, 5, &d), LLM_E_INVALID);
+	ck_assert_int_lt(app_image_size("/nonexistent.png", &w, &h, &d), 0);
+	unlink(wide);
+	free(jpg);
+	free(png);
 }
 END_TEST
 
@@ -237,6 +295,7 @@ Suite *image_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, test_png_palette);
+	tcase_add_test(tc, test_size_and_vision_limit);
 	tcase_add_test(tc, test_png_gray);
 	tcase_add_test(tc, test_png_rgba);
 	tcase_add_test(tc, test_jpeg);
