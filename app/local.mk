@@ -2,7 +2,7 @@
 # engine worker thread, subcommands.  Everything but main.c goes into
 # app/libapp.a so that tests/check_app can link it.
 noinst_LIBRARIES += app/libapp.a
-app_libapp_a_SOURCES = app/app.h app/subcommands.def app/cli.c app/chat.c app/config.c app/config.h app/store.c app/store.h app/worker.c app/worker.h app/image.c app/image.h app/tui.c app/tui.h
+app_libapp_a_SOURCES = app/app.h app/subcommands.def app/cli.c app/chat.c app/config.c app/config.h app/store.c app/store.h app/worker.c app/worker.h app/image.c app/image.h app/reply.c app/reply.h app/tui.c app/tui.h
 app_libapp_a_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DTERN_PKGDATADIR='"$(pkgdatadir)"' -DTERN_SRCDIR='"$(abs_top_srcdir)"'
 app_libapp_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(YAML_CFLAGS) $(NCURSES_CFLAGS) $(PNG_CFLAGS) $(JPEG_CFLAGS)

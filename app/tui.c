@@ -32,6 +32,7 @@
 #include "app/app.h"
 #include "app/config.h"
 #include "app/image.h"
+#include "app/reply.h"
 #include "app/store.h"
 #include "app/worker.h"
 #include "common/clock.h"
@@ -47,7 +48,15 @@ struct conv_slot {
 	int gen_tag;   /* running generation's tag, 0 when idle */
 	int gen_msg;   /* message receiving the reply */
 	int dirty;     /* unsaved streamed text */
-	size_t ctx_used; /* positions its last reply took (0: none yet) */
+	size_t ctx_used; /* positions its reply took, so far while one
+			  * streams (0: none yet with this model) */
+	struct app_reply_meter meter; /* its reply's tokens/s */
+	size_t n_drafted, n_accepted; /* its reply's speculative decoding */
+	/* the notice about its replies (an image left out, the context
+	 * full, ...): shown while it is the open conversation */
+	char notice[DIAG_MSG_MAX + 128];
+	enum ui_notice_level notice_level;
+	int image_notice; /* the notice is "reading the image" */
 };
 
 struct tui {
@@ -66,10 +75,7 @@ struct tui {
 	int loading;
 	struct theme_set themes;
 	char **attach;        /* pending image paths */
-	int image_notice;     /* "reading the image" is shown */
 	size_t n_attach;
-	double gen_t0;
-	size_t gen_tokens;
 	int kv_k, kv_v;       /* --kv-type for every load, or 0: the entry's */
 	int quit;
 };
@@ -158,10 +164,32 @@ static void push_transcript(struct tui *t)
 	ui_generating_set(t->ui, s->gen_tag != 0);
 }
 
-/* TPS: tokens/s while generating (0 otherwise); ACC: the share of
- * speculative proposals kept so far (< 0: none made). */
-static void push_status_acc(struct tui *t, double tps, double acc)
+/* S's notice (NULL clears it), on screen when S is the open
+ * conversation. */
+static void conv_notice(struct tui *t, struct conv_slot *s, enum ui_notice_level level,
+			const char *text)
 {
+	snprintf(s->notice, sizeof s->notice, "%s", text ? text : "");
+	s->notice_level = level;
+	s->image_notice = 0;
+	if (s == active(t))
+		ui_notice_set(t->ui, level, s->notice[0] ? s->notice : NULL);
+}
+
+/* The open conversation's notice replaces whatever the last one showed. */
+static void show_conv_notice(struct tui *t)
+{
+	struct conv_slot *s = active(t);
+
+	ui_notice_set(t->ui, s ? s->notice_level : UI_NOTICE_INFO,
+		      s && s->notice[0] ? s->notice : NULL);
+}
+
+/* The status bar for the open conversation: its context, and while its
+ * reply streams that reply's own tokens/s and acceptance. */
+static void push_status(struct tui *t)
+{
+	struct conv_slot *s = active(t);
 	struct ui_status st;
 	char model[160];
 
@@ -176,21 +204,11 @@ static void push_status_acc(struct tui *t, double tps, double acc)
 	} else {
 		st.model = t->loading ? "loading..." : NULL;
 	}
-	st.ctx_used = active(t) ? (long)active(t)->ctx_used : 0;
-	st.tokens_per_s = tps;
-	st.spec = acc >= 0.0;
-	st.accept = acc;
+	st.ctx_used = s ? (long)s->ctx_used : 0;
+	st.tokens_per_s = s && s->gen_tag ? app_reply_meter_tps(&s->meter, clock_now_s()) : 0;
+	st.spec = s && s->n_drafted;
+	st.accept = s && s->n_drafted ? (double)s->n_accepted / (double)s->n_drafted : 0;
 	ui_status_set(t->ui, &st);
-}
-
-static void push_status(struct tui *t, double tps)
-{
-	push_status_acc(t, tps, -1.0);
-}
-
-static double acceptance(const struct llm_job_stats *st)
-{
-	return st->n_drafted ? (double)st->n_accepted / (double)st->n_drafted : -1.0;
 }
 
 static void push_sampler(struct tui *t)
@@ -296,7 +314,7 @@ static void load_model(struct tui *t, const char *name, const char *path,
 	ui_notice_set(t->ui, UI_NOTICE_INFO, "loading model...");
 	app_worker_load(t->worker, name, path, draft, n_ctx, t->cfg.backend,
 			t->cfg.threads, k_bits, v_bits);
-	push_status(t, 0);
+	push_status(t);
 }
 
 /* A new empty conversation, made active.  Not saved: its file is written
@@ -418,8 +436,8 @@ static void start_reply(struct tui *t, struct conv_slot *s, int parent)
 	free(imgs);
 	free(msgs);
 	save_conv(t, s);
-	t->gen_t0 = clock_now_s();
-	t->gen_tokens = 0;
+	app_reply_meter_start(&s->meter, clock_now_s());
+	s->n_drafted = s->n_accepted = 0;
 	if (s == active(t))
 		push_transcript(t);
 	ui_generating_set(t->ui, 1);
@@ -440,6 +458,39 @@ static void store_images(struct tui *t, struct app_msg *m)
 		m->images = xrealloc(m->images, (m->n_images + 1) * sizeof *m->images);
 		m->images[m->n_images++] = name;
 	}
+}
+
+/* The edited copy of a message keeps the original's images. */
+static void copy_images(struct app_msg *to, const struct app_msg *from)
+{
+	size_t i;
+
+	if (!from->n_images)
+		return;
+	to->images = xcalloc(from->n_images, sizeof *to->images);
+	for (i = 0; i < from->n_images; i++)
+		to->images[i] = xstrdup(from->images[i]);
+	to->n_images = from->n_images;
+}
+
+/* 0 when image PATH can be attached for the loaded model; else -1 with
+ * why in d: a vision model checks the size as its vision tower will
+ * (llm_vision_check_size), so an image it would refuse is never sent. */
+static int image_fits_model(const struct tui *t, const char *path, struct diag *d)
+{
+	int w, h;
+
+	if (!t->model_name || !t->info.has_vision)
+		return 0;
+	if (app_image_size(path, &w, &h, d) < 0)
+		return -1;
+	if (llm_vision_check_size(w, h, d) < 0) {
+		const char *slash = strrchr(path, '/');
+
+		diag_prefix(d, "%s", slash ? slash + 1 : path);
+		return -1;
+	}
+	return 0;
 }
 
 /* The pending attachments' file names (without directories) to the UI. */
@@ -491,14 +542,14 @@ static void on_submit(struct tui *t, const char *text)
 	u = app_conv_add(s->conv, app_conv_leaf(s->conv), APP_ROLE_USER, text);
 	if (t->n_attach) {
 		store_images(t, &s->conv->msgs[u]);
-		ui_notice_set(t->ui, UI_NOTICE_INFO,
-			      t->info.has_vision ?
-			      "reading the image (its encoder runs on the CPU)..." :
-			      "this model reads text only: the images are kept with the message but not sent");
-		t->image_notice = t->info.has_vision;
+		conv_notice(t, s, UI_NOTICE_INFO,
+			    t->info.has_vision ?
+			    "reading the image (its encoder runs on the CPU)..." :
+			    "this model reads text only: the images are kept with the message but not sent");
+		s->image_notice = t->info.has_vision;
 		clear_attachments(t);
 	} else {
-		ui_notice_set(t->ui, UI_NOTICE_INFO, NULL);
+		conv_notice(t, s, UI_NOTICE_INFO, NULL);
 	}
 	/* The first message names the conversation. */
 	if (s->conv->n_msgs == 1) {
@@ -534,10 +585,13 @@ static void on_worker_event(struct tui *t, struct app_wev *ev)
 		free(t->model_name);
 		t->model_name = xstrdup(ev->text);
 		t->info = ev->info;
+		/* contexts measured with the old model mean nothing now */
+		for (size_t i = 0; i < t->n_convs; i++)
+			t->convs[i].ctx_used = 0;
 		ui_model_loaded(t->ui);
 		ui_notice_set(t->ui, UI_NOTICE_INFO, ev->info.has_template ? NULL :
 			      "completion mode: this model has no chat template, so your text is continued as a story");
-		push_status(t, 0);
+		push_status(t);
 		break;
 	case APP_WEV_LOAD_FAILED: {
 		char msg[DIAG_MSG_MAX + 64];
@@ -547,7 +601,7 @@ static void on_worker_event(struct tui *t, struct app_wev *ev)
 		ui_model_progress(t->ui, -1, NULL);
 		ui_model_error(t->ui, msg);
 		ui_notice_set(t->ui, UI_NOTICE_ERROR, msg);
-		push_status(t, 0);
+		push_status(t);
 		break;
 	}
 	case APP_WEV_TEXT:
@@ -556,18 +610,22 @@ static void on_worker_event(struct tui *t, struct app_wev *ev)
 			break;
 		app_conv_append_content(s->conv, s->gen_msg, ev->text, ev->len);
 		s->dirty = 1;
-		if (t->image_notice) {
-			ui_notice_set(t->ui, UI_NOTICE_INFO, NULL);
-			t->image_notice = 0;
-		}
-		t->gen_tokens++;
+		if (s->image_notice)
+			conv_notice(t, s, UI_NOTICE_INFO, NULL);
+		app_reply_meter_token(&s->meter);
+		s->n_drafted = ev->stats.n_drafted;
+		s->n_accepted = ev->stats.n_accepted;
+		if (ev->ctx_used)
+			s->ctx_used = ev->ctx_used;
 		if (s == active(t)) {
-			double dt = clock_now_s() - t->gen_t0;
-
 			ui_transcript_append(t->ui, s->gen_msg, ev->text, ev->len);
-			push_status_acc(t, dt > 0 ? (double)t->gen_tokens / dt : 0,
-					acceptance(&ev->stats));
+			push_status(t);
 		}
+		break;
+	case APP_WEV_NOTICE:
+		s = find_tag(t, ev->tag);
+		if (s)
+			conv_notice(t, s, ev->warn ? UI_NOTICE_ERROR : UI_NOTICE_INFO, ev->text);
 		break;
 	case APP_WEV_DONE:
 		s = find_tag(t, ev->tag);
@@ -577,20 +635,30 @@ static void on_worker_event(struct tui *t, struct app_wev *ev)
 		s->conv->msgs[s->gen_msg].partial = ev->finish == LLM_FINISH_CANCELLED ||
 						     ev->finish == LLM_FINISH_ERROR;
 		save_conv(t, s);
-		s->ctx_used = ev->ctx_used;
+		if (ev->ctx_used)
+			s->ctx_used = ev->ctx_used;
+		s->n_drafted = ev->stats.n_drafted;
+		s->n_accepted = ev->stats.n_accepted;
+		if (s->image_notice)
+			conv_notice(t, s, UI_NOTICE_INFO, NULL);
 		if (ev->finish == LLM_FINISH_ERROR && ev->text && ev->text[0]) {
 			char msg[DIAG_MSG_MAX + 32];
 
 			snprintf(msg, sizeof msg, "generation failed: %s", ev->text);
-			ui_notice_set(t->ui, UI_NOTICE_ERROR, msg);
+			conv_notice(t, s, UI_NOTICE_ERROR, msg);
 		}
-		if (ev->finish == LLM_FINISH_LOOP)
-			ui_notice_set(t->ui, UI_NOTICE_INFO,
-				      "reply stopped: it was repeating itself "
-				      "(stop_on_loop in the sampler panel; 0 turns it off)");
+		if (app_reply_finish_notice(ev->finish)) {
+			/* after a warning of its own (the prompt cut to fit), both */
+			char msg[sizeof s->notice + 256];
+
+			snprintf(msg, sizeof msg, "%s%s%s", app_reply_finish_notice(ev->finish),
+				 s->notice[0] ? "; " : "", s->notice);
+			conv_notice(t, s, ev->finish == LLM_FINISH_CONTEXT ? UI_NOTICE_ERROR :
+				    UI_NOTICE_INFO, msg);
+		}
 		if (s == active(t)) {
 			ui_generating_set(t->ui, 0);
-			push_status_acc(t, ev->stats.decode_tps, acceptance(&ev->stats));
+			push_status(t);
 		}
 		break;
 	}
@@ -639,7 +707,8 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 			new_conv(t);
 		push_conversations(t);
 		push_transcript(t);
-		push_status(t, 0);
+		push_status(t);
+		show_conv_notice(t);
 		break;
 	case UI_EVENT_CONV_SELECT:
 		i = find_uid(t, ev->id);
@@ -647,7 +716,8 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 			t->active = i;
 			push_conversations(t);
 			push_transcript(t);
-			push_status(t, 0);
+			push_status(t);
+			show_conv_notice(t);
 		}
 		break;
 	case UI_EVENT_CONV_RENAME:
@@ -685,7 +755,7 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 				new_conv(t);
 			push_conversations(t);
 			push_transcript(t);
-			push_status(t, 0); /* the context shown was the deleted one's */
+			push_status(t); /* the context shown was the deleted one's */
 		}
 		break;
 	case UI_EVENT_MESSAGE_EDIT:
@@ -699,6 +769,8 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 			}
 			u = app_conv_add(s->conv, s->conv->msgs[ev->id].parent,
 					 APP_ROLE_USER, ev->text ? ev->text : "");
+			copy_images(&s->conv->msgs[u], &s->conv->msgs[ev->id]);
+			conv_notice(t, s, UI_NOTICE_INFO, NULL);
 			start_reply(t, s, u);
 		}
 		break;
@@ -708,6 +780,7 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 
 			if (m < 0 || m >= (int)s->conv->n_msgs)
 				m = app_conv_leaf(s->conv);
+			conv_notice(t, s, UI_NOTICE_INFO, NULL);
 			if (m >= 0 && s->conv->msgs[m].role == APP_ROLE_ASSISTANT)
 				start_reply(t, s, s->conv->msgs[m].parent);
 			else if (m >= 0 && s->conv->msgs[m].role == APP_ROLE_USER)
@@ -794,9 +867,14 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 			uint8_t *rgb = NULL;
 			int w, h;
 
-			/* Only images we can decode are attached. */
-			if (app_image_thumbnail(ev->text, 48, 24, &rgb, &w, &h, &d) < 0) {
-				ui_notice_set(t->ui, UI_NOTICE_ERROR, d.msg);
+			/* Only images we can decode, and the loaded vision
+			 * model can read, are attached. */
+			if (image_fits_model(t, ev->text, &d) < 0 ||
+			    app_image_thumbnail(ev->text, 48, 24, &rgb, &w, &h, &d) < 0) {
+				char msg[DIAG_MSG_MAX + 32];
+
+				snprintf(msg, sizeof msg, "not attached: %s", d.msg);
+				ui_notice_set(t->ui, UI_NOTICE_ERROR, msg);
 				break;
 			}
 			ui_image_preview_set(t->ui, rgb, w, h);
@@ -993,7 +1071,7 @@ int app_tui_run(const char *model_override, const char *config_path,
 	else if ((me = app_config_find_model(&t.cfg, model_override ? model_override : t.cfg.model)))
 		load_model(&t, me->name, me->path, me->draft, (size_t)me->context,
 			   me->k_bits, me->v_bits);
-	push_status(&t, 0);
+	push_status(&t);
 
 	while (!t.quit && !got_signal) {
 		struct pollfd pfd[2];

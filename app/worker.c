@@ -118,6 +118,20 @@ static void post_text(struct app_worker *w, enum app_wev_type t, int tag,
 	post(w, &ev);
 }
 
+/* Something about reply TAG the user should know (NOTICE). */
+static void post_notice(struct app_worker *w, int tag, int warn, const char *msg)
+{
+	struct app_wev ev;
+
+	memset(&ev, 0, sizeof ev);
+	ev.type = APP_WEV_NOTICE;
+	ev.tag = tag;
+	ev.warn = warn;
+	ev.text = xstrdup(msg);
+	ev.len = strlen(msg);
+	post(w, &ev);
+}
+
 /* Reply TAG ended before it began: a DONE event with MSG. */
 static void post_failed(struct app_worker *w, int tag, const char *msg)
 {
@@ -323,8 +337,10 @@ static void job_cb(struct llm_job *job, const struct llm_job_event *e, void *use
 			ev.tag = s->tag;
 			ev.text = xstrndup(e->text, e->text_len);
 			ev.len = e->text_len;
-			if (e->stats)
+			if (e->stats) {
 				ev.stats = *e->stats;
+				ev.ctx_used = e->stats->n_prompt + e->stats->n_generated;
+			}
 			post(w, &ev);
 		}
 		return;
@@ -531,6 +547,42 @@ static int add_images(struct app_worker *w, struct cmd *c, int32_t **ids, size_t
 	return 0;
 }
 
+/* Leave out of C the images the vision tower cannot take (a file that
+ * cannot be read, or a size llm_vision_check_size refuses), each with a
+ * NOTICE: checked from the file's header, so nothing is decoded twice. */
+static void drop_bad_images(struct app_worker *w, struct cmd *c)
+{
+	size_t i, j, k, e;
+
+	if (!c->images || llm_model_image_token(w->model) < 0)
+		return;
+	for (i = 0; i < c->n_msgs; i++)
+		for (j = 0; j < c->n_images[i];) {
+			const char *path = c->images[i][j];
+			char msg[DIAG_MSG_MAX + 64];
+			struct diag d;
+			int iw, ih, cached = 0;
+
+			for (e = 0; e < IMG_CACHE; e++)
+				if (w->icache[e].path && !strcmp(w->icache[e].path, path))
+					cached = 1;
+			diag_clear(&d);
+			if (cached || (app_image_size(path, &iw, &ih, &d) == 0 &&
+				       llm_vision_check_size(iw, ih, &d) == 0)) {
+				j++;
+				continue;
+			}
+			if (!strstr(d.msg, path))
+				diag_prefix(&d, "%s", path);
+			snprintf(msg, sizeof msg, "an image was left out of the reply's prompt: %s", d.msg);
+			post_notice(w, c->tag, 1, msg);
+			free(c->images[i][j]);
+			for (k = j + 1; k < c->n_images[i]; k++)
+				c->images[i][k - 1] = c->images[i][k];
+			c->n_images[i]--;
+		}
+}
+
 static void do_generate(struct app_worker *w, struct cmd *c)
 {
 	struct llm_job_params jp = llm_job_default_params();
@@ -552,6 +604,8 @@ static void do_generate(struct app_worker *w, struct cmd *c)
 			s = &w->jobs[i];
 			break;
 		}
+	if (s)
+		drop_bad_images(w, c);
 	if (!s || render_prompt(w, c, &ids, &n, &d) < 0 || n == 0 ||
 	    add_images(w, c, &ids, &n, &jp, &img_embd, &img_mpos, &d) < 0) {
 		post_failed(w, c->tag, !s ? "too many replies in progress" :
@@ -573,9 +627,14 @@ static void do_generate(struct app_worker *w, struct cmd *c)
 		}
 		if (n + room > w->n_ctx) {
 			size_t keep = w->n_ctx - room, drop = n - keep;
+			char msg[256];
 
 			memmove(ids, ids + drop, keep * sizeof *ids);
 			n = keep;
+			snprintf(msg, sizeof msg,
+				 "the conversation is longer than the context (%zu positions): "
+				 "its first %zu tokens were cut for this reply", w->n_ctx, drop);
+			post_notice(w, c->tag, 1, msg);
 		}
 	}
 	s->tag = c->tag;

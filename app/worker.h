@@ -37,6 +37,10 @@ enum app_wev_type {
 	APP_WEV_PROGRESS,    /* value = fraction, text = stage */
 	APP_WEV_TEXT,        /* tag, text = new reply text */
 	APP_WEV_DONE,        /* tag, finish, stats; text = error if any */
+	APP_WEV_NOTICE,      /* tag, text = what the user should know about
+			      * the reply before it starts (an image left
+			      * out, the conversation cut to fit); warn = 1
+			      * when something was left out */
 };
 
 struct app_model_info {
@@ -57,7 +61,9 @@ struct app_wev {
 	enum llm_finish_reason finish;
 	struct llm_job_stats stats; /* DONE; TEXT: the speculative decoding
 				     * counts so far (n_drafted, n_accepted) */
-	size_t ctx_used;     /* prompt + generated positions of the job */
+	size_t ctx_used;     /* DONE, TEXT: prompt + generated positions of
+			      * the job (so far) */
+	int warn;            /* NOTICE: a warning rather than information */
 	struct app_model_info info;
 };
 
@@ -80,7 +86,12 @@ void app_worker_load(struct app_worker *w, const char *name, const char *dir,
 /* Generate a reply to MSGS (the conversation up to and including the last
  * user message) as job TAG with PRESET's sampler settings and
  * max_tokens (copied, arrays included).  In completion mode (no chat template) the
- * messages' contents are concatenated and continued as plain text. */
+ * messages' contents are concatenated and continued as plain text.
+ * An attached image the vision tower cannot take (unreadable, or a size
+ * llm_vision_check_size refuses) is left out with a NOTICE, so one bad
+ * image never fails every later reply of its conversation; a
+ * conversation longer than the context loses its oldest tokens, also
+ * with a NOTICE. */
 void app_worker_generate(struct app_worker *w, int tag, const char *system,
 			 const struct app_wmsg *msgs, size_t n_msgs,
 			 const struct app_preset *preset);

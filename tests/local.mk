@@ -43,7 +43,7 @@ tests_check_ui_CFLAGS = $(TESTS_CFLAGS) $(NCURSES_CFLAGS) $(UTF8PROC_CFLAGS)
 tests_check_ui_LDADD = $(UI_LIBS) $(THEMES_LIBS) common/libcommon.a $(CHECK_LIBS) $(LIBS)
 
 tests_check_app_SOURCES = $(TEST_COMMON) tests/app/test_cli.c tests/app/test_config.c tests/app/test_store.c tests/app/test_image.c tests/app/test_cmds.c \
-	tests/app/test_worker.c tests/app/vlmodel.c tests/app/vlmodel.h \
+	tests/app/test_worker.c tests/app/test_reply.c tests/app/vlmodel.c tests/app/vlmodel.h \
 	tests/stfile.c tests/stfile.h
 tests_check_app_CPPFLAGS = $(TESTS_CPPFLAGS) -DTERN_SUITES='"app/suites.def"' \
 	-DTERN_BINARY='"$(abs_top_builddir)/tern$(EXEEXT)"'\

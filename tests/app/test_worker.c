@@ -89,7 +89,7 @@ END_TEST
 /* The presets' thinking switch for reply() (1, their default). */
 static int reply_thinking = 1;
 
-/* What a reply's TEXT events are checked with (may be NULL). */
+/* What a reply's TEXT and NOTICE events are checked with (may be NULL). */
 typedef void (*text_check)(const struct app_wev *ev, void *user);
 
 /* Load DIR (with DRAFT, may be NULL) on the CPU and reply greedily to
@@ -129,7 +129,8 @@ static void reply(const char *dir, const char *draft, const struct app_wmsg *msg
 				*info = ev.info;
 				app_worker_generate(w, 3, NULL, msgs, n, &preset);
 			}
-			if (ev.type == APP_WEV_TEXT && ev.tag == 3 && on_text)
+			if ((ev.type == APP_WEV_TEXT || ev.type == APP_WEV_NOTICE) &&
+			    ev.tag == 3 && on_text)
 				on_text(&ev, user);
 			if (ev.type == APP_WEV_DONE && ev.tag == 3) {
 				*out = ev;
@@ -195,9 +196,31 @@ START_TEST(test_draft)
 }
 END_TEST
 
+/* The NOTICE events of a reply, one after another in a buffer. */
+struct notices {
+	char text[4096];
+	int n_warn;
+};
+
+static void collect_notices(const struct app_wev *ev, void *user)
+{
+	struct notices *c = user;
+	size_t at = strlen(c->text);
+
+	if (ev->type != APP_WEV_NOTICE)
+		return;
+	c->n_warn += ev->warn;
+	snprintf(c->text + at, sizeof c->text - at, "%s\n", ev->text);
+}
+
+void test_write_png(const char *path, int w, int h);
+
 /* Images attached to messages reach a vision model: each adds its tokens
  * to the prompt (picture.png: 24, the chelsea photo at the fixture's 50176
- * pixels: 48); a missing image file fails the reply with its name. */
+ * pixels: 48); an image it cannot read (a missing file, a 10000 x 1 PNG
+ * beyond the tower's 200:1) is left out with a notice naming it, and the
+ * reply goes on: one bad image in the history must not fail every later
+ * reply of its conversation. */
 START_TEST(test_images)
 {
 	char *dir = test_vl_model();
@@ -233,16 +256,93 @@ START_TEST(test_images)
 	ck_assert_msg(with3.finish == LLM_FINISH_MAX_TOKENS, "%s", with3.text);
 	ck_assert_uint_gt(with3.stats.n_prompt, 2 * 24 + 48);
 	app_worker_event_fini(&with3);
+	size_t n_prompt3 = with3.stats.n_prompt;
 	m[2].images = bad;
-	reply(dir, NULL, m, 3, 6, NULL, NULL, &info, &with3);
-	ck_assert_int_eq(with3.finish, LLM_FINISH_ERROR);
-	ck_assert_msg(strstr(with3.text, "/nonexistent.png") != NULL, "%s", with3.text);
-	app_worker_event_fini(&with3);
+	{
+		struct notices nt;
+		struct app_wev skipped;
+		char wide[] = "/tmp/tern-wide-XXXXXX.png";
+		const char *wide1[1] = { wide };
+		int fd = mkstemps(wide, 4);
+
+		memset(&nt, 0, sizeof nt);
+		reply(dir, NULL, m, 3, 6, collect_notices, &nt, &info, &skipped);
+		ck_assert_msg(skipped.finish == LLM_FINISH_MAX_TOKENS, "%s", skipped.text);
+		ck_assert_msg(strstr(nt.text, "/nonexistent.png") != NULL, "%s", nt.text);
+		ck_assert_int_eq(nt.n_warn, 1);
+		/* the last message without its image: no placeholder (3
+		 * tokens) with 24 image tokens */
+		ck_assert_uint_eq(skipped.stats.n_prompt, n_prompt3 - 2 - 24);
+		app_worker_event_fini(&skipped);
+		ck_assert_int_ge(fd, 0);
+		close(fd);
+		test_write_png(wide, 10000, 1);
+		m[0].images = wide1;
+		m[0].n_images = 1;
+		m[2].images = one;
+		memset(&nt, 0, sizeof nt);
+		reply(dir, NULL, m, 3, 6, collect_notices, &nt, &info, &skipped);
+		ck_assert_msg(skipped.finish == LLM_FINISH_MAX_TOKENS, "%s", skipped.text);
+		ck_assert_msg(strstr(nt.text, "10000 x 1") != NULL, "%s", nt.text);
+		app_worker_event_fini(&skipped);
+		unlink(wide);
+	}
 	app_worker_event_fini(&plain);
 	app_worker_event_fini(&with1);
 	test_vl_model_rm(dir);
 	free(pic);
 	free(photo);
+}
+END_TEST
+
+/* A conversation longer than the context: its oldest tokens are cut with
+ * a warning NOTICE, and a reply that then fills the context ends with
+ * LLM_FINISH_CONTEXT (which the chat tells the user about); the TEXT
+ * events carry the positions used so far, growing to the context. */
+struct ctx_seen {
+	size_t last_ctx;
+	struct notices nt;
+};
+
+static void check_ctx(const struct app_wev *ev, void *user)
+{
+	struct ctx_seen *c = user;
+
+	if (ev->type == APP_WEV_NOTICE) {
+		collect_notices(ev, &c->nt);
+		return;
+	}
+	ck_assert_uint_gt(ev->ctx_used, c->last_ctx);
+	c->last_ctx = ev->ctx_used;
+}
+
+START_TEST(test_context_full)
+{
+	char *model = test_data_path("../../models/stories260k");
+	char text[6001];
+	struct app_wmsg m;
+	struct app_model_info info;
+	struct app_wev done;
+	struct ctx_seen seen;
+	size_t i;
+
+	for (i = 0; i < sizeof text - 1; i++)
+		text[i] = "Once upon a time there was a cat. "[i % 34];
+	text[sizeof text - 1] = '\0';
+	memset(&m, 0, sizeof m);
+	m.role = "user";
+	m.content = text;
+	memset(&seen, 0, sizeof seen);
+	reply(model, NULL, &m, 1, 0, check_ctx, &seen, &info, &done);
+	ck_assert_int_eq(info.n_ctx, 256);
+	ck_assert_int_eq(done.finish, LLM_FINISH_CONTEXT);
+	ck_assert_uint_eq(done.ctx_used, 256);
+	ck_assert_uint_gt(seen.last_ctx, 192);
+	ck_assert_int_eq(seen.nt.n_warn, 1);
+	ck_assert_msg(strstr(seen.nt.text, "longer than the context") != NULL, "%s",
+		      seen.nt.text);
+	app_worker_event_fini(&done);
+	free(model);
 }
 END_TEST
 
@@ -281,6 +381,7 @@ Suite *worker_suite(void)
 	tcase_add_test(tc, test_quantized_cache_refused);
 	tcase_add_test(tc, test_draft);
 	tcase_add_test(tc, test_images);
+	tcase_add_test(tc, test_context_full);
 	tcase_add_test(tc, test_thinking_switch);
 	suite_add_tcase(s, tc);
 	return s;
