@@ -28,8 +28,7 @@ const char *app_reply_finish_notice(enum llm_finish_reason finish)
 		return "reply stopped: it was repeating itself "
 		       "(stop_on_loop in the sampler panel; 0 turns it off)";
 	case LLM_FINISH_CONTEXT:
-		return "reply stopped: the context is full (start a new conversation, "
-		       "or load the model with a larger context)";
+		return "reply stopped: the context is full";
 	default:
 		return NULL;
 	}

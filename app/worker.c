@@ -632,8 +632,8 @@ static void do_generate(struct app_worker *w, struct cmd *c)
 			memmove(ids, ids + drop, keep * sizeof *ids);
 			n = keep;
 			snprintf(msg, sizeof msg,
-				 "the conversation is longer than the context (%zu positions): "
-				 "its first %zu tokens were cut for this reply", w->n_ctx, drop);
+				 "prompt cut to fit: first %zu of %zu tokens left out (context %zu)",
+				 drop, n + drop, w->n_ctx);
 			post_notice(w, c->tag, 1, msg);
 		}
 	}

@@ -339,7 +339,7 @@ START_TEST(test_context_full)
 	ck_assert_uint_eq(done.ctx_used, 256);
 	ck_assert_uint_gt(seen.last_ctx, 192);
 	ck_assert_int_eq(seen.nt.n_warn, 1);
-	ck_assert_msg(strstr(seen.nt.text, "longer than the context") != NULL, "%s",
+	ck_assert_msg(strstr(seen.nt.text, "prompt cut to fit") != NULL, "%s",
 		      seen.nt.text);
 	app_worker_event_fini(&done);
 	free(model);

@@ -113,6 +113,26 @@ wait_for 'Lily and Ben' 5 || fail "after restart the second conversation is miss
 # and the branch that was chosen last.
 keys M-n
 wait_for 'branch 1/2' 10 || fail "after restart the branches of the first conversation are missing"
+
+# A prompt longer than the context (512 positions): cut to fit, and the
+# reply that then fills the context ends with a notice saying both; the
+# notice belongs to its conversation (gone in another, back on return).
+keys C-n
+sleep 0.5
+awk 'BEGIN { for (i = 0; i < 300; i++) printf "Once upon a time a cat sat. " }' >"$home/long.txt"
+tmux -L "$sock" load-buffer "$home/long.txt"
+tmux -L "$sock" paste-buffer -p -t t
+sleep 1
+keys Enter
+wait_for 'context is full' 30 || fail "a reply cut by the full context has no notice"
+screen | grep -q 'ctx 512/512' || fail "the status bar does not show the full context"
+wait_for 'prompt cut to fit: first [0-9]+ of [0-9]+ tokens' 2 || fail "no notice that the prompt was cut to fit"
+keys M-n
+sleep 0.5
+screen | grep -q 'context is full' && fail "the notice followed to another conversation"
+screen | grep -q 'ctx 512/512' && fail "the other conversation shows this one's context"
+keys M-p
+wait_for 'context is full' 5 || fail "the conversation's notice is gone on return"
 keys C-q
 echo "PASS: tui end-to-end (send, stream, stop, regenerate, branches, second conversation, restart)"
 exit 0
