@@ -756,6 +756,7 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 			push_conversations(t);
 			push_transcript(t);
 			push_status(t); /* the context shown was the deleted one's */
+			show_conv_notice(t); /* and so was its reply's notice */
 		}
 		break;
 	case UI_EVENT_MESSAGE_EDIT:
