@@ -346,7 +346,7 @@ static const char *scalar(struct reader *r, yaml_node_t *n, const char *key)
 	return (const char *)n->data.scalar.value;
 }
 
-static char *expand_home(const char *p)
+char *app_expand_home(const char *p)
 {
 	const char *home = getenv("HOME");
 
@@ -415,7 +415,7 @@ static int parse_model(struct reader *r, yaml_node_t *n, struct app_model_entry 
 			if (!s)
 				return -1;
 			free(*dst);
-			*dst = s[0] ? expand_home(s) : NULL;
+			*dst = s[0] ? app_expand_home(s) : NULL;
 		} else if (strcmp(key, "context") == 0) {
 			if (get_long(r, v, key, 0, 1L << 24, &x))
 				return -1;

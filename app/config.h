@@ -140,6 +140,8 @@ void app_config_fini(struct app_config *c);
 char *app_config_default_path(void);
 /* $XDG_DATA_HOME/tern (or ~/.local/share/tern); fresh string. */
 char *app_data_dir(void);
+/* P with a leading "~/" (or a lone "~") as $HOME; fresh string. */
+char *app_expand_home(const char *p);
 /* LEAF in the directory of the config file at CONFIG_PATH (presets/,
  * themes/); fresh string. */
 char *app_config_sibling(const char *config_path, const char *leaf);

@@ -844,8 +844,26 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 		}
 		break;
 	case UI_EVENT_MODEL_PATH:
-		if (ev->text && ev->text[0])
-			load_model(t, ev->text, ev->text, NULL, 0, 16, 16);
+		if (ev->text && ev->text[0]) {
+			/* a typo must not cost the loaded model: only a model
+			 * directory unloads it */
+			char *dir = app_expand_home(ev->text), *cfg = file_join(dir, "config.json");
+			char msg[600];
+
+			if (!file_is_dir(dir))
+				snprintf(msg, sizeof msg, "%.500s: no such directory", dir);
+			else if (!file_is_file(cfg))
+				snprintf(msg, sizeof msg,
+					 "%.500s: no config.json (not a model directory)", dir);
+			else
+				msg[0] = '\0';
+			if (msg[0])
+				ui_model_error(t->ui, msg);
+			else
+				load_model(t, dir, dir, NULL, 0, 16, 16);
+			free(cfg);
+			free(dir);
+		}
 		break;
 	case UI_EVENT_ATTACH_PREVIEW:
 		if (ev->text && ev->text[0]) {

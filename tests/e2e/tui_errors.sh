@@ -136,6 +136,17 @@ keys y
 sleep 0.5
 screen | grep -q 'ctx 0/512' || fail "the status bar kept the deleted conversation's context"
 [ "$(nfiles)" -eq 0 ] || fail "the conversation file was not deleted"
+# a mistyped model path in F3 is refused, the loaded model kept
+keys F3
+wait_for 'Models' 5 || fail "no model menu (path)"
+keys p
+sleep 0.3
+keys -l '/nonexistent-model-dir'
+keys Enter
+wait_for '/nonexistent-model-dir: no such directory' 5 || fail "the bad model path was not refused"
+keys Escape
+sleep 0.3
+screen | grep -q 'stories260k' || fail "a mistyped model path unloaded the model"
 
 # 3. SIGINT: everything saved, exit status 130.
 keys -l 'Once upon'
