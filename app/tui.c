@@ -139,6 +139,22 @@ static enum ui_role ui_role_of(enum app_role r)
 	}
 }
 
+/* Message idx's note in the transcript: its images, and "stopped" for a
+ * reply interrupted (not the one streaming now). */
+static void push_note(struct tui *t, struct conv_slot *s, int idx)
+{
+	const struct app_msg *m = &s->conv->msgs[idx];
+	char note[64] = "";
+
+	if (m->n_images)
+		snprintf(note, sizeof note, "+%zu image%s", m->n_images,
+			 m->n_images == 1 ? "" : "s");
+	if (m->partial && !(s->gen_tag && idx == s->gen_msg))
+		snprintf(note + strlen(note), sizeof note - strlen(note), "%sstopped",
+			 note[0] ? ", " : "");
+	ui_transcript_note(t->ui, idx, note);
+}
+
 static void push_transcript(struct tui *t)
 {
 	struct conv_slot *s = active(t);
@@ -159,6 +175,7 @@ static void push_transcript(struct tui *t)
 		/* added as a reply streams in: the content may hold NUL bytes */
 		ui_transcript_add(t->ui, path[i], ui_role_of(m->role), "", bi, bn);
 		ui_transcript_append(t->ui, path[i], m->content, m->content_bytes);
+		push_note(t, s, path[i]);
 	}
 	ui_system_prompt_set(t->ui, s->conv->system);
 	ui_generating_set(t->ui, s->gen_tag != 0);
@@ -634,6 +651,8 @@ static void on_worker_event(struct tui *t, struct app_wev *ev)
 		s->gen_tag = 0;
 		s->conv->msgs[s->gen_msg].partial = ev->finish == LLM_FINISH_CANCELLED ||
 						     ev->finish == LLM_FINISH_ERROR;
+		if (s == active(t))
+			push_note(t, s, s->gen_msg);
 		save_conv(t, s);
 		if (ev->ctx_used)
 			s->ctx_used = ev->ctx_used;

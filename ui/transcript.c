@@ -520,6 +520,10 @@ static void render_header(struct ui_tmsg *m)
 		snprintf(b, sizeof b, "  \xe2\x80\xb9 branch %d/%d \xe2\x80\xba", m->branch_i, m->branch_n);
 		st_put(&st, b, strlen(b), THEME_ROLE_DIM);
 	}
+	if (m->note) {
+		st_put(&st, "  \xc2\xb7 ", 5, THEME_ROLE_DIM); /* " · " */
+		st_put(&st, m->note, strlen(m->note), THEME_ROLE_DIM);
+	}
 	tline_fini(&m->header);
 	tline_make(&m->header, "", 0, &st, 0, st.s.len, -1);
 	m->header.kind = UI_TLINE_HEADER;
@@ -546,6 +550,7 @@ void ui_transcript_init(struct ui_transcript *t, int width)
 
 static void msg_fini(struct ui_tmsg *m)
 {
+	free(m->note);
 	strbuf_fini(&m->text);
 	for (size_t i = 0; i < m->n_lines; i++)
 		tline_fini(&m->lines[i]);
@@ -656,6 +661,18 @@ int ui_transcript_set_msg(struct ui_transcript *t, int id, const char *text, int
 	t->msgs[i].branch_i = branch_i;
 	t->msgs[i].branch_n = branch_n;
 	render_full(&t->msgs[i], t->width, t->hide_think);
+	return i;
+}
+
+int ui_transcript_set_note(struct ui_transcript *t, int id, const char *note)
+{
+	int i = ui_transcript_find(t, id);
+
+	if (i < 0)
+		return -1;
+	free(t->msgs[i].note);
+	t->msgs[i].note = note && *note ? xstrdup(note) : NULL;
+	render_header(&t->msgs[i]);
 	return i;
 }
 

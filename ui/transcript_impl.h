@@ -41,6 +41,7 @@ struct ui_tmsg {
 	enum ui_role role;
 	struct strbuf text;     /* source */
 	int branch_i, branch_n;
+	char *note;             /* owned or NULL: dim, after the label */
 	struct ui_tline header;
 	struct ui_tline *lines; /* body rows */
 	size_t n_lines, cap_lines;
@@ -77,6 +78,9 @@ int ui_transcript_append_msg(struct ui_transcript *t, int id, const char *s, siz
 int ui_transcript_set_msg(struct ui_transcript *t, int id, const char *text, int branch_i,
 			  int branch_n);
 void ui_transcript_truncate_at(struct ui_transcript *t, int index);
+/* A dim note after message id's label (NULL or "" clears); -1 when id is
+ * unknown.  Rows do not change. */
+int ui_transcript_set_note(struct ui_transcript *t, int id, const char *note);
 
 /* Total rows, and row i (0 = top).  *msg receives the message index. */
 long ui_transcript_rows(const struct ui_transcript *t);

@@ -363,6 +363,12 @@ void ui_transcript_set(struct ui *ui, int msg_id, const char *text, int branch_i
 	mark(ui);
 }
 
+void ui_transcript_note(struct ui *ui, int msg_id, const char *note)
+{
+	ui_transcript_set_note(&ui->tr, msg_id, note);
+	mark(ui);
+}
+
 void ui_transcript_truncate(struct ui *ui, int msg_id)
 {
 	ui_transcript_truncate_at(&ui->tr, ui_transcript_find(&ui->tr, msg_id));

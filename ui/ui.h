@@ -262,6 +262,9 @@ void ui_transcript_append(struct ui *ui, int msg_id, const char *text, size_t le
 void ui_transcript_set(struct ui *ui, int msg_id, const char *text, int branch_i, int branch_n);
 /* Drop a message and every message after it (regenerate / edit). */
 void ui_transcript_truncate(struct ui *ui, int msg_id);
+/* A dim note after a message's label (its images, "stopped"); NULL or ""
+ * clears it.  The text is copied. */
+void ui_transcript_note(struct ui *ui, int msg_id, const char *note);
 
 /* Generation state: while on, Esc sends UI_EVENT_CANCEL and the status bar
  * shows tokens/s. */

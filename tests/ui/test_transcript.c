@@ -210,6 +210,17 @@ START_TEST(test_rows_headers_branches)
 	ck_assert_ptr_null(ui_transcript_row(&t, 6, &m));
 	ck_assert_int_eq(ui_transcript_find(&t, 8), 1);
 	ck_assert_int_eq(ui_transcript_find(&t, 9), -1);
+	/* a note follows the label, dim, and leaves the rows as they are */
+	ck_assert_int_eq(ui_transcript_set_note(&t, 8, "+1 image, stopped"), 1);
+	l = ui_transcript_row(&t, 3, &m);
+	ck_assert_str_eq(l->text, "Assistant  \xe2\x80\xb9 branch 2/3 \xe2\x80\xba  \xc2\xb7 +1 image, stopped");
+	ck_assert_int_eq(l->runs[l->n_runs - 1].role, THEME_ROLE_DIM);
+	ck_assert_int_eq(ui_transcript_rows(&t), 6);
+	ui_transcript_set_msg(&t, 8, "r2", 2, 3); /* kept through a re-render */
+	ck_assert_ptr_nonnull(strstr(ui_transcript_row(&t, 3, &m)->text, "stopped"));
+	ck_assert_int_eq(ui_transcript_set_note(&t, 8, NULL), 1);
+	ck_assert_ptr_null(strstr(ui_transcript_row(&t, 3, &m)->text, "stopped"));
+	ck_assert_int_eq(ui_transcript_set_note(&t, 9, "x"), -1);
 	ui_transcript_truncate_at(&t, 1);
 	ck_assert_int_eq(t.n_msgs, 1);
 	/* width change re-wraps */
