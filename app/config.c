@@ -8,6 +8,7 @@
 
 #include "app/config.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -726,6 +727,70 @@ int app_config_load(struct app_config *c, const char *path, const char *bundled,
 	if (rc == 0)
 		rc = load_saved_presets(c, path, bundled, d);
 	return rc;
+}
+
+int app_config_set_top(const char *path, const char *key, const char *value,
+		       struct diag *d)
+{
+	char *text = NULL;
+	size_t len = 0, klen = strlen(key), i;
+	struct strbuf out, val;
+	int found = 0, plain = *value != '\0', rc;
+	const char *p, *end;
+
+	if (file_read_all(path, 1u << 20, &text, &len, d) < 0)
+		return -1;
+	/* the value as a plain scalar where that reads back the same, else
+	 * double-quoted */
+	for (i = 0; value[i]; i++)
+		if (!isalnum((unsigned char)value[i]) && !strchr("-_./", value[i]))
+			plain = 0;
+	strbuf_init(&val, 0);
+	if (plain) {
+		strbuf_puts(&val, value);
+	} else {
+		strbuf_putc(&val, '"');
+		for (i = 0; value[i]; i++) {
+			if (value[i] == '"' || value[i] == '\\')
+				strbuf_putc(&val, '\\');
+			strbuf_putc(&val, value[i]);
+		}
+		strbuf_putc(&val, '"');
+	}
+	strbuf_init(&out, len + 64);
+	for (p = text; p < text + len; p = end) {
+		const char *nl = memchr(p, '\n', (size_t)(text + len - p));
+
+		end = nl ? nl + 1 : text + len;
+		if (!found && (size_t)(end - p) > klen && !memcmp(p, key, klen) && p[klen] == ':') {
+			/* the top-level line (column 0); a comment after the
+			 * value stays */
+			const char *c = p + klen + 1, *hash = NULL;
+
+			for (; c < end && *c != '\n'; c++)
+				if (*c == '#' && c[-1] == ' ') {
+					hash = c;
+					break;
+				}
+			strbuf_printf(&out, "%s: %s", key, strbuf_cstr(&val));
+			if (hash)
+				strbuf_printf(&out, "  %.*s", (int)(end - hash - (nl ? 1 : 0)), hash);
+			strbuf_putc(&out, '\n');
+			found = 1;
+			continue;
+		}
+		strbuf_append(&out, p, (size_t)(end - p));
+	}
+	if (!found) {
+		if (out.len && strbuf_cstr(&out)[out.len - 1] != '\n')
+			strbuf_putc(&out, '\n');
+		strbuf_printf(&out, "%s: %s\n", key, strbuf_cstr(&val));
+	}
+	rc = file_write_atomic(path, strbuf_cstr(&out), out.len, d);
+	strbuf_fini(&out);
+	strbuf_fini(&val);
+	free(text);
+	return rc < 0 ? -1 : 0;
 }
 
 char *app_config_sibling(const char *config_path, const char *leaf)

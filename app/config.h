@@ -140,6 +140,13 @@ void app_config_fini(struct app_config *c);
 char *app_config_default_path(void);
 /* $XDG_DATA_HOME/tern (or ~/.local/share/tern); fresh string. */
 char *app_data_dir(void);
+/* Set the top-level KEY of the config file at PATH to VALUE (a scalar,
+ * quoted when needed), in place: the rest of the file, its comments and
+ * a comment after the old value stay; KEY is appended when absent.  The
+ * file is rewritten atomically.  Returns 0 or -1 (d says why; the file
+ * is then unchanged). */
+int app_config_set_top(const char *path, const char *key, const char *value,
+		       struct diag *d);
 /* P with a leading "~/" (or a lone "~") as $HOME; fresh string. */
 char *app_expand_home(const char *p);
 /* LEAF in the directory of the config file at CONFIG_PATH (presets/,

@@ -683,7 +683,7 @@ static void on_worker_event(struct tui *t, struct app_wev *ev)
 	}
 }
 
-static void apply_theme(struct tui *t, const char *name)
+static int apply_theme(struct tui *t, const char *name)
 {
 	int i = theme_set_find(&t->themes, name);
 
@@ -692,9 +692,10 @@ static void apply_theme(struct tui *t, const char *name)
 
 		snprintf(msg, sizeof msg, "no theme called '%s'", name);
 		ui_notice_set(t->ui, UI_NOTICE_ERROR, msg);
-		return;
+		return -1;
 	}
 	ui_theme_apply(t->ui, &t->themes.items[i]);
+	return 0;
 }
 
 static void on_ui_event(struct tui *t, const struct ui_event *ev)
@@ -932,8 +933,18 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 		}
 		break;
 	case UI_EVENT_THEME_SELECT:
-		if (ev->text)
-			apply_theme(t, ev->text);
+		/* chosen with F10: also the config's theme from now on */
+		if (ev->text && apply_theme(t, ev->text) == 0 && t->cfg.path) {
+			if (app_config_set_top(t->cfg.path, "theme", ev->text, &d) < 0) {
+				char msg[DIAG_MSG_MAX + 32];
+
+				snprintf(msg, sizeof msg, "theme not saved: %s", d.msg);
+				ui_notice_set(t->ui, UI_NOTICE_ERROR, msg);
+			} else {
+				free(t->cfg.theme);
+				t->cfg.theme = xstrdup(ev->text);
+			}
+		}
 		break;
 	}
 }

@@ -163,6 +163,53 @@ START_TEST(test_first_start_writes_default)
 }
 END_TEST
 
+/* F10's choice goes into the config file in place: comments, other keys
+ * and a comment after the value stay; a name needing quotes is quoted;
+ * a file without the key gets it appended; the result parses back. */
+START_TEST(test_set_top_in_place)
+{
+	char dir[] = "/tmp/tern-cfgset-XXXXXX", *path, *text;
+	struct app_config c;
+	struct diag d;
+	size_t len;
+	FILE *f;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	path = file_join(dir, "config.yaml");
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("# my settings\nmodel: stories260k\n\n# Theme: ...\ntheme: default   # was dark\n"
+	      "threads: 2\n", f);
+	fclose(f);
+	ck_assert_msg(app_config_set_top(path, "theme", "light", &d) == 0, "%s", d.msg);
+	ck_assert_int_eq(file_read_all(path, 0, &text, &len, &d), 0);
+	ck_assert_str_eq(text, "# my settings\nmodel: stories260k\n\n# Theme: ...\n"
+			       "theme: light  # was dark\nthreads: 2\n");
+	free(text);
+	ck_assert_msg(app_config_load(&c, path, "/bundled", &d) == 0, "%s", d.msg);
+	ck_assert_str_eq(c.theme, "light");
+	ck_assert_int_eq(c.threads, 2);
+	app_config_fini(&c);
+	ck_assert_int_eq(app_config_set_top(path, "theme", "my \"soft\" one", &d), 0);
+	ck_assert_msg(app_config_load(&c, path, "/bundled", &d) == 0, "%s", d.msg);
+	ck_assert_str_eq(c.theme, "my \"soft\" one");
+	app_config_fini(&c);
+	/* no theme line (and no final newline): appended */
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("threads: 3", f);
+	fclose(f);
+	ck_assert_int_eq(app_config_set_top(path, "theme", "high-contrast", &d), 0);
+	ck_assert_int_eq(file_read_all(path, 0, &text, &len, &d), 0);
+	ck_assert_str_eq(text, "threads: 3\ntheme: high-contrast\n");
+	free(text);
+	remove(path);
+	ck_assert_int_lt(app_config_set_top(path, "theme", "light", &d), 0); /* no file */
+	free(path);
+	rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_array_fields)
 {
 	struct app_preset p;
@@ -261,6 +308,7 @@ Suite *config_app_suite(void)
 	tcase_add_test(tc, test_errors_have_positions);
 	tcase_add_test(tc, test_first_start_writes_default);
 	tcase_add_test(tc, test_array_fields);
+	tcase_add_test(tc, test_set_top_in_place);
 	tcase_add_test(tc, test_preset_save_roundtrip);
 	suite_add_tcase(s, tc);
 	return s;

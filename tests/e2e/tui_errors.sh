@@ -92,7 +92,15 @@ start
 wait_for 'completion' 20 || fail "the model did not load (user themes)"
 wait_for 'theme: .*broken.yaml:3' 2 || fail "the user's broken theme is not reported"
 screen | grep -q "no theme called" && fail "the user's theme 'mine' was not found"
+# a theme chosen with F10 is the config's from now on (in place)
+keys F10
+wait_for 'Themes' 5 || fail "no theme menu"
+keys Down
+keys Down
+keys Enter
+sleep 0.5
 quit
+grep -qx 'theme: light' "$cfg" || fail "F10's theme was not saved: $(cat "$cfg")"
 rm -rf "$(dirname "$cfg")/themes"
 [ "$(nfiles)" -eq 0 ] || fail "an empty chat left a file"
 
