@@ -827,10 +827,13 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 		break;
 	case UI_EVENT_SAMPLER_FIELD:
 		if (ev->index >= 0 && app_sampler_fields[ev->index].name) {
-			if (app_preset_set(&t->preset, &app_sampler_fields[ev->index],
-					   ev->text ? ev->text : "", &d) < 0)
-				ui_notice_set(t->ui, UI_NOTICE_ERROR, d.msg);
+			int bad = app_preset_set(&t->preset, &app_sampler_fields[ev->index],
+						 ev->text ? ev->text : "", &d) < 0;
+
 			push_sampler(t);
+			/* refused: back in the field's editor with what was typed */
+			if (bad && !ui_sampler_refuse(t->ui, ev->index, ev->text, d.msg))
+				ui_notice_set(t->ui, UI_NOTICE_ERROR, d.msg);
 		}
 		break;
 	case UI_EVENT_PRESET_LOAD: {

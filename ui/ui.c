@@ -438,6 +438,20 @@ void ui_system_prompt_set(struct ui *ui, const char *text)
 	mark(ui);
 }
 
+int ui_sampler_refuse(struct ui *ui, int index, const char *text, const char *msg)
+{
+	struct ui_form *f = &ui->form;
+
+	if (ui->dialog != UI_DIALOG_SAMPLER || index < 0 || index >= f->n_fields)
+		return 0;
+	f->list.sel = index;
+	ui_input_set(&ui->prompt, text ? text : "");
+	f->editing = 1;
+	snprintf(f->error, sizeof f->error, "%s", msg ? msg : "");
+	mark(ui);
+	return 1;
+}
+
 void ui_sampler_set(struct ui *ui, const struct ui_field *fields, int n)
 {
 	int sel = ui->form.list.sel;

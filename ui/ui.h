@@ -307,6 +307,12 @@ struct ui_field {
 	const char *help;
 };
 void ui_sampler_set(struct ui *ui, const struct ui_field *fields, int n);
+/* The app refused field index's value TEXT (a check the form cannot make,
+ * e.g. a sampler order): while the sampler panel is open its editor
+ * reopens on that field with TEXT and MSG shown, so nothing typed is
+ * lost.  Returns 1 when shown there, 0 otherwise (the caller says it
+ * another way). */
+int ui_sampler_refuse(struct ui *ui, int index, const char *text, const char *msg);
 void ui_presets_set(struct ui *ui, const char *const *names, int n);
 
 /* Model menu. */

@@ -284,6 +284,16 @@ START_TEST(test_sampler_validation)
 	ck_assert_int_eq(ev.type, UI_EVENT_SAMPLER_FIELD);
 	ck_assert_int_eq(ev.index, 0);
 	ck_assert_str_eq(ev.text, "1.5");
+	/* the app refuses a value the form let through: the editor reopens
+	 * with it and the reason, and Esc leaves it */
+	ck_assert_int_eq(ui_sampler_refuse(ui, 0, "1.5x", "temperature: not today"), 1);
+	t = ui_screen_text(ui);
+	ck_assert_ptr_nonnull(strstr(t, "1.5x"));
+	ck_assert_ptr_nonnull(strstr(t, "temperature: not today"));
+	free(t);
+	ui_handle_key(ui, UI_KEY_ESC);
+	ck_assert_int_eq(ui_poll_event(ui, &ev), 0);
+	ck_assert_int_eq(ui_sampler_refuse(ui, 7, "x", "y"), 0); /* no such field */
 	ui_handle_key(ui, UI_KEY_DOWN);
 	ui_handle_key(ui, ' ');                 /* toggle bool */
 	ev = next(ui);
