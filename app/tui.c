@@ -827,8 +827,34 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 		break;
 	case UI_EVENT_SAMPLER_FIELD:
 		if (ev->index >= 0 && app_sampler_fields[ev->index].name) {
-			int bad = app_preset_set(&t->preset, &app_sampler_fields[ev->index],
-						 ev->text ? ev->text : "", &d) < 0;
+			const struct app_sampler_field *f = &app_sampler_fields[ev->index];
+			struct app_preset keep = t->preset;
+			int bad = app_preset_set(&t->preset, f, ev->text ? ev->text : "", &d) < 0;
+
+			/* token ids past the loaded model's vocabulary: said
+			 * now, not when a reply is asked for */
+			if (!bad && t->model_name && t->info.n_vocab > 0 &&
+			    (f->type == APP_FIELD_BIAS || f->type == APP_FIELD_BANNED)) {
+				int64_t id = -1;
+				size_t k;
+
+				if (f->type == APP_FIELD_BIAS) {
+					for (k = 0; k < t->preset.n_bias; k++)
+						if (t->preset.bias[k].token >= t->info.n_vocab)
+							id = t->preset.bias[k].token;
+				} else {
+					for (k = 0; k < t->preset.n_banned; k++)
+						if (t->preset.banned[k] >= t->info.n_vocab)
+							id = t->preset.banned[k];
+				}
+				if (id >= 0) {
+					diag_fail(&d, -1, "%s: token %lld is past the vocabulary of %s (%lld ids)",
+						  f->name, (long long)id, t->model_name,
+						  (long long)t->info.n_vocab);
+					t->preset = keep;
+					bad = 1;
+				}
+			}
 
 			push_sampler(t);
 			/* refused: back in the field's editor with what was typed */

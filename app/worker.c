@@ -298,6 +298,7 @@ static void do_load(struct app_worker *w, struct cmd *c)
 	ev.info.n_ctx = w->n_ctx;
 	ev.info.has_template = w->tmpl != NULL;
 	ev.info.has_vision = llm_model_image_token(w->model) >= 0;
+	ev.info.n_vocab = llm_model_n_vocab(w->model);
 	ev.info.bytes = llm_model_bytes(w->model);
 	post(w, &ev);
 	return;

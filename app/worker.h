@@ -49,6 +49,7 @@ struct app_model_info {
 	size_t n_ctx;
 	int has_template;   /* 0: completion mode */
 	int has_vision;     /* images attached to messages are read */
+	int64_t n_vocab;    /* token ids are below this */
 	uint64_t bytes;
 };
 

@@ -155,6 +155,24 @@ wait_for '/nonexistent-model-dir: no such directory' 5 || fail "the bad model pa
 keys Escape
 sleep 0.3
 screen | grep -q 'stories260k' || fail "a mistyped model path unloaded the model"
+# a token id past the vocabulary (512) is refused in the sampler panel,
+# the editor kept open with what was typed
+keys F4
+wait_for 'Sampler' 5 || fail "no sampler panel"
+i=0
+while [ $i -lt 40 ]; do keys Down; i=$((i + 1)); done
+keys Up Up Up Up
+keys Enter
+sleep 0.3
+keys C-u
+keys -l '999=1'
+keys Enter
+wait_for 'logit_bias: token 999 is past the vocabulary' 5 || fail "a token id past the vocabulary was taken"
+screen | grep -q '999=1' || fail "the refused value left the editor"
+keys Escape
+sleep 0.2
+keys Escape
+sleep 0.3
 
 # 3. SIGINT: everything saved, exit status 130.
 keys -l 'Once upon'
