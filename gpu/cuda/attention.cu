@@ -1362,6 +1362,29 @@ __device__ __forceinline__ void frag_softmax(float (&sf)[NB][4], float (&mrow)[2
 			}
 }
 
+/* o (a warp's 16 x D accumulator fragments) back from a quantized pool's
+ * rotated domain: R over each group of 32 dims, which are fragments
+ * 4 G .. 4 G + 3 (x 2 values) of the 4 lanes of a row.  Every lane of the
+ * warp calls it (prefill and decode tiles alike). */
+template <int D>
+__device__ __forceinline__ void frag_unrotate(float (&of)[D / 8][4])
+{
+#pragma unroll
+	for (int k = 0; k < 2; k++)
+#pragma unroll
+		for (int G = 0; G < D / 32; G++) {
+			float x[8];
+
+#pragma unroll
+			for (int e = 0; e < 8; e++)
+				x[e] = of[4 * G + e / 2][2 * k + (e & 1)];
+			kvq_h32_8x4(x, 1, 2);
+#pragma unroll
+			for (int e = 0; e < 8; e++)
+				of[4 * G + e / 2][2 * k + (e & 1)] = x[e];
+		}
+}
+
 /* One K/V tile (positions t0 .. t0 + 63 in Ks / Vs, f32 pool: plus the
  * low parts Kl / Vl; pgo[i] < 0: position t0 + i is missing) against
  * this warp's 16 query rows: S = Q K^T, the causal / window masks of
@@ -1666,23 +1689,8 @@ attn_prefill_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 		pf_tile<F16, D>(Qs, Ql, Ks, Kl, Vs, Vl, pgo, t0, plo, phi, mrow, lrow,
 				of, hd, LD, warp, lane, cq);
 	}
-	if (QN) /* o back from the values' rotated domain: a group's 32 dims
-		 * are fragments 4 G .. 4 G + 3 (x 2 values) of the 4 lanes of
-		 * a row */
-#pragma unroll
-		for (int k = 0; k < 2; k++)
-#pragma unroll
-			for (int G = 0; G < D / 32; G++) {
-				float x[8];
-
-#pragma unroll
-				for (int e = 0; e < 8; e++)
-					x[e] = of[4 * G + e / 2][2 * k + (e & 1)];
-				kvq_h32_8x4(x, 1, 2);
-#pragma unroll
-				for (int e = 0; e < 8; e++)
-					of[4 * G + e / 2][2 * k + (e & 1)] = x[e];
-			}
+	if (QN) /* o back from the values' rotated domain */
+		frag_unrotate<D>(of);
 	/* out = o / l (l summed over the 4 lanes of a row) */
 #pragma unroll
 	for (int k = 0; k < 2; k++) {
@@ -2237,22 +2245,8 @@ attn_dectc_kernel(struct gpu_cuda_kv kv, float *out, const float *q,
 	}
 	tern_pdl_trigger(); /* the main loop is done: see gpu/cuda/pdl.cuh */
 	asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-	if (QN) /* o back from the values' rotated domain (the prefill
-		 * kernel's order) */
-#pragma unroll
-		for (int k = 0; k < 2; k++)
-#pragma unroll
-			for (int G = 0; G < D / 32; G++) {
-				float x[8];
-
-#pragma unroll
-				for (int e = 0; e < 8; e++)
-					x[e] = of[4 * G + e / 2][2 * k + (e & 1)];
-				kvq_h32_8x4(x, 1, 2);
-#pragma unroll
-				for (int e = 0; e < 8; e++)
-					of[4 * G + e / 2][2 * k + (e & 1)] = x[e];
-			}
+	if (QN) /* o back from the values' rotated domain */
+		frag_unrotate<D>(of);
 	__syncthreads(); /* every warp done with its stages: reused below */
 	{
 		/* [warp][16][D] o, then [warp][16] m and l */
