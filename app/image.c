@@ -72,6 +72,24 @@ static void jpeg_warn(j_common_ptr c, int level)
 	}
 }
 
+/* c with errors, and corrupt-data warnings, that longjmp to err->jb (the
+ * caller's setjmp, made right after). */
+static void jpeg_prepare(struct jpeg_decompress_struct *c, struct jerr *err)
+{
+	memset(c, 0, sizeof *c);
+	c->err = jpeg_std_error(&err->mgr);
+	err->mgr.error_exit = jpeg_fail;
+	err->mgr.emit_message = jpeg_warn;
+}
+
+/* Create c over the JPEG in buf and read its header (errors longjmp). */
+static void jpeg_header(struct jpeg_decompress_struct *c, const uint8_t *buf, size_t len)
+{
+	jpeg_create_decompress(c);
+	jpeg_mem_src(c, buf, (unsigned long)len);
+	jpeg_read_header(c, TRUE);
+}
+
 static int decode_jpeg(const char *path, const uint8_t *buf, size_t len,
 		       uint8_t **rgb, int *w, int *h, struct diag *d)
 {
@@ -79,18 +97,13 @@ static int decode_jpeg(const char *path, const uint8_t *buf, size_t len,
 	struct jerr err;
 	uint8_t *volatile px = NULL;
 
-	memset(&c, 0, sizeof c);
-	c.err = jpeg_std_error(&err.mgr);
-	err.mgr.error_exit = jpeg_fail;
-	err.mgr.emit_message = jpeg_warn;
+	jpeg_prepare(&c, &err);
 	if (setjmp(err.jb)) {
 		jpeg_destroy_decompress(&c);
 		free(px);
 		return diag_fail(d, -1, "%s: %s", path, err.msg);
 	}
-	jpeg_create_decompress(&c);
-	jpeg_mem_src(&c, buf, (unsigned long)len);
-	jpeg_read_header(&c, TRUE);
+	jpeg_header(&c, buf, len);
 	if ((uint64_t)c.image_width * c.image_height > APP_IMAGE_MAX_PIXELS) {
 		unsigned iw = c.image_width, ih = c.image_height;
 
@@ -162,18 +175,13 @@ int app_image_size(const char *path, int *w, int *h, struct diag *d)
 		struct jpeg_decompress_struct c;
 		struct jerr err;
 
-		memset(&c, 0, sizeof c);
-		c.err = jpeg_std_error(&err.mgr);
-		err.mgr.error_exit = jpeg_fail;
-		err.mgr.emit_message = jpeg_warn;
+		jpeg_prepare(&c, &err);
 		if (setjmp(err.jb)) {
 			jpeg_destroy_decompress(&c);
 			free(buf);
 			return diag_fail(d, -1, "%s: %s", path, err.msg);
 		}
-		jpeg_create_decompress(&c);
-		jpeg_mem_src(&c, (const unsigned char *)buf, (unsigned long)len);
-		jpeg_read_header(&c, TRUE);
+		jpeg_header(&c, (const uint8_t *)buf, len);
 		*w = (int)c.image_width;
 		*h = (int)c.image_height;
 		jpeg_destroy_decompress(&c);
