@@ -46,6 +46,22 @@ static int run(const char *cmd, struct strbuf *out)
 	return WEXITSTATUS(st);
 }
 
+/* Run "tern SUB ARGS 2>&1" (cmd: scratch) and check its exit status and
+ * that msg is in what it printed. */
+static void expect_tern(struct strbuf *cmd, struct strbuf *res, const char *sub,
+			const char *args, int status, const char *msg)
+{
+	int st;
+
+	strbuf_reset(cmd);
+	strbuf_printf(cmd, "'%s' %s %s 2>&1", TERN_BINARY, sub, args);
+	st = run(strbuf_cstr(cmd), res);
+	ck_assert_msg(st == status, "'%s': status %d, want %d: %s", args, st, status,
+		      strbuf_cstr(res));
+	ck_assert_msg(strstr(strbuf_cstr(res), msg) != NULL, "'%s': '%s' not in: %s", args,
+		      msg, strbuf_cstr(res));
+}
+
 static void check_logits(int incremental)
 {
 	char *dir = test_data_path("models/llama3");
@@ -325,14 +341,8 @@ START_TEST(test_convert_cli)
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	strbuf_init(&cmd, 0);
 	strbuf_init(&res, 0);
-	for (i = 0; i < sizeof usage / sizeof usage[0]; i++) {
-		strbuf_reset(&cmd);
-		strbuf_printf(&cmd, "'%s' convert %s 2>&1", TERN_BINARY, usage[i].args);
-		ck_assert_int_eq(run(strbuf_cstr(&cmd), &res), 2);
-		ck_assert_msg(strstr(strbuf_cstr(&res), usage[i].msg) != NULL,
-			      "'%s': '%s' not in: %s", usage[i].args, usage[i].msg,
-			      strbuf_cstr(&res));
-	}
+	for (i = 0; i < sizeof usage / sizeof usage[0]; i++)
+		expect_tern(&cmd, &res, "convert", usage[i].args, 2, usage[i].msg);
 	/* interrupted after 2 of 5 layers */
 	strbuf_reset(&cmd);
 	strbuf_printf(&cmd, "'%s' convert -i '%s' -o '%s/out' %s --max-layers 2 2>&1",
@@ -443,19 +453,9 @@ START_TEST(test_ppl_errors)
 
 	strbuf_init(&cmd, 0);
 	strbuf_init(&res, 0);
-	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		int st;
-
-		strbuf_reset(&cmd);
-		strbuf_printf(&cmd, "'%s' ppl -b cpu -m '%s/models/stories260k' %s 2>&1",
-			      TERN_BINARY, TERN_SRCDIR, cases[i].args);
-		st = run(strbuf_cstr(&cmd), &res);
-		ck_assert_msg(st == cases[i].status, "'%s': status %d, want %d: %s",
-			      cases[i].args, st, cases[i].status, strbuf_cstr(&res));
-		ck_assert_msg(strstr(strbuf_cstr(&res), cases[i].msg) != NULL,
-			      "'%s': '%s' not in: %s", cases[i].args, cases[i].msg,
-			      strbuf_cstr(&res));
-	}
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		expect_tern(&cmd, &res, "ppl -b cpu -m '" TERN_SRCDIR "/models/stories260k'",
+			    cases[i].args, cases[i].status, cases[i].msg);
 	/* standard input, a small window and a window count: 2 windows of
 	 * BOS + 7 tokens, every token scored, a finite perplexity */
 	strbuf_reset(&cmd);
@@ -495,19 +495,9 @@ START_TEST(test_bench_errors)
 
 	strbuf_init(&cmd, 0);
 	strbuf_init(&res, 0);
-	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		int st;
-
-		strbuf_reset(&cmd);
-		strbuf_printf(&cmd, "'%s' bench -b cpu -m '%s/models/stories260k' %s 2>&1",
-			      TERN_BINARY, TERN_SRCDIR, cases[i].args);
-		st = run(strbuf_cstr(&cmd), &res);
-		ck_assert_msg(st == 2, "'%s': status %d, want 2: %s", cases[i].args, st,
-			      strbuf_cstr(&res));
-		ck_assert_msg(strstr(strbuf_cstr(&res), cases[i].msg) != NULL,
-			      "'%s': '%s' not in: %s", cases[i].args, cases[i].msg,
-			      strbuf_cstr(&res));
-	}
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		expect_tern(&cmd, &res, "bench -b cpu -m '" TERN_SRCDIR "/models/stories260k'",
+			    cases[i].args, 2, cases[i].msg);
 	/* the model's whole context is fine */
 	strbuf_reset(&cmd);
 	strbuf_printf(&cmd, "'%s' bench -b cpu -m '%s/models/stories260k' -p 8 -g 4 -r 1 "
