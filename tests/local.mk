@@ -65,6 +65,6 @@ EXTRA_DIST += scripts/test-run.sh
 
 # The TUI end to end, in tmux (skips when tmux is missing).
 TESTS += tests/e2e/tui.sh tests/e2e/tui_errors.sh
-EXTRA_DIST += tests/e2e/tui.sh tests/e2e/tui_errors.sh
+EXTRA_DIST += tests/e2e/tui.sh tests/e2e/tui_errors.sh tests/e2e/tmux.sh
 TESTS_ENVIRONMENT = TERN='$(abs_top_builddir)/tern$(EXEEXT)'; export TERN; \
 	CK_DEFAULT_TIMEOUT="$${CK_DEFAULT_TIMEOUT:-120}"; export CK_DEFAULT_TIMEOUT;

@@ -6,41 +6,13 @@
 # conversation, switch back, quit, restart, and find both conversations.
 # Exits 77 (SKIP) when tmux is missing.
 set -u
-TERN=${TERN:-$(cd "$(dirname "$0")/../.." && pwd)/tern}
-[ -x "$TERN" ] || TERN=$(pwd)/tern
-command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux not installed"; exit 77; }
+. "$(dirname "$0")/tmux.sh"
 
-home=$(mktemp -d "${TMPDIR:-/tmp}/tern-e2e.XXXXXX")
-sock="tern-e2e-$$"
-cleanup() {
-	tmux -L "$sock" kill-server 2>/dev/null
-	rm -rf "$home"
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*"
-	echo "---- screen ----"
-	tmux -L "$sock" capture-pane -p -t t 2>/dev/null
-	echo "----------------"
-	exit 1
-}
 start() {
 	tmux -L "$sock" new-session -d -s t -x 100 -y 30 \
-		"env -u XDG_CONFIG_HOME -u XDG_DATA_HOME HOME='$home' TERM=xterm-256color LANG=C.UTF-8 '$TERN'; sleep 30" ||
+		"$tern_cmd; sleep 30" ||
 		fail "tmux could not start"
 }
-screen() { tmux -L "$sock" capture-pane -p -t t; }
-# wait_for PATTERN SECONDS: poll the screen until grep -E matches.
-wait_for() {
-	i=0
-	while [ "$i" -lt $(($2 * 10)) ]; do
-		screen | grep -Eq -- "$1" && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
-keys() { tmux -L "$sock" send-keys -t t "$@"; }
 
 start
 wait_for 'stories260k' 20 || fail "status bar never showed the bundled model"

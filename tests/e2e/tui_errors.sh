@@ -10,30 +10,14 @@
 # conversation both keep their messages.
 # Exits 77 (SKIP) when tmux is missing.
 set -u
-TERN=${TERN:-$(cd "$(dirname "$0")/../.." && pwd)/tern}
-[ -x "$TERN" ] || TERN=$(pwd)/tern
-command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux not installed"; exit 77; }
+. "$(dirname "$0")/tmux.sh"
 
-home=$(mktemp -d "${TMPDIR:-/tmp}/tern-e2e.XXXXXX")
-sock="tern-e2e-err-$$"
 convs="$home/.local/share/tern/conversations"
 cfg="$home/.config/tern/config.yaml"
-cleanup() {
-	tmux -L "$sock" kill-server 2>/dev/null
-	rm -rf "$home"
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*"
-	echo "---- screen ----"
-	tmux -L "$sock" capture-pane -p -t t 2>/dev/null
-	echo "----------------"
-	exit 1
-}
 # start [ARGS...]: tern in a 100x30 pane; its exit status is printed after.
 start() {
 	tmux -L "$sock" new-session -d -s t -x 100 -y 30 \
-		"env -u XDG_CONFIG_HOME -u XDG_DATA_HOME HOME='$home' TERM=xterm-256color LANG=C.UTF-8 '$TERN' $*; echo \"EXIT=\$?\"; sleep 30" ||
+		"$tern_cmd $*; echo \"EXIT=\$?\"; sleep 30" ||
 		fail "tmux could not start"
 }
 quit() {
@@ -41,17 +25,6 @@ quit() {
 	wait_for 'EXIT=' 10 || fail "tern did not quit"
 	tmux -L "$sock" kill-session -t t 2>/dev/null
 }
-screen() { tmux -L "$sock" capture-pane -p -t t; }
-wait_for() {
-	i=0
-	while [ "$i" -lt $(($2 * 10)) ]; do
-		screen | grep -Eq -- "$1" && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
-keys() { tmux -L "$sock" send-keys -t t "$@"; }
 nfiles() { ls "$convs"/*.json 2>/dev/null | wc -l; }
 
 mkdir -p "$convs" "$(dirname "$cfg")"
@@ -215,7 +188,7 @@ quit
 # 5. A delete that fails (read-only data directory) keeps the entry.
 if unshare -m sh -c "mount --bind '$convs' '$convs' && mount -o remount,ro,bind '$convs'" 2>/dev/null; then
 	tmux -L "$sock" new-session -d -s t -x 100 -y 30 \
-		"unshare -m sh -c \"mount --bind '$convs' '$convs' && mount -o remount,ro,bind '$convs' && env -u XDG_CONFIG_HOME -u XDG_DATA_HOME HOME='$home' TERM=xterm-256color LANG=C.UTF-8 '$TERN'\"; echo \"EXIT=\$?\"; sleep 30" ||
+		"unshare -m sh -c \"mount --bind '$convs' '$convs' && mount -o remount,ro,bind '$convs' && $tern_cmd\"; echo \"EXIT=\$?\"; sleep 30" ||
 		fail "tmux could not start (read-only)"
 	wait_for 'completion' 20 || fail "the model did not load (read-only)"
 	wait_for '▌CCC' 2 || fail "the newest conversation is not open (read-only)"
@@ -235,7 +208,7 @@ rm -f "$convs"/*.json
 printf '{"version":1,"id":"shared","title":"Shared","system":"","created":1,"updated":1,"root_sel":0,"messages":[{"parent":-1,"role":"user","content":"first words","sel":-1,"time":1}]}' >"$convs/shared.json"
 start
 tmux -L "$sock" new-session -d -s u -x 100 -y 30 \
-	"env -u XDG_CONFIG_HOME -u XDG_DATA_HOME HOME='$home' TERM=xterm-256color LANG=C.UTF-8 '$TERN'; echo \"EXIT=\$?\"; sleep 30" ||
+	"$tern_cmd; echo \"EXIT=\$?\"; sleep 30" ||
 	fail "tmux could not start the second tern"
 wait_for 'completion' 20 || fail "the model did not load (first tern)"
 i=0
