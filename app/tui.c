@@ -698,6 +698,16 @@ static int apply_theme(struct tui *t, const char *name)
 	return 0;
 }
 
+/* After the open conversation changed (new, chosen, deleted): the list,
+ * its transcript, its context in the status bar and its reply's notice. */
+static void show_active(struct tui *t)
+{
+	push_conversations(t);
+	push_transcript(t);
+	push_status(t);
+	show_conv_notice(t);
+}
+
 static void on_ui_event(struct tui *t, const struct ui_event *ev)
 {
 	struct conv_slot *s = active(t);
@@ -725,19 +735,13 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 			t->active = i;
 		else
 			new_conv(t);
-		push_conversations(t);
-		push_transcript(t);
-		push_status(t);
-		show_conv_notice(t);
+		show_active(t);
 		break;
 	case UI_EVENT_CONV_SELECT:
 		i = find_uid(t, ev->id);
 		if (i >= 0) {
 			t->active = i;
-			push_conversations(t);
-			push_transcript(t);
-			push_status(t);
-			show_conv_notice(t);
+			show_active(t);
 		}
 		break;
 	case UI_EVENT_CONV_RENAME:
@@ -773,10 +777,7 @@ static void on_ui_event(struct tui *t, const struct ui_event *ev)
 				t->active = t->n_convs ? (int)t->n_convs - 1 : 0;
 			if (!t->n_convs)
 				new_conv(t);
-			push_conversations(t);
-			push_transcript(t);
-			push_status(t); /* the context shown was the deleted one's */
-			show_conv_notice(t); /* and so was its reply's notice */
+			show_active(t); /* not the deleted one's context or notice */
 		}
 		break;
 	case UI_EVENT_MESSAGE_EDIT:
